@@ -1,0 +1,199 @@
+//! Which blocks are stored locally: a sparse bitfield in 4 KiB pages. Pure
+//! logic; storage persists the pages [`Bitfield::take_dirty`] hands out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Bits per page (one page is 4096 bytes).
+pub const PAGE_BITS: u64 = 32768;
+const WORDS: usize = (PAGE_BITS / 64) as usize;
+/// Bytes of one encoded page.
+pub const PAGE_BYTES: usize = WORDS * 8;
+
+type Page = Box<[u64; WORDS]>;
+
+/// A sparse set of block indexes. Absent pages are all zero.
+#[derive(Debug, Default, Clone)]
+pub struct Bitfield {
+    pages: BTreeMap<u64, Page>,
+    dirty: BTreeSet<u64>,
+    ones: u64,
+}
+
+impl Bitfield {
+    /// An empty bitfield.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loads a page from its encoding; `None` if the length is wrong.
+    pub fn load_page(&mut self, page: u64, bytes: &[u8]) -> Option<()> {
+        if bytes.len() != PAGE_BYTES {
+            return None;
+        }
+        let mut words = Box::new([0u64; WORDS]);
+        for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+            *w = u64::from_le_bytes(chunk.try_into().ok()?);
+        }
+        self.ones += words.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
+        if let Some(old) = self.pages.insert(page, words) {
+            self.ones -= old.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
+        }
+        Some(())
+    }
+
+    /// Whether block `index` is set.
+    pub fn get(&self, index: u64) -> bool {
+        let (page, word, bit) = locate(index);
+        self.pages
+            .get(&page)
+            .and_then(|p| p.get(word))
+            .is_some_and(|w| w & (1 << bit) != 0)
+    }
+
+    /// Sets or clears every block in `start..end`.
+    pub fn set_range(&mut self, start: u64, end: u64, value: bool) {
+        let mut i = start;
+        while i < end {
+            let (page, word, bit) = locate(i);
+            let n = (64 - u64::from(bit)).min(end - i);
+            let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << bit };
+            if let Some(w) = self.word_mut(page, word, value) {
+                let before = w.count_ones();
+                if value {
+                    *w |= mask;
+                } else {
+                    *w &= !mask;
+                }
+                let after = w.count_ones();
+                self.ones = self.ones + u64::from(after) - u64::from(before);
+                self.dirty.insert(page);
+            }
+            i += n;
+        }
+    }
+
+    fn word_mut(&mut self, page: u64, word: usize, create: bool) -> Option<&mut u64> {
+        if create {
+            self.pages
+                .entry(page)
+                .or_insert_with(|| Box::new([0u64; WORDS]))
+                .get_mut(word)
+        } else {
+            self.pages.get_mut(&page)?.get_mut(word)
+        }
+    }
+
+    /// The first unset index at or after `from`.
+    pub fn first_unset(&self, from: u64) -> u64 {
+        let mut i = from;
+        loop {
+            let (page, word, bit) = locate(i);
+            let Some(p) = self.pages.get(&page) else {
+                return i;
+            };
+            let w = p.get(word).copied().unwrap_or(0) >> bit;
+            let ones = u64::from((!w).trailing_zeros().min(64 - u32::from(bit)));
+            if ones < 64 - u64::from(bit) {
+                return i + ones;
+            }
+            i += ones;
+        }
+    }
+
+    /// The first set index in `from..end`, if any.
+    pub fn first_set(&self, from: u64, end: u64) -> Option<u64> {
+        let mut i = from;
+        while i < end {
+            let (page, word, bit) = locate(i);
+            let Some(p) = self.pages.get(&page) else {
+                i = (page + 1) * PAGE_BITS;
+                continue;
+            };
+            let w = p.get(word).copied().unwrap_or(0) >> bit;
+            if w != 0 {
+                let found = i + u64::from(w.trailing_zeros());
+                return (found < end).then_some(found);
+            }
+            i += 64 - u64::from(bit);
+        }
+        None
+    }
+
+    /// Whether every index in `start..end` is set.
+    pub fn all_set(&self, start: u64, end: u64) -> bool {
+        start >= end || self.first_unset(start) >= end
+    }
+
+    /// Number of set indexes.
+    pub fn count(&self) -> u64 {
+        self.ones
+    }
+
+    /// Pages changed since the last call, with their encoding; an all-zero
+    /// page comes back as `None` (delete it).
+    pub fn take_dirty(&mut self) -> Vec<(u64, Option<Vec<u8>>)> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .map(|page| {
+                let enc = self.pages.get(&page).and_then(|p| {
+                    p.iter().any(|w| *w != 0).then(|| {
+                        p.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>()
+                    })
+                });
+                if enc.is_none() {
+                    self.pages.remove(&page);
+                }
+                (page, enc)
+            })
+            .collect()
+    }
+}
+
+fn locate(index: u64) -> (u64, usize, u8) {
+    let page = index / PAGE_BITS;
+    let in_page = index % PAGE_BITS;
+    (page, (in_page / 64) as usize, (in_page % 64) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn matches_a_vec_model(ops in prop::collection::vec((0u64..70_000, 0u64..3000, any::<bool>()), 1..40)) {
+            let mut bits = Bitfield::new();
+            let mut model = vec![false; 73_000];
+            for (start, len, value) in ops {
+                bits.set_range(start, start + len, value);
+                for b in &mut model[start as usize..(start + len) as usize] {
+                    *b = value;
+                }
+                prop_assert_eq!(bits.count(), model.iter().filter(|b| **b).count() as u64);
+            }
+            for probe in [0u64, 1, 63, 64, 32767, 32768, 40_000, 69_999] {
+                prop_assert_eq!(bits.get(probe), model[probe as usize]);
+                let unset = model[probe as usize..].iter().position(|b| !*b).map(|p| p as u64 + probe);
+                prop_assert_eq!(Some(bits.first_unset(probe)), unset);
+                let set = model[probe as usize..].iter().position(|b| *b).map(|p| p as u64 + probe);
+                prop_assert_eq!(bits.first_set(probe, 73_000), set);
+            }
+            // Persist and reload gives the same bits.
+            let mut again = Bitfield::new();
+            for (page, enc) in bits.clone().take_dirty() {
+                if let Some(enc) = enc {
+                    prop_assert!(again.load_page(page, &enc).is_some());
+                }
+            }
+            prop_assert_eq!(again.count(), bits.count());
+            prop_assert_eq!(again.first_unset(0), bits.first_unset(0));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_page_length() {
+        assert!(Bitfield::new().load_page(0, &[0u8; 10]).is_none());
+    }
+}

@@ -1,0 +1,198 @@
+//! The one error type of `hyper-core`.
+
+use crate::keys::CoreKey;
+
+/// Everything that can go wrong in `hyper-core`. Input from disk or from a
+/// peer never panics: it ends in one of these.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O failure outside the database (creating the store directory).
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The database reported a failure; after an I/O failure it refuses
+    /// further writes until the store is reopened.
+    #[error("database error: {0}")]
+    Storage(#[source] Box<redb::Error>),
+    /// Another process holds the store open.
+    #[error("the store is open in another process")]
+    StoreLocked,
+    /// Data on disk does not have the shape or the hash it must have.
+    #[error("corrupt store: {0}")]
+    Corrupt(Corruption),
+    /// A proof, block or signature from elsewhere failed verification.
+    #[error("verification failed: {0}")]
+    Verify(#[from] VerifyError),
+    /// A block index at or past the end of the log.
+    #[error("block {index} is out of bounds (length {length})")]
+    OutOfBounds {
+        /// The requested index.
+        index: u64,
+        /// The length of the log.
+        length: u64,
+    },
+    /// The block is part of the log but not stored locally.
+    #[error("block {index} is not stored locally")]
+    NotAvailable {
+        /// The requested index.
+        index: u64,
+    },
+    /// A tree node needed to build a proof is not stored locally.
+    #[error("tree node {index} is not stored locally")]
+    NodeNotAvailable {
+        /// Flat-tree index of the missing node.
+        index: u64,
+    },
+    /// The core has no (or not enough) signing keys to append.
+    #[error("core {0} is not writable here")]
+    NotWritable(CoreKey),
+    /// No core with this key or name is in the store.
+    #[error("no core {0} in this store")]
+    UnknownCore(String),
+    /// The snapshot's blocks were removed by a later truncation.
+    #[error("snapshot at length {length} (fork {fork}) was invalidated by a truncation")]
+    SnapshotInvalidated {
+        /// Length the snapshot was frozen at.
+        length: u64,
+        /// Fork the snapshot was frozen at.
+        fork: u64,
+    },
+    /// The caller passed something that cannot be done.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+}
+
+/// What was found corrupt on disk.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Corruption {
+    /// A stored block does not hash to its leaf in the Merkle tree.
+    #[error("block {index} does not match its tree hash")]
+    BlockHash {
+        /// The block index.
+        index: u64,
+    },
+    /// A tree node the log's state requires is missing.
+    #[error("tree node {index} is missing")]
+    MissingNode {
+        /// Flat-tree index of the node.
+        index: u64,
+    },
+    /// A record does not decode.
+    #[error("record in table {table} does not decode")]
+    Record {
+        /// The table the record was read from.
+        table: &'static str,
+    },
+    /// The stored roots do not verify against the stored signature.
+    #[error("stored signature does not verify the stored roots")]
+    Signature,
+    /// The database file itself is damaged (checksum, header or page).
+    #[error("database file is damaged: {0}")]
+    Database(String),
+    /// The store was written by an unknown format version.
+    #[error("unknown store format version {0}")]
+    Version(u32),
+}
+
+/// Why a proof, block or signature was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The manifest does not hash to the core key.
+    #[error("manifest does not match the core key")]
+    ManifestMismatch,
+    /// The manifest is not known yet and the proof did not carry it.
+    #[error("the manifest is unknown and the proof does not include it")]
+    ManifestMissing,
+    /// Too few valid signatures from distinct signers of the manifest.
+    #[error("signature does not verify ({valid} valid of quorum {quorum})")]
+    Signature {
+        /// Valid signatures found.
+        valid: usize,
+        /// Signatures needed.
+        quorum: usize,
+    },
+    /// A hash computed from the proof does not match the trusted one.
+    #[error("hash of node {index} does not match")]
+    HashMismatch {
+        /// Flat-tree index where the mismatch was found.
+        index: u64,
+    },
+    /// The proof does not connect to a node the verifier trusts.
+    #[error("proof for node {index} does not reach a trusted node")]
+    Unanchored {
+        /// Flat-tree index where the chain of hashes stopped.
+        index: u64,
+    },
+    /// The proof's nodes are not the ones its shape requires.
+    #[error("malformed proof: {0}")]
+    Malformed(&'static str),
+    /// The proof is for another fork than the verifier's and carries no upgrade.
+    #[error("proof is for fork {proof}, local fork is {local}")]
+    ForkMismatch {
+        /// Fork the proof claims.
+        proof: u64,
+        /// Fork of the local state.
+        local: u64,
+    },
+    /// The upgrade goes to an older or equal state than the verifier has.
+    #[error("upgrade to length {length} is not newer than the local state")]
+    StaleUpgrade {
+        /// Length the upgrade goes to.
+        length: u64,
+    },
+    /// The block is past the length the proof is anchored to.
+    #[error("block {index} is past the signed length {length}")]
+    OutOfBounds {
+        /// The block index.
+        index: u64,
+        /// The signed length.
+        length: u64,
+    },
+    /// The byte offset of a seek proof does not fall in the proven block.
+    #[error("seek proof does not cover byte {bytes}")]
+    SeekMismatch {
+        /// The byte offset sought.
+        bytes: u64,
+    },
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::from(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+storage_from!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError,
+    redb::SetDurabilityError
+);
+
+impl From<redb::Error> for Error {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Corrupted(msg) => Error::Corrupt(Corruption::Database(msg)),
+            redb::Error::DatabaseAlreadyOpen => Error::StoreLocked,
+            redb::Error::UpgradeRequired(v) => Error::Corrupt(Corruption::Version(u32::from(v))),
+            other => Error::Storage(Box::new(other)),
+        }
+    }
+}
+
+impl From<Corruption> for Error {
+    fn from(c: Corruption) -> Self {
+        Error::Corrupt(c)
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

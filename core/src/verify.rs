@@ -1,0 +1,333 @@
+//! Verification of proofs from an untrusted peer. Pure logic: the trusted
+//! nodes come from a [`NodeSource`] (the local tree) plus what this verifier
+//! has already accepted.
+
+use std::collections::HashMap;
+
+use crate::error::{Result, VerifyError};
+use crate::flat;
+use crate::hash;
+use crate::keys::CoreKey;
+use crate::manifest::Manifest;
+use crate::proof::{NodeSource, Proof, SignedState, UpgradeProof, consistency_walk};
+use crate::tree::Node;
+
+/// What a proof established, ready to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The manifest, when this proof taught it.
+    pub manifest: Option<Manifest>,
+    /// The new signed state, when the proof upgraded it.
+    pub upgrade: Option<SignedState>,
+    /// Whether the upgrade moved to another fork (local data must be pruned).
+    pub fork_changed: bool,
+    /// A verified block: index and bytes.
+    pub block: Option<(u64, Vec<u8>)>,
+    /// A verified tree node.
+    pub hash: Option<Node>,
+    /// A verified seek: block index and offset inside that block.
+    pub seek: Option<(u64, u64)>,
+    /// Every node now trusted that the local tree may not hold yet.
+    pub nodes: Vec<Node>,
+}
+
+/// Checks proofs against a trusted state. One verifier may check several
+/// proofs in a row; each builds on what the previous ones established.
+pub struct Verifier<S> {
+    key: CoreKey,
+    manifest: Option<Manifest>,
+    state: SignedState,
+    source: Option<S>,
+    accepted: HashMap<u64, Node>,
+}
+
+impl<S: NodeSource> Verifier<S> {
+    /// A verifier for the core `key`, trusting `state` and the nodes of
+    /// `source`. `manifest` is `None` while the reader has not learned it.
+    pub fn new(key: CoreKey, manifest: Option<Manifest>, state: SignedState, source: S) -> Self {
+        Verifier {
+            key,
+            manifest,
+            state,
+            source: Some(source),
+            accepted: HashMap::new(),
+        }
+    }
+
+    /// The trusted state after the proofs verified so far.
+    pub fn state(&self) -> &SignedState {
+        &self.state
+    }
+
+    /// Verifies one proof. On error nothing of this proof is accepted.
+    pub fn verify(&mut self, proof: &Proof) -> Result<Verified> {
+        let learned = self.check_manifest(proof)?;
+        let manifest = learned
+            .clone()
+            .or_else(|| self.manifest.clone())
+            .ok_or(VerifyError::ManifestMissing)?;
+        let mut out = Verified {
+            manifest: learned,
+            upgrade: None,
+            fork_changed: false,
+            block: None,
+            hash: None,
+            seek: None,
+            nodes: Vec::new(),
+        };
+        let mut next = self.state.clone();
+        let mut staged: HashMap<u64, Node> = HashMap::new();
+        let mut forked = false;
+        match &proof.upgrade {
+            Some(u) if proof.fork != self.state.fork || u.length > self.state.length => {
+                forked = proof.fork != self.state.fork;
+                if forked && proof.fork < self.state.fork {
+                    return Err(VerifyError::ForkMismatch {
+                        proof: proof.fork,
+                        local: self.state.fork,
+                    }
+                    .into());
+                }
+                next = self.check_upgrade(&manifest, proof.fork, u, forked, &mut staged)?;
+                out.fork_changed = forked;
+                out.upgrade = Some(next.clone());
+            }
+            _ if proof.fork != self.state.fork => {
+                return Err(VerifyError::ForkMismatch {
+                    proof: proof.fork,
+                    local: self.state.fork,
+                }
+                .into());
+            }
+            _ => {}
+        }
+        let view = View {
+            verifier: self,
+            state: &next,
+            staged: &staged,
+            forked,
+        };
+        let mut path = Vec::new();
+        if let Some(b) = &proof.block {
+            if b.index >= next.length {
+                return Err(VerifyError::OutOfBounds {
+                    index: b.index,
+                    length: next.length,
+                }
+                .into());
+            }
+            path.extend(view.anchor(Node::leaf(b.index, &b.value), &b.nodes)?);
+            out.block = Some((b.index, b.value.clone()));
+        }
+        if let Some(h) = &proof.hash {
+            path.extend(view.anchor(h.node, &h.nodes)?);
+            out.hash = Some(h.node);
+        }
+        if let Some(s) = &proof.seek {
+            out.seek = Some(view.check_seek(s.bytes, s.leaf, &s.nodes)?);
+            path.extend(view.anchor(s.leaf, &s.nodes)?);
+        }
+        // Everything checked: accept.
+        if forked {
+            self.accepted.clear();
+            self.source = None;
+        }
+        if learned_is_new(&out.manifest, &self.manifest) {
+            self.manifest = out.manifest.clone();
+        }
+        for n in staged.into_values().chain(path) {
+            if self.accepted.insert(n.index, n).is_none() {
+                out.nodes.push(n);
+            }
+        }
+        self.state = next;
+        Ok(out)
+    }
+
+    fn check_manifest(&self, proof: &Proof) -> Result<Option<Manifest>, VerifyError> {
+        match &proof.manifest {
+            Some(m) if m.key() != self.key => Err(VerifyError::ManifestMismatch),
+            Some(m) if self.manifest.is_none() => Ok(Some(m.clone())),
+            _ => Ok(None),
+        }
+    }
+
+    fn check_upgrade(
+        &self,
+        manifest: &Manifest,
+        fork: u64,
+        u: &UpgradeProof,
+        forked: bool,
+        staged: &mut HashMap<u64, Node>,
+    ) -> Result<SignedState, VerifyError> {
+        let expected_start = if forked { 0 } else { self.state.length };
+        if u.start != expected_start {
+            return Err(VerifyError::Malformed("upgrade start is not the local length"));
+        }
+        let indexes: Vec<u64> = u.roots.iter().map(|r| r.index).collect();
+        if indexes != flat::roots(u.length) {
+            return Err(VerifyError::Malformed("upgrade roots do not fit its length"));
+        }
+        let roots_hash = hash::roots(&u.roots);
+        let in_prologue = manifest
+            .prologue
+            .is_some_and(|p| p.length == u.length && p.hash == roots_hash);
+        if !in_prologue {
+            let message = hash::signable(&self.key, &roots_hash, u.length, fork);
+            manifest.verify(&message, &u.signatures)?;
+        }
+        let old: &[Node] = if forked { &[] } else { &self.state.roots };
+        let mut values: HashMap<u64, Node> = old.iter().map(|n| (n.index, *n)).collect();
+        let mut extra = u.nodes.iter();
+        let old_idx: Vec<u64> = old.iter().map(|n| n.index).collect();
+        consistency_walk(
+            &old_idx,
+            &indexes,
+            |cur, sib, known| {
+                let here = *values.get(&cur).ok_or(VerifyError::Malformed("walk"))?;
+                let other = if known {
+                    *values.get(&sib).ok_or(VerifyError::Malformed("walk"))?
+                } else {
+                    let n = *extra.next().ok_or(VerifyError::Malformed("upgrade nodes missing"))?;
+                    if n.index != sib {
+                        return Err(VerifyError::Malformed("upgrade node out of place"));
+                    }
+                    staged.insert(n.index, n);
+                    n
+                };
+                let up = here.join(&other);
+                if let Some(root) = u.roots.iter().find(|r| r.index == up.index) {
+                    if *root != up {
+                        return Err(VerifyError::HashMismatch { index: up.index });
+                    }
+                }
+                values.insert(up.index, up);
+                staged.insert(up.index, up);
+                Ok(up.index)
+            },
+            || VerifyError::Malformed("upgrade walk does not reach a root"),
+        )?;
+        if extra.next().is_some() {
+            return Err(VerifyError::Malformed("upgrade has extra nodes"));
+        }
+        for r in &u.roots {
+            staged.insert(r.index, *r);
+        }
+        if u
+            .roots
+            .iter()
+            .try_fold(0u64, |acc, r| acc.checked_add(r.size))
+            .is_none()
+        {
+            return Err(VerifyError::Malformed("upgrade byte length overflows"));
+        }
+        Ok(SignedState {
+            fork,
+            length: u.length,
+            roots: u.roots.clone(),
+            signatures: u.signatures.clone(),
+        })
+    }
+}
+
+fn learned_is_new(learned: &Option<Manifest>, known: &Option<Manifest>) -> bool {
+    learned.is_some() && known.is_none()
+}
+
+/// The trusted nodes as seen while one proof is checked.
+struct View<'a, S> {
+    verifier: &'a Verifier<S>,
+    state: &'a SignedState,
+    staged: &'a HashMap<u64, Node>,
+    forked: bool,
+}
+
+impl<S: NodeSource> View<'_, S> {
+    fn trusted(&self, index: u64) -> Result<Option<Node>> {
+        if let Some(n) = self.staged.get(&index) {
+            return Ok(Some(*n));
+        }
+        if let Some(r) = self.state.roots.iter().find(|r| r.index == index) {
+            return Ok(Some(*r));
+        }
+        if self.forked {
+            return Ok(None);
+        }
+        if let Some(n) = self.verifier.accepted.get(&index) {
+            return Ok(Some(*n));
+        }
+        match &self.verifier.source {
+            Some(s) => s.node(index),
+            None => Ok(None),
+        }
+    }
+
+    /// Walks `start` up through `siblings`, checking against every trusted
+    /// node on the way; the walk must end on a trusted node. Returns the
+    /// nodes of the path.
+    fn anchor(&self, start: Node, siblings: &[Node]) -> Result<Vec<Node>> {
+        let root = self
+            .state
+            .root_over(start.index)
+            .ok_or(VerifyError::Malformed("node is outside the signed tree"))?
+            .index;
+        let mut path = vec![start];
+        let mut cur = start;
+        let mut it = siblings.iter();
+        loop {
+            let trusted = self.trusted(cur.index)?;
+            if trusted.is_some_and(|t| t != cur) {
+                return Err(VerifyError::HashMismatch { index: cur.index }.into());
+            }
+            let Some(sib) = it.next() else {
+                return match trusted {
+                    Some(_) => Ok(path),
+                    None => Err(VerifyError::Unanchored { index: cur.index }.into()),
+                };
+            };
+            if cur.index == root || sib.index != flat::sibling(cur.index) {
+                return Err(VerifyError::Malformed("sibling out of place").into());
+            }
+            cur = cur.join(sib);
+            path.push(*sib);
+            path.push(cur);
+        }
+    }
+
+    /// Checks that the leaf holds byte `bytes`, from the sizes of the left
+    /// siblings on a full path to the root and the roots to its left.
+    fn check_seek(&self, bytes: u64, leaf: Node, siblings: &[Node]) -> Result<(u64, u64)> {
+        if flat::depth(leaf.index) != 0 {
+            return Err(VerifyError::Malformed("seek proof is not a leaf").into());
+        }
+        let root = self
+            .state
+            .root_over(leaf.index)
+            .ok_or(VerifyError::Malformed("node is outside the signed tree"))?
+            .index;
+        let mut start: u64 = self
+            .state
+            .roots
+            .iter()
+            .take_while(|r| r.index != root)
+            .map(|r| r.size)
+            .sum();
+        let mut cur = leaf.index;
+        for sib in siblings {
+            if !flat::is_left(cur) {
+                start = start
+                    .checked_add(sib.size)
+                    .ok_or(VerifyError::Malformed("seek sizes overflow"))?;
+            }
+            cur = flat::parent(cur);
+        }
+        if cur != root {
+            return Err(VerifyError::Malformed("seek proof does not reach a root").into());
+        }
+        if bytes < start || bytes - start >= leaf.size {
+            return Err(VerifyError::SeekMismatch { bytes }.into());
+        }
+        Ok((leaf.index / 2, bytes - start))
+    }
+}
+
