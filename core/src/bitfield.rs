@@ -119,6 +119,15 @@ impl Bitfield {
         None
     }
 
+    /// The highest set index, if any.
+    pub fn last_set(&self) -> Option<u64> {
+        self.pages.iter().rev().find_map(|(page, words)| {
+            words.iter().enumerate().rev().find_map(|(i, w)| {
+                (*w != 0).then(|| page * PAGE_BITS + i as u64 * 64 + 63 - u64::from(w.leading_zeros()))
+            })
+        })
+    }
+
     /// Whether every index in `start..end` is set.
     pub fn all_set(&self, start: u64, end: u64) -> bool {
         start >= end || self.first_unset(start) >= end
@@ -180,6 +189,7 @@ mod tests {
                 let set = model[probe as usize..].iter().position(|b| *b).map(|p| p as u64 + probe);
                 prop_assert_eq!(bits.first_set(probe, 73_000), set);
             }
+            prop_assert_eq!(bits.last_set(), model.iter().rposition(|b| *b).map(|p| p as u64));
             // Persist and reload gives the same bits.
             let mut again = Bitfield::new();
             for (page, enc) in bits.clone().take_dirty() {

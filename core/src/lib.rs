@@ -1,18 +1,44 @@
 //! hyper-core: the signed append-only log.
+//!
+//! A [`Store`] holds many [`Core`]s in one redb database. A core is a log of
+//! blocks under a BLAKE3 Merkle tree whose roots the writer signs (ed25519)
+//! after every append batch. Readers that hold only the core key verify
+//! [`Proof`]s from peers with a [`Verifier`] and store what they prove with
+//! [`Core::apply`]. The tree, proofs, verification and bitfield are pure
+//! logic; the store and core wrap them in redb transactions.
+//!
+//! ```no_run
+//! # fn main() -> hyper_core::Result<()> {
+//! let store = hyper_core::Store::open("/tmp/my-store")?;
+//! let core = store.named("log")?;
+//! core.append_batch(&[b"hello".as_slice(), b"world".as_slice()])?;
+//! assert_eq!(core.get(1)?, b"world");
+//! # Ok(()) }
+//! ```
+
 pub mod bitfield;
 mod codec;
+mod core;
 mod error;
 pub mod flat;
 mod hash;
 mod keys;
 mod manifest;
 mod proof;
+mod storage;
+mod store;
 mod tree;
+mod txn;
 mod verify;
 
+pub use crate::core::{AppendOutcome, Blocks, Core, Info, Snapshot};
 pub use error::{Corruption, Error, Result, VerifyError};
 pub use keys::{CoreKey, DiscoveryKey, Hash, KeyPair, PublicKey, Signature};
-pub use manifest::{Manifest, Prologue, SignerSignature};
-pub use proof::*;
-pub use tree::Node;
+pub use manifest::{MANIFEST_VERSION, Manifest, Prologue, SignerSignature};
+pub use proof::{
+    BlockProof, HashProof, NodeRequest, NodeSource, Proof, ProofRequest, SeekProof, SignedState,
+    UpgradeProof, UpgradeRequest, build as build_proof, seek_leaf, sibling_path, upgrade_proof,
+};
+pub use store::{CoreEntry, Durability, Store, StoreBatch, StoreOptions};
+pub use tree::{Node, append as append_nodes, byte_length as tree_byte_length};
 pub use verify::{Verified, Verifier};

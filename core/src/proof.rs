@@ -301,7 +301,7 @@ pub fn build(
     };
     let seek = match request.seek {
         Some(bytes) => {
-            let leaf = seek_leaf(source, state, bytes)?;
+            let (leaf, _) = seek_leaf(source, state, bytes)?;
             let nodes = sibling_path(source, state, leaf.index, u64::MAX)?;
             Some(SeekProof { bytes, leaf, nodes })
         }
@@ -317,8 +317,13 @@ pub fn build(
     })
 }
 
-/// The leaf node holding byte `bytes`, found by walking down from the roots.
-pub fn seek_leaf(source: &impl NodeSource, state: &SignedState, bytes: u64) -> Result<Node> {
+/// The leaf node holding byte `bytes` and the offset of that byte inside
+/// it, found by walking down from the roots.
+pub fn seek_leaf(
+    source: &impl NodeSource,
+    state: &SignedState,
+    bytes: u64,
+) -> Result<(Node, u64)> {
     let mut rest = bytes;
     for root in &state.roots {
         if rest >= root.size {
@@ -335,7 +340,7 @@ pub fn seek_leaf(source: &impl NodeSource, state: &SignedState, bytes: u64) -> R
                 cur = need(source, r)?;
             }
         }
-        return Ok(cur);
+        return Ok((cur, rest));
     }
     Err(Error::InvalidArgument("byte offset is past the byte length"))
 }

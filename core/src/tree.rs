@@ -91,11 +91,6 @@ pub fn byte_length(roots: &[Node]) -> u64 {
     roots.iter().fold(0, |acc, r| acc.wrapping_add(r.size))
 }
 
-/// The number of blocks of a tree given by its roots.
-pub fn length(roots: &[Node]) -> u64 {
-    roots.last().map_or(0, |r| flat::block_span(r.index).1 + 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,7 +116,6 @@ mod tests {
             prop_assert_eq!(&roots, &all_roots);
             let idx: Vec<u64> = roots.iter().map(|r| r.index).collect();
             prop_assert_eq!(idx, flat::roots(blocks.len() as u64));
-            prop_assert_eq!(length(&roots), blocks.len() as u64);
             prop_assert_eq!(byte_length(&roots), blocks.iter().map(|b| b.len() as u64).sum::<u64>());
         }
     }

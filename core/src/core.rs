@@ -1,0 +1,632 @@
+//! [`Core`]: one signed append-only log in a [`Store`](crate::Store).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use redb::{ReadOnlyTable, ReadableDatabase};
+
+use crate::bitfield::Bitfield;
+use crate::error::{Error, Result};
+use crate::flat;
+use crate::hash;
+use crate::keys::{CoreKey, DiscoveryKey};
+use crate::manifest::Manifest;
+use crate::proof::{self, NodeSource, Proof, ProofRequest, SignedState};
+use crate::storage::{BLOCKS, Header, NODES, TableNodes, USER_DATA, read_block};
+use crate::store::Shared;
+use crate::tree::{self, Node};
+use crate::txn::CoreTables;
+use crate::verify::{Verified, Verifier};
+
+/// A handle to one core. Cheap to clone; every handle to the same core in a
+/// store shares one state, so an append through one is seen by all.
+#[derive(Clone)]
+pub struct Core {
+    pub(crate) inner: Arc<CoreInner>,
+}
+
+pub(crate) struct CoreInner {
+    pub shared: Arc<Shared>,
+    pub id: u64,
+    pub key: CoreKey,
+    pub state: RwLock<CoreState>,
+}
+
+pub(crate) struct CoreState {
+    pub header: Header,
+    pub bitfield: Bitfield,
+    pub deleted: bool,
+}
+
+/// The log's length after an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Number of blocks.
+    pub length: u64,
+    /// Total bytes of all blocks.
+    pub byte_length: u64,
+}
+
+/// A summary of a core's state, see [`Core::info`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    /// Signed length (blocks).
+    pub length: u64,
+    /// Total bytes of the blocks up to `length`.
+    pub byte_length: u64,
+    /// Fork id; grows with every truncation.
+    pub fork: u64,
+    /// Blocks `0..contiguous_length` are all stored locally.
+    pub contiguous_length: u64,
+    /// Blocks stored locally.
+    pub blocks_stored: u64,
+    /// Bytes of the blocks stored locally.
+    pub bytes_stored: u64,
+    /// Whether this store can append to the core.
+    pub writable: bool,
+}
+
+/// Whether the header holds signing keys for at least the quorum.
+pub(crate) fn can_sign(h: &Header) -> bool {
+    h.manifest.as_ref().is_some_and(|m| {
+        let local = m
+            .signers
+            .iter()
+            .filter(|s| h.signers.iter().any(|p| p.public_key() == **s))
+            .count();
+        local >= usize::from(m.quorum)
+    })
+}
+
+impl Core {
+    /// The core key.
+    pub fn key(&self) -> CoreKey {
+        self.inner.key
+    }
+
+    /// The discovery key (what the network sees).
+    pub fn discovery_key(&self) -> DiscoveryKey {
+        self.inner.key.discovery_key()
+    }
+
+    /// The manifest, once known (a fresh replica learns it from a proof).
+    pub fn manifest(&self) -> Result<Option<Manifest>> {
+        Ok(self.read_state()?.header.manifest.clone())
+    }
+
+    /// Whether this store can append to the core.
+    pub fn writable(&self) -> Result<bool> {
+        Ok(can_sign(&self.read_state()?.header))
+    }
+
+    /// The latest signed state (what proofs served from here anchor to).
+    pub fn signed_state(&self) -> Result<SignedState> {
+        Ok(self.read_state()?.header.state.clone())
+    }
+
+    pub(crate) fn read_state(&self) -> Result<RwLockReadGuard<'_, CoreState>> {
+        let st = self.inner.state.read().unwrap_or_else(|e| e.into_inner());
+        if st.deleted {
+            return Err(Error::UnknownCore(self.inner.key.to_string()));
+        }
+        Ok(st)
+    }
+
+    pub(crate) fn write_state(&self) -> Result<RwLockWriteGuard<'_, CoreState>> {
+        let st = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
+        if st.deleted {
+            return Err(Error::UnknownCore(self.inner.key.to_string()));
+        }
+        Ok(st)
+    }
+
+    /// Appends one block.
+    pub fn append(&self, block: &[u8]) -> Result<AppendOutcome> {
+        self.append_batch(&[block])
+    }
+
+    /// Appends blocks as one batch: one transaction, one signature. The
+    /// blocks are hashed in place, not copied before they are written.
+    pub fn append_batch<B: AsRef<[u8]>>(&self, blocks: &[B]) -> Result<AppendOutcome> {
+        let refs: Vec<&[u8]> = blocks.iter().map(AsRef::as_ref).collect();
+        let out = append_many(&self.inner.shared, &[(self.clone(), refs)])?;
+        out.into_iter()
+            .next()
+            .ok_or(Error::InvalidArgument("append produced no outcome"))
+    }
+
+    /// Block `index`, checked against its leaf hash.
+    /// [`Error::OutOfBounds`] past the length, [`Error::NotAvailable`] when
+    /// it is not stored locally, [`Error::Corrupt`] when it does not match.
+    pub fn get(&self, index: u64) -> Result<Vec<u8>> {
+        {
+            let st = self.read_state()?;
+            check_bounds(index, st.header.state.length)?;
+            if !st.bitfield.get(index) {
+                return Err(Error::NotAvailable { index });
+            }
+        }
+        let txn = self.inner.shared.db.begin_read()?;
+        read_block(
+            &txn.open_table(BLOCKS)?,
+            &txn.open_table(NODES)?,
+            self.inner.id,
+            index,
+        )?
+        .ok_or(Error::NotAvailable { index })
+    }
+
+    /// Whether block `index` is stored locally.
+    pub fn has(&self, index: u64) -> Result<bool> {
+        Ok(self.read_state()?.bitfield.get(index))
+    }
+
+    /// Whether every block in `range` is stored locally.
+    pub fn has_range(&self, range: Range<u64>) -> Result<bool> {
+        Ok(self.read_state()?.bitfield.all_set(range.start, range.end))
+    }
+
+    /// The first block index in `range` that is stored locally.
+    pub fn next_stored(&self, range: Range<u64>) -> Result<Option<u64>> {
+        Ok(self.read_state()?.bitfield.first_set(range.start, range.end))
+    }
+
+    /// Reads the blocks in `range` in order, each checked like [`Core::get`],
+    /// from one consistent read view.
+    pub fn blocks(&self, range: Range<u64>) -> Result<Blocks> {
+        let length = self.read_state()?.header.state.length;
+        let txn = self.inner.shared.db.begin_read()?;
+        Ok(Blocks {
+            blocks: txn.open_table(BLOCKS)?,
+            nodes: txn.open_table(NODES)?,
+            id: self.inner.id,
+            next: range.start,
+            end: range.end.min(length),
+        })
+    }
+
+    /// A summary of the core's state.
+    pub fn info(&self) -> Result<Info> {
+        let st = self.read_state()?;
+        let s = &st.header.state;
+        Ok(Info {
+            length: s.length,
+            byte_length: s.byte_length(),
+            fork: s.fork,
+            contiguous_length: st.bitfield.first_unset(0).min(s.length),
+            blocks_stored: st.bitfield.count(),
+            bytes_stored: st.header.bytes_stored,
+            writable: can_sign(&st.header),
+        })
+    }
+
+    /// Bytes this core's records take in the database (keys and values of
+    /// its blocks, tree nodes, bitfield pages and header). Scans the core.
+    pub fn disk_usage(&self) -> Result<u64> {
+        let id = self.inner.id;
+        let st = self.read_state()?;
+        let txn = self.inner.shared.db.begin_read()?;
+        let nodes = txn.open_table(NODES)?.range((id, 0)..=(id, u64::MAX))?.count() as u64;
+        let blocks = txn.open_table(BLOCKS)?.range((id, 0)..=(id, u64::MAX))?.count() as u64;
+        let pages = (st.bitfield.count() > 0) as u64 * st.bitfield.last_set().map_or(0, |l| l / crate::bitfield::PAGE_BITS + 1);
+        Ok(st.header.bytes_stored
+            + blocks * 16
+            + nodes * (16 + 40)
+            + pages * (16 + crate::bitfield::PAGE_BYTES as u64)
+            + st.header.encode().len() as u64)
+    }
+
+    /// Maps a byte offset to (block index, offset inside the block).
+    pub fn seek(&self, bytes: u64) -> Result<(u64, u64)> {
+        let state = self.signed_state()?;
+        let txn = self.inner.shared.db.begin_read()?;
+        let nodes = txn.open_table(NODES)?;
+        let source = TableNodes {
+            table: &nodes,
+            id: self.inner.id,
+        };
+        let (leaf, offset) = proof::seek_leaf(&source, &state, bytes)?;
+        Ok((leaf.index / 2, offset))
+    }
+
+    /// A read view frozen at the current length and fork.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let s = self.signed_state()?;
+        Ok(Snapshot {
+            byte_length: s.byte_length(),
+            core: self.clone(),
+            fork: s.fork,
+            length: s.length,
+        })
+    }
+
+    /// Sets (`Some`) or removes (`None`) a local key/value pair of this
+    /// core. User data is never replicated.
+    pub fn set_user_data(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let _st = self.write_state()?;
+        let txn = self.inner.shared.write(self.inner.shared.durability)?;
+        {
+            let mut t = txn.open_table(USER_DATA)?;
+            match value {
+                Some(v) => t.insert((self.inner.id, key), v)?,
+                None => t.remove((self.inner.id, key))?,
+            };
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A local key/value pair set with [`Core::set_user_data`].
+    pub fn user_data(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let _st = self.read_state()?;
+        let txn = self.inner.shared.db.begin_read()?;
+        let t = txn.open_table(USER_DATA)?;
+        Ok(t.get((self.inner.id, key))?.map(|v| v.value().to_vec()))
+    }
+
+    /// Drops the local copies of the blocks in `range`; the tree nodes stay,
+    /// so the core can still verify and serve proofs for other blocks, and
+    /// the blocks can be fetched again. Freed space is reused by later
+    /// writes; [`Store::compact`](crate::Store::compact) returns it to the
+    /// file system.
+    pub fn clear(&self, range: Range<u64>) -> Result<()> {
+        let mut st = self.write_state()?;
+        let end = range.end.min(st.header.state.length);
+        if range.start >= end {
+            return Ok(());
+        }
+        let id = self.inner.id;
+        let mut header = st.header.clone();
+        let txn = self.inner.shared.write(self.inner.shared.durability)?;
+        let result = (|| {
+            let mut t = CoreTables::open(&txn)?;
+            header.bytes_stored -= t.remove_blocks(id, range.start, end)?.min(header.bytes_stored);
+            st.bitfield.set_range(range.start, end, false);
+            t.put_bitfield(id, &mut st.bitfield)?;
+            t.put_header(id, &header)?;
+            Ok(())
+        })();
+        self.finish(st, txn, result, header)
+    }
+
+    /// Truncates the log to `length` blocks: a new fork, signed again.
+    /// Only a writable core can truncate.
+    pub fn truncate(&self, length: u64) -> Result<()> {
+        let mut st = self.write_state()?;
+        let key = self.inner.key;
+        if !can_sign(&st.header) {
+            return Err(Error::NotWritable(key));
+        }
+        let old = st.header.state.clone();
+        if length > old.length {
+            return Err(Error::InvalidArgument("cannot truncate to more than the length"));
+        }
+        let id = self.inner.id;
+        let mut header = st.header.clone();
+        let txn = self.inner.shared.write(self.inner.shared.durability)?;
+        let result = (|| {
+            let mut t = CoreTables::open(&txn)?;
+            let roots = flat::roots(length)
+                .into_iter()
+                .map(|i| TableNodes { table: &t.nodes, id }.node(i)?.ok_or(Error::NodeNotAvailable { index: i }))
+                .collect::<Result<Vec<_>>>()?;
+            let removed = t.cut_after(id, length, &mut st.bitfield)?;
+            header.bytes_stored -= removed.min(header.bytes_stored);
+            let fork = old.fork + 1;
+            header.truncations.push((fork, length));
+            header.state = sign_state(&key, &header, roots, length, fork)?;
+            t.put_bitfield(id, &mut st.bitfield)?;
+            t.put_header(id, &header)?;
+            Ok(())
+        })();
+        self.finish(st, txn, result, header)
+    }
+
+    /// Commits `txn` if `result` is fine and installs `header`; otherwise
+    /// drops the transaction and reloads the committed state.
+    fn finish(
+        &self,
+        mut st: RwLockWriteGuard<'_, CoreState>,
+        txn: redb::WriteTransaction,
+        result: Result<()>,
+        header: Header,
+    ) -> Result<()> {
+        match result.and_then(|()| txn.commit().map_err(Error::from)) {
+            Ok(()) => {
+                st.header = header;
+                Ok(())
+            }
+            Err(e) => {
+                reload(&self.inner, &mut st);
+                Err(e)
+            }
+        }
+    }
+
+    /// Builds the proof for `request` from this core's stored tree.
+    pub fn proof(&self, request: &ProofRequest) -> Result<Proof> {
+        let (state, manifest) = {
+            let st = self.read_state()?;
+            let m = st.header.manifest.clone();
+            (st.header.state.clone(), m)
+        };
+        let manifest = manifest.ok_or(Error::InvalidArgument("the manifest is not known yet"))?;
+        let txn = self.inner.shared.db.begin_read()?;
+        let nodes = txn.open_table(NODES)?;
+        let id = self.inner.id;
+        let value = match request.block {
+            Some(b) if b.index < state.length => {
+                read_block(&txn.open_table(BLOCKS)?, &nodes, id, b.index)?
+            }
+            _ => None,
+        };
+        proof::build(&TableNodes { table: &nodes, id }, &state, &manifest, request, value)
+    }
+
+    /// How many sibling levels above block `index` this core lacks: ask a
+    /// peer for that many. `u64::MAX` when the block is past the known tree.
+    pub fn missing_nodes(&self, index: u64) -> Result<u64> {
+        let state = self.signed_state()?;
+        let txn = self.inner.shared.db.begin_read()?;
+        let nodes = txn.open_table(NODES)?;
+        let source = TableNodes { table: &nodes, id: self.inner.id };
+        let mut cur = flat::leaf(index);
+        let mut count = 0;
+        while count < 62 {
+            if state.roots.iter().any(|r| r.index == cur) || source.node(cur)?.is_some() {
+                return Ok(count);
+            }
+            count += 1;
+            cur = flat::parent(cur);
+        }
+        Ok(u64::MAX)
+    }
+
+    /// Verifies proofs from a peer and stores what they prove in one
+    /// transaction. All or nothing: if any proof fails verification nothing
+    /// is stored and the error says why.
+    pub fn apply(&self, proofs: &[Proof]) -> Result<Vec<Verified>> {
+        let mut st = self.write_state()?;
+        let id = self.inner.id;
+        let verified = {
+            let txn = self.inner.shared.db.begin_read()?;
+            let nodes = txn.open_table(NODES)?;
+            let mut verifier = Verifier::new(
+                self.inner.key,
+                st.header.manifest.clone(),
+                st.header.state.clone(),
+                TableNodes { table: &nodes, id },
+            );
+            proofs
+                .iter()
+                .map(|p| verifier.verify(p))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let mut header = st.header.clone();
+        let txn = self.inner.shared.write(self.inner.shared.durability)?;
+        let result = (|| {
+            let mut t = CoreTables::open(&txn)?;
+            for v in &verified {
+                if let Some(m) = &v.manifest {
+                    header.manifest = Some(m.clone());
+                }
+                if let Some(next) = &v.upgrade {
+                    if v.fork_changed {
+                        let keep = matching_prefix(&t, id, &next.roots)?.min(header.state.length);
+                        let removed = t.cut_after(id, keep, &mut st.bitfield)?;
+                        header.bytes_stored -= removed.min(header.bytes_stored);
+                        header.truncations.push((next.fork, keep));
+                    }
+                    header.state = next.clone();
+                }
+                t.put_nodes(id, &v.nodes)?;
+                if let Some((index, data)) = &v.block {
+                    if !st.bitfield.get(*index) {
+                        t.blocks.insert((id, *index), data.as_slice())?;
+                        header.bytes_stored += data.len() as u64;
+                        st.bitfield.set_range(*index, index + 1, true);
+                    }
+                }
+            }
+            t.put_bitfield(id, &mut st.bitfield)?;
+            t.put_header(id, &header)?;
+            Ok(())
+        })();
+        self.finish(st, txn, result, header)?;
+        Ok(verified)
+    }
+}
+
+/// The number of leading blocks whose roots, in the new tree, match nodes
+/// stored here: that prefix survives a fork change.
+fn matching_prefix(t: &CoreTables<'_>, id: u64, roots: &[Node]) -> Result<u64> {
+    let source = TableNodes { table: &t.nodes, id };
+    let mut keep = 0;
+    for r in roots {
+        if source.node(r.index)? != Some(*r) {
+            break;
+        }
+        keep = flat::block_span(r.index).1 + 1;
+    }
+    Ok(keep)
+}
+
+fn check_bounds(index: u64, length: u64) -> Result<()> {
+    if index >= length {
+        return Err(Error::OutOfBounds { index, length });
+    }
+    Ok(())
+}
+
+fn reload(inner: &CoreInner, st: &mut CoreState) {
+    if let Ok(Some(fresh)) = inner.shared.load_state(inner.id) {
+        *st = fresh;
+    }
+}
+
+fn sign_state(key: &CoreKey, header: &Header, roots: Vec<Node>, length: u64, fork: u64) -> Result<SignedState> {
+    let manifest = header
+        .manifest
+        .as_ref()
+        .filter(|_| can_sign(header))
+        .ok_or(Error::NotWritable(*key))?;
+    let message = hash::signable(key, &hash::roots(&roots), length, fork);
+    Ok(SignedState {
+        fork,
+        length,
+        signatures: manifest.sign(&message, &header.signers),
+        roots,
+    })
+}
+
+/// Appends to one or more cores in one transaction (see
+/// [`StoreBatch`](crate::StoreBatch)).
+pub(crate) fn append_many(shared: &Shared, appends: &[(Core, Vec<&[u8]>)]) -> Result<Vec<AppendOutcome>> {
+    // Lock each distinct core once, in id order, so batches cannot deadlock.
+    let mut by_id: BTreeMap<u64, &Core> = BTreeMap::new();
+    for (core, _) in appends {
+        by_id.insert(core.inner.id, core);
+    }
+    let mut guards = BTreeMap::new();
+    for (id, core) in &by_id {
+        let st = core.write_state()?;
+        if !can_sign(&st.header) {
+            return Err(Error::NotWritable(core.inner.key));
+        }
+        let header = st.header.clone();
+        guards.insert(*id, (st, header));
+    }
+    let txn = shared.write(shared.durability)?;
+    let mut outcomes = Vec::with_capacity(appends.len());
+    let result = (|| {
+        let mut t = CoreTables::open(&txn)?;
+        for (core, blocks) in appends {
+            let id = core.inner.id;
+            let (st, header) = guards
+                .get_mut(&id)
+                .ok_or(Error::InvalidArgument("core not locked"))?;
+            let start = header.state.length;
+            if !blocks.is_empty() {
+                let mut roots = header.state.roots.clone();
+                let nodes = tree::append(
+                    &mut roots,
+                    blocks.iter().enumerate().map(|(i, b)| Node::leaf(start + i as u64, b)),
+                );
+                let length = start + blocks.len() as u64;
+                header.state = sign_state(&core.inner.key, header, roots, length, header.state.fork)?;
+                t.put_nodes(id, &nodes)?;
+                for (i, b) in blocks.iter().enumerate() {
+                    t.blocks.insert((id, start + i as u64), *b)?;
+                    header.bytes_stored += b.len() as u64;
+                }
+                st.bitfield.set_range(start, length, true);
+            }
+            outcomes.push(AppendOutcome {
+                length: header.state.length,
+                byte_length: header.state.byte_length(),
+            });
+        }
+        for (id, (st, header)) in guards.iter_mut() {
+            t.put_bitfield(*id, &mut st.bitfield)?;
+            t.put_header(*id, header)?;
+        }
+        Ok(())
+    })();
+    match result.and_then(|()| txn.commit().map_err(Error::from)) {
+        Ok(()) => {
+            for (_, (mut st, header)) in guards {
+                st.header = header;
+            }
+            Ok(outcomes)
+        }
+        Err(e) => {
+            for (id, (mut st, _)) in guards {
+                if let Some(core) = by_id.get(&id) {
+                    reload(&core.inner, &mut st);
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A read view of a core frozen at one length and fork. Reads past its
+/// length fail; if a later truncation removed blocks it covers, reads of
+/// those fail with [`Error::SnapshotInvalidated`].
+#[derive(Clone)]
+pub struct Snapshot {
+    core: Core,
+    fork: u64,
+    length: u64,
+    byte_length: u64,
+}
+
+impl Snapshot {
+    /// The frozen length.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// The frozen byte length.
+    pub fn byte_length(&self) -> u64 {
+        self.byte_length
+    }
+
+    /// The fork the snapshot was taken in.
+    pub fn fork(&self) -> u64 {
+        self.fork
+    }
+
+    /// Block `index` as of the snapshot.
+    pub fn get(&self, index: u64) -> Result<Vec<u8>> {
+        check_bounds(index, self.length)?;
+        if index >= self.valid_length()? {
+            return Err(Error::SnapshotInvalidated {
+                length: self.length,
+                fork: self.fork,
+            });
+        }
+        self.core.get(index)
+    }
+
+    /// Blocks below this index are unchanged since the snapshot was taken.
+    fn valid_length(&self) -> Result<u64> {
+        let st = self.core.read_state()?;
+        Ok(st
+            .header
+            .truncations
+            .iter()
+            .filter(|(fork, _)| *fork > self.fork)
+            .map(|(_, len)| *len)
+            .fold(self.length, u64::min))
+    }
+}
+
+/// Iterator over a range of blocks, from [`Core::blocks`]. Yields
+/// `(index, bytes)`; a block not stored locally yields
+/// [`Error::NotAvailable`] and the iteration goes on.
+pub struct Blocks {
+    blocks: ReadOnlyTable<(u64, u64), &'static [u8]>,
+    nodes: ReadOnlyTable<(u64, u64), &'static [u8; 40]>,
+    id: u64,
+    next: u64,
+    end: u64,
+}
+
+impl Iterator for Blocks {
+    type Item = Result<(u64, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.end {
+            return None;
+        }
+        let index = self.next;
+        self.next += 1;
+        Some(
+            read_block(&self.blocks, &self.nodes, self.id, index)
+                .and_then(|b| b.ok_or(Error::NotAvailable { index }))
+                .map(|b| (index, b)),
+        )
+    }
+}
