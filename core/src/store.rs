@@ -169,13 +169,8 @@ impl Store {
     /// is derived from the store's secret seed and the name, so the same
     /// name in the same store always gives the same key.
     pub fn named(&self, name: &str) -> Result<Core> {
-        let existing = {
-            let txn = self.shared.db.begin_read()?;
-            let names = txn.open_table(NAMES)?;
-            names.get(name)?.map(|v| CoreKey(*v.value()))
-        };
-        if let Some(key) = existing {
-            return self.core(&key);
+        if let Some(core) = self.by_name(name)? {
+            return Ok(core);
         }
         let mut material = self.shared.seed.to_vec();
         material.extend_from_slice(name.as_bytes());
@@ -185,6 +180,16 @@ impl Store {
             vec![pair],
             Some(name.to_string()),
         )
+    }
+
+    /// The core created under `name`, if there is one (never creates).
+    pub fn by_name(&self, name: &str) -> Result<Option<Core>> {
+        let key = {
+            let txn = self.shared.db.begin_read()?;
+            let names = txn.open_table(NAMES)?;
+            names.get(name)?.map(|v| CoreKey(*v.value()))
+        };
+        key.map(|k| self.core(&k)).transpose()
     }
 
     /// Creates a core with an explicit manifest (for example several

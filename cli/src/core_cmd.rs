@@ -1,0 +1,181 @@
+//! `hyper-cli core …`: create, append to, read and inspect cores.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use clap::Subcommand;
+use hyper_core::{Core, CoreKey, Error, Store};
+
+use crate::json::Object;
+
+/// Lines appended per batch (one transaction, one signature) when reading stdin.
+const STDIN_BATCH: usize = 1000;
+
+#[derive(Subcommand)]
+pub enum CoreCommand {
+    /// Create a writable core and print its key.
+    Create {
+        /// Name it (the same name in the same store gives the same key).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Append each DATA argument as a block; with none, each line of stdin
+    /// (its newline kept) as a block.
+    Append {
+        /// Core key (64 hex characters) or name.
+        key: String,
+        data: Vec<String>,
+    },
+    /// Write block INDEX to stdout.
+    Get { key: String, index: u64 },
+    /// Write the blocks START..END to stdout.
+    Cat {
+        key: String,
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// [default: the length]
+        #[arg(long)]
+        end: Option<u64>,
+    },
+    /// Show length, byte length, fork, what is stored locally.
+    Info {
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the cores in the store.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Finds a core by hex key or by name; an unknown one is an error that says
+/// how to create it.
+fn open_core(store: &Store, key: &str) -> Result<Core, Error> {
+    let found = match key.parse::<CoreKey>() {
+        Ok(k) => store.core(&k).ok(),
+        Err(_) => store.by_name(key)?,
+    };
+    found.ok_or_else(|| {
+        Error::UnknownCore(format!(
+            "{key} (create it with `hyper-cli core create --name NAME`, or check --store)"
+        ))
+    })
+}
+
+pub fn run(dir: &Path, cmd: CoreCommand) -> Result<(), Error> {
+    let store = Store::open(dir)?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        CoreCommand::Create { name } => {
+            let core = match name {
+                Some(n) => store.named(&n)?,
+                None => store.create_core()?,
+            };
+            writeln!(out, "{}", core.key())?;
+        }
+        CoreCommand::Append { key, data } => {
+            let core = open_core(&store, &key)?;
+            let before = core.info()?.length;
+            let outcome = if data.is_empty() {
+                append_stdin(&core)?
+            } else {
+                core.append_batch(&data)?
+            };
+            writeln!(
+                out,
+                "appended {} blocks: length {}, {} bytes",
+                outcome.length - before,
+                outcome.length,
+                outcome.byte_length
+            )?;
+        }
+        CoreCommand::Get { key, index } => {
+            let core = open_core(&store, &key)?;
+            out.write_all(&core.get(index)?)?;
+        }
+        CoreCommand::Cat { key, start, end } => {
+            let core = open_core(&store, &key)?;
+            let end = end.unwrap_or(core.info()?.length);
+            for block in core.blocks(start..end)? {
+                out.write_all(&block?.1)?;
+            }
+        }
+        CoreCommand::Info { key, json } => {
+            let core = open_core(&store, &key)?;
+            let info = core.info()?;
+            let disk = core.disk_usage()?;
+            if json {
+                let o = Object::default()
+                    .str("key", Some(&core.key().to_string()))
+                    .num("length", info.length)
+                    .num("byte_length", info.byte_length)
+                    .num("fork", info.fork)
+                    .num("contiguous_length", info.contiguous_length)
+                    .num("blocks_stored", info.blocks_stored)
+                    .num("bytes_on_disk", disk)
+                    .bool("writable", info.writable);
+                writeln!(out, "{}", o.finish())?;
+            } else {
+                writeln!(out, "key:               {}", core.key())?;
+                writeln!(out, "discovery key:     {}", core.discovery_key())?;
+                writeln!(out, "length:            {}", info.length)?;
+                writeln!(out, "byte length:       {}", info.byte_length)?;
+                writeln!(out, "fork:              {}", info.fork)?;
+                writeln!(out, "contiguous length: {}", info.contiguous_length)?;
+                writeln!(out, "blocks stored:     {}", info.blocks_stored)?;
+                writeln!(out, "bytes on disk:     {disk}")?;
+                writeln!(out, "writable:          {}", info.writable)?;
+            }
+        }
+        CoreCommand::List { json } => {
+            for entry in store.list()? {
+                if json {
+                    let o = Object::default()
+                        .str("key", Some(&entry.key.to_string()))
+                        .str("name", entry.name.as_deref())
+                        .num("length", entry.length)
+                        .bool("writable", entry.writable);
+                    writeln!(out, "{}", o.finish())?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}  {:>10}  {}  {}",
+                        entry.key,
+                        entry.length,
+                        if entry.writable { "rw" } else { "ro" },
+                        entry.name.as_deref().unwrap_or("-")
+                    )?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Appends stdin line by line (newlines kept), in batches.
+fn append_stdin(core: &Core) -> Result<hyper_core::AppendOutcome, Error> {
+    let mut input = std::io::stdin().lock();
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(STDIN_BATCH);
+    let info = core.info()?;
+    let mut outcome = hyper_core::AppendOutcome {
+        length: info.length,
+        byte_length: info.byte_length,
+    };
+    loop {
+        let mut line = Vec::new();
+        let n = input.read_until(b'\n', &mut line)?;
+        if n > 0 {
+            batch.push(line);
+        }
+        if batch.len() == STDIN_BATCH || (n == 0 && !batch.is_empty()) {
+            outcome = core.append_batch(&batch)?;
+            batch.clear();
+        }
+        if n == 0 {
+            return Ok(outcome);
+        }
+    }
+}
