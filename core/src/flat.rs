@@ -2,7 +2,8 @@
 //!
 //! Leaves sit at even indexes (block `b` is node `2b`); a node at depth `d`
 //! and offset `o` has index `(o << (d + 1)) | ((1 << d) - 1)`. All functions
-//! are pure arithmetic and never panic for indexes below `2^62`.
+//! are pure arithmetic and total: on indexes from a peer that overflow they
+//! return wrapped values (which no proof check accepts), never panic.
 
 /// Depth of a node: 0 for leaves, 1 for their parents, and so on.
 pub fn depth(index: u64) -> u32 {
@@ -11,12 +12,17 @@ pub fn depth(index: u64) -> u32 {
 
 /// Position of a node among the nodes of its depth, counted from the left.
 pub fn offset(index: u64) -> u64 {
-    index >> (depth(index) + 1)
+    index.checked_shr(depth(index) + 1).unwrap_or(0)
 }
 
 /// The index of the node at `depth` and `offset`.
 pub fn index(depth: u32, offset: u64) -> u64 {
-    (offset << (depth + 1)) | ((1u64 << depth) - 1)
+    offset.checked_shl(depth + 1).unwrap_or(0) | low_ones(depth)
+}
+
+/// `2^depth - 1`, saturating at all ones.
+fn low_ones(depth: u32) -> u64 {
+    1u64.checked_shl(depth).unwrap_or(0).wrapping_sub(1)
 }
 
 /// The parent of a node.
@@ -37,15 +43,15 @@ pub fn children(index: u64) -> Option<(u64, u64)> {
     if d == 0 {
         return None;
     }
-    let o = offset(index) * 2;
-    Some((self::index(d - 1, o), self::index(d - 1, o + 1)))
+    let o = offset(index).wrapping_mul(2);
+    Some((self::index(d - 1, o), self::index(d - 1, o.wrapping_add(1))))
 }
 
 /// The first and last block (leaf number, not node index) under a node.
 pub fn block_span(index: u64) -> (u64, u64) {
     let d = depth(index);
-    let first = offset(index) << d;
-    (first, first + (1u64 << d) - 1)
+    let first = offset(index).checked_shl(d).unwrap_or(0);
+    (first, first.wrapping_add(low_ones(d)))
 }
 
 /// Whether `index` is the left child of its parent.
@@ -70,7 +76,7 @@ pub fn roots(length: u64) -> Vec<u64> {
 
 /// The node index of block `block`'s leaf.
 pub fn leaf(block: u64) -> u64 {
-    block * 2
+    block.wrapping_mul(2)
 }
 
 #[cfg(test)]
@@ -101,6 +107,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn total_on_any_input(i in any::<u64>(), d in any::<u32>()) {
+            let _ = (parent(i), sibling(i), children(i), block_span(i), offset(i), index(d % 70, i), leaf(i), roots(i));
+        }
+
         #[test]
         fn parent_child_agree(i in 0u64..(1 << 40)) {
             let p = parent(i);

@@ -42,3 +42,10 @@ pub use proof::{
 pub use store::{CoreEntry, Durability, Store, StoreBatch, StoreOptions};
 pub use tree::{Node, append as append_nodes, byte_length as tree_byte_length};
 pub use verify::{Verified, Verifier};
+
+/// The 32-byte message the signers of `key` sign for the state (`roots`,
+/// `length`, `fork`): a domain-separated BLAKE3 hash of the key, the roots
+/// hash, the length and the fork.
+pub fn signable_message(key: &CoreKey, roots: &[Node], length: u64, fork: u64) -> [u8; 32] {
+    hash::signable(key, &hash::roots(roots), length, fork)
+}
