@@ -56,7 +56,11 @@ impl Bitfield {
         while i < end {
             let (page, word, bit) = locate(i);
             let n = (64 - u64::from(bit)).min(end - i);
-            let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << bit };
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
             if let Some(w) = self.word_mut(page, word, value) {
                 let before = w.count_ones();
                 if value {
@@ -123,7 +127,8 @@ impl Bitfield {
     pub fn last_set(&self) -> Option<u64> {
         self.pages.iter().rev().find_map(|(page, words)| {
             words.iter().enumerate().rev().find_map(|(i, w)| {
-                (*w != 0).then(|| page * PAGE_BITS + i as u64 * 64 + 63 - u64::from(w.leading_zeros()))
+                (*w != 0)
+                    .then(|| page * PAGE_BITS + i as u64 * 64 + 63 - u64::from(w.leading_zeros()))
             })
         })
     }
@@ -146,9 +151,9 @@ impl Bitfield {
             .into_iter()
             .map(|page| {
                 let enc = self.pages.get(&page).and_then(|p| {
-                    p.iter().any(|w| *w != 0).then(|| {
-                        p.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>()
-                    })
+                    p.iter()
+                        .any(|w| *w != 0)
+                        .then(|| p.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>())
                 });
                 if enc.is_none() {
                     self.pages.remove(&page);

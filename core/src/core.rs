@@ -169,7 +169,10 @@ impl Core {
 
     /// The first block index in `range` that is stored locally.
     pub fn next_stored(&self, range: Range<u64>) -> Result<Option<u64>> {
-        Ok(self.read_state()?.bitfield.first_set(range.start, range.end))
+        Ok(self
+            .read_state()?
+            .bitfield
+            .first_set(range.start, range.end))
     }
 
     /// Reads the blocks in `range` in order, each checked like [`Core::get`],
@@ -207,9 +210,18 @@ impl Core {
         let id = self.inner.id;
         let st = self.read_state()?;
         let txn = self.inner.shared.db.begin_read()?;
-        let nodes = txn.open_table(NODES)?.range((id, 0)..=(id, u64::MAX))?.count() as u64;
-        let blocks = txn.open_table(BLOCKS)?.range((id, 0)..=(id, u64::MAX))?.count() as u64;
-        let pages = (st.bitfield.count() > 0) as u64 * st.bitfield.last_set().map_or(0, |l| l / crate::bitfield::PAGE_BITS + 1);
+        let nodes = txn
+            .open_table(NODES)?
+            .range((id, 0)..=(id, u64::MAX))?
+            .count() as u64;
+        let blocks = txn
+            .open_table(BLOCKS)?
+            .range((id, 0)..=(id, u64::MAX))?
+            .count() as u64;
+        let pages = (st.bitfield.count() > 0) as u64
+            * st.bitfield
+                .last_set()
+                .map_or(0, |l| l / crate::bitfield::PAGE_BITS + 1);
         Ok(st.header.bytes_stored
             + blocks * 16
             + nodes * (16 + 40)
@@ -281,7 +293,9 @@ impl Core {
         let txn = self.inner.shared.write(self.inner.shared.durability)?;
         let result = (|| {
             let mut t = CoreTables::open(&txn)?;
-            header.bytes_stored -= t.remove_blocks(id, range.start, end)?.min(header.bytes_stored);
+            header.bytes_stored -= t
+                .remove_blocks(id, range.start, end)?
+                .min(header.bytes_stored);
             st.bitfield.set_range(range.start, end, false);
             t.put_bitfield(id, &mut st.bitfield)?;
             t.put_header(id, &header)?;
@@ -300,7 +314,9 @@ impl Core {
         }
         let old = st.header.state.clone();
         if length > old.length {
-            return Err(Error::InvalidArgument("cannot truncate to more than the length"));
+            return Err(Error::InvalidArgument(
+                "cannot truncate to more than the length",
+            ));
         }
         let id = self.inner.id;
         let mut header = st.header.clone();
@@ -309,7 +325,14 @@ impl Core {
             let mut t = CoreTables::open(&txn)?;
             let roots = flat::roots(length)
                 .into_iter()
-                .map(|i| TableNodes { table: &t.nodes, id }.node(i)?.ok_or(Error::NodeNotAvailable { index: i }))
+                .map(|i| {
+                    TableNodes {
+                        table: &t.nodes,
+                        id,
+                    }
+                    .node(i)?
+                    .ok_or(Error::NodeNotAvailable { index: i })
+                })
                 .collect::<Result<Vec<_>>>()?;
             let removed = t.cut_after(id, length, &mut st.bitfield)?;
             header.bytes_stored -= removed.min(header.bytes_stored);
@@ -361,7 +384,13 @@ impl Core {
             }
             _ => None,
         };
-        proof::build(&TableNodes { table: &nodes, id }, &state, &manifest, request, value)
+        proof::build(
+            &TableNodes { table: &nodes, id },
+            &state,
+            &manifest,
+            request,
+            value,
+        )
     }
 
     /// How many sibling levels above block `index` this core lacks: ask a
@@ -370,7 +399,10 @@ impl Core {
         let state = self.signed_state()?;
         let txn = self.inner.shared.db.begin_read()?;
         let nodes = txn.open_table(NODES)?;
-        let source = TableNodes { table: &nodes, id: self.inner.id };
+        let source = TableNodes {
+            table: &nodes,
+            id: self.inner.id,
+        };
         let mut cur = flat::leaf(index);
         let mut count = 0;
         while count < 62 {
@@ -421,12 +453,12 @@ impl Core {
                     header.state = next.clone();
                 }
                 t.put_nodes(id, &v.nodes)?;
-                if let Some((index, data)) = &v.block {
-                    if !st.bitfield.get(*index) {
-                        t.blocks.insert((id, *index), data.as_slice())?;
-                        header.bytes_stored += data.len() as u64;
-                        st.bitfield.set_range(*index, index + 1, true);
-                    }
+                if let Some((index, data)) = &v.block
+                    && !st.bitfield.get(*index)
+                {
+                    t.blocks.insert((id, *index), data.as_slice())?;
+                    header.bytes_stored += data.len() as u64;
+                    st.bitfield.set_range(*index, index + 1, true);
                 }
             }
             t.put_bitfield(id, &mut st.bitfield)?;
@@ -441,7 +473,10 @@ impl Core {
 /// The number of leading blocks whose roots, in the new tree, match nodes
 /// stored here: that prefix survives a fork change.
 fn matching_prefix(t: &CoreTables<'_>, id: u64, roots: &[Node]) -> Result<u64> {
-    let source = TableNodes { table: &t.nodes, id };
+    let source = TableNodes {
+        table: &t.nodes,
+        id,
+    };
     let mut keep = 0;
     for r in roots {
         if source.node(r.index)? != Some(*r) {
@@ -465,7 +500,13 @@ fn reload(inner: &CoreInner, st: &mut CoreState) {
     }
 }
 
-fn sign_state(key: &CoreKey, header: &Header, roots: Vec<Node>, length: u64, fork: u64) -> Result<SignedState> {
+fn sign_state(
+    key: &CoreKey,
+    header: &Header,
+    roots: Vec<Node>,
+    length: u64,
+    fork: u64,
+) -> Result<SignedState> {
     let manifest = header
         .manifest
         .as_ref()
@@ -482,7 +523,10 @@ fn sign_state(key: &CoreKey, header: &Header, roots: Vec<Node>, length: u64, for
 
 /// Appends to one or more cores in one transaction (see
 /// [`StoreBatch`](crate::StoreBatch)).
-pub(crate) fn append_many(shared: &Shared, appends: &[(Core, Vec<&[u8]>)]) -> Result<Vec<AppendOutcome>> {
+pub(crate) fn append_many(
+    shared: &Shared,
+    appends: &[(Core, Vec<&[u8]>)],
+) -> Result<Vec<AppendOutcome>> {
     // Lock each distinct core once, in id order, so batches cannot deadlock.
     let mut by_id: BTreeMap<u64, &Core> = BTreeMap::new();
     for (core, _) in appends {
@@ -511,10 +555,14 @@ pub(crate) fn append_many(shared: &Shared, appends: &[(Core, Vec<&[u8]>)]) -> Re
                 let mut roots = header.state.roots.clone();
                 let nodes = tree::append(
                     &mut roots,
-                    blocks.iter().enumerate().map(|(i, b)| Node::leaf(start + i as u64, b)),
+                    blocks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| Node::leaf(start + i as u64, b)),
                 );
                 let length = start + blocks.len() as u64;
-                header.state = sign_state(&core.inner.key, header, roots, length, header.state.fork)?;
+                header.state =
+                    sign_state(&core.inner.key, header, roots, length, header.state.fork)?;
                 t.put_nodes(id, &nodes)?;
                 for (i, b) in blocks.iter().enumerate() {
                     t.blocks.insert((id, start + i as u64), *b)?;

@@ -176,8 +176,14 @@ mod tests {
         let text = key.to_string();
         assert_eq!(text.len(), 64);
         assert_eq!(text.parse::<CoreKey>().expect("valid hex"), key);
-        assert!(matches!("abc".parse::<CoreKey>(), Err(Error::InvalidArgument(_))));
-        assert!(matches!("zz".repeat(32).parse::<CoreKey>(), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            "abc".parse::<CoreKey>(),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            "zz".repeat(32).parse::<CoreKey>(),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 
     #[test]

@@ -61,8 +61,9 @@ impl Manifest {
             quorum,
             prologue: None,
         };
-        m.validate()
-            .map_err(|_| crate::Error::InvalidArgument("quorum must be 1..=signers (at most 255)"))?;
+        m.validate().map_err(|_| {
+            crate::Error::InvalidArgument("quorum must be 1..=signers (at most 255)")
+        })?;
         Ok(m)
     }
 
@@ -196,7 +197,13 @@ mod tests {
         let m = Manifest::quorum(pairs.iter().map(|p| p.public_key()).collect(), 2).expect("valid");
         let msg = [9u8; 32];
         let one = m.sign(&msg, &pairs[..1]);
-        assert_eq!(m.verify(&msg, &one), Err(VerifyError::Signature { valid: 1, quorum: 2 }));
+        assert_eq!(
+            m.verify(&msg, &one),
+            Err(VerifyError::Signature {
+                valid: 1,
+                quorum: 2
+            })
+        );
         let twice = [one[0], one[0]];
         assert!(m.verify(&msg, &twice).is_err());
         let two = m.sign(&msg, &pairs[1..]);

@@ -319,11 +319,7 @@ pub fn build(
 
 /// The leaf node holding byte `bytes` and the offset of that byte inside
 /// it, found by walking down from the roots.
-pub fn seek_leaf(
-    source: &impl NodeSource,
-    state: &SignedState,
-    bytes: u64,
-) -> Result<(Node, u64)> {
+pub fn seek_leaf(source: &impl NodeSource, state: &SignedState, bytes: u64) -> Result<(Node, u64)> {
     let mut rest = bytes;
     for root in &state.roots {
         if rest >= root.size {
@@ -342,5 +338,7 @@ pub fn seek_leaf(
         }
         return Ok((cur, rest));
     }
-    Err(Error::InvalidArgument("byte offset is past the byte length"))
+    Err(Error::InvalidArgument(
+        "byte offset is past the byte length",
+    ))
 }

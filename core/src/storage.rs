@@ -34,8 +34,7 @@ pub(crate) const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("he
 pub(crate) const NODES: TableDefinition<(u64, u64), &[u8; 40]> = TableDefinition::new("nodes");
 pub(crate) const BLOCKS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("blocks");
 pub(crate) const BITFIELD: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("bitfield");
-pub(crate) const USER_DATA: TableDefinition<(u64, &str), &[u8]> =
-    TableDefinition::new("user_data");
+pub(crate) const USER_DATA: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("user_data");
 
 /// Everything about one core that is not a node, block or page.
 #[derive(Debug, Clone)]
@@ -57,12 +56,19 @@ pub(crate) struct Header {
 const HEADER_VERSION: u8 = 1;
 
 impl Header {
-    /// Byte layout, integers little-endian:
-    /// version `u8` (1); manifest: flag `u8`, then `u32` length + bytes;
-    /// signer count `u8` + 32-byte seeds; name: flag `u8`, then `u32` length
-    /// + UTF-8; fork `u64`; length `u64`; root count `u8` + (index `u64`,
-    /// size `u64`, hash 32); signature count `u8` + (signer `u8`, 64 bytes);
-    /// bytes stored `u64`; truncation count `u64` + (fork `u64`, length `u64`).
+    /// Byte layout, integers little-endian, in order:
+    ///
+    /// | field        | bytes                                             |
+    /// |--------------|---------------------------------------------------|
+    /// | version      | `u8` = 1                                          |
+    /// | manifest     | flag `u8`; if 1, `u32` length and the encoding    |
+    /// | signers      | count `u8`, then 32-byte secret seeds             |
+    /// | name         | flag `u8`; if 1, `u32` length and UTF-8           |
+    /// | fork, length | `u64`, `u64`                                      |
+    /// | roots        | count `u8`, then (index `u64`, size `u64`, hash 32) |
+    /// | signatures   | count `u8`, then (signer `u8`, 64 bytes)          |
+    /// | bytes stored | `u64`                                             |
+    /// | truncations  | count `u64`, then (fork `u64`, length `u64`)      |
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.u8(HEADER_VERSION);

@@ -199,7 +199,12 @@ impl Store {
         self.insert_core(manifest, signers, None)
     }
 
-    fn insert_core(&self, manifest: Manifest, signers: Vec<KeyPair>, name: Option<String>) -> Result<Core> {
+    fn insert_core(
+        &self,
+        manifest: Manifest,
+        signers: Vec<KeyPair>,
+        name: Option<String>,
+    ) -> Result<Core> {
         let key = manifest.key();
         if let Some(core) = self.find(&key)? {
             return Ok(core);
@@ -233,7 +238,8 @@ impl Store {
         if let Some(name) = &header.name {
             txn.open_table(NAMES)?.insert(name.as_str(), &key.0)?;
         }
-        txn.open_table(HEADERS)?.insert(id, header.encode().as_slice())?;
+        txn.open_table(HEADERS)?
+            .insert(id, header.encode().as_slice())?;
         txn.commit()?;
         self.load(id, *key)
     }
@@ -257,7 +263,8 @@ impl Store {
 
     /// The core with this key; [`Error::UnknownCore`] if the store has none.
     pub fn core(&self, key: &CoreKey) -> Result<Core> {
-        self.find(key)?.ok_or_else(|| Error::UnknownCore(key.to_string()))
+        self.find(key)?
+            .ok_or_else(|| Error::UnknownCore(key.to_string()))
     }
 
     fn find(&self, key: &CoreKey) -> Result<Option<Core>> {
@@ -321,7 +328,8 @@ impl Store {
             let mut t = CoreTables::open(&txn)?;
             t.nodes.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
             t.blocks.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
-            t.bitfield.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+            t.bitfield
+                .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
             t.headers.remove(id)?;
             txn.open_table(USER_DATA)?
                 .retain_in((id, "")..(id + 1, ""), |_, _| false)?;
@@ -357,8 +365,9 @@ impl Store {
     /// Returns free space inside the database file to the file system.
     /// Needs the only handle to the store: no clones and no open cores.
     pub fn compact(&mut self) -> Result<bool> {
-        let shared = Arc::get_mut(&mut self.shared)
-            .ok_or(Error::InvalidArgument("close every core and store clone before compacting"))?;
+        let shared = Arc::get_mut(&mut self.shared).ok_or(Error::InvalidArgument(
+            "close every core and store clone before compacting",
+        ))?;
         Ok(shared.db.compact()?)
     }
 }
@@ -367,7 +376,11 @@ fn open_database(path: &Path) -> Result<Database> {
     // A damaged file must be an error, never a panic; redb reports damage as
     // errors, and this guard keeps a defect there from taking the caller down.
     std::panic::catch_unwind(|| Database::create(path))
-        .map_err(|_| Error::Corrupt(Corruption::Database("the database file could not be read".into())))?
+        .map_err(|_| {
+            Error::Corrupt(Corruption::Database(
+                "the database file could not be read".into(),
+            ))
+        })?
         .map_err(Error::from)
 }
 

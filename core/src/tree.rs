@@ -100,7 +100,10 @@ mod tests {
         let mut roots = Vec::new();
         let created = append(
             &mut roots,
-            blocks.iter().enumerate().map(|(i, b)| Node::leaf(i as u64, b)),
+            blocks
+                .iter()
+                .enumerate()
+                .map(|(i, b)| Node::leaf(i as u64, b)),
         );
         (roots, created)
     }

@@ -26,7 +26,11 @@ impl<'t> CoreTables<'t> {
         })
     }
 
-    pub fn put_nodes<'n>(&mut self, id: u64, nodes: impl IntoIterator<Item = &'n Node>) -> Result<()> {
+    pub fn put_nodes<'n>(
+        &mut self,
+        id: u64,
+        nodes: impl IntoIterator<Item = &'n Node>,
+    ) -> Result<()> {
         for n in nodes {
             self.nodes.insert((id, n.index), &n.encode_value())?;
         }

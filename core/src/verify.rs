@@ -162,11 +162,15 @@ impl<S: NodeSource> Verifier<S> {
     ) -> Result<SignedState, VerifyError> {
         let expected_start = if forked { 0 } else { self.state.length };
         if u.start != expected_start {
-            return Err(VerifyError::Malformed("upgrade start is not the local length"));
+            return Err(VerifyError::Malformed(
+                "upgrade start is not the local length",
+            ));
         }
         let indexes: Vec<u64> = u.roots.iter().map(|r| r.index).collect();
         if indexes != flat::roots(u.length) {
-            return Err(VerifyError::Malformed("upgrade roots do not fit its length"));
+            return Err(VerifyError::Malformed(
+                "upgrade roots do not fit its length",
+            ));
         }
         let roots_hash = hash::roots(&u.roots);
         let in_prologue = manifest
@@ -188,7 +192,9 @@ impl<S: NodeSource> Verifier<S> {
                 let other = if known {
                     *values.get(&sib).ok_or(VerifyError::Malformed("walk"))?
                 } else {
-                    let n = *extra.next().ok_or(VerifyError::Malformed("upgrade nodes missing"))?;
+                    let n = *extra
+                        .next()
+                        .ok_or(VerifyError::Malformed("upgrade nodes missing"))?;
                     if n.index != sib {
                         return Err(VerifyError::Malformed("upgrade node out of place"));
                     }
@@ -196,10 +202,10 @@ impl<S: NodeSource> Verifier<S> {
                     n
                 };
                 let up = here.join(&other);
-                if let Some(root) = u.roots.iter().find(|r| r.index == up.index) {
-                    if *root != up {
-                        return Err(VerifyError::HashMismatch { index: up.index });
-                    }
+                if let Some(root) = u.roots.iter().find(|r| r.index == up.index)
+                    && *root != up
+                {
+                    return Err(VerifyError::HashMismatch { index: up.index });
                 }
                 values.insert(up.index, up);
                 staged.insert(up.index, up);
@@ -213,8 +219,7 @@ impl<S: NodeSource> Verifier<S> {
         for r in &u.roots {
             staged.insert(r.index, *r);
         }
-        if u
-            .roots
+        if u.roots
             .iter()
             .try_fold(0u64, |acc, r| acc.checked_add(r.size))
             .is_none()
@@ -330,4 +335,3 @@ impl<S: NodeSource> View<'_, S> {
         Ok((leaf.index / 2, bytes - start))
     }
 }
-

@@ -30,7 +30,10 @@ impl Tree {
         let mut roots = Vec::new();
         let created = append_nodes(
             &mut roots,
-            blocks.iter().enumerate().map(|(i, b)| Node::leaf(i as u64, b)),
+            blocks
+                .iter()
+                .enumerate()
+                .map(|(i, b)| Node::leaf(i as u64, b)),
         );
         Tree {
             nodes: created.into_iter().map(|n| (n.index, n)).collect(),
@@ -84,8 +87,18 @@ fn reader_at(tree: &Tree, length: u64) -> (Reader, SignedState) {
     (Reader { nodes }, state)
 }
 
-fn verify(tree: &Tree, reader: &Reader, state: &SignedState, proof: &Proof) -> Result<hyper_core::Verified> {
-    let mut v = Verifier::new(tree.manifest.key(), Some(tree.manifest.clone()), state.clone(), reader);
+fn verify(
+    tree: &Tree,
+    reader: &Reader,
+    state: &SignedState,
+    proof: &Proof,
+) -> Result<hyper_core::Verified> {
+    let mut v = Verifier::new(
+        tree.manifest.key(),
+        Some(tree.manifest.clone()),
+        state.clone(),
+        reader,
+    );
     v.verify(proof)
 }
 
@@ -258,12 +271,24 @@ fn proof_for_another_core_is_rejected() {
     // A verifier for a different key refuses the manifest, and, told the
     // other manifest, refuses the signature.
     let mut v = Verifier::new(other.key(), None, SignedState::empty(), &reader);
-    assert!(matches!(v.verify(&proof), Err(hyper_core::Error::Verify(hyper_core::VerifyError::ManifestMismatch))));
-    let mut v = Verifier::new(other.key(), Some(other.clone()), SignedState::empty(), &reader);
+    assert!(matches!(
+        v.verify(&proof),
+        Err(hyper_core::Error::Verify(
+            hyper_core::VerifyError::ManifestMismatch
+        ))
+    ));
+    let mut v = Verifier::new(
+        other.key(),
+        Some(other.clone()),
+        SignedState::empty(),
+        &reader,
+    );
     let mut no_manifest = proof.clone();
     no_manifest.manifest = None;
     assert!(matches!(
         v.verify(&no_manifest),
-        Err(hyper_core::Error::Verify(hyper_core::VerifyError::Signature { .. }))
+        Err(hyper_core::Error::Verify(
+            hyper_core::VerifyError::Signature { .. }
+        ))
     ));
 }

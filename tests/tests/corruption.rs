@@ -5,7 +5,9 @@ use hyper_core::{Error, Store};
 use rand::{Rng, SeedableRng};
 
 fn blocks() -> Vec<Vec<u8>> {
-    (0..300u32).map(|i| format!("block number {i} ").repeat(20).into_bytes()).collect()
+    (0..300u32)
+        .map(|i| format!("block number {i} ").repeat(20).into_bytes())
+        .collect()
 }
 
 fn build(dir: &std::path::Path) -> hyper_core::CoreKey {
@@ -27,7 +29,10 @@ fn read_all(dir: &std::path::Path, key: &hyper_core::CoreKey) -> Result<usize, E
     for i in 0..core.info()?.length {
         match core.get(i) {
             Ok(b) => {
-                assert_eq!(b, want[i as usize], "corruption returned wrong data for block {i}");
+                assert_eq!(
+                    b, want[i as usize],
+                    "corruption returned wrong data for block {i}"
+                );
                 ok += 1;
             }
             Err(e) => {
@@ -40,7 +45,10 @@ fn read_all(dir: &std::path::Path, key: &hyper_core::CoreKey) -> Result<usize, E
 
 #[test]
 fn flipped_bytes_give_errors_not_panics_or_wrong_data() {
-    let seed: u64 = std::env::var("CORRUPT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(11);
+    let seed: u64 = std::env::var("CORRUPT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(11);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().expect("tempdir");
     let key = build(dir.path());
@@ -76,9 +84,15 @@ fn flipped_block_bytes_are_a_corruption_error() {
         .expect("block bytes are in the file");
     bytes[at + 6] = b'N';
     std::fs::write(&file, &bytes).expect("write");
-    match Store::open(dir.path()).and_then(|s| s.core(&key)).and_then(|c| c.get(123)) {
+    match Store::open(dir.path())
+        .and_then(|s| s.core(&key))
+        .and_then(|c| c.get(123))
+    {
         Err(Error::Corrupt(_)) => {}
-        other => panic!("expected a corruption error, got {:?}", other.map(|b| b.len())),
+        other => panic!(
+            "expected a corruption error, got {:?}",
+            other.map(|b| b.len())
+        ),
     }
 }
 
@@ -89,7 +103,16 @@ fn truncated_file_gives_errors_not_panics() {
     let file = dir.path().join("store.redb");
     let pristine = std::fs::read(&file).expect("read");
     let mut errors = 0;
-    for cut in [0, 1, 100, 512, 4096, pristine.len() / 3, pristine.len() / 2, pristine.len() - 1] {
+    for cut in [
+        0,
+        1,
+        100,
+        512,
+        4096,
+        pristine.len() / 3,
+        pristine.len() / 2,
+        pristine.len() - 1,
+    ] {
         std::fs::write(&file, &pristine[..cut]).expect("write");
         if read_all(dir.path(), &key).is_err() {
             errors += 1;

@@ -16,7 +16,10 @@ const KILLS: usize = 24;
 #[test]
 fn sigkill_never_loses_a_returned_append_or_leaves_a_torn_core() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let seed: u64 = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let seed: u64 = std::env::var("CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut confirmed = 0u64;
     for round in 0..KILLS {
@@ -30,15 +33,17 @@ fn sigkill_never_loses_a_returned_append_or_leaves_a_torn_core() {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Ok(n) = line.trim().parse::<u64>() {
-                    if tx.send(n).is_err() {
-                        break;
-                    }
+                if let Ok(n) = line.trim().parse::<u64>()
+                    && tx.send(n).is_err()
+                {
+                    break;
                 }
             }
         });
         // Wait for the first confirmed batch, then kill at a random moment.
-        let first = rx.recv_timeout(Duration::from_secs(30)).expect("child appended");
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("child appended");
         confirmed = confirmed.max(first);
         std::thread::sleep(Duration::from_millis(rng.random_range(0..60)));
         child.kill().expect("SIGKILL");
@@ -56,10 +61,18 @@ fn sigkill_never_loses_a_returned_append_or_leaves_a_torn_core() {
             "round {round}: length {} lost confirmed appends up to {confirmed} (seed {seed})",
             info.length
         );
-        assert_eq!(info.length % 37, 0, "round {round}: half a batch is visible (seed {seed})");
+        assert_eq!(
+            info.length % 37,
+            0,
+            "round {round}: half a batch is visible (seed {seed})"
+        );
         for item in core.blocks(0..info.length).expect("iter") {
             let (i, block) = item.expect("block verifies against its leaf");
-            assert_eq!(block, hyper_tests::crash_block(i), "round {round}: block {i} (seed {seed})");
+            assert_eq!(
+                block,
+                hyper_tests::crash_block(i),
+                "round {round}: block {i} (seed {seed})"
+            );
         }
         // The stored roots carry a valid signature: a fresh verifier that
         // knows only the key accepts the upgrade built from them.

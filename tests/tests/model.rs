@@ -21,21 +21,44 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn check(store: &Store, model: &[Option<Vec<u8>>], logical: &[Vec<u8>], fork: u64) -> Result<(), TestCaseError> {
+fn check(
+    store: &Store,
+    model: &[Option<Vec<u8>>],
+    logical: &[Vec<u8>],
+    fork: u64,
+) -> Result<(), TestCaseError> {
     let core = store.named("model").expect("open");
     let info = core.info().expect("info");
     prop_assert_eq!(info.length, logical.len() as u64);
-    prop_assert_eq!(info.byte_length, logical.iter().map(|b| b.len() as u64).sum::<u64>());
+    prop_assert_eq!(
+        info.byte_length,
+        logical.iter().map(|b| b.len() as u64).sum::<u64>()
+    );
     prop_assert_eq!(info.fork, fork);
-    prop_assert_eq!(info.blocks_stored, model.iter().filter(|b| b.is_some()).count() as u64);
-    prop_assert_eq!(info.bytes_stored, model.iter().flatten().map(|b| b.len() as u64).sum::<u64>());
-    let contiguous = model.iter().position(Option::is_none).unwrap_or(model.len());
+    prop_assert_eq!(
+        info.blocks_stored,
+        model.iter().filter(|b| b.is_some()).count() as u64
+    );
+    prop_assert_eq!(
+        info.bytes_stored,
+        model.iter().flatten().map(|b| b.len() as u64).sum::<u64>()
+    );
+    let contiguous = model
+        .iter()
+        .position(Option::is_none)
+        .unwrap_or(model.len());
     prop_assert_eq!(info.contiguous_length, contiguous as u64);
     for (i, expected) in model.iter().enumerate() {
         match (core.get(i as u64), expected) {
             (Ok(got), Some(want)) => prop_assert_eq!(&got, want),
             (Err(Error::NotAvailable { .. }), None) => {}
-            (other, want) => prop_assert!(false, "block {}: got {:?}, want {:?}", i, other.map(|_| ()), want.is_some()),
+            (other, want) => prop_assert!(
+                false,
+                "block {}: got {:?}, want {:?}",
+                i,
+                other.map(|_| ()),
+                want.is_some()
+            ),
         }
         prop_assert_eq!(core.has(i as u64).expect("has"), expected.is_some());
     }
@@ -46,7 +69,10 @@ fn check(store: &Store, model: &[Option<Vec<u8>>], logical: &[Vec<u8>], fork: u6
     for (i, b) in logical.iter().enumerate() {
         if !b.is_empty() {
             prop_assert_eq!(core.seek(offset).expect("seek"), (i as u64, 0));
-            prop_assert_eq!(core.seek(offset + b.len() as u64 - 1).expect("seek"), (i as u64, b.len() as u64 - 1));
+            prop_assert_eq!(
+                core.seek(offset + b.len() as u64 - 1).expect("seek"),
+                (i as u64, b.len() as u64 - 1)
+            );
         }
         offset += b.len() as u64;
     }
@@ -111,7 +137,10 @@ fn snapshot_is_frozen_and_invalidated_by_truncation() {
     assert!(matches!(snap.get(3), Err(Error::OutOfBounds { .. })));
     core.truncate(2).expect("truncate");
     assert_eq!(snap.get(1).expect("still valid below the cut"), b"b");
-    assert!(matches!(snap.get(2), Err(Error::SnapshotInvalidated { .. })));
+    assert!(matches!(
+        snap.get(2),
+        Err(Error::SnapshotInvalidated { .. })
+    ));
 }
 
 #[test]
@@ -125,7 +154,11 @@ fn user_data_iterator_named_keys_and_delete() {
     a.set_user_data("cursor", None).expect("unset");
     assert_eq!(a.user_data("cursor").expect("get"), None);
     a.append_batch(&[b"x", b"y", b"z"]).expect("append");
-    let got: Vec<Vec<u8>> = a.blocks(1..3).expect("iter").map(|r| r.expect("block").1).collect();
+    let got: Vec<Vec<u8>> = a
+        .blocks(1..3)
+        .expect("iter")
+        .map(|r| r.expect("block").1)
+        .collect();
     assert_eq!(got, vec![b"y".to_vec(), b"z".to_vec()]);
     drop(a);
     drop(store);
@@ -147,7 +180,14 @@ fn batch_across_cores_is_atomic() {
     let store = Store::open(dir.path()).expect("open");
     let a = store.named("a").expect("a");
     let b = store.named("b").expect("b");
-    let reader = store.replica(&hyper_core::KeyPair::from_seed([5; 32]).public_key().0.into_core_key()).expect("replica");
+    let reader = store
+        .replica(
+            &hyper_core::KeyPair::from_seed([5; 32])
+                .public_key()
+                .0
+                .into_core_key(),
+        )
+        .expect("replica");
     let blocks_a = [b"1".to_vec(), b"2".to_vec()];
     let blocks_b = [b"3".to_vec()];
     let mut batch = store.batch();

@@ -6,8 +6,13 @@ use hyper_core::{
 };
 
 fn stores(n: usize) -> (Vec<tempfile::TempDir>, Vec<Store>) {
-    let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().expect("tempdir")).collect();
-    let stores = dirs.iter().map(|d| Store::open(d.path()).expect("open")).collect();
+    let dirs: Vec<_> = (0..n)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let stores = dirs
+        .iter()
+        .map(|d| Store::open(d.path()).expect("open"))
+        .collect();
     (dirs, stores)
 }
 
@@ -37,7 +42,9 @@ fn fetch(from: &Core, to: &Core, index: u64) -> Result<(), Error> {
 fn sparse_reader_then_full_then_chain() {
     let (_d, s) = stores(3);
     let writer = s[0].named("w").expect("writer");
-    let blocks: Vec<Vec<u8>> = (0..100u32).map(|i| format!("block {i}").into_bytes()).collect();
+    let blocks: Vec<Vec<u8>> = (0..100u32)
+        .map(|i| format!("block {i}").into_bytes())
+        .collect();
     writer.append_batch(&blocks).expect("append");
 
     let b = s[1].replica(&writer.key()).expect("replica");
@@ -82,7 +89,9 @@ fn reader_follows_a_truncation_and_keeps_the_common_prefix() {
         fetch(&writer, &r, i).expect("fetch");
     }
     writer.truncate(35).expect("truncate");
-    writer.append_batch(&[b"x".to_vec(), b"y".to_vec()]).expect("append");
+    writer
+        .append_batch(&[b"x".to_vec(), b"y".to_vec()])
+        .expect("append");
     // An upgrade across the fork.
     fetch(&writer, &r, 36).expect("fork upgrade");
     let info = r.info().expect("info");
@@ -95,10 +104,15 @@ fn reader_follows_a_truncation_and_keeps_the_common_prefix() {
     fetch(&writer, &r, 35).expect("refetch");
     assert_eq!(r.get(35).expect("new block"), b"x");
     for i in 0..35 {
-        assert_eq!(r.get(i).or_else(|_| {
-            fetch(&writer, &r, i)?;
+        assert_eq!(
             r.get(i)
-        }).expect("prefix"), blocks[i as usize]);
+                .or_else(|_| {
+                    fetch(&writer, &r, i)?;
+                    r.get(i)
+                })
+                .expect("prefix"),
+            blocks[i as usize]
+        );
     }
 }
 
@@ -106,7 +120,9 @@ fn reader_follows_a_truncation_and_keeps_the_common_prefix() {
 fn lies_are_rejected_and_the_reader_stays_valid() {
     let (_d, s) = stores(3);
     let writer = s[0].named("w").expect("writer");
-    writer.append_batch(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]).expect("append");
+    writer
+        .append_batch(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec()])
+        .expect("append");
     let r = s[1].replica(&writer.key()).expect("replica");
     fetch(&writer, &r, 0).expect("fetch");
 
@@ -115,7 +131,10 @@ fn lies_are_rejected_and_the_reader_stays_valid() {
     if let Some(b) = &mut p.block {
         b.value = b"B".to_vec();
     }
-    assert!(matches!(r.apply(&[p]), Err(Error::Verify(VerifyError::HashMismatch { .. }))));
+    assert!(matches!(
+        r.apply(&[p]),
+        Err(Error::Verify(VerifyError::HashMismatch { .. }))
+    ));
 
     // A valid proof in the same batch as a forged one: nothing is stored.
     let good = writer.proof(&request(&r, 2)).expect("proof");
@@ -128,16 +147,28 @@ fn lies_are_rejected_and_the_reader_stays_valid() {
 
     // A different writer signing a state for this key.
     let impostor = s[2].named("impostor").expect("impostor");
-    impostor.append_batch(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]).expect("append");
+    impostor
+        .append_batch(&[b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()])
+        .expect("append");
     let fresh = s[2].replica(&writer.key()).expect("replica");
     let mut p = impostor.proof(&request(&fresh, 3)).expect("proof");
     p.manifest = writer.manifest().expect("manifest");
-    assert!(matches!(fresh.apply(&[p]), Err(Error::Verify(VerifyError::Signature { .. }))));
+    assert!(matches!(
+        fresh.apply(&[p]),
+        Err(Error::Verify(VerifyError::Signature { .. }))
+    ));
     // The impostor's manifest does not hash to the key.
     let p = impostor
-        .proof(&ProofRequest { manifest: true, upgrade: Some(UpgradeRequest { start: 0, fork: 0 }), ..Default::default() })
+        .proof(&ProofRequest {
+            manifest: true,
+            upgrade: Some(UpgradeRequest { start: 0, fork: 0 }),
+            ..Default::default()
+        })
         .expect("proof");
-    assert!(matches!(fresh.apply(&[p]), Err(Error::Verify(VerifyError::ManifestMismatch))));
+    assert!(matches!(
+        fresh.apply(&[p]),
+        Err(Error::Verify(VerifyError::ManifestMismatch))
+    ));
 
     // Everything the reader stored still verifies.
     assert_eq!(r.get(0).expect("get"), b"a");
@@ -149,15 +180,20 @@ fn lies_are_rejected_and_the_reader_stays_valid() {
 fn quorum_of_signers_is_required() {
     let (_d, s) = stores(2);
     let pairs: Vec<KeyPair> = (0..3u8).map(|i| KeyPair::from_seed([i + 10; 32])).collect();
-    let manifest = Manifest::quorum(pairs.iter().map(KeyPair::public_key).collect(), 2).expect("manifest");
+    let manifest =
+        Manifest::quorum(pairs.iter().map(KeyPair::public_key).collect(), 2).expect("manifest");
     // One of three keys is not enough to write.
     let lonely = s[0]
         .create_with_manifest(manifest.clone(), pairs[..1].to_vec())
         .expect("core");
     assert!(matches!(lonely.append(b"x"), Err(Error::NotWritable(_))));
     s[0].delete(&lonely.key()).expect("delete");
-    let writer = s[0].create_with_manifest(manifest, pairs[1..].to_vec()).expect("core");
-    writer.append_batch(&[b"x".to_vec(), b"y".to_vec()]).expect("append");
+    let writer = s[0]
+        .create_with_manifest(manifest, pairs[1..].to_vec())
+        .expect("core");
+    writer
+        .append_batch(&[b"x".to_vec(), b"y".to_vec()])
+        .expect("append");
     let r = s[1].replica(&writer.key()).expect("replica");
     let mut p = writer.proof(&request(&r, 1)).expect("proof");
     let full = p.clone();
@@ -166,7 +202,10 @@ fn quorum_of_signers_is_required() {
     }
     assert!(matches!(
         r.apply(&[p]),
-        Err(Error::Verify(VerifyError::Signature { valid: 1, quorum: 2 }))
+        Err(Error::Verify(VerifyError::Signature {
+            valid: 1,
+            quorum: 2
+        }))
     ));
     r.apply(&[full]).expect("two of three verify");
     assert_eq!(r.get(1).expect("get"), b"y");

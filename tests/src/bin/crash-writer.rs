@@ -5,7 +5,9 @@
 use std::io::Write;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).ok_or("usage: crash-writer STORE_DIR")?;
+    let dir = std::env::args()
+        .nth(1)
+        .ok_or("usage: crash-writer STORE_DIR")?;
     let store = hyper_core::Store::open(&dir)?;
     let core = store.named("crash")?;
     let mut out = std::io::stdout().lock();
