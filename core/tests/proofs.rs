@@ -54,7 +54,9 @@ impl Tree {
         SignedState {
             fork: 0,
             length,
-            signatures: self.manifest.sign(&message, &[self.pair.clone()]),
+            signatures: self
+                .manifest
+                .sign(&message, std::slice::from_ref(&self.pair)),
             roots,
         }
     }
