@@ -13,7 +13,7 @@ use crate::hash;
 use crate::keys::{CoreKey, DiscoveryKey};
 use crate::manifest::Manifest;
 use crate::proof::{self, NodeSource, Proof, ProofRequest, SignedState};
-use crate::storage::{BLOCKS, Header, NODES, TableNodes, USER_DATA, read_block};
+use crate::storage::{BITFIELD, BLOCKS, Header, NODES, TableNodes, USER_DATA, read_block};
 use crate::store::Shared;
 use crate::tree::{self, Node};
 use crate::txn::CoreTables;
@@ -218,10 +218,10 @@ impl Core {
             .open_table(BLOCKS)?
             .range((id, 0)..=(id, u64::MAX))?
             .count() as u64;
-        let pages = (st.bitfield.count() > 0) as u64
-            * st.bitfield
-                .last_set()
-                .map_or(0, |l| l / crate::bitfield::PAGE_BITS + 1);
+        let pages = txn
+            .open_table(BITFIELD)?
+            .range((id, 0)..=(id, u64::MAX))?
+            .count() as u64;
         Ok(st.header.bytes_stored
             + blocks * 16
             + nodes * (16 + 40)
@@ -231,15 +231,30 @@ impl Core {
 
     /// Maps a byte offset to (block index, offset inside the block).
     pub fn seek(&self, bytes: u64) -> Result<(u64, u64)> {
+        self.with_tree(|state, source| {
+            let (leaf, offset) = proof::seek_leaf(source, state, bytes)?;
+            Ok((leaf.index / 2, offset))
+        })
+    }
+
+    /// Runs `f` on the signed state and the stored tree, in one read view.
+    fn with_tree<T>(
+        &self,
+        f: impl FnOnce(
+            &SignedState,
+            &TableNodes<'_, ReadOnlyTable<(u64, u64), &'static [u8; 40]>>,
+        ) -> Result<T>,
+    ) -> Result<T> {
         let state = self.signed_state()?;
         let txn = self.inner.shared.db.begin_read()?;
         let nodes = txn.open_table(NODES)?;
-        let source = TableNodes {
-            table: &nodes,
-            id: self.inner.id,
-        };
-        let (leaf, offset) = proof::seek_leaf(&source, &state, bytes)?;
-        Ok((leaf.index / 2, offset))
+        f(
+            &state,
+            &TableNodes {
+                table: &nodes,
+                id: self.inner.id,
+            },
+        )
     }
 
     /// A read view frozen at the current length and fork.
@@ -396,23 +411,16 @@ impl Core {
     /// How many sibling levels above block `index` this core lacks: ask a
     /// peer for that many. `u64::MAX` when the block is past the known tree.
     pub fn missing_nodes(&self, index: u64) -> Result<u64> {
-        let state = self.signed_state()?;
-        let txn = self.inner.shared.db.begin_read()?;
-        let nodes = txn.open_table(NODES)?;
-        let source = TableNodes {
-            table: &nodes,
-            id: self.inner.id,
-        };
-        let mut cur = flat::leaf(index);
-        let mut count = 0;
-        while count < 62 {
-            if state.roots.iter().any(|r| r.index == cur) || source.node(cur)?.is_some() {
-                return Ok(count);
+        self.with_tree(|state, source| {
+            let mut cur = flat::leaf(index);
+            for count in 0..62 {
+                if state.roots.iter().any(|r| r.index == cur) || source.node(cur)?.is_some() {
+                    return Ok(count);
+                }
+                cur = flat::parent(cur);
             }
-            count += 1;
-            cur = flat::parent(cur);
-        }
-        Ok(u64::MAX)
+            Ok(u64::MAX)
+        })
     }
 
     /// Verifies proofs from a peer and stores what they prove in one
