@@ -11,13 +11,16 @@
 //           {type:'connected'}                    after 'connect'
 //           {type:'added'}                        after 'add' (peer 0 only)
 //           {type:'writable'}                     once this peer may append
+//           {type:'progress', appended, viewLength} every 5 s after 'go'
 //           {type:'appended'}                     after its own ops are appended
 //           {type:'view', length, hash}           whenever the view length
 //                                                 reaches the target, or its
 //                                                 hash changes after that
 // commands: {cmd:'connect', ports:[...]}  dial these peers (TCP loopback)
 //           {cmd:'add', keys:[hex,...]}   append addWriter ops (indexers)
-//           {cmd:'go', ops:N, target:T}   append N ops one by one; report
+//           {cmd:'go', ops:N, target:T, batch:B}
+//                                         append N ops, B per base.append()
+//                                         call (B=1: one op per call); report
 //                                         the view once it holds T entries
 //           {cmd:'stop'}                  close and exit
 
@@ -44,7 +47,7 @@ async function apply(nodes, view, host) {
   for (const { value } of nodes) {
     if (value === null) continue
     if (value.add) {
-      await host.addWriter(Buffer.from(value.add, 'hex'), { indexer: true })
+      await host.addWriter(Buffer.from(value.add, 'hex'), { indexer: value.indexer !== false })
       continue
     }
     await view.append(value)
@@ -116,6 +119,7 @@ async function main() {
     else base.once('writable', () => send({ type: 'writable' }))
   }
 
+  let progress = null
   const rl = readline.createInterface({ input: process.stdin })
   for await (const line of rl) {
     const msg = JSON.parse(line)
@@ -132,13 +136,31 @@ async function main() {
       send({ type: 'connected' })
       reportWritable()
     } else if (msg.cmd === 'add') {
-      for (const key of msg.keys) await base.append({ add: key })
+      for (const key of msg.keys) await base.append({ add: key, indexer: msg.indexer !== false })
       send({ type: 'added' })
     } else if (msg.cmd === 'go') {
       target = msg.target
+      const batch = msg.batch || 1
+      let appended = 0
+      progress = setInterval(() => {
+        send({ type: 'progress', appended, viewLength: base.view.length })
+      }, 5000)
       const t = Date.now()
-      for (let i = 0; i < msg.ops; i++) await base.append({ w: index, i })
-      console.error('[reference-js] peer', index, 'appended', msg.ops, 'ops in', Date.now() - t, 'ms; view', base.view.length)
+      while (appended < msg.ops) {
+        if (batch === 1) {
+          await base.append({ w: index, i: appended })
+          appended++
+        } else {
+          const ops = []
+          for (let i = appended; i < Math.min(msg.ops, appended + batch); i++) ops.push({ w: index, i })
+          await base.append(ops)
+          appended += ops.length
+        }
+      }
+      console.error(
+        '[reference-js] W8 peer ' + index + ' appended ' + msg.ops + ' ops in ' + (Date.now() - t) +
+          ' ms; its view holds ' + base.view.length
+      )
       send({ type: 'appended' })
       await checkView()
     } else if (msg.cmd === 'stop') {
@@ -146,6 +168,7 @@ async function main() {
     }
   }
 
+  clearInterval(progress)
   for (const s of sockets) s.destroy()
   server.close()
   await base.close()

@@ -110,16 +110,6 @@ function distinctRandomIndices(count, n) {
   return out
 }
 
-function shuffle(arr) {
-  for (let i = arr.length - 1; i > 0; i--) {
-    const j = randomIndex(i + 1)
-    const t = arr[i]
-    arr[i] = arr[j]
-    arr[j] = t
-  }
-  return arr
-}
-
 function percentile(sortedAsc, p) {
   if (sortedAsc.length === 0) return NaN
   // nearest-rank method
@@ -136,40 +126,6 @@ function attach(socket, replicationStream) {
   socket.on('error', noop)
   replicationStream.on('error', noop)
   socket.pipe(replicationStream).pipe(socket)
-}
-
-// Opens a TCP loopback connection between two replicating parties.
-//   serverSide(false) and clientSide(true) must return replication streams.
-// Resolves once the client socket is connected. The returned object has the
-// client socket (for byte counting) and close().
-async function tcpReplicate(serverSide, clientSide) {
-  const serverSockets = new Set()
-  const server = net.createServer((socket) => {
-    serverSockets.add(socket)
-    socket.on('close', () => serverSockets.delete(socket))
-    attach(socket, serverSide(false))
-  })
-  await new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
-  })
-  const { port } = server.address()
-
-  const socket = net.connect(port, '127.0.0.1')
-  attach(socket, clientSide(true))
-  await new Promise((resolve, reject) => {
-    socket.once('connect', resolve)
-    socket.once('error', reject)
-  })
-
-  return {
-    socket,
-    async close() {
-      socket.destroy()
-      for (const s of serverSockets) s.destroy()
-      await new Promise((resolve) => server.close(() => resolve()))
-    }
-  }
 }
 
 // Starts lib/serve-child.js (the writer peer, in its own node process) on a
@@ -230,9 +186,7 @@ module.exports = {
   randomBlocks,
   randomIndex,
   distinctRandomIndices,
-  shuffle,
   percentile,
-  tcpReplicate,
   startServer,
   connectTo
 }
