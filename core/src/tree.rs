@@ -73,11 +73,7 @@ pub fn append(roots: &mut Vec<Node>, leaves: impl IntoIterator<Item = Node>) -> 
     for leaf in leaves {
         created.push(leaf);
         let mut top = leaf;
-        while let Some(last) = roots.last() {
-            if flat::sibling(top.index) != last.index {
-                break;
-            }
-            let left = roots.pop().unwrap_or(top);
+        while let Some(left) = roots.pop_if(|last| last.index == flat::sibling(top.index)) {
             top = Node::parent(&left, &top);
             created.push(top);
         }

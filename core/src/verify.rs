@@ -132,7 +132,8 @@ impl<S: NodeSource> Verifier<S> {
             self.accepted.clear();
             self.source = None;
         }
-        if learned_is_new(&out.manifest, &self.manifest) {
+        // check_manifest only returns a manifest the verifier did not know.
+        if out.manifest.is_some() {
             self.manifest = out.manifest.clone();
         }
         for n in staged.into_values().chain(path) {
@@ -235,10 +236,6 @@ impl<S: NodeSource> Verifier<S> {
     }
 }
 
-fn learned_is_new(learned: &Option<Manifest>, known: &Option<Manifest>) -> bool {
-    learned.is_some() && known.is_none()
-}
-
 /// The trusted nodes as seen while one proof is checked.
 struct View<'a, S> {
     verifier: &'a Verifier<S>,
@@ -269,7 +266,8 @@ impl<S: NodeSource> View<'_, S> {
 
     /// Walks `start` up through `siblings`, checking against every trusted
     /// node on the way; the walk must end on a trusted node. Returns the
-    /// nodes of the path.
+    /// nodes of the path that are not trusted yet (the anchor, already held,
+    /// is left out so it is not written again).
     fn anchor(&self, start: Node, siblings: &[Node]) -> Result<Vec<Node>> {
         let root = self
             .state
@@ -286,7 +284,10 @@ impl<S: NodeSource> View<'_, S> {
             }
             let Some(sib) = it.next() else {
                 return match trusted {
-                    Some(_) => Ok(path),
+                    Some(_) => {
+                        path.pop();
+                        Ok(path)
+                    }
                     None => Err(VerifyError::Unanchored { index: cur.index }.into()),
                 };
             };
