@@ -6,6 +6,7 @@ use std::path::Path;
 use clap::Subcommand;
 use hyper_core::{Core, CoreKey, Error, Store};
 
+use crate::CliError;
 use crate::json::Object;
 
 /// Lines appended per batch (one transaction, one signature) when reading stdin.
@@ -50,21 +51,20 @@ pub enum CoreCommand {
     },
 }
 
-/// Finds a core by hex key or by name; an unknown one is an error that says
-/// how to create it.
-fn open_core(store: &Store, key: &str) -> Result<Core, Error> {
+/// Finds a core by hex key or by name.
+fn open_core(store: &Store, key: &str) -> Result<Core, CliError> {
     let found = match key.parse::<CoreKey>() {
-        Ok(k) => store.core(&k).ok(),
+        Ok(k) => match store.core(&k) {
+            Ok(core) => Some(core),
+            Err(Error::UnknownCore(_)) => None,
+            Err(e) => return Err(e.into()),
+        },
         Err(_) => store.by_name(key)?,
     };
-    found.ok_or_else(|| {
-        Error::UnknownCore(format!(
-            "{key} (create it with `hyper-cli core create --name NAME`, or check --store)"
-        ))
-    })
+    found.ok_or_else(|| CliError::NoSuchCore(key.to_string()))
 }
 
-pub fn run(dir: &Path, cmd: CoreCommand) -> Result<(), Error> {
+pub fn run(dir: &Path, cmd: CoreCommand) -> Result<(), CliError> {
     let store = Store::open(dir)?;
     let mut out = std::io::stdout().lock();
     match cmd {
@@ -156,7 +156,7 @@ pub fn run(dir: &Path, cmd: CoreCommand) -> Result<(), Error> {
 }
 
 /// Appends stdin line by line (newlines kept), in batches.
-fn append_stdin(core: &Core) -> Result<hyper_core::AppendOutcome, Error> {
+fn append_stdin(core: &Core) -> Result<hyper_core::AppendOutcome, CliError> {
     let mut input = std::io::stdin().lock();
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(STDIN_BATCH);
     let info = core.info()?;

@@ -20,6 +20,22 @@ struct Cli {
     command: Command,
 }
 
+/// What can end a command; printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The store or a core failed.
+    #[error(transparent)]
+    Core(#[from] hyper_core::Error),
+    /// Reading stdin or writing stdout failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// KEY is neither the key nor the name of a core in the store.
+    #[error(
+        "no core with key or name '{0}' in this store (create one with `hyper-cli core create --name NAME`, or check --store)"
+    )]
+    NoSuchCore(String),
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Work with cores (signed append-only logs).

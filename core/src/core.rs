@@ -108,7 +108,7 @@ impl Core {
     pub(crate) fn read_state(&self) -> Result<RwLockReadGuard<'_, CoreState>> {
         let st = self.inner.state.read().unwrap_or_else(|e| e.into_inner());
         if st.deleted {
-            return Err(Error::UnknownCore(self.inner.key.to_string()));
+            return Err(Error::UnknownCore(self.inner.key));
         }
         Ok(st)
     }
@@ -116,7 +116,7 @@ impl Core {
     pub(crate) fn write_state(&self) -> Result<RwLockWriteGuard<'_, CoreState>> {
         let st = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
         if st.deleted {
-            return Err(Error::UnknownCore(self.inner.key.to_string()));
+            return Err(Error::UnknownCore(self.inner.key));
         }
         Ok(st)
     }

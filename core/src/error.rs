@@ -46,9 +46,9 @@ pub enum Error {
     /// The core has no (or not enough) signing keys to append.
     #[error("core {0} is not writable here")]
     NotWritable(CoreKey),
-    /// No core with this key or name is in the store.
+    /// No core with this key is in the store (or it was deleted).
     #[error("no core {0} in this store")]
-    UnknownCore(String),
+    UnknownCore(CoreKey),
     /// The snapshot's blocks were removed by a later truncation.
     #[error("snapshot at length {length} (fork {fork}) was invalidated by a truncation")]
     SnapshotInvalidated {

@@ -112,37 +112,10 @@ impl Store {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
         let db = open_database(&dir.join("store.redb"))?;
-        let txn = db.begin_write()?;
-        let seed = {
-            let mut meta = txn.open_table(META)?;
-            let format = meta.get("format")?.map(|v| v.value().to_vec());
-            match format {
-                None => {
-                    meta.insert("format", FORMAT.to_le_bytes().as_slice())?;
-                    meta.insert("seed", random_bytes()?.as_slice())?;
-                }
-                Some(v) => {
-                    let version = <[u8; 4]>::try_from(v.as_slice())
-                        .map(u32::from_le_bytes)
-                        .map_err(|_| Corruption::Record { table: "meta" })?;
-                    if version != FORMAT {
-                        return Err(Corruption::Version(version).into());
-                    }
-                }
-            }
-            let seed = meta.get("seed")?.map(|v| v.value().to_vec());
-            seed.and_then(|s| <[u8; 32]>::try_from(s.as_slice()).ok())
-                .ok_or(Corruption::Record { table: "meta" })?
+        let seed = match read_seed(&db)? {
+            Some(seed) => seed,
+            None => initialize(&db)?,
         };
-        // Create every table so later read transactions find them.
-        txn.open_table(CORE_IDS)?;
-        txn.open_table(NAMES)?;
-        txn.open_table(HEADERS)?;
-        txn.open_table(NODES)?;
-        txn.open_table(BLOCKS)?;
-        txn.open_table(BITFIELD)?;
-        txn.open_table(USER_DATA)?;
-        txn.commit()?;
         Ok(Store {
             shared: Arc::new(Shared {
                 db,
@@ -222,6 +195,13 @@ impl Store {
 
     fn insert_header(&self, key: &CoreKey, header: Header) -> Result<Core> {
         let txn = self.shared.write(self.shared.durability)?;
+        // Checked again inside the write transaction: two callers creating
+        // the same core at once both get the one that committed first.
+        let existing = txn.open_table(CORE_IDS)?.get(&key.0)?.map(|v| v.value());
+        if let Some(id) = existing {
+            drop(txn);
+            return self.load(id, *key);
+        }
         let id = {
             let mut meta = txn.open_table(META)?;
             let next = meta.get("next_id")?.map(|v| v.value().to_vec());
@@ -263,8 +243,7 @@ impl Store {
 
     /// The core with this key; [`Error::UnknownCore`] if the store has none.
     pub fn core(&self, key: &CoreKey) -> Result<Core> {
-        self.find(key)?
-            .ok_or_else(|| Error::UnknownCore(key.to_string()))
+        self.find(key)?.ok_or(Error::UnknownCore(*key))
     }
 
     fn find(&self, key: &CoreKey) -> Result<Option<Core>> {
@@ -370,6 +349,53 @@ impl Store {
         ))?;
         Ok(shared.db.compact()?)
     }
+}
+
+/// The store seed of an initialized database (checking its format), or
+/// `None` for a new, empty one. Reads only: reopening costs no fsync.
+fn read_seed(db: &Database) -> Result<Option<[u8; 32]>> {
+    let txn = db.begin_read()?;
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(format) = meta.get("format")? else {
+        return Ok(None);
+    };
+    let version = <[u8; 4]>::try_from(format.value())
+        .map(u32::from_le_bytes)
+        .map_err(|_| Corruption::Record { table: "meta" })?;
+    if version != FORMAT {
+        return Err(Corruption::Version(version).into());
+    }
+    let seed = meta
+        .get("seed")?
+        .ok_or(Corruption::Record { table: "meta" })?;
+    let seed =
+        <[u8; 32]>::try_from(seed.value()).map_err(|_| Corruption::Record { table: "meta" })?;
+    Ok(Some(seed))
+}
+
+/// Writes the format, a new random seed and every table into a new database.
+fn initialize(db: &Database) -> Result<[u8; 32]> {
+    let seed = random_bytes()?;
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        meta.insert("format", FORMAT.to_le_bytes().as_slice())?;
+        meta.insert("seed", seed.as_slice())?;
+    }
+    // Create every table so later read transactions find them.
+    txn.open_table(CORE_IDS)?;
+    txn.open_table(NAMES)?;
+    txn.open_table(HEADERS)?;
+    txn.open_table(NODES)?;
+    txn.open_table(BLOCKS)?;
+    txn.open_table(BITFIELD)?;
+    txn.open_table(USER_DATA)?;
+    txn.commit()?;
+    Ok(seed)
 }
 
 fn open_database(path: &Path) -> Result<Database> {

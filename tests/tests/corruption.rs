@@ -35,9 +35,8 @@ fn read_all(dir: &std::path::Path, key: &hyper_core::CoreKey) -> Result<usize, E
                 );
                 ok += 1;
             }
-            Err(e) => {
-                assert!(!e.to_string().is_empty());
-            }
+            // Any typed error is acceptable; only wrong data is not.
+            Err(_) => {}
         }
     }
     Ok(ok)

@@ -181,12 +181,7 @@ fn batch_across_cores_is_atomic() {
     let a = store.named("a").expect("a");
     let b = store.named("b").expect("b");
     let reader = store
-        .replica(
-            &hyper_core::KeyPair::from_seed([5; 32])
-                .public_key()
-                .0
-                .into_core_key(),
-        )
+        .replica(&hyper_core::CoreKey([5; 32]))
         .expect("replica");
     let blocks_a = [b"1".to_vec(), b"2".to_vec()];
     let blocks_b = [b"3".to_vec()];
@@ -200,14 +195,4 @@ fn batch_across_cores_is_atomic() {
     assert!(matches!(batch.commit(), Err(Error::NotWritable(_))));
     assert_eq!(a.info().expect("info").length, 2);
     assert_eq!(reader.info().expect("info").length, 0);
-}
-
-trait IntoCoreKey {
-    fn into_core_key(self) -> hyper_core::CoreKey;
-}
-
-impl IntoCoreKey for [u8; 32] {
-    fn into_core_key(self) -> hyper_core::CoreKey {
-        hyper_core::CoreKey(self)
-    }
 }
