@@ -7,12 +7,31 @@
 //! [`Core::apply`]. The tree, proofs, verification and bitfield are pure
 //! logic; the store and core wrap them in redb transactions.
 //!
-//! ```no_run
+//! ```
+//! use hyper_core::{NodeRequest, ProofRequest, Store, UpgradeRequest};
 //! # fn main() -> hyper_core::Result<()> {
-//! let store = hyper_core::Store::open("/tmp/my-store")?;
-//! let core = store.named("log")?;
-//! core.append_batch(&[b"hello".as_slice(), b"world".as_slice()])?;
-//! assert_eq!(core.get(1)?, b"world");
+//! # let base = std::env::temp_dir().join(format!("hyper-core-doc-{}", std::process::id()));
+//! let writer_store = Store::open(base.join("writer"))?;
+//! let log = writer_store.named("events")?; // writable; same name, same key
+//! log.append_batch(&[b"hello".as_slice(), b"world".as_slice()])?; // one transaction, one signature
+//! assert_eq!(log.get(1)?, b"world"); // checked against its Merkle leaf
+//!
+//! // A reader that knows only the key asks for block 1 and the newest length ...
+//! let reader_store = Store::open(base.join("reader"))?;
+//! let replica = reader_store.replica(&log.key())?;
+//! let request = ProofRequest {
+//!     block: Some(NodeRequest { index: 1, nodes: replica.missing_nodes(1)? }),
+//!     upgrade: Some(UpgradeRequest { start: 0, fork: 0 }),
+//!     manifest: true,
+//!     ..Default::default()
+//! };
+//! // ... the holder builds the proof, the reader verifies it and stores it.
+//! let proof = log.proof(&request)?;
+//! replica.apply(&[proof])?;
+//! assert_eq!(replica.get(1)?, b"world");
+//! assert_eq!(replica.info()?.length, 2);
+//! # drop((log, replica, writer_store, reader_store));
+//! # std::fs::remove_dir_all(&base)?;
 //! # Ok(()) }
 //! ```
 
