@@ -208,25 +208,15 @@ impl Core {
     /// its blocks, tree nodes, bitfield pages and header). Scans the core.
     pub fn disk_usage(&self) -> Result<u64> {
         let id = self.inner.id;
-        let st = self.read_state()?;
+        let header = self.read_state()?.header.encode().len() as u64;
         let txn = self.inner.shared.db.begin_read()?;
-        let nodes = txn
-            .open_table(NODES)?
-            .range((id, 0)..=(id, u64::MAX))?
-            .count() as u64;
-        let blocks = txn
-            .open_table(BLOCKS)?
-            .range((id, 0)..=(id, u64::MAX))?
-            .count() as u64;
-        let pages = txn
-            .open_table(BITFIELD)?
-            .range((id, 0)..=(id, u64::MAX))?
-            .count() as u64;
-        Ok(st.header.bytes_stored
-            + blocks * 16
-            + nodes * (16 + 40)
-            + pages * (16 + crate::bitfield::PAGE_BYTES as u64)
-            + st.header.encode().len() as u64)
+        let mut total = 8 + header;
+        for table in [NODES, BLOCKS, BITFIELD] {
+            for record in txn.open_table(table)?.range((id, 0)..=(id, u64::MAX))? {
+                total += 16 + record?.1.value().len() as u64;
+            }
+        }
+        Ok(total)
     }
 
     /// Maps a byte offset to (block index, offset inside the block).
@@ -242,7 +232,7 @@ impl Core {
         &self,
         f: impl FnOnce(
             &SignedState,
-            &TableNodes<'_, ReadOnlyTable<(u64, u64), &'static [u8; 40]>>,
+            &TableNodes<'_, ReadOnlyTable<(u64, u64), &'static [u8]>>,
         ) -> Result<T>,
     ) -> Result<T> {
         let state = self.signed_state()?;
@@ -447,12 +437,17 @@ impl Core {
         let txn = self.inner.shared.write(self.inner.shared.durability)?;
         let result = (|| {
             let mut t = CoreTables::open(&txn)?;
+            // Nodes are written once per page for the whole batch, except
+            // that a fork change first writes what came before it.
+            let mut pending: Vec<Node> = Vec::new();
             for v in &verified {
                 if let Some(m) = &v.manifest {
                     header.manifest = Some(m.clone());
                 }
                 if let Some(next) = &v.upgrade {
                     if v.fork_changed {
+                        t.put_nodes(id, &pending)?;
+                        pending.clear();
                         let keep = matching_prefix(&t, id, &next.roots)?.min(header.state.length);
                         let removed = t.cut_after(id, keep, &mut st.bitfield)?;
                         header.bytes_stored -= removed.min(header.bytes_stored);
@@ -460,7 +455,7 @@ impl Core {
                     }
                     header.state = next.clone();
                 }
-                t.put_nodes(id, &v.nodes)?;
+                pending.extend_from_slice(&v.nodes);
                 if let Some((index, data)) = &v.block
                     && !st.bitfield.get(*index)
                 {
@@ -469,6 +464,7 @@ impl Core {
                     st.bitfield.set_range(*index, index + 1, true);
                 }
             }
+            t.put_nodes(id, &pending)?;
             t.put_bitfield(id, &mut st.bitfield)?;
             t.put_header(id, &header)?;
             Ok(())
@@ -664,7 +660,7 @@ impl Snapshot {
 /// [`Error::NotAvailable`] and the iteration goes on.
 pub struct Blocks {
     blocks: ReadOnlyTable<(u64, u64), &'static [u8]>,
-    nodes: ReadOnlyTable<(u64, u64), &'static [u8; 40]>,
+    nodes: ReadOnlyTable<(u64, u64), &'static [u8]>,
     id: u64,
     next: u64,
     end: u64,

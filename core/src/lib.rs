@@ -43,6 +43,7 @@ pub mod flat;
 mod hash;
 mod keys;
 mod manifest;
+mod nodepage;
 mod proof;
 mod storage;
 mod store;

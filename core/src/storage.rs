@@ -10,7 +10,7 @@
 //! | `core_ids`  | core key (32 bytes) | core id (u64)                          |
 //! | `names`     | core name           | core key (32 bytes)                    |
 //! | `headers`   | core id             | [`Header`] (layout below)              |
-//! | `nodes`     | (id, flat index)    | hash (32) + byte size (u64 LE)         |
+//! | `nodes`     | (id, page)          | a page of up to 128 nodes ([`crate::nodepage`]) |
 //! | `blocks`    | (id, block index)   | the block's bytes                      |
 //! | `bitfield`  | (id, page number)   | 4096-byte page of present-block bits   |
 //! | `user_data` | (id, key)           | bytes                                  |
@@ -21,17 +21,18 @@ use crate::codec::{Reader, Writer};
 use crate::error::{Corruption, Result};
 use crate::keys::{Hash, KeyPair, Signature};
 use crate::manifest::{Manifest, SignerSignature};
+use crate::nodepage;
 use crate::proof::{NodeSource, SignedState};
 use crate::tree::Node;
 
 /// The store format this crate writes; any other is refused.
-pub(crate) const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 2;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const CORE_IDS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("core_ids");
 pub(crate) const NAMES: TableDefinition<&str, &[u8; 32]> = TableDefinition::new("names");
 pub(crate) const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
-pub(crate) const NODES: TableDefinition<(u64, u64), &[u8; 40]> = TableDefinition::new("nodes");
+pub(crate) const NODES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("nodes");
 pub(crate) const BLOCKS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("blocks");
 pub(crate) const BITFIELD: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("bitfield");
 pub(crate) const USER_DATA: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("user_data");
@@ -173,19 +174,21 @@ pub(crate) struct TableNodes<'t, T> {
     pub id: u64,
 }
 
-impl<T: ReadableTable<(u64, u64), &'static [u8; 40]>> NodeSource for TableNodes<'_, T> {
+impl<T: ReadableTable<(u64, u64), &'static [u8]>> NodeSource for TableNodes<'_, T> {
     fn node(&self, index: u64) -> Result<Option<Node>> {
-        Ok(self
-            .table
-            .get((self.id, index))?
-            .map(|v| Node::decode_value(index, v.value())))
+        let (page, _) = nodepage::locate(index);
+        match self.table.get((self.id, page))? {
+            None => Ok(None),
+            Some(v) => nodepage::get(v.value(), index)
+                .map_err(|()| Corruption::Record { table: "nodes" }.into()),
+        }
     }
 }
 
 /// Reads block `index` and checks it against its leaf hash.
 pub(crate) fn read_block(
     blocks: &impl ReadableTable<(u64, u64), &'static [u8]>,
-    nodes: &impl ReadableTable<(u64, u64), &'static [u8; 40]>,
+    nodes: &impl ReadableTable<(u64, u64), &'static [u8]>,
     id: u64,
     index: u64,
 ) -> Result<Option<Vec<u8>>> {
@@ -193,9 +196,8 @@ pub(crate) fn read_block(
         return Ok(None);
     };
     let leaf_index = crate::flat::leaf(index);
-    let leaf = nodes
-        .get((id, leaf_index))?
-        .map(|v| Node::decode_value(leaf_index, v.value()))
+    let leaf = TableNodes { table: nodes, id }
+        .node(leaf_index)?
         .ok_or(Corruption::MissingNode { index: leaf_index })?;
     let data = value.value();
     if Node::leaf(index, data) != leaf {

@@ -82,38 +82,36 @@ fn sparse_reader_then_full_then_chain() {
 fn reader_follows_a_truncation_and_keeps_the_common_prefix() {
     let (_d, s) = stores(2);
     let writer = s[0].named("w").expect("writer");
-    let blocks: Vec<Vec<u8>> = (0..40u32).map(|i| vec![i as u8; 10]).collect();
+    let blocks: Vec<Vec<u8>> = (0..300u32).map(|i| i.to_le_bytes().repeat(3)).collect();
     writer.append_batch(&blocks).expect("append");
     let r = s[1].replica(&writer.key()).expect("replica");
-    for i in 0..40 {
-        fetch(&writer, &r, i).expect("fetch");
-    }
-    writer.truncate(35).expect("truncate");
+    let proofs: Vec<_> = (0..300)
+        .map(|i| writer.proof(&request(&r, i)).expect("proof"))
+        .collect();
+    r.apply(&proofs).expect("download all");
+    writer.truncate(250).expect("truncate");
     writer
         .append_batch(&[b"x".to_vec(), b"y".to_vec()])
         .expect("append");
-    // An upgrade across the fork.
-    fetch(&writer, &r, 36).expect("fork upgrade");
+    // An upgrade across the fork. New roots: blocks 0..128, 128..192,
+    // 192..224, 224..240, 240..248 (all unchanged) and 248..252 (changed).
+    fetch(&writer, &r, 251).expect("fork upgrade");
     let info = r.info().expect("info");
-    assert_eq!((info.fork, info.length), (1, 37));
-    assert_eq!(r.get(36).expect("new block"), b"y");
-    // Blocks 0..32 sit under a root that did not change: kept.
+    assert_eq!((info.fork, info.length), (1, 252));
+    assert_eq!(r.get(251).expect("new block"), b"y");
+    // The provably unchanged prefix is kept ...
+    assert_eq!(info.blocks_stored, 248 + 1);
     assert_eq!(r.get(0).expect("kept"), blocks[0]);
-    // Blocks the fork removed are gone, not served stale.
-    assert!(matches!(r.get(35), Err(Error::NotAvailable { .. })));
-    fetch(&writer, &r, 35).expect("refetch");
-    assert_eq!(r.get(35).expect("new block"), b"x");
-    for i in 0..35 {
-        assert_eq!(
-            r.get(i)
-                .or_else(|_| {
-                    fetch(&writer, &r, i)?;
-                    r.get(i)
-                })
-                .expect("prefix"),
-            blocks[i as usize]
-        );
+    assert_eq!(r.get(247).expect("kept"), blocks[247]);
+    // ... what sits under a changed root is dropped, never served stale.
+    assert!(matches!(r.get(248), Err(Error::NotAvailable { .. })));
+    assert!(matches!(r.get(250), Err(Error::NotAvailable { .. })));
+    for i in [248, 249, 250] {
+        fetch(&writer, &r, i).expect("refetch");
     }
+    assert_eq!(r.get(249).expect("refetched"), blocks[249]);
+    assert_eq!(r.get(250).expect("new block"), b"x");
+    assert_eq!(r.info().expect("info").contiguous_length, 252);
 }
 
 #[test]
