@@ -1,0 +1,66 @@
+//! `hyper-bench`: runs the workloads of the benchmark suite and prints one
+//! JSON line per workload and configuration.
+//!
+//! Usage: `hyper-bench W1 W3 …` or `hyper-bench all`. `BENCH_SCALE=N`
+//! divides every block and operation count by N (for smoke runs); lines of a
+//! scaled run carry `"scale": N`. MB is 1,000,000 bytes, as on the
+//! JavaScript side (`benches/reference-js`).
+
+mod report;
+mod workloads;
+
+use std::process::ExitCode;
+
+/// Workloads this build can run, in the order `all` runs them.
+const RUNNABLE: [&str; 3] = ["W1", "W2", "W3"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
+        eprintln!("usage: hyper-bench all | W1 W2 W3 ...  (BENCH_SCALE=N divides the counts)");
+        return ExitCode::from(2);
+    }
+    let scale = match std::env::var("BENCH_SCALE").map(|s| s.parse::<u64>()) {
+        Err(_) => 1,
+        Ok(Ok(n)) if n >= 1 => n,
+        Ok(_) => {
+            eprintln!("hyper-bench: BENCH_SCALE must be a whole number >= 1");
+            return ExitCode::from(2);
+        }
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for a in &args {
+        if a.eq_ignore_ascii_case("all") {
+            ids.extend(RUNNABLE.iter().map(|s| s.to_string()));
+        } else {
+            ids.push(a.to_ascii_uppercase());
+        }
+    }
+    for id in &ids {
+        let result = match id.as_str() {
+            "W1" => workloads::append(scale, workloads::Append::SMALL),
+            "W2" => workloads::append(scale, workloads::Append::LARGE),
+            "W3" => workloads::read(scale),
+            "W4" | "W5" | "W6" | "W7" | "W8" => {
+                eprintln!(
+                    "hyper-bench: {id} needs a crate that does not exist yet \
+                     (W4-W5 replication, W6 bee, W7 drive, W8 autobase); runnable: {}",
+                    RUNNABLE.join(" ")
+                );
+                return ExitCode::FAILURE;
+            }
+            other => {
+                eprintln!(
+                    "hyper-bench: unknown workload {other}; runnable: {}",
+                    RUNNABLE.join(" ")
+                );
+                return ExitCode::from(2);
+            }
+        };
+        if let Err(e) = result {
+            eprintln!("hyper-bench: {id} failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

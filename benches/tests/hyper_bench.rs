@@ -1,0 +1,72 @@
+//! The real `hyper-bench` binary: JSON lines with the suite's fields, and a
+//! clear refusal of workloads it cannot run yet.
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hyper-bench"))
+        .args(args)
+        .env("BENCH_SCALE", "1000")
+        .output()
+        .expect("run hyper-bench")
+}
+
+#[test]
+fn prints_one_json_line_per_workload_and_durability() {
+    let out = bench(&["all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    for (line, workload, fields) in [
+        (
+            lines[0],
+            "W1",
+            &[
+                "\"durability\":\"immediate\"",
+                "\"blocks_per_sec\":",
+                "\"mb_per_sec\":",
+                "\"disk_bytes\":",
+                "\"block_size\":1024",
+            ][..],
+        ),
+        (lines[1], "W1", &["\"durability\":\"eventual\""][..]),
+        (
+            lines[2],
+            "W2",
+            &["\"durability\":\"immediate\"", "\"block_size\":65536"][..],
+        ),
+        (lines[3], "W2", &["\"durability\":\"eventual\""][..]),
+        (
+            lines[4],
+            "W3",
+            &[
+                "\"open_ms\":",
+                "\"random_gets_per_sec\":",
+                "\"seq_get_mb_per_sec\":",
+            ][..],
+        ),
+    ] {
+        assert!(
+            line.starts_with(&format!("{{\"workload\":\"{workload}\",\"impl\":\"rust\"")),
+            "{line}"
+        );
+        assert!(line.ends_with(",\"scale\":1000}"), "{line}");
+        for f in fields {
+            assert!(line.contains(f), "{f} missing in {line}");
+        }
+    }
+}
+
+#[test]
+fn refuses_what_it_cannot_run() {
+    let out = bench(&["W5"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3"));
+    assert_eq!(bench(&["W9"]).status.code(), Some(2));
+}
