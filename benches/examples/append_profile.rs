@@ -1,28 +1,37 @@
-//! Appends N x 1 KiB blocks in batches of 100 with eventual durability, for
-//! profiling the append path (`perf record`, `valgrind --tool=callgrind`).
-//! Usage: append_profile [BLOCKS]
+//! Appends BLOCKS blocks of SIZE bytes in batches of BATCH with eventual
+//! durability, for profiling the append path (`perf record`,
+//! `valgrind --tool=callgrind`) and inspecting the store it leaves.
+//! Usage: append_profile [BLOCKS=100000] [SIZE=1024] [BATCH=100] [KEEP_DIR]
 
 use hyper_core::{Durability, Store, StoreOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let blocks: usize = std::env::args().nth(1).map_or(Ok(100_000), |s| s.parse())?;
-    let dir = tempfile::tempdir()?;
+    let arg = |n: usize, default: usize| -> Result<usize, std::num::ParseIntError> {
+        std::env::args().nth(n).map_or(Ok(default), |s| s.parse())
+    };
+    let (blocks, size, batch) = (arg(1, 100_000)?, arg(2, 1024)?, arg(3, 100)?);
+    let temp = tempfile::tempdir()?;
+    let dir = std::env::args()
+        .nth(4)
+        .map_or(temp.path().to_path_buf(), Into::into);
     let store = Store::open_with(
-        dir.path(),
+        &dir,
         StoreOptions {
             durability: Durability::Eventual,
         },
     )?;
     let core = store.named("profile")?;
-    let batch: Vec<Vec<u8>> = (0..100u32).map(|i| vec![i as u8; 1024]).collect();
+    let data: Vec<Vec<u8>> = (0..batch).map(|i| vec![i as u8; size]).collect();
     let start = std::time::Instant::now();
-    for _ in 0..blocks / 100 {
-        core.append_batch(&batch)?;
+    for _ in 0..blocks / batch {
+        core.append_batch(&data)?;
     }
+    store.flush()?;
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
-        "{blocks} blocks in {secs:.3} s: {:.0} blocks/s",
-        blocks as f64 / secs
+        "{blocks} x {size} B in {secs:.3} s: {:.0} blocks/s, {:.1} MB/s",
+        blocks as f64 / secs,
+        (blocks * size) as f64 / 1e6 / secs
     );
     Ok(())
 }

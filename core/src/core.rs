@@ -7,13 +7,14 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use redb::{ReadOnlyTable, ReadableDatabase};
 
 use crate::bitfield::Bitfield;
+use crate::blockstore::{self, BLOCKS, BlockKey, read_block};
 use crate::error::{Error, Result};
 use crate::flat;
 use crate::hash;
 use crate::keys::{CoreKey, DiscoveryKey};
 use crate::manifest::Manifest;
 use crate::proof::{self, NodeSource, Proof, ProofRequest, SignedState};
-use crate::storage::{BITFIELD, BLOCKS, Header, NODES, TableNodes, USER_DATA, read_block};
+use crate::storage::{BITFIELD, Header, NODES, TableNodes, USER_DATA};
 use crate::store::Shared;
 use crate::tree::{self, Node};
 use crate::txn::CoreTables;
@@ -211,10 +212,16 @@ impl Core {
         let header = self.read_state()?.header.encode().len() as u64;
         let txn = self.inner.shared.db.begin_read()?;
         let mut total = 8 + header;
-        for table in [NODES, BLOCKS, BITFIELD] {
+        for table in [NODES, BITFIELD] {
             for record in txn.open_table(table)?.range((id, 0)..=(id, u64::MAX))? {
                 total += 16 + record?.1.value().len() as u64;
             }
+        }
+        for record in txn
+            .open_table(BLOCKS)?
+            .range((id, 0, 0)..=(id, u64::MAX, u32::MAX))?
+        {
+            total += 20 + record?.1.value().len() as u64;
         }
         Ok(total)
     }
@@ -440,6 +447,7 @@ impl Core {
             // Nodes are written once per page for the whole batch, except
             // that a fork change first writes what came before it.
             let mut pending: Vec<Node> = Vec::new();
+            let mut new_blocks: Vec<(u64, &[u8])> = Vec::new();
             for v in &verified {
                 if let Some(m) = &v.manifest {
                     header.manifest = Some(m.clone());
@@ -448,6 +456,11 @@ impl Core {
                     if v.fork_changed {
                         t.put_nodes(id, &pending)?;
                         pending.clear();
+                        blockstore::write_scattered(
+                            &mut t.blocks,
+                            id,
+                            std::mem::take(&mut new_blocks),
+                        )?;
                         let keep = matching_prefix(&t, id, &next.roots)?.min(header.state.length);
                         let removed = t.cut_after(id, keep, &mut st.bitfield)?;
                         header.bytes_stored -= removed.min(header.bytes_stored);
@@ -459,12 +472,13 @@ impl Core {
                 if let Some((index, data)) = &v.block
                     && !st.bitfield.get(*index)
                 {
-                    t.blocks.insert((id, *index), data.as_slice())?;
+                    new_blocks.push((*index, data.as_slice()));
                     header.bytes_stored += data.len() as u64;
                     st.bitfield.set_range(*index, index + 1, true);
                 }
             }
             t.put_nodes(id, &pending)?;
+            blockstore::write_scattered(&mut t.blocks, id, new_blocks)?;
             t.put_bitfield(id, &mut st.bitfield)?;
             t.put_header(id, &header)?;
             Ok(())
@@ -568,10 +582,8 @@ pub(crate) fn append_many(
                 header.state =
                     sign_state(&core.inner.key, header, roots, length, header.state.fork)?;
                 t.put_nodes(id, &nodes)?;
-                for (i, b) in blocks.iter().enumerate() {
-                    t.blocks.insert((id, start + i as u64), *b)?;
-                    header.bytes_stored += b.len() as u64;
-                }
+                blockstore::write_run(&mut t.blocks, id, start, blocks)?;
+                header.bytes_stored += blocks.iter().map(|b| b.len() as u64).sum::<u64>();
                 st.bitfield.set_range(start, length, true);
             }
             outcomes.push(AppendOutcome {
@@ -659,7 +671,7 @@ impl Snapshot {
 /// `(index, bytes)`; a block not stored locally yields
 /// [`Error::NotAvailable`] and the iteration goes on.
 pub struct Blocks {
-    blocks: ReadOnlyTable<(u64, u64), &'static [u8]>,
+    blocks: ReadOnlyTable<BlockKey, &'static [u8]>,
     nodes: ReadOnlyTable<(u64, u64), &'static [u8]>,
     id: u64,
     next: u64,

@@ -36,6 +36,8 @@
 //! ```
 
 pub mod bitfield;
+mod blockstore;
+mod chunk;
 mod codec;
 mod core;
 mod error;

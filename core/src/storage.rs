@@ -11,7 +11,7 @@
 //! | `names`     | core name           | core key (32 bytes)                    |
 //! | `headers`   | core id             | [`Header`] (layout below)              |
 //! | `nodes`     | (id, page)          | a page of up to 128 nodes ([`crate::nodepage`]) |
-//! | `blocks`    | (id, block index)   | the block's bytes                      |
+//! | `blocks`    | (id, first block, part) | a part of a chunk of blocks ([`crate::chunk`]) |
 //! | `bitfield`  | (id, page number)   | 4096-byte page of present-block bits   |
 //! | `user_data` | (id, key)           | bytes                                  |
 
@@ -26,14 +26,13 @@ use crate::proof::{NodeSource, SignedState};
 use crate::tree::Node;
 
 /// The store format this crate writes; any other is refused.
-pub(crate) const FORMAT: u32 = 2;
+pub(crate) const FORMAT: u32 = 3;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const CORE_IDS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("core_ids");
 pub(crate) const NAMES: TableDefinition<&str, &[u8; 32]> = TableDefinition::new("names");
 pub(crate) const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
 pub(crate) const NODES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("nodes");
-pub(crate) const BLOCKS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("blocks");
 pub(crate) const BITFIELD: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("bitfield");
 pub(crate) const USER_DATA: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("user_data");
 
@@ -183,27 +182,6 @@ impl<T: ReadableTable<(u64, u64), &'static [u8]>> NodeSource for TableNodes<'_, 
                 .map_err(|()| Corruption::Record { table: "nodes" }.into()),
         }
     }
-}
-
-/// Reads block `index` and checks it against its leaf hash.
-pub(crate) fn read_block(
-    blocks: &impl ReadableTable<(u64, u64), &'static [u8]>,
-    nodes: &impl ReadableTable<(u64, u64), &'static [u8]>,
-    id: u64,
-    index: u64,
-) -> Result<Option<Vec<u8>>> {
-    let Some(value) = blocks.get((id, index))? else {
-        return Ok(None);
-    };
-    let leaf_index = crate::flat::leaf(index);
-    let leaf = TableNodes { table: nodes, id }
-        .node(leaf_index)?
-        .ok_or(Corruption::MissingNode { index: leaf_index })?;
-    let data = value.value();
-    if Node::leaf(index, data) != leaf {
-        return Err(Corruption::BlockHash { index }.into());
-    }
-    Ok(Some(data.to_vec()))
 }
 
 #[cfg(test)]

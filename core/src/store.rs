@@ -7,14 +7,13 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::bitfield::Bitfield;
+use crate::blockstore::BLOCKS;
 use crate::core::{AppendOutcome, Core, CoreInner, CoreState};
 use crate::error::{Corruption, Error, Result};
 use crate::keys::{CoreKey, KeyPair, random_bytes};
 use crate::manifest::Manifest;
 use crate::proof::SignedState;
-use crate::storage::{
-    BITFIELD, BLOCKS, CORE_IDS, FORMAT, HEADERS, Header, META, NAMES, NODES, USER_DATA,
-};
+use crate::storage::{BITFIELD, CORE_IDS, FORMAT, HEADERS, Header, META, NAMES, NODES, USER_DATA};
 use crate::txn::CoreTables;
 
 /// When a commit reaches the disk.
@@ -306,7 +305,8 @@ impl Store {
         {
             let mut t = CoreTables::open(&txn)?;
             t.nodes.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
-            t.blocks.retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+            t.blocks
+                .retain_in((id, 0, 0)..=(id, u64::MAX, u32::MAX), |_, _| false)?;
             t.bitfield
                 .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
             t.headers.remove(id)?;

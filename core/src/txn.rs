@@ -5,16 +5,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use crate::bitfield::Bitfield;
+use crate::blockstore::{self, BLOCKS, BlockKey};
 use crate::error::{Corruption, Result};
 use crate::flat;
 use crate::nodepage;
-use crate::storage::{BITFIELD, BLOCKS, HEADERS, Header, NODES};
+use crate::storage::{BITFIELD, HEADERS, Header, NODES};
 use crate::tree::Node;
 
 /// The tables a core's writes touch, opened once per transaction.
 pub(crate) struct CoreTables<'t> {
     pub nodes: Table<'t, (u64, u64), &'static [u8]>,
-    pub blocks: Table<'t, (u64, u64), &'static [u8]>,
+    pub blocks: Table<'t, BlockKey, &'static [u8]>,
     pub bitfield: Table<'t, (u64, u64), &'static [u8]>,
     pub headers: Table<'t, u64, &'static [u8]>,
 }
@@ -78,14 +79,7 @@ impl<'t> CoreTables<'t> {
 
     /// Removes the blocks in `start..end`; returns the bytes they held.
     pub fn remove_blocks(&mut self, id: u64, start: u64, end: u64) -> Result<u64> {
-        let mut removed = 0u64;
-        if start < end {
-            self.blocks.retain_in((id, start)..(id, end), |_, v| {
-                removed += v.len() as u64;
-                false
-            })?;
-        }
-        Ok(removed)
+        blockstore::remove_range(&mut self.blocks, id, start, end)
     }
 
     /// Removes every node and block at or past block `keep` (nodes whose

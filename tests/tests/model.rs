@@ -12,9 +12,10 @@ enum Op {
     Reopen,
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// Operations on blocks of up to `max_block` bytes.
+fn op(max_block: usize) -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..20).prop_map(Op::Append),
+        4 => prop::collection::vec(prop::collection::vec(any::<u8>(), 0..max_block), 1..20).prop_map(Op::Append),
         1 => any::<usize>().prop_map(Op::Truncate),
         1 => (any::<usize>(), 0usize..10).prop_map(|(a, b)| Op::Clear(a, b)),
         1 => Just(Op::Reopen),
@@ -83,45 +84,69 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
-    fn core_matches_vec_model(ops in prop::collection::vec(op(), 1..40)) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(dir.path()).expect("open");
-        let mut model: Vec<Option<Vec<u8>>> = Vec::new();
-        let mut logical: Vec<Vec<u8>> = Vec::new();
-        let mut fork = 0;
-        for op in ops {
-            let core = store.named("model").expect("open core");
-            match op {
-                Op::Append(blocks) => {
-                    let out = core.append_batch(&blocks).expect("append");
-                    model.extend(blocks.iter().cloned().map(Some));
-                    logical.extend(blocks);
-                    prop_assert_eq!(out.length, logical.len() as u64);
-                }
-                Op::Truncate(n) => {
-                    let n = if logical.is_empty() { 0 } else { n % (logical.len() + 1) };
-                    core.truncate(n as u64).expect("truncate");
-                    model.truncate(n);
-                    logical.truncate(n);
-                    fork += 1;
-                }
-                Op::Clear(start, len) => {
-                    let start = if model.is_empty() { 0 } else { start % model.len() };
-                    let end = (start + len).min(model.len());
-                    core.clear(start as u64..end as u64).expect("clear");
-                    for b in &mut model[start..end] {
-                        *b = None;
-                    }
-                }
-                Op::Reopen => {
-                    drop(core);
-                    drop(store);
-                    store = Store::open(dir.path()).expect("reopen");
+    fn core_matches_vec_model(ops in prop::collection::vec(op(64), 1..40)) {
+        run_model(ops)?;
+    }
+}
+
+proptest! {
+    // Blocks up to 40 KB: chunks span several parts, and clear/truncate cut
+    // through them.
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    #[test]
+    fn core_matches_vec_model_with_large_blocks(ops in prop::collection::vec(op(40_000), 1..16)) {
+        run_model(ops)?;
+    }
+}
+
+fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path()).expect("open");
+    let mut model: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut logical: Vec<Vec<u8>> = Vec::new();
+    let mut fork = 0;
+    for op in ops {
+        let core = store.named("model").expect("open core");
+        match op {
+            Op::Append(blocks) => {
+                let out = core.append_batch(&blocks).expect("append");
+                model.extend(blocks.iter().cloned().map(Some));
+                logical.extend(blocks);
+                prop_assert_eq!(out.length, logical.len() as u64);
+            }
+            Op::Truncate(n) => {
+                let n = if logical.is_empty() {
+                    0
+                } else {
+                    n % (logical.len() + 1)
+                };
+                core.truncate(n as u64).expect("truncate");
+                model.truncate(n);
+                logical.truncate(n);
+                fork += 1;
+            }
+            Op::Clear(start, len) => {
+                let start = if model.is_empty() {
+                    0
+                } else {
+                    start % model.len()
+                };
+                let end = (start + len).min(model.len());
+                core.clear(start as u64..end as u64).expect("clear");
+                for b in &mut model[start..end] {
+                    *b = None;
                 }
             }
-            check(&store, &model, &logical, fork)?;
+            Op::Reopen => {
+                drop(core);
+                drop(store);
+                store = Store::open(dir.path()).expect("reopen");
+            }
         }
+        check(&store, &model, &logical, fork)?;
     }
+    Ok(())
 }
 
 #[test]

@@ -1,0 +1,183 @@
+//! Block records: chunks of consecutive blocks (see [`crate::chunk`]) in the
+//! `blocks` table, keyed `(core id, first block of the chunk, part)`.
+
+use redb::{ReadableTable, Table, TableDefinition};
+
+use crate::chunk::{self, CHUNK_BLOCKS, Header};
+use crate::error::{Corruption, Result};
+use crate::flat;
+use crate::proof::NodeSource;
+use crate::storage::TableNodes;
+use crate::tree::Node;
+
+/// Key: (core id, first block of the chunk, part number).
+pub(crate) type BlockKey = (u64, u64, u32);
+pub(crate) const BLOCKS: TableDefinition<BlockKey, &[u8]> = TableDefinition::new("blocks");
+
+fn corrupt() -> crate::Error {
+    Corruption::Record { table: "blocks" }.into()
+}
+
+/// A chunk: its first block and its header.
+pub(crate) struct Chunk {
+    pub first: u64,
+    pub header: Header,
+}
+
+impl Chunk {
+    fn end(&self) -> u64 {
+        self.first + self.header.lengths.len() as u64
+    }
+}
+
+fn header(t: &impl ReadableTable<BlockKey, &'static [u8]>, id: u64, first: u64) -> Result<Chunk> {
+    let part0 = t.get((id, first, 0))?.ok_or_else(corrupt)?;
+    let header = Header::decode(part0.value()).ok_or_else(corrupt)?;
+    Ok(Chunk { first, header })
+}
+
+/// The chunk holding block `index`, if it is stored.
+pub(crate) fn find(
+    t: &impl ReadableTable<BlockKey, &'static [u8]>,
+    id: u64,
+    index: u64,
+) -> Result<Option<Chunk>> {
+    let Some(last) = t.range((id, 0, 0)..=(id, index, u32::MAX))?.next_back() else {
+        return Ok(None);
+    };
+    let first = last?.0.value().1;
+    let chunk = header(t, id, first)?;
+    Ok((index < chunk.end()).then_some(chunk))
+}
+
+/// Block `index`'s bytes as stored, not yet checked against the tree.
+fn read_raw(
+    t: &impl ReadableTable<BlockKey, &'static [u8]>,
+    id: u64,
+    index: u64,
+) -> Result<Option<Vec<u8>>> {
+    let Some(chunk) = find(t, id, index)? else {
+        return Ok(None);
+    };
+    let range = chunk
+        .header
+        .range((index - chunk.first) as usize)
+        .ok_or_else(corrupt)?;
+    let mut out = Vec::with_capacity(range.len());
+    for (part, within) in chunk::spans(range) {
+        let bytes = t.get((id, chunk.first, part))?.ok_or_else(corrupt)?;
+        out.extend_from_slice(bytes.value().get(within).ok_or_else(corrupt)?);
+    }
+    Ok(Some(out))
+}
+
+/// Reads block `index` and checks it against its leaf hash.
+pub(crate) fn read_block(
+    blocks: &impl ReadableTable<BlockKey, &'static [u8]>,
+    nodes: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    id: u64,
+    index: u64,
+) -> Result<Option<Vec<u8>>> {
+    let Some(data) = read_raw(blocks, id, index)? else {
+        return Ok(None);
+    };
+    let leaf_index = flat::leaf(index);
+    let leaf = TableNodes { table: nodes, id }
+        .node(leaf_index)?
+        .ok_or(Corruption::MissingNode { index: leaf_index })?;
+    if Node::leaf(index, &data) != leaf {
+        return Err(Corruption::BlockHash { index }.into());
+    }
+    Ok(Some(data))
+}
+
+/// Writes consecutive blocks starting at `first` as chunks.
+pub(crate) fn write_run<B: AsRef<[u8]>>(
+    t: &mut Table<'_, BlockKey, &'static [u8]>,
+    id: u64,
+    first: u64,
+    blocks: &[B],
+) -> Result<()> {
+    for (i, run) in blocks.chunks(CHUNK_BLOCKS).enumerate() {
+        let start = first + (i * CHUNK_BLOCKS) as u64;
+        for (part, bytes) in chunk::encode(run).iter().enumerate() {
+            t.insert((id, start, part as u32), bytes.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes blocks given by index (any order, no duplicates) as chunks of
+/// consecutive runs.
+pub(crate) fn write_scattered(
+    t: &mut Table<'_, BlockKey, &'static [u8]>,
+    id: u64,
+    mut blocks: Vec<(u64, &[u8])>,
+) -> Result<()> {
+    blocks.sort_unstable_by_key(|(i, _)| *i);
+    let mut rest = blocks.as_slice();
+    while let Some((first, _)) = rest.first() {
+        let run = rest
+            .iter()
+            .enumerate()
+            .take_while(|(k, (i, _))| *i == first + *k as u64)
+            .count();
+        let (now, later) = rest.split_at(run);
+        let data: Vec<&[u8]> = now.iter().map(|(_, d)| *d).collect();
+        write_run(t, id, *first, &data)?;
+        rest = later;
+    }
+    Ok(())
+}
+
+/// Removes the blocks in `start..end`, rewriting chunks that straddle the
+/// edges; returns the bytes removed.
+pub(crate) fn remove_range(
+    t: &mut Table<'_, BlockKey, &'static [u8]>,
+    id: u64,
+    start: u64,
+    end: u64,
+) -> Result<u64> {
+    if start >= end {
+        return Ok(0);
+    }
+    let mut firsts: Vec<u64> = Vec::new();
+    if let Some(c) = find(t, id, start)?
+        && c.first < start
+    {
+        firsts.push(c.first);
+    }
+    for entry in t.range((id, start, 0)..(id, end, 0))? {
+        let (first, part) = {
+            let k = entry?.0.value();
+            (k.1, k.2)
+        };
+        if part == 0 {
+            firsts.push(first);
+        }
+    }
+    let mut removed = 0u64;
+    for first in firsts {
+        let chunk = header(t, id, first)?;
+        let keep_before: Vec<Vec<u8>> = (first..start.min(chunk.end()))
+            .map(|i| read_raw(t, id, i)?.ok_or_else(corrupt))
+            .collect::<Result<_>>()?;
+        let after_start = end.max(first);
+        let keep_after: Vec<Vec<u8>> = (after_start..chunk.end())
+            .map(|i| read_raw(t, id, i)?.ok_or_else(corrupt))
+            .collect::<Result<_>>()?;
+        let kept: u64 = keep_before
+            .iter()
+            .chain(&keep_after)
+            .map(|b| b.len() as u64)
+            .sum();
+        let total: u64 = chunk.header.lengths.iter().map(|l| u64::from(*l)).sum();
+        removed += total - kept;
+        for part in 0..chunk.header.parts() {
+            t.remove((id, first, part))?;
+        }
+        write_run(t, id, first, &keep_before)?;
+        write_run(t, id, after_start, &keep_after)?;
+    }
+    Ok(removed)
+}
