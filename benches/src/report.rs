@@ -1,6 +1,7 @@
 //! One JSON line per result, fields in the order they are added.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 /// A JSON object printed as one line on stdout.
 pub struct Line(String);
@@ -39,12 +40,15 @@ impl Line {
         let _ = write!(self.0, "\"{key}\":");
     }
 
-    /// Prints the line, with `"scale"` when the run was scaled down.
-    pub fn print(&mut self, scale: u64) {
+    /// Prints the line, with `"scale"` when the run was scaled down. A
+    /// closed stdout is an error for the caller, not a panic.
+    pub fn print(&mut self, scale: u64) -> std::io::Result<()> {
         if scale != 1 {
             self.int("scale", scale);
         }
         self.0.push('}');
-        println!("{}", self.0);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", self.0)?;
+        out.flush()
     }
 }

@@ -101,7 +101,7 @@ pub fn append(scale: u64, shape: Append) -> Result<()> {
             .num("blocks_per_sec", count as f64 / secs)
             .num("mb_per_sec", bytes / MB / secs)
             .int("disk_bytes", dir_size(dir.path())?)
-            .print(scale);
+            .print(scale)?;
     }
     Ok(())
 }
@@ -153,6 +153,6 @@ pub fn read(scale: u64) -> Result<()> {
         .num("open_ms", open_ms)
         .num("random_gets_per_sec", count as f64 / random_secs)
         .num("seq_get_mb_per_sec", bytes as f64 / MB / seq_secs)
-        .print(scale);
+        .print(scale)?;
     Ok(())
 }

@@ -70,3 +70,21 @@ fn refuses_what_it_cannot_run() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3"));
     assert_eq!(bench(&["W9"]).status.code(), Some(2));
 }
+
+#[test]
+fn a_closed_stdout_is_an_error_not_a_panic() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hyper-bench"))
+        .arg("W1")
+        .env("BENCH_SCALE", "1000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("hyper-bench: W1 failed"), "{stderr}");
+}
