@@ -42,6 +42,8 @@ mod codec;
 mod core;
 mod error;
 pub mod flat;
+#[cfg(test)]
+mod fuzz;
 mod hash;
 mod keys;
 mod manifest;
