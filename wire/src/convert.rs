@@ -1,0 +1,185 @@
+//! Between wire messages and `hyper-core` proofs and requests. Wire to core
+//! checks every length (hashes 32 bytes, signatures 64, signer positions
+//! below 256) and the manifest encoding; what it returns still has to pass
+//! the core's `Verifier`.
+
+use hyper_core::{
+    BlockProof, Hash, HashProof, Manifest, Node as CoreNode, NodeRequest as CoreNodeRequest, Proof,
+    ProofRequest, SeekProof, Signature, SignerSignature as CoreSignature, UpgradeProof,
+    UpgradeRequest as CoreUpgradeRequest,
+};
+
+use crate::error::{Error, Result};
+use crate::messages::{
+    self as wire, Data, NodeRequest, Request, SeekRequest, SignerSignature, UpgradeRequest,
+};
+
+fn node_to_wire(n: &CoreNode) -> wire::Node {
+    wire::Node {
+        index: n.index,
+        size: n.size,
+        hash: n.hash.0.to_vec(),
+    }
+}
+
+fn node_from_wire(n: &wire::Node) -> Result<CoreNode> {
+    Ok(CoreNode {
+        index: n.index,
+        size: n.size,
+        hash: Hash::from_slice(&n.hash).ok_or(Error::Malformed("node hash is not 32 bytes"))?,
+    })
+}
+
+fn nodes_from_wire(nodes: &[wire::Node]) -> Result<Vec<CoreNode>> {
+    nodes.iter().map(node_from_wire).collect()
+}
+
+fn nodes_to_wire(nodes: &[CoreNode]) -> Vec<wire::Node> {
+    nodes.iter().map(node_to_wire).collect()
+}
+
+/// The `Data` message carrying `proof` as the answer to request `request`.
+pub fn data_from_proof(request: u64, proof: &Proof) -> Data {
+    Data {
+        request,
+        fork: proof.fork,
+        block: proof.block.as_ref().map(|b| wire::BlockProof {
+            index: b.index,
+            value: b.value.clone(),
+            nodes: nodes_to_wire(&b.nodes),
+        }),
+        hash: proof.hash.as_ref().map(|h| wire::HashProof {
+            node: Some(node_to_wire(&h.node)),
+            nodes: nodes_to_wire(&h.nodes),
+        }),
+        seek: proof.seek.as_ref().map(|s| wire::SeekProof {
+            bytes: s.bytes,
+            leaf: Some(node_to_wire(&s.leaf)),
+            nodes: nodes_to_wire(&s.nodes),
+        }),
+        upgrade: proof.upgrade.as_ref().map(|u| wire::UpgradeProof {
+            start: u.start,
+            length: u.length,
+            roots: nodes_to_wire(&u.roots),
+            nodes: nodes_to_wire(&u.nodes),
+            signatures: u
+                .signatures
+                .iter()
+                .map(|s| SignerSignature {
+                    signer: u32::from(s.signer),
+                    signature: s.signature.0.to_vec(),
+                })
+                .collect(),
+        }),
+        manifest: proof
+            .manifest
+            .as_ref()
+            .map(Manifest::encode)
+            .unwrap_or_default(),
+    }
+}
+
+/// The proof a `Data` message carries, every field length checked.
+pub fn proof_from_data(data: &Data) -> Result<Proof> {
+    let manifest = if data.manifest.is_empty() {
+        None
+    } else {
+        Some(Manifest::decode(&data.manifest).map_err(Error::Manifest)?)
+    };
+    let block = match &data.block {
+        Some(b) => Some(BlockProof {
+            index: b.index,
+            value: b.value.clone(),
+            nodes: nodes_from_wire(&b.nodes)?,
+        }),
+        None => None,
+    };
+    let hash = match &data.hash {
+        Some(h) => Some(HashProof {
+            node: node_from_wire(
+                h.node
+                    .as_ref()
+                    .ok_or(Error::Malformed("hash proof without a node"))?,
+            )?,
+            nodes: nodes_from_wire(&h.nodes)?,
+        }),
+        None => None,
+    };
+    let seek = match &data.seek {
+        Some(s) => Some(SeekProof {
+            bytes: s.bytes,
+            leaf: node_from_wire(
+                s.leaf
+                    .as_ref()
+                    .ok_or(Error::Malformed("seek proof without a leaf"))?,
+            )?,
+            nodes: nodes_from_wire(&s.nodes)?,
+        }),
+        None => None,
+    };
+    let upgrade = match &data.upgrade {
+        Some(u) => Some(UpgradeProof {
+            start: u.start,
+            length: u.length,
+            roots: nodes_from_wire(&u.roots)?,
+            nodes: nodes_from_wire(&u.nodes)?,
+            signatures: u
+                .signatures
+                .iter()
+                .map(|s| {
+                    Ok(CoreSignature {
+                        signer: u8::try_from(s.signer)
+                            .map_err(|_| Error::Malformed("signer position over 255"))?,
+                        signature: Signature::from_slice(&s.signature)
+                            .ok_or(Error::Malformed("signature is not 64 bytes"))?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        }),
+        None => None,
+    };
+    Ok(Proof {
+        fork: data.fork,
+        manifest,
+        block,
+        hash,
+        seek,
+        upgrade,
+    })
+}
+
+/// The `Request` message for a core proof request, with id `id`, from a
+/// requester on fork `fork`.
+pub fn request_to_wire(id: u64, fork: u64, request: &ProofRequest) -> Request {
+    let node = |n: &CoreNodeRequest| NodeRequest {
+        index: n.index,
+        nodes: n.nodes,
+    };
+    Request {
+        id,
+        fork,
+        block: request.block.as_ref().map(node),
+        hash: request.hash.as_ref().map(node),
+        seek: request.seek.map(|bytes| SeekRequest { bytes }),
+        upgrade: request.upgrade.map(|u| UpgradeRequest { start: u.start }),
+        manifest: request.manifest,
+    }
+}
+
+/// The core proof request a `Request` message asks for.
+pub fn request_from_wire(request: &Request) -> ProofRequest {
+    let node = |n: &NodeRequest| CoreNodeRequest {
+        index: n.index,
+        nodes: n.nodes,
+    };
+    ProofRequest {
+        block: request.block.as_ref().map(node),
+        hash: request.hash.as_ref().map(node),
+        seek: request.seek.as_ref().map(|s| s.bytes),
+        upgrade: request.upgrade.as_ref().map(|u| CoreUpgradeRequest {
+            start: u.start,
+            fork: request.fork,
+        }),
+        manifest: request.manifest,
+    }
+}

@@ -1,0 +1,17 @@
+//! hyper-wire: the replication protocol.
+//!
+//! This crate is being built in steps. Present now: the message schema
+//! (`proto/wire.proto`, the protocol's documentation, and the prost types in
+//! [`messages`] that match it), framing with a maximum frame size
+//! ([`FrameDecoder`]), and checked conversion between wire messages and
+//! `hyper-core` proofs and requests ([`proof_from_data`] and friends). The
+//! Noise stream, channels, the replicator and transports come next.
+
+mod convert;
+mod error;
+mod frame;
+pub mod messages;
+
+pub use convert::{data_from_proof, proof_from_data, request_from_wire, request_to_wire};
+pub use error::{Error, Result};
+pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode as encode_frame};
