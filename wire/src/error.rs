@@ -22,6 +22,19 @@ pub enum Error {
     /// A message decoded but breaks the protocol's rules.
     #[error("malformed message: {0}")]
     Malformed(&'static str),
+    /// Reading or writing the underlying stream failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the stream in the middle of the handshake.
+    #[error("the peer closed the connection during the handshake")]
+    Closed,
+    /// The Noise handshake or a transport message failed (wrong keys,
+    /// tampered or truncated ciphertext).
+    #[error("noise: {0}")]
+    Noise(#[source] snow::Error),
+    /// The peer's identity proof in the handshake does not verify.
+    #[error("the peer's identity proof does not verify")]
+    Identity,
     /// A manifest carried in a message does not decode.
     #[error("malformed manifest: {0}")]
     Manifest(#[source] hyper_core::VerifyError),

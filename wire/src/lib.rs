@@ -4,14 +4,17 @@
 //! (`proto/wire.proto`, the protocol's documentation, and the prost types in
 //! [`messages`] that match it), framing with a maximum frame size
 //! ([`FrameDecoder`]), and checked conversion between wire messages and
-//! `hyper-core` proofs and requests ([`proof_from_data`] and friends). The
-//! Noise stream, channels, the replicator and transports come next.
+//! `hyper-core` proofs and requests ([`proof_from_data`] and friends), and
+//! the Noise XX [`EncryptedStream`] with identity proofs and channel
+//! capabilities. Channels, the replicator and transports come next.
 
 mod convert;
 mod error;
 mod frame;
 pub mod messages;
+mod stream;
 
 pub use convert::{data_from_proof, proof_from_data, request_from_wire, request_to_wire};
 pub use error::{Error, Result};
 pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode as encode_frame};
+pub use stream::{EncryptedStream, IDENTITY_CONTEXT, NOISE_PARAMS};

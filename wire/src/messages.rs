@@ -7,7 +7,8 @@ pub struct Handshake {
     /// The sender's ed25519 public key (32 bytes).
     #[prost(bytes = "vec", tag = "1")]
     pub identity: Vec<u8>,
-    /// Signature by `identity` over the Noise handshake hash (64 bytes).
+    /// Signature by `identity` over [`crate::IDENTITY_CONTEXT`] and the
+    /// sender's Noise static key (64 bytes).
     #[prost(bytes = "vec", tag = "2")]
     pub signature: Vec<u8>,
 }

@@ -1,0 +1,230 @@
+//! The encrypted stream: a Noise XX handshake over any
+//! `AsyncRead + AsyncWrite`, then frames carried in Noise transport messages.
+//!
+//! Handshake (`Noise_XX_25519_AESGCM_SHA256`; ring provides AES-GCM and
+//! SHA-256): the responder's second message and the initiator's third carry
+//! a [`Handshake`] payload: the sender's ed25519 identity and its signature
+//! over [`IDENTITY_CONTEXT`] ‖ the sender's Noise static key (fresh for each
+//! connection). Noise proves possession of the static key; the signature
+//! binds it to the identity. On the wire every Noise message is a 2-byte
+//! big-endian length, then the message (at most 65,535 bytes); a frame
+//! larger than one Noise message is split across several.
+
+use hyper_core::{CoreKey, KeyPair, PublicKey, Signature};
+use prost::Message as _;
+use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::error::{Error, Result};
+use crate::frame::{self, DEFAULT_MAX_FRAME, FrameDecoder};
+use crate::messages::{Handshake, Message};
+
+/// The Noise protocol name.
+pub const NOISE_PARAMS: &str = "Noise_XX_25519_AESGCM_SHA256";
+/// What an identity signs, before its Noise static key.
+pub const IDENTITY_CONTEXT: &[u8] = b"hyper-wire 2026 noise static key";
+const NOISE_MAX: usize = 65_535;
+const TAG: usize = 16;
+/// Plaintext bytes per Noise transport message.
+const PLAIN_MAX: usize = NOISE_MAX - TAG;
+
+fn builder() -> Result<snow::Builder<'static>> {
+    let params = NOISE_PARAMS.parse().map_err(Error::Noise)?;
+    Ok(snow::Builder::with_resolver(
+        params,
+        Box::new(FallbackResolver::new(
+            Box::new(RingResolver),
+            Box::new(DefaultResolver),
+        )),
+    ))
+}
+
+async fn write_noise<S: AsyncWrite + Unpin>(io: &mut S, message: &[u8]) -> Result<()> {
+    let len = u16::try_from(message.len())
+        .map_err(|_| Error::Malformed("noise message over 65,535 bytes"))?;
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(message).await?;
+    Ok(())
+}
+
+/// Reads one Noise message; `None` on a clean end of stream before it.
+async fn read_noise<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>) -> Result<Option<()>> {
+    let mut len = [0u8; 2];
+    match io.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    buf.resize(usize::from(u16::from_be_bytes(len)), 0);
+    io.read_exact(buf).await?;
+    Ok(Some(()))
+}
+
+fn identity_payload(identity: &KeyPair, static_key: &[u8]) -> Vec<u8> {
+    let mut signed = IDENTITY_CONTEXT.to_vec();
+    signed.extend_from_slice(static_key);
+    Handshake {
+        identity: identity.public_key().0.to_vec(),
+        signature: identity.sign(&signed).0.to_vec(),
+    }
+    .encode_to_vec()
+}
+
+fn check_identity(payload: &[u8], remote_static: Option<&[u8]>) -> Result<PublicKey> {
+    let h = Handshake::decode(payload)?;
+    let identity = PublicKey::from_slice(&h.identity).ok_or(Error::Identity)?;
+    let signature = Signature::from_slice(&h.signature).ok_or(Error::Identity)?;
+    let mut signed = IDENTITY_CONTEXT.to_vec();
+    signed.extend_from_slice(remote_static.ok_or(Error::Identity)?);
+    if identity.verify(&signed, &signature) {
+        Ok(identity)
+    } else {
+        Err(Error::Identity)
+    }
+}
+
+/// An authenticated, encrypted connection carrying protocol messages.
+pub struct EncryptedStream<S> {
+    io: S,
+    noise: snow::TransportState,
+    initiator: bool,
+    remote: PublicKey,
+    handshake_hash: [u8; 32],
+    decoder: FrameDecoder,
+    cipher: Vec<u8>,
+    plain: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
+    /// Runs the Noise XX handshake as initiator (`true`) or responder,
+    /// proving `identity`; fails with [`Error::Identity`] if the peer's
+    /// identity proof does not verify.
+    pub async fn handshake(mut io: S, identity: &KeyPair, initiator: bool) -> Result<Self> {
+        let b = builder()?;
+        let keys = b.generate_keypair().map_err(Error::Noise)?;
+        let b = b.local_private_key(&keys.private).map_err(Error::Noise)?;
+        let mut hs = if initiator {
+            b.build_initiator()
+        } else {
+            b.build_responder()
+        }
+        .map_err(Error::Noise)?;
+        let mut out = vec![0u8; NOISE_MAX];
+        let mut inbuf = Vec::new();
+        let mut payload = vec![0u8; NOISE_MAX];
+        let mut receive = async |io: &mut S, hs: &mut snow::HandshakeState| -> Result<usize> {
+            read_noise(io, &mut inbuf).await?.ok_or(Error::Closed)?;
+            hs.read_message(&inbuf, &mut payload).map_err(Error::Noise)
+        };
+        let remote = if initiator {
+            let n = hs.write_message(&[], &mut out).map_err(Error::Noise)?;
+            write_noise(&mut io, &out[..n]).await?;
+            io.flush().await?;
+            let n = receive(&mut io, &mut hs).await?;
+            let remote = check_identity(&payload[..n], hs.get_remote_static())?;
+            let n = hs
+                .write_message(&identity_payload(identity, &keys.public), &mut out)
+                .map_err(Error::Noise)?;
+            write_noise(&mut io, &out[..n]).await?;
+            remote
+        } else {
+            receive(&mut io, &mut hs).await?;
+            let n = hs
+                .write_message(&identity_payload(identity, &keys.public), &mut out)
+                .map_err(Error::Noise)?;
+            write_noise(&mut io, &out[..n]).await?;
+            io.flush().await?;
+            let n = receive(&mut io, &mut hs).await?;
+            check_identity(&payload[..n], hs.get_remote_static())?
+        };
+        io.flush().await?;
+        let handshake_hash: [u8; 32] = hs
+            .get_handshake_hash()
+            .try_into()
+            .map_err(|_| Error::Malformed("handshake hash is not 32 bytes"))?;
+        let noise = hs.into_transport_mode().map_err(Error::Noise)?;
+        Ok(EncryptedStream {
+            io,
+            noise,
+            initiator,
+            remote,
+            handshake_hash,
+            decoder: FrameDecoder::new(DEFAULT_MAX_FRAME),
+            cipher: vec![0u8; NOISE_MAX],
+            plain: vec![0u8; NOISE_MAX],
+        })
+    }
+
+    /// The peer's proven ed25519 identity.
+    pub fn remote_identity(&self) -> PublicKey {
+        self.remote
+    }
+
+    /// Refuses incoming frames over `max` bytes from now on.
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.decoder = FrameDecoder::new(max);
+    }
+
+    /// The capability this side sends to open a channel for `key`.
+    pub fn local_capability(&self, key: &CoreKey) -> [u8; 32] {
+        capability(&self.handshake_hash, self.initiator, key)
+    }
+
+    /// Whether `capability` is the one the peer must send for `key`. A
+    /// capability this side sent, reflected back, does not verify.
+    pub fn verify_remote_capability(&self, key: &CoreKey, capability: &[u8]) -> bool {
+        let expected =
+            blake3::Hash::from(self::capability(&self.handshake_hash, !self.initiator, key));
+        <[u8; 32]>::try_from(capability).is_ok_and(|c| expected == blake3::Hash::from(c))
+    }
+
+    /// Encrypts and sends one message.
+    pub async fn send(&mut self, message: &Message) -> Result<()> {
+        for piece in frame::encode(message).chunks(PLAIN_MAX) {
+            let n = self
+                .noise
+                .write_message(piece, &mut self.cipher)
+                .map_err(Error::Noise)?;
+            let len = u16::try_from(n)
+                .map_err(|_| Error::Malformed("noise message over 65,535 bytes"))?;
+            self.io.write_all(&len.to_be_bytes()).await?;
+            self.io.write_all(&self.cipher[..n]).await?;
+        }
+        self.io.flush().await?;
+        Ok(())
+    }
+
+    /// The next message; `None` when the peer closed the stream cleanly
+    /// between messages. Tampered or truncated ciphertext, an oversized or
+    /// undecodable frame are errors: end the connection.
+    pub async fn recv(&mut self) -> Result<Option<Message>> {
+        let mut inbuf = std::mem::take(&mut self.cipher);
+        let result = loop {
+            match self.decoder.next_message() {
+                Ok(Some(m)) => break Ok(Some(m)),
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+            match read_noise(&mut self.io, &mut inbuf).await {
+                Ok(Some(())) => {}
+                Ok(None) => break Ok(None),
+                Err(e) => break Err(e),
+            }
+            match self.noise.read_message(&inbuf, &mut self.plain) {
+                Ok(n) => self.decoder.push(&self.plain[..n]),
+                Err(e) => break Err(Error::Noise(e)),
+            }
+        };
+        inbuf.resize(NOISE_MAX, 0);
+        self.cipher = inbuf;
+        result
+    }
+}
+
+fn capability(handshake_hash: &[u8; 32], sender_is_initiator: bool, key: &CoreKey) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("hyper-wire 2026 capability");
+    h.update(handshake_hash);
+    h.update(&[u8::from(sender_is_initiator)]);
+    h.update(&key.0);
+    *h.finalize().as_bytes()
+}

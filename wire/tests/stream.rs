@@ -1,0 +1,191 @@
+//! The encrypted stream over in-memory pipes: identities, large messages,
+//! capabilities, and every way a peer can break the handshake or the stream.
+
+use hyper_core::{CoreKey, KeyPair};
+use hyper_wire::messages::{Body, Extension, Handshake, Message};
+use hyper_wire::{EncryptedStream, Error, IDENTITY_CONTEXT, NOISE_PARAMS};
+use prost::Message as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+
+fn ext(n: usize) -> Message {
+    Message {
+        channel: 3,
+        body: Some(Body::Extension(Extension {
+            name: "test".into(),
+            message: (0..n).map(|i| i as u8).collect(),
+        })),
+    }
+}
+
+async fn pair(
+    a: &KeyPair,
+    b: &KeyPair,
+) -> (EncryptedStream<DuplexStream>, EncryptedStream<DuplexStream>) {
+    let (x, y) = duplex(1 << 16);
+    let (ra, rb) = tokio::join!(
+        EncryptedStream::handshake(x, a, true),
+        EncryptedStream::handshake(y, b, false)
+    );
+    (ra.expect("initiator"), rb.expect("responder"))
+}
+
+#[tokio::test]
+async fn both_sides_learn_the_remote_identity_and_exchange_messages() {
+    let (a, b) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
+    let (mut sa, mut sb) = pair(&a, &b).await;
+    assert_eq!(sa.remote_identity(), b.public_key());
+    assert_eq!(sb.remote_identity(), a.public_key());
+    // A 5 MB message spans many Noise messages; send and receive concurrently.
+    let big = ext(5_000_000);
+    let (sent, got) = tokio::join!(sa.send(&big), sb.recv());
+    sent.expect("send");
+    assert_eq!(got.expect("recv"), Some(big));
+    sb.send(&ext(10)).await.expect("send back");
+    assert_eq!(sa.recv().await.expect("recv"), Some(ext(10)));
+    // A clean close between messages is the end of the stream, not an error.
+    drop(sb);
+    assert_eq!(sa.recv().await.expect("clean end"), None);
+}
+
+#[tokio::test]
+async fn capabilities_prove_the_key_and_cannot_be_reflected() {
+    let (a, b) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
+    let (sa, sb) = pair(&a, &b).await;
+    let key = CoreKey([7; 32]);
+    let cap = sa.local_capability(&key);
+    assert!(sb.verify_remote_capability(&key, &cap));
+    // Reflected: B's own capability sent back to B does not open anything.
+    assert!(!sb.verify_remote_capability(&key, &sb.local_capability(&key)));
+    // Another key, or another connection, gives another capability.
+    assert!(!sb.verify_remote_capability(&CoreKey([8; 32]), &cap));
+    let (sa2, _sb2) = pair(&a, &b).await;
+    assert_ne!(sa2.local_capability(&key), cap);
+    assert!(!sb.verify_remote_capability(&key, &cap[..31]));
+}
+
+#[tokio::test]
+async fn tampered_ciphertext_is_an_error() {
+    let (a, b) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
+    // A <-> man in the middle <-> B. The A->B handshake bytes take about 200
+    // bytes; offset 700 falls inside A's first (2 KB) transport message.
+    let (a_io, a_mitm) = duplex(1 << 16);
+    let (b_io, b_mitm) = duplex(1 << 16);
+    let (a_mitm_read, a_mitm_write) = tokio::io::split(a_mitm);
+    let (b_mitm_read, b_mitm_write) = tokio::io::split(b_mitm);
+    let forward = tokio::spawn(async move {
+        let mut from = a_mitm_read;
+        let mut to = b_mitm_write;
+        let mut buf = vec![0u8; 4096];
+        let mut offset = 0usize;
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if (offset..offset + n).contains(&700) {
+                buf[700 - offset] ^= 0x01;
+            }
+            offset += n;
+            if to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    let backward = tokio::spawn(async move {
+        let mut from = b_mitm_read;
+        let mut to = a_mitm_write;
+        let _ = tokio::io::copy(&mut from, &mut to).await;
+    });
+    let (sa, sb) = tokio::join!(
+        EncryptedStream::handshake(a_io, &a, true),
+        EncryptedStream::handshake(b_io, &b, false)
+    );
+    let (mut sa, mut sb) = (sa.expect("initiator"), sb.expect("responder"));
+    let message = ext(2000);
+    let (sent, got) = tokio::join!(sa.send(&message), sb.recv());
+    sent.expect("send");
+    assert!(
+        matches!(got, Err(Error::Noise(_))),
+        "{:?}",
+        got.map(|m| m.is_some())
+    );
+    drop((sa, sb));
+    forward.abort();
+    backward.abort();
+}
+
+#[tokio::test]
+async fn garbage_instead_of_a_handshake_is_an_error() {
+    let b = KeyPair::from_seed([2; 32]);
+    let (mut x, y) = duplex(1 << 16);
+    x.write_all(&[0, 5, 1, 2, 3, 4, 5]).await.expect("write");
+    drop(x);
+    let res = EncryptedStream::handshake(y, &b, false).await;
+    assert!(
+        matches!(res, Err(Error::Noise(_) | Error::Closed)),
+        "{:?}",
+        res.err()
+    );
+}
+
+#[tokio::test]
+async fn a_forged_identity_proof_is_refused() {
+    let a = KeyPair::from_seed([1; 32]);
+    let (x, mut y) = duplex(1 << 16);
+    // A responder that claims an identity it cannot sign for.
+    let liar = tokio::spawn(async move {
+        use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
+        let b = snow::Builder::with_resolver(
+            NOISE_PARAMS.parse().expect("params"),
+            Box::new(FallbackResolver::new(
+                Box::new(RingResolver),
+                Box::new(DefaultResolver),
+            )),
+        );
+        let keys = b.generate_keypair().expect("keys");
+        let mut hs = b
+            .local_private_key(&keys.private)
+            .expect("key")
+            .build_responder()
+            .expect("responder");
+        let mut len = [0u8; 2];
+        y.read_exact(&mut len).await.expect("len");
+        let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        y.read_exact(&mut msg).await.expect("msg");
+        let mut payload = vec![0u8; 65535];
+        hs.read_message(&msg, &mut payload).expect("read");
+        let claimed = KeyPair::from_seed([9; 32]);
+        let other = KeyPair::from_seed([10; 32]);
+        let mut signed = IDENTITY_CONTEXT.to_vec();
+        signed.extend_from_slice(&keys.public);
+        let proof = Handshake {
+            identity: claimed.public_key().0.to_vec(),
+            signature: other.sign(&signed).0.to_vec(),
+        };
+        let mut out = vec![0u8; 65535];
+        let n = hs
+            .write_message(&proof.encode_to_vec(), &mut out)
+            .expect("write");
+        y.write_all(&(n as u16).to_be_bytes()).await.expect("len");
+        y.write_all(&out[..n]).await.expect("msg");
+        y
+    });
+    let res = EncryptedStream::handshake(x, &a, true).await;
+    assert!(matches!(res, Err(Error::Identity)), "{:?}", res.err());
+    drop(liar.await);
+}
+
+#[tokio::test]
+async fn an_oversized_frame_is_refused() {
+    let (a, b) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
+    let (mut sa, mut sb) = pair(&a, &b).await;
+    sb.set_max_frame(1000);
+    let message = ext(5000);
+    let (sent, got) = tokio::join!(sa.send(&message), sb.recv());
+    sent.expect("send");
+    assert!(
+        matches!(got, Err(Error::FrameTooLarge { max: 1000, .. })),
+        "{:?}",
+        got.err()
+    );
+}
