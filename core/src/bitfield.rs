@@ -1,6 +1,8 @@
 //! Which blocks are stored locally: a sparse bitfield in 4 KiB pages. Pure
 //! logic; storage persists the pages [`Bitfield::take_dirty`] hands out.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Bits per page (one page is 4096 bytes).

@@ -10,6 +10,8 @@
 //! length as `u32` LE. A chunk holds at most [`CHUNK_BLOCKS`] blocks, so the
 //! header always fits in part 0.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 /// Largest part, in bytes: a part and its record overhead fit a 32 KiB page.
 pub const PART_MAX: usize = 32_700;
 /// Most blocks in one chunk.

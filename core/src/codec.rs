@@ -1,6 +1,8 @@
 //! A small, panic-free byte reader and writer for this crate's own records
 //! (headers, manifests). Layouts are documented where they are encoded.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 /// Appends fixed-width little-endian integers and length-prefixed bytes.
 #[derive(Default)]
 pub(crate) struct Writer(pub Vec<u8>);

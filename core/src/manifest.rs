@@ -1,5 +1,7 @@
 //! The manifest: who may sign a core, and how many of them must.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::codec::{Reader, Writer};
 use crate::error::{Result, VerifyError};
 use crate::hash;
@@ -154,10 +156,10 @@ impl Manifest {
         let mut seen = [false; 256];
         let mut valid = 0usize;
         for s in sigs {
-            let Some(key) = self.signers.get(usize::from(s.signer)) else {
+            let i = usize::from(s.signer);
+            let (Some(key), Some(slot)) = (self.signers.get(i), seen.get_mut(i)) else {
                 continue;
             };
-            let slot = &mut seen[usize::from(s.signer)];
             if !*slot && key.verify(message, &s.signature) {
                 *slot = true;
                 valid += 1;

@@ -7,6 +7,8 @@
 //! each present node, in slot order. Only present nodes take space, so a
 //! sparse reader's pages stay small.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::tree::Node;
 
 /// Flat-tree indexes per page.

@@ -15,6 +15,8 @@
 //! | `bitfield`  | (id, page number)   | 4096-byte page of present-block bits   |
 //! | `user_data` | (id, key)           | bytes                                  |
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use redb::{ReadableTable, TableDefinition};
 
 use crate::codec::{Reader, Writer};

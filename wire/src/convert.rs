@@ -3,6 +3,8 @@
 //! below 256) and the manifest encoding; what it returns still has to pass
 //! the core's `Verifier`.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use hyper_core::{
     BlockProof, Hash, HashProof, Manifest, Node as CoreNode, NodeRequest as CoreNodeRequest, Proof,
     ProofRequest, SeekProof, Signature, SignerSignature as CoreSignature, UpgradeProof,

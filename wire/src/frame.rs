@@ -2,6 +2,8 @@
 //! then the payload (one encoded [`Message`]). The decoder refuses a length
 //! over its maximum before buffering the payload.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use prost::Message as _;
 
 use crate::error::{Error, Result};
