@@ -135,6 +135,41 @@ impl Bitfield {
         })
     }
 
+    /// The set and unset indexes of `start..end` as run lengths that
+    /// alternate set, unset, set, ... (the first run is set and may be 0);
+    /// the runs add up to `end - start`. This is the wire's `Bitfield` form.
+    pub fn runs(&self, start: u64, end: u64) -> Vec<u64> {
+        let mut runs = Vec::new();
+        let mut at = start;
+        while at < end {
+            let next_unset = self.first_unset(at).min(end);
+            runs.push(next_unset - at);
+            at = next_unset;
+            if at >= end {
+                break;
+            }
+            let next_set = self.first_set(at, end).unwrap_or(end);
+            runs.push(next_set - at);
+            at = next_set;
+        }
+        runs
+    }
+
+    /// The ranges that `runs` (as made by [`Bitfield::runs`], from `start`)
+    /// marks as set. `None` if the runs overflow `u64` (a malformed message).
+    pub fn set_ranges_of_runs(start: u64, runs: &[u64]) -> Option<Vec<std::ops::Range<u64>>> {
+        let mut out = Vec::new();
+        let mut at = start;
+        for (i, run) in runs.iter().enumerate() {
+            let end = at.checked_add(*run)?;
+            if i % 2 == 0 && *run > 0 {
+                out.push(at..end);
+            }
+            at = end;
+        }
+        Some(out)
+    }
+
     /// Whether every index in `start..end` is set.
     pub fn all_set(&self, start: u64, end: u64) -> bool {
         start >= end || self.first_unset(start) >= end
@@ -207,6 +242,37 @@ mod tests {
             prop_assert_eq!(again.count(), bits.count());
             prop_assert_eq!(again.first_unset(0), bits.first_unset(0));
         }
+    }
+
+    proptest! {
+        #[test]
+        fn runs_round_trip(sets in prop::collection::vec((0u64..70_000, 0u64..5000), 0..20), start in 0u64..40_000, len in 0u64..40_000) {
+            let mut bits = Bitfield::new();
+            for (s, l) in &sets {
+                bits.set_range(*s, s + l, true);
+            }
+            let end = start + len;
+            let runs = bits.runs(start, end);
+            prop_assert_eq!(runs.iter().sum::<u64>(), len);
+            prop_assert!(runs.iter().skip(1).all(|r| *r > 0), "only the first run may be empty");
+            let mut again = Bitfield::new();
+            for r in Bitfield::set_ranges_of_runs(start, &runs).expect("no overflow") {
+                again.set_range(r.start, r.end, true);
+            }
+            for i in start..end {
+                prop_assert_eq!(again.get(i), bits.get(i), "index {}", i);
+            }
+        }
+    }
+
+    #[test]
+    fn runs_snapshot_and_overflow() {
+        let mut bits = Bitfield::new();
+        bits.set_range(2, 5, true);
+        bits.set_range(7, 8, true);
+        assert_eq!(bits.runs(0, 10), vec![0, 2, 3, 2, 1, 2]);
+        assert_eq!(bits.runs(2, 5), vec![3]);
+        assert_eq!(Bitfield::set_ranges_of_runs(u64::MAX - 1, &[1, 5]), None);
     }
 
     #[test]

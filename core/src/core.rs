@@ -168,6 +168,13 @@ impl Core {
         Ok(self.read_state()?.bitfield.all_set(range.start, range.end))
     }
 
+    /// Which blocks of `range` are stored locally, as run lengths that
+    /// alternate stored, missing, stored, ... (see
+    /// [`Bitfield::runs`](crate::bitfield::Bitfield::runs)).
+    pub fn stored_runs(&self, range: Range<u64>) -> Result<Vec<u64>> {
+        Ok(self.read_state()?.bitfield.runs(range.start, range.end))
+    }
+
     /// The first block index in `range` that is stored locally.
     pub fn next_stored(&self, range: Range<u64>) -> Result<Option<u64>> {
         Ok(self

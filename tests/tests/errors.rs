@@ -69,6 +69,8 @@ fn a_sparse_holder_cannot_serve_what_it_lacks() {
     sparse
         .apply(&[writer.proof(&ask(5)).expect("proof")])
         .expect("apply");
+    // What it holds, as the wire's runs: 5 missing, 1 stored, 10 missing.
+    assert_eq!(sparse.stored_runs(0..16).expect("runs"), vec![0, 5, 1, 10]);
     // It has block 5 and can serve it to a third peer ...
     let third = stores[2].replica(&writer.key()).expect("replica");
     third
