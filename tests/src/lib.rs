@@ -6,3 +6,13 @@ pub fn crash_block(index: u64) -> Vec<u8> {
     let seed = index.to_le_bytes();
     (0..len).map(|i| seed[i % 8] ^ (i as u8)).collect()
 }
+
+/// Reads every block of `core` through its verified read path and checks it
+/// against `expected`; panics with the index on the first difference.
+pub fn assert_blocks(core: &hyper_core::Core, expected: impl Fn(u64) -> Vec<u8>) {
+    let length = core.info().expect("info").length;
+    for item in core.blocks(0..length).expect("iterate") {
+        let (i, data) = item.expect("every block verifies against its leaf");
+        assert_eq!(data, expected(i), "block {i}");
+    }
+}

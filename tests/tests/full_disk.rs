@@ -70,8 +70,5 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
         "lost appends: {} < {confirmed}",
         info.length
     );
-    for item in core.blocks(0..info.length).expect("iter") {
-        let (i, data) = item.expect("every block verifies");
-        assert_eq!(data, block(i));
-    }
+    hyper_tests::assert_blocks(&core, block);
 }

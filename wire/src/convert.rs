@@ -32,6 +32,10 @@ fn node_from_wire(n: &wire::Node) -> Result<CoreNode> {
     })
 }
 
+fn required_node(node: Option<&wire::Node>, missing: &'static str) -> Result<CoreNode> {
+    node_from_wire(node.ok_or(Error::Malformed(missing))?)
+}
+
 fn nodes_from_wire(nodes: &[wire::Node]) -> Result<Vec<CoreNode>> {
     nodes.iter().map(node_from_wire).collect()
 }
@@ -88,37 +92,38 @@ pub fn proof_from_data(data: &Data) -> Result<Proof> {
     } else {
         Some(Manifest::decode(&data.manifest).map_err(Error::Manifest)?)
     };
-    let block = match &data.block {
-        Some(b) => Some(BlockProof {
-            index: b.index,
-            value: b.value.clone(),
-            nodes: nodes_from_wire(&b.nodes)?,
-        }),
-        None => None,
-    };
-    let hash = match &data.hash {
-        Some(h) => Some(HashProof {
-            node: node_from_wire(
-                h.node
-                    .as_ref()
-                    .ok_or(Error::Malformed("hash proof without a node"))?,
-            )?,
-            nodes: nodes_from_wire(&h.nodes)?,
-        }),
-        None => None,
-    };
-    let seek = match &data.seek {
-        Some(s) => Some(SeekProof {
-            bytes: s.bytes,
-            leaf: node_from_wire(
-                s.leaf
-                    .as_ref()
-                    .ok_or(Error::Malformed("seek proof without a leaf"))?,
-            )?,
-            nodes: nodes_from_wire(&s.nodes)?,
-        }),
-        None => None,
-    };
+    let block = data
+        .block
+        .as_ref()
+        .map(|b| {
+            Ok(BlockProof {
+                index: b.index,
+                value: b.value.clone(),
+                nodes: nodes_from_wire(&b.nodes)?,
+            })
+        })
+        .transpose()?;
+    let hash = data
+        .hash
+        .as_ref()
+        .map(|h| {
+            Ok(HashProof {
+                node: required_node(h.node.as_ref(), "hash proof without a node")?,
+                nodes: nodes_from_wire(&h.nodes)?,
+            })
+        })
+        .transpose()?;
+    let seek = data
+        .seek
+        .as_ref()
+        .map(|s| {
+            Ok(SeekProof {
+                bytes: s.bytes,
+                leaf: required_node(s.leaf.as_ref(), "seek proof without a leaf")?,
+                nodes: nodes_from_wire(&s.nodes)?,
+            })
+        })
+        .transpose()?;
     let upgrade = match &data.upgrade {
         Some(u) => Some(UpgradeProof {
             start: u.start,
