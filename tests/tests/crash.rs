@@ -66,6 +66,7 @@ fn sigkill_never_loses_a_returned_append_or_leaves_a_torn_core() {
             0,
             "round {round}: half a batch is visible (seed {seed})"
         );
+        eprintln!("crash: checking round {round} (replay with CRASH_SEED={seed})");
         hyper_tests::assert_blocks(&core, hyper_tests::crash_block);
         // The stored roots carry a valid signature: a fresh verifier that
         // knows only the key accepts the upgrade built from them.

@@ -95,7 +95,7 @@ pub fn proof_from_data(data: &Data) -> Result<Proof> {
     let block = data
         .block
         .as_ref()
-        .map(|b| {
+        .map(|b| -> Result<BlockProof> {
             Ok(BlockProof {
                 index: b.index,
                 value: b.value.clone(),
@@ -106,7 +106,7 @@ pub fn proof_from_data(data: &Data) -> Result<Proof> {
     let hash = data
         .hash
         .as_ref()
-        .map(|h| {
+        .map(|h| -> Result<HashProof> {
             Ok(HashProof {
                 node: required_node(h.node.as_ref(), "hash proof without a node")?,
                 nodes: nodes_from_wire(&h.nodes)?,
@@ -116,7 +116,7 @@ pub fn proof_from_data(data: &Data) -> Result<Proof> {
     let seek = data
         .seek
         .as_ref()
-        .map(|s| {
+        .map(|s| -> Result<SeekProof> {
             Ok(SeekProof {
                 bytes: s.bytes,
                 leaf: required_node(s.leaf.as_ref(), "seek proof without a leaf")?,
