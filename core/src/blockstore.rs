@@ -50,25 +50,62 @@ pub(crate) fn find(
     Ok((index < chunk.end()).then_some(chunk))
 }
 
-/// Block `index`'s bytes as stored, not yet checked against the tree.
+/// Reads blocks, keeping the last chunk header and part it used, so reading
+/// blocks in order costs one part lookup per part, not a chunk search and a
+/// part read per block.
+#[derive(Default)]
+pub(crate) struct ChunkReader {
+    chunk: Option<Chunk>,
+    part: Option<(u64, u32, Vec<u8>)>,
+}
+
+impl ChunkReader {
+    /// Block `index`'s bytes as stored, not yet checked against the tree.
+    pub fn read(
+        &mut self,
+        t: &impl ReadableTable<BlockKey, &'static [u8]>,
+        id: u64,
+        index: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let cached = self
+            .chunk
+            .as_ref()
+            .is_some_and(|c| c.first <= index && index < c.end());
+        if !cached {
+            self.chunk = find(t, id, index)?;
+        }
+        let Some(chunk) = &self.chunk else {
+            return Ok(None);
+        };
+        let range = chunk
+            .header
+            .range((index - chunk.first) as usize)
+            .ok_or_else(corrupt)?;
+        let mut out = Vec::with_capacity(range.len());
+        for (part, within) in chunk::spans(range) {
+            let hit =
+                matches!(&self.part, Some((first, p, _)) if *first == chunk.first && *p == part);
+            if !hit {
+                let bytes = t.get((id, chunk.first, part))?.ok_or_else(corrupt)?;
+                self.part = Some((chunk.first, part, bytes.value().to_vec()));
+            }
+            let bytes = self
+                .part
+                .as_ref()
+                .map(|(_, _, b)| b.as_slice())
+                .unwrap_or_default();
+            out.extend_from_slice(bytes.get(within).ok_or_else(corrupt)?);
+        }
+        Ok(Some(out))
+    }
+}
+
 fn read_raw(
     t: &impl ReadableTable<BlockKey, &'static [u8]>,
     id: u64,
     index: u64,
 ) -> Result<Option<Vec<u8>>> {
-    let Some(chunk) = find(t, id, index)? else {
-        return Ok(None);
-    };
-    let range = chunk
-        .header
-        .range((index - chunk.first) as usize)
-        .ok_or_else(corrupt)?;
-    let mut out = Vec::with_capacity(range.len());
-    for (part, within) in chunk::spans(range) {
-        let bytes = t.get((id, chunk.first, part))?.ok_or_else(corrupt)?;
-        out.extend_from_slice(bytes.value().get(within).ok_or_else(corrupt)?);
-    }
-    Ok(Some(out))
+    ChunkReader::default().read(t, id, index)
 }
 
 /// Reads block `index` and checks it against its leaf hash.
@@ -78,7 +115,18 @@ pub(crate) fn read_block(
     id: u64,
     index: u64,
 ) -> Result<Option<Vec<u8>>> {
-    let Some(data) = read_raw(blocks, id, index)? else {
+    read_block_with(&mut ChunkReader::default(), blocks, nodes, id, index)
+}
+
+/// [`read_block`] through a reader that keeps its place between calls.
+pub(crate) fn read_block_with(
+    reader: &mut ChunkReader,
+    blocks: &impl ReadableTable<BlockKey, &'static [u8]>,
+    nodes: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    id: u64,
+    index: u64,
+) -> Result<Option<Vec<u8>>> {
+    let Some(data) = reader.read(blocks, id, index)? else {
         return Ok(None);
     };
     let leaf_index = flat::leaf(index);

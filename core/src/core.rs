@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use redb::{ReadOnlyTable, ReadableDatabase};
 
 use crate::bitfield::Bitfield;
-use crate::blockstore::{self, BLOCKS, BlockKey, read_block};
+use crate::blockstore::{self, BLOCKS, BlockKey, ChunkReader, read_block, read_block_with};
 use crate::error::{Error, Result};
 use crate::flat;
 use crate::hash;
@@ -191,6 +191,7 @@ impl Core {
         Ok(Blocks {
             blocks: txn.open_table(BLOCKS)?,
             nodes: txn.open_table(NODES)?,
+            reader: ChunkReader::default(),
             id: self.inner.id,
             next: range.start,
             end: range.end.min(length),
@@ -680,6 +681,7 @@ impl Snapshot {
 pub struct Blocks {
     blocks: ReadOnlyTable<BlockKey, &'static [u8]>,
     nodes: ReadOnlyTable<(u64, u64), &'static [u8]>,
+    reader: ChunkReader,
     id: u64,
     next: u64,
     end: u64,
@@ -695,7 +697,7 @@ impl Iterator for Blocks {
         let index = self.next;
         self.next += 1;
         Some(
-            read_block(&self.blocks, &self.nodes, self.id, index)
+            read_block_with(&mut self.reader, &self.blocks, &self.nodes, self.id, index)
                 .and_then(|b| b.ok_or(Error::NotAvailable { index }))
                 .map(|b| (index, b)),
         )
