@@ -8,12 +8,14 @@
 //! the Noise XX [`EncryptedStream`] with identity proofs and channel
 //! capabilities. Channels, the replicator and transports come next.
 
+mod capability;
 mod convert;
 mod error;
 mod frame;
 pub mod messages;
 mod stream;
 
+pub use capability::Capabilities;
 pub use convert::{data_from_proof, proof_from_data, request_from_wire, request_to_wire};
 pub use error::{Error, Result};
 pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode as encode_frame};

@@ -10,11 +10,12 @@
 //! big-endian length, then the message (at most 65,535 bytes); a frame
 //! larger than one Noise message is split across several.
 
-use hyper_core::{CoreKey, KeyPair, PublicKey, Signature};
+use hyper_core::{KeyPair, PublicKey, Signature};
 use prost::Message as _;
 use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::capability::Capabilities;
 use crate::error::{Error, Result};
 use crate::frame::{self, DEFAULT_MAX_FRAME, FrameDecoder};
 use crate::messages::{Handshake, Message};
@@ -87,9 +88,8 @@ fn check_identity(payload: &[u8], remote_static: Option<&[u8]>) -> Result<Public
 pub struct EncryptedStream<S> {
     io: S,
     noise: snow::TransportState,
-    initiator: bool,
     remote: PublicKey,
-    handshake_hash: [u8; 32],
+    capabilities: Capabilities,
     decoder: FrameDecoder,
     cipher: Vec<u8>,
     plain: Vec<u8>,
@@ -146,9 +146,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
         Ok(EncryptedStream {
             io,
             noise,
-            initiator,
             remote,
-            handshake_hash,
+            capabilities: Capabilities::new(handshake_hash, initiator),
             decoder: FrameDecoder::new(DEFAULT_MAX_FRAME),
             cipher: vec![0u8; NOISE_MAX],
             plain: vec![0u8; NOISE_MAX],
@@ -165,17 +164,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
         self.decoder = FrameDecoder::new(max);
     }
 
-    /// The capability this side sends to open a channel for `key`.
-    pub fn local_capability(&self, key: &CoreKey) -> [u8; 32] {
-        capability(&self.handshake_hash, self.initiator, key)
-    }
-
-    /// Whether `capability` is the one the peer must send for `key`. A
-    /// capability this side sent, reflected back, does not verify.
-    pub fn verify_remote_capability(&self, key: &CoreKey, capability: &[u8]) -> bool {
-        let expected =
-            blake3::Hash::from(self::capability(&self.handshake_hash, !self.initiator, key));
-        <[u8; 32]>::try_from(capability).is_ok_and(|c| expected == blake3::Hash::from(c))
+    /// This connection's channel capabilities.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
     }
 
     /// Encrypts and sends one message.
@@ -219,12 +210,4 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
         self.cipher = inbuf;
         result
     }
-}
-
-fn capability(handshake_hash: &[u8; 32], sender_is_initiator: bool, key: &CoreKey) -> [u8; 32] {
-    let mut h = blake3::Hasher::new_derive_key("hyper-wire 2026 capability");
-    h.update(handshake_hash);
-    h.update(&[u8::from(sender_is_initiator)]);
-    h.update(&key.0);
-    *h.finalize().as_bytes()
 }

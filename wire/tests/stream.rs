@@ -52,15 +52,16 @@ async fn capabilities_prove_the_key_and_cannot_be_reflected() {
     let (a, b) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
     let (sa, sb) = pair(&a, &b).await;
     let key = CoreKey([7; 32]);
-    let cap = sa.local_capability(&key);
-    assert!(sb.verify_remote_capability(&key, &cap));
+    let (ca, cb) = (sa.capabilities(), sb.capabilities());
+    let cap = ca.local(&key);
+    assert!(cb.verify_remote(&key, &cap));
     // Reflected: B's own capability sent back to B does not open anything.
-    assert!(!sb.verify_remote_capability(&key, &sb.local_capability(&key)));
+    assert!(!cb.verify_remote(&key, &cb.local(&key)));
     // Another key, or another connection, gives another capability.
-    assert!(!sb.verify_remote_capability(&CoreKey([8; 32]), &cap));
+    assert!(!cb.verify_remote(&CoreKey([8; 32]), &cap));
     let (sa2, _sb2) = pair(&a, &b).await;
-    assert_ne!(sa2.local_capability(&key), cap);
-    assert!(!sb.verify_remote_capability(&key, &cap[..31]));
+    assert_ne!(sa2.capabilities().local(&key), cap);
+    assert!(!cb.verify_remote(&key, &cap[..31]));
 }
 
 #[tokio::test]
