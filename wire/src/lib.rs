@@ -6,9 +6,11 @@
 //! ([`FrameDecoder`]), and checked conversion between wire messages and
 //! `hyper-core` proofs and requests ([`proof_from_data`] and friends), and
 //! the Noise XX [`EncryptedStream`] with identity proofs and channel
-//! capabilities. Channels, the replicator and transports come next.
+//! [`Capabilities`], and the pure channel table ([`Channels`]). The
+//! replicator and transports come next.
 
 mod capability;
+mod channels;
 mod convert;
 mod error;
 mod frame;
@@ -16,6 +18,7 @@ pub mod messages;
 mod stream;
 
 pub use capability::Capabilities;
+pub use channels::{Channels, MAX_PENDING_OPENS, Opened, RemoteOpen};
 pub use convert::{data_from_proof, proof_from_data, request_from_wire, request_to_wire};
 pub use error::{Error, Result};
 pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode as encode_frame};
