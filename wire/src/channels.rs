@@ -114,13 +114,12 @@ impl Channels {
         }
         self.next_id = local.wrapping_add(1).max(1);
         let mut remote = None;
-        if let Some(pos) = self.pending.iter().position(|p| p.discovery == discovery) {
-            if let Some(p) = self.pending.remove(pos)
-                && self.caps.verify_remote(&key, &p.capability)
-            {
-                remote = Some(p.remote);
-                self.by_remote.insert(p.remote, local);
-            }
+        let held = self.pending.iter().position(|p| p.discovery == discovery);
+        if let Some(p) = held.and_then(|pos| self.pending.remove(pos))
+            && self.caps.verify_remote(&key, &p.capability)
+        {
+            remote = Some(p.remote);
+            self.by_remote.insert(p.remote, local);
         }
         self.local.insert(local, Local { key, remote });
         self.by_discovery.insert(discovery, local);
