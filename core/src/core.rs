@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{ReadOnlyTable, ReadableDatabase};
 
@@ -13,6 +13,7 @@ use crate::flat;
 use crate::hash;
 use crate::keys::{CoreKey, DiscoveryKey};
 use crate::manifest::Manifest;
+use crate::notify::{self, Listeners, Subscription};
 use crate::proof::{self, NodeSource, Proof, ProofRequest, SignedState};
 use crate::storage::{BITFIELD, Header, NODES, TableNodes, USER_DATA};
 use crate::store::Shared;
@@ -32,6 +33,7 @@ pub(crate) struct CoreInner {
     pub id: u64,
     pub key: CoreKey,
     pub state: RwLock<CoreState>,
+    pub listeners: Mutex<Listeners>,
 }
 
 pub(crate) struct CoreState {
@@ -120,6 +122,14 @@ impl Core {
             return Err(Error::UnknownCore(self.inner.key));
         }
         Ok(st)
+    }
+
+    /// Calls `listener` after every committed change of this core (append,
+    /// truncate, clear, applied proofs), through any handle, until the
+    /// returned [`Subscription`] is dropped. It runs on the committing
+    /// thread with no lock held; keep it short (wake a task, set a flag).
+    pub fn subscribe(&self, listener: impl Fn() + Send + Sync + 'static) -> Subscription {
+        notify::subscribe(&self.inner, Arc::new(listener))
     }
 
     /// Appends one block.
@@ -378,6 +388,8 @@ impl Core {
         match result.and_then(|()| txn.commit().map_err(Error::from)) {
             Ok(()) => {
                 st.header = header;
+                drop(st);
+                notify::notify(&self.inner);
                 Ok(())
             }
             Err(e) => {
@@ -609,6 +621,9 @@ pub(crate) fn append_many(
         Ok(()) => {
             for (_, (mut st, header)) in guards {
                 st.header = header;
+            }
+            for core in by_id.values() {
+                notify::notify(&core.inner);
             }
             Ok(outcomes)
         }

@@ -47,6 +47,7 @@ mod fuzz;
 mod hash;
 mod keys;
 mod manifest;
+mod notify;
 mod nodepage;
 mod proof;
 mod storage;
@@ -56,6 +57,7 @@ mod txn;
 mod verify;
 
 pub use crate::core::{AppendOutcome, Blocks, Core, Info, Snapshot};
+pub use notify::Subscription;
 pub use error::{Corruption, Error, Result, VerifyError};
 pub use keys::{CoreKey, DiscoveryKey, Hash, KeyPair, PublicKey, Signature};
 pub use manifest::{MANIFEST_VERSION, Manifest, Prologue, SignerSignature};

@@ -268,6 +268,7 @@ impl Store {
             id,
             key,
             state: RwLock::new(state),
+            listeners: Mutex::default(),
         });
         open.insert(id, Arc::downgrade(&inner));
         Ok(Core { inner })

@@ -18,6 +18,12 @@ pub fn encode(message: &Message) -> Vec<u8> {
     message.encode_length_delimited_to_vec()
 }
 
+/// Appends `message` as one frame to `buf`.
+pub fn encode_into(message: &Message, buf: &mut Vec<u8>) {
+    prost::encoding::encode_varint(message.encoded_len() as u64, buf);
+    message.encode_raw(buf);
+}
+
 /// Reads a varint length from the front of `bytes`: `Ok(None)` if more bytes
 /// are needed, else the value and how many bytes it took.
 fn varint(bytes: &[u8]) -> Result<Option<(u64, usize)>> {

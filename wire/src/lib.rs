@@ -22,4 +22,4 @@ pub use channels::{Channels, MAX_PENDING_OPENS, Opened, RemoteOpen};
 pub use convert::{data_from_proof, proof_from_data, request_from_wire, request_to_wire};
 pub use error::{Error, Result};
 pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode as encode_frame};
-pub use stream::{EncryptedStream, IDENTITY_CONTEXT, NOISE_PARAMS};
+pub use stream::{EncryptedStream, IDENTITY_CONTEXT, MessageReader, MessageWriter, NOISE_PARAMS};

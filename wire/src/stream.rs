@@ -13,7 +13,9 @@
 use hyper_core::{KeyPair, PublicKey, Signature};
 use prost::Message as _;
 use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::capability::Capabilities;
 use crate::error::{Error, Result};
@@ -84,15 +86,92 @@ fn check_identity(payload: &[u8], remote_static: Option<&[u8]>) -> Result<Public
     }
 }
 
-/// An authenticated, encrypted connection carrying protocol messages.
-pub struct EncryptedStream<S> {
-    io: S,
-    noise: snow::TransportState,
-    remote: PublicKey,
-    capabilities: Capabilities,
+/// Seals outgoing frames: the sending direction of a Noise transport.
+struct Sealer {
+    noise: Arc<snow::StatelessTransportState>,
+    nonce: u64,
+    plain: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Sealer {
+    /// Frames, encrypts and writes `messages` with one write.
+    async fn send<W: AsyncWrite + Unpin>(&mut self, io: &mut W, messages: &[Message]) -> Result<()> {
+        self.plain.clear();
+        for m in messages {
+            frame::encode_into(m, &mut self.plain);
+        }
+        self.out.clear();
+        let mut cipher = vec![0u8; NOISE_MAX];
+        for piece in self.plain.chunks(PLAIN_MAX) {
+            let n = self
+                .noise
+                .write_message(self.nonce, piece, &mut cipher)
+                .map_err(Error::Noise)?;
+            self.nonce += 1;
+            let len = u16::try_from(n)
+                .map_err(|_| Error::Malformed("noise message over 65,535 bytes"))?;
+            self.out.extend_from_slice(&len.to_be_bytes());
+            self.out.extend_from_slice(cipher.get(..n).unwrap_or_default());
+        }
+        io.write_all(&self.out).await?;
+        io.flush().await?;
+        if self.plain.capacity() > 4 * NOISE_MAX {
+            self.plain = Vec::new();
+            self.out = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+/// Opens incoming frames: the receiving direction of a Noise transport.
+struct Opener {
+    noise: Arc<snow::StatelessTransportState>,
+    nonce: u64,
     decoder: FrameDecoder,
     cipher: Vec<u8>,
     plain: Vec<u8>,
+}
+
+impl Opener {
+    async fn recv<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<Option<Message>> {
+        loop {
+            if let Some(m) = self.decoder.next_message()? {
+                return Ok(Some(m));
+            }
+            if read_noise(io, &mut self.cipher).await?.is_none() {
+                return Ok(None);
+            }
+            let n = self
+                .noise
+                .read_message(self.nonce, &self.cipher, &mut self.plain)
+                .map_err(Error::Noise)?;
+            self.nonce += 1;
+            self.decoder.push(self.plain.get(..n).unwrap_or_default());
+        }
+    }
+}
+
+/// An authenticated, encrypted connection carrying protocol messages.
+pub struct EncryptedStream<S> {
+    io: S,
+    sealer: Sealer,
+    opener: Opener,
+    remote: PublicKey,
+    capabilities: Capabilities,
+}
+
+/// The receiving half of an [`EncryptedStream`] (see
+/// [`EncryptedStream::into_split`]).
+pub struct MessageReader<R> {
+    io: R,
+    opener: Opener,
+}
+
+/// The sending half of an [`EncryptedStream`].
+pub struct MessageWriter<W> {
+    io: W,
+    sealer: Sealer,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
@@ -142,15 +221,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
             .get_handshake_hash()
             .try_into()
             .map_err(|_| Error::Malformed("handshake hash is not 32 bytes"))?;
-        let noise = hs.into_transport_mode().map_err(Error::Noise)?;
+        let noise = Arc::new(hs.into_stateless_transport_mode().map_err(Error::Noise)?);
         Ok(EncryptedStream {
             io,
-            noise,
+            sealer: Sealer {
+                noise: noise.clone(),
+                nonce: 0,
+                plain: Vec::new(),
+                out: Vec::new(),
+            },
+            opener: Opener {
+                noise,
+                nonce: 0,
+                decoder: FrameDecoder::new(DEFAULT_MAX_FRAME),
+                cipher: Vec::with_capacity(NOISE_MAX),
+                plain: vec![0u8; NOISE_MAX],
+            },
             remote,
             capabilities: Capabilities::new(handshake_hash, initiator),
-            decoder: FrameDecoder::new(DEFAULT_MAX_FRAME),
-            cipher: vec![0u8; NOISE_MAX],
-            plain: vec![0u8; NOISE_MAX],
         })
     }
 
@@ -161,7 +249,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
 
     /// Refuses incoming frames over `max` bytes from now on.
     pub fn set_max_frame(&mut self, max: usize) {
-        self.decoder = FrameDecoder::new(max);
+        self.opener.decoder = FrameDecoder::new(max);
     }
 
     /// This connection's channel capabilities.
@@ -171,43 +259,55 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
 
     /// Encrypts and sends one message.
     pub async fn send(&mut self, message: &Message) -> Result<()> {
-        for piece in frame::encode(message).chunks(PLAIN_MAX) {
-            let n = self
-                .noise
-                .write_message(piece, &mut self.cipher)
-                .map_err(Error::Noise)?;
-            let len = u16::try_from(n)
-                .map_err(|_| Error::Malformed("noise message over 65,535 bytes"))?;
-            self.io.write_all(&len.to_be_bytes()).await?;
-            self.io.write_all(&self.cipher[..n]).await?;
-        }
-        self.io.flush().await?;
-        Ok(())
+        self.sealer
+            .send(&mut self.io, std::slice::from_ref(message))
+            .await
+    }
+
+    /// Encrypts and sends several messages with one write.
+    pub async fn send_all(&mut self, messages: &[Message]) -> Result<()> {
+        self.sealer.send(&mut self.io, messages).await
     }
 
     /// The next message; `None` when the peer closed the stream cleanly
     /// between messages. Tampered or truncated ciphertext, an oversized or
     /// undecodable frame are errors: end the connection.
     pub async fn recv(&mut self) -> Result<Option<Message>> {
-        let mut inbuf = std::mem::take(&mut self.cipher);
-        let result = loop {
-            match self.decoder.next_message() {
-                Ok(Some(m)) => break Ok(Some(m)),
-                Ok(None) => {}
-                Err(e) => break Err(e),
-            }
-            match read_noise(&mut self.io, &mut inbuf).await {
-                Ok(Some(())) => {}
-                Ok(None) => break Ok(None),
-                Err(e) => break Err(e),
-            }
-            match self.noise.read_message(&inbuf, &mut self.plain) {
-                Ok(n) => self.decoder.push(&self.plain[..n]),
-                Err(e) => break Err(Error::Noise(e)),
-            }
-        };
-        inbuf.resize(NOISE_MAX, 0);
-        self.cipher = inbuf;
-        result
+        self.opener.recv(&mut self.io).await
+    }
+
+    /// Splits into a reader and a writer that can be used from two tasks.
+    pub fn into_split(self) -> (MessageReader<ReadHalf<S>>, MessageWriter<WriteHalf<S>>) {
+        let (r, w) = tokio::io::split(self.io);
+        (
+            MessageReader {
+                io: r,
+                opener: self.opener,
+            },
+            MessageWriter {
+                io: w,
+                sealer: self.sealer,
+            },
+        )
+    }
+}
+
+impl<R: AsyncRead + Unpin> MessageReader<R> {
+    /// The next message, as [`EncryptedStream::recv`].
+    pub async fn recv(&mut self) -> Result<Option<Message>> {
+        self.opener.recv(&mut self.io).await
+    }
+}
+
+impl<W: AsyncWrite + Unpin> MessageWriter<W> {
+    /// Encrypts and sends several messages with one write.
+    pub async fn send_all(&mut self, messages: &[Message]) -> Result<()> {
+        self.sealer.send(&mut self.io, messages).await
+    }
+
+    /// Shuts the write direction down (the peer's reader sees the end).
+    pub async fn shutdown(&mut self) -> Result<()> {
+        self.io.shutdown().await?;
+        Ok(())
     }
 }
