@@ -193,6 +193,12 @@ impl Core {
             .first_set(range.start, range.end))
     }
 
+    /// The first block index in `range` that is not stored locally.
+    pub fn next_missing(&self, range: Range<u64>) -> Result<Option<u64>> {
+        let first = self.read_state()?.bitfield.first_unset(range.start);
+        Ok((first < range.end).then_some(first))
+    }
+
     /// Reads the blocks in `range` in order, each checked like [`Core::get`],
     /// from one consistent read view.
     pub fn blocks(&self, range: Range<u64>) -> Result<Blocks> {

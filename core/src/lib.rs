@@ -47,8 +47,8 @@ mod fuzz;
 mod hash;
 mod keys;
 mod manifest;
-mod notify;
 mod nodepage;
+mod notify;
 mod proof;
 mod storage;
 mod store;
@@ -57,10 +57,10 @@ mod txn;
 mod verify;
 
 pub use crate::core::{AppendOutcome, Blocks, Core, Info, Snapshot};
-pub use notify::Subscription;
 pub use error::{Corruption, Error, Result, VerifyError};
 pub use keys::{CoreKey, DiscoveryKey, Hash, KeyPair, PublicKey, Signature};
 pub use manifest::{MANIFEST_VERSION, Manifest, Prologue, SignerSignature};
+pub use notify::Subscription;
 pub use proof::{
     BlockProof, HashProof, NodeRequest, NodeSource, Proof, ProofRequest, SeekProof, SignedState,
     UpgradeProof, UpgradeRequest, build as build_proof, seek_leaf, sibling_path, upgrade_proof,

@@ -35,6 +35,24 @@ pub enum Error {
     /// The peer's identity proof in the handshake does not verify.
     #[error("the peer's identity proof does not verify")]
     Identity,
+    /// The peer sent a proof that fails verification.
+    #[error("the peer sent data that fails verification: {0}")]
+    Verify(#[source] hyper_core::VerifyError),
+    /// The peer queued more requests than this side serves at once.
+    #[error("the peer sent too many requests at once")]
+    TooManyRequests,
+    /// Storing verified data failed; the store's own error says why.
+    #[error("storage: {0}")]
+    Storage(#[source] std::sync::Arc<hyper_core::Error>),
+    /// No peer delivered in time.
+    #[error("timed out")]
+    Timeout,
+    /// The get or download was cancelled, or its core removed.
+    #[error("cancelled")]
+    Cancelled,
+    /// The core is not replicated here.
+    #[error("core {0} is not replicated here")]
+    UnknownCore(hyper_core::CoreKey),
     /// A manifest carried in a message does not decode.
     #[error("malformed manifest: {0}")]
     Manifest(#[source] hyper_core::VerifyError),

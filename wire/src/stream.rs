@@ -96,7 +96,11 @@ struct Sealer {
 
 impl Sealer {
     /// Frames, encrypts and writes `messages` with one write.
-    async fn send<W: AsyncWrite + Unpin>(&mut self, io: &mut W, messages: &[Message]) -> Result<()> {
+    async fn send<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+        messages: &[Message],
+    ) -> Result<()> {
         self.plain.clear();
         for m in messages {
             frame::encode_into(m, &mut self.plain);
@@ -112,7 +116,8 @@ impl Sealer {
             let len = u16::try_from(n)
                 .map_err(|_| Error::Malformed("noise message over 65,535 bytes"))?;
             self.out.extend_from_slice(&len.to_be_bytes());
-            self.out.extend_from_slice(cipher.get(..n).unwrap_or_default());
+            self.out
+                .extend_from_slice(cipher.get(..n).unwrap_or_default());
         }
         io.write_all(&self.out).await?;
         io.flush().await?;

@@ -1,0 +1,400 @@
+//! The fetching side: handling what peers send on a channel, choosing which
+//! requests go to which peer, and noticing when gets and downloads are done.
+
+use std::time::Instant;
+
+use hyper_core::{CoreKey, NodeRequest, ProofRequest, UpgradeRequest};
+
+use super::core_access::CoreAccess;
+use super::local::Received;
+use super::remote::Inflight;
+use super::{BatchId, Event, PeerId, Replicator};
+use crate::convert::{proof_from_data, request_to_wire};
+use crate::error::{Error, Result};
+use crate::messages::{self, Body};
+use crate::ranges::TooManyRanges;
+
+impl From<TooManyRanges> for Error {
+    fn from(_: TooManyRanges) -> Self {
+        Error::Malformed("too many disjoint ranges announced")
+    }
+}
+
+fn checked_range(start: u64, length: u64) -> Result<std::ops::Range<u64>> {
+    let end = start
+        .checked_add(length)
+        .ok_or(Error::Malformed("range overflows"))?;
+    Ok(start..end)
+}
+
+impl<C: CoreAccess> Replicator<C> {
+    /// A message on a paired channel.
+    pub(super) fn on_channel_message(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        channel: u32,
+        key: CoreKey,
+        body: Body,
+    ) -> Result<()> {
+        let max_queued = self.config.max_queued_requests;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return Ok(());
+        };
+        let Some(remote) = p.remotes.get_mut(&key) else {
+            return Err(Error::Malformed("channel table out of step"));
+        };
+        match body {
+            Body::Sync(sync) => {
+                if sync.fork < remote.fork {
+                    return Ok(()); // older news
+                }
+                if sync.fork > remote.fork {
+                    remote.have.clear();
+                    remote.length = 0;
+                }
+                remote.fork = sync.fork;
+                remote.length = remote.length.max(sync.length);
+                remote.can_upgrade = sync.can_upgrade;
+                remote.uploading = sync.uploading;
+                remote.synced = true;
+            }
+            Body::Request(request) => {
+                if p.serve_queue.len() >= max_queued {
+                    return Err(Error::TooManyRequests);
+                }
+                p.serve_queue.push_back((channel, request));
+                return Ok(());
+            }
+            Body::Cancel(cancel) => {
+                p.serve_queue
+                    .retain(|(c, r)| !(*c == channel && r.id == cancel.request));
+                return Ok(());
+            }
+            Body::Data(data) => {
+                let Some(kind) = remote.inflight.remove(&data.request) else {
+                    return Ok(()); // cancelled or timed out: late, harmless
+                };
+                remote.last_progress = Some(now);
+                let proof = proof_from_data(&data)?;
+                let received = match kind {
+                    Inflight::Block(index) => {
+                        if proof.block.as_ref().map(|b| b.index) != Some(index) {
+                            return Err(Error::Malformed("data does not answer its request"));
+                        }
+                        Received {
+                            proof,
+                            block: Some(index),
+                            upgrade: false,
+                        }
+                    }
+                    Inflight::Upgrade => {
+                        if proof.upgrade.is_none() {
+                            return Err(Error::Malformed("data does not answer its request"));
+                        }
+                        Received {
+                            proof,
+                            block: None,
+                            upgrade: true,
+                        }
+                    }
+                };
+                if let Some(local) = self.cores.get_mut(&key) {
+                    local.receive(peer, received);
+                }
+            }
+            Body::NoData(no) => {
+                let Some(kind) = remote.inflight.remove(&no.request) else {
+                    return Ok(());
+                };
+                remote.last_progress = Some(now);
+                if let Inflight::Block(index) = kind {
+                    remote.have.remove(index..index + 1)?;
+                } else {
+                    remote.upgrade_refused = Some((remote.fork, remote.length));
+                }
+                if let Some(local) = self.cores.get_mut(&key) {
+                    local.requeue_inflight([kind]);
+                }
+            }
+            Body::Want(want) => {
+                let range = checked_range(want.start, want.length)?;
+                remote.wants.insert(range.clone())?;
+                let channel = remote.local_channel;
+                if let Some(local) = self.cores.get(&key) {
+                    let length = local.status().length;
+                    let end = range.end.min(length);
+                    if range.start < end {
+                        let runs = local.core.stored_runs(range.start..end);
+                        self.transmits.push_back((
+                            peer,
+                            messages::Message {
+                                channel,
+                                body: Some(Body::Bitfield(messages::Bitfield {
+                                    start: range.start,
+                                    runs,
+                                })),
+                            },
+                        ));
+                    }
+                }
+                return Ok(());
+            }
+            Body::Unwant(unwant) => {
+                remote
+                    .wants
+                    .remove(checked_range(unwant.start, unwant.length)?)?;
+                return Ok(());
+            }
+            Body::Bitfield(bitfield) => {
+                let total = bitfield
+                    .runs
+                    .iter()
+                    .try_fold(0u64, |a, r| a.checked_add(*r))
+                    .ok_or(Error::Malformed("bitfield overflows"))?;
+                let covered = checked_range(bitfield.start, total)?;
+                let present = hyper_core::bitfield::Bitfield::set_ranges_of_runs(
+                    bitfield.start,
+                    &bitfield.runs,
+                )
+                .ok_or(Error::Malformed("bitfield overflows"))?;
+                remote.have.remove(covered)?;
+                for range in present {
+                    remote.have.insert(range)?;
+                }
+            }
+            Body::Range(range) => {
+                let r = checked_range(range.start, range.length)?;
+                if range.drop {
+                    remote.have.remove(r)?;
+                } else {
+                    remote.have.insert(r)?;
+                }
+            }
+            Body::Extension(ext) => {
+                self.events.push_back(Event::Extension {
+                    peer,
+                    key,
+                    name: ext.name,
+                    message: ext.message,
+                });
+                return Ok(());
+            }
+            Body::Open(_) | Body::Close(_) => {}
+        }
+        self.schedule(now, key);
+        self.check_done(key);
+        Ok(())
+    }
+
+    /// Sends what requests `key` can use now: an upgrade if a peer is
+    /// ahead, then blocks to peers that have them, least loaded peer first,
+    /// up to the in-flight bound per peer.
+    pub(super) fn schedule(&mut self, now: Instant, key: CoreKey) {
+        let max_inflight = self.config.max_inflight;
+        let Some(local) = self.cores.get_mut(&key) else {
+            return;
+        };
+        let status = local.status();
+        if local.upgrade.is_none() {
+            let best = self
+                .peers
+                .iter()
+                .filter_map(|(id, p)| p.remotes.get(&key).map(|r| (*id, r)))
+                .filter(|(_, r)| r.usable(now) && r.ahead_of(status.fork, status.length))
+                .max_by_key(|(_, r)| (r.fork, r.length))
+                .map(|(id, _)| id);
+            if let Some(id) = best {
+                self.next_request += 1;
+                let request_id = self.next_request;
+                let request = ProofRequest {
+                    upgrade: Some(UpgradeRequest {
+                        start: status.length,
+                        fork: status.fork,
+                    }),
+                    manifest: !status.has_manifest,
+                    ..ProofRequest::default()
+                };
+                local.upgrade = Some(id);
+                if let Some(remote) = self
+                    .peers
+                    .get_mut(&id)
+                    .and_then(|p| p.remotes.get_mut(&key))
+                {
+                    if remote.inflight.is_empty() {
+                        remote.last_progress = Some(now);
+                    }
+                    remote.inflight.insert(request_id, Inflight::Upgrade);
+                    let channel = remote.local_channel;
+                    self.transmits.push_back((
+                        id,
+                        messages::Message {
+                            channel,
+                            body: Some(Body::Request(request_to_wire(
+                                request_id,
+                                status.fork,
+                                &request,
+                            ))),
+                        },
+                    ));
+                }
+            }
+        }
+        if !status.has_manifest || !local.has_demand() {
+            return;
+        }
+        let mut order: Vec<(usize, PeerId)> = self
+            .peers
+            .iter()
+            .filter_map(|(id, p)| p.remotes.get(&key).map(|r| (r, *id)))
+            .filter(|(r, _)| r.usable(now) && r.fork == status.fork)
+            .map(|(r, id)| (r.inflight.len(), id))
+            .collect();
+        order.sort_unstable();
+        for (_, id) in order {
+            let Some(remote) = self
+                .peers
+                .get_mut(&id)
+                .and_then(|p| p.remotes.get_mut(&key))
+            else {
+                continue;
+            };
+            while remote.inflight.len() < max_inflight {
+                let Some(index) = local.pick(&remote.have) else {
+                    break;
+                };
+                let Ok(nodes) = local.core.missing_nodes(index) else {
+                    break;
+                };
+                self.next_request += 1;
+                let request_id = self.next_request;
+                let request = ProofRequest {
+                    block: Some(NodeRequest { index, nodes }),
+                    ..ProofRequest::default()
+                };
+                if remote.inflight.is_empty() {
+                    remote.last_progress = Some(now);
+                }
+                remote.inflight.insert(request_id, Inflight::Block(index));
+                local.requested.insert(index, id);
+                self.transmits.push_back((
+                    id,
+                    messages::Message {
+                        channel: remote.local_channel,
+                        body: Some(Body::Request(request_to_wire(
+                            request_id,
+                            status.fork,
+                            &request,
+                        ))),
+                    },
+                ));
+            }
+        }
+        self.ask_for_gets(key);
+    }
+
+    /// A get whose block no connected peer claims: ask every peer to say
+    /// whether it has it (`Want` of that block; the answer is a `Bitfield`).
+    fn ask_for_gets(&mut self, key: CoreKey) {
+        let Some(local) = self.cores.get_mut(&key) else {
+            return;
+        };
+        let mut ask = Vec::new();
+        for get in local.gets.values_mut() {
+            if get.asked || local.requested.contains_key(&get.index) {
+                continue;
+            }
+            let claimed = self
+                .peers
+                .values()
+                .filter_map(|p| p.remotes.get(&key))
+                .any(|r| r.have.contains(get.index));
+            if !claimed {
+                get.asked = true;
+                ask.push(get.index);
+            }
+        }
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for index in ask {
+            for &id in &ids {
+                self.send(
+                    id,
+                    &key,
+                    Body::Want(messages::Want {
+                        start: index,
+                        length: 1,
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Yields `Got` and `Downloaded` for what is complete.
+    pub(super) fn check_done(&mut self, key: CoreKey) {
+        let Some(local) = self.cores.get_mut(&key) else {
+            return;
+        };
+        let status = local.status();
+        let got: Vec<_> = local
+            .gets
+            .iter()
+            .filter(|(_, g)| local.core.has(g.index))
+            .map(|(h, g)| (*h, g.index))
+            .collect();
+        for (handle, index) in got {
+            local.gets.remove(&handle);
+            self.events.push_back(Event::Got { handle, key, index });
+        }
+        let remotes: Vec<_> = self
+            .peers
+            .values()
+            .filter_map(|p| p.remotes.get(&key))
+            .filter(|r| r.paired && r.synced)
+            .collect();
+        let any_synced = !remotes.is_empty();
+        let ahead = remotes
+            .iter()
+            .any(|r| r.ahead_of(status.fork, status.length));
+        let handles: Vec<_> = local.downloads.keys().copied().collect();
+        let mut done = Vec::new();
+        for handle in handles {
+            if local.download_done(handle, ahead, any_synced)
+                && let Some(d) = local.cancel(handle)
+            {
+                done.push((handle, d));
+            }
+        }
+        for (handle, d) in done {
+            self.events.push_back(Event::Downloaded { handle, key });
+            let end = d.end.unwrap_or(u64::MAX);
+            let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+            for id in ids {
+                self.send(
+                    id,
+                    &key,
+                    Body::Unwant(messages::Unwant {
+                        start: d.start,
+                        length: end.saturating_sub(d.start),
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Hands out the next store batch of each core that has none outstanding.
+    pub(super) fn flush_batches(&mut self) {
+        let max = self.config.max_batch;
+        for (key, local) in self.cores.iter_mut() {
+            let id = BatchId(self.next_batch + 1);
+            if let Some((peer, proofs)) = local.next_batch(id, max) {
+                self.next_batch += 1;
+                self.events.push_back(Event::Store {
+                    batch: id,
+                    key: *key,
+                    peer,
+                    proofs,
+                });
+            }
+        }
+    }
+}

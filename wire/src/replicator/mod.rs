@@ -1,0 +1,640 @@
+//! The replicator: the protocol's logic as a pure state machine, in the
+//! style of `quinn-proto`. No sockets, no clock, no storage writes.
+//!
+//! One [`Replicator`] serves every connection of a node, so that requests for
+//! a core can be spread over all peers that have its blocks and moved off a
+//! stalled one. Its inputs and outputs:
+//!
+//! - in: [`Replicator::connect`] / [`Replicator::disconnect`] as
+//!   connections come and go; [`Replicator::handle_message`] for each
+//!   decoded message; [`Replicator::add_core`], [`Replicator::get`],
+//!   [`Replicator::download`] from the application;
+//!   [`Replicator::local_changed`] after a local append or truncation;
+//!   [`Replicator::stored`] with the result of each [`Event::Store`];
+//!   [`Replicator::handle_timeout`] when [`Replicator::poll_timeout`] is due.
+//! - out: [`Replicator::poll_transmit`] (messages to send, per peer),
+//!   [`Replicator::poll_event`] ([`Event`]s: proofs to verify and store,
+//!   finished gets and downloads, peers to disconnect, unknown cores,
+//!   extension messages), [`Replicator::poll_timeout`].
+//!
+//! The local cores are read through [`CoreAccess`] (state, bitfield, proofs
+//! to serve); every write, the verification of received proofs included, is
+//! handed out as an [`Event::Store`] for the driver to run and report back.
+//! At most one store batch per core is outstanding, which orders writes and
+//! lets data that arrives meanwhile form the next, larger batch.
+
+mod core_access;
+mod fetch;
+mod local;
+mod remote;
+mod serve;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use hyper_core::{CoreKey, DiscoveryKey, Proof};
+
+use crate::capability::Capabilities;
+use crate::channels::{Channels, Opened, RemoteOpen};
+use crate::error::{Error, Result};
+use crate::messages::{Body, Message};
+
+pub use core_access::{CoreAccess, CoreStatus};
+use local::Local;
+use remote::Remote;
+
+/// Identifies one connection inside a [`Replicator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+/// Identifies one [`Replicator::get`] or [`Replicator::download`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Handle(pub u64);
+
+/// Identifies one [`Event::Store`] batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchId(pub u64);
+
+/// Tuning of a [`Replicator`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Most block requests in flight to one peer for one core.
+    pub max_inflight: usize,
+    /// A peer with requests in flight that answers none for this long is
+    /// stalled: its requests move to other peers.
+    pub stall_timeout: Duration,
+    /// How long a stalled peer gets no new requests.
+    pub stall_backoff: Duration,
+    /// Most requests a peer may have queued here before it is cut off.
+    pub max_queued_requests: usize,
+    /// Most proofs in one [`Event::Store`] batch.
+    pub max_batch: usize,
+    /// Most disjoint ranges remembered of one peer's blocks of one core.
+    pub max_remote_ranges: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_inflight: 128,
+            stall_timeout: Duration::from_secs(15),
+            stall_backoff: Duration::from_secs(10),
+            max_queued_requests: 4096,
+            max_batch: 2048,
+            max_remote_ranges: 1 << 20,
+        }
+    }
+}
+
+/// What the replicator asks of its driver, or tells it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// Verify and store these proofs (one call to `Core::apply`), then report
+    /// the result with [`Replicator::stored`]. They came from `peer`.
+    Store {
+        /// Pass back to [`Replicator::stored`].
+        batch: BatchId,
+        /// The core.
+        key: CoreKey,
+        /// The peer that sent them.
+        peer: PeerId,
+        /// The proofs, in arrival order.
+        proofs: Vec<Proof>,
+    },
+    /// A peer opened a core this replicator does not have. Call
+    /// [`Replicator::add_core`] if the application has it (the held open
+    /// then pairs); otherwise nothing is ever answered.
+    UnknownCore {
+        /// The peer.
+        peer: PeerId,
+        /// What it asked for.
+        discovery_key: DiscoveryKey,
+    },
+    /// A [`Replicator::get`] finished: the block is stored locally.
+    Got {
+        /// The get.
+        handle: Handle,
+        /// The core.
+        key: CoreKey,
+        /// The block index.
+        index: u64,
+    },
+    /// A [`Replicator::download`] finished: every block of its range is
+    /// stored locally.
+    Downloaded {
+        /// The download.
+        handle: Handle,
+        /// The core.
+        key: CoreKey,
+    },
+    /// A get or download ended without its blocks.
+    Failed {
+        /// The get or download.
+        handle: Handle,
+        /// The core.
+        key: CoreKey,
+        /// Why.
+        error: Error,
+    },
+    /// The peer broke the protocol or sent data that failed verification:
+    /// it is removed from the replicator; close its connection.
+    PeerError {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        error: Error,
+    },
+    /// A peer's channel for a core now carries data (both sides opened it).
+    Paired {
+        /// The peer.
+        peer: PeerId,
+        /// The core.
+        key: CoreKey,
+    },
+    /// An extension message arrived on a core's channel.
+    Extension {
+        /// The peer.
+        peer: PeerId,
+        /// The core.
+        key: CoreKey,
+        /// The extension's name.
+        name: String,
+        /// Its payload.
+        message: Vec<u8>,
+    },
+}
+
+struct Peer {
+    channels: Channels,
+    /// Per core this side opened on the connection.
+    remotes: HashMap<CoreKey, Remote>,
+    /// Requests from the peer waiting to be served: (local channel, request).
+    serve_queue: VecDeque<(u32, crate::messages::Request)>,
+}
+
+/// The replication state machine of a node: every core, every connection.
+pub struct Replicator<C> {
+    config: Config,
+    cores: BTreeMap<CoreKey, Local<C>>,
+    by_discovery: HashMap<DiscoveryKey, CoreKey>,
+    peers: BTreeMap<PeerId, Peer>,
+    next_peer: u64,
+    next_handle: u64,
+    next_batch: u64,
+    next_request: u64,
+    transmits: VecDeque<(PeerId, Message)>,
+    events: VecDeque<Event>,
+}
+
+impl<C: CoreAccess> Replicator<C> {
+    /// A replicator with no cores and no peers.
+    pub fn new(config: Config) -> Self {
+        Replicator {
+            config,
+            cores: BTreeMap::new(),
+            by_discovery: HashMap::new(),
+            peers: BTreeMap::new(),
+            next_peer: 0,
+            next_handle: 0,
+            next_batch: 0,
+            next_request: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Starts replicating `core` with every connected peer (and every peer
+    /// that connects later). Adding a core twice does nothing.
+    pub fn add_core(&mut self, now: Instant, core: C) {
+        let key = core.key();
+        if self.cores.contains_key(&key) {
+            return;
+        }
+        self.by_discovery.insert(key.discovery_key(), key);
+        let status = core.status().unwrap_or_default();
+        self.cores.insert(key, Local::new(core, status));
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for peer in peers {
+            self.open_on(now, peer, key);
+        }
+    }
+
+    /// Stops replicating `key`: closes its channels; its gets and downloads
+    /// fail.
+    pub fn remove_core(&mut self, key: &CoreKey) {
+        let Some(local) = self.cores.remove(key) else {
+            return;
+        };
+        self.by_discovery.remove(&key.discovery_key());
+        for handle in local.handles() {
+            self.events.push_back(Event::Failed {
+                handle,
+                key: *key,
+                error: Error::Cancelled,
+            });
+        }
+        for (&id, peer) in self.peers.iter_mut() {
+            if let Some(remote) = peer.remotes.remove(key)
+                && let Some(m) = peer.channels.close(remote.local_channel)
+            {
+                self.transmits.push_back((id, m));
+            }
+        }
+    }
+
+    /// The cores being replicated.
+    pub fn cores(&self) -> impl Iterator<Item = &CoreKey> {
+        self.cores.keys()
+    }
+
+    /// A new connection with these capabilities: opens every core on it.
+    pub fn connect(&mut self, now: Instant, capabilities: Capabilities) -> PeerId {
+        let id = PeerId(self.next_peer);
+        self.next_peer += 1;
+        self.peers.insert(
+            id,
+            Peer {
+                channels: Channels::new(capabilities),
+                remotes: HashMap::new(),
+                serve_queue: VecDeque::new(),
+            },
+        );
+        let keys: Vec<CoreKey> = self.cores.keys().copied().collect();
+        for key in keys {
+            self.open_on(now, id, key);
+        }
+        id
+    }
+
+    /// The connection ended: its requests move to other peers.
+    pub fn disconnect(&mut self, now: Instant, peer: PeerId) {
+        let Some(p) = self.peers.remove(&peer) else {
+            return;
+        };
+        self.transmits.retain(|(to, _)| *to != peer);
+        for (key, remote) in p.remotes {
+            if let Some(local) = self.cores.get_mut(&key) {
+                local.forget_peer(peer, remote);
+            }
+            self.schedule(now, key);
+        }
+    }
+
+    /// The connected peers.
+    pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// Handles one message from `peer`. A protocol violation removes the
+    /// peer and yields [`Event::PeerError`].
+    pub fn handle_message(&mut self, now: Instant, peer: PeerId, message: Message) {
+        if let Err(error) = self.dispatch(now, peer, message) {
+            self.fail_peer(now, peer, error);
+        }
+    }
+
+    fn fail_peer(&mut self, now: Instant, peer: PeerId, error: Error) {
+        if self.peers.contains_key(&peer) {
+            self.disconnect(now, peer);
+            self.events.push_back(Event::PeerError { peer, error });
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, peer: PeerId, message: Message) -> Result<()> {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return Ok(());
+        };
+        let body = message
+            .body
+            .ok_or(Error::Malformed("message without a body"))?;
+        match body {
+            Body::Open(open) => match p.channels.on_open(message.channel, &open)? {
+                RemoteOpen::Paired { key, local } => self.paired(now, peer, key, local),
+                RemoteOpen::Unknown { discovery_key } => {
+                    // An open raced with a local add: pair at once.
+                    if let Some(key) = self.by_discovery.get(&discovery_key).copied() {
+                        self.open_on(now, peer, key);
+                    } else {
+                        self.events.push_back(Event::UnknownCore {
+                            peer,
+                            discovery_key,
+                        });
+                    }
+                }
+                RemoteOpen::Refused => {}
+            },
+            Body::Close(_) => {
+                if let Some(local) = p.channels.on_close(message.channel)
+                    && let Some(key) = p.channels.key(local)
+                {
+                    if let Some(remote) = p.remotes.get_mut(&key) {
+                        let old = std::mem::replace(
+                            remote,
+                            Remote::new(local, self.config.max_remote_ranges),
+                        );
+                        if let Some(l) = self.cores.get_mut(&key) {
+                            l.forget_peer(peer, old);
+                        }
+                    }
+                    self.schedule(now, key);
+                }
+            }
+            body => {
+                let local = p.channels.route(message.channel)?;
+                let key = p
+                    .channels
+                    .key(local)
+                    .ok_or(Error::Malformed("channel table out of step"))?;
+                self.on_channel_message(now, peer, local, key, body)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens `key` on `peer`'s connection (sending `Open`), pairing at once
+    /// if the peer's open was held.
+    fn open_on(&mut self, now: Instant, peer: PeerId, key: CoreKey) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let (message, state) = p.channels.open(key);
+        if let Some(m) = message {
+            self.transmits.push_back((peer, m));
+        }
+        let local = match state {
+            Opened::Paired { local, .. } | Opened::Waiting { local } => local,
+        };
+        p.remotes
+            .entry(key)
+            .or_insert_with(|| Remote::new(local, self.config.max_remote_ranges));
+        if matches!(state, Opened::Paired { .. }) {
+            self.paired(now, peer, key, local);
+        }
+    }
+
+    /// Both sides have the channel open: send our state.
+    fn paired(&mut self, now: Instant, peer: PeerId, key: CoreKey, channel: u32) {
+        let max_ranges = self.config.max_remote_ranges;
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let Some(local) = self.cores.get(&key) else {
+            return;
+        };
+        let remote = p
+            .remotes
+            .entry(key)
+            .or_insert_with(|| Remote::new(channel, max_ranges));
+        remote.paired = true;
+        let status = local.status();
+        let messages = serve::state_messages(local, remote, &status);
+        for body in messages {
+            self.transmits.push_back((
+                peer,
+                Message {
+                    channel: remote.local_channel,
+                    body: Some(body),
+                },
+            ));
+        }
+        self.events.push_back(Event::Paired { peer, key });
+        self.schedule(now, key);
+    }
+
+    fn send(&mut self, peer: PeerId, key: &CoreKey, body: Body) {
+        if let Some(channel) = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.remotes.get(key))
+            .filter(|r| r.paired)
+            .map(|r| r.local_channel)
+        {
+            self.transmits.push_back((
+                peer,
+                Message {
+                    channel,
+                    body: Some(body),
+                },
+            ));
+        }
+    }
+
+    /// Fetches block `index` of `key` from peers. Yields [`Event::Got`] once
+    /// it is stored locally (at once if it already is), or
+    /// [`Event::Failed`] after `timeout`.
+    pub fn get(&mut self, now: Instant, key: CoreKey, index: u64, timeout: Duration) -> Handle {
+        let handle = self.handle();
+        match self.cores.get_mut(&key) {
+            None => self.events.push_back(Event::Failed {
+                handle,
+                key,
+                error: Error::UnknownCore(key),
+            }),
+            Some(local) if local.core.has(index) => {
+                self.events.push_back(Event::Got { handle, key, index })
+            }
+            Some(local) => {
+                local.add_get(handle, index, now + timeout);
+                self.schedule(now, key);
+            }
+        }
+        handle
+    }
+
+    /// Downloads blocks `start..end` of `key` (`end: None` means up to the
+    /// latest length the peers know of). With `live`, it never finishes and
+    /// keeps fetching what the writer appends; otherwise it yields
+    /// [`Event::Downloaded`] once every block of the range is stored.
+    pub fn download(
+        &mut self,
+        now: Instant,
+        key: CoreKey,
+        start: u64,
+        end: Option<u64>,
+        live: bool,
+    ) -> Handle {
+        let handle = self.handle();
+        let Some(local) = self.cores.get_mut(&key) else {
+            self.events.push_back(Event::Failed {
+                handle,
+                key,
+                error: Error::UnknownCore(key),
+            });
+            return handle;
+        };
+        local.add_download(handle, start, end, live);
+        self.announce_wants(key);
+        self.schedule(now, key);
+        self.check_done(key);
+        handle
+    }
+
+    /// Stops a get or download; it yields nothing more.
+    pub fn cancel(&mut self, handle: Handle) {
+        for local in self.cores.values_mut() {
+            local.cancel(handle);
+        }
+    }
+
+    /// Sends an extension message on `key`'s channel to `peer`, or to every
+    /// peer with the channel open.
+    pub fn send_extension(
+        &mut self,
+        key: CoreKey,
+        peer: Option<PeerId>,
+        name: &str,
+        message: &[u8],
+    ) {
+        let peers: Vec<PeerId> = match peer {
+            Some(p) => vec![p],
+            None => self.peers.keys().copied().collect(),
+        };
+        for p in peers {
+            self.send(
+                p,
+                &key,
+                Body::Extension(crate::messages::Extension {
+                    name: name.to_string(),
+                    message: message.to_vec(),
+                }),
+            );
+        }
+    }
+
+    /// The local core changed outside the replicator (an append or a
+    /// truncation): tell the peers.
+    pub fn local_changed(&mut self, now: Instant, key: CoreKey) {
+        self.announce(key, &[]);
+        self.schedule(now, key);
+        self.check_done(key);
+    }
+
+    /// The result of [`Event::Store`] `batch`. A verification failure ends
+    /// the peer that sent the proofs ([`Event::PeerError`]); a storage
+    /// failure fails the core's gets and downloads.
+    pub fn stored(
+        &mut self,
+        now: Instant,
+        batch: BatchId,
+        result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
+    ) {
+        let Some((key, done)) = self
+            .cores
+            .iter_mut()
+            .find_map(|(k, l)| l.take_batch(batch).map(|d| (*k, d)))
+        else {
+            return;
+        };
+        match result {
+            Ok(verified) => {
+                let blocks: Vec<u64> = verified
+                    .iter()
+                    .filter_map(|v| v.block.as_ref().map(|b| b.0))
+                    .collect();
+                if let Some(local) = self.cores.get_mut(&key) {
+                    local.stored(&done);
+                }
+                self.announce(key, &blocks);
+            }
+            Err(hyper_core::Error::Verify(e)) => {
+                if let Some(local) = self.cores.get_mut(&key) {
+                    local.requeue_batch(&done);
+                }
+                self.fail_peer(now, done.peer, Error::Verify(e));
+            }
+            Err(e) => {
+                let error = std::sync::Arc::new(e);
+                if let Some(local) = self.cores.get_mut(&key) {
+                    local.requeue_batch(&done);
+                    local.refresh_status();
+                    for handle in local.handles() {
+                        local.cancel(handle);
+                        self.events.push_back(Event::Failed {
+                            handle,
+                            key,
+                            error: Error::Storage(error.clone()),
+                        });
+                    }
+                }
+            }
+        }
+        self.schedule(now, key);
+        self.check_done(key);
+    }
+
+    fn handle(&mut self) -> Handle {
+        self.next_handle += 1;
+        Handle(self.next_handle)
+    }
+
+    /// The next message to send, with the peer to send it to. Queued
+    /// requests from peers are served (proofs built) as this is called.
+    pub fn poll_transmit(&mut self) -> Option<(PeerId, Message)> {
+        if self.transmits.is_empty() {
+            self.serve_some();
+        }
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the driver.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            self.flush_batches();
+        }
+        self.events.pop_front()
+    }
+
+    /// When [`Replicator::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let stalls = self
+            .peers
+            .values()
+            .flat_map(|p| p.remotes.values())
+            .filter_map(|r| r.stall_deadline(self.config.stall_timeout));
+        let gets = self.cores.values().filter_map(Local::next_deadline);
+        stalls.chain(gets).min()
+    }
+
+    /// Runs what is due at `now`: stalled peers lose their requests, gets
+    /// past their timeout fail.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let timeout = self.config.stall_timeout;
+        let backoff = self.config.stall_backoff;
+        let mut touched = Vec::new();
+        for (&id, peer) in self.peers.iter_mut() {
+            for (key, remote) in peer.remotes.iter_mut() {
+                if remote.stall_deadline(timeout).is_some_and(|d| d <= now) {
+                    let mut moved = Vec::new();
+                    for (request, kind) in remote.inflight.drain() {
+                        moved.push(kind);
+                        self.transmits.push_back((
+                            id,
+                            Message {
+                                channel: remote.local_channel,
+                                body: Some(Body::Cancel(crate::messages::Cancel { request })),
+                            },
+                        ));
+                    }
+                    remote.stalled_until = Some(now + backoff);
+                    if let Some(local) = self.cores.get_mut(key) {
+                        local.requeue_inflight(moved);
+                    }
+                    touched.push(*key);
+                }
+            }
+        }
+        for (&key, local) in self.cores.iter_mut() {
+            for handle in local.expire_gets(now) {
+                self.events.push_back(Event::Failed {
+                    handle,
+                    key,
+                    error: Error::Timeout,
+                });
+            }
+        }
+        for key in touched {
+            self.schedule(now, key);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! [`Remote`]: what this side knows of one peer for one core.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::ranges::RangeSet;
+
+/// What a request in flight asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Inflight {
+    /// A block and its proof.
+    Block(u64),
+    /// An upgrade to the peer's signed length.
+    Upgrade,
+}
+
+/// One peer's state for one core, on one connection.
+pub(super) struct Remote {
+    /// This side's channel number for the core.
+    pub local_channel: u32,
+    /// Both sides have the channel open.
+    pub paired: bool,
+    /// A `Sync` has arrived.
+    pub synced: bool,
+    pub fork: u64,
+    pub length: u64,
+    pub can_upgrade: bool,
+    pub uploading: bool,
+    /// Blocks the peer said it holds.
+    pub have: RangeSet,
+    /// Ranges the peer asked to hear about (`Want`).
+    pub wants: RangeSet,
+    /// Requests in flight, by id.
+    pub inflight: HashMap<u64, Inflight>,
+    /// The last answer (or the first request after a quiet spell).
+    pub last_progress: Option<Instant>,
+    /// No new requests until then.
+    pub stalled_until: Option<Instant>,
+    /// The peer answered an upgrade request at this (fork, length) with
+    /// `NoData`: do not ask again until it announces something newer.
+    pub upgrade_refused: Option<(u64, u64)>,
+}
+
+impl Remote {
+    pub fn new(local_channel: u32, max_ranges: usize) -> Self {
+        Remote {
+            local_channel,
+            paired: false,
+            synced: false,
+            fork: 0,
+            length: 0,
+            can_upgrade: false,
+            uploading: false,
+            have: RangeSet::new(max_ranges),
+            wants: RangeSet::new(max_ranges),
+            inflight: HashMap::new(),
+            last_progress: None,
+            stalled_until: None,
+            upgrade_refused: None,
+        }
+    }
+
+    /// The peer may be sent new requests at `now`.
+    pub fn usable(&self, now: Instant) -> bool {
+        self.paired && self.synced && self.uploading && self.stalled_until.is_none_or(|t| now >= t)
+    }
+
+    /// The peer can upgrade a local state of (`fork`, `length`).
+    pub fn ahead_of(&self, fork: u64, length: u64) -> bool {
+        self.synced
+            && self.can_upgrade
+            && (self.fork > fork || (self.fork == fork && self.length > length))
+            && self.upgrade_refused != Some((self.fork, self.length))
+    }
+
+    /// When the peer counts as stalled, if it has requests in flight.
+    pub fn stall_deadline(&self, timeout: Duration) -> Option<Instant> {
+        if self.inflight.is_empty() {
+            return None;
+        }
+        self.last_progress.map(|t| t + timeout)
+    }
+}

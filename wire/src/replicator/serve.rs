@@ -1,0 +1,221 @@
+//! The serving side: answering requests with proofs, and telling peers what
+//! this side holds (`Sync`, `Bitfield`, `Range`).
+
+use hyper_core::{CoreKey, ProofRequest};
+
+use super::core_access::{CoreAccess, CoreStatus};
+use super::local::Local;
+use super::remote::Remote;
+use super::{PeerId, Replicator};
+use crate::convert::{data_from_proof, request_from_wire};
+use crate::messages::{self, Body, Message};
+
+/// Requests served per [`Replicator::poll_transmit`] refill.
+const SERVE_BATCH: usize = 64;
+/// Most runs in one `Bitfield` message.
+const RUNS_PER_MESSAGE: usize = 16_384;
+
+/// The `Sync` describing `status`.
+pub(super) fn sync_body(status: &CoreStatus, remote_length: u64, downloading: bool) -> Body {
+    Body::Sync(messages::Sync {
+        fork: status.fork,
+        length: status.length,
+        remote_length,
+        can_upgrade: status.has_manifest && status.length > 0,
+        uploading: true,
+        downloading,
+    })
+}
+
+/// `Bitfield` messages describing which of blocks `0..length` are stored.
+pub(super) fn bitfield_bodies<C: CoreAccess>(core: &C, length: u64) -> Vec<Body> {
+    let runs = core.stored_runs(0..length);
+    let mut out = Vec::new();
+    let mut start = 0u64;
+    // Cut after an absent run, so each message starts with a present one.
+    for chunk in runs.chunks(RUNS_PER_MESSAGE) {
+        out.push(Body::Bitfield(messages::Bitfield {
+            start,
+            runs: chunk.to_vec(),
+        }));
+        start = start.saturating_add(chunk.iter().sum::<u64>());
+    }
+    out
+}
+
+/// `Want` for each of the downloads of `local` (a live or open-ended one
+/// wants everything from its start).
+pub(super) fn want_bodies<C: CoreAccess>(local: &Local<C>) -> Vec<Body> {
+    local
+        .downloads
+        .values()
+        .map(|d| {
+            let end = d.end.unwrap_or(u64::MAX);
+            Body::Want(messages::Want {
+                start: d.start,
+                length: end.saturating_sub(d.start),
+            })
+        })
+        .collect()
+}
+
+/// What a side sends when a channel pairs: its state, its blocks, its wants.
+pub(super) fn state_messages<C: CoreAccess>(
+    local: &Local<C>,
+    remote: &Remote,
+    status: &CoreStatus,
+) -> Vec<Body> {
+    let mut out = vec![sync_body(status, remote.length, local.has_demand())];
+    out.extend(bitfield_bodies(&local.core, status.length));
+    out.extend(want_bodies(local));
+    out
+}
+
+impl<C: CoreAccess> Replicator<C> {
+    /// Serves up to [`SERVE_BATCH`] queued requests, round robin over peers.
+    pub(super) fn serve_some(&mut self) {
+        let mut served = 0;
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        while served < SERVE_BATCH {
+            let mut any = false;
+            for &id in &ids {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    continue;
+                };
+                let Some((channel, request)) = peer.serve_queue.pop_front() else {
+                    continue;
+                };
+                any = true;
+                served += 1;
+                let Some(local) = peer
+                    .channels
+                    .key(channel)
+                    .and_then(|key| self.cores.get(&key))
+                else {
+                    continue;
+                };
+                let body = answer(local, &request);
+                self.transmits.push_back((
+                    id,
+                    Message {
+                        channel,
+                        body: Some(body),
+                    },
+                ));
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    /// Tells peers about a change of the local core: a new length or fork
+    /// (`Sync`, and the whole bitfield after a fork change), blocks appended
+    /// here, and `stored` blocks fetched from peers (`Range`, to peers that
+    /// want them).
+    pub(super) fn announce(&mut self, key: CoreKey, stored: &[u64]) {
+        let Some(local) = self.cores.get_mut(&key) else {
+            return;
+        };
+        local.refresh_status();
+        let status = local.status();
+        let (old_fork, old_length) = local.announced;
+        let mut broadcast: Vec<Body> = Vec::new();
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let changed = (status.fork, status.length) != (old_fork, old_length);
+        if changed {
+            local.announced = (status.fork, status.length);
+            if status.fork != old_fork {
+                broadcast.extend(bitfield_bodies(&local.core, status.length));
+            } else if status.length > old_length {
+                let runs = local.core.stored_runs(old_length..status.length);
+                let mut at = old_length;
+                for (i, run) in runs.iter().enumerate() {
+                    if i % 2 == 0 && *run > 0 {
+                        ranges.push((at, *run));
+                    }
+                    at += run;
+                }
+            }
+        }
+        let mut sorted = stored.to_vec();
+        sorted.sort_unstable();
+        for index in sorted {
+            match ranges.last_mut() {
+                Some((s, l)) if *s + *l == index => *l += 1,
+                Some((s, l)) if index >= *s && index < *s + *l => {}
+                _ => ranges.push((index, 1)),
+            }
+        }
+        let demand = local.has_demand();
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let Some(remote) = self.peers.get(&id).and_then(|p| p.remotes.get(&key)) else {
+                continue;
+            };
+            if !remote.paired {
+                continue;
+            }
+            let mut bodies = Vec::new();
+            if changed {
+                bodies.push(sync_body(&status, remote.length, demand));
+            }
+            bodies.extend(broadcast.iter().cloned());
+            for &(start, length) in &ranges {
+                if remote.wants.overlaps(start..start.saturating_add(length)) {
+                    bodies.push(Body::Range(messages::Range {
+                        drop: false,
+                        start,
+                        length,
+                    }));
+                }
+            }
+            for body in bodies {
+                self.send(id, &key, body);
+            }
+        }
+    }
+
+    /// Sends `Want` for every download of `key` to every peer.
+    pub(super) fn announce_wants(&mut self, key: CoreKey) {
+        let Some(local) = self.cores.get(&key) else {
+            return;
+        };
+        let bodies = want_bodies(local);
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            for body in &bodies {
+                self.send(id, &key, body.clone());
+            }
+        }
+    }
+}
+
+/// The answer to a peer's request: a proof, or `NoData` when this side
+/// cannot prove it (another fork, a block it lacks, a length it has not).
+fn answer<C: CoreAccess>(local: &Local<C>, request: &messages::Request) -> Body {
+    let no_data = Body::NoData(messages::NoData {
+        request: request.id,
+    });
+    let status = local.status();
+    let wanted: ProofRequest = request_from_wire(request);
+    let needs_fork = wanted.block.is_some() || wanted.hash.is_some() || wanted.seek.is_some();
+    if needs_fork && request.fork != status.fork {
+        return no_data;
+    }
+    if let Some(b) = wanted.block
+        && !local.core.has(b.index)
+    {
+        return no_data;
+    }
+    if let Some(u) = wanted.upgrade
+        && u.fork == status.fork
+        && u.start >= status.length
+    {
+        return no_data;
+    }
+    match local.core.proof(&wanted) {
+        Ok(proof) => Body::Data(data_from_proof(request.id, &proof)),
+        Err(_) => no_data,
+    }
+}

@@ -1,0 +1,511 @@
+//! [`Replication`]: the tokio driver around the [`Replicator`]. A thin layer:
+//! it owns the sockets and the clock, runs `Core::apply` for
+//! [`Event::Store`] on a blocking thread, and answers the application's
+//! futures.
+//!
+//! Tasks: one driver task owns the replicator; per connection, a reader task
+//! decodes messages into the driver's bounded inbox (backpressure on a fast
+//! sender) and a writer task sends what the driver hands it, several frames
+//! per write.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_core::{Core, CoreKey, DiscoveryKey, KeyPair, PublicKey, Store, Subscription};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::messages::Message;
+use crate::replicator::{BatchId, Config, Event, Handle, PeerId, Replicator};
+use crate::stream::EncryptedStream;
+
+/// Messages buffered from all readers before readers wait.
+const INBOX: usize = 1024;
+/// Messages handled before the driver flushes what they produced.
+const DRAIN: usize = 512;
+
+/// How a [`Replication`] chooses its cores.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicationOptions {
+    /// Replicate every core of the store: open them all on each connection
+    /// and answer a peer's open for any core the store holds. Without it,
+    /// only cores given to [`Replication::add_core`] (or fetched through
+    /// [`Replication::get`] / [`Replication::download`]) are replicated.
+    pub all_cores: bool,
+    /// Tuning of the replicator.
+    pub config: Config,
+}
+
+/// What to download, see [`Replication::download`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadRange {
+    /// First block.
+    pub start: u64,
+    /// End (exclusive); `None` is the latest length the peers know of.
+    pub end: Option<u64>,
+    /// Keep following appends; the download never finishes.
+    pub live: bool,
+}
+
+impl DownloadRange {
+    /// Every block up to the peers' latest length.
+    pub fn all() -> Self {
+        DownloadRange {
+            start: 0,
+            end: None,
+            live: false,
+        }
+    }
+
+    /// Every block, then every block the writer appends.
+    pub fn live() -> Self {
+        DownloadRange {
+            live: true,
+            ..Self::all()
+        }
+    }
+
+    /// Blocks `range`.
+    pub fn range(range: Range<u64>) -> Self {
+        DownloadRange {
+            start: range.start,
+            end: Some(range.end),
+            live: false,
+        }
+    }
+}
+
+/// Where a finished get sends its block.
+type BlockReply = oneshot::Sender<Result<Vec<u8>>>;
+
+enum Command {
+    Connection {
+        capabilities: crate::Capabilities,
+        writer: mpsc::UnboundedSender<Vec<Message>>,
+        reply: oneshot::Sender<PeerId>,
+    },
+    Reader {
+        peer: PeerId,
+        task: JoinHandle<()>,
+        closed: oneshot::Sender<Result<()>>,
+    },
+    Closed {
+        peer: PeerId,
+        error: Option<Error>,
+    },
+    AddCore(Core),
+    Get {
+        core: Core,
+        index: u64,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<Vec<u8>>>,
+    },
+    Download {
+        core: Core,
+        range: DownloadRange,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Changed(CoreKey),
+    Stored {
+        batch: BatchId,
+        result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
+    },
+    Peers(oneshot::Sender<Vec<PeerId>>),
+}
+
+/// Replicates cores of one [`Store`] with any number of peers. Cheap to
+/// clone; the driver task stops when every clone is dropped.
+#[derive(Clone)]
+pub struct Replication {
+    commands: mpsc::UnboundedSender<Command>,
+    inbox: mpsc::Sender<(PeerId, Message)>,
+    identity: Arc<KeyPair>,
+}
+
+/// One connection of a [`Replication`].
+pub struct Connection {
+    peer: PeerId,
+    remote: PublicKey,
+    closed: oneshot::Receiver<Result<()>>,
+}
+
+impl Connection {
+    /// Its id in the replicator.
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// The peer's proven identity.
+    pub fn remote_identity(&self) -> PublicKey {
+        self.remote
+    }
+
+    /// Waits until the connection ends: `Ok` when the peer closed it,
+    /// the error when it broke the protocol, sent data that failed
+    /// verification, or the stream failed.
+    pub async fn closed(self) -> Result<()> {
+        self.closed.await.unwrap_or(Ok(()))
+    }
+}
+
+impl Replication {
+    /// Starts replicating `store` on the current tokio runtime, proving
+    /// `identity` to peers.
+    pub fn new(store: Store, identity: KeyPair, options: ReplicationOptions) -> Self {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (inbox, inbox_rx) = mpsc::channel(INBOX);
+        let driver = Driver {
+            replicator: Replicator::new(options.config.clone()),
+            store,
+            all_cores: options.all_cores,
+            commands: commands.downgrade(),
+            writers: HashMap::new(),
+            readers: HashMap::new(),
+            closers: HashMap::new(),
+            cores: HashMap::new(),
+            subscriptions: HashMap::new(),
+            gets: HashMap::new(),
+            downloads: HashMap::new(),
+            discovery: HashMap::new(),
+        };
+        tokio::spawn(driver.run(command_rx, inbox_rx));
+        Replication {
+            commands,
+            inbox,
+            identity: Arc::new(identity),
+        }
+    }
+
+    /// This node's identity key.
+    pub fn identity(&self) -> PublicKey {
+        self.identity.public_key()
+    }
+
+    /// Replicates `core` with every peer, now and later.
+    pub fn add_core(&self, core: &Core) {
+        let _ = self.commands.send(Command::AddCore(core.clone()));
+    }
+
+    /// Runs the encrypted handshake on `io` (as `initiator` or responder) and
+    /// replicates over it until either side closes it.
+    pub async fn add_stream<S>(&self, io: S, initiator: bool) -> Result<Connection>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let stream = EncryptedStream::handshake(io, &self.identity, initiator).await?;
+        let remote = stream.remote_identity();
+        let capabilities = stream.capabilities();
+        let (mut reader, mut writer) = stream.into_split();
+        let (writer_tx, mut writer_rx) = mpsc::unbounded_channel::<Vec<Message>>();
+        let (reply, peer) = oneshot::channel();
+        self.send(Command::Connection {
+            capabilities,
+            writer: writer_tx,
+            reply,
+        })?;
+        let peer = peer.await.map_err(|_| Error::Closed)?;
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = writer_rx.recv().await {
+                if let Err(error) = writer.send_all(&batch).await {
+                    let _ = commands.send(Command::Closed {
+                        peer,
+                        error: Some(error),
+                    });
+                    return;
+                }
+            }
+            let _ = writer.shutdown().await;
+        });
+        let commands = self.commands.clone();
+        let inbox = self.inbox.clone();
+        let task = tokio::spawn(async move {
+            let error = loop {
+                match reader.recv().await {
+                    Ok(Some(m)) => {
+                        if inbox.send((peer, m)).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            let _ = commands.send(Command::Closed { peer, error });
+        });
+        let (closed_tx, closed) = oneshot::channel();
+        self.send(Command::Reader {
+            peer,
+            task,
+            closed: closed_tx,
+        })?;
+        Ok(Connection {
+            peer,
+            remote,
+            closed,
+        })
+    }
+
+    /// Block `index` of `core`: the local copy, or fetched from peers that
+    /// have it (verified, then stored), failing with [`Error::Timeout`]
+    /// after `timeout`.
+    pub async fn get(&self, core: &Core, index: u64, timeout: Duration) -> Result<Vec<u8>> {
+        if let Ok(block) = core.get(index) {
+            return Ok(block);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Get {
+            core: core.clone(),
+            index,
+            timeout,
+            reply,
+        })?;
+        rx.await.map_err(|_| Error::Cancelled)?
+    }
+
+    /// Downloads `range` of `core` from peers; returns once every block of
+    /// it is verified and stored (a live download never returns; drop the
+    /// future to stop waiting).
+    pub async fn download(&self, core: &Core, range: DownloadRange) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Download {
+            core: core.clone(),
+            range,
+            reply,
+        })?;
+        rx.await.map_err(|_| Error::Cancelled)?
+    }
+
+    /// The connected peers.
+    pub async fn peers(&self) -> Vec<PeerId> {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::Peers(reply)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    fn send(&self, command: Command) -> Result<()> {
+        self.commands.send(command).map_err(|_| Error::Closed)
+    }
+}
+
+struct Driver {
+    replicator: Replicator<Core>,
+    store: Store,
+    all_cores: bool,
+    commands: mpsc::WeakUnboundedSender<Command>,
+    writers: HashMap<PeerId, mpsc::UnboundedSender<Vec<Message>>>,
+    readers: HashMap<PeerId, JoinHandle<()>>,
+    closers: HashMap<PeerId, oneshot::Sender<Result<()>>>,
+    cores: HashMap<CoreKey, Core>,
+    subscriptions: HashMap<CoreKey, Subscription>,
+    gets: HashMap<Handle, (Core, BlockReply)>,
+    downloads: HashMap<Handle, oneshot::Sender<Result<()>>>,
+    discovery: HashMap<DiscoveryKey, CoreKey>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut inbox: mpsc::Receiver<(PeerId, Message)>,
+    ) {
+        if self.all_cores {
+            for entry in self.store.list().unwrap_or_default() {
+                if let Ok(core) = self.store.core(&entry.key) {
+                    self.add_core(core);
+                }
+            }
+        }
+        loop {
+            let deadline = self.replicator.poll_timeout();
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                Some((peer, message)) = inbox.recv() => {
+                    self.replicator.handle_message(now(), peer, message);
+                    for _ in 0..DRAIN {
+                        match inbox.try_recv() {
+                            Ok((peer, message)) => self.replicator.handle_message(now(), peer, message),
+                            Err(_) => break,
+                        }
+                    }
+                    while let Ok(c) = commands.try_recv() {
+                        self.command(c);
+                    }
+                }
+                () = sleep_until(deadline) => self.replicator.handle_timeout(now()),
+            }
+            self.outputs();
+        }
+        for (_, task) in self.readers.drain() {
+            task.abort();
+        }
+    }
+
+    fn add_core(&mut self, core: Core) {
+        let key = core.key();
+        if self.cores.contains_key(&key) {
+            return;
+        }
+        let commands = self.commands.clone();
+        let sub = core.subscribe(move || {
+            if let Some(commands) = commands.upgrade() {
+                let _ = commands.send(Command::Changed(key));
+            }
+        });
+        self.subscriptions.insert(key, sub);
+        self.cores.insert(key, core.clone());
+        self.replicator.add_core(now(), core);
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = now();
+        match command {
+            Command::Connection {
+                capabilities,
+                writer,
+                reply,
+            } => {
+                let peer = self.replicator.connect(now, capabilities);
+                self.writers.insert(peer, writer);
+                let _ = reply.send(peer);
+            }
+            Command::Reader { peer, task, closed } => {
+                if self.writers.contains_key(&peer) {
+                    self.readers.insert(peer, task);
+                    self.closers.insert(peer, closed);
+                } else {
+                    task.abort();
+                    let _ = closed.send(Err(Error::Closed));
+                }
+            }
+            Command::Closed { peer, error } => {
+                self.replicator.disconnect(now, peer);
+                self.end_peer(peer, error.map_or(Ok(()), Err));
+            }
+            Command::AddCore(core) => self.add_core(core),
+            Command::Get {
+                core,
+                index,
+                timeout,
+                reply,
+            } => {
+                let key = core.key();
+                self.add_core(core.clone());
+                let handle = self.replicator.get(now, key, index, timeout);
+                self.gets.insert(handle, (core, reply));
+            }
+            Command::Download { core, range, reply } => {
+                let key = core.key();
+                self.add_core(core);
+                let handle = self
+                    .replicator
+                    .download(now, key, range.start, range.end, range.live);
+                self.downloads.insert(handle, reply);
+            }
+            Command::Changed(key) => self.replicator.local_changed(now, key),
+            Command::Stored { batch, result } => self.replicator.stored(now, batch, result),
+            Command::Peers(reply) => {
+                let _ = reply.send(self.replicator.peers().collect());
+            }
+        }
+    }
+
+    fn end_peer(&mut self, peer: PeerId, result: Result<()>) {
+        self.writers.remove(&peer);
+        if let Some(task) = self.readers.remove(&peer) {
+            task.abort();
+        }
+        if let Some(closed) = self.closers.remove(&peer) {
+            let _ = closed.send(result);
+        }
+    }
+
+    fn outputs(&mut self) {
+        while let Some(event) = self.replicator.poll_event() {
+            self.event(event);
+        }
+        let mut batches: BTreeMap<PeerId, Vec<Message>> = BTreeMap::new();
+        while let Some((peer, message)) = self.replicator.poll_transmit() {
+            batches.entry(peer).or_default().push(message);
+        }
+        for (peer, batch) in batches {
+            if let Some(writer) = self.writers.get(&peer) {
+                let _ = writer.send(batch);
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Store {
+                batch, key, proofs, ..
+            } => {
+                let Some(core) = self.cores.get(&key).cloned() else {
+                    return;
+                };
+                let Some(commands) = self.commands.upgrade() else {
+                    return;
+                };
+                tokio::task::spawn_blocking(move || {
+                    let result = core.apply(&proofs);
+                    let _ = commands.send(Command::Stored { batch, result });
+                });
+            }
+            Event::UnknownCore { discovery_key, .. } => {
+                if !self.all_cores {
+                    return;
+                }
+                if !self.discovery.contains_key(&discovery_key) {
+                    for entry in self.store.list().unwrap_or_default() {
+                        self.discovery.insert(entry.key.discovery_key(), entry.key);
+                    }
+                }
+                if let Some(key) = self.discovery.get(&discovery_key).copied()
+                    && let Ok(core) = self.store.core(&key)
+                {
+                    self.add_core(core);
+                }
+            }
+            Event::Got { handle, index, .. } => {
+                if let Some((core, reply)) = self.gets.remove(&handle) {
+                    let _ = reply.send(core.get(index).map_err(|e| Error::Storage(Arc::new(e))));
+                }
+            }
+            Event::Downloaded { handle, .. } => {
+                if let Some(reply) = self.downloads.remove(&handle) {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Event::Failed { handle, error, .. } => {
+                if let Some((_, reply)) = self.gets.remove(&handle) {
+                    let _ = reply.send(Err(error));
+                } else if let Some(reply) = self.downloads.remove(&handle) {
+                    let _ = reply.send(Err(error));
+                }
+            }
+            Event::PeerError { peer, error } => self.end_peer(peer, Err(error)),
+            _ => {}
+        }
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
