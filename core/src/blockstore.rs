@@ -126,11 +126,23 @@ pub(crate) fn read_block_with(
     id: u64,
     index: u64,
 ) -> Result<Option<Vec<u8>>> {
+    read_block_from(reader, blocks, &TableNodes { table: nodes, id }, id, index)
+}
+
+/// [`read_block_with`], with the leaf hash from any node source of the
+/// same core.
+pub(crate) fn read_block_from(
+    reader: &mut ChunkReader,
+    blocks: &impl ReadableTable<BlockKey, &'static [u8]>,
+    nodes: &impl NodeSource,
+    id: u64,
+    index: u64,
+) -> Result<Option<Vec<u8>>> {
     let Some(data) = reader.read(blocks, id, index)? else {
         return Ok(None);
     };
     let leaf_index = flat::leaf(index);
-    let leaf = TableNodes { table: nodes, id }
+    let leaf = nodes
         .node(leaf_index)?
         .ok_or(Corruption::MissingNode { index: leaf_index })?;
     if Node::leaf(index, &data) != leaf {

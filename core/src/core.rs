@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use redb::{ReadOnlyTable, ReadableDatabase};
 
 use crate::bitfield::Bitfield;
-use crate::blockstore::{self, BLOCKS, BlockKey, ChunkReader, read_block, read_block_with};
+use crate::blockstore::{
+    self, BLOCKS, BlockKey, ChunkReader, read_block, read_block_from, read_block_with,
+};
 use crate::error::{Error, Result};
 use crate::flat;
 use crate::hash;
@@ -15,7 +17,7 @@ use crate::keys::{CoreKey, DiscoveryKey};
 use crate::manifest::Manifest;
 use crate::notify::{self, Listeners, Subscription};
 use crate::proof::{self, NodeSource, Proof, ProofRequest, SignedState};
-use crate::storage::{BITFIELD, Header, NODES, TableNodes, USER_DATA};
+use crate::storage::{BITFIELD, CachedNodes, Header, NODES, TableNodes, USER_DATA};
 use crate::store::Shared;
 use crate::tree::{self, Node};
 use crate::txn::CoreTables;
@@ -407,28 +409,42 @@ impl Core {
 
     /// Builds the proof for `request` from this core's stored tree.
     pub fn proof(&self, request: &ProofRequest) -> Result<Proof> {
+        self.proofs(std::slice::from_ref(request))?
+            .pop()
+            .unwrap_or(Err(Error::InvalidArgument("no proof built")))
+    }
+
+    /// Builds the proofs for several requests from one read view, reading
+    /// each tree page and block chunk once: what a peer serving a batch of
+    /// requests uses. One result per request, in order; the outer error is
+    /// a failure to open the read view.
+    pub fn proofs(&self, requests: &[ProofRequest]) -> Result<Vec<Result<Proof>>> {
         let (state, manifest) = {
             let st = self.read_state()?;
-            let m = st.header.manifest.clone();
-            (st.header.state.clone(), m)
+            (st.header.state.clone(), st.header.manifest.clone())
         };
         let manifest = manifest.ok_or(Error::InvalidArgument("the manifest is not known yet"))?;
         let txn = self.inner.shared.db.begin_read()?;
         let nodes = txn.open_table(NODES)?;
+        let blocks = txn.open_table(BLOCKS)?;
         let id = self.inner.id;
-        let value = match request.block {
-            Some(b) if b.index < state.length => {
-                read_block(&txn.open_table(BLOCKS)?, &nodes, id, b.index)?
-            }
-            _ => None,
+        let source = CachedNodes {
+            nodes: TableNodes { table: &nodes, id },
+            pages: Default::default(),
         };
-        proof::build(
-            &TableNodes { table: &nodes, id },
-            &state,
-            &manifest,
-            request,
-            value,
-        )
+        let mut reader = ChunkReader::default();
+        Ok(requests
+            .iter()
+            .map(|request| {
+                let value = match request.block {
+                    Some(b) if b.index < state.length => {
+                        read_block_from(&mut reader, &blocks, &source, id, b.index)?
+                    }
+                    _ => None,
+                };
+                proof::build(&source, &state, &manifest, request, value)
+            })
+            .collect())
     }
 
     /// How many sibling levels above block `index` this core lacks: ask a

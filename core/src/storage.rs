@@ -186,6 +186,33 @@ impl<T: ReadableTable<(u64, u64), &'static [u8]>> NodeSource for TableNodes<'_, 
     }
 }
 
+/// [`TableNodes`] that keeps the node pages it read, for many lookups in
+/// one read transaction (serving a batch of proofs).
+pub(crate) struct CachedNodes<'t, T> {
+    pub nodes: TableNodes<'t, T>,
+    pub pages: std::cell::RefCell<std::collections::HashMap<u64, Option<Vec<u8>>>>,
+}
+
+impl<T: ReadableTable<(u64, u64), &'static [u8]>> NodeSource for CachedNodes<'_, T> {
+    fn node(&self, index: u64) -> Result<Option<Node>> {
+        let (page, _) = nodepage::locate(index);
+        let mut pages = self.pages.borrow_mut();
+        if !pages.contains_key(&page) {
+            let bytes = self
+                .nodes
+                .table
+                .get((self.nodes.id, page))?
+                .map(|v| v.value().to_vec());
+            pages.insert(page, bytes);
+        }
+        match pages.get(&page).and_then(|b| b.as_deref()) {
+            None => Ok(None),
+            Some(bytes) => nodepage::get(bytes, index)
+                .map_err(|()| Corruption::Record { table: "nodes" }.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,8 +38,12 @@ pub trait CoreAccess {
     /// Sibling levels to ask for with block `index` (see
     /// [`Core::missing_nodes`]).
     fn missing_nodes(&self, index: u64) -> hyper_core::Result<u64>;
-    /// The proof answering `request`.
-    fn proof(&self, request: &ProofRequest) -> hyper_core::Result<Proof>;
+    /// The proofs answering `requests`, one result each, built from one
+    /// read view (see [`Core::proofs`]).
+    fn proofs(
+        &self,
+        requests: &[ProofRequest],
+    ) -> hyper_core::Result<Vec<hyper_core::Result<Proof>>>;
 }
 
 impl CoreAccess for Core {
@@ -77,7 +81,10 @@ impl CoreAccess for Core {
         Core::missing_nodes(self, index)
     }
 
-    fn proof(&self, request: &ProofRequest) -> hyper_core::Result<Proof> {
-        Core::proof(self, request)
+    fn proofs(
+        &self,
+        requests: &[ProofRequest],
+    ) -> hyper_core::Result<Vec<hyper_core::Result<Proof>>> {
+        Core::proofs(self, requests)
     }
 }

@@ -29,6 +29,8 @@ pub(super) struct Download {
     /// Every block below it (from `start`) is stored, requested, or was
     /// skipped because the peer picking lacked it.
     pub cursor: u64,
+    /// Every block of the range below it is stored.
+    pub complete: u64,
 }
 
 impl Download {
@@ -99,6 +101,7 @@ impl<C: CoreAccess> Local<C> {
         if fresh.fork != self.status.fork {
             for d in self.downloads.values_mut() {
                 d.cursor = d.start;
+                d.complete = d.start;
             }
             self.retry.clear();
         }
@@ -137,6 +140,7 @@ impl<C: CoreAccess> Local<C> {
                 end,
                 live,
                 cursor: start,
+                complete: start,
             },
         );
     }
@@ -361,7 +365,11 @@ impl<C: CoreAccess> Local<C> {
         if !all_known {
             return false;
         }
-        let complete = self.core.has_range(range.clone());
+        let missing = self.core.next_missing(d.complete.max(range.start)..range.end);
+        if let Some(first) = missing {
+            d.complete = first;
+        }
+        let complete = missing.is_none();
         if !complete && idle {
             // Something below the cursor went missing (cleared, or a fork
             // change raced a scan): scan again.

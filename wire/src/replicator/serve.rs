@@ -1,7 +1,9 @@
 //! The serving side: answering requests with proofs, and telling peers what
 //! this side holds (`Sync`, `Bitfield`, `Range`).
 
-use hyper_core::{CoreKey, ProofRequest};
+use std::collections::HashMap;
+
+use hyper_core::{CoreKey, Proof, ProofRequest};
 
 use super::core_access::{CoreAccess, CoreStatus};
 use super::local::Local;
@@ -72,21 +74,23 @@ pub(super) fn state_messages<C: CoreAccess>(
 }
 
 impl<C: CoreAccess> Replicator<C> {
-    /// Serves up to [`SERVE_BATCH`] queued requests, round robin over peers.
+    /// Serves up to [`SERVE_BATCH`] queued requests per peer: each peer's
+    /// requests for one core are answered from one read view.
     pub(super) fn serve_some(&mut self) {
-        let mut served = 0;
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
-        while served < SERVE_BATCH {
-            let mut any = false;
-            for &id in &ids {
-                let Some(peer) = self.peers.get_mut(&id) else {
-                    continue;
-                };
-                let Some((channel, request)) = peer.serve_queue.pop_front() else {
-                    continue;
-                };
-                any = true;
-                served += 1;
+        for id in ids {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let n = peer.serve_queue.len().min(SERVE_BATCH);
+            let mut taken: Vec<(u32, messages::Request)> = peer.serve_queue.drain(..n).collect();
+            while !taken.is_empty() {
+                // The longest run of requests on one channel.
+                let channel = taken.first().map(|(c, _)| *c).unwrap_or_default();
+                let run = taken.iter().take_while(|(c, _)| *c == channel).count();
+                let rest = taken.split_off(run);
+                let requests: Vec<messages::Request> = taken.into_iter().map(|(_, r)| r).collect();
+                taken = rest;
                 let Some(local) = peer
                     .channels
                     .key(channel)
@@ -94,17 +98,15 @@ impl<C: CoreAccess> Replicator<C> {
                 else {
                     continue;
                 };
-                let body = answer(local, &request);
-                self.transmits.push_back((
-                    id,
-                    Message {
-                        channel,
-                        body: Some(body),
-                    },
-                ));
-            }
-            if !any {
-                break;
+                for body in answer(local, &requests) {
+                    self.transmits.push_back((
+                        id,
+                        Message {
+                            channel,
+                            body: Some(body),
+                        },
+                    ));
+                }
             }
         }
     }
@@ -191,31 +193,51 @@ impl<C: CoreAccess> Replicator<C> {
     }
 }
 
-/// The answer to a peer's request: a proof, or `NoData` when this side
-/// cannot prove it (another fork, a block it lacks, a length it has not).
-fn answer<C: CoreAccess>(local: &Local<C>, request: &messages::Request) -> Body {
-    let no_data = Body::NoData(messages::NoData {
-        request: request.id,
-    });
+/// Whether this side can answer `request` at `status`: not for a block,
+/// hash or seek on another fork, a block it lacks, or an upgrade from a
+/// length it does not exceed.
+fn answerable<C: CoreAccess>(local: &Local<C>, request: &messages::Request) -> bool {
     let status = local.status();
-    let wanted: ProofRequest = request_from_wire(request);
+    let wanted = request_from_wire(request);
     let needs_fork = wanted.block.is_some() || wanted.hash.is_some() || wanted.seek.is_some();
     if needs_fork && request.fork != status.fork {
-        return no_data;
+        return false;
     }
     if let Some(b) = wanted.block
         && !local.core.has(b.index)
     {
-        return no_data;
+        return false;
     }
     if let Some(u) = wanted.upgrade
         && u.fork == status.fork
         && u.start >= status.length
     {
-        return no_data;
+        return false;
     }
-    match local.core.proof(&wanted) {
-        Ok(proof) => Body::Data(data_from_proof(request.id, &proof)),
-        Err(_) => no_data,
+    true
+}
+
+/// The answers to a peer's requests on one channel, in order: a proof, or
+/// `NoData` when this side cannot prove it.
+fn answer<C: CoreAccess>(local: &Local<C>, requests: &[messages::Request]) -> Vec<Body> {
+    let ok: Vec<&messages::Request> = requests
+        .iter()
+        .filter(|r| answerable(local, r))
+        .collect();
+    let wanted: Vec<ProofRequest> = ok.iter().map(|r| request_from_wire(r)).collect();
+    let mut proofs: HashMap<u64, Proof> = HashMap::new();
+    if let Ok(built) = local.core.proofs(&wanted) {
+        for (r, proof) in ok.iter().zip(built) {
+            if let Ok(p) = proof {
+                proofs.insert(r.id, p);
+            }
+        }
     }
+    requests
+        .iter()
+        .map(|r| match proofs.remove(&r.id) {
+            Some(proof) => Body::Data(data_from_proof(r.id, &proof)),
+            None => Body::NoData(messages::NoData { request: r.id }),
+        })
+        .collect()
 }
