@@ -265,7 +265,7 @@ impl Core {
         &self,
         f: impl FnOnce(
             &SignedState,
-            &TableNodes<'_, ReadOnlyTable<(u64, u64), &'static [u8]>>,
+            &CachedNodes<'_, ReadOnlyTable<(u64, u64), &'static [u8]>>,
         ) -> Result<T>,
     ) -> Result<T> {
         let state = self.signed_state()?;
@@ -273,9 +273,12 @@ impl Core {
         let nodes = txn.open_table(NODES)?;
         f(
             &state,
-            &TableNodes {
-                table: &nodes,
-                id: self.inner.id,
+            &CachedNodes {
+                nodes: TableNodes {
+                    table: &nodes,
+                    id: self.inner.id,
+                },
+                pages: Default::default(),
             },
         )
     }
@@ -450,15 +453,31 @@ impl Core {
     /// How many sibling levels above block `index` this core lacks: ask a
     /// peer for that many. `u64::MAX` when the block is past the known tree.
     pub fn missing_nodes(&self, index: u64) -> Result<u64> {
+        Ok(self
+            .missing_nodes_of(&[index])?
+            .first()
+            .copied()
+            .unwrap_or(u64::MAX))
+    }
+
+    /// [`Core::missing_nodes`] of several blocks, from one read view.
+    pub fn missing_nodes_of(&self, indexes: &[u64]) -> Result<Vec<u64>> {
         self.with_tree(|state, source| {
-            let mut cur = flat::leaf(index);
-            for count in 0..62 {
-                if state.roots.iter().any(|r| r.index == cur) || source.node(cur)?.is_some() {
-                    return Ok(count);
-                }
-                cur = flat::parent(cur);
-            }
-            Ok(u64::MAX)
+            indexes
+                .iter()
+                .map(|&index| {
+                    let mut cur = flat::leaf(index);
+                    for count in 0..62 {
+                        if state.roots.iter().any(|r| r.index == cur)
+                            || source.node(cur)?.is_some()
+                        {
+                            return Ok(count);
+                        }
+                        cur = flat::parent(cur);
+                    }
+                    Ok(u64::MAX)
+                })
+                .collect()
         })
     }
 
@@ -475,7 +494,10 @@ impl Core {
                 self.inner.key,
                 st.header.manifest.clone(),
                 st.header.state.clone(),
-                TableNodes { table: &nodes, id },
+                CachedNodes {
+                    nodes: TableNodes { table: &nodes, id },
+                    pages: Default::default(),
+                },
             );
             proofs
                 .iter()

@@ -197,15 +197,16 @@ impl<T: ReadableTable<(u64, u64), &'static [u8]>> NodeSource for CachedNodes<'_,
     fn node(&self, index: u64) -> Result<Option<Node>> {
         let (page, _) = nodepage::locate(index);
         let mut pages = self.pages.borrow_mut();
-        if !pages.contains_key(&page) {
-            let bytes = self
-                .nodes
-                .table
-                .get((self.nodes.id, page))?
-                .map(|v| v.value().to_vec());
-            pages.insert(page, bytes);
-        }
-        match pages.get(&page).and_then(|b| b.as_deref()) {
+        let bytes = match pages.entry(page) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                self.nodes
+                    .table
+                    .get((self.nodes.id, page))?
+                    .map(|v| v.value().to_vec()),
+            ),
+        };
+        match bytes.as_deref() {
             None => Ok(None),
             Some(bytes) => nodepage::get(bytes, index)
                 .map_err(|()| Corruption::Record { table: "nodes" }.into()),

@@ -45,14 +45,21 @@ fn nodes_to_wire(nodes: &[CoreNode]) -> Vec<wire::Node> {
 }
 
 /// The `Data` message carrying `proof` as the answer to request `request`.
-pub fn data_from_proof(request: u64, proof: &Proof) -> Data {
+/// The proof is taken by value so the block's bytes move, not copy.
+pub fn data_from_proof(request: u64, proof: Proof) -> Data {
+    let manifest = proof
+        .manifest
+        .as_ref()
+        .map(Manifest::encode)
+        .unwrap_or_default();
     Data {
         request,
         fork: proof.fork,
-        block: proof.block.as_ref().map(|b| wire::BlockProof {
+        manifest,
+        block: proof.block.map(|b| wire::BlockProof {
             index: b.index,
-            value: b.value.clone(),
             nodes: nodes_to_wire(&b.nodes),
+            value: b.value,
         }),
         hash: proof.hash.as_ref().map(|h| wire::HashProof {
             node: Some(node_to_wire(&h.node)),
@@ -77,16 +84,12 @@ pub fn data_from_proof(request: u64, proof: &Proof) -> Data {
                 })
                 .collect(),
         }),
-        manifest: proof
-            .manifest
-            .as_ref()
-            .map(Manifest::encode)
-            .unwrap_or_default(),
     }
 }
 
-/// The proof a `Data` message carries, every field length checked.
-pub fn proof_from_data(data: &Data) -> Result<Proof> {
+/// The proof a `Data` message carries, every field length checked. The
+/// message is taken by value so the block's bytes move, not copy.
+pub fn proof_from_data(data: Data) -> Result<Proof> {
     let manifest = if data.manifest.is_empty() {
         None
     } else {
@@ -94,12 +97,11 @@ pub fn proof_from_data(data: &Data) -> Result<Proof> {
     };
     let block = data
         .block
-        .as_ref()
         .map(|b| -> Result<BlockProof> {
             Ok(BlockProof {
                 index: b.index,
-                value: b.value.clone(),
                 nodes: nodes_from_wire(&b.nodes)?,
+                value: b.value,
             })
         })
         .transpose()?;

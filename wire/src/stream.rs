@@ -91,6 +91,7 @@ struct Sealer {
     noise: Arc<snow::StatelessTransportState>,
     nonce: u64,
     plain: Vec<u8>,
+    cipher: Vec<u8>,
     out: Vec<u8>,
 }
 
@@ -106,18 +107,18 @@ impl Sealer {
             frame::encode_into(m, &mut self.plain);
         }
         self.out.clear();
-        let mut cipher = vec![0u8; NOISE_MAX];
+        self.cipher.resize(NOISE_MAX, 0);
         for piece in self.plain.chunks(PLAIN_MAX) {
             let n = self
                 .noise
-                .write_message(self.nonce, piece, &mut cipher)
+                .write_message(self.nonce, piece, &mut self.cipher)
                 .map_err(Error::Noise)?;
             self.nonce += 1;
             let len = u16::try_from(n)
                 .map_err(|_| Error::Malformed("noise message over 65,535 bytes"))?;
             self.out.extend_from_slice(&len.to_be_bytes());
             self.out
-                .extend_from_slice(cipher.get(..n).unwrap_or_default());
+                .extend_from_slice(self.cipher.get(..n).unwrap_or_default());
         }
         io.write_all(&self.out).await?;
         io.flush().await?;
@@ -233,6 +234,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
                 noise: noise.clone(),
                 nonce: 0,
                 plain: Vec::new(),
+                cipher: Vec::new(),
                 out: Vec::new(),
             },
             opener: Opener {

@@ -134,14 +134,14 @@ fn proof() -> impl Strategy<Value = Proof> {
 proptest! {
     #[test]
     fn proofs_round_trip_through_the_wire(p in proof(), request in any::<u64>(), channel in any::<u32>()) {
-        let message = Message { channel, body: Some(Body::Data(data_from_proof(request, &p))) };
+        let message = Message { channel, body: Some(Body::Data(data_from_proof(request, p.clone()))) };
         let mut decoder = FrameDecoder::new(DEFAULT_MAX_FRAME);
         decoder.push(&encode_frame(&message));
         let back = decoder.next_message().expect("decodes").expect("complete");
         prop_assert_eq!(&back, &message);
         let Some(Body::Data(data)) = back.body else { panic!("data") };
         prop_assert_eq!(data.request, request);
-        prop_assert_eq!(proof_from_data(&data).expect("valid"), p);
+        prop_assert_eq!(proof_from_data(data).expect("valid"), p);
     }
 
     #[test]
@@ -206,7 +206,7 @@ fn oversized_and_malformed_input_is_refused() {
     // Data with a short hash or signature, or a bad manifest.
     let good = data_from_proof(
         1,
-        &Proof {
+        Proof {
             fork: 0,
             manifest: None,
             block: Some(BlockProof {
@@ -237,7 +237,7 @@ fn oversized_and_malformed_input_is_refused() {
         b.nodes[0].hash.pop();
     }
     assert!(matches!(
-        proof_from_data(&short_hash),
+        proof_from_data(short_hash.clone()),
         Err(Error::Malformed(_))
     ));
     let mut short_sig = good.clone();
@@ -245,7 +245,7 @@ fn oversized_and_malformed_input_is_refused() {
         u.signatures[0].signature.pop();
     }
     assert!(matches!(
-        proof_from_data(&short_sig),
+        proof_from_data(short_sig.clone()),
         Err(Error::Malformed(_))
     ));
     let mut big_signer = good.clone();
@@ -253,13 +253,13 @@ fn oversized_and_malformed_input_is_refused() {
         u.signatures[0].signer = 256;
     }
     assert!(matches!(
-        proof_from_data(&big_signer),
+        proof_from_data(big_signer.clone()),
         Err(Error::Malformed(_))
     ));
     let mut bad_manifest = good;
     bad_manifest.manifest = vec![1, 2, 3];
     assert!(matches!(
-        proof_from_data(&bad_manifest),
+        proof_from_data(bad_manifest.clone()),
         Err(Error::Manifest(_))
     ));
 }
@@ -304,7 +304,7 @@ fn fuzz_frame_and_message_decoders() {
     };
     let valid = encode_frame(&Message {
         channel: 4,
-        body: Some(Body::Data(data_from_proof(7, &seed_proof))),
+        body: Some(Body::Data(data_from_proof(7, seed_proof.clone()))),
     });
     for _ in 0..iters {
         let mut input = if rng.random_bool(0.3) {
@@ -329,7 +329,7 @@ fn fuzz_frame_and_message_decoders() {
         decoder.push(&input);
         while let Ok(Some(m)) = decoder.next_message() {
             if let Some(Body::Data(d)) = &m.body {
-                let _ = proof_from_data(d);
+                let _ = proof_from_data(d.clone());
             }
             if let Some(Body::Request(r)) = &m.body {
                 let _ = request_from_wire(r);

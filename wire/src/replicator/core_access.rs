@@ -35,9 +35,9 @@ pub trait CoreAccess {
     /// The stored and missing blocks of `range` as alternating run lengths,
     /// stored first.
     fn stored_runs(&self, range: Range<u64>) -> Vec<u64>;
-    /// Sibling levels to ask for with block `index` (see
+    /// Sibling levels to ask for with each of blocks `indexes` (see
     /// [`Core::missing_nodes`]).
-    fn missing_nodes(&self, index: u64) -> hyper_core::Result<u64>;
+    fn missing_nodes(&self, indexes: &[u64]) -> hyper_core::Result<Vec<u64>>;
     /// The proofs answering `requests`, one result each, built from one
     /// read view (see [`Core::proofs`]).
     fn proofs(
@@ -77,8 +77,8 @@ impl CoreAccess for Core {
         Core::stored_runs(self, range).unwrap_or_default()
     }
 
-    fn missing_nodes(&self, index: u64) -> hyper_core::Result<u64> {
-        Core::missing_nodes(self, index)
+    fn missing_nodes(&self, indexes: &[u64]) -> hyper_core::Result<Vec<u64>> {
+        Core::missing_nodes_of(self, indexes)
     }
 
     fn proofs(

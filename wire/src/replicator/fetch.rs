@@ -76,7 +76,7 @@ impl<C: CoreAccess> Replicator<C> {
                     return Ok(()); // cancelled or timed out: late, harmless
                 };
                 remote.last_progress = Some(now);
-                let proof = proof_from_data(&data)?;
+                let proof = proof_from_data(data)?;
                 let received = match kind {
                     Inflight::Block(index) => {
                         if proof.block.as_ref().map(|b| b.index) != Some(index) {
@@ -259,24 +259,36 @@ impl<C: CoreAccess> Replicator<C> {
             else {
                 continue;
             };
-            while remote.inflight.len() < max_inflight {
+            let mut picks = Vec::new();
+            while remote.inflight.len() + picks.len() < max_inflight {
                 let Some(index) = local.pick(&remote.have) else {
                     break;
                 };
-                let Ok(nodes) = local.core.missing_nodes(index) else {
-                    break;
-                };
+                // Counted as requested now so the next pick skips it.
+                local.requested.insert(index, id);
+                picks.push(index);
+            }
+            if picks.is_empty() {
+                continue;
+            }
+            let Ok(nodes) = local.core.missing_nodes(&picks) else {
+                for index in picks {
+                    local.requested.remove(&index);
+                    local.retry.insert(index);
+                }
+                continue;
+            };
+            if remote.inflight.is_empty() {
+                remote.last_progress = Some(now);
+            }
+            for (index, nodes) in picks.into_iter().zip(nodes) {
                 self.next_request += 1;
                 let request_id = self.next_request;
                 let request = ProofRequest {
                     block: Some(NodeRequest { index, nodes }),
                     ..ProofRequest::default()
                 };
-                if remote.inflight.is_empty() {
-                    remote.last_progress = Some(now);
-                }
                 remote.inflight.insert(request_id, Inflight::Block(index));
-                local.requested.insert(index, id);
                 self.transmits.push_back((
                     id,
                     messages::Message {

@@ -236,7 +236,7 @@ fn answer<C: CoreAccess>(local: &Local<C>, requests: &[messages::Request]) -> Ve
     requests
         .iter()
         .map(|r| match proofs.remove(&r.id) {
-            Some(proof) => Body::Data(data_from_proof(r.id, &proof)),
+            Some(proof) => Body::Data(data_from_proof(r.id, proof)),
             None => Body::NoData(messages::NoData { request: r.id }),
         })
         .collect()
