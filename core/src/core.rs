@@ -468,8 +468,7 @@ impl Core {
                 .map(|&index| {
                     let mut cur = flat::leaf(index);
                     for count in 0..62 {
-                        if state.roots.iter().any(|r| r.index == cur)
-                            || source.node(cur)?.is_some()
+                        if state.roots.iter().any(|r| r.index == cur) || source.node(cur)?.is_some()
                         {
                             return Ok(count);
                         }

@@ -7,7 +7,9 @@
 use std::time::Instant;
 
 use hyper_core::{Durability, KeyPair, Store, StoreOptions};
-use hyper_wire::{DownloadRange, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp};
+use hyper_wire::{
+    DownloadRange, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp,
+};
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -23,7 +25,11 @@ fn open(dir: &std::path::Path) -> Result<Store, AnyError> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), AnyError> {
     let mut args = std::env::args().skip(1);
-    let blocks: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100_000);
+    let blocks: u64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     let size: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1024);
     let dir = tempfile::tempdir()?;
 
@@ -44,7 +50,11 @@ async fn main() -> Result<(), AnyError> {
         core.key()
     );
 
-    let seeder = Replication::new(seeder_store, KeyPair::generate()?, ReplicationOptions::default());
+    let seeder = Replication::new(
+        seeder_store,
+        KeyPair::generate()?,
+        ReplicationOptions::default(),
+    );
     seeder.add_core(&core);
     let (listener, addr) = listen_tcp("127.0.0.1:0").await?;
     let _server = serve_tcp(&seeder, listener);
@@ -52,7 +62,11 @@ async fn main() -> Result<(), AnyError> {
 
     let cloner_store = open(&dir.path().join("cloner"))?;
     let replica = cloner_store.replica(&core.key())?;
-    let cloner = Replication::new(cloner_store, KeyPair::generate()?, ReplicationOptions::default());
+    let cloner = Replication::new(
+        cloner_store,
+        KeyPair::generate()?,
+        ReplicationOptions::default(),
+    );
     let started = Instant::now();
     let connection = connect_tcp(&cloner, addr).await?;
     cloner.download(&replica, DownloadRange::all()).await?;

@@ -78,7 +78,7 @@ impl<C: CoreAccess> Replicator<C> {
                 remote.last_progress = Some(now);
                 let proof = proof_from_data(data)?;
                 let received = match kind {
-                    Inflight::Block(index) => {
+                    Inflight::Block { index, .. } => {
                         if proof.block.as_ref().map(|b| b.index) != Some(index) {
                             return Err(Error::Malformed("data does not answer its request"));
                         }
@@ -108,8 +108,13 @@ impl<C: CoreAccess> Replicator<C> {
                     return Ok(());
                 };
                 remote.last_progress = Some(now);
-                if let Inflight::Block(index) = kind {
-                    remote.have.remove(index..index + 1)?;
+                if let Inflight::Block { index, fork } = kind {
+                    // Refused on the fork it was asked on: the peer lacks
+                    // it. (Refused because the peer has moved to a newer
+                    // fork says nothing about the block.)
+                    if fork == remote.fork {
+                        remote.have.remove(index..index + 1)?;
+                    }
                 } else {
                     remote.upgrade_refused = Some((remote.fork, remote.length));
                 }
@@ -288,7 +293,13 @@ impl<C: CoreAccess> Replicator<C> {
                     block: Some(NodeRequest { index, nodes }),
                     ..ProofRequest::default()
                 };
-                remote.inflight.insert(request_id, Inflight::Block(index));
+                remote.inflight.insert(
+                    request_id,
+                    Inflight::Block {
+                        index,
+                        fork: status.fork,
+                    },
+                );
                 self.transmits.push_back((
                     id,
                     messages::Message {

@@ -156,7 +156,7 @@ impl<C: CoreAccess> Local<C> {
     pub fn requeue_inflight(&mut self, inflight: impl IntoIterator<Item = Inflight>) {
         for item in inflight {
             match item {
-                Inflight::Block(index) => {
+                Inflight::Block { index, .. } => {
                     self.requested.remove(&index);
                     self.retry.insert(index);
                 }
@@ -365,7 +365,9 @@ impl<C: CoreAccess> Local<C> {
         if !all_known {
             return false;
         }
-        let missing = self.core.next_missing(d.complete.max(range.start)..range.end);
+        let missing = self
+            .core
+            .next_missing(d.complete.max(range.start)..range.end);
         if let Some(first) = missing {
             d.complete = first;
         }

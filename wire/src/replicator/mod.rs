@@ -281,6 +281,45 @@ impl<C: CoreAccess> Replicator<C> {
         }
     }
 
+    /// A human-readable dump of the replication state of `key` (requests,
+    /// downloads, what each peer claims), for debugging.
+    pub fn describe(&self, key: &CoreKey) -> String {
+        let Some(local) = self.cores.get(key) else {
+            return "not replicated".into();
+        };
+        let mut out = format!(
+            "status {:?} upgrade {:?} requested {:?} retry {:?} storing {} received {} downloads {:?}\n",
+            local.status(),
+            local.upgrade,
+            local.requested,
+            local.retry,
+            local.storing.is_some(),
+            local.received.values().map(Vec::len).sum::<usize>(),
+            local
+                .downloads
+                .values()
+                .map(|d| (d.start, d.end, d.live, d.cursor, d.complete))
+                .collect::<Vec<_>>(),
+        );
+        for (id, p) in &self.peers {
+            if let Some(r) = p.remotes.get(key) {
+                out += &format!(
+                    "  peer {id:?}: paired {} synced {} fork {} length {} up {} refused {:?} stalled {:?} inflight {:?} have {:?}\n",
+                    r.paired,
+                    r.synced,
+                    r.fork,
+                    r.length,
+                    r.uploading,
+                    r.upgrade_refused,
+                    r.stalled_until,
+                    r.inflight,
+                    r.have.iter().collect::<Vec<_>>()
+                );
+            }
+        }
+        out
+    }
+
     /// The connected peers.
     pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.peers.keys().copied()
@@ -592,8 +631,13 @@ impl<C: CoreAccess> Replicator<C> {
             .values()
             .flat_map(|p| p.remotes.values())
             .filter_map(|r| r.stall_deadline(self.config.stall_timeout));
+        let backoffs = self
+            .peers
+            .values()
+            .flat_map(|p| p.remotes.values())
+            .filter_map(|r| r.stalled_until);
         let gets = self.cores.values().filter_map(Local::next_deadline);
-        stalls.chain(gets).min()
+        stalls.chain(backoffs).chain(gets).min()
     }
 
     /// Runs what is due at `now`: stalled peers lose their requests, gets
@@ -604,6 +648,10 @@ impl<C: CoreAccess> Replicator<C> {
         let mut touched = Vec::new();
         for (&id, peer) in self.peers.iter_mut() {
             for (key, remote) in peer.remotes.iter_mut() {
+                if remote.stalled_until.is_some_and(|t| t <= now) {
+                    remote.stalled_until = None;
+                    touched.push(*key);
+                }
                 if remote.stall_deadline(timeout).is_some_and(|d| d <= now) {
                     let mut moved = Vec::new();
                     for (request, kind) in remote.inflight.drain() {

@@ -8,8 +8,13 @@ use crate::ranges::RangeSet;
 /// What a request in flight asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Inflight {
-    /// A block and its proof.
-    Block(u64),
+    /// A block and its proof, asked for on this side's fork.
+    Block {
+        /// The block.
+        index: u64,
+        /// The fork the request named.
+        fork: u64,
+    },
     /// An upgrade to the peer's signed length.
     Upgrade,
 }

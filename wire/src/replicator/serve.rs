@@ -220,10 +220,7 @@ fn answerable<C: CoreAccess>(local: &Local<C>, request: &messages::Request) -> b
 /// The answers to a peer's requests on one channel, in order: a proof, or
 /// `NoData` when this side cannot prove it.
 fn answer<C: CoreAccess>(local: &Local<C>, requests: &[messages::Request]) -> Vec<Body> {
-    let ok: Vec<&messages::Request> = requests
-        .iter()
-        .filter(|r| answerable(local, r))
-        .collect();
+    let ok: Vec<&messages::Request> = requests.iter().filter(|r| answerable(local, r)).collect();
     let wanted: Vec<ProofRequest> = ok.iter().map(|r| request_from_wire(r)).collect();
     let mut proofs: HashMap<u64, Proof> = HashMap::new();
     if let Ok(built) = local.core.proofs(&wanted) {
