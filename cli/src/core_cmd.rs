@@ -27,8 +27,18 @@ pub enum CoreCommand {
         key: String,
         data: Vec<String>,
     },
-    /// Write block INDEX to stdout.
-    Get { key: String, index: u64 },
+    /// Write block INDEX to stdout; with --connect, fetch it from that peer
+    /// if it is not stored here (only that block and its proof move).
+    Get {
+        key: String,
+        index: u64,
+        /// Address of a peer that seeds the core.
+        #[arg(long, value_name = "ADDR")]
+        connect: Option<String>,
+        /// Give up on the peer after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        timeout: u64,
+    },
     /// Write the blocks START..END to stdout.
     Cat {
         key: String,
@@ -52,7 +62,7 @@ pub enum CoreCommand {
 }
 
 /// Finds a core by hex key or by name.
-fn open_core(store: &Store, key: &str) -> Result<Core, CliError> {
+pub fn open_core(store: &Store, key: &str) -> Result<Core, CliError> {
     let found = match key.parse::<CoreKey>() {
         Ok(k) => match store.core(&k) {
             Ok(core) => Some(core),
@@ -65,6 +75,21 @@ fn open_core(store: &Store, key: &str) -> Result<Core, CliError> {
 }
 
 pub fn run(dir: &Path, cmd: CoreCommand) -> Result<(), CliError> {
+    if let CoreCommand::Get {
+        key,
+        index,
+        connect: Some(addr),
+        timeout,
+    } = &cmd
+    {
+        return crate::net_cmd::get(
+            dir,
+            key,
+            *index,
+            addr,
+            std::time::Duration::from_secs(*timeout),
+        );
+    }
     let store = Store::open(dir)?;
     let mut out = std::io::stdout().lock();
     match cmd {
@@ -91,7 +116,7 @@ pub fn run(dir: &Path, cmd: CoreCommand) -> Result<(), CliError> {
                 outcome.byte_length
             )?;
         }
-        CoreCommand::Get { key, index } => {
+        CoreCommand::Get { key, index, .. } => {
             let core = open_core(&store, &key)?;
             out.write_all(&core.get(index)?)?;
         }

@@ -13,6 +13,12 @@ impl Object {
         self
     }
 
+    pub fn float(mut self, key: &str, value: f64) -> Self {
+        self.key(key);
+        let _ = write!(self.0, "{value:.6}");
+        self
+    }
+
     pub fn bool(mut self, key: &str, value: bool) -> Self {
         self.key(key);
         self.0.push_str(if value { "true" } else { "false" });

@@ -2,6 +2,7 @@
 
 mod core_cmd;
 mod json;
+mod net_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,20 @@ pub enum CliError {
         "no core with key or name '{0}' in this store (create one with `hyper-cli core create --name NAME`, or check --store)"
     )]
     NoSuchCore(String),
+    /// A key argument that must be a core key is not 64 hex characters.
+    #[error("'{0}' is not a core key (64 hex characters)")]
+    BadKey(String),
+    /// Replication failed (the peer, the connection, or a timeout).
+    #[error(transparent)]
+    Wire(#[from] hyper_wire::Error),
+    /// The peer could not be reached for the whole retry period.
+    #[error("cannot reach {addr}: {error}; what was downloaded is kept, run again to resume")]
+    Unreachable {
+        /// The address.
+        addr: String,
+        /// The last connection error.
+        error: hyper_wire::Error,
+    },
 }
 
 #[derive(Subcommand)]
@@ -41,6 +56,35 @@ enum Command {
     /// Work with cores (signed append-only logs).
     #[command(subcommand)]
     Core(core_cmd::CoreCommand),
+    /// Serve cores to peers over TCP until stopped (prints the address).
+    Seed {
+        /// Cores to serve (key or name); none serves every core in the store.
+        keys: Vec<String>,
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:0")]
+        listen: String,
+    },
+    /// Download a whole core from a peer, verifying every block.
+    Clone {
+        /// Core key (64 hex characters).
+        key: String,
+        /// Address of a peer that seeds it.
+        #[arg(long, value_name = "ADDR")]
+        connect: String,
+        /// After the download, keep following appends (runs until stopped).
+        #[arg(long)]
+        live: bool,
+        /// End with one JSON line: key, blocks, bytes, fetched, seconds,
+        /// connections, length, fork.
+        #[arg(long)]
+        json: bool,
+        /// Print progress lines on stderr even when stdout is not a terminal.
+        #[arg(long)]
+        progress: bool,
+        /// Keep reconnecting for this many seconds after losing the peer.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        retry_for: u64,
+    },
 }
 
 fn default_store() -> PathBuf {
@@ -59,6 +103,25 @@ fn main() -> ExitCode {
     let store = cli.store.unwrap_or_else(default_store);
     let result = match cli.command {
         Command::Core(cmd) => core_cmd::run(&store, cmd),
+        Command::Seed { keys, listen } => net_cmd::seed(&store, &keys, &listen),
+        Command::Clone {
+            key,
+            connect,
+            live,
+            json,
+            progress,
+            retry_for,
+        } => net_cmd::clone(
+            &store,
+            net_cmd::CloneOptions {
+                key: &key,
+                connect: &connect,
+                live,
+                json,
+                progress,
+                retry_for: std::time::Duration::from_secs(retry_for),
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,322 @@
+//! `hyper-cli seed`, `hyper-cli clone` and `hyper-cli core get --connect`:
+//! replication over TCP.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hyper_core::{Core, CoreKey, Durability, KeyPair, Store, StoreOptions};
+use hyper_wire::{DownloadRange, Replication, ReplicationOptions, connect_tcp, listen_tcp};
+
+use crate::CliError;
+use crate::core_cmd::open_core;
+use crate::json::Object;
+
+/// How often progress is redrawn.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+/// Wait between reconnect attempts.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
+/// A store for replication: verified data is committed without an fsync per
+/// batch (a crash loses at most the last batches, which are fetched again);
+/// [`Store::flush`] makes it durable before the command reports success.
+fn open_store(dir: &Path) -> Result<Store, CliError> {
+    Ok(Store::open_with(
+        dir,
+        StoreOptions {
+            durability: Durability::Eventual,
+        },
+    )?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn parse_key(key: &str) -> Result<CoreKey, CliError> {
+    key.parse::<CoreKey>()
+        .map_err(|_| CliError::BadKey(key.to_string()))
+}
+
+/// `hyper-cli seed KEY... --listen ADDR`: serves cores until stopped.
+pub fn seed(dir: &Path, keys: &[String], listen: &str) -> Result<(), CliError> {
+    let store = open_store(dir)?;
+    let cores = keys
+        .iter()
+        .map(|k| open_core(&store, k))
+        .collect::<Result<Vec<Core>, CliError>>()?;
+    runtime()?.block_on(async {
+        let replication = Replication::new(
+            store.clone(),
+            KeyPair::generate()?,
+            ReplicationOptions {
+                all_cores: cores.is_empty(),
+                ..ReplicationOptions::default()
+            },
+        );
+        let mut out = std::io::stdout().lock();
+        for core in &cores {
+            replication.add_core(core);
+            let info = core.info()?;
+            writeln!(
+                out,
+                "seeding {} ({} blocks, {} bytes)",
+                core.key(),
+                info.length,
+                info.byte_length
+            )?;
+        }
+        if cores.is_empty() {
+            for entry in store.list()? {
+                writeln!(out, "seeding {} ({} blocks)", entry.key, entry.length)?;
+            }
+        }
+        let (listener, addr) = listen_tcp(listen).await?;
+        writeln!(out, "listening on {addr}")?;
+        writeln!(out, "identity {}", replication.identity())?;
+        out.flush()?;
+        drop(out);
+        loop {
+            let (stream, remote) = listener.accept().await?;
+            let replication = replication.clone();
+            tokio::spawn(async move {
+                if stream.set_nodelay(true).is_err() {
+                    return;
+                }
+                match replication.add_stream(stream, false).await {
+                    Ok(connection) => {
+                        eprintln!("peer {remote} connected ({})", connection.remote_identity());
+                        match connection.closed().await {
+                            Ok(()) => eprintln!("peer {remote} disconnected"),
+                            Err(e) => eprintln!("peer {remote} dropped: {e}"),
+                        }
+                    }
+                    Err(e) => eprintln!("peer {remote}: handshake failed: {e}"),
+                }
+            });
+        }
+    })
+}
+
+/// Options of `hyper-cli clone`.
+pub struct CloneOptions<'a> {
+    pub key: &'a str,
+    pub connect: &'a str,
+    pub live: bool,
+    pub json: bool,
+    /// Progress lines on stderr even when stdout is not a terminal.
+    pub progress: bool,
+    pub retry_for: Duration,
+}
+
+/// `hyper-cli clone KEY --connect ADDR`: downloads the whole core.
+pub fn clone(dir: &Path, options: CloneOptions<'_>) -> Result<(), CliError> {
+    let key = parse_key(options.key)?;
+    let store = open_store(dir)?;
+    let core = store.replica(&key)?;
+    let present = core.info()?.blocks_stored;
+    runtime()?.block_on(async {
+        let replication = Replication::new(
+            store.clone(),
+            KeyPair::generate()?,
+            ReplicationOptions::default(),
+        );
+        replication.add_core(&core);
+        let started = Instant::now();
+        let mut connections = 0u64;
+        let range = if options.live {
+            DownloadRange::live()
+        } else {
+            DownloadRange::all()
+        };
+        let download = replication.download(&core, range);
+        tokio::pin!(download);
+        let mut progress = Progress::new(if options.progress {
+            ProgressStyle::Lines
+        } else if std::io::stdout().is_terminal() && !options.json {
+            ProgressStyle::Bar
+        } else {
+            ProgressStyle::Quiet
+        });
+        let mut last_contact = Instant::now();
+        let result = loop {
+            let connection = match connect_tcp(&replication, options.connect).await {
+                Ok(c) => {
+                    connections += 1;
+                    last_contact = Instant::now();
+                    Some(c)
+                }
+                Err(e) => {
+                    if last_contact.elapsed() > options.retry_for {
+                        break Err(CliError::Unreachable {
+                            addr: options.connect.to_string(),
+                            error: e,
+                        });
+                    }
+                    None
+                }
+            };
+            let closed = async {
+                match connection {
+                    Some(c) => c.closed().await,
+                    None => {
+                        tokio::time::sleep(RECONNECT_EVERY).await;
+                        Ok(())
+                    }
+                }
+            };
+            tokio::pin!(closed);
+            let mut tick = tokio::time::interval(PROGRESS_EVERY);
+            let ended = loop {
+                tokio::select! {
+                    done = &mut download => break Some(done),
+                    why = &mut closed => {
+                        if let Err(e) = why {
+                            progress.clear();
+                            eprintln!("hyper-cli: connection to {} lost: {e}; reconnecting", options.connect);
+                        }
+                        break None;
+                    }
+                    _ = tick.tick() => progress.draw(&core, started)?,
+                }
+            };
+            match ended {
+                Some(done) => break done.map_err(CliError::from),
+                None => {
+                    if connections > 0 {
+                        last_contact = Instant::now();
+                    }
+                    tokio::time::sleep(RECONNECT_EVERY / 4).await;
+                }
+            }
+        };
+        progress.clear();
+        result?;
+        store.flush()?;
+        let info = core.info()?;
+        let seconds = started.elapsed().as_secs_f64();
+        let mut out = std::io::stdout().lock();
+        if options.json {
+            let o = Object::default()
+                .str("key", Some(&key.to_string()))
+                .num("blocks", info.blocks_stored)
+                .num("bytes", info.bytes_stored)
+                .num("fetched", info.blocks_stored - present.min(info.blocks_stored))
+                .float("seconds", seconds)
+                .num("connections", connections)
+                .num("length", info.length)
+                .num("fork", info.fork);
+            writeln!(out, "{}", o.finish())?;
+        } else {
+            writeln!(
+                out,
+                "cloned {key}: {} blocks, {} bytes ({} fetched, {} already here) in {seconds:.2} s, {:.1} MB/s",
+                info.blocks_stored,
+                info.bytes_stored,
+                info.blocks_stored - present.min(info.blocks_stored),
+                present,
+                info.bytes_stored as f64 / 1e6 / seconds.max(1e-9),
+            )?;
+        }
+        out.flush()?;
+        Ok(())
+    })
+}
+
+/// `hyper-cli core get KEY INDEX --connect ADDR`: one block, fetched
+/// sparsely if it is not stored here.
+pub fn get(
+    dir: &Path,
+    key: &str,
+    index: u64,
+    connect: &str,
+    timeout: Duration,
+) -> Result<(), CliError> {
+    let store = open_store(dir)?;
+    let core = match open_core(&store, key) {
+        Ok(core) => core,
+        Err(CliError::NoSuchCore(_)) => store.replica(&parse_key(key)?)?,
+        Err(e) => return Err(e),
+    };
+    let block = match core.get(index) {
+        Ok(block) => block,
+        Err(_) => runtime()?.block_on(async {
+            let replication = Replication::new(
+                store.clone(),
+                KeyPair::generate()?,
+                ReplicationOptions::default(),
+            );
+            replication.add_core(&core);
+            let _connection = connect_tcp(&replication, connect).await?;
+            let block = replication.get(&core, index, timeout).await?;
+            store.flush()?;
+            Ok::<_, CliError>(block)
+        })?,
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&block)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// How `clone` shows progress.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ProgressStyle {
+    /// Nothing (stdout is not a terminal).
+    Quiet,
+    /// One redrawn line on stdout (a terminal).
+    Bar,
+    /// A line per update on stderr (`--progress`).
+    Lines,
+}
+
+/// Progress of a download: blocks, bytes and rate.
+struct Progress {
+    style: ProgressStyle,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(style: ProgressStyle) -> Self {
+        Progress {
+            style,
+            drawn: false,
+        }
+    }
+
+    fn draw(&mut self, core: &Core, started: Instant) -> Result<(), CliError> {
+        if self.style == ProgressStyle::Quiet {
+            return Ok(());
+        }
+        let info = core.info()?;
+        let seconds = started.elapsed().as_secs_f64().max(1e-9);
+        let line = format!(
+            "{}/{} blocks  {:.1} MB  {:.1} MB/s",
+            info.blocks_stored,
+            info.length,
+            info.bytes_stored as f64 / 1e6,
+            info.bytes_stored as f64 / 1e6 / seconds
+        );
+        if self.style == ProgressStyle::Lines {
+            eprintln!("progress: {line}");
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        write!(out, "\r\x1b[K{line}")?;
+        out.flush()?;
+        self.drawn = true;
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "\r\x1b[K");
+            let _ = out.flush();
+            self.drawn = false;
+        }
+    }
+}
