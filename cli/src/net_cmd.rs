@@ -75,8 +75,10 @@ pub fn seed(dir: &Path, keys: &[String], listen: &str) -> Result<(), CliError> {
             }
         }
         let (listener, addr) = listen_tcp(listen).await?;
-        writeln!(out, "listening on {addr}")?;
+        // The address last: a script may stop reading after it. Nothing
+        // else goes to stdout from here on (peer events go to stderr).
         writeln!(out, "identity {}", replication.identity())?;
+        writeln!(out, "listening on {addr}")?;
         out.flush()?;
         drop(out);
         loop {
@@ -117,6 +119,7 @@ pub fn clone(dir: &Path, options: CloneOptions<'_>) -> Result<(), CliError> {
     let key = parse_key(options.key)?;
     let store = open_store(dir)?;
     let core = store.replica(&key)?;
+    store.flush()?;
     let present = core.info()?.blocks_stored;
     runtime()?.block_on(async {
         let replication = Replication::new(

@@ -30,7 +30,7 @@ const INBOX: usize = 1024;
 const DRAIN: usize = 512;
 
 /// How a [`Replication`] chooses its cores.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ReplicationOptions {
     /// Replicate every core of the store: open them all on each connection
     /// and answer a peer's open for any core the store holds. Without it,
@@ -39,6 +39,21 @@ pub struct ReplicationOptions {
     pub all_cores: bool,
     /// Tuning of the replicator.
     pub config: Config,
+    /// With a store of eventual durability, make what was stored durable
+    /// (an fsynced commit) at most this often while data arrives, so a
+    /// crash loses at most this much of a download. `None`: never (the
+    /// application flushes).
+    pub flush_every: Option<Duration>,
+}
+
+impl Default for ReplicationOptions {
+    fn default() -> Self {
+        ReplicationOptions {
+            all_cores: false,
+            config: Config::default(),
+            flush_every: Some(Duration::from_secs(1)),
+        }
+    }
 }
 
 /// What to download, see [`Replication::download`].
@@ -172,6 +187,9 @@ impl Replication {
             gets: HashMap::new(),
             downloads: HashMap::new(),
             discovery: HashMap::new(),
+            flush_every: options.flush_every,
+            last_flush: Instant::now(),
+            unflushed: false,
         };
         tokio::spawn(driver.run(command_rx, inbox_rx));
         Replication {
@@ -308,6 +326,10 @@ struct Driver {
     gets: HashMap<Handle, (Core, BlockReply)>,
     downloads: HashMap<Handle, oneshot::Sender<Result<()>>>,
     discovery: HashMap<DiscoveryKey, CoreKey>,
+    flush_every: Option<Duration>,
+    last_flush: Instant,
+    /// Data was stored since the last flush.
+    unflushed: bool,
 }
 
 impl Driver {
@@ -343,12 +365,26 @@ impl Driver {
                     }
                 }
                 () = sleep_until(deadline) => self.replicator.handle_timeout(now()),
+                () = sleep_until(self.flush_due().map(Instant::into_std)) => self.flush(),
             }
             self.outputs();
         }
         for (_, task) in self.readers.drain() {
             task.abort();
         }
+    }
+
+    /// When stored data is next due to be made durable.
+    fn flush_due(&self) -> Option<Instant> {
+        let every = self.flush_every?;
+        self.unflushed.then_some(self.last_flush + every)
+    }
+
+    fn flush(&mut self) {
+        self.last_flush = Instant::now();
+        self.unflushed = false;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush());
     }
 
     fn add_core(&mut self, core: Core) {
@@ -413,7 +449,14 @@ impl Driver {
                 self.downloads.insert(handle, reply);
             }
             Command::Changed(key) => self.replicator.local_changed(now, key),
-            Command::Stored { batch, result } => self.replicator.stored(now, batch, result),
+            Command::Stored { batch, result } => {
+                let stored = result.is_ok();
+                self.replicator.stored(now, batch, result);
+                self.unflushed |= stored;
+                if self.flush_due().is_some_and(|due| due <= Instant::now()) {
+                    self.flush();
+                }
+            }
             Command::Peers(reply) => {
                 let _ = reply.send(self.replicator.peers().collect());
             }
