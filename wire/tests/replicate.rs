@@ -95,3 +95,78 @@ async fn sparse_get_over_tcp_fetches_only_that_block() {
     assert_eq!(info.length, 1000);
     assert_eq!(info.blocks_stored, 1, "only the block asked for is stored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_replicates_every_core_both_sides_know() {
+    let (_wd, ws) = store();
+    let cores: Vec<Core> = (0..3)
+        .map(|i| {
+            let core = ws.named(&format!("core{i}")).expect("core");
+            let blocks: Vec<Vec<u8>> = (0..50 + i)
+                .map(|j| format!("{i}/{j}").into_bytes())
+                .collect();
+            core.append_batch(&blocks).expect("append");
+            core
+        })
+        .collect();
+    let (_rd, rs) = store();
+    // The reader knows two of the three keys; the third stays secret.
+    let replicas: Vec<Core> = cores[..2]
+        .iter()
+        .map(|c| rs.replica(&c.key()).expect("replica"))
+        .collect();
+    let (a, b) = (replication(&ws), replication(&rs));
+    let (ca, _cb) = connect_memory(&b, &a).await.expect("connect");
+    for (replica, core) in replicas.iter().zip(&cores) {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            b.download(replica, DownloadRange::all()),
+        )
+        .await
+        .expect("in time")
+        .expect("download");
+        assert_same(core, replica);
+    }
+    assert_eq!(b.peers().await, vec![ca.peer()]);
+    assert!(
+        rs.core(&cores[2].key()).is_err(),
+        "the unknown core was not created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_readers_follow_appends_and_truncations() {
+    let (_wd, ws, wc) = writer(200, 10);
+    let (_rd, rs) = store();
+    let (a, b) = (replication(&ws), replication(&rs));
+    let _conns = connect_memory(&b, &a).await.expect("connect");
+    let replica = rs.replica(&wc.key()).expect("replica");
+    let live = {
+        let (b, replica) = (b.clone(), replica.clone());
+        tokio::spawn(async move { b.download(&replica, DownloadRange::live()).await })
+    };
+    let converged = |want: u64, fork: u64| {
+        let replica = replica.clone();
+        async move {
+            for _ in 0..400 {
+                let s = replica.signed_state().expect("state");
+                if s.length == want && s.fork == fork && replica.has_range(0..want).expect("has") {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("reader did not reach length {want} on fork {fork}");
+        }
+    };
+    converged(200, 0).await;
+    wc.append_batch(&[b"more".as_slice(); 30]).expect("append");
+    converged(230, 0).await;
+    // A truncation: the reader follows the new fork and drops what it cut.
+    wc.truncate(120).expect("truncate");
+    wc.append_batch(&[b"new fork".as_slice(); 5])
+        .expect("append");
+    converged(125, 1).await;
+    assert_same(&wc, &replica);
+    assert_eq!(replica.info().expect("info").blocks_stored, 125);
+    live.abort();
+}
