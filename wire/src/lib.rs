@@ -1,13 +1,37 @@
-//! hyper-wire: the replication protocol.
+//! hyper-wire: replication of `hyper-core` cores between peers.
 //!
-//! This crate is being built in steps. Present now: the message schema
-//! (`proto/wire.proto`, the protocol's documentation, and the prost types in
-//! [`messages`] that match it), framing with a maximum frame size
-//! ([`FrameDecoder`]), and checked conversion between wire messages and
-//! `hyper-core` proofs and requests ([`proof_from_data`] and friends), and
-//! the Noise XX [`EncryptedStream`] with identity proofs and channel
-//! [`Capabilities`], and the pure channel table ([`Channels`]). The
-//! replicator and transports come next.
+//! Layers, bottom up:
+//! - [`messages`]: the protocol's messages, prost types matching
+//!   `proto/wire.proto` (the protocol's documentation); framing with a
+//!   maximum frame size ([`FrameDecoder`]); checked conversion between
+//!   wire messages and core proofs ([`proof_from_data`] and friends).
+//! - [`EncryptedStream`]: a Noise XX handshake over any
+//!   `AsyncRead + AsyncWrite`, each side proving an ed25519 identity, then
+//!   encrypted frames. [`Capabilities`] bind channel opens to the connection.
+//! - [`Channels`]: which cores one connection carries, opened by discovery
+//!   key and capability (pure).
+//! - [`Replicator`]: the replication state machine for all connections of a
+//!   node (pure: no I/O, time passed in). Reads local cores through
+//!   [`CoreAccess`]; hands every write out as [`Event::Store`].
+//! - [`Replication`]: the tokio driver around it, with transports
+//!   ([`memory_pair`], [`connect_tcp`], [`serve_tcp`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use hyper_core::{KeyPair, Store};
+//! use hyper_wire::{DownloadRange, Replication, ReplicationOptions, connect_tcp};
+//!
+//! let store = Store::open("/tmp/reader")?;
+//! let key = "…64 hex characters…".parse()?;
+//! let core = store.replica(&key)?;
+//! let replication = Replication::new(store, KeyPair::generate()?, ReplicationOptions::default());
+//! let _connection = connect_tcp(&replication, "127.0.0.1:9000").await?;
+//! // One block, sparsely: only it and its proof move.
+//! let block = replication.get(&core, 7, std::time::Duration::from_secs(10)).await?;
+//! // Everything, verified block by block.
+//! replication.download(&core, DownloadRange::all()).await?;
+//! # let _ = block; Ok(()) }
+//! ```
 
 mod capability;
 mod channels;

@@ -28,8 +28,6 @@ pub trait CoreAccess {
     fn status(&self) -> hyper_core::Result<CoreStatus>;
     /// Whether block `index` is stored locally.
     fn has(&self, index: u64) -> bool;
-    /// Whether every block of `range` is stored locally.
-    fn has_range(&self, range: Range<u64>) -> bool;
     /// The first block of `range` not stored locally.
     fn next_missing(&self, range: Range<u64>) -> Option<u64>;
     /// The stored and missing blocks of `range` as alternating run lengths,
@@ -63,10 +61,6 @@ impl CoreAccess for Core {
 
     fn has(&self, index: u64) -> bool {
         Core::has(self, index).unwrap_or(false)
-    }
-
-    fn has_range(&self, range: Range<u64>) -> bool {
-        Core::has_range(self, range).unwrap_or(false)
     }
 
     fn next_missing(&self, range: Range<u64>) -> Option<u64> {
