@@ -6,16 +6,29 @@
 //! scaled run carry `"scale": N`. MB is 1,000,000 bytes, as on the
 //! JavaScript side (`benches/reference-js`).
 
+mod replicate;
 mod report;
 mod workloads;
 
 use std::process::ExitCode;
 
 /// Workloads this build can run, in the order `all` runs them.
-const RUNNABLE: [&str; 3] = ["W1", "W2", "W3"];
+const RUNNABLE: [&str; 5] = ["W1", "W2", "W3", "W4", "W5"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Internal: the serving process of W4/W5.
+    if let [cmd, dir] = args.as_slice()
+        && cmd == "serve"
+    {
+        return match replicate::serve(std::path::Path::new(dir)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hyper-bench serve: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!("usage: hyper-bench all | W1 W2 W3 ...  (BENCH_SCALE=N divides the counts)");
         return ExitCode::from(2);
@@ -41,10 +54,12 @@ fn main() -> ExitCode {
             "W1" => workloads::append(scale, workloads::Append::SMALL),
             "W2" => workloads::append(scale, workloads::Append::LARGE),
             "W3" => workloads::read(scale),
-            "W4" | "W5" | "W6" | "W7" | "W8" => {
+            "W4" => replicate::full(scale),
+            "W5" => replicate::sparse(scale),
+            "W6" | "W7" | "W8" => {
                 eprintln!(
                     "hyper-bench: {id} needs a crate that does not exist yet \
-                     (W4-W5 replication, W6 bee, W7 drive, W8 autobase); runnable: {}",
+                     (W6 bee, W7 drive, W8 autobase); runnable: {}",
                     RUNNABLE.join(" ")
                 );
                 return ExitCode::FAILURE;

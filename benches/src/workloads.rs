@@ -1,4 +1,5 @@
 //! W1–W3 of the benchmark suite: append small and large blocks, then read.
+//! (W4 and W5 are in `replicate.rs`.)
 //! Random data is made before any timer starts; every workload works in its
 //! own temporary folder, removed at the end.
 
@@ -10,17 +11,17 @@ use rand::{Rng, RngCore, SeedableRng};
 
 use crate::report::Line;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-const MB: f64 = 1_000_000.0;
+pub const MB: f64 = 1_000_000.0;
 
 /// The shape of an append workload.
 #[derive(Clone, Copy)]
 pub struct Append {
     id: &'static str,
-    blocks: u64,
-    block_size: usize,
-    batch: usize,
+    pub blocks: u64,
+    pub block_size: usize,
+    pub batch: usize,
 }
 
 impl Append {
@@ -40,7 +41,7 @@ impl Append {
     };
 }
 
-fn random_blocks(count: u64, size: usize, seed: u64) -> Vec<Vec<u8>> {
+pub fn random_blocks(count: u64, size: usize, seed: u64) -> Vec<Vec<u8>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..count)
         .map(|_| {
@@ -74,7 +75,7 @@ fn durability_name(d: Durability) -> &'static str {
 
 /// Appends `blocks` to a new core named "bench" in `dir`; returns seconds.
 /// With eventual durability the time includes the final flush to disk.
-fn fill(dir: &Path, blocks: &[Vec<u8>], batch: usize, durability: Durability) -> Result<f64> {
+pub fn fill(dir: &Path, blocks: &[Vec<u8>], batch: usize, durability: Durability) -> Result<f64> {
     let store = Store::open_with(dir, StoreOptions { durability })?;
     let core = store.named("bench")?;
     let start = Instant::now();

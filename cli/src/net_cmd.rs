@@ -29,9 +29,10 @@ fn open_store(dir: &Path) -> Result<Store, CliError> {
     )?)
 }
 
+/// One event-loop thread (store batches run on tokio's blocking pool):
+/// fewer cross-thread wake-ups per round trip than a multi-thread runtime.
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }

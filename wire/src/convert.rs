@@ -8,7 +8,7 @@
 use hyper_core::{
     BlockProof, Hash, HashProof, Manifest, Node as CoreNode, NodeRequest as CoreNodeRequest, Proof,
     ProofRequest, SeekProof, Signature, SignerSignature as CoreSignature, UpgradeProof,
-    UpgradeRequest as CoreUpgradeRequest,
+    UpgradeRequest as CoreUpgradeRequest, flat,
 };
 
 use crate::error::{Error, Result};
@@ -44,6 +44,40 @@ fn nodes_to_wire(nodes: &[CoreNode]) -> Vec<wire::Node> {
     nodes.iter().map(node_to_wire).collect()
 }
 
+/// A sibling path on the wire: the hashes concatenated and the sizes
+/// packed. Each node's index is implied by its position (the sibling of the
+/// node below), so it is not sent.
+fn path_to_wire(nodes: &[CoreNode]) -> (Vec<u8>, Vec<u64>) {
+    let mut hashes = Vec::with_capacity(nodes.len() * 32);
+    for n in nodes {
+        hashes.extend_from_slice(&n.hash.0);
+    }
+    (hashes, nodes.iter().map(|n| n.size).collect())
+}
+
+/// A sibling path from the wire, starting above the node at `start`, its
+/// indexes filled in from the positions.
+fn path_from_wire(start: u64, hashes: &[u8], sizes: &[u64]) -> Result<Vec<CoreNode>> {
+    if hashes.len() != sizes.len().saturating_mul(32) {
+        return Err(Error::Malformed("path hashes and sizes do not match"));
+    }
+    let mut cur = start;
+    hashes
+        .chunks_exact(32)
+        .zip(sizes)
+        .map(|(hash, &size)| {
+            let node = CoreNode {
+                index: flat::sibling(cur),
+                size,
+                hash: Hash::from_slice(hash)
+                    .ok_or(Error::Malformed("node hash is not 32 bytes"))?,
+            };
+            cur = flat::parent(cur);
+            Ok(node)
+        })
+        .collect()
+}
+
 /// The `Data` message carrying `proof` as the answer to request `request`.
 /// The proof is taken by value so the block's bytes move, not copy.
 pub fn data_from_proof(request: u64, proof: Proof) -> Data {
@@ -56,19 +90,31 @@ pub fn data_from_proof(request: u64, proof: Proof) -> Data {
         request,
         fork: proof.fork,
         manifest,
-        block: proof.block.map(|b| wire::BlockProof {
-            index: b.index,
-            nodes: nodes_to_wire(&b.nodes),
-            value: b.value,
+        block: proof.block.map(|b| {
+            let (path_hashes, path_sizes) = path_to_wire(&b.nodes);
+            wire::BlockProof {
+                index: b.index,
+                value: b.value,
+                path_hashes,
+                path_sizes,
+            }
         }),
-        hash: proof.hash.as_ref().map(|h| wire::HashProof {
-            node: Some(node_to_wire(&h.node)),
-            nodes: nodes_to_wire(&h.nodes),
+        hash: proof.hash.as_ref().map(|h| {
+            let (path_hashes, path_sizes) = path_to_wire(&h.nodes);
+            wire::HashProof {
+                node: Some(node_to_wire(&h.node)),
+                path_hashes,
+                path_sizes,
+            }
         }),
-        seek: proof.seek.as_ref().map(|s| wire::SeekProof {
-            bytes: s.bytes,
-            leaf: Some(node_to_wire(&s.leaf)),
-            nodes: nodes_to_wire(&s.nodes),
+        seek: proof.seek.as_ref().map(|s| {
+            let (path_hashes, path_sizes) = path_to_wire(&s.nodes);
+            wire::SeekProof {
+                bytes: s.bytes,
+                leaf: Some(node_to_wire(&s.leaf)),
+                path_hashes,
+                path_sizes,
+            }
         }),
         upgrade: proof.upgrade.as_ref().map(|u| wire::UpgradeProof {
             start: u.start,
@@ -100,7 +146,7 @@ pub fn proof_from_data(data: Data) -> Result<Proof> {
         .map(|b| -> Result<BlockProof> {
             Ok(BlockProof {
                 index: b.index,
-                nodes: nodes_from_wire(&b.nodes)?,
+                nodes: path_from_wire(flat::leaf(b.index), &b.path_hashes, &b.path_sizes)?,
                 value: b.value,
             })
         })
@@ -109,9 +155,10 @@ pub fn proof_from_data(data: Data) -> Result<Proof> {
         .hash
         .as_ref()
         .map(|h| -> Result<HashProof> {
+            let node = required_node(h.node.as_ref(), "hash proof without a node")?;
             Ok(HashProof {
-                node: required_node(h.node.as_ref(), "hash proof without a node")?,
-                nodes: nodes_from_wire(&h.nodes)?,
+                node,
+                nodes: path_from_wire(node.index, &h.path_hashes, &h.path_sizes)?,
             })
         })
         .transpose()?;
@@ -119,10 +166,11 @@ pub fn proof_from_data(data: Data) -> Result<Proof> {
         .seek
         .as_ref()
         .map(|s| -> Result<SeekProof> {
+            let leaf = required_node(s.leaf.as_ref(), "seek proof without a leaf")?;
             Ok(SeekProof {
                 bytes: s.bytes,
-                leaf: required_node(s.leaf.as_ref(), "seek proof without a leaf")?,
-                nodes: nodes_from_wire(&s.nodes)?,
+                leaf,
+                nodes: path_from_wire(leaf.index, &s.path_hashes, &s.path_sizes)?,
             })
         })
         .transpose()?;

@@ -217,9 +217,12 @@ pub struct BlockProof {
     /// The block's bytes.
     #[prost(bytes = "vec", tag = "2")]
     pub value: Vec<u8>,
-    /// Sibling nodes, bottom-up.
-    #[prost(message, repeated, tag = "3")]
-    pub nodes: Vec<Node>,
+    /// Sibling path from the leaf up: the hashes, 32 bytes each.
+    #[prost(bytes = "vec", tag = "3")]
+    pub path_hashes: Vec<u8>,
+    /// Sibling path: the byte size under each node, in the same order.
+    #[prost(uint64, repeated, packed = "true", tag = "4")]
+    pub path_sizes: Vec<u64>,
 }
 
 /// A node and its sibling path.
@@ -228,9 +231,12 @@ pub struct HashProof {
     /// The proven node.
     #[prost(message, optional, tag = "1")]
     pub node: Option<Node>,
-    /// Sibling nodes, bottom-up.
-    #[prost(message, repeated, tag = "2")]
-    pub nodes: Vec<Node>,
+    /// Sibling path from the node up: the hashes, 32 bytes each.
+    #[prost(bytes = "vec", tag = "2")]
+    pub path_hashes: Vec<u8>,
+    /// Sibling path: the byte size under each node, in the same order.
+    #[prost(uint64, repeated, packed = "true", tag = "3")]
+    pub path_sizes: Vec<u64>,
 }
 
 /// The leaf holding a byte offset, with its full path.
@@ -242,9 +248,12 @@ pub struct SeekProof {
     /// The leaf holding it.
     #[prost(message, optional, tag = "2")]
     pub leaf: Option<Node>,
-    /// Sibling nodes, bottom-up, up to a root.
-    #[prost(message, repeated, tag = "3")]
-    pub nodes: Vec<Node>,
+    /// Sibling path from the leaf up to a root: the hashes, 32 bytes each.
+    #[prost(bytes = "vec", tag = "3")]
+    pub path_hashes: Vec<u8>,
+    /// Sibling path: the byte size under each node, in the same order.
+    #[prost(uint64, repeated, packed = "true", tag = "4")]
+    pub path_sizes: Vec<u64>,
 }
 
 /// A newer signed state and the nodes tying the old one to it.

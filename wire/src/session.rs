@@ -28,6 +28,9 @@ use crate::stream::EncryptedStream;
 const INBOX: usize = 1024;
 /// Messages handled before the driver flushes what they produced.
 const DRAIN: usize = 512;
+/// Store batches of at most this many proofs run on the driver's thread;
+/// larger ones on the blocking pool.
+const INLINE_BATCH: usize = 4;
 
 /// How a [`Replication`] chooses its cores.
 #[derive(Debug, Clone)]
@@ -128,6 +131,7 @@ enum Command {
     Changed(CoreKey),
     Stored {
         batch: BatchId,
+        key: CoreKey,
         result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
     },
     Peers(oneshot::Sender<Vec<PeerId>>),
@@ -323,7 +327,7 @@ struct Driver {
     closers: HashMap<PeerId, oneshot::Sender<Result<()>>>,
     cores: HashMap<CoreKey, Core>,
     subscriptions: HashMap<CoreKey, Subscription>,
-    gets: HashMap<Handle, (Core, BlockReply)>,
+    gets: HashMap<Handle, (Core, u64, BlockReply)>,
     downloads: HashMap<Handle, oneshot::Sender<Result<()>>>,
     discovery: HashMap<DiscoveryKey, CoreKey>,
     flush_every: Option<Duration>,
@@ -371,6 +375,37 @@ impl Driver {
         }
         for (_, task) in self.readers.drain() {
             task.abort();
+        }
+    }
+
+    /// A store batch finished: waiting gets get their block from the
+    /// verified proofs at once; the replicator learns the result.
+    fn stored(
+        &mut self,
+        batch: BatchId,
+        key: CoreKey,
+        result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
+    ) {
+        if let Ok(verified) = &result {
+            for (index, bytes) in verified.iter().filter_map(|v| v.block.as_ref()) {
+                let waiting: Vec<Handle> = self
+                    .gets
+                    .iter()
+                    .filter(|(_, g)| g.0.key() == key && g.1 == *index)
+                    .map(|(h, _)| *h)
+                    .collect();
+                for handle in waiting {
+                    if let Some((_, _, reply)) = self.gets.remove(&handle) {
+                        let _ = reply.send(Ok(bytes.clone()));
+                    }
+                }
+            }
+        }
+        let stored = result.is_ok();
+        self.replicator.stored(now(), batch, result);
+        self.unflushed |= stored;
+        if self.flush_due().is_some_and(|due| due <= Instant::now()) {
+            self.flush();
         }
     }
 
@@ -438,7 +473,7 @@ impl Driver {
                 let key = core.key();
                 self.add_core(core.clone());
                 let handle = self.replicator.get(now, key, index, timeout);
-                self.gets.insert(handle, (core, reply));
+                self.gets.insert(handle, (core, index, reply));
             }
             Command::Download { core, range, reply } => {
                 let key = core.key();
@@ -449,14 +484,7 @@ impl Driver {
                 self.downloads.insert(handle, reply);
             }
             Command::Changed(key) => self.replicator.local_changed(now, key),
-            Command::Stored { batch, result } => {
-                let stored = result.is_ok();
-                self.replicator.stored(now, batch, result);
-                self.unflushed |= stored;
-                if self.flush_due().is_some_and(|due| due <= Instant::now()) {
-                    self.flush();
-                }
-            }
+            Command::Stored { batch, key, result } => self.stored(batch, key, result),
             Command::Peers(reply) => {
                 let _ = reply.send(self.replicator.peers().collect());
             }
@@ -499,10 +527,17 @@ impl Driver {
                 let Some(commands) = self.commands.upgrade() else {
                     return;
                 };
-                tokio::task::spawn_blocking(move || {
+                if proofs.len() <= INLINE_BATCH {
+                    // A few proofs (sparse gets): storing them here saves
+                    // two thread hops of latency.
                     let result = core.apply(&proofs);
-                    let _ = commands.send(Command::Stored { batch, result });
-                });
+                    self.stored(batch, key, result);
+                } else {
+                    tokio::task::spawn_blocking(move || {
+                        let result = core.apply(&proofs);
+                        let _ = commands.send(Command::Stored { batch, key, result });
+                    });
+                }
             }
             Event::UnknownCore { discovery_key, .. } => {
                 if !self.all_cores {
@@ -520,7 +555,7 @@ impl Driver {
                 }
             }
             Event::Got { handle, index, .. } => {
-                if let Some((core, reply)) = self.gets.remove(&handle) {
+                if let Some((core, _, reply)) = self.gets.remove(&handle) {
                     let _ = reply.send(core.get(index).map_err(|e| Error::Storage(Arc::new(e))));
                 }
             }
@@ -530,7 +565,7 @@ impl Driver {
                 }
             }
             Event::Failed { handle, error, .. } => {
-                if let Some((_, reply)) = self.gets.remove(&handle) {
+                if let Some((_, _, reply)) = self.gets.remove(&handle) {
                     let _ = reply.send(Err(error));
                 } else if let Some(reply) = self.downloads.remove(&handle) {
                     let _ = reply.send(Err(error));

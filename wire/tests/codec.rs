@@ -51,7 +51,7 @@ fn hex_snapshots_match_the_protobuf_rules() {
             block: Some(hyper_wire::messages::BlockProof {
                 index: 1,
                 value: b"hi".to_vec(),
-                nodes: vec![],
+                ..Default::default()
             }),
             ..Default::default()
         })),
@@ -59,6 +59,18 @@ fn hex_snapshots_match_the_protobuf_rules() {
     assert_eq!(
         hex(&data.encode_to_vec()),
         "08023a0a08091a0608011202 6869".replace(' ', "")
+    );
+    // A block proof with a one-node sibling path: hashes (field 3: 1a 20,
+    // 32 bytes) and packed sizes (field 4: 22 01, then size 5: 05).
+    let block = hyper_wire::messages::BlockProof {
+        index: 1,
+        value: b"hi".to_vec(),
+        path_hashes: vec![0x11; 32],
+        path_sizes: vec![5],
+    };
+    assert_eq!(
+        hex(&block.encode_to_vec()),
+        format!("080112026869 1a20{} 22 01 05", "11".repeat(32)).replace(' ', "")
     );
 }
 
@@ -74,6 +86,22 @@ fn nodes() -> impl Strategy<Value = Vec<Node>> {
     prop::collection::vec(node(), 0..5)
 }
 
+/// A sibling path above `start`: indexes in their implied places.
+fn path_above(start: u64, nodes: Vec<Node>) -> Vec<Node> {
+    let mut cur = start;
+    nodes
+        .into_iter()
+        .map(|n| {
+            let placed = Node {
+                index: hyper_core::flat::sibling(cur),
+                ..n
+            };
+            cur = hyper_core::flat::parent(cur);
+            placed
+        })
+        .collect()
+}
+
 fn proof() -> impl Strategy<Value = Proof> {
     let block = prop::option::of(
         (
@@ -84,18 +112,20 @@ fn proof() -> impl Strategy<Value = Proof> {
             .prop_map(|(index, value, nodes)| BlockProof {
                 index,
                 value,
-                nodes,
+                nodes: path_above(hyper_core::flat::leaf(index), nodes),
             }),
     );
-    let hash =
-        prop::option::of((node(), nodes()).prop_map(|(node, nodes)| HashProof { node, nodes }));
-    let seek = prop::option::of(
-        (any::<u64>(), node(), nodes()).prop_map(|(bytes, leaf, nodes)| SeekProof {
+    let hash = prop::option::of((node(), nodes()).prop_map(|(node, nodes)| HashProof {
+        node,
+        nodes: path_above(node.index, nodes),
+    }));
+    let seek = prop::option::of((any::<u64>(), node(), nodes()).prop_map(
+        |(bytes, leaf, nodes)| SeekProof {
             bytes,
             leaf,
-            nodes,
-        }),
-    );
+            nodes: path_above(leaf.index, nodes),
+        },
+    ));
     let sig = (any::<u8>(), prop::collection::vec(any::<u8>(), 64)).prop_map(|(signer, s)| {
         SignerSignature {
             signer,
@@ -234,7 +264,7 @@ fn oversized_and_malformed_input_is_refused() {
     );
     let mut short_hash = good.clone();
     if let Some(b) = &mut short_hash.block {
-        b.nodes[0].hash.pop();
+        b.path_hashes.pop();
     }
     assert!(matches!(
         proof_from_data(short_hash.clone()),

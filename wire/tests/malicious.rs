@@ -162,8 +162,8 @@ async fn bad_peer(io: Tamper, garble: Arc<AtomicBool>, core: Core, lie: Lie) {
                         }
                     }
                     Lie::WrongProof => {
-                        if let Some(n) = data.block.as_mut().and_then(|b| b.nodes.first_mut()) {
-                            n.hash[3] ^= 1;
+                        if let Some(b) = data.block.as_mut().filter(|b| !b.path_hashes.is_empty()) {
+                            b.path_hashes[3] ^= 1;
                         }
                     }
                     Lie::WrongSignature => {
