@@ -21,7 +21,7 @@ fn prints_one_json_line_per_workload_and_durability() {
     );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 5, "{stdout}");
+    assert_eq!(lines.len(), 8, "{stdout}");
     for (line, workload, fields) in [
         (
             lines[0],
@@ -50,6 +50,26 @@ fn prints_one_json_line_per_workload_and_durability() {
                 "\"seq_get_mb_per_sec\":",
             ][..],
         ),
+        (
+            lines[5],
+            "W4",
+            &[
+                "\"block_size\":1024",
+                "\"mb_per_sec\":",
+                "\"seconds\":",
+                "\"wire_bytes\":",
+            ][..],
+        ),
+        (lines[6], "W4", &["\"block_size\":65536"][..]),
+        (
+            lines[7],
+            "W5",
+            &[
+                "\"p50_ms\":",
+                "\"p99_ms\":",
+                "\"wire_bytes_per_block\":",
+            ][..],
+        ),
     ] {
         assert!(
             line.starts_with(&format!("{{\"workload\":\"{workload}\",\"impl\":\"rust\"")),
@@ -64,10 +84,10 @@ fn prints_one_json_line_per_workload_and_durability() {
 
 #[test]
 fn refuses_what_it_cannot_run() {
-    let out = bench(&["W5"]);
+    let out = bench(&["W6"]);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3 W4 W5"));
     assert_eq!(bench(&["W9"]).status.code(), Some(2));
 }
 
