@@ -64,11 +64,7 @@ fn prints_one_json_line_per_workload_and_durability() {
         (
             lines[7],
             "W5",
-            &[
-                "\"p50_ms\":",
-                "\"p99_ms\":",
-                "\"wire_bytes_per_block\":",
-            ][..],
+            &["\"p50_ms\":", "\"p99_ms\":", "\"wire_bytes_per_block\":"][..],
         ),
     ] {
         assert!(

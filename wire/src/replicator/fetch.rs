@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use hyper_core::{CoreKey, NodeRequest, ProofRequest, UpgradeRequest};
+use hyper_core::{CoreKey, NodeRequest, ProofRequest, UpgradeRequest, flat};
 
 use super::core_access::CoreAccess;
 use super::local::Received;
@@ -76,13 +76,18 @@ impl<C: CoreAccess> Replicator<C> {
                     return Ok(()); // cancelled or timed out: late, harmless
                 };
                 remote.last_progress = Some(now);
+                let id = data.request;
                 let proof = proof_from_data(data)?;
                 let received = match kind {
-                    Inflight::Block { index, .. } => {
+                    Inflight::Block {
+                        index, depends_on, ..
+                    } => {
                         if proof.block.as_ref().map(|b| b.index) != Some(index) {
                             return Err(Error::Malformed("data does not answer its request"));
                         }
                         Received {
+                            id,
+                            depends_on,
                             proof,
                             block: Some(index),
                             upgrade: false,
@@ -93,14 +98,20 @@ impl<C: CoreAccess> Replicator<C> {
                             return Err(Error::Malformed("data does not answer its request"));
                         }
                         Received {
+                            id,
+                            depends_on: None,
                             proof,
                             block: None,
                             upgrade: true,
                         }
                     }
                 };
-                if let Some(local) = self.cores.get_mut(&key) {
-                    local.receive(peer, received);
+                let stale = self
+                    .cores
+                    .get_mut(&key)
+                    .and_then(|local| local.receive(peer, received));
+                if let Some(id) = stale {
+                    self.fail_requests(peer, key, vec![id]);
                 }
             }
             Body::NoData(no) => {
@@ -108,7 +119,7 @@ impl<C: CoreAccess> Replicator<C> {
                     return Ok(());
                 };
                 remote.last_progress = Some(now);
-                if let Inflight::Block { index, fork } = kind {
+                if let Inflight::Block { index, fork, .. } = kind {
                     // Refused on the fork it was asked on: the peer lacks
                     // it. (Refused because the peer has moved to a newer
                     // fork says nothing about the block.)
@@ -121,6 +132,7 @@ impl<C: CoreAccess> Replicator<C> {
                 if let Some(local) = self.cores.get_mut(&key) {
                     local.requeue_inflight([kind]);
                 }
+                self.fail_requests(peer, key, vec![no.request]);
             }
             Body::Want(want) => {
                 let range = checked_range(want.start, want.length)?;
@@ -276,7 +288,7 @@ impl<C: CoreAccess> Replicator<C> {
             if picks.is_empty() {
                 continue;
             }
-            let Ok(nodes) = local.core.missing_nodes(&picks) else {
+            let Ok(stored_levels) = local.core.missing_nodes(&picks) else {
                 for index in picks {
                     local.requested.remove(&index);
                     local.retry.insert(index);
@@ -286,9 +298,33 @@ impl<C: CoreAccess> Replicator<C> {
             if remote.inflight.is_empty() {
                 remote.last_progress = Some(now);
             }
-            for (index, nodes) in picks.into_iter().zip(nodes) {
+            for (index, levels) in picks.into_iter().zip(stored_levels) {
                 self.next_request += 1;
                 let request_id = self.next_request;
+                // Stop at a node an earlier request to this peer brings, if
+                // that is lower than the nearest stored node or root.
+                let mut cur = flat::leaf(index);
+                let mut nodes = 0;
+                let mut depends_on = None;
+                while nodes < levels {
+                    if let Some(&provider) = remote.provides.get(&cur) {
+                        depends_on = Some(provider);
+                        break;
+                    }
+                    cur = flat::parent(cur);
+                    nodes += 1;
+                }
+                // What this proof establishes: the path below the stop and
+                // the siblings along it.
+                let mut at = flat::leaf(index);
+                for _ in 0..nodes {
+                    remote.provides.entry(at).or_insert(request_id);
+                    remote
+                        .provides
+                        .entry(flat::sibling(at))
+                        .or_insert(request_id);
+                    at = flat::parent(at);
+                }
                 let request = ProofRequest {
                     block: Some(NodeRequest { index, nodes }),
                     ..ProofRequest::default()
@@ -298,6 +334,7 @@ impl<C: CoreAccess> Replicator<C> {
                     Inflight::Block {
                         index,
                         fork: status.fork,
+                        depends_on,
                     },
                 );
                 self.transmits.push_back((
@@ -407,9 +444,11 @@ impl<C: CoreAccess> Replicator<C> {
     /// Hands out the next store batch of each core that has none outstanding.
     pub(super) fn flush_batches(&mut self) {
         let max = self.config.max_batch;
+        let mut stale = Vec::new();
         for (key, local) in self.cores.iter_mut() {
             let id = BatchId(self.next_batch + 1);
-            if let Some((peer, proofs)) = local.next_batch(id, max) {
+            let mut dropped = Vec::new();
+            if let Some((peer, proofs)) = local.next_batch(id, max, &mut dropped) {
                 self.next_batch += 1;
                 self.events.push_back(Event::Store {
                     batch: id,
@@ -418,6 +457,64 @@ impl<C: CoreAccess> Replicator<C> {
                     proofs,
                 });
             }
+            stale.extend(dropped.into_iter().map(|(peer, id)| (*key, peer, id)));
+        }
+        for (key, peer, id) in stale {
+            self.fail_requests(peer, key, vec![id]);
+        }
+    }
+
+    /// Requests to `peer` for `key` that will never be stored (refused,
+    /// stale, cancelled): the requests whose proofs build on theirs cannot
+    /// verify, so they are dropped too (cancelled if in flight, discarded
+    /// if received) and their blocks asked for again, transitively.
+    pub(super) fn fail_requests(&mut self, peer: PeerId, key: CoreKey, mut failed: Vec<u64>) {
+        let Some(local) = self.cores.get_mut(&key) else {
+            return;
+        };
+        let Some(remote) = self
+            .peers
+            .get_mut(&peer)
+            .and_then(|p| p.remotes.get_mut(&key))
+        else {
+            return;
+        };
+        while let Some(id) = failed.pop() {
+            remote.provides.retain(|_, provider| *provider != id);
+            let dependents: Vec<u64> = remote
+                .inflight
+                .keys()
+                .copied()
+                .filter(|d| remote.dependency(*d) == Some(id))
+                .collect();
+            for d in dependents {
+                if let Some(kind) = remote.inflight.remove(&d) {
+                    local.requeue_inflight([kind]);
+                    self.transmits.push_back((
+                        peer,
+                        messages::Message {
+                            channel: remote.local_channel,
+                            body: Some(Body::Cancel(messages::Cancel { request: d })),
+                        },
+                    ));
+                    failed.push(d);
+                }
+            }
+            failed.extend(local.drop_received_dependents(peer, id));
+        }
+    }
+
+    /// A batch was stored: the nodes its requests promised are in the tree.
+    pub(super) fn forget_provided(&mut self, peer: PeerId, key: CoreKey, ids: &[u64]) {
+        if let Some(remote) = self
+            .peers
+            .get_mut(&peer)
+            .and_then(|p| p.remotes.get_mut(&key))
+        {
+            let ids: std::collections::HashSet<u64> = ids.iter().copied().collect();
+            remote
+                .provides
+                .retain(|_, provider| !ids.contains(provider));
         }
     }
 }

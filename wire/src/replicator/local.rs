@@ -42,6 +42,10 @@ impl Download {
 
 /// A verified-later proof and what it answers.
 pub(super) struct Received {
+    /// The request it answers.
+    pub id: u64,
+    /// The request whose proof this one's builds on, if any.
+    pub depends_on: Option<u64>,
     pub proof: Proof,
     pub block: Option<u64>,
     pub upgrade: bool,
@@ -50,6 +54,8 @@ pub(super) struct Received {
 /// What an outstanding store batch holds.
 pub(super) struct Batch {
     pub peer: PeerId,
+    /// The requests it answers.
+    pub ids: Vec<u64>,
     pub blocks: Vec<u64>,
     pub upgrade: bool,
 }
@@ -188,18 +194,45 @@ impl<C: CoreAccess> Local<C> {
     }
 
     /// A proof answered a request: keep it for the next store batch, unless
-    /// it is for an older fork than the local one (then ask again).
-    pub fn receive(&mut self, peer: PeerId, r: Received) {
+    /// it is for an older fork than the local one (then ask again, and
+    /// return the request id so its dependents are dropped too).
+    pub fn receive(&mut self, peer: PeerId, r: Received) -> Option<u64> {
         if r.proof.fork < self.status.fork {
             self.requeue_received(&r);
-            return;
+            return Some(r.id);
         }
         self.received.entry(peer).or_default().push(r);
+        None
+    }
+
+    /// Drops the received proofs of `peer` that depend on request `id`;
+    /// returns their request ids.
+    pub fn drop_received_dependents(&mut self, peer: PeerId, id: u64) -> Vec<u64> {
+        let Some(list) = self.received.get_mut(&peer) else {
+            return Vec::new();
+        };
+        let (dropped, kept): (Vec<Received>, Vec<Received>) = std::mem::take(list)
+            .into_iter()
+            .partition(|r| r.depends_on == Some(id));
+        *list = kept;
+        dropped
+            .iter()
+            .map(|r| {
+                self.requeue_received(r);
+                r.id
+            })
+            .collect()
     }
 
     /// The next store batch, if none is outstanding: the proofs of one
     /// peer, at most `max`.
-    pub fn next_batch(&mut self, id: BatchId, max: usize) -> Option<(PeerId, Vec<Proof>)> {
+    /// Stale proofs (an older fork) are dropped; their ids go to `stale`.
+    pub fn next_batch(
+        &mut self,
+        id: BatchId,
+        max: usize,
+        stale: &mut Vec<(PeerId, u64)>,
+    ) -> Option<(PeerId, Vec<Proof>)> {
         if self.storing.is_some() {
             return None;
         }
@@ -212,6 +245,7 @@ impl<C: CoreAccess> Local<C> {
         }
         let mut batch = Batch {
             peer,
+            ids: Vec::with_capacity(all.len()),
             blocks: Vec::new(),
             upgrade: false,
         };
@@ -219,8 +253,10 @@ impl<C: CoreAccess> Local<C> {
         for r in all {
             if r.proof.fork < fork {
                 self.requeue_received(&r);
+                stale.push((peer, r.id));
                 continue;
             }
+            batch.ids.push(r.id);
             batch.blocks.extend(r.block);
             batch.upgrade |= r.upgrade;
             proofs.push(r.proof);

@@ -574,6 +574,7 @@ impl<C: CoreAccess> Replicator<C> {
                 if let Some(local) = self.cores.get_mut(&key) {
                     local.stored(&done);
                 }
+                self.forget_provided(done.peer, key, &done.ids);
                 self.announce(key, &blocks);
             }
             Err(hyper_core::Error::Verify(e)) => {
@@ -584,6 +585,7 @@ impl<C: CoreAccess> Replicator<C> {
             }
             Err(e) => {
                 let error = std::sync::Arc::new(e);
+                self.fail_requests(done.peer, key, done.ids.clone());
                 if let Some(local) = self.cores.get_mut(&key) {
                     local.requeue_batch(&done);
                     local.refresh_status();
@@ -646,6 +648,7 @@ impl<C: CoreAccess> Replicator<C> {
         let timeout = self.config.stall_timeout;
         let backoff = self.config.stall_backoff;
         let mut touched = Vec::new();
+        let mut dropped = Vec::new();
         for (&id, peer) in self.peers.iter_mut() {
             for (key, remote) in peer.remotes.iter_mut() {
                 if remote.stalled_until.is_some_and(|t| t <= now) {
@@ -654,8 +657,10 @@ impl<C: CoreAccess> Replicator<C> {
                 }
                 if remote.stall_deadline(timeout).is_some_and(|d| d <= now) {
                     let mut moved = Vec::new();
+                    remote.provides.clear();
                     for (request, kind) in remote.inflight.drain() {
                         moved.push(kind);
+                        dropped.push((id, *key, request));
                         self.transmits.push_back((
                             id,
                             Message {
@@ -669,6 +674,15 @@ impl<C: CoreAccess> Replicator<C> {
                         local.requeue_inflight(moved);
                     }
                     touched.push(*key);
+                }
+            }
+        }
+        for (peer, key, request) in dropped {
+            // Received proofs built on a cancelled request cannot verify.
+            if let Some(local) = self.cores.get_mut(&key) {
+                let mut failed = local.drop_received_dependents(peer, request);
+                while let Some(d) = failed.pop() {
+                    failed.extend(local.drop_received_dependents(peer, d));
                 }
             }
         }

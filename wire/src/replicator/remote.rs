@@ -14,6 +14,9 @@ pub(super) enum Inflight {
         index: u64,
         /// The fork the request named.
         fork: u64,
+        /// The earlier request to the same peer whose proof supplies the
+        /// node this one's proof stops at (see [`Remote::provides`]).
+        depends_on: Option<u64>,
     },
     /// An upgrade to the peer's signed length.
     Upgrade,
@@ -37,6 +40,13 @@ pub(super) struct Remote {
     pub wants: RangeSet,
     /// Requests in flight, by id.
     pub inflight: HashMap<u64, Inflight>,
+    /// Tree nodes that block proofs requested from this peer (in flight or
+    /// received, not yet stored) will establish, with the request that
+    /// brings each. A later request to the same peer may stop its proof at
+    /// such a node: the peer answers in order and its proofs are stored in
+    /// order, so the node is known by then. If the earlier request fails,
+    /// the later ones are dropped with it (`Replicator::fail_requests`).
+    pub provides: HashMap<u64, u64>,
     /// The last answer (or the first request after a quiet spell).
     pub last_progress: Option<Instant>,
     /// No new requests until then.
@@ -59,6 +69,7 @@ impl Remote {
             have: RangeSet::new(max_ranges),
             wants: RangeSet::new(max_ranges),
             inflight: HashMap::new(),
+            provides: HashMap::new(),
             last_progress: None,
             stalled_until: None,
             upgrade_refused: None,
@@ -76,6 +87,14 @@ impl Remote {
             && self.can_upgrade
             && (self.fork > fork || (self.fork == fork && self.length > length))
             && self.upgrade_refused != Some((self.fork, self.length))
+    }
+
+    /// The request an in-flight block request depends on.
+    pub fn dependency(&self, id: u64) -> Option<u64> {
+        match self.inflight.get(&id) {
+            Some(Inflight::Block { depends_on, .. }) => *depends_on,
+            _ => None,
+        }
     }
 
     /// When the peer counts as stalled, if it has requests in flight.
