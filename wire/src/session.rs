@@ -135,6 +135,25 @@ enum Command {
         result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
     },
     Peers(oneshot::Sender<Vec<PeerId>>),
+    SendExtension {
+        key: CoreKey,
+        name: String,
+        message: Vec<u8>,
+    },
+    SubscribeExtensions(mpsc::UnboundedSender<ExtensionMessage>),
+}
+
+/// An extension message a peer sent on a core's channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionMessage {
+    /// The peer.
+    pub peer: PeerId,
+    /// The core whose channel carried it.
+    pub key: CoreKey,
+    /// The extension's name.
+    pub name: String,
+    /// Its payload.
+    pub message: Vec<u8>,
 }
 
 /// Replicates cores of one [`Store`] with any number of peers. Cheap to
@@ -194,6 +213,7 @@ impl Replication {
             flush_every: options.flush_every,
             last_flush: Instant::now(),
             unflushed: false,
+            extension_subscribers: Vec::new(),
         };
         tokio::spawn(driver.run(command_rx, inbox_rx));
         Replication {
@@ -291,8 +311,8 @@ impl Replication {
     }
 
     /// Downloads `range` of `core` from peers; returns once every block of
-    /// it is verified and stored (a live download never returns; drop the
-    /// future to stop waiting).
+    /// it is verified and stored. A live download never returns. Dropping
+    /// the future cancels the download (as it does a [`Replication::get`]).
     pub async fn download(&self, core: &Core, range: DownloadRange) -> Result<()> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Download {
@@ -301,6 +321,24 @@ impl Replication {
             reply,
         })?;
         rx.await.map_err(|_| Error::Cancelled)?
+    }
+
+    /// Sends a named application message on `core`'s channel to every peer
+    /// that has the core open (at most the peer's frame limit, 8 MiB by
+    /// default).
+    pub fn send_extension(&self, core: &Core, name: &str, message: &[u8]) -> Result<()> {
+        self.send(Command::SendExtension {
+            key: core.key(),
+            name: name.to_string(),
+            message: message.to_vec(),
+        })
+    }
+
+    /// Every extension message that arrives from now on.
+    pub fn extensions(&self) -> mpsc::UnboundedReceiver<ExtensionMessage> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.send(Command::SubscribeExtensions(tx));
+        rx
     }
 
     /// The connected peers.
@@ -334,6 +372,7 @@ struct Driver {
     last_flush: Instant,
     /// Data was stored since the last flush.
     unflushed: bool,
+    extension_subscribers: Vec<mpsc::UnboundedSender<ExtensionMessage>>,
 }
 
 impl Driver {
@@ -488,6 +527,10 @@ impl Driver {
             Command::Peers(reply) => {
                 let _ = reply.send(self.replicator.peers().collect());
             }
+            Command::SendExtension { key, name, message } => {
+                self.replicator.send_extension(key, None, &name, &message);
+            }
+            Command::SubscribeExtensions(tx) => self.extension_subscribers.push(tx),
         }
     }
 
@@ -502,6 +545,24 @@ impl Driver {
     }
 
     fn outputs(&mut self) {
+        // A caller that stopped waiting cancels its get or download.
+        let abandoned: Vec<Handle> = self
+            .gets
+            .iter()
+            .filter(|(_, g)| g.2.is_closed())
+            .map(|(h, _)| *h)
+            .chain(
+                self.downloads
+                    .iter()
+                    .filter(|(_, d)| d.is_closed())
+                    .map(|(h, _)| *h),
+            )
+            .collect();
+        for handle in abandoned {
+            self.gets.remove(&handle);
+            self.downloads.remove(&handle);
+            self.replicator.cancel(handle);
+        }
         while let Some(event) = self.replicator.poll_event() {
             self.event(event);
         }
@@ -572,6 +633,21 @@ impl Driver {
                 }
             }
             Event::PeerError { peer, error } => self.end_peer(peer, Err(error)),
+            Event::Extension {
+                peer,
+                key,
+                name,
+                message,
+            } => {
+                let m = ExtensionMessage {
+                    peer,
+                    key,
+                    name,
+                    message,
+                };
+                self.extension_subscribers
+                    .retain(|tx| tx.send(m.clone()).is_ok());
+            }
             _ => {}
         }
     }

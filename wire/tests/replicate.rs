@@ -170,3 +170,56 @@ async fn live_readers_follow_appends_and_truncations() {
     assert_eq!(replica.info().expect("info").blocks_stored, 125);
     live.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extension_messages_reach_peers_with_the_core_open() {
+    let (_wd, ws, wc) = writer(10, 10);
+    let (_rd, rs) = store();
+    let (a, b) = (replication(&ws), replication(&rs));
+    let replica = rs.replica(&wc.key()).expect("replica");
+    b.add_core(&replica);
+    let mut inbox = b.extensions();
+    let (ca, _cb) = connect_memory(&a, &b).await.expect("connect");
+    // Wait until the channel is paired: the reader learns the length.
+    b.get(&replica, 0, Duration::from_secs(10))
+        .await
+        .expect("paired");
+    a.send_extension(&wc, "chat", b"hello").expect("send");
+    let got = tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+        .await
+        .expect("in time")
+        .expect("a message");
+    assert_eq!(
+        (got.key, got.name.as_str(), got.message.as_slice()),
+        (wc.key(), "chat", &b"hello"[..])
+    );
+    let _ = ca;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_nobody_can_answer_times_out_and_a_dropped_one_is_cancelled() {
+    let (_wd, ws, wc) = writer(10, 10);
+    let (_rd, rs) = store();
+    let (a, b) = (replication(&ws), replication(&rs));
+    let replica = rs.replica(&wc.key()).expect("replica");
+    let _conns = connect_memory(&a, &b).await.expect("connect");
+    // Past the writer's length: no peer has it.
+    let missing = b.get(&replica, 50, Duration::from_millis(300)).await;
+    assert!(
+        matches!(missing, Err(hyper_wire::Error::Timeout)),
+        "{missing:?}"
+    );
+    // Dropped before it finishes: nothing breaks, later gets still work.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(1),
+        b.get(&replica, 60, Duration::from_secs(60)),
+    )
+    .await;
+    assert!(dropped.is_err());
+    assert_eq!(
+        b.get(&replica, 9, Duration::from_secs(10))
+            .await
+            .expect("get"),
+        wc.get(9).expect("writer")
+    );
+}

@@ -511,8 +511,25 @@ impl<C: CoreAccess> Replicator<C> {
 
     /// Stops a get or download; it yields nothing more.
     pub fn cancel(&mut self, handle: Handle) {
-        for local in self.cores.values_mut() {
-            local.cancel(handle);
+        let mut unwant = Vec::new();
+        for (key, local) in self.cores.iter_mut() {
+            if let Some(d) = local.cancel(handle) {
+                unwant.push((*key, d.start, d.end));
+            }
+        }
+        for (key, start, end) in unwant {
+            let end = end.unwrap_or(u64::MAX);
+            let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+            for p in peers {
+                self.send(
+                    p,
+                    &key,
+                    Body::Unwant(crate::messages::Unwant {
+                        start,
+                        length: end.saturating_sub(start),
+                    }),
+                );
+            }
         }
     }
 
