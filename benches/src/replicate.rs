@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hyper_core::{Durability, KeyPair, Store, StoreOptions};
+use hyper_core::{CoreKey, Durability, KeyPair, Store, StoreOptions};
 use hyper_wire::{DownloadRange, Replication, ReplicationOptions, listen_tcp, serve_tcp};
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -157,6 +157,18 @@ async fn reader(dir: &Path, port: u16) -> Result<(Store, Replication, Arc<Atomic
     Ok((store, replication, bytes))
 }
 
+/// A writer store holding `shape`'s core (built untimed), its key, and the
+/// process serving it.
+fn served_writer(shape: Append, count: u64) -> Result<(tempfile::TempDir, CoreKey, Server)> {
+    let dir = tempfile::tempdir()?;
+    let blocks = random_blocks(count, shape.block_size, 1);
+    fill(dir.path(), &blocks, shape.batch, Durability::Eventual)?;
+    drop(blocks);
+    let key = Store::open(dir.path())?.named("bench")?.key();
+    let server = Server::start(dir.path())?;
+    Ok((dir, key, server))
+}
+
 /// W4: the W1 and W2 cores, each downloaded in full by a fresh reader.
 pub fn full(scale: u64) -> Result<()> {
     for shape in [Append::SMALL, Append::LARGE] {
@@ -206,17 +218,7 @@ pub fn full(scale: u64) -> Result<()> {
 pub fn sparse(scale: u64) -> Result<()> {
     let count = Append::SMALL.blocks / scale;
     let gets = count.min(1000 / scale.min(1000)).max(1);
-    let writer_dir = tempfile::tempdir()?;
-    let blocks = random_blocks(count, Append::SMALL.block_size, 1);
-    fill(
-        writer_dir.path(),
-        &blocks,
-        Append::SMALL.batch,
-        Durability::Eventual,
-    )?;
-    drop(blocks);
-    let key = Store::open(writer_dir.path())?.named("bench")?.key();
-    let server = Server::start(writer_dir.path())?;
+    let (_writer_dir, key, server) = served_writer(Append::SMALL, count)?;
     let reader_dir = tempfile::tempdir()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let mut indexes: Vec<u64> = (0..count).collect();

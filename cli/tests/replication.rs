@@ -12,29 +12,12 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
 }
 
-fn run(store: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = bin()
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hyper-cli");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(stdin).expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("wait")
-}
+mod common;
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
+use common::ok;
+
+fn run(store: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    common::cli(store, args, Some(stdin))
 }
 
 /// A `hyper-cli seed` process; killed on drop.

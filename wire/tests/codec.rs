@@ -1,6 +1,8 @@
 //! The codec three ways: hex snapshots worked out by hand from the protobuf
 //! rules, property round-trips, and a bounded fuzz harness.
 
+mod common;
+
 use hyper_core::{
     BlockProof, Hash, HashProof, KeyPair, Manifest, Node, NodeRequest, Proof, ProofRequest,
     SeekProof, Signature, SignerSignature, UpgradeProof, UpgradeRequest,
@@ -12,7 +14,7 @@ use hyper_wire::{
 };
 use proptest::prelude::*;
 use prost::Message as _;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::SeedableRng;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -337,24 +339,7 @@ fn fuzz_frame_and_message_decoders() {
         body: Some(Body::Data(data_from_proof(7, seed_proof.clone()))),
     });
     for _ in 0..iters {
-        let mut input = if rng.random_bool(0.3) {
-            let mut b = vec![0u8; rng.random_range(0..400)];
-            rng.fill_bytes(&mut b);
-            b
-        } else {
-            valid.clone()
-        };
-        for _ in 0..rng.random_range(1..4) {
-            if input.is_empty() {
-                break;
-            }
-            let at = rng.random_range(0..input.len());
-            match rng.random_range(0..3) {
-                0 => input[at] ^= 1 << rng.random_range(0..8),
-                1 => input[at] = rng.random(),
-                _ => input.truncate(at),
-            }
-        }
+        let input = common::mutated(&mut rng, &valid, 400, 1..4);
         let mut decoder = FrameDecoder::new(4096);
         decoder.push(&input);
         while let Ok(Some(m)) = decoder.next_message() {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_core::{Core, Durability, KeyPair, Store, StoreOptions};
+use hyper_core::{Core, KeyPair, Store};
 use hyper_wire::messages::{Bitfield, Body, Data, Extension, Message, Open, Sync};
 use hyper_wire::{
     DownloadRange, EncryptedStream, Error, Replication, ReplicationOptions, data_from_proof,
@@ -19,16 +19,10 @@ use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 const BLOCKS: u64 = 300;
 const TOTAL: u64 = 400;
 
+mod common;
+
 fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open_with(
-        dir.path(),
-        StoreOptions {
-            durability: Durability::Eventual,
-        },
-    )
-    .expect("store");
-    (dir, store)
+    common::eventual_store()
 }
 
 fn writer() -> (tempfile::TempDir, Store, Core) {

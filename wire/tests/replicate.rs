@@ -3,22 +3,16 @@
 
 use std::time::Duration;
 
-use hyper_core::{Core, Durability, KeyPair, Store, StoreOptions};
+use hyper_core::{Core, KeyPair, Store};
 use hyper_wire::{
     DownloadRange, Replication, ReplicationOptions, connect_memory, connect_tcp, listen_tcp,
     serve_tcp,
 };
 
+mod common;
+
 fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open_with(
-        dir.path(),
-        StoreOptions {
-            durability: Durability::Eventual,
-        },
-    )
-    .expect("store");
-    (dir, store)
+    common::eventual_store()
 }
 
 fn writer(blocks: u64, size: usize) -> (tempfile::TempDir, Store, Core) {

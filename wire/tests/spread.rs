@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use hyper_core::{Core, Durability, Store, StoreOptions};
+use hyper_core::{Core, Store};
 use hyper_wire::messages::{Body, Message};
 use hyper_wire::{Capabilities, Config, Event, PeerId, Replicator};
 
@@ -38,15 +38,10 @@ struct Net {
     requests_served: Vec<u64>,
 }
 
+mod common;
+
 fn node(core: impl FnOnce(&Store) -> Core) -> Node {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open_with(
-        dir.path(),
-        StoreOptions {
-            durability: Durability::Eventual,
-        },
-    )
-    .expect("store");
+    let (dir, store) = common::eventual_store();
     let core = core(&store);
     Node {
         _dir: dir,

@@ -1,6 +1,8 @@
 //! The encrypted stream over in-memory pipes: identities, large messages,
 //! capabilities, and every way a peer can break the handshake or the stream.
 
+mod common;
+
 use hyper_core::{CoreKey, KeyPair};
 use hyper_wire::messages::{Body, Extension, Handshake, Message};
 use hyper_wire::{EncryptedStream, Error, IDENTITY_CONTEXT, NOISE_PARAMS};
@@ -244,7 +246,7 @@ impl tokio::io::AsyncWrite for Recorder {
 /// hang. `HYPER_FUZZ_ITERS` scales the rounds.
 #[tokio::test]
 async fn fuzz_handshake_decoder() {
-    use rand::{Rng, RngCore, SeedableRng};
+    use rand::SeedableRng;
     let iters: usize = std::env::var("HYPER_FUZZ_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -274,24 +276,12 @@ async fn fuzz_handshake_decoder() {
     for round in 0..iters {
         // The victim plays the role opposite to the recorded side.
         let victim_is_initiator = round % 2 == 0;
-        let mut input = if rng.random_bool(0.3) {
-            let mut bytes = vec![0u8; rng.random_range(0..300)];
-            rng.fill_bytes(&mut bytes);
-            bytes
-        } else {
-            transcripts[usize::from(victim_is_initiator)].clone()
-        };
-        for _ in 0..rng.random_range(0..4) {
-            if input.is_empty() {
-                break;
-            }
-            let at = rng.random_range(0..input.len());
-            match rng.random_range(0..3) {
-                0 => input[at] ^= 1 << rng.random_range(0..8),
-                1 => input[at] = rng.random(),
-                _ => input.truncate(at),
-            }
-        }
+        let input = common::mutated(
+            &mut rng,
+            &transcripts[usize::from(victim_is_initiator)],
+            300,
+            0..4,
+        );
         let (mut attacker, victim) = duplex(1 << 16);
         attacker.write_all(&input).await.expect("write");
         drop(attacker);

@@ -1,0 +1,47 @@
+//! Helpers shared by the integration tests of hyper-wire.
+#![allow(dead_code)] // each test binary uses some of them
+
+use hyper_core::{Durability, Store, StoreOptions};
+use rand::Rng;
+
+/// A store in a fresh tempdir, committing without an fsync per batch.
+pub fn eventual_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open_with(
+        dir.path(),
+        StoreOptions {
+            durability: Durability::Eventual,
+        },
+    )
+    .expect("store");
+    (dir, store)
+}
+
+/// A fuzz input: random bytes (30%) or `valid`, then up to `max_edits`
+/// bit flips, byte replacements or truncations.
+pub fn mutated(
+    rng: &mut impl Rng,
+    valid: &[u8],
+    max_random: usize,
+    edits: std::ops::Range<usize>,
+) -> Vec<u8> {
+    let mut input = if rng.random_bool(0.3) {
+        let mut bytes = vec![0u8; rng.random_range(0..max_random)];
+        rng.fill_bytes(&mut bytes);
+        bytes
+    } else {
+        valid.to_vec()
+    };
+    for _ in 0..rng.random_range(edits) {
+        if input.is_empty() {
+            break;
+        }
+        let at = rng.random_range(0..input.len());
+        match rng.random_range(0..3) {
+            0 => input[at] ^= 1 << rng.random_range(0..8),
+            1 => input[at] = rng.random(),
+            _ => input.truncate(at),
+        }
+    }
+    input
+}
