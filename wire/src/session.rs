@@ -28,6 +28,9 @@ use crate::stream::EncryptedStream;
 const INBOX: usize = 1024;
 /// Messages handled before the driver flushes what they produced.
 const DRAIN: usize = 512;
+/// Bytes queued for one peer's writer past which that peer is served
+/// nothing more until it reads (see `Replicator::set_congested`).
+const MAX_WRITE_BACKLOG: usize = 16 << 20;
 /// Store batches of at most this many proofs run on the driver's thread;
 /// larger ones on the blocking pool.
 const INLINE_BATCH: usize = 4;
@@ -98,13 +101,20 @@ impl DownloadRange {
     }
 }
 
+/// The driver's handle on a connection's writer task: the queue, and the
+/// bytes in it not yet written to the socket.
+struct Writer {
+    queue: mpsc::UnboundedSender<Vec<Message>>,
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 /// Where a finished get sends its block.
 type BlockReply = oneshot::Sender<Result<Vec<u8>>>;
 
 enum Command {
     Connection {
         capabilities: crate::Capabilities,
-        writer: mpsc::UnboundedSender<Vec<Message>>,
+        writer: Writer,
         reply: oneshot::Sender<PeerId>,
     },
     Reader {
@@ -135,6 +145,9 @@ enum Command {
         result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
     },
     Peers(oneshot::Sender<Vec<PeerId>>),
+    /// A congested peer's writer drained (the driver re-checks congestion
+    /// in its output step, which follows every command).
+    Writable,
     SendExtension {
         key: CoreKey,
         name: String,
@@ -244,17 +257,28 @@ impl Replication {
         let capabilities = stream.capabilities();
         let (mut reader, mut writer) = stream.into_split();
         let (writer_tx, mut writer_rx) = mpsc::unbounded_channel::<Vec<Message>>();
+        let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (reply, peer) = oneshot::channel();
         self.send(Command::Connection {
             capabilities,
-            writer: writer_tx,
+            writer: Writer {
+                queue: writer_tx,
+                backlog: backlog.clone(),
+            },
             reply,
         })?;
         let peer = peer.await.map_err(|_| Error::Closed)?;
         let commands = self.commands.clone();
         tokio::spawn(async move {
             while let Some(batch) = writer_rx.recv().await {
-                if let Err(error) = writer.send_all(&batch).await {
+                let bytes = batch_bytes(&batch);
+                let sent = writer.send_all(&batch).await;
+                let before = backlog.fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
+                if before > MAX_WRITE_BACKLOG && before - bytes <= MAX_WRITE_BACKLOG {
+                    // Drained below the bound: the driver serves it again.
+                    let _ = commands.send(Command::Writable);
+                }
+                if let Err(error) = sent {
                     let _ = commands.send(Command::Closed {
                         peer,
                         error: Some(error),
@@ -360,7 +384,7 @@ struct Driver {
     store: Store,
     all_cores: bool,
     commands: mpsc::WeakUnboundedSender<Command>,
-    writers: HashMap<PeerId, mpsc::UnboundedSender<Vec<Message>>>,
+    writers: HashMap<PeerId, Writer>,
     readers: HashMap<PeerId, JoinHandle<()>>,
     closers: HashMap<PeerId, oneshot::Sender<Result<()>>>,
     cores: HashMap<CoreKey, Core>,
@@ -531,6 +555,7 @@ impl Driver {
                 self.replicator.send_extension(key, None, &name, &message);
             }
             Command::SubscribeExtensions(tx) => self.extension_subscribers.push(tx),
+            Command::Writable => {}
         }
     }
 
@@ -566,13 +591,22 @@ impl Driver {
         while let Some(event) = self.replicator.poll_event() {
             self.event(event);
         }
+        // Serve a peer only while it reads what it was sent.
+        for (&peer, writer) in &self.writers {
+            let backlog = writer.backlog.load(std::sync::atomic::Ordering::Relaxed);
+            self.replicator
+                .set_congested(peer, backlog > MAX_WRITE_BACKLOG);
+        }
         let mut batches: BTreeMap<PeerId, Vec<Message>> = BTreeMap::new();
         while let Some((peer, message)) = self.replicator.poll_transmit() {
             batches.entry(peer).or_default().push(message);
         }
         for (peer, batch) in batches {
             if let Some(writer) = self.writers.get(&peer) {
-                let _ = writer.send(batch);
+                writer
+                    .backlog
+                    .fetch_add(batch_bytes(&batch), std::sync::atomic::Ordering::Relaxed);
+                let _ = writer.queue.send(batch);
             }
         }
     }
@@ -651,6 +685,11 @@ impl Driver {
             _ => {}
         }
     }
+}
+
+/// Encoded size of a batch of messages (what it adds to a writer's backlog).
+fn batch_bytes(batch: &[Message]) -> usize {
+    batch.iter().map(prost::Message::encoded_len).sum()
 }
 
 fn now() -> std::time::Instant {

@@ -315,3 +315,62 @@ async fn garbage_bytes() {
 async fn message_on_a_channel_never_opened() {
     case(Lie::UnopenedChannel, |e| matches!(e, Error::Malformed(_))).await;
 }
+
+/// A peer that keeps asking but never reads the answers: the server stops
+/// serving it once its send buffer is full, and cuts it off when its queue
+/// of requests passes the bound, instead of buffering without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_is_cut_off() {
+    let (_wd, ws) = store();
+    let core = ws.create_core().expect("core");
+    let big = vec![7u8; 65536];
+    core.append_batch(&vec![big.as_slice(); 64])
+        .expect("append");
+    let server = Replication::new(
+        ws.clone(),
+        KeyPair::generate().expect("keys"),
+        ReplicationOptions::default(),
+    );
+    server.add_core(&core);
+    let (x, y) = tokio::io::duplex(64 << 10);
+    let key = core.key();
+    let greedy = tokio::spawn(async move {
+        let mut stream = EncryptedStream::handshake(y, &KeyPair::generate().expect("keys"), true)
+            .await
+            .expect("handshake");
+        let open = Message {
+            channel: 1,
+            body: Some(Body::Open(Open {
+                discovery_key: key.discovery_key().0.to_vec(),
+                capability: stream.capabilities().local(&key).to_vec(),
+            })),
+        };
+        stream.send(&open).await.expect("open");
+        for id in 0..100_000u64 {
+            let request = hyper_wire::request_to_wire(
+                id,
+                0,
+                &hyper_core::ProofRequest {
+                    block: Some(hyper_core::NodeRequest {
+                        index: id % 64,
+                        nodes: 6,
+                    }),
+                    ..Default::default()
+                },
+            );
+            let m = Message {
+                channel: 1,
+                body: Some(Body::Request(request)),
+            };
+            if stream.send(&m).await.is_err() {
+                return;
+            }
+        }
+    });
+    let connection = server.add_stream(x, false).await.expect("handshake");
+    let closed = tokio::time::timeout(Duration::from_secs(30), connection.closed())
+        .await
+        .expect("the greedy peer is cut off");
+    assert!(matches!(closed, Err(Error::TooManyRequests)), "{closed:?}");
+    greedy.abort();
+}

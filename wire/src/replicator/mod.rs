@@ -171,6 +171,9 @@ struct Peer {
     remotes: HashMap<CoreKey, Remote>,
     /// Requests from the peer waiting to be served: (local channel, request).
     serve_queue: VecDeque<(u32, crate::messages::Request)>,
+    /// The peer is not reading what was sent: serve nothing more until it
+    /// does (its queued requests then hit `max_queued_requests`).
+    congested: bool,
 }
 
 /// The replication state machine of a node: every core, every connection.
@@ -258,6 +261,7 @@ impl<C: CoreAccess> Replicator<C> {
                 channels: Channels::new(capabilities),
                 remotes: HashMap::new(),
                 serve_queue: VecDeque::new(),
+                congested: false,
             },
         );
         let keys: Vec<CoreKey> = self.cores.keys().copied().collect();
@@ -318,6 +322,17 @@ impl<C: CoreAccess> Replicator<C> {
             }
         }
         out
+    }
+
+    /// Tells the replicator whether `peer`'s outgoing data is backed up (the
+    /// driver's send buffer for it is over its bound). A congested peer is
+    /// served nothing; requests it keeps sending queue up to
+    /// [`Config::max_queued_requests`], past which it is cut off. So a peer
+    /// that asks but never reads cannot make this side buffer without end.
+    pub fn set_congested(&mut self, peer: PeerId, congested: bool) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.congested = congested;
+        }
     }
 
     /// The connected peers.

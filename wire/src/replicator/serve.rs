@@ -79,7 +79,7 @@ impl<C: CoreAccess> Replicator<C> {
     pub(super) fn serve_some(&mut self) {
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
-            let Some(peer) = self.peers.get_mut(&id) else {
+            let Some(peer) = self.peers.get_mut(&id).filter(|p| !p.congested) else {
                 continue;
             };
             let n = peer.serve_queue.len().min(SERVE_BATCH);
