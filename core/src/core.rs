@@ -511,7 +511,7 @@ impl Core {
             // that a fork change first writes what came before it.
             let mut pending: Vec<Node> = Vec::new();
             let mut new_blocks: Vec<(u64, &[u8])> = Vec::new();
-            for v in &verified {
+            for (v, proof) in verified.iter().zip(proofs) {
                 if let Some(m) = &v.manifest {
                     header.manifest = Some(m.clone());
                 }
@@ -532,12 +532,12 @@ impl Core {
                     header.state = next.clone();
                 }
                 pending.extend_from_slice(&v.nodes);
-                if let Some((index, data)) = &v.block
-                    && !st.bitfield.get(*index)
+                if let (Some(index), Some(b)) = (v.block, &proof.block)
+                    && !st.bitfield.get(index)
                 {
-                    new_blocks.push((*index, data.as_slice()));
-                    header.bytes_stored += data.len() as u64;
-                    st.bitfield.set_range(*index, index + 1, true);
+                    new_blocks.push((index, b.value.as_slice()));
+                    header.bytes_stored += b.value.len() as u64;
+                    st.bitfield.set_range(index, index + 1, true);
                 }
             }
             t.put_nodes(id, &pending)?;

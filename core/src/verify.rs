@@ -21,8 +21,8 @@ pub struct Verified {
     pub upgrade: Option<SignedState>,
     /// Whether the upgrade moved to another fork (local data must be pruned).
     pub fork_changed: bool,
-    /// A verified block: index and bytes.
-    pub block: Option<(u64, Vec<u8>)>,
+    /// The index of the verified block (its bytes are the proof's).
+    pub block: Option<u64>,
     /// A verified tree node.
     pub hash: Option<Node>,
     /// A verified seek: block index and offset inside that block.
@@ -117,7 +117,7 @@ impl<S: NodeSource> Verifier<S> {
                 .into());
             }
             path.extend(view.anchor(Node::leaf(b.index, &b.value), &b.nodes)?);
-            out.block = Some((b.index, b.value.clone()));
+            out.block = Some(b.index);
         }
         if let Some(h) = &proof.hash {
             path.extend(view.anchor(h.node, &h.nodes)?);

@@ -142,6 +142,7 @@ enum Command {
     Stored {
         batch: BatchId,
         key: CoreKey,
+        proofs: Vec<hyper_core::Proof>,
         result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
     },
     Peers(oneshot::Sender<Vec<PeerId>>),
@@ -447,14 +448,19 @@ impl Driver {
         &mut self,
         batch: BatchId,
         key: CoreKey,
+        proofs: Vec<hyper_core::Proof>,
         result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
     ) {
         if let Ok(verified) = &result {
-            for (index, bytes) in verified.iter().filter_map(|v| v.block.as_ref()) {
+            let blocks = verified
+                .iter()
+                .zip(proofs)
+                .filter_map(|(v, p)| Some((v.block?, p.block?.value)));
+            for (index, bytes) in blocks {
                 let waiting: Vec<Handle> = self
                     .gets
                     .iter()
-                    .filter(|(_, g)| g.0.key() == key && g.1 == *index)
+                    .filter(|(_, g)| g.0.key() == key && g.1 == index)
                     .map(|(h, _)| *h)
                     .collect();
                 for handle in waiting {
@@ -547,7 +553,12 @@ impl Driver {
                 self.downloads.insert(handle, reply);
             }
             Command::Changed(key) => self.replicator.local_changed(now, key),
-            Command::Stored { batch, key, result } => self.stored(batch, key, result),
+            Command::Stored {
+                batch,
+                key,
+                proofs,
+                result,
+            } => self.stored(batch, key, proofs, result),
             Command::Peers(reply) => {
                 let _ = reply.send(self.replicator.peers().collect());
             }
@@ -626,11 +637,16 @@ impl Driver {
                     // A few proofs (sparse gets): storing them here saves
                     // two thread hops of latency.
                     let result = core.apply(&proofs);
-                    self.stored(batch, key, result);
+                    self.stored(batch, key, proofs, result);
                 } else {
                     tokio::task::spawn_blocking(move || {
                         let result = core.apply(&proofs);
-                        let _ = commands.send(Command::Stored { batch, key, result });
+                        let _ = commands.send(Command::Stored {
+                            batch,
+                            key,
+                            proofs,
+                            result,
+                        });
                     });
                 }
             }

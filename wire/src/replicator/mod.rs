@@ -601,7 +601,7 @@ impl<C: CoreAccess> Replicator<C> {
             Ok(verified) => {
                 let blocks: Vec<u64> = verified
                     .iter()
-                    .filter_map(|v| v.block.as_ref().map(|b| b.0))
+                    .filter_map(|v| v.block)
                     .collect();
                 if let Some(local) = self.cores.get_mut(&key) {
                     local.stored(&done);
