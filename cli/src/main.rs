@@ -41,6 +41,9 @@ pub enum CliError {
     /// Replication failed (the peer, the connection, or a timeout).
     #[error(transparent)]
     Wire(#[from] hyper_wire::Error),
+    /// `seed --append` needs exactly one writable core.
+    #[error("seed --append needs exactly one core, writable here")]
+    AppendTarget,
     /// The peer could not be reached for the whole retry period.
     #[error("cannot reach {addr}: {error}; what was downloaded is kept, run again to resume")]
     Unreachable {
@@ -63,6 +66,10 @@ enum Command {
         /// Address to listen on (port 0 picks a free port).
         #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:0")]
         listen: String,
+        /// While serving, append each line of stdin (newline kept) as a
+        /// block to the one writable core given, so live clones follow.
+        #[arg(long)]
+        append: bool,
     },
     /// Download a whole core from a peer, verifying every block.
     Clone {
@@ -103,7 +110,11 @@ fn main() -> ExitCode {
     let store = cli.store.unwrap_or_else(default_store);
     let result = match cli.command {
         Command::Core(cmd) => core_cmd::run(&store, cmd),
-        Command::Seed { keys, listen } => net_cmd::seed(&store, &keys, &listen),
+        Command::Seed {
+            keys,
+            listen,
+            append,
+        } => net_cmd::seed(&store, &keys, &listen, append),
         Command::Clone {
             key,
             connect,

@@ -1,7 +1,7 @@
 //! `hyper-cli seed`, `hyper-cli clone` and `hyper-cli core get --connect`:
 //! replication over TCP.
 
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -43,12 +43,31 @@ fn parse_key(key: &str) -> Result<CoreKey, CliError> {
 }
 
 /// `hyper-cli seed KEY... --listen ADDR`: serves cores until stopped.
-pub fn seed(dir: &Path, keys: &[String], listen: &str) -> Result<(), CliError> {
-    let store = open_store(dir)?;
+pub fn seed(dir: &Path, keys: &[String], listen: &str, append: bool) -> Result<(), CliError> {
+    // Appends are the writer's own data: fsynced per batch, like
+    // `core append`. Serving alone only stores what peers send.
+    let store = if append {
+        Store::open(dir)?
+    } else {
+        open_store(dir)?
+    };
     let cores = keys
         .iter()
         .map(|k| open_core(&store, k))
         .collect::<Result<Vec<Core>, CliError>>()?;
+    if append {
+        match cores.as_slice() {
+            [core] if core.writable()? => {
+                let core = core.clone();
+                std::thread::spawn(move || {
+                    if let Err(e) = append_lines(&core) {
+                        eprintln!("hyper-cli: appending stdin failed: {e}");
+                    }
+                });
+            }
+            _ => return Err(CliError::AppendTarget),
+        }
+    }
     runtime()?.block_on(async {
         let replication = Replication::new(
             store.clone(),
@@ -102,6 +121,31 @@ pub fn seed(dir: &Path, keys: &[String], listen: &str) -> Result<(), CliError> {
             });
         }
     })
+}
+
+/// Appends stdin lines to `core` as they come: each batch is every line
+/// already read (at most 1,000), so a fast producer gets batches and a slow
+/// one gets each line at once. Peers hear of each batch right away.
+fn append_lines(core: &Core) -> Result<(), CliError> {
+    let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+    loop {
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            if input.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            batch.push(line);
+            let more_buffered = input.buffer().contains(&b'\n');
+            if !more_buffered || batch.len() >= 1000 {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        core.append_batch(&batch)?;
+    }
 }
 
 /// Options of `hyper-cli clone`.

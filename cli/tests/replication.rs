@@ -209,6 +209,52 @@ fn live_clone_follows_appends() {
 }
 
 #[test]
+fn live_clone_follows_a_seeder_appending_stdin() {
+    let (a, b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let key = writer(a.path(), 3);
+    let mut seeder = bin()
+        .arg("--store")
+        .arg(a.path())
+        .args(["seed", &key, "--listen", "127.0.0.1:0", "--append"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn seed");
+    let mut lines = BufReader::new(seeder.stdout.take().expect("stdout")).lines();
+    let addr = loop {
+        let line = lines.next().expect("address").expect("utf-8");
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.to_string();
+        }
+    };
+    let mut clone = bin()
+        .arg("--store")
+        .arg(b.path())
+        .args(["clone", &key, "--connect", &addr, "--live", "--progress"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn clone");
+    let progress = progress_lines(&mut clone);
+    wait_for(&progress, |l| l.starts_with("progress: 3/3 blocks"));
+    let mut stdin = seeder.stdin.take().expect("stdin");
+    for i in 0..5 {
+        writeln!(stdin, "live {i}").expect("append a line");
+        stdin.flush().expect("flush");
+        let want = format!("progress: {}/{} blocks", 4 + i, 4 + i);
+        wait_for(&progress, |l| l.starts_with(&want));
+    }
+    let _ = clone.kill();
+    let _ = clone.wait();
+    let _ = seeder.kill();
+    let _ = seeder.wait();
+}
+
+#[test]
 fn a_clone_killed_mid_download_resumes() {
     let (a, b) = (
         tempfile::tempdir().expect("a"),

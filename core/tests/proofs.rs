@@ -106,9 +106,9 @@ fn verify(
 
 /// Whether everything a verified proof claims holds in the writer's tree.
 fn proves_only_truth(tree: &Tree, proof: &Proof, v: &hyper_core::Verified) -> bool {
-    let block_true = v.block.is_none_or(|i| {
-        proof.block.as_ref().map(|b| &b.value) == tree.blocks.get(i as usize)
-    });
+    let block_true = v
+        .block
+        .is_none_or(|i| proof.block.as_ref().map(|b| &b.value) == tree.blocks.get(i as usize));
     let upgrade_true = v.upgrade.as_ref().is_none_or(|u| {
         u.length <= tree.blocks.len() as u64 && u.roots == tree.state(u.length).roots
     });

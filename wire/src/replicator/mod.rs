@@ -599,10 +599,7 @@ impl<C: CoreAccess> Replicator<C> {
         };
         match result {
             Ok(verified) => {
-                let blocks: Vec<u64> = verified
-                    .iter()
-                    .filter_map(|v| v.block)
-                    .collect();
+                let blocks: Vec<u64> = verified.iter().filter_map(|v| v.block).collect();
                 if let Some(local) = self.cores.get_mut(&key) {
                     local.stored(&done);
                 }
