@@ -1,0 +1,441 @@
+//! [`Bee`]: the B-tree on a core, with its write path (batches, compare and
+//! swap) and reads (get, ranges, checkouts).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use hyper_core::Core;
+use prost::Message as _;
+
+use crate::error::{Error, Result};
+use crate::messages::{Entry, Header};
+use crate::tree::{self, BlockSource, NodeRef};
+
+/// The protocol name in block 0.
+pub const PROTOCOL: &str = "hyper-bee";
+/// The block format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Decoded blocks kept per bee before the cache is cleared.
+const CACHE_BLOCKS: usize = 1 << 16;
+
+/// A key/value store on a core. Cheap to clone (clones share the cache and
+/// the write lock). Writes need a writable core; every write returns once
+/// the core's append has returned (durable as the store is configured).
+#[derive(Clone)]
+pub struct Bee {
+    core: Core,
+    /// A checkout: the version this view is frozen at.
+    frozen: Option<u64>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    cache: Mutex<HashMap<u64, Arc<Entry>>>,
+    writing: Mutex<()>,
+}
+
+/// One operation of a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Del(Vec<u8>),
+}
+
+/// Puts and deletes applied together: one core append, so readers see all
+/// of them or none. Dropping it without [`Batch::commit`] writes nothing.
+#[must_use = "a batch writes nothing until committed"]
+pub struct Batch<'b> {
+    bee: &'b Bee,
+    ops: Vec<Op>,
+}
+
+/// The condition of a compare-and-swap write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// The key has no entry.
+    Absent,
+    /// The key's current value is exactly this.
+    Equals(Vec<u8>),
+}
+
+/// Bounds, direction and limit of a range read. Bounds left `None` are open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RangeOptions {
+    /// Keys greater than this.
+    pub gt: Option<Vec<u8>>,
+    /// Keys greater than or equal to this.
+    pub gte: Option<Vec<u8>>,
+    /// Keys less than this.
+    pub lt: Option<Vec<u8>>,
+    /// Keys less than or equal to this.
+    pub lte: Option<Vec<u8>>,
+    /// Largest key first.
+    pub reverse: bool,
+    /// At most this many entries.
+    pub limit: Option<usize>,
+}
+
+/// A key and its value, with the version (block) that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value.
+    pub value: Vec<u8>,
+    /// The sequence number (block) of the write.
+    pub seq: u64,
+}
+
+/// Entries from the store, or from a batch being built on top of it.
+struct Overlay<'b> {
+    bee: &'b Bee,
+    pending: HashMap<u64, Arc<Entry>>,
+}
+
+impl BlockSource for Overlay<'_> {
+    fn entry(&self, seq: u64) -> Result<Arc<Entry>> {
+        match self.pending.get(&seq) {
+            Some(e) => Ok(e.clone()),
+            None => self.bee.entry(seq),
+        }
+    }
+}
+
+impl BlockSource for Bee {
+    fn entry(&self, seq: u64) -> Result<Arc<Entry>> {
+        if let Some(e) = self.lock_cache().get(&seq) {
+            return Ok(e.clone());
+        }
+        let bytes = match self.core.get(seq) {
+            Ok(b) => b,
+            Err(hyper_core::Error::NotAvailable { .. }) => return Err(Error::Missing(seq)),
+            Err(e) => return Err(e.into()),
+        };
+        if seq == 0 {
+            return Err(Error::Corrupt {
+                block: 0,
+                reason: "block 0 is the header, not an entry",
+            });
+        }
+        let entry = Arc::new(Entry::decode(bytes.as_slice()).map_err(|_| Error::Corrupt {
+            block: seq,
+            reason: "entry does not decode",
+        })?);
+        let mut cache = self.lock_cache();
+        if cache.len() >= CACHE_BLOCKS {
+            cache.clear();
+        }
+        cache.insert(seq, entry.clone());
+        Ok(entry)
+    }
+}
+
+/// Checks block 0.
+fn check_header(bytes: &[u8]) -> Result<()> {
+    let header = Header::decode(bytes).map_err(|_| Error::NotABee("block 0 is not a bee header"))?;
+    if header.protocol != PROTOCOL {
+        return Err(Error::NotABee("block 0 names another protocol"));
+    }
+    if header.version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion(header.version));
+    }
+    Ok(())
+}
+
+impl Bee {
+    /// Opens the bee in `core`. An empty writable core gets its header
+    /// block; a core whose block 0 is not a bee header is
+    /// [`Error::NotABee`], an unknown format [`Error::UnsupportedVersion`].
+    /// An empty replica opens as an empty bee (its header is checked once
+    /// block 0 is there).
+    pub fn open(core: Core) -> Result<Bee> {
+        let length = core.info()?.length;
+        if length == 0 && core.writable()? {
+            let header = Header {
+                protocol: PROTOCOL.to_string(),
+                version: FORMAT_VERSION,
+            };
+            core.append(&header.encode_to_vec())?;
+        } else if length > 0 {
+            match core.get(0) {
+                Ok(bytes) => check_header(&bytes)?,
+                Err(hyper_core::Error::NotAvailable { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Bee {
+            core,
+            frozen: None,
+            shared: Arc::new(Shared {
+                cache: Mutex::new(HashMap::new()),
+                writing: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The core the bee lives in.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Entry>>> {
+        self.shared.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The version: the number of blocks (header included) this view sees.
+    /// Every write adds one.
+    pub fn version(&self) -> Result<u64> {
+        match self.frozen {
+            Some(v) => Ok(v),
+            None => Ok(self.core.info()?.length),
+        }
+    }
+
+    /// A read-only view of the bee as it was at `version`.
+    pub fn checkout(&self, version: u64) -> Result<Bee> {
+        let length = self.core.info()?.length;
+        if version > length {
+            return Err(Error::NoSuchVersion { version, length });
+        }
+        Ok(Bee {
+            frozen: Some(version),
+            ..self.clone()
+        })
+    }
+
+    /// A read-only view frozen at the current version.
+    pub fn snapshot(&self) -> Result<Bee> {
+        self.checkout(self.version()?)
+    }
+
+    /// The root of the tree at `version` in `src`.
+    fn root_at(src: &impl BlockSource, version: u64) -> Result<Option<NodeRef>> {
+        if version <= 1 {
+            return Ok(None);
+        }
+        let block = version - 1;
+        let entry = src.entry(block)?;
+        Ok((!entry.levels.is_empty()).then_some(NodeRef { block, level: 0 }))
+    }
+
+    /// The value of `key`, if it has one.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_item(key)?.map(|i| i.value))
+    }
+
+    /// The entry of `key` with the version that wrote it.
+    pub fn get_item(&self, key: &[u8]) -> Result<Option<Item>> {
+        let root = Self::root_at(self, self.version()?)?;
+        let Some(seq) = tree::get(self, root, key)? else {
+            return Ok(None);
+        };
+        let entry = tree::key_value(self, seq)?;
+        Ok(Some(Item {
+            key: entry.key.clone(),
+            value: entry.value.clone(),
+            seq,
+        }))
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut b = self.batch();
+        b.put(key, value);
+        b.commit()
+    }
+
+    /// Removes `key`; whether it had an entry (if not, nothing is written).
+    pub fn del(&self, key: &[u8]) -> Result<bool> {
+        let _writing = self.shared.writing.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(self.commit_locked(&[Op::Del(key.to_vec())])? > 0)
+    }
+
+    /// Sets `key` to `value` only if `condition` holds for its current
+    /// entry; whether it did (if not, nothing is written).
+    pub fn put_if(&self, key: &[u8], value: &[u8], condition: &Condition) -> Result<bool> {
+        self.write_if(key, condition, Op::Put(key.to_vec(), value.to_vec()))
+    }
+
+    /// Removes `key` only if `condition` holds for its current entry;
+    /// whether it did.
+    pub fn del_if(&self, key: &[u8], condition: &Condition) -> Result<bool> {
+        self.write_if(key, condition, Op::Del(key.to_vec()))
+    }
+
+    fn write_if(&self, key: &[u8], condition: &Condition, op: Op) -> Result<bool> {
+        let _writing = self.shared.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.get(key)?;
+        let holds = match condition {
+            Condition::Absent => current.is_none(),
+            Condition::Equals(v) => current.as_ref() == Some(v),
+        };
+        if holds {
+            self.commit_locked(&[op])?;
+        }
+        Ok(holds)
+    }
+
+    /// A batch of writes applied atomically by [`Batch::commit`].
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            bee: self,
+            ops: Vec::new(),
+        }
+    }
+
+    /// Appends one block per effective operation, in one core append;
+    /// returns how many.
+    fn commit_locked(&self, ops: &[Op]) -> Result<usize> {
+        if self.frozen.is_some() || !self.core.writable()? {
+            return Err(Error::ReadOnly);
+        }
+        let mut length = self.core.info()?.length;
+        let mut overlay = Overlay {
+            bee: self,
+            pending: HashMap::new(),
+        };
+        let mut blocks = Vec::with_capacity(ops.len());
+        for op in ops {
+            let seq = length;
+            let root = Self::root_at(&overlay, length)?;
+            let entry = match op {
+                Op::Put(key, value) => Entry {
+                    key: key.clone(),
+                    value: value.clone(),
+                    deleted: false,
+                    levels: tree::put(&overlay, root, seq, key)?,
+                },
+                Op::Del(key) => match tree::del(&overlay, root, seq, key)? {
+                    Some(levels) => Entry {
+                        key: key.clone(),
+                        value: Vec::new(),
+                        deleted: true,
+                        levels,
+                    },
+                    None => continue,
+                },
+            };
+            blocks.push(entry.encode_to_vec());
+            overlay.pending.insert(seq, Arc::new(entry));
+            length += 1;
+        }
+        if !blocks.is_empty() {
+            self.core.append_batch(&blocks)?;
+            self.lock_cache().extend(overlay.pending);
+        }
+        Ok(blocks.len())
+    }
+
+    /// The entries in the range, in key order (or reversed). Only the
+    /// nodes and entries the walk reaches are read, so on a sparse replica
+    /// a bounded range reads O(log n + items) blocks.
+    pub fn range(&self, options: &RangeOptions) -> Result<Vec<Item>> {
+        let root = Self::root_at(self, self.version()?)?;
+        let mut out = Vec::new();
+        if let Some(root) = root {
+            let limit = options.limit.unwrap_or(usize::MAX);
+            if limit > 0 {
+                walk(self, root, options, limit, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first entry of the range (the last, reversed).
+    pub fn peek(&self, options: &RangeOptions) -> Result<Option<Item>> {
+        let one = RangeOptions {
+            limit: Some(1),
+            ..options.clone()
+        };
+        Ok(self.range(&one)?.into_iter().next())
+    }
+}
+
+impl Batch<'_> {
+    /// Sets `key` to `value` (applied at commit).
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.ops.push(Op::Put(key.to_vec(), value.to_vec()));
+    }
+
+    /// Removes `key` (applied at commit; nothing if it is absent then).
+    pub fn del(&mut self, key: &[u8]) {
+        self.ops.push(Op::Del(key.to_vec()));
+    }
+
+    /// Applies every operation in one core append.
+    pub fn commit(self) -> Result<()> {
+        let _writing = self
+            .bee
+            .shared
+            .writing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.bee.commit_locked(&self.ops).map(|_| ())
+    }
+}
+
+/// Where `key` stands against the range's bounds.
+fn below_lower(options: &RangeOptions, key: &[u8]) -> bool {
+    options.gt.as_deref().is_some_and(|b| key <= b) || options.gte.as_deref().is_some_and(|b| key < b)
+}
+
+fn above_upper(options: &RangeOptions, key: &[u8]) -> bool {
+    options.lt.as_deref().is_some_and(|b| key >= b) || options.lte.as_deref().is_some_and(|b| key > b)
+}
+
+/// In-order walk of the subtree at `at`, skipping subtrees outside the
+/// bounds; returns false once the walk should stop (limit or bound hit).
+fn walk(
+    src: &impl BlockSource,
+    at: NodeRef,
+    options: &RangeOptions,
+    limit: usize,
+    out: &mut Vec<Item>,
+) -> Result<bool> {
+    let (keys, children) = tree::load(src, at)?;
+    let entries = keys
+        .iter()
+        .map(|&seq| tree::key_value(src, seq).map(|e| (seq, e)))
+        .collect::<Result<Vec<_>>>()?;
+    let n = entries.len();
+    let positions: Box<dyn Iterator<Item = usize>> = if options.reverse {
+        Box::new((0..=n).rev())
+    } else {
+        Box::new(0..=n)
+    };
+    for i in positions {
+        // Child i holds the keys between key i - 1 and key i.
+        if let Some(&child) = children.get(i) {
+            let after_low = entries
+                .get(i)
+                .is_none_or(|(_, e)| !below_lower(options, &e.key));
+            let before_high = i == 0
+                || entries
+                    .get(i - 1)
+                    .is_none_or(|(_, e)| !above_upper(options, &e.key));
+            if after_low && before_high && !walk(src, child, options, limit, out)? {
+                return Ok(false);
+            }
+        }
+        // In reverse, key i - 1 comes after child i; forward, key i.
+        let key_index = if options.reverse { i.checked_sub(1) } else { Some(i) };
+        if let Some((seq, e)) = key_index.and_then(|k| entries.get(k)) {
+            let (low, high) = (below_lower(options, &e.key), above_upper(options, &e.key));
+            let past_end = if options.reverse { low } else { high };
+            if past_end {
+                return Ok(false);
+            }
+            if !low && !high {
+                out.push(Item {
+                    key: e.key.clone(),
+                    value: e.value.clone(),
+                    seq: *seq,
+                });
+                if out.len() >= limit {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
