@@ -132,7 +132,8 @@ impl BlockSource for Bee {
 
 /// Checks block 0.
 fn check_header(bytes: &[u8]) -> Result<()> {
-    let header = Header::decode(bytes).map_err(|_| Error::NotABee("block 0 is not a bee header"))?;
+    let header =
+        Header::decode(bytes).map_err(|_| Error::NotABee("block 0 is not a bee header"))?;
     if header.protocol != PROTOCOL {
         return Err(Error::NotABee("block 0 names another protocol"));
     }
@@ -246,7 +247,11 @@ impl Bee {
 
     /// Removes `key`; whether it had an entry (if not, nothing is written).
     pub fn del(&self, key: &[u8]) -> Result<bool> {
-        let _writing = self.shared.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let _writing = self
+            .shared
+            .writing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         Ok(self.commit_locked(&[Op::Del(key.to_vec())])? > 0)
     }
 
@@ -263,7 +268,11 @@ impl Bee {
     }
 
     fn write_if(&self, key: &[u8], condition: &Condition, op: Op) -> Result<bool> {
-        let _writing = self.shared.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let _writing = self
+            .shared
+            .writing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let current = self.get(key)?;
         let holds = match condition {
             Condition::Absent => current.is_none(),
@@ -376,11 +385,13 @@ impl Batch<'_> {
 
 /// Where `key` stands against the range's bounds.
 fn below_lower(options: &RangeOptions, key: &[u8]) -> bool {
-    options.gt.as_deref().is_some_and(|b| key <= b) || options.gte.as_deref().is_some_and(|b| key < b)
+    options.gt.as_deref().is_some_and(|b| key <= b)
+        || options.gte.as_deref().is_some_and(|b| key < b)
 }
 
 fn above_upper(options: &RangeOptions, key: &[u8]) -> bool {
-    options.lt.as_deref().is_some_and(|b| key >= b) || options.lte.as_deref().is_some_and(|b| key > b)
+    options.lt.as_deref().is_some_and(|b| key >= b)
+        || options.lte.as_deref().is_some_and(|b| key > b)
 }
 
 /// In-order walk of the subtree at `at`, skipping subtrees outside the
@@ -418,7 +429,11 @@ fn walk(
             }
         }
         // In reverse, key i - 1 comes after child i; forward, key i.
-        let key_index = if options.reverse { i.checked_sub(1) } else { Some(i) };
+        let key_index = if options.reverse {
+            i.checked_sub(1)
+        } else {
+            Some(i)
+        };
         if let Some((seq, e)) = key_index.and_then(|k| entries.get(k)) {
             let (low, high) = (below_lower(options, &e.key), above_upper(options, &e.key));
             let past_end = if options.reverse { low } else { high };

@@ -62,10 +62,16 @@ pub fn load(src: &impl BlockSource, at: NodeRef) -> Result<(Vec<u64>, Vec<NodeRe
         .get(at.level as usize)
         .ok_or(corrupt(at.block, "node position past the block's levels"))?;
     if level.child_blocks.len() != level.child_levels.len() {
-        return Err(corrupt(at.block, "child blocks and positions differ in number"));
+        return Err(corrupt(
+            at.block,
+            "child blocks and positions differ in number",
+        ));
     }
     if !level.child_blocks.is_empty() && level.child_blocks.len() != level.keys.len() + 1 {
-        return Err(corrupt(at.block, "inner node without one more child than keys"));
+        return Err(corrupt(
+            at.block,
+            "inner node without one more child than keys",
+        ));
     }
     if level.keys.iter().any(|&k| k == 0 || k > at.block) {
         return Err(corrupt(at.block, "key pointer outside the earlier blocks"));
@@ -166,7 +172,11 @@ impl<S: BlockSource> Write<'_, S> {
             Ptr::New(c) => Ok(c),
             Ptr::Stored(at) => {
                 let c = self.load_new(at)?;
-                if let Some(slot) = self.arena.get_mut(n).and_then(|node| node.children.get_mut(i)) {
+                if let Some(slot) = self
+                    .arena
+                    .get_mut(n)
+                    .and_then(|node| node.children.get_mut(i))
+                {
                     *slot = Ptr::New(c);
                 }
                 Ok(c)
@@ -199,7 +209,12 @@ impl<S: BlockSource> Write<'_, S> {
     }
 
     fn search(&self, n: usize, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
-        search(self.src, &self.node(n).keys, key, Some((self.seq, self.key)))
+        search(
+            self.src,
+            &self.node(n).keys,
+            key,
+            Some((self.seq, self.key)),
+        )
     }
 
     /// Splits the full child `i` of `n` around its median key.
@@ -271,7 +286,12 @@ impl<S: BlockSource> Write<'_, S> {
 
 /// The levels of block `seq` that puts `key` (its entry is block `seq`)
 /// into the tree rooted at `root`.
-pub fn put(src: &impl BlockSource, root: Option<NodeRef>, seq: u64, key: &[u8]) -> Result<Vec<Level>> {
+pub fn put(
+    src: &impl BlockSource,
+    root: Option<NodeRef>,
+    seq: u64,
+    key: &[u8],
+) -> Result<Vec<Level>> {
     let mut w = Write {
         src,
         seq,
@@ -334,7 +354,12 @@ pub fn put(src: &impl BlockSource, root: Option<NodeRef>, seq: u64, key: &[u8]) 
 /// The levels of block `seq` that deletes `key` from the tree rooted at
 /// `root`, or `None` when the key is not in it (nothing to write). An empty
 /// tree after the delete is one empty root level.
-pub fn del(src: &impl BlockSource, root: Option<NodeRef>, seq: u64, key: &[u8]) -> Result<Option<Vec<Level>>> {
+pub fn del(
+    src: &impl BlockSource,
+    root: Option<NodeRef>,
+    seq: u64,
+    key: &[u8],
+) -> Result<Option<Vec<Level>>> {
     if get(src, root, key)?.is_none() {
         return Ok(None);
     }
@@ -404,7 +429,11 @@ impl<S: BlockSource> Write<'_, S> {
         loop {
             let node = self.node(at);
             if node.children.is_empty() {
-                let k = if max { node.keys.last() } else { node.keys.first() };
+                let k = if max {
+                    node.keys.last()
+                } else {
+                    node.keys.first()
+                };
                 return k.copied().ok_or(Error::Corrupt {
                     block: self.seq,
                     reason: "empty node below the root",
