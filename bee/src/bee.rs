@@ -360,6 +360,41 @@ impl Bee {
     }
 }
 
+/// One write of the bee's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Its sequence number (block).
+    pub seq: u64,
+    /// The key written.
+    pub key: Vec<u8>,
+    /// The value put, or `None` for a deletion.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Bee {
+    /// The writes with sequence numbers in `range` (clamped to this view's
+    /// version; block 0, the header, is not a write), oldest first or, with
+    /// `reverse`, newest first.
+    pub fn history(&self, range: std::ops::Range<u64>, reverse: bool) -> Result<Vec<Change>> {
+        let end = range.end.min(self.version()?);
+        let start = range.start.max(1);
+        let mut seqs: Vec<u64> = (start..end.max(start)).collect();
+        if reverse {
+            seqs.reverse();
+        }
+        seqs.into_iter()
+            .map(|seq| {
+                let e = self.entry(seq)?;
+                Ok(Change {
+                    seq,
+                    key: e.key.clone(),
+                    value: (!e.deleted).then(|| e.value.clone()),
+                })
+            })
+            .collect()
+    }
+}
+
 impl Batch<'_> {
     /// Sets `key` to `value` (applied at commit).
     pub fn put(&mut self, key: &[u8], value: &[u8]) {

@@ -34,6 +34,6 @@ mod error;
 pub mod messages;
 mod tree;
 
-pub use bee::{Batch, Bee, Condition, FORMAT_VERSION, Item, PROTOCOL, RangeOptions};
+pub use bee::{Batch, Bee, Change, Condition, FORMAT_VERSION, Item, PROTOCOL, RangeOptions};
 pub use error::{Error, Result};
 pub use tree::{MAX_KEYS, MIN_KEYS};
