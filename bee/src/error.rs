@@ -26,6 +26,9 @@ pub enum Error {
     /// peer, then retry the operation.
     #[error("block {0} is not stored locally")]
     Missing(u64),
+    /// Fetching a missing block from peers failed.
+    #[error("fetching a block failed: {0}")]
+    Fetch(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The bee is not writable here, or the view is read-only (a checkout).
     #[error("this bee is read-only here")]
     ReadOnly,
