@@ -26,8 +26,14 @@ pub struct Bee {
     core: Core,
     /// A checkout: the version this view is frozen at.
     frozen: Option<u64>,
+    /// A sub-database: every key is stored under this prefix (empty for the
+    /// whole bee).
+    prefix: Vec<u8>,
     shared: Arc<Shared>,
 }
+
+/// Ends a sub-database's name inside stored keys.
+pub const SUB_SEPARATOR: u8 = 0;
 
 struct Shared {
     cache: Mutex<HashMap<u64, Arc<Entry>>>,
@@ -167,11 +173,64 @@ impl Bee {
         Ok(Bee {
             core,
             frozen: None,
+            prefix: Vec::new(),
             shared: Arc::new(Shared {
                 cache: Mutex::new(HashMap::new()),
                 writing: Mutex::new(()),
             }),
         })
+    }
+
+    /// A view of the keys under `name`: they are stored as this view's
+    /// prefix, `name`, [`SUB_SEPARATOR`], then the key, so subs nest and share
+    /// the one core. Reads, writes, batches, ranges and history of the view
+    /// see only its keys, without the prefix.
+    pub fn sub(&self, name: &[u8]) -> Bee {
+        let mut prefix = self.prefix.clone();
+        prefix.extend_from_slice(name);
+        prefix.push(SUB_SEPARATOR);
+        Bee {
+            prefix,
+            ..self.clone()
+        }
+    }
+
+    fn full(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(key);
+        k
+    }
+
+    /// `options` in stored keys: bounded to this view's prefix.
+    fn full_range(&self, options: &RangeOptions) -> RangeOptions {
+        if self.prefix.is_empty() {
+            return options.clone();
+        }
+        let wrap = |b: &Option<Vec<u8>>| b.as_deref().map(|k| self.full(k));
+        let mut end = self.prefix.clone();
+        if let Some(last) = end.last_mut() {
+            *last = SUB_SEPARATOR + 1;
+        }
+        let (lt, lte) = match (&options.lt, &options.lte) {
+            (None, None) => (Some(end), None),
+            _ => (wrap(&options.lt), wrap(&options.lte)),
+        };
+        let (gt, gte) = match (&options.gt, &options.gte) {
+            (None, None) => (None, Some(self.prefix.clone())),
+            _ => (wrap(&options.gt), wrap(&options.gte)),
+        };
+        RangeOptions {
+            gt,
+            gte,
+            lt,
+            lte,
+            ..options.clone()
+        }
+    }
+
+    fn strip(&self, mut item: Item) -> Item {
+        item.key.drain(..self.prefix.len().min(item.key.len()));
+        item
     }
 
     /// The core the bee lives in.
@@ -227,12 +286,12 @@ impl Bee {
     /// The entry of `key` with the version that wrote it.
     pub fn get_item(&self, key: &[u8]) -> Result<Option<Item>> {
         let root = Self::root_at(self, self.version()?)?;
-        let Some(seq) = tree::get(self, root, key)? else {
+        let Some(seq) = tree::get(self, root, &self.full(key))? else {
             return Ok(None);
         };
         let entry = tree::key_value(self, seq)?;
         Ok(Some(Item {
-            key: entry.key.clone(),
+            key: key.to_vec(),
             value: entry.value.clone(),
             seq,
         }))
@@ -258,13 +317,13 @@ impl Bee {
     /// Sets `key` to `value` only if `condition` holds for its current
     /// entry; whether it did (if not, nothing is written).
     pub fn put_if(&self, key: &[u8], value: &[u8], condition: &Condition) -> Result<bool> {
-        self.write_if(key, condition, Op::Put(key.to_vec(), value.to_vec()))
+        self.write_if(key, condition, Op::Put(self.full(key), value.to_vec()))
     }
 
     /// Removes `key` only if `condition` holds for its current entry;
     /// whether it did.
     pub fn del_if(&self, key: &[u8], condition: &Condition) -> Result<bool> {
-        self.write_if(key, condition, Op::Del(key.to_vec()))
+        self.write_if(key, condition, Op::Del(self.full(key)))
     }
 
     fn write_if(&self, key: &[u8], condition: &Condition, op: Op) -> Result<bool> {
@@ -340,14 +399,15 @@ impl Bee {
     /// a bounded range reads O(log n + items) blocks.
     pub fn range(&self, options: &RangeOptions) -> Result<Vec<Item>> {
         let root = Self::root_at(self, self.version()?)?;
+        let options = self.full_range(options);
         let mut out = Vec::new();
         if let Some(root) = root {
             let limit = options.limit.unwrap_or(usize::MAX);
             if limit > 0 {
-                walk(self, root, options, limit, &mut out)?;
+                walk(self, root, &options, limit, &mut out)?;
             }
         }
-        Ok(out)
+        Ok(out.into_iter().map(|i| self.strip(i)).collect())
     }
 
     /// The first entry of the range (the last, reversed).
@@ -374,7 +434,7 @@ pub struct Change {
 impl Bee {
     /// The writes with sequence numbers in `range` (clamped to this view's
     /// version; block 0, the header, is not a write), oldest first or, with
-    /// `reverse`, newest first.
+    /// `reverse`, newest first; in a sub-database, only its keys' writes.
     pub fn history(&self, range: std::ops::Range<u64>, reverse: bool) -> Result<Vec<Change>> {
         let end = range.end.min(self.version()?);
         let start = range.start.max(1);
@@ -382,28 +442,32 @@ impl Bee {
         if reverse {
             seqs.reverse();
         }
-        seqs.into_iter()
-            .map(|seq| {
-                let e = self.entry(seq)?;
-                Ok(Change {
+        let mut out = Vec::new();
+        for seq in seqs {
+            let e = self.entry(seq)?;
+            if let Some(key) = e.key.strip_prefix(self.prefix.as_slice()) {
+                out.push(Change {
                     seq,
-                    key: e.key.clone(),
+                    key: key.to_vec(),
                     value: (!e.deleted).then(|| e.value.clone()),
-                })
-            })
-            .collect()
+                });
+            }
+        }
+        Ok(out)
     }
 }
 
 impl Batch<'_> {
     /// Sets `key` to `value` (applied at commit).
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
-        self.ops.push(Op::Put(key.to_vec(), value.to_vec()));
+        let key = self.bee.full(key);
+        self.ops.push(Op::Put(key, value.to_vec()));
     }
 
     /// Removes `key` (applied at commit; nothing if it is absent then).
     pub fn del(&mut self, key: &[u8]) {
-        self.ops.push(Op::Del(key.to_vec()));
+        let key = self.bee.full(key);
+        self.ops.push(Op::Del(key));
     }
 
     /// Applies every operation in one core append.

@@ -35,7 +35,9 @@ mod fetch;
 pub mod messages;
 mod tree;
 
-pub use bee::{Batch, Bee, Change, Condition, FORMAT_VERSION, Item, PROTOCOL, RangeOptions};
+pub use bee::{
+    Batch, Bee, Change, Condition, FORMAT_VERSION, Item, PROTOCOL, RangeOptions, SUB_SEPARATOR,
+};
 pub use error::{Error, Result};
 pub use fetch::with_fetch;
 pub use tree::{MAX_KEYS, MIN_KEYS};

@@ -1,0 +1,122 @@
+//! Sub-databases, history, snapshots and versions.
+
+use hyper_bee::{Bee, Change, RangeOptions};
+use hyper_core::Store;
+
+fn bee() -> (tempfile::TempDir, Bee) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let bee = Bee::open(store.named("views").expect("core")).expect("bee");
+    (dir, bee)
+}
+
+fn keys(items: Vec<hyper_bee::Item>) -> Vec<Vec<u8>> {
+    items.into_iter().map(|i| i.key).collect()
+}
+
+#[test]
+fn subs_are_isolated_nest_and_share_the_core() {
+    let (_d, root) = bee();
+    let users = root.sub(b"users");
+    let admins = users.sub(b"admins");
+    root.put(b"a", b"root").expect("put");
+    root.put(b"users", b"a root key named like the sub")
+        .expect("put");
+    users.put(b"alice", b"1").expect("put");
+    users.put(b"bob", b"2").expect("put");
+    admins.put(b"carol", b"3").expect("put");
+    let mut batch = users.batch();
+    batch.put(b"dave", b"4");
+    batch.del(b"bob");
+    batch.commit().expect("batch");
+
+    assert_eq!(users.get(b"alice").expect("get"), Some(b"1".to_vec()));
+    assert_eq!(root.get(b"alice").expect("get"), None);
+    assert_eq!(users.get(b"carol").expect("get"), None);
+    assert_eq!(admins.get(b"carol").expect("get"), Some(b"3".to_vec()));
+    // The sub's range holds its own keys only (the nested sub's keys sit
+    // under their own prefix, "admins\0...").
+    let own = keys(users.range(&RangeOptions::default()).expect("range"));
+    assert_eq!(
+        own,
+        vec![
+            b"admins\0carol".to_vec(),
+            b"alice".to_vec(),
+            b"dave".to_vec()
+        ]
+    );
+    let bounded = keys(
+        users
+            .range(&RangeOptions {
+                gt: Some(b"alice".to_vec()),
+                reverse: true,
+                ..Default::default()
+            })
+            .expect("range"),
+    );
+    assert_eq!(bounded, vec![b"dave".to_vec()]);
+    assert_eq!(
+        keys(admins.range(&RangeOptions::default()).expect("range")),
+        vec![b"carol".to_vec()]
+    );
+    // One core: the root sees every write.
+    assert_eq!(
+        root.version().expect("version"),
+        users.version().expect("version")
+    );
+    // History of the sub: its writes only, keys without the prefix.
+    let history = users.history(0..u64::MAX, false).expect("history");
+    let named: Vec<(Vec<u8>, bool)> = history
+        .iter()
+        .map(|c| (c.key.clone(), c.value.is_some()))
+        .collect();
+    assert_eq!(
+        named,
+        vec![
+            (b"alice".to_vec(), true),
+            (b"bob".to_vec(), true),
+            (b"admins\0carol".to_vec(), true),
+            (b"dave".to_vec(), true),
+            (b"bob".to_vec(), false),
+        ]
+    );
+}
+
+#[test]
+fn history_versions_and_snapshots() {
+    let (_d, bee) = bee();
+    assert_eq!(bee.version().expect("version"), 1, "the header block");
+    bee.put(b"x", b"1").expect("put");
+    bee.put(b"y", b"2").expect("put");
+    let frozen = bee.snapshot().expect("snapshot");
+    bee.del(b"x").expect("del");
+    bee.put(b"y", b"3").expect("put");
+    assert_eq!(bee.version().expect("version"), 5);
+    assert_eq!(frozen.version().expect("version"), 3);
+    assert_eq!(frozen.get(b"x").expect("get"), Some(b"1".to_vec()));
+    assert_eq!(frozen.get(b"y").expect("get"), Some(b"2".to_vec()));
+    assert!(frozen.put(b"z", b"no").is_err(), "a snapshot is read-only");
+    assert_eq!(bee.get_item(b"y").expect("get").expect("some").seq, 4);
+    let newest_first = bee.history(2..5, true).expect("history");
+    assert_eq!(
+        newest_first,
+        vec![
+            Change {
+                seq: 4,
+                key: b"y".to_vec(),
+                value: Some(b"3".to_vec())
+            },
+            Change {
+                seq: 3,
+                key: b"x".to_vec(),
+                value: None
+            },
+            Change {
+                seq: 2,
+                key: b"y".to_vec(),
+                value: Some(b"2".to_vec())
+            },
+        ]
+    );
+    assert!(bee.checkout(99).is_err());
+}
