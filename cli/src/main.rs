@@ -1,5 +1,6 @@
 //! `hyper-cli`: create, inspect and read hypercores in a local store.
 
+mod bee_cmd;
 mod core_cmd;
 mod json;
 mod net_cmd;
@@ -35,6 +36,12 @@ pub enum CliError {
         "no core with key or name '{0}' in this store (create one with `hyper-cli core create --name NAME`, or check --store)"
     )]
     NoSuchCore(String),
+    /// The bee failed (not a bee, corruption, a failed fetch).
+    #[error(transparent)]
+    Bee(#[from] hyper_bee::Error),
+    /// `bee get` of a key the bee does not hold.
+    #[error("no key '{0}'")]
+    NoSuchKey(String),
     /// A key argument that must be a core key is not 64 hex characters.
     #[error("'{0}' is not a core key (64 hex characters)")]
     BadKey(String),
@@ -59,6 +66,9 @@ enum Command {
     /// Work with cores (signed append-only logs).
     #[command(subcommand)]
     Core(core_cmd::CoreCommand),
+    /// A key/value store (B-tree) in a core.
+    #[command(subcommand)]
+    Bee(bee_cmd::BeeCommand),
     /// Serve cores to peers over TCP until stopped (prints the address).
     Seed {
         /// Cores to serve (key or name); none serves every core in the store.
@@ -110,6 +120,7 @@ fn main() -> ExitCode {
     let store = cli.store.unwrap_or_else(default_store);
     let result = match cli.command {
         Command::Core(cmd) => core_cmd::run(&store, cmd),
+        Command::Bee(cmd) => bee_cmd::run(&store, cmd),
         Command::Seed {
             keys,
             listen,
