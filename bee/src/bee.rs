@@ -457,6 +457,24 @@ impl Bee {
     }
 }
 
+impl Bee {
+    /// What changed from version `from` to this view's version: each key
+    /// whose entry differs, with its value then and now, in key order.
+    /// Subtrees both versions share are skipped without being read.
+    pub fn diff(&self, from: u64) -> Result<Vec<crate::diff::Difference>> {
+        let length = self.core.info()?.length;
+        if from > length {
+            return Err(Error::NoSuchVersion {
+                version: from,
+                length,
+            });
+        }
+        let old = Self::root_at(self, from)?;
+        let new = Self::root_at(self, self.version()?)?;
+        crate::diff::diff(self, old, new, &self.prefix)
+    }
+}
+
 impl Batch<'_> {
     /// Sets `key` to `value` (applied at commit).
     pub fn put(&mut self, key: &[u8], value: &[u8]) {

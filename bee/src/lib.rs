@@ -30,6 +30,7 @@
 //! ```
 
 mod bee;
+mod diff;
 mod error;
 mod fetch;
 pub mod messages;
@@ -38,6 +39,7 @@ mod tree;
 pub use bee::{
     Batch, Bee, Change, Condition, FORMAT_VERSION, Item, PROTOCOL, RangeOptions, SUB_SEPARATOR,
 };
+pub use diff::Difference;
 pub use error::{Error, Result};
 pub use fetch::with_fetch;
 pub use tree::{MAX_KEYS, MIN_KEYS};

@@ -273,9 +273,32 @@ fn run(ops: Vec<Op>, probes: Vec<Probe>, shape_every: usize) {
         );
         snapshots.push((bee.version().expect("version"), model.clone()));
     }
-    // Old versions, at most 60 of them spread over the run.
+    // Old versions, at most 60 of them spread over the run; and the diff
+    // from each to the next sampled one against the models' difference.
     let every = snapshots.len().div_ceil(60).max(1);
-    for (version, snapshot) in snapshots.into_iter().step_by(every) {
+    let sampled: Vec<(u64, Model)> = snapshots.into_iter().step_by(every).collect();
+    for pair in sampled.windows(2) {
+        let ((v1, m1), (v2, m2)) = (&pair[0], &pair[1]);
+        let newer = bee.checkout(*v2).expect("checkout");
+        let got = newer.diff(*v1).expect("diff");
+        let mut want = Vec::new();
+        for k in m1
+            .keys()
+            .chain(m2.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let (a, b) = (m1.get(k), m2.get(k));
+            if a != b {
+                want.push(hyper_bee::Difference {
+                    key: k.clone(),
+                    old: a.cloned(),
+                    new: b.cloned(),
+                });
+            }
+        }
+        assert_eq!(got, want, "diff from {v1} to {v2}");
+    }
+    for (version, snapshot) in sampled {
         let old = bee.checkout(version).expect("checkout");
         compare(&old, &snapshot, &probes[..probes.len().min(2)], true);
     }

@@ -120,3 +120,68 @@ fn history_versions_and_snapshots() {
     );
     assert!(bee.checkout(99).is_err());
 }
+
+/// Runs a future that never waits (its fetches are local).
+fn now<T>(f: impl std::future::Future<Output = T>) -> T {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("a local fetch waited"),
+    }
+}
+
+#[test]
+fn diff_and_get_on_a_sparse_replica_read_only_what_they_walk() {
+    let (_d, bee) = bee();
+    let mut batch = bee.batch();
+    for i in 0..5000u32 {
+        batch.put(format!("{i:06}").as_bytes(), b"v");
+    }
+    batch.commit().expect("batch");
+    let before = bee.version().expect("version");
+    bee.put(b"002500", b"changed").expect("put");
+    let writer = bee.core().clone();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let replica = store.replica(&writer.key()).expect("replica");
+    // The replica learns the length and holds no block yet.
+    let upgrade = writer
+        .proof(&hyper_core::ProofRequest {
+            upgrade: Some(hyper_core::UpgradeRequest { start: 0, fork: 0 }),
+            manifest: true,
+            ..Default::default()
+        })
+        .expect("proof");
+    replica.apply(&[upgrade]).expect("apply");
+    let fetch = |seq: u64| {
+        let nodes = replica.missing_nodes(seq).expect("nodes");
+        let proof = writer
+            .proof(&hyper_core::ProofRequest {
+                block: Some(hyper_core::NodeRequest { index: seq, nodes }),
+                ..Default::default()
+            })
+            .expect("proof");
+        std::future::ready(replica.apply(&[proof]).map(|_| ()))
+    };
+    now(fetch(0)).expect("header");
+    let sparse = Bee::open(replica.clone()).expect("bee");
+    let diff = now(hyper_bee::with_fetch(
+        || sparse.diff(before),
+        fetch,
+        hyper_bee::Error::from,
+    ))
+    .expect("diff");
+    assert_eq!(
+        diff,
+        vec![hyper_bee::Difference {
+            key: b"002500".to_vec(),
+            old: Some(b"v".to_vec()),
+            new: Some(b"changed".to_vec()),
+        }]
+    );
+    let fetched = replica.info().expect("info").blocks_stored;
+    eprintln!("the diff read {fetched} of {before} blocks");
+    assert!(fetched < 60, "the diff read {fetched} of {before} blocks");
+}
