@@ -34,7 +34,7 @@ impl Frame {
     fn token(&self) -> Option<Token> {
         if self.children.is_empty() {
             self.keys.get(self.at).copied().map(Token::Key)
-        } else if self.at % 2 == 0 {
+        } else if self.at.is_multiple_of(2) {
             self.children.get(self.at / 2).copied().map(Token::Subtree)
         } else {
             self.keys.get(self.at / 2).copied().map(Token::Key)
