@@ -475,6 +475,14 @@ impl Bee {
     }
 }
 
+impl Bee {
+    /// Waits for changes: [`Watch::next`](crate::Watch::next) returns each
+    /// new version that changed a key (within `range`, if given).
+    pub fn watch(&self, range: Option<RangeOptions>) -> Result<crate::Watch> {
+        crate::watch::Watch::new(self.clone(), range)
+    }
+}
+
 impl Batch<'_> {
     /// Sets `key` to `value` (applied at commit).
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
@@ -498,6 +506,11 @@ impl Batch<'_> {
             .unwrap_or_else(|e| e.into_inner());
         self.bee.commit_locked(&self.ops).map(|_| ())
     }
+}
+
+/// Whether `key` is inside the range's bounds.
+pub(crate) fn in_range(options: &RangeOptions, key: &[u8]) -> bool {
+    !below_lower(options, key) && !above_upper(options, key)
 }
 
 /// Where `key` stands against the range's bounds.

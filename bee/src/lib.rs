@@ -35,6 +35,7 @@ mod error;
 mod fetch;
 pub mod messages;
 mod tree;
+mod watch;
 
 pub use bee::{
     Batch, Bee, Change, Condition, FORMAT_VERSION, Item, PROTOCOL, RangeOptions, SUB_SEPARATOR,
@@ -43,3 +44,4 @@ pub use diff::Difference;
 pub use error::{Error, Result};
 pub use fetch::with_fetch;
 pub use tree::{MAX_KEYS, MIN_KEYS};
+pub use watch::Watch;

@@ -185,3 +185,34 @@ fn diff_and_get_on_a_sparse_replica_read_only_what_they_walk() {
     eprintln!("the diff read {fetched} of {before} blocks");
     assert!(fetched < 60, "the diff read {fetched} of {before} blocks");
 }
+
+#[test]
+fn watch_wakes_on_changes_in_its_range() {
+    let (_d, bee) = bee();
+    let mut all = bee.watch(None).expect("watch");
+    let mut only_b = bee
+        .watch(Some(RangeOptions {
+            gte: Some(b"b".to_vec()),
+            lt: Some(b"c".to_vec()),
+            ..Default::default()
+        }))
+        .expect("watch");
+    let short = std::time::Duration::from_millis(50);
+    assert_eq!(all.next(short).expect("next"), None, "nothing yet");
+    let writer = {
+        let bee = bee.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            bee.put(b"apple", b"1").expect("put");
+            bee.put(b"banana", b"2").expect("put");
+        })
+    };
+    let long = std::time::Duration::from_secs(10);
+    let first = all.next(long).expect("next").expect("a change");
+    assert!(first >= 2);
+    // The range watch skips "apple" and wakes for "banana" (version 3).
+    assert_eq!(only_b.next(long).expect("next"), Some(3));
+    writer.join().expect("writer");
+    bee.put(b"cherry", b"3").expect("put");
+    assert_eq!(only_b.next(short).expect("next"), None, "cherry is outside");
+}
