@@ -6,6 +6,7 @@
 //! scaled run carry `"scale": N`. MB is 1,000,000 bytes, as on the
 //! JavaScript side (`benches/reference-js`).
 
+mod bee;
 mod replicate;
 mod report;
 mod workloads;
@@ -13,7 +14,7 @@ mod workloads;
 use std::process::ExitCode;
 
 /// Workloads this build can run, in the order `all` runs them.
-const RUNNABLE: [&str; 5] = ["W1", "W2", "W3", "W4", "W5"];
+const RUNNABLE: [&str; 6] = ["W1", "W2", "W3", "W4", "W5", "W6"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -56,10 +57,11 @@ fn main() -> ExitCode {
             "W3" => workloads::read(scale),
             "W4" => replicate::full(scale),
             "W5" => replicate::sparse(scale),
-            "W6" | "W7" | "W8" => {
+            "W6" => bee::run(scale),
+            "W7" | "W8" => {
                 eprintln!(
                     "hyper-bench: {id} needs a crate that does not exist yet \
-                     (W6 bee, W7 drive, W8 autobase); runnable: {}",
+                     (W7 drive, W8 autobase); runnable: {}",
                     RUNNABLE.join(" ")
                 );
                 return ExitCode::FAILURE;

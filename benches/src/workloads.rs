@@ -52,7 +52,7 @@ pub fn random_blocks(count: u64, size: usize, seed: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn dir_size(dir: &Path) -> Result<u64> {
+pub fn dir_size(dir: &Path) -> Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;

@@ -21,7 +21,7 @@ fn prints_one_json_line_per_workload_and_durability() {
     );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 8, "{stdout}");
+    assert_eq!(lines.len(), 9, "{stdout}");
     for (line, workload, fields) in [
         (
             lines[0],
@@ -80,10 +80,10 @@ fn prints_one_json_line_per_workload_and_durability() {
 
 #[test]
 fn refuses_what_it_cannot_run() {
-    let out = bench(&["W6"]);
+    let out = bench(&["W7"]);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3 W4 W5"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3 W4 W5 W6"));
     assert_eq!(bench(&["W9"]).status.code(), Some(2));
 }
 
