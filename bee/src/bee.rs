@@ -481,6 +481,12 @@ impl Bee {
     pub fn watch(&self, range: Option<RangeOptions>) -> Result<crate::Watch> {
         crate::watch::Watch::new(self.clone(), range)
     }
+
+    /// The writes from sequence number `from` on, then each new one as it
+    /// is written (see [`LiveHistory::next`](crate::LiveHistory::next)).
+    pub fn history_live(&self, from: u64) -> Result<crate::LiveHistory> {
+        crate::live::LiveHistory::new(self.clone(), from)
+    }
 }
 
 impl Batch<'_> {

@@ -33,6 +33,7 @@ mod bee;
 mod diff;
 mod error;
 mod fetch;
+mod live;
 pub mod messages;
 mod tree;
 mod watch;
@@ -43,5 +44,6 @@ pub use bee::{
 pub use diff::Difference;
 pub use error::{Error, Result};
 pub use fetch::with_fetch;
+pub use live::LiveHistory;
 pub use tree::{MAX_KEYS, MIN_KEYS};
 pub use watch::Watch;

@@ -216,3 +216,26 @@ fn watch_wakes_on_changes_in_its_range() {
     bee.put(b"cherry", b"3").expect("put");
     assert_eq!(only_b.next(short).expect("next"), None, "cherry is outside");
 }
+
+#[test]
+fn live_history_returns_past_writes_then_waits_for_new_ones() {
+    let (_d, bee) = bee();
+    bee.put(b"a", b"1").expect("put");
+    bee.del(b"a").expect("del");
+    let mut live = bee.history_live(0).expect("live");
+    let short = std::time::Duration::from_millis(50);
+    let first = live.next(short).expect("next").expect("a write");
+    assert_eq!((first.seq, first.value), (1, Some(b"1".to_vec())));
+    assert_eq!(live.next(short).expect("next").map(|c| c.seq), Some(2));
+    assert_eq!(live.next(short).expect("next"), None, "caught up");
+    let writer = {
+        let bee = bee.clone();
+        std::thread::spawn(move || bee.put(b"b", b"2").expect("put"))
+    };
+    let next = live
+        .next(std::time::Duration::from_secs(10))
+        .expect("next")
+        .expect("the new write");
+    assert_eq!((next.seq, next.key), (3, b"b".to_vec()));
+    writer.join().expect("writer");
+}
