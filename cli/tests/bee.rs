@@ -1,8 +1,7 @@
 //! `hyper-cli bee` on a local store and, with `--connect`, sparsely against
 //! a seeding process.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 
 mod common;
 
@@ -60,21 +59,8 @@ fn put_get_ls_history_import_del_locally_and_remotely() {
     // sparsely by key.
     let key = ok(cli(dir, &["core", "create", "--name", "db"], None));
     let key = key.trim();
-    let mut seeder = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
-        .arg("--store")
-        .arg(dir)
-        .args(["seed", key, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("seed");
-    let mut out = BufReader::new(seeder.stdout.take().expect("stdout")).lines();
-    let addr = loop {
-        let line = out.next().expect("address").expect("utf-8");
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            break addr.to_string();
-        }
-    };
+    let seeder = common::seed(dir, &[key, "--listen", "127.0.0.1:0"]);
+    let addr = seeder.addr.clone();
     let get = ok(cli(
         b.path(),
         &["bee", "get", key, "key02000", "--connect", &addr],
@@ -89,6 +75,5 @@ fn put_get_ls_history_import_del_locally_and_remotely() {
     assert_eq!(ls, "key02498 value 2498\nkey02499 value 2499\n");
     let info = ok(cli(b.path(), &["core", "info", key, "--json"], None));
     assert!(info.contains("\"length\":2504"), "{info}");
-    let _ = seeder.kill();
-    let _ = seeder.wait();
+    drop(seeder);
 }

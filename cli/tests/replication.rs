@@ -20,43 +20,10 @@ fn run(store: &Path, args: &[&str], stdin: &[u8]) -> Output {
     common::cli(store, args, Some(stdin))
 }
 
-/// A `hyper-cli seed` process; killed on drop.
-struct Seeder {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Seeder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn seed(store: &Path, keys: &[&str], listen: &str) -> Seeder {
-    let mut child = bin()
-        .arg("--store")
-        .arg(store)
-        .arg("seed")
-        .args(keys)
-        .args(["--listen", listen])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn seed");
-    // The address is the last line a seeder prints.
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("seed printed its address")
-            .expect("utf-8");
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            break addr.to_string();
-        }
-    };
-    Seeder { child, addr }
+fn seed(store: &Path, keys: &[&str], listen: &str) -> common::Seeder {
+    let mut args = keys.to_vec();
+    args.extend(["--listen", listen]);
+    common::seed(store, &args)
 }
 
 /// A store with one core of `n` numbered lines; returns its key.
@@ -178,20 +145,14 @@ fn live_clone_follows_appends() {
         tempfile::tempdir().expect("b"),
     );
     let key = writer(a.path(), 10);
-    // The seeder and a writer cannot share the store (one process holds
-    // it), so the writer appends through the seeding process: seed, clone
-    // live, then stop the seeder, append, seed again on the same port.
+    // The seeder stops, the writer appends, the seeder comes back on the
+    // same port: the live clone reconnects and follows.
     let seeder = seed(a.path(), &[], "127.0.0.1:0");
     let addr = seeder.addr.clone();
-    let mut clone = bin()
-        .arg("--store")
-        .arg(b.path())
-        .args(["clone", &key, "--connect", &addr, "--live", "--progress"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn clone");
-    let lines = progress_lines(&mut clone);
+    let (mut clone, lines) = clone_with_progress(
+        b.path(),
+        &["clone", &key, "--connect", &addr, "--live", "--progress"],
+    );
     wait_for(&lines, |l| l.starts_with("progress: 10/10 blocks"));
     drop(seeder);
     ok(run(
@@ -215,33 +176,14 @@ fn live_clone_follows_a_seeder_appending_stdin() {
         tempfile::tempdir().expect("b"),
     );
     let key = writer(a.path(), 3);
-    let mut seeder = bin()
-        .arg("--store")
-        .arg(a.path())
-        .args(["seed", &key, "--listen", "127.0.0.1:0", "--append"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn seed");
-    let mut lines = BufReader::new(seeder.stdout.take().expect("stdout")).lines();
-    let addr = loop {
-        let line = lines.next().expect("address").expect("utf-8");
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            break addr.to_string();
-        }
-    };
-    let mut clone = bin()
-        .arg("--store")
-        .arg(b.path())
-        .args(["clone", &key, "--connect", &addr, "--live", "--progress"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn clone");
-    let progress = progress_lines(&mut clone);
+    let mut seeder = common::seed(a.path(), &[&key, "--listen", "127.0.0.1:0", "--append"]);
+    let addr = seeder.addr.clone();
+    let (mut clone, progress) = clone_with_progress(
+        b.path(),
+        &["clone", &key, "--connect", &addr, "--live", "--progress"],
+    );
     wait_for(&progress, |l| l.starts_with("progress: 3/3 blocks"));
-    let mut stdin = seeder.stdin.take().expect("stdin");
+    let mut stdin = seeder.child.stdin.take().expect("stdin");
     for i in 0..5 {
         writeln!(stdin, "live {i}").expect("append a line");
         stdin.flush().expect("flush");
@@ -250,8 +192,6 @@ fn live_clone_follows_a_seeder_appending_stdin() {
     }
     let _ = clone.kill();
     let _ = clone.wait();
-    let _ = seeder.kill();
-    let _ = seeder.wait();
 }
 
 #[test]
@@ -263,15 +203,10 @@ fn a_clone_killed_mid_download_resumes() {
     let key = writer(a.path(), 60_000);
     let expected = cat(a.path(), &key);
     let seeder = seed(a.path(), &[], "127.0.0.1:0");
-    let mut clone = bin()
-        .arg("--store")
-        .arg(b.path())
-        .args(["clone", &key, "--connect", &seeder.addr, "--progress"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn clone");
-    let lines = progress_lines(&mut clone);
+    let (mut clone, lines) = clone_with_progress(
+        b.path(),
+        &["clone", &key, "--connect", &seeder.addr, "--progress"],
+    );
     // Past 40% (the clone makes what it stored durable every second).
     let partial = wait_for(&lines, |l| {
         l.split_whitespace()
@@ -293,6 +228,21 @@ fn a_clone_killed_mid_download_resumes() {
         "the second run resumed ({partial}): {out}"
     );
     assert_eq!(cat(b.path(), &key), expected);
+}
+
+/// `hyper-cli --store STORE ARGS...` (a clone with `--progress`) and its
+/// progress lines.
+fn clone_with_progress(store: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = bin()
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn clone");
+    let lines = progress_lines(&mut child);
+    (child, lines)
 }
 
 fn progress_lines(child: &mut Child) -> mpsc::Receiver<String> {
