@@ -50,17 +50,27 @@ async fn write_noise<S: AsyncWrite + Unpin>(io: &mut S, message: &[u8]) -> Resul
     Ok(())
 }
 
-/// Reads one Noise message; `None` on a clean end of stream before it.
-async fn read_noise<S: AsyncRead + Unpin>(io: &mut S, buf: &mut Vec<u8>) -> Result<Option<()>> {
+/// Reads one Noise message into the front of `buf` and returns it; `None`
+/// on a clean end of stream before it. `buf` is sized once for the largest
+/// message, so reads do not zero it again.
+async fn read_noise<'b, S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &'b mut Vec<u8>,
+) -> Result<Option<&'b [u8]>> {
     let mut len = [0u8; 2];
     match io.read_exact(&mut len).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.into()),
     }
-    buf.resize(usize::from(u16::from_be_bytes(len)), 0);
-    io.read_exact(buf).await?;
-    Ok(Some(()))
+    if buf.len() < NOISE_MAX {
+        buf.resize(NOISE_MAX, 0);
+    }
+    let message = buf
+        .get_mut(..usize::from(u16::from_be_bytes(len)))
+        .ok_or(Error::Malformed("noise message over 65,535 bytes"))?;
+    io.read_exact(message).await?;
+    Ok(Some(message))
 }
 
 fn identity_payload(identity: &KeyPair, static_key: &[u8]) -> Vec<u8> {
@@ -145,12 +155,12 @@ impl Opener {
             if let Some(m) = self.decoder.next_message()? {
                 return Ok(Some(m));
             }
-            if read_noise(io, &mut self.cipher).await?.is_none() {
+            let Some(message) = read_noise(io, &mut self.cipher).await? else {
                 return Ok(None);
-            }
+            };
             let n = self
                 .noise
-                .read_message(self.nonce, &self.cipher, &mut self.plain)
+                .read_message(self.nonce, message, &mut self.plain)
                 .map_err(Error::Noise)?;
             self.nonce += 1;
             self.decoder.push(self.plain.get(..n).unwrap_or_default());
@@ -198,8 +208,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
         let mut inbuf = Vec::new();
         let mut payload = vec![0u8; NOISE_MAX];
         let mut receive = async |io: &mut S, hs: &mut snow::HandshakeState| -> Result<usize> {
-            read_noise(io, &mut inbuf).await?.ok_or(Error::Closed)?;
-            hs.read_message(&inbuf, &mut payload).map_err(Error::Noise)
+            let message = read_noise(io, &mut inbuf).await?.ok_or(Error::Closed)?;
+            hs.read_message(message, &mut payload).map_err(Error::Noise)
         };
         let remote = if initiator {
             let n = hs.write_message(&[], &mut out).map_err(Error::Noise)?;
