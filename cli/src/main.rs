@@ -51,6 +51,16 @@ pub enum CliError {
     /// `seed --append` needs exactly one writable core.
     #[error("seed --append needs exactly one core, writable here")]
     AppendTarget,
+    /// Connected, but the peer sent nothing about the core.
+    #[error(
+        "the peer at {addr} sent nothing about this core in {seconds} s: it does not seem to serve it (check the key)"
+    )]
+    NotServed {
+        /// The address.
+        addr: String,
+        /// How long it waited.
+        seconds: u64,
+    },
     /// The peer could not be reached for the whole retry period.
     #[error("cannot reach {addr}: {error}; what was downloaded is kept, run again to resume")]
     Unreachable {

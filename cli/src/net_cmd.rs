@@ -228,7 +228,22 @@ pub fn clone(dir: &Path, options: CloneOptions<'_>) -> Result<(), CliError> {
                         }
                         break None;
                     }
-                    _ = tick.tick() => progress.draw(&core, started)?,
+                    _ = tick.tick() => {
+                        progress.draw(&core, started)?;
+                        // Connected, yet nothing about the core arrived: a
+                        // peer without it never answers its open (by design
+                        // it cannot tell), so give up after the retry time.
+                        if connections > 0
+                            && last_contact.elapsed() > options.retry_for
+                            && replication.synced_peers(&core).await == 0
+                        {
+                            progress.clear();
+                            return Err(CliError::NotServed {
+                                addr: options.connect.to_string(),
+                                seconds: options.retry_for.as_secs(),
+                            });
+                        }
+                    }
                 }
             };
             match ended {

@@ -95,6 +95,32 @@ fn seed_and_clone_between_two_processes_then_a_chain_of_three() {
 }
 
 #[test]
+fn cloning_a_core_the_peer_does_not_serve_ends_with_a_clear_error() {
+    let (a, b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    writer(a.path(), 5);
+    let seeder = seed(a.path(), &[], "127.0.0.1:0");
+    let other = "cd".repeat(32);
+    let out = run(
+        b.path(),
+        &[
+            "clone",
+            &other,
+            "--connect",
+            &seeder.addr,
+            "--retry-for",
+            "1",
+        ],
+        b"",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not seem to serve it"), "{err}");
+}
+
+#[test]
 fn sparse_get_fetches_one_block() {
     let (a, b) = (
         tempfile::tempdir().expect("a"),

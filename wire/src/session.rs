@@ -146,6 +146,7 @@ enum Command {
         result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
     },
     Peers(oneshot::Sender<Vec<PeerId>>),
+    SyncedPeers(CoreKey, oneshot::Sender<usize>),
     /// A congested peer's writer drained (the driver re-checks congestion
     /// in its output step, which follows every command).
     Writable,
@@ -366,6 +367,16 @@ impl Replication {
         rx
     }
 
+    /// How many connected peers have `core` open and have told this side
+    /// their state of it (0: no peer serves it, or not yet).
+    pub async fn synced_peers(&self, core: &Core) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::SyncedPeers(core.key(), reply)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
     /// The connected peers.
     pub async fn peers(&self) -> Vec<PeerId> {
         let (reply, rx) = oneshot::channel();
@@ -561,6 +572,9 @@ impl Driver {
             } => self.stored(batch, key, proofs, result),
             Command::Peers(reply) => {
                 let _ = reply.send(self.replicator.peers().collect());
+            }
+            Command::SyncedPeers(key, reply) => {
+                let _ = reply.send(self.replicator.synced_peers(&key));
             }
             Command::SendExtension { key, name, message } => {
                 self.replicator.send_extension(key, None, &name, &message);

@@ -335,6 +335,15 @@ impl<C: CoreAccess> Replicator<C> {
         }
     }
 
+    /// How many peers have `key`'s channel open and have told their state.
+    pub fn synced_peers(&self, key: &CoreKey) -> usize {
+        self.peers
+            .values()
+            .filter_map(|p| p.remotes.get(key))
+            .filter(|r| r.paired && r.synced)
+            .count()
+    }
+
     /// The connected peers.
     pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.peers.keys().copied()
