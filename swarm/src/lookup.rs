@@ -1,0 +1,134 @@
+//! An iterative Kademlia lookup as a state machine (after libp2p's
+//! `ClosestPeersIter`): no I/O, time passed in. Ask [`Lookup::next`] what
+//! to do, send the queries it names, and report each answer with
+//! [`Lookup::on_success`] (with the closer nodes the peer returned) or
+//! [`Lookup::on_failure`].
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::id::{Distance, NodeId};
+use crate::kbucket::K;
+
+/// Queries in flight at once.
+pub const PARALLELISM: usize = 3;
+
+/// What the caller should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupState {
+    /// Send a query to this node.
+    Query(NodeId),
+    /// Wait for answers (nothing more to send now).
+    Waiting,
+    /// [`PARALLELISM`] queries are in flight; wait.
+    AtCapacity,
+    /// Done: the `K` closest nodes that answered are in [`Lookup::result`].
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerState {
+    NotContacted,
+    Waiting { deadline: Instant },
+    Succeeded,
+    Failed,
+}
+
+/// One iterative lookup of the nodes closest to a target.
+pub struct Lookup {
+    target: NodeId,
+    peers: BTreeMap<Distance, (NodeId, PeerState)>,
+    timeout: Duration,
+}
+
+impl Lookup {
+    /// A lookup of `target`, starting from `seeds` (usually the routing
+    /// table's closest), each query timing out after `timeout`.
+    pub fn new(target: NodeId, seeds: impl IntoIterator<Item = NodeId>, timeout: Duration) -> Self {
+        let mut lookup = Lookup {
+            target,
+            peers: BTreeMap::new(),
+            timeout,
+        };
+        lookup.add(seeds);
+        lookup
+    }
+
+    fn add(&mut self, nodes: impl IntoIterator<Item = NodeId>) {
+        for id in nodes {
+            self.peers
+                .entry(id.distance(&self.target))
+                .or_insert((id, PeerState::NotContacted));
+        }
+    }
+
+    /// What to do at `now`: queries past their deadline count as failed.
+    pub fn next(&mut self, now: Instant) -> LookupState {
+        let mut in_flight = 0;
+        for (_, state) in self.peers.values_mut() {
+            if let PeerState::Waiting { deadline } = *state {
+                if deadline <= now {
+                    *state = PeerState::Failed;
+                } else {
+                    in_flight += 1;
+                }
+            }
+        }
+        // Walk the live candidates closest first: done when the K closest
+        // have all answered; otherwise query the closest not yet asked.
+        let mut answered = 0;
+        for (id, state) in self.peers.values_mut() {
+            match *state {
+                PeerState::Failed => continue,
+                PeerState::Succeeded => {
+                    answered += 1;
+                    if answered == K {
+                        return LookupState::Finished;
+                    }
+                }
+                PeerState::Waiting { .. } => {}
+                PeerState::NotContacted => {
+                    if in_flight >= PARALLELISM {
+                        return LookupState::AtCapacity;
+                    }
+                    *state = PeerState::Waiting {
+                        deadline: now + self.timeout,
+                    };
+                    return LookupState::Query(*id);
+                }
+            }
+        }
+        if in_flight > 0 {
+            LookupState::Waiting
+        } else {
+            LookupState::Finished
+        }
+    }
+
+    /// `peer` answered with the nodes it knows closest to the target.
+    pub fn on_success(&mut self, peer: &NodeId, closer: impl IntoIterator<Item = NodeId>) {
+        if let Some((_, state)) = self.peers.get_mut(&peer.distance(&self.target))
+            && matches!(state, PeerState::Waiting { .. } | PeerState::Failed)
+        {
+            *state = PeerState::Succeeded;
+        }
+        self.add(closer);
+    }
+
+    /// `peer` did not answer, or answered with an error.
+    pub fn on_failure(&mut self, peer: &NodeId) {
+        if let Some((_, state)) = self.peers.get_mut(&peer.distance(&self.target)) {
+            *state = PeerState::Failed;
+        }
+    }
+
+    /// The (up to) `K` closest nodes that answered, closest first.
+    pub fn result(&self) -> Vec<NodeId> {
+        self.peers
+            .values()
+            .filter(|(_, s)| *s == PeerState::Succeeded)
+            .map(|(id, _)| *id)
+            .take(K)
+            .collect()
+    }
+}
