@@ -712,7 +712,6 @@ impl Driver {
                 self.extension_subscribers
                     .retain(|tx| tx.send(m.clone()).is_ok());
             }
-            _ => {}
         }
     }
 }

@@ -145,13 +145,6 @@ pub enum Event {
         /// What it did.
         error: Error,
     },
-    /// A peer's channel for a core now carries data (both sides opened it).
-    Paired {
-        /// The peer.
-        peer: PeerId,
-        /// The core.
-        key: CoreKey,
-    },
     /// An extension message arrived on a core's channel.
     Extension {
         /// The peer.
@@ -461,7 +454,6 @@ impl<C: CoreAccess> Replicator<C> {
                 },
             ));
         }
-        self.events.push_back(Event::Paired { peer, key });
         self.schedule(now, key);
     }
 
