@@ -95,7 +95,10 @@ fn history_versions_and_snapshots() {
     assert_eq!(frozen.version().expect("version"), 3);
     assert_eq!(frozen.get(b"x").expect("get"), Some(b"1".to_vec()));
     assert_eq!(frozen.get(b"y").expect("get"), Some(b"2".to_vec()));
-    assert!(frozen.put(b"z", b"no").is_err(), "a snapshot is read-only");
+    assert!(
+        matches!(frozen.put(b"z", b"no"), Err(hyper_bee::Error::ReadOnly)),
+        "a snapshot is read-only"
+    );
     assert_eq!(bee.get_item(b"y").expect("get").expect("some").seq, 4);
     let newest_first = bee.history(2..5, true).expect("history");
     assert_eq!(
@@ -118,7 +121,13 @@ fn history_versions_and_snapshots() {
             },
         ]
     );
-    assert!(bee.checkout(99).is_err());
+    assert!(matches!(
+        bee.checkout(99),
+        Err(hyper_bee::Error::NoSuchVersion {
+            version: 99,
+            length: 5
+        })
+    ));
 }
 
 /// Runs a future that never waits (its fetches are local).
