@@ -311,7 +311,7 @@ impl Bee {
             .writing
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        Ok(self.commit_locked(&[Op::Del(key.to_vec())])? > 0)
+        Ok(self.commit_locked(&[Op::Del(self.full(key))])? > 0)
     }
 
     /// Sets `key` to `value` only if `condition` holds for its current
@@ -462,7 +462,7 @@ impl Bee {
     /// whose entry differs, with its value then and now, in key order.
     /// Subtrees both versions share are skipped without being read.
     pub fn diff(&self, from: u64) -> Result<Vec<crate::diff::Difference>> {
-        let length = self.core.info()?.length;
+        let length = self.version()?;
         if from > length {
             return Err(Error::NoSuchVersion {
                 version: from,

@@ -25,6 +25,14 @@ fn subs_are_isolated_nest_and_share_the_core() {
     users.put(b"alice", b"1").expect("put");
     users.put(b"bob", b"2").expect("put");
     admins.put(b"carol", b"3").expect("put");
+    root.put(b"bob", b"a root key named like a user")
+        .expect("put");
+    assert!(users.del(b"bob").expect("del"), "the sub's bob");
+    assert_eq!(
+        root.get(b"bob").expect("get"),
+        Some(b"a root key named like a user".to_vec())
+    );
+    users.put(b"bob", b"2").expect("put");
     let mut batch = users.batch();
     batch.put(b"dave", b"4");
     batch.del(b"bob");
@@ -76,6 +84,8 @@ fn subs_are_isolated_nest_and_share_the_core() {
             (b"alice".to_vec(), true),
             (b"bob".to_vec(), true),
             (b"admins\0carol".to_vec(), true),
+            (b"bob".to_vec(), false),
+            (b"bob".to_vec(), true),
             (b"dave".to_vec(), true),
             (b"bob".to_vec(), false),
         ]
@@ -121,6 +131,13 @@ fn history_versions_and_snapshots() {
             },
         ]
     );
+    assert!(matches!(
+        frozen.diff(4),
+        Err(hyper_bee::Error::NoSuchVersion {
+            version: 4,
+            length: 3
+        })
+    ));
     assert!(matches!(
         bee.checkout(99),
         Err(hyper_bee::Error::NoSuchVersion {

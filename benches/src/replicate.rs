@@ -173,17 +173,7 @@ fn served_writer(shape: Append, count: u64) -> Result<(tempfile::TempDir, CoreKe
 pub fn full(scale: u64) -> Result<()> {
     for shape in [Append::SMALL, Append::LARGE] {
         let count = shape.blocks / scale;
-        let writer_dir = tempfile::tempdir()?;
-        let blocks = random_blocks(count, shape.block_size, 1);
-        fill(
-            writer_dir.path(),
-            &blocks,
-            shape.batch,
-            Durability::Eventual,
-        )?;
-        drop(blocks);
-        let key = Store::open(writer_dir.path())?.named("bench")?.key();
-        let server = Server::start(writer_dir.path())?;
+        let (_writer_dir, key, server) = served_writer(shape, count)?;
         let reader_dir = tempfile::tempdir()?;
         let (seconds, wire) = runtime()?.block_on(async {
             let start = Instant::now();

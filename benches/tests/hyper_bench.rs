@@ -66,6 +66,16 @@ fn prints_one_json_line_per_workload_and_durability() {
             "W5",
             &["\"p50_ms\":", "\"p99_ms\":", "\"wire_bytes_per_block\":"][..],
         ),
+        (
+            lines[8],
+            "W6",
+            &[
+                "\"put_ops_per_sec\":",
+                "\"get_ops_per_sec\":",
+                "\"scan_entries_per_sec\":",
+                "\"disk_bytes\":",
+            ][..],
+        ),
     ] {
         assert!(
             line.starts_with(&format!("{{\"workload\":\"{workload}\",\"impl\":\"rust\"")),

@@ -304,20 +304,25 @@ pub fn get(
         Err(CliError::NoSuchCore(_)) => store.replica(&parse_key(key)?)?,
         Err(e) => return Err(e),
     };
+    // Only a block that is not here goes to the network; other local
+    // errors (I/O, corruption) are reported as they are.
     let block = match core.get(index) {
         Ok(block) => block,
-        Err(_) => runtime()?.block_on(async {
-            let replication = Replication::new(
-                store.clone(),
-                KeyPair::generate()?,
-                ReplicationOptions::default(),
-            );
-            replication.add_core(&core);
-            let _connection = connect_tcp(&replication, connect).await?;
-            let block = replication.get(&core, index, timeout).await?;
-            store.flush()?;
-            Ok::<_, CliError>(block)
-        })?,
+        Err(hyper_core::Error::NotAvailable { .. } | hyper_core::Error::OutOfBounds { .. }) => {
+            runtime()?.block_on(async {
+                let replication = Replication::new(
+                    store.clone(),
+                    KeyPair::generate()?,
+                    ReplicationOptions::default(),
+                );
+                replication.add_core(&core);
+                let _connection = connect_tcp(&replication, connect).await?;
+                let block = replication.get(&core, index, timeout).await?;
+                store.flush()?;
+                Ok::<_, CliError>(block)
+            })?
+        }
+        Err(e) => return Err(e.into()),
     };
     let mut out = std::io::stdout().lock();
     out.write_all(&block)?;

@@ -63,10 +63,9 @@ impl<T: Clone> RoutingTable<T> {
             bucket.push_back((id, value));
             return Insert::Inserted;
         }
-        match bucket.front() {
-            Some((oldest, _)) => Insert::Full { oldest: *oldest },
-            None => Insert::Inserted,
-        }
+        // Full (K > 0 entries): the least recently seen is at the front.
+        let oldest = bucket.front().map(|(n, _)| *n).unwrap_or(id);
+        Insert::Full { oldest }
     }
 
     /// Forgets `id`; whether it was there.
