@@ -268,8 +268,12 @@ impl Core {
             &CachedNodes<'_, ReadOnlyTable<(u64, u64), &'static [u8]>>,
         ) -> Result<T>,
     ) -> Result<T> {
-        let state = self.signed_state()?;
-        let txn = self.inner.shared.db.begin_read()?;
+        // The read view is opened under the state lock, so the state and the
+        // tree it reads belong together (a truncation cannot slip between).
+        let (state, txn) = {
+            let st = self.read_state()?;
+            (st.header.state.clone(), self.inner.shared.db.begin_read()?)
+        };
         let nodes = txn.open_table(NODES)?;
         f(
             &state,
@@ -422,12 +426,16 @@ impl Core {
     /// requests uses. One result per request, in order; the outer error is
     /// a failure to open the read view.
     pub fn proofs(&self, requests: &[ProofRequest]) -> Result<Vec<Result<Proof>>> {
-        let (state, manifest) = {
+        // State and read view taken together, under the state lock.
+        let (state, manifest, txn) = {
             let st = self.read_state()?;
-            (st.header.state.clone(), st.header.manifest.clone())
+            (
+                st.header.state.clone(),
+                st.header.manifest.clone(),
+                self.inner.shared.db.begin_read()?,
+            )
         };
         let manifest = manifest.ok_or(Error::InvalidArgument("the manifest is not known yet"))?;
-        let txn = self.inner.shared.db.begin_read()?;
         let nodes = txn.open_table(NODES)?;
         let blocks = txn.open_table(BLOCKS)?;
         let id = self.inner.id;
@@ -711,13 +719,20 @@ impl Snapshot {
     /// Block `index` as of the snapshot.
     pub fn get(&self, index: u64) -> Result<Vec<u8>> {
         check_bounds(index, self.length)?;
+        let invalidated = Error::SnapshotInvalidated {
+            length: self.length,
+            fork: self.fork,
+        };
         if index >= self.valid_length()? {
-            return Err(Error::SnapshotInvalidated {
-                length: self.length,
-                fork: self.fork,
-            });
+            return Err(invalidated);
         }
-        self.core.get(index)
+        let block = self.core.get(index)?;
+        // A truncation between the check and the read would have handed out
+        // the new fork's block: check again after reading.
+        if index >= self.valid_length()? {
+            return Err(invalidated);
+        }
+        Ok(block)
     }
 
     /// Blocks below this index are unchanged since the snapshot was taken.
