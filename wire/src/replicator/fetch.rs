@@ -20,6 +20,35 @@ impl From<TooManyRanges> for Error {
     }
 }
 
+/// The proof a `Data` carries, checked to answer what `kind` asked.
+fn received(data: messages::Data, kind: Inflight) -> Result<Received> {
+    let id = data.request;
+    let proof = proof_from_data(data)?;
+    let (block, depends_on, upgrade) = match kind {
+        Inflight::Block {
+            index, depends_on, ..
+        } => {
+            if proof.block.as_ref().map(|b| b.index) != Some(index) {
+                return Err(Error::Malformed("data does not answer its request"));
+            }
+            (Some(index), depends_on, false)
+        }
+        Inflight::Upgrade => {
+            if proof.upgrade.is_none() {
+                return Err(Error::Malformed("data does not answer its request"));
+            }
+            (None, None, true)
+        }
+    };
+    Ok(Received {
+        id,
+        depends_on,
+        proof,
+        block,
+        upgrade,
+    })
+}
+
 fn checked_range(start: u64, length: u64) -> Result<std::ops::Range<u64>> {
     let end = start
         .checked_add(length)
@@ -76,34 +105,16 @@ impl<C: CoreAccess> Replicator<C> {
                     return Ok(()); // cancelled or timed out: late, harmless
                 };
                 remote.last_progress = Some(now);
-                let id = data.request;
-                let proof = proof_from_data(data)?;
-                let received = match kind {
-                    Inflight::Block {
-                        index, depends_on, ..
-                    } => {
-                        if proof.block.as_ref().map(|b| b.index) != Some(index) {
-                            return Err(Error::Malformed("data does not answer its request"));
+                let received = match received(data, kind) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // The request left `inflight` already: ask again
+                        // before the peer is dropped, or its block would
+                        // stay "requested" for good.
+                        if let Some(local) = self.cores.get_mut(&key) {
+                            local.requeue_inflight([kind]);
                         }
-                        Received {
-                            id,
-                            depends_on,
-                            proof,
-                            block: Some(index),
-                            upgrade: false,
-                        }
-                    }
-                    Inflight::Upgrade => {
-                        if proof.upgrade.is_none() {
-                            return Err(Error::Malformed("data does not answer its request"));
-                        }
-                        Received {
-                            id,
-                            depends_on: None,
-                            proof,
-                            block: None,
-                            upgrade: true,
-                        }
+                        return Err(e);
                     }
                 };
                 let stale = self
