@@ -40,3 +40,18 @@ impl fmt::Debug for NodeId {
         write!(f, "…")
     }
 }
+
+impl NodeId {
+    /// The id a node at `addr` may claim: BLAKE3 derive-key of the address
+    /// (16 bytes of IPv6 or IPv4-mapped IPv6, then the port big-endian).
+    pub fn for_address(addr: std::net::SocketAddr) -> NodeId {
+        let ip = match addr.ip() {
+            std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            std::net::IpAddr::V6(v6) => v6.octets(),
+        };
+        let mut hasher = blake3::Hasher::new_derive_key("hyper-swarm 2026 node id");
+        hasher.update(&ip);
+        hasher.update(&addr.port().to_be_bytes());
+        NodeId(*hasher.finalize().as_bytes())
+    }
+}

@@ -1,15 +1,33 @@
 //! hyper-swarm: finding and reaching peers with no server.
 //!
-//! Built in steps (see the swarm issue). Present now, pure and tested: the
-//! Kademlia routing table ([`RoutingTable`], k-buckets over 256-bit ids) and
-//! the iterative lookup as a state machine ([`Lookup`]) in the style of
-//! libp2p's `ClosestPeersIter`. The UDP transport, records, hole punching
-//! and QUIC come next.
+//! - [`Node`]: one Kademlia DHT node as a pure state machine (no sockets, no
+//!   clock), with the routing table ([`RoutingTable`]), iterative lookups
+//!   ([`Lookup`]), records and values it stores for others, write tokens,
+//!   per-source limits and the reachability check that decides whether it
+//!   serves others.
+//! - The wire format of DHT datagrams is `proto/dht.proto`.
 
+mod codec;
 mod id;
 mod kbucket;
 mod lookup;
+mod messages;
+mod node;
+mod query;
+mod quic;
+mod records;
+mod serve;
+mod signing;
+pub mod sim;
 
+pub use codec::{DecodeError, MAX_PACKET};
 pub use id::{Distance, NodeId};
 pub use kbucket::{Insert, K, RoutingTable};
 pub use lookup::{Lookup, LookupState, PARALLELISM};
+pub use messages::{Body, Holepunch, MutableValue, NatKind, PeerRecord, Reply};
+pub use node::{
+    Config, ConnectToken, Event, Node, QueryId, RateLimit, Reachability, RequestError, RequestId, Transmit,
+};
+pub use query::{FoundRecord, QueryKind, QueryOutcome};
+pub use records::Limits;
+pub use signing::{immutable_target, mutable_target, sign_mutable, sign_record, sign_unannounce};

@@ -37,7 +37,9 @@ enum PeerState {
 /// One iterative lookup of the nodes closest to a target.
 pub struct Lookup {
     target: NodeId,
-    peers: BTreeMap<Distance, (NodeId, PeerState)>,
+    /// Candidates by distance: id, state, and how many answers led to it
+    /// (0 for a seed).
+    peers: BTreeMap<Distance, (NodeId, PeerState, usize)>,
     timeout: Duration,
 }
 
@@ -50,22 +52,27 @@ impl Lookup {
             peers: BTreeMap::new(),
             timeout,
         };
-        lookup.add(seeds);
+        lookup.add(seeds, 0);
         lookup
     }
 
-    fn add(&mut self, nodes: impl IntoIterator<Item = NodeId>) {
+    fn add(&mut self, nodes: impl IntoIterator<Item = NodeId>, depth: usize) {
         for id in nodes {
             self.peers
                 .entry(id.distance(&self.target))
-                .or_insert((id, PeerState::NotContacted));
+                .or_insert((id, PeerState::NotContacted, depth));
         }
+    }
+
+    /// The target.
+    pub fn target(&self) -> NodeId {
+        self.target
     }
 
     /// What to do at `now`: queries past their deadline count as failed.
     pub fn next(&mut self, now: Instant) -> LookupState {
         let mut in_flight = 0;
-        for (_, state) in self.peers.values_mut() {
+        for (_, state, _) in self.peers.values_mut() {
             if let PeerState::Waiting { deadline } = *state {
                 if deadline <= now {
                     *state = PeerState::Failed;
@@ -75,18 +82,18 @@ impl Lookup {
             }
         }
         // Walk the live candidates closest first: done when the K closest
-        // have all answered; otherwise query the closest not yet asked.
-        let mut answered = 0;
-        for (id, state) in self.peers.values_mut() {
+        // have all answered; a query still out among them holds the finish;
+        // otherwise query the closest not yet asked.
+        let mut live = 0;
+        let mut waiting = false;
+        for (id, state, _) in self.peers.values_mut() {
             match *state {
                 PeerState::Failed => continue,
-                PeerState::Succeeded => {
-                    answered += 1;
-                    if answered == K {
-                        return LookupState::Finished;
-                    }
+                PeerState::Succeeded => live += 1,
+                PeerState::Waiting { .. } => {
+                    live += 1;
+                    waiting = true;
                 }
-                PeerState::Waiting { .. } => {}
                 PeerState::NotContacted => {
                     if in_flight >= PARALLELISM {
                         return LookupState::AtCapacity;
@@ -97,8 +104,11 @@ impl Lookup {
                     return LookupState::Query(*id);
                 }
             }
+            if live == K {
+                break;
+            }
         }
-        if in_flight > 0 {
+        if waiting || in_flight > 0 {
             LookupState::Waiting
         } else {
             LookupState::Finished
@@ -107,17 +117,19 @@ impl Lookup {
 
     /// `peer` answered with the nodes it knows closest to the target.
     pub fn on_success(&mut self, peer: &NodeId, closer: impl IntoIterator<Item = NodeId>) {
-        if let Some((_, state)) = self.peers.get_mut(&peer.distance(&self.target))
+        let mut depth = 0;
+        if let Some((_, state, at)) = self.peers.get_mut(&peer.distance(&self.target))
             && matches!(state, PeerState::Waiting { .. } | PeerState::Failed)
         {
             *state = PeerState::Succeeded;
+            depth = *at;
         }
-        self.add(closer);
+        self.add(closer, depth + 1);
     }
 
     /// `peer` did not answer, or answered with an error.
     pub fn on_failure(&mut self, peer: &NodeId) {
-        if let Some((_, state)) = self.peers.get_mut(&peer.distance(&self.target)) {
+        if let Some((_, state, _)) = self.peers.get_mut(&peer.distance(&self.target)) {
             *state = PeerState::Failed;
         }
     }
@@ -126,9 +138,28 @@ impl Lookup {
     pub fn result(&self) -> Vec<NodeId> {
         self.peers
             .values()
-            .filter(|(_, s)| *s == PeerState::Succeeded)
-            .map(|(id, _)| *id)
+            .filter(|(_, s, _)| *s == PeerState::Succeeded)
+            .map(|(id, _, _)| *id)
             .take(K)
             .collect()
+    }
+
+    /// Hops: the longest chain of answers that led to a node of the result
+    /// (1 when the seeds were already the closest).
+    pub fn hops(&self) -> usize {
+        self.peers
+            .values()
+            .filter(|(_, s, _)| *s == PeerState::Succeeded)
+            .take(K)
+            .map(|(_, _, depth)| depth + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether any query is still waiting for an answer.
+    pub fn in_flight(&self) -> bool {
+        self.peers
+            .values()
+            .any(|(_, s, _)| matches!(s, PeerState::Waiting { .. }))
     }
 }

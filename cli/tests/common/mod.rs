@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+pub mod netlab;
+
 /// `hyper-cli --store STORE ARGS...` with `stdin` written to it.
 pub fn cli(store: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))

@@ -1,0 +1,812 @@
+//! One DHT node as a state machine, in the style of quinn-proto: no sockets
+//! and no clock. Datagrams go in through [`Node::handle_packet`], time
+//! through [`Node::handle_timeout`]; what to send comes out of
+//! [`Node::poll_transmit`], what happened out of [`Node::poll_event`], and
+//! when to wake next out of [`Node::poll_timeout`].
+//!
+//! Who owns what: the routing table holds only nodes whose claimed id is
+//! the hash of the address their packets come from; [`Records`] holds what
+//! others stored here; the queries (`query.rs`) walk the network with a
+//! [`crate::Lookup`] each; requests this node answers live in `serve.rs`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::codec::{self, address, bytes32, socket_addr};
+use crate::id::NodeId;
+use crate::kbucket::{Insert, K, RoutingTable};
+use crate::messages::{Body, CheckReachable, ErrorCode, FLAG_RELAY, Holepunch, Packet, Ping, Reply};
+use crate::query::{Query, QueryKind, QueryOutcome};
+use crate::records::{Limits, Records};
+
+/// Whether this node serves as a DHT node for others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reachability {
+    /// Find out: claim a node id only after an unsolicited ping arrives
+    /// (not behind a NAT or firewall that drops them).
+    Auto,
+    /// Reachable at the observed address (a bootstrap node): claim an id
+    /// as soon as the address is known.
+    Public,
+    /// Never claim an id: only a client of the DHT.
+    Ephemeral,
+}
+
+/// Requests from one source IP answered per second, with a burst.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: u32,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
+
+/// How a node behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Nodes to start from.
+    pub bootstrap: Vec<SocketAddr>,
+    /// Whether to serve others (see [`Reachability`]).
+    pub reachability: Reachability,
+    /// The address others reach this node at, if known up front.
+    pub public_address: Option<SocketAddr>,
+    /// Whether this node relays for others (tells them in every packet).
+    pub relay: bool,
+    /// How long to wait for an answer before resending.
+    pub request_timeout: Duration,
+    /// Resends before a request fails.
+    pub retries: u8,
+    /// How often to walk toward the own id and a random id to keep the
+    /// table fresh.
+    pub refresh_interval: Duration,
+    /// Storage bounds.
+    pub limits: Limits,
+    /// Per-source request rate.
+    pub rate_limit: RateLimit,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bootstrap: Vec::new(),
+            reachability: Reachability::Auto,
+            public_address: None,
+            relay: false,
+            request_timeout: Duration::from_millis(1000),
+            retries: 1,
+            refresh_interval: Duration::from_secs(5 * 60),
+            limits: Limits::default(),
+            rate_limit: RateLimit {
+                per_second: 200,
+                burst: 400,
+            },
+        }
+    }
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub to: SocketAddr,
+    /// The whole datagram, kind byte included.
+    pub bytes: Vec<u8>,
+}
+
+/// Names a query started with [`Node::query`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryId(pub u64);
+
+/// Names a single request started with [`Node::request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// Names a forwarded connect request to answer with [`Node::answer_connect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectToken {
+    holder: SocketAddr,
+    tid: u32,
+}
+
+impl ConnectToken {
+    pub(crate) fn new(holder: SocketAddr, tid: u32) -> Self {
+        ConnectToken { holder, tid }
+    }
+}
+
+/// Why a single request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No answer after every resend.
+    #[error("no answer")]
+    Timeout,
+    /// The node refused.
+    #[error("refused: {0:?}")]
+    Refused(ErrorCode),
+}
+
+/// What happened.
+#[derive(Debug)]
+pub enum Event {
+    /// A query finished.
+    QueryDone {
+        /// Which.
+        id: QueryId,
+        /// What it found and did.
+        outcome: QueryOutcome,
+    },
+    /// A lookup found a record (reported as soon as it arrives).
+    Found {
+        /// Which query.
+        id: QueryId,
+        /// The record.
+        record: crate::query::FoundRecord,
+    },
+    /// A single request was answered or failed.
+    Response {
+        /// Which.
+        id: RequestId,
+        /// The answer.
+        result: Result<Reply, RequestError>,
+    },
+    /// A client wants to connect (passed on by the node holding this
+    /// node's announcement): answer with [`Node::answer_connect`].
+    ConnectRequest {
+        /// To answer with.
+        token: ConnectToken,
+        /// The topic the client found this node under.
+        topic: [u8; 32],
+        /// The client's address as the holder saw it.
+        from: Option<SocketAddr>,
+        /// The client's details.
+        holepunch: Holepunch,
+    },
+    /// This node proved it can be reached and now serves as a DHT node.
+    Reachable {
+        /// The id it claimed.
+        id: NodeId,
+        /// The address it is reached at.
+        address: SocketAddr,
+    },
+}
+
+/// What an outstanding request is for.
+#[derive(Debug, Clone)]
+pub(crate) enum Purpose {
+    /// A step of a query, sent to the node with this (lookup) id.
+    Query(QueryId, NodeId),
+    /// The store phase of a query.
+    Store(QueryId),
+    /// A ping of the oldest node of a full bucket; `candidate` replaces it
+    /// if it does not answer.
+    Evict {
+        oldest: NodeId,
+        candidate: (NodeId, SocketAddr),
+    },
+    /// A request of the application.
+    Request(RequestId),
+    /// A connect request passed on for `client`.
+    Forward { client: SocketAddr, tid: u32 },
+    /// Asking another node to ping us.
+    CheckReachable,
+    /// A ping whose answer nobody waits for.
+    Quiet,
+}
+
+struct Pending {
+    to: SocketAddr,
+    deadline: Instant,
+    tries_left: u8,
+    bytes: Vec<u8>,
+    purpose: Purpose,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Addresses this node wrote to: a request from any other address is
+/// unsolicited. Two generations, so the set stays bounded.
+#[derive(Default)]
+struct Contacted {
+    current: HashSet<SocketAddr>,
+    previous: HashSet<SocketAddr>,
+}
+
+impl Contacted {
+    const GENERATION: usize = 16_384;
+
+    fn insert(&mut self, addr: SocketAddr) {
+        if self.current.len() >= Self::GENERATION {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(addr);
+    }
+
+    fn contains(&self, addr: &SocketAddr) -> bool {
+        self.current.contains(addr) || self.previous.contains(addr)
+    }
+}
+
+/// One DHT node.
+pub struct Node {
+    pub(crate) config: Config,
+    /// The claimed id, once reachable; until then a random id orders the
+    /// table.
+    claimed: Option<NodeId>,
+    pub(crate) table: RoutingTable<SocketAddr>,
+    next_tid: u32,
+    next_id: u64,
+    pending: HashMap<u32, Pending>,
+    pub(crate) queries: HashMap<QueryId, Query>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    pub(crate) records: Records,
+    secrets: [[u8; 32]; 2],
+    secret_rotated: Instant,
+    /// What each reporter said our address is.
+    observed: VecDeque<(SocketAddr, SocketAddr)>,
+    public_address: Option<SocketAddr>,
+    contacted: Contacted,
+    /// Recent requesters (any), to ask for reachability pings.
+    recent: VecDeque<SocketAddr>,
+    rates: HashMap<IpAddr, Bucket>,
+    evicting: HashSet<NodeId>,
+    relays: VecDeque<SocketAddr>,
+    next_refresh: Instant,
+    next_expire: Instant,
+    next_check: Option<Instant>,
+    bootstrapped: bool,
+}
+
+const SECRET_ROTATION: Duration = Duration::from_secs(5 * 60);
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+const CHECK_EVERY: Duration = Duration::from_secs(30);
+const OBSERVERS: usize = 8;
+const RECENT: usize = 32;
+const RELAYS: usize = 8;
+
+impl Node {
+    /// A node that has not yet talked to anyone. `seed` gives the random
+    /// bits (the table's provisional id, token secrets); pass fresh random
+    /// bytes, or a fixed seed in simulations.
+    pub fn new(config: Config, now: Instant, seed: [u8; 32]) -> Self {
+        let provisional = NodeId(blake3::derive_key("hyper-swarm 2026 provisional id", &seed));
+        let secret = blake3::derive_key("hyper-swarm 2026 token secret", &seed);
+        let limits = config.limits.clone();
+        let mut node = Node {
+            claimed: None,
+            table: RoutingTable::new(provisional),
+            next_tid: u32::from_be_bytes([seed[0], seed[1], seed[2], seed[3]]),
+            next_id: 0,
+            pending: HashMap::new(),
+            queries: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            records: Records::new(limits),
+            secrets: [secret, secret],
+            secret_rotated: now,
+            observed: VecDeque::new(),
+            public_address: None,
+            contacted: Contacted::default(),
+            recent: VecDeque::new(),
+            rates: HashMap::new(),
+            evicting: HashSet::new(),
+            relays: VecDeque::new(),
+            next_refresh: now + config.refresh_interval,
+            next_expire: now + EXPIRE_EVERY,
+            next_check: None,
+            bootstrapped: false,
+            config,
+        };
+        if node.config.reachability == Reachability::Public
+            && let Some(addr) = node.config.public_address
+        {
+            node.claim(addr);
+        }
+        node
+    }
+
+    /// The id this node serves under, once it does.
+    pub fn id(&self) -> Option<NodeId> {
+        self.claimed
+    }
+
+    /// The address others see this node at, once known.
+    pub fn public_address(&self) -> Option<SocketAddr> {
+        self.public_address.or(self.config.public_address)
+    }
+
+    /// Nodes in the routing table.
+    pub fn table_len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The `n` known nodes closest to `target`.
+    pub fn closest(&self, target: &NodeId, n: usize) -> Vec<(NodeId, SocketAddr)> {
+        self.table.closest(target, n)
+    }
+
+    /// Entries stored here for others.
+    pub fn stored(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Nodes that said they relay, most recent first.
+    pub fn relays(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.relays.iter().copied()
+    }
+
+    /// Whether the first walk of the network is done.
+    pub fn is_bootstrapped(&self) -> bool {
+        self.bootstrapped
+    }
+
+    /// Walks toward the own id from the bootstrap nodes and the table, so
+    /// the table fills and close nodes learn of this one.
+    pub fn bootstrap(&mut self, now: Instant) -> QueryId {
+        let target = self.table.local();
+        self.query(now, QueryKind::FindNode(target))
+    }
+
+    pub(crate) fn next_query_id(&mut self) -> QueryId {
+        self.next_id += 1;
+        QueryId(self.next_id)
+    }
+
+    fn fresh_tid(&mut self) -> u32 {
+        loop {
+            self.next_tid = self.next_tid.wrapping_add(1);
+            if !self.pending.contains_key(&self.next_tid) {
+                return self.next_tid;
+            }
+        }
+    }
+
+    fn header(&self, tid: u32, to: SocketAddr, body: Body) -> Packet {
+        Packet {
+            tid,
+            id: self.claimed.map(|id| id.0.to_vec()).unwrap_or_default(),
+            to: Some(address(to)),
+            flags: if self.config.relay { FLAG_RELAY } else { 0 },
+            body: Some(body),
+        }
+    }
+
+    /// Sends a request and remembers it; returns its tid.
+    pub(crate) fn send_request(&mut self, now: Instant, to: SocketAddr, body: Body, purpose: Purpose) -> u32 {
+        let tid = self.fresh_tid();
+        let bytes = codec::encode(&self.header(tid, to, body));
+        self.contacted.insert(to);
+        self.transmits.push_back(Transmit {
+            to,
+            bytes: bytes.clone(),
+        });
+        self.pending.insert(
+            tid,
+            Pending {
+                to,
+                deadline: now + self.config.request_timeout,
+                tries_left: self.config.retries,
+                bytes,
+                purpose,
+            },
+        );
+        tid
+    }
+
+    pub(crate) fn send_answer(&mut self, to: SocketAddr, tid: u32, body: Body) {
+        let bytes = codec::encode(&self.header(tid, to, body));
+        self.contacted.insert(to);
+        self.transmits.push_back(Transmit { to, bytes });
+    }
+
+    pub(crate) fn send_error(&mut self, to: SocketAddr, tid: u32, code: ErrorCode) {
+        self.send_answer(
+            to,
+            tid,
+            Body::Error(crate::messages::Error { code: code as i32 }),
+        );
+    }
+
+    /// Sends one request to `to`; its answer comes as [`Event::Response`].
+    pub fn request(&mut self, now: Instant, to: SocketAddr, body: Body) -> RequestId {
+        self.next_id += 1;
+        let id = RequestId(self.next_id);
+        self.send_request(now, to, body, Purpose::Request(id));
+        id
+    }
+
+    /// Pings `to`, for keeping a NAT mapping open; nobody hears the answer.
+    pub fn keep_alive(&mut self, now: Instant, to: SocketAddr) {
+        self.send_request(now, to, Body::Ping(Ping {}), Purpose::Quiet);
+    }
+
+    /// Answers a [`Event::ConnectRequest`]: with this node's details, or
+    /// `None` to refuse.
+    pub fn answer_connect(&mut self, token: ConnectToken, holepunch: Option<Holepunch>) {
+        match holepunch {
+            Some(holepunch) => self.send_answer(
+                token.holder,
+                token.tid,
+                Body::Reply(Reply {
+                    holepunch: Some(holepunch),
+                    ..Reply::default()
+                }),
+            ),
+            None => self.send_error(token.holder, token.tid, ErrorCode::NotFound),
+        }
+    }
+
+    pub(crate) fn push_event(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next thing that happened.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let pending = self.pending.values().map(|p| p.deadline).min();
+        let timers = [
+            Some(self.next_refresh),
+            Some(self.next_expire),
+            Some(self.secret_rotated + SECRET_ROTATION),
+            self.next_check,
+            pending,
+        ];
+        timers.into_iter().flatten().min()
+    }
+
+    /// Resends or fails overdue requests, refreshes, expires, rotates.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let overdue: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(tid, _)| *tid)
+            .collect();
+        for tid in overdue {
+            let Some(mut pending) = self.pending.remove(&tid) else {
+                continue;
+            };
+            if pending.tries_left > 0 {
+                pending.tries_left -= 1;
+                pending.deadline = now + self.config.request_timeout;
+                self.transmits.push_back(Transmit {
+                    to: pending.to,
+                    bytes: pending.bytes.clone(),
+                });
+                self.pending.insert(tid, pending);
+            } else {
+                self.on_failure(now, pending.to, pending.purpose, RequestError::Timeout);
+            }
+        }
+        if now >= self.secret_rotated + SECRET_ROTATION {
+            self.secrets[1] = self.secrets[0];
+            self.secrets[0] = blake3::derive_key("hyper-swarm 2026 token secret", &self.secrets[1]);
+            self.secret_rotated = now;
+        }
+        if now >= self.next_expire {
+            self.records.expire(now);
+            self.next_expire = now + EXPIRE_EVERY;
+            self.rates.retain(|_, b| now.duration_since(b.at) < Duration::from_secs(10));
+        }
+        if now >= self.next_refresh {
+            self.next_refresh = now + self.config.refresh_interval;
+            self.bootstrap(now);
+            let mut random = self.table.local().0;
+            random.reverse();
+            random[0] ^= self.secrets[0][0];
+            self.query(now, QueryKind::FindNode(NodeId(random)));
+        }
+        if self.next_check.is_some_and(|at| now >= at) {
+            self.next_check = None;
+            self.check_reachable(now);
+        }
+        self.drive_queries(now);
+    }
+
+    /// Handles one received datagram from `from`.
+    pub fn handle_packet(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Ok(codec::Datagram::Dht(packet)) = codec::decode(bytes) else {
+            return;
+        };
+        let Some(body) = packet.body else {
+            return;
+        };
+        let claimed = bytes32(&packet.id)
+            .map(NodeId)
+            .filter(|id| *id == NodeId::for_address(from));
+        if packet.flags & FLAG_RELAY != 0 && !self.relays.contains(&from) {
+            if self.relays.len() >= RELAYS {
+                self.relays.pop_back();
+            }
+            self.relays.push_front(from);
+        }
+        match body {
+            Body::Reply(reply) => {
+                self.observe(now, from, packet.to.as_ref());
+                self.on_answer(now, from, packet.tid, claimed, Ok(reply));
+            }
+            Body::Error(error) => {
+                let code = ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unknown);
+                self.on_answer(now, from, packet.tid, claimed, Err(code));
+            }
+            request => {
+                if !self.admit(now, from.ip()) {
+                    return;
+                }
+                if self.recent.len() >= RECENT {
+                    self.recent.pop_back();
+                }
+                if !self.recent.contains(&from) {
+                    self.recent.push_front(from);
+                }
+                let unsolicited = !self.contacted.contains(&from);
+                if unsolicited && self.claimed.is_none() && self.config.reachability == Reachability::Auto {
+                    // Someone we never wrote to got through: reachable.
+                    if let Some(to) = packet.to.as_ref().and_then(socket_addr) {
+                        self.claim(to);
+                        self.events.push_back(Event::Reachable {
+                            id: NodeId::for_address(to),
+                            address: to,
+                        });
+                        self.bootstrap(now);
+                    }
+                }
+                if let Some(id) = claimed {
+                    self.seen(now, id, from);
+                }
+                if self.public_address.is_none()
+                    && let Some(to) = packet.to.as_ref()
+                {
+                    self.observe(now, from, Some(to));
+                }
+                self.serve(now, from, packet.tid, request);
+            }
+        }
+        self.drive_queries(now);
+    }
+
+    /// Token bucket per source IP.
+    fn admit(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let limit = self.config.rate_limit;
+        let bucket = self.rates.entry(ip).or_insert(Bucket {
+            tokens: f64::from(limit.burst),
+            at: now,
+        });
+        let elapsed = now.duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * f64::from(limit.per_second)).min(f64::from(limit.burst));
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A reporter said our address is `to`.
+    fn observe(&mut self, now: Instant, reporter: SocketAddr, to: Option<&crate::messages::Address>) {
+        let Some(to) = to.and_then(socket_addr) else {
+            return;
+        };
+        self.observed.retain(|(r, _)| *r != reporter);
+        if self.observed.len() >= OBSERVERS {
+            self.observed.pop_back();
+        }
+        self.observed.push_front((reporter, to));
+        // The address most reporters agree on.
+        let mut best: Option<(SocketAddr, usize)> = None;
+        for (_, addr) in &self.observed {
+            let votes = self.observed.iter().filter(|(_, a)| a == addr).count();
+            if best.is_none_or(|(_, v)| votes > v) {
+                best = Some((*addr, votes));
+            }
+        }
+        let Some((addr, _)) = best else {
+            return;
+        };
+        let first = self.public_address.is_none();
+        self.public_address = Some(addr);
+        match self.config.reachability {
+            Reachability::Public if self.claimed.is_none() => self.claim(addr),
+            Reachability::Auto if first && self.claimed.is_none() => self.next_check = Some(now),
+            _ => {}
+        }
+    }
+
+    /// Takes the id bound to `addr` and re-keys the table around it.
+    fn claim(&mut self, addr: SocketAddr) {
+        let id = NodeId::for_address(addr);
+        self.claimed = Some(id);
+        self.public_address = Some(addr);
+        let old = std::mem::replace(&mut self.table, RoutingTable::new(id));
+        for (node, at) in old.closest(&id, usize::MAX) {
+            let _ = self.table.insert(node, at);
+        }
+    }
+
+    /// Asks up to two nodes to have someone else ping us.
+    fn check_reachable(&mut self, now: Instant) {
+        if self.claimed.is_some() || self.config.reachability != Reachability::Auto {
+            return;
+        }
+        let mut asked: Vec<SocketAddr> = self
+            .table
+            .closest(&self.table.local(), 2)
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
+        for addr in &self.config.bootstrap {
+            if asked.len() >= 2 {
+                break;
+            }
+            if !asked.contains(addr) {
+                asked.push(*addr);
+            }
+        }
+        for to in asked {
+            self.send_request(now, to, Body::CheckReachable(CheckReachable {}), Purpose::CheckReachable);
+        }
+        self.next_check = Some(now + CHECK_EVERY);
+    }
+
+    /// `id` at `from` was seen alive: into the table, or ping the oldest
+    /// of its full bucket.
+    pub(crate) fn seen(&mut self, now: Instant, id: NodeId, from: SocketAddr) {
+        if Some(id) == self.claimed {
+            return;
+        }
+        if let Insert::Full { oldest } = self.table.insert(id, from)
+            && self.evicting.insert(oldest)
+            && let Some(addr) = self
+                .table
+                .closest(&oldest, 1)
+                .into_iter()
+                .find(|(n, _)| *n == oldest)
+                .map(|(_, a)| a)
+        {
+            self.send_request(
+                now,
+                addr,
+                Body::Ping(Ping {}),
+                Purpose::Evict {
+                    oldest,
+                    candidate: (id, from),
+                },
+            );
+        }
+    }
+
+    fn on_answer(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tid: u32,
+        claimed: Option<NodeId>,
+        result: Result<Reply, ErrorCode>,
+    ) {
+        // Only the address asked may answer (a spoofed answer is dropped).
+        if self.pending.get(&tid).is_none_or(|p| p.to != from) {
+            return;
+        }
+        let Some(pending) = self.pending.remove(&tid) else {
+            return;
+        };
+        if let Some(id) = claimed {
+            self.seen(now, id, from);
+        }
+        match (pending.purpose, result) {
+            (Purpose::Evict { oldest, .. }, _) => {
+                self.evicting.remove(&oldest);
+                let _ = self.table.insert(oldest, from);
+            }
+            (Purpose::Request(id), result) => self.events.push_back(Event::Response {
+                id,
+                result: result.map_err(RequestError::Refused),
+            }),
+            (Purpose::Forward { client, tid }, Ok(reply)) if reply.holepunch.is_some() => {
+                self.send_answer(
+                    client,
+                    tid,
+                    Body::Reply(Reply {
+                        holepunch: reply.holepunch,
+                        ..Reply::default()
+                    }),
+                );
+            }
+            (Purpose::Forward { client, tid }, _) => self.send_error(client, tid, ErrorCode::NotFound),
+            (Purpose::Query(query, node), Ok(reply)) => self.on_query_reply(now, query, node, from, claimed, reply),
+            (Purpose::Query(query, node), Err(_)) => {
+                if let Some(q) = self.queries.get_mut(&query) {
+                    q.lookup.on_failure(&node);
+                }
+            }
+            (Purpose::Store(query), result) => self.on_store_answer(query, from, result.is_ok()),
+            (Purpose::CheckReachable | Purpose::Quiet, _) => {}
+        }
+    }
+
+    fn on_failure(&mut self, now: Instant, to: SocketAddr, purpose: Purpose, error: RequestError) {
+        match purpose {
+            Purpose::Evict { oldest, candidate } => {
+                self.evicting.remove(&oldest);
+                self.table.remove(&oldest);
+                self.seen(now, candidate.0, candidate.1);
+            }
+            Purpose::Request(id) => self.events.push_back(Event::Response { id, result: Err(error) }),
+            Purpose::Forward { client, tid } => self.send_error(client, tid, ErrorCode::NotFound),
+            Purpose::Query(query, node) => {
+                // A node that stops answering leaves the table.
+                if NodeId::for_address(to) == node {
+                    self.table.remove(&node);
+                }
+                if let Some(q) = self.queries.get_mut(&query) {
+                    q.lookup.on_failure(&node);
+                }
+            }
+            Purpose::Store(query) => self.on_store_answer(query, to, false),
+            Purpose::CheckReachable | Purpose::Quiet => {}
+        }
+    }
+
+    pub(crate) fn set_bootstrapped(&mut self) {
+        self.bootstrapped = true;
+    }
+
+    /// The seeds of a walk toward `target`: the table's closest, and the
+    /// bootstrap nodes under the ids their addresses would give them.
+    pub(crate) fn seeds(&self, target: &NodeId) -> Vec<(NodeId, SocketAddr)> {
+        let mut seeds = self.table.closest(target, K);
+        for addr in &self.config.bootstrap {
+            if !seeds.iter().any(|(_, a)| a == addr) {
+                seeds.push((NodeId::for_address(*addr), *addr));
+            }
+        }
+        seeds
+    }
+
+    /// A write token for `addr`, valid until the secret rotates twice.
+    pub(crate) fn token(&self, addr: SocketAddr, secret: usize) -> [u8; 32] {
+        let key = self.secrets.get(secret).copied().unwrap_or([0; 32]);
+        let mut hasher = blake3::Hasher::new_keyed(&key);
+        hasher.update(&address_bytes(addr));
+        *hasher.finalize().as_bytes()
+    }
+
+    /// Whether `token` was given to `addr` recently.
+    pub(crate) fn valid_token(&self, addr: SocketAddr, token: &[u8]) -> bool {
+        token.len() == 32 && (0..2).any(|s| self.token(addr, s).as_slice() == token)
+    }
+
+    /// A recent requester other than `not`, to ask for a ping.
+    pub(crate) fn other_node(&self, not: SocketAddr) -> Option<SocketAddr> {
+        self.table
+            .closest(&NodeId::for_address(not), 4)
+            .into_iter()
+            .map(|(_, a)| a)
+            .chain(self.recent.iter().copied())
+            .find(|a| *a != not)
+    }
+}
+
+fn address_bytes(addr: SocketAddr) -> Vec<u8> {
+    let mut out = match addr.ip() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    out.extend_from_slice(&addr.port().to_be_bytes());
+    out
+}

@@ -1,0 +1,902 @@
+//! QUIC connections between peers, authenticated by their ed25519 keys.
+//!
+//! Every endpoint is both a server and a client. The handshake is TLS 1.3
+//! only, with RFC 7250 raw public keys instead of X.509 certificates: each
+//! side presents the `SubjectPublicKeyInfo` of its ed25519 [`KeyPair`] and
+//! signs the handshake with it, so there is no certificate chain, no CA and
+//! no hostname to check. What a peer proves is exactly its 32-byte
+//! [`PublicKey`]:
+//!
+//! - the client accepts the server only if the server's key is exactly the
+//!   one the caller asked for ([`connect`]), and the handshake signature
+//!   verifies under it;
+//! - the server requires a client key, accepts any ed25519 key whose
+//!   handshake signature verifies, and leaves the decision to the
+//!   application ([`remote_identity`]).
+//!
+//! Only ed25519 (`SignatureScheme::ED25519`) is offered and accepted. TLS
+//! session tickets, resumption and 0-RTT are off: every connection runs a
+//! full handshake, so every connection's identity is proven afresh.
+//!
+//! The expected server key travels to the client's certificate verifier in
+//! the TLS server name (two hex labels under `.hyper`, see [`server_name`]);
+//! SNI is disabled, so that name never leaves this host.
+//!
+//! Streams for the replication protocol are bidirectional; [`open_stream`]
+//! sends one header byte first so that the peer's [`accept_stream`] sees the
+//! stream at once, whichever side then speaks first.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_core::{KeyPair, PublicKey};
+use quinn::crypto::rustls::{NoInitialCipherSuite, QuicClientConfig, QuicServerConfig};
+use quinn::{ConnectionError, RecvStream, SendStream, TransportErrorCode, VarInt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{AlwaysResolvesClientRawPublicKeys, Resumption};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer,
+    UnixTime,
+};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{AlwaysResolvesServerRawPublicKeys, NoServerSessionStorage};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    AlertDescription, CertificateError, DigitallySignedStruct, DistinguishedName, PeerIncompatible,
+    PeerMisbehaved, SignatureScheme,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The ALPN protocol id both sides must agree on.
+pub(crate) const ALPN: &[u8] = b"hyper/1";
+
+/// The last label of every server name this module builds.
+const SERVER_NAME_SUFFIX: &str = "hyper";
+
+/// Keep-alive ping interval: well under the ~30 s after which many NATs
+/// forget a UDP mapping.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A connection with no traffic (keep-alives included) for this long is
+/// dropped, in milliseconds.
+const MAX_IDLE_TIMEOUT_MS: u32 = 30_000;
+
+/// How many bytes a peer may send ahead on one stream (8 MiB).
+const STREAM_RECEIVE_WINDOW: u32 = 8 << 20;
+
+/// How many bytes a peer may send ahead on all streams together (16 MiB).
+const CONNECTION_RECEIVE_WINDOW: u32 = 16 << 20;
+
+/// How many bytes we may have in flight to a peer (16 MiB).
+const SEND_WINDOW: u64 = 16 << 20;
+
+/// How many bidirectional streams a peer may have open towards us at once.
+const MAX_BIDI_STREAMS: u32 = 16;
+
+/// The first byte of every stream opened by [`open_stream`]. It makes the
+/// stream visible to the peer at once (QUIC announces a stream only with
+/// its first frame) and versions what follows.
+const STREAM_HEADER: u8 = 1;
+
+/// Application close code sent when a peer proves another key than the one
+/// asked for.
+const CLOSE_WRONG_IDENTITY: VarInt = VarInt::from_u32(1);
+
+/// DER prefix of an ed25519 `SubjectPublicKeyInfo` (RFC 8410), followed by
+/// the 32-byte key.
+const SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// DER prefix of an ed25519 PKCS#8 v1 private key (RFC 8410), followed by
+/// the 32-byte seed.
+const PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// What can go wrong setting up QUIC or talking over it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum QuicError {
+    /// [`endpoint`] was called outside a tokio runtime.
+    #[error("no tokio runtime: QUIC endpoints must be built inside one")]
+    NoRuntime,
+    /// The TLS configuration could not be built (key loading, protocol
+    /// versions).
+    #[error("TLS setup failed: {0}")]
+    Tls(#[source] rustls::Error),
+    /// The crypto provider lacks the cipher suite QUIC's initial packets need.
+    #[error("TLS setup failed: {0}")]
+    CipherSuite(#[from] NoInitialCipherSuite),
+    /// The crypto provider cannot verify ed25519 signatures.
+    #[error("TLS setup failed: the crypto provider has no ed25519 verifier")]
+    NoEd25519,
+    /// The UDP socket could not be made non-blocking or handed to tokio.
+    #[error("QUIC socket setup failed: {0}")]
+    Socket(#[source] io::Error),
+    /// The connection attempt could not start (the endpoint is closing, the
+    /// address is unusable, ...); nothing was sent.
+    #[error("cannot start a QUIC connection: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    /// The handshake did not complete: the peer was unreachable or timed
+    /// out, refused us, or TLS failed for another reason than its identity.
+    #[error("QUIC handshake failed: {0}")]
+    Handshake(#[source] ConnectionError),
+    /// The peer did not prove the key we asked for. `found` is the key it
+    /// proved instead, when known (it is not when the TLS verifier refused
+    /// the key mid-handshake, before the client revealed its own).
+    #[error("the peer did not prove key {expected} (proved {found:?})")]
+    WrongIdentity {
+        /// The key [`connect`] was asked to reach.
+        expected: PublicKey,
+        /// The key the peer proved, when known.
+        found: Option<PublicKey>,
+    },
+    /// The connection was lost or closed (by either side, or by the idle
+    /// timeout) while opening or accepting a stream.
+    #[error("QUIC connection lost: {0}")]
+    ConnectionLost(#[source] ConnectionError),
+    /// A stream failed while its header was exchanged (reset or stopped by
+    /// the peer).
+    #[error("QUIC stream failed: {0}")]
+    Stream(#[source] io::Error),
+    /// The peer finished a stream before sending its header byte.
+    #[error("the peer finished a QUIC stream before its header")]
+    NoStreamHeader,
+    /// The peer opened a stream with a header byte this version does not
+    /// speak.
+    #[error("the peer opened a QUIC stream with unknown header {0:#04x}")]
+    BadStreamHeader(u8),
+}
+
+/// Builds a QUIC endpoint on an already-bound UDP socket, proving
+/// `identity`'s key to every peer.
+///
+/// The endpoint is both a server (it accepts incoming connections through
+/// [`quinn::Endpoint::accept`], and requires every client to prove an
+/// ed25519 key) and a client (through [`connect`]). It takes the socket
+/// over: it sets it non-blocking and from then on owns every datagram on
+/// it. Must be called inside a tokio runtime, else [`QuicError::NoRuntime`].
+pub(crate) fn endpoint(
+    socket: UdpSocket,
+    identity: &KeyPair,
+) -> Result<quinn::Endpoint, QuicError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(QuicError::NoRuntime);
+    }
+    build_endpoint(socket, &Tls::new(identity)?)
+}
+
+/// [`endpoint`] from the TLS material `tls` (the runtime already checked).
+fn build_endpoint(socket: UdpSocket, tls: &Tls) -> Result<quinn::Endpoint, QuicError> {
+    let transport = Arc::new(transport_config());
+
+    let server_crypto = QuicServerConfig::try_from(tls.server_config()?)?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
+    server.transport_config(Arc::clone(&transport));
+
+    let client_crypto = QuicClientConfig::try_from(tls.client_config()?)?;
+    let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
+    client.transport_config(transport);
+
+    socket.set_nonblocking(true).map_err(QuicError::Socket)?;
+    let mut endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(QuicError::Socket)?;
+    endpoint.set_default_client_config(client);
+    Ok(endpoint)
+}
+
+/// Connects to `addr`, succeeding only if the server proves it holds
+/// `remote`'s key (its handshake signature verifies under exactly that key).
+///
+/// A server with another key fails with [`QuicError::WrongIdentity`], and
+/// is refused before we send it our own key. The returned connection's
+/// [`remote_identity`] is `remote`. `endpoint` must come from [`endpoint`].
+pub(crate) async fn connect(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    remote: &PublicKey,
+) -> Result<quinn::Connection, QuicError> {
+    let connecting = endpoint.connect(addr, &server_name(remote))?;
+    let connection = connecting
+        .await
+        .map_err(|error| handshake_error(error, *remote))?;
+    // The verifier already checked the key; this guards against any path
+    // (a future config change, resumption) that would skip it.
+    match remote_identity(&connection) {
+        Some(found) if found == *remote => Ok(connection),
+        found => {
+            connection.close(CLOSE_WRONG_IDENTITY, b"wrong identity");
+            Err(QuicError::WrongIdentity {
+                expected: *remote,
+                found,
+            })
+        }
+    }
+}
+
+/// The ed25519 key the peer proved in the handshake, on either side of a
+/// connection made by this module.
+///
+/// `None` only if the connection's handshake did not carry exactly one
+/// ed25519 raw public key, which the verifiers of this module never accept.
+pub(crate) fn remote_identity(connection: &quinn::Connection) -> Option<PublicKey> {
+    let identity = connection.peer_identity()?;
+    let certificates = identity.downcast_ref::<Vec<CertificateDer<'static>>>()?;
+    match certificates.as_slice() {
+        [only] => key_from_spki(only),
+        _ => None,
+    }
+}
+
+/// One bidirectional QUIC stream as a single byte stream.
+///
+/// Reads return what the peer wrote on this stream (EOF once it shut its
+/// side down); writes are reliable and ordered. `poll_shutdown` finishes
+/// our sending side. Dropping the value finishes the sending side and
+/// stops the receiving side. The stream keeps its connection alive.
+#[derive(Debug)]
+pub(crate) struct QuicStream {
+    /// Our sending half.
+    send: SendStream,
+    /// Our receiving half.
+    recv: RecvStream,
+}
+
+impl AsyncRead for QuicStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().recv).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for QuicStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        AsyncWrite::poll_write(Pin::new(&mut self.get_mut().send), cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncWrite::poll_flush(Pin::new(&mut self.get_mut().send), cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncWrite::poll_shutdown(Pin::new(&mut self.get_mut().send), cx)
+    }
+}
+
+/// Opens a new stream to the peer (the initiator side).
+///
+/// The peer's [`accept_stream`] returns it as soon as the header byte this
+/// sends arrives, so either side may speak first afterwards. Fails with
+/// [`QuicError::ConnectionLost`] if the connection is gone.
+pub(crate) async fn open_stream(connection: &quinn::Connection) -> Result<QuicStream, QuicError> {
+    let (mut send, recv) = connection
+        .open_bi()
+        .await
+        .map_err(QuicError::ConnectionLost)?;
+    send.write_all(&[STREAM_HEADER])
+        .await
+        .map_err(|error| match error {
+            quinn::WriteError::ConnectionLost(lost) => QuicError::ConnectionLost(lost),
+            other => QuicError::Stream(other.into()),
+        })?;
+    Ok(QuicStream { send, recv })
+}
+
+/// Accepts the next stream the peer opened with [`open_stream`] (the
+/// responder side).
+///
+/// Waits until the peer opens a stream and its header byte arrives; a
+/// stream with another header fails with [`QuicError::BadStreamHeader`]
+/// (the stream is then dropped, the connection stays up). A peer that opens
+/// a stream and sends nothing keeps this waiting: put a timeout around it
+/// if the peer is not trusted. Fails with [`QuicError::ConnectionLost`] once
+/// the connection is gone.
+pub(crate) async fn accept_stream(connection: &quinn::Connection) -> Result<QuicStream, QuicError> {
+    let (send, mut recv) = connection
+        .accept_bi()
+        .await
+        .map_err(QuicError::ConnectionLost)?;
+    let mut header = [0u8; 1];
+    recv.read_exact(&mut header)
+        .await
+        .map_err(|error| match error {
+            quinn::ReadExactError::FinishedEarly(_) => QuicError::NoStreamHeader,
+            quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(lost)) => {
+                QuicError::ConnectionLost(lost)
+            }
+            quinn::ReadExactError::ReadError(other) => QuicError::Stream(other.into()),
+        })?;
+    match header {
+        [STREAM_HEADER] => Ok(QuicStream { send, recv }),
+        [other] => Err(QuicError::BadStreamHeader(other)),
+    }
+}
+
+/// The transport settings every connection uses, in both directions.
+fn transport_config() -> quinn::TransportConfig {
+    let mut config = quinn::TransportConfig::default();
+    config
+        .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL))
+        .max_idle_timeout(Some(VarInt::from_u32(MAX_IDLE_TIMEOUT_MS).into()))
+        .stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW))
+        .receive_window(VarInt::from_u32(CONNECTION_RECEIVE_WINDOW))
+        .send_window(SEND_WINDOW)
+        .max_concurrent_bidi_streams(VarInt::from_u32(MAX_BIDI_STREAMS))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .datagram_receive_buffer_size(None);
+    config
+}
+
+/// The TLS server name that carries `key` to the client's verifier:
+/// `<first 16 bytes hex>.<last 16 bytes hex>.hyper` (a DNS label holds at
+/// most 63 characters). Never sent on the wire: SNI is disabled.
+fn server_name(key: &PublicKey) -> String {
+    let hex = key.to_string();
+    let (first, second) = hex.split_at(hex.len() / 2);
+    format!("{first}.{second}.{SERVER_NAME_SUFFIX}")
+}
+
+/// The key a server name built by [`server_name`] carries; `None` for any
+/// other name.
+fn key_from_server_name(name: &ServerName<'_>) -> Option<PublicKey> {
+    let ServerName::DnsName(name) = name else {
+        return None;
+    };
+    let (labels, suffix) = name.as_ref().rsplit_once('.')?;
+    if suffix != SERVER_NAME_SUFFIX {
+        return None;
+    }
+    let (first, second) = labels.split_once('.')?;
+    format!("{first}{second}").parse().ok()
+}
+
+/// The DER `SubjectPublicKeyInfo` of an ed25519 key: what a raw public key
+/// handshake carries in place of a certificate.
+fn spki(key: &PublicKey) -> Vec<u8> {
+    let mut der = Vec::with_capacity(SPKI_PREFIX.len() + key.0.len());
+    der.extend_from_slice(&SPKI_PREFIX);
+    der.extend_from_slice(&key.0);
+    der
+}
+
+/// The ed25519 key in a DER `SubjectPublicKeyInfo`; `None` for anything
+/// that is not exactly an ed25519 one.
+fn key_from_spki(der: &[u8]) -> Option<PublicKey> {
+    der.strip_prefix(&SPKI_PREFIX[..])
+        .and_then(PublicKey::from_slice)
+}
+
+/// What both TLS configurations of an endpoint are built from.
+struct Tls {
+    /// rustls' ring provider.
+    provider: Arc<CryptoProvider>,
+    /// Our raw public key and the signer for it.
+    certified: Arc<CertifiedKey>,
+    /// The verifier for the peer's signatures.
+    verifier: Arc<Ed25519Verifier>,
+}
+
+impl Tls {
+    /// Loads `identity` into rustls' ring provider.
+    fn new(identity: &KeyPair) -> Result<Self, QuicError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut pkcs8 = Vec::with_capacity(PKCS8_PREFIX.len() + 32);
+        pkcs8.extend_from_slice(&PKCS8_PREFIX);
+        pkcs8.extend_from_slice(&identity.seed());
+        let signer = provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)))
+            .map_err(QuicError::Tls)?;
+        let raw_key = CertificateDer::from(spki(&identity.public_key()));
+        let certified = Arc::new(CertifiedKey::new(vec![raw_key], signer));
+        let verifier = Arc::new(Ed25519Verifier {
+            algorithms: ed25519_only(&provider).ok_or(QuicError::NoEd25519)?,
+        });
+        Ok(Self {
+            provider,
+            certified,
+            verifier,
+        })
+    }
+
+    /// The server side: TLS 1.3, our raw public key, a mandatory client key,
+    /// no tickets.
+    fn server_config(&self) -> Result<rustls::ServerConfig, QuicError> {
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(QuicError::Tls)?
+            .with_client_cert_verifier(self.verifier.clone())
+            .with_cert_resolver(Arc::new(AlwaysResolvesServerRawPublicKeys::new(
+                Arc::clone(&self.certified),
+            )));
+        config.alpn_protocols = vec![ALPN.to_vec()];
+        config.send_tls13_tickets = 0;
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.max_early_data_size = 0;
+        Ok(config)
+    }
+
+    /// The client side: TLS 1.3, our raw public key, the server's key
+    /// checked against the server name, no resumption, no early data, no
+    /// SNI.
+    fn client_config(&self) -> Result<rustls::ClientConfig, QuicError> {
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(QuicError::Tls)?
+            .dangerous()
+            .with_custom_certificate_verifier(self.verifier.clone())
+            .with_client_cert_resolver(Arc::new(AlwaysResolvesClientRawPublicKeys::new(
+                Arc::clone(&self.certified),
+            )));
+        config.alpn_protocols = vec![ALPN.to_vec()];
+        config.resumption = Resumption::disabled();
+        config.enable_early_data = false;
+        config.enable_sni = false;
+        Ok(config)
+    }
+}
+
+/// `provider`'s signature algorithms narrowed to ed25519 alone.
+fn ed25519_only(provider: &CryptoProvider) -> Option<WebPkiSupportedAlgorithms> {
+    let mapping: &'static [_] = provider.signature_verification_algorithms.mapping;
+    let entry = mapping
+        .iter()
+        .find(|(scheme, _)| *scheme == SignatureScheme::ED25519)?;
+    Some(WebPkiSupportedAlgorithms {
+        all: entry.1,
+        mapping: std::slice::from_ref(entry),
+    })
+}
+
+/// Maps a failed handshake to our error: our own verifier refusing the
+/// server's key shows up as a local TLS `access_denied` alert.
+fn handshake_error(error: ConnectionError, expected: PublicKey) -> QuicError {
+    let refused = TransportErrorCode::crypto(u8::from(AlertDescription::AccessDenied));
+    match &error {
+        ConnectionError::TransportError(local) if local.code == refused => {
+            QuicError::WrongIdentity {
+                expected,
+                found: None,
+            }
+        }
+        _ => QuicError::Handshake(error),
+    }
+}
+
+/// The certificate verifier of both sides: a peer is exactly one ed25519
+/// raw public key, and its TLS 1.3 handshake signature must verify under it.
+#[derive(Debug)]
+struct Ed25519Verifier {
+    /// ed25519 only.
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl Ed25519Verifier {
+    /// The key in `end_entity`, if it is the only certificate and an
+    /// ed25519 raw public key.
+    fn peer_key(
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<PublicKey, rustls::Error> {
+        match (intermediates, key_from_spki(end_entity)) {
+            ([], Some(key)) => Ok(key),
+            _ => Err(rustls::Error::InvalidCertificate(
+                CertificateError::BadEncoding,
+            )),
+        }
+    }
+
+    /// Verifies a TLS 1.3 handshake signature under the raw key in `cert`.
+    fn verify_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if dss.scheme != SignatureScheme::ED25519 {
+            return Err(rustls::Error::PeerMisbehaved(
+                PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+            ));
+        }
+        let spki = SubjectPublicKeyInfoDer::from(cert.as_ref());
+        rustls::crypto::verify_tls13_signature_with_raw_key(message, &spki, dss, &self.algorithms)
+    }
+}
+
+impl ServerCertVerifier for Ed25519Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let expected = key_from_server_name(server_name).ok_or(
+            rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
+        )?;
+        if Self::peer_key(end_entity, intermediates)? != expected {
+            // Maps to the `access_denied` alert that `handshake_error` reads.
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            PeerIncompatible::Tls13RequiredForQuic,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verify_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        true
+    }
+}
+
+impl ClientCertVerifier for Ed25519Verifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Self::peer_key(end_entity, intermediates)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            PeerIncompatible::Tls13RequiredForQuic,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verify_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An endpoint on a fresh 127.0.0.1 port with the key from `seed`.
+    fn local_endpoint(seed: u8) -> (quinn::Endpoint, KeyPair, SocketAddr) {
+        let identity = KeyPair::from_seed([seed; 32]);
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let endpoint = endpoint(socket, &identity).expect("endpoint");
+        let addr = endpoint.local_addr().expect("local addr");
+        (endpoint, identity, addr)
+    }
+
+    /// Waits for `future`, failing the test after 10 s instead of hanging.
+    async fn within<F: Future>(future: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), future)
+            .await
+            .expect("timed out")
+    }
+
+    /// Accepts one incoming connection on `endpoint`.
+    async fn accept(endpoint: &quinn::Endpoint) -> Result<quinn::Connection, ConnectionError> {
+        endpoint.accept().await.expect("incoming").await
+    }
+
+    #[tokio::test]
+    async fn peers_prove_their_keys_and_carry_bytes_both_ways() {
+        let (server, server_id, server_addr) = local_endpoint(1);
+        let (client, client_id, _) = local_endpoint(2);
+
+        let server_task = tokio::spawn(async move {
+            let connection = accept(&server).await.expect("server handshake");
+            let peer = remote_identity(&connection);
+            let mut stream = accept_stream(&connection).await.expect("accept stream");
+            let mut received = Vec::new();
+            stream.read_to_end(&mut received).await.expect("read");
+            stream.write_all(&received).await.expect("echo");
+            stream.shutdown().await.expect("finish");
+            connection.closed().await;
+            (peer, received.len())
+        });
+
+        let connection = connect(&client, server_addr, &server_id.public_key())
+            .await
+            .expect("connect");
+        assert_eq!(remote_identity(&connection), Some(server_id.public_key()));
+
+        let payload: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let mut stream = open_stream(&connection).await.expect("open stream");
+        stream.write_all(&payload).await.expect("write");
+        stream.shutdown().await.expect("finish");
+        let mut echoed = Vec::new();
+        stream.read_to_end(&mut echoed).await.expect("read echo");
+        assert_eq!(echoed, payload);
+        connection.close(VarInt::from_u32(0), b"done");
+
+        let (seen, received) = within(server_task).await.expect("server task");
+        assert_eq!(seen, Some(client_id.public_key()));
+        assert_eq!(received, payload.len());
+    }
+
+    #[tokio::test]
+    async fn the_responder_may_speak_first() {
+        let (server, server_id, server_addr) = local_endpoint(3);
+        let (client, _, _) = local_endpoint(4);
+
+        let server_task = tokio::spawn(async move {
+            let connection = accept(&server).await.expect("server handshake");
+            let mut stream = accept_stream(&connection).await.expect("accept stream");
+            stream.write_all(b"hello").await.expect("write");
+            stream.shutdown().await.expect("finish");
+            connection.closed().await;
+        });
+
+        let connection = connect(&client, server_addr, &server_id.public_key())
+            .await
+            .expect("connect");
+        let mut stream = open_stream(&connection).await.expect("open stream");
+        let mut greeting = [0u8; 5];
+        stream.read_exact(&mut greeting).await.expect("read");
+        assert_eq!(&greeting, b"hello");
+        connection.close(VarInt::from_u32(0), b"done");
+        within(server_task).await.expect("server task");
+    }
+
+    #[tokio::test]
+    async fn a_server_with_another_key_is_refused() {
+        let (server, _, server_addr) = local_endpoint(5);
+        let (client, _, _) = local_endpoint(6);
+        let expected = KeyPair::from_seed([7; 32]).public_key();
+
+        let server_task = tokio::spawn(async move { accept(&server).await });
+
+        let result = within(connect(&client, server_addr, &expected)).await;
+        match result {
+            Err(QuicError::WrongIdentity {
+                expected: asked,
+                found: None,
+            }) => assert_eq!(asked, expected),
+            other => panic!("expected WrongIdentity, got {other:?}"),
+        }
+        // The server never gets a connection: the client aborted before
+        // sending its key.
+        assert!(within(server_task).await.expect("server task").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_server_sees_each_clients_key() {
+        let (server, server_id, server_addr) = local_endpoint(8);
+        let (first, first_id, _) = local_endpoint(9);
+        let (second, second_id, _) = local_endpoint(10);
+
+        let server_task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let connection = accept(&server).await.expect("server handshake");
+                seen.push(remote_identity(&connection));
+            }
+            seen
+        });
+
+        let a = connect(&first, server_addr, &server_id.public_key())
+            .await
+            .expect("first connect");
+        let b = connect(&second, server_addr, &server_id.public_key())
+            .await
+            .expect("second connect");
+        let seen = within(server_task).await.expect("server task");
+        assert_eq!(
+            seen,
+            vec![Some(first_id.public_key()), Some(second_id.public_key())]
+        );
+        drop((a, b));
+    }
+
+    /// An endpoint on a fresh 127.0.0.1 port that presents `presented`'s
+    /// key but signs its handshakes with `signer`'s.
+    fn forged_endpoint(presented: &KeyPair, signer: &KeyPair) -> (quinn::Endpoint, SocketAddr) {
+        let honest = Tls::new(presented).expect("tls");
+        let forged = Tls::new(signer).expect("tls");
+        let tls = Tls {
+            certified: Arc::new(CertifiedKey::new(
+                honest.certified.cert.clone(),
+                Arc::clone(&forged.certified.key),
+            )),
+            ..honest
+        };
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let endpoint = build_endpoint(socket, &tls).expect("endpoint");
+        let addr = endpoint.local_addr().expect("local addr");
+        (endpoint, addr)
+    }
+
+    #[tokio::test]
+    async fn a_server_presenting_a_key_it_cannot_sign_with_is_refused() {
+        let victim = KeyPair::from_seed([17; 32]);
+        let (server, server_addr) = forged_endpoint(&victim, &KeyPair::from_seed([18; 32]));
+        let (client, _, _) = local_endpoint(19);
+
+        let server_task = tokio::spawn(async move { accept(&server).await });
+
+        let result = within(connect(&client, server_addr, &victim.public_key())).await;
+        assert!(
+            matches!(result, Err(QuicError::Handshake(_))),
+            "expected a failed handshake, got {result:?}"
+        );
+        assert!(within(server_task).await.expect("server task").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_client_presenting_a_key_it_cannot_sign_with_is_refused() {
+        let (server, server_id, server_addr) = local_endpoint(20);
+        let victim = KeyPair::from_seed([21; 32]);
+        let (client, _) = forged_endpoint(&victim, &KeyPair::from_seed([22; 32]));
+
+        let server_task = tokio::spawn(async move { accept(&server).await });
+        // The client may see its side of the handshake complete before the
+        // server checks its signature; the server must refuse it either way.
+        let client_task = tokio::spawn(async move {
+            if let Ok(connection) = connect(&client, server_addr, &server_id.public_key()).await {
+                connection.closed().await;
+            }
+        });
+
+        let accepted = within(server_task).await.expect("server task");
+        assert!(accepted.is_err(), "the server accepted a forged client");
+        within(client_task).await.expect("client task");
+    }
+
+    #[tokio::test]
+    async fn a_client_without_a_key_is_refused() {
+        let (server, server_id, server_addr) = local_endpoint(23);
+        let (client, _, _) = local_endpoint(24);
+        let tls = Tls::new(&KeyPair::from_seed([24; 32])).expect("tls");
+        let mut anonymous = rustls::ClientConfig::builder_with_provider(Arc::clone(&tls.provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("TLS 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(tls.verifier.clone())
+            .with_no_client_auth();
+        anonymous.alpn_protocols = vec![ALPN.to_vec()];
+        let anonymous = quinn::ClientConfig::new(Arc::new(
+            QuicClientConfig::try_from(anonymous).expect("quic client config"),
+        ));
+
+        let server_task = tokio::spawn(async move { accept(&server).await });
+        let name = server_name(&server_id.public_key());
+        let connecting = client
+            .connect_with(anonymous, server_addr, &name)
+            .expect("connecting");
+        let client_task = tokio::spawn(async move {
+            if let Ok(connection) = connecting.await {
+                connection.closed().await;
+            }
+        });
+
+        let accepted = within(server_task).await.expect("server task");
+        assert!(accepted.is_err(), "the server accepted an anonymous client");
+        within(client_task).await.expect("client task");
+    }
+
+    #[tokio::test]
+    async fn a_bad_stream_header_is_refused() {
+        let (server, server_id, server_addr) = local_endpoint(11);
+        let (client, _, _) = local_endpoint(12);
+
+        let server_task = tokio::spawn(async move {
+            let connection = accept(&server).await.expect("server handshake");
+            accept_stream(&connection).await.map(drop)
+        });
+
+        let connection = connect(&client, server_addr, &server_id.public_key())
+            .await
+            .expect("connect");
+        let (mut send, _recv) = connection.open_bi().await.expect("open");
+        send.write_all(&[0xff]).await.expect("write");
+        let result = within(server_task).await.expect("server task");
+        assert!(matches!(result, Err(QuicError::BadStreamHeader(0xff))));
+    }
+
+    #[test]
+    fn server_names_carry_keys() {
+        let key = KeyPair::from_seed([13; 32]).public_key();
+        let name = ServerName::try_from(server_name(&key)).expect("valid DNS name");
+        assert_eq!(key_from_server_name(&name), Some(key));
+        let other = ServerName::try_from("hyper").expect("valid DNS name");
+        assert_eq!(key_from_server_name(&other), None);
+    }
+
+    #[test]
+    fn spki_round_trips_and_rejects_other_keys() {
+        let key = KeyPair::from_seed([14; 32]).public_key();
+        assert_eq!(key_from_spki(&spki(&key)), Some(key));
+        assert_eq!(key_from_spki(&spki(&key)[1..]), None);
+        let mut p256 = spki(&key);
+        p256[8] = 0x71;
+        assert_eq!(key_from_spki(&p256), None);
+    }
+
+    #[test]
+    fn endpoint_needs_a_runtime() {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let result = endpoint(socket, &KeyPair::from_seed([15; 32]));
+        assert!(matches!(result, Err(QuicError::NoRuntime)));
+    }
+
+    #[tokio::test]
+    async fn the_signer_matches_the_presented_key() {
+        let identity = KeyPair::from_seed([16; 32]);
+        let tls = Tls::new(&identity).expect("tls");
+        assert_eq!(
+            tls.certified.key.public_key().as_deref(),
+            Some(spki(&identity.public_key()).as_slice())
+        );
+    }
+}

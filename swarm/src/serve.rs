@@ -1,0 +1,209 @@
+//! Answering requests: what a DHT node does for others. Every write needs
+//! a token this node gave the same address, and a valid signature; every
+//! answer fits one datagram.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::codec::{MAX_PACKET, address, bytes32, socket_addr};
+use crate::id::NodeId;
+use crate::kbucket::K;
+use crate::messages::{
+    Body, ConnectForward, ErrorCode, NodeInfo, Ping, Reply, SignedRecord,
+};
+use crate::node::{ConnectToken, Event, Node, Purpose};
+use crate::signing::{immutable_target, mutable_target, verify_mutable, verify_record, verify_unannounce};
+
+/// Room for records in a reply after the nodes and token.
+const RECORD_BUDGET: usize = MAX_PACKET - 1100;
+
+impl Node {
+    fn closer(&self, target: &[u8]) -> Vec<NodeInfo> {
+        let Some(target) = bytes32(target) else {
+            return Vec::new();
+        };
+        self.table
+            .closest(&NodeId(target), K)
+            .into_iter()
+            .map(|(id, at)| NodeInfo {
+                id: id.0.to_vec(),
+                address: Some(address(at)),
+            })
+            .collect()
+    }
+
+    fn reply(&mut self, to: SocketAddr, tid: u32, reply: Reply) {
+        self.send_answer(to, tid, Body::Reply(reply));
+    }
+
+    fn stored_or_error(&mut self, to: SocketAddr, tid: u32, result: Result<(), ErrorCode>) {
+        match result {
+            Ok(()) => self.reply(to, tid, Reply::default()),
+            Err(code) => self.send_error(to, tid, code),
+        }
+    }
+
+    /// Answers request `body` (tid `tid`) from `from`.
+    pub(crate) fn serve(&mut self, now: Instant, from: SocketAddr, tid: u32, body: Body) {
+        match body {
+            Body::Ping(_) => self.reply(from, tid, Reply::default()),
+            Body::FindNode(find) => {
+                let closer = self.closer(&find.target);
+                self.reply(from, tid, Reply { closer, ..Reply::default() });
+            }
+            Body::Lookup(lookup) => {
+                let Some(topic) = bytes32(&lookup.topic) else {
+                    return self.send_error(from, tid, ErrorCode::Invalid);
+                };
+                let mut records: Vec<SignedRecord> = Vec::new();
+                let mut room = RECORD_BUDGET;
+                for record in self.records.lookup(&topic) {
+                    let size = record.record.len() + record.signature.len() + 8;
+                    if size > room {
+                        break;
+                    }
+                    room -= size;
+                    records.push(record);
+                }
+                let reply = Reply {
+                    closer: self.closer(&topic),
+                    token: self.token(from, 0).to_vec(),
+                    records,
+                    ..Reply::default()
+                };
+                self.reply(from, tid, reply);
+            }
+            Body::Announce(announce) => {
+                let result = self.announce(now, from, announce);
+                self.stored_or_error(from, tid, result);
+            }
+            Body::Unannounce(request) => {
+                let result = if !self.valid_token(from, &request.token) {
+                    Err(ErrorCode::BadToken)
+                } else if !verify_unannounce(&request) {
+                    Err(ErrorCode::BadSignature)
+                } else {
+                    match (bytes32(&request.topic), bytes32(&request.public_key)) {
+                        (Some(topic), Some(key)) => {
+                            self.records.unannounce(&topic, &key, request.timestamp);
+                            Ok(())
+                        }
+                        _ => Err(ErrorCode::Invalid),
+                    }
+                };
+                self.stored_or_error(from, tid, result);
+            }
+            Body::MutablePut(put) => {
+                let result = match put.value {
+                    _ if !self.valid_token(from, &put.token) => Err(ErrorCode::BadToken),
+                    None => Err(ErrorCode::Invalid),
+                    Some(value) => match verify_mutable(&value) {
+                        None => Err(ErrorCode::BadSignature),
+                        Some(key) => self.records.put_mutable(now, mutable_target(&key), value, from.ip()),
+                    },
+                };
+                self.stored_or_error(from, tid, result);
+            }
+            Body::MutableGet(get) => {
+                let mutable = bytes32(&get.target)
+                    .and_then(|t| self.records.get_mutable(&t, get.seq))
+                    .cloned();
+                let reply = Reply {
+                    closer: self.closer(&get.target),
+                    token: self.token(from, 0).to_vec(),
+                    mutable,
+                    ..Reply::default()
+                };
+                self.reply(from, tid, reply);
+            }
+            Body::ImmutablePut(put) => {
+                let result = if self.valid_token(from, &put.token) {
+                    let target = immutable_target(&put.value);
+                    self.records.put_immutable(now, target, put.value, from.ip())
+                } else {
+                    Err(ErrorCode::BadToken)
+                };
+                self.stored_or_error(from, tid, result);
+            }
+            Body::ImmutableGet(get) => {
+                let immutable = bytes32(&get.target)
+                    .and_then(|t| self.records.get_immutable(&t))
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default();
+                let reply = Reply {
+                    closer: self.closer(&get.target),
+                    token: self.token(from, 0).to_vec(),
+                    immutable,
+                    ..Reply::default()
+                };
+                self.reply(from, tid, reply);
+            }
+            Body::Connect(connect) => {
+                let announcer = match (bytes32(&connect.topic), bytes32(&connect.public_key)) {
+                    (Some(topic), Some(key)) => self.records.announcer(&topic, &key),
+                    _ => None,
+                };
+                match (announcer, connect.holepunch) {
+                    (Some(announcer), Some(holepunch)) => {
+                        let forward = ConnectForward {
+                            topic: connect.topic,
+                            from: Some(address(from)),
+                            holepunch: Some(holepunch),
+                        };
+                        self.send_request(
+                            now,
+                            announcer,
+                            Body::ConnectForward(forward),
+                            Purpose::Forward { client: from, tid },
+                        );
+                    }
+                    _ => self.send_error(from, tid, ErrorCode::NotFound),
+                }
+            }
+            Body::ConnectForward(forward) => match (bytes32(&forward.topic), forward.holepunch) {
+                (Some(topic), Some(holepunch)) => self.push_event(Event::ConnectRequest {
+                    token: ConnectToken::new(from, tid),
+                    topic,
+                    from: forward.from.as_ref().and_then(socket_addr),
+                    holepunch,
+                }),
+                _ => self.send_error(from, tid, ErrorCode::Invalid),
+            },
+            Body::CheckReachable(_) => {
+                if let Some(other) = self.other_node(from) {
+                    let ping = crate::messages::PingTarget {
+                        target: Some(address(from)),
+                    };
+                    self.send_request(now, other, Body::PingTarget(ping), Purpose::Quiet);
+                }
+                self.reply(from, tid, Reply::default());
+            }
+            Body::PingTarget(ping) => {
+                if let Some(target) = ping.target.as_ref().and_then(socket_addr) {
+                    self.send_request(now, target, Body::Ping(Ping {}), Purpose::Quiet);
+                }
+                self.reply(from, tid, Reply::default());
+            }
+            Body::Reply(_) | Body::Error(_) => {}
+        }
+    }
+
+    fn announce(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        announce: crate::messages::Announce,
+    ) -> Result<(), ErrorCode> {
+        if !self.valid_token(from, &announce.token) {
+            return Err(ErrorCode::BadToken);
+        }
+        let topic = bytes32(&announce.topic).ok_or(ErrorCode::Invalid)?;
+        let signed = announce.record.ok_or(ErrorCode::Invalid)?;
+        if signed.record.len() > self.records.limits().max_value_bytes {
+            return Err(ErrorCode::Invalid);
+        }
+        let (record, key) = verify_record(&topic, &signed).ok_or(ErrorCode::BadSignature)?;
+        self.records
+            .announce(now, topic, key.0, record.timestamp, signed, from)
+    }
+}
