@@ -21,7 +21,7 @@ pub const KIND_PROBE: u8 = 0x03;
 #[derive(Debug, PartialEq)]
 pub enum Datagram {
     /// A DHT packet.
-    Dht(Packet),
+    Dht(Box<Packet>),
     /// A relay registration for a session.
     Relay([u8; 32]),
     /// A hole-punching probe for a session.
@@ -56,7 +56,7 @@ pub fn decode(bytes: &[u8]) -> Result<Datagram, DecodeError> {
                 return Err(DecodeError::TooLarge(bytes.len()));
             }
             Packet::decode(body)
-                .map(Datagram::Dht)
+                .map(|p| Datagram::Dht(Box::new(p)))
                 .map_err(|_| DecodeError::Malformed)
         }
         KIND_RELAY | KIND_PROBE => {
@@ -105,8 +105,12 @@ pub fn address(addr: SocketAddr) -> Address {
 pub fn socket_addr(address: &Address) -> Option<SocketAddr> {
     let port = u16::try_from(address.port).ok()?;
     let ip = match address.ip.len() {
-        4 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(address.ip.as_slice()).ok()?)),
-        16 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(address.ip.as_slice()).ok()?)),
+        4 => IpAddr::V4(Ipv4Addr::from(
+            <[u8; 4]>::try_from(address.ip.as_slice()).ok()?,
+        )),
+        16 => IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(address.ip.as_slice()).ok()?,
+        )),
         _ => return None,
     };
     Some(SocketAddr::new(ip, port))
@@ -135,7 +139,7 @@ mod tests {
         let bytes = encode(&packet);
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "0108071a0a0a040a00000110c984035200");
-        assert_eq!(decode(&bytes), Ok(Datagram::Dht(packet)));
+        assert_eq!(decode(&bytes), Ok(Datagram::Dht(Box::new(packet))));
     }
 
     #[test]
@@ -159,7 +163,7 @@ mod tests {
                 flags: 1,
                 body: Some(Body::FindNode(FindNode { target: target.to_vec() })),
             };
-            prop_assert_eq!(decode(&encode(&packet)), Ok(Datagram::Dht(packet.clone())));
+            prop_assert_eq!(decode(&encode(&packet)), Ok(Datagram::Dht(Box::new(packet.clone()))));
             let back = socket_addr(packet.to.as_ref().expect("to"));
             prop_assert_eq!(back, Some(SocketAddr::from((ip, port))));
         }

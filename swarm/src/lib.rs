@@ -8,26 +8,36 @@
 //! - The wire format of DHT datagrams is `proto/dht.proto`.
 
 mod codec;
+mod dht;
+mod error;
 mod id;
 mod kbucket;
 mod lookup;
 mod messages;
 mod node;
+mod punch;
 mod query;
 mod quic;
 mod records;
+mod relay;
 mod serve;
 mod signing;
 pub mod sim;
+mod swarm;
 
 pub use codec::{DecodeError, MAX_PACKET};
+pub use dht::{Dht, IncomingConnect, Status};
+pub use error::{Error, Result};
 pub use id::{Distance, NodeId};
 pub use kbucket::{Insert, K, RoutingTable};
 pub use lookup::{Lookup, LookupState, PARALLELISM};
 pub use messages::{Body, Holepunch, MutableValue, NatKind, PeerRecord, Reply};
 pub use node::{
-    Config, ConnectToken, Event, Node, QueryId, RateLimit, Reachability, RequestError, RequestId, Transmit,
+    Config, ConnectToken, Event, Node, QueryId, RateLimit, Reachability, RequestError, RequestId,
+    Transmit,
 };
 pub use query::{FoundRecord, QueryKind, QueryOutcome};
+pub use quic::{QuicError, QuicStream};
 pub use records::Limits;
 pub use signing::{immutable_target, mutable_target, sign_mutable, sign_record, sign_unannounce};
+pub use swarm::{Firewall, JoinOptions, Path, PeerConnection, Swarm, SwarmConfig};

@@ -58,9 +58,11 @@ impl Lookup {
 
     fn add(&mut self, nodes: impl IntoIterator<Item = NodeId>, depth: usize) {
         for id in nodes {
-            self.peers
-                .entry(id.distance(&self.target))
-                .or_insert((id, PeerState::NotContacted, depth));
+            self.peers.entry(id.distance(&self.target)).or_insert((
+                id,
+                PeerState::NotContacted,
+                depth,
+            ));
         }
     }
 

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use crate::codec::{self, address, bytes32, socket_addr};
 use crate::id::NodeId;
 use crate::kbucket::{Insert, K, RoutingTable};
-use crate::messages::{Body, CheckReachable, ErrorCode, FLAG_RELAY, Holepunch, Packet, Ping, Reply};
+use crate::messages::{
+    Body, CheckReachable, ErrorCode, FLAG_RELAY, Holepunch, Packet, Ping, Reply,
+};
 use crate::query::{Query, QueryKind, QueryOutcome};
 use crate::records::{Limits, Records};
 
@@ -259,12 +261,16 @@ pub struct Node {
     next_refresh: Instant,
     next_expire: Instant,
     next_check: Option<Instant>,
+    check_every: Duration,
     bootstrapped: bool,
 }
 
 const SECRET_ROTATION: Duration = Duration::from_secs(5 * 60);
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
-const CHECK_EVERY: Duration = Duration::from_secs(30);
+/// Reachability checks start this soon after a failed one, doubling up to
+/// [`CHECK_MAX`].
+const CHECK_FIRST: Duration = Duration::from_secs(1);
+const CHECK_MAX: Duration = Duration::from_secs(120);
 const OBSERVERS: usize = 8;
 const RECENT: usize = 32;
 const RELAYS: usize = 8;
@@ -299,6 +305,7 @@ impl Node {
             next_refresh: now + config.refresh_interval,
             next_expire: now + EXPIRE_EVERY,
             next_check: None,
+            check_every: CHECK_FIRST,
             bootstrapped: false,
             config,
         };
@@ -377,7 +384,13 @@ impl Node {
     }
 
     /// Sends a request and remembers it; returns its tid.
-    pub(crate) fn send_request(&mut self, now: Instant, to: SocketAddr, body: Body, purpose: Purpose) -> u32 {
+    pub(crate) fn send_request(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        body: Body,
+        purpose: Purpose,
+    ) -> u32 {
         let tid = self.fresh_tid();
         let bytes = codec::encode(&self.header(tid, to, body));
         self.contacted.insert(to);
@@ -500,7 +513,8 @@ impl Node {
         if now >= self.next_expire {
             self.records.expire(now);
             self.next_expire = now + EXPIRE_EVERY;
-            self.rates.retain(|_, b| now.duration_since(b.at) < Duration::from_secs(10));
+            self.rates
+                .retain(|_, b| now.duration_since(b.at) < Duration::from_secs(10));
         }
         if now >= self.next_refresh {
             self.next_refresh = now + self.config.refresh_interval;
@@ -554,7 +568,10 @@ impl Node {
                     self.recent.push_front(from);
                 }
                 let unsolicited = !self.contacted.contains(&from);
-                if unsolicited && self.claimed.is_none() && self.config.reachability == Reachability::Auto {
+                if unsolicited
+                    && self.claimed.is_none()
+                    && self.config.reachability == Reachability::Auto
+                {
                     // Someone we never wrote to got through: reachable.
                     if let Some(to) = packet.to.as_ref().and_then(socket_addr) {
                         self.claim(to);
@@ -587,7 +604,8 @@ impl Node {
             at: now,
         });
         let elapsed = now.duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * f64::from(limit.per_second)).min(f64::from(limit.burst));
+        bucket.tokens =
+            (bucket.tokens + elapsed * f64::from(limit.per_second)).min(f64::from(limit.burst));
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -598,7 +616,12 @@ impl Node {
     }
 
     /// A reporter said our address is `to`.
-    fn observe(&mut self, now: Instant, reporter: SocketAddr, to: Option<&crate::messages::Address>) {
+    fn observe(
+        &mut self,
+        now: Instant,
+        reporter: SocketAddr,
+        to: Option<&crate::messages::Address>,
+    ) {
         let Some(to) = to.and_then(socket_addr) else {
             return;
         };
@@ -658,9 +681,15 @@ impl Node {
             }
         }
         for to in asked {
-            self.send_request(now, to, Body::CheckReachable(CheckReachable {}), Purpose::CheckReachable);
+            self.send_request(
+                now,
+                to,
+                Body::CheckReachable(CheckReachable {}),
+                Purpose::CheckReachable,
+            );
         }
-        self.next_check = Some(now + CHECK_EVERY);
+        self.next_check = Some(now + self.check_every);
+        self.check_every = (self.check_every * 2).min(CHECK_MAX);
     }
 
     /// `id` at `from` was seen alive: into the table, or ping the oldest
@@ -727,8 +756,12 @@ impl Node {
                     }),
                 );
             }
-            (Purpose::Forward { client, tid }, _) => self.send_error(client, tid, ErrorCode::NotFound),
-            (Purpose::Query(query, node), Ok(reply)) => self.on_query_reply(now, query, node, from, claimed, reply),
+            (Purpose::Forward { client, tid }, _) => {
+                self.send_error(client, tid, ErrorCode::NotFound)
+            }
+            (Purpose::Query(query, node), Ok(reply)) => {
+                self.on_query_reply(now, query, node, from, claimed, reply)
+            }
             (Purpose::Query(query, node), Err(_)) => {
                 if let Some(q) = self.queries.get_mut(&query) {
                     q.lookup.on_failure(&node);
@@ -746,7 +779,10 @@ impl Node {
                 self.table.remove(&oldest);
                 self.seen(now, candidate.0, candidate.1);
             }
-            Purpose::Request(id) => self.events.push_back(Event::Response { id, result: Err(error) }),
+            Purpose::Request(id) => self.events.push_back(Event::Response {
+                id,
+                result: Err(error),
+            }),
             Purpose::Forward { client, tid } => self.send_error(client, tid, ErrorCode::NotFound),
             Purpose::Query(query, node) => {
                 // A node that stops answering leaves the table.

@@ -13,8 +13,8 @@ use crate::id::NodeId;
 use crate::kbucket::K;
 use crate::lookup::{Lookup, LookupState};
 use crate::messages::{
-    Announce, Body, FindNode, ImmutableGet, ImmutablePut, Lookup as LookupRequest, MutableGet, MutablePut,
-    MutableValue, PeerRecord, Reply, SignedRecord, Unannounce,
+    Announce, Body, FindNode, ImmutableGet, ImmutablePut, Lookup as LookupRequest, MutableGet,
+    MutablePut, MutableValue, PeerRecord, Reply, SignedRecord, Unannounce,
 };
 use crate::node::{Event, Node, Purpose, QueryId};
 use crate::signing::{immutable_target, mutable_target, verify_mutable, verify_record};
@@ -68,9 +68,13 @@ impl QueryKind {
     /// The request sent to each node on the walk.
     fn walk_request(&self, target: [u8; 32]) -> Body {
         match self {
-            QueryKind::FindNode(_) => Body::FindNode(FindNode { target: target.to_vec() }),
+            QueryKind::FindNode(_) => Body::FindNode(FindNode {
+                target: target.to_vec(),
+            }),
             QueryKind::Lookup(_) | QueryKind::Announce { .. } | QueryKind::Unannounce(_) => {
-                Body::Lookup(LookupRequest { topic: target.to_vec() })
+                Body::Lookup(LookupRequest {
+                    topic: target.to_vec(),
+                })
             }
             QueryKind::MutablePut(_) => Body::MutableGet(MutableGet {
                 target: target.to_vec(),
@@ -80,9 +84,11 @@ impl QueryKind {
                 target: target.to_vec(),
                 seq: *seq,
             }),
-            QueryKind::ImmutablePut(_) | QueryKind::ImmutableGet(_) => Body::ImmutableGet(ImmutableGet {
-                target: target.to_vec(),
-            }),
+            QueryKind::ImmutablePut(_) | QueryKind::ImmutableGet(_) => {
+                Body::ImmutableGet(ImmutableGet {
+                    target: target.to_vec(),
+                })
+            }
         }
     }
 
@@ -103,9 +109,10 @@ impl QueryKind {
                 value: value.clone(),
                 token,
             })),
-            QueryKind::FindNode(_) | QueryKind::Lookup(_) | QueryKind::MutableGet { .. } | QueryKind::ImmutableGet(_) => {
-                None
-            }
+            QueryKind::FindNode(_)
+            | QueryKind::Lookup(_)
+            | QueryKind::MutableGet { .. }
+            | QueryKind::ImmutableGet(_) => None,
         }
     }
 }
@@ -188,10 +195,7 @@ impl Node {
     pub(crate) fn drive_queries(&mut self, now: Instant) {
         let ids: Vec<QueryId> = self.queries.keys().copied().collect();
         for id in ids {
-            loop {
-                let Some(query) = self.queries.get_mut(&id) else {
-                    break;
-                };
+            while let Some(query) = self.queries.get_mut(&id) {
                 if !matches!(query.phase, Phase::Walking) {
                     break;
                 }
@@ -290,7 +294,10 @@ impl Node {
         // Only nodes whose id is bound to their address are followed.
         let mut closer = Vec::new();
         for info in reply.closer.iter().take(K) {
-            let (Some(nid), Some(addr)) = (bytes32(&info.id), info.address.as_ref().and_then(socket_addr)) else {
+            let (Some(nid), Some(addr)) = (
+                bytes32(&info.id),
+                info.address.as_ref().and_then(socket_addr),
+            ) else {
                 continue;
             };
             let nid = NodeId(nid);
@@ -338,9 +345,14 @@ impl Node {
                 }
             }
         }
-        if let (Some(value), QueryKind::MutableGet { public_key, .. }) = (reply.mutable, &query.kind)
+        if let (Some(value), QueryKind::MutableGet { public_key, .. }) =
+            (reply.mutable, &query.kind)
             && verify_mutable(&value) == Some(*public_key)
-            && query.outcome.mutable.as_ref().is_none_or(|m| m.seq < value.seq)
+            && query
+                .outcome
+                .mutable
+                .as_ref()
+                .is_none_or(|m| m.seq < value.seq)
         {
             query.outcome.mutable = Some(value);
         }

@@ -102,7 +102,7 @@ const PKCS8_PREFIX: [u8; 16] = [
 /// What can go wrong setting up QUIC or talking over it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum QuicError {
+pub enum QuicError {
     /// [`endpoint`] was called outside a tokio runtime.
     #[error("no tokio runtime: QUIC endpoints must be built inside one")]
     NoRuntime,
@@ -246,7 +246,7 @@ pub(crate) fn remote_identity(connection: &quinn::Connection) -> Option<PublicKe
 /// our sending side. Dropping the value finishes the sending side and
 /// stops the receiving side. The stream keeps its connection alive.
 #[derive(Debug)]
-pub(crate) struct QuicStream {
+pub struct QuicStream {
     /// Our sending half.
     send: SendStream,
     /// Our receiving half.

@@ -185,7 +185,7 @@ impl Records {
     /// The records of `topic`, newest first.
     pub fn lookup(&self, topic: &[u8; 32]) -> Vec<SignedRecord> {
         let mut list: Vec<&StoredRecord> = self.topics.get(topic).into_iter().flatten().collect();
-        list.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+        list.sort_by_key(|r| std::cmp::Reverse(r.timestamp));
         list.into_iter().map(|r| r.signed.clone()).collect()
     }
 
@@ -290,11 +290,6 @@ impl Records {
         self.topics.values().map(Vec::len).sum::<usize>() + self.value_count()
     }
 
-    /// Whether nothing is stored.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Drops everything whose time is up.
     pub fn expire(&mut self, now: Instant) {
         let mut refunds = Vec::new();
@@ -348,15 +343,24 @@ mod tests {
         let now = Instant::now();
         let mut records = Records::new(Limits::default());
         let topic = [1; 32];
-        records.announce(now, topic, [2; 32], 10, signed(1), addr(1, 1)).expect("stored");
-        records.announce(now, topic, [2; 32], 5, signed(2), addr(1, 1)).expect("ignored");
+        records
+            .announce(now, topic, [2; 32], 10, signed(1), addr(1, 1))
+            .expect("stored");
+        records
+            .announce(now, topic, [2; 32], 5, signed(2), addr(1, 1))
+            .expect("ignored");
         assert_eq!(records.lookup(&topic), vec![signed(1)]);
-        records.announce(now, topic, [2; 32], 20, signed(3), addr(1, 2)).expect("stored");
+        records
+            .announce(now, topic, [2; 32], 20, signed(3), addr(1, 2))
+            .expect("stored");
         assert_eq!(records.lookup(&topic), vec![signed(3)]);
         assert_eq!(records.announcer(&topic, &[2; 32]), Some(addr(1, 2)));
-        assert!(!records.unannounce(&topic, &[2; 32], 19), "a stale unannounce");
+        assert!(
+            !records.unannounce(&topic, &[2; 32], 19),
+            "a stale unannounce"
+        );
         assert!(records.unannounce(&topic, &[2; 32], 20));
-        assert!(records.is_empty());
+        assert_eq!(records.len(), 0);
         assert!(records.per_source.is_empty(), "every charge refunded");
     }
 
@@ -372,14 +376,19 @@ mod tests {
         for i in 0..100u8 {
             let mut topic = [0; 32];
             topic[0] = i;
-            if records.announce(now, topic, [i; 32], 1, signed(i), addr(9, u16::from(i))).is_err() {
+            if records
+                .announce(now, topic, [i; 32], 1, signed(i), addr(9, u16::from(i)))
+                .is_err()
+            {
                 refused += 1;
             }
         }
         assert_eq!(records.len(), 10);
         assert_eq!(refused, 90);
         // Another source still gets in.
-        records.announce(now, [7; 32], [7; 32], 1, signed(7), addr(8, 1)).expect("another source");
+        records
+            .announce(now, [7; 32], [7; 32], 1, signed(7), addr(8, 1))
+            .expect("another source");
     }
 
     #[test]
@@ -391,23 +400,38 @@ mod tests {
         };
         let mut records = Records::new(limits);
         for i in 0..6u8 {
-            records.announce(now, [0; 32], [i; 32], u64::from(i), signed(i), addr(i, 1)).expect("stored");
+            records
+                .announce(now, [0; 32], [i; 32], u64::from(i), signed(i), addr(i, 1))
+                .expect("stored");
         }
-        assert_eq!(records.lookup(&[0; 32]), vec![signed(5), signed(4), signed(3)]);
-        records.put_immutable(now, [1; 32], vec![1, 2], addr(1, 1).ip()).expect("stored");
+        assert_eq!(
+            records.lookup(&[0; 32]),
+            vec![signed(5), signed(4), signed(3)]
+        );
+        records
+            .put_immutable(now, [1; 32], vec![1, 2], addr(1, 1).ip())
+            .expect("stored");
         let value = MutableValue {
             public_key: vec![1; 32],
             seq: 2,
             value: vec![3],
             signature: vec![0; 64],
         };
-        records.put_mutable(now, [2; 32], value.clone(), addr(1, 1).ip()).expect("stored");
-        let lower = MutableValue { seq: 1, ..value.clone() };
-        assert_eq!(records.put_mutable(now, [2; 32], lower, addr(1, 1).ip()), Err(ErrorCode::SeqTooLow));
+        records
+            .put_mutable(now, [2; 32], value.clone(), addr(1, 1).ip())
+            .expect("stored");
+        let lower = MutableValue {
+            seq: 1,
+            ..value.clone()
+        };
+        assert_eq!(
+            records.put_mutable(now, [2; 32], lower, addr(1, 1).ip()),
+            Err(ErrorCode::SeqTooLow)
+        );
         assert_eq!(records.get_mutable(&[2; 32], 2), Some(&value));
         assert_eq!(records.get_mutable(&[2; 32], 3), None);
         records.expire(now + Duration::from_secs(21 * 60));
-        assert!(records.is_empty());
+        assert_eq!(records.len(), 0);
         assert!(records.per_source.is_empty());
     }
 }

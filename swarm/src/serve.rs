@@ -8,11 +8,11 @@ use std::time::Instant;
 use crate::codec::{MAX_PACKET, address, bytes32, socket_addr};
 use crate::id::NodeId;
 use crate::kbucket::K;
-use crate::messages::{
-    Body, ConnectForward, ErrorCode, NodeInfo, Ping, Reply, SignedRecord,
-};
+use crate::messages::{Body, ConnectForward, ErrorCode, NodeInfo, Ping, Reply, SignedRecord};
 use crate::node::{ConnectToken, Event, Node, Purpose};
-use crate::signing::{immutable_target, mutable_target, verify_mutable, verify_record, verify_unannounce};
+use crate::signing::{
+    immutable_target, mutable_target, verify_mutable, verify_record, verify_unannounce,
+};
 
 /// Room for records in a reply after the nodes and token.
 const RECORD_BUDGET: usize = MAX_PACKET - 1100;
@@ -49,7 +49,14 @@ impl Node {
             Body::Ping(_) => self.reply(from, tid, Reply::default()),
             Body::FindNode(find) => {
                 let closer = self.closer(&find.target);
-                self.reply(from, tid, Reply { closer, ..Reply::default() });
+                self.reply(
+                    from,
+                    tid,
+                    Reply {
+                        closer,
+                        ..Reply::default()
+                    },
+                );
             }
             Body::Lookup(lookup) => {
                 let Some(topic) = bytes32(&lookup.topic) else {
@@ -99,7 +106,10 @@ impl Node {
                     None => Err(ErrorCode::Invalid),
                     Some(value) => match verify_mutable(&value) {
                         None => Err(ErrorCode::BadSignature),
-                        Some(key) => self.records.put_mutable(now, mutable_target(&key), value, from.ip()),
+                        Some(key) => {
+                            self.records
+                                .put_mutable(now, mutable_target(&key), value, from.ip())
+                        }
                     },
                 };
                 self.stored_or_error(from, tid, result);
@@ -119,7 +129,8 @@ impl Node {
             Body::ImmutablePut(put) => {
                 let result = if self.valid_token(from, &put.token) {
                     let target = immutable_target(&put.value);
-                    self.records.put_immutable(now, target, put.value, from.ip())
+                    self.records
+                        .put_immutable(now, target, put.value, from.ip())
                 } else {
                     Err(ErrorCode::BadToken)
                 };

@@ -64,7 +64,10 @@ pub fn sign_unannounce(keypair: &KeyPair, topic: &[u8; 32], timestamp: u64) -> U
 
 /// Whether the unannounce is signed by the key it names.
 pub fn verify_unannounce(request: &Unannounce) -> bool {
-    let (Some(key), Some(sig)) = (public_key(&request.public_key), signature(&request.signature)) else {
+    let (Some(key), Some(sig)) = (
+        public_key(&request.public_key),
+        signature(&request.signature),
+    ) else {
         return false;
     };
     key.verify(
@@ -120,7 +123,10 @@ mod tests {
             timestamp: 9,
         };
         let signed = sign_record(&keypair, &[1; 32], &record);
-        assert_eq!(verify_record(&[1; 32], &signed), Some((record, keypair.public_key())));
+        assert_eq!(
+            verify_record(&[1; 32], &signed),
+            Some((record, keypair.public_key()))
+        );
         assert_eq!(verify_record(&[2; 32], &signed), None, "another topic");
         let mut forged = signed.clone();
         forged.record.push(0);
@@ -128,7 +134,10 @@ mod tests {
 
         let un = sign_unannounce(&keypair, &[1; 32], 10);
         assert!(verify_unannounce(&un));
-        assert!(!verify_unannounce(&Unannounce { timestamp: 11, ..un }));
+        assert!(!verify_unannounce(&Unannounce {
+            timestamp: 11,
+            ..un
+        }));
 
         let value = sign_mutable(&keypair, 3, b"pointer".to_vec());
         assert_eq!(verify_mutable(&value), Some(keypair.public_key()));

@@ -167,7 +167,11 @@ impl Sim {
 
     /// Runs `f` on the node at `addr` at the current time, then sends what
     /// it queued.
-    pub fn with<T>(&mut self, addr: SocketAddr, f: impl FnOnce(&mut Node, Instant) -> T) -> Option<T> {
+    pub fn with<T>(
+        &mut self,
+        addr: SocketAddr,
+        f: impl FnOnce(&mut Node, Instant) -> T,
+    ) -> Option<T> {
         let now = self.now;
         let out = self.nodes.get_mut(&addr).map(|node| f(node, now));
         self.flush(addr);
@@ -195,7 +199,8 @@ impl Sim {
         }
         self.seq += 1;
         self.in_flight.push(Reverse((self.now + latency, self.seq)));
-        self.datagrams.insert(self.seq, Datagram { from, to, bytes });
+        self.datagrams
+            .insert(self.seq, Datagram { from, to, bytes });
     }
 
     fn flush(&mut self, addr: SocketAddr) {
@@ -253,7 +258,10 @@ impl Sim {
             };
             let blocked = self.offline.contains(&d.to)
                 || self.offline.contains(&d.from)
-                || self.natted.get(&d.to).is_some_and(|allowed| !allowed.contains(&d.from));
+                || self
+                    .natted
+                    .get(&d.to)
+                    .is_some_and(|allowed| !allowed.contains(&d.from));
             if blocked {
                 return true;
             }
@@ -300,7 +308,12 @@ impl Sim {
 
     /// Runs until query `id` of the node at `addr` is done (or `limit` of
     /// virtual time passes).
-    pub fn run_query(&mut self, addr: SocketAddr, id: QueryId, limit: Duration) -> Option<QueryOutcome> {
+    pub fn run_query(
+        &mut self,
+        addr: SocketAddr,
+        id: QueryId,
+        limit: Duration,
+    ) -> Option<QueryOutcome> {
         let until = self.now + limit;
         loop {
             if let Some(events) = self.events.get_mut(&addr)

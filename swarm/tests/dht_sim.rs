@@ -10,14 +10,17 @@ use std::time::Duration;
 use hyper_core::KeyPair;
 use hyper_swarm::sim::{Sim, SimConfig};
 use hyper_swarm::{
-    Config, K, NodeId, PeerRecord, QueryKind, RateLimit, Reachability, immutable_target, sign_mutable,
-    sign_record,
+    Config, K, NodeId, PeerRecord, QueryKind, RateLimit, Reachability, immutable_target,
+    sign_mutable, sign_record,
 };
 
 const NODES: usize = 1000;
 
 fn seed() -> u64 {
-    std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7)
+    std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7)
 }
 
 /// A network of `n` public nodes that all bootstrapped from node 0, one
@@ -61,14 +64,23 @@ fn lookups_find_the_k_closest_in_log_n_hops() {
     let addrs = sim.addresses();
     for addr in &addrs {
         let node = sim.node(addr).expect("node");
-        assert!(node.id().is_some(), "seed {seed}: every public node claimed its id");
-        assert!(node.table_len() >= K, "seed {seed}: {addr} knows only {} nodes", node.table_len());
+        assert!(
+            node.id().is_some(),
+            "seed {seed}: every public node claimed its id"
+        );
+        assert!(
+            node.table_len() >= K,
+            "seed {seed}: {addr} knows only {} nodes",
+            node.table_len()
+        );
     }
     let mut hops = Vec::new();
     for _ in 0..50 {
         let target = NodeId(sim.random_bytes());
         let from = addrs[(sim.random() % addrs.len() as u64) as usize];
-        let outcome = sim.query(from, QueryKind::FindNode(target)).expect("finished");
+        let outcome = sim
+            .query(from, QueryKind::FindNode(target))
+            .expect("finished");
         let found: Vec<NodeId> = outcome.closest.iter().map(|(id, _)| *id).collect();
         // The querying node does not find itself.
         let truth = true_closest(&sim, &target, Some(from));
@@ -78,7 +90,10 @@ fn lookups_find_the_k_closest_in_log_n_hops() {
     let max = hops.iter().copied().max().unwrap_or(0);
     let mean = hops.iter().sum::<usize>() as f64 / hops.len() as f64;
     // log2(1000) is about 10.
-    assert!(max <= 10, "seed {seed}: at most {max} hops (mean {mean:.1})");
+    assert!(
+        max <= 10,
+        "seed {seed}: at most {max} hops (mean {mean:.1})"
+    );
 }
 
 #[test]
@@ -99,13 +114,23 @@ fn announcements_survive_a_fifth_of_the_nodes_leaving() {
         let signed = sign_record(&keypair, &topic, &record);
         let from = addrs[(sim.random() % addrs.len() as u64) as usize];
         let outcome = sim
-            .query(from, QueryKind::Announce { topic, record: signed })
+            .query(
+                from,
+                QueryKind::Announce {
+                    topic,
+                    record: signed,
+                },
+            )
             .expect("announced");
-        assert!(outcome.stored_at.len() >= K - 2, "seed {seed}: stored on {}", outcome.stored_at.len());
+        assert!(
+            outcome.stored_at.len() >= K - 2,
+            "seed {seed}: stored on {}",
+            outcome.stored_at.len()
+        );
         topics.push((topic, keypair.public_key()));
     }
     for addr in &addrs {
-        if sim.random() % 5 == 0 && *addr != Sim::address(0) {
+        if sim.random().is_multiple_of(5) && *addr != Sim::address(0) {
             sim.set_offline(*addr, true);
         }
     }
@@ -116,12 +141,18 @@ fn announcements_survive_a_fifth_of_the_nodes_leaving() {
                 break a;
             }
         };
-        let outcome = sim.query(from, QueryKind::Lookup(topic)).expect("looked up");
+        let outcome = sim
+            .query(from, QueryKind::Lookup(topic))
+            .expect("looked up");
         assert!(
             outcome.records.iter().any(|r| r.public_key == key),
             "seed {seed}: the record of {key} is still found"
         );
-        let holder = outcome.records.iter().find(|r| r.public_key == key).map(|r| r.holder);
+        let holder = outcome
+            .records
+            .iter()
+            .find(|r| r.public_key == key)
+            .map(|r| r.holder);
         assert!(holder.is_some_and(|h| !sim.is_offline(&h)));
     }
 }
@@ -134,23 +165,42 @@ fn mutable_and_immutable_values_round_trip() {
     let keypair = KeyPair::from_seed([9; 32]);
     for seq in [1u64, 2] {
         let value = sign_mutable(&keypair, seq, format!("version {seq}").into_bytes());
-        let put = sim.query(addrs[5], QueryKind::MutablePut(value)).expect("put");
+        let put = sim
+            .query(addrs[5], QueryKind::MutablePut(value))
+            .expect("put");
         assert!(put.stored_at.len() >= K - 2);
     }
     let got = sim
-        .query(addrs[150], QueryKind::MutableGet { public_key: keypair.public_key(), seq: 0 })
+        .query(
+            addrs[150],
+            QueryKind::MutableGet {
+                public_key: keypair.public_key(),
+                seq: 0,
+            },
+        )
         .expect("get");
     let value = got.mutable.expect("found");
-    assert_eq!((value.seq, value.value.as_slice()), (2, b"version 2".as_slice()));
+    assert_eq!(
+        (value.seq, value.value.as_slice()),
+        (2, b"version 2".as_slice())
+    );
 
-    let put = sim.query(addrs[9], QueryKind::ImmutablePut(b"hello".to_vec())).expect("put");
+    let put = sim
+        .query(addrs[9], QueryKind::ImmutablePut(b"hello".to_vec()))
+        .expect("put");
     assert!(put.stored_at.len() >= K - 2);
     let got = sim
-        .query(addrs[77], QueryKind::ImmutableGet(immutable_target(b"hello")))
+        .query(
+            addrs[77],
+            QueryKind::ImmutableGet(immutable_target(b"hello")),
+        )
         .expect("get");
     assert_eq!(got.immutable.as_deref(), Some(b"hello".as_slice()));
     let missing = sim
-        .query(addrs[77], QueryKind::ImmutableGet(immutable_target(b"nobody")))
+        .query(
+            addrs[77],
+            QueryKind::ImmutableGet(immutable_target(b"nobody")),
+        )
         .expect("get");
     assert_eq!(missing.immutable, None);
 }
@@ -161,16 +211,19 @@ fn nodes_behind_nat_stay_out_of_tables_and_open_ones_join() {
     let mut sim = network(seed + 300, 100);
     let natted = Sim::address(5000);
     let open = Sim::address(5001);
-    let auto = |sim: &Sim| Config {
+    let config = Config {
         bootstrap: vec![Sim::address(0)],
         reachability: Reachability::Auto,
         ..Config::default()
     };
-    let config = auto(&sim);
     sim.add(natted, config.clone(), true);
     sim.add(open, config, false);
     sim.run_for(Duration::from_secs(30));
-    assert_eq!(sim.node(&natted).and_then(|n| n.id()), None, "seed {seed}: no id behind NAT");
+    assert_eq!(
+        sim.node(&natted).and_then(|n| n.id()),
+        None,
+        "seed {seed}: no id behind NAT"
+    );
     assert_eq!(
         sim.node(&open).and_then(|n| n.id()),
         Some(NodeId::for_address(open)),
@@ -182,14 +235,26 @@ fn nodes_behind_nat_stay_out_of_tables_and_open_ones_join() {
     for addr in sim.addresses() {
         let node = sim.node(&addr).expect("node");
         let table = node.closest(&natted_id, usize::MAX);
-        assert!(!table.iter().any(|(id, _)| *id == natted_id), "seed {seed}: {addr} has the NATed node");
-        if node.closest(&open_id, usize::MAX).iter().any(|(id, _)| *id == open_id) {
+        assert!(
+            !table.iter().any(|(id, _)| *id == natted_id),
+            "seed {seed}: {addr} has the NATed node"
+        );
+        if node
+            .closest(&open_id, usize::MAX)
+            .iter()
+            .any(|(id, _)| *id == open_id)
+        {
             knows_open += 1;
         }
     }
-    assert!(knows_open >= 5, "seed {seed}: only {knows_open} tables hold the open node");
+    assert!(
+        knows_open >= 5,
+        "seed {seed}: only {knows_open} tables hold the open node"
+    );
     // The NATed node is still a working client.
-    let outcome = sim.query(natted, QueryKind::FindNode(open_id)).expect("lookup from behind NAT");
+    let outcome = sim
+        .query(natted, QueryKind::FindNode(open_id))
+        .expect("lookup from behind NAT");
     assert_eq!(outcome.closest.first().map(|(id, _)| *id), Some(open_id));
 }
 
@@ -199,7 +264,10 @@ fn a_flood_from_one_source_is_bounded() {
     let mut sim = network(seed + 400, 50);
     let victim = Sim::address(3);
     let attacker: SocketAddr = "192.0.2.1:9999".parse().expect("addr");
-    let limit = RateLimit { per_second: 200, burst: 400 };
+    let limit = RateLimit {
+        per_second: 200,
+        burst: 400,
+    };
     // 10,000 pings within one second of virtual time.
     let before = sim.delivered;
     for i in 0..10_000u32 {
@@ -212,12 +280,21 @@ fn a_flood_from_one_source_is_bounded() {
     sim.run_for(Duration::from_millis(100));
     let answers = sim.answers_to(&attacker);
     let bound = limit.burst as u64 + u64::from(limit.per_second) * 2;
-    assert!(answers <= bound, "seed {seed}: {answers} answers to the flood (bound {bound})");
-    assert!(answers >= limit.burst as u64, "seed {seed}: the first requests are answered");
+    assert!(
+        answers <= bound,
+        "seed {seed}: {answers} answers to the flood (bound {bound})"
+    );
+    assert!(
+        answers >= limit.burst as u64,
+        "seed {seed}: the first requests are answered"
+    );
     assert!(sim.delivered > before);
     // The victim still answers others.
     let outcome = sim
-        .query(Sim::address(10), QueryKind::FindNode(NodeId::for_address(victim)))
+        .query(
+            Sim::address(10),
+            QueryKind::FindNode(NodeId::for_address(victim)),
+        )
         .expect("lookup");
     assert_eq!(outcome.closest.first().map(|(_, a)| *a), Some(victim));
 }
