@@ -34,6 +34,20 @@ impl Object {
         self
     }
 
+    /// An array of objects.
+    pub fn objects(mut self, key: &str, values: Vec<Object>) -> Self {
+        self.key(key);
+        self.0.push('[');
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            self.0.push_str(&value.finish());
+        }
+        self.0.push(']');
+        self
+    }
+
     fn key(&mut self, key: &str) {
         self.0.push(if self.0.is_empty() { '{' } else { ',' });
         string(&mut self.0, key);

@@ -4,6 +4,7 @@ mod bee_cmd;
 mod core_cmd;
 mod json;
 mod net_cmd;
+mod swarm_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,20 @@ pub enum CliError {
         /// How long it waited.
         seconds: u64,
     },
+    /// An address argument that does not parse or resolve.
+    #[error("'{0}' is not an address (IP:PORT or HOST:PORT)")]
+    BadAddress(String),
+    /// The DHT found no peer that served the core in time.
+    #[error(
+        "no peer serving this core was found through the DHT in {seconds} s (is a seeder running with the same --bootstrap nodes?)"
+    )]
+    NoPeers {
+        /// How long it looked.
+        seconds: u64,
+    },
+    /// The DHT or a swarm connection failed.
+    #[error(transparent)]
+    Swarm(#[from] hyper_swarm::Error),
     /// The peer could not be reached for the whole retry period.
     #[error("cannot reach {addr}: {error}; what was downloaded is kept, run again to resume")]
     Unreachable {
@@ -79,13 +94,22 @@ enum Command {
     /// A key/value store (B-tree) in a core.
     #[command(subcommand)]
     Bee(bee_cmd::BeeCommand),
-    /// Serve cores to peers over TCP until stopped (prints the address).
+    /// Run a DHT node.
+    #[command(subcommand)]
+    Dht(swarm_cmd::DhtCommand),
+    /// Serve cores to peers until stopped: announced on the DHT (found by
+    /// `clone KEY` from anywhere) and/or on a TCP address (`--listen`).
     Seed {
         /// Cores to serve (key or name); none serves every core in the store.
         keys: Vec<String>,
-        /// Address to listen on (port 0 picks a free port).
-        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:0")]
-        listen: String,
+        /// Also (or, without --bootstrap and $HYPER_BOOTSTRAP, only) serve
+        /// over TCP on this address (port 0 picks a free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP,
+        /// else 127.0.0.1:49737].
+        #[arg(long, value_name = "IP:PORT,...")]
+        bootstrap: Option<String>,
         /// While serving, append each line of stdin (newline kept) as a
         /// block to the one writable core given, so live clones follow.
         #[arg(long)]
@@ -95,20 +119,26 @@ enum Command {
     Clone {
         /// Core key (64 hex characters).
         key: String,
-        /// Address of a peer that seeds it.
-        #[arg(long, value_name = "ADDR")]
-        connect: String,
+        /// Address of a peer that seeds it over TCP (else the DHT finds
+        /// peers).
+        #[arg(long, value_name = "ADDR", conflicts_with = "bootstrap")]
+        connect: Option<String>,
+        /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP,
+        /// else 127.0.0.1:49737].
+        #[arg(long, value_name = "IP:PORT,...")]
+        bootstrap: Option<String>,
         /// After the download, keep following appends (runs until stopped).
         #[arg(long)]
         live: bool,
         /// End with one JSON line: key, blocks, bytes, fetched, seconds,
-        /// connections, length, fork.
+        /// connections, length, fork (and, through the DHT, peers: key and
+        /// path, direct or relay).
         #[arg(long)]
         json: bool,
         /// Print progress lines on stderr even when stdout is not a terminal.
         #[arg(long)]
         progress: bool,
-        /// Keep reconnecting for this many seconds after losing the peer.
+        /// Keep reconnecting (or looking for peers) for this many seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 30)]
         retry_for: u64,
     },
@@ -131,14 +161,25 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Core(cmd) => core_cmd::run(&store, cmd),
         Command::Bee(cmd) => bee_cmd::run(&store, cmd),
+        Command::Dht(cmd) => swarm_cmd::run(cmd),
         Command::Seed {
             keys,
             listen,
+            bootstrap,
             append,
-        } => net_cmd::seed(&store, &keys, &listen, append),
+        } => net_cmd::seed(
+            &store,
+            &keys,
+            net_cmd::SeedOn {
+                listen: listen.as_deref(),
+                bootstrap: bootstrap.as_deref(),
+            },
+            append,
+        ),
         Command::Clone {
             key,
             connect,
+            bootstrap,
             live,
             json,
             progress,
@@ -147,7 +188,10 @@ fn main() -> ExitCode {
             &store,
             net_cmd::CloneOptions {
                 key: &key,
-                connect: &connect,
+                source: match connect.as_deref() {
+                    Some(addr) => net_cmd::Source::Tcp(addr),
+                    None => net_cmd::Source::Dht(bootstrap.as_deref()),
+                },
                 live,
                 json,
                 progress,

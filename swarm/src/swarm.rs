@@ -120,6 +120,25 @@ impl PeerConnection {
     pub fn close(&self) {
         self.connection.close(0u32.into(), b"closed");
     }
+
+    /// Runs the replication protocol on this connection's stream until
+    /// either side ends it, then closes the connection.
+    pub async fn replicate(self, replication: &Replication) -> Result<()> {
+        let PeerConnection {
+            stream,
+            initiator,
+            connection,
+            _endpoint,
+            ..
+        } = self;
+        let result = match replication.add_stream(stream, initiator).await {
+            Ok(session) => session.closed().await.map_err(Error::from),
+            Err(e) => Err(Error::from(e)),
+        };
+        connection.close(0u32.into(), b"done");
+        drop(_endpoint);
+        result
+    }
 }
 
 struct Live {
@@ -244,18 +263,7 @@ impl Swarm {
             while let Some(connection) = connections.recv().await {
                 let replication = replication.clone();
                 tokio::spawn(async move {
-                    let PeerConnection {
-                        stream,
-                        initiator,
-                        connection: quic_connection,
-                        _endpoint,
-                        ..
-                    } = connection;
-                    if let Ok(session) = replication.add_stream(stream, initiator).await {
-                        let _ = session.closed().await;
-                    }
-                    quic_connection.close(0u32.into(), b"done");
-                    drop(_endpoint);
+                    let _ = connection.replicate(&replication).await;
                 });
             }
         }))
