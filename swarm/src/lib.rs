@@ -13,7 +13,7 @@ mod error;
 mod id;
 mod kbucket;
 mod lookup;
-mod messages;
+pub mod messages;
 mod node;
 mod punch;
 mod query;
@@ -26,6 +26,7 @@ pub mod sim;
 mod swarm;
 
 pub use codec::{DecodeError, MAX_PACKET};
+pub use codec::{address as wire_address, encode as encode_packet};
 pub use dht::{Dht, IncomingConnect, Status};
 pub use error::{Error, Result};
 pub use id::{Distance, NodeId};

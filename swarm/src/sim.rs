@@ -58,6 +58,34 @@ pub struct Sim {
     pub delivered: u64,
 }
 
+/// An encoded empty reply (tid `tid`) to `to`, claiming `id`, for
+/// injecting.
+pub fn reply_datagram(tid: u32, to: SocketAddr, id: Option<crate::id::NodeId>) -> Vec<u8> {
+    crate::codec::encode(&crate::messages::Packet {
+        tid,
+        id: id.map(|i| i.0.to_vec()).unwrap_or_default(),
+        to: Some(crate::codec::address(to)),
+        flags: 0,
+        body: Some(crate::messages::Body::Reply(
+            crate::messages::Reply::default(),
+        )),
+    })
+}
+
+/// An encoded find-node request (tid `tid`) to `to`, claiming `id`, for
+/// injecting.
+pub fn find_node_datagram(tid: u32, to: SocketAddr, id: crate::id::NodeId) -> Vec<u8> {
+    crate::codec::encode(&crate::messages::Packet {
+        tid,
+        id: id.0.to_vec(),
+        to: Some(crate::codec::address(to)),
+        flags: 0,
+        body: Some(crate::messages::Body::FindNode(crate::messages::FindNode {
+            target: id.0.to_vec(),
+        })),
+    })
+}
+
 /// An encoded ping (tid `tid`) addressed to `to`, for injecting.
 pub fn ping_datagram(tid: u32, to: SocketAddr) -> Vec<u8> {
     crate::codec::encode(&crate::messages::Packet {
@@ -181,6 +209,22 @@ impl Sim {
     /// Injects a raw datagram from `from` (which need not be a node).
     pub fn inject(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
         self.send(from, to, bytes, Duration::ZERO);
+    }
+
+    /// The (destination, tid) of DHT datagrams `from` has sent that are
+    /// still on their way.
+    pub fn in_flight_from(&self, from: &SocketAddr) -> Vec<(SocketAddr, u32)> {
+        let mut out: Vec<(u64, SocketAddr, u32)> = self
+            .datagrams
+            .iter()
+            .filter(|(_, d)| d.from == *from)
+            .filter_map(|(seq, d)| match crate::codec::decode(&d.bytes) {
+                Ok(crate::codec::Datagram::Dht(p)) => Some((*seq, d.to, p.tid)),
+                _ => None,
+            })
+            .collect();
+        out.sort_unstable();
+        out.into_iter().map(|(_, to, tid)| (to, tid)).collect()
     }
 
     /// Datagrams that arrived for `addr`, which is not a node.
