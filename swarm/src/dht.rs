@@ -18,10 +18,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::codec::{self, Datagram};
 use crate::error::{Error, Result};
 use crate::id::NodeId;
-use crate::messages::{Body, Holepunch, Reply};
+use crate::messages::{Body, Holepunch, MutableValue, Reply};
 use crate::node::{Config, ConnectToken, Event, Node, QueryId, RequestError, RequestId};
 use crate::query::{FoundRecord, QueryKind, QueryOutcome};
 use crate::relay::Relay;
+use crate::signing::{immutable_target, sign_mutable};
+use hyper_core::{KeyPair, PublicKey};
 
 /// A connect request passed on to this node by the holder of one of its
 /// announcements; answer it with [`Dht::answer_connect`].
@@ -156,6 +158,43 @@ impl Dht {
             found: Some(found),
         })?;
         Ok((records, rx))
+    }
+
+    /// Stores `value` as version `seq` of `keypair`'s mutable value on the
+    /// nodes closest to it; the nodes that stored it.
+    pub async fn mutable_put(
+        &self,
+        keypair: &KeyPair,
+        seq: u64,
+        value: Vec<u8>,
+    ) -> Result<Vec<SocketAddr>> {
+        let value = sign_mutable(keypair, seq, value);
+        Ok(self.query(QueryKind::MutablePut(value)).await?.stored_at)
+    }
+
+    /// The newest version (at least `seq`) of `public_key`'s mutable value,
+    /// its signature checked.
+    pub async fn mutable_get(
+        &self,
+        public_key: PublicKey,
+        seq: u64,
+    ) -> Result<Option<MutableValue>> {
+        Ok(self
+            .query(QueryKind::MutableGet { public_key, seq })
+            .await?
+            .mutable)
+    }
+
+    /// Stores `value` under its BLAKE3 hash, which it returns.
+    pub async fn immutable_put(&self, value: Vec<u8>) -> Result<[u8; 32]> {
+        let target = immutable_target(&value);
+        self.query(QueryKind::ImmutablePut(value)).await?;
+        Ok(target)
+    }
+
+    /// The value whose BLAKE3 hash is `target`, if a node holds it.
+    pub async fn immutable_get(&self, target: [u8; 32]) -> Result<Option<Vec<u8>>> {
+        Ok(self.query(QueryKind::ImmutableGet(target)).await?.immutable)
     }
 
     /// Sends one request to `to` and waits for its answer.

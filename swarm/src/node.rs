@@ -828,13 +828,30 @@ impl Node {
     }
 
     /// A recent requester other than `not`, to ask for a ping.
-    pub(crate) fn other_node(&self, not: SocketAddr) -> Option<SocketAddr> {
-        self.table
-            .closest(&NodeId::for_address(not), 4)
+    ///
+    /// Picked at random among the table's nodes and recent requesters, so
+    /// that a requester's retries reach helpers it may never have written
+    /// to (only a ping from such a helper proves anything).
+    pub(crate) fn other_node(&mut self, not: SocketAddr) -> Option<SocketAddr> {
+        let mut candidates: Vec<SocketAddr> = self
+            .table
+            .closest(&NodeId::for_address(not), K)
             .into_iter()
             .map(|(_, a)| a)
             .chain(self.recent.iter().copied())
-            .find(|a| *a != not)
+            .filter(|a| *a != not)
+            .collect();
+        candidates.dedup();
+        self.next_id += 1;
+        let mut hasher = blake3::Hasher::new_keyed(&self.secrets[0]);
+        hasher.update(&self.next_id.to_be_bytes());
+        let pick = u64::from_be_bytes(
+            hasher.finalize().as_bytes()[..8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        );
+        let len = u64::try_from(candidates.len()).ok().filter(|l| *l > 0)?;
+        candidates.get(usize::try_from(pick % len).ok()?).copied()
     }
 }
 

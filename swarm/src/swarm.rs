@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper_core::{KeyPair, PublicKey};
 use hyper_wire::Replication;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 
@@ -86,6 +86,27 @@ impl Path {
     }
 }
 
+/// A change in the swarm's connections, for observers
+/// ([`Swarm::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwarmEvent {
+    /// A connection was made (and kept: of two to one peer, only the one
+    /// kept is reported).
+    Connected {
+        /// The key the peer proved.
+        remote: PublicKey,
+        /// Direct or relayed.
+        path: Path,
+        /// Whether this side dialled.
+        initiator: bool,
+    },
+    /// The connection to a peer ended.
+    Disconnected {
+        /// The peer.
+        remote: PublicKey,
+    },
+}
+
 /// What [`Swarm::join`] does for a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JoinOptions {
@@ -114,6 +135,11 @@ impl PeerConnection {
     /// The address the QUIC connection talks to (the relay's, if relayed).
     pub fn remote_address(&self) -> SocketAddr {
         self.connection.remote_address()
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.connection.close_reason().is_some()
     }
 
     /// Closes the connection.
@@ -159,8 +185,11 @@ struct Inner {
     dialling: Mutex<HashSet<PublicKey>>,
     backoff: Mutex<HashMap<PublicKey, (Instant, Duration)>>,
     topics: Mutex<HashMap<[u8; 32], Topic>>,
-    events: mpsc::UnboundedSender<PeerConnection>,
+    connections: mpsc::UnboundedSender<PeerConnection>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<PeerConnection>>>,
+    events: broadcast::Sender<SwarmEvent>,
+    /// Woken when a connection ends, so lookups run again at once.
+    lost: Arc<Notify>,
 }
 
 /// Finds and connects peers by topic. Cloning gives another handle; the
@@ -208,7 +237,8 @@ impl Swarm {
         )
         .await?;
         let incoming = dht.incoming();
-        let (events, receiver) = mpsc::unbounded_channel();
+        let (connections, receiver) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(256);
         let swarm = Swarm {
             inner: Arc::new(Inner {
                 dht,
@@ -217,8 +247,10 @@ impl Swarm {
                 dialling: Mutex::new(HashSet::new()),
                 backoff: Mutex::new(HashMap::new()),
                 topics: Mutex::new(HashMap::new()),
-                events,
+                connections,
                 receiver: Mutex::new(Some(receiver)),
+                events,
+                lost: Arc::new(Notify::new()),
             }),
         };
         if let Some(mut incoming) = incoming {
@@ -253,6 +285,11 @@ impl Swarm {
     /// receiver.
     pub fn connections(&self) -> Option<mpsc::UnboundedReceiver<PeerConnection>> {
         lock(&self.inner.receiver).take()
+    }
+
+    /// Connection changes from now on.
+    pub fn events(&self) -> broadcast::Receiver<SwarmEvent> {
+        self.inner.events.subscribe()
     }
 
     /// Runs the replication protocol over every connection, now and later
@@ -578,16 +615,25 @@ impl Swarm {
         tokio::spawn(async move {
             watched.closed().await;
             if let Some(inner) = weak.upgrade() {
-                let mut peers = lock(&inner.peers);
-                if peers
-                    .get(&remote)
-                    .is_some_and(|l| l.connection.stable_id() == watched.stable_id())
-                {
-                    peers.remove(&remote);
+                let removed = {
+                    let mut peers = lock(&inner.peers);
+                    let ours = peers
+                        .get(&remote)
+                        .is_some_and(|l| l.connection.stable_id() == watched.stable_id());
+                    ours && peers.remove(&remote).is_some()
+                };
+                if removed {
+                    let _ = inner.events.send(SwarmEvent::Disconnected { remote });
+                    inner.lost.notify_waiters();
                 }
             }
         });
-        let _ = self.inner.events.send(connection);
+        let _ = self.inner.events.send(SwarmEvent::Connected {
+            remote,
+            path: connection.path,
+            initiator: connection.initiator,
+        });
+        let _ = self.inner.connections.send(connection);
     }
 }
 
@@ -657,12 +703,20 @@ async fn topic_loop(
         .flatten()
         .min()
         .unwrap_or(now + LOOKUP_MAX);
+        let lost = swarm.inner.lost.clone();
         drop(swarm);
-        sleep(
+        let pause = sleep(
             wake.saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(50)),
-        )
-        .await;
+        );
+        tokio::select! {
+            () = pause => {}
+            () = lost.notified() => {
+                // A peer went away: look again soon, backing off anew.
+                lookup_every = LOOKUP_FIRST;
+                next_lookup = Instant::now() + LOOKUP_FIRST;
+            }
+        }
     }
 }
 
