@@ -132,7 +132,8 @@ enum Command {
         live: bool,
         /// End with one JSON line: key, blocks, bytes, fetched, seconds,
         /// connections, length, fork (and, through the DHT, peers: key and
-        /// path, direct or relay).
+        /// path, direct or relay; connect_seconds: start to first
+        /// connection).
         #[arg(long)]
         json: bool,
         /// Print progress lines on stderr even when stdout is not a terminal.

@@ -258,6 +258,9 @@ struct Peers {
     connections: u64,
     /// Through the DHT: each peer's key and path.
     found: Vec<(PublicKey, PeerPath)>,
+    /// Through the DHT: seconds from the start (lookup included) to the
+    /// first authenticated connection.
+    connect_seconds: Option<f64>,
 }
 
 /// `hyper-cli clone KEY (--connect ADDR | --bootstrap NODES)`: downloads
@@ -298,6 +301,7 @@ pub fn clone(dir: &Path, options: CloneOptions<'_>) -> Result<(), CliError> {
             Source::Tcp(addr) => Peers {
                 connections: over_tcp(&mut download, addr).await?,
                 found: Vec::new(),
+                connect_seconds: None,
             },
             Source::Dht(bootstrap) => over_dht(&mut download, identity, bootstrap).await?,
         };
@@ -327,6 +331,9 @@ pub fn clone(dir: &Path, options: CloneOptions<'_>) -> Result<(), CliError> {
                     })
                     .collect();
                 o = o.objects("peers", found);
+                if let Some(connect) = peers.connect_seconds {
+                    o = o.float("connect_seconds", connect);
+                }
             }
             writeln!(out, "{}", o.finish())?;
         } else {
@@ -445,6 +452,7 @@ where
     let mut peers = Peers {
         connections: 0,
         found: Vec::new(),
+        connect_seconds: None,
     };
     let looking = Instant::now();
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
@@ -453,6 +461,9 @@ where
             done = &mut d.done => return done.map(|()| peers).map_err(CliError::from),
             Some(connection) = incoming.recv() => {
                 peers.connections += 1;
+                peers
+                    .connect_seconds
+                    .get_or_insert_with(|| d.started.elapsed().as_secs_f64());
                 if !peers.found.iter().any(|(k, _)| *k == connection.remote) {
                     peers.found.push((connection.remote, connection.path));
                 }

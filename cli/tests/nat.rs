@@ -164,6 +164,10 @@ fn clone_across(seeder: Place, cloner: Place, expected_path: &str) {
     eprintln!("{seeder:?} -> {cloner:?}: {json} (clone took {took:?})");
     assert_eq!(field(&json, "blocks"), BLOCKS.to_string());
     assert_eq!(field(&json, "path"), expected_path, "{json}");
+    let connect: f64 = field(&json, "connect_seconds")
+        .parse()
+        .expect("connect_seconds");
+    eprintln!("connect time {seeder:?} -> {cloner:?}: {connect:.3} s");
     // Every block is there and is what the writer wrote (each was verified
     // against the signed tree when it arrived).
     let cat = ok(cli(&reader_store, &["core", "cat", &key], None));

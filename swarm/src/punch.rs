@@ -38,7 +38,7 @@ pub const PUNCH_TIMEOUT: Duration = Duration::from_secs(6);
 /// Probes per second sprayed at random ports.
 const SPRAY_RATE: u64 = 2000;
 /// Time between probes to a known address.
-const PROBE_EVERY: Duration = Duration::from_millis(40);
+const PROBE_EVERY: Duration = Duration::from_millis(10);
 
 /// A fresh socket and what DHT nodes saw of it.
 pub struct Prepared {
