@@ -220,6 +220,7 @@ impl Replication {
             writers: HashMap::new(),
             readers: HashMap::new(),
             closers: HashMap::new(),
+            ended_early: HashMap::new(),
             cores: HashMap::new(),
             subscriptions: HashMap::new(),
             gets: HashMap::new(),
@@ -399,6 +400,9 @@ struct Driver {
     writers: HashMap<PeerId, Writer>,
     readers: HashMap<PeerId, JoinHandle<()>>,
     closers: HashMap<PeerId, oneshot::Sender<Result<()>>>,
+    /// How peers ended before their `Reader` command arrived (the reader
+    /// task can hit an error first): told to the connection then.
+    ended_early: HashMap<PeerId, Result<()>>,
     cores: HashMap<CoreKey, Core>,
     subscriptions: HashMap<CoreKey, Subscription>,
     gets: HashMap<Handle, (Core, u64, BlockReply)>,
@@ -536,7 +540,8 @@ impl Driver {
                     self.closers.insert(peer, closed);
                 } else {
                     task.abort();
-                    let _ = closed.send(Err(Error::Closed));
+                    let result = self.ended_early.remove(&peer).unwrap_or(Err(Error::Closed));
+                    let _ = closed.send(result);
                 }
             }
             Command::Closed { peer, error } => {
@@ -585,12 +590,19 @@ impl Driver {
     }
 
     fn end_peer(&mut self, peer: PeerId, result: Result<()>) {
-        self.writers.remove(&peer);
+        // The first end of a peer decides how its connection ended.
+        let first = self.writers.remove(&peer).is_some();
         if let Some(task) = self.readers.remove(&peer) {
             task.abort();
         }
-        if let Some(closed) = self.closers.remove(&peer) {
-            let _ = closed.send(result);
+        match self.closers.remove(&peer) {
+            Some(closed) => {
+                let _ = closed.send(result);
+            }
+            None if first => {
+                self.ended_early.insert(peer, result);
+            }
+            None => {}
         }
     }
 

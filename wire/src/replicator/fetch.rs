@@ -153,17 +153,15 @@ impl<C: CoreAccess> Replicator<C> {
                     let length = local.status().length;
                     let end = range.end.min(length);
                     if range.start < end {
-                        let runs = local.core.stored_runs(range.start..end);
-                        self.transmits.push_back((
-                            peer,
-                            messages::Message {
-                                channel,
-                                body: Some(Body::Bitfield(messages::Bitfield {
-                                    start: range.start,
-                                    runs,
-                                })),
-                            },
-                        ));
+                        for body in super::serve::bitfield_bodies(&local.core, range.start..end) {
+                            self.transmits.push_back((
+                                peer,
+                                messages::Message {
+                                    channel,
+                                    body: Some(body),
+                                },
+                            ));
+                        }
                     }
                 }
                 return Ok(());
@@ -412,8 +410,9 @@ impl<C: CoreAccess> Replicator<C> {
             .filter(|(_, g)| local.core.has(g.index))
             .map(|(h, g)| (*h, g.index))
             .collect();
+        let mut asked = Vec::new();
         for (handle, index) in got {
-            local.gets.remove(&handle);
+            asked.extend(local.cancel(handle));
             self.events.push_back(Event::Got { handle, key, index });
         }
         let remotes: Vec<_> = self
@@ -435,20 +434,12 @@ impl<C: CoreAccess> Replicator<C> {
                 done.push((handle, d));
             }
         }
-        for (handle, d) in done {
+        for (handle, range) in done {
             self.events.push_back(Event::Downloaded { handle, key });
-            let end = d.end.unwrap_or(u64::MAX);
-            let ids: Vec<PeerId> = self.peers.keys().copied().collect();
-            for id in ids {
-                self.send(
-                    id,
-                    &key,
-                    Body::Unwant(messages::Unwant {
-                        start: d.start,
-                        length: end.saturating_sub(d.start),
-                    }),
-                );
-            }
+            asked.push(range);
+        }
+        for range in asked {
+            self.unwant(key, range);
         }
     }
 

@@ -3,6 +3,7 @@
 //! and the proofs waiting to be stored.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
 use std::time::Instant;
 
 use hyper_core::Proof;
@@ -153,9 +154,40 @@ impl<C: CoreAccess> Local<C> {
 
     /// Removes a get or download; returns the download's wanted range, if
     /// it was one, so peers can be told.
-    pub fn cancel(&mut self, handle: Handle) -> Option<Download> {
-        self.gets.remove(&handle);
-        self.downloads.remove(&handle)
+    /// Ends the get or download `handle`; the range peers were asked to
+    /// tell about for it (`Want`), if any.
+    pub fn cancel(&mut self, handle: Handle) -> Option<Range<u64>> {
+        if let Some(get) = self.gets.remove(&handle) {
+            return get.asked.then(|| get.index..get.index.saturating_add(1));
+        }
+        self.downloads
+            .remove(&handle)
+            .map(|d| d.start..d.end.unwrap_or(u64::MAX))
+    }
+
+    /// The parts of `range` that no remaining download or asked get wants:
+    /// what peers can be told to stop reporting (`Unwant`).
+    pub fn unwanted(&self, range: Range<u64>) -> Vec<Range<u64>> {
+        let still = self
+            .downloads
+            .values()
+            .map(|d| d.start..d.end.unwrap_or(u64::MAX))
+            .chain(
+                self.gets
+                    .values()
+                    .filter(|g| g.asked)
+                    .map(|g| g.index..g.index.saturating_add(1)),
+            );
+        let mut parts = RangeSet::new(usize::MAX);
+        let mut ok = parts.insert(range).is_ok();
+        for wanted in still {
+            ok &= parts.remove(wanted).is_ok();
+        }
+        if ok {
+            parts.iter().collect()
+        } else {
+            Vec::new()
+        }
     }
 
     /// Requests in flight to a peer that went away or stalled: ask again.
@@ -296,18 +328,16 @@ impl<C: CoreAccess> Local<C> {
         }
     }
 
-    /// Gets past their deadline.
-    pub fn expire_gets(&mut self, now: Instant) -> Vec<Handle> {
+    /// Gets past their deadline, each with the range peers were asked
+    /// about for it.
+    pub fn expire_gets(&mut self, now: Instant) -> Vec<(Handle, Option<Range<u64>>)> {
         let expired: Vec<Handle> = self
             .gets
             .iter()
             .filter(|(_, g)| g.deadline <= now)
             .map(|(h, _)| *h)
             .collect();
-        for h in &expired {
-            self.gets.remove(h);
-        }
-        expired
+        expired.into_iter().map(|h| (h, self.cancel(h))).collect()
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {

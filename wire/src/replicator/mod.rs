@@ -30,6 +30,7 @@ mod remote;
 mod serve;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use hyper_core::{CoreKey, DiscoveryKey, Proof};
@@ -278,6 +279,16 @@ impl<C: CoreAccess> Replicator<C> {
         }
     }
 
+    /// The ranges of `key` that `peer` asked to hear about (`Want` minus
+    /// `Unwant`): what this side tells it of as blocks arrive.
+    pub fn peer_wants(&self, peer: PeerId, key: &CoreKey) -> Vec<Range<u64>> {
+        self.peers
+            .get(&peer)
+            .and_then(|p| p.remotes.get(key))
+            .map(|r| r.wants.iter().collect())
+            .unwrap_or_default()
+    }
+
     /// A human-readable dump of the replication state of `key` (requests,
     /// downloads, what each peer claims), for debugging.
     pub fn describe(&self, key: &CoreKey) -> String {
@@ -384,6 +395,8 @@ impl<C: CoreAccess> Replicator<C> {
                 if let Some(local) = p.channels.on_close(message.channel)
                     && let Some(key) = p.channels.key(local)
                 {
+                    // Requests the peer queued on the channel die with it.
+                    p.serve_queue.retain(|(c, _)| *c != local);
                     if let Some(remote) = p.remotes.get_mut(&key) {
                         let old = std::mem::replace(
                             remote,
@@ -527,22 +540,33 @@ impl<C: CoreAccess> Replicator<C> {
 
     /// Stops a get or download; it yields nothing more.
     pub fn cancel(&mut self, handle: Handle) {
-        let mut unwant = Vec::new();
+        let mut ended = Vec::new();
         for (key, local) in self.cores.iter_mut() {
-            if let Some(d) = local.cancel(handle) {
-                unwant.push((*key, d.start, d.end));
+            if let Some(range) = local.cancel(handle) {
+                ended.push((*key, range));
             }
         }
-        for (key, start, end) in unwant {
-            let end = end.unwrap_or(u64::MAX);
-            let peers: Vec<PeerId> = self.peers.keys().copied().collect();
-            for p in peers {
+        for (key, range) in ended {
+            self.unwant(key, range);
+        }
+    }
+
+    /// Tells every peer to stop reporting the parts of `range` that nothing
+    /// of `key` still wants (other downloads and asked gets keep theirs).
+    pub(super) fn unwant(&mut self, key: CoreKey, range: Range<u64>) {
+        let Some(local) = self.cores.get(&key) else {
+            return;
+        };
+        let parts = local.unwanted(range);
+        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
+        for part in parts {
+            for &p in &peers {
                 self.send(
                     p,
                     &key,
                     Body::Unwant(crate::messages::Unwant {
-                        start,
-                        length: end.saturating_sub(start),
+                        start: part.start,
+                        length: part.end - part.start,
                     }),
                 );
             }
@@ -716,14 +740,19 @@ impl<C: CoreAccess> Replicator<C> {
                 }
             }
         }
+        let mut ended = Vec::new();
         for (&key, local) in self.cores.iter_mut() {
-            for handle in local.expire_gets(now) {
+            for (handle, asked) in local.expire_gets(now) {
                 self.events.push_back(Event::Failed {
                     handle,
                     key,
                     error: Error::Timeout,
                 });
+                ended.extend(asked.map(|range| (key, range)));
             }
+        }
+        for (key, range) in ended {
+            self.unwant(key, range);
         }
         for key in touched {
             self.schedule(now, key);

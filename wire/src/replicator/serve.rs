@@ -29,11 +29,12 @@ pub(super) fn sync_body(status: &CoreStatus, remote_length: u64, downloading: bo
     })
 }
 
-/// `Bitfield` messages describing which of blocks `0..length` are stored.
-pub(super) fn bitfield_bodies<C: CoreAccess>(core: &C, length: u64) -> Vec<Body> {
-    let runs = core.stored_runs(0..length);
+/// `Bitfield` messages describing which of blocks `range` are stored, at
+/// most [`RUNS_PER_MESSAGE`] runs each.
+pub(super) fn bitfield_bodies<C: CoreAccess>(core: &C, range: std::ops::Range<u64>) -> Vec<Body> {
+    let mut start = range.start;
+    let runs = core.stored_runs(range);
     let mut out = Vec::new();
-    let mut start = 0u64;
     // Cut after an absent run, so each message starts with a present one.
     for chunk in runs.chunks(RUNS_PER_MESSAGE) {
         out.push(Body::Bitfield(messages::Bitfield {
@@ -68,7 +69,7 @@ pub(super) fn state_messages<C: CoreAccess>(
     status: &CoreStatus,
 ) -> Vec<Body> {
     let mut out = vec![sync_body(status, remote.length, local.has_demand())];
-    out.extend(bitfield_bodies(&local.core, status.length));
+    out.extend(bitfield_bodies(&local.core, 0..status.length));
     out.extend(want_bodies(local));
     out
 }
@@ -128,7 +129,7 @@ impl<C: CoreAccess> Replicator<C> {
         if changed {
             local.announced = (status.fork, status.length);
             if status.fork != old_fork {
-                broadcast.extend(bitfield_bodies(&local.core, status.length));
+                broadcast.extend(bitfield_bodies(&local.core, 0..status.length));
             } else if status.length > old_length {
                 let runs = local.core.stored_runs(old_length..status.length);
                 let mut at = old_length;
