@@ -256,6 +256,16 @@ async fn birthday(
     result.ok_or(Error::Unreachable)
 }
 
+/// When punching toward `remote` gives up, where to probe, and its IP.
+fn plan(remote: &Holepunch) -> Result<(Instant, Vec<SocketAddr>, IpAddr)> {
+    let targets = addresses_of(remote);
+    let their_ip = targets
+        .first()
+        .map(SocketAddr::ip)
+        .ok_or(Error::BadAnswer)?;
+    Ok((Instant::now() + PUNCH_TIMEOUT, targets, their_ip))
+}
+
 /// The client's side of punching toward `remote`: the socket to run QUIC
 /// on and the address to connect to.
 pub async fn client(
@@ -263,12 +273,7 @@ pub async fn client(
     session: [u8; 32],
     remote: &Holepunch,
 ) -> Result<(UdpSocket, SocketAddr)> {
-    let stop = Instant::now() + PUNCH_TIMEOUT;
-    let targets = addresses_of(remote);
-    let their_ip = targets
-        .first()
-        .map(SocketAddr::ip)
-        .ok_or(Error::BadAnswer)?;
+    let (stop, targets, their_ip) = plan(remote)?;
     match (prepared.nat, nat_of(remote)) {
         (NatKind::Random, NatKind::Random) => Err(Error::NoRelay),
         (NatKind::Random, _) => {
@@ -295,12 +300,7 @@ pub async fn server(
     session: [u8; 32],
     remote: &Holepunch,
 ) -> Result<std::net::UdpSocket> {
-    let stop = Instant::now() + PUNCH_TIMEOUT;
-    let targets = addresses_of(remote);
-    let their_ip = targets
-        .first()
-        .map(SocketAddr::ip)
-        .ok_or(Error::BadAnswer)?;
+    let (stop, targets, their_ip) = plan(remote)?;
     match (prepared.nat, nat_of(remote)) {
         (NatKind::Random, NatKind::Random) => Err(Error::NoRelay),
         (NatKind::Random, _) => {

@@ -222,10 +222,7 @@ impl Records {
             stored.expires = expires;
             return Ok(());
         }
-        if self.value_count() >= self.limits.max_values {
-            return Err(ErrorCode::Limited);
-        }
-        self.charge(source)?;
+        self.admit_value(source)?;
         self.mutable.insert(
             target,
             StoredValue {
@@ -261,10 +258,7 @@ impl Records {
             stored.expires = expires;
             return Ok(());
         }
-        if self.value_count() >= self.limits.max_values {
-            return Err(ErrorCode::Limited);
-        }
-        self.charge(source)?;
+        self.admit_value(source)?;
         self.immutable.insert(
             target,
             StoredValue {
@@ -279,6 +273,14 @@ impl Records {
     /// The immutable value stored under `target`.
     pub fn get_immutable(&self, target: &[u8; 32]) -> Option<&[u8]> {
         self.immutable.get(target).map(|s| s.value.as_slice())
+    }
+
+    /// Room for one more value, charged to `source`.
+    fn admit_value(&mut self, source: IpAddr) -> Result<(), ErrorCode> {
+        if self.value_count() >= self.limits.max_values {
+            return Err(ErrorCode::Limited);
+        }
+        self.charge(source)
     }
 
     fn value_count(&self) -> usize {
