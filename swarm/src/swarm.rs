@@ -24,7 +24,7 @@ use crate::dht::{Dht, IncomingConnect};
 use crate::error::{Error, Result};
 use crate::messages::{Body, Connect, Holepunch, NatKind, PeerRecord};
 use crate::node::{Config, Reachability};
-use crate::punch::{self, nat_of};
+use crate::punch::{self, Prepared, nat_of};
 use crate::query::{FoundRecord, QueryKind};
 use crate::quic::{self, QuicStream};
 use crate::signing::{sign_record, sign_unannounce};
@@ -411,6 +411,22 @@ impl Swarm {
         backoff.insert(*key, (Instant::now() + delay, delay));
     }
 
+    /// This side's hole-punching details for one attempt.
+    fn holepunch(
+        &self,
+        prepared: &Prepared,
+        session: &[u8; 32],
+        relay: Option<SocketAddr>,
+    ) -> Holepunch {
+        Holepunch {
+            public_key: self.public_key().0.to_vec(),
+            addresses: prepared.addresses.iter().map(|a| address(*a)).collect(),
+            nat: prepared.nat as i32,
+            session: session.to_vec(),
+            relay: relay.map(address),
+        }
+    }
+
     /// Dials the peer of `found`.
     async fn dial(&self, found: FoundRecord) {
         let key = found.public_key;
@@ -442,13 +458,7 @@ impl Swarm {
     ) -> Result<PeerConnection> {
         let prepared = punch::prepare(&self.observers().await).await?;
         let session = crate::punch::random_bytes()?;
-        let ours = Holepunch {
-            public_key: self.public_key().0.to_vec(),
-            addresses: prepared.addresses.iter().map(|a| address(*a)).collect(),
-            nat: prepared.nat as i32,
-            session: session.to_vec(),
-            relay: relay.map(address),
-        };
+        let ours = self.holepunch(&prepared, &session, relay);
         let connect = Connect {
             topic: found.topic.to_vec(),
             public_key: found.public_key.0.to_vec(),
@@ -541,13 +551,7 @@ impl Swarm {
             let _ = self.inner.dht.answer_connect(token, None);
             return Err(e);
         }
-        let ours = Holepunch {
-            public_key: self.public_key().0.to_vec(),
-            addresses: prepared.addresses.iter().map(|a| address(*a)).collect(),
-            nat: prepared.nat as i32,
-            session: session.to_vec(),
-            relay: relay.map(address),
-        };
+        let ours = self.holepunch(&prepared, &session, relay);
         self.inner.dht.answer_connect(token, Some(ours))?;
         let (socket, path) = match relay {
             Some(_) => (prepared.socket.into_std()?, Path::Relay),
