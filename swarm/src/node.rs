@@ -274,6 +274,8 @@ const CHECK_MAX: Duration = Duration::from_secs(120);
 const OBSERVERS: usize = 8;
 const RECENT: usize = 32;
 const RELAYS: usize = 8;
+/// Source IPs with a rate bucket at most.
+const MAX_RATE_SOURCES: usize = 65_536;
 
 impl Node {
     /// A node that has not yet talked to anyone. `seed` gives the random
@@ -596,9 +598,21 @@ impl Node {
         self.drive_queries(now);
     }
 
-    /// Token bucket per source IP.
+    /// Token bucket per source IP. The table of buckets is bounded: when
+    /// full, buckets idle long enough to have refilled are dropped (they
+    /// would start full anyway), and if none is, a new source waits.
     fn admit(&mut self, now: Instant, ip: IpAddr) -> bool {
         let limit = self.config.rate_limit;
+        if !self.rates.contains_key(&ip) && self.rates.len() >= MAX_RATE_SOURCES {
+            let refill = Duration::from_secs_f64(
+                f64::from(limit.burst) / f64::from(limit.per_second.max(1)),
+            );
+            self.rates
+                .retain(|_, b| now.saturating_duration_since(b.at) < refill);
+            if self.rates.len() >= MAX_RATE_SOURCES {
+                return false;
+            }
+        }
         let bucket = self.rates.entry(ip).or_insert(Bucket {
             tokens: f64::from(limit.burst),
             at: now,
