@@ -1,12 +1,15 @@
 //! `hyper-bench`: runs the workloads of the benchmark suite and prints one
 //! JSON line per workload and configuration.
 //!
-//! Usage: `hyper-bench W1 W3 …` or `hyper-bench all`. `BENCH_SCALE=N`
+//! Usage: `hyper-bench W1 W3 …` or `hyper-bench all` (also S1, S2: the
+//! swarm's DHT lookups on the simulated network and a node's CPU per
+//! request, see `dht.rs`). `BENCH_SCALE=N`
 //! divides every block and operation count by N (for smoke runs); lines of a
 //! scaled run carry `"scale": N`. MB is 1,000,000 bytes, as on the
 //! JavaScript side (`benches/reference-js`).
 
 mod bee;
+mod dht;
 mod replicate;
 mod report;
 mod workloads;
@@ -14,7 +17,7 @@ mod workloads;
 use std::process::ExitCode;
 
 /// Workloads this build can run, in the order `all` runs them.
-const RUNNABLE: [&str; 6] = ["W1", "W2", "W3", "W4", "W5", "W6"];
+const RUNNABLE: [&str; 8] = ["W1", "W2", "W3", "W4", "W5", "W6", "S1", "S2"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,7 +34,9 @@ fn main() -> ExitCode {
         };
     }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
-        eprintln!("usage: hyper-bench all | W1 W2 W3 ...  (BENCH_SCALE=N divides the counts)");
+        eprintln!(
+            "usage: hyper-bench all | W1 W2 W3 ... S1 S2  (BENCH_SCALE=N divides the counts)"
+        );
         return ExitCode::from(2);
     }
     let scale = match std::env::var("BENCH_SCALE").map(|s| s.parse::<u64>()) {
@@ -58,6 +63,8 @@ fn main() -> ExitCode {
             "W4" => replicate::full(scale),
             "W5" => replicate::sparse(scale),
             "W6" => bee::run(scale),
+            "S1" => dht::lookups(scale),
+            "S2" => dht::requests(scale),
             "W7" | "W8" => {
                 eprintln!(
                     "hyper-bench: {id} needs a crate that does not exist yet \

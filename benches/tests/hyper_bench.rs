@@ -21,7 +21,7 @@ fn prints_one_json_line_per_workload_and_durability() {
     );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 9, "{stdout}");
+    assert_eq!(lines.len(), 11, "{stdout}");
     for (line, workload, fields) in [
         (
             lines[0],
@@ -76,6 +76,21 @@ fn prints_one_json_line_per_workload_and_durability() {
                 "\"disk_bytes\":",
             ][..],
         ),
+        (
+            lines[9],
+            "S1",
+            &[
+                "\"p50_ms\":",
+                "\"mean_hops\":",
+                "\"max_hops\":",
+                "\"mean_requests\":",
+            ][..],
+        ),
+        (
+            lines[10],
+            "S2",
+            &["\"cpu_ms_per_1000\":", "\"answers_per_sec\":"][..],
+        ),
     ] {
         assert!(
             line.starts_with(&format!("{{\"workload\":\"{workload}\",\"impl\":\"rust\"")),
@@ -93,7 +108,7 @@ fn refuses_what_it_cannot_run() {
     let out = bench(&["W7"]);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3 W4 W5 W6"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3 W4 W5 W6 S1 S2"));
     assert_eq!(bench(&["W9"]).status.code(), Some(2));
 }
 

@@ -11,7 +11,7 @@ use crate::id::{Distance, NodeId};
 use crate::kbucket::K;
 
 /// Queries in flight at once.
-pub const PARALLELISM: usize = 3;
+pub const PARALLELISM: usize = 10;
 
 /// What the caller should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]

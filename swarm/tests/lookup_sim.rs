@@ -84,7 +84,8 @@ fn lookups_find_the_k_closest_in_few_queries() {
         assert_eq!(found, truth, "the true {K} closest");
         most = most.max(queries);
     }
-    // log2(1000) ~ 10 rounds of 3 would be 30; the K closest all answer too.
+    // log2(1000) ~ 10 rounds; with the K closest all answering too, a
+    // lookup stays within a few dozen queries.
     assert!(most <= 60, "at most {most} queries per lookup");
 }
 
