@@ -92,16 +92,26 @@ impl<T: Clone> RoutingTable<T> {
         self.len() == 0
     }
 
-    /// The `n` known nodes closest to `target`, closest first.
+    /// The `n` known nodes closest to `target`, closest first. Linear in
+    /// the table's size plus `n log n` (a selection, then a sort of the
+    /// `n` selected; only they are cloned).
     pub fn closest(&self, target: &NodeId, n: usize) -> Vec<(NodeId, T)> {
-        let mut all: Vec<(Distance, NodeId, T)> = self
+        let mut all: Vec<(Distance, &NodeId, &T)> = self
             .buckets
             .iter()
             .flatten()
-            .map(|(id, v)| (id.distance(target), *id, v.clone()))
+            .map(|(id, v)| (id.distance(target), id, v))
             .collect();
-        all.sort_by_key(|a| a.0);
-        all.into_iter().take(n).map(|(_, id, v)| (id, v)).collect()
+        if n == 0 {
+            return Vec::new();
+        }
+        if n < all.len() {
+            all.select_nth_unstable_by_key(n - 1, |a| a.0);
+            all.truncate(n);
+        }
+        // Distances to one target are distinct per id: the order is total.
+        all.sort_unstable_by_key(|a| a.0);
+        all.into_iter().map(|(_, id, v)| (*id, v.clone())).collect()
     }
 }
 
