@@ -6,10 +6,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hyper_core::KeyPair;
 use hyper_swarm::messages::{self, ErrorCode, Packet, Ping};
-use hyper_swarm::sim::{Sim, SimConfig, ping_datagram};
+use hyper_swarm::sim::{Sim, SimConfig};
 use hyper_swarm::{
-    Body, Config, Event, MAX_PACKET, NodeId, QueryKind, Reachability, encode_packet, wire_address,
+    Body, Config, Event, MAX_PACKET, NodeId, PeerRecord, QueryKind, Reachability, encode_packet,
+    sign_mutable, sign_record, sign_unannounce, wire_address,
 };
 use rand::{Rng, SeedableRng};
 
@@ -32,19 +34,108 @@ fn network(n: usize) -> Sim {
     sim
 }
 
+/// A valid request of every kind, addressed to `to`: the seeds the fuzz
+/// loop mutates.
+fn valid_requests(to: SocketAddr) -> Vec<Vec<u8>> {
+    let keypair = KeyPair::from_seed([4; 32]);
+    let topic = [6u8; 32];
+    let record = sign_record(
+        &keypair,
+        &topic,
+        &PeerRecord {
+            public_key: keypair.public_key().0.to_vec(),
+            addresses: vec![wire_address(to)],
+            relays: vec![wire_address(to)],
+            timestamp: 5,
+        },
+    );
+    let holepunch = messages::Holepunch {
+        public_key: keypair.public_key().0.to_vec(),
+        addresses: vec![wire_address(to)],
+        nat: 2,
+        session: vec![1; 32],
+        relay: Some(wire_address(to)),
+    };
+    let bodies = vec![
+        Body::Ping(Ping {}),
+        Body::FindNode(messages::FindNode {
+            target: topic.to_vec(),
+        }),
+        Body::Lookup(messages::Lookup {
+            topic: topic.to_vec(),
+        }),
+        Body::Announce(messages::Announce {
+            topic: topic.to_vec(),
+            record: Some(record),
+            token: vec![9; 32],
+        }),
+        Body::Unannounce(sign_unannounce(&keypair, &topic, 5)),
+        Body::MutablePut(messages::MutablePut {
+            value: Some(sign_mutable(&keypair, 1, b"v".to_vec())),
+            token: vec![9; 32],
+        }),
+        Body::MutableGet(messages::MutableGet {
+            target: topic.to_vec(),
+            seq: 0,
+        }),
+        Body::ImmutablePut(messages::ImmutablePut {
+            value: b"v".to_vec(),
+            token: vec![9; 32],
+        }),
+        Body::ImmutableGet(messages::ImmutableGet {
+            target: topic.to_vec(),
+        }),
+        Body::Connect(messages::Connect {
+            topic: topic.to_vec(),
+            public_key: keypair.public_key().0.to_vec(),
+            holepunch: Some(holepunch.clone()),
+        }),
+        Body::ConnectForward(messages::ConnectForward {
+            topic: topic.to_vec(),
+            from: Some(wire_address(to)),
+            holepunch: Some(holepunch),
+        }),
+        Body::CheckReachable(messages::CheckReachable {}),
+        Body::PingTarget(messages::PingTarget {
+            target: Some(wire_address(to)),
+        }),
+    ];
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(tid, body)| {
+            encode_packet(&Packet {
+                tid: tid as u32,
+                id: vec![7; 32],
+                to: Some(wire_address(to)),
+                flags: 1,
+                body: Some(body),
+            })
+        })
+        .collect()
+}
+
+/// The decoder fuzz target over a live node: random datagrams and
+/// mutations of a valid request of every kind (`HYPER_FUZZ_ITERS` rounds,
+/// default 20,000) must be dropped or answered, never panic, and leave the
+/// node answering.
 #[test]
 fn mutated_and_oversized_packets_are_dropped_and_the_node_keeps_working() {
     let mut sim = network(30);
     let victim = Sim::address(4);
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let valid = ping_datagram(1, victim);
-    for i in 0..20_000u32 {
+    let valid = valid_requests(victim);
+    let iterations: u32 = std::env::var("HYPER_FUZZ_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
+    for i in 0..iterations {
         let mut bytes = if rng.random_bool(0.3) {
             let mut b = vec![0u8; rng.random_range(0..MAX_PACKET + 200)];
             rng.fill(b.as_mut_slice());
             b
         } else {
-            valid.clone()
+            valid[rng.random_range(0..valid.len())].clone()
         };
         for _ in 0..rng.random_range(0..6) {
             if bytes.is_empty() {
