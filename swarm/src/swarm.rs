@@ -595,6 +595,12 @@ impl Swarm {
         };
         {
             let mut peers = lock(&self.inner.peers);
+            // Attempts run in parallel: the bound is enforced here, where
+            // connections are counted, not only before dialling.
+            if !peers.contains_key(&remote) && peers.len() >= self.inner.config.max_peers {
+                connection.close();
+                return;
+            }
             if let Some(existing) = peers.get(&remote)
                 && existing.connection.close_reason().is_none()
             {
