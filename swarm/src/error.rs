@@ -36,6 +36,10 @@ pub enum Error {
     /// The peer answered for a different key than the one announced.
     #[error("the peer proved a different key than it announced")]
     WrongPeer,
+    /// The QUIC connection yielded no keying material to bind the
+    /// replication's capabilities to.
+    #[error("the QUIC connection gave no keying material for the capabilities")]
+    NoBinding,
     /// The peer announcement was malformed.
     #[error("malformed answer from the peer")]
     BadAnswer,

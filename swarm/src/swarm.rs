@@ -148,18 +148,29 @@ impl PeerConnection {
     }
 
     /// Runs the replication protocol on this connection's stream until
-    /// either side ends it, then closes the connection.
+    /// either side ends it, then closes the connection. QUIC already
+    /// encrypts and proved both keys, so the stream carries frames without
+    /// a second (Noise) layer; the channel capabilities are bound to this
+    /// connection through its TLS exporter.
     pub async fn replicate(self, replication: &Replication) -> Result<()> {
         let PeerConnection {
+            remote,
             stream,
             initiator,
             connection,
             _endpoint,
             ..
         } = self;
-        let result = match replication.add_stream(stream, initiator).await {
-            Ok(session) => session.closed().await.map_err(Error::from),
-            Err(e) => Err(Error::from(e)),
+        let mut binding = [0u8; 32];
+        let result = match connection.export_keying_material(&mut binding, CAPABILITY_LABEL, b"") {
+            Err(_) => Err(Error::NoBinding),
+            Ok(()) => match replication
+                .add_secured_stream(stream, remote, binding, initiator)
+                .await
+            {
+                Ok(session) => session.closed().await.map_err(Error::from),
+                Err(e) => Err(Error::from(e)),
+            },
         };
         connection.close(0u32.into(), b"done");
         drop(_endpoint);
@@ -198,6 +209,9 @@ struct Inner {
 pub struct Swarm {
     inner: Arc<Inner>,
 }
+
+/// The TLS exporter label of the secret channel capabilities are bound to.
+const CAPABILITY_LABEL: &[u8] = b"hyper-swarm 2026 capability binding";
 
 /// Records live this long on DHT nodes; announcing again before then.
 const REANNOUNCE: Duration = Duration::from_secs(10 * 60);

@@ -164,15 +164,10 @@ async fn two_peers_find_each_other_by_topic_and_replicate() {
         ReplicationOptions::default(),
     );
     replication.add_core(&replica);
-    let session = replication
-        .add_stream(connection.stream, true)
-        .await
-        .expect("replication handshake");
-    assert_eq!(
-        session.remote_identity(),
-        seeder.public_key(),
-        "Noise proves the same key as QUIC"
-    );
+    let replicating = {
+        let replication = replication.clone();
+        tokio::spawn(async move { connection.replicate(&replication).await })
+    };
     timeout(
         Duration::from_secs(30),
         replication.download(&replica, DownloadRange::all()),
@@ -184,4 +179,5 @@ async fn two_peers_find_each_other_by_topic_and_replicate() {
         assert_eq!(&replica.get(i as u64).expect("block"), block);
     }
     assert_eq!(seeder.peers(), vec![reader.public_key()]);
+    assert!(!replicating.is_finished(), "the connection stays up");
 }

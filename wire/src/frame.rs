@@ -70,6 +70,11 @@ impl FrameDecoder {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Whether bytes of an unfinished frame are held.
+    pub fn is_partial(&self) -> bool {
+        self.start < self.buf.len()
+    }
+
     /// The next complete message, `Ok(None)` if more bytes are needed. After
     /// an error the stream is unusable: end the connection.
     pub fn next_message(&mut self) -> Result<Option<Message>> {

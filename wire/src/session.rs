@@ -256,6 +256,32 @@ impl Replication {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let stream = EncryptedStream::handshake(io, &self.identity, initiator).await?;
+        self.attach(stream).await
+    }
+
+    /// Replicates over `io`, a stream of a transport that already encrypts
+    /// and proved the peer's identity `remote` (no Noise layer: see
+    /// [`EncryptedStream::secured`]); `binding` is a secret both ends derive
+    /// from that connection, which the channel capabilities are bound to.
+    pub async fn add_secured_stream<S>(
+        &self,
+        io: S,
+        remote: PublicKey,
+        binding: [u8; 32],
+        initiator: bool,
+    ) -> Result<Connection>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.attach(EncryptedStream::secured(io, remote, binding, initiator))
+            .await
+    }
+
+    /// Replicates over an established stream until either side closes it.
+    async fn attach<S>(&self, stream: EncryptedStream<S>) -> Result<Connection>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let remote = stream.remote_identity();
         let capabilities = stream.capabilities();
         let (mut reader, mut writer) = stream.into_split();

@@ -9,6 +9,12 @@
 //! binds it to the identity. On the wire every Noise message is a 2-byte
 //! big-endian length, then the message (at most 65,535 bytes); a frame
 //! larger than one Noise message is split across several.
+//!
+//! On a transport that already encrypts and authenticates both peers'
+//! ed25519 keys (the swarm's QUIC connections, TLS 1.3 with raw public
+//! keys), [`EncryptedStream::secured`] skips Noise: frames go as they are,
+//! and the capabilities are bound to that connection by a secret the caller
+//! takes from it (the TLS exporter) in place of the Noise handshake hash.
 
 use hyper_core::{KeyPair, PublicKey, Signature};
 use prost::Message as _;
@@ -96,9 +102,10 @@ fn check_identity(payload: &[u8], remote_static: Option<&[u8]>) -> Result<Public
     }
 }
 
-/// Seals outgoing frames: the sending direction of a Noise transport.
+/// Seals outgoing frames: the sending direction of a Noise transport, or
+/// plain frames on an already secured transport (`noise: None`).
 struct Sealer {
-    noise: Arc<snow::StatelessTransportState>,
+    noise: Option<Arc<snow::StatelessTransportState>>,
     nonce: u64,
     plain: Vec<u8>,
     cipher: Vec<u8>,
@@ -116,11 +123,18 @@ impl Sealer {
         for m in messages {
             frame::encode_into(m, &mut self.plain);
         }
+        let Some(noise) = self.noise.as_ref() else {
+            io.write_all(&self.plain).await?;
+            io.flush().await?;
+            if self.plain.capacity() > 4 * NOISE_MAX {
+                self.plain = Vec::new();
+            }
+            return Ok(());
+        };
         self.out.clear();
         self.cipher.resize(NOISE_MAX, 0);
         for piece in self.plain.chunks(PLAIN_MAX) {
-            let n = self
-                .noise
+            let n = noise
                 .write_message(self.nonce, piece, &mut self.cipher)
                 .map_err(Error::Noise)?;
             self.nonce += 1;
@@ -140,9 +154,10 @@ impl Sealer {
     }
 }
 
-/// Opens incoming frames: the receiving direction of a Noise transport.
+/// Opens incoming frames: the receiving direction of a Noise transport, or
+/// plain frames on an already secured transport (`noise: None`).
 struct Opener {
-    noise: Arc<snow::StatelessTransportState>,
+    noise: Option<Arc<snow::StatelessTransportState>>,
     nonce: u64,
     decoder: FrameDecoder,
     cipher: Vec<u8>,
@@ -155,11 +170,25 @@ impl Opener {
             if let Some(m) = self.decoder.next_message()? {
                 return Ok(Some(m));
             }
+            let Some(noise) = self.noise.as_ref() else {
+                if self.plain.len() < NOISE_MAX {
+                    self.plain.resize(NOISE_MAX, 0);
+                }
+                let n = io.read(&mut self.plain).await?;
+                if n == 0 {
+                    return if self.decoder.is_partial() {
+                        Err(Error::Malformed("the stream ended inside a frame"))
+                    } else {
+                        Ok(None)
+                    };
+                }
+                self.decoder.push(self.plain.get(..n).unwrap_or_default());
+                continue;
+            };
             let Some(message) = read_noise(io, &mut self.cipher).await? else {
                 return Ok(None);
             };
-            let n = self
-                .noise
+            let n = noise
                 .read_message(self.nonce, message, &mut self.plain)
                 .map_err(Error::Noise)?;
             self.nonce += 1;
@@ -238,7 +267,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
             .try_into()
             .map_err(|_| Error::Malformed("handshake hash is not 32 bytes"))?;
         let noise = Arc::new(hs.into_stateless_transport_mode().map_err(Error::Noise)?);
-        Ok(EncryptedStream {
+        Ok(Self::framed(
+            io,
+            Some(noise),
+            remote,
+            Capabilities::new(handshake_hash, initiator),
+        ))
+    }
+
+    /// A stream on a transport that already encrypts and proved the peer's
+    /// identity `remote` (for example a QUIC connection authenticated by
+    /// ed25519 raw public keys): frames go without Noise. `binding` must be
+    /// a secret both ends derive from that one connection (a TLS exporter
+    /// value): the channel capabilities are computed from it, so they prove
+    /// knowledge of a core key on this connection only.
+    pub fn secured(io: S, remote: PublicKey, binding: [u8; 32], initiator: bool) -> Self {
+        Self::framed(io, None, remote, Capabilities::new(binding, initiator))
+    }
+
+    fn framed(
+        io: S,
+        noise: Option<Arc<snow::StatelessTransportState>>,
+        remote: PublicKey,
+        capabilities: Capabilities,
+    ) -> Self {
+        EncryptedStream {
             io,
             sealer: Sealer {
                 noise: noise.clone(),
@@ -255,8 +308,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
                 plain: vec![0u8; NOISE_MAX],
             },
             remote,
-            capabilities: Capabilities::new(handshake_hash, initiator),
-        })
+            capabilities,
+        }
     }
 
     /// The peer's proven ed25519 identity.

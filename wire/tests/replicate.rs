@@ -217,3 +217,43 @@ async fn a_get_nobody_can_answer_times_out_and_a_dropped_one_is_cancelled() {
         wc.get(9).expect("writer")
     );
 }
+
+/// On a transport that is already secured (the swarm's QUIC), frames go
+/// without Noise and capabilities come from a secret of that connection:
+/// the same secret on both ends replicates; another secret (a peer that
+/// did not share this connection) pairs no channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secured_streams_replicate_only_with_the_connection_secret() {
+    let (_wd, ws, wc) = writer(300, 64);
+    let (wk, rk) = (
+        KeyPair::generate().expect("keys"),
+        KeyPair::generate().expect("keys"),
+    );
+    for (binding_b, works) in [([7u8; 32], true), ([8u8; 32], false)] {
+        let (_rd, rs) = store();
+        let a = Replication::new(ws.clone(), wk.clone(), ReplicationOptions::default());
+        a.add_core(&wc);
+        let b = Replication::new(rs.clone(), rk.clone(), ReplicationOptions::default());
+        let replica = rs.replica(&wc.key()).expect("replica");
+        b.add_core(&replica);
+        let (x, y) = hyper_wire::memory_pair();
+        let (ca, cb) = tokio::join!(
+            a.add_secured_stream(x, rk.public_key(), [7; 32], true),
+            b.add_secured_stream(y, wk.public_key(), binding_b, false),
+        );
+        let (_ca, cb) = (ca.expect("a"), cb.expect("b"));
+        assert_eq!(cb.remote_identity(), wk.public_key());
+        let got = tokio::time::timeout(
+            Duration::from_secs(3),
+            b.download(&replica, DownloadRange::all()),
+        )
+        .await;
+        if works {
+            got.expect("in time").expect("download");
+            assert_same(&wc, &replica);
+        } else {
+            assert!(got.is_err(), "replicated without the connection's secret");
+            assert_eq!(replica.info().expect("info").blocks_stored, 0);
+        }
+    }
+}

@@ -297,3 +297,31 @@ async fn fuzz_handshake_decoder() {
         );
     }
 }
+
+#[tokio::test]
+async fn secured_streams_carry_frames_as_they_are_and_refuse_a_cut_frame() {
+    let (x, y) = duplex(1 << 20);
+    let (ka, kb) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
+    let mut a = EncryptedStream::secured(x, kb.public_key(), [5; 32], true);
+    let mut b = EncryptedStream::secured(y, ka.public_key(), [5; 32], false);
+    assert_eq!(b.remote_identity(), ka.public_key());
+    let key = CoreKey([3; 32]);
+    assert!(
+        b.capabilities()
+            .verify_remote(&key, &a.capabilities().local(&key))
+    );
+    let sent = vec![ext(10), ext(100_000), ext(1)];
+    a.send_all(&sent).await.expect("send");
+    for m in &sent {
+        assert_eq!(b.recv().await.expect("recv").as_ref(), Some(m));
+    }
+    // A frame cut by the end of the stream is an error, not a clean end.
+    let (mut raw, y) = duplex(1 << 16);
+    let mut b = EncryptedStream::secured(y, ka.public_key(), [5; 32], false);
+    let whole = hyper_wire::encode_frame(&ext(50));
+    raw.write_all(&whole[..whole.len() - 3])
+        .await
+        .expect("write");
+    drop(raw);
+    assert!(matches!(b.recv().await, Err(Error::Malformed(_))));
+}
