@@ -34,6 +34,20 @@ impl Object {
         self
     }
 
+    /// An array of strings.
+    pub fn strs(mut self, key: &str, values: &[String]) -> Self {
+        self.key(key);
+        self.0.push('[');
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            string(&mut self.0, value);
+        }
+        self.0.push(']');
+        self
+    }
+
     /// An array of objects.
     pub fn objects(mut self, key: &str, values: Vec<Object>) -> Self {
         self.key(key);

@@ -9,6 +9,7 @@ use clap::Subcommand;
 use hyper_swarm::{Config, Dht, Reachability};
 
 use crate::CliError;
+use crate::json::Object;
 
 /// Bootstrap nodes when neither `--bootstrap` nor `$HYPER_BOOTSTRAP` names
 /// any: a `hyper-cli dht node` on this machine's default port. There are
@@ -34,6 +35,20 @@ pub enum DhtCommand {
         /// this node starts a network and serves at once].
         #[arg(long, value_name = "IP:PORT,...")]
         bootstrap: Option<String>,
+    },
+    /// Ask the DHT who announces a core (by its key) and print each peer
+    /// found: its identity, observed addresses, relays and the node
+    /// holding the record.
+    Lookup {
+        /// Core key (64 hex characters); its discovery key is the topic.
+        key: String,
+        /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP,
+        /// else 127.0.0.1:49737].
+        #[arg(long, value_name = "IP:PORT,...")]
+        bootstrap: Option<String>,
+        /// One JSON object per peer: key, addresses, relays, holder.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -74,7 +89,80 @@ pub fn run(command: DhtCommand) -> Result<(), CliError> {
             relay,
             bootstrap,
         } => node(&listen, relay, bootstrap.as_deref()),
+        DhtCommand::Lookup {
+            key,
+            bootstrap,
+            json,
+        } => lookup(&key, bootstrap.as_deref(), json),
     }
+}
+
+fn lookup(key: &str, bootstrap: Option<&str>, json: bool) -> Result<(), CliError> {
+    let core_key = key
+        .parse::<hyper_core::CoreKey>()
+        .map_err(|_| CliError::BadKey(key.to_string()))?;
+    let config = Config {
+        bootstrap: bootstrap_nodes(bootstrap)?,
+        reachability: Reachability::Ephemeral,
+        ..Config::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let dht = Dht::bind(SocketAddr::from(([0, 0, 0, 0], 0)), config).await?;
+        dht.bootstrapped().await?;
+        let outcome = dht
+            .query(hyper_swarm::QueryKind::Lookup(core_key.discovery_key().0))
+            .await?;
+        let mut out = std::io::stdout().lock();
+        let list = |addrs: &[hyper_swarm::messages::Address]| -> Vec<String> {
+            addrs
+                .iter()
+                .filter_map(hyper_swarm::socket_address)
+                .map(|a| a.to_string())
+                .collect()
+        };
+        for found in &outcome.records {
+            let addresses = list(&found.record.addresses);
+            let relays = list(&found.record.relays);
+            if json {
+                let line = Object::default()
+                    .str("key", Some(&found.public_key.to_string()))
+                    .strs("addresses", &addresses)
+                    .strs("relays", &relays)
+                    .str("holder", Some(&found.holder.to_string()))
+                    .finish();
+                writeln!(out, "{line}")?;
+            } else {
+                writeln!(
+                    out,
+                    "peer {} at {} (relays: {}; record held by {})",
+                    found.public_key,
+                    if addresses.is_empty() {
+                        "-".to_string()
+                    } else {
+                        addresses.join(", ")
+                    },
+                    if relays.is_empty() {
+                        "-".to_string()
+                    } else {
+                        relays.join(", ")
+                    },
+                    found.holder
+                )?;
+            }
+        }
+        if outcome.records.is_empty() && !json {
+            writeln!(
+                out,
+                "no peer announces {core_key} ({} DHT nodes asked)",
+                outcome.requests
+            )?;
+        }
+        out.flush()?;
+        Ok(())
+    })
 }
 
 fn node(listen: &str, relay: bool, bootstrap: Option<&str>) -> Result<(), CliError> {

@@ -140,3 +140,35 @@ fn a_clone_nobody_serves_ends_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn dht_lookup_shows_who_announces_a_core() {
+    let (_node, addr) = dht_node("127.0.0.1:0");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = dir.path().join("w");
+    let key = writer(&w);
+    let ws = w.to_str().expect("path");
+    let nobody = ok(cli(
+        dir.path(),
+        &["dht", "lookup", &key, "--bootstrap", &addr],
+        None,
+    ));
+    assert!(nobody.starts_with("no peer announces"), "{nobody}");
+    let (_seeder, _) = start(
+        &["--store", ws, "seed", &key, "--bootstrap", &addr],
+        &[],
+        "announced",
+    );
+    let json = ok(cli(
+        dir.path(),
+        &["dht", "lookup", &key, "--bootstrap", &addr, "--json"],
+        None,
+    ));
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 1, "{json}");
+    assert!(
+        lines[0].contains(&format!("\"holder\":\"{addr}\"")),
+        "{json}"
+    );
+    assert!(lines[0].contains("\"addresses\":[\"127.0.0.1:"), "{json}");
+}

@@ -26,7 +26,7 @@ pub mod sim;
 mod swarm;
 
 pub use codec::{DecodeError, MAX_PACKET};
-pub use codec::{address as wire_address, encode as encode_packet};
+pub use codec::{address as wire_address, encode as encode_packet, socket_addr as socket_address};
 pub use dht::{Dht, IncomingConnect, Status};
 pub use error::{Error, Result};
 pub use id::{Distance, NodeId};
