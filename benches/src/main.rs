@@ -3,13 +3,15 @@
 //!
 //! Usage: `hyper-bench W1 W3 …` or `hyper-bench all` (also S1, S2: the
 //! swarm's DHT lookups on the simulated network and a node's CPU per
-//! request, see `dht.rs`). `BENCH_SCALE=N`
+//! request, see `dht.rs`; and, by name only, S3: connect time per NAT pair
+//! in the namespace lab, root only, see `nat.rs`). `BENCH_SCALE=N`
 //! divides every block and operation count by N (for smoke runs); lines of a
 //! scaled run carry `"scale": N`. MB is 1,000,000 bytes, as on the
 //! JavaScript side (`benches/reference-js`).
 
 mod bee;
 mod dht;
+mod nat;
 mod replicate;
 mod report;
 mod workloads;
@@ -65,18 +67,19 @@ fn main() -> ExitCode {
             "W6" => bee::run(scale),
             "S1" => dht::lookups(scale),
             "S2" => dht::requests(scale),
+            "S3" => nat::connect(scale),
             "W7" | "W8" => {
                 eprintln!(
                     "hyper-bench: {id} needs a crate that does not exist yet \
                      (W7 drive, W8 autobase); runnable: {}",
-                    RUNNABLE.join(" ")
+                    RUNNABLE.join(" ") + " S3"
                 );
                 return ExitCode::FAILURE;
             }
             other => {
                 eprintln!(
                     "hyper-bench: unknown workload {other}; runnable: {}",
-                    RUNNABLE.join(" ")
+                    RUNNABLE.join(" ") + " S3"
                 );
                 return ExitCode::from(2);
             }

@@ -129,3 +129,40 @@ fn a_closed_stdout_is_an_error_not_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("hyper-bench: W1 failed"), "{stderr}");
 }
+
+/// S3 runs the namespace lab (root only): one line per NAT pair, each on
+/// the path its NATs allow; elsewhere a skip on stderr, unless
+/// `HYPER_NAT_LAB=required` (CI) makes the lab a must.
+#[test]
+fn s3_measures_each_nat_pair_or_says_why_not() {
+    let out = bench(&["S3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    if stdout.is_empty() {
+        assert!(String::from_utf8_lossy(&out.stderr).contains("S3 skipped"));
+        assert!(
+            std::env::var("HYPER_NAT_LAB").map_or(true, |v| v != "required"),
+            "HYPER_NAT_LAB=required but S3 was skipped"
+        );
+        return;
+    }
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    for (line, pair, path) in [
+        (lines[0], "cone-cone", "direct"),
+        (lines[1], "public-cone", "direct"),
+        (lines[2], "cone-symmetric", "direct"),
+        (lines[3], "symmetric-cone", "direct"),
+        (lines[4], "symmetric-symmetric", "relay"),
+    ] {
+        assert!(
+            line.contains(&format!("\"pair\":\"{pair}\",\"path\":\"{path}\"")),
+            "{line}"
+        );
+        assert!(line.contains("\"first_block_ms_median\":"), "{line}");
+    }
+}
