@@ -45,22 +45,8 @@ pub fn lookups(scale: u64) -> Result<()> {
     let nodes = (NODES / scale).max(50) as usize;
     let lookups = (LOOKUPS / scale).max(10);
     let wall = Instant::now();
-    let mut sim = Sim::new(SimConfig::default());
-    for i in 0..nodes {
-        let config = Config {
-            bootstrap: if i == 0 {
-                Vec::new()
-            } else {
-                vec![Sim::address(0)]
-            },
-            reachability: Reachability::Public,
-            ..Config::default()
-        };
-        sim.add(Sim::address(i), config, false);
-        sim.run_for(Duration::from_millis(20));
-    }
     // Past one table refresh, as a running network is.
-    sim.run_for(Duration::from_secs(6 * 60));
+    let mut sim = Sim::public_network(SimConfig::default(), nodes, Duration::from_secs(6 * 60));
     let addrs = sim.addresses();
     let pick = |sim: &mut Sim| addrs[(sim.random() % addrs.len() as u64) as usize];
     let mut latencies = Vec::new();

@@ -136,6 +136,29 @@ impl Sim {
         out
     }
 
+    /// A network of `n` public nodes at [`Sim::address`]`(0..n)` that
+    /// bootstrap from node 0, one joining every 20 ms of virtual time, then
+    /// left to run for `settle` (past 5 minutes, every table has been
+    /// refreshed once, as in a network that has been running).
+    pub fn public_network(config: SimConfig, n: usize, settle: Duration) -> Sim {
+        let mut sim = Sim::new(config);
+        for i in 0..n {
+            let config = Config {
+                bootstrap: if i == 0 {
+                    Vec::new()
+                } else {
+                    vec![Sim::address(0)]
+                },
+                reachability: Reachability::Public,
+                ..Config::default()
+            };
+            sim.add(Sim::address(i), config, false);
+            sim.run_for(Duration::from_millis(20));
+        }
+        sim.run_for(settle);
+        sim
+    }
+
     /// The virtual time now.
     pub fn now(&self) -> Instant {
         self.now

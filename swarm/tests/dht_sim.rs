@@ -26,23 +26,11 @@ fn seed() -> u64 {
 /// A network of `n` public nodes that all bootstrapped from node 0, one
 /// joining every 20 ms of virtual time.
 fn network(seed: u64, n: usize) -> Sim {
-    let mut sim = Sim::new(SimConfig {
+    let config = SimConfig {
         seed,
         ..SimConfig::default()
-    });
-    let first = Sim::address(0);
-    for i in 0..n {
-        let config = Config {
-            bootstrap: if i == 0 { Vec::new() } else { vec![first] },
-            reachability: Reachability::Public,
-            ..Config::default()
-        };
-        sim.add(Sim::address(i), config, false);
-        sim.run_for(Duration::from_millis(20));
-    }
-    // Past one table refresh (every 5 minutes), as a running network is.
-    sim.run_for(Duration::from_secs(6 * 60));
-    sim
+    };
+    Sim::public_network(config, n, Duration::from_secs(6 * 60))
 }
 
 fn true_closest(sim: &Sim, target: &NodeId, exclude: Option<SocketAddr>) -> Vec<NodeId> {

@@ -10,28 +10,13 @@ use hyper_core::KeyPair;
 use hyper_swarm::messages::{self, ErrorCode, Packet, Ping};
 use hyper_swarm::sim::{Sim, SimConfig};
 use hyper_swarm::{
-    Body, Config, Event, MAX_PACKET, NodeId, PeerRecord, QueryKind, Reachability, encode_packet,
-    sign_mutable, sign_record, sign_unannounce, wire_address,
+    Body, Event, MAX_PACKET, NodeId, PeerRecord, QueryKind, encode_packet, sign_mutable,
+    sign_record, sign_unannounce, wire_address,
 };
 use rand::{Rng, SeedableRng};
 
 fn network(n: usize) -> Sim {
-    let mut sim = Sim::new(SimConfig::default());
-    for i in 0..n {
-        let config = Config {
-            bootstrap: if i == 0 {
-                Vec::new()
-            } else {
-                vec![Sim::address(0)]
-            },
-            reachability: Reachability::Public,
-            ..Config::default()
-        };
-        sim.add(Sim::address(i), config, false);
-        sim.run_for(Duration::from_millis(20));
-    }
-    sim.run_for(Duration::from_secs(5));
-    sim
+    Sim::public_network(SimConfig::default(), n, Duration::from_secs(5))
 }
 
 /// A valid request of every kind, addressed to `to`: the seeds the fuzz
