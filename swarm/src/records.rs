@@ -100,7 +100,8 @@ impl Records {
     }
 
     /// Stores (or refreshes) `public_key`'s record for `topic`, announced
-    /// from `from`. An older timestamp than the stored one is ignored.
+    /// from `from`. An older record than the stored one is ignored, and so
+    /// is the same record from another address.
     pub fn announce(
         &mut self,
         now: Instant,
@@ -116,7 +117,12 @@ impl Records {
             .get_mut(&topic)
             .and_then(|list| list.iter_mut().find(|r| r.public_key == public_key))
         {
-            if timestamp >= stored.timestamp {
+            // A strictly newer record may move where connects go; the same
+            // record again only refreshes it from where it came (a replay of
+            // a captured record from elsewhere changes nothing).
+            if timestamp > stored.timestamp
+                || (timestamp == stored.timestamp && from == stored.from)
+            {
                 let old_source = stored.from.ip();
                 let new_source = from.ip();
                 *stored = StoredRecord {
@@ -356,6 +362,11 @@ mod tests {
             .announce(now, topic, [2; 32], 20, signed(3), addr(1, 2))
             .expect("stored");
         assert_eq!(records.lookup(&topic), vec![signed(3)]);
+        assert_eq!(records.announcer(&topic, &[2; 32]), Some(addr(1, 2)));
+        // The same record replayed from elsewhere does not move connects.
+        records
+            .announce(now, topic, [2; 32], 20, signed(3), addr(9, 9))
+            .expect("ignored");
         assert_eq!(records.announcer(&topic, &[2; 32]), Some(addr(1, 2)));
         assert!(
             !records.unannounce(&topic, &[2; 32], 19),
