@@ -295,7 +295,11 @@ impl Driver {
                 }
             }
             Ok(Datagram::Other) => {
-                if let Some(to) = self.relay.as_mut().and_then(|r| r.forward(now, from)) {
+                if let Some(to) = self
+                    .relay
+                    .as_mut()
+                    .and_then(|r| r.forward(now, from, bytes.len()))
+                {
                     let _ = self.socket.send_to(bytes, to).await;
                 }
             }

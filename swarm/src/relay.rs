@@ -1,7 +1,8 @@
 //! The blind relay's table: pairs the first two addresses that register the
 //! same session id, then says where each datagram from one of them goes.
 //! Pure (time passed in) and bounded: at most [`MAX_SESSIONS`] sessions,
-//! each dropped after [`IDLE`] without traffic. The relay never looks inside
+//! each dropped after [`IDLE`] without traffic or once it has carried
+//! [`MAX_SESSION_BYTES`]. The relay never looks inside
 //! what it forwards (QUIC ciphertext).
 
 use std::collections::HashMap;
@@ -12,11 +13,15 @@ use std::time::{Duration, Instant};
 pub const MAX_SESSIONS: usize = 1024;
 /// A session with no traffic for this long is dropped.
 pub const IDLE: Duration = Duration::from_secs(60);
+/// Bytes one session may carry (both ways) before it ends: a relay helps
+/// peers meet, it is not a free pipe for bulk data forever.
+pub const MAX_SESSION_BYTES: u64 = 4 << 30;
 
 struct Session {
     first: SocketAddr,
     second: Option<SocketAddr>,
     last: Instant,
+    bytes: u64,
 }
 
 /// Sessions by id, and each paired address's session.
@@ -62,6 +67,7 @@ impl Relay {
                         first: from,
                         second: None,
                         last: now,
+                        bytes: 0,
                     },
                 );
                 self.by_address.insert(from, session);
@@ -70,16 +76,21 @@ impl Relay {
         }
     }
 
-    /// Where a datagram from `from` goes: the other address of its paired
-    /// session.
-    pub fn forward(&mut self, now: Instant, from: SocketAddr) -> Option<SocketAddr> {
-        let id = self.by_address.get(&from)?;
-        let session = self.sessions.get_mut(id)?;
+    /// Where a datagram of `len` bytes from `from` goes: the other address
+    /// of its paired session (none once the session used up its bytes).
+    pub fn forward(&mut self, now: Instant, from: SocketAddr, len: usize) -> Option<SocketAddr> {
+        let id = *self.by_address.get(&from)?;
+        let session = self.sessions.get_mut(&id)?;
         let to = if session.first == from {
             session.second?
         } else {
             session.first
         };
+        session.bytes = session.bytes.saturating_add(len as u64);
+        if session.bytes > MAX_SESSION_BYTES {
+            self.drop_session(&id);
+            return None;
+        }
         session.last = now;
         Some(to)
     }
@@ -125,19 +136,33 @@ mod tests {
         let now = Instant::now();
         let mut relay = Relay::default();
         assert!(relay.register(now, addr(1), [7; 32]));
-        assert_eq!(relay.forward(now, addr(1)), None, "no partner yet");
+        assert_eq!(relay.forward(now, addr(1), 10), None, "no partner yet");
         assert!(relay.register(now, addr(2), [7; 32]));
         assert!(
             relay.register(now, addr(2), [7; 32]),
             "a repeat is acknowledged"
         );
         assert!(!relay.register(now, addr(3), [7; 32]));
-        assert_eq!(relay.forward(now, addr(1)), Some(addr(2)));
-        assert_eq!(relay.forward(now, addr(2)), Some(addr(1)));
-        assert_eq!(relay.forward(now, addr(3)), None);
+        assert_eq!(relay.forward(now, addr(1), 10), Some(addr(2)));
+        assert_eq!(relay.forward(now, addr(2), 10), Some(addr(1)));
+        assert_eq!(relay.forward(now, addr(3), 10), None);
         relay.expire(now + IDLE);
         assert_eq!(relay.sessions(), 0);
-        assert_eq!(relay.forward(now, addr(1)), None);
+        assert_eq!(relay.forward(now, addr(1), 10), None);
+    }
+
+    #[test]
+    fn a_session_ends_when_it_has_carried_its_bytes() {
+        let now = Instant::now();
+        let mut relay = Relay::default();
+        assert!(relay.register(now, addr(1), [7; 32]));
+        assert!(relay.register(now, addr(2), [7; 32]));
+        let chunk = 1 << 30;
+        for _ in 0..4 {
+            assert_eq!(relay.forward(now, addr(1), chunk), Some(addr(2)));
+        }
+        assert_eq!(relay.forward(now, addr(2), 1), None, "over the budget");
+        assert_eq!(relay.sessions(), 0);
     }
 
     #[test]
