@@ -103,7 +103,7 @@ const PKCS8_PREFIX: [u8; 16] = [
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QuicError {
-    /// [`endpoint`] was called outside a tokio runtime.
+    /// A QUIC endpoint was made outside a tokio runtime.
     #[error("no tokio runtime: QUIC endpoints must be built inside one")]
     NoRuntime,
     /// The TLS configuration could not be built (key loading, protocol
@@ -132,7 +132,7 @@ pub enum QuicError {
     /// the key mid-handshake, before the client revealed its own).
     #[error("the peer did not prove key {expected} (proved {found:?})")]
     WrongIdentity {
-        /// The key [`connect`] was asked to reach.
+        /// The key the connection was asked to reach.
         expected: PublicKey,
         /// The key the peer proved, when known.
         found: Option<PublicKey>,
