@@ -54,6 +54,8 @@ pub struct Status {
     pub stored: usize,
     /// Relays it heard of.
     pub relays: Vec<SocketAddr>,
+    /// Up to 8 nodes of its routing table (closest to itself).
+    pub nodes: Vec<SocketAddr>,
     /// Relay sessions it is carrying.
     pub relaying: usize,
 }
@@ -328,6 +330,7 @@ impl Driver {
                     table: self.node.table_len(),
                     stored: self.node.stored(),
                     relays: self.node.relays().collect(),
+                    nodes: self.node.neighbours(8),
                     relaying: self.relay.as_ref().map_or(0, Relay::sessions),
                 });
             }

@@ -339,6 +339,15 @@ impl Node {
         self.table.closest(target, n)
     }
 
+    /// The addresses of up to `n` nodes of the table closest to this one.
+    pub fn neighbours(&self, n: usize) -> Vec<SocketAddr> {
+        self.table
+            .closest(&self.table.local(), n)
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect()
+    }
+
     /// Entries stored here for others.
     pub fn stored(&self) -> usize {
         self.records.len()

@@ -383,14 +383,22 @@ impl Swarm {
     }
 
     /// DHT nodes to learn a fresh socket's mapping from.
+    ///
+    /// Two are needed to tell a symmetric NAT (each sees another port) from
+    /// a cone; the bootstrap nodes come first, then relays and table nodes,
+    /// preferring a second observer on another IP.
     async fn observers(&self) -> Vec<SocketAddr> {
-        let mut observers: Vec<SocketAddr> = self.inner.dht.bootstrap_nodes().to_vec();
-        if observers.len() < 2
-            && let Ok(status) = self.inner.dht.status().await
-        {
-            for relay in status.relays {
-                if !observers.contains(&relay) {
-                    observers.push(relay);
+        let mut candidates: Vec<SocketAddr> = self.inner.dht.bootstrap_nodes().to_vec();
+        if let Ok(status) = self.inner.dht.status().await {
+            candidates.extend(status.relays);
+            candidates.extend(status.nodes);
+        }
+        let mut observers: Vec<SocketAddr> = Vec::new();
+        for pass in [true, false] {
+            for c in &candidates {
+                let new_ip = observers.iter().all(|o| o.ip() != c.ip());
+                if observers.len() < 2 && !observers.contains(c) && (new_ip || !pass) {
+                    observers.push(*c);
                 }
             }
         }
