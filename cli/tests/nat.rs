@@ -93,6 +93,20 @@ fn field<'a>(json: &'a str, name: &str) -> &'a str {
 
 /// Seeds from `seeder`, clones at `cloner`; the path the clone took.
 fn clone_across(seeder: Place, cloner: Place, expected_path: &str) {
+    clone_across_with(seeder, cloner, expected_path, Bootstrap::Both);
+}
+
+/// Which DHT nodes the peers are given.
+#[derive(Clone, Copy, PartialEq)]
+enum Bootstrap {
+    /// The bootstrap node and the relay node.
+    Both,
+    /// Only the bootstrap node: the second observer of a NAT's mapping must
+    /// come from what the DHT tells.
+    One,
+}
+
+fn clone_across_with(seeder: Place, cloner: Place, expected_path: &str, given: Bootstrap) {
     let Some(mut lab) = netlab::lab_or_skip() else {
         return;
     };
@@ -106,7 +120,10 @@ fn clone_across(seeder: Place, cloner: Place, expected_path: &str) {
     let clone_host = host(&mut lab, "clone", cloner).expect("cloner host");
     let boot_addr = format!("{}:49737", boot.ip);
     let relay_addr = format!("{}:49737", relay.ip);
-    let bootstrap = format!("{boot_addr},{relay_addr}");
+    let bootstrap = match given {
+        Bootstrap::Both => format!("{boot_addr},{relay_addr}"),
+        Bootstrap::One => boot_addr.clone(),
+    };
 
     let _boot = start(
         &boot,
@@ -212,5 +229,15 @@ fn symmetric_to_symmetric_goes_through_the_relay() {
         Place::Behind(Nat::Symmetric),
         Place::Behind(Nat::Symmetric),
         "relay",
+    );
+}
+
+#[test]
+fn one_bootstrap_node_is_enough_to_see_a_symmetric_nat() {
+    clone_across_with(
+        Place::Behind(Nat::Cone),
+        Place::Behind(Nat::Symmetric),
+        "direct",
+        Bootstrap::One,
     );
 }

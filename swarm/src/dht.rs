@@ -25,6 +25,9 @@ use crate::relay::Relay;
 use crate::signing::{immutable_target, sign_mutable};
 use hyper_core::{KeyPair, PublicKey};
 
+/// Pings the second port answers per second at most.
+const OBSERVER_PINGS_PER_SECOND: u32 = 1000;
+
 /// A connect request passed on to this node by the holder of one of its
 /// announcements; answer it with [`Dht::answer_connect`].
 #[derive(Debug)]
@@ -89,9 +92,14 @@ pub struct Dht {
 impl Dht {
     /// Binds `addr` and starts a node with `config` (and bootstraps it).
     /// Must be called inside a tokio runtime.
-    pub async fn bind(addr: SocketAddr, config: Config) -> Result<Dht> {
+    pub async fn bind(addr: SocketAddr, mut config: Config) -> Result<Dht> {
         let socket = UdpSocket::bind(addr).await?;
         let local_addr = socket.local_addr()?;
+        // A second port on the same IP that only answers pings: a client
+        // that knows just this node still gets two observations of its
+        // mapping.
+        let observer = UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).await?;
+        config.observer_port = Some(observer.local_addr()?.port());
         let bootstrap = Arc::new(config.bootstrap.clone());
         let relay = config.relay.then(Relay::default);
         let seed = crate::punch::random_bytes()?;
@@ -103,6 +111,8 @@ impl Dht {
         let driver = Driver {
             node,
             socket,
+            observer,
+            observer_budget: (now, 0),
             relay,
             commands: rx,
             incoming: incoming_tx,
@@ -244,6 +254,10 @@ impl Dht {
 struct Driver {
     node: Node,
     socket: UdpSocket,
+    /// The second port: answers pings only.
+    observer: UdpSocket,
+    /// Start of the current second and the pings answered in it there.
+    observer_budget: (Instant, u32),
     relay: Option<Relay>,
     commands: mpsc::UnboundedReceiver<Command>,
     incoming: mpsc::UnboundedSender<IncomingConnect>,
@@ -260,6 +274,7 @@ struct Driver {
 impl Driver {
     async fn run(mut self) {
         let mut buf = vec![0u8; 65_536];
+        let mut observed = vec![0u8; 2048];
         loop {
             self.flush().await;
             let wake = self.node.poll_timeout();
@@ -275,6 +290,11 @@ impl Driver {
                     let bytes = buf.get(..len).unwrap_or_default();
                     self.datagram(from, bytes).await;
                 }
+                received = self.observer.recv_from(&mut observed) => {
+                    let Ok((len, from)) = received else { continue };
+                    let bytes = observed.get(..len).unwrap_or_default();
+                    self.observe(from, bytes).await;
+                }
                 command = self.commands.recv() => match command {
                     Some(command) => self.command(command),
                     None => return,
@@ -282,6 +302,33 @@ impl Driver {
                 () = sleep => self.node.handle_timeout(Instant::now()),
             }
         }
+    }
+
+    /// Answers a ping on the second port with the sender's address (at
+    /// most [`OBSERVER_PINGS_PER_SECOND`]; anything else is dropped).
+    async fn observe(&mut self, from: SocketAddr, bytes: &[u8]) {
+        let Ok(Datagram::Dht(packet)) = codec::decode(bytes) else {
+            return;
+        };
+        if !matches!(packet.body, Some(Body::Ping(_))) {
+            return;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.observer_budget.0) >= std::time::Duration::from_secs(1) {
+            self.observer_budget = (now, 0);
+        }
+        if self.observer_budget.1 >= OBSERVER_PINGS_PER_SECOND {
+            return;
+        }
+        self.observer_budget.1 += 1;
+        let answer = crate::messages::Packet {
+            tid: packet.tid,
+            id: Vec::new(),
+            to: Some(codec::address(from)),
+            flags: 0,
+            body: Some(Body::Reply(Reply::default())),
+        };
+        let _ = self.observer.send_to(&codec::encode(&answer), from).await;
     }
 
     async fn datagram(&mut self, from: SocketAddr, bytes: &[u8]) {

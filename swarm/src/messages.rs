@@ -334,6 +334,9 @@ pub struct Reply {
     /// The peer's hole-punching details.
     #[prost(message, optional, tag = "6")]
     pub holepunch: Option<Holepunch>,
+    /// Another port of this node that answers pings (0: none).
+    #[prost(uint32, tag = "7")]
+    pub observer_port: u32,
 }
 
 /// A refusal.

@@ -66,6 +66,9 @@ pub struct Config {
     pub limits: Limits,
     /// Per-source request rate.
     pub rate_limit: RateLimit,
+    /// A second port of this node that answers pings (the driver binds
+    /// it); told in every ping answer.
+    pub observer_port: Option<u16>,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
                 per_second: 200,
                 burst: 400,
             },
+            observer_port: None,
         }
     }
 }

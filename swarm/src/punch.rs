@@ -55,13 +55,48 @@ pub struct Prepared {
 pub async fn prepare(observers: &[SocketAddr]) -> Result<Prepared> {
     let socket = UdpSocket::bind("0.0.0.0:0").await?;
     let targets: Vec<SocketAddr> = observers.iter().copied().take(2).collect();
-    let mut seen: Vec<(SocketAddr, SocketAddr)> = Vec::new();
+    let mut seen = observe(&socket, &targets).await;
+    // One observer only: its second port observes again (two ports).
+    if seen.len() == 1
+        && let Some(&(from, _, Some(port))) = seen.first()
+    {
+        seen.extend(observe(&socket, &[SocketAddr::new(from.ip(), port)]).await);
+    }
+    let mut addresses: Vec<SocketAddr> = seen.iter().map(|(_, a, _)| *a).collect();
+    addresses.dedup();
+    let Some(first) = addresses.first().copied() else {
+        return Err(Error::NoObservers);
+    };
+    let local_port = socket.local_addr()?.port();
+    let nat = if addresses.iter().any(|a| a.port() != first.port()) {
+        NatKind::Random
+    } else if first.port() == local_port && is_local_ip(first.ip()) {
+        NatKind::Open
+    } else if seen.len() >= 2 {
+        NatKind::Consistent
+    } else {
+        NatKind::Unknown
+    };
+    Ok(Prepared {
+        socket,
+        addresses,
+        nat,
+    })
+}
+
+/// Pings each of `targets` from `socket` (resending for up to 1.5 s):
+/// who answered, the address it saw us at, and the second port it offers.
+async fn observe(
+    socket: &UdpSocket,
+    targets: &[SocketAddr],
+) -> Vec<(SocketAddr, SocketAddr, Option<u16>)> {
+    let mut seen: Vec<(SocketAddr, SocketAddr, Option<u16>)> = Vec::new();
     let tid_base = u32::from_be_bytes(random_u64().to_be_bytes()[..4].try_into().unwrap_or([0; 4]));
     let deadline = Instant::now() + Duration::from_millis(1500);
     let mut buf = [0u8; 2048];
-    'rounds: for _ in 0..6 {
+    for _ in 0..6 {
         for (i, target) in targets.iter().enumerate() {
-            if seen.iter().any(|(o, _)| o == target) {
+            if seen.iter().any(|(o, _, _)| o == target) {
                 continue;
             }
             let ping = Packet {
@@ -82,35 +117,22 @@ pub async fn prepare(observers: &[SocketAddr]) -> Result<Prepared> {
             if let Ok(Datagram::Dht(packet)) = codec::decode(buf.get(..len).unwrap_or_default())
                 && targets.contains(&from)
                 && let Some(observed) = packet.to.as_ref().and_then(socket_addr)
-                && !seen.iter().any(|(o, _)| *o == from)
+                && !seen.iter().any(|(o, _, _)| *o == from)
             {
-                seen.push((from, observed));
+                let port = match packet.body {
+                    Some(Body::Reply(reply)) => {
+                        u16::try_from(reply.observer_port).ok().filter(|p| *p != 0)
+                    }
+                    _ => None,
+                };
+                seen.push((from, observed, port));
             }
         }
         if seen.len() == targets.len() || Instant::now() >= deadline {
-            break 'rounds;
+            break;
         }
     }
-    let mut addresses: Vec<SocketAddr> = seen.iter().map(|(_, a)| *a).collect();
-    addresses.dedup();
-    let Some(first) = addresses.first().copied() else {
-        return Err(Error::NoObservers);
-    };
-    let local_port = socket.local_addr()?.port();
-    let nat = if addresses.iter().any(|a| a.port() != first.port()) {
-        NatKind::Random
-    } else if first.port() == local_port && is_local_ip(first.ip()) {
-        NatKind::Open
-    } else if seen.len() >= 2 {
-        NatKind::Consistent
-    } else {
-        NatKind::Unknown
-    };
-    Ok(Prepared {
-        socket,
-        addresses,
-        nat,
-    })
+    seen
 }
 
 /// 32 bytes from the OS generator.

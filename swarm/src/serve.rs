@@ -46,7 +46,13 @@ impl Node {
     /// Answers request `body` (tid `tid`) from `from`.
     pub(crate) fn serve(&mut self, now: Instant, from: SocketAddr, tid: u32, body: Body) {
         match body {
-            Body::Ping(_) => self.reply(from, tid, Reply::default()),
+            Body::Ping(_) => {
+                let reply = Reply {
+                    observer_port: self.config.observer_port.map_or(0, u32::from),
+                    ..Reply::default()
+                };
+                self.reply(from, tid, reply);
+            }
             Body::FindNode(find) => {
                 let closer = self.closer(&find.target);
                 self.reply(
