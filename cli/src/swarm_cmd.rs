@@ -59,7 +59,7 @@ fn parse_list(list: &str) -> Result<Vec<SocketAddr>, CliError> {
         let addr = item
             .to_socket_addrs()
             .ok()
-            .and_then(|mut a| a.find(SocketAddr::is_ipv4))
+            .and_then(|a| a.min_by_key(SocketAddr::is_ipv6))
             .ok_or_else(|| CliError::BadAddress(item.to_string()))?;
         out.push(addr);
     }
@@ -110,7 +110,11 @@ fn lookup(key: &str, bootstrap: Option<&str>, json: bool) -> Result<(), CliError
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let dht = Dht::bind(SocketAddr::from(([0, 0, 0, 0], 0)), config).await?;
+        let any = match config.bootstrap.first() {
+            Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+            _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let dht = Dht::bind(any, config).await?;
         dht.bootstrapped().await?;
         let outcome = dht
             .query(hyper_swarm::QueryKind::Lookup(core_key.discovery_key().0))

@@ -53,7 +53,7 @@ pub struct Prepared {
 /// Binds a fresh socket and pings up to two of `observers` from it to learn
 /// its public mapping and the NAT kind.
 pub async fn prepare(observers: &[SocketAddr]) -> Result<Prepared> {
-    let socket = UdpSocket::bind("0.0.0.0:0").await?;
+    let socket = UdpSocket::bind(any_port_for(observers.first())).await?;
     let targets: Vec<SocketAddr> = observers.iter().copied().take(2).collect();
     let mut seen = observe(&socket, &targets).await;
     // One observer only: its second port observes again (two ports).
@@ -133,6 +133,14 @@ async fn observe(
         }
     }
     seen
+}
+
+/// Any port on the unspecified address of `peer`'s family (IPv4 if none).
+fn any_port_for(peer: Option<&SocketAddr>) -> SocketAddr {
+    match peer {
+        Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+        _ => SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0)),
+    }
 }
 
 /// 32 bytes from the OS generator.
@@ -260,7 +268,7 @@ async fn birthday(
     let (won, mut winner) = mpsc::channel(1);
     let mut tasks = Vec::new();
     for _ in 0..BIRTHDAY_SOCKETS {
-        let socket = UdpSocket::bind("0.0.0.0:0").await?;
+        let socket = UdpSocket::bind(any_port_for(targets.first())).await?;
         let won = won.clone();
         let targets = targets.clone();
         tasks.push(tokio::spawn(async move {

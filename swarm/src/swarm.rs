@@ -53,12 +53,17 @@ pub struct SwarmConfig {
 }
 
 impl SwarmConfig {
-    /// Defaults around `keypair`: a random port, 64 peers, no firewall.
+    /// Defaults around `keypair`: a random port (IPv6 if the first
+    /// bootstrap node is, else IPv4), 64 peers, no firewall.
     pub fn new(keypair: KeyPair, bootstrap: Vec<SocketAddr>) -> Self {
+        let listen = match bootstrap.first() {
+            Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+            _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
         SwarmConfig {
             keypair,
             bootstrap,
-            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            listen,
             max_peers: 64,
             firewall: None,
             reachability: Reachability::Auto,

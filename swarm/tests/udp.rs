@@ -181,3 +181,58 @@ async fn two_peers_find_each_other_by_topic_and_replicate() {
     assert_eq!(seeder.peers(), vec![reader.public_key()]);
     assert!(!replicating.is_finished(), "the connection stays up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_find_and_reach_each_other_over_ipv6() {
+    let socket = std::net::UdpSocket::bind("[::1]:0").expect("IPv6 loopback");
+    let addr = socket.local_addr().expect("addr");
+    drop(socket);
+    let boot = Dht::bind(
+        addr,
+        hyper_swarm::Config {
+            public_address: Some(addr),
+            ..config(Vec::new(), Reachability::Public)
+        },
+    )
+    .await
+    .expect("bootstrap node");
+    let topic = [9u8; 32];
+    let server = Swarm::new(SwarmConfig::new(
+        KeyPair::generate().expect("keys"),
+        vec![addr],
+    ))
+    .await
+    .expect("server");
+    server.join(
+        topic,
+        JoinOptions {
+            server: true,
+            client: false,
+        },
+    );
+    timeout(Duration::from_secs(20), server.flush())
+        .await
+        .expect("announced in time")
+        .expect("announced");
+    let client = Swarm::new(SwarmConfig::new(
+        KeyPair::generate().expect("keys"),
+        vec![addr],
+    ))
+    .await
+    .expect("client");
+    let mut connections = client.connections().expect("connections");
+    client.join(
+        topic,
+        JoinOptions {
+            server: false,
+            client: true,
+        },
+    );
+    let connection = timeout(Duration::from_secs(20), connections.recv())
+        .await
+        .expect("connected in time")
+        .expect("a connection");
+    assert_eq!(connection.remote, server.public_key());
+    assert!(connection.remote_address().is_ipv6());
+    drop(boot);
+}
