@@ -2,6 +2,7 @@
 //! announce and look up, values round trip, and two peers that know only a
 //! topic find each other, connect over QUIC and replicate a core.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper_core::KeyPair;
@@ -13,6 +14,45 @@ use tokio::time::timeout;
 
 mod common;
 use common::{bootstrap_node, config, localhost, store};
+
+/// Announces `topic` from `server` and waits until it is stored.
+async fn announced(server: &Swarm, topic: [u8; 32]) {
+    server.join(
+        topic,
+        JoinOptions {
+            server: true,
+            client: false,
+        },
+    );
+    timeout(Duration::from_secs(20), server.flush())
+        .await
+        .expect("announced in time")
+        .expect("announced");
+}
+
+/// A client swarm as `keys` that looks `topic` up; its first connection.
+async fn first_connection(
+    keys: KeyPair,
+    bootstrap: SocketAddr,
+    topic: [u8; 32],
+) -> (Swarm, hyper_swarm::PeerConnection) {
+    let client = Swarm::new(SwarmConfig::new(keys, vec![bootstrap]))
+        .await
+        .expect("client");
+    let mut connections = client.connections().expect("connections");
+    client.join(
+        topic,
+        JoinOptions {
+            server: false,
+            client: true,
+        },
+    );
+    let connection = timeout(Duration::from_secs(20), connections.recv())
+        .await
+        .expect("connected in time")
+        .expect("a connection");
+    (client, connection)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_nodes_announce_look_up_and_store_values() {
@@ -121,38 +161,12 @@ async fn two_peers_find_each_other_by_topic_and_replicate() {
     );
     seeding.add_core(&core);
     seeder.replicate(seeding).expect("connections");
-    seeder.join(
-        topic,
-        JoinOptions {
-            server: true,
-            client: false,
-        },
-    );
-    timeout(Duration::from_secs(20), seeder.flush())
-        .await
-        .expect("announced in time")
-        .expect("announced");
+    announced(&seeder, topic).await;
 
     let (_rd, reader_store) = store();
     let reader_keys = KeyPair::generate().expect("keys");
-    let reader = Swarm::new(SwarmConfig::new(
-        reader_keys.clone(),
-        vec![boot.local_addr()],
-    ))
-    .await
-    .expect("reader");
-    let mut connections = reader.connections().expect("connections");
-    reader.join(
-        topic,
-        JoinOptions {
-            server: false,
-            client: true,
-        },
-    );
-    let connection = timeout(Duration::from_secs(20), connections.recv())
-        .await
-        .expect("connected in time")
-        .expect("a connection");
+    let (reader, connection) =
+        first_connection(reader_keys.clone(), boot.local_addr(), topic).await;
     assert_eq!(connection.remote, seeder.public_key());
     assert_eq!(connection.path, Path::Direct);
     assert!(connection.initiator);
@@ -203,35 +217,9 @@ async fn peers_find_and_reach_each_other_over_ipv6() {
     ))
     .await
     .expect("server");
-    server.join(
-        topic,
-        JoinOptions {
-            server: true,
-            client: false,
-        },
-    );
-    timeout(Duration::from_secs(20), server.flush())
-        .await
-        .expect("announced in time")
-        .expect("announced");
-    let client = Swarm::new(SwarmConfig::new(
-        KeyPair::generate().expect("keys"),
-        vec![addr],
-    ))
-    .await
-    .expect("client");
-    let mut connections = client.connections().expect("connections");
-    client.join(
-        topic,
-        JoinOptions {
-            server: false,
-            client: true,
-        },
-    );
-    let connection = timeout(Duration::from_secs(20), connections.recv())
-        .await
-        .expect("connected in time")
-        .expect("a connection");
+    announced(&server, topic).await;
+    let (_client, connection) =
+        first_connection(KeyPair::generate().expect("keys"), addr, topic).await;
     assert_eq!(connection.remote, server.public_key());
     assert!(connection.remote_address().is_ipv6());
     drop(boot);
