@@ -177,6 +177,8 @@ impl Node {
         let target = kind.target();
         let seeds = self.seeds(&NodeId(target));
         let lookup = Lookup::new(NodeId(target), seeds.iter().map(|(n, _)| *n), WALK_TIMEOUT);
+        let outcome = self.held_here(&kind, target);
+        let found = outcome.records.clone();
         let query = Query {
             kind,
             target,
@@ -184,11 +186,48 @@ impl Node {
             addrs: seeds.into_iter().collect(),
             tokens: HashMap::new(),
             phase: Phase::Walking,
-            outcome: QueryOutcome::default(),
+            outcome,
         };
         self.queries.insert(id, query);
+        for record in found {
+            self.push_event(Event::Found { id, record });
+        }
         self.drive_queries(now);
         id
+    }
+
+    /// What this node itself holds for a read: other nodes stored it here
+    /// because it is among the closest, so a walk from here may not find
+    /// it elsewhere. Records need this node's public address as their
+    /// holder (connect requests go there).
+    fn held_here(&self, kind: &QueryKind, target: [u8; 32]) -> QueryOutcome {
+        let mut outcome = QueryOutcome::default();
+        match kind {
+            QueryKind::Lookup(topic) => {
+                if let Some(holder) = self.public_address() {
+                    outcome.records = self
+                        .records
+                        .lookup(topic)
+                        .iter()
+                        .filter_map(|signed| verify_record(topic, signed))
+                        .map(|(record, public_key)| FoundRecord {
+                            topic: *topic,
+                            public_key,
+                            record,
+                            holder,
+                        })
+                        .collect();
+                }
+            }
+            QueryKind::MutableGet { seq, .. } => {
+                outcome.mutable = self.records.get_mutable(&target, *seq).cloned();
+            }
+            QueryKind::ImmutableGet(_) => {
+                outcome.immutable = self.records.get_immutable(&target).map(<[u8]>::to_vec);
+            }
+            _ => {}
+        }
+        outcome
     }
 
     /// Sends what every walking query can send now; finishes those done.

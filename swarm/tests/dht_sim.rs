@@ -286,3 +286,38 @@ fn a_flood_from_one_source_is_bounded() {
         .expect("lookup");
     assert_eq!(outcome.closest.first().map(|(_, a)| *a), Some(victim));
 }
+
+#[test]
+fn a_node_finds_what_others_stored_on_it() {
+    // Two nodes: what the second stores lands on the first, whose own
+    // walk asks only the second; it must still find it.
+    let mut sim = network(seed() + 500, 2);
+    let (first, second) = (Sim::address(0), Sim::address(1));
+    let put = sim
+        .query(second, QueryKind::ImmutablePut(b"held".to_vec()))
+        .expect("put");
+    assert_eq!(put.stored_at, vec![first]);
+    let got = sim
+        .query(first, QueryKind::ImmutableGet(immutable_target(b"held")))
+        .expect("get");
+    assert_eq!(got.immutable.as_deref(), Some(b"held".as_slice()));
+    let keypair = KeyPair::from_seed([3; 32]);
+    let topic = [5u8; 32];
+    let record = PeerRecord {
+        public_key: keypair.public_key().0.to_vec(),
+        addresses: Vec::new(),
+        relays: Vec::new(),
+        timestamp: 1,
+    };
+    let announce = QueryKind::Announce {
+        topic,
+        record: sign_record(&keypair, &topic, &record),
+    };
+    sim.query(second, announce).expect("announce");
+    let found = sim.query(first, QueryKind::Lookup(topic)).expect("lookup");
+    assert_eq!(found.records.len(), 1);
+    assert_eq!(
+        found.records[0].holder, first,
+        "held here: connects come here"
+    );
+}
