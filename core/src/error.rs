@@ -84,9 +84,6 @@ pub enum Corruption {
         /// The table the record was read from.
         table: &'static str,
     },
-    /// The stored roots do not verify against the stored signature.
-    #[error("stored signature does not verify the stored roots")]
-    Signature,
     /// The database file itself is damaged (checksum, header or page).
     #[error("database file is damaged: {0}")]
     Database(String),
@@ -135,12 +132,6 @@ pub enum VerifyError {
         proof: u64,
         /// Fork of the local state.
         local: u64,
-    },
-    /// The upgrade goes to an older or equal state than the verifier has.
-    #[error("upgrade to length {length} is not newer than the local state")]
-    StaleUpgrade {
-        /// Length the upgrade goes to.
-        length: u64,
     },
     /// The block is past the length the proof is anchored to.
     #[error("block {index} is past the signed length {length}")]
