@@ -89,7 +89,11 @@ fn prints_one_json_line_per_workload_and_durability() {
         (
             lines[10],
             "S2",
-            &["\"cpu_ms_per_1000\":", "\"answers_per_sec\":"][..],
+            &[
+                "\"cpu_ms_per_1000\":",
+                "\"answers_per_sec\":",
+                "\"table_nodes\":200",
+            ][..],
         ),
     ] {
         assert!(

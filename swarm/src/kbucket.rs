@@ -92,26 +92,39 @@ impl<T: Clone> RoutingTable<T> {
         self.len() == 0
     }
 
-    /// The `n` known nodes closest to `target`, closest first. Linear in
-    /// the table's size plus `n log n` (a selection, then a sort of the
-    /// `n` selected; only they are cloned).
+    /// The `n` known nodes closest to `target`, closest first. Visits
+    /// buckets in order of their distance range from the target and stops
+    /// once `n` are found: bucket `b` (the target's own, where `b` is the
+    /// highest bit of local ⊕ target) holds the nodes nearer than `2^b`,
+    /// the buckets below `b` together those in `[2^b, 2^(b+1))`, and each
+    /// bucket above `b` its own range. Only the visited nodes are sorted
+    /// and only the `n` returned are cloned.
     pub fn closest(&self, target: &NodeId, n: usize) -> Vec<(NodeId, T)> {
-        let mut all: Vec<(Distance, &NodeId, &T)> = self
-            .buckets
-            .iter()
-            .flatten()
-            .map(|(id, v)| (id.distance(target), id, v))
-            .collect();
-        if n == 0 {
-            return Vec::new();
+        let groups: Vec<Vec<usize>> = match self.local.distance(target).bucket() {
+            // The target is the local id: bucket i holds distances [2^i, 2^(i+1)).
+            None => (0..256).map(|i| vec![i]).collect(),
+            Some(b) => std::iter::once(vec![b])
+                .chain(std::iter::once((0..b).collect()))
+                .chain((b + 1..256).map(|i| vec![i]))
+                .collect(),
+        };
+        let mut out: Vec<(Distance, &NodeId, &T)> = Vec::with_capacity(n.min(self.len()));
+        for group in groups {
+            if out.len() >= n {
+                break;
+            }
+            let start = out.len();
+            for index in group {
+                if let Some(bucket) = self.buckets.get(index) {
+                    out.extend(bucket.iter().map(|(id, v)| (id.distance(target), id, v)));
+                }
+            }
+            if let Some(added) = out.get_mut(start..) {
+                added.sort_unstable_by_key(|a| a.0);
+            }
         }
-        if n < all.len() {
-            all.select_nth_unstable_by_key(n - 1, |a| a.0);
-            all.truncate(n);
-        }
-        // Distances to one target are distinct per id: the order is total.
-        all.sort_unstable_by_key(|a| a.0);
-        all.into_iter().map(|(_, id, v)| (*id, v.clone())).collect()
+        out.truncate(n);
+        out.into_iter().map(|(_, id, v)| (*id, v.clone())).collect()
     }
 }
 
