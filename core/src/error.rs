@@ -17,6 +17,18 @@ pub enum Error {
     /// Another process holds the store open.
     #[error("the store is open in another process")]
     StoreLocked,
+    /// The store file was written in another store format than this build
+    /// reads (format 3 stores hashed parents differently; they cannot be
+    /// read or upgraded in place: replicate the cores into a new store).
+    #[error("store {path} has format {found}; this build reads format {supported} only")]
+    Format {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The format recorded in the file.
+        found: u32,
+        /// The one format this build reads and writes.
+        supported: u32,
+    },
     /// Data on disk does not have the shape or the hash it must have.
     #[error("corrupt store: {0}")]
     Corrupt(Corruption),

@@ -9,11 +9,17 @@
 //! | kind      | input                                               |
 //! |-----------|-----------------------------------------------------|
 //! | leaf      | block bytes, block length                           |
-//! | parent    | left hash, right hash, total byte size              |
+//! | parent    | left hash, right hash, left size, right size        |
 //! | roots     | for each root left to right: hash, index, size      |
 //! | signable  | core key, roots hash, length, fork                  |
 //! | manifest  | the manifest's encoding                             |
 //! | discovery | the core key                                        |
+//!
+//! A parent commits both children's sizes, not only their sum (store format
+//! 4; format 3 hashed `left size + right size`). With the sum alone a peer
+//! could pass off a valid pair of siblings with their sizes split another
+//! way (the sum unchanged, even across `u64` wrap-around), and a reader
+//! would store the forged sizes as trusted.
 
 use std::sync::LazyLock;
 
@@ -39,13 +45,15 @@ pub fn leaf(block: &[u8]) -> Hash {
     Hash(*h.finalize().as_bytes())
 }
 
-/// The hash of a parent node from its two children.
+/// The hash of a parent node from its two children: both hashes and both
+/// sizes, so neither child's size can be changed without changing it.
 pub fn parent(left: &Node, right: &Node) -> Hash {
-    let mut h = blake3::Hasher::new_keyed(&PARENT);
-    h.update(&left.hash.0);
-    h.update(&right.hash.0);
-    h.update(&left.size.wrapping_add(right.size).to_le_bytes());
-    Hash(*h.finalize().as_bytes())
+    let mut input = [0u8; 80];
+    input[..32].copy_from_slice(&left.hash.0);
+    input[32..64].copy_from_slice(&right.hash.0);
+    input[64..72].copy_from_slice(&left.size.to_le_bytes());
+    input[72..].copy_from_slice(&right.size.to_le_bytes());
+    Hash(*blake3::keyed_hash(&PARENT, &input).as_bytes())
 }
 
 /// The hash of a tree's root set, which the writer signs.
@@ -77,4 +85,49 @@ pub fn manifest(encoded: &[u8]) -> [u8; 32] {
 /// The discovery key of a core key.
 pub fn discovery(key: &CoreKey) -> [u8; 32] {
     *blake3::keyed_hash(&DISCOVERY, &key.0).as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn parent_hash_commits_each_size() {
+        let left = Node {
+            index: 0,
+            size: 3,
+            hash: Hash([1; 32]),
+        };
+        let right = Node {
+            index: 2,
+            size: 5,
+            hash: Hash([2; 32]),
+        };
+        let p = parent(&left, &right);
+        // The same sum split another way, even across u64 wrap-around,
+        // hashes differently.
+        for (l, r) in [(4, 4), (2, 6), (3 + (1 << 63), 5 + (1 << 63))] {
+            let moved = parent(&Node { size: l, ..left }, &Node { size: r, ..right });
+            assert_ne!(moved, p, "split {l}/{r}");
+        }
+        // Snapshot of the format-4 parent hash, so a change cannot pass
+        // unnoticed.
+        let mut input = [0u8; 80];
+        input[..32].fill(1);
+        input[32..64].fill(2);
+        input[64] = 3;
+        input[72] = 5;
+        assert_eq!(
+            p.0,
+            *blake3::keyed_hash(&domain("hyper-core 2026 parent"), &input).as_bytes()
+        );
+        assert_eq!(
+            hex(&p.0),
+            "419e73591dac584a925dcb96bc967be40a99ed4fb7a7ef83df961aa7ce2be658"
+        );
+    }
 }

@@ -27,8 +27,11 @@ use crate::nodepage;
 use crate::proof::{NodeSource, SignedState};
 use crate::tree::Node;
 
-/// The store format this crate writes; any other is refused.
-pub(crate) const FORMAT: u32 = 3;
+/// The store format this crate writes; any other is refused with
+/// [`Error::Format`](crate::Error::Format). Format 4 changed the parent
+/// hash to commit both children's sizes (format 3 hashed their sum), so
+/// every stored parent node of a format-3 store would fail to verify.
+pub(crate) const FORMAT: u32 = 4;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const CORE_IDS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("core_ids");

@@ -110,8 +110,9 @@ impl Store {
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
-        let db = open_database(&dir.join("store.redb"))?;
-        let seed = match read_seed(&db)? {
+        let file = dir.join("store.redb");
+        let db = open_database(&file)?;
+        let seed = match read_seed(&db, &file)? {
             Some(seed) => seed,
             None => initialize(&db)?,
         };
@@ -354,7 +355,7 @@ impl Store {
 
 /// The store seed of an initialized database (checking its format), or
 /// `None` for a new, empty one. Reads only: reopening costs no fsync.
-fn read_seed(db: &Database) -> Result<Option<[u8; 32]>> {
+fn read_seed(db: &Database, file: &Path) -> Result<Option<[u8; 32]>> {
     let txn = db.begin_read()?;
     let meta = match txn.open_table(META) {
         Ok(meta) => meta,
@@ -368,7 +369,11 @@ fn read_seed(db: &Database) -> Result<Option<[u8; 32]>> {
         .map(u32::from_le_bytes)
         .map_err(|_| Corruption::Record { table: "meta" })?;
     if version != FORMAT {
-        return Err(Corruption::Version(version).into());
+        return Err(Error::Format {
+            path: file.to_path_buf(),
+            found: version,
+            supported: FORMAT,
+        });
     }
     let seed = meta
         .get("seed")?

@@ -1,6 +1,6 @@
 //! Each error path of the store and core gives its own typed error.
 
-use hyper_core::{Corruption, Error, NodeRequest, ProofRequest, Store, UpgradeRequest};
+use hyper_core::{Error, NodeRequest, ProofRequest, Store, UpgradeRequest};
 
 #[test]
 fn a_store_open_elsewhere_is_locked() {
@@ -24,7 +24,11 @@ fn an_unknown_store_format_is_refused() {
     }
     assert!(matches!(
         Store::open(dir.path()),
-        Err(Error::Corrupt(Corruption::Version(99)))
+        Err(Error::Format {
+            found: 99,
+            supported: 4,
+            ..
+        })
     ));
 }
 

@@ -1,0 +1,65 @@
+//! Shared parts of the hostile-peer tests: real stores in temporary
+//! directories, and a lying peer that builds honest proofs from a writer's
+//! core and then alters them.
+
+#![allow(dead_code)]
+
+use hyper_core::{Core, NodeRequest, Proof, ProofRequest, Store, UpgradeRequest};
+
+/// A store in its own temporary directory (kept alive with it).
+pub struct TempStore {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+}
+
+/// Opens a fresh store in a new temporary directory.
+pub fn store() -> TempStore {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open store");
+    TempStore { dir, store }
+}
+
+/// A writer store with one named core holding `blocks`.
+pub fn writer(blocks: &[&[u8]]) -> (TempStore, Core) {
+    let s = store();
+    let core = s.store.named("log").expect("named core");
+    if !blocks.is_empty() {
+        core.append_batch(blocks).expect("append");
+    }
+    (s, core)
+}
+
+/// An honest proof of block `index` for `replica`, with an upgrade from its
+/// length and the manifest.
+pub fn honest_block(writer: &Core, replica: &Core, index: u64) -> Proof {
+    let info = replica.info().expect("info");
+    writer
+        .proof(&ProofRequest {
+            block: Some(NodeRequest {
+                index,
+                nodes: replica.missing_nodes(index).expect("missing"),
+            }),
+            upgrade: Some(UpgradeRequest {
+                start: info.length,
+                fork: info.fork,
+            }),
+            manifest: true,
+            ..Default::default()
+        })
+        .expect("honest proof")
+}
+
+/// An honest upgrade (with the manifest) from the replica's state.
+pub fn honest_upgrade(writer: &Core, replica: &Core) -> Proof {
+    let info = replica.info().expect("info");
+    writer
+        .proof(&ProofRequest {
+            upgrade: Some(UpgradeRequest {
+                start: info.length,
+                fork: info.fork,
+            }),
+            manifest: true,
+            ..Default::default()
+        })
+        .expect("honest upgrade")
+}
