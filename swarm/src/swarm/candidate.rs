@@ -1,0 +1,34 @@
+//! Peer candidates: what a discovery source (the DHT, the local link)
+//! hands to connection management. A candidate is only a hint where a key
+//! might be reached; the QUIC handshake proves the key.
+
+use hyper_core::PublicKey;
+
+use crate::query::FoundRecord;
+
+/// A peer some source says can be reached for a topic.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    /// The key the peer is expected to prove.
+    pub(crate) public_key: PublicKey,
+    /// How to reach it; which source found it.
+    pub(crate) hint: Hint,
+}
+
+/// Where a candidate came from and what it says about reaching the peer.
+#[derive(Debug, Clone)]
+pub(crate) enum Hint {
+    /// A signed record found on the DHT: connect through the node holding
+    /// it (hole punching, or a relay).
+    Dht(FoundRecord),
+}
+
+impl Candidate {
+    /// A candidate from a record the DHT found.
+    pub(crate) fn from_dht(found: FoundRecord) -> Candidate {
+        Candidate {
+            public_key: found.public_key,
+            hint: Hint::Dht(found),
+        }
+    }
+}

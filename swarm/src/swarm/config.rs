@@ -1,0 +1,60 @@
+//! How a swarm runs and what it does for a topic.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_core::{KeyPair, PublicKey};
+
+use crate::node::Reachability;
+
+/// Refuses a peer: called with the peer's key and, when known, its address;
+/// `true` refuses.
+pub type Firewall = Arc<dyn Fn(&PublicKey, Option<SocketAddr>) -> bool + Send + Sync>;
+
+/// How a swarm runs.
+#[derive(Clone)]
+pub struct SwarmConfig {
+    /// This peer's identity: what its connections prove.
+    pub keypair: KeyPair,
+    /// DHT nodes to start from.
+    pub bootstrap: Vec<SocketAddr>,
+    /// Where the DHT socket binds.
+    pub listen: SocketAddr,
+    /// Connections at most; further peers are refused or not dialled.
+    pub max_peers: usize,
+    /// Refuses peers by key or address.
+    pub firewall: Option<Firewall>,
+    /// Whether the DHT node serves others (see [`Reachability`]).
+    pub reachability: Reachability,
+    /// Whether this node also relays for others.
+    pub relay: bool,
+}
+
+impl SwarmConfig {
+    /// Defaults around `keypair`: a random port (IPv6 if the first
+    /// bootstrap node is, else IPv4), 64 peers, no firewall.
+    pub fn new(keypair: KeyPair, bootstrap: Vec<SocketAddr>) -> Self {
+        let listen = match bootstrap.first() {
+            Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+            _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        SwarmConfig {
+            keypair,
+            bootstrap,
+            listen,
+            max_peers: 64,
+            firewall: None,
+            reachability: Reachability::Auto,
+            relay: false,
+        }
+    }
+}
+
+/// What [`Swarm::join`](super::Swarm::join) does for a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinOptions {
+    /// Announce this peer under the topic and accept connections.
+    pub server: bool,
+    /// Look the topic up and connect to the peers found.
+    pub client: bool,
+}

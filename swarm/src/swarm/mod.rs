@@ -1,0 +1,229 @@
+//! [`Swarm`]: join topics, find peers, and get authenticated QUIC
+//! connections to them, direct or relayed.
+//!
+//! Shape: discovery sources hand peer [`Candidate`](candidate::Candidate)s
+//! for a topic to connection management, which dials them, keeps one
+//! connection per remote key and backs off after failures, whichever
+//! source found the peer.
+//!
+//! - `config`: [`SwarmConfig`], [`JoinOptions`], [`Firewall`];
+//! - `candidate`: what a source hands over (a key and a hint how to reach
+//!   it);
+//! - `dht_source`: the DHT source (announce and look up per topic);
+//! - `punching`: reaching a DHT candidate (hole punching, relays) and
+//!   answering connect requests;
+//! - `peers`: connection management, [`PeerConnection`], [`Path`],
+//!   [`SwarmEvent`].
+//!
+//! Who owns what: the [`Dht`] task owns the DHT socket; one task per joined
+//! topic announces (server) and looks up (client) on a schedule; one task
+//! per connection attempt owns its fresh socket until QUIC takes it; the
+//! peer table (one live connection per remote key) is shared behind a
+//! mutex. Connections come out of [`Swarm::connections`], or go straight
+//! into a [`Replication`] with [`Swarm::replicate`].
+
+mod candidate;
+mod config;
+mod dht_source;
+mod peers;
+mod punching;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper_core::PublicKey;
+use hyper_wire::Replication;
+use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use config::{Firewall, JoinOptions, SwarmConfig};
+pub use peers::{Path, PeerConnection, SwarmEvent};
+
+use crate::dht::Dht;
+use crate::error::{Error, Result};
+use crate::node::Config;
+use crate::query::QueryKind;
+use crate::signing::sign_unannounce;
+
+struct Topic {
+    task: JoinHandle<()>,
+    flushed: watch::Receiver<bool>,
+    server: bool,
+}
+
+struct Inner {
+    dht: Dht,
+    config: SwarmConfig,
+    peers: Mutex<HashMap<PublicKey, peers::Live>>,
+    dialling: Mutex<HashSet<PublicKey>>,
+    backoff: Mutex<HashMap<PublicKey, (Instant, Duration)>>,
+    topics: Mutex<HashMap<[u8; 32], Topic>>,
+    connections: mpsc::UnboundedSender<PeerConnection>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<PeerConnection>>>,
+    events: broadcast::Sender<SwarmEvent>,
+    /// Woken when a connection ends, so lookups run again at once.
+    lost: Arc<Notify>,
+}
+
+/// Finds and connects peers by topic. Cloning gives another handle; the
+/// swarm stops when the last handle is dropped and its tasks end.
+#[derive(Clone)]
+pub struct Swarm {
+    inner: Arc<Inner>,
+}
+
+/// Lookups back off up to this; a failed dial backs off up to this too.
+const LOOKUP_MAX: Duration = Duration::from_secs(60);
+/// A connect attempt gives up after this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl Swarm {
+    /// Starts the DHT node and the handler of incoming connect requests.
+    pub async fn new(config: SwarmConfig) -> Result<Swarm> {
+        let dht = Dht::bind(
+            config.listen,
+            Config {
+                bootstrap: config.bootstrap.clone(),
+                reachability: config.reachability,
+                relay: config.relay,
+                ..Config::default()
+            },
+        )
+        .await?;
+        let incoming = dht.incoming();
+        let (connections, receiver) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(256);
+        let swarm = Swarm {
+            inner: Arc::new(Inner {
+                dht,
+                config,
+                peers: Mutex::new(HashMap::new()),
+                dialling: Mutex::new(HashSet::new()),
+                backoff: Mutex::new(HashMap::new()),
+                topics: Mutex::new(HashMap::new()),
+                connections,
+                receiver: Mutex::new(Some(receiver)),
+                events,
+                lost: Arc::new(Notify::new()),
+            }),
+        };
+        if let Some(mut incoming) = incoming {
+            let weak = Arc::downgrade(&swarm.inner);
+            tokio::spawn(async move {
+                while let Some(request) = incoming.recv().await {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let swarm = Swarm { inner };
+                    tokio::spawn(async move { swarm.accept(request).await });
+                }
+            });
+        }
+        Ok(swarm)
+    }
+
+    /// The DHT node underneath.
+    pub fn dht(&self) -> &Dht {
+        &self.inner.dht
+    }
+
+    /// This peer's identity.
+    pub fn public_key(&self) -> PublicKey {
+        self.inner.config.keypair.public_key()
+    }
+
+    /// Peers connected now.
+    pub fn peers(&self) -> Vec<PublicKey> {
+        lock(&self.inner.peers).keys().copied().collect()
+    }
+
+    /// New connections as they are made; only the first caller gets the
+    /// receiver.
+    pub fn connections(&self) -> Option<mpsc::UnboundedReceiver<PeerConnection>> {
+        lock(&self.inner.receiver).take()
+    }
+
+    /// Connection changes from now on.
+    pub fn events(&self) -> broadcast::Receiver<SwarmEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Runs the replication protocol over every connection, now and later
+    /// (takes [`Swarm::connections`]).
+    pub fn replicate(&self, replication: Replication) -> Option<JoinHandle<()>> {
+        let mut connections = self.connections()?;
+        Some(tokio::spawn(async move {
+            while let Some(connection) = connections.recv().await {
+                let replication = replication.clone();
+                tokio::spawn(async move {
+                    let _ = connection.replicate(&replication).await;
+                });
+            }
+        }))
+    }
+
+    /// Joins `topic`: announces this peer under it (`server`) and/or looks
+    /// it up and connects to the peers found (`client`), again and again
+    /// until [`Swarm::leave`].
+    pub fn join(&self, topic: [u8; 32], options: JoinOptions) {
+        let (flushed_tx, flushed) = watch::channel(false);
+        let weak = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(async move {
+            dht_source::topic_loop(weak, topic, options, flushed_tx).await;
+        });
+        let old = lock(&self.inner.topics).insert(
+            topic,
+            Topic {
+                task,
+                flushed,
+                server: options.server,
+            },
+        );
+        if let Some(old) = old {
+            old.task.abort();
+        }
+    }
+
+    /// Leaves `topic`: stops its lookups and announcements and removes the
+    /// announcement from the DHT.
+    pub async fn leave(&self, topic: [u8; 32]) -> Result<()> {
+        let Some(old) = lock(&self.inner.topics).remove(&topic) else {
+            return Ok(());
+        };
+        old.task.abort();
+        if old.server {
+            let request = sign_unannounce(&self.inner.config.keypair, &topic, now_millis());
+            self.inner.dht.query(QueryKind::Unannounce(request)).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every joined topic has been announced once and looked up
+    /// once.
+    pub async fn flush(&self) -> Result<()> {
+        let waits: Vec<watch::Receiver<bool>> = lock(&self.inner.topics)
+            .values()
+            .map(|t| t.flushed.clone())
+            .collect();
+        for mut flushed in waits {
+            flushed
+                .wait_for(|done| *done)
+                .await
+                .map_err(|_| Error::Stopped)?;
+        }
+        Ok(())
+    }
+}

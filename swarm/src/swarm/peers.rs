@@ -1,0 +1,268 @@
+//! Connection management: one live connection per remote key, dial
+//! backoff, the firewall and the peer limit. It takes [`Candidate`]s from
+//! any discovery source and does not care which one found them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_core::PublicKey;
+use hyper_wire::Replication;
+use tokio::time::{Instant, timeout};
+
+use super::candidate::{Candidate, Hint};
+use super::{CONNECT_TIMEOUT, LOOKUP_MAX, Swarm, lock};
+use crate::error::{Error, Result};
+use crate::quic::QuicStream;
+
+/// How a connection reached the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// Straight between the two peers (hole punched, or one was public).
+    Direct,
+    /// Through a blind relay.
+    Relay,
+}
+
+impl Path {
+    /// `direct` or `relay`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Path::Direct => "direct",
+            Path::Relay => "relay",
+        }
+    }
+}
+
+/// A change in the swarm's connections, for observers
+/// ([`Swarm::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwarmEvent {
+    /// A connection was made (and kept: of two to one peer, only the one
+    /// kept is reported).
+    Connected {
+        /// The key the peer proved.
+        remote: PublicKey,
+        /// Direct or relayed.
+        path: Path,
+        /// Whether this side dialled.
+        initiator: bool,
+    },
+    /// The connection to a peer ended.
+    Disconnected {
+        /// The peer.
+        remote: PublicKey,
+    },
+}
+
+/// The TLS exporter label of the secret channel capabilities are bound to.
+const CAPABILITY_LABEL: &[u8] = b"hyper-swarm 2026 capability binding";
+
+/// One authenticated connection to a peer, with the stream the replication
+/// protocol runs on.
+pub struct PeerConnection {
+    /// The key the peer proved.
+    pub remote: PublicKey,
+    /// Direct or relayed.
+    pub path: Path,
+    /// Whether this side dialled.
+    pub initiator: bool,
+    /// The bidirectional stream for the replication protocol.
+    pub stream: QuicStream,
+    pub(super) connection: quinn::Connection,
+    pub(super) _endpoint: quinn::Endpoint,
+}
+
+impl PeerConnection {
+    /// The address the QUIC connection talks to (the relay's, if relayed).
+    pub fn remote_address(&self) -> SocketAddr {
+        self.connection.remote_address()
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.connection.close_reason().is_some()
+    }
+
+    /// Closes the connection.
+    pub fn close(&self) {
+        self.connection.close(0u32.into(), b"closed");
+    }
+
+    /// Runs the replication protocol on this connection's stream until
+    /// either side ends it, then closes the connection. QUIC already
+    /// encrypts and proved both keys, so the stream carries frames without
+    /// a second (Noise) layer; the channel capabilities are bound to this
+    /// connection through its TLS exporter.
+    pub async fn replicate(self, replication: &Replication) -> Result<()> {
+        let PeerConnection {
+            remote,
+            stream,
+            initiator,
+            connection,
+            _endpoint,
+            ..
+        } = self;
+        let mut binding = [0u8; 32];
+        let result = match connection.export_keying_material(&mut binding, CAPABILITY_LABEL, b"") {
+            Err(_) => Err(Error::NoBinding),
+            Ok(()) => match replication
+                .add_secured_stream(stream, remote, binding, initiator)
+                .await
+            {
+                Ok(session) => session.closed().await.map_err(Error::from),
+                Err(e) => Err(Error::from(e)),
+            },
+        };
+        connection.close(0u32.into(), b"done");
+        drop(_endpoint);
+        result
+    }
+}
+
+/// A connection in the peer table.
+pub(super) struct Live {
+    connection: quinn::Connection,
+    initiator_key: PublicKey,
+}
+
+impl Swarm {
+    pub(super) fn refused(&self, key: &PublicKey, addr: Option<SocketAddr>) -> bool {
+        self.inner
+            .config
+            .firewall
+            .as_ref()
+            .is_some_and(|f| f(key, addr))
+    }
+
+    pub(super) fn full(&self) -> bool {
+        lock(&self.inner.peers).len() >= self.inner.config.max_peers
+    }
+
+    /// Whether `key` may be dialled now (not connected, not being dialled,
+    /// not backing off, room left).
+    fn may_dial(&self, key: &PublicKey) -> bool {
+        if *key == self.public_key() || self.full() || lock(&self.inner.peers).contains_key(key) {
+            return false;
+        }
+        if lock(&self.inner.backoff)
+            .get(key)
+            .is_some_and(|(at, _)| Instant::now() < *at)
+        {
+            return false;
+        }
+        lock(&self.inner.dialling).insert(*key)
+    }
+
+    fn failed(&self, key: &PublicKey) {
+        let mut backoff = lock(&self.inner.backoff);
+        let delay = backoff
+            .get(key)
+            .map_or(Duration::from_secs(1), |(_, d)| (*d * 2).min(LOOKUP_MAX));
+        backoff.insert(*key, (Instant::now() + delay, delay));
+    }
+
+    /// Takes a candidate from a discovery source: dials it in the
+    /// background unless it is connected, being dialled or backing off.
+    pub(super) fn offer(&self, candidate: Candidate) {
+        if self.may_dial(&candidate.public_key) {
+            let dialler = self.clone();
+            tokio::spawn(async move { dialler.dial(candidate).await });
+        }
+    }
+
+    /// Dials `candidate` the way its source says.
+    async fn dial(&self, candidate: Candidate) {
+        let key = candidate.public_key;
+        if self.refused(&key, None) {
+            lock(&self.inner.dialling).remove(&key);
+            return;
+        }
+        let result = match &candidate.hint {
+            Hint::Dht(found) => {
+                let mut result = timeout(CONNECT_TIMEOUT, self.dial_once(found, None)).await;
+                if matches!(result, Ok(Err(Error::Unreachable)) | Err(_))
+                    && let Some(relay) = self.relay().await
+                {
+                    // Punching failed: meet at a relay instead.
+                    result = timeout(CONNECT_TIMEOUT, self.dial_once(found, Some(relay))).await;
+                }
+                result
+            }
+        };
+        lock(&self.inner.dialling).remove(&key);
+        match result {
+            Ok(Ok(connection)) => {
+                lock(&self.inner.backoff).remove(&key);
+                self.register(connection);
+            }
+            _ => self.failed(&key),
+        }
+    }
+
+    /// Keeps one connection per peer: of two, the one dialled by the peer
+    /// with the smaller key wins on both sides.
+    pub(super) fn register(&self, connection: PeerConnection) {
+        let remote = connection.remote;
+        if self.refused(&remote, Some(connection.remote_address())) {
+            connection.close();
+            return;
+        }
+        let initiator_key = if connection.initiator {
+            self.public_key()
+        } else {
+            remote
+        };
+        {
+            let mut peers = lock(&self.inner.peers);
+            // Attempts run in parallel: the bound is enforced here, where
+            // connections are counted, not only before dialling.
+            if !peers.contains_key(&remote) && peers.len() >= self.inner.config.max_peers {
+                connection.close();
+                return;
+            }
+            if let Some(existing) = peers.get(&remote)
+                && existing.connection.close_reason().is_none()
+            {
+                let keep_existing = existing.initiator_key != initiator_key
+                    && existing.initiator_key.0 < initiator_key.0;
+                if keep_existing {
+                    connection.close();
+                    return;
+                }
+                existing.connection.close(0u32.into(), b"duplicate");
+            }
+            peers.insert(
+                remote,
+                Live {
+                    connection: connection.connection.clone(),
+                    initiator_key,
+                },
+            );
+        }
+        let watched = connection.connection.clone();
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            watched.closed().await;
+            if let Some(inner) = weak.upgrade() {
+                let removed = {
+                    let mut peers = lock(&inner.peers);
+                    let ours = peers
+                        .get(&remote)
+                        .is_some_and(|l| l.connection.stable_id() == watched.stable_id());
+                    ours && peers.remove(&remote).is_some()
+                };
+                if removed {
+                    let _ = inner.events.send(SwarmEvent::Disconnected { remote });
+                    inner.lost.notify_waiters();
+                }
+            }
+        });
+        let _ = self.inner.events.send(SwarmEvent::Connected {
+            remote,
+            path: connection.path,
+            initiator: connection.initiator,
+        });
+        let _ = self.inner.connections.send(connection);
+    }
+}

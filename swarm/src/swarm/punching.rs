@@ -1,0 +1,197 @@
+//! Reaching a peer found on the DHT: fresh sockets, the connect request
+//! through the node holding its record, hole punching or a relay, then
+//! QUIC on the socket that got through. Both sides: dialling a record's
+//! announcer, and answering a connect request passed on by the DHT.
+
+use std::net::SocketAddr;
+
+use hyper_core::PublicKey;
+use tokio::time::timeout;
+
+use super::peers::{Path, PeerConnection};
+use super::{CONNECT_TIMEOUT, Swarm};
+use crate::codec::address;
+use crate::dht::IncomingConnect;
+use crate::error::{Error, Result};
+use crate::messages::{Body, Connect, Holepunch, NatKind};
+use crate::punch::{self, Prepared, nat_of};
+use crate::query::FoundRecord;
+use crate::quic;
+
+impl Swarm {
+    /// DHT nodes to learn a fresh socket's mapping from.
+    ///
+    /// Two are needed to tell a symmetric NAT (each sees another port) from
+    /// a cone; the bootstrap nodes come first, then relays and table nodes,
+    /// preferring a second observer on another IP.
+    async fn observers(&self) -> Vec<SocketAddr> {
+        let mut candidates: Vec<SocketAddr> = self.inner.dht.bootstrap_nodes().to_vec();
+        if let Ok(status) = self.inner.dht.status().await {
+            candidates.extend(status.relays);
+            candidates.extend(status.nodes);
+        }
+        let mut observers: Vec<SocketAddr> = Vec::new();
+        for pass in [true, false] {
+            for c in &candidates {
+                let new_ip = observers.iter().all(|o| o.ip() != c.ip());
+                if observers.len() < 2 && !observers.contains(c) && (new_ip || !pass) {
+                    observers.push(*c);
+                }
+            }
+        }
+        observers
+    }
+
+    /// A relay node the DHT knows, if any.
+    pub(super) async fn relay(&self) -> Option<SocketAddr> {
+        let status = self.inner.dht.status().await.ok()?;
+        status.relays.first().copied()
+    }
+
+    /// This side's hole-punching details for one attempt.
+    fn holepunch(
+        &self,
+        prepared: &Prepared,
+        session: &[u8; 32],
+        relay: Option<SocketAddr>,
+    ) -> Holepunch {
+        Holepunch {
+            public_key: self.public_key().0.to_vec(),
+            addresses: prepared.addresses.iter().map(|a| address(*a)).collect(),
+            nat: prepared.nat as i32,
+            session: session.to_vec(),
+            relay: relay.map(address),
+        }
+    }
+
+    /// One attempt to reach the announcer of `found`: punched, or through
+    /// `relay` when given.
+    pub(super) async fn dial_once(
+        &self,
+        found: &FoundRecord,
+        relay: Option<SocketAddr>,
+    ) -> Result<PeerConnection> {
+        let prepared = punch::prepare(&self.observers().await).await?;
+        let session = crate::punch::random_bytes()?;
+        let ours = self.holepunch(&prepared, &session, relay);
+        let connect = Connect {
+            topic: found.topic.to_vec(),
+            public_key: found.public_key.0.to_vec(),
+            holepunch: Some(ours),
+        };
+        let reply = self
+            .inner
+            .dht
+            .request(found.holder, Body::Connect(connect))
+            .await?;
+        let theirs = reply.holepunch.ok_or(Error::BadAnswer)?;
+        if theirs.public_key != found.public_key.0 {
+            return Err(Error::WrongPeer);
+        }
+        let (socket, addr, path) = match theirs.relay.as_ref().and_then(crate::codec::socket_addr) {
+            Some(relay) => {
+                punch::register(&prepared.socket, relay, &session).await?;
+                (prepared.socket.into_std()?, relay, Path::Relay)
+            }
+            None => {
+                let (socket, addr) = punch::client(prepared, session, &theirs).await?;
+                (socket.into_std()?, addr, Path::Direct)
+            }
+        };
+        let endpoint = quic::endpoint(socket, &self.inner.config.keypair)?;
+        let connection = quic::connect(&endpoint, addr, &found.public_key).await?;
+        let stream = quic::open_stream(&connection).await?;
+        Ok(PeerConnection {
+            remote: found.public_key,
+            path,
+            initiator: true,
+            stream,
+            connection,
+            _endpoint: endpoint,
+        })
+    }
+
+    /// Handles a connect request passed on by the DHT.
+    pub(super) async fn accept(&self, request: IncomingConnect) {
+        let IncomingConnect {
+            token,
+            from,
+            holepunch: theirs,
+            ..
+        } = request;
+        let Some(key) = crate::codec::bytes32(&theirs.public_key).map(PublicKey) else {
+            let _ = self.inner.dht.answer_connect(token, None);
+            return;
+        };
+        if self.refused(&key, from) || self.full() {
+            let _ = self.inner.dht.answer_connect(token, None);
+            return;
+        }
+        let result = timeout(CONNECT_TIMEOUT, self.accept_once(token, key, theirs)).await;
+        if let Ok(Ok(connection)) = result {
+            self.register(connection);
+        }
+    }
+
+    async fn accept_once(
+        &self,
+        token: crate::node::ConnectToken,
+        key: PublicKey,
+        theirs: Holepunch,
+    ) -> Result<PeerConnection> {
+        let prepared = match punch::prepare(&self.observers().await).await {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.inner.dht.answer_connect(token, None);
+                return Err(e);
+            }
+        };
+        let session = crate::codec::bytes32(&theirs.session).ok_or(Error::BadAnswer)?;
+        let proposed = theirs.relay.as_ref().and_then(crate::codec::socket_addr);
+        let both_random = prepared.nat == NatKind::Random && nat_of(&theirs) == NatKind::Random;
+        let relay = match (proposed, both_random) {
+            (Some(relay), _) => Some(relay),
+            (None, true) => match self.relay().await {
+                Some(relay) => Some(relay),
+                None => {
+                    let _ = self.inner.dht.answer_connect(token, None);
+                    return Err(Error::NoRelay);
+                }
+            },
+            (None, false) => None,
+        };
+        if let Some(relay) = relay
+            && let Err(e) = punch::register(&prepared.socket, relay, &session).await
+        {
+            let _ = self.inner.dht.answer_connect(token, None);
+            return Err(e);
+        }
+        let ours = self.holepunch(&prepared, &session, relay);
+        self.inner.dht.answer_connect(token, Some(ours))?;
+        let (socket, path) = match relay {
+            Some(_) => (prepared.socket.into_std()?, Path::Relay),
+            None => (
+                punch::server(prepared, session, &theirs).await?,
+                Path::Direct,
+            ),
+        };
+        let endpoint = quic::endpoint(socket, &self.inner.config.keypair)?;
+        let incoming = endpoint.accept().await.ok_or(Error::Unreachable)?;
+        let connection = incoming
+            .await
+            .map_err(|e| Error::Quic(quic::QuicError::Handshake(e)))?;
+        if quic::remote_identity(&connection) != Some(key) {
+            connection.close(1u32.into(), b"wrong identity");
+            return Err(Error::WrongPeer);
+        }
+        let stream = quic::accept_stream(&connection).await?;
+        Ok(PeerConnection {
+            remote: key,
+            path,
+            initiator: false,
+            stream,
+            connection,
+            _endpoint: endpoint,
+        })
+    }
+}
