@@ -1,0 +1,289 @@
+//! A seeded simulation of many writers and peers: random batches, acks,
+//! partitions, merges and delivery orders, with the linearizer's
+//! guarantees checked after every step. `SIM_SEED=n` replays one seed;
+//! `SIM_SEEDS=n` runs more.
+
+use std::collections::HashMap;
+
+use hyper_autobase::{Batch, Linearizer, Node};
+use hyper_core::CoreKey;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// One peer: a writer with its own linearizer and what it has received.
+struct Peer {
+    key: CoreKey,
+    lin: Linearizer,
+    /// How many nodes of each writer's log this peer has pushed.
+    received: Vec<usize>,
+    /// The order as rebuilt from updates (undo, then tip).
+    view: Vec<(CoreKey, u64)>,
+    /// The indexed prefix as last seen.
+    indexed: Vec<(CoreKey, u64)>,
+}
+
+struct Sim {
+    rng: StdRng,
+    keys: Vec<CoreKey>,
+    /// Every writer's log: the truth.
+    logs: Vec<Vec<Node>>,
+    peers: Vec<Peer>,
+    /// Group of each peer while partitioned.
+    partition: Option<Vec<usize>>,
+}
+
+fn id(b: &Batch) -> (CoreKey, u64) {
+    (b.writer, b.start)
+}
+
+impl Sim {
+    fn new(seed: u64) -> Sim {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let writers = rng.random_range(2..=6);
+        let mut keys: Vec<CoreKey> = (0..writers).map(|_| CoreKey(rng.random())).collect();
+        keys.sort();
+        let indexer_count = rng.random_range(1..=writers.min(4));
+        // Indexers are a random subset, not always the lowest keys.
+        let mut shuffled = keys.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, rng.random_range(0..=i));
+        }
+        let indexers: Vec<CoreKey> = shuffled.into_iter().take(indexer_count).collect();
+        let peers = keys
+            .iter()
+            .map(|&key| {
+                let mut lin = Linearizer::new(&indexers).expect("indexers");
+                for &k in &keys {
+                    lin.add_writer(k);
+                }
+                Peer {
+                    key,
+                    lin,
+                    received: vec![0; writers],
+                    view: Vec::new(),
+                    indexed: Vec::new(),
+                }
+            })
+            .collect();
+        Sim {
+            rng,
+            logs: vec![Vec::new(); writers],
+            keys,
+            peers,
+            partition: None,
+        }
+    }
+
+    fn append(&mut self, p: usize, values: Vec<Option<Vec<u8>>>) {
+        let peer = &self.peers[p];
+        let heads = peer.lin.heads(&peer.key);
+        let n = values.len();
+        let nodes: Vec<Node> = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let h = if i == 0 { heads.clone() } else { Vec::new() };
+                Node::new(v, h, (n - 1 - i) as u32)
+            })
+            .collect();
+        let key = self.peers[p].key;
+        for node in nodes {
+            self.logs[p].push(node.clone());
+            self.peers[p].lin.push(&key, node).expect("own node");
+            self.peers[p].received[p] += 1;
+        }
+    }
+
+    fn connected(&self, a: usize, b: usize) -> bool {
+        self.partition.as_ref().is_none_or(|g| g[a] == g[b])
+    }
+
+    /// Delivers up to `k` nodes of writer `w` to peer `p`.
+    fn deliver(&mut self, p: usize, w: usize, k: usize) {
+        if p == w || !self.connected(p, w) {
+            return;
+        }
+        let from = self.peers[p].received[w];
+        let to = from.saturating_add(k).min(self.logs[w].len());
+        let key = self.keys[w];
+        for node in self.logs[w][from..to].iter().cloned() {
+            self.peers[p].lin.push(&key, node).expect("honest node");
+        }
+        self.peers[p].received[w] = to;
+    }
+
+    fn step(&mut self) {
+        let p = self.rng.random_range(0..self.peers.len());
+        match self.rng.random_range(0..100) {
+            0..25 => {
+                let n = self.rng.random_range(1..=3);
+                let values = (0..n)
+                    .map(|_| Some(vec![self.rng.random::<u8>()]))
+                    .collect();
+                self.append(p, values);
+            }
+            25..75 => {
+                let w = self.rng.random_range(0..self.peers.len());
+                let k = self.rng.random_range(1..=4);
+                self.deliver(p, w, k);
+            }
+            75..95 => {
+                let timer = self.rng.random_bool(0.3);
+                let key = self.peers[p].key;
+                if self.peers[p].lin.should_ack(&key, timer) {
+                    self.append(p, vec![None]);
+                }
+            }
+            95..98 if self.partition.is_none() => {
+                let groups = (0..self.peers.len())
+                    .map(|_| self.rng.random_range(0..2))
+                    .collect();
+                self.partition = Some(groups);
+            }
+            _ => self.partition = None,
+        }
+        self.update(p);
+    }
+
+    /// Takes peer `p`'s update and checks every guarantee.
+    fn update(&mut self, p: usize) {
+        let peer = &mut self.peers[p];
+        let u = peer.lin.update();
+        assert_eq!(
+            u.undo,
+            peer.view.len() - u.shared,
+            "undo counts what is not shared"
+        );
+        peer.view.truncate(u.shared);
+        peer.view.extend(u.tip.iter().map(id));
+        let order: Vec<(CoreKey, u64)> = peer.lin.order().map(id).collect();
+        assert_eq!(peer.view, order, "updates rebuild the order");
+        let indexed = order[..u.indexed].to_vec();
+        assert!(
+            indexed.starts_with(&peer.indexed),
+            "the indexed prefix only grows"
+        );
+        assert!(
+            u.shared >= peer.indexed.len(),
+            "an update never undoes indexed batches"
+        );
+        peer.indexed = indexed;
+        self.check_causal(p);
+        for q in 0..self.peers.len() {
+            let (a, b) = (&self.peers[p].indexed, &self.peers[q].indexed);
+            assert!(
+                a.starts_with(b) || b.starts_with(a),
+                "peers {p} and {q} disagree on the indexed prefix"
+            );
+        }
+    }
+
+    /// Every batch comes after the batch before it in its log and after
+    /// every head it names.
+    fn check_causal(&self, p: usize) {
+        let peer = &self.peers[p];
+        let mut seen: HashMap<CoreKey, u64> = HashMap::new();
+        for b in peer.lin.order() {
+            assert_eq!(
+                seen.get(&b.writer).copied().unwrap_or(0),
+                b.start,
+                "own log in order"
+            );
+            let w = self
+                .keys
+                .iter()
+                .position(|k| *k == b.writer)
+                .expect("writer");
+            for h in &self.logs[w][b.start as usize].heads {
+                assert!(
+                    seen.get(&h.writer).copied().unwrap_or(0) >= h.length,
+                    "a batch before one of its heads"
+                );
+            }
+            seen.insert(b.writer, b.end());
+        }
+    }
+
+    /// Heals, delivers everything and lets the indexers ack until nothing
+    /// is left to do.
+    fn settle(&mut self) {
+        self.partition = None;
+        for _ in 0..200 {
+            for p in 0..self.peers.len() {
+                for w in 0..self.peers.len() {
+                    self.deliver(p, w, usize::MAX);
+                }
+            }
+            let mut acked = false;
+            for p in 0..self.peers.len() {
+                let key = self.peers[p].key;
+                if self.peers[p].lin.should_ack(&key, true) {
+                    self.append(p, vec![None]);
+                    acked = true;
+                }
+            }
+            for p in 0..self.peers.len() {
+                self.update(p);
+            }
+            if !acked {
+                return;
+            }
+        }
+        panic!("acks never stopped");
+    }
+}
+
+fn run(seed: u64) {
+    let mut sim = Sim::new(seed);
+    let steps = sim.rng.random_range(50..400);
+    for _ in 0..steps {
+        sim.step();
+    }
+    sim.settle();
+    let first: Vec<_> = sim.peers[0].lin.order().cloned().collect();
+    for p in &sim.peers {
+        let order: Vec<_> = p.lin.order().cloned().collect();
+        assert_eq!(order, first, "every peer ends with the same order");
+        assert!(
+            first[p.lin.indexed_len()..].iter().all(Batch::is_ack),
+            "every batch with a value is indexed"
+        );
+    }
+    // A fresh peer fed every log writer by writer, last writer first,
+    // computes the same order from scratch.
+    let indexers = sim.peers[0].lin.indexers().to_vec();
+    let mut fresh = Linearizer::new(&indexers).expect("indexers");
+    for &k in &sim.keys {
+        fresh.add_writer(k);
+    }
+    for (w, log) in sim.logs.iter().enumerate().rev() {
+        for node in log {
+            fresh.push(&sim.keys[w], node.clone()).expect("replay");
+        }
+    }
+    fresh.update();
+    let replayed: Vec<_> = fresh.order().cloned().collect();
+    assert_eq!(
+        replayed, first,
+        "a replay from scratch gives the same order"
+    );
+}
+
+#[test]
+fn seeded_simulation() {
+    if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        run(seed);
+        return;
+    }
+    let seeds: u64 = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    for seed in 0..seeds {
+        let outcome = std::panic::catch_unwind(|| run(seed));
+        assert!(
+            outcome.is_ok(),
+            "seed {seed} failed: replay with SIM_SEED={seed}"
+        );
+    }
+}
