@@ -19,6 +19,22 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A writer core is not a core of this base: block 0 is not an
+    /// autobase header, or it names another base.
+    #[error("not a writer core of this base: {0}")]
+    NotABase(&'static str),
+    /// A writer core of a block format this build cannot read.
+    #[error("autobase block format version {0} is not supported (this build reads version 1)")]
+    UnsupportedVersion(u32),
+    /// Block 0 of the base's first core is not stored here yet.
+    #[error("block 0 of base {0} is not stored here: replicate the base's first core first")]
+    BaseHeaderMissing(String),
+    /// `apply` named a view the base was not opened with.
+    #[error("no view of that name was opened")]
+    NoSuchView,
+    /// `remove_writer` named an indexer.
+    #[error("an indexer cannot be removed (the indexer set is fixed when the base is created)")]
+    IndexerRemoval,
     /// The core failed (storage, verification).
     #[error(transparent)]
     Core(#[from] hyper_core::Error),

@@ -27,10 +27,12 @@
 //! # Ok(()) }
 //! ```
 
+mod base;
 mod error;
 mod linearizer;
 mod node;
 
+pub use base::{Apply, Base, BaseInfo, Host, View, ViewInfo};
 pub use error::{Error, Result};
 pub use linearizer::{Batch, Linearizer, Update};
-pub use node::{Head, MAX_BATCH, MAX_HEADS, Node};
+pub use node::{Head, Header, MAX_BATCH, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL, VERSION};

@@ -62,15 +62,15 @@ use crate::node::{Head, Node};
 pub struct Batch {
     /// The writer's core key.
     pub writer: CoreKey,
-    /// The writer core's length before the batch: its first node is block
-    /// `start`.
+    /// How many of the writer's nodes precede the batch (its first node is
+    /// block `start + 1` of the writer's core, after the header).
     pub start: u64,
     /// The batch's values, one per node (`None`: an ack).
     pub values: Vec<Option<Vec<u8>>>,
 }
 
 impl Batch {
-    /// The writer core's length just after the batch.
+    /// How many of the writer's nodes precede the batch or are in it.
     pub fn end(&self) -> u64 {
         self.start + self.values.len() as u64
     }
@@ -205,12 +205,12 @@ impl Linearizer {
         &self.indexers
     }
 
-    /// How many nodes of `writer`'s core have been pushed.
+    /// How many nodes of `writer`'s log have been pushed.
     pub fn pushed(&self, writer: &CoreKey) -> u64 {
         self.writer(writer).map_or(0, |w| w.pushed)
     }
 
-    /// Adds the next node of `writer`'s core (nodes of one writer come in
+    /// Adds the next node of `writer`'s log (nodes of one writer come in
     /// log order; writers in any order). A batch enters the DAG once its
     /// last node and every batch it depends on are here. A node that breaks
     /// the rules is refused and changes nothing.

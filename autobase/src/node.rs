@@ -26,6 +26,100 @@ struct RawNode {
     batch_remaining: u32,
 }
 
+/// The prost form of `Header`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawHeader {
+    #[prost(string, tag = "1")]
+    protocol: String,
+    #[prost(uint32, tag = "2")]
+    version: u32,
+    #[prost(bytes = "vec", tag = "3")]
+    base: Vec<u8>,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    indexers: Vec<Vec<u8>>,
+}
+
+/// The `protocol` of every writer core's header.
+pub const PROTOCOL: &str = "hyper-autobase";
+
+/// The block format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// The most indexers a base may have.
+pub const MAX_INDEXERS: usize = 64;
+
+/// Block 0 of a writer core: what base the core writes for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Header {
+    /// The first writer's core, whose key is the base key, with the base's
+    /// indexers (sorted, distinct, at least one).
+    First {
+        /// The indexers' writer core keys.
+        indexers: Vec<CoreKey>,
+    },
+    /// Another writer's core, writing for the base `base`.
+    Writer {
+        /// The base key.
+        base: CoreKey,
+    },
+}
+
+impl Header {
+    /// The header's block encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let (base, indexers) = match self {
+            Header::First { indexers } => {
+                (Vec::new(), indexers.iter().map(|k| k.0.to_vec()).collect())
+            }
+            Header::Writer { base } => (base.0.to_vec(), Vec::new()),
+        };
+        RawHeader {
+            protocol: PROTOCOL.to_string(),
+            version: VERSION,
+            base,
+            indexers,
+        }
+        .encode_to_vec()
+    }
+
+    /// Decodes and validates block 0 of a writer core.
+    pub fn decode(bytes: &[u8]) -> Result<Header> {
+        let raw =
+            RawHeader::decode(bytes).map_err(|_| Error::NotABase("block 0 does not decode"))?;
+        if raw.protocol != PROTOCOL {
+            return Err(Error::NotABase("block 0 is not an autobase header"));
+        }
+        if raw.version != VERSION {
+            return Err(Error::UnsupportedVersion(raw.version));
+        }
+        let key = |b: &[u8]| {
+            <[u8; 32]>::try_from(b)
+                .map(CoreKey)
+                .map_err(|_| Error::Malformed("header key is not 32 bytes"))
+        };
+        match (raw.base.is_empty(), raw.indexers.is_empty()) {
+            (true, false) => {
+                if raw.indexers.len() > MAX_INDEXERS {
+                    return Err(Error::Malformed("more indexers than MAX_INDEXERS"));
+                }
+                let indexers = raw
+                    .indexers
+                    .iter()
+                    .map(|b| key(b))
+                    .collect::<Result<Vec<_>>>()?;
+                if indexers.windows(2).any(|w| matches!(w, [a, b] if a >= b)) {
+                    return Err(Error::Malformed("indexers are not sorted and distinct"));
+                }
+                Ok(Header::First { indexers })
+            }
+            (false, true) => Ok(Header::Writer {
+                base: key(&raw.base)?,
+            }),
+            _ => Err(Error::Malformed("a header names either a base or indexers")),
+        }
+    }
+}
+
 /// The prost form of `Head`.
 #[derive(Clone, PartialEq, prost::Message)]
 struct RawHead {
@@ -35,13 +129,13 @@ struct RawHead {
     length: u64,
 }
 
-/// A node of another writer, named by where it ends in that writer's core:
-/// the core's length just after the node.
+/// A node of another writer, named by its position in that writer's log:
+/// the `length`-th node (block `length` of the core, after its header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Head {
     /// The writer's core key.
     pub writer: CoreKey,
-    /// The writer core's length just after the node (at least 1).
+    /// How many of the writer's nodes precede and include it (at least 1).
     pub length: u64,
 }
 

@@ -1,0 +1,490 @@
+//! A base on a [`Store`]: writer cores in, the linearized order applied to
+//! view cores out. The I/O around the pure [`Linearizer`].
+
+use std::collections::BTreeMap;
+
+use hyper_core::{Core, CoreKey, Store};
+
+use crate::error::{Error, Result};
+use crate::linearizer::{Batch, Linearizer, Update};
+use crate::node::{Header, MAX_INDEXERS, Node};
+
+/// The application's function from ordered batches to views. It must be a
+/// pure function of the batch and the views (read them through `view`):
+/// after a reorder the views are rolled back and the tail is applied again,
+/// and every peer must reach the same views.
+pub trait Apply {
+    /// Applies one batch of a writer that is a member of the base.
+    fn apply(&mut self, batch: &Batch, view: &mut View<'_>, host: &mut Host<'_>) -> Result<()>;
+}
+
+/// The views as `apply` sees them: named cores it appends to and reads.
+pub struct View<'a> {
+    cores: &'a [(String, Core)],
+}
+
+impl View<'_> {
+    fn core(&self, name: &str) -> Result<&Core> {
+        self.cores
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c)
+            .ok_or(Error::NoSuchView)
+    }
+
+    /// Appends `block` to the view `name`.
+    pub fn append(&mut self, name: &str, block: &[u8]) -> Result<()> {
+        self.core(name)?.append(block)?;
+        Ok(())
+    }
+
+    /// Block `index` of the view `name`.
+    pub fn get(&self, name: &str, index: u64) -> Result<Vec<u8>> {
+        Ok(self.core(name)?.get(index)?)
+    }
+
+    /// The length of the view `name`.
+    pub fn len(&self, name: &str) -> Result<u64> {
+        Ok(self.core(name)?.info()?.length)
+    }
+}
+
+/// What `apply` may change besides the views: the base's writers.
+pub struct Host<'a> {
+    members: &'a mut BTreeMap<CoreKey, bool>,
+    indexers: &'a [CoreKey],
+    changes: Vec<Change>,
+}
+
+impl Host<'_> {
+    /// Makes `key`'s core a writer of the base; its nodes are applied from
+    /// now on in the order.
+    pub fn add_writer(&mut self, key: CoreKey) {
+        if self.members.get(&key) != Some(&true) {
+            let before = self.members.insert(key, true);
+            self.changes.push(Change { key, before });
+        }
+    }
+
+    /// Removes a writer: its nodes later in the order are never applied.
+    /// An indexer cannot be removed (the indexer set is fixed when the base
+    /// is created, in this version).
+    pub fn remove_writer(&mut self, key: CoreKey) -> Result<()> {
+        if self.indexers.contains(&key) {
+            return Err(Error::IndexerRemoval);
+        }
+        if self.members.get(&key) == Some(&true) {
+            let before = self.members.insert(key, false);
+            self.changes.push(Change { key, before });
+        }
+        Ok(())
+    }
+
+    /// Whether `key` is a writer of the base at this point of the order.
+    pub fn is_writer(&self, key: &CoreKey) -> bool {
+        self.members.get(key) == Some(&true)
+    }
+}
+
+/// One membership change, with what it replaced (for undo).
+#[derive(Debug, Clone)]
+struct Change {
+    key: CoreKey,
+    before: Option<bool>,
+}
+
+/// One applied batch: the views' lengths after it and what it changed.
+#[derive(Debug)]
+struct Applied {
+    lengths: Vec<u64>,
+    changes: Vec<Change>,
+}
+
+/// A writer core being read into the linearizer.
+struct Writer {
+    core: Core,
+    /// Nodes pushed so far (the core's blocks 1..=pushed).
+    pushed: u64,
+    /// Why this writer's log is no longer read (it broke the rules).
+    fault: Option<String>,
+}
+
+/// What a base looks like now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseInfo {
+    /// The base key.
+    pub key: CoreKey,
+    /// The indexers, in key order.
+    pub indexers: Vec<CoreKey>,
+    /// The writers (members) at the end of the order, in key order.
+    pub writers: Vec<CoreKey>,
+    /// Batches in the order.
+    pub batches: usize,
+    /// Batches of the order that are final.
+    pub indexed_batches: usize,
+    /// Each view, in the order they were named at open.
+    pub views: Vec<ViewInfo>,
+    /// Writers whose logs were refused, with the reason.
+    pub faulty: Vec<(CoreKey, String)>,
+}
+
+/// One view's lengths, in its own entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewInfo {
+    /// The view's name.
+    pub name: String,
+    /// Entries in the view (optimistic tail included).
+    pub length: u64,
+    /// Entries that come from the indexed (final) prefix of the order.
+    pub indexed_length: u64,
+}
+
+/// A base: see the crate docs.
+pub struct Base<A> {
+    key: CoreKey,
+    local: Core,
+    store: Store,
+    indexers: Vec<CoreKey>,
+    writers: BTreeMap<CoreKey, Writer>,
+    members: BTreeMap<CoreKey, bool>,
+    lin: Linearizer,
+    views: Vec<(String, Core)>,
+    applied: Vec<Applied>,
+    app: A,
+}
+
+impl<A: Apply> Base<A> {
+    /// Creates a base whose first writer is this store's core named `name`
+    /// (its key is the base key), with `indexers` besides it (at most
+    /// [`MAX_INDEXERS`] in all), views named `views`, and `app` applying
+    /// the order. Opening it again with the same name resumes it.
+    pub fn create(
+        store: &Store,
+        name: &str,
+        indexers: &[CoreKey],
+        views: &[&str],
+        app: A,
+    ) -> Result<Self> {
+        let local = store.named(name)?;
+        if local.info()?.length == 0 {
+            let mut all: Vec<CoreKey> = indexers.iter().copied().chain([local.key()]).collect();
+            all.sort_unstable();
+            all.dedup();
+            if all.len() > MAX_INDEXERS {
+                return Err(Error::Malformed("more indexers than MAX_INDEXERS"));
+            }
+            local.append(&Header::First { indexers: all }.encode())?;
+        }
+        let key = local.key();
+        Self::open(store, key, local, views, app)
+    }
+
+    /// Joins the base `key` with this store's core named `name` as a
+    /// candidate writer: its nodes are applied once a writer adds its key
+    /// ([`Base::writer_key`]). Block 0 of the base's first core must be
+    /// stored here (replicate it first).
+    pub fn join(store: &Store, key: CoreKey, name: &str, views: &[&str], app: A) -> Result<Self> {
+        let local = store.named(name)?;
+        if local.key() != key && local.info()?.length == 0 {
+            local.append(&Header::Writer { base: key }.encode())?;
+        }
+        Self::open(store, key, local, views, app)
+    }
+
+    fn open(store: &Store, key: CoreKey, local: Core, views: &[&str], app: A) -> Result<Self> {
+        let first = store.replica(&key)?;
+        if !first.has(0)? {
+            return Err(Error::BaseHeaderMissing(key.to_string()));
+        }
+        let Header::First { indexers } = Header::decode(&first.get(0)?)? else {
+            return Err(Error::NotABase(
+                "the base key's core is not a base's first writer",
+            ));
+        };
+        if local.key() != key {
+            check_writer_header(&local, &key)?;
+        }
+        let mut lin = Linearizer::new(&indexers)?;
+        lin.add_writer(key);
+        let view_cores = views
+            .iter()
+            .map(|v| {
+                let core = store.named(&format!("autobase {key} view {v}"))?;
+                // Views are rebuilt from the writer cores at open.
+                if core.info()?.length > 0 {
+                    core.truncate(0)?;
+                }
+                Ok((v.to_string(), core))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut base = Base {
+            key,
+            local,
+            store: store.clone(),
+            members: indexers.iter().chain([&key]).map(|k| (*k, true)).collect(),
+            indexers,
+            writers: BTreeMap::new(),
+            lin,
+            views: view_cores,
+            applied: Vec::new(),
+            app,
+        };
+        for k in base.members.keys().copied().collect::<Vec<_>>() {
+            base.open_writer(k)?;
+        }
+        base.update()?;
+        Ok(base)
+    }
+
+    /// The base key.
+    pub fn key(&self) -> CoreKey {
+        self.key
+    }
+
+    /// This store's writer core key (the one to add as a writer).
+    pub fn writer_key(&self) -> CoreKey {
+        self.local.key()
+    }
+
+    /// The writer core keys this base reads (members and former members):
+    /// the cores to replicate.
+    pub fn cores(&self) -> Vec<CoreKey> {
+        self.writers.keys().copied().collect()
+    }
+
+    /// The view core `name`.
+    pub fn view(&self, name: &str) -> Option<&Core> {
+        self.views.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    /// The current order, batch by batch.
+    pub fn order(&self) -> impl Iterator<Item = &Batch> {
+        self.lin.order()
+    }
+
+    /// Appends `values` as one batch of this store's writer (applied all or
+    /// nothing), naming the heads it has seen, then updates.
+    pub fn append(&mut self, values: &[&[u8]]) -> Result<Update> {
+        self.append_nodes(values.iter().map(|v| Some(v.to_vec())).collect())
+    }
+
+    /// Appends an ack when this store's writer is an indexer and an ack
+    /// would move finality on (see [`Linearizer::should_ack`]); `timer`
+    /// says the caller's ack timer fired. Returns whether it acked.
+    pub fn ack(&mut self, timer: bool) -> Result<bool> {
+        if !self.lin.should_ack(&self.local.key(), timer) {
+            return Ok(false);
+        }
+        self.append_nodes(vec![None])?;
+        Ok(true)
+    }
+
+    fn append_nodes(&mut self, values: Vec<Option<Vec<u8>>>) -> Result<Update> {
+        let heads = self.lin.heads(&self.local.key());
+        let n = values.len();
+        if n == 0 {
+            return self.update();
+        }
+        let blocks: Vec<Vec<u8>> = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let h = if i == 0 { heads.clone() } else { Vec::new() };
+                Node::new(v, h, (n - 1 - i) as u32).encode()
+            })
+            .collect();
+        self.local.append_batch(&blocks)?;
+        self.update()
+    }
+
+    /// Reads the nodes the writer cores hold that are not read yet, orders
+    /// them and applies what changed to the views. A writer whose log breaks
+    /// the rules is no longer read (see [`BaseInfo::faulty`]); the views do
+    /// not suffer.
+    pub fn update(&mut self) -> Result<Update> {
+        let mut total = Update {
+            shared: self.applied.len(),
+            ..Update::default()
+        };
+        loop {
+            let keys: Vec<CoreKey> = self.writers.keys().copied().collect();
+            for key in keys {
+                self.read_writer(key)?;
+            }
+            let u = self.lin.update();
+            if u.undo == 0 && u.tip.is_empty() {
+                total.indexed = u.indexed;
+                return Ok(total);
+            }
+            total.shared = total.shared.min(u.shared);
+            total.undo = self.applied.len() - total.shared;
+            self.undo_to(u.shared)?;
+            for batch in &u.tip {
+                self.apply_batch(batch)?;
+            }
+            total.tip = self.lin.order().skip(total.shared).cloned().collect();
+            total.indexed = u.indexed;
+            // A batch may have added writers whose logs are here already.
+            let added: Vec<CoreKey> = self
+                .members
+                .keys()
+                .filter(|k| !self.writers.contains_key(k))
+                .copied()
+                .collect();
+            for k in added {
+                self.open_writer(k)?;
+            }
+        }
+    }
+
+    /// What the base looks like now.
+    pub fn info(&self) -> BaseInfo {
+        BaseInfo {
+            key: self.key,
+            indexers: self.indexers.clone(),
+            writers: self
+                .members
+                .iter()
+                .filter(|(_, m)| **m)
+                .map(|(k, _)| *k)
+                .collect(),
+            batches: self.applied.len(),
+            indexed_batches: self.lin.indexed_len(),
+            views: self
+                .views
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| {
+                    let at = |batches: usize| {
+                        batches
+                            .checked_sub(1)
+                            .and_then(|b| self.applied.get(b))
+                            .and_then(|a| a.lengths.get(i).copied())
+                            .unwrap_or(0)
+                    };
+                    ViewInfo {
+                        name: name.clone(),
+                        length: at(self.applied.len()),
+                        indexed_length: at(self.lin.indexed_len().min(self.applied.len())),
+                    }
+                })
+                .collect(),
+            faulty: self
+                .writers
+                .iter()
+                .filter_map(|(k, w)| w.fault.clone().map(|f| (*k, f)))
+                .collect(),
+        }
+    }
+
+    fn open_writer(&mut self, key: CoreKey) -> Result<()> {
+        let core = if key == self.local.key() {
+            self.local.clone()
+        } else {
+            self.store.replica(&key)?
+        };
+        self.lin.add_writer(key);
+        self.writers.insert(
+            key,
+            Writer {
+                core,
+                pushed: 0,
+                fault: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Pushes the nodes of `key`'s core stored contiguously past what was
+    /// read. A block that is not a valid node for this base marks the
+    /// writer faulty.
+    fn read_writer(&mut self, key: CoreKey) -> Result<()> {
+        let Some(w) = self.writers.get_mut(&key) else {
+            return Ok(());
+        };
+        if w.fault.is_some() {
+            return Ok(());
+        }
+        if w.pushed == 0 && key != self.key {
+            if !w.core.has(0)? {
+                return Ok(());
+            }
+            if let Err(e) = check_writer_header(&w.core, &self.key) {
+                w.fault = Some(e.to_string());
+                return Ok(());
+            }
+        }
+        let length = w.core.info()?.length;
+        while w.pushed + 1 < length && w.core.has(w.pushed + 1)? {
+            let block = w.core.get(w.pushed + 1)?;
+            let pushed = Node::decode(&block).and_then(|node| self.lin.push(&key, node));
+            if let Err(e) = pushed {
+                w.fault = Some(e.to_string());
+                return Ok(());
+            }
+            w.pushed += 1;
+        }
+        Ok(())
+    }
+
+    fn lengths(&self) -> Result<Vec<u64>> {
+        self.views
+            .iter()
+            .map(|(_, c)| Ok(c.info()?.length))
+            .collect()
+    }
+
+    /// Rolls the views and the membership back to the first `keep` applied
+    /// batches.
+    fn undo_to(&mut self, keep: usize) -> Result<()> {
+        if keep >= self.applied.len() {
+            return Ok(());
+        }
+        for applied in self.applied.drain(keep..).rev() {
+            for change in applied.changes.iter().rev() {
+                match change.before {
+                    Some(m) => self.members.insert(change.key, m),
+                    None => self.members.remove(&change.key),
+                };
+            }
+        }
+        let lengths = match self.applied.last() {
+            Some(a) => a.lengths.clone(),
+            None => vec![0; self.views.len()],
+        };
+        for ((_, core), length) in self.views.iter().zip(lengths) {
+            if core.info()?.length > length {
+                core.truncate(length)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_batch(&mut self, batch: &Batch) -> Result<()> {
+        let mut host = Host {
+            members: &mut self.members,
+            indexers: &self.indexers,
+            changes: Vec::new(),
+        };
+        if host.is_writer(&batch.writer) && !batch.is_ack() {
+            let mut view = View { cores: &self.views };
+            self.app.apply(batch, &mut view, &mut host)?;
+        }
+        let changes = host.changes;
+        self.applied.push(Applied {
+            lengths: self.lengths()?,
+            changes,
+        });
+        Ok(())
+    }
+}
+
+/// Checks that block 0 of a writer core says it writes for `base`.
+fn check_writer_header(core: &Core, base: &CoreKey) -> Result<()> {
+    match Header::decode(&core.get(0)?)? {
+        Header::Writer { base: b } if b == *base => Ok(()),
+        _ => Err(Error::NotABase(
+            "the writer core's header names another base",
+        )),
+    }
+}

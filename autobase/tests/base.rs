@@ -1,0 +1,268 @@
+//! Bases on real stores: writers in three stores append offline, exchange
+//! their cores through real proofs, and reach the same views.
+
+use hyper_autobase::{Apply, Base, Batch, Head, Host, Node, Result, View};
+use hyper_core::{CoreKey, NodeRequest, ProofRequest, Store, UpgradeRequest};
+
+/// A chat whose values are messages, or `add:KEY` / `remove:KEY` ops.
+struct Chat;
+
+impl Apply for Chat {
+    fn apply(&mut self, batch: &Batch, view: &mut View<'_>, host: &mut Host<'_>) -> Result<()> {
+        for value in batch.values.iter().flatten() {
+            let text = String::from_utf8_lossy(value);
+            if let Some(hex) = text.strip_prefix("add:") {
+                host.add_writer(hex.parse().expect("key"));
+            } else if let Some(hex) = text.strip_prefix("remove:") {
+                host.remove_writer(hex.parse().expect("key"))?;
+            } else {
+                let line = format!("{}:{text}", &batch.writer.to_string()[..4]);
+                view.append("log", line.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies every block of core `key` that `from` holds into `to`, through
+/// proofs `to` verifies.
+fn sync(from: &Store, to: &Store, key: &CoreKey) {
+    let src = from.replica(key).expect("source");
+    let dst = to.replica(key).expect("replica");
+    let length = src.info().expect("info").length;
+    for index in 0..length {
+        if dst.has(index).expect("has") || !src.has(index).expect("has") {
+            continue;
+        }
+        let local = dst.info().expect("info");
+        let request = ProofRequest {
+            block: Some(NodeRequest {
+                index,
+                nodes: dst.missing_nodes(index).expect("nodes"),
+            }),
+            upgrade: (local.length < length).then_some(UpgradeRequest {
+                start: local.length,
+                fork: local.fork,
+            }),
+            manifest: true,
+            ..Default::default()
+        };
+        let proof = src.proof(&request).expect("proof");
+        dst.apply(&[proof]).expect("verified");
+    }
+}
+
+fn log(base: &Base<Chat>) -> Vec<String> {
+    let view = base.view("log").expect("view");
+    let length = view.info().expect("info").length;
+    (0..length)
+        .map(|i| String::from_utf8(view.get(i).expect("block")).expect("utf-8"))
+        .collect()
+}
+
+struct Three {
+    _dir: tempfile::TempDir,
+    stores: Vec<Store>,
+    bases: Vec<Base<Chat>>,
+}
+
+impl Three {
+    /// A base created in store 0, joined by stores 1 and 2, both added.
+    fn new() -> Three {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stores: Vec<Store> = (0..3)
+            .map(|i| Store::open(dir.path().join(i.to_string())).expect("store"))
+            .collect();
+        let first = Base::create(&stores[0], "chat", &[], &["log"], Chat).expect("create");
+        let key = first.key();
+        let mut bases = vec![first];
+        for store in &stores[1..] {
+            sync(&stores[0], store, &key);
+            bases.push(Base::join(store, key, "chat", &["log"], Chat).expect("join"));
+        }
+        let (k1, k2) = (bases[1].writer_key(), bases[2].writer_key());
+        bases[0]
+            .append(&[
+                format!("add:{k1}").as_bytes(),
+                format!("add:{k2}").as_bytes(),
+            ])
+            .expect("add");
+        Three {
+            _dir: dir,
+            stores,
+            bases,
+        }
+    }
+
+    /// Every store gets every core of every other, then updates.
+    fn sync_all(&mut self) {
+        let keys: Vec<CoreKey> = self
+            .bases
+            .iter()
+            .flat_map(|b| b.cores())
+            .chain(self.bases.iter().map(|b| b.writer_key()))
+            .collect();
+        for from in 0..3 {
+            for to in 0..3 {
+                if from != to {
+                    for key in &keys {
+                        sync(&self.stores[from], &self.stores[to], key);
+                    }
+                }
+            }
+        }
+        for base in &mut self.bases {
+            base.update().expect("update");
+        }
+    }
+
+    /// Syncs and lets the indexer ack until everything is indexed.
+    fn settle(&mut self) {
+        for _ in 0..20 {
+            self.sync_all();
+            let acked = self.bases[0].ack(true).expect("ack");
+            if !acked {
+                self.sync_all();
+                return;
+            }
+        }
+        panic!("acks never stopped");
+    }
+}
+
+#[test]
+fn three_writers_appending_offline_converge() {
+    let mut t = Three::new();
+    t.sync_all();
+    t.bases[0].append(&[b"a1", b"a2"]).expect("append");
+    t.bases[1].append(&[b"b1"]).expect("append");
+    t.bases[2].append(&[b"c1"]).expect("append");
+    t.bases[2].append(&[b"c2"]).expect("append");
+    t.settle();
+    let first = log(&t.bases[0]);
+    assert_eq!(first.len(), 5, "every message applied once: {first:?}");
+    for base in &t.bases {
+        assert_eq!(log(base), first, "every store has the same view");
+        let info = base.info();
+        assert_eq!(
+            info.views[0].indexed_length, info.views[0].length,
+            "every message is indexed"
+        );
+        assert_eq!(info.views[0].length, 5);
+        assert_eq!(info.writers.len(), 3);
+        assert!(info.faulty.is_empty());
+    }
+    // c1 comes before c2 (one writer's order is kept); a1, a2 stay together.
+    let pos = |m: &str| first.iter().position(|l| l.ends_with(m)).expect("message");
+    assert!(pos(":c1") < pos(":c2"));
+    assert_eq!(pos(":a1") + 1, pos(":a2"));
+}
+
+#[test]
+fn views_are_rebuilt_the_same_after_reopen() {
+    let mut t = Three::new();
+    t.sync_all();
+    t.bases[1].append(&[b"hello"]).expect("append");
+    t.bases[0].append(&[b"world"]).expect("append");
+    t.settle();
+    let before = log(&t.bases[0]);
+    let store = t.stores[0].clone();
+    drop(t.bases.remove(0));
+    let reopened = Base::create(&store, "chat", &[], &["log"], Chat).expect("reopen");
+    assert_eq!(log(&reopened), before);
+}
+
+#[test]
+fn a_removed_writer_is_not_applied_after_its_removal() {
+    let mut t = Three::new();
+    t.sync_all();
+    t.bases[1].append(&[b"before"]).expect("append");
+    t.sync_all();
+    let k1 = t.bases[1].writer_key();
+    t.bases[0]
+        .append(&[format!("remove:{k1}").as_bytes()])
+        .expect("remove");
+    t.sync_all();
+    // Writer 1 has seen its removal and appends anyway.
+    t.bases[1].append(&[b"after"]).expect("append");
+    t.settle();
+    for base in &t.bases {
+        let lines = log(base);
+        assert!(lines.iter().any(|l| l.ends_with(":before")), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.ends_with(":after")), "{lines:?}");
+        assert!(!base.info().writers.contains(&k1));
+    }
+}
+
+#[test]
+fn a_writer_breaking_the_rules_is_refused_without_harming_the_view() {
+    let mut t = Three::new();
+    t.sync_all();
+    t.bases[1].append(&[b"fine"]).expect("append");
+    // Writer 2 appends, outside the base's API, a node whose head names a
+    // writer that is not in the base, then a valid-looking message.
+    let core = t.stores[2].named("chat").expect("core");
+    let bogus = Node::new(
+        Some(b"evil".to_vec()),
+        vec![Head {
+            writer: CoreKey([7; 32]),
+            length: 1,
+        }],
+        0,
+    );
+    core.append(&bogus.encode()).expect("raw append");
+    core.append(&Node::new(Some(b"later".to_vec()), vec![], 0).encode())
+        .expect("raw append");
+    t.settle();
+    let k2 = t.bases[2].writer_key();
+    for base in &t.bases[..2] {
+        let lines = log(base);
+        assert!(lines.iter().any(|l| l.ends_with(":fine")));
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.ends_with(":evil") || l.ends_with(":later")),
+            "{lines:?}"
+        );
+        let info = base.info();
+        assert_eq!(info.faulty.len(), 1, "{:?}", info.faulty);
+        assert_eq!(info.faulty[0].0, k2);
+        assert!(
+            info.faulty[0].1.contains("not in the base"),
+            "{}",
+            info.faulty[0].1
+        );
+        assert_eq!(info.views[0].indexed_length, info.views[0].length);
+    }
+}
+
+#[test]
+fn a_core_written_for_another_base_is_refused() {
+    let mut t = Three::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let other = Store::open(dir.path()).expect("store");
+    let elsewhere = Base::create(&other, "chat", &[], &["log"], Chat).expect("other base");
+    let stranger_key = {
+        sync(&other, &t.stores[0], &elsewhere.key());
+        // A writer of the other base, added to this one by mistake.
+        sync(&t.stores[0], &other, &t.bases[0].key());
+        let mut stranger =
+            Base::join(&other, elsewhere.key(), "member", &["log"], Chat).expect("join");
+        stranger.append(&[b"wrong base"]).expect("append");
+        stranger.writer_key()
+    };
+    sync(&other, &t.stores[0], &stranger_key);
+    t.bases[0]
+        .append(&[format!("add:{stranger_key}").as_bytes()])
+        .expect("add");
+    t.settle();
+    let info = t.bases[0].info();
+    assert!(
+        info.faulty
+            .iter()
+            .any(|(k, why)| *k == stranger_key && why.contains("another base")),
+        "{:?}",
+        info.faulty
+    );
+    assert!(!log(&t.bases[0]).iter().any(|l| l.ends_with(":wrong base")));
+}
