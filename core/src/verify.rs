@@ -12,6 +12,10 @@ use crate::manifest::Manifest;
 use crate::proof::{NodeSource, Proof, SignedState, UpgradeProof, consistency_walk};
 use crate::tree::Node;
 
+/// Sizes or offsets from a peer that do not fit in `u64`: refused, never
+/// wrapped.
+const OVERFLOW: VerifyError = VerifyError::Malformed("sizes or offsets overflow u64");
+
 /// What a proof established, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -202,7 +206,7 @@ impl<S: NodeSource> Verifier<S> {
                     staged.insert(n.index, n);
                     n
                 };
-                let up = here.join(&other);
+                let up = here.checked_join(&other).ok_or(OVERFLOW)?;
                 if let Some(root) = u.roots.iter().find(|r| r.index == up.index)
                     && *root != up
                 {
@@ -225,7 +229,7 @@ impl<S: NodeSource> Verifier<S> {
             .try_fold(0u64, |acc, r| acc.checked_add(r.size))
             .is_none()
         {
-            return Err(VerifyError::Malformed("upgrade byte length overflows"));
+            return Err(OVERFLOW);
         }
         Ok(SignedState {
             fork,
@@ -294,7 +298,7 @@ impl<S: NodeSource> View<'_, S> {
             if cur.index == root || sib.index != flat::sibling(cur.index) {
                 return Err(VerifyError::Malformed("sibling out of place").into());
             }
-            cur = cur.join(sib);
+            cur = cur.checked_join(sib).ok_or(OVERFLOW)?;
             path.push(*sib);
             path.push(cur);
         }
@@ -311,19 +315,17 @@ impl<S: NodeSource> View<'_, S> {
             .root_over(leaf.index)
             .ok_or(VerifyError::Malformed("node is outside the signed tree"))?
             .index;
-        let mut start: u64 = self
+        let mut start = self
             .state
             .roots
             .iter()
             .take_while(|r| r.index != root)
-            .map(|r| r.size)
-            .sum();
+            .try_fold(0u64, |acc, r| acc.checked_add(r.size))
+            .ok_or(OVERFLOW)?;
         let mut cur = leaf.index;
         for sib in siblings {
             if !flat::is_left(cur) {
-                start = start
-                    .checked_add(sib.size)
-                    .ok_or(VerifyError::Malformed("seek sizes overflow"))?;
+                start = start.checked_add(sib.size).ok_or(OVERFLOW)?;
             }
             cur = flat::parent(cur);
         }
