@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{Result, VerifyError};
+use crate::error::{Corruption, Error, Result, VerifyError};
 use crate::flat;
 use crate::hash;
 use crate::keys::CoreKey;
@@ -268,6 +268,55 @@ impl<S: NodeSource> View<'_, S> {
         }
     }
 
+    /// The error for a path from a peer that disagrees with the trusted
+    /// node `local`. Nodes of this proof, the signed roots and nodes
+    /// accepted earlier are verified, so the peer is at fault; a node read
+    /// from the local tree is first checked against the signed roots (its
+    /// stored path up to them): if that fails the local copy is damaged
+    /// ([`Corruption::TreeNode`]), not the peer's proof.
+    fn disagreement(&self, local: Node) -> Error {
+        let peer_fault = VerifyError::HashMismatch { index: local.index }.into();
+        let verified = self.staged.contains_key(&local.index)
+            || self.state.roots.iter().any(|r| r.index == local.index)
+            || self.verifier.accepted.contains_key(&local.index);
+        if verified {
+            return peer_fault;
+        }
+        match self.local_matches_roots(local) {
+            Ok(false) => Corruption::TreeNode {
+                core: self.verifier.key,
+                index: local.index,
+            }
+            .into(),
+            Ok(true) => peer_fault,
+            Err(e) => e,
+        }
+    }
+
+    /// Whether `node` hashes, with the trusted siblings on its way, to the
+    /// signed root above it and agrees with every trusted ancestor. A path
+    /// that stops at a node nobody holds cannot be decided and counts as a
+    /// match (the peer is blamed, as before).
+    fn local_matches_roots(&self, node: Node) -> Result<bool> {
+        let mut cur = node;
+        for _ in 0..64 {
+            if let Some(root) = self.state.roots.iter().find(|r| r.index == cur.index) {
+                return Ok(*root == cur);
+            }
+            let Some(sib) = self.trusted(flat::sibling(cur.index))? else {
+                return Ok(true);
+            };
+            let Some(up) = cur.checked_join(&sib) else {
+                return Ok(false);
+            };
+            if self.trusted(up.index)?.is_some_and(|t| t != up) {
+                return Ok(false);
+            }
+            cur = up;
+        }
+        Ok(false)
+    }
+
     /// Walks `start` up through `siblings`, checking against every trusted
     /// node on the way; the walk must end on a trusted node. Returns the
     /// nodes of the path that are not trusted yet (the anchor, already held,
@@ -283,8 +332,10 @@ impl<S: NodeSource> View<'_, S> {
         let mut it = siblings.iter();
         loop {
             let trusted = self.trusted(cur.index)?;
-            if trusted.is_some_and(|t| t != cur) {
-                return Err(VerifyError::HashMismatch { index: cur.index }.into());
+            if let Some(t) = trusted
+                && t != cur
+            {
+                return Err(self.disagreement(t));
             }
             let Some(sib) = it.next() else {
                 return match trusted {
