@@ -71,6 +71,9 @@ impl Manifest {
 
     fn validate(&self) -> Result<(), VerifyError> {
         let ok = self.version == MANIFEST_VERSION
+            && self
+                .prologue
+                .is_none_or(|p| p.length < crate::proof::MAX_LENGTH)
             && !self.signers.is_empty()
             && self.signers.len() <= 255
             && self.quorum >= 1

@@ -12,6 +12,13 @@ use crate::flat;
 use crate::manifest::{Manifest, SignerSignature};
 use crate::tree::Node;
 
+/// The longest log this crate accepts: every length, block index and
+/// prologue length is below 2^56. Flat-tree indexes of such a log stay
+/// below 2^57, far from the `u64` edge where index arithmetic would wrap
+/// and two blocks could share a leaf; a signed or stored length at or past
+/// it is refused as malformed.
+pub const MAX_LENGTH: u64 = 1 << 56;
+
 /// Read access to tree nodes; storage and in-memory trees implement it.
 pub trait NodeSource {
     /// The node at a flat-tree index, if present.

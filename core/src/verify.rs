@@ -9,7 +9,7 @@ use crate::flat;
 use crate::hash;
 use crate::keys::CoreKey;
 use crate::manifest::Manifest;
-use crate::proof::{NodeSource, Proof, SignedState, UpgradeProof, consistency_walk};
+use crate::proof::{MAX_LENGTH, NodeSource, Proof, SignedState, UpgradeProof, consistency_walk};
 use crate::tree::Node;
 
 /// Sizes or offsets from a peer that do not fit in `u64`: refused, never
@@ -165,6 +165,9 @@ impl<S: NodeSource> Verifier<S> {
         forked: bool,
         staged: &mut HashMap<u64, Node>,
     ) -> Result<SignedState, VerifyError> {
+        if u.length >= MAX_LENGTH {
+            return Err(VerifyError::Malformed("upgrade length is not below 2^56"));
+        }
         let expected_start = if forked { 0 } else { self.state.length };
         if u.start != expected_start {
             return Err(VerifyError::Malformed(
