@@ -132,6 +132,15 @@ pub enum VerifyError {
         /// Signatures needed.
         quorum: usize,
     },
+    /// More signatures than the manifest has signers: refused before any
+    /// is checked, so padding costs the sender, not the verifier.
+    #[error("{count} signatures for {signers} signers")]
+    TooManySignatures {
+        /// Signatures sent.
+        count: usize,
+        /// Signers in the manifest.
+        signers: usize,
+    },
     /// A hash computed from the proof does not match the trusted one.
     #[error("hash of node {index} does not match")]
     HashMismatch {

@@ -152,7 +152,10 @@ impl<S: NodeSource> Verifier<S> {
     fn check_manifest(&self, proof: &Proof) -> Result<Option<Manifest>, VerifyError> {
         match &proof.manifest {
             Some(m) if m.key() != self.key => Err(VerifyError::ManifestMismatch),
-            Some(m) if self.manifest.is_none() => Ok(Some(m.clone())),
+            Some(m) if self.manifest.is_none() => {
+                m.validate()?;
+                Ok(Some(m.clone()))
+            }
             _ => Ok(None),
         }
     }
