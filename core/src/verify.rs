@@ -224,7 +224,10 @@ impl<S: NodeSource> Verifier<S> {
             },
             || VerifyError::Malformed("upgrade walk does not reach a root"),
         )?;
-        if extra.next().is_some() {
+        let rest: Vec<Node> = extra.copied().collect();
+        if forked {
+            check_fork_path(&rest, &u.roots, staged)?;
+        } else if !rest.is_empty() {
             return Err(VerifyError::Malformed("upgrade has extra nodes"));
         }
         for r in &u.roots {
@@ -243,6 +246,41 @@ impl<S: NodeSource> Verifier<S> {
             roots: u.roots.clone(),
             signatures: u.signatures.clone(),
         })
+    }
+}
+
+/// Checks the fork path of an upgrade across forks (see
+/// [`proof::fork_path`](crate::proof::fork_path)): a leaf and its siblings
+/// bottom-up, hashing exactly to one of the new `roots`. Stages every node
+/// of the path, so the reader can find how far its old tree agrees.
+fn check_fork_path(
+    path: &[Node],
+    roots: &[Node],
+    staged: &mut HashMap<u64, Node>,
+) -> Result<(), VerifyError> {
+    let Some((leaf, siblings)) = path.split_first() else {
+        return Ok(());
+    };
+    if flat::depth(leaf.index) != 0 {
+        return Err(VerifyError::Malformed("fork path does not start at a leaf"));
+    }
+    let mut found = Vec::with_capacity(2 * path.len());
+    found.push(*leaf);
+    let mut cur = *leaf;
+    for sib in siblings {
+        if roots.iter().any(|r| r.index == cur.index) || sib.index != flat::sibling(cur.index) {
+            return Err(VerifyError::Malformed("fork path node out of place"));
+        }
+        cur = cur.checked_join(sib).ok_or(OVERFLOW)?;
+        found.extend([*sib, cur]);
+    }
+    match roots.iter().find(|r| r.index == cur.index) {
+        Some(root) if *root == cur => {
+            staged.extend(found.into_iter().map(|n| (n.index, n)));
+            Ok(())
+        }
+        Some(_) => Err(VerifyError::HashMismatch { index: cur.index }),
+        None => Err(VerifyError::Malformed("fork path does not reach a root")),
     }
 }
 
