@@ -52,11 +52,21 @@ impl Bitfield {
             .is_some_and(|w| w & (1 << bit) != 0)
     }
 
-    /// Sets or clears every block in `start..end`.
+    /// Sets or clears every block in `start..end`. Clearing skips absent
+    /// pages, so it costs the pages stored in the range, not its length.
     pub fn set_range(&mut self, start: u64, end: u64, value: bool) {
         let mut i = start;
         while i < end {
             let (page, word, bit) = locate(i);
+            if !value && !self.pages.contains_key(&page) {
+                match self.next_page(page) {
+                    Some(next) => {
+                        i = next.saturating_mul(PAGE_BITS);
+                        continue;
+                    }
+                    None => return,
+                }
+            }
             let n = (64 - u64::from(bit)).min(end - i);
             let mask = if n == 64 {
                 u64::MAX
@@ -89,6 +99,13 @@ impl Bitfield {
         }
     }
 
+    /// The first stored page after `page`: scans skip absent pages in one
+    /// step, so a scan costs what is stored, never the length it spans.
+    fn next_page(&self, page: u64) -> Option<u64> {
+        let after = page.checked_add(1)?;
+        self.pages.range(after..).next().map(|(p, _)| *p)
+    }
+
     /// The first unset index at or after `from`.
     pub fn first_unset(&self, from: u64) -> u64 {
         let mut i = from;
@@ -106,13 +123,14 @@ impl Bitfield {
         }
     }
 
-    /// The first set index in `from..end`, if any.
+    /// The first set index in `from..end`, if any. Costs the pages stored
+    /// in the range, not its length.
     pub fn first_set(&self, from: u64, end: u64) -> Option<u64> {
         let mut i = from;
         while i < end {
             let (page, word, bit) = locate(i);
             let Some(p) = self.pages.get(&page) else {
-                i = (page + 1) * PAGE_BITS;
+                i = self.next_page(page)?.saturating_mul(PAGE_BITS);
                 continue;
             };
             let w = p.get(word).copied().unwrap_or(0) >> bit;
@@ -273,6 +291,26 @@ mod tests {
         assert_eq!(bits.runs(0, 10), vec![0, 2, 3, 2, 1, 2]);
         assert_eq!(bits.runs(2, 5), vec![3]);
         assert_eq!(Bitfield::set_ranges_of_runs(u64::MAX - 1, &[1, 5]), None);
+    }
+
+    #[test]
+    fn scans_over_huge_lengths_cost_what_is_stored() {
+        let far = 1u64 << 61;
+        let mut bits = Bitfield::new();
+        assert_eq!(bits.first_set(0, 1 << 62), None);
+        bits.set_range(far + 5, far + 7, true);
+        bits.set_range(3, 4, true);
+        assert_eq!(bits.first_set(4, 1 << 62), Some(far + 5));
+        assert_eq!(bits.first_set(4, far + 5), None);
+        assert_eq!(bits.first_set(far + 7, u64::MAX), None);
+        assert_eq!(
+            bits.runs(0, 1 << 62),
+            vec![0, 3, 1, far + 1, 2, (1 << 62) - far - 7]
+        );
+        // Clearing a huge range touches the two stored pages only.
+        bits.set_range(0, 1 << 62, false);
+        assert_eq!((bits.count(), bits.first_set(0, u64::MAX)), (0, None));
+        assert_eq!(bits.take_dirty().len(), 2);
     }
 
     #[test]

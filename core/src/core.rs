@@ -427,11 +427,12 @@ impl Core {
     /// a failure to open the read view.
     pub fn proofs(&self, requests: &[ProofRequest]) -> Result<Vec<Result<Proof>>> {
         // State and read view taken together, under the state lock.
-        let (state, manifest, txn) = {
+        let (state, manifest, truncations, txn) = {
             let st = self.read_state()?;
             (
                 st.header.state.clone(),
                 st.header.manifest.clone(),
+                st.header.truncations.clone(),
                 self.inner.shared.db.begin_read()?,
             )
         };
@@ -453,7 +454,16 @@ impl Core {
                     }
                     _ => None,
                 };
-                proof::build(&source, &state, &manifest, request, value)
+                let mut built = proof::build(&source, &state, &manifest, request, value)?;
+                // Across forks the upgrade carries the fork path, so the
+                // requester keeps every block it shares with this tree.
+                if let (Some(u), Some(asked)) = (&mut built.upgrade, request.upgrade)
+                    && asked.fork != state.fork
+                {
+                    let common = proof::common_length(&truncations, asked.fork, asked.start);
+                    u.nodes = proof::fork_path(&source, &state, common)?;
+                }
+                Ok(built)
             })
             .collect())
     }
@@ -532,7 +542,14 @@ impl Core {
                             id,
                             std::mem::take(&mut new_blocks),
                         )?;
-                        let keep = matching_prefix(&t, id, &next.roots)?.min(header.state.length);
+                        let new: std::collections::HashMap<u64, Node> =
+                            v.nodes.iter().map(|n| (n.index, *n)).collect();
+                        let local = TableNodes {
+                            table: &t.nodes,
+                            id,
+                        };
+                        let keep =
+                            proof::fork_point(&local, &next.roots, &new)?.min(header.state.length);
                         let removed = t.cut_after(id, keep, &mut st.bitfield)?;
                         header.bytes_stored -= removed.min(header.bytes_stored);
                         header.truncations.push((next.fork, keep));
@@ -557,23 +574,6 @@ impl Core {
         self.finish(st, txn, result, header)?;
         Ok(verified)
     }
-}
-
-/// The number of leading blocks whose roots, in the new tree, match nodes
-/// stored here: that prefix survives a fork change.
-fn matching_prefix(t: &CoreTables<'_>, id: u64, roots: &[Node]) -> Result<u64> {
-    let source = TableNodes {
-        table: &t.nodes,
-        id,
-    };
-    let mut keep = 0;
-    for r in roots {
-        if source.node(r.index)? != Some(*r) {
-            break;
-        }
-        keep = flat::block_span(r.index).1 + 1;
-    }
-    Ok(keep)
 }
 
 fn check_bounds(index: u64, length: u64) -> Result<()> {

@@ -90,6 +90,16 @@ pub enum Corruption {
         /// Flat-tree index of the node.
         index: u64,
     },
+    /// A stored tree node disagrees with the signed roots (its own path up
+    /// to them does not hash to them): the local copy is damaged, whatever
+    /// the peer that brought this to light sent.
+    #[error("tree node {index} of core {core} does not match its signed root")]
+    TreeNode {
+        /// The core whose tree is damaged.
+        core: CoreKey,
+        /// Flat-tree index of the stored node that disagrees.
+        index: u64,
+    },
     /// A record does not decode.
     #[error("record in table {table} does not decode")]
     Record {
@@ -121,6 +131,15 @@ pub enum VerifyError {
         valid: usize,
         /// Signatures needed.
         quorum: usize,
+    },
+    /// More signatures than the manifest has signers: refused before any
+    /// is checked, so padding costs the sender, not the verifier.
+    #[error("{count} signatures for {signers} signers")]
+    TooManySignatures {
+        /// Signatures sent.
+        count: usize,
+        /// Signers in the manifest.
+        signers: usize,
     },
     /// A hash computed from the proof does not match the trusted one.
     #[error("hash of node {index} does not match")]

@@ -62,8 +62,9 @@ pub use keys::{CoreKey, DiscoveryKey, Hash, KeyPair, PublicKey, Signature};
 pub use manifest::{MANIFEST_VERSION, Manifest, Prologue, SignerSignature};
 pub use notify::Subscription;
 pub use proof::{
-    BlockProof, HashProof, NodeRequest, NodeSource, Proof, ProofRequest, SeekProof, SignedState,
-    UpgradeProof, UpgradeRequest, build as build_proof, seek_leaf, sibling_path, upgrade_proof,
+    BlockProof, HashProof, MAX_LENGTH, NodeRequest, NodeSource, Proof, ProofRequest, SeekProof,
+    SignedState, UpgradeProof, UpgradeRequest, build as build_proof, common_length, fork_path,
+    fork_point, seek_leaf, sibling_path, upgrade_proof,
 };
 pub use store::{CoreEntry, Durability, Store, StoreBatch, StoreOptions};
 pub use tree::{Node, append as append_nodes, byte_length as tree_byte_length};

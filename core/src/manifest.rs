@@ -10,6 +10,10 @@ use crate::keys::{CoreKey, Hash, KeyPair, PublicKey, Signature};
 /// The manifest format this crate writes and reads.
 pub const MANIFEST_VERSION: u8 = 1;
 
+/// Why [`Manifest::quorum`] or a store refuses a manifest.
+pub(crate) const INVALID: &str =
+    "invalid manifest: signers must be 1..=255 distinct keys and quorum 1..=signers";
+
 /// A fixed beginning of the log: the first `length` blocks must hash to
 /// `hash` (the roots hash). Lengths up to it need no signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,23 +67,37 @@ impl Manifest {
             quorum,
             prologue: None,
         };
-        m.validate().map_err(|_| {
-            crate::Error::InvalidArgument("quorum must be 1..=signers (at most 255)")
-        })?;
+        m.validate()
+            .map_err(|_| crate::Error::InvalidArgument(INVALID))?;
         Ok(m)
     }
 
-    fn validate(&self) -> Result<(), VerifyError> {
+    /// Checks what [`Manifest::decode`] checks: a known version, 1..=255
+    /// distinct signers, a quorum in `1..=signers`, a prologue below
+    /// [`MAX_LENGTH`](crate::MAX_LENGTH).
+    pub(crate) fn validate(&self) -> Result<(), VerifyError> {
         let ok = self.version == MANIFEST_VERSION
+            && self
+                .prologue
+                .is_none_or(|p| p.length < crate::proof::MAX_LENGTH)
             && !self.signers.is_empty()
             && self.signers.len() <= 255
             && self.quorum >= 1
-            && usize::from(self.quorum) <= self.signers.len();
+            && usize::from(self.quorum) <= self.signers.len()
+            && self.distinct_signers();
         if ok {
             Ok(())
         } else {
             Err(VerifyError::Malformed("manifest"))
         }
+    }
+
+    /// Whether no key is listed twice (a key listed twice would count
+    /// twice towards the quorum).
+    fn distinct_signers(&self) -> bool {
+        let mut keys: Vec<&PublicKey> = self.signers.iter().collect();
+        keys.sort_unstable();
+        keys.windows(2).all(|w| w.first() != w.get(1))
     }
 
     /// Byte layout: version `u8`, signer count `u8`, each signer's 32-byte
@@ -152,10 +170,22 @@ impl Manifest {
     }
 
     /// Checks that at least `quorum` distinct signers signed `message`.
+    /// More signatures than signers are refused unchecked, and checking
+    /// stops once the quorum is reached, so a padded list costs at most
+    /// `signers` signature checks.
     pub fn verify(&self, message: &[u8; 32], sigs: &[SignerSignature]) -> Result<(), VerifyError> {
+        if sigs.len() > self.signers.len() {
+            return Err(VerifyError::TooManySignatures {
+                count: sigs.len(),
+                signers: self.signers.len(),
+            });
+        }
         let mut seen = [false; 256];
         let mut valid = 0usize;
         for s in sigs {
+            if valid >= usize::from(self.quorum) {
+                break;
+            }
             let i = usize::from(s.signer);
             let (Some(key), Some(slot)) = (self.signers.get(i), seen.get_mut(i)) else {
                 continue;
@@ -211,5 +241,36 @@ mod tests {
         let two = m.sign(&msg, &pairs[1..]);
         assert_eq!(m.verify(&msg, &two), Ok(()));
         assert!(Manifest::quorum(vec![PublicKey([0; 32])], 2).is_err());
+        // Padding past the signer count is refused before any check; the
+        // quorum reached, later signatures are not looked at.
+        let padded = [two[0], two[1], two[0], two[1]];
+        assert_eq!(
+            m.verify(&msg, &padded),
+            Err(VerifyError::TooManySignatures {
+                count: 4,
+                signers: 3
+            })
+        );
+        let mut garbage = two[0];
+        garbage.signature.0[0] ^= 1;
+        assert_eq!(m.verify(&msg, &[two[0], two[1], garbage]), Ok(()));
+    }
+
+    #[test]
+    fn a_key_listed_twice_is_refused() {
+        let a = KeyPair::from_seed([1; 32]).public_key();
+        let b = KeyPair::from_seed([2; 32]).public_key();
+        assert!(Manifest::quorum(vec![a, b, a], 2).is_err());
+        let twice = Manifest {
+            version: MANIFEST_VERSION,
+            signers: vec![a, b, a],
+            quorum: 2,
+            prologue: None,
+        };
+        assert_eq!(
+            Manifest::decode(&twice.encode()),
+            Err(VerifyError::Malformed("manifest"))
+        );
+        assert!(Manifest::quorum(vec![a, b], 2).is_ok());
     }
 }

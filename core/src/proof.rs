@@ -12,6 +12,13 @@ use crate::flat;
 use crate::manifest::{Manifest, SignerSignature};
 use crate::tree::Node;
 
+/// The longest log this crate accepts: every length, block index and
+/// prologue length is below 2^56. Flat-tree indexes of such a log stay
+/// below 2^57, far from the `u64` edge where index arithmetic would wrap
+/// and two blocks could share a leaf; a signed or stored length at or past
+/// it is refused as malformed.
+pub const MAX_LENGTH: u64 = 1 << 56;
+
 /// Read access to tree nodes; storage and in-memory trees implement it.
 pub trait NodeSource {
     /// The node at a flat-tree index, if present.
@@ -219,6 +226,68 @@ fn known_ancestor(known: &HashSet<u64>, index: u64) -> bool {
         }
     }
     false
+}
+
+/// The length of the prefix a requester at (`fork`, `length`) provably
+/// shares with a holder whose log went through `truncations` (each the
+/// fork it started and the length it cut to): its length, cut by every
+/// truncation into a later fork.
+pub fn common_length(truncations: &[(u64, u64)], fork: u64, length: u64) -> u64 {
+    truncations
+        .iter()
+        .filter(|(f, _)| *f > fork)
+        .fold(length, |keep, (_, cut)| keep.min(*cut))
+}
+
+/// The fork path sent in an upgrade across forks: the leaf of block
+/// `common - 1` (the last block the requester shares with this tree, from
+/// [`common_length`]) and its siblings bottom-up to its root. Both
+/// children of every node on the way down to the fork point are in it, so
+/// the requester finds where its old tree stops agreeing with the new one
+/// (see [`fork_point`]) and keeps every block before. Empty for 0.
+pub fn fork_path(source: &impl NodeSource, state: &SignedState, common: u64) -> Result<Vec<Node>> {
+    let Some(last) = common.min(state.length).checked_sub(1) else {
+        return Ok(Vec::new());
+    };
+    let leaf = need(source, flat::leaf(last))?;
+    let mut path = vec![leaf];
+    path.extend(sibling_path(source, state, leaf.index, u64::MAX)?);
+    Ok(path)
+}
+
+/// The number of leading blocks that a local tree (`local`, the old fork)
+/// shares with a new tree given by its `roots` and some of its verified
+/// nodes (`new`): whole roots that match, then a descent into the first
+/// root that differs, going right past every left child that matches and
+/// left into one that does not, until the nodes run out. Every block
+/// before the result sits under a node equal in both trees.
+pub fn fork_point(
+    local: &impl NodeSource,
+    roots: &[Node],
+    new: &std::collections::HashMap<u64, Node>,
+) -> Result<u64> {
+    let end = |n: &Node| flat::block_span(n.index).1 + 1;
+    let mut keep = 0;
+    for root in roots {
+        if local.node(root.index)? == Some(*root) {
+            keep = end(root);
+            continue;
+        }
+        let mut cur = *root;
+        while let Some((l, r)) = flat::children(cur.index) {
+            let (Some(left), Some(right)) = (new.get(&l), new.get(&r)) else {
+                break;
+            };
+            if local.node(l)? == Some(*left) {
+                keep = end(left);
+                cur = *right;
+            } else {
+                cur = *left;
+            }
+        }
+        break;
+    }
+    Ok(keep)
 }
 
 /// Builds an upgrade proof from `start` (0 across a fork) to `state`.

@@ -24,7 +24,7 @@ use crate::error::{Corruption, Result};
 use crate::keys::{Hash, KeyPair, Signature};
 use crate::manifest::{Manifest, SignerSignature};
 use crate::nodepage;
-use crate::proof::{NodeSource, SignedState};
+use crate::proof::{MAX_LENGTH, NodeSource, SignedState};
 use crate::tree::Node;
 
 /// The store format this crate writes; any other is refused with
@@ -106,7 +106,8 @@ impl Header {
         w.0
     }
 
-    /// Decodes [`Header::encode`]; anything else is corruption.
+    /// Decodes [`Header::encode`]; anything else is corruption, and so is
+    /// a length or a truncation length at or past [`MAX_LENGTH`].
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         Self::decode_inner(bytes).ok_or(Corruption::Record { table: "headers" }.into())
     }
@@ -153,6 +154,10 @@ impl Header {
         let mut truncations = Vec::new();
         for _ in 0..count {
             truncations.push((r.u64()?, r.u64()?));
+        }
+        let below_cap = length < MAX_LENGTH && truncations.iter().all(|(_, l)| *l < MAX_LENGTH);
+        if !below_cap {
+            return None;
         }
         let roots_fit = roots.iter().map(|n| n.index).eq(crate::flat::roots(length));
         (r.is_empty() && roots_fit).then_some(Header {
@@ -243,5 +248,34 @@ mod tests {
         for cut in 0..enc.len() {
             assert!(Header::decode(&enc[..cut]).is_err(), "prefix {cut} decoded");
         }
+    }
+
+    #[test]
+    fn lengths_at_or_past_the_cap_are_corrupt() {
+        let at_cap = |length: u64, truncated: u64| Header {
+            manifest: None,
+            signers: vec![],
+            name: None,
+            state: SignedState {
+                fork: 0,
+                length,
+                roots: crate::flat::roots(length)
+                    .into_iter()
+                    .map(|index| Node {
+                        index,
+                        size: 0,
+                        hash: Hash([0; 32]),
+                    })
+                    .collect(),
+                signatures: vec![],
+            },
+            bytes_stored: 0,
+            truncations: vec![(1, truncated)],
+        };
+        let below = MAX_LENGTH - 1;
+        assert!(Header::decode(&at_cap(below, below).encode()).is_ok());
+        assert!(Header::decode(&at_cap(MAX_LENGTH, 0).encode()).is_err());
+        assert!(Header::decode(&at_cap(1 << 62, 0).encode()).is_err());
+        assert!(Header::decode(&at_cap(0, MAX_LENGTH).encode()).is_err());
     }
 }

@@ -168,7 +168,12 @@ impl Store {
     /// Creates a core with an explicit manifest (for example several
     /// signers and a quorum). It is writable here when `signers` holds at
     /// least the quorum of the manifest's keys.
+    /// An invalid manifest (a key listed twice, a quorum past the signers)
+    /// is [`Error::InvalidArgument`].
     pub fn create_with_manifest(&self, manifest: Manifest, signers: Vec<KeyPair>) -> Result<Core> {
+        manifest
+            .validate()
+            .map_err(|_| Error::InvalidArgument(crate::manifest::INVALID))?;
         self.insert_core(manifest, signers, None)
     }
 

@@ -44,6 +44,14 @@ impl Node {
         }
     }
 
+    /// [`Node::join`] for nodes from a peer: `None` when the two sizes
+    /// overflow `u64` (no honest tree holds that many bytes), so a forged
+    /// size can never wrap around to a trusted one.
+    pub fn checked_join(&self, sibling: &Node) -> Option<Self> {
+        self.size.checked_add(sibling.size)?;
+        Some(self.join(sibling))
+    }
+
     /// Fixed 40-byte encoding: hash, then size as little-endian `u64`.
     pub fn encode_value(&self) -> [u8; 40] {
         let mut out = [0u8; 40];

@@ -4,13 +4,17 @@
 
 use std::collections::HashMap;
 
-use crate::error::{Result, VerifyError};
+use crate::error::{Corruption, Error, Result, VerifyError};
 use crate::flat;
 use crate::hash;
 use crate::keys::CoreKey;
 use crate::manifest::Manifest;
-use crate::proof::{NodeSource, Proof, SignedState, UpgradeProof, consistency_walk};
+use crate::proof::{MAX_LENGTH, NodeSource, Proof, SignedState, UpgradeProof, consistency_walk};
 use crate::tree::Node;
+
+/// Sizes or offsets from a peer that do not fit in `u64`: refused, never
+/// wrapped.
+const OVERFLOW: VerifyError = VerifyError::Malformed("sizes or offsets overflow u64");
 
 /// What a proof established, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +152,10 @@ impl<S: NodeSource> Verifier<S> {
     fn check_manifest(&self, proof: &Proof) -> Result<Option<Manifest>, VerifyError> {
         match &proof.manifest {
             Some(m) if m.key() != self.key => Err(VerifyError::ManifestMismatch),
-            Some(m) if self.manifest.is_none() => Ok(Some(m.clone())),
+            Some(m) if self.manifest.is_none() => {
+                m.validate()?;
+                Ok(Some(m.clone()))
+            }
             _ => Ok(None),
         }
     }
@@ -161,6 +168,9 @@ impl<S: NodeSource> Verifier<S> {
         forked: bool,
         staged: &mut HashMap<u64, Node>,
     ) -> Result<SignedState, VerifyError> {
+        if u.length >= MAX_LENGTH {
+            return Err(VerifyError::Malformed("upgrade length is not below 2^56"));
+        }
         let expected_start = if forked { 0 } else { self.state.length };
         if u.start != expected_start {
             return Err(VerifyError::Malformed(
@@ -202,7 +212,7 @@ impl<S: NodeSource> Verifier<S> {
                     staged.insert(n.index, n);
                     n
                 };
-                let up = here.join(&other);
+                let up = here.checked_join(&other).ok_or(OVERFLOW)?;
                 if let Some(root) = u.roots.iter().find(|r| r.index == up.index)
                     && *root != up
                 {
@@ -214,7 +224,10 @@ impl<S: NodeSource> Verifier<S> {
             },
             || VerifyError::Malformed("upgrade walk does not reach a root"),
         )?;
-        if extra.next().is_some() {
+        let rest: Vec<Node> = extra.copied().collect();
+        if forked {
+            check_fork_path(&rest, &u.roots, staged)?;
+        } else if !rest.is_empty() {
             return Err(VerifyError::Malformed("upgrade has extra nodes"));
         }
         for r in &u.roots {
@@ -225,7 +238,7 @@ impl<S: NodeSource> Verifier<S> {
             .try_fold(0u64, |acc, r| acc.checked_add(r.size))
             .is_none()
         {
-            return Err(VerifyError::Malformed("upgrade byte length overflows"));
+            return Err(OVERFLOW);
         }
         Ok(SignedState {
             fork,
@@ -233,6 +246,41 @@ impl<S: NodeSource> Verifier<S> {
             roots: u.roots.clone(),
             signatures: u.signatures.clone(),
         })
+    }
+}
+
+/// Checks the fork path of an upgrade across forks (see
+/// [`proof::fork_path`](crate::proof::fork_path)): a leaf and its siblings
+/// bottom-up, hashing exactly to one of the new `roots`. Stages every node
+/// of the path, so the reader can find how far its old tree agrees.
+fn check_fork_path(
+    path: &[Node],
+    roots: &[Node],
+    staged: &mut HashMap<u64, Node>,
+) -> Result<(), VerifyError> {
+    let Some((leaf, siblings)) = path.split_first() else {
+        return Ok(());
+    };
+    if flat::depth(leaf.index) != 0 {
+        return Err(VerifyError::Malformed("fork path does not start at a leaf"));
+    }
+    let mut found = Vec::with_capacity(2 * path.len());
+    found.push(*leaf);
+    let mut cur = *leaf;
+    for sib in siblings {
+        if roots.iter().any(|r| r.index == cur.index) || sib.index != flat::sibling(cur.index) {
+            return Err(VerifyError::Malformed("fork path node out of place"));
+        }
+        cur = cur.checked_join(sib).ok_or(OVERFLOW)?;
+        found.extend([*sib, cur]);
+    }
+    match roots.iter().find(|r| r.index == cur.index) {
+        Some(root) if *root == cur => {
+            staged.extend(found.into_iter().map(|n| (n.index, n)));
+            Ok(())
+        }
+        Some(_) => Err(VerifyError::HashMismatch { index: cur.index }),
+        None => Err(VerifyError::Malformed("fork path does not reach a root")),
     }
 }
 
@@ -264,6 +312,55 @@ impl<S: NodeSource> View<'_, S> {
         }
     }
 
+    /// The error for a path from a peer that disagrees with the trusted
+    /// node `local`. Nodes of this proof, the signed roots and nodes
+    /// accepted earlier are verified, so the peer is at fault; a node read
+    /// from the local tree is first checked against the signed roots (its
+    /// stored path up to them): if that fails the local copy is damaged
+    /// ([`Corruption::TreeNode`]), not the peer's proof.
+    fn disagreement(&self, local: Node) -> Error {
+        let peer_fault = VerifyError::HashMismatch { index: local.index }.into();
+        let verified = self.staged.contains_key(&local.index)
+            || self.state.roots.iter().any(|r| r.index == local.index)
+            || self.verifier.accepted.contains_key(&local.index);
+        if verified {
+            return peer_fault;
+        }
+        match self.local_matches_roots(local) {
+            Ok(false) => Corruption::TreeNode {
+                core: self.verifier.key,
+                index: local.index,
+            }
+            .into(),
+            Ok(true) => peer_fault,
+            Err(e) => e,
+        }
+    }
+
+    /// Whether `node` hashes, with the trusted siblings on its way, to the
+    /// signed root above it and agrees with every trusted ancestor. A path
+    /// that stops at a node nobody holds cannot be decided and counts as a
+    /// match (the peer is blamed, as before).
+    fn local_matches_roots(&self, node: Node) -> Result<bool> {
+        let mut cur = node;
+        for _ in 0..64 {
+            if let Some(root) = self.state.roots.iter().find(|r| r.index == cur.index) {
+                return Ok(*root == cur);
+            }
+            let Some(sib) = self.trusted(flat::sibling(cur.index))? else {
+                return Ok(true);
+            };
+            let Some(up) = cur.checked_join(&sib) else {
+                return Ok(false);
+            };
+            if self.trusted(up.index)?.is_some_and(|t| t != up) {
+                return Ok(false);
+            }
+            cur = up;
+        }
+        Ok(false)
+    }
+
     /// Walks `start` up through `siblings`, checking against every trusted
     /// node on the way; the walk must end on a trusted node. Returns the
     /// nodes of the path that are not trusted yet (the anchor, already held,
@@ -279,8 +376,10 @@ impl<S: NodeSource> View<'_, S> {
         let mut it = siblings.iter();
         loop {
             let trusted = self.trusted(cur.index)?;
-            if trusted.is_some_and(|t| t != cur) {
-                return Err(VerifyError::HashMismatch { index: cur.index }.into());
+            if let Some(t) = trusted
+                && t != cur
+            {
+                return Err(self.disagreement(t));
             }
             let Some(sib) = it.next() else {
                 return match trusted {
@@ -294,7 +393,7 @@ impl<S: NodeSource> View<'_, S> {
             if cur.index == root || sib.index != flat::sibling(cur.index) {
                 return Err(VerifyError::Malformed("sibling out of place").into());
             }
-            cur = cur.join(sib);
+            cur = cur.checked_join(sib).ok_or(OVERFLOW)?;
             path.push(*sib);
             path.push(cur);
         }
@@ -311,19 +410,17 @@ impl<S: NodeSource> View<'_, S> {
             .root_over(leaf.index)
             .ok_or(VerifyError::Malformed("node is outside the signed tree"))?
             .index;
-        let mut start: u64 = self
+        let mut start = self
             .state
             .roots
             .iter()
             .take_while(|r| r.index != root)
-            .map(|r| r.size)
-            .sum();
+            .try_fold(0u64, |acc, r| acc.checked_add(r.size))
+            .ok_or(OVERFLOW)?;
         let mut cur = leaf.index;
         for sib in siblings {
             if !flat::is_left(cur) {
-                start = start
-                    .checked_add(sib.size)
-                    .ok_or(VerifyError::Malformed("seek sizes overflow"))?;
+                start = start.checked_add(sib.size).ok_or(OVERFLOW)?;
             }
             cur = flat::parent(cur);
         }

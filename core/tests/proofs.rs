@@ -312,3 +312,54 @@ fn proof_for_another_core_is_rejected() {
         ))
     ));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// The descent into the first differing root never keeps a block that
+    /// changed, and with the holder's hint at the true fork point it keeps
+    /// exactly the common prefix.
+    #[test]
+    fn fork_point_finds_the_common_prefix(
+        old in blocks_strategy(),
+        tail in blocks_strategy(),
+        cut in any::<prop::sample::Index>(),
+        hint in any::<prop::sample::Index>(),
+    ) {
+        let common = cut.index(old.len() + 1);
+        let mut new_blocks = old[..common].to_vec();
+        // The first rewritten block differs from the old one.
+        for (i, mut b) in tail.into_iter().enumerate() {
+            if i == 0 && old.get(common) == Some(&b) {
+                b.push(0xff);
+            }
+            new_blocks.push(b);
+        }
+        let old_tree = Tree::new(old);
+        let new_tree = Tree::new(new_blocks);
+        let new_len = new_tree.blocks.len() as u64;
+        let state = new_tree.state(new_len);
+        let hint = hint.index(new_tree.blocks.len() + 1) as u64;
+        let path = hyper_core::fork_path(&&new_tree, &state, hint).expect("path");
+        // What the verifier stages: the path, the parents it computes, the roots.
+        let mut new: HashMap<u64, Node> = state.roots.iter().map(|n| (n.index, *n)).collect();
+        if let Some((leaf, siblings)) = path.split_first() {
+            let mut cur = *leaf;
+            new.insert(cur.index, cur);
+            for sib in siblings {
+                new.insert(sib.index, *sib);
+                cur = cur.join(sib);
+                new.insert(cur.index, cur);
+            }
+        }
+        let keep = hyper_core::fork_point(&&old_tree, &state.roots, &new).expect("fork point");
+        let common = common as u64;
+        prop_assert!(keep <= common, "kept {} past the fork point {}", keep, common);
+        if hint <= common {
+            prop_assert!(keep >= hint, "kept {} below the hint {}", keep, hint);
+        }
+        if hint == common {
+            prop_assert_eq!(keep, common);
+        }
+    }
+}

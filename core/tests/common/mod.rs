@@ -63,3 +63,59 @@ pub fn honest_upgrade(writer: &Core, replica: &Core) -> Proof {
         })
         .expect("honest upgrade")
 }
+
+use hyper_core::{CoreKey, KeyPair, Manifest, Node, SignerSignature, UpgradeProof};
+
+/// A writer that lies: it holds the core's signing key and signs whatever
+/// tree it likes, so only the verifier's own checks stand between its
+/// proofs and a reader's store.
+pub struct LyingWriter {
+    pub pair: KeyPair,
+    pub manifest: Manifest,
+}
+
+impl LyingWriter {
+    /// A lying writer with a fixed key.
+    pub fn new() -> Self {
+        let pair = KeyPair::from_seed([77; 32]);
+        LyingWriter {
+            manifest: Manifest::single(pair.public_key()),
+            pair,
+        }
+    }
+
+    /// The core key.
+    pub fn key(&self) -> CoreKey {
+        self.manifest.key()
+    }
+
+    /// Valid signatures over (`roots`, `length`, `fork`).
+    pub fn sign(&self, roots: &[Node], length: u64, fork: u64) -> Vec<SignerSignature> {
+        let message = hyper_core::signable_message(&self.key(), roots, length, fork);
+        self.manifest
+            .sign(&message, std::slice::from_ref(&self.pair))
+    }
+
+    /// A signed upgrade from 0 to `length` with these roots.
+    pub fn upgrade(&self, roots: Vec<Node>, length: u64, fork: u64) -> UpgradeProof {
+        UpgradeProof {
+            start: 0,
+            length,
+            signatures: self.sign(&roots, length, fork),
+            roots,
+            nodes: Vec::new(),
+        }
+    }
+
+    /// A proof carrying only the manifest and `upgrade`.
+    pub fn proof(&self, fork: u64, upgrade: UpgradeProof) -> Proof {
+        Proof {
+            fork,
+            manifest: Some(self.manifest.clone()),
+            block: None,
+            hash: None,
+            seek: None,
+            upgrade: Some(upgrade),
+        }
+    }
+}
