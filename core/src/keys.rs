@@ -85,7 +85,7 @@ bytes_newtype!(
     64
 );
 
-fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+pub(crate) fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     let s = s.as_bytes();
     if s.len() != 2 * N {
         return None;

@@ -40,6 +40,7 @@ mod blockstore;
 mod chunk;
 mod codec;
 mod core;
+mod encryption;
 mod error;
 pub mod flat;
 #[cfg(test)]
@@ -56,7 +57,8 @@ mod tree;
 mod txn;
 mod verify;
 
-pub use crate::core::{AppendOutcome, Blocks, Core, Info, Snapshot};
+pub use crate::core::{AppendOutcome, Blocks, Core, Info, MAX_BLOCK_SIZE, Snapshot};
+pub use encryption::{ENCRYPTION_OVERHEAD, EncryptionKey};
 pub use error::{Corruption, Error, Result, VerifyError};
 pub use keys::{CoreKey, DiscoveryKey, Hash, KeyPair, PublicKey, Signature};
 pub use manifest::{MANIFEST_VERSION, Manifest, Prologue, SignerSignature};

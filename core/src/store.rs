@@ -9,6 +9,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use crate::bitfield::Bitfield;
 use crate::blockstore::BLOCKS;
 use crate::core::{AppendOutcome, Core, CoreInner, CoreState};
+use crate::encryption::ENCRYPTED;
 use crate::error::{Corruption, Error, Result};
 use crate::keys::{CoreKey, KeyPair, random_bytes};
 use crate::manifest::Manifest;
@@ -64,6 +65,24 @@ impl Shared {
             txn.set_durability(redb::Durability::None)?;
         }
         Ok(txn)
+    }
+
+    /// Records that core `id` is encrypted, with the key check of its key.
+    pub fn mark_encrypted(&self, id: u64, check: &[u8; 32]) -> Result<()> {
+        let txn = self.write(self.durability)?;
+        txn.open_table(ENCRYPTED)?.insert(id, check)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The key check of core `id` if this store created it encrypted.
+    fn encryption_check(&self, id: u64) -> Result<Option<[u8; 32]>> {
+        let txn = self.db.begin_read()?;
+        match txn.open_table(ENCRYPTED) {
+            Ok(t) => Ok(t.get(id)?.map(|v| *v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads a core's header and bitfield as committed.
@@ -257,21 +276,32 @@ impl Store {
     fn load(&self, id: u64, key: CoreKey) -> Result<Core> {
         let mut open = self.shared.open.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(inner) = open.get(&id).and_then(Weak::upgrade) {
-            return Ok(Core { inner });
+            return Ok(Core {
+                inner,
+                cipher: None,
+            });
         }
         let state = self
             .shared
             .load_state(id)?
             .ok_or(Corruption::Record { table: "headers" })?;
+        let encrypted = std::sync::OnceLock::new();
+        if let Some(check) = self.shared.encryption_check(id)? {
+            let _ = encrypted.set(check);
+        }
         let inner = Arc::new(CoreInner {
             shared: self.shared.clone(),
             id,
             key,
             state: RwLock::new(state),
             listeners: Mutex::default(),
+            encrypted,
         });
         open.insert(id, Arc::downgrade(&inner));
-        Ok(Core { inner })
+        Ok(Core {
+            inner,
+            cipher: None,
+        })
     }
 
     /// Every core in the store, in key order.
@@ -314,6 +344,7 @@ impl Store {
             txn.open_table(USER_DATA)?
                 .retain_in((id, "")..(id + 1, ""), |_, _| false)?;
             txn.open_table(CORE_IDS)?.remove(&key.0)?;
+            txn.open_table(ENCRYPTED)?.remove(id)?;
             if let Some(name) = &state.header.name {
                 txn.open_table(NAMES)?.remove(name.as_str())?;
             }
@@ -395,6 +426,7 @@ fn initialize(db: &Database) -> Result<[u8; 32]> {
     txn.open_table(BLOCKS)?;
     txn.open_table(BITFIELD)?;
     txn.open_table(USER_DATA)?;
+    txn.open_table(ENCRYPTED)?;
     txn.commit()?;
     Ok(seed)
 }
