@@ -14,6 +14,15 @@ pub enum Error {
     /// further writes until the store is reopened.
     #[error("database error: {0}")]
     Storage(#[source] Box<redb::Error>),
+    /// The store's file exists but is not a hyper-core store (an empty
+    /// file, or another program's redb database); it is left untouched.
+    #[error("{} is not a hyper-core store: {reason}; move it away or open another directory", path.display())]
+    NotAStore {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Another process holds the store open.
     #[error("the store is open in another process")]
     StoreLocked,

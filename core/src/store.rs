@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::bitfield::Bitfield;
-use crate::blockstore::BLOCKS;
 use crate::core::{AppendOutcome, Core, CoreInner, CoreState};
 use crate::encryption::ENCRYPTED;
 use crate::error::{Corruption, Error, Result};
-use crate::keys::{CoreKey, KeyPair, random_bytes};
+use crate::keys::{CoreKey, KeyPair};
 use crate::manifest::Manifest;
+use crate::open;
 use crate::proof::SignedState;
-use crate::storage::{BITFIELD, CORE_IDS, FORMAT, HEADERS, Header, META, NAMES, NODES, USER_DATA};
+use crate::storage::{BITFIELD, CORE_IDS, HEADERS, Header, META, NAMES, USER_DATA};
 use crate::txn::CoreTables;
 
 /// When a commit reaches the disk.
@@ -124,16 +124,15 @@ impl Store {
     }
 
     /// Opens (or creates) the store in `dir`. A damaged database file is a
-    /// [`Error::Corrupt`]; a store held by another process is
-    /// [`Error::StoreLocked`].
+    /// [`Error::Corrupt`] naming the file (never a panic, nor a printed
+    /// one); a `store.redb` that is empty or is not a hyper-core store is
+    /// [`Error::NotAStore`], never silently initialised; a store held by
+    /// another process is [`Error::StoreLocked`]. A new store appears
+    /// whole: it is built under a temporary name and linked into place.
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
-        let db = open_database(&dir.join("store.redb"))?;
-        let seed = match read_seed(&db)? {
-            Some(seed) => seed,
-            None => initialize(&db)?,
-        };
+        let (db, seed) = open::open_or_create(&open::store_file(&dir), None)?;
         Ok(Store {
             shared: Arc::new(Shared {
                 db,
@@ -381,66 +380,6 @@ impl Store {
         ))?;
         Ok(shared.db.compact()?)
     }
-}
-
-/// The store seed of an initialized database (checking its format), or
-/// `None` for a new, empty one. Reads only: reopening costs no fsync.
-fn read_seed(db: &Database) -> Result<Option<[u8; 32]>> {
-    let txn = db.begin_read()?;
-    let meta = match txn.open_table(META) {
-        Ok(meta) => meta,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let Some(format) = meta.get("format")? else {
-        return Ok(None);
-    };
-    let version = <[u8; 4]>::try_from(format.value())
-        .map(u32::from_le_bytes)
-        .map_err(|_| Corruption::Record { table: "meta" })?;
-    if version != FORMAT {
-        return Err(Corruption::Version(version).into());
-    }
-    let seed = meta
-        .get("seed")?
-        .ok_or(Corruption::Record { table: "meta" })?;
-    let seed =
-        <[u8; 32]>::try_from(seed.value()).map_err(|_| Corruption::Record { table: "meta" })?;
-    Ok(Some(seed))
-}
-
-/// Writes the format, a new random seed and every table into a new database.
-fn initialize(db: &Database) -> Result<[u8; 32]> {
-    let seed = random_bytes()?;
-    let txn = db.begin_write()?;
-    {
-        let mut meta = txn.open_table(META)?;
-        meta.insert("format", FORMAT.to_le_bytes().as_slice())?;
-        meta.insert("seed", seed.as_slice())?;
-    }
-    // Create every table so later read transactions find them.
-    txn.open_table(CORE_IDS)?;
-    txn.open_table(NAMES)?;
-    txn.open_table(HEADERS)?;
-    txn.open_table(NODES)?;
-    txn.open_table(BLOCKS)?;
-    txn.open_table(BITFIELD)?;
-    txn.open_table(USER_DATA)?;
-    txn.open_table(ENCRYPTED)?;
-    txn.commit()?;
-    Ok(seed)
-}
-
-fn open_database(path: &Path) -> Result<Database> {
-    // A damaged file must be an error, never a panic; redb reports damage as
-    // errors, and this guard keeps a defect there from taking the caller down.
-    std::panic::catch_unwind(|| Database::create(path))
-        .map_err(|_| {
-            Error::Corrupt(Corruption::Database(
-                "the database file could not be read".into(),
-            ))
-        })?
-        .map_err(Error::from)
 }
 
 /// Appends to several cores, committed in one transaction: after a crash
