@@ -156,6 +156,8 @@ impl Core {
 
     /// Appends blocks as one batch: one transaction, one signature. The
     /// blocks are hashed in place, not copied before they are written.
+    /// A block over [`MAX_BLOCK_SIZE`] refuses the whole batch
+    /// ([`Error::BlockTooLarge`]); nothing is appended.
     pub fn append_batch<B: AsRef<[u8]>>(&self, blocks: &[B]) -> Result<AppendOutcome> {
         let refs: Vec<&[u8]> = blocks.iter().map(AsRef::as_ref).collect();
         let out = append_many(&self.inner.shared, &[(self.clone(), refs)])?;
