@@ -18,15 +18,12 @@
 //! returning garbage; it says nothing about the plaintext. Pure logic: the
 //! marker a writer's store keeps (see [`key_check`]) is stored by `store`.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chacha20::XChaCha20;
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use redb::TableDefinition;
 
 use crate::error::{Error, Result};
-use crate::keys::{CoreKey, decode_hex, random_bytes};
+use crate::keys::{CoreKey, random_bytes};
 
 /// Bytes an encrypted block takes beyond its plaintext (the framing).
 pub const ENCRYPTION_OVERHEAD: usize = 24;
@@ -40,52 +37,14 @@ const DATA_OFFSET: u64 = 64;
 /// without the table has no encrypted cores.
 pub(crate) const ENCRYPTED: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("encrypted");
 
-/// A core's 32-byte encryption key. Whoever holds it reads the core's
-/// blocks; peers that hold only the core key replicate, verify and serve
-/// the ciphertext. `Debug` never shows the key; [`EncryptionKey::to_hex`]
-/// does, when asked.
-#[derive(Clone, PartialEq, Eq)]
-pub struct EncryptionKey([u8; 32]);
-
-impl EncryptionKey {
-    /// A key from its 32 bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// A new random key from the operating system's secure generator.
-    pub fn generate() -> Result<Self> {
-        Ok(Self(random_bytes()?))
-    }
-
-    /// The key's bytes; keep them secret.
-    pub fn to_bytes(&self) -> [u8; 32] {
-        self.0
-    }
-
-    /// The key as 64 hex characters (what [`FromStr`] parses); keep it
-    /// secret.
-    pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-impl fmt::Debug for EncryptionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("EncryptionKey(..)")
-    }
-}
-
-impl FromStr for EncryptionKey {
-    type Err = Error;
-
-    /// Parses exactly 64 hex characters.
-    fn from_str(s: &str) -> Result<Self> {
-        decode_hex(s.trim()).map(Self).ok_or(Error::InvalidArgument(
-            "an encryption key must be 32 bytes of hex",
-        ))
-    }
-}
+crate::keys::secret_newtype!(
+    /// A core's 32-byte encryption key. Whoever holds it reads the core's
+    /// blocks; peers that hold only the core key replicate, verify and
+    /// serve the ciphertext. `Debug` never shows the key;
+    /// [`EncryptionKey::to_hex`] does, when asked.
+    EncryptionKey,
+    "an encryption key"
+);
 
 /// The value a writer's store keeps to recognise the right key for a core
 /// without keeping the key: a one-way derivation, separate from the

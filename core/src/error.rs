@@ -23,6 +23,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The store exists with another seed than the one given to
+    /// [`Store::from_seed`](crate::Store::from_seed).
+    #[error("{} holds a store with another seed", path.display())]
+    SeedMismatch {
+        /// The store file.
+        path: std::path::PathBuf,
+    },
     /// Another process holds the store open.
     #[error("the store is open in another process")]
     StoreLocked,

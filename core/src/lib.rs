@@ -48,6 +48,7 @@ mod fuzz;
 mod hash;
 mod keys;
 mod manifest;
+mod namespace;
 mod nodepage;
 mod notify;
 mod open;
@@ -55,6 +56,7 @@ mod proof;
 mod quiet;
 mod storage;
 mod store;
+mod transfer;
 mod tree;
 mod txn;
 mod verify;
@@ -62,8 +64,9 @@ mod verify;
 pub use crate::core::{AppendOutcome, Blocks, Core, Info, MAX_BLOCK_SIZE, Snapshot};
 pub use encryption::{ENCRYPTION_OVERHEAD, EncryptionKey};
 pub use error::{Corruption, Error, Result, VerifyError};
-pub use keys::{CoreKey, DiscoveryKey, Hash, KeyPair, PublicKey, Signature};
+pub use keys::{CoreKey, DiscoveryKey, Hash, KeyPair, PublicKey, Signature, StoreSeed};
 pub use manifest::{MANIFEST_VERSION, Manifest, Prologue, SignerSignature};
+pub use namespace::Namespace;
 pub use notify::Subscription;
 pub use proof::{
     BlockProof, HashProof, NodeRequest, NodeSource, Proof, ProofRequest, SeekProof, SignedState,

@@ -146,6 +146,7 @@ fn initialize(db: &Database, seed: Option<[u8; 32]>) -> Result<[u8; 32]> {
     txn.open_table(BITFIELD)?;
     txn.open_table(USER_DATA)?;
     txn.open_table(ENCRYPTED)?;
+    crate::namespace::create_tables(&txn)?;
     txn.commit()?;
     Ok(seed)
 }

@@ -12,6 +12,7 @@ use crate::encryption::ENCRYPTED;
 use crate::error::{Corruption, Error, Result};
 use crate::keys::{CoreKey, KeyPair};
 use crate::manifest::Manifest;
+use crate::namespace::NS_NAMES;
 use crate::open;
 use crate::proof::SignedState;
 use crate::storage::{BITFIELD, CORE_IDS, HEADERS, Header, META, NAMES, USER_DATA};
@@ -54,7 +55,7 @@ pub struct CoreEntry {
 pub(crate) struct Shared {
     pub db: Database,
     pub durability: Durability,
-    seed: [u8; 32],
+    pub seed: [u8; 32],
     open: Mutex<HashMap<u64, Weak<CoreInner>>>,
 }
 
@@ -113,7 +114,7 @@ impl Shared {
 /// to the same core share one state.
 #[derive(Clone)]
 pub struct Store {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     dir: PathBuf,
 }
 
@@ -130,9 +131,18 @@ impl Store {
     /// another process is [`Error::StoreLocked`]. A new store appears
     /// whole: it is built under a temporary name and linked into place.
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_seeded(dir.as_ref(), options, None)
+    }
+
+    /// Opens the store in `dir`, creating it with `seed` if there is none.
+    pub(crate) fn open_seeded(
+        dir: &Path,
+        options: StoreOptions,
+        seed: Option<[u8; 32]>,
+    ) -> Result<Self> {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir)?;
-        let (db, seed) = open::open_or_create(&open::store_file(&dir), None)?;
+        let (db, seed) = open::open_or_create(&open::store_file(&dir), seed)?;
         Ok(Store {
             shared: Arc::new(Shared {
                 db,
@@ -155,9 +165,16 @@ impl Store {
         self.insert_core(Manifest::single(pair.public_key()), vec![pair], None)
     }
 
-    /// The writable core named `name`, created on first use. Its key pair
-    /// is derived from the store's secret seed and the name, so the same
-    /// name in the same store always gives the same key.
+    /// The writable core named `name` in the root namespace, created on
+    /// first use. Its key pair is derived from the store's secret seed and
+    /// the name, so the same name in the same store (or in a store made
+    /// from the same seed, [`Store::create_from_seed`]) always gives the
+    /// same key. Libraries sharing a store should take a
+    /// [`Store::namespace`] each instead.
+    ///
+    /// If the store already holds that core as a replica (cloned before the
+    /// name was used here, as when a writer moves to a new machine), the
+    /// replica becomes writable and keeps what it downloaded.
     pub fn named(&self, name: &str) -> Result<Core> {
         if let Some(core) = self.by_name(name)? {
             return Ok(core);
@@ -165,11 +182,22 @@ impl Store {
         let mut material = self.shared.seed.to_vec();
         material.extend_from_slice(name.as_bytes());
         let pair = KeyPair::from_seed(blake3::derive_key("hyper-core 2026 named core", &material));
-        self.insert_core(
-            Manifest::single(pair.public_key()),
-            vec![pair],
-            Some(name.to_string()),
-        )
+        self.named_core(pair, Name::Root(name.to_string()))
+    }
+
+    /// The single-signer core of `pair` under `name`, created or adopted.
+    pub(crate) fn named_core(&self, pair: KeyPair, name: Name) -> Result<Core> {
+        self.insert_core(Manifest::single(pair.public_key()), vec![pair], Some(name))
+    }
+
+    /// The store's secret seed (named cores derive their keys from it).
+    pub(crate) fn seed(&self) -> [u8; 32] {
+        self.shared.seed
+    }
+
+    /// The database.
+    pub(crate) fn database(&self) -> &Database {
+        &self.shared.db
     }
 
     /// The core created under `name`, if there is one (never creates).
@@ -193,24 +221,24 @@ impl Store {
         &self,
         manifest: Manifest,
         signers: Vec<KeyPair>,
-        name: Option<String>,
+        name: Option<Name>,
     ) -> Result<Core> {
         let key = manifest.key();
         if let Some(core) = self.find(&key)? {
-            return Ok(core);
+            return adopt(&self.shared, core, Some(manifest), signers, name);
         }
         let header = Header {
             manifest: Some(manifest),
             signers,
-            name,
+            name: name.as_ref().map(|n| n.display().to_string()),
             state: SignedState::empty(),
             bytes_stored: 0,
             truncations: Vec::new(),
         };
-        self.insert_header(&key, header)
+        self.insert_header(&key, header, name.as_ref())
     }
 
-    fn insert_header(&self, key: &CoreKey, header: Header) -> Result<Core> {
+    fn insert_header(&self, key: &CoreKey, header: Header, name: Option<&Name>) -> Result<Core> {
         let txn = self.shared.write(self.shared.durability)?;
         // Checked again inside the write transaction: two callers creating
         // the same core at once both get the one that committed first.
@@ -232,8 +260,8 @@ impl Store {
             id
         };
         txn.open_table(CORE_IDS)?.insert(&key.0, id)?;
-        if let Some(name) = &header.name {
-            txn.open_table(NAMES)?.insert(name.as_str(), &key.0)?;
+        if let Some(name) = name {
+            name.insert(&txn, key)?;
         }
         txn.open_table(HEADERS)?
             .insert(id, header.encode().as_slice())?;
@@ -255,7 +283,7 @@ impl Store {
             bytes_stored: 0,
             truncations: Vec::new(),
         };
-        self.insert_header(key, header)
+        self.insert_header(key, header, None)
     }
 
     /// The core with this key; [`Error::UnknownCore`] if the store has none.
@@ -344,9 +372,10 @@ impl Store {
                 .retain_in((id, "")..(id + 1, ""), |_, _| false)?;
             txn.open_table(CORE_IDS)?.remove(&key.0)?;
             txn.open_table(ENCRYPTED)?.remove(id)?;
-            if let Some(name) = &state.header.name {
-                txn.open_table(NAMES)?.remove(name.as_str())?;
-            }
+            // Whatever names point at this core, in any namespace.
+            txn.open_table(NAMES)?.retain(|_, v| v != key.as_bytes())?;
+            txn.open_table(NS_NAMES)?
+                .retain(|_, v| v != key.as_bytes())?;
         }
         txn.commit()?;
         state.deleted = true;
@@ -379,6 +408,91 @@ impl Store {
             "close every core and store clone before compacting",
         ))?;
         Ok(shared.db.compact()?)
+    }
+}
+
+/// Gives an existing core the signing keys (and the name) it lacks: a
+/// replica whose key pair is now known here becomes writable. `manifest`
+/// is used when the core's own is not known yet; the caller guarantees it
+/// hashes to the core's key. Keys that are not signers of the manifest are
+/// ignored.
+pub(crate) fn adopt(
+    shared: &Shared,
+    core: Core,
+    manifest: Option<Manifest>,
+    signers: Vec<KeyPair>,
+    name: Option<Name>,
+) -> Result<Core> {
+    let mut st = core.write_state()?;
+    let mut header = st.header.clone();
+    let mut changed = header.manifest.is_none() && manifest.is_some();
+    let Some(manifest) = header.manifest.clone().or(manifest) else {
+        return Err(Error::InvalidArgument(
+            "the core's manifest is not known yet: replicate it first",
+        ));
+    };
+    for pair in signers {
+        let ours = manifest.signers.contains(&pair.public_key());
+        let known = header
+            .signers
+            .iter()
+            .any(|p| p.public_key() == pair.public_key());
+        if ours && !known {
+            header.signers.push(pair);
+            changed = true;
+        }
+    }
+    let name = name.filter(|_| header.name.is_none());
+    if !changed && name.is_none() {
+        drop(st);
+        return Ok(core);
+    }
+    header.manifest = Some(manifest);
+    if let Some(n) = &name {
+        header.name = Some(n.display().to_string());
+    }
+    let txn = shared.write(shared.durability)?;
+    CoreTables::open(&txn)?.put_header(core.inner.id, &header)?;
+    if let Some(n) = &name {
+        n.insert(&txn, &core.key())?;
+    }
+    txn.commit()?;
+    st.header = header;
+    drop(st);
+    Ok(core)
+}
+
+/// Where a named core's name is recorded.
+pub(crate) enum Name {
+    /// A name in the root namespace ([`Store::named`]).
+    Root(String),
+    /// A name in a namespace ([`crate::Namespace`]).
+    Namespaced {
+        /// The encoded path and name (the key in its table).
+        slot: Vec<u8>,
+        /// Path and name joined by `/`, as [`Store::list`] shows it.
+        display: String,
+    },
+}
+
+impl Name {
+    fn display(&self) -> &str {
+        match self {
+            Name::Root(n) => n,
+            Name::Namespaced { display, .. } => display,
+        }
+    }
+
+    fn insert(&self, txn: &WriteTransaction, key: &CoreKey) -> Result<()> {
+        match self {
+            Name::Root(n) => {
+                txn.open_table(NAMES)?.insert(n.as_str(), &key.0)?;
+            }
+            Name::Namespaced { slot, .. } => {
+                txn.open_table(NS_NAMES)?.insert(slot.as_slice(), &key.0)?;
+            }
+        }
+        Ok(())
     }
 }
 
