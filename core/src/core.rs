@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{ReadOnlyTable, ReadableDatabase};
 
@@ -10,6 +10,7 @@ use crate::bitfield::Bitfield;
 use crate::blockstore::{
     self, BLOCKS, BlockKey, ChunkReader, read_block, read_block_from, read_block_with,
 };
+use crate::encryption::{self, BlockCipher, ENCRYPTION_OVERHEAD, EncryptionKey};
 use crate::error::{Error, Result};
 use crate::flat;
 use crate::hash;
@@ -23,11 +24,22 @@ use crate::tree::{self, Node};
 use crate::txn::CoreTables;
 use crate::verify::{Verified, Verifier};
 
+/// The largest block [`Core::append`] accepts, in bytes as stored (an
+/// encrypted core's blocks carry [`ENCRYPTION_OVERHEAD`] bytes of framing
+/// on top of their plaintext): 8 MiB less 64 KiB, so a block with its proof
+/// (a sibling path of at most 64 nodes, an upgrade and signatures, a few
+/// KiB) always fits the wire's 8 MiB frame. A larger block could be stored
+/// but never replicated.
+pub const MAX_BLOCK_SIZE: usize = (8 << 20) - (64 << 10);
+
 /// A handle to one core. Cheap to clone; every handle to the same core in a
-/// store shares one state, so an append through one is seen by all.
+/// store shares one state, so an append through one is seen by all. A
+/// handle from [`Core::with_encryption`] also encrypts what it appends and
+/// decrypts what it reads.
 #[derive(Clone)]
 pub struct Core {
     pub(crate) inner: Arc<CoreInner>,
+    pub(crate) cipher: Option<Arc<BlockCipher>>,
 }
 
 pub(crate) struct CoreInner {
@@ -36,6 +48,9 @@ pub(crate) struct CoreInner {
     pub key: CoreKey,
     pub state: RwLock<CoreState>,
     pub listeners: Mutex<Listeners>,
+    /// Set when this store created the core encrypted: the key check of its
+    /// encryption key (see [`crate::encryption`]).
+    pub encrypted: OnceLock<[u8; 32]>,
 }
 
 pub(crate) struct CoreState {
@@ -141,6 +156,8 @@ impl Core {
 
     /// Appends blocks as one batch: one transaction, one signature. The
     /// blocks are hashed in place, not copied before they are written.
+    /// A block over [`MAX_BLOCK_SIZE`] refuses the whole batch
+    /// ([`Error::BlockTooLarge`]); nothing is appended.
     pub fn append_batch<B: AsRef<[u8]>>(&self, blocks: &[B]) -> Result<AppendOutcome> {
         let refs: Vec<&[u8]> = blocks.iter().map(AsRef::as_ref).collect();
         let out = append_many(&self.inner.shared, &[(self.clone(), refs)])?;
@@ -152,6 +169,9 @@ impl Core {
     /// Block `index`, checked against its leaf hash.
     /// [`Error::OutOfBounds`] past the length, [`Error::NotAvailable`] when
     /// it is not stored locally, [`Error::Corrupt`] when it does not match.
+    /// Through an encrypted handle the plaintext ([`Error::Decrypt`] for a
+    /// wrong key); through a plain handle the bytes as stored, which for an
+    /// encrypted core held by a blind seeder is the ciphertext.
     pub fn get(&self, index: u64) -> Result<Vec<u8>> {
         {
             let st = self.read_state()?;
@@ -160,14 +180,82 @@ impl Core {
                 return Err(Error::NotAvailable { index });
             }
         }
+        self.plain_allowed()?;
         let txn = self.inner.shared.db.begin_read()?;
-        read_block(
+        let block = read_block(
             &txn.open_table(BLOCKS)?,
             &txn.open_table(NODES)?,
             self.inner.id,
             index,
         )?
-        .ok_or(Error::NotAvailable { index })
+        .ok_or(Error::NotAvailable { index })?;
+        open_block(self.cipher.as_deref(), self.inner.key, index, block)
+    }
+
+    /// A handle to this core that encrypts the blocks it appends and
+    /// decrypts the blocks it reads ([`Core::get`], [`Core::blocks`],
+    /// [`Snapshot::get`]) with `key`. Proofs ([`Core::proofs`]) and
+    /// replication ([`Core::apply`]) always carry the ciphertext, so a peer
+    /// without the key stores, verifies and serves the blocks but cannot
+    /// read them.
+    ///
+    /// The first encrypted handle of a core writable here marks the core
+    /// encrypted in this store: from then on plain handles refuse to read or
+    /// append ([`Error::EncryptionKeyRequired`], so plaintext never mixes
+    /// into it) and another key is [`Error::WrongEncryptionKey`] at once.
+    /// Elsewhere (a replica) a wrong key is found at the first block read:
+    /// [`Error::Decrypt`], never garbage.
+    ///
+    /// ```
+    /// use hyper_core::{EncryptionKey, Error, Store};
+    /// # fn main() -> hyper_core::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let key = EncryptionKey::generate()?;
+    /// let log = store.create_core()?.with_encryption(&key)?;
+    /// log.append(b"secret")?;
+    /// assert_eq!(log.get(0)?, b"secret");
+    /// // A plain handle of the same core in this store refuses to read it.
+    /// let plain = store.core(&log.key())?;
+    /// assert!(matches!(plain.get(0), Err(Error::EncryptionKeyRequired(_))));
+    /// let other = EncryptionKey::generate()?;
+    /// assert!(matches!(plain.with_encryption(&other), Err(Error::WrongEncryptionKey(_))));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_encryption(&self, key: &EncryptionKey) -> Result<Core> {
+        let cipher = BlockCipher::new(key, &self.inner.key);
+        match self.inner.encrypted.get() {
+            Some(check) if *check != cipher.check => {
+                return Err(Error::WrongEncryptionKey(self.inner.key));
+            }
+            Some(_) => {}
+            None if self.writable()? => {
+                self.inner
+                    .shared
+                    .mark_encrypted(self.inner.id, &cipher.check)?;
+                let _ = self.inner.encrypted.set(cipher.check);
+            }
+            None => {}
+        }
+        Ok(Core {
+            inner: self.inner.clone(),
+            cipher: Some(Arc::new(cipher)),
+        })
+    }
+
+    /// Whether this handle encrypts and decrypts (it came from
+    /// [`Core::with_encryption`]).
+    pub fn is_encrypted(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// Plain reads and appends are refused on a core this store knows to be
+    /// encrypted.
+    fn plain_allowed(&self) -> Result<()> {
+        if self.cipher.is_none() && self.inner.encrypted.get().is_some() {
+            return Err(Error::EncryptionKeyRequired(self.inner.key));
+        }
+        Ok(())
     }
 
     /// Whether block `index` is stored locally.
@@ -205,8 +293,11 @@ impl Core {
     /// from one consistent read view.
     pub fn blocks(&self, range: Range<u64>) -> Result<Blocks> {
         let length = self.read_state()?.header.state.length;
+        self.plain_allowed()?;
         let txn = self.inner.shared.db.begin_read()?;
         Ok(Blocks {
+            key: self.inner.key,
+            cipher: self.cipher.clone(),
             blocks: txn.open_table(BLOCKS)?,
             nodes: txn.open_table(NODES)?,
             reader: ChunkReader::default(),
@@ -576,6 +667,20 @@ impl Core {
     }
 }
 
+/// A stored block as its reader sees it: decrypted through `cipher`, or as
+/// stored.
+fn open_block(
+    cipher: Option<&BlockCipher>,
+    key: CoreKey,
+    index: u64,
+    block: Vec<u8>,
+) -> Result<Vec<u8>> {
+    match cipher {
+        Some(c) => c.decrypt(key, index, block),
+        None => Ok(block),
+    }
+}
+
 fn check_bounds(index: u64, length: u64) -> Result<()> {
     if index >= length {
         return Err(Error::OutOfBounds { index, length });
@@ -621,6 +726,30 @@ pub(crate) fn append_many(
     for (core, _) in appends {
         by_id.insert(core.inner.id, core);
     }
+    for (core, blocks) in appends {
+        core.plain_allowed()?;
+        let overhead = if core.cipher.is_some() {
+            ENCRYPTION_OVERHEAD
+        } else {
+            0
+        };
+        if let Some((index, b)) = blocks
+            .iter()
+            .enumerate()
+            .find(|(_, b)| b.len() + overhead > MAX_BLOCK_SIZE)
+        {
+            return Err(Error::BlockTooLarge {
+                index,
+                size: b.len() + overhead,
+                max: MAX_BLOCK_SIZE,
+            });
+        }
+    }
+    let salt = if appends.iter().any(|(c, _)| c.cipher.is_some()) {
+        encryption::salt()?
+    } else {
+        [0; 8]
+    };
     let mut guards = BTreeMap::new();
     for (id, core) in &by_id {
         let st = core.write_state()?;
@@ -640,6 +769,20 @@ pub(crate) fn append_many(
                 .get_mut(&id)
                 .ok_or(Error::InvalidArgument("core not locked"))?;
             let start = header.state.length;
+            let sealed: Vec<Vec<u8>>;
+            let sealed_refs: Vec<&[u8]>;
+            let blocks: &[&[u8]] = match &core.cipher {
+                Some(cipher) => {
+                    let fork = header.state.fork;
+                    sealed = (start..)
+                        .zip(blocks)
+                        .map(|(i, b)| cipher.encrypt(i, fork, salt, b))
+                        .collect();
+                    sealed_refs = sealed.iter().map(Vec::as_slice).collect();
+                    &sealed_refs
+                }
+                None => blocks,
+            };
             if !blocks.is_empty() {
                 let mut roots = header.state.roots.clone();
                 let nodes = tree::append(
@@ -752,6 +895,8 @@ impl Snapshot {
 /// `(index, bytes)`; a block not stored locally yields
 /// [`Error::NotAvailable`] and the iteration goes on.
 pub struct Blocks {
+    key: CoreKey,
+    cipher: Option<Arc<BlockCipher>>,
     blocks: ReadOnlyTable<BlockKey, &'static [u8]>,
     nodes: ReadOnlyTable<(u64, u64), &'static [u8]>,
     reader: ChunkReader,
@@ -772,6 +917,7 @@ impl Iterator for Blocks {
         Some(
             read_block_with(&mut self.reader, &self.blocks, &self.nodes, self.id, index)
                 .and_then(|b| b.ok_or(Error::NotAvailable { index }))
+                .and_then(|b| open_block(self.cipher.as_deref(), self.key, index, b))
                 .map(|b| (index, b)),
         )
     }

@@ -14,6 +14,22 @@ pub enum Error {
     /// further writes until the store is reopened.
     #[error("database error: {0}")]
     Storage(#[source] Box<redb::Error>),
+    /// The store's file exists but is not a hyper-core store (an empty
+    /// file, or another program's redb database); it is left untouched.
+    #[error("{} is not a hyper-core store: {reason}; move it away or open another directory", path.display())]
+    NotAStore {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The store exists with another seed than the one given to
+    /// [`Store::from_seed`](crate::Store::from_seed).
+    #[error("{} holds a store with another seed", path.display())]
+    SeedMismatch {
+        /// The store file.
+        path: std::path::PathBuf,
+    },
     /// Another process holds the store open.
     #[error("the store is open in another process")]
     StoreLocked,
@@ -68,6 +84,36 @@ pub enum Error {
         length: u64,
         /// Fork the snapshot was frozen at.
         fork: u64,
+    },
+    /// A block does not decrypt with the encryption key given: the key is
+    /// wrong, or the core is not encrypted.
+    #[error(
+        "block {index} of core {core} does not decrypt with this encryption key (wrong key, or the core is not encrypted)"
+    )]
+    Decrypt {
+        /// The core.
+        core: CoreKey,
+        /// The block index.
+        index: u64,
+    },
+    /// The encryption key given is not the one this store's encrypted core
+    /// was created with.
+    #[error("wrong encryption key for core {0}")]
+    WrongEncryptionKey(CoreKey),
+    /// The core is encrypted here: reads and appends need a handle from
+    /// [`Core::with_encryption`](crate::Core::with_encryption).
+    #[error("core {0} is encrypted: give its encryption key")]
+    EncryptionKeyRequired(CoreKey),
+    /// A block is larger than [`MAX_BLOCK_SIZE`](crate::MAX_BLOCK_SIZE)
+    /// (counting the encryption framing of an encrypted core).
+    #[error("block {index} of the batch is {size} bytes, more than the maximum {max}")]
+    BlockTooLarge {
+        /// Position of the block in the batch.
+        index: usize,
+        /// Its size as it would be stored.
+        size: usize,
+        /// The maximum.
+        max: usize,
     },
     /// The caller passed something that cannot be done.
     #[error("invalid argument: {0}")]

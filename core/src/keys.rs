@@ -85,7 +85,70 @@ bytes_newtype!(
     64
 );
 
-fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+/// A 32-byte secret newtype: built from bytes or hex, shown only through
+/// an explicit `to_hex`, never by `Debug`.
+macro_rules! secret_newtype {
+    ($(#[$m:meta])* $name:ident, $what:literal) => {
+        $(#[$m])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name([u8; 32]);
+
+        impl $name {
+            /// From its 32 bytes.
+            pub fn from_bytes(bytes: [u8; 32]) -> Self {
+                Self(bytes)
+            }
+
+            /// A new random one from the operating system's secure generator.
+            pub fn generate() -> $crate::Result<Self> {
+                Ok(Self($crate::keys::random_bytes()?))
+            }
+
+            /// The bytes; keep them secret.
+            pub fn to_bytes(&self) -> [u8; 32] {
+                self.0
+            }
+
+            /// As 64 hex characters (what `FromStr` parses); keep it secret.
+            pub fn to_hex(&self) -> String {
+                self.0.iter().map(|b| format!("{b:02x}")).collect()
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "(..)"))
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::Error;
+
+            /// Parses exactly 64 hex characters (surrounding whitespace is
+            /// ignored).
+            fn from_str(s: &str) -> $crate::Result<Self> {
+                $crate::keys::decode_hex(s.trim())
+                    .map(Self)
+                    .ok_or($crate::Error::InvalidArgument(concat!(
+                        $what,
+                        " must be 32 bytes of hex"
+                    )))
+            }
+        }
+    };
+}
+pub(crate) use secret_newtype;
+
+secret_newtype!(
+    /// A store's 32-byte secret seed, from which its named cores derive
+    /// their key pairs ([`Store::export_seed`](crate::Store::export_seed),
+    /// [`Store::from_seed`](crate::Store::from_seed)). Whoever holds it can
+    /// write to every named core of the store. `Debug` never shows it.
+    StoreSeed,
+    "a store seed"
+);
+
+pub(crate) fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     let s = s.as_bytes();
     if s.len() != 2 * N {
         return None;

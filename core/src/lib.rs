@@ -40,6 +40,7 @@ mod blockstore;
 mod chunk;
 mod codec;
 mod core;
+mod encryption;
 mod error;
 pub mod flat;
 #[cfg(test)]
@@ -47,19 +48,25 @@ mod fuzz;
 mod hash;
 mod keys;
 mod manifest;
+mod namespace;
 mod nodepage;
 mod notify;
+mod open;
 mod proof;
+mod quiet;
 mod storage;
 mod store;
+mod transfer;
 mod tree;
 mod txn;
 mod verify;
 
-pub use crate::core::{AppendOutcome, Blocks, Core, Info, Snapshot};
+pub use crate::core::{AppendOutcome, Blocks, Core, Info, MAX_BLOCK_SIZE, Snapshot};
+pub use encryption::{ENCRYPTION_OVERHEAD, EncryptionKey};
 pub use error::{Corruption, Error, Result, VerifyError};
-pub use keys::{CoreKey, DiscoveryKey, Hash, KeyPair, PublicKey, Signature};
+pub use keys::{CoreKey, DiscoveryKey, Hash, KeyPair, PublicKey, Signature, StoreSeed};
 pub use manifest::{MANIFEST_VERSION, Manifest, Prologue, SignerSignature};
+pub use namespace::Namespace;
 pub use notify::Subscription;
 pub use proof::{
     BlockProof, HashProof, MAX_LENGTH, NodeRequest, NodeSource, Proof, ProofRequest, SeekProof,

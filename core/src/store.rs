@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::bitfield::Bitfield;
-use crate::blockstore::BLOCKS;
 use crate::core::{AppendOutcome, Core, CoreInner, CoreState};
+use crate::encryption::ENCRYPTED;
 use crate::error::{Corruption, Error, Result};
-use crate::keys::{CoreKey, KeyPair, random_bytes};
+use crate::keys::{CoreKey, KeyPair};
 use crate::manifest::Manifest;
+use crate::namespace::NS_NAMES;
+use crate::open;
 use crate::proof::SignedState;
-use crate::storage::{BITFIELD, CORE_IDS, FORMAT, HEADERS, Header, META, NAMES, NODES, USER_DATA};
+use crate::storage::{BITFIELD, CORE_IDS, HEADERS, Header, META, NAMES, USER_DATA};
 use crate::txn::CoreTables;
 
 /// When a commit reaches the disk.
@@ -53,7 +55,7 @@ pub struct CoreEntry {
 pub(crate) struct Shared {
     pub db: Database,
     pub durability: Durability,
-    seed: [u8; 32],
+    pub seed: [u8; 32],
     open: Mutex<HashMap<u64, Weak<CoreInner>>>,
 }
 
@@ -64,6 +66,24 @@ impl Shared {
             txn.set_durability(redb::Durability::None)?;
         }
         Ok(txn)
+    }
+
+    /// Records that core `id` is encrypted, with the key check of its key.
+    pub fn mark_encrypted(&self, id: u64, check: &[u8; 32]) -> Result<()> {
+        let txn = self.write(self.durability)?;
+        txn.open_table(ENCRYPTED)?.insert(id, check)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The key check of core `id` if this store created it encrypted.
+    fn encryption_check(&self, id: u64) -> Result<Option<[u8; 32]>> {
+        let txn = self.db.begin_read()?;
+        match txn.open_table(ENCRYPTED) {
+            Ok(t) => Ok(t.get(id)?.map(|v| *v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads a core's header and bitfield as committed.
@@ -94,7 +114,7 @@ impl Shared {
 /// to the same core share one state.
 #[derive(Clone)]
 pub struct Store {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     dir: PathBuf,
 }
 
@@ -105,17 +125,24 @@ impl Store {
     }
 
     /// Opens (or creates) the store in `dir`. A damaged database file is a
-    /// [`Error::Corrupt`]; a store held by another process is
-    /// [`Error::StoreLocked`].
+    /// [`Error::Corrupt`] naming the file (never a panic, nor a printed
+    /// one); a `store.redb` that is empty or is not a hyper-core store is
+    /// [`Error::NotAStore`], never silently initialised; a store held by
+    /// another process is [`Error::StoreLocked`]. A new store appears
+    /// whole: it is built under a temporary name and linked into place.
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Self> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_seeded(dir.as_ref(), options, None)
+    }
+
+    /// Opens the store in `dir`, creating it with `seed` if there is none.
+    pub(crate) fn open_seeded(
+        dir: &Path,
+        options: StoreOptions,
+        seed: Option<[u8; 32]>,
+    ) -> Result<Self> {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir)?;
-        let file = dir.join("store.redb");
-        let db = open_database(&file)?;
-        let seed = match read_seed(&db, &file)? {
-            Some(seed) => seed,
-            None => initialize(&db)?,
-        };
+        let (db, seed) = open::open_or_create(&open::store_file(&dir), seed)?;
         Ok(Store {
             shared: Arc::new(Shared {
                 db,
@@ -138,9 +165,16 @@ impl Store {
         self.insert_core(Manifest::single(pair.public_key()), vec![pair], None)
     }
 
-    /// The writable core named `name`, created on first use. Its key pair
-    /// is derived from the store's secret seed and the name, so the same
-    /// name in the same store always gives the same key.
+    /// The writable core named `name` in the root namespace, created on
+    /// first use. Its key pair is derived from the store's secret seed and
+    /// the name, so the same name in the same store (or in a store made
+    /// from the same seed, [`Store::create_from_seed`]) always gives the
+    /// same key. Libraries sharing a store should take a
+    /// [`Store::namespace`] each instead.
+    ///
+    /// If the store already holds that core as a replica (cloned before the
+    /// name was used here, as when a writer moves to a new machine), the
+    /// replica becomes writable and keeps what it downloaded.
     pub fn named(&self, name: &str) -> Result<Core> {
         if let Some(core) = self.by_name(name)? {
             return Ok(core);
@@ -148,11 +182,22 @@ impl Store {
         let mut material = self.shared.seed.to_vec();
         material.extend_from_slice(name.as_bytes());
         let pair = KeyPair::from_seed(blake3::derive_key("hyper-core 2026 named core", &material));
-        self.insert_core(
-            Manifest::single(pair.public_key()),
-            vec![pair],
-            Some(name.to_string()),
-        )
+        self.named_core(pair, Name::Root(name.to_string()))
+    }
+
+    /// The single-signer core of `pair` under `name`, created or adopted.
+    pub(crate) fn named_core(&self, pair: KeyPair, name: Name) -> Result<Core> {
+        self.insert_core(Manifest::single(pair.public_key()), vec![pair], Some(name))
+    }
+
+    /// The store's secret seed (named cores derive their keys from it).
+    pub(crate) fn seed(&self) -> [u8; 32] {
+        self.shared.seed
+    }
+
+    /// The database.
+    pub(crate) fn database(&self) -> &Database {
+        &self.shared.db
     }
 
     /// The core created under `name`, if there is one (never creates).
@@ -181,24 +226,24 @@ impl Store {
         &self,
         manifest: Manifest,
         signers: Vec<KeyPair>,
-        name: Option<String>,
+        name: Option<Name>,
     ) -> Result<Core> {
         let key = manifest.key();
         if let Some(core) = self.find(&key)? {
-            return Ok(core);
+            return adopt(&self.shared, core, Some(manifest), signers, name);
         }
         let header = Header {
             manifest: Some(manifest),
             signers,
-            name,
+            name: name.as_ref().map(|n| n.display().to_string()),
             state: SignedState::empty(),
             bytes_stored: 0,
             truncations: Vec::new(),
         };
-        self.insert_header(&key, header)
+        self.insert_header(&key, header, name.as_ref())
     }
 
-    fn insert_header(&self, key: &CoreKey, header: Header) -> Result<Core> {
+    fn insert_header(&self, key: &CoreKey, header: Header, name: Option<&Name>) -> Result<Core> {
         let txn = self.shared.write(self.shared.durability)?;
         // Checked again inside the write transaction: two callers creating
         // the same core at once both get the one that committed first.
@@ -220,8 +265,8 @@ impl Store {
             id
         };
         txn.open_table(CORE_IDS)?.insert(&key.0, id)?;
-        if let Some(name) = &header.name {
-            txn.open_table(NAMES)?.insert(name.as_str(), &key.0)?;
+        if let Some(name) = name {
+            name.insert(&txn, key)?;
         }
         txn.open_table(HEADERS)?
             .insert(id, header.encode().as_slice())?;
@@ -243,7 +288,7 @@ impl Store {
             bytes_stored: 0,
             truncations: Vec::new(),
         };
-        self.insert_header(key, header)
+        self.insert_header(key, header, None)
     }
 
     /// The core with this key; [`Error::UnknownCore`] if the store has none.
@@ -263,21 +308,32 @@ impl Store {
     fn load(&self, id: u64, key: CoreKey) -> Result<Core> {
         let mut open = self.shared.open.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(inner) = open.get(&id).and_then(Weak::upgrade) {
-            return Ok(Core { inner });
+            return Ok(Core {
+                inner,
+                cipher: None,
+            });
         }
         let state = self
             .shared
             .load_state(id)?
             .ok_or(Corruption::Record { table: "headers" })?;
+        let encrypted = std::sync::OnceLock::new();
+        if let Some(check) = self.shared.encryption_check(id)? {
+            let _ = encrypted.set(check);
+        }
         let inner = Arc::new(CoreInner {
             shared: self.shared.clone(),
             id,
             key,
             state: RwLock::new(state),
             listeners: Mutex::default(),
+            encrypted,
         });
         open.insert(id, Arc::downgrade(&inner));
-        Ok(Core { inner })
+        Ok(Core {
+            inner,
+            cipher: None,
+        })
     }
 
     /// Every core in the store, in key order.
@@ -320,9 +376,11 @@ impl Store {
             txn.open_table(USER_DATA)?
                 .retain_in((id, "")..(id + 1, ""), |_, _| false)?;
             txn.open_table(CORE_IDS)?.remove(&key.0)?;
-            if let Some(name) = &state.header.name {
-                txn.open_table(NAMES)?.remove(name.as_str())?;
-            }
+            txn.open_table(ENCRYPTED)?.remove(id)?;
+            // Whatever names point at this core, in any namespace.
+            txn.open_table(NAMES)?.retain(|_, v| v != key.as_bytes())?;
+            txn.open_table(NS_NAMES)?
+                .retain(|_, v| v != key.as_bytes())?;
         }
         txn.commit()?;
         state.deleted = true;
@@ -358,67 +416,89 @@ impl Store {
     }
 }
 
-/// The store seed of an initialized database (checking its format), or
-/// `None` for a new, empty one. Reads only: reopening costs no fsync.
-fn read_seed(db: &Database, file: &Path) -> Result<Option<[u8; 32]>> {
-    let txn = db.begin_read()?;
-    let meta = match txn.open_table(META) {
-        Ok(meta) => meta,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
+/// Gives an existing core the signing keys (and the name) it lacks: a
+/// replica whose key pair is now known here becomes writable. `manifest`
+/// is used when the core's own is not known yet; the caller guarantees it
+/// hashes to the core's key. Keys that are not signers of the manifest are
+/// ignored.
+pub(crate) fn adopt(
+    shared: &Shared,
+    core: Core,
+    manifest: Option<Manifest>,
+    signers: Vec<KeyPair>,
+    name: Option<Name>,
+) -> Result<Core> {
+    let mut st = core.write_state()?;
+    let mut header = st.header.clone();
+    let mut changed = header.manifest.is_none() && manifest.is_some();
+    let Some(manifest) = header.manifest.clone().or(manifest) else {
+        return Err(Error::InvalidArgument(
+            "the core's manifest is not known yet: replicate it first",
+        ));
     };
-    let Some(format) = meta.get("format")? else {
-        return Ok(None);
-    };
-    let version = <[u8; 4]>::try_from(format.value())
-        .map(u32::from_le_bytes)
-        .map_err(|_| Corruption::Record { table: "meta" })?;
-    if version != FORMAT {
-        return Err(Error::Format {
-            path: file.to_path_buf(),
-            found: version,
-            supported: FORMAT,
-        });
+    for pair in signers {
+        let ours = manifest.signers.contains(&pair.public_key());
+        let known = header
+            .signers
+            .iter()
+            .any(|p| p.public_key() == pair.public_key());
+        if ours && !known {
+            header.signers.push(pair);
+            changed = true;
+        }
     }
-    let seed = meta
-        .get("seed")?
-        .ok_or(Corruption::Record { table: "meta" })?;
-    let seed =
-        <[u8; 32]>::try_from(seed.value()).map_err(|_| Corruption::Record { table: "meta" })?;
-    Ok(Some(seed))
-}
-
-/// Writes the format, a new random seed and every table into a new database.
-fn initialize(db: &Database) -> Result<[u8; 32]> {
-    let seed = random_bytes()?;
-    let txn = db.begin_write()?;
-    {
-        let mut meta = txn.open_table(META)?;
-        meta.insert("format", FORMAT.to_le_bytes().as_slice())?;
-        meta.insert("seed", seed.as_slice())?;
+    let name = name.filter(|_| header.name.is_none());
+    if !changed && name.is_none() {
+        drop(st);
+        return Ok(core);
     }
-    // Create every table so later read transactions find them.
-    txn.open_table(CORE_IDS)?;
-    txn.open_table(NAMES)?;
-    txn.open_table(HEADERS)?;
-    txn.open_table(NODES)?;
-    txn.open_table(BLOCKS)?;
-    txn.open_table(BITFIELD)?;
-    txn.open_table(USER_DATA)?;
+    header.manifest = Some(manifest);
+    if let Some(n) = &name {
+        header.name = Some(n.display().to_string());
+    }
+    let txn = shared.write(shared.durability)?;
+    CoreTables::open(&txn)?.put_header(core.inner.id, &header)?;
+    if let Some(n) = &name {
+        n.insert(&txn, &core.key())?;
+    }
     txn.commit()?;
-    Ok(seed)
+    st.header = header;
+    drop(st);
+    Ok(core)
 }
 
-fn open_database(path: &Path) -> Result<Database> {
-    // A damaged file must be an error, never a panic; redb reports damage as
-    // errors, and this guard keeps a defect there from taking the caller down.
-    std::panic::catch_unwind(|| Database::create(path))
-        .map_err(|_| {
-            Error::Corrupt(Corruption::Database(
-                "the database file could not be read".into(),
-            ))
-        })?
-        .map_err(Error::from)
+/// Where a named core's name is recorded.
+pub(crate) enum Name {
+    /// A name in the root namespace ([`Store::named`]).
+    Root(String),
+    /// A name in a namespace ([`crate::Namespace`]).
+    Namespaced {
+        /// The encoded path and name (the key in its table).
+        slot: Vec<u8>,
+        /// Path and name joined by `/`, as [`Store::list`] shows it.
+        display: String,
+    },
+}
+
+impl Name {
+    fn display(&self) -> &str {
+        match self {
+            Name::Root(n) => n,
+            Name::Namespaced { display, .. } => display,
+        }
+    }
+
+    fn insert(&self, txn: &WriteTransaction, key: &CoreKey) -> Result<()> {
+        match self {
+            Name::Root(n) => {
+                txn.open_table(NAMES)?.insert(n.as_str(), &key.0)?;
+            }
+            Name::Namespaced { slot, .. } => {
+                txn.open_table(NS_NAMES)?.insert(slot.as_slice(), &key.0)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Appends to several cores, committed in one transaction: after a crash
