@@ -35,7 +35,9 @@ mod error;
 mod fetch;
 mod live;
 pub mod messages;
+mod read;
 mod tree;
+mod walk;
 mod watch;
 
 pub use bee::{
@@ -45,5 +47,7 @@ pub use diff::Difference;
 pub use error::{Error, Result};
 pub use fetch::with_fetch;
 pub use live::LiveHistory;
-pub use tree::{MAX_KEYS, MIN_KEYS};
+pub use read::HistoryOptions;
+pub use tree::{MAX_DEPTH, MAX_KEYS, MIN_KEYS};
+pub use walk::Iter;
 pub use watch::Watch;
