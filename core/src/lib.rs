@@ -50,6 +50,7 @@ mod manifest;
 mod nodepage;
 mod notify;
 mod proof;
+mod source;
 mod storage;
 mod store;
 mod tree;
@@ -65,6 +66,7 @@ pub use proof::{
     BlockProof, HashProof, NodeRequest, NodeSource, Proof, ProofRequest, SeekProof, SignedState,
     UpgradeProof, UpgradeRequest, build as build_proof, seek_leaf, sibling_path, upgrade_proof,
 };
+pub use source::{BlockFuture, BlockSource, Prefetch, fetch_error};
 pub use store::{CoreEntry, Durability, Store, StoreBatch, StoreOptions};
 pub use tree::{Node, append as append_nodes, byte_length as tree_byte_length};
 pub use verify::{Verified, Verifier};
