@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use hyper_core::Core;
+use std::time::Duration;
+
+use hyper_core::{BlockSource, Core};
 use prost::Message as _;
 
 use crate::error::{Error, Result};
@@ -15,6 +17,9 @@ use crate::tree::{self, EntrySource, NodeRef};
 pub const PROTOCOL: &str = "hyper-bee";
 /// The block format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// How long a read waits for a block from a source with peers, unless
+/// [`Bee::with_timeout`] says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Decoded blocks kept per bee before the cache is cleared.
 const CACHE_BLOCKS: usize = 1 << 16;
 
@@ -24,6 +29,11 @@ const CACHE_BLOCKS: usize = 1 << 16;
 #[derive(Clone)]
 pub struct Bee {
     core: Core,
+    /// Where blocks not stored here come from (the core itself, or a
+    /// replication behind it).
+    pub(crate) source: Arc<dyn BlockSource>,
+    /// How long a read waits for one block from the source.
+    pub(crate) timeout: Duration,
     /// A checkout: the version this view is frozen at.
     frozen: Option<u64>,
     /// A sub-database: every key is stored under this prefix (empty for the
@@ -117,13 +127,20 @@ impl EntrySource for Bee {
             Err(hyper_core::Error::NotAvailable { .. }) => return Err(Error::Missing(seq)),
             Err(e) => return Err(e.into()),
         };
+        self.insert_block(seq, &bytes)
+    }
+}
+
+impl Bee {
+    /// Decodes block `seq` (fetched or read) into the cache.
+    pub(crate) fn insert_block(&self, seq: u64, bytes: &[u8]) -> Result<Arc<Entry>> {
         if seq == 0 {
             return Err(Error::Corrupt {
                 block: 0,
                 reason: "block 0 is the header, not an entry",
             });
         }
-        let entry = Arc::new(Entry::decode(bytes.as_slice()).map_err(|_| Error::Corrupt {
+        let entry = Arc::new(Entry::decode(bytes).map_err(|_| Error::Corrupt {
             block: seq,
             reason: "entry does not decode",
         })?);
@@ -133,6 +150,11 @@ impl EntrySource for Bee {
         }
         cache.insert(seq, entry.clone());
         Ok(entry)
+    }
+
+    /// Whether block `seq` is at hand (decoded, or stored locally).
+    pub(crate) fn is_local(&self, seq: u64) -> bool {
+        self.lock_cache().contains_key(&seq) || self.core.has(seq).unwrap_or(false)
     }
 }
 
@@ -170,15 +192,59 @@ impl Bee {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Bee {
+        Ok(Self::new(Arc::new(core.clone()), core))
+    }
+
+    fn new(source: Arc<dyn BlockSource>, core: Core) -> Bee {
+        Bee {
             core,
+            source,
+            timeout: DEFAULT_TIMEOUT,
             frozen: None,
             prefix: Vec::new(),
             shared: Arc::new(Shared {
                 cache: Mutex::new(HashMap::new()),
                 writing: Mutex::new(()),
             }),
+        }
+    }
+
+    /// Opens the bee whose blocks come from `source`: a local core, or a
+    /// replica with peers behind it (`hyper_wire::ReplicatedSource`), whose
+    /// header is fetched first (waiting up to `timeout`; that also learns
+    /// the length the peers know). The sync reads ([`Bee::get`],
+    /// [`Bee::range`], ...) still read only local blocks; the async ones
+    /// ([`Bee::get_async`], [`Bee::range_stream`], ...) fetch what they
+    /// miss, waiting up to `timeout` per block.
+    pub async fn open_source(source: Arc<dyn BlockSource>, timeout: Duration) -> Result<Bee> {
+        let core = source.core().clone();
+        if core.writable()? {
+            return Ok(Bee {
+                source,
+                timeout,
+                ..Self::open(core)?
+            });
+        }
+        let header = source.get(0, timeout).await?;
+        check_header(&header)?;
+        Ok(Bee {
+            timeout,
+            ..Self::new(source, core)
         })
+    }
+
+    /// The same bee (sharing the cache and the write lock) whose async
+    /// reads wait up to `timeout` for each block.
+    pub fn with_timeout(&self, timeout: Duration) -> Bee {
+        Bee {
+            timeout,
+            ..self.clone()
+        }
+    }
+
+    /// Where its blocks come from.
+    pub fn source(&self) -> &Arc<dyn BlockSource> {
+        &self.source
     }
 
     /// A view of the keys under `name`: they are stored as this view's

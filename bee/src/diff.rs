@@ -76,8 +76,11 @@ impl Cursor {
     /// Enters the root if it was not yet.
     fn start(&mut self, src: &impl EntrySource) -> Result<()> {
         if let Some(root) = self.root {
-            let frame = self.load(src, root)?;
-            self.stack.push(frame);
+            // A block without levels: the empty tree.
+            if !src.entry(root.block)?.levels.is_empty() {
+                let frame = self.load(src, root)?;
+                self.stack.push(frame);
+            }
             self.root = None;
         }
         Ok(())

@@ -7,7 +7,7 @@ use crate::bee::{Bee, Change, Item, RangeOptions};
 use crate::diff::{DiffWalk, Difference};
 use crate::error::{Error, Result};
 use crate::messages::Entry;
-use crate::tree::EntrySource;
+use crate::tree::{self, EntrySource};
 use crate::walk::{HistoryWalk, Iter, RangeWalk};
 
 /// Which writes a history read returns (see [`Bee::history_iter`]).
@@ -39,7 +39,7 @@ impl Bee {
 
     pub(crate) fn range_walk(&self, options: &RangeOptions) -> Result<RangeWalk> {
         let version = self.version()?;
-        let root = Self::root_at(self, version)?;
+        let root = tree::root_of(version);
         Ok(RangeWalk::new(
             root,
             self.full_range(options),
@@ -90,8 +90,7 @@ impl Bee {
                 length: version,
             });
         }
-        let old = Self::root_at(self, from)?;
-        let new = Self::root_at(self, version)?;
+        let (old, new) = (tree::root_of(from), tree::root_of(version));
         let options = RangeOptions {
             reverse: false,
             ..self.full_range(options)

@@ -32,6 +32,16 @@ pub trait EntrySource {
     fn entry(&self, seq: u64) -> Result<Arc<Entry>>;
 }
 
+/// The root of the tree at `version` (the core's length then): the first
+/// level of block `version - 1`, if there is a write (a block without
+/// levels is the empty tree too; readers check).
+pub fn root_of(version: u64) -> Option<NodeRef> {
+    (version > 1).then(|| NodeRef {
+        block: version - 1,
+        level: 0,
+    })
+}
+
 /// A pointer to a stored node: (block, position in its levels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeRef {

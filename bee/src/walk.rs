@@ -33,6 +33,12 @@ pub(crate) trait Walk: Send {
     fn window(&self) -> Option<std::ops::Range<u64>> {
         None
     }
+    /// Every block a large run of this walk may read (a range without a
+    /// limit: every write), for a stream to download in bulk once the read
+    /// has proved large.
+    fn bulk(&self) -> Option<std::ops::Range<u64>> {
+        None
+    }
 }
 
 /// The results of a read, from local blocks: each [`Iterator::next`] runs
@@ -230,6 +236,12 @@ impl Walk for RangeWalk {
             return Ok(None);
         }
         if let Some(root) = self.root {
+            if bee.entry(root.block)?.levels.is_empty() {
+                // A block without levels: the empty tree.
+                self.root = None;
+                self.done = true;
+                return Ok(None);
+            }
             let frame = self.load(bee, root, None, None, true)?;
             self.visits += 1;
             self.stack.push(frame);
@@ -298,6 +310,10 @@ impl Walk for RangeWalk {
                 }
             }
         }
+    }
+
+    fn bulk(&self) -> Option<std::ops::Range<u64>> {
+        (self.options.limit.is_none() && !self.done).then_some(1..self.max_visits)
     }
 
     fn upcoming(&self, bee: &Bee, max: usize, out: &mut Vec<u64>) {
@@ -407,16 +423,8 @@ impl Walk for HistoryWalk {
         Ok(None)
     }
 
-    fn upcoming(&self, _bee: &Bee, max: usize, out: &mut Vec<u64>) {
-        let n = (self.next.abs_diff(self.end) as usize)
-            .min(max)
-            .min(self.left.saturating_mul(4).max(16)) as u64;
-        if self.reverse {
-            out.extend((self.next - n..self.next).rev());
-        } else {
-            out.extend(self.next..self.next + n);
-        }
-    }
+    /// Nothing one at a time: the run downloads (see `window`).
+    fn upcoming(&self, _bee: &Bee, _max: usize, _out: &mut Vec<u64>) {}
 
     fn window(&self) -> Option<std::ops::Range<u64>> {
         if self.exhausted() {
