@@ -4,17 +4,22 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use hyper_core::Core;
+use std::time::Duration;
+
+use hyper_core::{BlockSource, Core};
 use prost::Message as _;
 
 use crate::error::{Error, Result};
 use crate::messages::{Entry, Header};
-use crate::tree::{self, BlockSource, NodeRef};
+use crate::tree::{self, EntrySource, NodeRef};
 
 /// The protocol name in block 0.
 pub const PROTOCOL: &str = "hyper-bee";
 /// The block format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// How long a read waits for a block from a source with peers, unless
+/// [`Bee::with_timeout`] says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Decoded blocks kept per bee before the cache is cleared.
 const CACHE_BLOCKS: usize = 1 << 16;
 
@@ -24,11 +29,16 @@ const CACHE_BLOCKS: usize = 1 << 16;
 #[derive(Clone)]
 pub struct Bee {
     core: Core,
+    /// Where blocks not stored here come from (the core itself, or a
+    /// replication behind it).
+    pub(crate) source: Arc<dyn BlockSource>,
+    /// How long a read waits for one block from the source.
+    pub(crate) timeout: Duration,
     /// A checkout: the version this view is frozen at.
     frozen: Option<u64>,
     /// A sub-database: every key is stored under this prefix (empty for the
     /// whole bee).
-    prefix: Vec<u8>,
+    pub(crate) prefix: Vec<u8>,
     shared: Arc<Shared>,
 }
 
@@ -98,7 +108,7 @@ struct Overlay<'b> {
     pending: HashMap<u64, Arc<Entry>>,
 }
 
-impl BlockSource for Overlay<'_> {
+impl EntrySource for Overlay<'_> {
     fn entry(&self, seq: u64) -> Result<Arc<Entry>> {
         match self.pending.get(&seq) {
             Some(e) => Ok(e.clone()),
@@ -107,7 +117,7 @@ impl BlockSource for Overlay<'_> {
     }
 }
 
-impl BlockSource for Bee {
+impl EntrySource for Bee {
     fn entry(&self, seq: u64) -> Result<Arc<Entry>> {
         if let Some(e) = self.lock_cache().get(&seq) {
             return Ok(e.clone());
@@ -117,13 +127,20 @@ impl BlockSource for Bee {
             Err(hyper_core::Error::NotAvailable { .. }) => return Err(Error::Missing(seq)),
             Err(e) => return Err(e.into()),
         };
+        self.insert_block(seq, &bytes)
+    }
+}
+
+impl Bee {
+    /// Decodes block `seq` (fetched or read) into the cache.
+    pub(crate) fn insert_block(&self, seq: u64, bytes: &[u8]) -> Result<Arc<Entry>> {
         if seq == 0 {
             return Err(Error::Corrupt {
                 block: 0,
                 reason: "block 0 is the header, not an entry",
             });
         }
-        let entry = Arc::new(Entry::decode(bytes.as_slice()).map_err(|_| Error::Corrupt {
+        let entry = Arc::new(Entry::decode(bytes).map_err(|_| Error::Corrupt {
             block: seq,
             reason: "entry does not decode",
         })?);
@@ -133,6 +150,11 @@ impl BlockSource for Bee {
         }
         cache.insert(seq, entry.clone());
         Ok(entry)
+    }
+
+    /// Whether block `seq` is at hand (decoded, or stored locally).
+    pub(crate) fn is_local(&self, seq: u64) -> bool {
+        self.lock_cache().contains_key(&seq) || self.core.has(seq).unwrap_or(false)
     }
 }
 
@@ -170,15 +192,59 @@ impl Bee {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Bee {
+        Ok(Self::new(Arc::new(core.clone()), core))
+    }
+
+    fn new(source: Arc<dyn BlockSource>, core: Core) -> Bee {
+        Bee {
             core,
+            source,
+            timeout: DEFAULT_TIMEOUT,
             frozen: None,
             prefix: Vec::new(),
             shared: Arc::new(Shared {
                 cache: Mutex::new(HashMap::new()),
                 writing: Mutex::new(()),
             }),
+        }
+    }
+
+    /// Opens the bee whose blocks come from `source`: a local core, or a
+    /// replica with peers behind it (`hyper_wire::ReplicatedSource`), whose
+    /// header is fetched first (waiting up to `timeout`; that also learns
+    /// the length the peers know). The sync reads ([`Bee::get`],
+    /// [`Bee::range`], ...) still read only local blocks; the async ones
+    /// ([`Bee::get_async`], [`Bee::range_stream`], ...) fetch what they
+    /// miss, waiting up to `timeout` per block.
+    pub async fn open_source(source: Arc<dyn BlockSource>, timeout: Duration) -> Result<Bee> {
+        let core = source.core().clone();
+        if core.writable()? {
+            return Ok(Bee {
+                source,
+                timeout,
+                ..Self::open(core)?
+            });
+        }
+        let header = source.get(0, timeout).await?;
+        check_header(&header)?;
+        Ok(Bee {
+            timeout,
+            ..Self::new(source, core)
         })
+    }
+
+    /// The same bee (sharing the cache and the write lock) whose async
+    /// reads wait up to `timeout` for each block.
+    pub fn with_timeout(&self, timeout: Duration) -> Bee {
+        Bee {
+            timeout,
+            ..self.clone()
+        }
+    }
+
+    /// Where its blocks come from.
+    pub fn source(&self) -> &Arc<dyn BlockSource> {
+        &self.source
     }
 
     /// A view of the keys under `name`: they are stored as this view's
@@ -195,14 +261,14 @@ impl Bee {
         }
     }
 
-    fn full(&self, key: &[u8]) -> Vec<u8> {
+    pub(crate) fn full(&self, key: &[u8]) -> Vec<u8> {
         let mut k = self.prefix.clone();
         k.extend_from_slice(key);
         k
     }
 
     /// `options` in stored keys: bounded to this view's prefix.
-    fn full_range(&self, options: &RangeOptions) -> RangeOptions {
+    pub(crate) fn full_range(&self, options: &RangeOptions) -> RangeOptions {
         if self.prefix.is_empty() {
             return options.clone();
         }
@@ -226,11 +292,6 @@ impl Bee {
             lte,
             ..options.clone()
         }
-    }
-
-    fn strip(&self, mut item: Item) -> Item {
-        item.key.drain(..self.prefix.len().min(item.key.len()));
-        item
     }
 
     /// The core the bee lives in.
@@ -269,7 +330,7 @@ impl Bee {
     }
 
     /// The root of the tree at `version` in `src`.
-    fn root_at(src: &impl BlockSource, version: u64) -> Result<Option<NodeRef>> {
+    pub(crate) fn root_at(src: &impl EntrySource, version: u64) -> Result<Option<NodeRef>> {
         if version <= 1 {
             return Ok(None);
         }
@@ -396,18 +457,10 @@ impl Bee {
 
     /// The entries in the range, in key order (or reversed). Only the
     /// nodes and entries the walk reaches are read, so on a sparse replica
-    /// a bounded range reads O(log n + items) blocks.
+    /// a bounded range reads O(log n + items) blocks. Collects
+    /// [`Bee::range_iter`].
     pub fn range(&self, options: &RangeOptions) -> Result<Vec<Item>> {
-        let root = Self::root_at(self, self.version()?)?;
-        let options = self.full_range(options);
-        let mut out = Vec::new();
-        if let Some(root) = root {
-            let limit = options.limit.unwrap_or(usize::MAX);
-            if limit > 0 {
-                walk(self, root, &options, limit, &mut out)?;
-            }
-        }
-        Ok(out.into_iter().map(|i| self.strip(i)).collect())
+        self.range_iter(options)?.collect()
     }
 
     /// The first entry of the range (the last, reversed).
@@ -431,47 +484,40 @@ pub struct Change {
     pub value: Option<Vec<u8>>,
 }
 
-impl Bee {
-    /// The writes with sequence numbers in `range` (clamped to this view's
-    /// version; block 0, the header, is not a write), oldest first or, with
-    /// `reverse`, newest first; in a sub-database, only its keys' writes.
-    pub fn history(&self, range: std::ops::Range<u64>, reverse: bool) -> Result<Vec<Change>> {
-        let end = range.end.min(self.version()?);
-        let start = range.start.max(1);
-        let mut seqs: Vec<u64> = (start..end.max(start)).collect();
-        if reverse {
-            seqs.reverse();
-        }
-        let mut out = Vec::new();
-        for seq in seqs {
-            let e = self.entry(seq)?;
-            if let Some(key) = e.key.strip_prefix(self.prefix.as_slice()) {
-                out.push(Change {
-                    seq,
-                    key: key.to_vec(),
-                    value: (!e.deleted).then(|| e.value.clone()),
-                });
-            }
-        }
-        Ok(out)
+impl Change {
+    /// The write in block `seq` as seen from a view with `prefix`, `None`
+    /// when its key is outside the view.
+    pub(crate) fn of(seq: u64, entry: &Entry, prefix: &[u8]) -> Option<Change> {
+        let key = entry.key.strip_prefix(prefix)?;
+        Some(Change {
+            seq,
+            key: key.to_vec(),
+            value: (!entry.deleted).then(|| entry.value.clone()),
+        })
     }
 }
 
 impl Bee {
+    /// The writes with sequence numbers in `range` (clamped to this view's
+    /// version; block 0, the header, is not a write), oldest first or, with
+    /// `reverse`, newest first; in a sub-database, only its keys' writes.
+    /// Collects [`Bee::history_iter`].
+    pub fn history(&self, range: std::ops::Range<u64>, reverse: bool) -> Result<Vec<Change>> {
+        self.history_iter(&crate::HistoryOptions {
+            start: range.start,
+            end: Some(range.end),
+            reverse,
+            limit: None,
+        })?
+        .collect()
+    }
+
     /// What changed from version `from` to this view's version: each key
     /// whose entry differs, with its value then and now, in key order.
     /// Subtrees both versions share are skipped without being read.
+    /// Collects [`Bee::diff_iter`] over every key.
     pub fn diff(&self, from: u64) -> Result<Vec<crate::diff::Difference>> {
-        let length = self.version()?;
-        if from > length {
-            return Err(Error::NoSuchVersion {
-                version: from,
-                length,
-            });
-        }
-        let old = Self::root_at(self, from)?;
-        let new = Self::root_at(self, self.version()?)?;
-        crate::diff::diff(self, old, new, &self.prefix)
+        self.diff_iter(from, &RangeOptions::default())?.collect()
     }
 }
 
@@ -520,73 +566,12 @@ pub(crate) fn in_range(options: &RangeOptions, key: &[u8]) -> bool {
 }
 
 /// Where `key` stands against the range's bounds.
-fn below_lower(options: &RangeOptions, key: &[u8]) -> bool {
+pub(crate) fn below_lower(options: &RangeOptions, key: &[u8]) -> bool {
     options.gt.as_deref().is_some_and(|b| key <= b)
         || options.gte.as_deref().is_some_and(|b| key < b)
 }
 
-fn above_upper(options: &RangeOptions, key: &[u8]) -> bool {
+pub(crate) fn above_upper(options: &RangeOptions, key: &[u8]) -> bool {
     options.lt.as_deref().is_some_and(|b| key >= b)
         || options.lte.as_deref().is_some_and(|b| key > b)
-}
-
-/// In-order walk of the subtree at `at`, skipping subtrees outside the
-/// bounds; returns false once the walk should stop (limit or bound hit).
-fn walk(
-    src: &impl BlockSource,
-    at: NodeRef,
-    options: &RangeOptions,
-    limit: usize,
-    out: &mut Vec<Item>,
-) -> Result<bool> {
-    let (keys, children) = tree::load(src, at)?;
-    let entries = keys
-        .iter()
-        .map(|&seq| tree::key_value(src, seq).map(|e| (seq, e)))
-        .collect::<Result<Vec<_>>>()?;
-    let n = entries.len();
-    let positions: Box<dyn Iterator<Item = usize>> = if options.reverse {
-        Box::new((0..=n).rev())
-    } else {
-        Box::new(0..=n)
-    };
-    for i in positions {
-        // Child i holds the keys between key i - 1 and key i.
-        if let Some(&child) = children.get(i) {
-            let after_low = entries
-                .get(i)
-                .is_none_or(|(_, e)| !below_lower(options, &e.key));
-            let before_high = i == 0
-                || entries
-                    .get(i - 1)
-                    .is_none_or(|(_, e)| !above_upper(options, &e.key));
-            if after_low && before_high && !walk(src, child, options, limit, out)? {
-                return Ok(false);
-            }
-        }
-        // In reverse, key i - 1 comes after child i; forward, key i.
-        let key_index = if options.reverse {
-            i.checked_sub(1)
-        } else {
-            Some(i)
-        };
-        if let Some((seq, e)) = key_index.and_then(|k| entries.get(k)) {
-            let (low, high) = (below_lower(options, &e.key), above_upper(options, &e.key));
-            let past_end = if options.reverse { low } else { high };
-            if past_end {
-                return Ok(false);
-            }
-            if !low && !high {
-                out.push(Item {
-                    key: e.key.clone(),
-                    value: e.value.clone(),
-                    seq: *seq,
-                });
-                if out.len() >= limit {
-                    return Ok(false);
-                }
-            }
-        }
-    }
-    Ok(true)
 }

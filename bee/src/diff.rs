@@ -1,9 +1,17 @@
 //! Differences between two versions of a bee: two in-order walks side by
 //! side that skip any subtree both versions share (the same stored node),
-//! so unchanged parts of the tree are never read.
+//! so unchanged parts of the tree are never read, and subtrees below the
+//! range's lower bound are passed over. Resumable ([`Walk`]): a missing
+//! block fails the step and changes nothing. Each cursor is bounded in
+//! depth ([`MAX_DEPTH`]) and in the nodes it enters (the version's blocks).
 
-use crate::error::Result;
-use crate::tree::{self, BlockSource, NodeRef};
+use std::sync::Arc;
+
+use crate::bee::{Bee, RangeOptions, above_upper, below_lower};
+use crate::error::{Error, Result};
+use crate::messages::Entry;
+use crate::tree::{self, EntrySource, MAX_DEPTH, NodeRef};
+use crate::walk::Walk;
 
 /// A key whose entry differs between two versions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,42 +40,122 @@ struct Frame {
 
 impl Frame {
     fn token(&self) -> Option<Token> {
+        self.token_at(self.at)
+    }
+
+    fn token_at(&self, at: usize) -> Option<Token> {
         if self.children.is_empty() {
-            self.keys.get(self.at).copied().map(Token::Key)
-        } else if self.at.is_multiple_of(2) {
-            self.children.get(self.at / 2).copied().map(Token::Subtree)
+            self.keys.get(at).copied().map(Token::Key)
+        } else if at.is_multiple_of(2) {
+            self.children.get(at / 2).copied().map(Token::Subtree)
         } else {
-            self.keys.get(self.at / 2).copied().map(Token::Key)
+            self.keys.get(at / 2).copied().map(Token::Key)
         }
     }
 }
 
 /// An in-order walk that yields subtrees before entering them.
-struct Cursor<'s, S> {
-    src: &'s S,
+struct Cursor {
+    /// The root, until it is entered.
+    root: Option<NodeRef>,
     stack: Vec<Frame>,
+    visits: u64,
+    max_visits: u64,
 }
 
-impl<'s, S: BlockSource> Cursor<'s, S> {
-    fn new(src: &'s S, root: Option<NodeRef>) -> Result<Self> {
-        let mut c = Cursor {
-            src,
+impl Cursor {
+    fn new(root: Option<NodeRef>, max_visits: u64) -> Self {
+        Cursor {
+            root,
             stack: Vec::new(),
-        };
-        if let Some(root) = root {
-            c.enter(root)?;
+            visits: 0,
+            max_visits,
         }
-        Ok(c)
     }
 
-    fn enter(&mut self, node: NodeRef) -> Result<()> {
-        let (keys, children) = tree::load(self.src, node)?;
-        self.stack.push(Frame {
+    /// Enters the root if it was not yet.
+    fn start(&mut self, src: &impl EntrySource) -> Result<()> {
+        if let Some(root) = self.root {
+            // A block without levels: the empty tree.
+            if !src.entry(root.block)?.levels.is_empty() {
+                let frame = self.load(src, root)?;
+                self.stack.push(frame);
+            }
+            self.root = None;
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, src: &impl EntrySource, node: NodeRef) -> Result<Frame> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(tree::too_deep(node.block));
+        }
+        if self.visits >= self.max_visits {
+            return Err(Error::Corrupt {
+                block: node.block,
+                reason: "a diff visits more nodes than the version has blocks (crafted)",
+            });
+        }
+        let (keys, children) = tree::load(src, node)?;
+        self.visits += 1;
+        Ok(Frame {
             keys,
             children,
             at: 0,
-        });
+        })
+    }
+
+    /// Steps past the subtree at the top and enters it (loaded first, so a
+    /// missing block moves nothing).
+    fn enter(&mut self, src: &impl EntrySource, node: NodeRef) -> Result<()> {
+        let frame = self.load(src, node)?;
+        self.advance();
+        self.stack.push(frame);
         Ok(())
+    }
+
+    /// Passes over a subtree at the top whose keys all lie below the
+    /// range: the key after it (its upper separator) is below the bound.
+    fn skip_below(&mut self, src: &impl EntrySource, options: &RangeOptions) -> Result<()> {
+        while let Some(top) = self.stack.last() {
+            let Some(Token::Subtree(_)) = top.token() else {
+                return Ok(());
+            };
+            let Some(&sep) = top.keys.get(top.at / 2) else {
+                return Ok(());
+            };
+            if !below_lower(options, &tree::key_value(src, sep)?.key) {
+                return Ok(());
+            }
+            self.advance();
+        }
+        Ok(())
+    }
+
+    /// The blocks this cursor reads next, from its frames.
+    fn upcoming(&self, other: &Cursor, max: usize, out: &mut Vec<u64>) {
+        if let Some(root) = self.root {
+            out.push(root.block);
+        }
+        for frame in self.stack.iter().rev() {
+            for i in frame.at.. {
+                if out.len() >= max {
+                    return;
+                }
+                match frame.token_at(i) {
+                    None => break,
+                    Some(Token::Key(seq)) => out.push(seq),
+                    // A subtree the other side shares is never read.
+                    Some(Token::Subtree(node)) if !other.shares(node) => out.push(node.block),
+                    Some(Token::Subtree(_)) => {}
+                }
+            }
+        }
+    }
+
+    /// Whether `node` is among the subtrees this cursor has still to pass.
+    fn shares(&self, node: NodeRef) -> bool {
+        self.stack.iter().any(|f| f.children.contains(&node))
     }
 
     fn peek(&mut self) -> Option<Token> {
@@ -87,105 +175,144 @@ impl<'s, S: BlockSource> Cursor<'s, S> {
             top.at += 1;
         }
     }
+}
 
-    /// Moves to the next key, entering subtrees on the way.
-    fn next_key(&mut self) -> Result<Option<u64>> {
-        loop {
-            match self.peek() {
-                None => return Ok(None),
-                Some(Token::Key(seq)) => {
-                    self.advance();
-                    return Ok(Some(seq));
-                }
-                Some(Token::Subtree(node)) => {
-                    self.advance();
-                    self.enter(node)?;
-                }
-            }
+/// The differences between two versions' trees, in key order, within a
+/// range of stored keys (see [`Bee::diff_iter`]).
+pub(crate) struct DiffWalk {
+    left: Cursor,
+    right: Cursor,
+    options: RangeOptions,
+    prefix: usize,
+    remaining: usize,
+    done: bool,
+}
+
+impl DiffWalk {
+    /// From the tree at `old` to the tree at `new` (of a bee of `version`
+    /// blocks), over `options` in stored keys, stripping `prefix` bytes.
+    pub fn new(
+        old: Option<NodeRef>,
+        new: Option<NodeRef>,
+        options: RangeOptions,
+        prefix: usize,
+        version: u64,
+    ) -> Self {
+        let remaining = options.limit.unwrap_or(usize::MAX);
+        DiffWalk {
+            left: Cursor::new(old, version),
+            right: Cursor::new(new, version),
+            options,
+            prefix,
+            remaining,
+            done: remaining == 0,
         }
+    }
+
+    /// `Some` for a key inside the range; ends the walk past its end.
+    fn emit(
+        &mut self,
+        entry: &Arc<Entry>,
+        old: Option<&Arc<Entry>>,
+        new: Option<&Arc<Entry>>,
+    ) -> Option<Difference> {
+        if above_upper(&self.options, &entry.key) {
+            self.done = true;
+            return None;
+        }
+        if below_lower(&self.options, &entry.key) {
+            return None;
+        }
+        self.remaining -= 1;
+        self.done = self.remaining == 0;
+        Some(Difference {
+            key: entry.key.get(self.prefix..).unwrap_or_default().to_vec(),
+            old: old.map(|e| e.value.clone()),
+            new: new.map(|e| e.value.clone()),
+        })
     }
 }
 
-/// The differences from the tree at `old` to the tree at `new`, in key
-/// order, over the keys starting with `prefix` (stripped from the result).
-pub fn diff(
-    src: &impl BlockSource,
-    old: Option<NodeRef>,
-    new: Option<NodeRef>,
-    prefix: &[u8],
-) -> Result<Vec<Difference>> {
-    let mut left = Cursor::new(src, old)?;
-    let mut right = Cursor::new(src, new)?;
-    let mut out = Vec::new();
-    let mut emit = |key: &[u8], old: Option<Vec<u8>>, new: Option<Vec<u8>>| {
-        if let Some(k) = key.strip_prefix(prefix) {
-            out.push(Difference {
-                key: k.to_vec(),
-                old,
-                new,
-            });
-        }
-    };
-    loop {
-        // Shared subtrees are skipped whole; any other subtree is entered.
-        match (left.peek(), right.peek()) {
-            (Some(Token::Subtree(a)), Some(Token::Subtree(b))) if a == b => {
-                left.advance();
-                right.advance();
-                continue;
+impl Walk for DiffWalk {
+    type Item = Difference;
+
+    fn step(&mut self, bee: &Bee) -> Result<Option<Difference>> {
+        self.left.start(bee)?;
+        self.right.start(bee)?;
+        while !self.done {
+            self.left.skip_below(bee, &self.options)?;
+            self.right.skip_below(bee, &self.options)?;
+            // Shared subtrees are skipped whole; any other subtree is entered.
+            match (self.left.peek(), self.right.peek()) {
+                (Some(Token::Subtree(a)), Some(Token::Subtree(b))) if a == b => {
+                    self.left.advance();
+                    self.right.advance();
+                    continue;
+                }
+                (Some(Token::Subtree(a)), _) => {
+                    self.left.enter(bee, a)?;
+                    continue;
+                }
+                (_, Some(Token::Subtree(b))) => {
+                    self.right.enter(bee, b)?;
+                    continue;
+                }
+                _ => {}
             }
-            (Some(Token::Subtree(a)), _) => {
-                left.advance();
-                left.enter(a)?;
-                continue;
-            }
-            (_, Some(Token::Subtree(b))) => {
-                right.advance();
-                right.enter(b)?;
-                continue;
-            }
-            _ => {}
-        }
-        match (left.peek(), right.peek()) {
-            (None, None) => return Ok(out),
-            (Some(Token::Key(a)), Some(Token::Key(b))) if a == b => {
-                left.advance();
-                right.advance();
-            }
-            (Some(Token::Key(a)), Some(Token::Key(b))) => {
-                let (ea, eb) = (tree::key_value(src, a)?, tree::key_value(src, b)?);
-                match ea.key.cmp(&eb.key) {
-                    std::cmp::Ordering::Equal => {
-                        left.advance();
-                        right.advance();
-                        if ea.value != eb.value {
-                            emit(&ea.key, Some(ea.value.clone()), Some(eb.value.clone()));
+            let found = match (self.left.peek(), self.right.peek()) {
+                (None, None) => {
+                    self.done = true;
+                    None
+                }
+                (Some(Token::Key(a)), Some(Token::Key(b))) if a == b => {
+                    self.left.advance();
+                    self.right.advance();
+                    None
+                }
+                (Some(Token::Key(a)), Some(Token::Key(b))) => {
+                    let (ea, eb) = (tree::key_value(bee, a)?, tree::key_value(bee, b)?);
+                    match ea.key.cmp(&eb.key) {
+                        std::cmp::Ordering::Equal => {
+                            self.left.advance();
+                            self.right.advance();
+                            if ea.value == eb.value {
+                                None
+                            } else {
+                                self.emit(&ea, Some(&ea), Some(&eb))
+                            }
+                        }
+                        std::cmp::Ordering::Less => {
+                            self.left.advance();
+                            self.emit(&ea, Some(&ea), None)
+                        }
+                        std::cmp::Ordering::Greater => {
+                            self.right.advance();
+                            self.emit(&eb, None, Some(&eb))
                         }
                     }
-                    std::cmp::Ordering::Less => {
-                        left.advance();
-                        emit(&ea.key, Some(ea.value.clone()), None);
-                    }
-                    std::cmp::Ordering::Greater => {
-                        right.advance();
-                        emit(&eb.key, None, Some(eb.value.clone()));
-                    }
                 }
-            }
-            (Some(Token::Key(_)), None) => {
-                if let Some(a) = left.next_key()? {
-                    let ea = tree::key_value(src, a)?;
-                    emit(&ea.key, Some(ea.value.clone()), None);
+                (Some(Token::Key(a)), None) => {
+                    let ea = tree::key_value(bee, a)?;
+                    self.left.advance();
+                    self.emit(&ea, Some(&ea), None)
                 }
-            }
-            (None, Some(Token::Key(_))) => {
-                if let Some(b) = right.next_key()? {
-                    let eb = tree::key_value(src, b)?;
-                    emit(&eb.key, None, Some(eb.value.clone()));
+                (None, Some(Token::Key(b))) => {
+                    let eb = tree::key_value(bee, b)?;
+                    self.right.advance();
+                    self.emit(&eb, None, Some(&eb))
                 }
+                // Subtrees were handled above.
+                _ => None,
+            };
+            if found.is_some() {
+                return Ok(found);
             }
-            // Subtrees were handled above.
-            _ => {}
         }
+        Ok(None)
+    }
+
+    fn upcoming(&self, _bee: &Bee, max: usize, out: &mut Vec<u64>) {
+        self.left.upcoming(&self.right, max, out);
+        self.right.upcoming(&self.left, max, out);
     }
 }

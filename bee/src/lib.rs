@@ -35,15 +35,22 @@ mod error;
 mod fetch;
 mod live;
 pub mod messages;
+mod read;
+mod stream;
 mod tree;
+mod walk;
 mod watch;
 
 pub use bee::{
-    Batch, Bee, Change, Condition, FORMAT_VERSION, Item, PROTOCOL, RangeOptions, SUB_SEPARATOR,
+    Batch, Bee, Change, Condition, DEFAULT_TIMEOUT, FORMAT_VERSION, Item, PROTOCOL, RangeOptions,
+    SUB_SEPARATOR,
 };
 pub use diff::Difference;
 pub use error::{Error, Result};
 pub use fetch::with_fetch;
 pub use live::LiveHistory;
-pub use tree::{MAX_KEYS, MIN_KEYS};
+pub use read::HistoryOptions;
+pub use stream::Stream;
+pub use tree::{MAX_DEPTH, MAX_KEYS, MIN_KEYS};
+pub use walk::Iter;
 pub use watch::Watch;

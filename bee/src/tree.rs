@@ -1,4 +1,4 @@
-//! The B-tree algorithms, pure: nodes come from a [`BlockSource`], a write
+//! The B-tree algorithms, pure: nodes come from a [`EntrySource`], a write
 //! returns the levels of the block it appends. Nodes hold at most
 //! [`MAX_KEYS`] keys (and so at most eight children) and, except the root,
 //! at least [`MIN_KEYS`]: insertion splits full nodes on the way down,
@@ -20,11 +20,26 @@ pub const MAX_KEYS: usize = 2 * DEGREE - 1;
 /// Fewest keys in a node other than the root.
 pub const MIN_KEYS: usize = DEGREE - 1;
 
+/// Deepest tree a read or write follows. Every node but the root has at
+/// least `MIN_KEYS + 1` children, so a bee of 2^56 entries (past any length
+/// a core accepts) is at most 29 levels deep; a deeper one is crafted.
+pub const MAX_DEPTH: usize = 48;
+
 /// Where decoded entries come from.
-pub trait BlockSource {
+pub trait EntrySource {
     /// The entry in block `seq` (1 or more). [`Error::Missing`] when it is
     /// not stored locally.
     fn entry(&self, seq: u64) -> Result<Arc<Entry>>;
+}
+
+/// The root of the tree at `version` (the core's length then): the first
+/// level of block `version - 1`, if there is a write (a block without
+/// levels is the empty tree too; readers check).
+pub fn root_of(version: u64) -> Option<NodeRef> {
+    (version > 1).then(|| NodeRef {
+        block: version - 1,
+        level: 0,
+    })
 }
 
 /// A pointer to a stored node: (block, position in its levels).
@@ -52,10 +67,16 @@ fn corrupt(block: u64, reason: &'static str) -> Error {
     Error::Corrupt { block, reason }
 }
 
+/// A walk went past [`MAX_DEPTH`] at `block`.
+pub(crate) fn too_deep(block: u64) -> Error {
+    corrupt(block, "the tree is deeper than 48 levels (crafted)")
+}
+
 /// Reads a stored node, checking its shape: an inner node has one more
 /// child than keys, keys and children point at earlier blocks (so no walk
-/// can loop).
-pub fn load(src: &impl BlockSource, at: NodeRef) -> Result<(Vec<u64>, Vec<NodeRef>)> {
+/// can loop), and no two children are the same node (or one node could be
+/// walked 8^depth times).
+pub fn load(src: &impl EntrySource, at: NodeRef) -> Result<(Vec<u64>, Vec<NodeRef>)> {
     let entry = src.entry(at.block)?;
     let level = entry
         .levels
@@ -88,12 +109,20 @@ pub fn load(src: &impl BlockSource, at: NodeRef) -> Result<(Vec<u64>, Vec<NodeRe
             }
         })
         .collect::<Result<Vec<_>>>()?;
+    for (i, c) in children.iter().enumerate() {
+        if children.get(i + 1..).is_some_and(|rest| rest.contains(c)) {
+            return Err(corrupt(
+                at.block,
+                "two children of a node are the same node",
+            ));
+        }
+    }
     Ok((level.keys.clone(), children))
 }
 
 /// The key and value an entry block holds; a key pointer must not point at a
 /// deletion.
-pub fn key_value(src: &impl BlockSource, seq: u64) -> Result<Arc<Entry>> {
+pub fn key_value(src: &impl EntrySource, seq: u64) -> Result<Arc<Entry>> {
     let entry = src.entry(seq)?;
     if entry.deleted {
         return Err(corrupt(seq, "key pointer to a deletion"));
@@ -104,7 +133,7 @@ pub fn key_value(src: &impl BlockSource, seq: u64) -> Result<Arc<Entry>> {
 /// Position of `key` among a node's keys: `Ok(i)` if keys[i] holds it, else
 /// `Err(i)` with the child to descend into.
 fn search(
-    src: &impl BlockSource,
+    src: &impl EntrySource,
     keys: &[u64],
     key: &[u8],
     fresh: Option<(u64, &[u8])>,
@@ -127,9 +156,14 @@ fn search(
 }
 
 /// The block holding `key` in the tree rooted at `root`, if any.
-pub fn get(src: &impl BlockSource, root: Option<NodeRef>, key: &[u8]) -> Result<Option<u64>> {
+pub fn get(src: &impl EntrySource, root: Option<NodeRef>, key: &[u8]) -> Result<Option<u64>> {
     let mut at = root;
+    let mut depth = 0;
     while let Some(node) = at {
+        depth += 1;
+        if depth > MAX_DEPTH {
+            return Err(too_deep(node.block));
+        }
         let (keys, children) = load(src, node)?;
         match search(src, &keys, key, None)? {
             Ok(i) => return Ok(keys.get(i).copied()),
@@ -147,8 +181,14 @@ struct Write<'s, S> {
     arena: Vec<Node>,
 }
 
-impl<S: BlockSource> Write<'_, S> {
+impl<S: EntrySource> Write<'_, S> {
     fn load_new(&mut self, at: NodeRef) -> Result<usize> {
+        // A write copies the path and at most two siblings per level: an
+        // arena past that is a crafted tree, and bounding it bounds every
+        // descent (and the recursion of a delete) below.
+        if self.arena.len() >= 3 * MAX_DEPTH {
+            return Err(too_deep(at.block));
+        }
         let (keys, children) = load(self.src, at)?;
         self.arena.push(Node {
             keys,
@@ -287,7 +327,7 @@ impl<S: BlockSource> Write<'_, S> {
 /// The levels of block `seq` that puts `key` (its entry is block `seq`)
 /// into the tree rooted at `root`.
 pub fn put(
-    src: &impl BlockSource,
+    src: &impl EntrySource,
     root: Option<NodeRef>,
     seq: u64,
     key: &[u8],
@@ -355,7 +395,7 @@ pub fn put(
 /// `root`, or `None` when the key is not in it (nothing to write). An empty
 /// tree after the delete is one empty root level.
 pub fn del(
-    src: &impl BlockSource,
+    src: &impl EntrySource,
     root: Option<NodeRef>,
     seq: u64,
     key: &[u8],
@@ -382,7 +422,7 @@ pub fn del(
     Ok(Some(w.finish(top)))
 }
 
-impl<S: BlockSource> Write<'_, S> {
+impl<S: EntrySource> Write<'_, S> {
     /// Deletes `key` from the subtree at arena node `n`, which holds more
     /// than the minimum of keys (or is the root).
     fn delete_from(&mut self, n: usize, key: &[u8]) -> Result<()> {

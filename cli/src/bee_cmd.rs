@@ -3,12 +3,13 @@
 
 use std::io::{BufRead, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use hyper_bee::{Bee, Change, Item, RangeOptions, with_fetch};
+use hyper_bee::{Bee, Change, HistoryOptions, Item, Iter, RangeOptions, Stream};
 use hyper_core::{Core, KeyPair, Store};
-use hyper_wire::{Replication, ReplicationOptions, connect_tcp};
+use hyper_wire::{ReplicatedSource, Replication, ReplicationOptions, connect_tcp};
 
 use crate::CliError;
 use crate::core_cmd::open_core;
@@ -129,7 +130,12 @@ pub fn run(dir: &Path, cmd: BeeCommand) -> Result<(), CliError> {
             writeln!(out, "imported {count} entries: version {}", bee.version()?)?;
         }
         BeeCommand::Get { core, key, remote } => {
-            let value = read(&store, &core, &remote, |bee| bee.get(key.as_bytes()))?;
+            let value = match &remote.connect {
+                None => Bee::open(open_core(&store, &core)?)?.get(key.as_bytes())?,
+                Some(addr) => remote_read(&store, &core, addr, &remote, async |bee| {
+                    Ok(bee.get_async(key.as_bytes()).await?)
+                })?,
+            };
             match value {
                 Some(v) => {
                     out.write_all(&v)?;
@@ -157,8 +163,7 @@ pub fn run(dir: &Path, cmd: BeeCommand) -> Result<(), CliError> {
                 reverse,
                 limit,
             };
-            let items: Vec<Item> = read(&store, &core, &remote, |bee| bee.range(&options))?;
-            for item in items {
+            let print = |out: &mut std::io::StdoutLock<'_>, item: Item| {
                 let (k, v) = (
                     String::from_utf8_lossy(&item.key),
                     String::from_utf8_lossy(&item.value),
@@ -167,17 +172,23 @@ pub fn run(dir: &Path, cmd: BeeCommand) -> Result<(), CliError> {
                     let o = Object::default()
                         .str("key", Some(&k))
                         .str("value", Some(&v));
-                    writeln!(out, "{}", o.finish())?;
+                    writeln!(out, "{}", o.finish())
                 } else {
-                    writeln!(out, "{k} {v}")?;
+                    writeln!(out, "{k} {v}")
                 }
-            }
+            };
+            each(
+                &store,
+                &core,
+                &remote,
+                &mut out,
+                |bee| bee.range_iter(&options),
+                |bee| bee.range_stream(&options),
+                print,
+            )?;
         }
         BeeCommand::History { core, json, remote } => {
-            let changes: Vec<Change> = read(&store, &core, &remote, |bee| {
-                bee.history(0..u64::MAX, false)
-            })?;
-            for c in changes {
+            let print = |out: &mut std::io::StdoutLock<'_>, c: Change| {
                 let k = String::from_utf8_lossy(&c.key);
                 let v = c.value.as_deref().map(String::from_utf8_lossy);
                 if json {
@@ -186,32 +197,66 @@ pub fn run(dir: &Path, cmd: BeeCommand) -> Result<(), CliError> {
                         .str("type", Some(if v.is_some() { "put" } else { "del" }))
                         .str("key", Some(&k))
                         .str("value", v.as_deref());
-                    writeln!(out, "{}", o.finish())?;
+                    writeln!(out, "{}", o.finish())
                 } else {
                     match v {
-                        Some(v) => writeln!(out, "{} put {k} {v}", c.seq)?,
-                        None => writeln!(out, "{} del {k}", c.seq)?,
+                        Some(v) => writeln!(out, "{} put {k} {v}", c.seq),
+                        None => writeln!(out, "{} del {k}", c.seq),
                     }
                 }
-            }
+            };
+            let all = HistoryOptions::default();
+            each(
+                &store,
+                &core,
+                &remote,
+                &mut out,
+                |bee| bee.history_iter(&all),
+                |bee| bee.history_stream(&all),
+                print,
+            )?;
         }
     }
     out.flush()?;
     Ok(())
 }
 
-/// Runs a read on the local bee, or with `--connect`, on a replica that
-/// fetches each block the read needs from the peer (verified, stored).
-fn read<T>(
+/// Prints each result of a read as it comes: from the local bee, or with
+/// `--connect` from a replica that fetches the blocks ahead of the walk
+/// from the peer (verified, stored).
+fn each<T, W>(
     store: &Store,
     core: &str,
     remote: &Remote,
-    op: impl Fn(&Bee) -> hyper_bee::Result<T>,
-) -> Result<T, CliError> {
+    out: &mut W,
+    local: impl FnOnce(&Bee) -> hyper_bee::Result<Iter<T>>,
+    streamed: impl FnOnce(&Bee) -> hyper_bee::Result<Stream<T>>,
+    mut print: impl FnMut(&mut W, T) -> std::io::Result<()>,
+) -> Result<(), CliError> {
     let Some(addr) = &remote.connect else {
-        let bee = Bee::open(open_core(store, core)?)?;
-        return Ok(op(&bee)?);
+        for item in local(&Bee::open(open_core(store, core)?)?)? {
+            print(out, item?)?;
+        }
+        return Ok(());
     };
+    remote_read(store, core, addr, remote, async |bee| {
+        let mut results = streamed(&bee)?;
+        while let Some(item) = results.next().await {
+            print(out, item?)?;
+        }
+        Ok(())
+    })
+}
+
+/// Runs `read` on the bee `core` (its key) read through a replica of it
+/// connected to the peer at `addr`, waiting up to `--timeout` per block.
+fn remote_read<T>(
+    store: &Store,
+    core: &str,
+    addr: &str,
+    remote: &Remote,
+    read: impl AsyncFnOnce(Bee) -> Result<T, CliError>,
+) -> Result<T, CliError> {
     let key = core
         .parse()
         .map_err(|_| CliError::BadKey(core.to_string()))?;
@@ -226,20 +271,11 @@ fn read<T>(
             KeyPair::generate()?,
             ReplicationOptions::default(),
         );
-        replication.add_core(&replica);
-        let _connection = connect_tcp(&replication, addr.as_str()).await?;
+        let source = ReplicatedSource::new(&replication, &replica);
+        let _connection = connect_tcp(&replication, addr).await?;
         // The header first: it also brings the latest length.
-        replication.get(&replica, 0, timeout).await?;
-        let bee = Bee::open(replica.clone())?;
-        let result = with_fetch(
-            || op(&bee),
-            |seq| {
-                let (replication, replica) = (replication.clone(), replica.clone());
-                async move { replication.get(&replica, seq, timeout).await.map(|_| ()) }
-            },
-            |e| hyper_bee::Error::Fetch(Box::new(e)),
-        )
-        .await?;
+        let bee = Bee::open_source(Arc::new(source), timeout).await?;
+        let result = read(bee).await?;
         store.flush()?;
         Ok(result)
     })

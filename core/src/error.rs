@@ -118,6 +118,16 @@ pub enum Error {
     /// The caller passed something that cannot be done.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// A [`BlockSource`](crate::BlockSource) with peers behind it could not
+    /// fetch a block (no peer had it within the timeout, the replication
+    /// stopped).
+    #[error("fetching block {index} from peers failed: {source}")]
+    Fetch {
+        /// The block.
+        index: u64,
+        /// Why (the replication's error).
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// What was found corrupt on disk.

@@ -54,6 +54,7 @@ mod notify;
 mod open;
 mod proof;
 mod quiet;
+mod source;
 mod storage;
 mod store;
 mod transfer;
@@ -73,6 +74,7 @@ pub use proof::{
     SignedState, UpgradeProof, UpgradeRequest, build as build_proof, common_length, fork_path,
     fork_point, seek_leaf, sibling_path, upgrade_proof,
 };
+pub use source::{BlockFuture, BlockSource, Prefetch, fetch_error};
 pub use store::{CoreEntry, Durability, Store, StoreBatch, StoreOptions};
 pub use tree::{Node, append as append_nodes, byte_length as tree_byte_length};
 pub use verify::{Verified, Verifier};

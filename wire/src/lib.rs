@@ -42,6 +42,7 @@ pub mod messages;
 mod ranges;
 mod replicator;
 mod session;
+mod source;
 mod stream;
 mod transport;
 
@@ -53,5 +54,6 @@ pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode as encode_frame};
 pub use ranges::{RangeSet, TooManyRanges};
 pub use replicator::{BatchId, Config, CoreAccess, CoreStatus, Event, Handle, PeerId, Replicator};
 pub use session::{Connection, DownloadRange, ExtensionMessage, Replication, ReplicationOptions};
+pub use source::ReplicatedSource;
 pub use stream::{EncryptedStream, IDENTITY_CONTEXT, MessageReader, MessageWriter, NOISE_PARAMS};
 pub use transport::{connect_memory, connect_tcp, listen_tcp, memory_pair, serve_tcp};

@@ -1,0 +1,88 @@
+//! [`ReplicatedSource`]: a core with a [`Replication`] behind it, as a
+//! [`BlockSource`] for the layers above. A block stored here is answered at
+//! once; any other is fetched from the peers (verified, stored) with the
+//! caller's timeout; a prefetch is a background download of the range.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use hyper_core::{BlockFuture, BlockSource, Core, Prefetch, fetch_error};
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use crate::session::{DownloadRange, Replication};
+
+/// A core read through a [`Replication`]: local blocks at once, missing
+/// ones from peers. Cheap to clone.
+#[derive(Clone)]
+pub struct ReplicatedSource {
+    replication: Replication,
+    core: Core,
+    runtime: Handle,
+}
+
+impl ReplicatedSource {
+    /// Reads `core` through `replication` (which replicates it from now
+    /// on). Call inside the tokio runtime the replication runs on: its
+    /// prefetches are tasks there.
+    pub fn new(replication: &Replication, core: &Core) -> ReplicatedSource {
+        replication.add_core(core);
+        ReplicatedSource {
+            replication: replication.clone(),
+            core: core.clone(),
+            runtime: Handle::current(),
+        }
+    }
+
+    /// The replication behind it.
+    pub fn replication(&self) -> &Replication {
+        &self.replication
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl BlockSource for ReplicatedSource {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn get(&self, index: u64, timeout: Duration) -> BlockFuture {
+        if let Ok(block) = self.core.get(index) {
+            return Box::pin(std::future::ready(Ok(block)));
+        }
+        let (replication, core) = (self.replication.clone(), self.core.clone());
+        Box::pin(async move {
+            replication
+                .get(&core, index, timeout)
+                .await
+                .map_err(|e| fetch_error(index, e))
+        })
+    }
+
+    fn prefetch(&self, range: Range<u64>) -> Prefetch {
+        if range.is_empty() || self.core.has_range(range.clone()).unwrap_or(false) {
+            return Prefetch::none();
+        }
+        let (replication, core) = (self.replication.clone(), self.core.clone());
+        let task = self.runtime.spawn(async move {
+            // A failed prefetch costs nothing: the reads it served fetch
+            // (and report) their blocks themselves.
+            let _ = replication
+                .download(&core, DownloadRange::range(range))
+                .await;
+        });
+        Prefetch::new(AbortOnDrop(task))
+    }
+
+    fn remote(&self) -> bool {
+        true
+    }
+}

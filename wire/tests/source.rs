@@ -1,0 +1,130 @@
+//! [`ReplicatedSource`] over TCP on loopback between real stores: a get
+//! waits for a block from the seeder (and moves only it), a block no peer
+//! has is a typed error after the timeout, a prefetch downloads its range
+//! in the background and stops when dropped; a local core never waits.
+
+use std::time::{Duration, Instant};
+
+use hyper_core::{BlockSource, Core, KeyPair, Store};
+use hyper_wire::{
+    ReplicatedSource, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp,
+};
+
+mod common;
+
+fn seeder_core(blocks: u64) -> (tempfile::TempDir, Store, Core) {
+    let (dir, store) = common::eventual_store();
+    let core = store.create_core().expect("core");
+    let data: Vec<Vec<u8>> = (0..blocks)
+        .map(|i| format!("block {i}").into_bytes())
+        .collect();
+    core.append_batch(&data).expect("append");
+    (dir, store, core)
+}
+
+async fn reader_of(
+    seeder: &Store,
+    key: &hyper_core::CoreKey,
+) -> (
+    tempfile::TempDir,
+    Store,
+    Core,
+    ReplicatedSource,
+    Replication,
+) {
+    let serving = Replication::new(
+        seeder.clone(),
+        KeyPair::generate().expect("keys"),
+        ReplicationOptions {
+            all_cores: true,
+            ..ReplicationOptions::default()
+        },
+    );
+    let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
+    let _server = serve_tcp(&serving, listener);
+    let (dir, store) = common::eventual_store();
+    let replica = store.replica(key).expect("replica");
+    let reader = Replication::new(
+        store.clone(),
+        KeyPair::generate().expect("keys"),
+        ReplicationOptions::default(),
+    );
+    let source = ReplicatedSource::new(&reader, &replica);
+    connect_tcp(&reader, addr).await.expect("connect");
+    (dir, store, replica, source, serving)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_waits_for_the_block_and_moves_only_it() {
+    let (_wd, ws, wc) = seeder_core(1000);
+    let (_rd, _rs, replica, source, _serving) = reader_of(&ws, &wc.key()).await;
+    let block = source.get(700, Duration::from_secs(10)).await.expect("get");
+    assert_eq!(block, b"block 700");
+    assert!(source.remote());
+    let info = replica.info().expect("info");
+    assert_eq!((info.length, info.blocks_stored), (1000, 1));
+    // Stored: the next get is answered from the local copy.
+    assert_eq!(
+        source.get(700, Duration::ZERO).await.expect("again"),
+        b"block 700"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_no_peer_has_is_a_fetch_error_after_the_timeout() {
+    let (_wd, ws, wc) = seeder_core(10);
+    let (_rd, _rs, _replica, source, _serving) = reader_of(&ws, &wc.key()).await;
+    source
+        .get(0, Duration::from_secs(10))
+        .await
+        .expect("length known");
+    let started = Instant::now();
+    let got = source.get(50, Duration::from_millis(300)).await;
+    assert!(
+        matches!(got, Err(hyper_core::Error::Fetch { index: 50, .. })),
+        "{got:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "honours its timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefetch_downloads_its_range_in_the_background() {
+    let (_wd, ws, wc) = seeder_core(2000);
+    let (_rd, _rs, replica, source, _serving) = reader_of(&ws, &wc.key()).await;
+    source
+        .get(0, Duration::from_secs(10))
+        .await
+        .expect("length known");
+    let prefetch = source.prefetch(100..1100);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !replica.has_range(100..1100).expect("has") {
+        assert!(Instant::now() < deadline, "the prefetch did not finish");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(prefetch);
+    let info = replica.info().expect("info");
+    assert_eq!(info.blocks_stored, 1001, "only the range and block 0");
+    // A range held already starts nothing.
+    assert!(format!("{:?}", source.prefetch(100..1100)).contains("false"));
+}
+
+#[test]
+fn a_local_core_never_waits() {
+    let (_d, _s, core) = seeder_core(3);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut got = BlockSource::get(&core, 2, Duration::from_secs(60));
+    match got.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(block) => assert_eq!(block.expect("block"), b"block 2"),
+        std::task::Poll::Pending => panic!("a local get waited"),
+    }
+    let mut past = BlockSource::get(&core, 9, Duration::from_secs(60));
+    assert!(matches!(
+        past.as_mut().poll(&mut cx),
+        std::task::Poll::Ready(Err(hyper_core::Error::OutOfBounds { index: 9, .. }))
+    ));
+    assert!(!core.remote());
+    assert_eq!(BlockSource::length(&core).expect("length"), 3);
+}
