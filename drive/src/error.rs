@@ -124,5 +124,15 @@ impl From<hyper_bee::Error> for Error {
     }
 }
 
+impl Error {
+    /// An I/O error on the local `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

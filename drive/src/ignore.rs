@@ -15,6 +15,16 @@ pub struct Ignore {
     patterns: Vec<String>,
 }
 
+impl Default for Ignore {
+    /// Ignores nothing.
+    fn default() -> Self {
+        Ignore {
+            matcher: Gitignore::empty(),
+            patterns: Vec::new(),
+        }
+    }
+}
+
 impl Ignore {
     /// The patterns, one per item; blank lines and `#` comments are allowed.
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Ignore> {
