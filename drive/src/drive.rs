@@ -1,0 +1,460 @@
+//! [`Drive`]: opening a drive (metadata bee + blobs core), and its reads:
+//! entries, symlink resolution, listings, versions and diffs.
+
+use std::sync::{Arc, Mutex};
+
+use hyper_bee::{Bee, RangeOptions};
+use hyper_core::{Core, CoreKey, Store};
+use prost::Message as _;
+
+use crate::error::{Error, Result};
+use crate::ignore::Ignore;
+use crate::index::ChunkIndex;
+use crate::layout;
+use crate::messages::{Entry, Header, Kind};
+use crate::path::DrivePath;
+
+/// The protocol name in the drive header.
+pub const PROTOCOL: &str = "hyper-drive";
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The metadata bee's key holding the [`Header`] (written at sequence 1).
+pub const HEADER_KEY: &[u8] = b"\0hyper-drive";
+/// At most this many symlinks are followed resolving one path.
+pub const MAX_HOPS: usize = 16;
+
+/// A filesystem in two cores: a metadata bee mapping paths to [`Entry`]
+/// values and a blobs core of file contents. Cheap to clone; clones share
+/// the chunk index. Reads are sync and read local data only: a block that
+/// is not stored here is [`Error::Missing`], which
+/// [`Drive::with_fetch`](crate::Drive::with_fetch) turns into a fetch.
+#[derive(Clone)]
+pub struct Drive {
+    pub(crate) store: Store,
+    pub(crate) bee: Bee,
+    pub(crate) blobs: Core,
+    pub(crate) index: Arc<Mutex<Option<ChunkIndex>>>,
+}
+
+/// What a folder holds under one name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChildKind {
+    /// A file.
+    File,
+    /// A symlink.
+    Symlink,
+    /// A folder (some path below it exists).
+    Folder,
+}
+
+/// One name in a folder, see [`Drive::readdir`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    /// The name (one segment).
+    pub name: String,
+    /// What it is.
+    pub kind: ChildKind,
+}
+
+/// A path whose entry differs between two versions, see [`Drive::diff`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffEntry {
+    /// The path.
+    pub path: DrivePath,
+    /// Its entry in this view (`None`: deleted since).
+    pub now: Option<Entry>,
+    /// Its entry at the older version (`None`: added since).
+    pub then: Option<Entry>,
+}
+
+/// Counts of [`Drive::info`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriveInfo {
+    /// The version (the metadata bee's version).
+    pub version: u64,
+    /// Files and symlinks in this view.
+    pub files: u64,
+    /// Their content bytes.
+    pub bytes: u64,
+    /// Blocks of the blobs core.
+    pub blocks: u64,
+    /// Of them, stored here.
+    pub blocks_stored: u64,
+    /// Whether this store can write the drive.
+    pub writable: bool,
+}
+
+impl Drive {
+    /// Creates a drive with fresh random keys.
+    pub fn create(store: &Store) -> Result<Drive> {
+        Drive::init(store, store.create_core()?, store.create_core()?)
+    }
+
+    /// The drive named `name` in this store, created on first use: its
+    /// metadata core is the store's core `name`, its blobs core
+    /// `name/blobs` (same store, same name: same keys).
+    pub fn named(store: &Store, name: &str) -> Result<Drive> {
+        let meta = store.named(name)?;
+        let blobs = store.named(&format!("{name}/blobs"))?;
+        Drive::init(store, meta, blobs)
+    }
+
+    fn init(store: &Store, meta: Core, blobs: Core) -> Result<Drive> {
+        let bee = Bee::open(meta.clone()).map_err(|e| bee_error(&meta, e))?;
+        if bee.version().map_err(|e| bee_error(&meta, e))? <= 1 {
+            let header = Header {
+                protocol: PROTOCOL.to_string(),
+                version: FORMAT_VERSION,
+                blobs_key: blobs.key().0.to_vec(),
+            };
+            bee.put(HEADER_KEY, &header.encode_to_vec())
+                .map_err(|e| bee_error(&meta, e))?;
+        }
+        Drive::open_bee(store, bee)
+    }
+
+    /// Opens the drive whose key (its metadata core's key) is `key`; the
+    /// store must hold that core. The blobs core is the one the drive's
+    /// signed header names.
+    pub fn open(store: &Store, key: &CoreKey) -> Result<Drive> {
+        let meta = store.core(key)?;
+        Drive::open_bee(
+            store,
+            Bee::open(meta.clone()).map_err(|e| bee_error(&meta, e))?,
+        )
+    }
+
+    /// The drive `key` as a replica (created empty on first use). Until
+    /// the header block is here this is [`Error::Missing`]; run it under
+    /// [`crate::fetch::open_replica`] to fetch it.
+    pub fn replica(store: &Store, key: &CoreKey) -> Result<Drive> {
+        let meta = store.replica(key)?;
+        if meta.info()?.length < 2 {
+            return Err(Error::Missing {
+                core: *key,
+                index: 1,
+            });
+        }
+        Drive::open_bee(
+            store,
+            Bee::open(meta.clone()).map_err(|e| bee_error(&meta, e))?,
+        )
+    }
+
+    fn open_bee(store: &Store, bee: Bee) -> Result<Drive> {
+        let meta = bee.core().clone();
+        let key = meta.key();
+        let not = |reason| Error::NotADrive { key, reason };
+        let first = bee.history(1..2, false).map_err(|e| bee_error(&meta, e))?;
+        let change = first.first().ok_or(not("it has no drive header"))?;
+        if change.key != HEADER_KEY {
+            return Err(not("its first write is not a drive header"));
+        }
+        let header = change
+            .value
+            .as_deref()
+            .and_then(|v| Header::decode(v).ok())
+            .ok_or(not("its drive header does not decode"))?;
+        if header.protocol != PROTOCOL {
+            return Err(not("its header names another protocol"));
+        }
+        if header.version != FORMAT_VERSION {
+            return Err(not("its header has an unsupported format version"));
+        }
+        let blobs_key = <[u8; 32]>::try_from(header.blobs_key.as_slice())
+            .map(CoreKey)
+            .map_err(|_| not("its header's blobs key is not 32 bytes"))?;
+        Ok(Drive {
+            store: store.clone(),
+            blobs: store.replica(&blobs_key)?,
+            bee,
+            index: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// The drive key (the metadata core's key).
+    pub fn key(&self) -> CoreKey {
+        self.bee.core().key()
+    }
+
+    /// The metadata core (the bee of entries).
+    pub fn metadata(&self) -> &Core {
+        self.bee.core()
+    }
+
+    /// The blobs core (file contents).
+    pub fn blobs(&self) -> &Core {
+        &self.blobs
+    }
+
+    /// Whether this view can be written (a writable drive, not a checkout).
+    pub fn writable(&self) -> Result<bool> {
+        let frozen =
+            self.bee.version().map_err(|e| self.bee_err(e))? != self.metadata().info()?.length;
+        Ok(!frozen && self.metadata().writable()? && self.blobs.writable()?)
+    }
+
+    /// The version: the metadata bee's version; every write adds at least
+    /// one.
+    pub fn version(&self) -> Result<u64> {
+        self.bee.version().map_err(|e| self.bee_err(e))
+    }
+
+    /// A read-only view of the drive as it was at `version`.
+    pub fn checkout(&self, version: u64) -> Result<Drive> {
+        let length = self.metadata().info()?.length;
+        if version > length || version < 2 {
+            return Err(Error::NoSuchVersion { version, length });
+        }
+        Ok(Drive {
+            bee: self.bee.checkout(version).map_err(|e| self.bee_err(e))?,
+            ..self.clone()
+        })
+    }
+
+    pub(crate) fn bee_err(&self, e: hyper_bee::Error) -> Error {
+        bee_error(self.bee.core(), e)
+    }
+
+    /// The entry stored at `path`, symlinks not followed.
+    pub fn entry(&self, path: &str) -> Result<Option<Entry>> {
+        self.entry_at(&DrivePath::new(path)?)
+    }
+
+    pub(crate) fn entry_at(&self, path: &DrivePath) -> Result<Option<Entry>> {
+        if path.is_root() {
+            return Ok(None);
+        }
+        let value = self.bee.get(path.key()).map_err(|e| self.bee_err(e))?;
+        value.map(|v| decode_entry(&v, path.as_str())).transpose()
+    }
+
+    /// Whether a file or symlink is stored at `path` (not followed).
+    pub fn exists(&self, path: &str) -> Result<bool> {
+        Ok(self.entry(path)?.is_some())
+    }
+
+    /// Follows symlinks POSIX-style, in the path's folders too: the file
+    /// `path` names and its resolved path, `None` if nothing is there.
+    /// More than [`MAX_HOPS`] symlinks is [`Error::SymlinkLoop`].
+    pub fn stat(&self, path: &str) -> Result<Option<(DrivePath, Entry)>> {
+        let mut at = DrivePath::new(path)?;
+        let mut hops = 0;
+        'walk: loop {
+            let mut hop = |link: &DrivePath, entry: &Entry, rest: &str| -> Result<DrivePath> {
+                hops += 1;
+                if hops > MAX_HOPS {
+                    return Err(Error::SymlinkLoop(path.to_string()));
+                }
+                let folder = link.parent().unwrap_or_else(DrivePath::root);
+                folder.join(&entry.target)?.join(rest)
+            };
+            match self.entry_at(&at)? {
+                Some(e) if e.kind() == Kind::Symlink => {
+                    at = hop(&at, &e, "")?;
+                    continue;
+                }
+                Some(e) => return Ok(Some((at, e))),
+                None => {}
+            }
+            for folder in at.ancestors() {
+                match self.entry_at(&folder)? {
+                    Some(e) if e.kind() == Kind::Symlink => {
+                        let rest = at.relative_to(&folder).unwrap_or("").to_string();
+                        at = hop(&folder, &e, &rest)?;
+                        continue 'walk;
+                    }
+                    Some(_) => return Ok(None),
+                    None => {}
+                }
+            }
+            return Ok(None);
+        }
+    }
+
+    /// The whole content of the file `path` names (symlinks followed);
+    /// `None` if there is none. For large files use
+    /// [`Drive::read_stream`].
+    pub fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some((at, entry)) = self.stat(path)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
+        let mut stream = self.stream_entry(&at, &entry, 0, entry.size)?;
+        while let Some(chunk) = stream.next_chunk()? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Some(out))
+    }
+
+    /// Every entry under `folder`, in path order: the whole subtree, or
+    /// with `recursive` false only the files and symlinks directly in it.
+    /// Paths `ignore` matches (and everything below an ignored folder) are
+    /// left out.
+    pub fn list(
+        &self,
+        folder: &str,
+        recursive: bool,
+        ignore: Option<&Ignore>,
+    ) -> Result<Vec<(DrivePath, Entry)>> {
+        let folder = DrivePath::new(folder)?;
+        if !recursive {
+            let mut out = Vec::new();
+            for child in self.readdir(folder.as_str())? {
+                let path = folder.child(&child.name)?;
+                let rel = path.relative_to(&folder).unwrap_or("");
+                if child.kind == ChildKind::Folder || ignore.is_some_and(|i| i.matches(rel, false))
+                {
+                    continue;
+                }
+                if let Some(e) = self.entry_at(&path)? {
+                    out.push((path, e));
+                }
+            }
+            return Ok(out);
+        }
+        let (gt, lt) = folder.subtree_bounds();
+        let items = self
+            .bee
+            .range(&RangeOptions {
+                gt: Some(gt),
+                lt: Some(lt),
+                ..Default::default()
+            })
+            .map_err(|e| self.bee_err(e))?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let text = String::from_utf8(item.key).map_err(|_| Error::Corrupt {
+                path: folder.to_string(),
+                reason: "a stored path is not UTF-8",
+            })?;
+            let path = DrivePath::new(&text)?;
+            if ignore.is_some_and(|i| i.matches(path.relative_to(&folder).unwrap_or(""), false)) {
+                continue;
+            }
+            let entry = decode_entry(&item.value, &text)?;
+            out.push((path, entry));
+        }
+        Ok(out)
+    }
+
+    /// The names directly in `folder` with what each is, in name order.
+    /// Skips each child folder's subtree with one seek, so it reads
+    /// O(children x log n) blocks, never the whole subtree.
+    pub fn readdir(&self, folder: &str) -> Result<Vec<Child>> {
+        let folder = DrivePath::new(folder)?;
+        let (low, high) = folder.subtree_bounds();
+        let mut out = Vec::new();
+        let mut options = RangeOptions {
+            gt: Some(low.clone()),
+            lt: Some(high),
+            ..Default::default()
+        };
+        while let Some(item) = self.bee.peek(&options).map_err(|e| self.bee_err(e))? {
+            let rest = item.key.get(low.len()..).unwrap_or_default();
+            let (name, deeper) = match rest.iter().position(|&b| b == b'/') {
+                Some(i) => (rest.get(..i).unwrap_or_default(), true),
+                None => (rest, false),
+            };
+            let name = String::from_utf8(name.to_vec()).map_err(|_| Error::Corrupt {
+                path: folder.to_string(),
+                reason: "a stored path is not UTF-8",
+            })?;
+            let mut skip = low.clone();
+            skip.extend_from_slice(name.as_bytes());
+            let kind = if deeper {
+                skip.push(b'0');
+                options.gt = None;
+                options.gte = Some(skip);
+                ChildKind::Folder
+            } else {
+                let entry = decode_entry(&item.value, &String::from_utf8_lossy(&item.key))?;
+                options.gt = Some(skip);
+                options.gte = None;
+                match entry.kind() {
+                    Kind::Symlink => ChildKind::Symlink,
+                    Kind::File => ChildKind::File,
+                }
+            };
+            out.push(Child { name, kind });
+        }
+        // Key order puts "a-b" before "a/..."; names sort as names.
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// What changed under `folder` between `version` and this view, in
+    /// path order. Subtrees of the bee both versions share are not read.
+    pub fn diff(&self, version: u64, folder: &str) -> Result<Vec<DiffEntry>> {
+        let folder = DrivePath::new(folder)?;
+        let mut out = Vec::new();
+        for d in self.bee.diff(version).map_err(|e| self.bee_err(e))? {
+            let Ok(text) = String::from_utf8(d.key) else {
+                continue;
+            };
+            if text.as_bytes() == HEADER_KEY {
+                continue;
+            }
+            let path = DrivePath::new(&text)?;
+            if !path.is_within(&folder) {
+                continue;
+            }
+            let decode = |v: Option<Vec<u8>>| v.map(|v| decode_entry(&v, &text)).transpose();
+            out.push(DiffEntry {
+                now: decode(d.new)?,
+                then: decode(d.old)?,
+                path,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Files, bytes and blocks of this view.
+    pub fn info(&self) -> Result<DriveInfo> {
+        let entries = self.list("/", true, None)?;
+        let blobs = self.blobs.info()?;
+        Ok(DriveInfo {
+            version: self.version()?,
+            files: entries.len() as u64,
+            bytes: entries.iter().map(|(_, e)| e.size).sum(),
+            blocks: blobs.length,
+            blocks_stored: blobs.blocks_stored,
+            writable: self.writable()?,
+        })
+    }
+
+    /// Whether every block of the file at `path` (symlinks followed) is
+    /// stored here; false if there is no such file.
+    pub fn has(&self, path: &str) -> Result<bool> {
+        let Some((_, entry)) = self.stat(path)? else {
+            return Ok(false);
+        };
+        for r in entry.blocks() {
+            if !self.blobs.has_range(r)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Decodes and checks an entry stored at `path`.
+pub(crate) fn decode_entry(bytes: &[u8], path: &str) -> Result<Entry> {
+    let entry = Entry::decode(bytes).map_err(|_| Error::Corrupt {
+        path: path.to_string(),
+        reason: "the entry does not decode",
+    })?;
+    layout::check(&entry, path)?;
+    Ok(entry)
+}
+
+/// A bee error on `meta`, with a missing block named by its core.
+pub(crate) fn bee_error(meta: &Core, e: hyper_bee::Error) -> Error {
+    match e {
+        hyper_bee::Error::Missing(index) => Error::Missing {
+            core: meta.key(),
+            index,
+        },
+        other => other.into(),
+    }
+}

@@ -1,0 +1,340 @@
+//! [`Folder`]: a local folder behind the drive's read/write interface, for
+//! mirrors. Walks are sorted and honour gitignore-style patterns plus
+//! `.hyperignore` files; writes are atomic (a temp file beside the target,
+//! fsync, rename, fsync of the folder) and set the mode and mtime.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::ignore::{IGNORE_FILE, Ignore};
+use crate::messages::Kind;
+use crate::path::DrivePath;
+
+/// Temp files of unfinished writes end with this; walks skip them.
+pub const PARTIAL_SUFFIX: &str = ".hyper-partial";
+/// Read and write buffer of file copies.
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// What a path holds, on either side of a mirror.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    /// File or symlink.
+    pub kind: Kind,
+    /// Content size (0 for a symlink).
+    pub size: u64,
+    /// Modification time, ns since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Permission bits.
+    pub mode: u32,
+    /// A symlink's target.
+    pub target: String,
+    /// The content hash, when it is known without reading the file.
+    pub hash: Option<[u8; 32]>,
+}
+
+/// A file's hash with the size and mtime it was computed at.
+type HashedAt = (u64, i64, [u8; 32]);
+
+/// A local folder.
+pub struct Folder {
+    root: PathBuf,
+    /// (size, mtime) -> hash of files hashed in this run.
+    hashes: Mutex<HashMap<PathBuf, HashedAt>>,
+}
+
+fn mtime_ns(meta: &fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_nanos()).ok(),
+            Err(e) => i64::try_from(e.duration().as_nanos()).ok().map(|n| -n),
+        })
+        .unwrap_or(0)
+}
+
+fn system_time(ns: i64) -> SystemTime {
+    let d = Duration::from_nanos(ns.unsigned_abs());
+    if ns >= 0 {
+        UNIX_EPOCH + d
+    } else {
+        UNIX_EPOCH - d
+    }
+}
+
+impl Folder {
+    /// The folder at `root` (created when first written to).
+    pub fn new(root: impl Into<PathBuf>) -> Folder {
+        Folder {
+            root: root.into(),
+            hashes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Its root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The local path of a drive path.
+    pub fn local(&self, path: &DrivePath) -> PathBuf {
+        let mut p = self.root.clone();
+        p.extend(path.segments());
+        p
+    }
+
+    /// What `path` holds (symlinks not followed); `None` if nothing, or a
+    /// folder.
+    pub fn stat(&self, path: &DrivePath) -> Result<Option<Stat>> {
+        let local = self.local(path);
+        match fs::symlink_metadata(&local) {
+            Ok(m) => stat_of(&local, &m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(local, e)),
+        }
+    }
+
+    /// Every file and symlink under the root, by path, skipping what
+    /// `ignore` or a `.hyperignore` file matches, and temp files of
+    /// unfinished writes. A name that is not UTF-8 is skipped and returned
+    /// in the second list (warn about it by path; never renamed).
+    pub fn walk(&self, ignore: &Ignore) -> Result<(BTreeMap<DrivePath, Stat>, Vec<PathBuf>)> {
+        let mut out = BTreeMap::new();
+        if !self.root.exists() {
+            return Ok((out, Vec::new()));
+        }
+        let skipped = Arc::new(Mutex::new(Vec::new()));
+        let (root, filter, skipped_in) = (self.root.clone(), ignore.clone(), skipped.clone());
+        let walker = ignore::WalkBuilder::new(&self.root)
+            .standard_filters(false)
+            .follow_links(false)
+            .add_custom_ignore_filename(IGNORE_FILE)
+            .sort_by_file_name(|a, b| a.cmp(b))
+            .filter_entry(move |e| {
+                let Ok(rel) = e.path().strip_prefix(&root) else {
+                    return false;
+                };
+                let Some(rel) = rel.to_str() else {
+                    skipped_in
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(e.path().to_path_buf());
+                    return false;
+                };
+                let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+                !rel.ends_with(PARTIAL_SUFFIX) && !filter.matches(rel, is_dir)
+            })
+            .build();
+        for item in walker {
+            let item = item.map_err(|e| walk_error(&self.root, e))?;
+            let Some(t) = item.file_type() else { continue };
+            if t.is_dir() {
+                continue;
+            }
+            let Some(rel) = item
+                .path()
+                .strip_prefix(&self.root)
+                .ok()
+                .and_then(Path::to_str)
+            else {
+                continue;
+            };
+            let path = DrivePath::file(rel)?;
+            let meta = fs::symlink_metadata(item.path()).map_err(|e| Error::io(item.path(), e))?;
+            if let Some(stat) = stat_of(item.path(), &meta)? {
+                out.insert(path, stat);
+            }
+        }
+        let skipped = std::mem::take(&mut *skipped.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok((out, skipped))
+    }
+
+    /// The ignores of a walk from this folder: `base` plus the lines of the
+    /// root's `.hyperignore` (nested ones apply inside [`Folder::walk`]).
+    pub fn ignores(&self, base: &Ignore) -> Result<Ignore> {
+        let file = self.root.join(IGNORE_FILE);
+        match fs::read_to_string(&file) {
+            Ok(text) => base.with_file(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(base.clone()),
+            Err(e) => Err(Error::io(file, e)),
+        }
+    }
+
+    /// Opens the file `path` for reading.
+    pub fn open(&self, path: &DrivePath) -> Result<File> {
+        let local = self.local(path);
+        File::open(&local).map_err(|e| Error::io(local, e))
+    }
+
+    /// The BLAKE3 hash of the file `path`, computed once per (size, mtime).
+    pub fn hash(&self, path: &DrivePath, stat: &Stat) -> Result<[u8; 32]> {
+        let local = self.local(path);
+        let cached = self
+            .hashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&local)
+            .copied();
+        if let Some((size, mtime, hash)) = cached
+            && size == stat.size
+            && mtime == stat.mtime_ns
+        {
+            return Ok(hash);
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut file = self.open(path)?;
+        let mut buf = vec![0; COPY_BUFFER];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| Error::io(&local, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(buf.get(..n).unwrap_or_default());
+        }
+        let hash = *hasher.finalize().as_bytes();
+        self.hashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(local, (stat.size, stat.mtime_ns, hash));
+        Ok(hash)
+    }
+
+    /// Writes the file `path` from `content` atomically, with `mode` and
+    /// `mtime_ns`: a temp file beside it, fsync, rename, fsync of the
+    /// folder. Returns the bytes written. A crash leaves the old file or
+    /// the new one, never a mix.
+    pub fn write(
+        &self,
+        path: &DrivePath,
+        content: &mut dyn Read,
+        mode: u32,
+        mtime_ns: i64,
+    ) -> Result<u64> {
+        let (local, tmp) = self.prepare(path)?;
+        let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut buf = vec![0; COPY_BUFFER];
+        let mut written = 0u64;
+        loop {
+            let n = content.read(&mut buf).map_err(|e| Error::io(&local, e))?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(buf.get(..n).unwrap_or_default())
+                .map_err(|e| Error::io(&tmp, e))?;
+            written += n as u64;
+        }
+        file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| Error::io(&tmp, e))?;
+        file.set_modified(system_time(mtime_ns))
+            .map_err(|e| Error::io(&tmp, e))?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        drop(file);
+        self.commit(&tmp, &local)?;
+        Ok(written)
+    }
+
+    /// Makes `path` a symlink to `target`, atomically.
+    pub fn symlink(&self, path: &DrivePath, target: &str) -> Result<()> {
+        let (local, tmp) = self.prepare(path)?;
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(target, &tmp).map_err(|e| Error::io(&tmp, e))?;
+        self.commit(&tmp, &local)
+    }
+
+    /// Sets the mode and mtime of the file `path`.
+    pub fn set_meta(&self, path: &DrivePath, mode: u32, mtime_ns: i64) -> Result<()> {
+        let local = self.local(path);
+        let file = File::options()
+            .write(true)
+            .open(&local)
+            .map_err(|e| Error::io(&local, e))?;
+        file.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(|e| Error::io(&local, e))?;
+        file.set_modified(system_time(mtime_ns))
+            .map_err(|e| Error::io(&local, e))?;
+        file.sync_all().map_err(|e| Error::io(&local, e))
+    }
+
+    /// Removes the file or symlink `path`, then every folder above it that
+    /// is left empty.
+    pub fn remove(&self, path: &DrivePath) -> Result<()> {
+        let local = self.local(path);
+        match fs::remove_file(&local) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(local, e)),
+        }
+        let mut at = local.parent().map(Path::to_path_buf);
+        while let Some(dir) = at {
+            if dir == self.root || fs::remove_dir(&dir).is_err() {
+                break;
+            }
+            at = dir.parent().map(Path::to_path_buf);
+        }
+        Ok(())
+    }
+
+    /// Creates the folders above `path` and names its temp file.
+    fn prepare(&self, path: &DrivePath) -> Result<(PathBuf, PathBuf)> {
+        let local = self.local(path);
+        let dir = local.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        if fs::symlink_metadata(&local).is_ok_and(|m| m.is_dir()) {
+            // An empty folder where the file goes (what was in it is gone).
+            fs::remove_dir(&local).map_err(|e| Error::io(&local, e))?;
+        }
+        let name = path.name().unwrap_or("file");
+        Ok((local, dir.join(format!(".{name}{PARTIAL_SUFFIX}"))))
+    }
+
+    fn commit(&self, tmp: &Path, local: &Path) -> Result<()> {
+        fs::rename(tmp, local).map_err(|e| Error::io(local, e))?;
+        let dir = local.parent().unwrap_or(&self.root);
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(dir, e))
+    }
+}
+
+fn stat_of(local: &Path, m: &fs::Metadata) -> Result<Option<Stat>> {
+    let t = m.file_type();
+    let (kind, size, target) = if t.is_symlink() {
+        let target = fs::read_link(local).map_err(|e| Error::io(local, e))?;
+        let Some(target) = target.to_str() else {
+            return Err(Error::InvalidPath {
+                path: local.display().to_string(),
+                reason: "the symlink's target is not UTF-8",
+            });
+        };
+        (Kind::Symlink, 0, target.to_string())
+    } else if t.is_file() {
+        (Kind::File, m.len(), String::new())
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Stat {
+        kind,
+        size,
+        mtime_ns: mtime_ns(m),
+        mode: m.permissions().mode() & 0o7777,
+        target,
+        hash: None,
+    }))
+}
+
+fn walk_error(root: &Path, e: ignore::Error) -> Error {
+    let path = match &e {
+        ignore::Error::WithPath { path, .. } => path.clone(),
+        _ => root.to_path_buf(),
+    };
+    let source = match e.into_io_error() {
+        Some(io) => io,
+        None => std::io::Error::other("the folder walk failed"),
+    };
+    Error::io(path, source)
+}

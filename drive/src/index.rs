@@ -1,0 +1,105 @@
+//! The writer's chunk index: BLAKE3 hash of a block's bytes -> the block of
+//! the blobs core that holds them, so equal chunks of any file and any
+//! version are stored once.
+//!
+//! Local and derived: it lives in the blobs core's user data (never
+//! replicated) in segments of [`SEGMENT`] blocks, each written once it is
+//! full; opening hashes the blocks after the last full segment. It can
+//! always be rebuilt from the blocks, so a crash never leaves it wrong: at
+//! worst a few blocks are hashed again.
+
+use std::collections::HashMap;
+
+use hyper_core::Core;
+
+use crate::error::Result;
+
+/// Blocks per stored segment of the index.
+pub const SEGMENT: u64 = 1024;
+const ABSENT: [u8; 32] = [0; 32];
+
+fn segment_key(k: u64) -> String {
+    format!("hyper-drive/chunks/{k}")
+}
+
+/// Hash -> block for every block of the blobs core stored here.
+pub(crate) struct ChunkIndex {
+    map: HashMap<[u8; 32], u64>,
+    /// Hashes of the blocks after the last full segment.
+    tail: Vec<[u8; 32]>,
+    /// Blocks covered by stored segments.
+    segments: u64,
+}
+
+impl ChunkIndex {
+    /// Loads the stored segments and hashes the blocks after them.
+    pub(crate) fn load(blobs: &Core) -> Result<ChunkIndex> {
+        let length = blobs.info()?.length;
+        let mut index = ChunkIndex {
+            map: HashMap::new(),
+            tail: Vec::new(),
+            segments: 0,
+        };
+        while index.segments + SEGMENT <= length {
+            let Some(bytes) = blobs.user_data(&segment_key(index.segments / SEGMENT))? else {
+                break;
+            };
+            if bytes.len() as u64 != SEGMENT * 32 {
+                break; // damaged: rebuilt from the blocks below
+            }
+            for (i, h) in bytes.chunks_exact(32).enumerate() {
+                let mut hash = [0; 32];
+                hash.copy_from_slice(h);
+                if hash != ABSENT {
+                    index.map.entry(hash).or_insert(index.segments + i as u64);
+                }
+            }
+            index.segments += SEGMENT;
+        }
+        let start = index.segments;
+        let mut hashes = Vec::new();
+        for block in start..length {
+            hashes.push(match blobs.get(block) {
+                Ok(bytes) => *blake3::hash(&bytes).as_bytes(),
+                Err(hyper_core::Error::NotAvailable { .. }) => ABSENT,
+                Err(e) => return Err(e.into()),
+            });
+        }
+        index.record(blobs, start, &hashes)?;
+        Ok(index)
+    }
+
+    /// The block holding bytes with this hash, if it is stored here.
+    pub(crate) fn find(&self, blobs: &Core, hash: &[u8; 32]) -> Result<Option<u64>> {
+        match self.map.get(hash) {
+            Some(&block) if blobs.has(block)? => Ok(Some(block)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Records the hashes of blocks `first..` (just appended); stores each
+    /// segment that became full.
+    pub(crate) fn record(&mut self, blobs: &Core, first: u64, hashes: &[[u8; 32]]) -> Result<()> {
+        if first != self.segments + self.tail.len() as u64 {
+            // Blocks appended by someone else in between: start the tail
+            // again from the blocks themselves.
+            *self = ChunkIndex::load(blobs)?;
+            return Ok(());
+        }
+        for (i, h) in hashes.iter().enumerate() {
+            if *h != ABSENT {
+                self.map.entry(*h).or_insert(first + i as u64);
+            }
+            self.tail.push(*h);
+            if self.tail.len() as u64 == SEGMENT {
+                blobs.set_user_data(
+                    &segment_key(self.segments / SEGMENT),
+                    Some(&self.tail.concat()),
+                )?;
+                self.segments += SEGMENT;
+                self.tail.clear();
+            }
+        }
+        Ok(())
+    }
+}

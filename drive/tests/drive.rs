@@ -1,0 +1,362 @@
+//! A drive on real stores: files, symlinks, folders, ranges, dedup,
+//! versions, clearing, and a sparse replica fed by verified proofs.
+
+mod common;
+
+use common::{ProofFetch, block_on};
+use hyper_core::Store;
+use hyper_drive::{ChildKind, Drive, Error, FileMeta, Ignore, Kind};
+use rand::{Rng, SeedableRng};
+
+type R = Result<(), Box<dyn std::error::Error>>;
+
+fn random(n: usize, seed: u64) -> Vec<u8> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random()).collect()
+}
+
+fn meta(mode: u32, mtime_ns: i64) -> FileMeta {
+    FileMeta {
+        mode,
+        mtime_ns,
+        metadata: b"app".to_vec(),
+    }
+}
+
+#[test]
+fn files_round_trip_with_their_stat() -> R {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let drive = Drive::create(&store)?;
+    let e = drive.put("a/b.txt", b"hello", &meta(0o755, 1_700_000_000_123_456_789))?;
+    assert_eq!(drive.get("/a/b.txt")?, Some(b"hello".to_vec()));
+    let stored = drive.entry("/a//b.txt")?.ok_or("no entry")?;
+    assert_eq!(stored, e);
+    assert_eq!(
+        (stored.size, stored.mode, stored.mtime_ns),
+        (5, 0o755, 1_700_000_000_123_456_789)
+    );
+    assert!(stored.executable());
+    assert_eq!(stored.hash, blake3::hash(b"hello").as_bytes().to_vec());
+    assert_eq!(stored.metadata, b"app");
+    assert!(drive.exists("/a/b.txt")? && !drive.exists("/a")?);
+    drive.put("/empty", b"", &FileMeta::default())?;
+    assert_eq!(drive.get("/empty")?, Some(Vec::new()));
+    assert!(drive.del("/a/b.txt")? && !drive.del("/a/b.txt")?);
+    assert_eq!(drive.get("/a/b.txt")?, None);
+    // Reopened from the store by key: same drive, same blobs core.
+    let key = drive.key();
+    drop(drive);
+    let again = Drive::open(&store, &key)?;
+    assert_eq!(again.get("/empty")?, Some(Vec::new()));
+    assert!(again.writable()?);
+    Ok(())
+}
+
+#[test]
+fn bad_paths_and_shapes_are_clear_errors() -> R {
+    let dir = tempfile::tempdir()?;
+    let drive = Drive::create(&Store::open(dir.path())?)?;
+    drive.put("/f", b"x", &FileMeta::default())?;
+    drive.put("/d/x", b"x", &FileMeta::default())?;
+    let m = FileMeta::default();
+    assert!(matches!(
+        drive.put("/", b"x", &m),
+        Err(Error::InvalidPath { .. })
+    ));
+    assert!(matches!(
+        drive.put("/../x", b"x", &m),
+        Err(Error::InvalidPath { .. })
+    ));
+    assert!(matches!(
+        drive.put("/a\0b", b"x", &m),
+        Err(Error::InvalidPath { .. })
+    ));
+    match drive.put("/f/g", b"x", &m) {
+        Err(Error::NotAFolder(p)) => assert_eq!(p, "/f"),
+        other => panic!("{other:?}"),
+    }
+    match drive.put("/d", b"x", &m) {
+        Err(Error::IsAFolder(p)) => assert_eq!(p, "/d"),
+        other => panic!("{other:?}"),
+    }
+    // Deleting the only file of a folder in the same batch frees the name.
+    let mut b = drive.batch();
+    b.del("/d/x")?;
+    b.put("/d", b"now a file", &m)?;
+    b.commit()?;
+    assert_eq!(drive.get("/d")?, Some(b"now a file".to_vec()));
+    Ok(())
+}
+
+#[test]
+fn symlinks_resolve_posix_style_and_loops_end() -> R {
+    let dir = tempfile::tempdir()?;
+    let drive = Drive::create(&Store::open(dir.path())?)?;
+    drive.put("/a/c", b"sibling", &FileMeta::default())?;
+    drive.put("/x/y", b"deep", &FileMeta::default())?;
+    drive.symlink("/a/b", "c")?; // relative to the link's folder: /a/c
+    drive.symlink("/a/up", "../x")?; // a folder link
+    drive.symlink("/abs", "/a/b")?;
+    assert_eq!(drive.get("/a/b")?, Some(b"sibling".to_vec()));
+    assert_eq!(drive.get("/abs")?, Some(b"sibling".to_vec()));
+    assert_eq!(drive.get("/a/up/y")?, Some(b"deep".to_vec()));
+    let (at, _) = drive.stat("/a/up/y")?.ok_or("unresolved")?;
+    assert_eq!(at.as_str(), "/x/y");
+    assert_eq!(drive.entry("/a/b")?.map(|e| e.kind()), Some(Kind::Symlink));
+    drive.symlink("/l1", "l2")?;
+    drive.symlink("/l2", "l1")?;
+    assert!(matches!(drive.get("/l1"), Err(Error::SymlinkLoop(p)) if p == "/l1"));
+    // A chain of exactly 16 links resolves; 17 do not.
+    for i in 0..17 {
+        drive.symlink(&format!("/c{i}"), &format!("c{}", i + 1))?;
+    }
+    drive.put("/c17", b"end", &FileMeta::default())?;
+    assert_eq!(drive.get("/c1")?, Some(b"end".to_vec()));
+    assert!(matches!(drive.get("/c0"), Err(Error::SymlinkLoop(_))));
+    drive.symlink("/esc", "../../x")?;
+    assert!(matches!(drive.get("/esc"), Err(Error::InvalidPath { .. })));
+    Ok(())
+}
+
+#[test]
+fn listings_and_typed_children() -> R {
+    let dir = tempfile::tempdir()?;
+    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let m = FileMeta::default();
+    for p in [
+        "/b.txt",
+        "/a/1",
+        "/a/2",
+        "/a/deep/3",
+        "/a-b",
+        "/logs/x.log",
+        "/z",
+    ] {
+        drive.put(p, p.as_bytes(), &m)?;
+    }
+    drive.symlink("/link", "b.txt")?;
+    let kinds: Vec<(String, ChildKind)> = drive
+        .readdir("/")?
+        .into_iter()
+        .map(|c| (c.name, c.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("a".to_string(), ChildKind::Folder),
+            ("a-b".into(), ChildKind::File),
+            ("b.txt".into(), ChildKind::File),
+            ("link".into(), ChildKind::Symlink),
+            ("logs".into(), ChildKind::Folder),
+            ("z".into(), ChildKind::File),
+        ]
+    );
+    let paths = |v: Vec<(hyper_drive::DrivePath, hyper_drive::Entry)>| {
+        v.into_iter()
+            .map(|(p, _)| p.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        paths(drive.list("/a", true, None)?),
+        ["/a/1", "/a/2", "/a/deep/3"]
+    );
+    assert_eq!(paths(drive.list("/a", false, None)?), ["/a/1", "/a/2"]);
+    let ignore = Ignore::new(&["*.log", "deep/"])?;
+    assert_eq!(paths(drive.list("/", true, Some(&ignore))?).len(), 6);
+    assert_eq!(
+        paths(drive.list("/a", true, Some(&ignore))?),
+        ["/a/1", "/a/2"]
+    );
+    assert!(drive.readdir("/nothing")?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn byte_ranges_are_half_open_and_checked() -> R {
+    let dir = tempfile::tempdir()?;
+    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let data = random(1_500_000, 7);
+    drive.put("/big", &data, &FileMeta::default())?;
+    let mut w = drive.write_stream(false)?;
+    for part in data.chunks(100_000) {
+        w.write(part)?;
+    }
+    let content = w.finish()?;
+    assert!(matches!(
+        content.location,
+        Some(hyper_drive::messages::Location::Contiguous(_))
+    ));
+    let mut b = drive.batch();
+    b.put_entry("/fixed", content.entry(&FileMeta::default()))?;
+    b.commit()?;
+    for path in ["/big", "/fixed"] {
+        for (start, end) in [
+            (0u64, 1_500_000u64),
+            (1, 2),
+            (65_535, 65_537),
+            (300_000, 1_200_001),
+            (9, 9),
+        ] {
+            let mut s = drive.read_stream(path, start, Some(end))?;
+            let mut got = Vec::new();
+            while let Some(c) = s.next_chunk()? {
+                assert!(c.len() <= hyper_drive::MAX_CHUNK);
+                got.extend(c);
+            }
+            assert_eq!(
+                got,
+                &data[start as usize..end as usize],
+                "{path} {start}..{end}"
+            );
+        }
+        assert!(matches!(
+            drive.read_stream(path, 5, Some(4)),
+            Err(Error::BadRange { .. })
+        ));
+        assert!(matches!(
+            drive.read_stream(path, 0, Some(1_500_001)),
+            Err(Error::BadRange { .. })
+        ));
+    }
+    assert!(matches!(
+        drive.read_stream("/none", 0, None),
+        Err(Error::NotFound(_))
+    ));
+    Ok(())
+}
+
+#[test]
+fn dedup_spans_files_and_versions_and_clear_keeps_shared_blocks() -> R {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let drive = Drive::create(&store)?;
+    let data = random(2_000_000, 3);
+    drive.put("/one", &data, &FileMeta::default())?;
+    let blocks = drive.blobs().info()?.length;
+    drive.put("/two", &data, &FileMeta::default())?; // another path: no new block
+    assert_eq!(drive.blobs().info()?.length, blocks);
+    let mut edited = data.clone();
+    edited.splice(1_000_000..1_000_000, *b"an edit in the middle");
+    drive.put("/one", &edited, &FileMeta::default())?;
+    let added = drive.blobs().info()?.length - blocks;
+    assert!(added <= 3, "an edit added {added} blocks");
+    // The index survives a reopen (another process, the same store).
+    let key = drive.key();
+    drop(drive);
+    let drive = Drive::open(&store, &key)?;
+    let before = drive.blobs().info()?.length;
+    drive.put("/three", &edited, &FileMeta::default())?;
+    assert_eq!(drive.blobs().info()?.length, before);
+    // Clearing /one keeps every block /two or /three still use.
+    assert_eq!(drive.clear("/one")?, 0);
+    drive.del("/three")?;
+    let dropped = drive.clear("/one")?;
+    assert!((1..=3).contains(&dropped), "{dropped}");
+    assert!(!drive.has("/one")? && drive.has("/two")?);
+    assert_eq!(drive.get("/two")?, Some(data));
+    assert!(matches!(drive.get("/one"), Err(Error::Missing { .. })));
+    drive.clear_all()?;
+    assert!(!drive.has("/two")?);
+    let (meta, blobs) = (drive.metadata().key(), drive.blobs().key());
+    drive.purge()?;
+    assert!(store.core(&meta).is_err() && store.core(&blobs).is_err());
+    Ok(())
+}
+
+#[test]
+fn versions_checkouts_and_diffs() -> R {
+    let dir = tempfile::tempdir()?;
+    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let m = FileMeta::default();
+    drive.put("/a/1", b"one", &m)?;
+    let v1 = drive.version()?;
+    drive.put("/a/2", b"two", &m)?;
+    drive.put("/b", b"bee", &m)?;
+    drive.put("/a/1", b"uno", &m)?;
+    let old = drive.checkout(v1)?;
+    assert_eq!(old.get("/a/1")?, Some(b"one".to_vec()));
+    assert_eq!(old.get("/b")?, None);
+    assert!(!old.writable()? && matches!(old.put("/x", b"", &m), Err(Error::ReadOnly)));
+    let d = drive.diff(v1, "/a")?;
+    let summary: Vec<(String, bool, bool)> = d
+        .iter()
+        .map(|d| (d.path.to_string(), d.now.is_some(), d.then.is_some()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("/a/1".to_string(), true, true),
+            ("/a/2".to_string(), true, false)
+        ]
+    );
+    assert_eq!(drive.diff(v1, "/")?.len(), 3);
+    assert!(matches!(
+        drive.checkout(999),
+        Err(Error::NoSuchVersion { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn a_sparse_replica_fetches_one_files_path_and_blocks_only() -> R {
+    let dir = tempfile::tempdir()?;
+    let writer = Drive::create(&Store::open(dir.path().join("w"))?)?;
+    let m = FileMeta::default();
+    let mut b = writer.batch();
+    for i in 0..300 {
+        b.put(
+            &format!("/dir{}/file{i}.bin", i % 10),
+            &random(20_000, i),
+            &m,
+        )?;
+    }
+    b.commit()?;
+    let big = random(3_000_000, 99);
+    writer.put("/big.bin", &big, &m)?;
+    let store = Store::open(dir.path().join("r"))?;
+    let fetch = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
+    let replica = block_on(hyper_drive::fetch::open_replica(
+        &store,
+        &writer.key(),
+        &fetch,
+    ))?;
+    assert_eq!(replica.blobs().key(), writer.blobs().key());
+    let got = block_on(replica.with_fetch(&fetch, |d| d.get("/dir3/file133.bin")))?;
+    assert_eq!(got, Some(random(20_000, 133)));
+    let meta_blocks = replica.metadata().info()?.blocks_stored;
+    let blob_blocks = replica.blobs().info()?.blocks_stored;
+    assert!(
+        meta_blocks <= 12,
+        "{meta_blocks} of {} metadata blocks",
+        writer.metadata().info()?.length
+    );
+    assert_eq!(blob_blocks, 1, "one 20 kB file is one chunk");
+    // A byte range of the big file moves only the blocks under it.
+    let range = block_on(replica.with_fetch(&fetch, |d| {
+        let mut s = d.read_stream("/big.bin", 1_000_000, Some(1_100_000))?;
+        let mut out = Vec::new();
+        while let Some(c) = s.next_chunk()? {
+            out.extend(c);
+        }
+        Ok(out)
+    }))?;
+    assert_eq!(range, &big[1_000_000..1_100_000]);
+    let moved = replica.blobs().info()?.blocks_stored - blob_blocks;
+    assert!(moved <= 3, "{moved} blocks for 100 kB");
+    Ok(())
+}
+
+#[test]
+fn a_core_that_is_not_a_drive_is_refused() -> R {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let bee = hyper_bee::Bee::open(store.named("plain")?)?;
+    bee.put(b"/x", b"not an entry")?;
+    match Drive::open(&store, &bee.core().key()) {
+        Err(Error::NotADrive { key, .. }) => assert_eq!(key, bee.core().key()),
+        Err(e) => return Err(e.into()),
+        Ok(_) => return Err("opened a bee as a drive".into()),
+    }
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! Mirrors between real folders and drives on real stores: random trees
+//! round trip (empty files, exec bits, symlinks, deep and unicode paths),
+//! re-mirrors move nothing, prune / dry run / ignores, exact progress, a
+//! file that changes while it is read, odd names and symlink loops.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use hyper_core::Store;
+use hyper_drive::mirror::{self, MirrorOptions, Op, Side};
+use hyper_drive::{Drive, Error, Folder, Ignore};
+use proptest::prelude::*;
+
+type R = Result<(), Box<dyn std::error::Error>>;
+
+/// path -> (content or link target, is link, mode, mtime) of a local tree.
+fn snapshot(root: &Path) -> BTreeMap<String, (Vec<u8>, bool, u32, i64)> {
+    let mut out = BTreeMap::new();
+    for e in walk(root) {
+        let rel = e
+            .strip_prefix(root)
+            .expect("inside")
+            .to_string_lossy()
+            .to_string();
+        let m = fs::symlink_metadata(&e).expect("stat");
+        let mtime = m
+            .modified()
+            .expect("mtime")
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after")
+            .as_nanos() as i64;
+        if m.file_type().is_symlink() {
+            let t = fs::read_link(&e)
+                .expect("link")
+                .to_string_lossy()
+                .as_bytes()
+                .to_vec();
+            out.insert(rel, (t, true, 0, 0));
+        } else {
+            out.insert(
+                rel,
+                (
+                    fs::read(&e).expect("read"),
+                    false,
+                    m.permissions().mode() & 0o777,
+                    mtime,
+                ),
+            );
+        }
+    }
+    out
+}
+
+fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir(root) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone)]
+enum Item {
+    File(Vec<u8>, bool),
+    Link(String),
+}
+
+fn tree() -> impl Strategy<Value = BTreeMap<String, Item>> {
+    let segment = prop_oneof![
+        "[a-c]{1,3}",
+        Just("ünï çødé".to_string()),
+        Just("日本".to_string()),
+        Just(".hidden".to_string())
+    ];
+    let path = proptest::collection::vec(segment, 1..7).prop_map(|s| s.join("/"));
+    let item = prop_oneof![
+        4 => (proptest::collection::vec(any::<u8>(), 0..3000), any::<bool>()).prop_map(|(b, x)| Item::File(b, x)),
+        1 => Just(Item::File(Vec::new(), false)),
+        1 => "[a-z./]{1,8}".prop_map(Item::Link),
+    ];
+    proptest::collection::btree_map(path, item, 0..20)
+}
+
+fn write_tree(root: &Path, items: &BTreeMap<String, Item>) {
+    fs::create_dir_all(root).expect("root");
+    for (path, item) in items {
+        let p = root.join(path);
+        // Skip a path below something already written as a file.
+        if p.ancestors().skip(1).any(|a| a.is_file() || a.is_symlink()) || p.exists() {
+            continue;
+        }
+        if let Some(parent) = p.parent()
+            && fs::create_dir_all(parent).is_err()
+        {
+            continue;
+        }
+        match item {
+            Item::File(bytes, exec) => {
+                fs::write(&p, bytes).expect("write");
+                fs::set_permissions(
+                    &p,
+                    fs::Permissions::from_mode(if *exec { 0o755 } else { 0o640 }),
+                )
+                .expect("chmod");
+            }
+            Item::Link(t) => std::os::unix::fs::symlink(t, &p).expect("symlink"),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    /// folder -> drive -> folder keeps every file's bytes, exec bit, mtime
+    /// and every symlink's target; mirroring again changes nothing.
+    #[test]
+    fn folders_round_trip_through_a_drive(items in tree()) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        write_tree(&a, &items);
+        let store = Store::open(dir.path().join("store")).expect("store");
+        let drive = Drive::create(&store).expect("drive");
+        let (fa, fb) = (Folder::new(&a), Folder::new(&b));
+        let o = MirrorOptions::default();
+        mirror::mirror(Side::Folder(&fa), Side::Drive(&drive), &o, |_| {}).expect("in");
+        mirror::mirror(Side::Drive(&drive), Side::Folder(&fb), &o, |_| {}).expect("out");
+        prop_assert_eq!(snapshot(&a), snapshot(&b));
+        for (src, dst) in [(Side::Folder(&fa), Side::Drive(&drive)), (Side::Drive(&drive), Side::Folder(&fb))] {
+            let again = mirror::mirror(src, dst, &o, |e| assert_eq!(e.action.op, Op::Equal)).expect("again");
+            prop_assert_eq!(again.add + again.change + again.remove + again.bytes_added, 0);
+        }
+    }
+}
+
+#[test]
+fn prune_dry_run_ignores_and_exact_progress() -> R {
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("keep/deep"))?;
+    fs::create_dir_all(src.join("target"))?;
+    fs::write(src.join("keep/a.txt"), vec![1; 1000])?;
+    fs::write(src.join("keep/deep/b.txt"), vec![2; 70_000])?;
+    fs::write(src.join("debug.log"), b"noise")?;
+    fs::write(src.join("target/out.o"), b"built")?;
+    fs::write(src.join(".hyperignore"), "target/\n")?;
+    let store = Store::open(dir.path().join("store"))?;
+    let drive = Drive::create(&store)?;
+    drive.put("/stale.txt", b"old", &hyper_drive::FileMeta::default())?;
+    let folder = Folder::new(&src);
+    let options = MirrorOptions {
+        dry_run: true,
+        prune: true,
+        ignore: Ignore::new(&["*.log"])?,
+    };
+    let mut events = Vec::new();
+    let dry = mirror::mirror(Side::Folder(&folder), Side::Drive(&drive), &options, |e| {
+        events.push(e.clone())
+    })?;
+    assert_eq!((dry.add, dry.remove, dry.change), (3, 1, 0)); // .hyperignore, a.txt, b.txt; stale.txt
+    assert_eq!(events[0].action.op, Op::Remove, "removals come first");
+    assert!(
+        drive.exists("/stale.txt")? && !drive.exists("/keep/a.txt")?,
+        "a dry run writes nothing"
+    );
+    let total = 1000 + 70_000 + "target/\n".len() as u64; // .hyperignore's content
+    assert_eq!(
+        events.last().map(|e| (e.done_bytes, e.total_bytes)),
+        Some((total, total))
+    );
+    let done = mirror::mirror(
+        Side::Folder(&folder),
+        Side::Drive(&drive),
+        &MirrorOptions {
+            dry_run: false,
+            ..options.clone()
+        },
+        |_| {},
+    )?;
+    assert_eq!(done, dry);
+    let paths: Vec<String> = drive
+        .list("/", true, None)?
+        .into_iter()
+        .map(|(p, _)| p.to_string())
+        .collect();
+    assert_eq!(paths, ["/.hyperignore", "/keep/a.txt", "/keep/deep/b.txt"]);
+    // Touch one file's mtime only: tier 2 finds equal content, no bytes move.
+    let f = fs::File::options()
+        .write(true)
+        .open(src.join("keep/a.txt"))?;
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))?;
+    let again = mirror::mirror(
+        Side::Folder(&folder),
+        Side::Drive(&drive),
+        &MirrorOptions {
+            dry_run: false,
+            ..options.clone()
+        },
+        |_| {},
+    )?;
+    assert_eq!((again.change, again.bytes_added, again.equal), (1, 0, 2));
+    Ok(())
+}
+
+#[test]
+fn drive_to_drive_and_prune_into_a_folder() -> R {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("store"))?;
+    let (a, b) = (Drive::create(&store)?, Drive::create(&store)?);
+    let m = hyper_drive::FileMeta {
+        mode: 0o755,
+        mtime_ns: 12345,
+        metadata: Vec::new(),
+    };
+    a.put("/bin/tool", b"#!/bin/sh\necho hi\n", &m)?;
+    a.symlink("/latest", "bin/tool")?;
+    mirror::mirror(
+        Side::Drive(&a),
+        Side::Drive(&b),
+        &MirrorOptions::default(),
+        |_| {},
+    )?;
+    let e = b.entry("/bin/tool")?.ok_or("missing")?;
+    assert_eq!((e.mode, e.mtime_ns), (0o755, 12345));
+    assert_eq!(b.get("/latest")?, Some(b"#!/bin/sh\necho hi\n".to_vec()));
+    let out = dir.path().join("out");
+    fs::create_dir_all(out.join("old/dir"))?;
+    fs::write(out.join("old/dir/x"), b"x")?;
+    let folder = Folder::new(&out);
+    let s = mirror::mirror(
+        Side::Drive(&b),
+        Side::Folder(&folder),
+        &MirrorOptions {
+            prune: true,
+            ..Default::default()
+        },
+        |_| {},
+    )?;
+    assert_eq!((s.add, s.remove), (2, 1));
+    assert!(!out.join("old").exists(), "emptied folders go too");
+    assert_eq!(fs::read_link(out.join("latest"))?, Path::new("bin/tool"));
+    assert_eq!(
+        fs::metadata(out.join("bin/tool"))?.permissions().mode() & 0o777,
+        0o755
+    );
+    Ok(())
+}
+
+#[test]
+fn a_file_changing_while_it_is_read_is_never_stored() -> R {
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src)?;
+    let busy = src.join("busy.bin");
+    fs::write(&busy, vec![7u8; 6 << 20])?;
+    fs::write(src.join("calm.txt"), b"calm")?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop2, busy2) = (stop.clone(), busy.clone());
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = fs::File::options().append(true).open(&busy2).expect("open");
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            f.write_all(b"more").expect("append");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    });
+    let store = Store::open(dir.path().join("store"))?;
+    let drive = Drive::create(&store)?;
+    let result = mirror::mirror(
+        Side::Folder(&Folder::new(&src)),
+        Side::Drive(&drive),
+        &MirrorOptions::default(),
+        |_| {},
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().map_err(|_| "writer thread")?;
+    match result {
+        Err(Error::Changed(p)) => assert_eq!(p, busy),
+        other => return Err(format!("expected a change error, got {other:?}").into()),
+    }
+    assert!(drive.entry("/busy.bin")?.is_none(), "nothing stored for it");
+    Ok(())
+}
+
+#[test]
+fn odd_names_and_symlink_loops_in_the_source() -> R {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src)?;
+    std::os::unix::fs::symlink("b", src.join("a"))?;
+    std::os::unix::fs::symlink("a", src.join("b"))?;
+    let bad = src.join(std::ffi::OsStr::from_bytes(b"bad\xffname"));
+    fs::write(&bad, b"x")?;
+    fs::write(src.join("back\\slash"), b"y")?;
+    let store = Store::open(dir.path().join("store"))?;
+    let drive = Drive::create(&store)?;
+    let folder = Folder::new(&src);
+    let plan = mirror::plan(
+        Side::Folder(&folder),
+        Side::Drive(&drive),
+        &MirrorOptions::default(),
+    )?;
+    assert_eq!(plan.skipped, [bad]);
+    mirror::apply(
+        &plan,
+        Side::Folder(&folder),
+        Side::Drive(&drive),
+        &MirrorOptions::default(),
+        |_| {},
+    )?;
+    assert_eq!(drive.entry("/a")?.map(|e| e.target), Some("b".to_string()));
+    assert!(matches!(drive.get("/a"), Err(Error::SymlinkLoop(_))));
+    assert_eq!(drive.get("/back\\slash")?, Some(b"y".to_vec()));
+    Ok(())
+}
