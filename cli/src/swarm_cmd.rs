@@ -23,7 +23,7 @@ use crate::{CliError, Global};
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:49737";
 /// How long `dht node` waits for its bootstrap nodes before saying none
 /// answered.
-const JOIN_WAIT: Duration = Duration::from_secs(10);
+const JOIN_WAIT: Duration = Duration::from_secs(5);
 /// The environment variable naming bootstrap nodes.
 pub const BOOTSTRAP_ENV: &str = "HYPER_BOOTSTRAP";
 
