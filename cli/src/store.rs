@@ -34,20 +34,35 @@ pub fn locate(flag: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 /// Opens the store in `dir` for `access`, committing with `durability`.
+/// For reads, a store this user cannot write (its file or folder is
+/// read-only to them) is opened read-only.
 pub fn open(dir: &Path, access: Access, durability: Durability) -> Result<Store, CliError> {
     if dir.exists() && !dir.is_dir() {
         return Err(CliError::StoreNotADirectory(dir.to_path_buf()));
     }
-    if access == Access::Read && !dir.join(DATABASE).is_file() {
+    let file = dir.join(DATABASE);
+    if access == Access::Read && !file.is_file() {
         return Err(CliError::NoStore(dir.to_path_buf()));
     }
-    Store::open_with(dir, StoreOptions { durability }).map_err(|error| match error {
+    let opened = if access == Access::Read && !writable(&file) {
+        tracing::debug!(store = %dir.display(), "not writable here: opening read-only");
+        Store::open_read_only(dir)
+    } else {
+        Store::open_with(dir, StoreOptions { durability })
+    };
+    opened.map_err(|error| match error {
         hyper_core::Error::StoreLocked => CliError::StoreLocked(dir.to_path_buf()),
         error => CliError::Store {
             path: dir.to_path_buf(),
             error,
         },
     })
+}
+
+/// Whether this process may write the store's file (tried by opening it
+/// for writing, which changes nothing).
+fn writable(file: &Path) -> bool {
+    std::fs::OpenOptions::new().write(true).open(file).is_ok()
 }
 
 /// Opens the store for `access` with immediate durability (every commit

@@ -328,3 +328,51 @@ fn seed_with_no_cores_is_an_error() {
     let err = fails(cli(dir.path(), &["seed", "--listen", "127.0.0.1:0"], None));
     assert!(err.contains("has no cores to seed"), "{err}");
 }
+
+#[test]
+fn a_store_this_user_cannot_write_is_read_read_only() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run the reader as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("s");
+    let key = writer(&store, 3);
+    for (path, mode) in [(dir.path().to_path_buf(), 0o755), (store.clone(), 0o755)] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let file = store.join("store.redb");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let before = std::fs::read(&file).expect("read");
+    // As `nobody`: may read the store, not write it.
+    let as_nobody = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hyper-cli"));
+        command.arg("--store").arg(&store).args(args);
+        // SAFETY: setgid/setuid between fork and exec, async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command.output().expect("run as nobody")
+    };
+    assert_eq!(
+        ok(as_nobody(&["core", "cat", "d"])),
+        "line 0\nline 1\nline 2\n"
+    );
+    assert!(ok(as_nobody(&["core", "list"])).contains(&key));
+    assert!(ok(as_nobody(&["core", "info", &key])).contains("length:            3"));
+    let err = fails(as_nobody(&["core", "append", "d", "x"]));
+    assert!(err.contains(&store.display().to_string()), "{err}");
+    assert_eq!(
+        std::fs::read(&file).expect("read"),
+        before,
+        "the file changed"
+    );
+}

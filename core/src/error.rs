@@ -14,6 +14,9 @@ pub enum Error {
     /// further writes until the store is reopened.
     #[error("database error: {0}")]
     Storage(#[source] Box<redb::Error>),
+    /// A write to a store opened with [`Store::open_read_only`](crate::Store::open_read_only).
+    #[error("the store is open read-only")]
+    ReadOnlyStore,
     /// Another process holds the store open.
     #[error("the store is open in another process")]
     StoreLocked,

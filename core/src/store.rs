@@ -50,8 +50,24 @@ pub struct CoreEntry {
     pub length: u64,
 }
 
+/// The database, opened for writing ([`Store::open`]) or only for reading
+/// ([`Store::open_read_only`]).
+pub(crate) enum Db {
+    Write(Database),
+    Read(redb::ReadOnlyDatabase),
+}
+
+impl Db {
+    pub fn begin_read(&self) -> std::result::Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Write(db) => db.begin_read(),
+            Db::Read(db) => db.begin_read(),
+        }
+    }
+}
+
 pub(crate) struct Shared {
-    pub db: Database,
+    pub db: Db,
     pub durability: Durability,
     seed: [u8; 32],
     open: Mutex<HashMap<u64, Weak<CoreInner>>>,
@@ -59,7 +75,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn write(&self, durability: Durability) -> Result<WriteTransaction> {
-        let mut txn = self.db.begin_write()?;
+        let Db::Write(db) = &self.db else {
+            return Err(Error::ReadOnlyStore);
+        };
+        let mut txn = db.begin_write()?;
         if durability == Durability::Eventual {
             txn.set_durability(redb::Durability::None)?;
         }
@@ -115,7 +134,35 @@ impl Store {
             Some(seed) => seed,
             None => initialize(&db)?,
         };
-        Ok(Store {
+        Ok(Self::with_db(Db::Write(db), seed, options, dir))
+    }
+
+    /// Opens the existing store in `dir` for reading only: it needs only
+    /// read permission on the files, creates nothing, and every write
+    /// (append, replica, name) is [`Error::ReadOnlyStore`]. Several
+    /// processes may read at once; a store held by a writer is
+    /// [`Error::StoreLocked`].
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let path = dir.join("store.redb");
+        let db = std::panic::catch_unwind(|| redb::ReadOnlyDatabase::open(&path))
+            .map_err(|_| {
+                Error::Corrupt(Corruption::Database(
+                    "the database file could not be read".into(),
+                ))
+            })?
+            .map_err(Error::from)?;
+        let seed = read_seed(&db)?.ok_or(Corruption::Record { table: "meta" })?;
+        Ok(Self::with_db(
+            Db::Read(db),
+            seed,
+            StoreOptions::default(),
+            dir,
+        ))
+    }
+
+    fn with_db(db: Db, seed: [u8; 32], options: StoreOptions, dir: PathBuf) -> Self {
+        Store {
             shared: Arc::new(Shared {
                 db,
                 durability: options.durability,
@@ -123,7 +170,7 @@ impl Store {
                 open: Mutex::new(HashMap::new()),
             }),
             dir,
-        })
+        }
     }
 
     /// The directory the store lives in.
@@ -348,13 +395,16 @@ impl Store {
         let shared = Arc::get_mut(&mut self.shared).ok_or(Error::InvalidArgument(
             "close every core and store clone before compacting",
         ))?;
-        Ok(shared.db.compact()?)
+        match &mut shared.db {
+            Db::Write(db) => Ok(db.compact()?),
+            Db::Read(_) => Err(Error::ReadOnlyStore),
+        }
     }
 }
 
 /// The store seed of an initialized database (checking its format), or
 /// `None` for a new, empty one. Reads only: reopening costs no fsync.
-fn read_seed(db: &Database) -> Result<Option<[u8; 32]>> {
+fn read_seed(db: &impl ReadableDatabase) -> Result<Option<[u8; 32]>> {
     let txn = db.begin_read()?;
     let meta = match txn.open_table(META) {
         Ok(meta) => meta,
