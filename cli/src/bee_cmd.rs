@@ -358,7 +358,23 @@ fn read<T>(
     let key = core
         .parse()
         .map_err(|_| CliError::BadKey(core.to_string()))?;
+    let made = store.core(&key).is_err();
     let replica: Core = store.replica(&key)?;
+    let result = read_remote(store, &replica, addr, remote, op);
+    if result.is_err() {
+        crate::net_cmd::forget_if_empty(store, &replica, made);
+    }
+    result
+}
+
+/// [`read`] through the peer at `addr`.
+fn read_remote<T>(
+    store: &Store,
+    replica: &Core,
+    addr: &str,
+    remote: &Remote,
+    op: impl Fn(&Bee) -> hyper_bee::Result<T>,
+) -> Result<T, CliError> {
     let timeout = Duration::from_secs(remote.timeout);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -369,10 +385,10 @@ fn read<T>(
             KeyPair::generate()?,
             ReplicationOptions::default(),
         );
-        replication.add_core(&replica);
+        replication.add_core(replica);
         let _connection = crate::net_cmd::connect_within(&replication, addr, timeout).await?;
         // The header first: it also brings the latest length.
-        replication.get(&replica, 0, timeout).await?;
+        replication.get(replica, 0, timeout).await?;
         let bee = Bee::open(replica.clone())?;
         let result = with_fetch(
             || op(&bee),

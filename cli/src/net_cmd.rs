@@ -151,7 +151,7 @@ fn core_or_replica(store: &Store, key: &str) -> Result<(Core, bool), CliError> {
 
 /// Removes a replica this command made if it holds nothing (a failed clone
 /// or read leaves no empty entry behind).
-fn forget_if_empty(store: &Store, core: &Core, made: bool) {
+pub fn forget_if_empty(store: &Store, core: &Core, made: bool) {
     if made && core.info().is_ok_and(|i| i.blocks_stored == 0) {
         let _ = store.delete(&core.key());
         let _ = store.flush();
