@@ -2,49 +2,73 @@
 //! sparsely from a seeding peer (`--connect`).
 
 use std::io::{BufRead, Write};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use hyper_bee::{Bee, Change, HistoryOptions, Item, Iter, RangeOptions, Stream};
 use hyper_core::{Core, KeyPair, Store};
-use hyper_wire::{ReplicatedSource, Replication, ReplicationOptions, connect_tcp};
+use hyper_wire::{ReplicatedSource, Replication, ReplicationOptions};
+use serde::Serialize;
 
-use crate::CliError;
-use crate::core_cmd::open_core;
-use crate::json::Object;
-
-/// Lines written per batch by `bee import`.
-const IMPORT_BATCH: usize = 1000;
+use crate::core_cmd::{check_name, open_core};
+use crate::encoding::Encoding;
+use crate::output::json_line;
+use crate::store::{Access, open_durable};
+use crate::{CliError, Global};
 
 #[derive(Subcommand)]
 pub enum BeeCommand {
-    /// Set key K to value V.
+    /// Set key K to value V (a core name creates the core on first use).
     Put {
+        /// Core key (64 hex characters) or name.
         core: String,
+        /// The key.
         key: String,
+        /// The value.
         value: String,
+        #[command(flatten)]
+        encoding: Encoding,
     },
-    /// Print the value of key K.
+    /// Write the value of key K to stdout, byte for byte (with --hex or
+    /// --base64: encoded, then a newline).
     Get {
+        /// Core key (64 hex characters) or name.
         core: String,
+        /// The key.
         key: String,
+        /// End the value with a newline.
+        #[arg(short = 'n', long)]
+        newline: bool,
+        #[command(flatten)]
+        encoding: Encoding,
         #[command(flatten)]
         remote: Remote,
     },
-    /// Remove key K.
-    Del { core: String, key: String },
+    /// Remove key K (a key that is not there is an error).
+    Del {
+        /// Core key (64 hex characters) or name.
+        core: String,
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        encoding: Encoding,
+    },
     /// List entries in key order, one per line ("KEY VALUE").
     Ls {
+        /// Core key (64 hex characters) or name.
         core: String,
-        #[arg(long)]
+        /// Only keys after A.
+        #[arg(long, value_name = "A", conflicts_with = "gte")]
         gt: Option<String>,
-        #[arg(long)]
+        /// Only keys from A on.
+        #[arg(long, value_name = "A")]
         gte: Option<String>,
-        #[arg(long)]
+        /// Only keys before B.
+        #[arg(long, value_name = "B", conflicts_with = "lte")]
         lt: Option<String>,
-        #[arg(long)]
+        /// Only keys up to B.
+        #[arg(long, value_name = "B")]
         lte: Option<String>,
         /// Largest key first.
         #[arg(long)]
@@ -52,33 +76,45 @@ pub enum BeeCommand {
         /// At most N entries.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
-        /// One JSON object per line: key, value.
+        /// JSON lines: one object per entry with key, value.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        encoding: Encoding,
         #[command(flatten)]
         remote: Remote,
     },
     /// Print every write, oldest first: "SEQ put KEY VALUE" or "SEQ del KEY".
     History {
+        /// Core key (64 hex characters) or name.
         core: String,
-        /// One JSON object per line: seq, type, key, value.
+        /// JSON lines: one object per write with seq, type, key, value.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        encoding: Encoding,
+        #[command(flatten)]
         remote: Remote,
     },
-    /// Load lines "KEY VALUE" (split at the first space) from stdin, in
-    /// batches of 1,000.
-    Import { core: String },
+    /// Load lines "KEY VALUE" (split at the first space; with --hex or
+    /// --base64 both encoded) from stdin, in one batch: a bad line imports
+    /// nothing.
+    Import {
+        /// Core key (64 hex characters) or name.
+        core: String,
+        #[command(flatten)]
+        encoding: Encoding,
+    },
 }
 
 /// Reading from a peer instead of the local store.
 #[derive(Args)]
 pub struct Remote {
-    /// Read sparsely from a peer that seeds the core (CORE must be its key).
-    #[arg(long, value_name = "ADDR")]
+    /// Read sparsely from a peer that seeds the core (HOST:PORT; CORE must
+    /// be its key).
+    #[arg(long, value_name = "ADDR", value_parser = crate::args::address)]
     connect: Option<String>,
-    /// Give up on a block after this many seconds.
+    /// Give up on connecting, or on a block, after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     timeout: u64,
 }
@@ -88,6 +124,7 @@ pub struct Remote {
 fn writable_bee(store: &Store, core: &str) -> Result<Bee, CliError> {
     let core = match open_core(store, core) {
         Err(CliError::NoSuchCore(name)) if name.parse::<hyper_core::CoreKey>().is_err() => {
+            check_name(&name)?;
             store.named(&name)?
         }
         other => other?,
@@ -95,51 +132,92 @@ fn writable_bee(store: &Store, core: &str) -> Result<Bee, CliError> {
     Ok(Bee::open(core)?)
 }
 
-pub fn run(dir: &Path, cmd: BeeCommand) -> Result<(), CliError> {
-    let store = Store::open(dir)?;
+/// A line of `bee ls --json`.
+#[derive(Serialize)]
+struct EntryJson {
+    key: String,
+    value: String,
+}
+
+/// A line of `bee history --json`.
+#[derive(Serialize)]
+struct ChangeJson {
+    seq: u64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    key: String,
+    value: Option<String>,
+}
+
+pub fn run(global: &Global, cmd: BeeCommand) -> Result<(), CliError> {
+    let dir = global.store()?;
+    let access = match &cmd {
+        BeeCommand::Get { remote, .. }
+        | BeeCommand::Ls { remote, .. }
+        | BeeCommand::History { remote, .. }
+            if remote.connect.is_none() =>
+        {
+            Access::Read
+        }
+        _ => Access::Write,
+    };
+    let store = open_durable(dir, access)?;
     let mut out = std::io::stdout().lock();
     match cmd {
-        BeeCommand::Put { core, key, value } => {
+        BeeCommand::Put {
+            core,
+            key,
+            value,
+            encoding,
+        } => {
             let bee = writable_bee(&store, &core)?;
-            bee.put(key.as_bytes(), value.as_bytes())?;
+            bee.put(&encoding.arg(&key, "KEY")?, &encoding.arg(&value, "VALUE")?)?;
         }
-        BeeCommand::Del { core, key } => {
+        BeeCommand::Del {
+            core,
+            key,
+            encoding,
+        } => {
             let bee = Bee::open(open_core(&store, &core)?)?;
-            if !bee.del(key.as_bytes())? {
-                eprintln!("hyper-cli: no key '{key}'");
+            if !bee.del(&encoding.arg(&key, "KEY")?)? {
+                return Err(CliError::NoSuchKey(key));
             }
         }
-        BeeCommand::Import { core } => {
+        BeeCommand::Import { core, encoding } => {
+            let entries = read_import(std::io::stdin().lock(), encoding)?;
             let bee = writable_bee(&store, &core)?;
-            let mut count = 0u64;
             let mut batch = bee.batch();
-            let mut pending = 0;
-            for line in std::io::stdin().lock().lines() {
-                let line = line?;
-                let (k, v) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-                batch.put(k.as_bytes(), v.as_bytes());
-                pending += 1;
-                count += 1;
-                if pending == IMPORT_BATCH {
-                    batch.commit()?;
-                    batch = bee.batch();
-                    pending = 0;
-                }
+            for (k, v) in &entries {
+                batch.put(k, v);
             }
             batch.commit()?;
-            writeln!(out, "imported {count} entries: version {}", bee.version()?)?;
+            writeln!(
+                out,
+                "imported {} entries: version {}",
+                entries.len(),
+                bee.version()?
+            )?;
         }
-        BeeCommand::Get { core, key, remote } => {
+        BeeCommand::Get {
+            core,
+            key,
+            newline,
+            encoding,
+            remote,
+        } => {
+            let wanted = encoding.arg(&key, "KEY")?;
             let value = match &remote.connect {
-                None => Bee::open(open_core(&store, &core)?)?.get(key.as_bytes())?,
+                None => local(&store, &core, |bee| bee.get(&wanted))?,
                 Some(addr) => remote_read(&store, &core, addr, &remote, async |bee| {
-                    Ok(bee.get_async(key.as_bytes()).await?)
+                    Ok(bee.get_async(&wanted).await?)
                 })?,
             };
             match value {
                 Some(v) => {
-                    out.write_all(&v)?;
-                    writeln!(out)?;
+                    out.write_all(&encoding.encode(&v))?;
+                    if newline || encoding.is_text() {
+                        writeln!(out)?;
+                    }
                 }
                 None => return Err(CliError::NoSuchKey(key)),
             }
@@ -153,29 +231,33 @@ pub fn run(dir: &Path, cmd: BeeCommand) -> Result<(), CliError> {
             reverse,
             limit,
             json,
+            encoding,
             remote,
         } => {
+            let bound =
+                |b: Option<String>, what: &str| b.map(|b| encoding.arg(&b, what)).transpose();
             let options = RangeOptions {
-                gt: gt.map(String::into_bytes),
-                gte: gte.map(String::into_bytes),
-                lt: lt.map(String::into_bytes),
-                lte: lte.map(String::into_bytes),
+                gt: bound(gt, "--gt")?,
+                gte: bound(gte, "--gte")?,
+                lt: bound(lt, "--lt")?,
+                lte: bound(lte, "--lte")?,
                 reverse,
                 limit,
             };
-            let print = |out: &mut std::io::StdoutLock<'_>, item: Item| {
-                let (k, v) = (
-                    String::from_utf8_lossy(&item.key),
-                    String::from_utf8_lossy(&item.value),
-                );
+            let print = |out: &mut std::io::StdoutLock<'_>, item: Item| -> Result<(), CliError> {
                 if json {
-                    let o = Object::default()
-                        .str("key", Some(&k))
-                        .str("value", Some(&v));
-                    writeln!(out, "{}", o.finish())
+                    let key = encoding.text(&item.key, || describe_key(&item.key))?;
+                    let value = encoding.text(&item.value, || {
+                        format!("the value of {}", describe_key(&item.key))
+                    })?;
+                    json_line(out, &EntryJson { key, value })?;
                 } else {
-                    writeln!(out, "{k} {v}")
+                    out.write_all(&encoding.encode(&item.key))?;
+                    out.write_all(b" ")?;
+                    out.write_all(&encoding.encode(&item.value))?;
+                    out.write_all(b"\n")?;
                 }
+                Ok(())
             };
             each(
                 &store,
@@ -187,23 +269,42 @@ pub fn run(dir: &Path, cmd: BeeCommand) -> Result<(), CliError> {
                 print,
             )?;
         }
-        BeeCommand::History { core, json, remote } => {
-            let print = |out: &mut std::io::StdoutLock<'_>, c: Change| {
-                let k = String::from_utf8_lossy(&c.key);
-                let v = c.value.as_deref().map(String::from_utf8_lossy);
+        BeeCommand::History {
+            core,
+            json,
+            encoding,
+            remote,
+        } => {
+            let print = |out: &mut std::io::StdoutLock<'_>, c: Change| -> Result<(), CliError> {
+                let kind = if c.value.is_some() { "put" } else { "del" };
                 if json {
-                    let o = Object::default()
-                        .num("seq", c.seq)
-                        .str("type", Some(if v.is_some() { "put" } else { "del" }))
-                        .str("key", Some(&k))
-                        .str("value", v.as_deref());
-                    writeln!(out, "{}", o.finish())
+                    let key = encoding.text(&c.key, || describe_key(&c.key))?;
+                    let value = c
+                        .value
+                        .as_deref()
+                        .map(|v| {
+                            encoding.text(v, || format!("the value of {}", describe_key(&c.key)))
+                        })
+                        .transpose()?;
+                    json_line(
+                        out,
+                        &ChangeJson {
+                            seq: c.seq,
+                            kind,
+                            key,
+                            value,
+                        },
+                    )?;
                 } else {
-                    match v {
-                        Some(v) => writeln!(out, "{} put {k} {v}", c.seq),
-                        None => writeln!(out, "{} del {k}", c.seq),
+                    write!(out, "{} {kind} ", c.seq)?;
+                    out.write_all(&encoding.encode(&c.key))?;
+                    if let Some(v) = &c.value {
+                        out.write_all(b" ")?;
+                        out.write_all(&encoding.encode(v))?;
                     }
+                    out.write_all(b"\n")?;
                 }
+                Ok(())
             };
             let all = HistoryOptions::default();
             each(
@@ -221,6 +322,44 @@ pub fn run(dir: &Path, cmd: BeeCommand) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A key in an error message: as text if it is, else in hex.
+fn describe_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(text) => format!("key '{text}'"),
+        Err(_) => format!("key {} (hex)", data_encoding::HEXLOWER.encode(key)),
+    }
+}
+
+/// A key and its value.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// The entries of `bee import` input: each line `KEY VALUE`, split at the
+/// first space, decoded (empty lines skipped); a bad line is an error
+/// naming its number.
+fn read_import(input: impl BufRead, encoding: Encoding) -> Result<Vec<Entry>, CliError> {
+    let mut entries = Vec::new();
+    for (number, line) in (1u64..).zip(input.split(b'\n')) {
+        let line = line?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |why: String| CliError::BadLine { line: number, why };
+        let Some(space) = line.iter().position(|&b| b == b' ') else {
+            return Err(bad("no space between the key and the value".into()));
+        };
+        let (key, value) = (&line[..space], &line[space + 1..]);
+        if key.is_empty() {
+            return Err(bad("the key is empty".into()));
+        }
+        entries.push((
+            encoding.decode(key, "the key").map_err(bad)?,
+            encoding.decode(value, "the value").map_err(bad)?,
+        ));
+    }
+    Ok(entries)
+}
+
 /// Prints each result of a read as it comes: from the local bee, or with
 /// `--connect` from a replica that fetches the blocks ahead of the walk
 /// from the peer (verified, stored).
@@ -231,11 +370,12 @@ fn each<T, W>(
     out: &mut W,
     local: impl FnOnce(&Bee) -> hyper_bee::Result<Iter<T>>,
     streamed: impl FnOnce(&Bee) -> hyper_bee::Result<Stream<T>>,
-    mut print: impl FnMut(&mut W, T) -> std::io::Result<()>,
+    mut print: impl FnMut(&mut W, T) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
     let Some(addr) = &remote.connect else {
-        for item in local(&Bee::open(open_core(store, core)?)?)? {
-            print(out, item?)?;
+        let bee = Bee::open(open_core(store, core)?)?;
+        for item in local(&bee).map_err(|e| not_stored(&bee, e))? {
+            print(out, item.map_err(|e| not_stored(&bee, e))?)?;
         }
         return Ok(());
     };
@@ -246,6 +386,27 @@ fn each<T, W>(
         }
         Ok(())
     })
+}
+
+/// A read of the local bee `core`: a block a sparse replica lacks is
+/// [`CliError::NotStored`], which says how to fetch it.
+fn local<T>(
+    store: &Store,
+    core: &str,
+    op: impl FnOnce(&Bee) -> hyper_bee::Result<T>,
+) -> Result<T, CliError> {
+    let bee = Bee::open(open_core(store, core)?)?;
+    op(&bee).map_err(|e| not_stored(&bee, e))
+}
+
+fn not_stored(bee: &Bee, e: hyper_bee::Error) -> CliError {
+    match e {
+        hyper_bee::Error::Missing(index) => CliError::NotStored {
+            key: bee.core().key().to_string(),
+            index,
+        },
+        e => e.into(),
+    }
 }
 
 /// Runs `read` on the bee `core` (its key) read through a replica of it
@@ -260,7 +421,23 @@ fn remote_read<T>(
     let key = core
         .parse()
         .map_err(|_| CliError::BadKey(core.to_string()))?;
+    let made = store.core(&key).is_err();
     let replica: Core = store.replica(&key)?;
+    let result = read_remote(store, &replica, addr, remote, read);
+    if result.is_err() {
+        crate::net_cmd::forget_if_empty(store, &replica, made);
+    }
+    result
+}
+
+/// [`remote_read`] once the replica is there.
+fn read_remote<T>(
+    store: &Store,
+    replica: &Core,
+    addr: &str,
+    remote: &Remote,
+    read: impl AsyncFnOnce(Bee) -> Result<T, CliError>,
+) -> Result<T, CliError> {
     let timeout = Duration::from_secs(remote.timeout);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -271,12 +448,43 @@ fn remote_read<T>(
             KeyPair::generate()?,
             ReplicationOptions::default(),
         );
-        let source = ReplicatedSource::new(&replication, &replica);
-        let _connection = connect_tcp(&replication, addr).await?;
+        let source = ReplicatedSource::new(&replication, replica);
+        let _connection = crate::net_cmd::connect_within(&replication, addr, timeout).await?;
         // The header first: it also brings the latest length.
         let bee = Bee::open_source(Arc::new(source), timeout).await?;
         let result = read(bee).await?;
         store.flush()?;
         Ok(result)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_lines_split_at_the_first_space_and_bad_ones_are_named() {
+        let raw = Encoding::default();
+        let entries = read_import(&b"a 1\nb two words\r\nc \n"[..], raw).expect("good input");
+        assert_eq!(
+            entries,
+            vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"two words".to_vec()),
+                (b"c".to_vec(), Vec::new()),
+            ]
+        );
+        let err = read_import(&b"a 1\nnospace\n"[..], raw).expect_err("bad line");
+        assert!(err.to_string().starts_with("line 2 of the input"), "{err}");
+        let hex = Encoding {
+            hex: true,
+            base64: false,
+        };
+        assert_eq!(
+            read_import(&b"00ff 0a\n"[..], hex).expect("hex"),
+            vec![(vec![0, 255], vec![10])]
+        );
+        let err = read_import(&b"00 0a\nzz 00\n"[..], hex).expect_err("bad hex");
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
 }

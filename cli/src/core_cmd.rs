@@ -1,13 +1,16 @@
 //! `hyper-cli core …`: create, append to, read and inspect cores.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::time::Duration;
 
 use clap::Subcommand;
 use hyper_core::{Core, CoreKey, Error, Store};
+use serde::Serialize;
 
-use crate::CliError;
-use crate::json::Object;
+use crate::encoding::Encoding;
+use crate::output::json_line;
+use crate::store::{Access, open_durable};
+use crate::{CliError, Global};
 
 /// Lines appended per batch (one transaction, one signature) when reading stdin.
 const STDIN_BATCH: usize = 1000;
@@ -16,49 +19,89 @@ const STDIN_BATCH: usize = 1000;
 pub enum CoreCommand {
     /// Create a writable core and print its key.
     Create {
-        /// Name it (the same name in the same store gives the same key).
+        /// Name it (the same name in the same store gives the same key); not
+        /// empty, and not a 64-hex core key.
         #[arg(long)]
         name: Option<String>,
     },
     /// Append each DATA argument as a block; with none, each line of stdin
-    /// (its newline kept) as a block.
+    /// (its newline kept; with --hex/--base64, each line decoded) as a block.
     Append {
         /// Core key (64 hex characters) or name.
         key: String,
+        /// Blocks to append, one per argument.
         data: Vec<String>,
+        #[command(flatten)]
+        encoding: Encoding,
+        /// Append even to a core that holds a bee (which breaks the bee).
+        #[arg(long)]
+        force: bool,
     },
-    /// Write block INDEX to stdout; with --connect, fetch it from that peer
-    /// if it is not stored here (only that block and its proof move).
+    /// Write block INDEX to stdout (with --hex/--base64, encoded and ending
+    /// in a newline); with --connect, fetch it from that peer if it is not
+    /// stored here (only that block and its proof move).
     Get {
+        /// Core key (64 hex characters) or name.
         key: String,
+        /// The block's index, from 0.
         index: u64,
-        /// Address of a peer that seeds the core.
-        #[arg(long, value_name = "ADDR")]
-        connect: Option<String>,
-        /// Give up on the peer after this many seconds.
-        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-        timeout: u64,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        encoding: Encoding,
     },
-    /// Write the blocks START..END to stdout.
+    /// Write the blocks START..END to stdout (with --hex/--base64, one
+    /// encoded block per line); with --connect, blocks not stored here are
+    /// fetched from that peer first.
     Cat {
+        /// Core key (64 hex characters) or name.
         key: String,
+        /// The first block.
         #[arg(long, default_value_t = 0)]
         start: u64,
-        /// [default: the length]
+        /// The block after the last [default: the length].
         #[arg(long)]
         end: Option<u64>,
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        encoding: Encoding,
     },
-    /// Show length, byte length, fork, what is stored locally.
+    /// Show key, discovery key, length, byte length, fork, what is stored
+    /// locally.
     Info {
+        /// Core key (64 hex characters) or name.
         key: String,
+        /// One JSON object (fields as in the README).
         #[arg(long)]
         json: bool,
     },
-    /// List the cores in the store.
+    /// List the cores in the store: key, length, blocks stored here,
+    /// rw/ro, name.
     List {
+        /// JSON lines: one object per core.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Reading blocks from a peer when they are not stored here.
+#[derive(clap::Args)]
+pub struct Remote {
+    /// Address of a peer that seeds the core (HOST:PORT); a core not in the
+    /// local store must then be named by its hex key.
+    #[arg(long, value_name = "ADDR", value_parser = crate::args::address)]
+    pub connect: Option<String>,
+    /// Give up on the peer after this many seconds (connecting included).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+impl Remote {
+    /// `--timeout` as a duration.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
 }
 
 /// Finds a core by hex key or by name.
@@ -74,39 +117,73 @@ pub fn open_core(store: &Store, key: &str) -> Result<Core, CliError> {
     found.ok_or_else(|| CliError::NoSuchCore(key.to_string()))
 }
 
-pub fn run(dir: &Path, cmd: CoreCommand) -> Result<(), CliError> {
-    if let CoreCommand::Get {
-        key,
-        index,
-        connect: Some(addr),
-        timeout,
-    } = &cmd
-    {
-        return crate::net_cmd::get(
-            dir,
-            key,
-            *index,
-            addr,
-            std::time::Duration::from_secs(*timeout),
-        );
+/// Checks a name for a new core: not empty, not a core key (which would
+/// always be read as the key).
+pub fn check_name(name: &str) -> Result<(), CliError> {
+    let why = if name.trim().is_empty() {
+        "it is empty"
+    } else if name.parse::<CoreKey>().is_ok() {
+        "it is a core key (64 hex characters), and a key always names the core it is"
+    } else {
+        return Ok(());
+    };
+    Err(CliError::BadName {
+        name: name.to_string(),
+        why,
+    })
+}
+
+/// Whether block 0 of `core` is a bee's header: raw appends would break it.
+pub fn holds_a_bee(core: &Core) -> Result<bool, CliError> {
+    use prost::Message as _;
+    if core.info()?.length == 0 {
+        return Ok(false);
     }
-    let store = Store::open(dir)?;
+    let first = match core.get(0) {
+        Ok(block) => block,
+        Err(Error::NotAvailable { .. }) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(hyper_bee::messages::Header::decode(first.as_slice())
+        .is_ok_and(|h| h.protocol == hyper_bee::PROTOCOL))
+}
+
+pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
+    let dir = global.store()?;
     let mut out = std::io::stdout().lock();
     match cmd {
         CoreCommand::Create { name } => {
+            let store = open_durable(dir, Access::Write)?;
             let core = match name {
-                Some(n) => store.named(&n)?,
+                Some(n) => {
+                    check_name(&n)?;
+                    store.named(&n)?
+                }
                 None => store.create_core()?,
             };
             writeln!(out, "{}", core.key())?;
         }
-        CoreCommand::Append { key, data } => {
+        CoreCommand::Append {
+            key,
+            data,
+            encoding,
+            force,
+        } => {
+            let store = open_durable(dir, Access::Write)?;
             let core = open_core(&store, &key)?;
+            if !force && holds_a_bee(&core)? {
+                return Err(CliError::StructuredCore(key));
+            }
             let before = core.info()?.length;
             let outcome = if data.is_empty() {
-                append_stdin(&core)?
+                append_stdin(&core, encoding)?
             } else {
-                core.append_batch(&data)?
+                let blocks = data
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| encoding.arg(d, &format!("DATA argument {}", i + 1)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                append(&core, &blocks, 0)?
             };
             writeln!(
                 out,
@@ -116,72 +193,206 @@ pub fn run(dir: &Path, cmd: CoreCommand) -> Result<(), CliError> {
                 outcome.byte_length
             )?;
         }
-        CoreCommand::Get { key, index, .. } => {
-            let core = open_core(&store, &key)?;
-            out.write_all(&core.get(index)?)?;
+        CoreCommand::Get {
+            key,
+            index,
+            remote,
+            encoding,
+        } => {
+            let block = match &remote.connect {
+                Some(addr) => crate::net_cmd::get(dir, &key, index, addr, remote.timeout())?,
+                None => {
+                    let store = open_durable(dir, Access::Read)?;
+                    let core = open_core(&store, &key)?;
+                    local_block(&core, index)?
+                }
+            };
+            write_block(&mut out, &block, encoding)?;
         }
-        CoreCommand::Cat { key, start, end } => {
-            let core = open_core(&store, &key)?;
+        CoreCommand::Cat {
+            key,
+            start,
+            end,
+            remote,
+            encoding,
+        } => {
+            if let Some(end) = end.filter(|&end| end < start) {
+                return Err(CliError::Usage(format!(
+                    "--start {start} is past --end {end}"
+                )));
+            }
+            let core = match &remote.connect {
+                Some(addr) => crate::net_cmd::fetch_range(
+                    dir,
+                    &key,
+                    start..end.unwrap_or(u64::MAX),
+                    addr,
+                    remote.timeout(),
+                )?,
+                None => open_core(&open_durable(dir, Access::Read)?, &key)?,
+            };
             let end = end.unwrap_or(core.info()?.length);
             for block in core.blocks(start..end)? {
-                out.write_all(&block?.1)?;
+                match block {
+                    Ok((_, block)) => write_block(&mut out, &block, encoding)?,
+                    Err(Error::NotAvailable { index }) => {
+                        return Err(CliError::NotStored {
+                            key: core.key().to_string(),
+                            index,
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         CoreCommand::Info { key, json } => {
+            let store = open_durable(dir, Access::Read)?;
             let core = open_core(&store, &key)?;
-            let info = core.info()?;
-            let disk = core.disk_usage()?;
-            if json {
-                let o = Object::default()
-                    .str("key", Some(&core.key().to_string()))
-                    .num("length", info.length)
-                    .num("byte_length", info.byte_length)
-                    .num("fork", info.fork)
-                    .num("contiguous_length", info.contiguous_length)
-                    .num("blocks_stored", info.blocks_stored)
-                    .num("bytes_on_disk", disk)
-                    .bool("writable", info.writable);
-                writeln!(out, "{}", o.finish())?;
-            } else {
-                writeln!(out, "key:               {}", core.key())?;
-                writeln!(out, "discovery key:     {}", core.discovery_key())?;
-                writeln!(out, "length:            {}", info.length)?;
-                writeln!(out, "byte length:       {}", info.byte_length)?;
-                writeln!(out, "fork:              {}", info.fork)?;
-                writeln!(out, "contiguous length: {}", info.contiguous_length)?;
-                writeln!(out, "blocks stored:     {}", info.blocks_stored)?;
-                writeln!(out, "bytes on disk:     {disk}")?;
-                writeln!(out, "writable:          {}", info.writable)?;
-            }
+            info(&mut out, &store, &core, json)?;
         }
         CoreCommand::List { json } => {
-            for entry in store.list()? {
-                if json {
-                    let o = Object::default()
-                        .str("key", Some(&entry.key.to_string()))
-                        .str("name", entry.name.as_deref())
-                        .num("length", entry.length)
-                        .bool("writable", entry.writable);
-                    writeln!(out, "{}", o.finish())?;
-                } else {
-                    writeln!(
-                        out,
-                        "{}  {:>10}  {}  {}",
-                        entry.key,
-                        entry.length,
-                        if entry.writable { "rw" } else { "ro" },
-                        entry.name.as_deref().unwrap_or("-")
-                    )?;
-                }
-            }
+            let store = open_durable(dir, Access::Read)?;
+            list(&mut out, &store, json)?;
         }
     }
     out.flush()?;
     Ok(())
 }
 
-/// Appends stdin line by line (newlines kept), in batches.
-fn append_stdin(core: &Core) -> Result<hyper_core::AppendOutcome, CliError> {
+/// Block `index` of a local core; a block of a sparse replica that is not
+/// here says how to fetch it.
+fn local_block(core: &Core, index: u64) -> Result<Vec<u8>, CliError> {
+    core.get(index).map_err(|e| match e {
+        Error::NotAvailable { index } => CliError::NotStored {
+            key: core.key().to_string(),
+            index,
+        },
+        e => e.into(),
+    })
+}
+
+/// A block as it is, or encoded on a line of its own.
+fn write_block(out: &mut impl Write, block: &[u8], encoding: Encoding) -> Result<(), CliError> {
+    out.write_all(&encoding.encode(block))?;
+    if encoding.is_text() {
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// `core info --json`.
+#[derive(Serialize)]
+struct InfoJson {
+    key: String,
+    discovery_key: String,
+    name: Option<String>,
+    length: u64,
+    byte_length: u64,
+    fork: u64,
+    contiguous_length: u64,
+    blocks_stored: u64,
+    bytes_stored: u64,
+    bytes_on_disk: u64,
+    writable: bool,
+}
+
+fn info(out: &mut impl Write, store: &Store, core: &Core, json: bool) -> Result<(), CliError> {
+    let info = core.info()?;
+    let key = core.key();
+    let o = InfoJson {
+        key: key.to_string(),
+        discovery_key: core.discovery_key().to_string(),
+        name: store
+            .list()?
+            .into_iter()
+            .find(|e| e.key == key)
+            .and_then(|e| e.name),
+        length: info.length,
+        byte_length: info.byte_length,
+        fork: info.fork,
+        contiguous_length: info.contiguous_length,
+        blocks_stored: info.blocks_stored,
+        bytes_stored: info.bytes_stored,
+        bytes_on_disk: core.disk_usage()?,
+        writable: info.writable,
+    };
+    if json {
+        return json_line(out, &o);
+    }
+    writeln!(out, "key:               {}", o.key)?;
+    writeln!(out, "discovery key:     {}", o.discovery_key)?;
+    writeln!(
+        out,
+        "name:              {}",
+        o.name.as_deref().unwrap_or("-")
+    )?;
+    writeln!(out, "length:            {}", o.length)?;
+    writeln!(out, "byte length:       {}", o.byte_length)?;
+    writeln!(out, "fork:              {}", o.fork)?;
+    writeln!(out, "contiguous length: {}", o.contiguous_length)?;
+    writeln!(out, "blocks stored:     {}", o.blocks_stored)?;
+    writeln!(out, "bytes stored:      {}", o.bytes_stored)?;
+    writeln!(out, "bytes on disk:     {}", o.bytes_on_disk)?;
+    writeln!(out, "writable:          {}", o.writable)?;
+    Ok(())
+}
+
+/// A line of `core list --json`.
+#[derive(Serialize)]
+struct ListJson {
+    key: String,
+    name: Option<String>,
+    length: u64,
+    blocks_stored: u64,
+    writable: bool,
+}
+
+fn list(out: &mut impl Write, store: &Store, json: bool) -> Result<(), CliError> {
+    for entry in store.list()? {
+        let stored = store.core(&entry.key)?.info()?.blocks_stored;
+        if json {
+            json_line(
+                out,
+                &ListJson {
+                    key: entry.key.to_string(),
+                    name: entry.name,
+                    length: entry.length,
+                    blocks_stored: stored,
+                    writable: entry.writable,
+                },
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{}  {:>10} blocks  {:>10} stored  {}  {}",
+                entry.key,
+                entry.length,
+                stored,
+                if entry.writable { "rw" } else { "ro" },
+                entry.name.as_deref().unwrap_or("-")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends `blocks`, which start at block `first` of the input; a failure
+/// says which blocks of the input did not go in.
+fn append(
+    core: &Core,
+    blocks: &[Vec<u8>],
+    first: u64,
+) -> Result<hyper_core::AppendOutcome, CliError> {
+    core.append_batch(blocks).map_err(|error| CliError::Append {
+        first,
+        count: blocks.len(),
+        error,
+    })
+}
+
+/// Appends stdin line by line (newlines kept, or each line decoded), in
+/// batches.
+fn append_stdin(core: &Core, encoding: Encoding) -> Result<hyper_core::AppendOutcome, CliError> {
     let mut input = std::io::stdin().lock();
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(STDIN_BATCH);
     let info = core.info()?;
@@ -189,14 +400,32 @@ fn append_stdin(core: &Core) -> Result<hyper_core::AppendOutcome, CliError> {
         length: info.length,
         byte_length: info.byte_length,
     };
+    let mut lines = 0u64;
     loop {
         let mut line = Vec::new();
         let n = input.read_until(b'\n', &mut line)?;
         if n > 0 {
+            lines += 1;
+            if encoding.is_text() {
+                let text = line.strip_suffix(b"\n").unwrap_or(&line);
+                let text = text.strip_suffix(b"\r").unwrap_or(text);
+                match encoding.decode(text, &format!("line {lines}")) {
+                    Ok(block) => line = block,
+                    Err(why) => {
+                        if !batch.is_empty() {
+                            append(core, &batch, lines - 1 - batch.len() as u64)?;
+                        }
+                        return Err(CliError::Usage(format!(
+                            "{why}; the {} lines before it were appended",
+                            lines - 1
+                        )));
+                    }
+                }
+            }
             batch.push(line);
         }
         if batch.len() == STDIN_BATCH || (n == 0 && !batch.is_empty()) {
-            outcome = core.append_batch(&batch)?;
+            outcome = append(core, &batch, lines - batch.len() as u64)?;
             batch.clear();
         }
         if n == 0 {

@@ -1,89 +1,41 @@
-//! `hyper-cli`: create, inspect and read hypercores in a local store.
+//! `hyper-cli`: create, inspect, read, seed and clone hypercores.
 
+mod args;
 mod bee_cmd;
 mod core_cmd;
-mod json;
+mod encoding;
+mod error;
 mod net_cmd;
+mod output;
+mod progress;
+mod store;
 mod swarm_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
-/// Create, inspect and read hypercores.
+pub use error::CliError;
+
+/// Create, inspect, read, seed and clone hypercores (signed append-only
+/// logs), and key/value stores in them.
 #[derive(Parser)]
 #[command(name = "hyper-cli", version)]
 struct Cli {
     /// Store directory [default: $HYPER_STORE, else $XDG_DATA_HOME/hyper-cli,
-    /// else ~/.local/share/hyper-cli]
+    /// else ~/.local/share/hyper-cli]. Only commands that write create it.
     #[arg(long, global = true, value_name = "DIR")]
     store: Option<PathBuf>,
+    /// Log what happens on stderr: -v debug, -vv trace ($RUST_LOG, when set,
+    /// chooses instead).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// No progress bars or progress lines.
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
-}
-
-/// What can end a command; printed as one line.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// The store or a core failed.
-    #[error(transparent)]
-    Core(#[from] hyper_core::Error),
-    /// Reading stdin or writing stdout failed.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    /// KEY is neither the key nor the name of a core in the store.
-    #[error(
-        "no core with key or name '{0}' in this store (create one with `hyper-cli core create --name NAME`, or check --store)"
-    )]
-    NoSuchCore(String),
-    /// The bee failed (not a bee, corruption, a failed fetch).
-    #[error(transparent)]
-    Bee(#[from] hyper_bee::Error),
-    /// `bee get` of a key the bee does not hold.
-    #[error("no key '{0}'")]
-    NoSuchKey(String),
-    /// A key argument that must be a core key is not 64 hex characters.
-    #[error("'{0}' is not a core key (64 hex characters)")]
-    BadKey(String),
-    /// Replication failed (the peer, the connection, or a timeout).
-    #[error(transparent)]
-    Wire(#[from] hyper_wire::Error),
-    /// `seed --append` needs exactly one writable core.
-    #[error("seed --append needs exactly one core, writable here")]
-    AppendTarget,
-    /// Connected, but the peer sent nothing about the core.
-    #[error(
-        "the peer at {addr} sent nothing about this core in {seconds} s: it does not seem to serve it (check the key)"
-    )]
-    NotServed {
-        /// The address.
-        addr: String,
-        /// How long it waited.
-        seconds: u64,
-    },
-    /// An address argument that does not parse or resolve.
-    #[error("'{0}' is not an address (IP:PORT or HOST:PORT)")]
-    BadAddress(String),
-    /// The DHT found no peer that served the core in time.
-    #[error(
-        "no peer serving this core was found through the DHT in {seconds} s (is a seeder running with the same --bootstrap nodes?)"
-    )]
-    NoPeers {
-        /// How long it looked.
-        seconds: u64,
-    },
-    /// The DHT or a swarm connection failed.
-    #[error(transparent)]
-    Swarm(#[from] hyper_swarm::Error),
-    /// The peer could not be reached for the whole retry period.
-    #[error("cannot reach {addr}: {error}; what was downloaded is kept, run again to resume")]
-    Unreachable {
-        /// The address.
-        addr: String,
-        /// The last connection error.
-        error: hyper_wire::Error,
-    },
 }
 
 #[derive(Subcommand)]
@@ -94,117 +46,179 @@ enum Command {
     /// A key/value store (B-tree) in a core.
     #[command(subcommand)]
     Bee(bee_cmd::BeeCommand),
-    /// Run a DHT node.
+    /// Run a DHT node, or ask the DHT who announces a core.
     #[command(subcommand)]
     Dht(swarm_cmd::DhtCommand),
     /// Serve cores to peers until stopped: announced on the DHT (found by
     /// `clone KEY` from anywhere) and/or on a TCP address (`--listen`).
-    Seed {
-        /// Cores to serve (key or name); none serves every core in the store.
-        keys: Vec<String>,
-        /// Also (or, without --bootstrap and $HYPER_BOOTSTRAP, only) serve
-        /// over TCP on this address (port 0 picks a free port).
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<String>,
-        /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP,
-        /// else 127.0.0.1:49737].
-        #[arg(long, value_name = "IP:PORT,...")]
-        bootstrap: Option<String>,
-        /// While serving, append each line of stdin (newline kept) as a
-        /// block to the one writable core given, so live clones follow.
-        #[arg(long)]
-        append: bool,
-    },
+    Seed(net_cmd::SeedArgs),
     /// Download a whole core from a peer, verifying every block.
-    Clone {
-        /// Core key (64 hex characters).
-        key: String,
-        /// Address of a peer that seeds it over TCP (else the DHT finds
-        /// peers).
-        #[arg(long, value_name = "ADDR", conflicts_with = "bootstrap")]
-        connect: Option<String>,
-        /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP,
-        /// else 127.0.0.1:49737].
-        #[arg(long, value_name = "IP:PORT,...")]
-        bootstrap: Option<String>,
-        /// After the download, keep following appends (runs until stopped).
-        #[arg(long)]
-        live: bool,
-        /// End with one JSON line: key, blocks, bytes, fetched, seconds,
-        /// connections, length, fork (and, through the DHT, peers: key and
-        /// path, direct or relay; connect_seconds: start to first
-        /// connection).
-        #[arg(long)]
-        json: bool,
-        /// Print progress lines on stderr even when stdout is not a terminal.
-        #[arg(long)]
-        progress: bool,
-        /// Keep reconnecting (or looking for peers) for this many seconds.
-        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-        retry_for: u64,
+    Clone(net_cmd::CloneArgs),
+    /// Print a shell completion script (for example:
+    /// `hyper-cli completions bash > /etc/bash_completion.d/hyper-cli`).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
     },
 }
 
-fn default_store() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HYPER_STORE") {
-        return dir.into();
+/// Settings every command gets.
+pub struct Global {
+    /// The store directory, if there is one.
+    store: Option<PathBuf>,
+    /// `--quiet`: no progress output.
+    pub quiet: bool,
+}
+
+impl Global {
+    /// The store directory, or why there is none.
+    pub fn store(&self) -> Result<&std::path::Path, CliError> {
+        self.store.as_deref().ok_or(CliError::NoHome)
     }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    data.join("hyper-cli")
+}
+
+/// Logs go to stderr: `$RUST_LOG` if set, else nothing below errors of
+/// this tool, `-v` debug and `-vv` trace for the hyper crates.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ => EnvFilter::new(match verbose {
+            0 => "off",
+            1 => {
+                "hyper_cli=debug,hyper_wire=debug,hyper_swarm=debug,hyper_core=debug,hyper_bee=debug"
+            }
+            _ => {
+                "debug,hyper_cli=trace,hyper_wire=trace,hyper_swarm=trace,hyper_core=trace,hyper_bee=trace"
+            }
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// clap's error as one line: its message, then its tips (such as a similar
+/// argument) after a `;`.
+fn one_line(error: &clap::Error) -> String {
+    let text = error.to_string();
+    if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap shows the whole help: name the subcommands instead.
+        let commands: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "help")
+            .collect();
+        return format!(
+            "a subcommand is missing: one of {} (see --help)",
+            commands.join(", ")
+        );
+    }
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut line = lines
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    for tip in lines.filter_map(|l| l.strip_prefix("tip: ")) {
+        line.push_str("; ");
+        line.push_str(tip);
+    }
+    if let Some(usage) = error
+        .context()
+        .find_map(|(kind, value)| (kind == clap::error::ContextKind::Usage).then_some(value))
+    {
+        let usage = usage.to_string();
+        let usage = usage.trim().trim_start_matches("Usage: ");
+        line.push_str(&format!(" (usage: {usage}; see --help)"));
+    } else {
+        line.push_str(" (see --help)");
+    }
+    line
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let store = cli.store.unwrap_or_else(default_store);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: to stdout, success.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("hyper-cli: {}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cli.verbose);
+    let uses_store = !matches!(
+        cli.command,
+        Command::Dht(swarm_cmd::DhtCommand::Node { .. }) | Command::Completions { .. }
+    );
+    if cli.store.is_some() && !uses_store {
+        eprintln!("hyper-cli: --store does not apply to this command (it keeps no store)");
+        return ExitCode::from(2);
+    }
+    let global = Global {
+        store: store::locate(cli.store),
+        quiet: cli.quiet,
+    };
     let result = match cli.command {
-        Command::Core(cmd) => core_cmd::run(&store, cmd),
-        Command::Bee(cmd) => bee_cmd::run(&store, cmd),
-        Command::Dht(cmd) => swarm_cmd::run(cmd),
-        Command::Seed {
-            keys,
-            listen,
-            bootstrap,
-            append,
-        } => net_cmd::seed(
-            &store,
-            &keys,
-            net_cmd::SeedOn {
-                listen: listen.as_deref(),
-                bootstrap: bootstrap.as_deref(),
-            },
-            append,
-        ),
-        Command::Clone {
-            key,
-            connect,
-            bootstrap,
-            live,
-            json,
-            progress,
-            retry_for,
-        } => net_cmd::clone(
-            &store,
-            net_cmd::CloneOptions {
-                key: &key,
-                source: match connect.as_deref() {
-                    Some(addr) => net_cmd::Source::Tcp(addr),
-                    None => net_cmd::Source::Dht(bootstrap.as_deref()),
-                },
-                live,
-                json,
-                progress,
-                retry_for: std::time::Duration::from_secs(retry_for),
-            },
-        ),
+        Command::Core(cmd) => core_cmd::run(&global, cmd),
+        Command::Bee(cmd) => bee_cmd::run(&global, cmd),
+        Command::Dht(cmd) => swarm_cmd::run(&global, cmd),
+        Command::Seed(args) => net_cmd::seed(&global, args),
+        Command::Clone(args) => net_cmd::clone(&global, args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "hyper-cli",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hyper-cli: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_arguments_are_consistent_and_every_one_has_help() {
+        let command = Cli::command();
+        command.clone().debug_assert();
+        fn walk(command: &clap::Command, path: &str) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{path} {id} has no help text");
+            }
+            for sub in command.get_subcommands() {
+                assert!(
+                    sub.get_about().is_some(),
+                    "{path} {} has no help",
+                    sub.get_name()
+                );
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        walk(&command, "hyper-cli");
     }
 }

@@ -1,52 +1,88 @@
-//! `hyper-cli seed`, `hyper-cli clone` and `hyper-cli core get --connect`:
-//! replication over TCP, or with peers found through the DHT.
+//! `hyper-cli seed`, `hyper-cli clone` and the `--connect` reads of
+//! `core get`/`core cat`: replication over TCP, or with peers found through
+//! the DHT. Every wait is bounded by the command's own `--timeout` or
+//! `--retry-for`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
+use std::ops::Range;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hyper_core::{Core, CoreKey, Durability, KeyPair, PublicKey, Store, StoreOptions};
+use clap::Args;
+use hyper_core::{Core, CoreKey, Durability, KeyPair, PublicKey, Store};
 use hyper_swarm::{JoinOptions, Path as PeerPath, Swarm, SwarmConfig};
-use hyper_wire::{DownloadRange, Replication, ReplicationOptions, connect_tcp, listen_tcp};
+use hyper_wire::{Connection, DownloadRange, Replication, ReplicationOptions, listen_tcp};
+use serde::Serialize;
 
-use crate::CliError;
 use crate::core_cmd::open_core;
-use crate::json::Object;
+use crate::output::json_line;
+use crate::progress::{Progress, Style, rate};
+use crate::store::{Access, open};
 use crate::swarm_cmd::{bootstrap_nodes, dht_requested};
+use crate::{CliError, Global};
 
 /// How long `seed` waits for its first announcements before saying so.
 const ANNOUNCE_WAIT: Duration = Duration::from_secs(15);
-
-/// Where `seed` serves.
-pub struct SeedOn<'a> {
-    /// A TCP address (`--listen`).
-    pub listen: Option<&'a str>,
-    /// DHT bootstrap nodes (`--bootstrap`).
-    pub bootstrap: Option<&'a str>,
-}
-
-impl SeedOn<'_> {
-    /// The DHT is used unless only `--listen` was asked for.
-    fn dht(&self) -> bool {
-        dht_requested(self.bootstrap) || self.listen.is_none()
-    }
-}
-
-/// How often progress is redrawn.
+/// How often progress is redrawn and stalls are checked.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 /// Wait between reconnect attempts.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
-/// A store for replication: verified data is committed without an fsync per
-/// batch (a crash loses at most the last batches, which are fetched again);
-/// [`Store::flush`] makes it durable before the command reports success.
-fn open_store(dir: &Path) -> Result<Store, CliError> {
-    Ok(Store::open_with(
-        dir,
-        StoreOptions {
-            durability: Durability::Eventual,
-        },
-    )?)
+/// `hyper-cli seed`.
+#[derive(Args)]
+pub struct SeedArgs {
+    /// Cores to serve (key or name); none serves every core in the store.
+    keys: Vec<String>,
+    /// Also (or, without --bootstrap and $HYPER_BOOTSTRAP, only) serve over
+    /// TCP on this address (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", value_parser = crate::args::address)]
+    listen: Option<String>,
+    /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP, else
+    /// 127.0.0.1:49737].
+    #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
+    bootstrap: Option<String>,
+    /// While serving, append each line of stdin (newline kept) as a block to
+    /// the one writable core given, so live clones follow.
+    #[arg(long)]
+    append: bool,
+    /// With --append: append even to a core that holds a bee.
+    #[arg(long, requires = "append")]
+    force: bool,
+}
+
+impl SeedArgs {
+    /// The DHT is used unless only `--listen` was asked for.
+    fn dht(&self) -> bool {
+        dht_requested(self.bootstrap.as_deref()) || self.listen.is_none()
+    }
+}
+
+/// `hyper-cli clone`.
+#[derive(Args)]
+pub struct CloneArgs {
+    /// Core key (64 hex characters).
+    key: String,
+    /// Address of a peer that seeds it over TCP (HOST:PORT; else the DHT
+    /// finds peers).
+    #[arg(long, value_name = "ADDR", conflicts_with = "bootstrap", value_parser = crate::args::address)]
+    connect: Option<String>,
+    /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP, else
+    /// 127.0.0.1:49737].
+    #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
+    bootstrap: Option<String>,
+    /// After the download, keep following appends (runs until stopped).
+    #[arg(long)]
+    live: bool,
+    /// End with one JSON object (fields as in the README).
+    #[arg(long)]
+    json: bool,
+    /// Print progress lines on stderr even when it is not a terminal.
+    #[arg(long, conflicts_with = "quiet")]
+    progress: bool,
+    /// Keep reconnecting, looking for peers, or waiting for missing blocks
+    /// for this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    retry_for: u64,
 }
 
 /// One event-loop thread (store batches run on tokio's blocking pool):
@@ -62,23 +98,270 @@ fn parse_key(key: &str) -> Result<CoreKey, CliError> {
         .map_err(|_| CliError::BadKey(key.to_string()))
 }
 
+/// A replication with a fresh identity, serving `core`.
+fn replication_for(store: &Store, core: &Core) -> Result<Replication, CliError> {
+    let replication = Replication::new(
+        store.clone(),
+        KeyPair::generate()?,
+        ReplicationOptions::default(),
+    );
+    replication.add_core(core);
+    Ok(replication)
+}
+
+/// Dials `addr` and completes the handshake within `limit`.
+#[tracing::instrument(level = "debug", skip(replication))]
+pub async fn connect_within(
+    replication: &Replication,
+    addr: &str,
+    limit: Duration,
+) -> Result<Connection, CliError> {
+    let resolved = crate::args::resolve(addr)?;
+    tracing::debug!(%resolved, "connecting");
+    match tokio::time::timeout(limit, hyper_wire::connect_tcp(replication, resolved)).await {
+        Ok(Ok(connection)) => {
+            tracing::debug!(peer = %connection.remote_identity(), "connected");
+            Ok(connection)
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "connection failed");
+            Err(CliError::Connect {
+                addr: addr.to_string(),
+                error,
+            })
+        }
+        Err(_) => Err(CliError::NoAnswer {
+            addr: addr.to_string(),
+            what: "the connection and handshake".into(),
+            seconds: limit.as_secs(),
+        }),
+    }
+}
+
+/// Opens the core named `key` for a read from a peer: a local core, or a
+/// replica made for it (removed again by [`forget_if_empty`] if nothing
+/// arrives). Whether it was made here.
+fn core_or_replica(store: &Store, key: &str) -> Result<(Core, bool), CliError> {
+    match open_core(store, key) {
+        Ok(core) => Ok((core, false)),
+        Err(CliError::NoSuchCore(_)) => Ok((store.replica(&parse_key(key)?)?, true)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes a replica this command made if it holds nothing (a failed clone
+/// or read leaves no empty entry behind).
+pub fn forget_if_empty(store: &Store, core: &Core, made: bool) {
+    if made && core.info().is_ok_and(|i| i.blocks_stored == 0) {
+        let _ = store.delete(&core.key());
+        let _ = store.flush();
+    }
+}
+
+/// Why block `index` did not come from the peer at `addr` in `waited`:
+/// the peer does not serve the core, the block is past its length, or it
+/// just did not answer.
+async fn why_not(
+    replication: &Replication,
+    core: &Core,
+    addr: &str,
+    index: u64,
+    waited: Duration,
+) -> CliError {
+    let key = core.key().to_string();
+    if replication.synced_peers(core).await == 0 {
+        return CliError::NotServed {
+            addr: addr.to_string(),
+            key,
+            seconds: waited.as_secs(),
+        };
+    }
+    match core.info() {
+        Ok(info) if index >= info.length => CliError::PastPeerLength {
+            addr: addr.to_string(),
+            key,
+            index,
+            length: info.length,
+        },
+        _ => CliError::NoAnswer {
+            addr: addr.to_string(),
+            what: format!("block {index} of core {key}"),
+            seconds: waited.as_secs(),
+        },
+    }
+}
+
+/// Fetches block `index` of `core` from the peer behind `replication`
+/// within `limit`, or says why not.
+async fn fetch_block(
+    replication: &Replication,
+    core: &Core,
+    addr: &str,
+    index: u64,
+    limit: Duration,
+) -> Result<Vec<u8>, CliError> {
+    match replication.get(core, index, limit).await {
+        Ok(block) => Ok(block),
+        Err(hyper_wire::Error::Timeout) => {
+            Err(why_not(replication, core, addr, index, limit).await)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `hyper-cli core get KEY INDEX --connect ADDR`: one block, fetched
+/// sparsely if it is not stored here; everything within `limit`.
+pub fn get(
+    dir: &Path,
+    key: &str,
+    index: u64,
+    addr: &str,
+    limit: Duration,
+) -> Result<Vec<u8>, CliError> {
+    let store = open(dir, Access::Write, Durability::Eventual)?;
+    let (core, made) = core_or_replica(&store, key)?;
+    // Only a block that is not here goes to the network; other local
+    // errors (I/O, corruption) are reported as they are.
+    let result = match core.get(index) {
+        Ok(block) => Ok(block),
+        Err(hyper_core::Error::NotAvailable { .. } | hyper_core::Error::OutOfBounds { .. }) => {
+            runtime()?.block_on(async {
+                let started = Instant::now();
+                let replication = replication_for(&store, &core)?;
+                let _connection = connect_within(&replication, addr, limit).await?;
+                let left = limit.saturating_sub(started.elapsed());
+                let block = fetch_block(&replication, &core, addr, index, left).await?;
+                store.flush()?;
+                Ok(block)
+            })
+        }
+        Err(e) => Err(e.into()),
+    };
+    if result.is_err() {
+        forget_if_empty(&store, &core, made);
+    }
+    result
+}
+
+/// `core cat --connect`: fetches the blocks of `range` (clipped to the
+/// core's length) that are not stored here; the core, to read locally.
+/// Gives up when no block arrives for `limit`.
+pub fn fetch_range(
+    dir: &Path,
+    key: &str,
+    range: Range<u64>,
+    addr: &str,
+    limit: Duration,
+) -> Result<Core, CliError> {
+    let store = open(dir, Access::Write, Durability::Eventual)?;
+    let (core, made) = core_or_replica(&store, key)?;
+    let result = runtime()?.block_on(async {
+        let replication = replication_for(&store, &core)?;
+        let _connection = connect_within(&replication, addr, limit).await?;
+        // The first block brings the peer's length.
+        if core.get(range.start).is_err() {
+            fetch_block(&replication, &core, addr, range.start, limit).await?;
+        }
+        let end = range.end.min(core.info()?.length);
+        let done = replication.download(&core, DownloadRange::range(range.start..end));
+        tokio::pin!(done);
+        let mut stall = Stall::new(limit);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        loop {
+            tokio::select! {
+                done = &mut done => break done?,
+                _ = tick.tick() => {
+                    if stall.stalled(&core.info()?) {
+                        return Err(stall.error(&core)?);
+                    }
+                }
+            }
+        }
+        store.flush()?;
+        Ok(())
+    });
+    if result.is_err() {
+        forget_if_empty(&store, &core, made);
+    }
+    result.map(|()| core)
+}
+
+/// Notices a download that has stopped getting blocks.
+struct Stall {
+    limit: Duration,
+    stored: u64,
+    since: Instant,
+}
+
+impl Stall {
+    fn new(limit: Duration) -> Self {
+        Stall {
+            limit,
+            stored: 0,
+            since: Instant::now(),
+        }
+    }
+
+    /// Whether blocks are missing and none arrived for the limit.
+    fn stalled(&mut self, info: &hyper_core::Info) -> bool {
+        if info.blocks_stored != self.stored || info.blocks_stored >= info.length {
+            self.stored = info.blocks_stored;
+            self.since = Instant::now();
+            return false;
+        }
+        info.length > 0 && self.since.elapsed() > self.limit
+    }
+
+    /// What is missing, as an error.
+    fn error(&self, core: &Core) -> Result<CliError, CliError> {
+        let info = core.info()?;
+        Ok(CliError::Incomplete {
+            key: core.key().to_string(),
+            stored: info.blocks_stored,
+            length: info.length,
+            missing: info.length - info.blocks_stored.min(info.length),
+            first_missing: info.contiguous_length,
+            seconds: self.limit.as_secs(),
+        })
+    }
+}
+
 /// `hyper-cli seed KEY... [--listen ADDR] [--bootstrap NODES]`: serves
 /// cores until stopped.
-pub fn seed(dir: &Path, keys: &[String], on: SeedOn<'_>, append: bool) -> Result<(), CliError> {
-    // Appends are the writer's own data: fsynced per batch, like
-    // `core append`. Serving alone only stores what peers send.
-    let store = if append {
-        Store::open(dir)?
+pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
+    let dir = global.store()?;
+    // Appends are the writer's own data: fsynced per batch, like `core
+    // append`. Serving alone only stores what peers send.
+    let durability = if args.append {
+        Durability::Immediate
     } else {
-        open_store(dir)?
+        Durability::Eventual
     };
-    let cores = keys
+    // A missing store has nothing to seed: never made here.
+    let store = open(dir, Access::Read, durability)?;
+    let cores = args
+        .keys
         .iter()
         .map(|k| open_core(&store, k))
         .collect::<Result<Vec<Core>, CliError>>()?;
-    if append {
+    let all = if cores.is_empty() {
+        store
+            .list()?
+            .iter()
+            .map(|e| store.core(&e.key))
+            .collect::<Result<Vec<Core>, _>>()?
+    } else {
+        cores.clone()
+    };
+    if all.is_empty() {
+        return Err(CliError::NothingToSeed(dir.to_path_buf()));
+    }
+    if args.append {
         match cores.as_slice() {
             [core] if core.writable()? => {
+                if !args.force && crate::core_cmd::holds_a_bee(core)? {
+                    return Err(CliError::StructuredCore(core.key().to_string()));
+                }
                 let core = core.clone();
                 std::thread::spawn(move || {
                     if let Err(e) = append_lines(&core) {
@@ -100,40 +383,31 @@ pub fn seed(dir: &Path, keys: &[String], on: SeedOn<'_>, append: bool) -> Result
             },
         );
         let mut out = std::io::stdout().lock();
-        for core in &cores {
-            replication.add_core(core);
-            let info = core.info()?;
-            writeln!(
-                out,
-                "seeding {} ({} blocks, {} bytes)",
-                core.key(),
-                info.length,
-                info.byte_length
-            )?;
-        }
-        if cores.is_empty() {
-            for entry in store.list()? {
-                writeln!(out, "seeding {} ({} blocks)", entry.key, entry.length)?;
+        for core in &all {
+            if !cores.is_empty() {
+                replication.add_core(core);
             }
+            writeln!(out, "seeding {}", describe(core)?)?;
         }
         writeln!(out, "identity {}", replication.identity())?;
         out.flush()?;
         drop(out);
         // Keeps the swarm (and its announcements) alive while serving.
-        let _swarm = if on.dht() {
-            let topics: Vec<CoreKey> = if cores.is_empty() {
-                store.list()?.into_iter().map(|e| e.key).collect()
-            } else {
-                cores.iter().map(Core::key).collect()
-            };
-            Some(announce(identity, &on, &replication, &topics).await?)
+        let _swarm = if args.dht() {
+            let topics: Vec<CoreKey> = all.iter().map(Core::key).collect();
+            Some(announce(identity, args.bootstrap.as_deref(), &replication, &topics).await?)
         } else {
             None
         };
-        let Some(listen) = on.listen else {
+        let Some(listen) = &args.listen else {
             return std::future::pending().await;
         };
-        let (listener, addr) = listen_tcp(listen).await?;
+        let (listener, addr) = listen_tcp(listen.as_str())
+            .await
+            .map_err(|e| CliError::Listen {
+                addr: listen.clone(),
+                error: Box::new(e),
+            })?;
         // The address last: a script may stop reading after it. Nothing
         // else goes to stdout from here on (peer events go to stderr).
         let mut out = std::io::stdout().lock();
@@ -143,23 +417,53 @@ pub fn seed(dir: &Path, keys: &[String], on: SeedOn<'_>, append: bool) -> Result
         loop {
             let (stream, remote) = listener.accept().await?;
             let replication = replication.clone();
-            tokio::spawn(async move {
-                if stream.set_nodelay(true).is_err() {
-                    return;
-                }
-                match replication.add_stream(stream, false).await {
-                    Ok(connection) => {
-                        eprintln!("peer {remote} connected ({})", connection.remote_identity());
-                        match connection.closed().await {
-                            Ok(()) => eprintln!("peer {remote} disconnected"),
-                            Err(e) => eprintln!("peer {remote} dropped: {e}"),
-                        }
-                    }
-                    Err(e) => eprintln!("peer {remote}: handshake failed: {e}"),
-                }
-            });
+            tokio::spawn(serve_peer(replication, stream, remote));
         }
     })
+}
+
+/// A core as `seed` announces it: blocks and bytes, and for a partial
+/// replica how many of them are stored here.
+fn describe(core: &Core) -> Result<String, CliError> {
+    let info = core.info()?;
+    Ok(if info.blocks_stored < info.length {
+        format!(
+            "{} ({} of {} blocks stored here, {} bytes: peers can fetch only those)",
+            core.key(),
+            info.blocks_stored,
+            info.length,
+            info.bytes_stored
+        )
+    } else {
+        format!(
+            "{} ({} blocks, {} bytes)",
+            core.key(),
+            info.length,
+            info.byte_length
+        )
+    })
+}
+
+/// Replicates with one TCP peer until it leaves; its events on stderr.
+#[tracing::instrument(level = "debug", skip(replication, stream))]
+async fn serve_peer(
+    replication: Replication,
+    stream: tokio::net::TcpStream,
+    remote: std::net::SocketAddr,
+) {
+    if stream.set_nodelay(true).is_err() {
+        return;
+    }
+    match replication.add_stream(stream, false).await {
+        Ok(connection) => {
+            eprintln!("peer {remote} connected ({})", connection.remote_identity());
+            match connection.closed().await {
+                Ok(()) => eprintln!("peer {remote} disconnected"),
+                Err(e) => eprintln!("peer {remote} dropped: {e}"),
+            }
+        }
+        Err(e) => eprintln!("peer {remote}: handshake failed: {e}"),
+    }
 }
 
 /// Joins the DHT as `identity`, announces each of `topics`' discovery keys
@@ -167,11 +471,13 @@ pub fn seed(dir: &Path, keys: &[String], on: SeedOn<'_>, append: bool) -> Result
 /// once stored on DHT nodes.
 async fn announce(
     identity: KeyPair,
-    on: &SeedOn<'_>,
+    bootstrap: Option<&str>,
     replication: &Replication,
     keys: &[CoreKey],
 ) -> Result<Swarm, CliError> {
-    let swarm = Swarm::new(SwarmConfig::new(identity, bootstrap_nodes(on.bootstrap)?)).await?;
+    let nodes = bootstrap_nodes(bootstrap)?;
+    tracing::debug!(?nodes, "joining the DHT");
+    let swarm = Swarm::new(SwarmConfig::new(identity, nodes)).await?;
     swarm.replicate(replication.clone());
     for key in keys {
         swarm.join(
@@ -204,6 +510,7 @@ async fn announce(
 /// one gets each line at once. Peers hear of each batch right away.
 fn append_lines(core: &Core) -> Result<(), CliError> {
     let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+    let mut appended = 0u64;
     loop {
         let mut batch: Vec<Vec<u8>> = Vec::new();
         loop {
@@ -220,27 +527,14 @@ fn append_lines(core: &Core) -> Result<(), CliError> {
         if batch.is_empty() {
             return Ok(());
         }
-        core.append_batch(&batch)?;
+        core.append_batch(&batch)
+            .map_err(|error| CliError::Append {
+                first: appended,
+                count: batch.len(),
+                error,
+            })?;
+        appended += batch.len() as u64;
     }
-}
-
-/// Where `clone` finds peers.
-pub enum Source<'a> {
-    /// One peer at a TCP address (`--connect`).
-    Tcp(&'a str),
-    /// Peers found through the DHT (`--bootstrap`, or its defaults).
-    Dht(Option<&'a str>),
-}
-
-/// Options of `hyper-cli clone`.
-pub struct CloneOptions<'a> {
-    pub key: &'a str,
-    pub source: Source<'a>,
-    pub live: bool,
-    pub json: bool,
-    /// Progress lines on stderr even when stdout is not a terminal.
-    pub progress: bool,
-    pub retry_for: Duration,
 }
 
 /// The download in progress, shared by both ways of finding peers.
@@ -249,8 +543,21 @@ struct Download<'a, F> {
     core: &'a Core,
     done: std::pin::Pin<&'a mut F>,
     progress: Progress,
-    started: Instant,
+    stall: Stall,
     retry_for: Duration,
+}
+
+impl<F> Download<'_, F> {
+    /// Redraws progress; an error once blocks are missing and no peer sent
+    /// any for the retry time.
+    fn tick(&mut self) -> Result<(), CliError> {
+        let info = self.core.info()?;
+        self.progress.update(&info);
+        if self.stall.stalled(&info) {
+            return Err(self.stall.error(self.core)?);
+        }
+        Ok(())
+    }
 }
 
 /// The peers a clone used.
@@ -263,88 +570,127 @@ struct Peers {
     connect_seconds: Option<f64>,
 }
 
+/// A peer in `clone --json`.
+#[derive(Serialize)]
+struct PeerJson {
+    key: String,
+    path: &'static str,
+}
+
+/// `clone --json`.
+#[derive(Serialize)]
+struct CloneJson {
+    key: String,
+    blocks: u64,
+    bytes: u64,
+    fetched: u64,
+    fetched_bytes: u64,
+    seconds: f64,
+    connections: u64,
+    length: u64,
+    fork: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peers: Option<Vec<PeerJson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connect_seconds: Option<f64>,
+}
+
 /// `hyper-cli clone KEY (--connect ADDR | --bootstrap NODES)`: downloads
 /// the whole core.
-pub fn clone(dir: &Path, options: CloneOptions<'_>) -> Result<(), CliError> {
-    let key = parse_key(options.key)?;
-    let store = open_store(dir)?;
+pub fn clone(global: &Global, args: CloneArgs) -> Result<(), CliError> {
+    let key = parse_key(&args.key)?;
+    let store = open(global.store()?, Access::Write, Durability::Eventual)?;
+    let made = store.core(&key).is_err();
     let core = store.replica(&key)?;
+    let result = clone_into(&store, &core, global, &args);
+    if result.is_err() {
+        forget_if_empty(&store, &core, made);
+    }
+    result
+}
+
+fn clone_into(
+    store: &Store,
+    core: &Core,
+    global: &Global,
+    args: &CloneArgs,
+) -> Result<(), CliError> {
+    let key = core.key();
     store.flush()?;
-    let present = core.info()?.blocks_stored;
+    let before = core.info()?;
+    let retry_for = Duration::from_secs(args.retry_for);
     runtime()?.block_on(async {
         let identity = KeyPair::generate()?;
-        let replication = Replication::new(store.clone(), identity.clone(), ReplicationOptions::default());
-        replication.add_core(&core);
-        let range = if options.live {
+        let replication =
+            Replication::new(store.clone(), identity.clone(), ReplicationOptions::default());
+        replication.add_core(core);
+        let range = if args.live {
             DownloadRange::live()
         } else {
             DownloadRange::all()
         };
-        let done = replication.download(&core, range);
+        let done = replication.download(core, range);
         tokio::pin!(done);
-        let progress = Progress::new(if options.progress {
-            ProgressStyle::Lines
-        } else if std::io::stdout().is_terminal() && !options.json {
-            ProgressStyle::Bar
-        } else {
-            ProgressStyle::Quiet
-        });
+        let started = Instant::now();
         let mut download = Download {
             replication: &replication,
-            core: &core,
+            core,
             done,
-            progress,
-            started: Instant::now(),
-            retry_for: options.retry_for,
+            progress: Progress::new(
+                Style::choose(global.quiet, args.progress),
+                before.bytes_stored,
+            ),
+            stall: Stall::new(retry_for),
+            retry_for,
         };
-        let peers = match options.source {
-            Source::Tcp(addr) => Peers {
+        let peers = match &args.connect {
+            Some(addr) => Peers {
                 connections: over_tcp(&mut download, addr).await?,
                 found: Vec::new(),
                 connect_seconds: None,
             },
-            Source::Dht(bootstrap) => over_dht(&mut download, identity, bootstrap).await?,
+            None => over_dht(&mut download, identity, args.bootstrap.as_deref()).await?,
         };
         download.progress.clear();
         store.flush()?;
         let info = core.info()?;
-        let seconds = download.started.elapsed().as_secs_f64();
+        let seconds = started.elapsed().as_secs_f64();
+        let fetched = info.blocks_stored - before.blocks_stored.min(info.blocks_stored);
+        let fetched_bytes = info.bytes_stored - before.bytes_stored.min(info.bytes_stored);
         let mut out = std::io::stdout().lock();
-        if options.json {
-            let mut o = Object::default()
-                .str("key", Some(&key.to_string()))
-                .num("blocks", info.blocks_stored)
-                .num("bytes", info.bytes_stored)
-                .num("fetched", info.blocks_stored - present.min(info.blocks_stored))
-                .float("seconds", seconds)
-                .num("connections", peers.connections)
-                .num("length", info.length)
-                .num("fork", info.fork);
-            if matches!(options.source, Source::Dht(_)) {
-                let found = peers
-                    .found
-                    .iter()
-                    .map(|(key, path)| {
-                        Object::default()
-                            .str("key", Some(&key.to_string()))
-                            .str("path", Some(path.as_str()))
-                    })
-                    .collect();
-                o = o.objects("peers", found);
-                if let Some(connect) = peers.connect_seconds {
-                    o = o.float("connect_seconds", connect);
-                }
-            }
-            writeln!(out, "{}", o.finish())?;
+        if args.json {
+            let through_dht = args.connect.is_none();
+            let o = CloneJson {
+                key: key.to_string(),
+                blocks: info.blocks_stored,
+                bytes: info.bytes_stored,
+                fetched,
+                fetched_bytes,
+                seconds,
+                connections: peers.connections,
+                length: info.length,
+                fork: info.fork,
+                peers: through_dht.then(|| {
+                    peers
+                        .found
+                        .iter()
+                        .map(|(key, path)| PeerJson {
+                            key: key.to_string(),
+                            path: path.as_str(),
+                        })
+                        .collect()
+                }),
+                connect_seconds: peers.connect_seconds,
+            };
+            json_line(&mut out, &o)?;
         } else {
             writeln!(
                 out,
-                "cloned {key}: {} blocks, {} bytes ({} fetched, {} already here) in {seconds:.2} s, {:.1} MB/s",
+                "cloned {key}: {} blocks, {} bytes ({fetched} fetched, {} already here) in {seconds:.2} s, {}",
                 info.blocks_stored,
                 info.bytes_stored,
-                info.blocks_stored - present.min(info.blocks_stored),
-                present,
-                info.bytes_stored as f64 / 1e6 / seconds.max(1e-9),
+                before.blocks_stored,
+                rate(fetched_bytes, seconds),
             )?;
         }
         out.flush()?;
@@ -361,19 +707,24 @@ where
     let mut connections = 0u64;
     let mut last_contact = Instant::now();
     loop {
-        let connection = match connect_tcp(d.replication, addr).await {
+        let left = d.retry_for.saturating_sub(last_contact.elapsed());
+        let connection = match connect_within(d.replication, addr, left.max(RECONNECT_EVERY)).await
+        {
             Ok(c) => {
                 connections += 1;
                 last_contact = Instant::now();
                 Some(c)
             }
+            Err(e @ CliError::BadAddress { .. }) => return Err(e),
             Err(e) => {
                 if last_contact.elapsed() > d.retry_for {
-                    return Err(CliError::Unreachable {
-                        addr: addr.to_string(),
-                        error: e,
+                    d.progress.clear();
+                    return Err(match e {
+                        CliError::Connect { addr, error } => CliError::Unreachable { addr, error },
+                        e => e,
                     });
                 }
+                tracing::debug!(error = %e, "retrying");
                 None
             }
         };
@@ -399,7 +750,7 @@ where
                     break None;
                 }
                 _ = tick.tick() => {
-                    d.progress.draw(d.core, d.started)?;
+                    d.tick()?;
                     // Connected, yet nothing about the core arrived: a
                     // peer without it never answers its open (by design
                     // it cannot tell), so give up after the retry time.
@@ -407,9 +758,9 @@ where
                         && last_contact.elapsed() > d.retry_for
                         && d.replication.synced_peers(d.core).await == 0
                     {
-                        d.progress.clear();
                         return Err(CliError::NotServed {
                             addr: addr.to_string(),
+                            key: d.core.key().to_string(),
                             seconds: d.retry_for.as_secs(),
                         });
                     }
@@ -438,7 +789,9 @@ async fn over_dht<F>(
 where
     F: std::future::Future<Output = hyper_wire::Result<()>>,
 {
-    let swarm = Swarm::new(SwarmConfig::new(identity, bootstrap_nodes(bootstrap)?)).await?;
+    let nodes = bootstrap_nodes(bootstrap)?;
+    tracing::debug!(?nodes, "looking up peers on the DHT");
+    let swarm = Swarm::new(SwarmConfig::new(identity, nodes)).await?;
     let Some(mut incoming) = swarm.connections() else {
         return Err(CliError::Swarm(hyper_swarm::Error::Stopped));
     };
@@ -455,132 +808,36 @@ where
         connect_seconds: None,
     };
     let looking = Instant::now();
+    let started = Instant::now();
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
     loop {
         tokio::select! {
             done = &mut d.done => return done.map(|()| peers).map_err(CliError::from),
             Some(connection) = incoming.recv() => {
+                tracing::debug!(peer = %connection.remote, path = connection.path.as_str(), "peer found");
                 peers.connections += 1;
                 peers
                     .connect_seconds
-                    .get_or_insert_with(|| d.started.elapsed().as_secs_f64());
+                    .get_or_insert_with(|| started.elapsed().as_secs_f64());
                 if !peers.found.iter().any(|(k, _)| *k == connection.remote) {
                     peers.found.push((connection.remote, connection.path));
                 }
                 let replication = d.replication.clone();
                 tokio::spawn(async move {
                     if let Err(e) = connection.replicate(&replication).await {
-                        eprintln!("hyper-cli: peer connection ended: {e}");
+                        tracing::debug!(error = %e, "peer connection ended");
                     }
                 });
             }
             _ = tick.tick() => {
-                d.progress.draw(d.core, d.started)?;
+                d.tick()?;
                 if looking.elapsed() > d.retry_for && d.replication.synced_peers(d.core).await == 0 {
-                    d.progress.clear();
-                    return Err(CliError::NoPeers { seconds: d.retry_for.as_secs() });
+                    return Err(CliError::NoPeers {
+                        key: d.core.key().to_string(),
+                        seconds: d.retry_for.as_secs(),
+                    });
                 }
             }
-        }
-    }
-}
-
-/// `hyper-cli core get KEY INDEX --connect ADDR`: one block, fetched
-/// sparsely if it is not stored here.
-pub fn get(
-    dir: &Path,
-    key: &str,
-    index: u64,
-    connect: &str,
-    timeout: Duration,
-) -> Result<(), CliError> {
-    let store = open_store(dir)?;
-    let core = match open_core(&store, key) {
-        Ok(core) => core,
-        Err(CliError::NoSuchCore(_)) => store.replica(&parse_key(key)?)?,
-        Err(e) => return Err(e),
-    };
-    // Only a block that is not here goes to the network; other local
-    // errors (I/O, corruption) are reported as they are.
-    let block = match core.get(index) {
-        Ok(block) => block,
-        Err(hyper_core::Error::NotAvailable { .. } | hyper_core::Error::OutOfBounds { .. }) => {
-            runtime()?.block_on(async {
-                let replication = Replication::new(
-                    store.clone(),
-                    KeyPair::generate()?,
-                    ReplicationOptions::default(),
-                );
-                replication.add_core(&core);
-                let _connection = connect_tcp(&replication, connect).await?;
-                let block = replication.get(&core, index, timeout).await?;
-                store.flush()?;
-                Ok::<_, CliError>(block)
-            })?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut out = std::io::stdout().lock();
-    out.write_all(&block)?;
-    out.flush()?;
-    Ok(())
-}
-
-/// How `clone` shows progress.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ProgressStyle {
-    /// Nothing (stdout is not a terminal).
-    Quiet,
-    /// One redrawn line on stdout (a terminal).
-    Bar,
-    /// A line per update on stderr (`--progress`).
-    Lines,
-}
-
-/// Progress of a download: blocks, bytes and rate.
-struct Progress {
-    style: ProgressStyle,
-    drawn: bool,
-}
-
-impl Progress {
-    fn new(style: ProgressStyle) -> Self {
-        Progress {
-            style,
-            drawn: false,
-        }
-    }
-
-    fn draw(&mut self, core: &Core, started: Instant) -> Result<(), CliError> {
-        if self.style == ProgressStyle::Quiet {
-            return Ok(());
-        }
-        let info = core.info()?;
-        let seconds = started.elapsed().as_secs_f64().max(1e-9);
-        let line = format!(
-            "{}/{} blocks  {:.1} MB  {:.1} MB/s",
-            info.blocks_stored,
-            info.length,
-            info.bytes_stored as f64 / 1e6,
-            info.bytes_stored as f64 / 1e6 / seconds
-        );
-        if self.style == ProgressStyle::Lines {
-            eprintln!("progress: {line}");
-            return Ok(());
-        }
-        let mut out = std::io::stdout().lock();
-        write!(out, "\r\x1b[K{line}")?;
-        out.flush()?;
-        self.drawn = true;
-        Ok(())
-    }
-
-    fn clear(&mut self) {
-        if self.drawn {
-            let mut out = std::io::stdout().lock();
-            let _ = write!(out, "\r\x1b[K");
-            let _ = out.flush();
-            self.drawn = false;
         }
     }
 }

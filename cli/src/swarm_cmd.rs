@@ -2,20 +2,28 @@
 //! `clone`.
 
 use std::io::Write;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Subcommand;
 use hyper_swarm::{Config, Dht, Reachability};
 
-use crate::CliError;
-use crate::json::Object;
+use serde::Serialize;
+
+use crate::args::{resolve, split_list};
+use crate::core_cmd::open_core;
+use crate::output::json_line;
+use crate::store::{Access, open_durable};
+use crate::{CliError, Global};
 
 /// Bootstrap nodes when neither `--bootstrap` nor `$HYPER_BOOTSTRAP` names
 /// any: a `hyper-cli dht node` on this machine's default port. There are
 /// no public bootstrap nodes for this protocol; set `$HYPER_BOOTSTRAP` to
 /// nodes you run.
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:49737";
+/// How long `dht node` waits for its bootstrap nodes before saying none
+/// answered.
+const JOIN_WAIT: Duration = Duration::from_secs(5);
 /// The environment variable naming bootstrap nodes.
 pub const BOOTSTRAP_ENV: &str = "HYPER_BOOTSTRAP";
 
@@ -25,45 +33,40 @@ pub enum DhtCommand {
     /// Run a DHT node until stopped: a bootstrap node for others, and with
     /// --relay a blind relay for peers that cannot punch through their NATs.
     Node {
-        /// UDP address to listen on.
-        #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:49737")]
+        /// UDP address to listen on (one).
+        #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:49737", value_parser = crate::args::address)]
         listen: String,
         /// Also relay encrypted traffic for peers behind symmetric NATs.
         #[arg(long)]
         relay: bool,
         /// Nodes to join, comma-separated [default: $HYPER_BOOTSTRAP; none:
         /// this node starts a network and serves at once].
-        #[arg(long, value_name = "IP:PORT,...")]
+        #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
         bootstrap: Option<String>,
     },
-    /// Ask the DHT who announces a core (by its key) and print each peer
-    /// found: its identity, observed addresses, relays and the node
-    /// holding the record.
+    /// Ask the DHT who announces a core and print each peer found: its
+    /// identity, observed addresses, relays and the node holding the record.
     Lookup {
-        /// Core key (64 hex characters); its discovery key is the topic.
+        /// Core key (64 hex characters), or the name of a core in the store;
+        /// its discovery key is the topic.
         key: String,
         /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP,
         /// else 127.0.0.1:49737].
-        #[arg(long, value_name = "IP:PORT,...")]
+        #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
         bootstrap: Option<String>,
-        /// One JSON object per peer: key, addresses, relays, holder.
+        /// JSON lines: one object per peer with key, addresses, relays,
+        /// holder (no line when nobody announces).
         #[arg(long)]
         json: bool,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        timeout: u64,
     },
 }
 
 /// Resolves a comma-separated list of `HOST:PORT`.
 fn parse_list(list: &str) -> Result<Vec<SocketAddr>, CliError> {
-    let mut out = Vec::new();
-    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let addr = item
-            .to_socket_addrs()
-            .ok()
-            .and_then(|a| a.min_by_key(SocketAddr::is_ipv6))
-            .ok_or_else(|| CliError::BadAddress(item.to_string()))?;
-        out.push(addr);
-    }
-    Ok(out)
+    split_list(list).map(resolve).collect()
 }
 
 /// The bootstrap nodes: `flag`, else `$HYPER_BOOTSTRAP`, else
@@ -81,8 +84,17 @@ pub fn dht_requested(flag: Option<&str>) -> bool {
     flag.is_some() || std::env::var(BOOTSTRAP_ENV).is_ok_and(|v| !v.trim().is_empty())
 }
 
+/// The nodes, for messages.
+fn names(nodes: &[SocketAddr]) -> String {
+    nodes
+        .iter()
+        .map(SocketAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Runs a `dht` subcommand.
-pub fn run(command: DhtCommand) -> Result<(), CliError> {
+pub fn run(global: &Global, command: DhtCommand) -> Result<(), CliError> {
     match command {
         DhtCommand::Node {
             listen,
@@ -93,87 +105,114 @@ pub fn run(command: DhtCommand) -> Result<(), CliError> {
             key,
             bootstrap,
             json,
-        } => lookup(&key, bootstrap.as_deref(), json),
+            timeout,
+        } => {
+            let core_key = match key.parse::<hyper_core::CoreKey>() {
+                Ok(k) => k,
+                Err(_) => {
+                    let store = open_durable(global.store()?, Access::Read)?;
+                    open_core(&store, &key)?.key()
+                }
+            };
+            let nodes = bootstrap_nodes(bootstrap.as_deref())?;
+            let timeout = Duration::from_secs(timeout);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                tokio::time::timeout(timeout, lookup(core_key, &nodes, json))
+                    .await
+                    .unwrap_or(Err(CliError::DhtTimeout {
+                        nodes: names(&nodes),
+                        seconds: timeout.as_secs(),
+                    }))
+            })
+        }
     }
 }
 
-fn lookup(key: &str, bootstrap: Option<&str>, json: bool) -> Result<(), CliError> {
-    let core_key = key
-        .parse::<hyper_core::CoreKey>()
-        .map_err(|_| CliError::BadKey(key.to_string()))?;
+/// A line of `dht lookup --json`.
+#[derive(Serialize)]
+struct PeerJson {
+    key: String,
+    addresses: Vec<String>,
+    relays: Vec<String>,
+    holder: String,
+}
+
+async fn lookup(
+    core_key: hyper_core::CoreKey,
+    nodes: &[SocketAddr],
+    json: bool,
+) -> Result<(), CliError> {
     let config = Config {
-        bootstrap: bootstrap_nodes(bootstrap)?,
+        bootstrap: nodes.to_vec(),
         reachability: Reachability::Ephemeral,
         ..Config::default()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let any = match config.bootstrap.first() {
-            Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
-            _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+    let any = match nodes.first() {
+        Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+        _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let dht = Dht::bind(any, config).await?;
+    let status = dht.bootstrapped().await?;
+    tracing::debug!(table = status.table, "bootstrapped");
+    let outcome = dht
+        .query(hyper_swarm::QueryKind::Lookup(core_key.discovery_key().0))
+        .await?;
+    if outcome.closest.is_empty() && outcome.records.is_empty() {
+        return Err(CliError::NoDhtNodes {
+            nodes: names(nodes),
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    let list = |addrs: &[hyper_swarm::messages::Address]| -> Vec<String> {
+        addrs
+            .iter()
+            .filter_map(hyper_swarm::socket_address)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    for found in &outcome.records {
+        let peer = PeerJson {
+            key: found.public_key.to_string(),
+            addresses: list(&found.record.addresses),
+            relays: list(&found.record.relays),
+            holder: found.holder.to_string(),
         };
-        let dht = Dht::bind(any, config).await?;
-        dht.bootstrapped().await?;
-        let outcome = dht
-            .query(hyper_swarm::QueryKind::Lookup(core_key.discovery_key().0))
-            .await?;
-        let mut out = std::io::stdout().lock();
-        let list = |addrs: &[hyper_swarm::messages::Address]| -> Vec<String> {
-            addrs
-                .iter()
-                .filter_map(hyper_swarm::socket_address)
-                .map(|a| a.to_string())
-                .collect()
-        };
-        for found in &outcome.records {
-            let addresses = list(&found.record.addresses);
-            let relays = list(&found.record.relays);
-            if json {
-                let line = Object::default()
-                    .str("key", Some(&found.public_key.to_string()))
-                    .strs("addresses", &addresses)
-                    .strs("relays", &relays)
-                    .str("holder", Some(&found.holder.to_string()))
-                    .finish();
-                writeln!(out, "{line}")?;
-            } else {
-                writeln!(
-                    out,
-                    "peer {} at {} (relays: {}; record held by {})",
-                    found.public_key,
-                    if addresses.is_empty() {
-                        "-".to_string()
-                    } else {
-                        addresses.join(", ")
-                    },
-                    if relays.is_empty() {
-                        "-".to_string()
-                    } else {
-                        relays.join(", ")
-                    },
-                    found.holder
-                )?;
-            }
-        }
-        if outcome.records.is_empty() && !json {
+        if json {
+            json_line(&mut out, &peer)?;
+        } else {
+            let or_dash = |l: &[String]| {
+                if l.is_empty() {
+                    "-".to_string()
+                } else {
+                    l.join(", ")
+                }
+            };
             writeln!(
                 out,
-                "no peer announces {core_key} ({} DHT nodes asked)",
-                outcome.requests
+                "peer {} at {} (relays: {}; record held by {})",
+                peer.key,
+                or_dash(&peer.addresses),
+                or_dash(&peer.relays),
+                peer.holder
             )?;
         }
-        out.flush()?;
-        Ok(())
-    })
+    }
+    if outcome.records.is_empty() && !json {
+        writeln!(
+            out,
+            "no peer announces {core_key} ({} DHT nodes asked)",
+            outcome.requests
+        )?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn node(listen: &str, relay: bool, bootstrap: Option<&str>) -> Result<(), CliError> {
-    let listen = parse_list(listen)?
-        .first()
-        .copied()
-        .ok_or_else(|| CliError::BadAddress(listen.to_string()))?;
+    let listen = resolve(listen)?;
     let bootstrap = if dht_requested(bootstrap) {
         bootstrap_nodes(bootstrap)?
     } else {
@@ -192,6 +231,7 @@ fn node(listen: &str, relay: bool, bootstrap: Option<&str>) -> Result<(), CliErr
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let bootstrap_list = names(&bootstrap);
     runtime.block_on(async {
         let config = Config {
             bootstrap,
@@ -200,7 +240,12 @@ fn node(listen: &str, relay: bool, bootstrap: Option<&str>) -> Result<(), CliErr
             relay,
             ..Config::default()
         };
-        let dht = Dht::bind(listen, config).await?;
+        let dht = Dht::bind(listen, config)
+            .await
+            .map_err(|e| CliError::Listen {
+                addr: listen.to_string(),
+                error: Box::new(e),
+            })?;
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
@@ -211,9 +256,18 @@ fn node(listen: &str, relay: bool, bootstrap: Option<&str>) -> Result<(), CliErr
         out.flush()?;
         drop(out);
         let mut serving = false;
+        let started = std::time::Instant::now();
+        let mut warned = bootstrap_list.is_empty();
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let status = dht.status().await?;
+            if !warned && status.table == 0 && started.elapsed() >= JOIN_WAIT {
+                warned = true;
+                eprintln!(
+                    "hyper-cli: no bootstrap node answered in {} s ({bootstrap_list}); still trying (check --bootstrap)",
+                    JOIN_WAIT.as_secs()
+                );
+            }
             if let (false, Some(id), Some(addr)) = (serving, status.id, status.public_address) {
                 serving = true;
                 eprintln!("serving as node {} at {addr}", hex(&id.0[..8]));

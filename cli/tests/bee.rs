@@ -22,9 +22,13 @@ fn put_get_ls_history_import_del_locally_and_remotely() {
     }
     let out = ok(cli(dir, &["bee", "import", "db"], Some(&lines)));
     assert!(out.starts_with("imported 2500 entries"), "{out}");
-    assert_eq!(ok(cli(dir, &["bee", "get", "db", "apple"], None)), "red\n");
+    assert_eq!(ok(cli(dir, &["bee", "get", "db", "apple"], None)), "red");
     assert_eq!(
-        ok(cli(dir, &["bee", "get", "db", "key01234"], None)),
+        ok(cli(
+            dir,
+            &["bee", "get", "db", "key01234", "--newline"],
+            None
+        )),
         "value 1234\n"
     );
     let ls = ok(cli(
@@ -66,7 +70,7 @@ fn put_get_ls_history_import_del_locally_and_remotely() {
         &["bee", "get", key, "key02000", "--connect", &addr],
         None,
     ));
-    assert_eq!(get, "value 2000\n");
+    assert_eq!(get, "value 2000");
     let ls = ok(cli(
         b.path(),
         &["bee", "ls", key, "--gt", "key02497", "--connect", &addr],

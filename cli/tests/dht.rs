@@ -136,7 +136,7 @@ fn a_clone_nobody_serves_ends_with_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("no peer serving this core was found"),
+        stderr.contains(&format!("no peer serving core {key} was found")),
         "{stderr}"
     );
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use redb::{ReadOnlyTable, ReadableDatabase};
+use redb::ReadOnlyTable;
 
 use crate::bitfield::Bitfield;
 use crate::blockstore::{

@@ -30,6 +30,9 @@ pub enum Error {
         /// The store file.
         path: std::path::PathBuf,
     },
+    /// A write to a store opened with [`Store::open_read_only`](crate::Store::open_read_only).
+    #[error("the store is open read-only")]
+    ReadOnlyStore,
     /// Another process holds the store open.
     #[error("the store is open in another process")]
     StoreLocked,

@@ -7,7 +7,7 @@
 //! derivation and its own table. Two libraries in one store that each take
 //! a namespace never collide, whatever names they pick inside it.
 
-use redb::{ReadableDatabase, TableDefinition, WriteTransaction};
+use redb::{TableDefinition, WriteTransaction};
 
 use crate::core::Core;
 use crate::error::Result;

@@ -45,12 +45,27 @@ fn not_a_store(path: &Path, reason: &'static str) -> Error {
 
 fn open_existing(path: &Path) -> Result<(Database, [u8; 32])> {
     let db = open_database(path)?;
+    let seed = seed_of(&db, path)?;
+    Ok((db, seed))
+}
+
+/// Opens the existing store file at `path` for reading only.
+pub(crate) fn open_read_only(path: &Path) -> Result<(redb::ReadOnlyDatabase, [u8; 32])> {
+    let db = quiet::catch(|| redb::ReadOnlyDatabase::open(path))
+        .map_err(|_| unreadable(path))?
+        .map_err(|e| name_file(path, e.into()))?;
+    let seed = seed_of(&db, path)?;
+    Ok((db, seed))
+}
+
+/// The seed of the store in `db` (the file `path`), or why it is not one.
+fn seed_of(db: &impl ReadableDatabase, path: &Path) -> Result<[u8; 32]> {
     // The database is dropped after a panic, so nothing sees it half-way.
-    let seed = quiet::catch(std::panic::AssertUnwindSafe(|| read_seed(&db, path)))
+    let seed = quiet::catch(std::panic::AssertUnwindSafe(|| read_seed(db, path)))
         .map_err(|_| unreadable(path))?
         .map_err(|e| name_file(path, e))?;
     match seed {
-        Some(seed) => Ok((db, seed)),
+        Some(seed) => Ok(seed),
         None => Err(not_a_store(
             path,
             "it is a redb database without a hyper-core format record (another program's file?)",
@@ -101,7 +116,7 @@ fn create(path: &Path, seed: Option<[u8; 32]>) -> Result<(Database, [u8; 32])> {
 
 /// The store seed of an initialized database (checking its format), or
 /// `None` for a database without a format record. Reads only.
-fn read_seed(db: &Database, file: &Path) -> Result<Option<[u8; 32]>> {
+fn read_seed(db: &impl ReadableDatabase, file: &Path) -> Result<Option<[u8; 32]>> {
     let txn = db.begin_read()?;
     let meta = match txn.open_table(META) {
         Ok(meta) => meta,

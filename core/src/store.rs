@@ -52,8 +52,24 @@ pub struct CoreEntry {
     pub length: u64,
 }
 
+/// The database, opened for writing ([`Store::open`]) or only for reading
+/// ([`Store::open_read_only`]).
+pub(crate) enum Db {
+    Write(Database),
+    Read(redb::ReadOnlyDatabase),
+}
+
+impl Db {
+    pub fn begin_read(&self) -> std::result::Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::Write(db) => db.begin_read(),
+            Db::Read(db) => db.begin_read(),
+        }
+    }
+}
+
 pub(crate) struct Shared {
-    pub db: Database,
+    pub db: Db,
     pub durability: Durability,
     pub seed: [u8; 32],
     open: Mutex<HashMap<u64, Weak<CoreInner>>>,
@@ -61,7 +77,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn write(&self, durability: Durability) -> Result<WriteTransaction> {
-        let mut txn = self.db.begin_write()?;
+        let Db::Write(db) = &self.db else {
+            return Err(Error::ReadOnlyStore);
+        };
+        let mut txn = db.begin_write()?;
         if durability == Durability::Eventual {
             txn.set_durability(redb::Durability::None)?;
         }
@@ -143,7 +162,27 @@ impl Store {
         let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir)?;
         let (db, seed) = open::open_or_create(&open::store_file(&dir), seed)?;
-        Ok(Store {
+        Ok(Self::with_db(Db::Write(db), seed, options, dir))
+    }
+
+    /// Opens the existing store in `dir` for reading only: it needs only
+    /// read permission on the files, creates nothing, and every write
+    /// (append, replica, name) is [`Error::ReadOnlyStore`]. Several
+    /// processes may read at once; a store held by a writer is
+    /// [`Error::StoreLocked`]. Damage is reported as [`Store::open`] does.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let (db, seed) = open::open_read_only(&open::store_file(&dir))?;
+        Ok(Self::with_db(
+            Db::Read(db),
+            seed,
+            StoreOptions::default(),
+            dir,
+        ))
+    }
+
+    fn with_db(db: Db, seed: [u8; 32], options: StoreOptions, dir: PathBuf) -> Self {
+        Store {
             shared: Arc::new(Shared {
                 db,
                 durability: options.durability,
@@ -151,7 +190,7 @@ impl Store {
                 open: Mutex::new(HashMap::new()),
             }),
             dir,
-        })
+        }
     }
 
     /// The directory the store lives in.
@@ -195,8 +234,8 @@ impl Store {
         self.shared.seed
     }
 
-    /// The database.
-    pub(crate) fn database(&self) -> &Database {
+    /// The database (opened for writing, or only for reading).
+    pub(crate) fn database(&self) -> &Db {
         &self.shared.db
     }
 
@@ -412,7 +451,10 @@ impl Store {
         let shared = Arc::get_mut(&mut self.shared).ok_or(Error::InvalidArgument(
             "close every core and store clone before compacting",
         ))?;
-        Ok(shared.db.compact()?)
+        match &mut shared.db {
+            Db::Write(db) => Ok(db.compact()?),
+            Db::Read(_) => Err(Error::ReadOnlyStore),
+        }
     }
 }
 

@@ -1,0 +1,245 @@
+//! The one error type of `hyper-cli`: every failure of a command ends in a
+//! [`CliError`], printed as one `hyper-cli: ...` line.
+
+use std::path::PathBuf;
+
+/// What can end a command; printed as one line that names its subject (the
+/// path, address, key or argument it is about).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The store or a core failed.
+    #[error(transparent)]
+    Core(#[from] hyper_core::Error),
+    /// The store at `path` could not be opened.
+    #[error("cannot open the store at {}: {error}", path.display())]
+    Store {
+        /// The store directory.
+        path: PathBuf,
+        /// Why.
+        error: hyper_core::Error,
+    },
+    /// A read command on a store directory that holds no store.
+    #[error(
+        "no store at {} (check --store; commands that write, such as `core create`, make one)",
+        .0.display()
+    )]
+    NoStore(PathBuf),
+    /// `--store` names something that is not a directory.
+    #[error("--store {} is not a directory", .0.display())]
+    StoreNotADirectory(PathBuf),
+    /// Another process holds the store.
+    #[error(
+        "the store at {} is open in another process (stop it, or use another --store)",
+        .0.display()
+    )]
+    StoreLocked(PathBuf),
+    /// No `--store`, `$HYPER_STORE`, `$XDG_DATA_HOME` or `$HOME` to place the
+    /// default store in.
+    #[error("no store given and no $HOME to put one in: pass --store DIR (or set $HYPER_STORE)")]
+    NoHome,
+    /// Reading stdin or writing stdout failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// KEY is neither the key nor the name of a core in the store.
+    #[error(
+        "no core with key or name '{0}' in this store (create one with `hyper-cli core create --name NAME`, or check --store)"
+    )]
+    NoSuchCore(String),
+    /// The bee failed (not a bee, corruption, a failed fetch).
+    #[error(transparent)]
+    Bee(#[from] hyper_bee::Error),
+    /// A key the bee does not hold.
+    #[error("no key '{0}'")]
+    NoSuchKey(String),
+    /// A key argument that must be a core key is not 64 hex characters.
+    #[error("'{0}' is not a core key (64 hex characters)")]
+    BadKey(String),
+    /// A `--name` that can never name a core.
+    #[error("'{name}' cannot be a core name: {why}")]
+    BadName {
+        /// The name given.
+        name: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
+    /// Arguments that contradict each other or are out of range.
+    #[error("{0}")]
+    Usage(String),
+    /// Replication failed (the peer, the connection, or a timeout).
+    #[error(transparent)]
+    Wire(#[from] hyper_wire::Error),
+    /// `seed --append` needs exactly one writable core.
+    #[error("seed --append needs exactly one core, writable here")]
+    AppendTarget,
+    /// A raw append to a core that holds a structure (a bee).
+    #[error(
+        "core {0} holds a bee (block 0 is its header): a raw append would break it; use `hyper-cli bee put`, or --force"
+    )]
+    StructuredCore(String),
+    /// Appending a batch of blocks of the input failed; the blocks before
+    /// it are appended, it and those after it are not.
+    #[error(
+        "blocks {first} to {} of the input were not appended (the {first} before them were): {error}",
+        first + *count as u64 - 1
+    )]
+    Append {
+        /// The batch's first block in the input, from 0.
+        first: u64,
+        /// Blocks in the batch.
+        count: usize,
+        /// Why.
+        error: hyper_core::Error,
+    },
+    /// Connected, but the peer sent nothing about the core.
+    #[error(
+        "the peer at {addr} sent nothing about core {key} in {seconds} s: it does not seem to serve it (check the key)"
+    )]
+    NotServed {
+        /// The address.
+        addr: String,
+        /// The core.
+        key: String,
+        /// How long it waited.
+        seconds: u64,
+    },
+    /// A block index the peer does not have.
+    #[error("block {index} is past the end of core {key}: the peer at {addr} has {length} blocks")]
+    PastPeerLength {
+        /// The address.
+        addr: String,
+        /// The core.
+        key: String,
+        /// The block asked for.
+        index: u64,
+        /// The peer's length.
+        length: u64,
+    },
+    /// A peer that serves the core sent nothing for a wait.
+    #[error("the peer at {addr} sent no answer for {what} in {seconds} s")]
+    NoAnswer {
+        /// The address.
+        addr: String,
+        /// What was waited for.
+        what: String,
+        /// How long it waited.
+        seconds: u64,
+    },
+    /// An address argument that does not parse or resolve.
+    #[error("'{addr}' is not a usable address: {why}")]
+    BadAddress {
+        /// The address given.
+        addr: String,
+        /// Why.
+        why: String,
+    },
+    /// The DHT found no peer that served the core in time.
+    #[error(
+        "no peer serving core {key} was found through the DHT in {seconds} s (is a seeder running with the same --bootstrap nodes?)"
+    )]
+    NoPeers {
+        /// The core.
+        key: String,
+        /// How long it looked.
+        seconds: u64,
+    },
+    /// None of the bootstrap nodes answered.
+    #[error("no DHT node answered (bootstrap nodes: {nodes}): check --bootstrap")]
+    NoDhtNodes {
+        /// The nodes asked.
+        nodes: String,
+    },
+    /// A DHT query did not end within its time.
+    #[error(
+        "the DHT did not answer within {seconds} s (bootstrap nodes: {nodes}): check --bootstrap"
+    )]
+    DhtTimeout {
+        /// The nodes asked.
+        nodes: String,
+        /// How long it waited.
+        seconds: u64,
+    },
+    /// The DHT or a swarm connection failed.
+    #[error(transparent)]
+    Swarm(#[from] hyper_swarm::Error),
+    /// The peer could not be reached for the whole retry period.
+    #[error("cannot reach {addr}: {error}; what was downloaded is kept, run again to resume")]
+    Unreachable {
+        /// The address.
+        addr: String,
+        /// The last connection error.
+        error: hyper_wire::Error,
+    },
+    /// Connecting to a peer failed.
+    #[error("cannot connect to {addr}: {error}")]
+    Connect {
+        /// The address.
+        addr: String,
+        /// Why.
+        error: hyper_wire::Error,
+    },
+    /// Binding a listening socket failed.
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why (for example, the port is in use).
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A clone stopped getting blocks before it had them all.
+    #[error(
+        "core {key} is incomplete: {stored} of {length} blocks stored, {missing} missing (first missing: block {first_missing}); no peer sent any for {seconds} s; run again to resume"
+    )]
+    Incomplete {
+        /// The core.
+        key: String,
+        /// Blocks stored here.
+        stored: u64,
+        /// The core's length.
+        length: u64,
+        /// Blocks missing.
+        missing: u64,
+        /// The first block not stored.
+        first_missing: u64,
+        /// How long nothing came.
+        seconds: u64,
+    },
+    /// A block of a sparse replica that is not stored here.
+    #[error(
+        "block {index} of core {key} is not stored here: fetch it with --connect ADDR (or `hyper-cli clone {key}`)"
+    )]
+    NotStored {
+        /// The core.
+        key: String,
+        /// The block.
+        index: u64,
+    },
+    /// `seed` with nothing to serve.
+    #[error(
+        "the store at {} has no cores to seed (create one with `hyper-cli core create`, or clone one)",
+        .0.display()
+    )]
+    NothingToSeed(PathBuf),
+    /// A line of `bee import` input that cannot be read.
+    #[error("line {line} of the input: {why}; nothing was imported")]
+    BadLine {
+        /// The line number, from 1.
+        line: u64,
+        /// Why.
+        why: String,
+    },
+    /// A value that must be encoded to be printed.
+    #[error("{what} is not UTF-8: use --hex or --base64")]
+    NotText {
+        /// What (a key or a value, and which).
+        what: String,
+    },
+}
+
+impl CliError {
+    /// Whether this is a write to a closed stdout (as in `... | head -1`),
+    /// which ends a command quietly and successfully, as `cat` does.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
