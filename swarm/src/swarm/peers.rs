@@ -22,14 +22,18 @@ pub enum Path {
     Direct,
     /// Through a blind relay.
     Relay,
+    /// Over the local network, straight to the peer's listening endpoint
+    /// (found on the link, or at a local address its record named).
+    Local,
 }
 
 impl Path {
-    /// `direct` or `relay`.
+    /// `direct`, `relay` or `local`.
     pub fn as_str(self) -> &'static str {
         match self {
             Path::Direct => "direct",
             Path::Relay => "relay",
+            Path::Local => "local",
         }
     }
 }
@@ -140,14 +144,17 @@ impl Swarm {
     }
 
     /// Whether `key` may be dialled now (not connected, not being dialled,
-    /// not backing off, room left).
-    fn may_dial(&self, key: &PublicKey) -> bool {
+    /// not backing off when `backoff` says to check, room left). Local
+    /// candidates keep their backoff in the local table, so that a spoofed
+    /// announcement cannot rest an honest key's DHT dials.
+    fn may_dial(&self, key: &PublicKey, backoff: bool) -> bool {
         if *key == self.public_key() || self.full() || lock(&self.inner.peers).contains_key(key) {
             return false;
         }
-        if lock(&self.inner.backoff)
-            .get(key)
-            .is_some_and(|(at, _)| Instant::now() < *at)
+        if backoff
+            && lock(&self.inner.backoff)
+                .get(key)
+                .is_some_and(|(at, _)| Instant::now() < *at)
         {
             return false;
         }
@@ -165,7 +172,8 @@ impl Swarm {
     /// Takes a candidate from a discovery source: dials it in the
     /// background unless it is connected, being dialled or backing off.
     pub(super) fn offer(&self, candidate: Candidate) {
-        if self.may_dial(&candidate.public_key) {
+        let backoff = matches!(candidate.hint, Hint::Dht(_));
+        if self.may_dial(&candidate.public_key, backoff) {
             let dialler = self.clone();
             tokio::spawn(async move { dialler.dial(candidate).await });
         }
@@ -189,14 +197,27 @@ impl Swarm {
                 }
                 result
             }
+            Hint::Local(addresses) => {
+                // A flood of announcements waits its turn here.
+                let permit = self.inner.local_dials.acquire().await;
+                let result = self.dial_direct(key, addresses).await;
+                drop(permit);
+                let mut table = lock(&self.inner.local_peers);
+                match &result {
+                    Ok(_) => table.succeeded(&key),
+                    Err(_) => table.failed(&key, std::time::Instant::now()),
+                }
+                Ok(result)
+            }
         };
         lock(&self.inner.dialling).remove(&key);
-        match result {
-            Ok(Ok(connection)) => {
+        match (result, &candidate.hint) {
+            (Ok(Ok(connection)), _) => {
                 lock(&self.inner.backoff).remove(&key);
                 self.register(connection);
             }
-            _ => self.failed(&key),
+            (_, Hint::Dht(_)) => self.failed(&key),
+            (_, Hint::Local(_)) => {}
         }
     }
 
