@@ -65,9 +65,10 @@ pub enum CliError {
     /// An address argument that does not parse or resolve.
     #[error("'{0}' is not an address (IP:PORT or HOST:PORT)")]
     BadAddress(String),
-    /// The DHT found no peer that served the core in time.
+    /// Neither the local network nor the DHT found a peer that served the
+    /// core in time.
     #[error(
-        "no peer serving this core was found through the DHT in {seconds} s (is a seeder running with the same --bootstrap nodes?)"
+        "no peer serving this core was found on the local network or through the DHT in {seconds} s (is a seeder running, on this network or with the same --bootstrap nodes?)"
     )]
     NoPeers {
         /// How long it looked.
@@ -97,8 +98,9 @@ enum Command {
     /// Run a DHT node.
     #[command(subcommand)]
     Dht(swarm_cmd::DhtCommand),
-    /// Serve cores to peers until stopped: announced on the DHT (found by
-    /// `clone KEY` from anywhere) and/or on a TCP address (`--listen`).
+    /// Serve cores to peers until stopped: announced on the local network
+    /// (found by `clone KEY` on the same link, no setup) and on the DHT
+    /// (found from anywhere), and/or on a TCP address (`--listen`).
     Seed {
         /// Cores to serve (key or name); none serves every core in the store.
         keys: Vec<String>,
@@ -110,6 +112,12 @@ enum Command {
         /// else 127.0.0.1:49737].
         #[arg(long, value_name = "IP:PORT,...")]
         bootstrap: Option<String>,
+        /// Do not announce on the local network (multicast DNS).
+        #[arg(long)]
+        no_local: bool,
+        /// Do not announce on the DHT (only on the local network).
+        #[arg(long, conflicts_with = "bootstrap")]
+        no_dht: bool,
         /// While serving, append each line of stdin (newline kept) as a
         /// block to the one writable core given, so live clones follow.
         #[arg(long)]
@@ -127,12 +135,18 @@ enum Command {
         /// else 127.0.0.1:49737].
         #[arg(long, value_name = "IP:PORT,...")]
         bootstrap: Option<String>,
+        /// Do not look for peers on the local network (multicast DNS).
+        #[arg(long, conflicts_with = "connect")]
+        no_local: bool,
+        /// Do not look for peers on the DHT (only on the local network).
+        #[arg(long, conflicts_with_all = ["bootstrap", "connect", "no_local"])]
+        no_dht: bool,
         /// After the download, keep following appends (runs until stopped).
         #[arg(long)]
         live: bool,
         /// End with one JSON line: key, blocks, bytes, fetched, seconds,
-        /// connections, length, fork (and, through the DHT, peers: key and
-        /// path, direct or relay; connect_seconds: start to first
+        /// connections, length, fork (and, without --connect, peers: key and
+        /// path, direct, relay or local; connect_seconds: start to first
         /// connection).
         #[arg(long)]
         json: bool,
@@ -167,13 +181,19 @@ fn main() -> ExitCode {
             keys,
             listen,
             bootstrap,
+            no_local,
+            no_dht,
             append,
         } => net_cmd::seed(
             &store,
             &keys,
             net_cmd::SeedOn {
                 listen: listen.as_deref(),
-                bootstrap: bootstrap.as_deref(),
+                discovery: swarm_cmd::Discovery {
+                    bootstrap: bootstrap.as_deref(),
+                    local: !no_local,
+                    dht: !no_dht,
+                },
             },
             append,
         ),
@@ -181,6 +201,8 @@ fn main() -> ExitCode {
             key,
             connect,
             bootstrap,
+            no_local,
+            no_dht,
             live,
             json,
             progress,
@@ -191,7 +213,11 @@ fn main() -> ExitCode {
                 key: &key,
                 source: match connect.as_deref() {
                     Some(addr) => net_cmd::Source::Tcp(addr),
-                    None => net_cmd::Source::Dht(bootstrap.as_deref()),
+                    None => net_cmd::Source::Swarm(swarm_cmd::Discovery {
+                        bootstrap: bootstrap.as_deref(),
+                        local: !no_local,
+                        dht: !no_dht,
+                    }),
                 },
                 live,
                 json,

@@ -6,13 +6,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hyper_core::{Core, CoreKey, Durability, KeyPair, PublicKey, Store, StoreOptions};
-use hyper_swarm::{JoinOptions, Path as PeerPath, Swarm, SwarmConfig};
+use hyper_swarm::{JoinOptions, Path as PeerPath, Swarm};
 use hyper_wire::{DownloadRange, Replication, ReplicationOptions, connect_tcp, listen_tcp};
 
 use crate::CliError;
 use crate::core_cmd::open_core;
 use crate::json::Object;
-use crate::swarm_cmd::{bootstrap_nodes, dht_requested};
+use crate::swarm_cmd::{Discovery, dht_requested};
 
 /// How long `seed` waits for its first announcements before saying so.
 const ANNOUNCE_WAIT: Duration = Duration::from_secs(15);
@@ -21,14 +21,17 @@ const ANNOUNCE_WAIT: Duration = Duration::from_secs(15);
 pub struct SeedOn<'a> {
     /// A TCP address (`--listen`).
     pub listen: Option<&'a str>,
-    /// DHT bootstrap nodes (`--bootstrap`).
-    pub bootstrap: Option<&'a str>,
+    /// The local network and the DHT (`--no-local`, `--no-dht`,
+    /// `--bootstrap`).
+    pub discovery: Discovery<'a>,
 }
 
 impl SeedOn<'_> {
-    /// The DHT is used unless only `--listen` was asked for.
-    fn dht(&self) -> bool {
-        dht_requested(self.bootstrap) || self.listen.is_none()
+    /// The swarm is used unless only `--listen` was asked for, or both of
+    /// its layers are off.
+    fn swarm(&self) -> bool {
+        (dht_requested(self.discovery.bootstrap) || self.listen.is_none())
+            && (self.discovery.local || self.discovery.dht)
     }
 }
 
@@ -120,7 +123,7 @@ pub fn seed(dir: &Path, keys: &[String], on: SeedOn<'_>, append: bool) -> Result
         out.flush()?;
         drop(out);
         // Keeps the swarm (and its announcements) alive while serving.
-        let _swarm = if on.dht() {
+        let _swarm = if on.swarm() {
             let topics: Vec<CoreKey> = if cores.is_empty() {
                 store.list()?.into_iter().map(|e| e.key).collect()
             } else {
@@ -162,16 +165,17 @@ pub fn seed(dir: &Path, keys: &[String], on: SeedOn<'_>, append: bool) -> Result
     })
 }
 
-/// Joins the DHT as `identity`, announces each of `topics`' discovery keys
-/// and replicates over every connection; prints `announced KEY` per core
-/// once stored on DHT nodes.
+/// Joins the swarm as `identity`, announces each of `topics`' discovery
+/// keys and replicates over every connection; prints `local: announced KEY
+/// on the link` per core once announced there, and `announced KEY on the
+/// DHT` once stored on DHT nodes.
 async fn announce(
     identity: KeyPair,
     on: &SeedOn<'_>,
     replication: &Replication,
     keys: &[CoreKey],
 ) -> Result<Swarm, CliError> {
-    let swarm = Swarm::new(SwarmConfig::new(identity, bootstrap_nodes(on.bootstrap)?)).await?;
+    let swarm = Swarm::new(on.discovery.swarm_config(identity)?).await?;
     swarm.replicate(replication.clone());
     for key in keys {
         swarm.join(
@@ -183,6 +187,17 @@ async fn announce(
         );
     }
     let mut out = std::io::stdout().lock();
+    if swarm.local_enabled() {
+        for key in keys {
+            writeln!(out, "local: announced {key} on the link")?;
+        }
+    } else if let Some(why) = swarm.local_error() {
+        eprintln!("hyper-cli: local discovery is off: {why}");
+    }
+    out.flush()?;
+    if !on.discovery.dht {
+        return Ok(swarm);
+    }
     match tokio::time::timeout(ANNOUNCE_WAIT, swarm.flush()).await {
         Ok(flushed) => {
             flushed?;
@@ -228,8 +243,8 @@ fn append_lines(core: &Core) -> Result<(), CliError> {
 pub enum Source<'a> {
     /// One peer at a TCP address (`--connect`).
     Tcp(&'a str),
-    /// Peers found through the DHT (`--bootstrap`, or its defaults).
-    Dht(Option<&'a str>),
+    /// Peers found on the local network and/or through the DHT.
+    Swarm(Discovery<'a>),
 }
 
 /// Options of `hyper-cli clone`.
@@ -256,9 +271,9 @@ struct Download<'a, F> {
 /// The peers a clone used.
 struct Peers {
     connections: u64,
-    /// Through the DHT: each peer's key and path.
+    /// Through the swarm: each peer's key and path.
     found: Vec<(PublicKey, PeerPath)>,
-    /// Through the DHT: seconds from the start (lookup included) to the
+    /// Through the swarm: seconds from the start (lookup included) to the
     /// first authenticated connection.
     connect_seconds: Option<f64>,
 }
@@ -303,7 +318,7 @@ pub fn clone(dir: &Path, options: CloneOptions<'_>) -> Result<(), CliError> {
                 found: Vec::new(),
                 connect_seconds: None,
             },
-            Source::Dht(bootstrap) => over_dht(&mut download, identity, bootstrap).await?,
+            Source::Swarm(discovery) => over_swarm(&mut download, identity, discovery).await?,
         };
         download.progress.clear();
         store.flush()?;
@@ -320,7 +335,7 @@ pub fn clone(dir: &Path, options: CloneOptions<'_>) -> Result<(), CliError> {
                 .num("connections", peers.connections)
                 .num("length", info.length)
                 .num("fork", info.fork);
-            if matches!(options.source, Source::Dht(_)) {
+            if matches!(options.source, Source::Swarm(_)) {
                 let found = peers
                     .found
                     .iter()
@@ -428,17 +443,20 @@ where
     }
 }
 
-/// Downloads from whoever the DHT finds under the core's discovery key;
-/// fails if nobody is found within the retry time.
-async fn over_dht<F>(
+/// Downloads from whoever the local network or the DHT finds under the
+/// core's discovery key; fails if nobody is found within the retry time.
+async fn over_swarm<F>(
     d: &mut Download<'_, F>,
     identity: KeyPair,
-    bootstrap: Option<&str>,
+    discovery: Discovery<'_>,
 ) -> Result<Peers, CliError>
 where
     F: std::future::Future<Output = hyper_wire::Result<()>>,
 {
-    let swarm = Swarm::new(SwarmConfig::new(identity, bootstrap_nodes(bootstrap)?)).await?;
+    let swarm = Swarm::new(discovery.swarm_config(identity)?).await?;
+    if let (true, Some(why)) = (discovery.local, swarm.local_error()) {
+        eprintln!("hyper-cli: local discovery is off: {why}");
+    }
     let Some(mut incoming) = swarm.connections() else {
         return Err(CliError::Swarm(hyper_swarm::Error::Stopped));
     };

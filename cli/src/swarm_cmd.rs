@@ -1,12 +1,13 @@
-//! `hyper-cli dht node`, and finding peers through the DHT for `seed` and
-//! `clone`.
+//! `hyper-cli dht node`, and finding peers (the DHT, the local network) for
+//! `seed` and `clone`.
 
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use clap::Subcommand;
-use hyper_swarm::{Config, Dht, Reachability};
+use hyper_core::KeyPair;
+use hyper_swarm::{Config, Dht, Reachability, SwarmConfig};
 
 use crate::CliError;
 use crate::json::Object;
@@ -79,6 +80,35 @@ pub fn bootstrap_nodes(flag: Option<&str>) -> Result<Vec<SocketAddr>, CliError> 
 /// Whether the DHT was asked for by flag or environment.
 pub fn dht_requested(flag: Option<&str>) -> bool {
     flag.is_some() || std::env::var(BOOTSTRAP_ENV).is_ok_and(|v| !v.trim().is_empty())
+}
+
+/// Which ways `seed` and `clone` find peers (`--no-local`, `--no-dht`,
+/// `--bootstrap`).
+#[derive(Clone, Copy)]
+pub struct Discovery<'a> {
+    /// DHT bootstrap nodes (`--bootstrap`).
+    pub bootstrap: Option<&'a str>,
+    /// Multicast DNS on the local network (off with `--no-local`).
+    pub local: bool,
+    /// The DHT (off with `--no-dht`).
+    pub dht: bool,
+}
+
+impl Discovery<'_> {
+    /// The swarm configuration for `identity` with these layers on; no
+    /// bootstrap nodes when the DHT is off.
+    pub fn swarm_config(&self, identity: KeyPair) -> Result<SwarmConfig, CliError> {
+        let bootstrap = if self.dht {
+            bootstrap_nodes(self.bootstrap)?
+        } else {
+            Vec::new()
+        };
+        Ok(SwarmConfig {
+            local: self.local,
+            dht: self.dht,
+            ..SwarmConfig::new(identity, bootstrap)
+        })
+    }
 }
 
 /// Runs a `dht` subcommand.
