@@ -98,6 +98,7 @@ async fn thirty_nodes_announce_look_up_and_store_values() {
         public_key: keypair.public_key().0.to_vec(),
         addresses: Vec::new(),
         relays: Vec::new(),
+        local_addresses: Vec::new(),
         timestamp: 1,
     };
     let signed = sign_record(&keypair, &topic, &record);

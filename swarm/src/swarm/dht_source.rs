@@ -113,6 +113,7 @@ async fn announce(swarm: &Swarm, topic: [u8; 32]) -> Result<Vec<SocketAddr>> {
         addresses: status.public_address.into_iter().map(address).collect(),
         relays: status.relays.iter().map(|a| address(*a)).collect(),
         timestamp: now_millis(),
+        local_addresses: swarm.record_addresses().into_iter().map(address).collect(),
     };
     let signed = sign_record(&swarm.inner.config.keypair, &topic, &record);
     let outcome = swarm

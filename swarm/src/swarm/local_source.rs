@@ -20,7 +20,9 @@ use hyper_core::PublicKey;
 use mdns_sd::{ResolvedService, ScopedIp, ServiceDaemon, ServiceEvent, ServiceInfo};
 
 use super::candidate::{Candidate, Hint};
-use super::local_table::{Announcement, Subnet, parse};
+use super::local_table::{
+    Announcement, Subnet, dialable_record_addresses, parse, record_addresses,
+};
 use super::{Inner, Swarm, lock};
 use crate::error::{Error, Result};
 
@@ -167,6 +169,26 @@ pub(super) async fn run(weak: Weak<Inner>, events: mdns_sd::Receiver<ServiceEven
 }
 
 impl Swarm {
+    /// The local addresses this peer's DHT records name (none with local
+    /// discovery off).
+    pub(super) fn record_addresses(&self) -> Vec<std::net::SocketAddr> {
+        match (self.inner.config.local, self.inner.listener.local_addr()) {
+            (true, Ok(listen)) => record_addresses(&subnets(), listen.port()),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The local addresses a record of another peer names that this host's
+    /// networks hold (none with local discovery off).
+    pub(super) fn dialable(&self, named: &[crate::messages::Address]) -> Vec<std::net::SocketAddr> {
+        if !self.inner.config.local {
+            return Vec::new();
+        }
+        let named: Vec<std::net::SocketAddr> =
+            named.iter().filter_map(crate::codec::socket_addr).collect();
+        dialable_record_addresses(&named, &subnets())
+    }
+
     /// Offers every local peer of every client topic that may be dialled.
     pub(super) fn offer_local(&self) {
         let topics: Vec<[u8; 32]> = lock(&self.inner.topics)

@@ -145,6 +145,41 @@ pub(crate) fn parse(
     })
 }
 
+/// A record names at most this many local addresses.
+pub(crate) const MAX_RECORD_ADDRESSES: usize = 4;
+
+/// The addresses a DHT record names as this peer's own networks: each
+/// interface address but loopback, IPv6 link-local and unspecified ones
+/// (meaningless to another host), IPv4 first, at most
+/// [`MAX_RECORD_ADDRESSES`], with `port`.
+pub(crate) fn record_addresses(link: &[Subnet], port: u16) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = link
+        .iter()
+        .map(|s| s.ip)
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && !ip.is_multicast())
+        .filter(|ip| !matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect();
+    out.sort_by_key(SocketAddr::is_ipv6);
+    out.dedup();
+    out.truncate(MAX_RECORD_ADDRESSES);
+    out
+}
+
+/// Of the local addresses a DHT record names, those worth dialling from
+/// here: inside one of this host's subnets (`link`) and not loopback (a
+/// record comes from afar; it must not aim dials at this host itself), at
+/// most [`MAX_RECORD_ADDRESSES`].
+pub(crate) fn dialable_record_addresses(named: &[SocketAddr], link: &[Subnet]) -> Vec<SocketAddr> {
+    named
+        .iter()
+        .filter(|a| a.port() != 0 && !a.ip().is_loopback())
+        .filter(|a| link.iter().any(|s| s.contains(a.ip())))
+        .take(MAX_RECORD_ADDRESSES)
+        .copied()
+        .collect()
+}
+
 struct Entry {
     announcement: Announcement,
     seen: Instant,
@@ -485,6 +520,50 @@ mod tests {
         table.remove("a");
         assert!(table.candidates(&TOPIC, now).is_empty());
         assert!(table.backoff.is_empty());
+    }
+
+    #[test]
+    fn records_name_own_networks_and_dialers_keep_only_their_own() {
+        let link = [
+            Subnet {
+                ip: IpAddr::from([127, 0, 0, 1]),
+                prefix: 8,
+            },
+            Subnet {
+                ip: "fe80::1".parse().expect("ip"),
+                prefix: 64,
+            },
+            Subnet {
+                ip: "fd00::2".parse().expect("ip"),
+                prefix: 64,
+            },
+            Subnet {
+                ip: IpAddr::from([192, 168, 1, 7]),
+                prefix: 24,
+            },
+        ];
+        let named = record_addresses(&link, 4000);
+        assert_eq!(
+            named,
+            vec![
+                SocketAddr::from(([192, 168, 1, 7], 4000)),
+                "[fd00::2]:4000".parse().expect("addr"),
+            ]
+        );
+        // A dialer on 192.168.1.0/24 only keeps the IPv4 one; loopback
+        // named by a record is never dialled.
+        let mine = [Subnet {
+            ip: IpAddr::from([192, 168, 1, 20]),
+            prefix: 24,
+        }];
+        let mut hostile = named.clone();
+        hostile.push(SocketAddr::from(([127, 0, 0, 1], 22)));
+        hostile.push(SocketAddr::from(([192, 168, 1, 30], 0)));
+        assert_eq!(
+            dialable_record_addresses(&hostile, &mine),
+            vec![SocketAddr::from(([192, 168, 1, 7], 4000))]
+        );
+        assert!(dialable_record_addresses(&named, &[]).is_empty());
     }
 
     proptest! {

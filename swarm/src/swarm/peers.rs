@@ -124,6 +124,39 @@ impl PeerConnection {
     }
 }
 
+/// The first of two dial attempts to succeed; if both fail, the punched
+/// one's outcome.
+async fn first_success<D, P>(
+    direct: D,
+    punched: P,
+) -> Result<Result<PeerConnection>, tokio::time::error::Elapsed>
+where
+    D: Future<Output = Result<PeerConnection>>,
+    P: Future<Output = Result<Result<PeerConnection>, tokio::time::error::Elapsed>>,
+{
+    tokio::pin!(direct, punched);
+    let mut direct_failed = false;
+    let mut punch_failed = None;
+    loop {
+        tokio::select! {
+            result = &mut direct, if !direct_failed => match result {
+                Ok(connection) => return Ok(Ok(connection)),
+                Err(_) => {
+                    direct_failed = true;
+                    if let Some(failed) = punch_failed.take() {
+                        return failed;
+                    }
+                }
+            },
+            result = &mut punched, if punch_failed.is_none() => match result {
+                Ok(Ok(connection)) => return Ok(Ok(connection)),
+                failed if direct_failed => return failed,
+                failed => punch_failed = Some(failed),
+            },
+        }
+    }
+}
+
 /// A connection in the peer table.
 pub(super) struct Live {
     connection: quinn::Connection,
@@ -188,14 +221,25 @@ impl Swarm {
         }
         let result = match &candidate.hint {
             Hint::Dht(found) => {
-                let mut result = timeout(CONNECT_TIMEOUT, self.dial_once(found, None)).await;
-                if matches!(result, Ok(Err(Error::Unreachable)) | Err(_))
-                    && let Some(relay) = self.relay().await
-                {
-                    // Punching failed: meet at a relay instead.
-                    result = timeout(CONNECT_TIMEOUT, self.dial_once(found, Some(relay))).await;
+                let punched = async {
+                    let mut result = timeout(CONNECT_TIMEOUT, self.dial_once(found, None)).await;
+                    if matches!(result, Ok(Err(Error::Unreachable)) | Err(_))
+                        && let Some(relay) = self.relay().await
+                    {
+                        // Punching failed: meet at a relay instead.
+                        result = timeout(CONNECT_TIMEOUT, self.dial_once(found, Some(relay))).await;
+                    }
+                    result
+                };
+                let lan = self.dialable(&found.record.local_addresses);
+                if lan.is_empty() {
+                    punched.await
+                } else {
+                    // The record names addresses on our own networks: dial
+                    // them beside the connect request; the first to prove
+                    // the key wins.
+                    first_success(self.dial_direct(key, &lan), punched).await
                 }
-                result
             }
             Hint::Local(addresses) => {
                 // A flood of announcements waits its turn here.
