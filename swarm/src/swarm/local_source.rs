@@ -191,15 +191,18 @@ impl Swarm {
 
     /// Offers every local peer of every client topic that may be dialled.
     pub(super) fn offer_local(&self) {
-        let topics: Vec<[u8; 32]> = lock(&self.inner.topics)
+        let topics: Vec<([u8; 32], Option<PublicKey>)> = lock(&self.inner.topics)
             .iter()
             .filter(|(_, t)| t.client)
-            .map(|(topic, _)| *topic)
+            .map(|(topic, t)| (*topic, t.only))
             .collect();
         let now = std::time::Instant::now();
-        for topic in topics {
+        for (topic, only) in topics {
             let found = lock(&self.inner.local_peers).candidates(&topic, now);
             for (public_key, addresses) in found {
+                if only.is_some_and(|key| key != public_key) {
+                    continue;
+                }
                 self.offer(Candidate {
                     public_key,
                     hint: Hint::Local(addresses),

@@ -56,6 +56,16 @@ struct Topic {
     flushed: watch::Receiver<bool>,
     server: bool,
     client: bool,
+    /// For a peer joined by key ([`Swarm::join_peer`]): only this key is
+    /// dialled, whoever else announces under its topic.
+    only: Option<PublicKey>,
+}
+
+/// The topic a peer listening on its identity is announced under
+/// ([`Swarm::listen`]): derived from its key alone, so that anyone who
+/// knows the key finds it.
+pub fn peer_topic(key: &PublicKey) -> [u8; 32] {
+    blake3::derive_key("hyper-swarm 2026 peer topic", &key.0)
 }
 
 struct Inner {
@@ -261,11 +271,53 @@ impl Swarm {
     /// On the local link (if on) a server is announced at once and a client
     /// dials the peers already heard of.
     pub fn join(&self, topic: [u8; 32], options: JoinOptions) {
+        self.join_filtered(topic, options, None);
+    }
+
+    /// Listens on this peer's own identity: announces it under
+    /// [`peer_topic`] of its key (on the DHT and the local link), so that
+    /// [`Swarm::join_peer`] with its key finds it without any other topic.
+    pub fn listen(&self) {
+        self.join(
+            peer_topic(&self.public_key()),
+            JoinOptions {
+                server: true,
+                client: false,
+            },
+        );
+    }
+
+    /// Keeps a connection to the peer with `key` (which must
+    /// [`Swarm::listen`]): finds it by its key on the DHT and the local
+    /// link, dials it, and dials again with backoff (1 s doubling to 60 s)
+    /// whenever the connection is lost, until [`Swarm::leave_peer`]. Only
+    /// `key` is dialled: others announcing under its topic are ignored.
+    pub fn join_peer(&self, key: PublicKey) {
+        let options = JoinOptions {
+            server: false,
+            client: true,
+        };
+        self.join_filtered(peer_topic(&key), options, Some(key));
+    }
+
+    /// Stops keeping a connection to `key` (the connection itself stays
+    /// until either side closes it).
+    pub fn leave_peer(&self, key: &PublicKey) {
+        let topic = peer_topic(key);
+        let mut topics = lock(&self.inner.topics);
+        if topics.get(&topic).is_some_and(|t| t.only.is_some())
+            && let Some(task) = topics.remove(&topic).and_then(|t| t.task)
+        {
+            task.abort();
+        }
+    }
+
+    fn join_filtered(&self, topic: [u8; 32], options: JoinOptions, only: Option<PublicKey>) {
         let (flushed_tx, flushed) = watch::channel(!self.inner.config.dht);
         let task = self.inner.config.dht.then(|| {
             let weak = Arc::downgrade(&self.inner);
             tokio::spawn(async move {
-                dht_source::topic_loop(weak, topic, options, flushed_tx).await;
+                dht_source::topic_loop(weak, topic, options, only, flushed_tx).await;
             })
         });
         let old = lock(&self.inner.topics).insert(
@@ -275,6 +327,7 @@ impl Swarm {
                 flushed,
                 server: options.server,
                 client: options.client,
+                only,
             },
         );
         if let Some(task) = old.and_then(|old| old.task) {
