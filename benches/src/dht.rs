@@ -76,6 +76,7 @@ pub fn lookups(scale: u64) -> Result<()> {
             public_key: keypair.public_key().0.to_vec(),
             addresses: Vec::new(),
             relays: Vec::new(),
+            local_addresses: Vec::new(),
             timestamp: 1,
         };
         let record = sign_record(&keypair, &topic, &record);

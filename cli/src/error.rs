@@ -133,9 +133,10 @@ pub enum CliError {
         /// Why.
         why: String,
     },
-    /// The DHT found no peer that served the core in time.
+    /// Neither the local network nor the DHT found a peer that served the
+    /// core in time.
     #[error(
-        "no peer serving core {key} was found through the DHT in {seconds} s (is a seeder running with the same --bootstrap nodes?)"
+        "no peer serving core {key} was found on the local network or through the DHT in {seconds} s (is a seeder running, on this network or with the same --bootstrap nodes?)"
     )]
     NoPeers {
         /// The core.

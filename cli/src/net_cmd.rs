@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use hyper_core::{Core, CoreKey, Durability, KeyPair, PublicKey, Store};
-use hyper_swarm::{JoinOptions, Path as PeerPath, Swarm, SwarmConfig};
+use hyper_swarm::{JoinOptions, Path as PeerPath, Swarm};
 use hyper_wire::{Connection, DownloadRange, Replication, ReplicationOptions, listen_tcp};
 use serde::Serialize;
 
@@ -18,7 +18,7 @@ use crate::core_cmd::open_core;
 use crate::output::json_line;
 use crate::progress::{Progress, Style, rate};
 use crate::store::{Access, open};
-use crate::swarm_cmd::{bootstrap_nodes, dht_requested};
+use crate::swarm_cmd::{Discovery, dht_requested};
 use crate::{CliError, Global};
 
 /// How long `seed` waits for its first announcements before saying so.
@@ -41,6 +41,12 @@ pub struct SeedArgs {
     /// 127.0.0.1:49737].
     #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
     bootstrap: Option<String>,
+    /// Do not announce on the local network (multicast DNS).
+    #[arg(long)]
+    no_local: bool,
+    /// Do not announce on the DHT (only on the local network).
+    #[arg(long, conflicts_with = "bootstrap")]
+    no_dht: bool,
     /// While serving, append each line of stdin (newline kept) as a block to
     /// the one writable core given, so live clones follow.
     #[arg(long)]
@@ -51,9 +57,19 @@ pub struct SeedArgs {
 }
 
 impl SeedArgs {
-    /// The DHT is used unless only `--listen` was asked for.
-    fn dht(&self) -> bool {
-        dht_requested(self.bootstrap.as_deref()) || self.listen.is_none()
+    /// The swarm is used unless only `--listen` was asked for, or both of
+    /// its layers are off.
+    fn swarm(&self) -> bool {
+        (dht_requested(self.bootstrap.as_deref()) || self.listen.is_none())
+            && (!self.no_local || !self.no_dht)
+    }
+
+    fn discovery(&self) -> Discovery<'_> {
+        Discovery {
+            bootstrap: self.bootstrap.as_deref(),
+            local: !self.no_local,
+            dht: !self.no_dht,
+        }
     }
 }
 
@@ -70,6 +86,12 @@ pub struct CloneArgs {
     /// 127.0.0.1:49737].
     #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
     bootstrap: Option<String>,
+    /// Do not look for peers on the local network (multicast DNS).
+    #[arg(long, conflicts_with = "connect")]
+    no_local: bool,
+    /// Do not look for peers on the DHT (only on the local network).
+    #[arg(long, conflicts_with_all = ["bootstrap", "connect", "no_local"])]
+    no_dht: bool,
     /// After the download, keep following appends (runs until stopped).
     #[arg(long)]
     live: bool,
@@ -83,6 +105,16 @@ pub struct CloneArgs {
     /// for this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     retry_for: u64,
+}
+
+impl CloneArgs {
+    fn discovery(&self) -> Discovery<'_> {
+        Discovery {
+            bootstrap: self.bootstrap.as_deref(),
+            local: !self.no_local,
+            dht: !self.no_dht,
+        }
+    }
 }
 
 /// One event-loop thread (store batches run on tokio's blocking pool):
@@ -393,9 +425,9 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         out.flush()?;
         drop(out);
         // Keeps the swarm (and its announcements) alive while serving.
-        let _swarm = if args.dht() {
+        let _swarm = if args.swarm() {
             let topics: Vec<CoreKey> = all.iter().map(Core::key).collect();
-            Some(announce(identity, args.bootstrap.as_deref(), &replication, &topics).await?)
+            Some(announce(identity, args.discovery(), &replication, &topics).await?)
         } else {
             None
         };
@@ -466,18 +498,17 @@ async fn serve_peer(
     }
 }
 
-/// Joins the DHT as `identity`, announces each of `topics`' discovery keys
-/// and replicates over every connection; prints `announced KEY` per core
-/// once stored on DHT nodes.
+/// Joins the swarm as `identity`, announces each of `topics`' discovery
+/// keys and replicates over every connection; prints `local: announced KEY
+/// on the link` per core once announced there, and `announced KEY on the
+/// DHT` once stored on DHT nodes.
 async fn announce(
     identity: KeyPair,
-    bootstrap: Option<&str>,
+    discovery: Discovery<'_>,
     replication: &Replication,
     keys: &[CoreKey],
 ) -> Result<Swarm, CliError> {
-    let nodes = bootstrap_nodes(bootstrap)?;
-    tracing::debug!(?nodes, "joining the DHT");
-    let swarm = Swarm::new(SwarmConfig::new(identity, nodes)).await?;
+    let swarm = Swarm::new(discovery.swarm_config(identity)?).await?;
     swarm.replicate(replication.clone());
     for key in keys {
         swarm.join(
@@ -489,6 +520,17 @@ async fn announce(
         );
     }
     let mut out = std::io::stdout().lock();
+    if swarm.local_enabled() {
+        for key in keys {
+            writeln!(out, "local: announced {key} on the link")?;
+        }
+    } else if let Some(why) = swarm.local_error() {
+        eprintln!("hyper-cli: local discovery is off: {why}");
+    }
+    out.flush()?;
+    if !discovery.dht {
+        return Ok(swarm);
+    }
     match tokio::time::timeout(ANNOUNCE_WAIT, swarm.flush()).await {
         Ok(flushed) => {
             flushed?;
@@ -563,9 +605,9 @@ impl<F> Download<'_, F> {
 /// The peers a clone used.
 struct Peers {
     connections: u64,
-    /// Through the DHT: each peer's key and path.
+    /// Through the swarm: each peer's key and path.
     found: Vec<(PublicKey, PeerPath)>,
-    /// Through the DHT: seconds from the start (lookup included) to the
+    /// Through the swarm: seconds from the start (lookup included) to the
     /// first authenticated connection.
     connect_seconds: Option<f64>,
 }
@@ -649,7 +691,7 @@ fn clone_into(
                 found: Vec::new(),
                 connect_seconds: None,
             },
-            None => over_dht(&mut download, identity, args.bootstrap.as_deref()).await?,
+            None => over_swarm(&mut download, identity, args.discovery()).await?,
         };
         download.progress.clear();
         store.flush()?;
@@ -659,7 +701,7 @@ fn clone_into(
         let fetched_bytes = info.bytes_stored - before.bytes_stored.min(info.bytes_stored);
         let mut out = std::io::stdout().lock();
         if args.json {
-            let through_dht = args.connect.is_none();
+            let through_swarm = args.connect.is_none();
             let o = CloneJson {
                 key: key.to_string(),
                 blocks: info.blocks_stored,
@@ -670,7 +712,7 @@ fn clone_into(
                 connections: peers.connections,
                 length: info.length,
                 fork: info.fork,
-                peers: through_dht.then(|| {
+                peers: through_swarm.then(|| {
                     peers
                         .found
                         .iter()
@@ -779,19 +821,20 @@ where
     }
 }
 
-/// Downloads from whoever the DHT finds under the core's discovery key;
-/// fails if nobody is found within the retry time.
-async fn over_dht<F>(
+/// Downloads from whoever the local network or the DHT finds under the
+/// core's discovery key; fails if nobody is found within the retry time.
+async fn over_swarm<F>(
     d: &mut Download<'_, F>,
     identity: KeyPair,
-    bootstrap: Option<&str>,
+    discovery: Discovery<'_>,
 ) -> Result<Peers, CliError>
 where
     F: std::future::Future<Output = hyper_wire::Result<()>>,
 {
-    let nodes = bootstrap_nodes(bootstrap)?;
-    tracing::debug!(?nodes, "looking up peers on the DHT");
-    let swarm = Swarm::new(SwarmConfig::new(identity, nodes)).await?;
+    let swarm = Swarm::new(discovery.swarm_config(identity)?).await?;
+    if let (true, Some(why)) = (discovery.local, swarm.local_error()) {
+        eprintln!("hyper-cli: local discovery is off: {why}");
+    }
     let Some(mut incoming) = swarm.connections() else {
         return Err(CliError::Swarm(hyper_swarm::Error::Stopped));
     };

@@ -1,12 +1,13 @@
-//! `hyper-cli dht node`, and finding peers through the DHT for `seed` and
-//! `clone`.
+//! `hyper-cli dht node`, and finding peers (the DHT, the local network) for
+//! `seed` and `clone`.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Subcommand;
-use hyper_swarm::{Config, Dht, Reachability};
+use hyper_core::KeyPair;
+use hyper_swarm::{Config, Dht, Reachability, SwarmConfig};
 
 use serde::Serialize;
 
@@ -91,6 +92,35 @@ fn names(nodes: &[SocketAddr]) -> String {
         .map(SocketAddr::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Which ways `seed` and `clone` find peers (`--no-local`, `--no-dht`,
+/// `--bootstrap`).
+#[derive(Clone, Copy)]
+pub struct Discovery<'a> {
+    /// DHT bootstrap nodes (`--bootstrap`).
+    pub bootstrap: Option<&'a str>,
+    /// Multicast DNS on the local network (off with `--no-local`).
+    pub local: bool,
+    /// The DHT (off with `--no-dht`).
+    pub dht: bool,
+}
+
+impl Discovery<'_> {
+    /// The swarm configuration for `identity` with these layers on; no
+    /// bootstrap nodes when the DHT is off.
+    pub fn swarm_config(&self, identity: KeyPair) -> Result<SwarmConfig, CliError> {
+        let bootstrap = if self.dht {
+            bootstrap_nodes(self.bootstrap)?
+        } else {
+            Vec::new()
+        };
+        Ok(SwarmConfig {
+            local: self.local,
+            dht: self.dht,
+            ..SwarmConfig::new(identity, bootstrap)
+        })
+    }
 }
 
 /// Runs a `dht` subcommand.

@@ -43,6 +43,9 @@ pub enum Error {
     /// The peer announcement was malformed.
     #[error("malformed answer from the peer")]
     BadAnswer,
+    /// Local discovery (multicast DNS) could not start or failed.
+    #[error("local discovery: {0}")]
+    Local(String),
     /// The replication protocol failed on a swarm connection.
     #[error("replication: {0}")]
     Replication(#[from] hyper_wire::Error),

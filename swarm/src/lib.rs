@@ -41,4 +41,6 @@ pub use query::{FoundRecord, QueryKind, QueryOutcome};
 pub use quic::{QuicError, QuicStream};
 pub use records::Limits;
 pub use signing::{immutable_target, mutable_target, sign_mutable, sign_record, sign_unannounce};
-pub use swarm::{Firewall, JoinOptions, Path, PeerConnection, Swarm, SwarmConfig, SwarmEvent};
+pub use swarm::{
+    Firewall, JoinOptions, Path, PeerConnection, Swarm, SwarmConfig, SwarmEvent, peer_topic,
+};

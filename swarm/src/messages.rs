@@ -134,6 +134,11 @@ pub struct PeerRecord {
     /// Milliseconds since the Unix epoch.
     #[prost(uint64, tag = "4")]
     pub timestamp: u64,
+    /// The peer's addresses on its own networks, with the port of its
+    /// listening QUIC endpoint: a peer on one of those networks dials them
+    /// directly (behind the same NAT, over the LAN).
+    #[prost(message, repeated, tag = "5")]
+    pub local_addresses: Vec<Address>,
 }
 
 /// An encoded [`PeerRecord`] and its signature.

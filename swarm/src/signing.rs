@@ -120,6 +120,7 @@ mod tests {
             public_key: keypair.public_key().0.to_vec(),
             addresses: Vec::new(),
             relays: Vec::new(),
+            local_addresses: Vec::new(),
             timestamp: 9,
         };
         let signed = sign_record(&keypair, &[1; 32], &record);

@@ -97,6 +97,7 @@ fn announcements_survive_a_fifth_of_the_nodes_leaving() {
             public_key: keypair.public_key().0.to_vec(),
             addresses: Vec::new(),
             relays: Vec::new(),
+            local_addresses: Vec::new(),
             timestamp: 1,
         };
         let signed = sign_record(&keypair, &topic, &record);
@@ -307,6 +308,7 @@ fn a_node_finds_what_others_stored_on_it() {
         public_key: keypair.public_key().0.to_vec(),
         addresses: Vec::new(),
         relays: Vec::new(),
+        local_addresses: Vec::new(),
         timestamp: 1,
     };
     let announce = QueryKind::Announce {

@@ -31,6 +31,7 @@ fn valid_requests(to: SocketAddr) -> Vec<Vec<u8>> {
             public_key: keypair.public_key().0.to_vec(),
             addresses: vec![wire_address(to)],
             relays: vec![wire_address(to)],
+            local_addresses: Vec::new(),
             timestamp: 5,
         },
     );

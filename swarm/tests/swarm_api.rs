@@ -29,7 +29,7 @@ const BOTH: JoinOptions = JoinOptions {
 };
 
 async fn swarm(boot: &Dht, tweak: impl FnOnce(&mut SwarmConfig)) -> Swarm {
-    let mut config = SwarmConfig::new(KeyPair::generate().expect("keys"), vec![boot.local_addr()]);
+    let mut config = common::dht_only(KeyPair::generate().expect("keys"), vec![boot.local_addr()]);
     tweak(&mut config);
     Swarm::new(config).await.expect("swarm")
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hyper_core::KeyPair;
 use hyper_swarm::{
-    Dht, JoinOptions, Path, PeerRecord, QueryKind, Reachability, Swarm, SwarmConfig, sign_record,
+    Dht, JoinOptions, Path, PeerRecord, QueryKind, Reachability, Swarm, sign_record,
 };
 use hyper_wire::{DownloadRange, Replication, ReplicationOptions};
 use tokio::time::timeout;
@@ -36,7 +36,7 @@ async fn first_connection(
     bootstrap: SocketAddr,
     topic: [u8; 32],
 ) -> (Swarm, hyper_swarm::PeerConnection) {
-    let client = Swarm::new(SwarmConfig::new(keys, vec![bootstrap]))
+    let client = Swarm::new(common::dht_only(keys, vec![bootstrap]))
         .await
         .expect("client");
     let mut connections = client.connections().expect("connections");
@@ -98,6 +98,7 @@ async fn thirty_nodes_announce_look_up_and_store_values() {
         public_key: keypair.public_key().0.to_vec(),
         addresses: Vec::new(),
         relays: Vec::new(),
+        local_addresses: Vec::new(),
         timestamp: 1,
     };
     let signed = sign_record(&keypair, &topic, &record);
@@ -148,7 +149,7 @@ async fn two_peers_find_each_other_by_topic_and_replicate() {
     let topic = core.key().discovery_key().0;
 
     let seeder_keys = KeyPair::generate().expect("keys");
-    let seeder = Swarm::new(SwarmConfig::new(
+    let seeder = Swarm::new(common::dht_only(
         seeder_keys.clone(),
         vec![boot.local_addr()],
     ))
@@ -211,7 +212,7 @@ async fn peers_find_and_reach_each_other_over_ipv6() {
     .await
     .expect("bootstrap node");
     let topic = [9u8; 32];
-    let server = Swarm::new(SwarmConfig::new(
+    let server = Swarm::new(common::dht_only(
         KeyPair::generate().expect("keys"),
         vec![addr],
     ))

@@ -76,3 +76,52 @@ pub fn seed(store: &Path, args: &[&str]) -> Seeder {
     };
     Seeder { child, addr }
 }
+
+/// A child process killed on drop.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `command` (stdout piped, stdin and stderr closed) and waits for
+/// a stdout line starting with `ready`; the process and the rest of that
+/// line. Stdout keeps being drained afterwards.
+pub fn start_until(mut command: Command, ready: &str) -> (Running, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hyper-cli");
+    let stdout = child.stdout.take().expect("stdout");
+    let process = Running(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let rest = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("{command:?} ended before printing {ready:?}"))
+            .expect("utf-8");
+        if let Some(rest) = line.strip_prefix(ready) {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (process, rest)
+}
+
+/// A writer store at `store` holding one core named `data` of `lines`
+/// lines (`line 0`, `line 1`, ...); its key.
+pub fn writer_of(store: &Path, lines: usize) -> String {
+    let key = ok(cli(store, &["core", "create", "--name", "data"], None));
+    let text: String = (0..lines).map(|i| format!("line {i}\n")).collect();
+    ok(cli(
+        store,
+        &["core", "append", "data"],
+        Some(text.as_bytes()),
+    ));
+    key.trim().to_string()
+}

@@ -2,6 +2,8 @@
 //! hands to connection management. A candidate is only a hint where a key
 //! might be reached; the QUIC handshake proves the key.
 
+use std::net::SocketAddr;
+
 use hyper_core::PublicKey;
 
 use crate::query::FoundRecord;
@@ -21,6 +23,9 @@ pub(crate) enum Hint {
     /// A signed record found on the DHT: connect through the node holding
     /// it (hole punching, or a relay).
     Dht(FoundRecord),
+    /// An announcement heard on the local link: dial these addresses
+    /// straight from the listening endpoint.
+    Local(Vec<SocketAddr>),
 }
 
 impl Candidate {

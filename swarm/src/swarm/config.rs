@@ -28,11 +28,20 @@ pub struct SwarmConfig {
     pub reachability: Reachability,
     /// Whether this node also relays for others.
     pub relay: bool,
+    /// Find and be found by peers on the local link (multicast DNS-SD),
+    /// with no bootstrap node. On by default.
+    pub local: bool,
+    /// Announce and look topics up on the DHT. On by default; off, the
+    /// swarm finds peers only on the local link.
+    pub dht: bool,
+    /// UDP port of the listening QUIC endpoint local peers dial (0: any).
+    pub listen_port: u16,
 }
 
 impl SwarmConfig {
     /// Defaults around `keypair`: a random port (IPv6 if the first
-    /// bootstrap node is, else IPv4), 64 peers, no firewall.
+    /// bootstrap node is, else IPv4), 64 peers, no firewall, the DHT and
+    /// local discovery both on.
     pub fn new(keypair: KeyPair, bootstrap: Vec<SocketAddr>) -> Self {
         let listen = match bootstrap.first() {
             Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
@@ -46,6 +55,9 @@ impl SwarmConfig {
             firewall: None,
             reachability: Reachability::Auto,
             relay: false,
+            local: true,
+            dht: true,
+            listen_port: 0,
         }
     }
 }

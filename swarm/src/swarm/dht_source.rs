@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hyper_core::PublicKey;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep};
 
@@ -24,11 +25,13 @@ const KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// Lookups while no peer is connected start at this interval and double.
 const LOOKUP_FIRST: Duration = Duration::from_secs(1);
 
-/// Announces and/or looks up `topic` until aborted.
+/// Announces and/or looks up `topic` until aborted; with `only`, dials
+/// only that key's records.
 pub(super) async fn topic_loop(
     weak: std::sync::Weak<Inner>,
     topic: [u8; 32],
     options: JoinOptions,
+    only: Option<PublicKey>,
     flushed: watch::Sender<bool>,
 ) {
     let mut holders: Vec<SocketAddr> = Vec::new();
@@ -63,12 +66,19 @@ pub(super) async fn topic_loop(
         if options.client && now >= next_lookup {
             if let Ok((mut found, done)) = swarm.inner.dht.lookup(topic) {
                 while let Some(record) = found.recv().await {
-                    swarm.offer(Candidate::from_dht(record));
+                    if only.is_none_or(|key| key == record.public_key) {
+                        swarm.offer(Candidate::from_dht(record));
+                    }
                 }
                 let _ = done.await;
             }
             looked_up = true;
-            lookup_every = if swarm.peers().is_empty() {
+            let peers = swarm.peers();
+            let wanting = match only {
+                Some(key) => !peers.contains(&key),
+                None => peers.is_empty(),
+            };
+            lookup_every = if wanting {
                 (lookup_every * 2).min(LOOKUP_MAX)
             } else {
                 LOOKUP_MAX
@@ -113,6 +123,7 @@ async fn announce(swarm: &Swarm, topic: [u8; 32]) -> Result<Vec<SocketAddr>> {
         addresses: status.public_address.into_iter().map(address).collect(),
         relays: status.relays.iter().map(|a| address(*a)).collect(),
         timestamp: now_millis(),
+        local_addresses: swarm.record_addresses().into_iter().map(address).collect(),
     };
     let signed = sign_record(&swarm.inner.config.keypair, &topic, &record);
     let outcome = swarm

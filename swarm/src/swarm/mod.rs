@@ -25,6 +25,9 @@
 mod candidate;
 mod config;
 mod dht_source;
+mod listener;
+mod local_source;
+mod local_table;
 mod peers;
 mod punching;
 
@@ -34,7 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper_core::PublicKey;
 use hyper_wire::Replication;
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -48,9 +51,21 @@ use crate::query::QueryKind;
 use crate::signing::sign_unannounce;
 
 struct Topic {
-    task: JoinHandle<()>,
+    /// The DHT source's task, if the DHT is on.
+    task: Option<JoinHandle<()>>,
     flushed: watch::Receiver<bool>,
     server: bool,
+    client: bool,
+    /// For a peer joined by key ([`Swarm::join_peer`]): only this key is
+    /// dialled, whoever else announces under its topic.
+    only: Option<PublicKey>,
+}
+
+/// The topic a peer listening on its identity is announced under
+/// ([`Swarm::listen`]): derived from its key alone, so that anyone who
+/// knows the key finds it.
+pub fn peer_topic(key: &PublicKey) -> [u8; 32] {
+    blake3::derive_key("hyper-swarm 2026 peer topic", &key.0)
 }
 
 struct Inner {
@@ -65,6 +80,31 @@ struct Inner {
     events: broadcast::Sender<SwarmEvent>,
     /// Woken when a connection ends, so lookups run again at once.
     lost: Arc<Notify>,
+    /// The listening QUIC endpoint (local peers dial it; local dials leave
+    /// from it).
+    listener: quinn::Endpoint,
+    /// The mDNS responder and browser, if local discovery is on and started.
+    local: Option<local_source::LocalDiscovery>,
+    /// What the local link announced.
+    local_peers: Mutex<local_table::LocalPeers>,
+    /// Local dials in progress at once.
+    local_dials: Semaphore,
+    /// Why local discovery is not running although asked for.
+    local_error: Option<String>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for topic in lock(&self.topics).values() {
+            if let Some(task) = &topic.task {
+                task.abort();
+            }
+        }
+        if let Some(local) = &self.local {
+            local.stop();
+        }
+        self.listener.close(0u32.into(), b"swarm closed");
+    }
 }
 
 /// Finds and connects peers by topic. Cloning gives another handle; the
@@ -78,6 +118,8 @@ pub struct Swarm {
 const LOOKUP_MAX: Duration = Duration::from_secs(60);
 /// A connect attempt gives up after this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Local dials in progress at once.
+const LOCAL_DIALS: usize = 32;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -93,7 +135,10 @@ fn now_millis() -> u64 {
 }
 
 impl Swarm {
-    /// Starts the DHT node and the handler of incoming connect requests.
+    /// Starts the DHT node and the handler of incoming connect requests,
+    /// the listening QUIC endpoint and, if [`SwarmConfig::local`], local
+    /// discovery (if multicast DNS cannot start, the swarm runs without it:
+    /// see [`Swarm::local_error`]).
     pub async fn new(config: SwarmConfig) -> Result<Swarm> {
         let dht = Dht::bind(
             config.listen,
@@ -106,6 +151,15 @@ impl Swarm {
         )
         .await?;
         let incoming = dht.incoming();
+        let listener = listener::bind(&config.keypair, config.listen_port)?;
+        let (local, local_events, local_error) = if config.local {
+            match local_source::LocalDiscovery::start(config.keypair.public_key()) {
+                Ok((local, events)) => (Some(local), Some(events), None),
+                Err(e) => (None, None, Some(e.to_string())),
+            }
+        } else {
+            (None, None, None)
+        };
         let (connections, receiver) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(256);
         let swarm = Swarm {
@@ -120,8 +174,20 @@ impl Swarm {
                 receiver: Mutex::new(Some(receiver)),
                 events,
                 lost: Arc::new(Notify::new()),
+                listener: listener.clone(),
+                local,
+                local_peers: Mutex::new(local_table::LocalPeers::default()),
+                local_dials: Semaphore::new(LOCAL_DIALS),
+                local_error,
             }),
         };
+        tokio::spawn(listener::accept_loop(
+            Arc::downgrade(&swarm.inner),
+            listener,
+        ));
+        if let Some(events) = local_events {
+            tokio::spawn(local_source::run(Arc::downgrade(&swarm.inner), events));
+        }
         if let Some(mut incoming) = incoming {
             let weak = Arc::downgrade(&swarm.inner);
             tokio::spawn(async move {
@@ -143,6 +209,29 @@ impl Swarm {
     /// This peer's identity.
     pub fn public_key(&self) -> PublicKey {
         self.inner.config.keypair.public_key()
+    }
+
+    /// The address of the listening QUIC endpoint (`[::]:port` when dual
+    /// stack).
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr> {
+        Ok(self.inner.listener.local_addr()?)
+    }
+
+    /// Whether local discovery runs.
+    pub fn local_enabled(&self) -> bool {
+        self.inner.local.is_some()
+    }
+
+    /// Why local discovery does not run although it was asked for (the
+    /// multicast DNS daemon failed to start).
+    pub fn local_error(&self) -> Option<&str> {
+        self.inner.local_error.as_deref()
+    }
+
+    /// How many announcements of `topic` heard on the local link are kept
+    /// (the table of all topics holds at most 128, whatever the link sends).
+    pub fn local_heard(&self, topic: &[u8; 32]) -> usize {
+        lock(&self.inner.local_peers).count(topic)
     }
 
     /// Peers connected now.
@@ -178,11 +267,58 @@ impl Swarm {
     /// Joins `topic`: announces this peer under it (`server`) and/or looks
     /// it up and connects to the peers found (`client`), again and again
     /// until [`Swarm::leave`].
+    ///
+    /// On the local link (if on) a server is announced at once and a client
+    /// dials the peers already heard of.
     pub fn join(&self, topic: [u8; 32], options: JoinOptions) {
-        let (flushed_tx, flushed) = watch::channel(false);
-        let weak = Arc::downgrade(&self.inner);
-        let task = tokio::spawn(async move {
-            dht_source::topic_loop(weak, topic, options, flushed_tx).await;
+        self.join_filtered(topic, options, None);
+    }
+
+    /// Listens on this peer's own identity: announces it under
+    /// [`peer_topic`] of its key (on the DHT and the local link), so that
+    /// [`Swarm::join_peer`] with its key finds it without any other topic.
+    pub fn listen(&self) {
+        self.join(
+            peer_topic(&self.public_key()),
+            JoinOptions {
+                server: true,
+                client: false,
+            },
+        );
+    }
+
+    /// Keeps a connection to the peer with `key` (which must
+    /// [`Swarm::listen`]): finds it by its key on the DHT and the local
+    /// link, dials it, and dials again with backoff (1 s doubling to 60 s)
+    /// whenever the connection is lost, until [`Swarm::leave_peer`]. Only
+    /// `key` is dialled: others announcing under its topic are ignored.
+    pub fn join_peer(&self, key: PublicKey) {
+        let options = JoinOptions {
+            server: false,
+            client: true,
+        };
+        self.join_filtered(peer_topic(&key), options, Some(key));
+    }
+
+    /// Stops keeping a connection to `key` (the connection itself stays
+    /// until either side closes it).
+    pub fn leave_peer(&self, key: &PublicKey) {
+        let topic = peer_topic(key);
+        let mut topics = lock(&self.inner.topics);
+        if topics.get(&topic).is_some_and(|t| t.only.is_some())
+            && let Some(task) = topics.remove(&topic).and_then(|t| t.task)
+        {
+            task.abort();
+        }
+    }
+
+    fn join_filtered(&self, topic: [u8; 32], options: JoinOptions, only: Option<PublicKey>) {
+        let (flushed_tx, flushed) = watch::channel(!self.inner.config.dht);
+        let task = self.inner.config.dht.then(|| {
+            let weak = Arc::downgrade(&self.inner);
+            tokio::spawn(async move {
+                dht_source::topic_loop(weak, topic, options, only, flushed_tx).await;
+            })
         });
         let old = lock(&self.inner.topics).insert(
             topic,
@@ -190,10 +326,24 @@ impl Swarm {
                 task,
                 flushed,
                 server: options.server,
+                client: options.client,
+                only,
             },
         );
-        if let Some(old) = old {
-            old.task.abort();
+        if let Some(task) = old.and_then(|old| old.task) {
+            task.abort();
+        }
+        if let Some(local) = &self.inner.local {
+            if options.server
+                && let Ok(addr) = self.inner.listener.local_addr()
+            {
+                let _ = local.announce(&topic, addr.port());
+            } else if !options.server {
+                local.unannounce(&topic);
+            }
+        }
+        if options.client {
+            self.offer_local();
         }
     }
 
@@ -203,8 +353,13 @@ impl Swarm {
         let Some(old) = lock(&self.inner.topics).remove(&topic) else {
             return Ok(());
         };
-        old.task.abort();
-        if old.server {
+        if let Some(task) = &old.task {
+            task.abort();
+        }
+        if let (true, Some(local)) = (old.server, &self.inner.local) {
+            local.unannounce(&topic);
+        }
+        if old.server && self.inner.config.dht {
             let request = sign_unannounce(&self.inner.config.keypair, &topic, now_millis());
             self.inner.dht.query(QueryKind::Unannounce(request)).await?;
         }
@@ -212,7 +367,7 @@ impl Swarm {
     }
 
     /// Waits until every joined topic has been announced once and looked up
-    /// once.
+    /// once on the DHT (at once if the DHT is off).
     pub async fn flush(&self) -> Result<()> {
         let waits: Vec<watch::Receiver<bool>> = lock(&self.inner.topics)
             .values()

@@ -22,14 +22,18 @@ pub enum Path {
     Direct,
     /// Through a blind relay.
     Relay,
+    /// Over the local network, straight to the peer's listening endpoint
+    /// (found on the link, or at a local address its record named).
+    Local,
 }
 
 impl Path {
-    /// `direct` or `relay`.
+    /// `direct`, `relay` or `local`.
     pub fn as_str(self) -> &'static str {
         match self {
             Path::Direct => "direct",
             Path::Relay => "relay",
+            Path::Local => "local",
         }
     }
 }
@@ -120,6 +124,39 @@ impl PeerConnection {
     }
 }
 
+/// The first of two dial attempts to succeed; if both fail, the punched
+/// one's outcome.
+async fn first_success<D, P>(
+    direct: D,
+    punched: P,
+) -> Result<Result<PeerConnection>, tokio::time::error::Elapsed>
+where
+    D: Future<Output = Result<PeerConnection>>,
+    P: Future<Output = Result<Result<PeerConnection>, tokio::time::error::Elapsed>>,
+{
+    tokio::pin!(direct, punched);
+    let mut direct_failed = false;
+    let mut punch_failed = None;
+    loop {
+        tokio::select! {
+            result = &mut direct, if !direct_failed => match result {
+                Ok(connection) => return Ok(Ok(connection)),
+                Err(_) => {
+                    direct_failed = true;
+                    if let Some(failed) = punch_failed.take() {
+                        return failed;
+                    }
+                }
+            },
+            result = &mut punched, if punch_failed.is_none() => match result {
+                Ok(Ok(connection)) => return Ok(Ok(connection)),
+                failed if direct_failed => return failed,
+                failed => punch_failed = Some(failed),
+            },
+        }
+    }
+}
+
 /// A connection in the peer table.
 pub(super) struct Live {
     connection: quinn::Connection,
@@ -140,14 +177,17 @@ impl Swarm {
     }
 
     /// Whether `key` may be dialled now (not connected, not being dialled,
-    /// not backing off, room left).
-    fn may_dial(&self, key: &PublicKey) -> bool {
+    /// not backing off when `backoff` says to check, room left). Local
+    /// candidates keep their backoff in the local table, so that a spoofed
+    /// announcement cannot rest an honest key's DHT dials.
+    fn may_dial(&self, key: &PublicKey, backoff: bool) -> bool {
         if *key == self.public_key() || self.full() || lock(&self.inner.peers).contains_key(key) {
             return false;
         }
-        if lock(&self.inner.backoff)
-            .get(key)
-            .is_some_and(|(at, _)| Instant::now() < *at)
+        if backoff
+            && lock(&self.inner.backoff)
+                .get(key)
+                .is_some_and(|(at, _)| Instant::now() < *at)
         {
             return false;
         }
@@ -165,7 +205,8 @@ impl Swarm {
     /// Takes a candidate from a discovery source: dials it in the
     /// background unless it is connected, being dialled or backing off.
     pub(super) fn offer(&self, candidate: Candidate) {
-        if self.may_dial(&candidate.public_key) {
+        let backoff = matches!(candidate.hint, Hint::Dht(_));
+        if self.may_dial(&candidate.public_key, backoff) {
             let dialler = self.clone();
             tokio::spawn(async move { dialler.dial(candidate).await });
         }
@@ -180,23 +221,47 @@ impl Swarm {
         }
         let result = match &candidate.hint {
             Hint::Dht(found) => {
-                let mut result = timeout(CONNECT_TIMEOUT, self.dial_once(found, None)).await;
-                if matches!(result, Ok(Err(Error::Unreachable)) | Err(_))
-                    && let Some(relay) = self.relay().await
-                {
-                    // Punching failed: meet at a relay instead.
-                    result = timeout(CONNECT_TIMEOUT, self.dial_once(found, Some(relay))).await;
+                let punched = async {
+                    let mut result = timeout(CONNECT_TIMEOUT, self.dial_once(found, None)).await;
+                    if matches!(result, Ok(Err(Error::Unreachable)) | Err(_))
+                        && let Some(relay) = self.relay().await
+                    {
+                        // Punching failed: meet at a relay instead.
+                        result = timeout(CONNECT_TIMEOUT, self.dial_once(found, Some(relay))).await;
+                    }
+                    result
+                };
+                let lan = self.dialable(&found.record.local_addresses);
+                if lan.is_empty() {
+                    punched.await
+                } else {
+                    // The record names addresses on our own networks: dial
+                    // them beside the connect request; the first to prove
+                    // the key wins.
+                    first_success(self.dial_direct(key, &lan), punched).await
                 }
-                result
+            }
+            Hint::Local(addresses) => {
+                // A flood of announcements waits its turn here.
+                let permit = self.inner.local_dials.acquire().await;
+                let result = self.dial_direct(key, addresses).await;
+                drop(permit);
+                let mut table = lock(&self.inner.local_peers);
+                match &result {
+                    Ok(_) => table.succeeded(&key),
+                    Err(_) => table.failed(&key, std::time::Instant::now()),
+                }
+                Ok(result)
             }
         };
         lock(&self.inner.dialling).remove(&key);
-        match result {
-            Ok(Ok(connection)) => {
+        match (result, &candidate.hint) {
+            (Ok(Ok(connection)), _) => {
                 lock(&self.inner.backoff).remove(&key);
                 self.register(connection);
             }
-            _ => self.failed(&key),
+            (_, Hint::Dht(_)) => self.failed(&key),
+            (_, Hint::Local(_)) => {}
         }
     }
 

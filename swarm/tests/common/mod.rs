@@ -54,3 +54,16 @@ pub fn store() -> (tempfile::TempDir, Store) {
     .expect("store");
     (dir, store)
 }
+
+/// A swarm config that finds peers through the DHT only (tests of the DHT
+/// path run in parallel on one host, where local discovery would find the
+/// other tests' peers of the same topic).
+pub fn dht_only(
+    keypair: hyper_core::KeyPair,
+    bootstrap: Vec<SocketAddr>,
+) -> hyper_swarm::SwarmConfig {
+    hyper_swarm::SwarmConfig {
+        local: false,
+        ..hyper_swarm::SwarmConfig::new(keypair, bootstrap)
+    }
+}

@@ -1,0 +1,294 @@
+//! Local discovery with real multicast DNS on this host: two swarms with no
+//! DHT node anywhere find each other by topic and replicate; hostile
+//! announcements (a spoofed key, a flood of keys, garbage and oversized
+//! packets) do no harm; leaving a topic stops it being found.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use hyper_core::{KeyPair, PublicKey};
+use hyper_swarm::{JoinOptions, Path, PeerConnection, Swarm, SwarmConfig, SwarmEvent};
+use hyper_wire::{DownloadRange, Replication, ReplicationOptions};
+use mdns_sd::{ServiceDaemon, ServiceInfo};
+use tokio::sync::broadcast;
+use tokio::time::timeout;
+
+mod common;
+use common::store;
+
+const SERVER: JoinOptions = JoinOptions {
+    server: true,
+    client: false,
+};
+const CLIENT: JoinOptions = JoinOptions {
+    server: false,
+    client: true,
+};
+
+/// A swarm that finds peers only on the local link.
+async fn local_swarm(keypair: KeyPair) -> Swarm {
+    let mut config = SwarmConfig::new(keypair, Vec::new());
+    config.dht = false;
+    let swarm = Swarm::new(config).await.expect("swarm");
+    assert!(swarm.local_enabled(), "mDNS: {:?}", swarm.local_error());
+    swarm
+}
+
+fn random_topic() -> [u8; 32] {
+    KeyPair::generate().expect("keys").public_key().0
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The next Connected event, within `wait`.
+async fn connected(
+    events: &mut broadcast::Receiver<SwarmEvent>,
+    wait: Duration,
+) -> Option<(PublicKey, Path)> {
+    timeout(wait, async {
+        loop {
+            match events.recv().await {
+                Ok(SwarmEvent::Connected { remote, path, .. }) => return (remote, path),
+                Ok(SwarmEvent::Disconnected { .. })
+                | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+async fn first_connection(swarm: &Swarm, wait: Duration) -> PeerConnection {
+    let mut incoming = swarm.connections().expect("connections");
+    timeout(wait, incoming.recv())
+        .await
+        .expect("connected in time")
+        .expect("a connection")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_on_one_host_find_each_other_with_no_dht_and_replicate() {
+    let (_wd, writer_store) = store();
+    let core = writer_store.create_core().expect("core");
+    let blocks: Vec<Vec<u8>> = (0..300u32).map(|i| i.to_le_bytes().repeat(64)).collect();
+    core.append_batch(&blocks).expect("append");
+    let topic = core.key().discovery_key().0;
+
+    let seeder_keys = KeyPair::generate().expect("keys");
+    let seeder = local_swarm(seeder_keys.clone()).await;
+    let seeding = Replication::new(
+        writer_store.clone(),
+        seeder_keys,
+        ReplicationOptions::default(),
+    );
+    seeding.add_core(&core);
+    seeder.replicate(seeding).expect("connections");
+    seeder.join(topic, SERVER);
+    // With the DHT off, flush has nothing to wait for.
+    timeout(Duration::from_secs(1), seeder.flush())
+        .await
+        .expect("flush at once")
+        .expect("flush");
+
+    let (_rd, reader_store) = store();
+    let reader_keys = KeyPair::generate().expect("keys");
+    let reader = local_swarm(reader_keys.clone()).await;
+    reader.join(topic, CLIENT);
+    let connection = first_connection(&reader, Duration::from_secs(20)).await;
+    assert_eq!(connection.remote, seeder.public_key());
+    assert_eq!(connection.path, Path::Local);
+    assert!(connection.initiator);
+
+    let replica = reader_store.replica(&core.key()).expect("replica");
+    let replication = Replication::new(
+        reader_store.clone(),
+        reader_keys,
+        ReplicationOptions::default(),
+    );
+    replication.add_core(&replica);
+    let replicating = {
+        let replication = replication.clone();
+        tokio::spawn(async move { connection.replicate(&replication).await })
+    };
+    timeout(
+        Duration::from_secs(30),
+        replication.download(&replica, DownloadRange::all()),
+    )
+    .await
+    .expect("downloaded in time")
+    .expect("download");
+    for (i, block) in blocks.iter().enumerate() {
+        assert_eq!(&replica.get(i as u64).expect("block"), block);
+    }
+    assert_eq!(seeder.peers(), vec![reader.public_key()]);
+    assert!(!replicating.is_finished(), "the connection stays up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_discovery_is_off_by_the_switch_and_leaving_stops_being_found() {
+    let topic = random_topic();
+    let seeder = local_swarm(KeyPair::generate().expect("keys")).await;
+    seeder.join(topic, SERVER);
+
+    let mut config = SwarmConfig::new(KeyPair::generate().expect("keys"), Vec::new());
+    config.dht = false;
+    config.local = false;
+    let deaf = Swarm::new(config).await.expect("swarm");
+    assert!(!deaf.local_enabled());
+    let mut deaf_events = deaf.events();
+    deaf.join(topic, CLIENT);
+    assert_eq!(
+        connected(&mut deaf_events, Duration::from_secs(4)).await,
+        None,
+        "a swarm with local discovery off found a local peer"
+    );
+
+    // Another topic, left before anyone looks: not found.
+    let gone = random_topic();
+    seeder.join(gone, SERVER);
+    seeder.leave(gone).await.expect("leave");
+    let late = local_swarm(KeyPair::generate().expect("keys")).await;
+    let mut late_events = late.events();
+    late.join(gone, CLIENT);
+    assert_eq!(
+        connected(&mut late_events, Duration::from_secs(4)).await,
+        None,
+        "a topic left was still found"
+    );
+    // The topic still joined is found by the same swarm.
+    late.join(topic, CLIENT);
+    assert_eq!(
+        connected(&mut late_events, Duration::from_secs(20)).await,
+        Some((seeder.public_key(), Path::Local))
+    );
+}
+
+/// The IPv4 address of this host's first non-loopback interface, if any.
+fn lan_ipv4() -> Option<std::net::Ipv4Addr> {
+    if_addrs::get_if_addrs()
+        .ok()?
+        .into_iter()
+        .find_map(|i| match i.addr {
+            if_addrs::IfAddr::V4(v4) if !v4.ip.is_loopback() => Some(v4.ip),
+            _ => None,
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_announcements_are_dropped_without_harm() {
+    let topic = random_topic();
+    let hostile = ServiceDaemon::new().expect("hostile daemon");
+    // A peer with another key listens where the spoof points.
+    let mut impostor_config = SwarmConfig::new(KeyPair::generate().expect("keys"), Vec::new());
+    impostor_config.dht = false;
+    impostor_config.local = false;
+    let impostor = Swarm::new(impostor_config).await.expect("impostor");
+    let impostor_port = impostor.listen_addr().expect("addr").port();
+
+    let honest_keys = KeyPair::generate().expect("keys");
+    let honest_key = honest_keys.public_key();
+    // A flood first: keys nobody holds, a third at one IP on this link (16
+    // per IP are kept), a third at IPs of their own on it (loopback), a
+    // third off the link (dropped); then a spoof of the honest key pointing
+    // at the impostor.
+    let mut flood = Vec::new();
+    for i in 0..150u32 {
+        let key = KeyPair::generate().expect("keys").public_key();
+        let ip: IpAddr = match i % 3 {
+            0 => IpAddr::from([127, 1, 0, 1]),
+            1 => IpAddr::from([127, 2, 0, i as u8]),
+            _ => IpAddr::from([198, 51, 100, i as u8]),
+        };
+        let info = ServiceInfo::new(
+            "_hyper._udp.local.",
+            &format!("flood{i}"),
+            &format!("flood{i}.local."),
+            ip,
+            40_000 + i as u16,
+            &[("k", hex(&key.0)), ("t", hex(&topic))][..],
+        )
+        .expect("info");
+        flood.push(info.get_fullname().to_string());
+        hostile.register(info).expect("register");
+    }
+    let spoof_ip: IpAddr = lan_ipv4().map_or(IpAddr::from([127, 0, 0, 1]), IpAddr::V4);
+    let spoof = ServiceInfo::new(
+        "_hyper._udp.local.",
+        "spoof",
+        "spoof.local.",
+        spoof_ip,
+        impostor_port,
+        &[("k", hex(&honest_key.0)), ("t", hex(&topic))][..],
+    )
+    .expect("info");
+    hostile.register(spoof).expect("register");
+    // Malformed ones: a bad key, no topic, port 0.
+    for (name, props) in [
+        ("badkey", vec![("k", "zz".to_string()), ("t", hex(&topic))]),
+        ("notopic", vec![("k", hex(&honest_key.0))]),
+    ] {
+        let info = ServiceInfo::new(
+            "_hyper._udp.local.",
+            name,
+            &format!("{name}.local."),
+            IpAddr::from([127, 0, 0, 1]),
+            impostor_port,
+            &props[..],
+        )
+        .expect("info");
+        hostile.register(info).expect("register");
+    }
+    // Raw garbage at the mDNS group: random bytes, a header claiming
+    // thousands of records, and a datagram far over any mDNS size.
+    let raw = UdpSocket::bind("0.0.0.0:0").expect("bind");
+    let group = SocketAddr::from(([224, 0, 0, 251], 5353));
+    let mut garbage: Vec<Vec<u8>> = vec![
+        vec![0u8; 12],
+        [
+            0, 0, 0x84, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ]
+        .to_vec(),
+        vec![0xc0; 9000],
+        vec![0x41; 60_000],
+    ];
+    for i in 0..50u32 {
+        garbage.push((0..(i * 37) % 1500).map(|j| (j * 131 + i) as u8).collect());
+    }
+    for g in &garbage {
+        let _ = raw.send_to(g, group);
+    }
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let client = local_swarm(KeyPair::generate().expect("keys")).await;
+    let mut events = client.events();
+    client.join(topic, CLIENT);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let honest = local_swarm(honest_keys).await;
+    honest.join(topic, SERVER);
+    for g in &garbage {
+        let _ = raw.send_to(g, group);
+    }
+    // The only connection made is to the honest key, over the link.
+    assert_eq!(
+        connected(&mut events, Duration::from_secs(30)).await,
+        Some((honest_key, Path::Local)),
+        "the honest peer was not reached past the hostile announcements"
+    );
+    assert_eq!(client.peers(), vec![honest_key]);
+    assert!(impostor.peers().is_empty(), "the impostor got a connection");
+    // At most: 16 of the one-IP third, the 50 with IPs of their own, the
+    // spoof and the honest peer; nothing off the link, nothing malformed.
+    assert!(
+        client.local_heard(&topic) <= 16 + 50 + 2,
+        "the table grew to {}",
+        client.local_heard(&topic)
+    );
+    for name in flood {
+        let _ = hostile.unregister(&name);
+    }
+    let _ = hostile.shutdown();
+}
