@@ -7,6 +7,7 @@
 //!   serves others.
 //! - The wire format of DHT datagrams is `proto/dht.proto`.
 
+mod announced;
 mod codec;
 mod dht;
 mod error;

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::announced::Announced;
 use crate::codec::{self, address, bytes32, socket_addr};
 use crate::id::NodeId;
 use crate::kbucket::{Insert, K, RoutingTable};
@@ -251,6 +252,8 @@ pub struct Node {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pub(crate) records: Records,
+    /// The holders of this node's own announcements.
+    pub(crate) announced: Announced,
     secrets: [[u8; 32]; 2],
     secret_rotated: Instant,
     /// What each reporter said our address is.
@@ -299,6 +302,7 @@ impl Node {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             records: Records::new(limits),
+            announced: Announced::default(),
             secrets: [secret, secret],
             secret_rotated: now,
             observed: VecDeque::new(),
@@ -527,6 +531,7 @@ impl Node {
         }
         if now >= self.next_expire {
             self.records.expire(now);
+            self.announced.expire(now);
             self.next_expire = now + EXPIRE_EVERY;
             self.rates
                 .retain(|_, b| now.duration_since(b.at) < Duration::from_secs(10));
@@ -794,7 +799,9 @@ impl Node {
                     q.lookup.on_failure(&node);
                 }
             }
-            (Purpose::Store(query), result) => self.on_store_answer(query, from, result.is_ok()),
+            (Purpose::Store(query), result) => {
+                self.on_store_answer(now, query, from, result.is_ok())
+            }
             (Purpose::CheckReachable | Purpose::Quiet, _) => {}
         }
     }
@@ -820,7 +827,7 @@ impl Node {
                     q.lookup.on_failure(&node);
                 }
             }
-            Purpose::Store(query) => self.on_store_answer(query, to, false),
+            Purpose::Store(query) => self.on_store_answer(now, query, to, false),
             Purpose::CheckReachable | Purpose::Quiet => {}
         }
     }

@@ -2,7 +2,7 @@
 //! a token this node gave the same address, and a valid signature; every
 //! answer fits one datagram.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::codec::{MAX_PACKET, address, bytes32, socket_addr};
@@ -13,6 +13,23 @@ use crate::node::{ConnectToken, Event, Node, Purpose};
 use crate::signing::{
     immutable_target, mutable_target, verify_mutable, verify_record, verify_unannounce,
 };
+
+/// Addresses one hole punch probes at most.
+pub const MAX_PUNCH_TARGETS: usize = 2;
+
+/// The addresses of `holepunch` worth probing: those on `ip` (the IP the
+/// peer was seen at), without duplicates, at most [`MAX_PUNCH_TARGETS`].
+/// A peer (or a node passing its request on) cannot aim the probes at
+/// any other host, nor multiply them.
+pub fn punch_targets(holepunch: &crate::messages::Holepunch, ip: IpAddr) -> Vec<SocketAddr> {
+    let mut targets: Vec<SocketAddr> = Vec::new();
+    for addr in holepunch.addresses.iter().filter_map(socket_addr) {
+        if addr.ip() == ip && !targets.contains(&addr) && targets.len() < MAX_PUNCH_TARGETS {
+            targets.push(addr);
+        }
+    }
+    targets
+}
 
 /// Room for records in a reply after the nodes and token.
 const RECORD_BUDGET: usize = MAX_PACKET - 1100;
@@ -177,15 +194,31 @@ impl Node {
                     _ => self.send_error(from, tid, ErrorCode::NotFound),
                 }
             }
-            Body::ConnectForward(forward) => match (bytes32(&forward.topic), forward.holepunch) {
-                (Some(topic), Some(holepunch)) => self.push_event(Event::ConnectRequest {
-                    token: ConnectToken::new(from, tid),
-                    topic,
-                    from: forward.from.as_ref().and_then(socket_addr),
-                    holepunch,
-                }),
-                _ => self.send_error(from, tid, ErrorCode::Invalid),
-            },
+            Body::ConnectForward(forward) => {
+                // Only a node this one announced the topic to may pass a
+                // client on, and only toward the IP it saw the client at.
+                let topic = bytes32(&forward.topic);
+                if !topic.is_some_and(|t| self.announced.is_holder(&t, from, now)) {
+                    return self.send_error(from, tid, ErrorCode::NotFound);
+                }
+                let client = forward.from.as_ref().and_then(socket_addr);
+                match (topic, client, forward.holepunch) {
+                    (Some(topic), Some(client), Some(mut holepunch)) => {
+                        let targets = punch_targets(&holepunch, client.ip());
+                        if targets.is_empty() {
+                            return self.send_error(from, tid, ErrorCode::Invalid);
+                        }
+                        holepunch.addresses = targets.into_iter().map(address).collect();
+                        self.push_event(Event::ConnectRequest {
+                            token: ConnectToken::new(from, tid),
+                            topic,
+                            from: Some(client),
+                            holepunch,
+                        });
+                    }
+                    _ => self.send_error(from, tid, ErrorCode::Invalid),
+                }
+            }
             Body::CheckReachable(_) => {
                 if let Some(other) = self.other_node(from) {
                     let ping = crate::messages::PingTarget {
