@@ -146,6 +146,7 @@ pub fn requests(scale: u64) -> Result<()> {
             to: Some(wire_address(me)),
             flags: 0,
             body: Some(body),
+            ..Packet::default()
         })
     };
     // 200 nodes introduce themselves with a find-node of their own id.
@@ -204,6 +205,7 @@ pub fn requests(scale: u64) -> Result<()> {
                 to: Some(wire_address(me)),
                 flags: 0,
                 body: Some(body),
+                ..Packet::default()
             });
             (from, bytes)
         })

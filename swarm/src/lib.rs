@@ -13,6 +13,7 @@ mod dht;
 mod error;
 mod id;
 mod kbucket;
+mod limits;
 mod lookup;
 pub mod messages;
 mod node;

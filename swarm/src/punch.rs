@@ -155,6 +155,7 @@ async fn observe(
                 to: Some(address(*target)),
                 flags: 0,
                 body: Some(Body::Ping(Ping {})),
+                ..Packet::default()
             };
             let _ = socket.send_to(&codec::encode(&ping), target).await;
         }

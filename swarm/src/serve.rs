@@ -5,10 +5,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use crate::codec::{MAX_PACKET, address, bytes32, socket_addr};
+use crate::codec::{address, bytes32, socket_addr};
 use crate::id::NodeId;
 use crate::kbucket::K;
-use crate::messages::{Body, ConnectForward, ErrorCode, NodeInfo, Ping, Reply, SignedRecord};
+use prost::Message as _;
+
+use crate::messages::{
+    Body, ConnectForward, ErrorCode, NodeInfo, Packet, Ping, Reply, SignedRecord,
+};
 use crate::node::{ConnectToken, Event, Node, Purpose};
 use crate::signing::{
     immutable_target, mutable_target, verify_mutable, verify_record, verify_unannounce,
@@ -31,8 +35,37 @@ pub fn punch_targets(holepunch: &crate::messages::Holepunch, ip: IpAddr) -> Vec<
     targets
 }
 
-/// Room for records in a reply after the nodes and token.
-const RECORD_BUDGET: usize = MAX_PACKET - 1100;
+/// Room for records in a reply; [`fit`] then drops closer nodes until
+/// the whole answer fits its budget.
+const RECORD_BUDGET: usize = 800;
+
+/// Trims an answer until it fits `budget` bytes encoded (kind byte
+/// included): closer nodes go first (farthest first), then records, then
+/// the sender's id, then the rest of the reply. Requests are not trimmed.
+pub(crate) fn fit(packet: &mut Packet, budget: usize) {
+    while 1 + packet.encoded_len() > budget {
+        let Some(Body::Reply(reply)) = packet.body.as_mut() else {
+            return;
+        };
+        if reply.closer.pop().is_some() || reply.records.pop().is_some() {
+            continue;
+        }
+        if !packet.id.is_empty() {
+            packet.id.clear();
+            continue;
+        }
+        if reply.mutable.take().is_some() || reply.holepunch.take().is_some() {
+            continue;
+        }
+        if !reply.immutable.is_empty() {
+            reply.immutable.clear();
+        } else if !reply.token.is_empty() {
+            reply.token.clear();
+        } else {
+            return;
+        }
+    }
+}
 
 impl Node {
     fn closer(&self, target: &[u8]) -> Vec<NodeInfo> {
@@ -60,8 +93,16 @@ impl Node {
         }
     }
 
-    /// Answers request `body` (tid `tid`) from `from`.
-    pub(crate) fn serve(&mut self, now: Instant, from: SocketAddr, tid: u32, body: Body) {
+    /// Answers request `body` (tid `tid`) from `from`; `validated` says
+    /// whether `from` proved its address (a round trip or a token).
+    pub(crate) fn serve(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tid: u32,
+        body: Body,
+        validated: bool,
+    ) {
         match body {
             Body::Ping(_) => {
                 let reply = Reply {
@@ -77,6 +118,7 @@ impl Node {
                     tid,
                     Reply {
                         closer,
+                        token: self.token(from, 0).to_vec(),
                         ..Reply::default()
                     },
                 );
@@ -229,6 +271,11 @@ impl Node {
                 self.reply(from, tid, Reply::default());
             }
             Body::PingTarget(ping) => {
+                // Only for nodes that proved their address, and only a few
+                // a second in all: not a way to ping anyone for anyone.
+                if !validated || !self.may_ping_target(now) {
+                    return self.send_error(from, tid, ErrorCode::Limited);
+                }
                 if let Some(target) = ping.target.as_ref().and_then(socket_addr) {
                     self.send_request(now, target, Body::Ping(Ping {}), Purpose::Quiet);
                 }

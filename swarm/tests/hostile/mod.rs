@@ -39,6 +39,7 @@ pub fn packet(tid: u32, to: SocketAddr, body: Body) -> Packet {
         to: Some(wire_address(to)),
         flags: 0,
         body: Some(body),
+        ..Packet::default()
     }
 }
 
