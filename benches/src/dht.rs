@@ -147,6 +147,7 @@ pub fn requests(scale: u64) -> Result<()> {
             to: Some(wire_address(me)),
             flags: 0,
             body: Some(body),
+            ..Packet::default()
         })
     };
     // 200 nodes introduce themselves with a find-node of their own id.
@@ -205,6 +206,7 @@ pub fn requests(scale: u64) -> Result<()> {
                 to: Some(wire_address(me)),
                 flags: 0,
                 body: Some(body),
+                ..Packet::default()
             });
             (from, bytes)
         })

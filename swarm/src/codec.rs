@@ -135,6 +135,7 @@ mod tests {
             to: Some(address("10.0.0.1:49737".parse().expect("addr"))),
             flags: 0,
             body: Some(Body::Ping(Ping {})),
+            ..Packet::default()
         };
         let bytes = encode(&packet);
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -162,6 +163,7 @@ mod tests {
                 to: Some(address(SocketAddr::from((ip, port)))),
                 flags: 1,
                 body: Some(Body::FindNode(FindNode { target: target.to_vec() })),
+                ..Packet::default()
             };
             prop_assert_eq!(decode(&encode(&packet)), Ok(Datagram::Dht(Box::new(packet.clone()))));
             let back = socket_addr(packet.to.as_ref().expect("to"));

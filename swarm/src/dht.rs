@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::codec::{self, Datagram};
 use crate::error::{Error, Result};
 use crate::id::NodeId;
+use crate::limits::{Buckets, Prefix, TokenBucket};
 use crate::messages::{Body, Holepunch, MutableValue, Reply};
 use crate::node::{Config, ConnectToken, Event, Node, QueryId, RequestError, RequestId};
 use crate::query::{FoundRecord, QueryKind, QueryOutcome};
@@ -25,8 +26,10 @@ use crate::relay::Relay;
 use crate::signing::{immutable_target, sign_mutable};
 use hyper_core::{KeyPair, PublicKey};
 
-/// Pings the second port answers per second at most.
-const OBSERVER_PINGS_PER_SECOND: u32 = 1000;
+/// Pings the second port answers per second at most, in all.
+const OBSERVER_PINGS_PER_SECOND: f64 = 1000.0;
+/// ... and per source /24 (IPv4) or /64 (IPv6), with twice that at once.
+const OBSERVER_PINGS_PER_PREFIX: f64 = 10.0;
 
 /// A connect request passed on to this node by the holder of one of its
 /// announcements; answer it with [`Dht::answer_connect`].
@@ -112,7 +115,16 @@ impl Dht {
             node,
             socket,
             observer,
-            observer_budget: (now, 0),
+            observer_budget: TokenBucket::new(
+                now,
+                OBSERVER_PINGS_PER_SECOND,
+                OBSERVER_PINGS_PER_SECOND,
+            ),
+            observer_rates: Buckets::new(
+                OBSERVER_PINGS_PER_PREFIX,
+                2.0 * OBSERVER_PINGS_PER_PREFIX,
+                65_536,
+            ),
             relay,
             commands: rx,
             incoming: incoming_tx,
@@ -256,8 +268,9 @@ struct Driver {
     socket: UdpSocket,
     /// The second port: answers pings only.
     observer: UdpSocket,
-    /// Start of the current second and the pings answered in it there.
-    observer_budget: (Instant, u32),
+    /// Pings the second port may still answer, in all and per prefix.
+    observer_budget: TokenBucket,
+    observer_rates: Buckets<Prefix>,
     relay: Option<Relay>,
     commands: mpsc::UnboundedReceiver<Command>,
     incoming: mpsc::UnboundedSender<IncomingConnect>,
@@ -305,7 +318,8 @@ impl Driver {
     }
 
     /// Answers a ping on the second port with the sender's address (at
-    /// most [`OBSERVER_PINGS_PER_SECOND`]; anything else is dropped).
+    /// most [`OBSERVER_PINGS_PER_PREFIX`] a second per source prefix and
+    /// [`OBSERVER_PINGS_PER_SECOND`] in all; anything else is dropped).
     async fn observe(&mut self, from: SocketAddr, bytes: &[u8]) {
         let Ok(Datagram::Dht(packet)) = codec::decode(bytes) else {
             return;
@@ -314,19 +328,18 @@ impl Driver {
             return;
         }
         let now = Instant::now();
-        if now.duration_since(self.observer_budget.0) >= std::time::Duration::from_secs(1) {
-            self.observer_budget = (now, 0);
-        }
-        if self.observer_budget.1 >= OBSERVER_PINGS_PER_SECOND {
+        if !self.observer_rates.take(now, Prefix::of(from.ip()))
+            || !self.observer_budget.take(now, 1.0)
+        {
             return;
         }
-        self.observer_budget.1 += 1;
         let answer = crate::messages::Packet {
             tid: packet.tid,
             id: Vec::new(),
             to: Some(codec::address(from)),
             flags: 0,
             body: Some(Body::Reply(Reply::default())),
+            ..crate::messages::Packet::default()
         };
         let _ = self.observer.send_to(&codec::encode(&answer), from).await;
     }

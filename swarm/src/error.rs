@@ -23,6 +23,10 @@ pub enum Error {
     /// check the bootstrap addresses.
     #[error("no DHT node answered: check the bootstrap addresses")]
     NoObservers,
+    /// This process is already running as many hole punches as it allows
+    /// (`MAX_PUNCHES`); try again when one ends.
+    #[error("too many hole punches at once")]
+    TooManyPunches,
     /// Neither hole punching nor a relay got a path to the peer in time.
     #[error("no path to the peer: hole punching timed out and no relay was offered")]
     Unreachable,

@@ -7,11 +7,13 @@
 //!   serves others.
 //! - The wire format of DHT datagrams is `proto/dht.proto`.
 
+mod announced;
 mod codec;
 mod dht;
 mod error;
 mod id;
 mod kbucket;
+mod limits;
 mod lookup;
 pub mod messages;
 mod node;

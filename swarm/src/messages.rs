@@ -38,6 +38,14 @@ pub struct Packet {
     /// The sender's capabilities ([`FLAG_RELAY`]).
     #[prost(uint32, tag = "4")]
     pub flags: u32,
+    /// A validation token the recipient gave the sender earlier: proves
+    /// the sender's address, so the recipient answers in full.
+    #[prost(bytes = "vec", tag = "5")]
+    pub token: Vec<u8>,
+    /// Ignored bytes that make a request from an address the recipient
+    /// has not validated big enough for its answer.
+    #[prost(bytes = "vec", tag = "6")]
+    pub padding: Vec<u8>,
     /// What the packet says.
     #[prost(
         oneof = "Body",

@@ -13,9 +13,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::codec::{self, address, bytes32, socket_addr};
+use crate::announced::Announced;
+use crate::codec::{self, MAX_PACKET, address, bytes32, socket_addr};
 use crate::id::NodeId;
 use crate::kbucket::{Insert, K, RoutingTable};
+use crate::limits::{AddressSet, Buckets, Prefix, TokenBucket, TokenCache};
 use crate::messages::{
     Body, CheckReachable, ErrorCode, FLAG_RELAY, Holepunch, Packet, Ping, Reply,
 };
@@ -69,6 +71,9 @@ pub struct Config {
     /// A second port of this node that answers pings (the driver binds
     /// it); told in every ping answer.
     pub observer_port: Option<u16>,
+    /// Bytes of answers sent per second at most, to all sources together
+    /// (a second's worth may go at once).
+    pub answer_bytes_per_second: u64,
 }
 
 impl Default for Config {
@@ -87,6 +92,7 @@ impl Default for Config {
                 burst: 400,
             },
             observer_port: None,
+            answer_bytes_per_second: 4 << 20,
         }
     }
 }
@@ -209,34 +215,6 @@ struct Pending {
     purpose: Purpose,
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-/// Addresses this node wrote to: a request from any other address is
-/// unsolicited. Two generations, so the set stays bounded.
-#[derive(Default)]
-struct Contacted {
-    current: HashSet<SocketAddr>,
-    previous: HashSet<SocketAddr>,
-}
-
-impl Contacted {
-    const GENERATION: usize = 16_384;
-
-    fn insert(&mut self, addr: SocketAddr) {
-        if self.current.len() >= Self::GENERATION {
-            self.previous = std::mem::take(&mut self.current);
-        }
-        self.current.insert(addr);
-    }
-
-    fn contains(&self, addr: &SocketAddr) -> bool {
-        self.current.contains(addr) || self.previous.contains(addr)
-    }
-}
-
 /// One DHT node.
 pub struct Node {
     pub(crate) config: Config,
@@ -251,15 +229,27 @@ pub struct Node {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     pub(crate) records: Records,
+    /// The holders of this node's own announcements.
+    pub(crate) announced: Announced,
     secrets: [[u8; 32]; 2],
     secret_rotated: Instant,
     /// What each reporter said our address is.
     observed: VecDeque<(SocketAddr, SocketAddr)>,
     public_address: Option<SocketAddr>,
-    contacted: Contacted,
+    contacted: AddressSet,
+    /// Addresses that answered a request of ours: a round trip proved them.
+    validated: AddressSet,
+    /// Validation tokens other nodes gave us.
+    tokens: TokenCache,
+    /// Bytes of answers this node may still send (all sources together).
+    answer_bytes: TokenBucket,
+    /// `PingTarget`s this node may still act on.
+    ping_targets: TokenBucket,
+    /// The size the answer being built may have (see [`Node::budget`]).
+    budget: usize,
     /// Recent requesters (any), to ask for reachability pings.
     recent: VecDeque<SocketAddr>,
-    rates: HashMap<IpAddr, Bucket>,
+    rates: Buckets<Prefix>,
     evicting: HashSet<NodeId>,
     relays: VecDeque<SocketAddr>,
     next_refresh: Instant,
@@ -278,8 +268,17 @@ const CHECK_MAX: Duration = Duration::from_secs(120);
 const OBSERVERS: usize = 8;
 const RECENT: usize = 32;
 const RELAYS: usize = 8;
-/// Source IPs with a rate bucket at most.
+/// Source prefixes with a rate bucket at most.
 const MAX_RATE_SOURCES: usize = 65_536;
+/// `PingTarget` requests acted on per second (from validated nodes only).
+const PING_TARGETS_PER_SECOND: f64 = 20.0;
+/// An answer to a source whose address is not validated is at most this
+/// many times the size of its request (QUIC's rule, RFC 9000 section 8).
+pub const AMPLIFICATION: usize = 3;
+/// Requests whose answers may be large are padded to this size while the
+/// recipient has not validated the sender, so that their answers fit
+/// [`AMPLIFICATION`] times it.
+pub const PADDED_REQUEST: usize = MAX_PACKET / AMPLIFICATION + 1;
 
 impl Node {
     /// A node that has not yet talked to anyone. `seed` gives the random
@@ -299,13 +298,27 @@ impl Node {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             records: Records::new(limits),
+            announced: Announced::default(),
             secrets: [secret, secret],
             secret_rotated: now,
             observed: VecDeque::new(),
             public_address: None,
-            contacted: Contacted::default(),
+            contacted: AddressSet::default(),
+            validated: AddressSet::default(),
+            tokens: TokenCache::default(),
+            answer_bytes: TokenBucket::new(
+                now,
+                config.answer_bytes_per_second as f64,
+                config.answer_bytes_per_second as f64,
+            ),
+            ping_targets: TokenBucket::new(now, PING_TARGETS_PER_SECOND, PING_TARGETS_PER_SECOND),
+            budget: MAX_PACKET,
             recent: VecDeque::new(),
-            rates: HashMap::new(),
+            rates: Buckets::new(
+                f64::from(config.rate_limit.per_second),
+                f64::from(config.rate_limit.burst),
+                MAX_RATE_SOURCES,
+            ),
             evicting: HashSet::new(),
             relays: VecDeque::new(),
             next_refresh: now + config.refresh_interval,
@@ -395,7 +408,30 @@ impl Node {
             to: Some(address(to)),
             flags: if self.config.relay { FLAG_RELAY } else { 0 },
             body: Some(body),
+            token: Vec::new(),
+            padding: Vec::new(),
         }
+    }
+
+    /// A request to `to`: with the validation token `to` gave us, or, for
+    /// a request whose answer may be large, padded to [`PADDED_REQUEST`]
+    /// (so the answer fits [`AMPLIFICATION`] times it).
+    fn request_packet(&self, now: Instant, tid: u32, to: SocketAddr, body: Body) -> Packet {
+        let large = matches!(
+            body,
+            Body::FindNode(_) | Body::Lookup(_) | Body::MutableGet(_) | Body::ImmutableGet(_)
+        );
+        let mut packet = self.header(tid, to, body);
+        match self.tokens.get(now, &to) {
+            Some(token) => packet.token = token.to_vec(),
+            None if large => {
+                let len = codec::encode(&packet).len();
+                // The padding field's own tag and length take three bytes.
+                packet.padding = vec![0; PADDED_REQUEST.saturating_sub(len + 3)];
+            }
+            None => {}
+        }
+        packet
     }
 
     /// Sends a request and remembers it; returns its tid.
@@ -407,7 +443,7 @@ impl Node {
         purpose: Purpose,
     ) -> u32 {
         let tid = self.fresh_tid();
-        let bytes = codec::encode(&self.header(tid, to, body));
+        let bytes = codec::encode(&self.request_packet(now, tid, to, body));
         self.contacted.insert(to);
         self.transmits.push_back(Transmit {
             to,
@@ -426,8 +462,15 @@ impl Node {
         tid
     }
 
+    /// Sends an answer, trimmed to fit the budget of the request being
+    /// answered ([`Node::budget`]; a whole packet outside of one).
     pub(crate) fn send_answer(&mut self, to: SocketAddr, tid: u32, body: Body) {
-        let bytes = codec::encode(&self.header(tid, to, body));
+        let mut packet = self.header(tid, to, body);
+        crate::serve::fit(&mut packet, self.budget);
+        let bytes = codec::encode(&packet);
+        if bytes.len() > self.budget {
+            return;
+        }
         self.contacted.insert(to);
         self.transmits.push_back(Transmit { to, bytes });
     }
@@ -527,9 +570,9 @@ impl Node {
         }
         if now >= self.next_expire {
             self.records.expire(now);
+            self.announced.expire(now);
             self.next_expire = now + EXPIRE_EVERY;
-            self.rates
-                .retain(|_, b| now.duration_since(b.at) < Duration::from_secs(10));
+            self.rates.expire(now);
         }
         if now >= self.next_refresh {
             self.next_refresh = now + self.config.refresh_interval;
@@ -573,9 +616,16 @@ impl Node {
                 self.on_answer(now, from, packet.tid, claimed, Err(code));
             }
             request => {
-                if !self.admit(now, from.ip()) {
+                if !self.answer_bytes.has(now) || !self.rates.take(now, Prefix::of(from.ip())) {
                     return;
                 }
+                let validated =
+                    self.validated.contains(&from) || self.valid_token(from, &packet.token);
+                self.budget = if validated {
+                    MAX_PACKET
+                } else {
+                    (AMPLIFICATION * bytes.len()).min(MAX_PACKET)
+                };
                 if self.recent.len() >= RECENT {
                     self.recent.pop_back();
                 }
@@ -605,41 +655,24 @@ impl Node {
                 {
                     self.observe(now, from, Some(to));
                 }
-                self.serve(now, from, packet.tid, request);
+                let queued = self.transmits.len();
+                self.serve(now, from, packet.tid, request, validated);
+                self.budget = MAX_PACKET;
+                let answered: usize = self
+                    .transmits
+                    .iter()
+                    .skip(queued)
+                    .map(|t| t.bytes.len())
+                    .sum();
+                self.answer_bytes.charge(now, answered as f64);
             }
         }
         self.drive_queries(now);
     }
 
-    /// Token bucket per source IP. The table of buckets is bounded: when
-    /// full, buckets idle long enough to have refilled are dropped (they
-    /// would start full anyway), and if none is, a new source waits.
-    fn admit(&mut self, now: Instant, ip: IpAddr) -> bool {
-        let limit = self.config.rate_limit;
-        if !self.rates.contains_key(&ip) && self.rates.len() >= MAX_RATE_SOURCES {
-            let refill = Duration::from_secs_f64(
-                f64::from(limit.burst) / f64::from(limit.per_second.max(1)),
-            );
-            self.rates
-                .retain(|_, b| now.saturating_duration_since(b.at) < refill);
-            if self.rates.len() >= MAX_RATE_SOURCES {
-                return false;
-            }
-        }
-        let bucket = self.rates.entry(ip).or_insert(Bucket {
-            tokens: f64::from(limit.burst),
-            at: now,
-        });
-        let elapsed = now.duration_since(bucket.at).as_secs_f64();
-        bucket.tokens =
-            (bucket.tokens + elapsed * f64::from(limit.per_second)).min(f64::from(limit.burst));
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+    /// Takes one of the `PingTarget`s this node acts on per second.
+    pub(crate) fn may_ping_target(&mut self, now: Instant) -> bool {
+        self.ping_targets.take(now, 1.0)
     }
 
     /// A reporter said our address is `to`.
@@ -761,6 +794,12 @@ impl Node {
         let Some(pending) = self.pending.remove(&tid) else {
             return;
         };
+        self.validated.insert(from);
+        if let Ok(reply) = &result
+            && !reply.token.is_empty()
+        {
+            self.tokens.insert(now, from, reply.token.clone());
+        }
         if let Some(id) = claimed {
             self.seen(now, id, from);
         }
@@ -794,7 +833,9 @@ impl Node {
                     q.lookup.on_failure(&node);
                 }
             }
-            (Purpose::Store(query), result) => self.on_store_answer(query, from, result.is_ok()),
+            (Purpose::Store(query), result) => {
+                self.on_store_answer(now, query, from, result.is_ok())
+            }
             (Purpose::CheckReachable | Purpose::Quiet, _) => {}
         }
     }
@@ -820,7 +861,7 @@ impl Node {
                     q.lookup.on_failure(&node);
                 }
             }
-            Purpose::Store(query) => self.on_store_answer(query, to, false),
+            Purpose::Store(query) => self.on_store_answer(now, query, to, false),
             Purpose::CheckReachable | Purpose::Quiet => {}
         }
     }

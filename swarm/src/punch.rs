@@ -35,10 +35,54 @@ use crate::messages::{Body, Holepunch, NatKind, Packet, Ping};
 pub const BIRTHDAY_SOCKETS: usize = 256;
 /// How long punching may take before the attempt fails.
 pub const PUNCH_TIMEOUT: Duration = Duration::from_secs(6);
-/// Probes per second sprayed at random ports.
-const SPRAY_RATE: u64 = 2000;
-/// Time between probes to a known address.
-const PROBE_EVERY: Duration = Duration::from_millis(10);
+/// Hole punches (each with its sockets and probes) running at once in this
+/// process at most; more connect attempts are refused until one ends.
+pub const MAX_PUNCHES: usize = 8;
+/// When each probe to a known address goes out, from the start of
+/// punching: a few, backing off, then silence (a peer that has not
+/// answered by then is not there, or is someone else).
+const PROBE_SCHEDULE: [Duration; 6] = [
+    Duration::ZERO,
+    Duration::from_millis(30),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(600),
+    Duration::from_millis(1500),
+];
+/// Each birthday socket probes only twice: once to open its mapping and
+/// once to keep it open.
+const BIRTHDAY_SCHEDULE: [Duration; 2] = [Duration::ZERO, Duration::from_millis(1500)];
+/// Probes sprayed at random ports of the peer's IP in one punch at most
+/// (with [`BIRTHDAY_SOCKETS`] mappings open, 1,536 random ports find one
+/// with a probability of 99.8%).
+const SPRAY_BUDGET: u32 = 1536;
+/// Probes sprayed per 10 ms tick (1,000 per second).
+const SPRAY_PER_TICK: u32 = 10;
+
+/// Punches running now (see [`MAX_PUNCHES`]).
+static PUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One of the [`MAX_PUNCHES`] slots, given back when dropped.
+pub struct PunchPermit(());
+
+impl PunchPermit {
+    /// A slot, or `None` if [`MAX_PUNCHES`] are taken.
+    fn take() -> Option<PunchPermit> {
+        use std::sync::atomic::Ordering;
+        PUNCHES
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_PUNCHES).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| PunchPermit(()))
+    }
+}
+
+impl Drop for PunchPermit {
+    fn drop(&mut self) {
+        PUNCHES.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 /// A fresh socket and what DHT nodes saw of it.
 pub struct Prepared {
@@ -48,11 +92,16 @@ pub struct Prepared {
     pub addresses: Vec<SocketAddr>,
     /// How its NAT maps ports.
     pub nat: NatKind,
+    /// This attempt's punching slot.
+    permit: PunchPermit,
 }
 
 /// Binds a fresh socket and pings up to two of `observers` from it to learn
-/// its public mapping and the NAT kind.
+/// its public mapping and the NAT kind. Takes one of the [`MAX_PUNCHES`]
+/// slots ([`Error::TooManyPunches`] if none is free) for as long as the
+/// attempt lives.
 pub async fn prepare(observers: &[SocketAddr]) -> Result<Prepared> {
+    let permit = PunchPermit::take().ok_or(Error::TooManyPunches)?;
     let socket = UdpSocket::bind(any_port_for(observers.first())).await?;
     let targets: Vec<SocketAddr> = observers.iter().copied().take(2).collect();
     let mut seen = observe(&socket, &targets).await;
@@ -81,6 +130,7 @@ pub async fn prepare(observers: &[SocketAddr]) -> Result<Prepared> {
         socket,
         addresses,
         nat,
+        permit,
     })
 }
 
@@ -105,6 +155,7 @@ async fn observe(
                 to: Some(address(*target)),
                 flags: 0,
                 body: Some(Body::Ping(Ping {})),
+                ..Packet::default()
             };
             let _ = socket.send_to(&codec::encode(&ping), target).await;
         }
@@ -189,37 +240,51 @@ pub async fn register(socket: &UdpSocket, relay: SocketAddr, session: &[u8; 32])
     Err(Error::NoRelay)
 }
 
-/// Sends probes from `socket` to `targets`, and with `spray` to random
-/// ports of that IP, until `stop` (forever if never).
+/// Sends probes from `socket` to `targets` at the times of `schedule`, and
+/// with `spray` up to [`SPRAY_BUDGET`] to random ports of that IP, until
+/// `stop` or until both are used up; the datagrams it sent.
 async fn probe(
     socket: &UdpSocket,
     session: &[u8; 32],
     targets: &[SocketAddr],
+    schedule: &[Duration],
     spray: Option<IpAddr>,
     stop: Instant,
-) {
+) -> u32 {
     let datagram = session_datagram(KIND_PROBE, session);
     let mut rng = random_u64() | 1;
-    let mut next_targets = Instant::now();
-    let per_tick = SPRAY_RATE / 100;
+    let start = Instant::now();
+    let mut rounds = schedule.iter();
+    let mut next_round = rounds.next().map(|d| start + *d);
+    let mut sprayed = 0u32;
+    let mut sent = 0u32;
     while Instant::now() < stop {
-        if Instant::now() >= next_targets {
+        if next_round.is_some_and(|at| Instant::now() >= at) {
             for target in targets {
                 let _ = socket.send_to(&datagram, target).await;
+                sent += 1;
             }
-            next_targets = Instant::now() + PROBE_EVERY;
+            next_round = rounds.next().map(|d| start + *d);
         }
-        if let Some(ip) = spray {
-            for _ in 0..per_tick {
+        if let Some(ip) = spray.filter(|_| sprayed < SPRAY_BUDGET) {
+            for _ in 0..SPRAY_PER_TICK.min(SPRAY_BUDGET - sprayed) {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
                 let port = 1024 + (rng % (65_536 - 1024)) as u16;
                 let _ = socket.send_to(&datagram, SocketAddr::new(ip, port)).await;
+                sprayed += 1;
+                sent += 1;
             }
         }
-        sleep(Duration::from_millis(10)).await;
+        let spraying = spray.is_some() && sprayed < SPRAY_BUDGET;
+        match next_round {
+            _ if spraying => sleep(Duration::from_millis(10)).await,
+            Some(at) => tokio::time::sleep_until(at.min(stop)).await,
+            None => break,
+        }
     }
+    sent
 }
 
 /// Waits for a probe of `session` on `socket`; the address it came from.
@@ -243,9 +308,15 @@ async fn probe_until_answered(
     socket: &UdpSocket,
     session: &[u8; 32],
     targets: &[SocketAddr],
+    schedule: &[Duration],
     spray: Option<IpAddr>,
     stop: Instant,
 ) -> Option<SocketAddr> {
+    let probing = async {
+        probe(socket, session, targets, schedule, spray, stop).await;
+        // Out of probes: keep listening until `stop`.
+        std::future::pending::<()>().await;
+    };
     tokio::select! {
         from = await_probe(socket, session, stop) => {
             if let Some(from) = from {
@@ -253,7 +324,7 @@ async fn probe_until_answered(
             }
             from
         }
-        () = probe(socket, session, targets, spray, stop) => None,
+        () = probing => None,
     }
 }
 
@@ -272,7 +343,9 @@ async fn birthday(
         let won = won.clone();
         let targets = targets.clone();
         tasks.push(tokio::spawn(async move {
-            if let Some(from) = probe_until_answered(&socket, &session, &targets, None, stop).await
+            if let Some(from) =
+                probe_until_answered(&socket, &session, &targets, &BIRTHDAY_SCHEDULE, None, stop)
+                    .await
             {
                 let _ = won.try_send((socket, from));
             }
@@ -286,13 +359,15 @@ async fn birthday(
     result.ok_or(Error::Unreachable)
 }
 
-/// When punching toward `remote` gives up, where to probe, and its IP.
+/// When punching toward `remote` gives up, where to probe (at most
+/// [`crate::serve::MAX_PUNCH_TARGETS`] addresses, all on the IP of the
+/// first), and that IP.
 fn plan(remote: &Holepunch) -> Result<(Instant, Vec<SocketAddr>, IpAddr)> {
-    let targets = addresses_of(remote);
-    let their_ip = targets
+    let their_ip = addresses_of(remote)
         .first()
         .map(SocketAddr::ip)
         .ok_or(Error::BadAnswer)?;
+    let targets = crate::serve::punch_targets(remote, their_ip);
     Ok((Instant::now() + PUNCH_TIMEOUT, targets, their_ip))
 }
 
@@ -307,14 +382,24 @@ pub async fn client(
     match (prepared.nat, nat_of(remote)) {
         (NatKind::Random, NatKind::Random) => Err(Error::NoRelay),
         (NatKind::Random, _) => {
-            drop(prepared.socket);
-            birthday(session, targets, stop).await
+            let Prepared { socket, permit, .. } = prepared;
+            drop(socket);
+            let won = birthday(session, targets, stop).await;
+            drop(permit);
+            won
         }
         (_, theirs) => {
             let spray = (theirs == NatKind::Random).then_some(their_ip);
-            let from = probe_until_answered(&prepared.socket, &session, &targets, spray, stop)
-                .await
-                .ok_or(Error::Unreachable)?;
+            let from = probe_until_answered(
+                &prepared.socket,
+                &session,
+                &targets,
+                &PROBE_SCHEDULE,
+                spray,
+                stop,
+            )
+            .await
+            .ok_or(Error::Unreachable)?;
             Ok((prepared.socket, from))
         }
     }
@@ -334,18 +419,53 @@ pub async fn server(
     match (prepared.nat, nat_of(remote)) {
         (NatKind::Random, NatKind::Random) => Err(Error::NoRelay),
         (NatKind::Random, _) => {
-            drop(prepared.socket);
+            let Prepared { socket, permit, .. } = prepared;
+            drop(socket);
             let (socket, _) = birthday(session, targets, stop).await?;
+            drop(permit);
             Ok(socket.into_std()?)
         }
         (_, theirs) => {
-            let socket = prepared.socket.into_std()?;
+            let Prepared { socket, permit, .. } = prepared;
+            let socket = socket.into_std()?;
             let prober = UdpSocket::from_std(socket.try_clone()?)?;
             let spray = (theirs == NatKind::Random).then_some(their_ip);
             tokio::spawn(async move {
-                probe(&prober, &session, &targets, spray, stop).await;
+                probe(&prober, &session, &targets, &PROBE_SCHEDULE, spray, stop).await;
+                // The slot is held while the probes go out.
+                drop(permit);
             });
             Ok(socket)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_punch_sends_a_bounded_number_of_probes() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let targets: Vec<SocketAddr> = vec![
+            "127.0.0.9:1".parse().expect("addr"),
+            "127.0.0.9:2".parse().expect("addr"),
+        ];
+        let stop = Instant::now() + Duration::from_secs(30);
+        let ip = "127.0.0.9".parse().ok();
+        let sent = probe(&socket, &[1; 32], &targets, &PROBE_SCHEDULE, ip, stop).await;
+        assert_eq!(sent, SPRAY_BUDGET + 2 * PROBE_SCHEDULE.len() as u32);
+        assert!(Instant::now() < stop, "it stopped once out of probes");
+        let sent = probe(&socket, &[1; 32], &targets, &BIRTHDAY_SCHEDULE, None, stop).await;
+        assert_eq!(sent, 4);
+    }
+
+    #[test]
+    fn punches_are_capped() {
+        let permits: Vec<PunchPermit> = std::iter::from_fn(PunchPermit::take).take(100).collect();
+        assert_eq!(permits.len(), MAX_PUNCHES);
+        assert!(PunchPermit::take().is_none());
+        drop(permits);
+        assert!(PunchPermit::take().is_some());
     }
 }

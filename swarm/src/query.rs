@@ -175,6 +175,9 @@ impl Node {
     pub fn query(&mut self, now: Instant, kind: QueryKind) -> QueryId {
         let id = self.next_query_id();
         let target = kind.target();
+        if let QueryKind::Unannounce(_) = &kind {
+            self.announced.withdrawn(&target);
+        }
         let seeds = self.seeds(&NodeId(target));
         let lookup = Lookup::new(NodeId(target), seeds.iter().map(|(n, _)| *n), WALK_TIMEOUT);
         let outcome = self.held_here(&kind, target);
@@ -302,7 +305,13 @@ impl Node {
         }
     }
 
-    pub(crate) fn on_store_answer(&mut self, id: QueryId, from: SocketAddr, stored: bool) {
+    pub(crate) fn on_store_answer(
+        &mut self,
+        now: Instant,
+        id: QueryId,
+        from: SocketAddr,
+        stored: bool,
+    ) {
         let Some(query) = self.queries.get_mut(&id) else {
             return;
         };
@@ -310,6 +319,11 @@ impl Node {
             *outstanding = outstanding.saturating_sub(1);
             if stored {
                 query.outcome.stored_at.push(from);
+                if let QueryKind::Announce { topic, .. } = &query.kind {
+                    // Only this holder may pass connects on for the topic.
+                    let until = now + self.records.limits().ttl;
+                    self.announced.stored(*topic, from, until);
+                }
             }
             if *outstanding == 0 {
                 self.finish(id);

@@ -2,20 +2,70 @@
 //! a token this node gave the same address, and a valid signature; every
 //! answer fits one datagram.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use crate::codec::{MAX_PACKET, address, bytes32, socket_addr};
+use crate::codec::{address, bytes32, socket_addr};
 use crate::id::NodeId;
 use crate::kbucket::K;
-use crate::messages::{Body, ConnectForward, ErrorCode, NodeInfo, Ping, Reply, SignedRecord};
+use prost::Message as _;
+
+use crate::messages::{
+    Body, ConnectForward, ErrorCode, NodeInfo, Packet, Ping, Reply, SignedRecord,
+};
 use crate::node::{ConnectToken, Event, Node, Purpose};
 use crate::signing::{
     immutable_target, mutable_target, verify_mutable, verify_record, verify_unannounce,
 };
 
-/// Room for records in a reply after the nodes and token.
-const RECORD_BUDGET: usize = MAX_PACKET - 1100;
+/// Addresses one hole punch probes at most.
+pub const MAX_PUNCH_TARGETS: usize = 2;
+
+/// The addresses of `holepunch` worth probing: those on `ip` (the IP the
+/// peer was seen at), without duplicates, at most [`MAX_PUNCH_TARGETS`].
+/// A peer (or a node passing its request on) cannot aim the probes at
+/// any other host, nor multiply them.
+pub fn punch_targets(holepunch: &crate::messages::Holepunch, ip: IpAddr) -> Vec<SocketAddr> {
+    let mut targets: Vec<SocketAddr> = Vec::new();
+    for addr in holepunch.addresses.iter().filter_map(socket_addr) {
+        if addr.ip() == ip && !targets.contains(&addr) && targets.len() < MAX_PUNCH_TARGETS {
+            targets.push(addr);
+        }
+    }
+    targets
+}
+
+/// Room for records in a reply; [`fit`] then drops closer nodes until
+/// the whole answer fits its budget.
+const RECORD_BUDGET: usize = 800;
+
+/// Trims an answer until it fits `budget` bytes encoded (kind byte
+/// included): closer nodes go first (farthest first), then records, then
+/// the sender's id, then the rest of the reply. Requests are not trimmed.
+pub(crate) fn fit(packet: &mut Packet, budget: usize) {
+    while 1 + packet.encoded_len() > budget {
+        let Some(Body::Reply(reply)) = packet.body.as_mut() else {
+            return;
+        };
+        if reply.closer.pop().is_some() || reply.records.pop().is_some() {
+            continue;
+        }
+        if !packet.id.is_empty() {
+            packet.id.clear();
+            continue;
+        }
+        if reply.mutable.take().is_some() || reply.holepunch.take().is_some() {
+            continue;
+        }
+        if !reply.immutable.is_empty() {
+            reply.immutable.clear();
+        } else if !reply.token.is_empty() {
+            reply.token.clear();
+        } else {
+            return;
+        }
+    }
+}
 
 impl Node {
     fn closer(&self, target: &[u8]) -> Vec<NodeInfo> {
@@ -43,8 +93,16 @@ impl Node {
         }
     }
 
-    /// Answers request `body` (tid `tid`) from `from`.
-    pub(crate) fn serve(&mut self, now: Instant, from: SocketAddr, tid: u32, body: Body) {
+    /// Answers request `body` (tid `tid`) from `from`; `validated` says
+    /// whether `from` proved its address (a round trip or a token).
+    pub(crate) fn serve(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tid: u32,
+        body: Body,
+        validated: bool,
+    ) {
         match body {
             Body::Ping(_) => {
                 let reply = Reply {
@@ -60,6 +118,7 @@ impl Node {
                     tid,
                     Reply {
                         closer,
+                        token: self.token(from, 0).to_vec(),
                         ..Reply::default()
                     },
                 );
@@ -177,15 +236,31 @@ impl Node {
                     _ => self.send_error(from, tid, ErrorCode::NotFound),
                 }
             }
-            Body::ConnectForward(forward) => match (bytes32(&forward.topic), forward.holepunch) {
-                (Some(topic), Some(holepunch)) => self.push_event(Event::ConnectRequest {
-                    token: ConnectToken::new(from, tid),
-                    topic,
-                    from: forward.from.as_ref().and_then(socket_addr),
-                    holepunch,
-                }),
-                _ => self.send_error(from, tid, ErrorCode::Invalid),
-            },
+            Body::ConnectForward(forward) => {
+                // Only a node this one announced the topic to may pass a
+                // client on, and only toward the IP it saw the client at.
+                let topic = bytes32(&forward.topic);
+                if !topic.is_some_and(|t| self.announced.is_holder(&t, from, now)) {
+                    return self.send_error(from, tid, ErrorCode::NotFound);
+                }
+                let client = forward.from.as_ref().and_then(socket_addr);
+                match (topic, client, forward.holepunch) {
+                    (Some(topic), Some(client), Some(mut holepunch)) => {
+                        let targets = punch_targets(&holepunch, client.ip());
+                        if targets.is_empty() {
+                            return self.send_error(from, tid, ErrorCode::Invalid);
+                        }
+                        holepunch.addresses = targets.into_iter().map(address).collect();
+                        self.push_event(Event::ConnectRequest {
+                            token: ConnectToken::new(from, tid),
+                            topic,
+                            from: Some(client),
+                            holepunch,
+                        });
+                    }
+                    _ => self.send_error(from, tid, ErrorCode::Invalid),
+                }
+            }
             Body::CheckReachable(_) => {
                 if let Some(other) = self.other_node(from) {
                     let ping = crate::messages::PingTarget {
@@ -196,6 +271,11 @@ impl Node {
                 self.reply(from, tid, Reply::default());
             }
             Body::PingTarget(ping) => {
+                // Only for nodes that proved their address, and only a few
+                // a second in all: not a way to ping anyone for anyone.
+                if !validated || !self.may_ping_target(now) {
+                    return self.send_error(from, tid, ErrorCode::Limited);
+                }
                 if let Some(target) = ping.target.as_ref().and_then(socket_addr) {
                     self.send_request(now, target, Body::Ping(Ping {}), Purpose::Quiet);
                 }

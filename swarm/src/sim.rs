@@ -69,6 +69,7 @@ pub fn reply_datagram(tid: u32, to: SocketAddr, id: Option<crate::id::NodeId>) -
         body: Some(crate::messages::Body::Reply(
             crate::messages::Reply::default(),
         )),
+        ..crate::messages::Packet::default()
     })
 }
 
@@ -83,6 +84,7 @@ pub fn find_node_datagram(tid: u32, to: SocketAddr, id: crate::id::NodeId) -> Ve
         body: Some(crate::messages::Body::FindNode(crate::messages::FindNode {
             target: id.0.to_vec(),
         })),
+        ..crate::messages::Packet::default()
     })
 }
 
@@ -94,6 +96,7 @@ pub fn ping_datagram(tid: u32, to: SocketAddr) -> Vec<u8> {
         to: Some(crate::codec::address(to)),
         flags: 0,
         body: Some(crate::messages::Body::Ping(crate::messages::Ping {})),
+        ..crate::messages::Packet::default()
     })
 }
 

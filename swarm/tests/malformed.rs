@@ -96,6 +96,7 @@ fn valid_requests(to: SocketAddr) -> Vec<Vec<u8>> {
                 to: Some(wire_address(to)),
                 flags: 1,
                 body: Some(body),
+                ..Packet::default()
             })
         })
         .collect()
@@ -130,8 +131,9 @@ fn mutated_and_oversized_packets_are_dropped_and_the_node_keeps_working() {
             let at = rng.random_range(0..bytes.len());
             bytes[at] = rng.random();
         }
-        // Many sources, so the rate limit does not hide the decoder.
-        let from = SocketAddr::from(([192, 0, 2, (i % 250) as u8], 1000 + (i % 50_000) as u16));
+        // Many sources (in many /24s), so the rate limit does not hide
+        // the decoder.
+        let from = SocketAddr::from(([192, 0, (i % 250) as u8, 2], 1000 + (i % 50_000) as u16));
         sim.inject(from, victim, bytes);
         if i % 500 == 0 {
             sim.run_for(Duration::from_millis(5));
@@ -196,6 +198,7 @@ fn spoofed_replies_and_unbound_ids_are_ignored() {
             body: Some(Body::Error(messages::Error {
                 code: ErrorCode::Limited as i32,
             })),
+            ..Packet::default()
         };
         sim.inject(liar, asker, encode_packet(&refusal));
     }
