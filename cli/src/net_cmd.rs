@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use hyper_core::{Core, CoreKey, Durability, KeyPair, PublicKey, Store, StoreOptions};
 use hyper_swarm::{JoinOptions, Path as PeerPath, Swarm, SwarmConfig};
-use hyper_wire::{DownloadRange, Replication, ReplicationOptions, connect_tcp, listen_tcp};
+use hyper_wire::{
+    DownloadRange, Replication, ReplicationOptions, ServeEvent, connect_tcp, listen_tcp,
+    serve_tcp_with,
+};
 
 use crate::CliError;
 use crate::core_cmd::open_core;
@@ -140,25 +143,28 @@ pub fn seed(dir: &Path, keys: &[String], on: SeedOn<'_>, append: bool) -> Result
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
         drop(out);
-        loop {
-            let (stream, remote) = listener.accept().await?;
-            let replication = replication.clone();
-            tokio::spawn(async move {
-                if stream.set_nodelay(true).is_err() {
-                    return;
-                }
-                match replication.add_stream(stream, false).await {
-                    Ok(connection) => {
-                        eprintln!("peer {remote} connected ({})", connection.remote_identity());
-                        match connection.closed().await {
-                            Ok(()) => eprintln!("peer {remote} disconnected"),
-                            Err(e) => eprintln!("peer {remote} dropped: {e}"),
-                        }
-                    }
-                    Err(e) => eprintln!("peer {remote}: handshake failed: {e}"),
-                }
-            });
-        }
+        // Deadlines, connection caps and accept back-off: see hyper_wire::Limits.
+        let _ = serve_tcp_with(&replication, listener, |event| match event {
+            ServeEvent::Connected { addr, identity } => {
+                eprintln!("peer {addr} connected ({identity})")
+            }
+            ServeEvent::Ended {
+                addr,
+                result: Ok(()),
+            } => eprintln!("peer {addr} disconnected"),
+            ServeEvent::Ended {
+                addr,
+                result: Err(e),
+            } => eprintln!("peer {addr} dropped: {e}"),
+            ServeEvent::HandshakeFailed { addr, error } => {
+                eprintln!("peer {addr}: handshake failed: {error}")
+            }
+            ServeEvent::Refused { addr, reason } => eprintln!("peer {addr} refused: {reason}"),
+            ServeEvent::AcceptFailed(e) => eprintln!("hyper-cli: accepting failed (retrying): {e}"),
+            _ => {}
+        })
+        .await;
+        Ok(())
     })
 }
 

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::limits::{Admission, Admitted, Limits, Refusal};
 use crate::messages::Message;
 use crate::replicator::{BatchId, Config, Event, Handle, PeerId, Replicator};
 use crate::stream::EncryptedStream;
@@ -28,9 +29,6 @@ use crate::stream::EncryptedStream;
 const INBOX: usize = 1024;
 /// Messages handled before the driver flushes what they produced.
 const DRAIN: usize = 512;
-/// Bytes queued for one peer's writer past which that peer is served
-/// nothing more until it reads (see `Replicator::set_congested`).
-const MAX_WRITE_BACKLOG: usize = 16 << 20;
 /// Store batches of at most this many proofs run on the driver's thread;
 /// larger ones on the blocking pool.
 const INLINE_BATCH: usize = 4;
@@ -50,6 +48,8 @@ pub struct ReplicationOptions {
     /// crash loses at most this much of a download. `None`: never (the
     /// application flushes).
     pub flush_every: Option<Duration>,
+    /// Deadlines, caps and buffer bounds per peer (see [`Limits`]).
+    pub limits: Limits,
 }
 
 impl Default for ReplicationOptions {
@@ -58,6 +58,7 @@ impl Default for ReplicationOptions {
             all_cores: false,
             config: Config::default(),
             flush_every: Some(Duration::from_secs(1)),
+            limits: Limits::default(),
         }
     }
 }
@@ -178,6 +179,8 @@ pub struct Replication {
     commands: mpsc::UnboundedSender<Command>,
     inbox: mpsc::Sender<(PeerId, Message)>,
     identity: Arc<KeyPair>,
+    limits: Arc<Limits>,
+    admission: Arc<Admission>,
 }
 
 /// One connection of a [`Replication`].
@@ -212,8 +215,10 @@ impl Replication {
     pub fn new(store: Store, identity: KeyPair, options: ReplicationOptions) -> Self {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
+        let limits = Arc::new(options.limits.clone());
         let driver = Driver {
             replicator: Replicator::new(options.config.clone()),
+            limits: limits.clone(),
             store,
             all_cores: options.all_cores,
             commands: commands.downgrade(),
@@ -236,6 +241,8 @@ impl Replication {
             commands,
             inbox,
             identity: Arc::new(identity),
+            limits,
+            admission: Arc::default(),
         }
     }
 
@@ -244,18 +251,42 @@ impl Replication {
         self.identity.public_key()
     }
 
+    /// The limits this replication was started with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Takes a place for a connection accepted from `ip` under
+    /// [`Limits::max_connections`] and [`Limits::max_connections_per_ip`];
+    /// the place is freed when the returned guard drops.
+    pub(crate) fn admit(&self, ip: std::net::IpAddr) -> std::result::Result<Admitted, Refusal> {
+        self.admission.admit(ip, &self.limits)
+    }
+
+    /// Accepted connections holding a place now (see
+    /// [`Limits::max_connections`]).
+    pub fn admitted(&self) -> usize {
+        self.admission.open()
+    }
+
     /// Replicates `core` with every peer, now and later.
     pub fn add_core(&self, core: &Core) {
         let _ = self.commands.send(Command::AddCore(core.clone()));
     }
 
     /// Runs the encrypted handshake on `io` (as `initiator` or responder) and
-    /// replicates over it until either side closes it.
+    /// replicates over it until either side closes it. A handshake that
+    /// takes longer than [`Limits::handshake_timeout`] fails with
+    /// [`Error::HandshakeTimeout`].
     pub async fn add_stream<S>(&self, io: S, initiator: bool) -> Result<Connection>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let stream = EncryptedStream::handshake(io, &self.identity, initiator).await?;
+        let limit = self.limits.handshake_timeout;
+        let handshake = EncryptedStream::handshake(io, &self.identity, initiator);
+        let stream = tokio::time::timeout(limit, handshake)
+            .await
+            .map_err(|_| Error::HandshakeTimeout(limit))??;
         self.attach(stream).await
     }
 
@@ -285,6 +316,9 @@ impl Replication {
         let remote = stream.remote_identity();
         let capabilities = stream.capabilities();
         let (mut reader, mut writer) = stream.into_split();
+        reader.set_idle_timeout(Some(self.limits.idle_timeout));
+        let keep_alive = self.limits.keep_alive;
+        let max_backlog = self.limits.max_backlog;
         let (writer_tx, mut writer_rx) = mpsc::unbounded_channel::<Vec<Message>>();
         let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (reply, peer) = oneshot::channel();
@@ -299,11 +333,26 @@ impl Replication {
         let peer = peer.await.map_err(|_| Error::Closed)?;
         let commands = self.commands.clone();
         tokio::spawn(async move {
-            while let Some(batch) = writer_rx.recv().await {
+            loop {
+                let batch = match tokio::time::timeout(keep_alive, writer_rx.recv()).await {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => break,
+                    Err(_) => {
+                        // Quiet for a while: tell the peer this side lives.
+                        if let Err(error) = writer.keep_alive().await {
+                            let _ = commands.send(Command::Closed {
+                                peer,
+                                error: Some(error),
+                            });
+                            return;
+                        }
+                        continue;
+                    }
+                };
                 let bytes = batch_bytes(&batch);
                 let sent = writer.send_all(&batch).await;
                 let before = backlog.fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
-                if before > MAX_WRITE_BACKLOG && before - bytes <= MAX_WRITE_BACKLOG {
+                if before > max_backlog && before - bytes <= max_backlog {
                     // Drained below the bound: the driver serves it again.
                     let _ = commands.send(Command::Writable);
                 }
@@ -420,6 +469,7 @@ impl Replication {
 
 struct Driver {
     replicator: Replicator<Core>,
+    limits: Arc<Limits>,
     store: Store,
     all_cores: bool,
     commands: mpsc::WeakUnboundedSender<Command>,
@@ -658,7 +708,7 @@ impl Driver {
         for (&peer, writer) in &self.writers {
             let backlog = writer.backlog.load(std::sync::atomic::Ordering::Relaxed);
             self.replicator
-                .set_congested(peer, backlog > MAX_WRITE_BACKLOG);
+                .set_congested(peer, backlog > self.limits.max_backlog);
         }
         let mut batches: BTreeMap<PeerId, Vec<Message>> = BTreeMap::new();
         while let Some((peer, message)) = self.replicator.poll_transmit() {
