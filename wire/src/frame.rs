@@ -120,6 +120,11 @@ impl FrameDecoder {
     /// frame can be read). After any other error the stream is unusable:
     /// end the connection.
     pub fn next_message(&mut self) -> Result<Option<Message>> {
+        Ok(self.next_frame()?.map(|(m, _)| m))
+    }
+
+    /// As [`FrameDecoder::next_message`], with the frame's length in bytes.
+    pub fn next_frame(&mut self) -> Result<Option<(Message, usize)>> {
         loop {
             let pending = self.buf.get(self.start..).unwrap_or_default();
             let Some((len, header)) = varint(pending)? else {
@@ -144,7 +149,7 @@ impl FrameDecoder {
             };
             let message = Message::decode(payload)?;
             self.start += header + len;
-            return Ok(Some(message));
+            return Ok(Some((message, header + len)));
         }
     }
 }

@@ -54,7 +54,9 @@ pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode as encode_frame};
 pub use limits::{Limits, Refusal};
 pub use ranges::{RangeSet, TooManyRanges};
 pub use replicator::{BatchId, Config, CoreAccess, CoreStatus, Event, Handle, PeerId, Replicator};
-pub use session::{Connection, DownloadRange, ExtensionMessage, Replication, ReplicationOptions};
+pub use session::{
+    Connection, DownloadRange, ExtensionMessage, Replication, ReplicationOptions, Resources,
+};
 pub use stream::{EncryptedStream, IDENTITY_CONTEXT, MessageReader, MessageWriter, NOISE_PARAMS};
 pub use transport::{
     ServeEvent, connect_memory, connect_tcp, listen_tcp, memory_pair, serve_tcp, serve_tcp_with,

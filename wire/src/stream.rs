@@ -200,10 +200,10 @@ async fn within<T>(idle: Option<Duration>, read: impl Future<Output = Result<T>>
 }
 
 impl Opener {
-    async fn recv<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<Option<Message>> {
+    async fn recv<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<Option<(Message, usize)>> {
         loop {
-            if let Some(m) = self.decoder.next_message()? {
-                return Ok(Some(m));
+            if let Some(frame) = self.decoder.next_frame()? {
+                return Ok(Some(frame));
             }
             let Some(noise) = self.noise.as_ref() else {
                 if self.plain.len() < NOISE_MAX {
@@ -379,7 +379,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
     /// between messages. Tampered or truncated ciphertext, an oversized or
     /// undecodable frame are errors: end the connection.
     pub async fn recv(&mut self) -> Result<Option<Message>> {
-        self.opener.recv(&mut self.io).await
+        Ok(self.opener.recv(&mut self.io).await?.map(|(m, _)| m))
     }
 
     /// Splits into a reader and a writer that can be used from two tasks.
@@ -401,6 +401,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
 impl<R: AsyncRead + Unpin> MessageReader<R> {
     /// The next message, as [`EncryptedStream::recv`].
     pub async fn recv(&mut self) -> Result<Option<Message>> {
+        Ok(self.recv_sized().await?.map(|(m, _)| m))
+    }
+
+    /// The next message with the size of its frame in bytes.
+    pub async fn recv_sized(&mut self) -> Result<Option<(Message, usize)>> {
         self.opener.recv(&mut self.io).await
     }
 

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::hostile::{Hostile, closed_within, silent_server, stalling_server};
 use hyper_core::{Core, KeyPair, Store};
+use hyper_wire::messages::{Bitfield, Body, Extension, Message, NodeRequest, Open, Request, Want};
 use hyper_wire::{
-    Error, Limits, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp,
+    Config, Error, Limits, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp,
 };
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -83,7 +84,7 @@ async fn a_server_that_never_speaks_fails_the_handshake_in_time() {
 
 #[tokio::test]
 async fn a_server_that_stalls_inside_a_frame_is_dropped_as_idle() {
-    let (addr, _server) = stalling_server(1 << 20).await;
+    let (addr, _server) = stalling_server(1000).await;
     let (_dir, store) = common::eventual_store();
     let reader = replication(&store, quick());
     let connection = connect_tcp(&reader, addr).await.expect("handshake");
@@ -160,4 +161,224 @@ async fn connections_are_capped_per_address_and_in_total() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(seeder.admitted(), 0);
     assert_eq!(honest_get(&core, addr).await.expect("served"), b"block 7");
+}
+
+fn on(channel: u32, body: Body) -> Message {
+    Message {
+        channel,
+        body: Some(body),
+    }
+}
+
+/// A hostile peer with core `key` paired on its channel 1 (it waits for
+/// the seeder's `Sync`, which follows the pairing).
+async fn paired(addr: SocketAddr, key: &hyper_core::CoreKey) -> Hostile {
+    let mut peer = Hostile::dial(addr).await.expect("handshake");
+    peer.send(&[peer.open(1, key)]).await.expect("open");
+    loop {
+        match peer.recv(Duration::from_secs(5)).await {
+            Some(Message {
+                body: Some(Body::Sync(_)),
+                ..
+            }) => return peer,
+            Some(_) => {}
+            None => panic!("the seeder never paired"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_open_with_a_capability_of_the_wrong_length_ends_the_connection() {
+    let (_sd, core, seeder, addr) = seeder(Limits::default()).await;
+    for len in [31, 33, 4000] {
+        let mut peer = Hostile::dial(addr).await.expect("handshake");
+        let open = on(
+            1,
+            Body::Open(Open {
+                discovery_key: vec![9; 32],
+                capability: vec![0; len],
+            }),
+        );
+        peer.send(&[open]).await.expect("send");
+        assert!(
+            peer.closed_within(Duration::from_secs(3)).await,
+            "a {len}-byte capability must end the connection"
+        );
+    }
+    // 32 bytes for a core the seeder lacks: held (bounded), not an error.
+    let mut peer = Hostile::dial(addr).await.expect("handshake");
+    let open = on(
+        1,
+        Body::Open(Open {
+            discovery_key: vec![9; 32],
+            capability: vec![0; 32],
+        }),
+    );
+    peer.send(&[open]).await.expect("send");
+    assert!(!peer.closed_within(Duration::from_millis(300)).await);
+    assert_eq!(seeder.resources().await.held_opens, 1);
+    assert_eq!(honest_get(&core, addr).await.expect("served"), b"block 7");
+}
+
+#[tokio::test]
+async fn a_large_frame_before_any_pairing_is_refused_and_after_it_accepted() {
+    let (_sd, core, seeder, addr) = seeder(Limits::default()).await;
+    // Unpaired: the announced length alone ends the connection (before,
+    // the seeder waited holding up to 8 MiB for the rest).
+    let mut peer = Hostile::dial(addr).await.expect("handshake");
+    let mut start = Vec::new();
+    prost::encoding::encode_varint(1 << 20, &mut start);
+    start.extend_from_slice(&[0x08, 0x01]);
+    peer.send_plain(&start).await.expect("send");
+    assert!(
+        peer.closed_within(Duration::from_secs(3)).await,
+        "a 1 MiB frame from a peer that proved nothing must be refused"
+    );
+    // Paired (the peer proved the key): a 1 MiB extension goes through.
+    let mut extensions = seeder.extensions();
+    let mut peer = paired(addr, &core.key()).await;
+    let big = on(
+        1,
+        Body::Extension(Extension {
+            name: "big".into(),
+            message: vec![5; 1 << 20],
+        }),
+    );
+    peer.send(&[big]).await.expect("send");
+    let got = tokio::time::timeout(Duration::from_secs(5), extensions.recv())
+        .await
+        .expect("delivered")
+        .expect("message");
+    assert_eq!(got.message.len(), 1 << 20);
+}
+
+#[tokio::test]
+async fn a_peer_that_asks_and_never_reads_stays_bounded_and_is_dropped() {
+    // 64 KiB blocks: 400 requests would queue 26 MB of answers.
+    let (_dir, store) = common::eventual_store();
+    let core = store.create_core().expect("core");
+    let block = vec![1u8; 64 << 10];
+    core.append_batch(&vec![block.as_slice(); 16])
+        .expect("append");
+    let limits = Limits {
+        max_backlog: 1 << 20,
+        backlog_timeout: Duration::from_millis(800),
+        ..Limits::default()
+    };
+    let seeder = Replication::new(
+        store.clone(),
+        KeyPair::generate().expect("keys"),
+        ReplicationOptions {
+            limits,
+            config: Config {
+                max_queued_requests: 1000,
+                ..Config::default()
+            },
+            ..ReplicationOptions::default()
+        },
+    );
+    seeder.add_core(&core);
+    let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
+    serve_tcp(&seeder, listener);
+    let mut peer = paired(addr, &core.key()).await;
+    let requests: Vec<Message> = (0..400u64)
+        .map(|id| {
+            on(
+                1,
+                Body::Request(Request {
+                    id,
+                    block: Some(NodeRequest {
+                        index: id % 16,
+                        nodes: 0,
+                    }),
+                    ..Request::default()
+                }),
+            )
+        })
+        .collect();
+    peer.send(&requests).await.expect("requests");
+    // Then Wants, answered like requests: not while it does not read.
+    let wants: Vec<Message> = (0..500u64)
+        .map(|i| {
+            on(
+                1,
+                Body::Want(Want {
+                    start: i % 16,
+                    length: 1,
+                }),
+            )
+        })
+        .collect();
+    peer.send(&wants).await.expect("wants");
+    let mut largest = 0;
+    let mut queued = 0;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(600) {
+        let r = seeder.resources().await;
+        largest = largest.max(r.backlog_bytes);
+        queued = queued.max(r.queued_requests);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        largest <= (1 << 20) + (128 << 10),
+        "backlog {largest} bytes past the 1 MiB bound"
+    );
+    assert!(queued <= 1000, "{queued} requests queued");
+    // It never reads: dropped once its backlog stayed over the bound.
+    let mut dropped = false;
+    for _ in 0..100 {
+        if seeder.resources().await.connections == 0 {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dropped, "a peer that never reads must be dropped");
+    let r = seeder.resources().await;
+    assert_eq!((r.backlog_bytes, r.queued_requests), (0, 0));
+}
+
+#[tokio::test]
+async fn bitfields_are_bounded_in_runs_and_ranges() {
+    let (_sd, core, _seeder, addr) = seeder(Limits::default()).await;
+    let mut peer = paired(addr, &core.key()).await;
+    // Many full-size bitfields of alternating runs: the seeder keeps what
+    // fits its bound and goes on serving.
+    for round in 0..8u64 {
+        let bitfield = on(
+            1,
+            Body::Bitfield(Bitfield {
+                start: round << 20,
+                runs: vec![1; 16_384],
+            }),
+        );
+        peer.send(&[bitfield]).await.expect("send");
+    }
+    let request = on(
+        1,
+        Body::Request(Request {
+            id: 1,
+            block: Some(NodeRequest { index: 3, nodes: 0 }),
+            ..Request::default()
+        }),
+    );
+    peer.send(&[request]).await.expect("send");
+    let mut answered = false;
+    while let Some(m) = peer.recv(Duration::from_secs(5)).await {
+        if matches!(m.body, Some(Body::Data(ref d)) if d.request == 1) {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "still served");
+    // One bitfield of more runs than any honest sender puts in one.
+    let bitfield = on(
+        1,
+        Body::Bitfield(Bitfield {
+            start: 0,
+            runs: vec![1; 20_000],
+        }),
+    );
+    peer.send(&[bitfield]).await.expect("send");
+    assert!(peer.closed_within(Duration::from_secs(3)).await);
 }

@@ -12,13 +12,6 @@ use super::{BatchId, Event, PeerId, Replicator};
 use crate::convert::{proof_from_data, request_to_wire};
 use crate::error::{Error, Result};
 use crate::messages::{self, Body};
-use crate::ranges::TooManyRanges;
-
-impl From<TooManyRanges> for Error {
-    fn from(_: TooManyRanges) -> Self {
-        Error::Malformed("too many disjoint ranges announced")
-    }
-}
 
 /// The proof a `Data` carries, checked to answer what `kind` asked.
 fn received(data: messages::Data, kind: Inflight) -> Result<Received> {
@@ -89,7 +82,7 @@ impl<C: CoreAccess> Replicator<C> {
                 remote.synced = true;
             }
             Body::Request(request) => {
-                if p.serve_queue.len() >= max_queued {
+                if p.serve_queue.len() + p.want_queue.len() >= max_queued {
                     return Err(Error::TooManyRequests);
                 }
                 p.serve_queue.push_back((channel, request));
@@ -135,7 +128,7 @@ impl<C: CoreAccess> Replicator<C> {
                     // it. (Refused because the peer has moved to a newer
                     // fork says nothing about the block.)
                     if fork == remote.fork {
-                        remote.have.remove(index..index + 1)?;
+                        remote.have.remove_coarse(index..index.saturating_add(1));
                     }
                 } else {
                     remote.upgrade_refused = Some((remote.fork, remote.length));
@@ -147,32 +140,26 @@ impl<C: CoreAccess> Replicator<C> {
             }
             Body::Want(want) => {
                 let range = checked_range(want.start, want.length)?;
-                remote.wants.insert(range.clone())?;
-                let channel = remote.local_channel;
-                if let Some(local) = self.cores.get(&key) {
-                    let length = local.status().length;
-                    let end = range.end.min(length);
-                    if range.start < end {
-                        for body in super::serve::bitfield_bodies(&local.core, range.start..end) {
-                            self.transmits.push_back((
-                                peer,
-                                messages::Message {
-                                    channel,
-                                    body: Some(body),
-                                },
-                            ));
-                        }
-                    }
+                // Past the bound the peer hears less; it can still ask.
+                remote.wants.insert_or_skip(range.clone());
+                // Answered (a `Bitfield` of the range) when served, like a
+                // request: not while the peer does not read.
+                if p.serve_queue.len() + p.want_queue.len() >= max_queued {
+                    return Err(Error::TooManyRequests);
                 }
+                p.want_queue.push_back((channel, range));
                 return Ok(());
             }
             Body::Unwant(unwant) => {
                 remote
                     .wants
-                    .remove(checked_range(unwant.start, unwant.length)?)?;
+                    .remove_coarse(checked_range(unwant.start, unwant.length)?);
                 return Ok(());
             }
             Body::Bitfield(bitfield) => {
+                if bitfield.runs.len() > super::serve::RUNS_PER_MESSAGE {
+                    return Err(Error::Malformed("bitfield of more than 16,384 runs"));
+                }
                 let total = bitfield
                     .runs
                     .iter()
@@ -184,17 +171,18 @@ impl<C: CoreAccess> Replicator<C> {
                     &bitfield.runs,
                 )
                 .ok_or(Error::Malformed("bitfield overflows"))?;
-                remote.have.remove(covered)?;
+                remote.have.remove_coarse(covered);
                 for range in present {
-                    remote.have.insert(range)?;
+                    // Past the bound, believe less of what the peer holds.
+                    remote.have.insert_or_skip(range);
                 }
             }
             Body::Range(range) => {
                 let r = checked_range(range.start, range.length)?;
                 if range.drop {
-                    remote.have.remove(r)?;
+                    remote.have.remove_coarse(r);
                 } else {
-                    remote.have.insert(r)?;
+                    remote.have.insert_or_skip(r);
                 }
             }
             Body::Extension(ext) => {

@@ -70,7 +70,9 @@ pub struct Config {
     pub max_queued_requests: usize,
     /// Most proofs in one [`Event::Store`] batch.
     pub max_batch: usize,
-    /// Most disjoint ranges remembered of one peer's blocks of one core.
+    /// Most disjoint ranges remembered of one peer's blocks of one core
+    /// (and, apart, of the ranges it wants to hear about). Past it, claims
+    /// are left out: this side believes less, which is safe.
     pub max_remote_ranges: usize,
 }
 
@@ -82,7 +84,7 @@ impl Default for Config {
             stall_backoff: Duration::from_secs(10),
             max_queued_requests: 4096,
             max_batch: 2048,
-            max_remote_ranges: 1 << 20,
+            max_remote_ranges: 1 << 14,
         }
     }
 }
@@ -165,9 +167,18 @@ struct Peer {
     remotes: HashMap<CoreKey, Remote>,
     /// Requests from the peer waiting to be served: (local channel, request).
     serve_queue: VecDeque<(u32, crate::messages::Request)>,
-    /// The peer is not reading what was sent: serve nothing more until it
-    /// does (its queued requests then hit `max_queued_requests`).
-    congested: bool,
+    /// `Want`s from the peer waiting for their `Bitfield` answer: (local
+    /// channel, range). Counted with `serve_queue` against
+    /// [`Config::max_queued_requests`].
+    want_queue: VecDeque<(u32, Range<u64>)>,
+    /// Bytes this side may still send it before the driver says more
+    /// ([`Replicator::set_send_budget`]); 0: it is not reading what was
+    /// sent, so it is served nothing until it does (its queued requests
+    /// then hit `max_queued_requests`).
+    budget: usize,
+    /// Mean size of the answers last served to it, to take no more
+    /// requests at once than the budget allows.
+    answer_size: usize,
 }
 
 /// The replication state machine of a node: every core, every connection.
@@ -255,7 +266,9 @@ impl<C: CoreAccess> Replicator<C> {
                 channels: Channels::new(capabilities),
                 remotes: HashMap::new(),
                 serve_queue: VecDeque::new(),
-                congested: false,
+                want_queue: VecDeque::new(),
+                budget: usize::MAX,
+                answer_size: 0,
             },
         );
         let keys: Vec<CoreKey> = self.cores.keys().copied().collect();
@@ -328,14 +341,47 @@ impl<C: CoreAccess> Replicator<C> {
         out
     }
 
-    /// Tells the replicator whether `peer`'s outgoing data is backed up (the
-    /// driver's send buffer for it is over its bound). A congested peer is
-    /// served nothing; requests it keeps sending queue up to
-    /// [`Config::max_queued_requests`], past which it is cut off. So a peer
-    /// that asks but never reads cannot make this side buffer without end.
-    pub fn set_congested(&mut self, peer: PeerId, congested: bool) {
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.congested = congested;
+    /// Tells the replicator how many more bytes `peer` may be sent now (the
+    /// driver's bound on its send buffer, less what is queued in it).
+    /// Answers stop once they reach it (at most one answer past it); at 0
+    /// the peer is congested: served nothing, and requests it keeps sending
+    /// queue up to [`Config::max_queued_requests`], past which it is cut
+    /// off. So a peer that asks but never reads cannot make this side
+    /// buffer without end.
+    ///
+    /// Announcements (`Sync`, `Range`, `Bitfield`) are not sent to a
+    /// congested peer either; once it reads again it gets its state afresh
+    /// (`Sync` and the whole `Bitfield`) for each core that changed.
+    pub fn set_send_budget(&mut self, peer: PeerId, bytes: usize) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let was = std::mem::replace(&mut p.budget, bytes);
+        if was > 0 || bytes == 0 {
+            return;
+        }
+        let missed: Vec<CoreKey> = p
+            .remotes
+            .iter_mut()
+            .filter(|(_, r)| r.missed && r.paired)
+            .map(|(k, r)| {
+                r.missed = false;
+                *k
+            })
+            .collect();
+        for key in missed {
+            let Some(local) = self.cores.get(&key) else {
+                continue;
+            };
+            let status = local.status();
+            let Some(remote) = self.peers.get(&peer).and_then(|p| p.remotes.get(&key)) else {
+                continue;
+            };
+            let mut bodies = vec![serve::sync_body(&status, remote.length, local.has_demand())];
+            bodies.extend(serve::bitfield_bodies(&local.core, 0..status.length));
+            for body in bodies {
+                self.send(peer, &key, body);
+            }
         }
     }
 
@@ -346,6 +392,29 @@ impl<C: CoreAccess> Replicator<C> {
             .filter_map(|p| p.remotes.get(key))
             .filter(|r| r.paired && r.synced)
             .count()
+    }
+
+    /// Requests and `Want`s queued to serve, all peers together.
+    pub fn queued_requests(&self) -> usize {
+        self.peers
+            .values()
+            .map(|p| p.serve_queue.len() + p.want_queue.len())
+            .sum()
+    }
+
+    /// `Open`s held for cores not opened here, all peers together.
+    pub fn held_opens(&self) -> usize {
+        self.peers
+            .values()
+            .map(|p| p.channels.pending_opens())
+            .sum()
+    }
+
+    /// Whether `peer` has any channel paired (proved a core key).
+    pub fn any_paired(&self, peer: PeerId) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.channels.any_paired())
     }
 
     /// The connected peers.
@@ -397,6 +466,7 @@ impl<C: CoreAccess> Replicator<C> {
                 {
                     // Requests the peer queued on the channel die with it.
                     p.serve_queue.retain(|(c, _)| *c != local);
+                    p.want_queue.retain(|(c, _)| *c != local);
                     if let Some(remote) = p.remotes.get_mut(&key) {
                         let old = std::mem::replace(
                             remote,

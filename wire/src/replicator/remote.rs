@@ -54,6 +54,9 @@ pub(super) struct Remote {
     /// The peer answered an upgrade request at this (fork, length) with
     /// `NoData`: do not ask again until it announces something newer.
     pub upgrade_refused: Option<(u64, u64)>,
+    /// Announcements were left out while the peer did not read: send its
+    /// state afresh once it does.
+    pub missed: bool,
 }
 
 impl Remote {
@@ -73,6 +76,7 @@ impl Remote {
             last_progress: None,
             stalled_until: None,
             upgrade_refused: None,
+            missed: false,
         }
     }
 
