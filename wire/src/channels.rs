@@ -137,6 +137,31 @@ impl Channels {
         (Some(message), state)
     }
 
+    /// Opens `key` only in answer to the peer's held `Open` for it, and only
+    /// if its capability proves the key: returns the `Open` to send and the
+    /// (paired) state. Otherwise the held open, if any, is dropped and
+    /// nothing is sent, so a peer learns of the core only by proving it
+    /// knows the key.
+    pub fn answer_held(&mut self, key: CoreKey) -> Option<(Message, Opened)> {
+        let discovery = key.discovery_key();
+        let pos = self.pending.iter().position(|p| p.discovery == discovery)?;
+        let proven = self
+            .pending
+            .get(pos)
+            .is_some_and(|p| self.caps.verify_remote(&key, &p.capability));
+        if !proven {
+            self.pending.remove(pos);
+            return None;
+        }
+        let (message, state) = self.open(key);
+        Some((message?, state))
+    }
+
+    /// Whether the peer's `Open` for `discovery` is held here.
+    pub fn holds(&self, discovery: &DiscoveryKey) -> bool {
+        self.pending.iter().any(|p| &p.discovery == discovery)
+    }
+
     /// Handles the peer's `Open` on its channel `remote`. A channel number
     /// the peer already uses, a malformed discovery key, or a capability
     /// that is not exactly 32 bytes is a protocol error (so a held open
@@ -352,6 +377,32 @@ mod tests {
             };
             assert!(matches!(b.on_open(20_000, &open), Err(Error::Malformed(_))));
         }
+    }
+
+    #[test]
+    fn answering_a_held_open_needs_its_proof() {
+        let key = CoreKey([1; 32]);
+        let (mut a, mut b) = pair();
+        // Nothing held: nothing to answer.
+        assert!(b.answer_held(key).is_none());
+        // A forged capability: dropped, nothing sent, nothing paired.
+        let forged = Open {
+            discovery_key: key.discovery_key().0.to_vec(),
+            capability: vec![3; 32],
+        };
+        b.on_open(4, &forged).expect("held");
+        assert!(b.holds(&key.discovery_key()));
+        assert!(b.answer_held(key).is_none());
+        assert!(!b.holds(&key.discovery_key()));
+        assert!(b.route(4).is_err());
+        // The real one pairs at once.
+        let (ma, _) = a.open(key);
+        let (ra, oa) = open_of(&ma);
+        b.on_open(ra, &oa).expect("held");
+        let (reply, state) = b.answer_held(key).expect("answered");
+        assert!(matches!(state, Opened::Paired { remote, .. } if remote == ra));
+        let (rb, ob) = open_of(&Some(reply));
+        assert!(matches!(a.on_open(rb, &ob), Ok(RemoteOpen::Paired { .. })));
     }
 
     #[test]

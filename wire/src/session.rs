@@ -33,6 +33,9 @@ const INBOX: usize = 1024;
 const INBOX_OVERHEAD: usize = 64;
 /// Messages handled before the driver flushes what they produced.
 const DRAIN: usize = 512;
+/// Least time between two listings of the store for a discovery key not
+/// in the map (all-cores mode).
+const RESCAN_EVERY: Duration = Duration::from_secs(10);
 /// Store batches of at most this many proofs run on the driver's thread;
 /// larger ones on the blocking pool.
 const INLINE_BATCH: usize = 4;
@@ -40,10 +43,15 @@ const INLINE_BATCH: usize = 4;
 /// How a [`Replication`] chooses its cores.
 #[derive(Debug, Clone)]
 pub struct ReplicationOptions {
-    /// Replicate every core of the store: open them all on each connection
-    /// and answer a peer's open for any core the store holds. Without it,
-    /// only cores given to [`Replication::add_core`] (or fetched through
-    /// [`Replication::get`] / [`Replication::download`]) are replicated.
+    /// Serve every core of the store to peers that ask for it: a peer's
+    /// `Open` for any core the store holds is answered if its capability
+    /// proves the core key (looked up in a map of discovery keys made when
+    /// the replication starts, and made again at most every 10 s for keys
+    /// it lacks). These cores are never opened first, so a connection
+    /// learns no discovery key it did not prove it knows. Without it, only
+    /// cores given to [`Replication::add_core`] (or fetched through
+    /// [`Replication::get`] / [`Replication::download`]) are replicated;
+    /// those are opened on every connection either way.
     pub all_cores: bool,
     /// Tuning of the replicator.
     pub config: Config,
@@ -280,6 +288,7 @@ impl Replication {
             gets: HashMap::new(),
             downloads: HashMap::new(),
             discovery: HashMap::new(),
+            last_scan: None,
             flush_every: options.flush_every,
             last_flush: Instant::now(),
             unflushed: false,
@@ -584,7 +593,11 @@ struct Driver {
     subscriptions: HashMap<CoreKey, Subscription>,
     gets: HashMap<Handle, (Core, u64, BlockReply)>,
     downloads: HashMap<Handle, oneshot::Sender<Result<()>>>,
+    /// Every core of the store by discovery key (all-cores mode), and every
+    /// core replicated.
     discovery: HashMap<DiscoveryKey, CoreKey>,
+    /// When the store was last listed into `discovery`.
+    last_scan: Option<Instant>,
     flush_every: Option<Duration>,
     last_flush: Instant,
     /// Data was stored since the last flush.
@@ -599,11 +612,7 @@ impl Driver {
         mut inbox: mpsc::Receiver<Inbound>,
     ) {
         if self.all_cores {
-            for entry in self.store.list().unwrap_or_default() {
-                if let Ok(core) = self.store.core(&entry.key) {
-                    self.add_core(core);
-                }
-            }
+            self.scan_store();
         }
         loop {
             let deadline = self.replicator.poll_timeout();
@@ -707,20 +716,34 @@ impl Driver {
         tokio::task::spawn_blocking(move || store.flush());
     }
 
-    fn add_core(&mut self, core: Core) {
-        let key = core.key();
-        if self.cores.contains_key(&key) {
-            return;
+    /// Lists the store's cores into the map of discovery keys.
+    fn scan_store(&mut self) {
+        self.last_scan = Some(Instant::now());
+        for entry in self.store.list().unwrap_or_default() {
+            self.discovery.insert(entry.key.discovery_key(), entry.key);
         }
-        let commands = self.commands.clone();
-        let sub = core.subscribe(move || {
-            if let Some(commands) = commands.upgrade() {
-                let _ = commands.send(Command::Changed(key));
-            }
-        });
-        self.subscriptions.insert(key, sub);
-        self.cores.insert(key, core.clone());
-        self.replicator.add_core(now(), core);
+    }
+
+    /// Replicates `core`: opened on every connection (`active`), or only
+    /// served to peers that prove its key.
+    fn add_core(&mut self, core: Core, active: bool) {
+        let key = core.key();
+        if !self.cores.contains_key(&key) {
+            let commands = self.commands.clone();
+            let sub = core.subscribe(move || {
+                if let Some(commands) = commands.upgrade() {
+                    let _ = commands.send(Command::Changed(key));
+                }
+            });
+            self.subscriptions.insert(key, sub);
+            self.cores.insert(key, core.clone());
+            self.discovery.insert(key.discovery_key(), key);
+        }
+        if active {
+            self.replicator.add_core(now(), core);
+        } else {
+            self.replicator.serve_core(now(), core);
+        }
     }
 
     fn command(&mut self, command: Command) {
@@ -755,7 +778,7 @@ impl Driver {
                 self.replicator.disconnect(now, peer);
                 self.end_peer(peer, error.map_or(Ok(()), Err));
             }
-            Command::AddCore(core) => self.add_core(core),
+            Command::AddCore(core) => self.add_core(core, true),
             Command::Get {
                 core,
                 index,
@@ -763,13 +786,13 @@ impl Driver {
                 reply,
             } => {
                 let key = core.key();
-                self.add_core(core.clone());
+                self.add_core(core.clone(), true);
                 let handle = self.replicator.get(now, key, index, timeout);
                 self.gets.insert(handle, (core, index, reply));
             }
             Command::Download { core, range, reply } => {
                 let key = core.key();
-                self.add_core(core);
+                self.add_core(core, true);
                 let handle = self
                     .replicator
                     .download(now, key, range.start, range.end, range.live);
@@ -933,15 +956,17 @@ impl Driver {
                 if !self.all_cores {
                     return;
                 }
-                if !self.discovery.contains_key(&discovery_key) {
-                    for entry in self.store.list().unwrap_or_default() {
-                        self.discovery.insert(entry.key.discovery_key(), entry.key);
-                    }
+                // A key not in the map: list the store again, at most
+                // every RESCAN_EVERY (a core made since), never per open.
+                if !self.discovery.contains_key(&discovery_key)
+                    && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY)
+                {
+                    self.scan_store();
                 }
                 if let Some(key) = self.discovery.get(&discovery_key).copied()
                     && let Ok(core) = self.store.core(&key)
                 {
-                    self.add_core(core);
+                    self.add_core(core, false);
                 }
             }
             Event::Got { handle, index, .. } => {

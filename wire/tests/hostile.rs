@@ -48,12 +48,17 @@ async fn seeder(limits: Limits) -> (tempfile::TempDir, Core, Replication, Socket
 
 /// A fresh reader of `core` fetches block 7 from `addr`.
 async fn honest_get(core: &Core, addr: SocketAddr) -> hyper_wire::Result<Vec<u8>> {
+    honest_get_at(core, addr, 7).await
+}
+
+/// A fresh reader of `core` fetches block `index` from `addr`.
+async fn honest_get_at(core: &Core, addr: SocketAddr, index: u64) -> hyper_wire::Result<Vec<u8>> {
     let (_dir, store) = common::eventual_store();
     let reader = replication(&store, Limits::default());
     let replica = store.replica(&core.key()).expect("replica");
     reader.add_core(&replica);
     let _connection = connect_tcp(&reader, addr).await?;
-    reader.get(&replica, 7, Duration::from_secs(5)).await
+    reader.get(&replica, index, Duration::from_secs(5)).await
 }
 
 /// A TCP connection to `addr` from the loopback address `from`.
@@ -381,4 +386,127 @@ async fn bitfields_are_bounded_in_runs_and_ranges() {
     );
     peer.send(&[bitfield]).await.expect("send");
     assert!(peer.closed_within(Duration::from_secs(3)).await);
+}
+
+/// A seeder of every core of a store of `cores` cores (`all_cores`).
+async fn all_cores_seeder(cores: usize) -> (tempfile::TempDir, Vec<Core>, Replication, SocketAddr) {
+    let (dir, store) = common::eventual_store();
+    let made: Vec<Core> = (0..cores)
+        .map(|i| {
+            let core = store.create_core().expect("core");
+            core.append_batch(&[format!("core {i}").into_bytes()])
+                .expect("append");
+            core
+        })
+        .collect();
+    let seeder = Replication::new(
+        store,
+        KeyPair::generate().expect("keys"),
+        ReplicationOptions {
+            all_cores: true,
+            ..ReplicationOptions::default()
+        },
+    );
+    let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
+    serve_tcp(&seeder, listener);
+    (dir, made, seeder, addr)
+}
+
+/// The `Open`s among what the peer sends within `wait`.
+async fn opens_within(peer: &mut Hostile, wait: Duration) -> Vec<Open> {
+    let mut opens = Vec::new();
+    let deadline = Instant::now() + wait;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match peer.recv(left).await {
+            Some(Message {
+                body: Some(Body::Open(open)),
+                ..
+            }) => opens.push(open),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    opens
+}
+
+#[tokio::test]
+async fn an_all_cores_seeder_tells_an_unproven_peer_no_discovery_key() {
+    let (_sd, cores, _seeder, addr) = all_cores_seeder(3).await;
+    let mut peer = Hostile::dial(addr).await.expect("handshake");
+    assert!(
+        opens_within(&mut peer, Duration::from_millis(500))
+            .await
+            .is_empty(),
+        "the seeder opened cores before the peer proved anything"
+    );
+    // The right discovery key with a forged capability: still nothing.
+    let forged = on(
+        1,
+        Body::Open(Open {
+            discovery_key: cores[1].key().discovery_key().0.to_vec(),
+            capability: vec![7; 32],
+        }),
+    );
+    peer.send(&[forged]).await.expect("send");
+    assert!(
+        opens_within(&mut peer, Duration::from_millis(500))
+            .await
+            .is_empty()
+    );
+    // Proven: exactly that core is opened in answer.
+    peer.send(&[peer.open(2, &cores[0].key())])
+        .await
+        .expect("send");
+    let opens = opens_within(&mut peer, Duration::from_millis(800)).await;
+    assert_eq!(opens.len(), 1, "{opens:?}");
+    assert_eq!(
+        opens[0].discovery_key,
+        cores[0].key().discovery_key().0.to_vec()
+    );
+    assert_eq!(
+        honest_get_at(&cores[2], addr, 0).await.expect("served"),
+        b"core 2"
+    );
+}
+
+#[tokio::test]
+async fn unknown_discovery_keys_are_answered_from_a_map_not_a_scan() {
+    let (_sd, cores, seeder, addr) = all_cores_seeder(300).await;
+    let mut peer = Hostile::dial(addr).await.expect("handshake");
+    // 1,500 opens for cores the seeder lacks (each one listed the whole
+    // store before), then one for a core it has.
+    let mut opens: Vec<Message> = (0..1500u32)
+        .map(|i| {
+            let mut dk = [0u8; 32];
+            dk[..4].copy_from_slice(&i.to_le_bytes());
+            on(
+                i + 10,
+                Body::Open(Open {
+                    discovery_key: dk.to_vec(),
+                    capability: vec![0; 32],
+                }),
+            )
+        })
+        .collect();
+    opens.push(peer.open(1, &cores[123].key()));
+    let started = Instant::now();
+    peer.send(&opens).await.expect("send");
+    let answer = loop {
+        match peer.recv(Duration::from_secs(20)).await {
+            Some(Message {
+                body: Some(Body::Open(open)),
+                ..
+            }) => break open,
+            Some(_) => {}
+            None => panic!("never answered"),
+        }
+    };
+    let took = started.elapsed();
+    assert_eq!(
+        answer.discovery_key,
+        cores[123].key().discovery_key().0.to_vec()
+    );
+    // A listing of 300 cores per unknown key took seconds for these.
+    assert!(took < Duration::from_secs(2), "answered after {took:?}");
+    assert!(seeder.resources().await.held_opens <= hyper_wire::MAX_PENDING_OPENS);
 }

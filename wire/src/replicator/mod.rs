@@ -213,19 +213,52 @@ impl<C: CoreAccess> Replicator<C> {
     }
 
     /// Starts replicating `core` with every connected peer (and every peer
-    /// that connects later). Adding a core twice does nothing.
+    /// that connects later): this side opens it on each connection, so the
+    /// peers learn its discovery key. Adding a core twice does nothing (a
+    /// core only served so far is opened on every connection now).
     pub fn add_core(&mut self, now: Instant, core: C) {
         let key = core.key();
-        if self.cores.contains_key(&key) {
-            return;
+        match self.cores.get_mut(&key) {
+            Some(local) if local.passive => local.passive = false,
+            Some(_) => return,
+            None => self.insert_core(core, false),
         }
-        self.by_discovery.insert(key.discovery_key(), key);
-        let status = core.status().unwrap_or_default();
-        self.cores.insert(key, Local::new(core, status));
         let peers: Vec<PeerId> = self.peers.keys().copied().collect();
         for peer in peers {
             self.open_on(now, peer, key);
         }
+    }
+
+    /// Serves `core` to peers that ask for it: it is never opened first,
+    /// only in answer to a peer's `Open` whose capability proves the core
+    /// key (held opens for it pair now). So a connection learns no
+    /// discovery key it did not already prove it knows the key of. Does
+    /// nothing for a core already replicated.
+    pub fn serve_core(&mut self, now: Instant, core: C) {
+        let key = core.key();
+        if self.cores.contains_key(&key) {
+            return;
+        }
+        self.insert_core(core, true);
+        let discovery = key.discovery_key();
+        let asking: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.channels.holds(&discovery))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in asking {
+            self.answer_open(now, peer, key);
+        }
+    }
+
+    fn insert_core(&mut self, core: C, passive: bool) {
+        let key = core.key();
+        self.by_discovery.insert(key.discovery_key(), key);
+        let status = core.status().unwrap_or_default();
+        let mut local = Local::new(core, status);
+        local.passive = passive;
+        self.cores.insert(key, local);
     }
 
     /// Stops replicating `key`: closes its channels; its gets and downloads
@@ -271,7 +304,12 @@ impl<C: CoreAccess> Replicator<C> {
                 answer_size: 0,
             },
         );
-        let keys: Vec<CoreKey> = self.cores.keys().copied().collect();
+        let keys: Vec<CoreKey> = self
+            .cores
+            .iter()
+            .filter(|(_, l)| !l.passive)
+            .map(|(k, _)| *k)
+            .collect();
         for key in keys {
             self.open_on(now, id, key);
         }
@@ -448,9 +486,14 @@ impl<C: CoreAccess> Replicator<C> {
             Body::Open(open) => match p.channels.on_open(message.channel, &open)? {
                 RemoteOpen::Paired { key, local } => self.paired(now, peer, key, local),
                 RemoteOpen::Unknown { discovery_key } => {
-                    // An open raced with a local add: pair at once.
+                    // An open raced with a local add, or asks for a core
+                    // only served: pair at once (if proven, for the latter).
                     if let Some(key) = self.by_discovery.get(&discovery_key).copied() {
-                        self.open_on(now, peer, key);
+                        if self.cores.get(&key).is_some_and(|l| l.passive) {
+                            self.answer_open(now, peer, key);
+                        } else {
+                            self.open_on(now, peer, key);
+                        }
                     } else {
                         self.events.push_back(Event::UnknownCore {
                             peer,
@@ -498,6 +541,33 @@ impl<C: CoreAccess> Replicator<C> {
             return;
         };
         let (message, state) = p.channels.open(key);
+        self.opened(now, peer, key, message, state);
+    }
+
+    /// Opens `key` on `peer`'s connection only in answer to its held open,
+    /// if that proves the key (see [`Channels::answer_held`]).
+    fn answer_open(&mut self, now: Instant, peer: PeerId, key: CoreKey) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if let Some((message, state)) = p.channels.answer_held(key) {
+            self.opened(now, peer, key, Some(message), state);
+        }
+    }
+
+    /// After this side opened `key` on `peer`'s connection: sends the
+    /// `Open` and, if paired, the state.
+    fn opened(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        key: CoreKey,
+        message: Option<Message>,
+        state: Opened,
+    ) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
         if let Some(m) = message {
             self.transmits.push_back((peer, m));
         }
