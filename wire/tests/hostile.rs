@@ -10,9 +10,12 @@ use std::time::{Duration, Instant};
 
 use common::hostile::{Hostile, closed_within, silent_server, stalling_server};
 use hyper_core::{Core, KeyPair, Store};
-use hyper_wire::messages::{Bitfield, Body, Extension, Message, NodeRequest, Open, Request, Want};
+use hyper_wire::messages::{
+    Bitfield, Body, Extension, Message, NodeRequest, Open, Request, Sync, Want,
+};
 use hyper_wire::{
-    Config, Error, Limits, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp,
+    Config, Error, Limits, Replication, ReplicationOptions, connect_tcp, data_from_proof,
+    listen_tcp, request_from_wire, serve_tcp,
 };
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -509,4 +512,92 @@ async fn unknown_discovery_keys_are_answered_from_a_map_not_a_scan() {
     // A listing of 300 cores per unknown key took seconds for these.
     assert!(took < Duration::from_secs(2), "answered after {took:?}");
     assert!(seeder.resources().await.held_opens <= hyper_wire::MAX_PENDING_OPENS);
+}
+
+/// A server of `core` over TCP that answers honestly, except that each
+/// block proof also carries a (valid) hash part nobody asked for: the
+/// channel a forged split of sibling sizes would ride in.
+async fn unasked_parts_server(core: Core) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let Ok((socket, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut peer) = Hostile::handshake(socket, false).await else {
+            return;
+        };
+        let key = core.key();
+        let state = core.signed_state().expect("state");
+        while let Some(m) = peer.recv(Duration::from_secs(30)).await {
+            let replies = match m.body {
+                Some(Body::Open(_)) => vec![
+                    peer.open(1, &key),
+                    on(
+                        1,
+                        Body::Sync(Sync {
+                            fork: state.fork,
+                            length: state.length,
+                            can_upgrade: true,
+                            uploading: true,
+                            ..Sync::default()
+                        }),
+                    ),
+                    on(
+                        1,
+                        Body::Bitfield(Bitfield {
+                            start: 0,
+                            runs: vec![state.length],
+                        }),
+                    ),
+                ],
+                Some(Body::Request(request)) => {
+                    let mut asked = request_from_wire(&request);
+                    if asked.block.is_some() {
+                        asked.hash = Some(hyper_core::NodeRequest { index: 1, nodes: 0 });
+                    }
+                    let proof = core.proof(&asked).expect("proof");
+                    vec![on(1, Body::Data(data_from_proof(request.id, proof)))]
+                }
+                _ => vec![],
+            };
+            if peer.send(&replies).await.is_err() {
+                return;
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_reply_with_a_part_nobody_asked_for_is_refused() {
+    let (_wd, _ws, wc) = common::writer(50);
+    let liar = unasked_parts_server(wc.clone()).await;
+    let (_rd, rs) = common::eventual_store();
+    let reader = replication(&rs, Limits::default());
+    let replica = rs.replica(&wc.key()).expect("replica");
+    reader.add_core(&replica);
+    let connection = connect_tcp(&reader, liar).await.expect("connect");
+    let get = reader.get(&replica, 5, Duration::from_secs(3));
+    let (ended, got) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(5), connection.closed()),
+        get
+    );
+    let ended = ended.expect("the liar must be dropped");
+    assert!(matches!(ended, Err(Error::Malformed(_))), "{ended:?}");
+    assert!(got.is_err(), "nothing from the liar is stored");
+    assert!(!replica.has(5).expect("has"));
+    // An honest seeder serves the block afterwards.
+    let honest = replication(&_ws, Limits::default());
+    honest.add_core(&wc);
+    let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
+    serve_tcp(&honest, listener);
+    let _c = connect_tcp(&reader, addr).await.expect("connect");
+    let block = reader
+        .get(&replica, 5, Duration::from_secs(5))
+        .await
+        .expect("served");
+    assert_eq!(block, b"block 5");
 }

@@ -13,25 +13,45 @@ use crate::convert::{proof_from_data, request_to_wire};
 use crate::error::{Error, Result};
 use crate::messages::{self, Body};
 
+/// Whether `data` answers what `kind` asked and nothing else: the block
+/// asked for with at most the sibling levels asked for, or the upgrade
+/// (with the manifest only if asked for); no other part. A part nobody
+/// asked for would be verified and stored on the peer's word for what it
+/// proves, so it is refused before any of it is looked at.
+fn answers(data: &messages::Data, kind: Inflight) -> bool {
+    let unasked = data.hash.is_some() || data.seek.is_some();
+    match kind {
+        Inflight::Block { index, nodes, .. } => {
+            !unasked
+                && data.upgrade.is_none()
+                && data.manifest.is_empty()
+                && data.block.as_ref().is_some_and(|b| {
+                    b.index == index && u64::try_from(b.path_sizes.len()).is_ok_and(|n| n <= nodes)
+                })
+        }
+        Inflight::Upgrade { manifest } => {
+            !unasked
+                && data.block.is_none()
+                && data.upgrade.is_some()
+                && (manifest || data.manifest.is_empty())
+        }
+    }
+}
+
 /// The proof a `Data` carries, checked to answer what `kind` asked.
 fn received(data: messages::Data, kind: Inflight) -> Result<Received> {
+    if !answers(&data, kind) {
+        return Err(Error::Malformed(
+            "data does not answer its request or carries parts it did not ask for",
+        ));
+    }
     let id = data.request;
     let proof = proof_from_data(data)?;
     let (block, depends_on, upgrade) = match kind {
         Inflight::Block {
             index, depends_on, ..
-        } => {
-            if proof.block.as_ref().map(|b| b.index) != Some(index) {
-                return Err(Error::Malformed("data does not answer its request"));
-            }
-            (Some(index), depends_on, false)
-        }
-        Inflight::Upgrade => {
-            if proof.upgrade.is_none() {
-                return Err(Error::Malformed("data does not answer its request"));
-            }
-            (None, None, true)
-        }
+        } => (Some(index), depends_on, false),
+        Inflight::Upgrade { .. } => (None, None, true),
     };
     Ok(Received {
         id,
@@ -238,7 +258,12 @@ impl<C: CoreAccess> Replicator<C> {
                     if remote.inflight.is_empty() {
                         remote.last_progress = Some(now);
                     }
-                    remote.inflight.insert(request_id, Inflight::Upgrade);
+                    remote.inflight.insert(
+                        request_id,
+                        Inflight::Upgrade {
+                            manifest: request.manifest,
+                        },
+                    );
                     let channel = remote.local_channel;
                     self.transmits.push_back((
                         id,
@@ -331,6 +356,7 @@ impl<C: CoreAccess> Replicator<C> {
                     Inflight::Block {
                         index,
                         fork: status.fork,
+                        nodes,
                         depends_on,
                     },
                 );

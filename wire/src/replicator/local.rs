@@ -202,7 +202,7 @@ impl<C: CoreAccess> Local<C> {
                     self.requested.remove(&index);
                     self.retry.insert(index);
                 }
-                Inflight::Upgrade => self.upgrade = None,
+                Inflight::Upgrade { .. } => self.upgrade = None,
             }
         }
     }

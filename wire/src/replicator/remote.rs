@@ -14,12 +14,17 @@ pub(super) enum Inflight {
         index: u64,
         /// The fork the request named.
         fork: u64,
+        /// Sibling levels asked for: the proof may carry no more.
+        nodes: u64,
         /// The earlier request to the same peer whose proof supplies the
         /// node this one's proof stops at (see [`Remote::provides`]).
         depends_on: Option<u64>,
     },
     /// An upgrade to the peer's signed length.
-    Upgrade,
+    Upgrade {
+        /// The manifest was asked for too: the proof may carry it.
+        manifest: bool,
+    },
 }
 
 /// One peer's state for one core, on one connection.
