@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use hyper_core::{Core, CoreKey, Durability, KeyPair, PublicKey, Store};
 use hyper_swarm::{JoinOptions, Path as PeerPath, Swarm};
-use hyper_wire::{Connection, DownloadRange, Replication, ReplicationOptions, listen_tcp};
+use hyper_wire::{
+    Connection, DownloadRange, Replication, ReplicationOptions, ServeEvent, listen_tcp,
+    serve_tcp_with,
+};
 use serde::Serialize;
 
 use crate::core_cmd::open_core;
@@ -446,11 +449,28 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
         drop(out);
-        loop {
-            let (stream, remote) = listener.accept().await?;
-            let replication = replication.clone();
-            tokio::spawn(serve_peer(replication, stream, remote));
-        }
+        // Deadlines, connection caps and accept back-off: see hyper_wire::Limits.
+        let _ = serve_tcp_with(&replication, listener, |event| match event {
+            ServeEvent::Connected { addr, identity } => {
+                eprintln!("peer {addr} connected ({identity})")
+            }
+            ServeEvent::Ended {
+                addr,
+                result: Ok(()),
+            } => eprintln!("peer {addr} disconnected"),
+            ServeEvent::Ended {
+                addr,
+                result: Err(e),
+            } => eprintln!("peer {addr} dropped: {e}"),
+            ServeEvent::HandshakeFailed { addr, error } => {
+                eprintln!("peer {addr}: handshake failed: {error}")
+            }
+            ServeEvent::Refused { addr, reason } => eprintln!("peer {addr} refused: {reason}"),
+            ServeEvent::AcceptFailed(e) => eprintln!("hyper-cli: accepting failed (retrying): {e}"),
+            _ => {}
+        })
+        .await;
+        Ok(())
     })
 }
 
@@ -474,28 +494,6 @@ fn describe(core: &Core) -> Result<String, CliError> {
             info.byte_length
         )
     })
-}
-
-/// Replicates with one TCP peer until it leaves; its events on stderr.
-#[tracing::instrument(level = "debug", skip(replication, stream))]
-async fn serve_peer(
-    replication: Replication,
-    stream: tokio::net::TcpStream,
-    remote: std::net::SocketAddr,
-) {
-    if stream.set_nodelay(true).is_err() {
-        return;
-    }
-    match replication.add_stream(stream, false).await {
-        Ok(connection) => {
-            eprintln!("peer {remote} connected ({})", connection.remote_identity());
-            match connection.closed().await {
-                Ok(()) => eprintln!("peer {remote} disconnected"),
-                Err(e) => eprintln!("peer {remote} dropped: {e}"),
-            }
-        }
-        Err(e) => eprintln!("peer {remote}: handshake failed: {e}"),
-    }
 }
 
 /// Joins the swarm as `identity`, announces each of `topics`' discovery

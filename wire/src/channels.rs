@@ -40,7 +40,7 @@ struct Local {
 struct Pending {
     remote: u32,
     discovery: DiscoveryKey,
-    capability: Vec<u8>,
+    capability: [u8; 32],
 }
 
 /// What a local [`Channels::open`] led to.
@@ -137,12 +137,43 @@ impl Channels {
         (Some(message), state)
     }
 
+    /// Opens `key` only in answer to the peer's held `Open` for it, and only
+    /// if its capability proves the key: returns the `Open` to send and the
+    /// (paired) state. Otherwise the held open, if any, is dropped and
+    /// nothing is sent, so a peer learns of the core only by proving it
+    /// knows the key.
+    pub fn answer_held(&mut self, key: CoreKey) -> Option<(Message, Opened)> {
+        let discovery = key.discovery_key();
+        let pos = self.pending.iter().position(|p| p.discovery == discovery)?;
+        let proven = self
+            .pending
+            .get(pos)
+            .is_some_and(|p| self.caps.verify_remote(&key, &p.capability));
+        if !proven {
+            self.pending.remove(pos);
+            return None;
+        }
+        let (message, state) = self.open(key);
+        Some((message?, state))
+    }
+
+    /// Whether the peer's `Open` for `discovery` is held here.
+    pub fn holds(&self, discovery: &DiscoveryKey) -> bool {
+        self.pending.iter().any(|p| &p.discovery == discovery)
+    }
+
     /// Handles the peer's `Open` on its channel `remote`. A channel number
-    /// the peer already uses, or a malformed discovery key, is a protocol
-    /// error.
+    /// the peer already uses, a malformed discovery key, or a capability
+    /// that is not exactly 32 bytes is a protocol error (so a held open
+    /// costs a fixed 72 bytes).
     pub fn on_open(&mut self, remote: u32, open: &Open) -> Result<RemoteOpen> {
         let discovery = DiscoveryKey::from_slice(&open.discovery_key)
             .ok_or(Error::Malformed("discovery key is not 32 bytes"))?;
+        let capability: [u8; 32] = open
+            .capability
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Malformed("capability is not 32 bytes"))?;
         if self.by_remote.contains_key(&remote) || self.pending.iter().any(|p| p.remote == remote) {
             return Err(Error::Malformed("channel opened twice"));
         }
@@ -153,7 +184,7 @@ impl Channels {
             self.pending.push_back(Pending {
                 remote,
                 discovery,
-                capability: open.capability.clone(),
+                capability,
             });
             return Ok(RemoteOpen::Unknown {
                 discovery_key: discovery,
@@ -165,7 +196,7 @@ impl Channels {
         if channel.remote.is_some() {
             return Err(Error::Malformed("core opened twice"));
         }
-        if !self.caps.verify_remote(&channel.key, &open.capability) {
+        if !self.caps.verify_remote(&channel.key, &capability) {
             return Ok(RemoteOpen::Refused);
         }
         channel.remote = Some(remote);
@@ -218,6 +249,11 @@ impl Channels {
     /// Remote opens held for discovery keys not opened here.
     pub fn pending_opens(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Whether any channel is paired (the peer proved a core key here).
+    pub fn any_paired(&self) -> bool {
+        !self.by_remote.is_empty()
     }
 }
 
@@ -322,7 +358,7 @@ mod tests {
             dk[..4].copy_from_slice(&i.to_le_bytes());
             let open = Open {
                 discovery_key: dk.to_vec(),
-                capability: vec![],
+                capability: vec![0; 32],
             };
             assert!(b.on_open(i + 100, &open).is_ok());
         }
@@ -330,9 +366,43 @@ mod tests {
         // The same remote channel number twice is an error.
         let open = Open {
             discovery_key: vec![9; 32],
-            capability: vec![],
+            capability: vec![0; 32],
         };
         assert!(matches!(b.on_open(10_099, &open), Err(Error::Malformed(_))));
+        // A capability of any other length is refused, whatever it says.
+        for len in [0, 31, 33, 8 << 20] {
+            let open = Open {
+                discovery_key: vec![8; 32],
+                capability: vec![0; len],
+            };
+            assert!(matches!(b.on_open(20_000, &open), Err(Error::Malformed(_))));
+        }
+    }
+
+    #[test]
+    fn answering_a_held_open_needs_its_proof() {
+        let key = CoreKey([1; 32]);
+        let (mut a, mut b) = pair();
+        // Nothing held: nothing to answer.
+        assert!(b.answer_held(key).is_none());
+        // A forged capability: dropped, nothing sent, nothing paired.
+        let forged = Open {
+            discovery_key: key.discovery_key().0.to_vec(),
+            capability: vec![3; 32],
+        };
+        b.on_open(4, &forged).expect("held");
+        assert!(b.holds(&key.discovery_key()));
+        assert!(b.answer_held(key).is_none());
+        assert!(!b.holds(&key.discovery_key()));
+        assert!(b.route(4).is_err());
+        // The real one pairs at once.
+        let (ma, _) = a.open(key);
+        let (ra, oa) = open_of(&ma);
+        b.on_open(ra, &oa).expect("held");
+        let (reply, state) = b.answer_held(key).expect("answered");
+        assert!(matches!(state, Opened::Paired { remote, .. } if remote == ra));
+        let (rb, ob) = open_of(&Some(reply));
+        assert!(matches!(a.on_open(rb, &ob), Ok(RemoteOpen::Paired { .. })));
     }
 
     #[test]

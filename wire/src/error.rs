@@ -53,6 +53,21 @@ pub enum Error {
     /// The core is not replicated here.
     #[error("core {0} is not replicated here")]
     UnknownCore(hyper_core::CoreKey),
+    /// The peer sent nothing (not even a keep-alive) for this long.
+    #[error("the peer sent nothing for {} s", .0.as_secs_f64())]
+    Idle(std::time::Duration),
+    /// The peer did not finish the handshake within this long.
+    #[error("the handshake did not finish within {} s", .0.as_secs_f64())]
+    HandshakeTimeout(std::time::Duration),
+    /// The peer did not read what it was sent: its backlog stayed over the
+    /// bound for too long.
+    #[error("the peer read nothing of a backlog of {bytes} bytes for {} s", .after.as_secs_f64())]
+    Backlog {
+        /// Bytes queued for it.
+        bytes: usize,
+        /// How long the backlog stayed over the bound.
+        after: std::time::Duration,
+    },
     /// A manifest carried in a message does not decode.
     #[error("malformed manifest: {0}")]
     Manifest(#[source] hyper_core::VerifyError),

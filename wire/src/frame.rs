@@ -44,11 +44,21 @@ fn varint(bytes: &[u8]) -> Result<Option<(u64, usize)>> {
     Ok(None)
 }
 
+/// Bytes of buffer capacity kept once a large frame has been consumed;
+/// more is given back, so one big frame does not pin its size for good.
+const KEEP_CAPACITY: usize = 256 << 10;
+
 /// Turns a byte stream, fed in pieces of any size, back into messages.
+///
+/// Memory: the buffer holds at most one unfinished frame (its length checked
+/// against the limit before any of its payload is kept) plus the piece last
+/// pushed, and shrinks back to [`KEEP_CAPACITY`] once emptied. A frame of
+/// length zero is a keep-alive: skipped, it carries no message.
 pub struct FrameDecoder {
     buf: Vec<u8>,
     start: usize,
     max: usize,
+    limit: usize,
 }
 
 impl FrameDecoder {
@@ -58,12 +68,41 @@ impl FrameDecoder {
             buf: Vec::new(),
             start: 0,
             max,
+            limit: max,
         }
+    }
+
+    /// Refuses frames over `limit` bytes from now on (at most the maximum
+    /// given to [`FrameDecoder::new`]): a smaller limit holds while the
+    /// peer has proved nothing, the full one after.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(self.max);
+    }
+
+    /// The largest frame accepted now.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The largest frame this decoder can ever accept.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Bytes of buffer held (capacity, not only what is filled).
+    pub fn buffered_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Adds bytes read from the stream.
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start >= self.buf.len() / 2 {
+        if self.start >= self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+            if self.buf.capacity() > KEEP_CAPACITY {
+                self.buf.shrink_to(KEEP_CAPACITY);
+            }
+        } else if self.start > 0 && self.start >= self.buf.len() / 2 {
             self.buf.drain(..self.start);
             self.start = 0;
         }
@@ -75,22 +114,91 @@ impl FrameDecoder {
         self.start < self.buf.len()
     }
 
-    /// The next complete message, `Ok(None)` if more bytes are needed. After
-    /// an error the stream is unusable: end the connection.
+    /// The next complete message, `Ok(None)` if more bytes are needed. A
+    /// frame over the limit is [`Error::FrameTooLarge`] and consumes
+    /// nothing (after [`FrameDecoder::set_limit`] raised the limit, the same
+    /// frame can be read). After any other error the stream is unusable:
+    /// end the connection.
     pub fn next_message(&mut self) -> Result<Option<Message>> {
-        let pending = self.buf.get(self.start..).unwrap_or_default();
-        let Some((len, header)) = varint(pending)? else {
-            return Ok(None);
-        };
-        if len > self.max as u64 {
-            return Err(Error::FrameTooLarge { len, max: self.max });
+        Ok(self.next_frame()?.map(|(m, _)| m))
+    }
+
+    /// As [`FrameDecoder::next_message`], with the frame's length in bytes.
+    pub fn next_frame(&mut self) -> Result<Option<(Message, usize)>> {
+        loop {
+            let pending = self.buf.get(self.start..).unwrap_or_default();
+            let Some((len, header)) = varint(pending)? else {
+                return Ok(None);
+            };
+            if len > self.limit as u64 {
+                return Err(Error::FrameTooLarge {
+                    len,
+                    max: self.limit,
+                });
+            }
+            let len = len as usize;
+            if len == 0 {
+                self.start += header;
+                continue;
+            }
+            let Some(payload) = pending.get(header..header + len) else {
+                // Room for exactly this frame, not a doubling past it.
+                let missing = header + len - pending.len();
+                self.buf.reserve_exact(missing);
+                return Ok(None);
+            };
+            let message = Message::decode(payload)?;
+            self.start += header + len;
+            return Ok(Some((message, header + len)));
         }
-        let len = len as usize;
-        let Some(payload) = pending.get(header..header + len) else {
-            return Ok(None);
-        };
-        let message = Message::decode(payload)?;
-        self.start += header + len;
-        Ok(Some(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{Body, Extension};
+
+    fn ext(n: usize) -> Message {
+        Message {
+            channel: 1,
+            body: Some(Body::Extension(Extension {
+                name: "x".into(),
+                message: vec![3; n],
+            })),
+        }
+    }
+
+    #[test]
+    fn keep_alives_are_skipped_and_a_raised_limit_reads_the_held_frame() {
+        let mut d = FrameDecoder::new(1 << 20);
+        d.set_limit(100);
+        let mut bytes = vec![0u8, 0];
+        bytes.extend(encode(&ext(10)));
+        bytes.extend(encode(&ext(500)));
+        d.push(&bytes);
+        assert_eq!(d.next_message().expect("small"), Some(ext(10)));
+        assert!(matches!(
+            d.next_message(),
+            Err(Error::FrameTooLarge { max: 100, .. })
+        ));
+        d.set_limit(usize::MAX);
+        assert_eq!(d.limit(), 1 << 20, "clamped to the maximum");
+        assert_eq!(d.next_message().expect("now fits"), Some(ext(500)));
+        assert_eq!(d.next_message().expect("empty"), None);
+    }
+
+    #[test]
+    fn the_buffer_shrinks_after_a_large_frame() {
+        let mut d = FrameDecoder::new(8 << 20);
+        let frame = encode(&ext(4 << 20));
+        for piece in frame.chunks(65_000) {
+            d.push(piece);
+            let _ = d.next_message().expect("valid");
+            assert!(d.buffered_capacity() <= frame.len() + 65_000);
+        }
+        d.push(&encode(&ext(10)));
+        assert_eq!(d.next_message().expect("small"), Some(ext(10)));
+        assert!(d.buffered_capacity() <= KEEP_CAPACITY);
     }
 }

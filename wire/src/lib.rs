@@ -38,6 +38,7 @@ mod channels;
 mod convert;
 mod error;
 mod frame;
+mod limits;
 pub mod messages;
 mod ranges;
 mod replicator;
@@ -51,9 +52,14 @@ pub use channels::{Channels, MAX_PENDING_OPENS, Opened, RemoteOpen};
 pub use convert::{data_from_proof, proof_from_data, request_from_wire, request_to_wire};
 pub use error::{Error, Result};
 pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode as encode_frame};
+pub use limits::{Limits, Refusal};
 pub use ranges::{RangeSet, TooManyRanges};
 pub use replicator::{BatchId, Config, CoreAccess, CoreStatus, Event, Handle, PeerId, Replicator};
-pub use session::{Connection, DownloadRange, ExtensionMessage, Replication, ReplicationOptions};
+pub use session::{
+    Connection, DownloadRange, ExtensionMessage, Replication, ReplicationOptions, Resources,
+};
 pub use source::ReplicatedSource;
 pub use stream::{EncryptedStream, IDENTITY_CONTEXT, MessageReader, MessageWriter, NOISE_PARAMS};
-pub use transport::{connect_memory, connect_tcp, listen_tcp, memory_pair, serve_tcp};
+pub use transport::{
+    ServeEvent, connect_memory, connect_tcp, listen_tcp, memory_pair, serve_tcp, serve_tcp_with,
+};

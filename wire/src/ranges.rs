@@ -126,6 +126,32 @@ impl RangeSet {
         Ok(())
     }
 
+    /// Adds `range` if the bound allows; otherwise leaves the set as it
+    /// was. Returns whether it was added. For claims a peer makes, where
+    /// believing less is safe.
+    pub fn insert_or_skip(&mut self, range: Range<u64>) -> bool {
+        self.insert(range).is_ok()
+    }
+
+    /// Removes `range`; if a split would pass the bound, removes every
+    /// range it overlaps whole instead. The set only ever shrinks, so the
+    /// bound holds and nothing outside the ranges it touches changes.
+    pub fn remove_coarse(&mut self, range: Range<u64>) {
+        if self.remove(range.clone()).is_ok() {
+            return;
+        }
+        let overlapping: Vec<u64> = self
+            .ranges
+            .range(..range.end)
+            .rev()
+            .take_while(|(_, e)| **e > range.start)
+            .map(|(&s, _)| s)
+            .collect();
+        for s in overlapping {
+            self.ranges.remove(&s);
+        }
+    }
+
     /// The ranges in order.
     pub fn iter(&self) -> impl Iterator<Item = Range<u64>> + '_ {
         self.ranges.iter().map(|(&s, &e)| s..e)
@@ -190,6 +216,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn lossy_changes_keep_the_bound_and_only_believe_less() {
+        let mut set = RangeSet::new(2);
+        assert!(set.insert_or_skip(0..10));
+        assert!(set.insert_or_skip(20..30));
+        assert!(!set.insert_or_skip(40..50), "past the bound: left out");
+        assert_eq!(set.len(), 2);
+        // Splitting 0..10 would make three ranges: all of it goes.
+        set.remove_coarse(4..5);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![20..30]);
+        set.remove_coarse(25..26);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![20..25, 26..30]);
     }
 
     #[test]

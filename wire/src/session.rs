@@ -15,22 +15,27 @@ use std::time::Duration;
 
 use hyper_core::{Core, CoreKey, DiscoveryKey, KeyPair, PublicKey, Store, Subscription};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::limits::{Admission, Admitted, Limits, Refusal};
 use crate::messages::Message;
 use crate::replicator::{BatchId, Config, Event, Handle, PeerId, Replicator};
 use crate::stream::EncryptedStream;
 
-/// Messages buffered from all readers before readers wait.
+/// Messages buffered from all readers before readers wait (bytes are
+/// bounded too: [`Limits::inbox_bytes`]).
 const INBOX: usize = 1024;
+/// Bytes a message counts for in the inbox besides its frame (its place
+/// in the queue and its decoded form's fixed part).
+const INBOX_OVERHEAD: usize = 64;
 /// Messages handled before the driver flushes what they produced.
 const DRAIN: usize = 512;
-/// Bytes queued for one peer's writer past which that peer is served
-/// nothing more until it reads (see `Replicator::set_congested`).
-const MAX_WRITE_BACKLOG: usize = 16 << 20;
+/// Least time between two listings of the store for a discovery key not
+/// in the map (all-cores mode).
+const RESCAN_EVERY: Duration = Duration::from_secs(10);
 /// Store batches of at most this many proofs run on the driver's thread;
 /// larger ones on the blocking pool.
 const INLINE_BATCH: usize = 4;
@@ -38,10 +43,15 @@ const INLINE_BATCH: usize = 4;
 /// How a [`Replication`] chooses its cores.
 #[derive(Debug, Clone)]
 pub struct ReplicationOptions {
-    /// Replicate every core of the store: open them all on each connection
-    /// and answer a peer's open for any core the store holds. Without it,
-    /// only cores given to [`Replication::add_core`] (or fetched through
-    /// [`Replication::get`] / [`Replication::download`]) are replicated.
+    /// Serve every core of the store to peers that ask for it: a peer's
+    /// `Open` for any core the store holds is answered if its capability
+    /// proves the core key (looked up in a map of discovery keys made when
+    /// the replication starts, and made again at most every 10 s for keys
+    /// it lacks). These cores are never opened first, so a connection
+    /// learns no discovery key it did not prove it knows. Without it, only
+    /// cores given to [`Replication::add_core`] (or fetched through
+    /// [`Replication::get`] / [`Replication::download`]) are replicated;
+    /// those are opened on every connection either way.
     pub all_cores: bool,
     /// Tuning of the replicator.
     pub config: Config,
@@ -50,6 +60,8 @@ pub struct ReplicationOptions {
     /// crash loses at most this much of a download. `None`: never (the
     /// application flushes).
     pub flush_every: Option<Duration>,
+    /// Deadlines, caps and buffer bounds per peer (see [`Limits`]).
+    pub limits: Limits,
 }
 
 impl Default for ReplicationOptions {
@@ -58,6 +70,7 @@ impl Default for ReplicationOptions {
             all_cores: false,
             config: Config::default(),
             flush_every: Some(Duration::from_secs(1)),
+            limits: Limits::default(),
         }
     }
 }
@@ -104,8 +117,26 @@ impl DownloadRange {
 /// The driver's handle on a connection's writer task: the queue, and the
 /// bytes in it not yet written to the socket.
 struct Writer {
-    queue: mpsc::UnboundedSender<Vec<Message>>,
+    queue: mpsc::UnboundedSender<(Vec<Message>, usize)>,
     backlog: Arc<std::sync::atomic::AtomicUsize>,
+    /// Since when the backlog is over [`Limits::max_backlog`].
+    over_since: Option<Instant>,
+}
+
+/// How long a connection's writer may go on sending what was queued
+/// before the connection ended (a `Close`, say) before it is stopped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// What a connection's reader hands the driver. (Messages are large and
+/// the barrier is rare; boxing them would cost an allocation each.)
+#[allow(clippy::large_enum_variant)]
+enum Inbound {
+    /// A message, holding its bytes of the inbox budget until handled.
+    Message(PeerId, Message, OwnedSemaphorePermit),
+    /// The peer sent a frame over the limit for a peer with no channel
+    /// paired: once the driver has handled everything before it, it says
+    /// whether a channel is paired (then the full limit applies).
+    Paired(PeerId, oneshot::Sender<bool>),
 }
 
 /// Where a finished get sends its block.
@@ -120,6 +151,7 @@ enum Command {
     Reader {
         peer: PeerId,
         task: JoinHandle<()>,
+        writer_task: JoinHandle<()>,
         closed: oneshot::Sender<Result<()>>,
     },
     Closed {
@@ -146,6 +178,7 @@ enum Command {
         result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
     },
     Peers(oneshot::Sender<Vec<PeerId>>),
+    Resources(oneshot::Sender<Resources>),
     SyncedPeers(CoreKey, oneshot::Sender<usize>),
     /// A congested peer's writer drained (the driver re-checks congestion
     /// in its output step, which follows every command).
@@ -156,6 +189,28 @@ enum Command {
         message: Vec<u8>,
     },
     SubscribeExtensions(mpsc::UnboundedSender<ExtensionMessage>),
+}
+
+/// What the peers make this side hold now, all connections together: the
+/// quantities [`Limits`] bounds (see [`Replication::resources`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Resources {
+    /// Connections replicating.
+    pub connections: usize,
+    /// Bytes of received messages waiting for the driver (at most
+    /// [`Limits::inbox_bytes`]).
+    pub inbox_bytes: usize,
+    /// Bytes queued for writers, not yet written to the sockets.
+    pub backlog_bytes: usize,
+    /// The largest of those backlogs (one peer's).
+    pub largest_backlog: usize,
+    /// Requests and `Want`s queued to serve (at most
+    /// `Config::max_queued_requests` per peer).
+    pub queued_requests: usize,
+    /// `Open`s held for cores not opened here (at most
+    /// [`MAX_PENDING_OPENS`](crate::MAX_PENDING_OPENS) per peer).
+    pub held_opens: usize,
 }
 
 /// An extension message a peer sent on a core's channel.
@@ -176,8 +231,12 @@ pub struct ExtensionMessage {
 #[derive(Clone)]
 pub struct Replication {
     commands: mpsc::UnboundedSender<Command>,
-    inbox: mpsc::Sender<(PeerId, Message)>,
+    inbox: mpsc::Sender<Inbound>,
+    /// Bytes the inbox may still take (see [`Limits::inbox_bytes`]).
+    inbox_budget: Arc<Semaphore>,
     identity: Arc<KeyPair>,
+    limits: Arc<Limits>,
+    admission: Arc<Admission>,
 }
 
 /// One connection of a [`Replication`].
@@ -212,8 +271,11 @@ impl Replication {
     pub fn new(store: Store, identity: KeyPair, options: ReplicationOptions) -> Self {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
+        let limits = Arc::new(options.limits.clone());
+        let inbox_bytes = limits.inbox_bytes.max(limits.max_frame + INBOX_OVERHEAD);
         let driver = Driver {
             replicator: Replicator::new(options.config.clone()),
+            limits: limits.clone(),
             store,
             all_cores: options.all_cores,
             commands: commands.downgrade(),
@@ -226,6 +288,7 @@ impl Replication {
             gets: HashMap::new(),
             downloads: HashMap::new(),
             discovery: HashMap::new(),
+            last_scan: None,
             flush_every: options.flush_every,
             last_flush: Instant::now(),
             unflushed: false,
@@ -235,7 +298,10 @@ impl Replication {
         Replication {
             commands,
             inbox,
+            inbox_budget: Arc::new(Semaphore::new(inbox_bytes)),
             identity: Arc::new(identity),
+            limits,
+            admission: Arc::default(),
         }
     }
 
@@ -244,18 +310,42 @@ impl Replication {
         self.identity.public_key()
     }
 
+    /// The limits this replication was started with.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Takes a place for a connection accepted from `ip` under
+    /// [`Limits::max_connections`] and [`Limits::max_connections_per_ip`];
+    /// the place is freed when the returned guard drops.
+    pub(crate) fn admit(&self, ip: std::net::IpAddr) -> std::result::Result<Admitted, Refusal> {
+        self.admission.admit(ip, &self.limits)
+    }
+
+    /// Accepted connections holding a place now (see
+    /// [`Limits::max_connections`]).
+    pub fn admitted(&self) -> usize {
+        self.admission.open()
+    }
+
     /// Replicates `core` with every peer, now and later.
     pub fn add_core(&self, core: &Core) {
         let _ = self.commands.send(Command::AddCore(core.clone()));
     }
 
     /// Runs the encrypted handshake on `io` (as `initiator` or responder) and
-    /// replicates over it until either side closes it.
+    /// replicates over it until either side closes it. A handshake that
+    /// takes longer than [`Limits::handshake_timeout`] fails with
+    /// [`Error::HandshakeTimeout`].
     pub async fn add_stream<S>(&self, io: S, initiator: bool) -> Result<Connection>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let stream = EncryptedStream::handshake(io, &self.identity, initiator).await?;
+        let limit = self.limits.handshake_timeout;
+        let handshake = EncryptedStream::handshake(io, &self.identity, initiator);
+        let stream = tokio::time::timeout(limit, handshake)
+            .await
+            .map_err(|_| Error::HandshakeTimeout(limit))??;
         self.attach(stream).await
     }
 
@@ -284,8 +374,14 @@ impl Replication {
     {
         let remote = stream.remote_identity();
         let capabilities = stream.capabilities();
+        let mut stream = stream;
+        stream.set_max_frame(self.limits.max_frame);
         let (mut reader, mut writer) = stream.into_split();
-        let (writer_tx, mut writer_rx) = mpsc::unbounded_channel::<Vec<Message>>();
+        reader.set_idle_timeout(Some(self.limits.idle_timeout));
+        reader.set_frame_limit(self.limits.max_frame_unpaired);
+        let keep_alive = self.limits.keep_alive;
+        let max_backlog = self.limits.max_backlog;
+        let (writer_tx, mut writer_rx) = mpsc::unbounded_channel::<(Vec<Message>, usize)>();
         let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (reply, peer) = oneshot::channel();
         self.send(Command::Connection {
@@ -293,17 +389,33 @@ impl Replication {
             writer: Writer {
                 queue: writer_tx,
                 backlog: backlog.clone(),
+                over_since: None,
             },
             reply,
         })?;
         let peer = peer.await.map_err(|_| Error::Closed)?;
         let commands = self.commands.clone();
-        tokio::spawn(async move {
-            while let Some(batch) = writer_rx.recv().await {
-                let bytes = batch_bytes(&batch);
+        let writer_task = tokio::spawn(async move {
+            loop {
+                let (batch, bytes) = match tokio::time::timeout(keep_alive, writer_rx.recv()).await
+                {
+                    Ok(Some(queued)) => queued,
+                    Ok(None) => break,
+                    Err(_) => {
+                        // Quiet for a while: tell the peer this side lives.
+                        if let Err(error) = writer.keep_alive().await {
+                            let _ = commands.send(Command::Closed {
+                                peer,
+                                error: Some(error),
+                            });
+                            return;
+                        }
+                        continue;
+                    }
+                };
                 let sent = writer.send_all(&batch).await;
                 let before = backlog.fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
-                if before > MAX_WRITE_BACKLOG && before - bytes <= MAX_WRITE_BACKLOG {
+                if before > max_backlog && before - bytes <= max_backlog {
                     // Drained below the bound: the driver serves it again.
                     let _ = commands.send(Command::Writable);
                 }
@@ -319,15 +431,44 @@ impl Replication {
         });
         let commands = self.commands.clone();
         let inbox = self.inbox.clone();
+        let budget = self.inbox_budget.clone();
+        let most = self
+            .limits
+            .inbox_bytes
+            .max(self.limits.max_frame + INBOX_OVERHEAD);
         let task = tokio::spawn(async move {
             let error = loop {
-                match reader.recv().await {
-                    Ok(Some(m)) => {
-                        if inbox.send((peer, m)).await.is_err() {
+                match reader.recv_sized().await {
+                    Ok(Some((m, len))) => {
+                        let bytes = (len + INBOX_OVERHEAD).min(most);
+                        let Ok(permit) = budget
+                            .clone()
+                            .acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
+                            .await
+                        else {
+                            break None;
+                        };
+                        if inbox.send(Inbound::Message(peer, m, permit)).await.is_err() {
                             break None;
                         }
                     }
                     Ok(None) => break None,
+                    Err(Error::FrameTooLarge { len, max })
+                        if max < reader.max_frame() && len <= reader.max_frame() as u64 =>
+                    {
+                        // Over the limit for a peer that proved nothing:
+                        // has it proved a key by now?
+                        let (tx, rx) = oneshot::channel();
+                        if inbox.send(Inbound::Paired(peer, tx)).await.is_err() {
+                            break None;
+                        }
+                        if rx.await.unwrap_or(false) {
+                            let max = reader.max_frame();
+                            reader.set_frame_limit(max);
+                        } else {
+                            break Some(Error::FrameTooLarge { len, max });
+                        }
+                    }
                     Err(e) => break Some(e),
                 }
             };
@@ -337,6 +478,7 @@ impl Replication {
         self.send(Command::Reader {
             peer,
             task,
+            writer_task,
             closed: closed_tx,
         })?;
         Ok(Connection {
@@ -404,6 +546,22 @@ impl Replication {
         rx.await.unwrap_or(0)
     }
 
+    /// What the peers make this side hold now (queued bytes and requests):
+    /// how a test or a monitor sees that the limits hold.
+    pub async fn resources(&self) -> Resources {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::Resources(reply)).is_err() {
+            return Resources::default();
+        }
+        let mut resources = rx.await.unwrap_or_default();
+        let budget = self
+            .limits
+            .inbox_bytes
+            .max(self.limits.max_frame + INBOX_OVERHEAD);
+        resources.inbox_bytes = budget.saturating_sub(self.inbox_budget.available_permits());
+        resources
+    }
+
     /// The connected peers.
     pub async fn peers(&self) -> Vec<PeerId> {
         let (reply, rx) = oneshot::channel();
@@ -420,11 +578,13 @@ impl Replication {
 
 struct Driver {
     replicator: Replicator<Core>,
+    limits: Arc<Limits>,
     store: Store,
     all_cores: bool,
     commands: mpsc::WeakUnboundedSender<Command>,
     writers: HashMap<PeerId, Writer>,
-    readers: HashMap<PeerId, JoinHandle<()>>,
+    /// Each connection's reader and writer tasks.
+    readers: HashMap<PeerId, (JoinHandle<()>, JoinHandle<()>)>,
     closers: HashMap<PeerId, oneshot::Sender<Result<()>>>,
     /// How peers ended before their `Reader` command arrived (the reader
     /// task can hit an error first): told to the connection then.
@@ -433,7 +593,11 @@ struct Driver {
     subscriptions: HashMap<CoreKey, Subscription>,
     gets: HashMap<Handle, (Core, u64, BlockReply)>,
     downloads: HashMap<Handle, oneshot::Sender<Result<()>>>,
+    /// Every core of the store by discovery key (all-cores mode), and every
+    /// core replicated.
     discovery: HashMap<DiscoveryKey, CoreKey>,
+    /// When the store was last listed into `discovery`.
+    last_scan: Option<Instant>,
     flush_every: Option<Duration>,
     last_flush: Instant,
     /// Data was stored since the last flush.
@@ -445,14 +609,10 @@ impl Driver {
     async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
-        mut inbox: mpsc::Receiver<(PeerId, Message)>,
+        mut inbox: mpsc::Receiver<Inbound>,
     ) {
         if self.all_cores {
-            for entry in self.store.list().unwrap_or_default() {
-                if let Ok(core) = self.store.core(&entry.key) {
-                    self.add_core(core);
-                }
-            }
+            self.scan_store();
         }
         loop {
             let deadline = self.replicator.poll_timeout();
@@ -461,11 +621,11 @@ impl Driver {
                     Some(c) => self.command(c),
                     None => break,
                 },
-                Some((peer, message)) = inbox.recv() => {
-                    self.replicator.handle_message(now(), peer, message);
+                Some(inbound) = inbox.recv() => {
+                    self.inbound(inbound);
                     for _ in 0..DRAIN {
                         match inbox.try_recv() {
-                            Ok((peer, message)) => self.replicator.handle_message(now(), peer, message),
+                            Ok(inbound) => self.inbound(inbound),
                             Err(_) => break,
                         }
                     }
@@ -475,11 +635,25 @@ impl Driver {
                 }
                 () = sleep_until(deadline) => self.replicator.handle_timeout(now()),
                 () = sleep_until(self.flush_due().map(Instant::into_std)) => self.flush(),
+                () = sleep_until(self.backlog_due()) => {}
             }
             self.outputs();
         }
-        for (_, task) in self.readers.drain() {
-            task.abort();
+        for (_, (reader, writer)) in self.readers.drain() {
+            reader.abort();
+            writer.abort();
+        }
+    }
+
+    /// A message from a reader (its inbox bytes are freed once handled).
+    fn inbound(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Message(peer, message, _permit) => {
+                self.replicator.handle_message(now(), peer, message);
+            }
+            Inbound::Paired(peer, reply) => {
+                let _ = reply.send(self.replicator.any_paired(peer));
+            }
         }
     }
 
@@ -519,6 +693,16 @@ impl Driver {
         }
     }
 
+    /// When a peer's backlog has been over the bound for the whole
+    /// [`Limits::backlog_timeout`] (the output step then drops it).
+    fn backlog_due(&self) -> Option<std::time::Instant> {
+        self.writers
+            .values()
+            .filter_map(|w| w.over_since)
+            .min()
+            .map(|since| (since + self.limits.backlog_timeout).into_std())
+    }
+
     /// When stored data is next due to be made durable.
     fn flush_due(&self) -> Option<Instant> {
         let every = self.flush_every?;
@@ -532,20 +716,34 @@ impl Driver {
         tokio::task::spawn_blocking(move || store.flush());
     }
 
-    fn add_core(&mut self, core: Core) {
-        let key = core.key();
-        if self.cores.contains_key(&key) {
-            return;
+    /// Lists the store's cores into the map of discovery keys.
+    fn scan_store(&mut self) {
+        self.last_scan = Some(Instant::now());
+        for entry in self.store.list().unwrap_or_default() {
+            self.discovery.insert(entry.key.discovery_key(), entry.key);
         }
-        let commands = self.commands.clone();
-        let sub = core.subscribe(move || {
-            if let Some(commands) = commands.upgrade() {
-                let _ = commands.send(Command::Changed(key));
-            }
-        });
-        self.subscriptions.insert(key, sub);
-        self.cores.insert(key, core.clone());
-        self.replicator.add_core(now(), core);
+    }
+
+    /// Replicates `core`: opened on every connection (`active`), or only
+    /// served to peers that prove its key.
+    fn add_core(&mut self, core: Core, active: bool) {
+        let key = core.key();
+        if !self.cores.contains_key(&key) {
+            let commands = self.commands.clone();
+            let sub = core.subscribe(move || {
+                if let Some(commands) = commands.upgrade() {
+                    let _ = commands.send(Command::Changed(key));
+                }
+            });
+            self.subscriptions.insert(key, sub);
+            self.cores.insert(key, core.clone());
+            self.discovery.insert(key.discovery_key(), key);
+        }
+        if active {
+            self.replicator.add_core(now(), core);
+        } else {
+            self.replicator.serve_core(now(), core);
+        }
     }
 
     fn command(&mut self, command: Command) {
@@ -560,12 +758,18 @@ impl Driver {
                 self.writers.insert(peer, writer);
                 let _ = reply.send(peer);
             }
-            Command::Reader { peer, task, closed } => {
+            Command::Reader {
+                peer,
+                task,
+                writer_task,
+                closed,
+            } => {
                 if self.writers.contains_key(&peer) {
-                    self.readers.insert(peer, task);
+                    self.readers.insert(peer, (task, writer_task));
                     self.closers.insert(peer, closed);
                 } else {
                     task.abort();
+                    writer_task.abort();
                     let result = self.ended_early.remove(&peer).unwrap_or(Err(Error::Closed));
                     let _ = closed.send(result);
                 }
@@ -574,7 +778,7 @@ impl Driver {
                 self.replicator.disconnect(now, peer);
                 self.end_peer(peer, error.map_or(Ok(()), Err));
             }
-            Command::AddCore(core) => self.add_core(core),
+            Command::AddCore(core) => self.add_core(core, true),
             Command::Get {
                 core,
                 index,
@@ -582,13 +786,13 @@ impl Driver {
                 reply,
             } => {
                 let key = core.key();
-                self.add_core(core.clone());
+                self.add_core(core.clone(), true);
                 let handle = self.replicator.get(now, key, index, timeout);
                 self.gets.insert(handle, (core, index, reply));
             }
             Command::Download { core, range, reply } => {
                 let key = core.key();
-                self.add_core(core);
+                self.add_core(core, true);
                 let handle = self
                     .replicator
                     .download(now, key, range.start, range.end, range.live);
@@ -604,6 +808,20 @@ impl Driver {
             Command::Peers(reply) => {
                 let _ = reply.send(self.replicator.peers().collect());
             }
+            Command::Resources(reply) => {
+                let backlogs = self
+                    .writers
+                    .values()
+                    .map(|w| w.backlog.load(std::sync::atomic::Ordering::Relaxed));
+                let _ = reply.send(Resources {
+                    connections: self.writers.len(),
+                    inbox_bytes: 0,
+                    backlog_bytes: backlogs.clone().sum(),
+                    largest_backlog: backlogs.max().unwrap_or(0),
+                    queued_requests: self.replicator.queued_requests(),
+                    held_opens: self.replicator.held_opens(),
+                });
+            }
             Command::SyncedPeers(key, reply) => {
                 let _ = reply.send(self.replicator.synced_peers(&key));
             }
@@ -618,8 +836,14 @@ impl Driver {
     fn end_peer(&mut self, peer: PeerId, result: Result<()>) {
         // The first end of a peer decides how its connection ended.
         let first = self.writers.remove(&peer).is_some();
-        if let Some(task) = self.readers.remove(&peer) {
-            task.abort();
+        if let Some((reader, writer)) = self.readers.remove(&peer) {
+            reader.abort();
+            // The writer may finish what was queued (a `Close`), briefly.
+            let writer = writer.abort_handle();
+            tokio::spawn(async move {
+                tokio::time::sleep(CLOSE_GRACE).await;
+                writer.abort();
+            });
         }
         match self.closers.remove(&peer) {
             Some(closed) => {
@@ -654,22 +878,48 @@ impl Driver {
         while let Some(event) = self.replicator.poll_event() {
             self.event(event);
         }
-        // Serve a peer only while it reads what it was sent.
-        for (&peer, writer) in &self.writers {
+        // Serve a peer only while it reads what it was sent; drop one whose
+        // backlog stays over the bound.
+        let max = self.limits.max_backlog;
+        let clock = Instant::now();
+        let mut overdue = Vec::new();
+        for (&peer, writer) in &mut self.writers {
             let backlog = writer.backlog.load(std::sync::atomic::Ordering::Relaxed);
             self.replicator
-                .set_congested(peer, backlog > MAX_WRITE_BACKLOG);
+                .set_send_budget(peer, max.saturating_sub(backlog));
+            if backlog <= max {
+                writer.over_since = None;
+            } else if clock - *writer.over_since.get_or_insert(clock) >= self.limits.backlog_timeout
+            {
+                overdue.push((peer, backlog));
+            }
         }
-        let mut batches: BTreeMap<PeerId, Vec<Message>> = BTreeMap::new();
+        for (peer, bytes) in overdue {
+            self.replicator.disconnect(now(), peer);
+            let after = self.limits.backlog_timeout;
+            self.end_peer(peer, Err(Error::Backlog { bytes, after }));
+        }
+        let mut batches: BTreeMap<PeerId, (Vec<Message>, usize)> = BTreeMap::new();
         while let Some((peer, message)) = self.replicator.poll_transmit() {
-            batches.entry(peer).or_default().push(message);
+            let (batch, bytes) = batches.entry(peer).or_default();
+            *bytes += prost::Message::encoded_len(&message);
+            batch.push(message);
+            // Past the bound mid-way: serve it nothing more for now.
+            if let Some(writer) = self.writers.get(&peer)
+                && writer.backlog.load(std::sync::atomic::Ordering::Relaxed) + *bytes > max
+            {
+                self.replicator.set_send_budget(peer, 0);
+            }
         }
-        for (peer, batch) in batches {
-            if let Some(writer) = self.writers.get(&peer) {
-                writer
+        for (peer, (batch, bytes)) in batches {
+            if let Some(writer) = self.writers.get_mut(&peer) {
+                let before = writer
                     .backlog
-                    .fetch_add(batch_bytes(&batch), std::sync::atomic::Ordering::Relaxed);
-                let _ = writer.queue.send(batch);
+                    .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                if before + bytes > max {
+                    writer.over_since.get_or_insert(clock);
+                }
+                let _ = writer.queue.send((batch, bytes));
             }
         }
     }
@@ -706,15 +956,17 @@ impl Driver {
                 if !self.all_cores {
                     return;
                 }
-                if !self.discovery.contains_key(&discovery_key) {
-                    for entry in self.store.list().unwrap_or_default() {
-                        self.discovery.insert(entry.key.discovery_key(), entry.key);
-                    }
+                // A key not in the map: list the store again, at most
+                // every RESCAN_EVERY (a core made since), never per open.
+                if !self.discovery.contains_key(&discovery_key)
+                    && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY)
+                {
+                    self.scan_store();
                 }
                 if let Some(key) = self.discovery.get(&discovery_key).copied()
                     && let Ok(core) = self.store.core(&key)
                 {
-                    self.add_core(core);
+                    self.add_core(core, false);
                 }
             }
             Event::Got { handle, index, .. } => {
@@ -752,11 +1004,6 @@ impl Driver {
             }
         }
     }
-}
-
-/// Encoded size of a batch of messages (what it adds to a writer's backlog).
-fn batch_bytes(batch: &[Message]) -> usize {
-    batch.iter().map(prost::Message::encoded_len).sum()
 }
 
 fn now() -> std::time::Instant {

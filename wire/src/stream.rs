@@ -20,6 +20,7 @@ use hyper_core::{KeyPair, PublicKey, Signature};
 use prost::Message as _;
 use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
@@ -154,6 +155,27 @@ impl Sealer {
     }
 }
 
+impl Sealer {
+    /// Sends a keep-alive: an empty frame, which the peer's decoder skips.
+    async fn keep_alive<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> Result<()> {
+        self.plain.clear();
+        self.plain.push(0);
+        let Some(noise) = self.noise.as_ref() else {
+            io.write_all(&self.plain).await?;
+            io.flush().await?;
+            return Ok(());
+        };
+        self.cipher.resize(NOISE_MAX, 0);
+        let n = noise
+            .write_message(self.nonce, &self.plain, &mut self.cipher)
+            .map_err(Error::Noise)?;
+        self.nonce += 1;
+        write_noise(io, self.cipher.get(..n).unwrap_or_default()).await?;
+        io.flush().await?;
+        Ok(())
+    }
+}
+
 /// Opens incoming frames: the receiving direction of a Noise transport, or
 /// plain frames on an already secured transport (`noise: None`).
 struct Opener {
@@ -162,19 +184,32 @@ struct Opener {
     decoder: FrameDecoder,
     cipher: Vec<u8>,
     plain: Vec<u8>,
+    /// A read that waits longer than this ends the stream.
+    idle: Option<Duration>,
+}
+
+/// Runs one read of the stream, failing with [`Error::Idle`] if it takes
+/// longer than `idle`.
+async fn within<T>(idle: Option<Duration>, read: impl Future<Output = Result<T>>) -> Result<T> {
+    match idle {
+        None => read.await,
+        Some(after) => tokio::time::timeout(after, read)
+            .await
+            .map_err(|_| Error::Idle(after))?,
+    }
 }
 
 impl Opener {
-    async fn recv<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<Option<Message>> {
+    async fn recv<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<Option<(Message, usize)>> {
         loop {
-            if let Some(m) = self.decoder.next_message()? {
-                return Ok(Some(m));
+            if let Some(frame) = self.decoder.next_frame()? {
+                return Ok(Some(frame));
             }
             let Some(noise) = self.noise.as_ref() else {
                 if self.plain.len() < NOISE_MAX {
                     self.plain.resize(NOISE_MAX, 0);
                 }
-                let n = io.read(&mut self.plain).await?;
+                let n = within(self.idle, async { Ok(io.read(&mut self.plain).await?) }).await?;
                 if n == 0 {
                     return if self.decoder.is_partial() {
                         Err(Error::Malformed("the stream ended inside a frame"))
@@ -185,7 +220,7 @@ impl Opener {
                 self.decoder.push(self.plain.get(..n).unwrap_or_default());
                 continue;
             };
-            let Some(message) = read_noise(io, &mut self.cipher).await? else {
+            let Some(message) = within(self.idle, read_noise(io, &mut self.cipher)).await? else {
                 return Ok(None);
             };
             let n = noise
@@ -306,6 +341,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
                 decoder: FrameDecoder::new(DEFAULT_MAX_FRAME),
                 cipher: Vec::with_capacity(NOISE_MAX),
                 plain: vec![0u8; NOISE_MAX],
+                idle: None,
             },
             remote,
             capabilities,
@@ -343,7 +379,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
     /// between messages. Tampered or truncated ciphertext, an oversized or
     /// undecodable frame are errors: end the connection.
     pub async fn recv(&mut self) -> Result<Option<Message>> {
-        self.opener.recv(&mut self.io).await
+        Ok(self.opener.recv(&mut self.io).await?.map(|(m, _)| m))
     }
 
     /// Splits into a reader and a writer that can be used from two tasks.
@@ -365,7 +401,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
 impl<R: AsyncRead + Unpin> MessageReader<R> {
     /// The next message, as [`EncryptedStream::recv`].
     pub async fn recv(&mut self) -> Result<Option<Message>> {
+        Ok(self.recv_sized().await?.map(|(m, _)| m))
+    }
+
+    /// The next message with the size of its frame in bytes.
+    pub async fn recv_sized(&mut self) -> Result<Option<(Message, usize)>> {
         self.opener.recv(&mut self.io).await
+    }
+
+    /// Ends the stream with [`Error::Idle`] when a read waits longer than
+    /// `idle` (`None`: wait for ever). A peer that keeps a connection open
+    /// without traffic sends keep-alives ([`MessageWriter::keep_alive`]).
+    pub fn set_idle_timeout(&mut self, idle: Option<Duration>) {
+        self.opener.idle = idle;
+    }
+
+    /// Refuses incoming frames over `limit` bytes from now on, at most the
+    /// stream's maximum (see [`FrameDecoder::set_limit`]). A refused frame
+    /// is [`Error::FrameTooLarge`] and consumes nothing: after raising the
+    /// limit, [`MessageReader::recv`] reads it.
+    pub fn set_frame_limit(&mut self, limit: usize) {
+        self.opener.decoder.set_limit(limit);
+    }
+
+    /// The largest frame this stream can ever accept.
+    pub fn max_frame(&self) -> usize {
+        self.opener.decoder.max()
     }
 }
 
@@ -373,6 +434,12 @@ impl<W: AsyncWrite + Unpin> MessageWriter<W> {
     /// Encrypts and sends several messages with one write.
     pub async fn send_all(&mut self, messages: &[Message]) -> Result<()> {
         self.sealer.send(&mut self.io, messages).await
+    }
+
+    /// Sends a keep-alive (an empty frame: it carries no message, and
+    /// resets the peer's idle timer).
+    pub async fn keep_alive(&mut self) -> Result<()> {
+        self.sealer.keep_alive(&mut self.io).await
     }
 
     /// Shuts the write direction down (the peer's reader sees the end).

@@ -12,33 +12,46 @@ use super::{BatchId, Event, PeerId, Replicator};
 use crate::convert::{proof_from_data, request_to_wire};
 use crate::error::{Error, Result};
 use crate::messages::{self, Body};
-use crate::ranges::TooManyRanges;
 
-impl From<TooManyRanges> for Error {
-    fn from(_: TooManyRanges) -> Self {
-        Error::Malformed("too many disjoint ranges announced")
+/// Whether `data` answers what `kind` asked and nothing else: the block
+/// asked for with at most the sibling levels asked for, or the upgrade
+/// (with the manifest only if asked for); no other part. A part nobody
+/// asked for would be verified and stored on the peer's word for what it
+/// proves, so it is refused before any of it is looked at.
+fn answers(data: &messages::Data, kind: Inflight) -> bool {
+    let unasked = data.hash.is_some() || data.seek.is_some();
+    match kind {
+        Inflight::Block { index, nodes, .. } => {
+            !unasked
+                && data.upgrade.is_none()
+                && data.manifest.is_empty()
+                && data.block.as_ref().is_some_and(|b| {
+                    b.index == index && u64::try_from(b.path_sizes.len()).is_ok_and(|n| n <= nodes)
+                })
+        }
+        Inflight::Upgrade { manifest } => {
+            !unasked
+                && data.block.is_none()
+                && data.upgrade.is_some()
+                && (manifest || data.manifest.is_empty())
+        }
     }
 }
 
 /// The proof a `Data` carries, checked to answer what `kind` asked.
 fn received(data: messages::Data, kind: Inflight) -> Result<Received> {
+    if !answers(&data, kind) {
+        return Err(Error::Malformed(
+            "data does not answer its request or carries parts it did not ask for",
+        ));
+    }
     let id = data.request;
     let proof = proof_from_data(data)?;
     let (block, depends_on, upgrade) = match kind {
         Inflight::Block {
             index, depends_on, ..
-        } => {
-            if proof.block.as_ref().map(|b| b.index) != Some(index) {
-                return Err(Error::Malformed("data does not answer its request"));
-            }
-            (Some(index), depends_on, false)
-        }
-        Inflight::Upgrade => {
-            if proof.upgrade.is_none() {
-                return Err(Error::Malformed("data does not answer its request"));
-            }
-            (None, None, true)
-        }
+        } => (Some(index), depends_on, false),
+        Inflight::Upgrade { .. } => (None, None, true),
     };
     Ok(Received {
         id,
@@ -89,7 +102,7 @@ impl<C: CoreAccess> Replicator<C> {
                 remote.synced = true;
             }
             Body::Request(request) => {
-                if p.serve_queue.len() >= max_queued {
+                if p.serve_queue.len() + p.want_queue.len() >= max_queued {
                     return Err(Error::TooManyRequests);
                 }
                 p.serve_queue.push_back((channel, request));
@@ -135,7 +148,7 @@ impl<C: CoreAccess> Replicator<C> {
                     // it. (Refused because the peer has moved to a newer
                     // fork says nothing about the block.)
                     if fork == remote.fork {
-                        remote.have.remove(index..index + 1)?;
+                        remote.have.remove_coarse(index..index.saturating_add(1));
                     }
                 } else {
                     remote.upgrade_refused = Some((remote.fork, remote.length));
@@ -147,32 +160,26 @@ impl<C: CoreAccess> Replicator<C> {
             }
             Body::Want(want) => {
                 let range = checked_range(want.start, want.length)?;
-                remote.wants.insert(range.clone())?;
-                let channel = remote.local_channel;
-                if let Some(local) = self.cores.get(&key) {
-                    let length = local.status().length;
-                    let end = range.end.min(length);
-                    if range.start < end {
-                        for body in super::serve::bitfield_bodies(&local.core, range.start..end) {
-                            self.transmits.push_back((
-                                peer,
-                                messages::Message {
-                                    channel,
-                                    body: Some(body),
-                                },
-                            ));
-                        }
-                    }
+                // Past the bound the peer hears less; it can still ask.
+                remote.wants.insert_or_skip(range.clone());
+                // Answered (a `Bitfield` of the range) when served, like a
+                // request: not while the peer does not read.
+                if p.serve_queue.len() + p.want_queue.len() >= max_queued {
+                    return Err(Error::TooManyRequests);
                 }
+                p.want_queue.push_back((channel, range));
                 return Ok(());
             }
             Body::Unwant(unwant) => {
                 remote
                     .wants
-                    .remove(checked_range(unwant.start, unwant.length)?)?;
+                    .remove_coarse(checked_range(unwant.start, unwant.length)?);
                 return Ok(());
             }
             Body::Bitfield(bitfield) => {
+                if bitfield.runs.len() > super::serve::RUNS_PER_MESSAGE {
+                    return Err(Error::Malformed("bitfield of more than 16,384 runs"));
+                }
                 let total = bitfield
                     .runs
                     .iter()
@@ -184,17 +191,18 @@ impl<C: CoreAccess> Replicator<C> {
                     &bitfield.runs,
                 )
                 .ok_or(Error::Malformed("bitfield overflows"))?;
-                remote.have.remove(covered)?;
+                remote.have.remove_coarse(covered);
                 for range in present {
-                    remote.have.insert(range)?;
+                    // Past the bound, believe less of what the peer holds.
+                    remote.have.insert_or_skip(range);
                 }
             }
             Body::Range(range) => {
                 let r = checked_range(range.start, range.length)?;
                 if range.drop {
-                    remote.have.remove(r)?;
+                    remote.have.remove_coarse(r);
                 } else {
-                    remote.have.insert(r)?;
+                    remote.have.insert_or_skip(r);
                 }
             }
             Body::Extension(ext) => {
@@ -250,7 +258,12 @@ impl<C: CoreAccess> Replicator<C> {
                     if remote.inflight.is_empty() {
                         remote.last_progress = Some(now);
                     }
-                    remote.inflight.insert(request_id, Inflight::Upgrade);
+                    remote.inflight.insert(
+                        request_id,
+                        Inflight::Upgrade {
+                            manifest: request.manifest,
+                        },
+                    );
                     let channel = remote.local_channel;
                     self.transmits.push_back((
                         id,
@@ -343,6 +356,7 @@ impl<C: CoreAccess> Replicator<C> {
                     Inflight::Block {
                         index,
                         fork: status.fork,
+                        nodes,
                         depends_on,
                     },
                 );

@@ -64,6 +64,9 @@ pub(super) struct Batch {
 pub(super) struct Local<C> {
     pub core: C,
     status: CoreStatus,
+    /// Served only to peers that open it with a valid capability; never
+    /// opened first (see `Replicator::serve_core`).
+    pub passive: bool,
     /// Blocks requested from a peer, in flight or waiting to be stored.
     pub requested: HashMap<u64, PeerId>,
     /// Blocks to ask for again (a peer had not got them or went away).
@@ -84,6 +87,7 @@ impl<C: CoreAccess> Local<C> {
         Local {
             core,
             status,
+            passive: false,
             requested: HashMap::new(),
             retry: BTreeSet::new(),
             upgrade: None,
@@ -198,7 +202,7 @@ impl<C: CoreAccess> Local<C> {
                     self.requested.remove(&index);
                     self.retry.insert(index);
                 }
-                Inflight::Upgrade => self.upgrade = None,
+                Inflight::Upgrade { .. } => self.upgrade = None,
             }
         }
     }

@@ -70,7 +70,9 @@ pub struct Config {
     pub max_queued_requests: usize,
     /// Most proofs in one [`Event::Store`] batch.
     pub max_batch: usize,
-    /// Most disjoint ranges remembered of one peer's blocks of one core.
+    /// Most disjoint ranges remembered of one peer's blocks of one core
+    /// (and, apart, of the ranges it wants to hear about). Past it, claims
+    /// are left out: this side believes less, which is safe.
     pub max_remote_ranges: usize,
 }
 
@@ -82,7 +84,7 @@ impl Default for Config {
             stall_backoff: Duration::from_secs(10),
             max_queued_requests: 4096,
             max_batch: 2048,
-            max_remote_ranges: 1 << 20,
+            max_remote_ranges: 1 << 14,
         }
     }
 }
@@ -165,9 +167,18 @@ struct Peer {
     remotes: HashMap<CoreKey, Remote>,
     /// Requests from the peer waiting to be served: (local channel, request).
     serve_queue: VecDeque<(u32, crate::messages::Request)>,
-    /// The peer is not reading what was sent: serve nothing more until it
-    /// does (its queued requests then hit `max_queued_requests`).
-    congested: bool,
+    /// `Want`s from the peer waiting for their `Bitfield` answer: (local
+    /// channel, range). Counted with `serve_queue` against
+    /// [`Config::max_queued_requests`].
+    want_queue: VecDeque<(u32, Range<u64>)>,
+    /// Bytes this side may still send it before the driver says more
+    /// ([`Replicator::set_send_budget`]); 0: it is not reading what was
+    /// sent, so it is served nothing until it does (its queued requests
+    /// then hit `max_queued_requests`).
+    budget: usize,
+    /// Mean size of the answers last served to it, to take no more
+    /// requests at once than the budget allows.
+    answer_size: usize,
 }
 
 /// The replication state machine of a node: every core, every connection.
@@ -202,19 +213,52 @@ impl<C: CoreAccess> Replicator<C> {
     }
 
     /// Starts replicating `core` with every connected peer (and every peer
-    /// that connects later). Adding a core twice does nothing.
+    /// that connects later): this side opens it on each connection, so the
+    /// peers learn its discovery key. Adding a core twice does nothing (a
+    /// core only served so far is opened on every connection now).
     pub fn add_core(&mut self, now: Instant, core: C) {
         let key = core.key();
-        if self.cores.contains_key(&key) {
-            return;
+        match self.cores.get_mut(&key) {
+            Some(local) if local.passive => local.passive = false,
+            Some(_) => return,
+            None => self.insert_core(core, false),
         }
-        self.by_discovery.insert(key.discovery_key(), key);
-        let status = core.status().unwrap_or_default();
-        self.cores.insert(key, Local::new(core, status));
         let peers: Vec<PeerId> = self.peers.keys().copied().collect();
         for peer in peers {
             self.open_on(now, peer, key);
         }
+    }
+
+    /// Serves `core` to peers that ask for it: it is never opened first,
+    /// only in answer to a peer's `Open` whose capability proves the core
+    /// key (held opens for it pair now). So a connection learns no
+    /// discovery key it did not already prove it knows the key of. Does
+    /// nothing for a core already replicated.
+    pub fn serve_core(&mut self, now: Instant, core: C) {
+        let key = core.key();
+        if self.cores.contains_key(&key) {
+            return;
+        }
+        self.insert_core(core, true);
+        let discovery = key.discovery_key();
+        let asking: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.channels.holds(&discovery))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in asking {
+            self.answer_open(now, peer, key);
+        }
+    }
+
+    fn insert_core(&mut self, core: C, passive: bool) {
+        let key = core.key();
+        self.by_discovery.insert(key.discovery_key(), key);
+        let status = core.status().unwrap_or_default();
+        let mut local = Local::new(core, status);
+        local.passive = passive;
+        self.cores.insert(key, local);
     }
 
     /// Stops replicating `key`: closes its channels; its gets and downloads
@@ -255,10 +299,17 @@ impl<C: CoreAccess> Replicator<C> {
                 channels: Channels::new(capabilities),
                 remotes: HashMap::new(),
                 serve_queue: VecDeque::new(),
-                congested: false,
+                want_queue: VecDeque::new(),
+                budget: usize::MAX,
+                answer_size: 0,
             },
         );
-        let keys: Vec<CoreKey> = self.cores.keys().copied().collect();
+        let keys: Vec<CoreKey> = self
+            .cores
+            .iter()
+            .filter(|(_, l)| !l.passive)
+            .map(|(k, _)| *k)
+            .collect();
         for key in keys {
             self.open_on(now, id, key);
         }
@@ -328,14 +379,47 @@ impl<C: CoreAccess> Replicator<C> {
         out
     }
 
-    /// Tells the replicator whether `peer`'s outgoing data is backed up (the
-    /// driver's send buffer for it is over its bound). A congested peer is
-    /// served nothing; requests it keeps sending queue up to
-    /// [`Config::max_queued_requests`], past which it is cut off. So a peer
-    /// that asks but never reads cannot make this side buffer without end.
-    pub fn set_congested(&mut self, peer: PeerId, congested: bool) {
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.congested = congested;
+    /// Tells the replicator how many more bytes `peer` may be sent now (the
+    /// driver's bound on its send buffer, less what is queued in it).
+    /// Answers stop once they reach it (at most one answer past it); at 0
+    /// the peer is congested: served nothing, and requests it keeps sending
+    /// queue up to [`Config::max_queued_requests`], past which it is cut
+    /// off. So a peer that asks but never reads cannot make this side
+    /// buffer without end.
+    ///
+    /// Announcements (`Sync`, `Range`, `Bitfield`) are not sent to a
+    /// congested peer either; once it reads again it gets its state afresh
+    /// (`Sync` and the whole `Bitfield`) for each core that changed.
+    pub fn set_send_budget(&mut self, peer: PeerId, bytes: usize) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let was = std::mem::replace(&mut p.budget, bytes);
+        if was > 0 || bytes == 0 {
+            return;
+        }
+        let missed: Vec<CoreKey> = p
+            .remotes
+            .iter_mut()
+            .filter(|(_, r)| r.missed && r.paired)
+            .map(|(k, r)| {
+                r.missed = false;
+                *k
+            })
+            .collect();
+        for key in missed {
+            let Some(local) = self.cores.get(&key) else {
+                continue;
+            };
+            let status = local.status();
+            let Some(remote) = self.peers.get(&peer).and_then(|p| p.remotes.get(&key)) else {
+                continue;
+            };
+            let mut bodies = vec![serve::sync_body(&status, remote.length, local.has_demand())];
+            bodies.extend(serve::bitfield_bodies(&local.core, 0..status.length));
+            for body in bodies {
+                self.send(peer, &key, body);
+            }
         }
     }
 
@@ -346,6 +430,29 @@ impl<C: CoreAccess> Replicator<C> {
             .filter_map(|p| p.remotes.get(key))
             .filter(|r| r.paired && r.synced)
             .count()
+    }
+
+    /// Requests and `Want`s queued to serve, all peers together.
+    pub fn queued_requests(&self) -> usize {
+        self.peers
+            .values()
+            .map(|p| p.serve_queue.len() + p.want_queue.len())
+            .sum()
+    }
+
+    /// `Open`s held for cores not opened here, all peers together.
+    pub fn held_opens(&self) -> usize {
+        self.peers
+            .values()
+            .map(|p| p.channels.pending_opens())
+            .sum()
+    }
+
+    /// Whether `peer` has any channel paired (proved a core key).
+    pub fn any_paired(&self, peer: PeerId) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.channels.any_paired())
     }
 
     /// The connected peers.
@@ -379,9 +486,14 @@ impl<C: CoreAccess> Replicator<C> {
             Body::Open(open) => match p.channels.on_open(message.channel, &open)? {
                 RemoteOpen::Paired { key, local } => self.paired(now, peer, key, local),
                 RemoteOpen::Unknown { discovery_key } => {
-                    // An open raced with a local add: pair at once.
+                    // An open raced with a local add, or asks for a core
+                    // only served: pair at once (if proven, for the latter).
                     if let Some(key) = self.by_discovery.get(&discovery_key).copied() {
-                        self.open_on(now, peer, key);
+                        if self.cores.get(&key).is_some_and(|l| l.passive) {
+                            self.answer_open(now, peer, key);
+                        } else {
+                            self.open_on(now, peer, key);
+                        }
                     } else {
                         self.events.push_back(Event::UnknownCore {
                             peer,
@@ -397,6 +509,7 @@ impl<C: CoreAccess> Replicator<C> {
                 {
                     // Requests the peer queued on the channel die with it.
                     p.serve_queue.retain(|(c, _)| *c != local);
+                    p.want_queue.retain(|(c, _)| *c != local);
                     if let Some(remote) = p.remotes.get_mut(&key) {
                         let old = std::mem::replace(
                             remote,
@@ -428,6 +541,33 @@ impl<C: CoreAccess> Replicator<C> {
             return;
         };
         let (message, state) = p.channels.open(key);
+        self.opened(now, peer, key, message, state);
+    }
+
+    /// Opens `key` on `peer`'s connection only in answer to its held open,
+    /// if that proves the key (see [`Channels::answer_held`]).
+    fn answer_open(&mut self, now: Instant, peer: PeerId, key: CoreKey) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if let Some((message, state)) = p.channels.answer_held(key) {
+            self.opened(now, peer, key, Some(message), state);
+        }
+    }
+
+    /// After this side opened `key` on `peer`'s connection: sends the
+    /// `Open` and, if paired, the state.
+    fn opened(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        key: CoreKey,
+        message: Option<Message>,
+        state: Opened,
+    ) {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
         if let Some(m) = message {
             self.transmits.push_back((peer, m));
         }

@@ -14,12 +14,17 @@ pub(super) enum Inflight {
         index: u64,
         /// The fork the request named.
         fork: u64,
+        /// Sibling levels asked for: the proof may carry no more.
+        nodes: u64,
         /// The earlier request to the same peer whose proof supplies the
         /// node this one's proof stops at (see [`Remote::provides`]).
         depends_on: Option<u64>,
     },
     /// An upgrade to the peer's signed length.
-    Upgrade,
+    Upgrade {
+        /// The manifest was asked for too: the proof may carry it.
+        manifest: bool,
+    },
 }
 
 /// One peer's state for one core, on one connection.
@@ -54,6 +59,9 @@ pub(super) struct Remote {
     /// The peer answered an upgrade request at this (fork, length) with
     /// `NoData`: do not ask again until it announces something newer.
     pub upgrade_refused: Option<(u64, u64)>,
+    /// Announcements were left out while the peer did not read: send its
+    /// state afresh once it does.
+    pub missed: bool,
 }
 
 impl Remote {
@@ -73,6 +81,7 @@ impl Remote {
             last_progress: None,
             stalled_until: None,
             upgrade_refused: None,
+            missed: false,
         }
     }
 

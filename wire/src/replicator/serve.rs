@@ -15,7 +15,7 @@ use crate::messages::{self, Body, Message};
 /// Requests served per [`Replicator::poll_transmit`] refill.
 const SERVE_BATCH: usize = 64;
 /// Most runs in one `Bitfield` message.
-const RUNS_PER_MESSAGE: usize = 16_384;
+pub(super) const RUNS_PER_MESSAGE: usize = 16_384;
 
 /// The `Sync` describing `status`.
 pub(super) fn sync_body(status: &CoreStatus, remote_length: u64, downloading: bool) -> Body {
@@ -75,15 +75,45 @@ pub(super) fn state_messages<C: CoreAccess>(
 }
 
 impl<C: CoreAccess> Replicator<C> {
-    /// Serves up to [`SERVE_BATCH`] queued requests per peer: each peer's
-    /// requests for one core are answered from one read view.
+    /// Serves up to [`SERVE_BATCH`] queued requests per peer (fewer when
+    /// its send budget is low): each peer's requests for one core are
+    /// answered from one read view.
     pub(super) fn serve_some(&mut self) {
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
-            let Some(peer) = self.peers.get_mut(&id).filter(|p| !p.congested) else {
+            let Some(peer) = self.peers.get_mut(&id).filter(|p| p.budget > 0) else {
                 continue;
             };
-            let n = peer.serve_queue.len().min(SERVE_BATCH);
+            let mut sent = 0usize;
+            let mut answers = 0usize;
+            let n = peer.want_queue.len().min(SERVE_BATCH);
+            for (channel, range) in peer.want_queue.drain(..n) {
+                let Some(local) = peer
+                    .channels
+                    .key(channel)
+                    .and_then(|key| self.cores.get(&key))
+                else {
+                    continue;
+                };
+                let end = range.end.min(local.status().length);
+                if range.start >= end {
+                    continue;
+                }
+                for body in bitfield_bodies(&local.core, range.start..end) {
+                    let m = Message {
+                        channel,
+                        body: Some(body),
+                    };
+                    sent += prost::Message::encoded_len(&m);
+                    self.transmits.push_back((id, m));
+                }
+            }
+            let n = match peer.answer_size {
+                // Sizes not known yet: one answer tells.
+                0 => 1,
+                size => (peer.budget.saturating_sub(sent) / size).clamp(1, SERVE_BATCH),
+            };
+            let n = peer.serve_queue.len().min(n);
             let mut taken: Vec<(u32, messages::Request)> = peer.serve_queue.drain(..n).collect();
             while !taken.is_empty() {
                 // The longest run of requests on one channel.
@@ -100,15 +130,19 @@ impl<C: CoreAccess> Replicator<C> {
                     continue;
                 };
                 for body in answer(local, &requests) {
-                    self.transmits.push_back((
-                        id,
-                        Message {
-                            channel,
-                            body: Some(body),
-                        },
-                    ));
+                    let m = Message {
+                        channel,
+                        body: Some(body),
+                    };
+                    sent += prost::Message::encoded_len(&m);
+                    answers += 1;
+                    self.transmits.push_back((id, m));
                 }
             }
+            if let Some(size) = sent.checked_div(answers) {
+                peer.answer_size = size;
+            }
+            peer.budget = peer.budget.saturating_sub(sent);
         }
     }
 
@@ -153,10 +187,19 @@ impl<C: CoreAccess> Replicator<C> {
         let demand = local.has_demand();
         let ids: Vec<PeerId> = self.peers.keys().copied().collect();
         for id in ids {
-            let Some(remote) = self.peers.get(&id).and_then(|p| p.remotes.get(&key)) else {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let congested = peer.budget == 0;
+            let Some(remote) = peer.remotes.get_mut(&key) else {
                 continue;
             };
             if !remote.paired {
+                continue;
+            }
+            if congested {
+                // It does not read: tell it afresh once it does.
+                remote.missed |= changed || !ranges.is_empty();
                 continue;
             }
             let mut bodies = Vec::new();

@@ -45,3 +45,16 @@ pub fn mutated(
     }
     input
 }
+
+pub mod hostile;
+
+/// A store holding one core of `blocks` small blocks.
+pub fn writer(blocks: u64) -> (tempfile::TempDir, Store, hyper_core::Core) {
+    let (dir, store) = eventual_store();
+    let core = store.create_core().expect("core");
+    let data: Vec<Vec<u8>> = (0..blocks)
+        .map(|i| format!("block {i}").into_bytes())
+        .collect();
+    core.append_batch(&data).expect("append");
+    (dir, store, core)
+}
