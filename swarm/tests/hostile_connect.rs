@@ -103,6 +103,7 @@ async fn a_fake_holder_answering_a_connect_gets_a_few_probes_at_one_ip() {
             addresses: Vec::new(),
             relays: Vec::new(),
             timestamp: 1,
+            ..PeerRecord::default()
         },
     );
     let key = liar.public_key().0.to_vec();
