@@ -24,7 +24,9 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
-    fn core(&self, name: &str) -> Result<&Core> {
+    /// The view core `name` (for views that are more than a log, such as a
+    /// bee on it).
+    pub fn core(&self, name: &str) -> Result<&Core> {
         self.cores
             .iter()
             .find(|(n, _)| n == name)
@@ -126,6 +128,9 @@ pub struct BaseInfo {
     pub views: Vec<ViewInfo>,
     /// Writers whose logs were refused, with the reason.
     pub faulty: Vec<(CoreKey, String)>,
+    /// Writers whose next node waits for a head that is not here yet (a
+    /// writer's core not fetched that far, or a writer not added).
+    pub waiting: Vec<(CoreKey, crate::node::Head)>,
 }
 
 /// One view's lengths, in its own entries.
@@ -257,6 +262,12 @@ impl<A: Apply> Base<A> {
         self.views.iter().find(|(n, _)| n == name).map(|(_, c)| c)
     }
 
+    /// The DAG's heads: each writer's newest node that no other writer's
+    /// newest node has seen.
+    pub fn heads(&self) -> Vec<crate::node::Head> {
+        self.lin.dag_heads()
+    }
+
     /// The current order, batch by batch.
     pub fn order(&self) -> impl Iterator<Item = &Batch> {
         self.lin.order()
@@ -272,7 +283,12 @@ impl<A: Apply> Base<A> {
     /// would move finality on (see [`Linearizer::should_ack`]); `timer`
     /// says the caller's ack timer fired. Returns whether it acked.
     pub fn ack(&mut self, timer: bool) -> Result<bool> {
-        if !self.lin.should_ack(&self.local.key(), timer) {
+        let me = self.local.key();
+        if self.writers.get(&me).is_some_and(|w| w.fault.is_some()) {
+            // Its acks would never be read back: never ack in a loop.
+            return Ok(false);
+        }
+        if !self.lin.should_ack(&me, timer) {
             return Ok(false);
         }
         self.append_nodes(vec![None])?;
@@ -369,6 +385,7 @@ impl<A: Apply> Base<A> {
                     }
                 })
                 .collect(),
+            waiting: self.lin.waiting(),
             faulty: self
                 .writers
                 .iter()

@@ -7,8 +7,8 @@ pub enum Error {
     /// A writer core's block is not a valid node.
     #[error("malformed node: {0}")]
     Malformed(&'static str),
-    /// A writer's node breaks the DAG's rules (a head of a writer that is
-    /// not in the base, a head that does not end a batch, a batch that
+    /// A writer's node breaks the DAG's rules (a head naming its own
+    /// writer, a head that does not end a batch, a batch that
     /// does not continue the previous one).
     #[error("writer {writer} node at length {length}: {reason}")]
     BadNode {
@@ -35,6 +35,9 @@ pub enum Error {
     /// `remove_writer` named an indexer.
     #[error("an indexer cannot be removed (the indexer set is fixed when the base is created)")]
     IndexerRemoval,
+    /// The application's [`Apply`](crate::Apply) failed.
+    #[error("apply failed: {0}")]
+    Apply(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The core failed (storage, verification).
     #[error(transparent)]
     Core(#[from] hyper_core::Error),

@@ -191,8 +191,8 @@ impl Linearizer {
         Ok(lin)
     }
 
-    /// Registers a writer (a no-op for one already known). Heads may only
-    /// name registered writers.
+    /// Registers a writer (a no-op for one already known). A batch whose
+    /// heads name a writer not registered waits until it is.
     pub fn add_writer(&mut self, key: CoreKey) -> usize {
         *self.by_key.entry(key).or_insert_with(|| {
             self.writers.push(Writer::default());
@@ -232,13 +232,8 @@ impl Linearizer {
         if !first && Some(node.batch_remaining) != state.open_remaining.checked_sub(1) {
             return Err(bad(writer, length, "a batch's nodes do not count down"));
         }
-        for h in &node.heads {
-            if h.writer == *writer {
-                return Err(bad(writer, length, "a head names its own writer"));
-            }
-            if !self.by_key.contains_key(&h.writer) {
-                return Err(bad(writer, length, "a head names a writer not in the base"));
-            }
+        if node.heads.iter().any(|h| h.writer == *writer) {
+            return Err(bad(writer, length, "a head names its own writer"));
         }
         let state = self
             .writers
@@ -267,6 +262,14 @@ impl Linearizer {
     /// The heads a new local node of `me` should name: the newest batch of
     /// every other writer that no other newest batch already covers.
     pub fn heads(&self, me: &CoreKey) -> Vec<Head> {
+        let mut heads = self.dag_heads();
+        heads.retain(|h| h.writer != *me);
+        heads
+    }
+
+    /// The DAG's heads: the newest batch of every writer that no other
+    /// writer's newest batch covers.
+    pub fn dag_heads(&self) -> Vec<Head> {
         let latest: Vec<&Vertex> = self
             .writers
             .iter()
@@ -275,7 +278,6 @@ impl Linearizer {
             .collect();
         latest
             .iter()
-            .filter(|v| v.batch.writer != *me)
             .filter(|v| {
                 !latest
                     .iter()
@@ -340,6 +342,27 @@ impl Linearizer {
                 .take_while(|v| v.batch.end() > w.indexed)
                 .any(|v| !v.batch.is_ack())
         })
+    }
+
+    /// For each writer whose next batch waits for a dependency, the first
+    /// head that is not here yet (a writer not registered, or not that long
+    /// yet). A head that is never met stalls only its own writer.
+    pub fn waiting(&self) -> Vec<(CoreKey, Head)> {
+        self.writers
+            .iter()
+            .filter_map(|w| {
+                let (batch, heads) = w.waiting.front()?;
+                let unmet = heads.iter().find(|h| {
+                    self.writer(&h.writer).is_none_or(|o| {
+                        o.batches
+                            .last()
+                            .and_then(|&v| self.vertices.get(v))
+                            .is_none_or(|v| v.batch.end() < h.length)
+                    })
+                })?;
+                Some((batch.writer, *unmet))
+            })
+            .collect()
     }
 
     /// How many batches are indexed (final).
@@ -435,12 +458,10 @@ impl Linearizer {
         };
         let mut deps: Vec<VertexId> = state.batches.last().copied().into_iter().collect();
         for h in heads {
+            // A writer not registered yet may be added later (by a batch
+            // that is applied first): wait for it.
             let Some(other) = self.writer(&h.writer) else {
-                return Err(bad(
-                    &batch.writer,
-                    batch.end(),
-                    "a head names a writer not in the base",
-                ));
+                return Ok(None);
             };
             match other.batches.binary_search_by_key(&h.length, |&v| {
                 self.vertices.get(v).map_or(0, |x| x.batch.end())

@@ -195,7 +195,7 @@ fn a_removed_writer_is_not_applied_after_its_removal() {
 }
 
 #[test]
-fn a_writer_breaking_the_rules_is_refused_without_harming_the_view() {
+fn writers_breaking_the_rules_harm_only_themselves() {
     let mut t = Three::new();
     t.sync_all();
     t.bases[1].append(&[b"fine"]).expect("append");
@@ -225,14 +225,37 @@ fn a_writer_breaking_the_rules_is_refused_without_harming_the_view() {
             "{lines:?}"
         );
         let info = base.info();
-        assert_eq!(info.faulty.len(), 1, "{:?}", info.faulty);
-        assert_eq!(info.faulty[0].0, k2);
-        assert!(
-            info.faulty[0].1.contains("not in the base"),
-            "{}",
-            info.faulty[0].1
-        );
+        // The node waits for a writer that is never added: only writer 2
+        // stalls, and the base says what it waits for.
+        assert!(info.faulty.is_empty(), "{:?}", info.faulty);
+        assert_eq!(info.waiting.len(), 1, "{:?}", info.waiting);
+        assert_eq!(info.waiting[0].0, k2);
+        assert_eq!(info.waiting[0].1.writer, CoreKey([7; 32]));
         assert_eq!(info.views[0].indexed_length, info.views[0].length);
+    }
+    // A node that names its own writer as a head breaks the rules for good.
+    let core = t.stores[1].named("chat").expect("core");
+    let k1 = t.bases[1].writer_key();
+    let selfish = Node::new(
+        Some(b"me".to_vec()),
+        vec![Head {
+            writer: k1,
+            length: 1,
+        }],
+        0,
+    );
+    core.append(&selfish.encode()).expect("raw append");
+    t.settle();
+    for base in [&t.bases[0], &t.bases[2]] {
+        let info = base.info();
+        assert!(
+            info.faulty
+                .iter()
+                .any(|(k, why)| *k == k1 && why.contains("its own writer")),
+            "{:?}",
+            info.faulty
+        );
+        assert!(!log(base).iter().any(|l| l.ends_with(":me")));
     }
 }
 

@@ -52,6 +52,33 @@ pub enum CliError {
     /// A key the bee does not hold.
     #[error("no key '{0}'")]
     NoSuchKey(String),
+    /// The base failed (a writer's log, a view, the store).
+    #[error(transparent)]
+    Base(#[from] hyper_autobase::Error),
+    /// BASE names no base this store created or joined.
+    #[error(
+        "no base '{0}' in this store (create one with `hyper-cli base create`, or join it with `hyper-cli base join BASEKEY`)"
+    )]
+    NoSuchBase(String),
+    /// `base create --name` of a name already used here.
+    #[error("this store already has a base named '{0}'")]
+    BaseExists(String),
+    /// A base, writer or indexer key argument that is not a key.
+    #[error("'{text}' is not a {what} key (64 hex characters)")]
+    BadBaseKey {
+        /// What the key names.
+        what: &'static str,
+        /// The argument.
+        text: String,
+    },
+    /// Indexers cannot be added or removed after creation (yet).
+    #[error(
+        "the indexer set is fixed when the base is created (`base create --indexer WRITER`); adding or removing an indexer later is not supported yet"
+    )]
+    IndexersFixed,
+    /// A block of the log view that is not a log entry.
+    #[error("entry {0} of the base's log view is damaged")]
+    BadLogEntry(u64),
     /// A key argument that must be a core key is not 64 hex characters.
     #[error("'{0}' is not a core key (64 hex characters)")]
     BadKey(String),

@@ -1,6 +1,7 @@
 //! `hyper-cli`: create, inspect, read, seed and clone hypercores.
 
 mod args;
+mod base_cmd;
 mod bee_cmd;
 mod core_cmd;
 mod encoding;
@@ -46,6 +47,9 @@ enum Command {
     /// A key/value store (B-tree) in a core.
     #[command(subcommand)]
     Bee(bee_cmd::BeeCommand),
+    /// A base: many writers, one deterministic view (hyper-autobase).
+    #[command(subcommand)]
+    Base(base_cmd::BaseCommand),
     /// Run a DHT node, or ask the DHT who announces a core.
     #[command(subcommand)]
     Dht(swarm_cmd::DhtCommand),
@@ -171,6 +175,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Core(cmd) => core_cmd::run(&global, cmd),
         Command::Bee(cmd) => bee_cmd::run(&global, cmd),
+        Command::Base(cmd) => base_cmd::run(&global, cmd),
         Command::Dht(cmd) => swarm_cmd::run(&global, cmd),
         Command::Seed(args) => net_cmd::seed(&global, args),
         Command::Clone(args) => net_cmd::clone(&global, args),

@@ -1,0 +1,596 @@
+//! `hyper-cli base …`: a multi-writer base (hyper-autobase) whose values
+//! this CLI applies to two views: a log of every value (`base view`) and a
+//! key/value bee (`put K V` / `del K` values, read by `base get`/`base ls`).
+//!
+//! The CLI's values are one `Op` each (prost, below): a plain value, an
+//! added or removed writer, a put or a delete. This store's writer core is
+//! the core named `autobase/NAME` for a base it created (its key is the base
+//! key) and `autobase/BASEKEY` for a base it joined.
+//!
+//! A log entry is the writer's core key (32 bytes), the node's block index
+//! in that core (`u64`, little-endian) and the value's bytes.
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use clap::Subcommand;
+use hyper_autobase::{Apply, Base, Batch, Host, View};
+use hyper_bee::Bee;
+use hyper_core::{Core, CoreKey, KeyPair, Store};
+use hyper_wire::{DownloadRange, Replication, ReplicationOptions};
+use serde::Serialize;
+
+use crate::output::json_line;
+use crate::store::{Access, open_durable};
+use crate::{CliError, Global};
+
+/// The view of every applied value.
+const LOG: &str = "log";
+/// The key/value view.
+const KV: &str = "kv";
+/// Prefix of this store's writer core names.
+const PREFIX: &str = "autobase/";
+
+#[derive(Subcommand)]
+pub enum BaseCommand {
+    /// Create a base; prints the base key and this store's writer key.
+    Create {
+        /// Name of the base in this store [default: "base"].
+        #[arg(long, default_value = "base")]
+        name: String,
+        /// Writer keys of further indexers (the indexer set is fixed at
+        /// creation; this store's writer is always one).
+        #[arg(long, value_name = "WRITER")]
+        indexer: Vec<String>,
+    },
+    /// Join BASE as a candidate writer; prints this store's writer key (a
+    /// writer of the base adds it with `base add-writer`). Block 0 of the
+    /// base key's core must be here: `base sync BASE --connect ADDR` first.
+    Join {
+        /// The base key (64 hex characters).
+        base: String,
+    },
+    /// Make WRITER a writer of BASE (appends the operation).
+    AddWriter {
+        /// The base key or its name here.
+        base: String,
+        /// The writer key `base join` printed.
+        writer: String,
+        /// Make it an indexer (not possible yet: indexers are fixed when
+        /// the base is created).
+        #[arg(long)]
+        indexer: bool,
+    },
+    /// Remove WRITER from BASE: its later values are never applied.
+    RemoveWriter {
+        /// The base key or its name here.
+        base: String,
+        /// The writer key.
+        writer: String,
+    },
+    /// Append the VALUEs as one batch (applied all or nothing); with none,
+    /// each line of stdin is a value (`put K V` and `del K` lines also
+    /// change the key/value view).
+    Append {
+        /// The base key or its name here.
+        base: String,
+        /// The values.
+        values: Vec<String>,
+    },
+    /// Fetch every writer core of BASE from the peer at ADDR (and each
+    /// writer the base adds on the way), apply, and exit once this store
+    /// holds everything the peer has.
+    Sync {
+        /// The base key or its name here.
+        base: String,
+        /// A peer that seeds the base's cores (HOST:PORT).
+        #[arg(long, value_name = "ADDR", value_parser = crate::args::address)]
+        connect: String,
+        /// Give up on the connection, or on a core, after this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Print the linearized values, one per line.
+    View {
+        /// The base key or its name here.
+        base: String,
+        /// JSON lines: value, writer, seq.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The base's writers, indexers and view lengths.
+    Info {
+        /// The base key or its name here.
+        base: String,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the value of key K in the key/value view.
+    Get {
+        /// The base key or its name here.
+        base: String,
+        /// The key.
+        key: String,
+    },
+    /// List the key/value view, one "KEY VALUE" per line.
+    Ls {
+        /// The base key or its name here.
+        base: String,
+    },
+}
+
+/// The CLI's value format.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Op {
+    #[prost(oneof = "Kind", tags = "1, 2, 3, 4, 5")]
+    kind: Option<Kind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum Kind {
+    /// A value for the log.
+    #[prost(bytes, tag = "1")]
+    Value(Vec<u8>),
+    /// A writer core key to add.
+    #[prost(bytes, tag = "2")]
+    AddWriter(Vec<u8>),
+    /// A writer core key to remove.
+    #[prost(bytes, tag = "3")]
+    RemoveWriter(Vec<u8>),
+    /// A key and value for the key/value view (also logged).
+    #[prost(message, tag = "4")]
+    Put(Put),
+    /// A key to delete from the key/value view (also logged).
+    #[prost(bytes, tag = "5")]
+    Del(Vec<u8>),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Put {
+    #[prost(bytes = "vec", tag = "1")]
+    key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+/// The CLI's application: every value to the log, puts and deletes to the
+/// bee, writer changes to the host. A value that is not an `Op` is logged
+/// as it is.
+struct CliApp;
+
+impl Apply for CliApp {
+    fn apply(
+        &mut self,
+        batch: &Batch,
+        view: &mut View<'_>,
+        host: &mut Host<'_>,
+    ) -> hyper_autobase::Result<()> {
+        let app = |e: hyper_bee::Error| hyper_autobase::Error::Apply(Box::new(e));
+        for (i, value) in batch.values.iter().enumerate() {
+            let Some(value) = value else { continue };
+            let seq = batch.start + 1 + i as u64;
+            let op = <Op as prost::Message>::decode(value.as_slice()).ok();
+            let logged = match op.and_then(|o| o.kind) {
+                Some(Kind::AddWriter(k)) => {
+                    if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
+                        host.add_writer(CoreKey(k));
+                    }
+                    None
+                }
+                Some(Kind::RemoveWriter(k)) => {
+                    if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
+                        // Removing an indexer is refused: the op does nothing.
+                        let _ = host.remove_writer(CoreKey(k));
+                    }
+                    None
+                }
+                Some(Kind::Put(p)) => {
+                    Bee::open(view.core(KV)?.clone())
+                        .map_err(app)?
+                        .put(&p.key, &p.value)
+                        .map_err(app)?;
+                    Some(op_text("put", &p.key, Some(&p.value)))
+                }
+                Some(Kind::Del(k)) => {
+                    Bee::open(view.core(KV)?.clone())
+                        .map_err(app)?
+                        .del(&k)
+                        .map_err(app)?;
+                    Some(op_text("del", &k, None))
+                }
+                Some(Kind::Value(v)) => Some(v),
+                None => Some(value.clone()),
+            };
+            if let Some(text) = logged {
+                let mut entry = batch.writer.0.to_vec();
+                entry.extend_from_slice(&seq.to_le_bytes());
+                entry.extend_from_slice(&text);
+                view.append(LOG, &entry)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn op_text(kind: &str, key: &[u8], value: Option<&[u8]>) -> Vec<u8> {
+    let mut text = format!("{kind} ").into_bytes();
+    text.extend_from_slice(key);
+    if let Some(v) = value {
+        text.push(b' ');
+        text.extend_from_slice(v);
+    }
+    text
+}
+
+/// A value typed by the user as an `Op`: `put K V` and `del K` change the
+/// key/value view, anything else is a plain value.
+fn parse_value(text: &str) -> Op {
+    let kind = if let Some(rest) = text.strip_prefix("put ") {
+        let (key, value) = rest.split_once(' ').unwrap_or((rest, ""));
+        Kind::Put(Put {
+            key: key.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec(),
+        })
+    } else if let Some(key) = text.strip_prefix("del ") {
+        Kind::Del(key.as_bytes().to_vec())
+    } else {
+        Kind::Value(text.as_bytes().to_vec())
+    };
+    Op { kind: Some(kind) }
+}
+
+fn encode(op: &Op) -> Vec<u8> {
+    prost::Message::encode_to_vec(op)
+}
+
+fn parse_key(text: &str, what: &'static str) -> Result<CoreKey, CliError> {
+    text.parse().map_err(|_| CliError::BadBaseKey {
+        what,
+        text: text.to_string(),
+    })
+}
+
+/// Opens the base `base` (a key, or the name it was created under here).
+fn open_base(store: &Store, base: &str) -> Result<Base<CliApp>, CliError> {
+    let views = [LOG, KV];
+    let Ok(key) = base.parse::<CoreKey>() else {
+        let name = format!("{PREFIX}{base}");
+        if store.by_name(&name)?.is_none() {
+            return Err(CliError::NoSuchBase(base.to_string()));
+        }
+        return Ok(Base::create(store, &name, &[], &views, CliApp)?);
+    };
+    let joined = format!("{PREFIX}{key}");
+    if store.by_name(&joined)?.is_some() {
+        return Ok(Base::join(store, key, &joined, &views, CliApp)?);
+    }
+    let created = store
+        .list()?
+        .into_iter()
+        .find(|e| e.key == key)
+        .and_then(|e| e.name)
+        .filter(|n| n.starts_with(PREFIX));
+    match created {
+        Some(name) => Ok(Base::create(store, &name, &[], &views, CliApp)?),
+        None => Err(CliError::NoSuchBase(base.to_string())),
+    }
+}
+
+/// A line of `base view --json`.
+#[derive(Serialize)]
+struct EntryJson {
+    value: String,
+    writer: String,
+    seq: u64,
+}
+
+/// `base info --json`.
+#[derive(Serialize)]
+struct InfoJson {
+    key: String,
+    writer: String,
+    writers: Vec<String>,
+    indexers: Vec<String>,
+    heads: Vec<HeadJson>,
+    length: u64,
+    indexed_length: u64,
+    hash: String,
+    faulty: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct HeadJson {
+    writer: String,
+    length: u64,
+}
+
+/// The log view's entries: (writer, seq, value).
+fn entries(base: &Base<CliApp>) -> Result<Vec<(CoreKey, u64, Vec<u8>)>, CliError> {
+    let Some(log) = base.view(LOG) else {
+        return Ok(Vec::new());
+    };
+    let length = log.info()?.length;
+    (0..length)
+        .map(|i| {
+            let block = log.get(i)?;
+            let (writer, rest) = block.split_at_checked(32).ok_or(CliError::BadLogEntry(i))?;
+            let (seq, value) = rest.split_at_checked(8).ok_or(CliError::BadLogEntry(i))?;
+            let writer = <[u8; 32]>::try_from(writer).map_err(|_| CliError::BadLogEntry(i))?;
+            let seq = <[u8; 8]>::try_from(seq).map_err(|_| CliError::BadLogEntry(i))?;
+            Ok((CoreKey(writer), u64::from_le_bytes(seq), value.to_vec()))
+        })
+        .collect()
+}
+
+pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
+    let dir = global.store()?;
+    let access = match &cmd {
+        BaseCommand::View { .. }
+        | BaseCommand::Info { .. }
+        | BaseCommand::Get { .. }
+        | BaseCommand::Ls { .. } => Access::Read,
+        _ => Access::Write,
+    };
+    // A read needs the store to exist; the views are rebuilt at open, so it
+    // writes the view cores too.
+    let store = open_durable(dir, access)?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        BaseCommand::Create { name, indexer } => {
+            crate::core_cmd::check_name(&name)?;
+            let indexers = indexer
+                .iter()
+                .map(|k| parse_key(k, "indexer"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let full = format!("{PREFIX}{name}");
+            if store.by_name(&full)?.is_some() {
+                return Err(CliError::BaseExists(name));
+            }
+            let base = Base::create(&store, &full, &indexers, &[LOG, KV], CliApp)?;
+            writeln!(out, "base {}", base.key())?;
+            writeln!(out, "writer {}", base.writer_key())?;
+        }
+        BaseCommand::Join { base } => {
+            let key = parse_key(&base, "base")?;
+            let base = Base::join(&store, key, &format!("{PREFIX}{key}"), &[LOG, KV], CliApp)?;
+            writeln!(out, "writer {}", base.writer_key())?;
+        }
+        BaseCommand::AddWriter {
+            base,
+            writer,
+            indexer,
+        } => {
+            if indexer {
+                return Err(CliError::IndexersFixed);
+            }
+            let writer = parse_key(&writer, "writer")?;
+            let mut base = open_base(&store, &base)?;
+            base.append(&[&encode(&Op {
+                kind: Some(Kind::AddWriter(writer.0.to_vec())),
+            })])?;
+            while base.ack(true)? {}
+        }
+        BaseCommand::RemoveWriter { base, writer } => {
+            let writer = parse_key(&writer, "writer")?;
+            let mut base = open_base(&store, &base)?;
+            if base.info().indexers.contains(&writer) {
+                return Err(CliError::IndexersFixed);
+            }
+            base.append(&[&encode(&Op {
+                kind: Some(Kind::RemoveWriter(writer.0.to_vec())),
+            })])?;
+            while base.ack(true)? {}
+        }
+        BaseCommand::Append { base, values } => {
+            let mut base = open_base(&store, &base)?;
+            let values = if values.is_empty() {
+                std::io::stdin()
+                    .lock()
+                    .lines()
+                    .collect::<Result<Vec<_>, _>>()?
+            } else {
+                values
+            };
+            let ops: Vec<Vec<u8>> = values.iter().map(|v| encode(&parse_value(v))).collect();
+            let blocks: Vec<&[u8]> = ops.iter().map(Vec::as_slice).collect();
+            for chunk in blocks.chunks(hyper_autobase::MAX_BATCH as usize) {
+                base.append(chunk)?;
+            }
+            while base.ack(true)? {}
+        }
+        BaseCommand::Sync {
+            base,
+            connect,
+            timeout,
+        } => {
+            sync(&store, &base, &connect, Duration::from_secs(timeout))?;
+            let info = match open_base(&store, &base) {
+                Ok(mut b) => {
+                    // An indexer acks what it received so it becomes final.
+                    while b.ack(true)? {}
+                    b.info()
+                }
+                // The base's first core is here now: `base join` can follow.
+                Err(CliError::NoSuchBase(_)) => {
+                    writeln!(
+                        out,
+                        "fetched the base's first core: run `hyper-cli base join {base}`"
+                    )?;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            writeln!(
+                out,
+                "synced: {} writers, {} entries, {} indexed",
+                info.writers.len(),
+                info.views.first().map_or(0, |v| v.length),
+                info.views.first().map_or(0, |v| v.indexed_length)
+            )?;
+        }
+        BaseCommand::View { base, json } => {
+            let base = open_base(&store, &base)?;
+            for (writer, seq, value) in entries(&base)? {
+                if json {
+                    json_line(
+                        &mut out,
+                        &EntryJson {
+                            value: String::from_utf8_lossy(&value).into_owned(),
+                            writer: writer.to_string(),
+                            seq,
+                        },
+                    )?;
+                } else {
+                    out.write_all(&value)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+        }
+        BaseCommand::Info { base, json } => {
+            let base = open_base(&store, &base)?;
+            let info = base.info();
+            let log = info.views.first();
+            let mut hash = blake3::Hasher::new();
+            for (writer, seq, value) in entries(&base)? {
+                hash.update(&writer.0);
+                hash.update(&seq.to_le_bytes());
+                hash.update(&(value.len() as u64).to_le_bytes());
+                hash.update(&value);
+            }
+            let o = InfoJson {
+                key: info.key.to_string(),
+                writer: base.writer_key().to_string(),
+                writers: info.writers.iter().map(CoreKey::to_string).collect(),
+                indexers: info.indexers.iter().map(CoreKey::to_string).collect(),
+                heads: base
+                    .heads()
+                    .iter()
+                    .map(|h| HeadJson {
+                        writer: h.writer.to_string(),
+                        length: h.length,
+                    })
+                    .collect(),
+                length: log.map_or(0, |v| v.length),
+                indexed_length: log.map_or(0, |v| v.indexed_length),
+                hash: hash.finalize().to_hex().to_string(),
+                faulty: info
+                    .faulty
+                    .iter()
+                    .map(|(k, why)| format!("{k}: {why}"))
+                    .collect(),
+            };
+            if json {
+                json_line(&mut out, &o)?;
+            } else {
+                writeln!(out, "base:           {}", o.key)?;
+                writeln!(out, "this writer:    {}", o.writer)?;
+                writeln!(out, "writers:        {}", o.writers.join(", "))?;
+                writeln!(out, "indexers:       {}", o.indexers.join(", "))?;
+                writeln!(out, "length:         {}", o.length)?;
+                writeln!(out, "indexed length: {}", o.indexed_length)?;
+                writeln!(out, "hash:           {}", o.hash)?;
+                for f in &o.faulty {
+                    writeln!(out, "refused writer: {f}")?;
+                }
+            }
+        }
+        BaseCommand::Get { base, key } => {
+            let base = open_base(&store, &base)?;
+            let kv = base.view(KV).ok_or(CliError::NoSuchKey(key.clone()))?;
+            if kv.info()?.length == 0 {
+                return Err(CliError::NoSuchKey(key));
+            }
+            match Bee::open(kv.clone())?.get(key.as_bytes())? {
+                Some(v) => {
+                    out.write_all(&v)?;
+                    out.write_all(b"\n")?;
+                }
+                None => return Err(CliError::NoSuchKey(key)),
+            }
+        }
+        BaseCommand::Ls { base } => {
+            let base = open_base(&store, &base)?;
+            let Some(kv) = base
+                .view(KV)
+                .filter(|c| c.info().is_ok_and(|i| i.length > 0))
+            else {
+                return Ok(());
+            };
+            for item in Bee::open(kv.clone())?.range(&hyper_bee::RangeOptions::default())? {
+                out.write_all(&item.key)?;
+                out.write_all(b" ")?;
+                out.write_all(&item.value)?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Downloads every writer core of `base` (and of writers added on the way)
+/// from the peer at `addr`: the base key's core first (its header), then
+/// each writer core the base reads, until a round adds no writer.
+fn sync(store: &Store, base: &str, addr: &str, timeout: Duration) -> Result<(), CliError> {
+    let key = base.parse::<CoreKey>().ok();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let replication = Replication::new(
+            store.clone(),
+            KeyPair::generate()?,
+            ReplicationOptions::default(),
+        );
+        let first_key = match key {
+            Some(k) => k,
+            None => open_base(store, base)?.key(),
+        };
+        let first = store.replica(&first_key)?;
+        replication.add_core(&first);
+        let _connection = crate::net_cmd::connect_within(&replication, addr, timeout).await?;
+        fetch(&replication, &first, timeout).await?;
+        let mut done: Vec<CoreKey> = vec![first_key];
+        loop {
+            let cores = match open_base(store, base) {
+                Ok(b) => b.cores(),
+                // Not a member here (yet): only the first core matters.
+                Err(CliError::NoSuchBase(_)) => vec![first_key],
+                Err(e) => return Err(e),
+            };
+            let new: Vec<CoreKey> = cores.into_iter().filter(|k| !done.contains(k)).collect();
+            if new.is_empty() {
+                store.flush()?;
+                return Ok(());
+            }
+            for k in new {
+                let core = store.replica(&k)?;
+                replication.add_core(&core);
+                fetch(&replication, &core, timeout).await?;
+                done.push(k);
+            }
+        }
+    })
+}
+
+/// Downloads all of `core` that the connected peer has; a core the peer
+/// does not serve within `timeout` is skipped.
+async fn fetch(replication: &Replication, core: &Core, timeout: Duration) -> Result<(), CliError> {
+    let started = std::time::Instant::now();
+    while replication.synced_peers(core).await == 0 {
+        if started.elapsed() > timeout {
+            tracing::debug!(core = %core.key(), "the peer does not serve it: skipped");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    match tokio::time::timeout(timeout, replication.download(core, DownloadRange::all())).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(CliError::NoAnswer {
+            addr: core.key().to_string(),
+            what: "the base's core".into(),
+            seconds: timeout.as_secs(),
+        }),
+    }
+}

@@ -1,0 +1,122 @@
+//! `hyper-cli base`: three stores, three real processes appending offline,
+//! then syncing in pairs over TCP, reach the same view and the same hash.
+
+mod common;
+
+use std::path::Path;
+
+use common::{cli, ok, seed};
+
+fn field<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(str::trim)
+        .expect("field printed")
+}
+
+/// `base sync BASE` from the store `from`, seeding while it runs.
+fn sync(from: &Path, to: &Path, base: &str) {
+    let seeder = seed(from, &["--listen", "127.0.0.1:0"]);
+    ok(cli(
+        to,
+        &["base", "sync", base, "--connect", &seeder.addr],
+        None,
+    ));
+}
+
+fn info(store: &Path, base: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(cli(store, &["base", "info", base, "--json"], None))).expect("json")
+}
+
+#[test]
+fn three_writers_offline_then_syncing_in_pairs_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, c] = ["a", "b", "c"].map(|n| dir.path().join(n));
+    let created = ok(cli(&a, &["base", "create", "--name", "team"], None));
+    let base = field(&created, "base").to_string();
+    let mut writers = Vec::new();
+    for store in [&b, &c] {
+        sync(&a, store, &base);
+        let joined = ok(cli(store, &["base", "join", &base], None));
+        writers.push(field(&joined, "writer").to_string());
+    }
+    for w in &writers {
+        ok(cli(&a, &["base", "add-writer", "team", w], None));
+    }
+    // Everyone learns who the writers are, then appends offline.
+    sync(&a, &b, &base);
+    sync(&a, &c, &base);
+    ok(cli(
+        &a,
+        &["base", "append", "team", "from a", "put colour red"],
+        None,
+    ));
+    ok(cli(
+        &b,
+        &["base", "append", &base],
+        Some(b"from b\nput colour blue\n"),
+    ));
+    ok(cli(&c, &["base", "append", &base, "from c"], None));
+    // In pairs: a gets b's and c's, then b and c get everything from a.
+    sync(&b, &a, &base);
+    sync(&c, &a, &base);
+    sync(&a, &b, &base);
+    sync(&a, &c, &base);
+    let views: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|s| ok(cli(s, &["base", "view", &base], None)))
+        .collect();
+    assert_eq!(views[0].lines().count(), 5, "{}", views[0]);
+    assert_eq!(views[0], views[1]);
+    assert_eq!(views[0], views[2]);
+    let infos: Vec<serde_json::Value> = [&a, &b, &c].iter().map(|s| info(s, &base)).collect();
+    for i in &infos {
+        assert_eq!(i["hash"], infos[0]["hash"]);
+        assert_eq!(i["length"], 5);
+        assert_eq!(i["indexed_length"], 5, "{i}");
+        assert_eq!(i["writers"].as_array().map(Vec::len), Some(3));
+    }
+    // The key/value view agrees too: one of the two puts won, everywhere.
+    let colours: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|s| ok(cli(s, &["base", "get", &base, "colour"], None)))
+        .collect();
+    assert!(
+        colours[0] == "red\n" || colours[0] == "blue\n",
+        "{}",
+        colours[0]
+    );
+    assert!(colours.iter().all(|c| *c == colours[0]));
+    // Each JSON line names its writer and seq.
+    let json = ok(cli(&b, &["base", "view", &base, "--json"], None));
+    let first: serde_json::Value =
+        serde_json::from_str(json.lines().next().expect("a line")).expect("json");
+    assert!(first["writer"].as_str().is_some_and(|w| w.len() == 64));
+    assert!(first["seq"].as_u64().is_some_and(|s| s >= 1));
+}
+
+#[test]
+fn bad_base_arguments_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("s");
+    ok(cli(&store, &["base", "create"], None));
+    let out = cli(&store, &["base", "append", "nosuch", "x"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no base 'nosuch'"), "{err}");
+    let out = cli(&store, &["base", "add-writer", "base", "zz"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'zz' is not a writer key"));
+    let key = "ab".repeat(32);
+    let out = cli(
+        &store,
+        &["base", "add-writer", "base", &key, "--indexer"],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("indexer set is fixed"));
+    let out = cli(&store, &["base", "join", &key], None);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("replicate the base's first core first"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
