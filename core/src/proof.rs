@@ -244,14 +244,22 @@ pub fn common_length(truncations: &[(u64, u64)], fork: u64, length: u64) -> u64 
 /// [`common_length`]) and its siblings bottom-up to its root. Both
 /// children of every node on the way down to the fork point are in it, so
 /// the requester finds where its old tree stops agreeing with the new one
-/// (see [`fork_point`]) and keeps every block before. Empty for 0.
+/// (see [`fork_point`]) and keeps every block before. Empty for 0, and
+/// when this tree lacks a node of the path (a sparse holder): the requester
+/// then keeps whole matching roots only.
 pub fn fork_path(source: &impl NodeSource, state: &SignedState, common: u64) -> Result<Vec<Node>> {
     let Some(last) = common.min(state.length).checked_sub(1) else {
         return Ok(Vec::new());
     };
-    let leaf = need(source, flat::leaf(last))?;
+    let Some(leaf) = source.node(flat::leaf(last))? else {
+        return Ok(Vec::new());
+    };
     let mut path = vec![leaf];
-    path.extend(sibling_path(source, state, leaf.index, u64::MAX)?);
+    match sibling_path(source, state, leaf.index, u64::MAX) {
+        Ok(siblings) => path.extend(siblings),
+        Err(Error::NodeNotAvailable { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    }
     Ok(path)
 }
 
