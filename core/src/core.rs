@@ -4,24 +4,27 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use redb::{ReadOnlyTable, ReadableDatabase};
+use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable};
 
 use crate::bitfield::Bitfield;
 use crate::blockstore::{
     self, BLOCKS, BlockKey, ChunkReader, read_block, read_block_from, read_block_with,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, VerifyError};
 use crate::flat;
 use crate::hash;
 use crate::keys::{CoreKey, DiscoveryKey};
 use crate::manifest::Manifest;
 use crate::notify::{self, Listeners, Subscription};
 use crate::proof::{self, NodeSource, Proof, ProofRequest, SignedState};
-use crate::storage::{BITFIELD, CachedNodes, Header, NODES, TableNodes, USER_DATA};
+use crate::storage::{
+    BITFIELD, CachedNodes, EVIDENCE, Header, NODES, TableNodes, USER_DATA, decode_evidence,
+    encode_evidence,
+};
 use crate::store::Shared;
 use crate::tree::{self, Node};
 use crate::txn::CoreTables;
-use crate::verify::{Verified, Verifier};
+use crate::verify::{Equivocation, Verified, Verifier};
 
 /// A handle to one core. Cheap to clone; every handle to the same core in a
 /// store shares one state, so an append through one is seen by all.
@@ -516,10 +519,17 @@ impl Core {
                     pages: Default::default(),
                 },
             );
-            proofs
+            let verified = proofs
                 .iter()
                 .map(|p| verifier.verify(p))
-                .collect::<Result<Vec<_>>>()?
+                .collect::<Result<Vec<_>>>();
+            match verified {
+                Err(Error::Verify(VerifyError::Equivocation(evidence))) => {
+                    drop((nodes, txn));
+                    return Err(self.keep_evidence(evidence));
+                }
+                other => other?,
+            }
         };
         let mut header = st.header.clone();
         let txn = self.inner.shared.write(self.inner.shared.durability)?;
@@ -573,6 +583,46 @@ impl Core {
         })();
         self.finish(st, txn, result, header)?;
         Ok(verified)
+    }
+}
+
+impl Core {
+    /// Stores the first evidence of equivocation found for this core (two
+    /// conflicting signed states) and returns the error that reports it.
+    fn keep_evidence(&self, evidence: Box<Equivocation>) -> Error {
+        let stored = (|| {
+            let txn = self.inner.shared.write(self.inner.shared.durability)?;
+            {
+                let mut t = txn.open_table(EVIDENCE)?;
+                if t.get(self.inner.id)?.is_none() {
+                    t.insert(self.inner.id, encode_evidence(&evidence).as_slice())?;
+                }
+            }
+            txn.commit()?;
+            Ok::<_, Error>(())
+        })();
+        match stored {
+            Ok(()) => VerifyError::Equivocation(evidence).into(),
+            Err(e) => e,
+        }
+    }
+
+    /// The evidence of equivocation kept for this core: two signed states
+    /// at one fork that cannot belong to one history (the writer signed
+    /// both). `None` while no peer has brought any. The first evidence
+    /// found is kept; the core goes on trusting its own state.
+    pub fn equivocation(&self) -> Result<Option<Equivocation>> {
+        let _st = self.read_state()?;
+        let txn = self.inner.shared.db.begin_read()?;
+        let table = match txn.open_table(EVIDENCE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        table
+            .get(self.inner.id)?
+            .map(|v| decode_evidence(v.value()))
+            .transpose()
     }
 }
 

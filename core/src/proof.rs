@@ -298,6 +298,26 @@ pub fn fork_point(
     Ok(keep)
 }
 
+/// Whether two states of the same fork cannot both be part of one
+/// history, judged from the states alone (so a relaying peer cannot fake
+/// it): the same length with other roots, a root index both have holding
+/// different nodes, or a shorter state holding more bytes than a longer
+/// one. States of different forks never conflict (a truncation).
+pub fn conflicting(a: &SignedState, b: &SignedState) -> bool {
+    if a.fork != b.fork {
+        return false;
+    }
+    let (short, long) = if a.length <= b.length { (a, b) } else { (b, a) };
+    if short.length == long.length {
+        return short.roots != long.roots;
+    }
+    let shared_differs = short
+        .roots
+        .iter()
+        .any(|r| long.roots.iter().any(|l| l.index == r.index && l != r));
+    shared_differs || short.byte_length() > long.byte_length()
+}
+
 /// Builds an upgrade proof from `start` (0 across a fork) to `state`.
 pub fn upgrade_proof(
     source: &impl NodeSource,

@@ -14,6 +14,7 @@
 //! | `blocks`    | (id, first block, part) | a part of a chunk of blocks ([`crate::chunk`]) |
 //! | `bitfield`  | (id, page number)   | 4096-byte page of present-block bits   |
 //! | `user_data` | (id, key)           | bytes                                  |
+//! | `evidence`  | core id             | two conflicting signed states ([`encode_evidence`]) |
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
@@ -26,6 +27,7 @@ use crate::manifest::{Manifest, SignerSignature};
 use crate::nodepage;
 use crate::proof::{MAX_LENGTH, NodeSource, SignedState};
 use crate::tree::Node;
+use crate::verify::Equivocation;
 
 /// The store format this crate writes; any other is refused with
 /// [`Error::Format`](crate::Error::Format). Format 4 changed the parent
@@ -40,6 +42,7 @@ pub(crate) const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("he
 pub(crate) const NODES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("nodes");
 pub(crate) const BITFIELD: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("bitfield");
 pub(crate) const USER_DATA: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("user_data");
+pub(crate) const EVIDENCE: TableDefinition<u64, &[u8]> = TableDefinition::new("evidence");
 
 /// Everything about one core that is not a node, block or page.
 #[derive(Debug, Clone)]
@@ -89,15 +92,7 @@ impl Header {
             Some(n) => w.u8(1).bytes(n.as_bytes()),
             None => w.u8(0),
         };
-        w.u64(self.state.fork).u64(self.state.length);
-        w.u8(self.state.roots.len() as u8);
-        for r in &self.state.roots {
-            w.u64(r.index).u64(r.size).raw(&r.hash.0);
-        }
-        w.u8(self.state.signatures.len() as u8);
-        for s in &self.state.signatures {
-            w.u8(s.signer).raw(&s.signature.0);
-        }
+        encode_state(&mut w, &self.state);
         w.u64(self.bytes_stored);
         w.u64(self.truncations.len() as u64);
         for (fork, length) in &self.truncations {
@@ -130,50 +125,97 @@ impl Header {
             1 => Some(String::from_utf8(r.bytes()?.to_vec()).ok()?),
             _ => return None,
         };
-        let fork = r.u64()?;
-        let length = r.u64()?;
-        let roots = (0..r.u8()?)
-            .map(|_| {
-                Some(Node {
-                    index: r.u64()?,
-                    size: r.u64()?,
-                    hash: Hash(r.array()?),
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
-        let signatures = (0..r.u8()?)
-            .map(|_| {
-                Some(SignerSignature {
-                    signer: r.u8()?,
-                    signature: Signature(r.array()?),
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
+        let state = decode_state(&mut r)?;
         let bytes_stored = r.u64()?;
         let count = r.u64()?;
         let mut truncations = Vec::new();
         for _ in 0..count {
             truncations.push((r.u64()?, r.u64()?));
         }
-        let below_cap = length < MAX_LENGTH && truncations.iter().all(|(_, l)| *l < MAX_LENGTH);
-        if !below_cap {
+        if truncations.iter().any(|(_, l)| *l >= MAX_LENGTH) {
             return None;
         }
-        let roots_fit = roots.iter().map(|n| n.index).eq(crate::flat::roots(length));
-        (r.is_empty() && roots_fit).then_some(Header {
+        r.is_empty().then_some(Header {
             manifest,
             signers,
             name,
-            state: SignedState {
-                fork,
-                length,
-                roots,
-                signatures,
-            },
+            state,
             bytes_stored,
             truncations,
         })
     }
+}
+
+/// A signed state, in the header's layout: fork `u64`, length `u64`, roots
+/// (count `u8`, then index `u64`, size `u64`, hash 32), signatures (count
+/// `u8`, then signer `u8`, 64 bytes).
+fn encode_state(w: &mut Writer, state: &SignedState) {
+    w.u64(state.fork).u64(state.length);
+    w.u8(state.roots.len() as u8);
+    for r in &state.roots {
+        w.u64(r.index).u64(r.size).raw(&r.hash.0);
+    }
+    w.u8(state.signatures.len() as u8);
+    for s in &state.signatures {
+        w.u8(s.signer).raw(&s.signature.0);
+    }
+}
+
+/// Decodes [`encode_state`]; `None` unless the roots fit the length and the
+/// length is below [`MAX_LENGTH`].
+fn decode_state(r: &mut Reader<'_>) -> Option<SignedState> {
+    let fork = r.u64()?;
+    let length = r.u64()?;
+    let roots = (0..r.u8()?)
+        .map(|_| {
+            Some(Node {
+                index: r.u64()?,
+                size: r.u64()?,
+                hash: Hash(r.array()?),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let signatures = (0..r.u8()?)
+        .map(|_| {
+            Some(SignerSignature {
+                signer: r.u8()?,
+                signature: Signature(r.array()?),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let fits = length < MAX_LENGTH && roots.iter().map(|n| n.index).eq(crate::flat::roots(length));
+    fits.then_some(SignedState {
+        fork,
+        length,
+        roots,
+        signatures,
+    })
+}
+
+const EVIDENCE_VERSION: u8 = 1;
+
+/// Encodes an [`Equivocation`] for the `evidence` table: version `u8` = 1,
+/// then the local and the remote state in the header's state layout.
+pub(crate) fn encode_evidence(e: &Equivocation) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(EVIDENCE_VERSION);
+    encode_state(&mut w, &e.local);
+    encode_state(&mut w, &e.remote);
+    w.0
+}
+
+/// Decodes [`encode_evidence`]; anything else is corruption.
+pub(crate) fn decode_evidence(bytes: &[u8]) -> Result<Equivocation> {
+    let mut r = Reader::new(bytes);
+    let decoded = (|| {
+        if r.u8()? != EVIDENCE_VERSION {
+            return None;
+        }
+        let local = decode_state(&mut r)?;
+        let remote = decode_state(&mut r)?;
+        r.is_empty().then_some(Equivocation { local, remote })
+    })();
+    decoded.ok_or(Corruption::Record { table: "evidence" }.into())
 }
 
 /// Tree nodes of one core, read from an open redb table (read-only or in a
@@ -247,6 +289,42 @@ mod tests {
         assert_eq!(back.encode(), enc);
         for cut in 0..enc.len() {
             assert!(Header::decode(&enc[..cut]).is_err(), "prefix {cut} decoded");
+        }
+    }
+
+    #[test]
+    fn evidence_snapshot_and_round_trip() {
+        let state = |length: u64, byte: u8| SignedState {
+            fork: 1,
+            length,
+            roots: vec![Node {
+                index: 0,
+                size: 2,
+                hash: Hash([byte; 32]),
+            }],
+            signatures: vec![SignerSignature {
+                signer: 0,
+                signature: Signature([byte; 64]),
+            }],
+        };
+        let e = Equivocation {
+            local: state(1, 0xaa),
+            remote: state(1, 0xbb),
+        };
+        let enc = encode_evidence(&e);
+        // version, then per state: fork, length, 1 root, 1 signature.
+        let one = 8 + 8 + 1 + 48 + 1 + 65;
+        assert_eq!(enc.len(), 1 + 2 * one);
+        assert_eq!(
+            &enc[..18],
+            &[1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+        );
+        assert_eq!(decode_evidence(&enc).expect("round trip"), e);
+        for cut in 0..enc.len() {
+            assert!(
+                decode_evidence(&enc[..cut]).is_err(),
+                "prefix {cut} decoded"
+            );
         }
     }
 

@@ -13,7 +13,9 @@ use crate::error::{Corruption, Error, Result};
 use crate::keys::{CoreKey, KeyPair, random_bytes};
 use crate::manifest::Manifest;
 use crate::proof::SignedState;
-use crate::storage::{BITFIELD, CORE_IDS, FORMAT, HEADERS, Header, META, NAMES, NODES, USER_DATA};
+use crate::storage::{
+    BITFIELD, CORE_IDS, EVIDENCE, FORMAT, HEADERS, Header, META, NAMES, NODES, USER_DATA,
+};
 use crate::txn::CoreTables;
 
 /// When a commit reaches the disk.
@@ -319,6 +321,7 @@ impl Store {
             t.headers.remove(id)?;
             txn.open_table(USER_DATA)?
                 .retain_in((id, "")..(id + 1, ""), |_, _| false)?;
+            txn.open_table(EVIDENCE)?.remove(id)?;
             txn.open_table(CORE_IDS)?.remove(&key.0)?;
             if let Some(name) = &state.header.name {
                 txn.open_table(NAMES)?.remove(name.as_str())?;
@@ -405,6 +408,7 @@ fn initialize(db: &Database) -> Result<[u8; 32]> {
     txn.open_table(BLOCKS)?;
     txn.open_table(BITFIELD)?;
     txn.open_table(USER_DATA)?;
+    txn.open_table(EVIDENCE)?;
     txn.commit()?;
     Ok(seed)
 }
