@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use redb::{ReadOnlyTable, ReadableDatabase, ReadableTable};
+use redb::{ReadOnlyTable, ReadableDatabase};
 
 use crate::bitfield::Bitfield;
 use crate::blockstore::{
@@ -12,19 +12,15 @@ use crate::blockstore::{
 };
 use crate::error::{Error, Result, VerifyError};
 use crate::flat;
-use crate::hash;
 use crate::keys::{CoreKey, DiscoveryKey};
 use crate::manifest::Manifest;
 use crate::notify::{self, Listeners, Subscription};
 use crate::proof::{self, NodeSource, Proof, ProofRequest, SignedState};
-use crate::storage::{
-    BITFIELD, CachedNodes, EVIDENCE, Header, NODES, TableNodes, USER_DATA, decode_evidence,
-    encode_evidence,
-};
+use crate::storage::{BITFIELD, CachedNodes, Header, NODES, TableNodes, USER_DATA};
 use crate::store::Shared;
 use crate::tree::{self, Node};
 use crate::txn::CoreTables;
-use crate::verify::{Equivocation, Verified, Verifier};
+use crate::verify::{Verified, Verifier};
 
 /// A handle to one core. Cheap to clone; every handle to the same core in a
 /// store shares one state, so an append through one is seen by all.
@@ -59,8 +55,12 @@ pub struct AppendOutcome {
 /// A summary of a core's state, see [`Core::info`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Info {
-    /// Signed length (blocks).
+    /// Blocks in the local log: the signed length plus the unsigned tail
+    /// this store appended ([`Core::append_unsigned`]).
     pub length: u64,
+    /// Blocks a quorum has signed: what peers are served. Equals `length`
+    /// unless the core holds an unsigned tail.
+    pub signed_length: u64,
     /// Total bytes of the blocks up to `length`.
     pub byte_length: u64,
     /// Fork id; grows with every truncation.
@@ -146,7 +146,11 @@ impl Core {
     /// blocks are hashed in place, not copied before they are written.
     pub fn append_batch<B: AsRef<[u8]>>(&self, blocks: &[B]) -> Result<AppendOutcome> {
         let refs: Vec<&[u8]> = blocks.iter().map(AsRef::as_ref).collect();
-        let out = append_many(&self.inner.shared, &[(self.clone(), refs)])?;
+        let out = append_many(
+            &self.inner.shared,
+            &[(self.clone(), refs)],
+            &Default::default(),
+        )?;
         out.into_iter()
             .next()
             .ok_or(Error::InvalidArgument("append produced no outcome"))
@@ -158,7 +162,7 @@ impl Core {
     pub fn get(&self, index: u64) -> Result<Vec<u8>> {
         {
             let st = self.read_state()?;
-            check_bounds(index, st.header.state.length)?;
+            check_bounds(index, st.header.length())?;
             if !st.bitfield.get(index) {
                 return Err(Error::NotAvailable { index });
             }
@@ -207,7 +211,7 @@ impl Core {
     /// Reads the blocks in `range` in order, each checked like [`Core::get`],
     /// from one consistent read view.
     pub fn blocks(&self, range: Range<u64>) -> Result<Blocks> {
-        let length = self.read_state()?.header.state.length;
+        let length = self.read_state()?.header.length();
         let txn = self.inner.shared.db.begin_read()?;
         Ok(Blocks {
             blocks: txn.open_table(BLOCKS)?,
@@ -223,11 +227,13 @@ impl Core {
     pub fn info(&self) -> Result<Info> {
         let st = self.read_state()?;
         let s = &st.header.state;
+        let length = st.header.length();
         Ok(Info {
-            length: s.length,
-            byte_length: s.byte_length(),
+            length,
+            signed_length: s.length,
+            byte_length: tree::byte_length(st.header.tree_roots()),
             fork: s.fork,
-            contiguous_length: st.bitfield.first_unset(0).min(s.length),
+            contiguous_length: st.bitfield.first_unset(0).min(length),
             blocks_stored: st.bitfield.count(),
             bytes_stored: st.header.bytes_stored,
             writable: can_sign(&st.header),
@@ -352,51 +358,22 @@ impl Core {
         self.finish(st, txn, result, header)
     }
 
-    /// Truncates the log to `length` blocks: a new fork, signed again.
-    /// Only a writable core can truncate.
+    /// Truncates the log to `length` blocks. Below the signed length this
+    /// is a new fork, signed again, and only a writable core can do it;
+    /// within the unsigned tail it cuts the tail only (no key, same fork).
+    /// To truncate several cores atomically, use a
+    /// [`StoreBatch`](crate::StoreBatch).
     pub fn truncate(&self, length: u64) -> Result<()> {
-        let mut st = self.write_state()?;
-        let key = self.inner.key;
-        if !can_sign(&st.header) {
-            return Err(Error::NotWritable(key));
-        }
-        let old = st.header.state.clone();
-        if length > old.length {
-            return Err(Error::InvalidArgument(
-                "cannot truncate to more than the length",
-            ));
-        }
-        let id = self.inner.id;
-        let mut header = st.header.clone();
-        let txn = self.inner.shared.write(self.inner.shared.durability)?;
-        let result = (|| {
-            let mut t = CoreTables::open(&txn)?;
-            let roots = flat::roots(length)
-                .into_iter()
-                .map(|i| {
-                    TableNodes {
-                        table: &t.nodes,
-                        id,
-                    }
-                    .node(i)?
-                    .ok_or(Error::NodeNotAvailable { index: i })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let removed = t.cut_after(id, length, &mut st.bitfield)?;
-            header.bytes_stored -= removed.min(header.bytes_stored);
-            let fork = old.fork + 1;
-            header.truncations.push((fork, length));
-            header.state = sign_state(&key, &header, roots, length, fork)?;
-            t.put_bitfield(id, &mut st.bitfield)?;
-            t.put_header(id, &header)?;
-            Ok(())
-        })();
-        self.finish(st, txn, result, header)
+        let plan = crate::tail::Plan {
+            truncations: vec![(self.clone(), length)],
+            ..Default::default()
+        };
+        append_many(&self.inner.shared, &[], &plan).map(|_| ())
     }
 
     /// Commits `txn` if `result` is fine and installs `header`; otherwise
     /// drops the transaction and reloads the committed state.
-    fn finish(
+    pub(crate) fn finish(
         &self,
         mut st: RwLockWriteGuard<'_, CoreState>,
         txn: redb::WriteTransaction,
@@ -506,6 +483,11 @@ impl Core {
     /// is stored and the error says why.
     pub fn apply(&self, proofs: &[Proof]) -> Result<Vec<Verified>> {
         let mut st = self.write_state()?;
+        if st.header.tail.is_some() {
+            return Err(Error::InvalidArgument(
+                "the core holds an unsigned tail: truncate it to the signed length before applying proofs",
+            ));
+        }
         let id = self.inner.id;
         let verified = {
             let txn = self.inner.shared.db.begin_read()?;
@@ -586,46 +568,6 @@ impl Core {
     }
 }
 
-impl Core {
-    /// Stores the first evidence of equivocation found for this core (two
-    /// conflicting signed states) and returns the error that reports it.
-    fn keep_evidence(&self, evidence: Box<Equivocation>) -> Error {
-        let stored = (|| {
-            let txn = self.inner.shared.write(self.inner.shared.durability)?;
-            {
-                let mut t = txn.open_table(EVIDENCE)?;
-                if t.get(self.inner.id)?.is_none() {
-                    t.insert(self.inner.id, encode_evidence(&evidence).as_slice())?;
-                }
-            }
-            txn.commit()?;
-            Ok::<_, Error>(())
-        })();
-        match stored {
-            Ok(()) => VerifyError::Equivocation(evidence).into(),
-            Err(e) => e,
-        }
-    }
-
-    /// The evidence of equivocation kept for this core: two signed states
-    /// at one fork that cannot belong to one history (the writer signed
-    /// both). `None` while no peer has brought any. The first evidence
-    /// found is kept; the core goes on trusting its own state.
-    pub fn equivocation(&self) -> Result<Option<Equivocation>> {
-        let _st = self.read_state()?;
-        let txn = self.inner.shared.db.begin_read()?;
-        let table = match txn.open_table(EVIDENCE) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        table
-            .get(self.inner.id)?
-            .map(|v| decode_evidence(v.value()))
-            .transpose()
-    }
-}
-
 fn check_bounds(index: u64, length: u64) -> Result<()> {
     if index >= length {
         return Err(Error::OutOfBounds { index, length });
@@ -639,42 +581,31 @@ fn reload(inner: &CoreInner, st: &mut CoreState) {
     }
 }
 
-fn sign_state(
-    key: &CoreKey,
-    header: &Header,
-    roots: Vec<Node>,
-    length: u64,
-    fork: u64,
-) -> Result<SignedState> {
-    let manifest = header
-        .manifest
-        .as_ref()
-        .filter(|_| can_sign(header))
-        .ok_or(Error::NotWritable(*key))?;
-    let message = hash::signable(key, &hash::roots(&roots), length, fork);
-    Ok(SignedState {
-        fork,
-        length,
-        signatures: manifest.sign(&message, &header.signers),
-        roots,
-    })
-}
-
 /// Appends to one or more cores in one transaction (see
 /// [`StoreBatch`](crate::StoreBatch)).
 pub(crate) fn append_many(
     shared: &Shared,
     appends: &[(Core, Vec<&[u8]>)],
+    plan: &crate::tail::Plan,
 ) -> Result<Vec<AppendOutcome>> {
     // Lock each distinct core once, in id order, so batches cannot deadlock.
     let mut by_id: BTreeMap<u64, &Core> = BTreeMap::new();
-    for (core, _) in appends {
+    for core in appends
+        .iter()
+        .map(|(c, _)| c)
+        .chain(plan.truncations.iter().map(|(c, _)| c))
+    {
         by_id.insert(core.inner.id, core);
     }
     let mut guards = BTreeMap::new();
     for (id, core) in &by_id {
         let st = core.write_state()?;
-        if !can_sign(&st.header) {
+        let appends_here = appends.iter().any(|(c, _)| c.inner.id == *id);
+        if plan.unsigned.contains(id) {
+            if st.header.manifest.is_none() {
+                return Err(Error::InvalidArgument("the manifest is not known yet"));
+            }
+        } else if appends_here && !can_sign(&st.header) {
             return Err(Error::NotWritable(core.inner.key));
         }
         let header = st.header.clone();
@@ -684,14 +615,20 @@ pub(crate) fn append_many(
     let mut outcomes = Vec::with_capacity(appends.len());
     let result = (|| {
         let mut t = CoreTables::open(&txn)?;
+        for (core, length) in &plan.truncations {
+            let (st, header) = guards
+                .get_mut(&core.inner.id)
+                .ok_or(Error::InvalidArgument("core not locked"))?;
+            crate::tail::truncate_in(&mut t, core, st, header, *length)?;
+        }
         for (core, blocks) in appends {
             let id = core.inner.id;
             let (st, header) = guards
                 .get_mut(&id)
                 .ok_or(Error::InvalidArgument("core not locked"))?;
-            let start = header.state.length;
+            let start = header.length();
             if !blocks.is_empty() {
-                let mut roots = header.state.roots.clone();
+                let mut roots = header.tree_roots().to_vec();
                 let nodes = tree::append(
                     &mut roots,
                     blocks
@@ -700,16 +637,22 @@ pub(crate) fn append_many(
                         .map(|(i, b)| Node::leaf(start + i as u64, b)),
                 );
                 let length = start + blocks.len() as u64;
-                header.state =
-                    sign_state(&core.inner.key, header, roots, length, header.state.fork)?;
+                if plan.unsigned.contains(&id) {
+                    header.tail = Some(crate::storage::Tail { length, roots });
+                } else {
+                    let fork = header.state.fork;
+                    header.state = crate::tail::sign_state(core, header, roots, length, fork)?;
+                    header.tail = None;
+                    header.pending.clear();
+                }
                 t.put_nodes(id, &nodes)?;
                 blockstore::write_run(&mut t.blocks, id, start, blocks)?;
                 header.bytes_stored += blocks.iter().map(|b| b.len() as u64).sum::<u64>();
                 st.bitfield.set_range(start, length, true);
             }
             outcomes.push(AppendOutcome {
-                length: header.state.length,
-                byte_length: header.state.byte_length(),
+                length: header.length(),
+                byte_length: tree::byte_length(header.tree_roots()),
             });
         }
         for (id, (st, header)) in guards.iter_mut() {

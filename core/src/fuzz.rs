@@ -40,6 +40,15 @@ fn valid_inputs() -> Vec<Vec<u8>> {
         },
         bytes_stored: 3,
         truncations: vec![(1, 2)],
+        tail: Some(crate::storage::Tail {
+            length: 4,
+            roots: vec![Node {
+                index: 3,
+                size: 4,
+                hash: Hash([5; 32]),
+            }],
+        }),
+        pending: vec![(4, vec![])],
     };
     let page = nodepage::encode(&[
         Node {

@@ -41,6 +41,7 @@ mod chunk;
 mod codec;
 mod core;
 mod error;
+mod evidence;
 pub mod flat;
 #[cfg(test)]
 mod fuzz;
@@ -52,6 +53,7 @@ mod notify;
 mod proof;
 mod storage;
 mod store;
+mod tail;
 mod tree;
 mod txn;
 mod verify;

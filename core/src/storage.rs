@@ -59,7 +59,25 @@ pub(crate) struct Header {
     pub bytes_stored: u64,
     /// For each truncation: the fork it started and the length it cut to.
     pub truncations: Vec<(u64, u64)>,
+    /// Blocks this store appended past the signed length and trusts
+    /// locally: the tree's length and roots with them. Never served.
+    pub tail: Option<Tail>,
+    /// Signatures gathered for states of the tail that have not reached
+    /// the quorum yet: (length, signatures), at most [`MAX_PENDING`].
+    pub pending: Vec<(u64, Vec<SignerSignature>)>,
 }
+
+/// The local tree past the signed length (see [`Header::tail`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tail {
+    /// Blocks in the tree, signed and unsigned.
+    pub length: u64,
+    /// The roots of the tree at `length`.
+    pub roots: Vec<Node>,
+}
+
+/// Tail states with signatures waiting for the quorum, kept per core.
+pub(crate) const MAX_PENDING: usize = 64;
 
 const HEADER_VERSION: u8 = 1;
 
@@ -77,6 +95,8 @@ impl Header {
     /// | signatures   | count `u8`, then (signer `u8`, 64 bytes)          |
     /// | bytes stored | `u64`                                             |
     /// | truncations  | count `u64`, then (fork `u64`, length `u64`)      |
+    /// | tail         | flag `u8`; if 1, length `u64`, roots as above     |
+    /// | pending      | count `u8`, then (length `u64`, signatures as above) |
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.u8(HEADER_VERSION);
@@ -98,7 +118,31 @@ impl Header {
         for (fork, length) in &self.truncations {
             w.u64(*fork).u64(*length);
         }
+        match &self.tail {
+            Some(t) => {
+                w.u8(1).u64(t.length);
+                encode_roots(&mut w, &t.roots);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+        w.u8(self.pending.len() as u8);
+        for (length, sigs) in &self.pending {
+            w.u64(*length);
+            encode_signatures(&mut w, sigs);
+        }
         w.0
+    }
+
+    /// Blocks in the local tree: the signed length, or the tail's.
+    pub fn length(&self) -> u64 {
+        self.tail.as_ref().map_or(self.state.length, |t| t.length)
+    }
+
+    /// The roots of the local tree (at [`Header::length`]).
+    pub fn tree_roots(&self) -> &[Node] {
+        self.tail.as_ref().map_or(&self.state.roots, |t| &t.roots)
     }
 
     /// Decodes [`Header::encode`]; anything else is corruption, and so is
@@ -135,6 +179,18 @@ impl Header {
         if truncations.iter().any(|(_, l)| *l >= MAX_LENGTH) {
             return None;
         }
+        let tail = match r.u8()? {
+            0 => None,
+            1 => {
+                let length = r.u64()?;
+                let roots = decode_roots(&mut r, length)?;
+                Some((length > state.length).then_some(Tail { length, roots })?)
+            }
+            _ => return None,
+        };
+        let pending = (0..r.u8()?)
+            .map(|_| Some((r.u64()?, decode_signatures(&mut r)?)))
+            .collect::<Option<Vec<_>>>()?;
         r.is_empty().then_some(Header {
             manifest,
             signers,
@@ -142,6 +198,8 @@ impl Header {
             state,
             bytes_stored,
             truncations,
+            tail,
+            pending,
         })
     }
 }
@@ -151,12 +209,20 @@ impl Header {
 /// `u8`, then signer `u8`, 64 bytes).
 fn encode_state(w: &mut Writer, state: &SignedState) {
     w.u64(state.fork).u64(state.length);
-    w.u8(state.roots.len() as u8);
-    for r in &state.roots {
+    encode_roots(w, &state.roots);
+    encode_signatures(w, &state.signatures);
+}
+
+fn encode_roots(w: &mut Writer, roots: &[Node]) {
+    w.u8(roots.len() as u8);
+    for r in roots {
         w.u64(r.index).u64(r.size).raw(&r.hash.0);
     }
-    w.u8(state.signatures.len() as u8);
-    for s in &state.signatures {
+}
+
+fn encode_signatures(w: &mut Writer, sigs: &[SignerSignature]) {
+    w.u8(sigs.len() as u8);
+    for s in sigs {
         w.u8(s.signer).raw(&s.signature.0);
     }
 }
@@ -166,6 +232,19 @@ fn encode_state(w: &mut Writer, state: &SignedState) {
 fn decode_state(r: &mut Reader<'_>) -> Option<SignedState> {
     let fork = r.u64()?;
     let length = r.u64()?;
+    let roots = decode_roots(r, length)?;
+    let signatures = decode_signatures(r)?;
+    Some(SignedState {
+        fork,
+        length,
+        roots,
+        signatures,
+    })
+}
+
+/// Roots of a tree of `length` blocks; `None` unless they fit it and the
+/// length is below [`MAX_LENGTH`].
+fn decode_roots(r: &mut Reader<'_>, length: u64) -> Option<Vec<Node>> {
     let roots = (0..r.u8()?)
         .map(|_| {
             Some(Node {
@@ -175,21 +254,19 @@ fn decode_state(r: &mut Reader<'_>) -> Option<SignedState> {
             })
         })
         .collect::<Option<Vec<_>>>()?;
-    let signatures = (0..r.u8()?)
+    let fits = length < MAX_LENGTH && roots.iter().map(|n| n.index).eq(crate::flat::roots(length));
+    fits.then_some(roots)
+}
+
+fn decode_signatures(r: &mut Reader<'_>) -> Option<Vec<SignerSignature>> {
+    (0..r.u8()?)
         .map(|_| {
             Some(SignerSignature {
                 signer: r.u8()?,
                 signature: Signature(r.array()?),
             })
         })
-        .collect::<Option<Vec<_>>>()?;
-    let fits = length < MAX_LENGTH && roots.iter().map(|n| n.index).eq(crate::flat::roots(length));
-    fits.then_some(SignedState {
-        fork,
-        length,
-        roots,
-        signatures,
-    })
+        .collect()
 }
 
 const EVIDENCE_VERSION: u8 = 1;
@@ -283,6 +360,17 @@ mod tests {
             },
             bytes_stored: 1,
             truncations: vec![(2, 0)],
+            tail: Some(Tail {
+                length: 2,
+                roots: vec![Node::parent(&Node::leaf(0, b"x"), &Node::leaf(1, b"y"))],
+            }),
+            pending: vec![(
+                2,
+                vec![SignerSignature {
+                    signer: 0,
+                    signature: Signature([4; 64]),
+                }],
+            )],
         };
         let enc = h.encode();
         let back = Header::decode(&enc).expect("round trip");
@@ -349,6 +437,8 @@ mod tests {
             },
             bytes_stored: 0,
             truncations: vec![(1, truncated)],
+            tail: None,
+            pending: vec![],
         };
         let below = MAX_LENGTH - 1;
         assert!(Header::decode(&at_cap(below, below).encode()).is_ok());
