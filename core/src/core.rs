@@ -441,7 +441,7 @@ impl Core {
                     && asked.fork != state.fork
                 {
                     let common = proof::common_length(&truncations, asked.fork, asked.start);
-                    u.nodes = proof::fork_path(&source, &state, common)?;
+                    u.nodes.extend(proof::fork_path(&source, &state, common)?);
                 }
                 Ok(built)
             })
@@ -646,6 +646,7 @@ pub(crate) fn append_many(
                     header.pending.clear();
                 }
                 t.put_nodes(id, &nodes)?;
+                crate::tail::check_prologue(&t, id, header, start, length)?;
                 blockstore::write_run(&mut t.blocks, id, start, blocks)?;
                 header.bytes_stored += blocks.iter().map(|b| b.len() as u64).sum::<u64>();
                 st.bitfield.set_range(start, length, true);

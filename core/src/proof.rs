@@ -364,7 +364,11 @@ pub fn build(
         Some(u) if u.fork == state.fork && u.start >= state.length => None,
         Some(u) => {
             let start = if u.fork == state.fork { u.start } else { 0 };
-            Some(upgrade_proof(source, state, start)?)
+            let mut proof = upgrade_proof(source, state, start)?;
+            proof
+                .nodes
+                .extend(prologue_part(source, state, manifest, start)?);
+            Some(proof)
         }
         None => None,
     };
@@ -412,6 +416,31 @@ pub fn build(
         seek,
         upgrade,
     })
+}
+
+/// What an upgrade from `start` to `state` carries after its consistency
+/// nodes when the manifest has a prologue that `start` does not reach and
+/// `state` goes past: the prologue's roots, then the consistency nodes from
+/// them to `state`'s roots, so the requester checks the longer state
+/// extends the prologue. Empty otherwise.
+fn prologue_part(
+    source: &impl NodeSource,
+    state: &SignedState,
+    manifest: &Manifest,
+    start: u64,
+) -> Result<Vec<Node>> {
+    let Some(p) = manifest.prologue else {
+        return Ok(Vec::new());
+    };
+    if start >= p.length || state.length <= p.length {
+        return Ok(Vec::new());
+    }
+    let mut nodes = flat::roots(p.length)
+        .into_iter()
+        .map(|i| need(source, i))
+        .collect::<Result<Vec<_>>>()?;
+    nodes.extend(upgrade_proof(source, state, p.length)?.nodes);
+    Ok(nodes)
 }
 
 /// The leaf node holding byte `bytes` and the offset of that byte inside

@@ -43,8 +43,7 @@ pub(crate) fn roots_at(nodes: &impl NodeSource, length: u64) -> Result<Vec<Node>
 }
 
 /// Signs (`roots`, `length`, `fork`) with every local key of the manifest;
-/// [`Error::NotWritable`] unless the local keys reach the quorum. A state
-/// at or past the manifest's prologue length must extend the prologue.
+/// [`Error::NotWritable`] unless the local keys reach the quorum.
 pub(crate) fn sign_state(
     core: &Core,
     header: &Header,
@@ -65,6 +64,37 @@ pub(crate) fn sign_state(
         signatures: manifest.sign(&message, &header.signers),
         roots,
     })
+}
+
+/// Refuses an append from `start` to `length` that reaches the manifest's
+/// prologue length with blocks whose tree does not hash to the prologue:
+/// a longer state must extend the prologue.
+pub(crate) fn check_prologue(
+    t: &CoreTables<'_>,
+    id: u64,
+    header: &Header,
+    start: u64,
+    length: u64,
+) -> Result<()> {
+    let Some(p) = header.manifest.as_ref().and_then(|m| m.prologue) else {
+        return Ok(());
+    };
+    if start >= p.length || length < p.length {
+        return Ok(());
+    }
+    let roots = roots_at(
+        &TableNodes {
+            table: &t.nodes,
+            id,
+        },
+        p.length,
+    )?;
+    if hash::roots(&roots) != p.hash {
+        return Err(Error::InvalidArgument(
+            "the blocks do not match the manifest's prologue",
+        ));
+    }
+    Ok(())
 }
 
 /// Truncates one core inside a batch's transaction. Within the unsigned

@@ -197,40 +197,28 @@ impl<S: NodeSource> Verifier<S> {
         if signed && !forked {
             self.check_conflict(&remote)?;
         }
-        let indexes: Vec<u64> = u.roots.iter().map(|r| r.index).collect();
         let old: &[Node] = if forked { &[] } else { &self.state.roots };
-        let mut values: HashMap<u64, Node> = old.iter().map(|n| (n.index, *n)).collect();
         let mut extra = u.nodes.iter();
-        let old_idx: Vec<u64> = old.iter().map(|n| n.index).collect();
-        consistency_walk(
-            &old_idx,
-            &indexes,
-            |cur, sib, known| {
-                let here = *values.get(&cur).ok_or(VerifyError::Malformed("walk"))?;
-                let other = if known {
-                    *values.get(&sib).ok_or(VerifyError::Malformed("walk"))?
-                } else {
-                    let n = *extra
-                        .next()
-                        .ok_or(VerifyError::Malformed("upgrade nodes missing"))?;
-                    if n.index != sib {
-                        return Err(VerifyError::Malformed("upgrade node out of place"));
-                    }
-                    staged.insert(n.index, n);
-                    n
-                };
-                let up = here.checked_join(&other).ok_or(OVERFLOW)?;
-                if let Some(root) = u.roots.iter().find(|r| r.index == up.index)
-                    && *root != up
-                {
-                    return Err(VerifyError::HashMismatch { index: up.index });
-                }
-                values.insert(up.index, up);
-                staged.insert(up.index, up);
-                Ok(up.index)
-            },
-            || VerifyError::Malformed("upgrade walk does not reach a root"),
-        )?;
+        walk_to_roots(old, &u.roots, &mut extra, staged)?;
+        if let Some(p) = manifest.prologue
+            && u.length > p.length
+            && (forked || self.state.length < p.length)
+        {
+            // The new state must hold the prologue's tree: its roots, then
+            // the walk from them to the new roots.
+            let count = flat::roots(p.length).len();
+            let prologue: Vec<Node> = extra.by_ref().take(count).copied().collect();
+            let fits = prologue.iter().map(|n| n.index).eq(flat::roots(p.length));
+            if !fits || hash::roots(&prologue) != p.hash {
+                return Err(VerifyError::Malformed(
+                    "upgrade does not extend the manifest's prologue",
+                ));
+            }
+            for n in &prologue {
+                staged.insert(n.index, *n);
+            }
+            walk_to_roots(&prologue, &u.roots, &mut extra, staged)?;
+        }
         let rest: Vec<Node> = extra.copied().collect();
         if forked {
             check_fork_path(&rest, &u.roots, staged)?;
@@ -296,6 +284,57 @@ impl<S: NodeSource> Verifier<S> {
         }
         Ok(())
     }
+}
+
+/// The consistency walk (see [`consistency_walk`]) from trusted `old`
+/// roots to the new `roots`, taking the siblings it lacks from `extra`:
+/// every parent it computes on the way must equal a new root where it
+/// meets one. Stages the nodes it took and computed.
+fn walk_to_roots(
+    old: &[Node],
+    roots: &[Node],
+    extra: &mut std::slice::Iter<'_, Node>,
+    staged: &mut HashMap<u64, Node>,
+) -> Result<(), VerifyError> {
+    let mut values: HashMap<u64, Node> = old.iter().map(|n| (n.index, *n)).collect();
+    let old_idx: Vec<u64> = old.iter().map(|n| n.index).collect();
+    let new_idx: Vec<u64> = roots.iter().map(|n| n.index).collect();
+    // An old root that is also a new root must be the same node.
+    if let Some(o) = old
+        .iter()
+        .find(|o| roots.iter().any(|r| r.index == o.index && r != *o))
+    {
+        return Err(VerifyError::HashMismatch { index: o.index });
+    }
+    consistency_walk(
+        &old_idx,
+        &new_idx,
+        |cur, sib, known| {
+            let here = *values.get(&cur).ok_or(VerifyError::Malformed("walk"))?;
+            let other = if known {
+                *values.get(&sib).ok_or(VerifyError::Malformed("walk"))?
+            } else {
+                let n = *extra
+                    .next()
+                    .ok_or(VerifyError::Malformed("upgrade nodes missing"))?;
+                if n.index != sib {
+                    return Err(VerifyError::Malformed("upgrade node out of place"));
+                }
+                staged.insert(n.index, n);
+                n
+            };
+            let up = here.checked_join(&other).ok_or(OVERFLOW)?;
+            if let Some(root) = roots.iter().find(|r| r.index == up.index)
+                && *root != up
+            {
+                return Err(VerifyError::HashMismatch { index: up.index });
+            }
+            values.insert(up.index, up);
+            staged.insert(up.index, up);
+            Ok(up.index)
+        },
+        || VerifyError::Malformed("upgrade walk does not reach a root"),
+    )
 }
 
 /// Checks the fork path of an upgrade across forks (see

@@ -26,7 +26,7 @@ fn an_upgrade_padded_with_100_000_wrong_signatures_is_refused_cheaply() {
     upgrade.signatures.push(good);
     let started = Instant::now();
     let err = replica
-        .apply(&[proof.clone()])
+        .apply(std::slice::from_ref(&proof))
         .expect_err("padded upgrade accepted");
     assert!(
         matches!(
