@@ -50,20 +50,17 @@ fn a_longer_signed_history_that_breaks_the_prologue_is_refused() {
         ],
     );
     let message = hyper_core::signable_message(&manifest.key(), &roots, 3, 0);
-    let proof = hyper_core::Proof {
-        fork: 0,
-        manifest: Some(manifest.clone()),
-        block: None,
-        hash: None,
-        seek: None,
-        upgrade: Some(hyper_core::UpgradeProof {
+    let proof = common::upgrade_only(
+        &manifest,
+        0,
+        hyper_core::UpgradeProof {
             start: 0,
             length: 3,
             roots: roots.clone(),
             nodes: vec![],
             signatures: manifest.sign(&message, &[pair]),
-        }),
-    };
+        },
+    );
     let reader = common::store();
     let replica = reader.store.replica(&manifest.key()).expect("replica");
     let err = replica
