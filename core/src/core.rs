@@ -11,9 +11,8 @@ use crate::blockstore::{
     self, BLOCKS, BlockKey, ChunkReader, read_block, read_block_from, read_block_with,
 };
 use crate::encryption::{self, BlockCipher, ENCRYPTION_OVERHEAD, EncryptionKey};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, VerifyError};
 use crate::flat;
-use crate::hash;
 use crate::keys::{CoreKey, DiscoveryKey};
 use crate::manifest::Manifest;
 use crate::notify::{self, Listeners, Subscription};
@@ -71,8 +70,12 @@ pub struct AppendOutcome {
 /// A summary of a core's state, see [`Core::info`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Info {
-    /// Signed length (blocks).
+    /// Blocks in the local log: the signed length plus the unsigned tail
+    /// this store appended ([`Core::append_unsigned`]).
     pub length: u64,
+    /// Blocks a quorum has signed: what peers are served. Equals `length`
+    /// unless the core holds an unsigned tail.
+    pub signed_length: u64,
     /// Total bytes of the blocks up to `length`.
     pub byte_length: u64,
     /// Fork id; grows with every truncation.
@@ -160,7 +163,11 @@ impl Core {
     /// ([`Error::BlockTooLarge`]); nothing is appended.
     pub fn append_batch<B: AsRef<[u8]>>(&self, blocks: &[B]) -> Result<AppendOutcome> {
         let refs: Vec<&[u8]> = blocks.iter().map(AsRef::as_ref).collect();
-        let out = append_many(&self.inner.shared, &[(self.clone(), refs)])?;
+        let out = append_many(
+            &self.inner.shared,
+            &[(self.clone(), refs)],
+            &Default::default(),
+        )?;
         out.into_iter()
             .next()
             .ok_or(Error::InvalidArgument("append produced no outcome"))
@@ -175,7 +182,7 @@ impl Core {
     pub fn get(&self, index: u64) -> Result<Vec<u8>> {
         {
             let st = self.read_state()?;
-            check_bounds(index, st.header.state.length)?;
+            check_bounds(index, st.header.length())?;
             if !st.bitfield.get(index) {
                 return Err(Error::NotAvailable { index });
             }
@@ -292,7 +299,7 @@ impl Core {
     /// Reads the blocks in `range` in order, each checked like [`Core::get`],
     /// from one consistent read view.
     pub fn blocks(&self, range: Range<u64>) -> Result<Blocks> {
-        let length = self.read_state()?.header.state.length;
+        let length = self.read_state()?.header.length();
         self.plain_allowed()?;
         let txn = self.inner.shared.db.begin_read()?;
         Ok(Blocks {
@@ -311,11 +318,13 @@ impl Core {
     pub fn info(&self) -> Result<Info> {
         let st = self.read_state()?;
         let s = &st.header.state;
+        let length = st.header.length();
         Ok(Info {
-            length: s.length,
-            byte_length: s.byte_length(),
+            length,
+            signed_length: s.length,
+            byte_length: tree::byte_length(st.header.tree_roots()),
             fork: s.fork,
-            contiguous_length: st.bitfield.first_unset(0).min(s.length),
+            contiguous_length: st.bitfield.first_unset(0).min(length),
             blocks_stored: st.bitfield.count(),
             bytes_stored: st.header.bytes_stored,
             writable: can_sign(&st.header),
@@ -440,51 +449,22 @@ impl Core {
         self.finish(st, txn, result, header)
     }
 
-    /// Truncates the log to `length` blocks: a new fork, signed again.
-    /// Only a writable core can truncate.
+    /// Truncates the log to `length` blocks. Below the signed length this
+    /// is a new fork, signed again, and only a writable core can do it;
+    /// within the unsigned tail it cuts the tail only (no key, same fork).
+    /// To truncate several cores atomically, use a
+    /// [`StoreBatch`](crate::StoreBatch).
     pub fn truncate(&self, length: u64) -> Result<()> {
-        let mut st = self.write_state()?;
-        let key = self.inner.key;
-        if !can_sign(&st.header) {
-            return Err(Error::NotWritable(key));
-        }
-        let old = st.header.state.clone();
-        if length > old.length {
-            return Err(Error::InvalidArgument(
-                "cannot truncate to more than the length",
-            ));
-        }
-        let id = self.inner.id;
-        let mut header = st.header.clone();
-        let txn = self.inner.shared.write(self.inner.shared.durability)?;
-        let result = (|| {
-            let mut t = CoreTables::open(&txn)?;
-            let roots = flat::roots(length)
-                .into_iter()
-                .map(|i| {
-                    TableNodes {
-                        table: &t.nodes,
-                        id,
-                    }
-                    .node(i)?
-                    .ok_or(Error::NodeNotAvailable { index: i })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let removed = t.cut_after(id, length, &mut st.bitfield)?;
-            header.bytes_stored -= removed.min(header.bytes_stored);
-            let fork = old.fork + 1;
-            header.truncations.push((fork, length));
-            header.state = sign_state(&key, &header, roots, length, fork)?;
-            t.put_bitfield(id, &mut st.bitfield)?;
-            t.put_header(id, &header)?;
-            Ok(())
-        })();
-        self.finish(st, txn, result, header)
+        let plan = crate::tail::Plan {
+            truncations: vec![(self.clone(), length)],
+            ..Default::default()
+        };
+        append_many(&self.inner.shared, &[], &plan).map(|_| ())
     }
 
     /// Commits `txn` if `result` is fine and installs `header`; otherwise
     /// drops the transaction and reloads the committed state.
-    fn finish(
+    pub(crate) fn finish(
         &self,
         mut st: RwLockWriteGuard<'_, CoreState>,
         txn: redb::WriteTransaction,
@@ -552,7 +532,7 @@ impl Core {
                     && asked.fork != state.fork
                 {
                     let common = proof::common_length(&truncations, asked.fork, asked.start);
-                    u.nodes = proof::fork_path(&source, &state, common)?;
+                    u.nodes.extend(proof::fork_path(&source, &state, common)?);
                 }
                 Ok(built)
             })
@@ -594,6 +574,11 @@ impl Core {
     /// is stored and the error says why.
     pub fn apply(&self, proofs: &[Proof]) -> Result<Vec<Verified>> {
         let mut st = self.write_state()?;
+        if st.header.tail.is_some() {
+            return Err(Error::InvalidArgument(
+                "the core holds an unsigned tail: truncate it to the signed length before applying proofs",
+            ));
+        }
         let id = self.inner.id;
         let verified = {
             let txn = self.inner.shared.db.begin_read()?;
@@ -607,10 +592,17 @@ impl Core {
                     pages: Default::default(),
                 },
             );
-            proofs
+            let verified = proofs
                 .iter()
                 .map(|p| verifier.verify(p))
-                .collect::<Result<Vec<_>>>()?
+                .collect::<Result<Vec<_>>>();
+            match verified {
+                Err(Error::Verify(VerifyError::Equivocation(evidence))) => {
+                    drop((nodes, txn));
+                    return Err(self.keep_evidence(evidence));
+                }
+                other => other?,
+            }
         };
         let mut header = st.header.clone();
         let txn = self.inner.shared.write(self.inner.shared.durability)?;
@@ -694,36 +686,20 @@ fn reload(inner: &CoreInner, st: &mut CoreState) {
     }
 }
 
-fn sign_state(
-    key: &CoreKey,
-    header: &Header,
-    roots: Vec<Node>,
-    length: u64,
-    fork: u64,
-) -> Result<SignedState> {
-    let manifest = header
-        .manifest
-        .as_ref()
-        .filter(|_| can_sign(header))
-        .ok_or(Error::NotWritable(*key))?;
-    let message = hash::signable(key, &hash::roots(&roots), length, fork);
-    Ok(SignedState {
-        fork,
-        length,
-        signatures: manifest.sign(&message, &header.signers),
-        roots,
-    })
-}
-
 /// Appends to one or more cores in one transaction (see
 /// [`StoreBatch`](crate::StoreBatch)).
 pub(crate) fn append_many(
     shared: &Shared,
     appends: &[(Core, Vec<&[u8]>)],
+    plan: &crate::tail::Plan,
 ) -> Result<Vec<AppendOutcome>> {
     // Lock each distinct core once, in id order, so batches cannot deadlock.
     let mut by_id: BTreeMap<u64, &Core> = BTreeMap::new();
-    for (core, _) in appends {
+    for core in appends
+        .iter()
+        .map(|(c, _)| c)
+        .chain(plan.truncations.iter().map(|(c, _)| c))
+    {
         by_id.insert(core.inner.id, core);
     }
     for (core, blocks) in appends {
@@ -753,7 +729,12 @@ pub(crate) fn append_many(
     let mut guards = BTreeMap::new();
     for (id, core) in &by_id {
         let st = core.write_state()?;
-        if !can_sign(&st.header) {
+        let appends_here = appends.iter().any(|(c, _)| c.inner.id == *id);
+        if plan.unsigned.contains(id) {
+            if st.header.manifest.is_none() {
+                return Err(Error::InvalidArgument("the manifest is not known yet"));
+            }
+        } else if appends_here && !can_sign(&st.header) {
             return Err(Error::NotWritable(core.inner.key));
         }
         let header = st.header.clone();
@@ -763,12 +744,18 @@ pub(crate) fn append_many(
     let mut outcomes = Vec::with_capacity(appends.len());
     let result = (|| {
         let mut t = CoreTables::open(&txn)?;
+        for (core, length) in &plan.truncations {
+            let (st, header) = guards
+                .get_mut(&core.inner.id)
+                .ok_or(Error::InvalidArgument("core not locked"))?;
+            crate::tail::truncate_in(&mut t, core, st, header, *length)?;
+        }
         for (core, blocks) in appends {
             let id = core.inner.id;
             let (st, header) = guards
                 .get_mut(&id)
                 .ok_or(Error::InvalidArgument("core not locked"))?;
-            let start = header.state.length;
+            let start = header.length();
             let sealed: Vec<Vec<u8>>;
             let sealed_refs: Vec<&[u8]>;
             let blocks: &[&[u8]] = match &core.cipher {
@@ -784,7 +771,7 @@ pub(crate) fn append_many(
                 None => blocks,
             };
             if !blocks.is_empty() {
-                let mut roots = header.state.roots.clone();
+                let mut roots = header.tree_roots().to_vec();
                 let nodes = tree::append(
                     &mut roots,
                     blocks
@@ -793,16 +780,23 @@ pub(crate) fn append_many(
                         .map(|(i, b)| Node::leaf(start + i as u64, b)),
                 );
                 let length = start + blocks.len() as u64;
-                header.state =
-                    sign_state(&core.inner.key, header, roots, length, header.state.fork)?;
+                if plan.unsigned.contains(&id) {
+                    header.tail = Some(crate::storage::Tail { length, roots });
+                } else {
+                    let fork = header.state.fork;
+                    header.state = crate::tail::sign_state(core, header, roots, length, fork)?;
+                    header.tail = None;
+                    header.pending.clear();
+                }
                 t.put_nodes(id, &nodes)?;
+                crate::tail::check_prologue(&t, id, header, start, length)?;
                 blockstore::write_run(&mut t.blocks, id, start, blocks)?;
                 header.bytes_stored += blocks.iter().map(|b| b.len() as u64).sum::<u64>();
                 st.bitfield.set_range(start, length, true);
             }
             outcomes.push(AppendOutcome {
-                length: header.state.length,
-                byte_length: header.state.byte_length(),
+                length: header.length(),
+                byte_length: tree::byte_length(header.tree_roots()),
             });
         }
         for (id, (st, header)) in guards.iter_mut() {

@@ -200,6 +200,15 @@ pub enum VerifyError {
         /// Signers in the manifest.
         signers: usize,
     },
+    /// The proof carries a validly signed state that conflicts with the
+    /// trusted one at the same fork: the writer signed two histories. The
+    /// peer may be honest (it relays what the writer signed); the evidence
+    /// is stored by [`Core::apply`](crate::Core::apply).
+    #[error(
+        "equivocation: the writer signed two conflicting states at fork {} (lengths {} and {})",
+        .0.local.fork, .0.local.length, .0.remote.length
+    )]
+    Equivocation(Box<crate::verify::Equivocation>),
     /// A hash computed from the proof does not match the trusted one.
     #[error("hash of node {index} does not match")]
     HashMismatch {

@@ -1,5 +1,6 @@
 //! A stable fuzz harness for every decoder that reads bytes from disk: the
-//! core header, the manifest, node pages, chunk headers and bitfield pages.
+//! core header, equivocation evidence, the manifest, node pages, chunk
+//! headers and bitfield pages.
 //! Random inputs and single/multi-byte mutations of valid encodings must
 //! decode or be refused, never panic. `HYPER_FUZZ_ITERS` sets the rounds
 //! (default 20,000, bounded so the test suite stays quick).
@@ -39,6 +40,15 @@ fn valid_inputs() -> Vec<Vec<u8>> {
         },
         bytes_stored: 3,
         truncations: vec![(1, 2)],
+        tail: Some(crate::storage::Tail {
+            length: 4,
+            roots: vec![Node {
+                index: 3,
+                size: 4,
+                hash: Hash([5; 32]),
+            }],
+        }),
+        pending: vec![(4, vec![])],
     };
     let page = nodepage::encode(&[
         Node {
@@ -53,7 +63,12 @@ fn valid_inputs() -> Vec<Vec<u8>> {
         },
     ])
     .unwrap_or_default();
+    let evidence = crate::storage::encode_evidence(&crate::verify::Equivocation {
+        local: header.state.clone(),
+        remote: SignedState::empty(),
+    });
     vec![
+        evidence,
         header.encode(),
         Manifest::single(KeyPair::from_seed([1; 32]).public_key()).encode(),
         page,
@@ -65,6 +80,7 @@ fn valid_inputs() -> Vec<Vec<u8>> {
 /// Feeds one input to every decoder.
 fn decode_all(bytes: &[u8]) {
     let _ = Header::decode(bytes);
+    let _ = crate::storage::decode_evidence(bytes);
     let _ = Manifest::decode(bytes);
     for index in [0u64, 5, 127, 128, 1 << 40] {
         let _ = nodepage::get(bytes, index);

@@ -42,6 +42,7 @@ mod codec;
 mod core;
 mod encryption;
 mod error;
+mod evidence;
 pub mod flat;
 #[cfg(test)]
 mod fuzz;
@@ -57,6 +58,7 @@ mod quiet;
 mod source;
 mod storage;
 mod store;
+mod tail;
 mod transfer;
 mod tree;
 mod txn;
@@ -71,13 +73,13 @@ pub use namespace::Namespace;
 pub use notify::Subscription;
 pub use proof::{
     BlockProof, HashProof, MAX_LENGTH, NodeRequest, NodeSource, Proof, ProofRequest, SeekProof,
-    SignedState, UpgradeProof, UpgradeRequest, build as build_proof, common_length, fork_path,
-    fork_point, seek_leaf, sibling_path, upgrade_proof,
+    SignedState, UpgradeProof, UpgradeRequest, build as build_proof, common_length, conflicting,
+    fork_path, fork_point, seek_leaf, sibling_path, upgrade_proof,
 };
 pub use source::{BlockFuture, BlockSource, Prefetch, fetch_error};
 pub use store::{CoreEntry, Durability, Store, StoreBatch, StoreOptions};
 pub use tree::{Node, append as append_nodes, byte_length as tree_byte_length};
-pub use verify::{Verified, Verifier};
+pub use verify::{Equivocation, Verified, Verifier};
 
 /// The 32-byte message the signers of `key` sign for the state (`roots`,
 /// `length`, `fork`): a domain-separated BLAKE3 hash of the key, the roots

@@ -24,6 +24,17 @@ pub struct Prologue {
     pub length: u64,
 }
 
+impl Prologue {
+    /// The prologue of a tree of `length` blocks with these `roots` (as
+    /// [`Core::state_at`](crate::Core::state_at) gives them).
+    pub fn of(length: u64, roots: &[crate::tree::Node]) -> Self {
+        Prologue {
+            hash: hash::roots(roots),
+            length,
+        }
+    }
+}
+
 /// Describes a core: its signers, the quorum, an optional prologue. The
 /// core key is the hash of its encoding, so it cannot change.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,9 @@ use crate::encryption::ENCRYPTED;
 use crate::error::{Corruption, Error, Result};
 use crate::keys::random_bytes;
 use crate::quiet;
-use crate::storage::{BITFIELD, CORE_IDS, FORMAT, HEADERS, META, NAMES, NODES, USER_DATA};
+use crate::storage::{
+    BITFIELD, CORE_IDS, EVIDENCE, FORMAT, HEADERS, META, NAMES, NODES, USER_DATA,
+};
 
 /// The store file of the store in `dir`.
 pub(crate) fn store_file(dir: &Path) -> PathBuf {
@@ -164,6 +166,7 @@ fn initialize(db: &Database, seed: Option<[u8; 32]>) -> Result<[u8; 32]> {
     txn.open_table(crate::blockstore::BLOCKS)?;
     txn.open_table(BITFIELD)?;
     txn.open_table(USER_DATA)?;
+    txn.open_table(EVIDENCE)?;
     txn.open_table(ENCRYPTED)?;
     crate::namespace::create_tables(&txn)?;
     txn.commit()?;

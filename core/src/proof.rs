@@ -244,14 +244,22 @@ pub fn common_length(truncations: &[(u64, u64)], fork: u64, length: u64) -> u64 
 /// [`common_length`]) and its siblings bottom-up to its root. Both
 /// children of every node on the way down to the fork point are in it, so
 /// the requester finds where its old tree stops agreeing with the new one
-/// (see [`fork_point`]) and keeps every block before. Empty for 0.
+/// (see [`fork_point`]) and keeps every block before. Empty for 0, and
+/// when this tree lacks a node of the path (a sparse holder): the requester
+/// then keeps whole matching roots only.
 pub fn fork_path(source: &impl NodeSource, state: &SignedState, common: u64) -> Result<Vec<Node>> {
     let Some(last) = common.min(state.length).checked_sub(1) else {
         return Ok(Vec::new());
     };
-    let leaf = need(source, flat::leaf(last))?;
+    let Some(leaf) = source.node(flat::leaf(last))? else {
+        return Ok(Vec::new());
+    };
     let mut path = vec![leaf];
-    path.extend(sibling_path(source, state, leaf.index, u64::MAX)?);
+    match sibling_path(source, state, leaf.index, u64::MAX) {
+        Ok(siblings) => path.extend(siblings),
+        Err(Error::NodeNotAvailable { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    }
     Ok(path)
 }
 
@@ -288,6 +296,26 @@ pub fn fork_point(
         break;
     }
     Ok(keep)
+}
+
+/// Whether two states of the same fork cannot both be part of one
+/// history, judged from the states alone (so a relaying peer cannot fake
+/// it): the same length with other roots, a root index both have holding
+/// different nodes, or a shorter state holding more bytes than a longer
+/// one. States of different forks never conflict (a truncation).
+pub fn conflicting(a: &SignedState, b: &SignedState) -> bool {
+    if a.fork != b.fork {
+        return false;
+    }
+    let (short, long) = if a.length <= b.length { (a, b) } else { (b, a) };
+    if short.length == long.length {
+        return short.roots != long.roots;
+    }
+    let shared_differs = short
+        .roots
+        .iter()
+        .any(|r| long.roots.iter().any(|l| l.index == r.index && l != r));
+    shared_differs || short.byte_length() > long.byte_length()
 }
 
 /// Builds an upgrade proof from `start` (0 across a fork) to `state`.
@@ -336,7 +364,11 @@ pub fn build(
         Some(u) if u.fork == state.fork && u.start >= state.length => None,
         Some(u) => {
             let start = if u.fork == state.fork { u.start } else { 0 };
-            Some(upgrade_proof(source, state, start)?)
+            let mut proof = upgrade_proof(source, state, start)?;
+            proof
+                .nodes
+                .extend(prologue_part(source, state, manifest, start)?);
+            Some(proof)
         }
         None => None,
     };
@@ -384,6 +416,31 @@ pub fn build(
         seek,
         upgrade,
     })
+}
+
+/// What an upgrade from `start` to `state` carries after its consistency
+/// nodes when the manifest has a prologue that `start` does not reach and
+/// `state` goes past: the prologue's roots, then the consistency nodes from
+/// them to `state`'s roots, so the requester checks the longer state
+/// extends the prologue. Empty otherwise.
+fn prologue_part(
+    source: &impl NodeSource,
+    state: &SignedState,
+    manifest: &Manifest,
+    start: u64,
+) -> Result<Vec<Node>> {
+    let Some(p) = manifest.prologue else {
+        return Ok(Vec::new());
+    };
+    if start >= p.length || state.length <= p.length {
+        return Ok(Vec::new());
+    }
+    let mut nodes = flat::roots(p.length)
+        .into_iter()
+        .map(|i| need(source, i))
+        .collect::<Result<Vec<_>>>()?;
+    nodes.extend(upgrade_proof(source, state, p.length)?.nodes);
+    Ok(nodes)
 }
 
 /// The leaf node holding byte `bytes` and the offset of that byte inside

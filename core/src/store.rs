@@ -15,7 +15,7 @@ use crate::manifest::Manifest;
 use crate::namespace::NS_NAMES;
 use crate::open;
 use crate::proof::SignedState;
-use crate::storage::{BITFIELD, CORE_IDS, HEADERS, Header, META, NAMES, USER_DATA};
+use crate::storage::{BITFIELD, CORE_IDS, EVIDENCE, HEADERS, Header, META, NAMES, USER_DATA};
 use crate::txn::CoreTables;
 
 /// When a commit reaches the disk.
@@ -278,6 +278,8 @@ impl Store {
             state: SignedState::empty(),
             bytes_stored: 0,
             truncations: Vec::new(),
+            tail: None,
+            pending: Vec::new(),
         };
         self.insert_header(&key, header, name.as_ref())
     }
@@ -326,6 +328,8 @@ impl Store {
             state: SignedState::empty(),
             bytes_stored: 0,
             truncations: Vec::new(),
+            tail: None,
+            pending: Vec::new(),
         };
         self.insert_header(key, header, None)
     }
@@ -414,6 +418,7 @@ impl Store {
             t.headers.remove(id)?;
             txn.open_table(USER_DATA)?
                 .retain_in((id, "")..(id + 1, ""), |_, _| false)?;
+            txn.open_table(EVIDENCE)?.remove(id)?;
             txn.open_table(CORE_IDS)?.remove(&key.0)?;
             txn.open_table(ENCRYPTED)?.remove(id)?;
             // Whatever names point at this core, in any namespace.
@@ -431,12 +436,10 @@ impl Store {
         Ok(())
     }
 
-    /// Starts a batch of appends to several cores, committed atomically.
+    /// Starts a batch of appends and truncations of several cores,
+    /// committed atomically.
     pub fn batch(&self) -> StoreBatch<'_> {
-        StoreBatch {
-            store: self.clone(),
-            appends: Vec::new(),
-        }
+        StoreBatch::for_shared(self.shared.clone())
     }
 
     /// Makes every commit so far durable (an fsynced empty commit).
@@ -543,25 +546,52 @@ impl Name {
     }
 }
 
-/// Appends to several cores, committed in one transaction: after a crash
-/// either all of them are there or none.
+/// Appends and truncations of several cores, committed in one transaction:
+/// after a crash either all of them are there or none. Truncations run
+/// first, then the appends in the order they were queued.
 pub struct StoreBatch<'a> {
-    store: Store,
+    shared: Arc<Shared>,
     appends: Vec<(Core, Vec<&'a [u8]>)>,
+    plan: crate::tail::Plan,
 }
 
 impl<'a> StoreBatch<'a> {
-    /// Queues `blocks` for appending to `core` (a core may appear twice).
-    /// The blocks are borrowed, not copied.
+    pub(crate) fn for_shared(shared: Arc<Shared>) -> Self {
+        StoreBatch {
+            shared,
+            appends: Vec::new(),
+            plan: Default::default(),
+        }
+    }
+
+    /// Queues `blocks` for appending to `core` (a core may appear twice),
+    /// signed with the store's keys. The blocks are borrowed, not copied.
     pub fn append<B: AsRef<[u8]>>(&mut self, core: &Core, blocks: &'a [B]) -> &mut Self {
         self.appends
             .push((core.clone(), blocks.iter().map(AsRef::as_ref).collect()));
         self
     }
 
-    /// Commits every queued append in one transaction; returns each core's
-    /// new length and byte length, in the order they were queued.
+    /// Queues `blocks` for `core`'s unsigned tail (see
+    /// [`Core::append_unsigned`]); every append to `core` in this batch then
+    /// goes to the tail.
+    pub fn append_unsigned<B: AsRef<[u8]>>(&mut self, core: &Core, blocks: &'a [B]) -> &mut Self {
+        self.plan.unsigned.insert(core.inner.id);
+        self.append(core, blocks)
+    }
+
+    /// Queues a truncation of `core` to `length` blocks, applied before the
+    /// batch's appends (see [`Core::truncate`]): within the unsigned tail
+    /// it needs no key and keeps the fork.
+    pub fn truncate(&mut self, core: &Core, length: u64) -> &mut Self {
+        self.plan.truncations.push((core.clone(), length));
+        self
+    }
+
+    /// Commits every queued truncation and append in one transaction;
+    /// returns each append's core's new length and byte length, in the
+    /// order the appends were queued.
     pub fn commit(self) -> Result<Vec<AppendOutcome>> {
-        crate::core::append_many(&self.store.shared, &self.appends)
+        crate::core::append_many(&self.shared, &self.appends, &self.plan)
     }
 }

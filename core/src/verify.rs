@@ -16,6 +16,18 @@ use crate::tree::Node;
 /// wrapped.
 const OVERFLOW: VerifyError = VerifyError::Malformed("sizes or offsets overflow u64");
 
+/// Two signed states of one core at one fork that cannot both be part of
+/// one history: the writer (or a quorum of signers) equivocated. Both are
+/// kept as evidence ([`Core::equivocation`](crate::Core::equivocation)); each
+/// verifies on its own against the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Equivocation {
+    /// The state this reader trusted.
+    pub local: SignedState,
+    /// The conflicting state a peer brought.
+    pub remote: SignedState,
+}
+
 /// What a proof established, ready to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -96,6 +108,13 @@ impl<S: NodeSource> Verifier<S> {
                 out.fork_changed = forked;
                 out.upgrade = Some(next.clone());
             }
+            // Not newer: still evidence if the writer signed it and it
+            // conflicts with the trusted state.
+            Some(u) if proof.fork == self.state.fork && self.state.length > 0 => {
+                if let (remote, true) = self.signed_state(&manifest, proof.fork, u)? {
+                    self.check_conflict(&remote)?;
+                }
+            }
             _ if proof.fork != self.state.fork => {
                 return Err(VerifyError::ForkMismatch {
                     proof: proof.fork,
@@ -168,62 +187,38 @@ impl<S: NodeSource> Verifier<S> {
         forked: bool,
         staged: &mut HashMap<u64, Node>,
     ) -> Result<SignedState, VerifyError> {
-        if u.length >= MAX_LENGTH {
-            return Err(VerifyError::Malformed("upgrade length is not below 2^56"));
-        }
+        let (remote, signed) = self.signed_state(manifest, fork, u)?;
         let expected_start = if forked { 0 } else { self.state.length };
         if u.start != expected_start {
             return Err(VerifyError::Malformed(
                 "upgrade start is not the local length",
             ));
         }
-        let indexes: Vec<u64> = u.roots.iter().map(|r| r.index).collect();
-        if indexes != flat::roots(u.length) {
-            return Err(VerifyError::Malformed(
-                "upgrade roots do not fit its length",
-            ));
-        }
-        let roots_hash = hash::roots(&u.roots);
-        let in_prologue = manifest
-            .prologue
-            .is_some_and(|p| p.length == u.length && p.hash == roots_hash);
-        if !in_prologue {
-            let message = hash::signable(&self.key, &roots_hash, u.length, fork);
-            manifest.verify(&message, &u.signatures)?;
+        if signed && !forked {
+            self.check_conflict(&remote)?;
         }
         let old: &[Node] = if forked { &[] } else { &self.state.roots };
-        let mut values: HashMap<u64, Node> = old.iter().map(|n| (n.index, *n)).collect();
         let mut extra = u.nodes.iter();
-        let old_idx: Vec<u64> = old.iter().map(|n| n.index).collect();
-        consistency_walk(
-            &old_idx,
-            &indexes,
-            |cur, sib, known| {
-                let here = *values.get(&cur).ok_or(VerifyError::Malformed("walk"))?;
-                let other = if known {
-                    *values.get(&sib).ok_or(VerifyError::Malformed("walk"))?
-                } else {
-                    let n = *extra
-                        .next()
-                        .ok_or(VerifyError::Malformed("upgrade nodes missing"))?;
-                    if n.index != sib {
-                        return Err(VerifyError::Malformed("upgrade node out of place"));
-                    }
-                    staged.insert(n.index, n);
-                    n
-                };
-                let up = here.checked_join(&other).ok_or(OVERFLOW)?;
-                if let Some(root) = u.roots.iter().find(|r| r.index == up.index)
-                    && *root != up
-                {
-                    return Err(VerifyError::HashMismatch { index: up.index });
-                }
-                values.insert(up.index, up);
-                staged.insert(up.index, up);
-                Ok(up.index)
-            },
-            || VerifyError::Malformed("upgrade walk does not reach a root"),
-        )?;
+        walk_to_roots(old, &u.roots, &mut extra, staged)?;
+        if let Some(p) = manifest.prologue
+            && u.length > p.length
+            && (forked || self.state.length < p.length)
+        {
+            // The new state must hold the prologue's tree: its roots, then
+            // the walk from them to the new roots.
+            let count = flat::roots(p.length).len();
+            let prologue: Vec<Node> = extra.by_ref().take(count).copied().collect();
+            let fits = prologue.iter().map(|n| n.index).eq(flat::roots(p.length));
+            if !fits || hash::roots(&prologue) != p.hash {
+                return Err(VerifyError::Malformed(
+                    "upgrade does not extend the manifest's prologue",
+                ));
+            }
+            for n in &prologue {
+                staged.insert(n.index, *n);
+            }
+            walk_to_roots(&prologue, &u.roots, &mut extra, staged)?;
+        }
         let rest: Vec<Node> = extra.copied().collect();
         if forked {
             check_fork_path(&rest, &u.roots, staged)?;
@@ -240,13 +235,106 @@ impl<S: NodeSource> Verifier<S> {
         {
             return Err(OVERFLOW);
         }
-        Ok(SignedState {
+        Ok(remote)
+    }
+
+    /// The state an upgrade claims, checked on its own: a length below
+    /// [`MAX_LENGTH`], roots that fit it, and a quorum of signatures (or
+    /// the manifest's prologue). The flag says whether it was signed.
+    fn signed_state(
+        &self,
+        manifest: &Manifest,
+        fork: u64,
+        u: &UpgradeProof,
+    ) -> Result<(SignedState, bool), VerifyError> {
+        if u.length >= MAX_LENGTH {
+            return Err(VerifyError::Malformed("upgrade length is not below 2^56"));
+        }
+        if !u.roots.iter().map(|r| r.index).eq(flat::roots(u.length)) {
+            return Err(VerifyError::Malformed(
+                "upgrade roots do not fit its length",
+            ));
+        }
+        let roots_hash = hash::roots(&u.roots);
+        let in_prologue = manifest
+            .prologue
+            .is_some_and(|p| p.length == u.length && p.hash == roots_hash);
+        if !in_prologue {
+            let message = hash::signable(&self.key, &roots_hash, u.length, fork);
+            manifest.verify(&message, &u.signatures)?;
+        }
+        let state = SignedState {
             fork,
             length: u.length,
             roots: u.roots.clone(),
             signatures: u.signatures.clone(),
-        })
+        };
+        Ok((state, !in_prologue))
     }
+
+    /// Refuses a signed state that cannot belong to the same history as
+    /// the trusted one (see [`proof::conflicting`](crate::proof::conflicting)):
+    /// the writer signed both, which is evidence of equivocation.
+    fn check_conflict(&self, remote: &SignedState) -> Result<(), VerifyError> {
+        if crate::proof::conflicting(&self.state, remote) {
+            return Err(VerifyError::Equivocation(Box::new(Equivocation {
+                local: self.state.clone(),
+                remote: remote.clone(),
+            })));
+        }
+        Ok(())
+    }
+}
+
+/// The consistency walk (see [`consistency_walk`]) from trusted `old`
+/// roots to the new `roots`, taking the siblings it lacks from `extra`:
+/// every parent it computes on the way must equal a new root where it
+/// meets one. Stages the nodes it took and computed.
+fn walk_to_roots(
+    old: &[Node],
+    roots: &[Node],
+    extra: &mut std::slice::Iter<'_, Node>,
+    staged: &mut HashMap<u64, Node>,
+) -> Result<(), VerifyError> {
+    let mut values: HashMap<u64, Node> = old.iter().map(|n| (n.index, *n)).collect();
+    let old_idx: Vec<u64> = old.iter().map(|n| n.index).collect();
+    let new_idx: Vec<u64> = roots.iter().map(|n| n.index).collect();
+    // An old root that is also a new root must be the same node.
+    if let Some(o) = old
+        .iter()
+        .find(|o| roots.iter().any(|r| r.index == o.index && r != *o))
+    {
+        return Err(VerifyError::HashMismatch { index: o.index });
+    }
+    consistency_walk(
+        &old_idx,
+        &new_idx,
+        |cur, sib, known| {
+            let here = *values.get(&cur).ok_or(VerifyError::Malformed("walk"))?;
+            let other = if known {
+                *values.get(&sib).ok_or(VerifyError::Malformed("walk"))?
+            } else {
+                let n = *extra
+                    .next()
+                    .ok_or(VerifyError::Malformed("upgrade nodes missing"))?;
+                if n.index != sib {
+                    return Err(VerifyError::Malformed("upgrade node out of place"));
+                }
+                staged.insert(n.index, n);
+                n
+            };
+            let up = here.checked_join(&other).ok_or(OVERFLOW)?;
+            if let Some(root) = roots.iter().find(|r| r.index == up.index)
+                && *root != up
+            {
+                return Err(VerifyError::HashMismatch { index: up.index });
+            }
+            values.insert(up.index, up);
+            staged.insert(up.index, up);
+            Ok(up.index)
+        },
+        || VerifyError::Malformed("upgrade walk does not reach a root"),
+    )
 }
 
 /// Checks the fork path of an upgrade across forks (see

@@ -127,3 +127,33 @@ fn a_fork_path_with_no_local_match_keeps_nothing_wrong() {
     assert_eq!(replica.get(3).expect("kept"), data[3]);
     assert_eq!(replica.info().expect("info").blocks_stored, 1);
 }
+
+#[test]
+fn a_sparse_holder_still_serves_a_fork_upgrade() {
+    let data = blocks(8);
+    let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
+    let (_w, writer) = common::writer(&refs);
+    let (rb, rc) = (common::store(), common::store());
+    let c = full_replica(&writer, &rc);
+    // B holds only block 1; after the fork it keeps blocks 0-3 of the tree
+    // but not the leaf of block 3.
+    let b = rb.store.replica(&writer.key()).expect("replica");
+    b.apply(&[common::honest_block(&writer, &b, 1)])
+        .expect("block 1");
+    writer.truncate(6).expect("truncate");
+    writer.append_batch(&[b"x", b"y"]).expect("append");
+    b.apply(&[common::honest_upgrade(&writer, &b)])
+        .expect("B follows the fork");
+    assert_eq!(b.get(1).expect("kept"), data[1]);
+    // C, at the old fork, follows it through B.
+    c.apply(&[common::honest_upgrade(&b, &c)])
+        .expect("C follows through B");
+    assert_eq!(c.info().expect("info").fork, 1);
+    c.apply(&[common::honest_upgrade(&writer, &c)])
+        .expect("nothing newer");
+    for i in 6..8 {
+        c.apply(&[common::honest_block(&writer, &c, i)])
+            .expect("new block");
+    }
+    assert_eq!(c.get(7).expect("get"), b"y");
+}

@@ -28,7 +28,7 @@ fn a_signed_tree_whose_sizes_wrap_is_refused() {
     let reader = common::store();
     let replica = reader.store.replica(&liar.key()).expect("replica");
     let err = replica
-        .apply(&[proof.clone()])
+        .apply(std::slice::from_ref(&proof))
         .expect_err("wrapped sizes accepted");
     assert!(
         matches!(err, Error::Verify(VerifyError::Malformed(m)) if m.contains("overflow")),

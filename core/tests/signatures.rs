@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use hyper_core::{
-    Error, KeyPair, MANIFEST_VERSION, Manifest, Proof, Signature, SignerSignature, VerifyError,
+    Error, KeyPair, MANIFEST_VERSION, Manifest, Signature, SignerSignature, VerifyError,
 };
 
 #[test]
@@ -26,7 +26,7 @@ fn an_upgrade_padded_with_100_000_wrong_signatures_is_refused_cheaply() {
     upgrade.signatures.push(good);
     let started = Instant::now();
     let err = replica
-        .apply(&[proof.clone()])
+        .apply(std::slice::from_ref(&proof))
         .expect_err("padded upgrade accepted");
     assert!(
         matches!(
@@ -71,13 +71,10 @@ fn a_manifest_listing_a_key_twice_is_refused_from_a_peer() {
     let roots = vec![hyper_core::Node::leaf(0, b"x")];
     let message = hyper_core::signable_message(&key, &roots, 1, 0);
     let sig = pair.sign(&message);
-    let proof = Proof {
-        fork: 0,
-        manifest: Some(manifest.clone()),
-        block: None,
-        hash: None,
-        seek: None,
-        upgrade: Some(hyper_core::UpgradeProof {
+    let proof = common::upgrade_only(
+        &manifest,
+        0,
+        hyper_core::UpgradeProof {
             start: 0,
             length: 1,
             roots,
@@ -92,8 +89,8 @@ fn a_manifest_listing_a_key_twice_is_refused_from_a_peer() {
                     signature: sig,
                 },
             ],
-        }),
-    };
+        },
+    );
     let reader = common::store();
     let replica = reader.store.replica(&key).expect("replica");
     let err = replica.apply(&[proof]).expect_err("doubled key accepted");

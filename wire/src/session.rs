@@ -987,6 +987,14 @@ impl Driver {
                 }
             }
             Event::PeerError { peer, error } => self.end_peer(peer, Err(error)),
+            // The connection ends with the evidence as its error, which
+            // `Connection::closed` hands to the application.
+            Event::Equivocation { peer, evidence, .. } => self.end_peer(
+                peer,
+                Err(Error::Verify(hyper_core::VerifyError::Equivocation(
+                    evidence,
+                ))),
+            ),
             Event::Extension {
                 peer,
                 key,

@@ -109,13 +109,18 @@ impl LyingWriter {
 
     /// A proof carrying only the manifest and `upgrade`.
     pub fn proof(&self, fork: u64, upgrade: UpgradeProof) -> Proof {
-        Proof {
-            fork,
-            manifest: Some(self.manifest.clone()),
-            block: None,
-            hash: None,
-            seek: None,
-            upgrade: Some(upgrade),
-        }
+        upgrade_only(&self.manifest, fork, upgrade)
+    }
+}
+
+/// A proof carrying only `manifest` and `upgrade`.
+pub fn upgrade_only(manifest: &Manifest, fork: u64, upgrade: UpgradeProof) -> Proof {
+    Proof {
+        fork,
+        manifest: Some(manifest.clone()),
+        block: None,
+        hash: None,
+        seek: None,
+        upgrade: Some(upgrade),
     }
 }

@@ -148,6 +148,19 @@ pub enum Event {
         /// What it did.
         error: Error,
     },
+    /// A peer brought a signed state that conflicts with this node's at the
+    /// same fork: the writer signed two histories. The core kept both as
+    /// evidence (`Core::equivocation`); the peer is removed from the
+    /// replicator (its history is not this one); close its connection with
+    /// this as the reason.
+    Equivocation {
+        /// The peer that brought the other history.
+        peer: PeerId,
+        /// The core.
+        key: CoreKey,
+        /// Both signed states.
+        evidence: Box<hyper_core::Equivocation>,
+    },
     /// An extension message arrived on a core's channel.
     Extension {
         /// The peer.
@@ -770,6 +783,19 @@ impl<C: CoreAccess> Replicator<C> {
                 }
                 self.forget_provided(done.peer, key, &done.ids);
                 self.announce(key, &blocks);
+            }
+            Err(hyper_core::Error::Verify(hyper_core::VerifyError::Equivocation(evidence))) => {
+                if let Some(local) = self.cores.get_mut(&key) {
+                    local.requeue_batch(&done);
+                }
+                if self.peers.contains_key(&done.peer) {
+                    self.disconnect(now, done.peer);
+                    self.events.push_back(Event::Equivocation {
+                        peer: done.peer,
+                        key,
+                        evidence,
+                    });
+                }
             }
             Err(hyper_core::Error::Verify(e)) => {
                 if let Some(local) = self.cores.get_mut(&key) {

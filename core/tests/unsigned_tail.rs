@@ -1,0 +1,220 @@
+//! Issue 12's core part, on real stores: an unsigned tail (`length` runs
+//! ahead of `signed_length`, peers only see the signed part), signatures
+//! added one signer at a time so a multi-device quorum works, and store
+//! batches that truncate and append several cores in one transaction.
+
+mod common;
+
+use hyper_core::{Core, Error, KeyPair, Manifest, NodeRequest, ProofRequest, Store, VerifyError};
+
+/// Three devices, each holding one key of a 2-of-3 manifest.
+fn devices() -> (Vec<common::TempStore>, Vec<Core>, Manifest) {
+    let pairs: Vec<KeyPair> = (0..3u8).map(|i| KeyPair::from_seed([40 + i; 32])).collect();
+    let manifest =
+        Manifest::quorum(pairs.iter().map(KeyPair::public_key).collect(), 2).expect("manifest");
+    let stores: Vec<common::TempStore> = (0..3).map(|_| common::store()).collect();
+    let cores = stores
+        .iter()
+        .zip(pairs)
+        .map(|(s, pair)| {
+            s.store
+                .create_with_manifest(manifest.clone(), vec![pair])
+                .expect("core")
+        })
+        .collect();
+    (stores, cores, manifest)
+}
+
+#[test]
+fn an_unsigned_tail_is_read_locally_and_never_served() {
+    let (w, writer) = common::writer(&[b"a", b"b", b"c"]);
+    writer.append_unsigned(&[b"d", b"e"]).expect("tail");
+    let info = writer.info().expect("info");
+    assert_eq!((info.length, info.signed_length), (5, 3));
+    assert_eq!(info.byte_length, 5);
+    assert_eq!(writer.get(4).expect("tail block"), b"e");
+    assert_eq!(writer.signed_state().expect("state").length, 3);
+
+    // A peer sees the signed part only.
+    let reader = common::store();
+    let replica = reader.store.replica(&writer.key()).expect("replica");
+    replica
+        .apply(&[common::honest_upgrade(&writer, &replica)])
+        .expect("upgrade");
+    assert_eq!(replica.info().expect("info").length, 3);
+    let tail_block = writer.proof(&ProofRequest {
+        block: Some(NodeRequest { index: 3, nodes: 0 }),
+        ..Default::default()
+    });
+    assert!(matches!(
+        tail_block,
+        Err(Error::OutOfBounds {
+            index: 3,
+            length: 3
+        })
+    ));
+    // A core with a tail does not take proofs from peers.
+    assert!(matches!(
+        writer.apply(&[common::honest_upgrade(&writer, &replica)]),
+        Err(Error::InvalidArgument(_))
+    ));
+
+    // The tail survives a reopen; a signed append signs it too.
+    let key = writer.key();
+    drop(writer);
+    let dir = w.dir;
+    drop(w.store);
+    let store = Store::open(dir.path()).expect("reopen");
+    let writer = store.core(&key).expect("core");
+    let info = writer.info().expect("info");
+    assert_eq!((info.length, info.signed_length), (5, 3));
+    writer.append(b"f").expect("signed append");
+    let info = writer.info().expect("info");
+    assert_eq!((info.length, info.signed_length), (6, 6));
+    replica
+        .apply(&[common::honest_block(&writer, &replica, 4)])
+        .expect("now served");
+    assert_eq!(replica.get(4).expect("get"), b"e");
+}
+
+#[test]
+fn a_tail_truncation_needs_no_key_and_keeps_the_fork() {
+    let (_s, cores, _) = devices();
+    let view = &cores[0];
+    assert!(!view.writable().expect("writable"));
+    view.append_unsigned(&[b"1", b"2", b"3", b"4"])
+        .expect("tail");
+    view.truncate(2).expect("cut the tail");
+    let info = view.info().expect("info");
+    assert_eq!((info.length, info.signed_length, info.fork), (2, 0, 0));
+    assert!(matches!(view.get(2), Err(Error::OutOfBounds { .. })));
+    view.append_unsigned(&[b"x"]).expect("tail again");
+    assert_eq!(view.get(2).expect("get"), b"x");
+    assert!(matches!(view.truncate(5), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn a_multi_device_quorum_signs_one_signature_at_a_time() {
+    let (_s, cores, manifest) = devices();
+    // Every device computes the same view locally.
+    for c in &cores {
+        c.append_unsigned(&[b"v0", b"v1", b"v2"]).expect("tail");
+    }
+    let state = cores[0].state_at(3).expect("state");
+    let sign = |i: usize| {
+        let own = cores[i].state_at(3).expect("state");
+        assert_eq!(own.roots, state.roots);
+        cores[i].sign_local(&own).expect("sign").remove(0)
+    };
+    let (k1, s1) = sign(1);
+    let (k2, s2) = sign(2);
+    assert_eq!(k1, manifest.signers[1]);
+
+    // One signature is not the quorum; the same signer twice neither.
+    assert_eq!(cores[0].add_signature(&state, &k1, &s1).expect("add"), 0);
+    assert_eq!(cores[0].add_signature(&state, &k1, &s1).expect("add"), 0);
+    assert_eq!(cores[0].info().expect("info").signed_length, 0);
+    // A bad signature and a stranger's key are refused.
+    let mut bad = s2;
+    bad.0[0] ^= 1;
+    assert!(matches!(
+        cores[0].add_signature(&state, &k2, &bad),
+        Err(Error::Verify(VerifyError::Signature { .. }))
+    ));
+    let stranger = KeyPair::from_seed([99; 32]);
+    assert!(matches!(
+        cores[0].add_signature(&state, &stranger.public_key(), &s2),
+        Err(Error::InvalidArgument(_))
+    ));
+    // The second signer reaches the quorum: the signed length moves.
+    assert_eq!(cores[0].add_signature(&state, &k2, &s2).expect("add"), 3);
+    let info = cores[0].info().expect("info");
+    assert_eq!((info.length, info.signed_length), (3, 3));
+
+    // A reader verifies the quorum-signed state from that device.
+    let reader = common::store();
+    let replica = reader.store.replica(&cores[0].key()).expect("replica");
+    for i in 0..3 {
+        replica
+            .apply(&[common::honest_block(&cores[0], &replica, i)])
+            .expect("quorum-signed");
+    }
+    assert_eq!(replica.get(2).expect("get"), b"v2");
+}
+
+#[test]
+fn a_signature_over_another_tree_is_refused() {
+    let (_s, cores, _) = devices();
+    cores[0].append_unsigned(&[b"a", b"b"]).expect("tail");
+    cores[1]
+        .append_unsigned(&[b"a".as_slice(), b"other"])
+        .expect("tail");
+    let theirs = cores[1].state_at(2).expect("state");
+    let (k1, s1) = cores[1].sign_local(&theirs).expect("sign").remove(0);
+    assert!(matches!(
+        cores[0].add_signature(&theirs, &k1, &s1),
+        Err(Error::Verify(VerifyError::HashMismatch { .. }))
+    ));
+    assert_eq!(cores[0].info().expect("info").signed_length, 0);
+}
+
+#[test]
+fn a_store_batch_truncates_and_appends_several_cores_at_once() {
+    let s = common::store();
+    let pair = KeyPair::from_seed([50; 32]);
+    let other = KeyPair::from_seed([51; 32]);
+    let quorum = Manifest::quorum(vec![pair.public_key(), other.public_key()], 2).expect("m");
+    let view = s
+        .store
+        .create_with_manifest(quorum, vec![pair])
+        .expect("view");
+    let system = s.store.named("system").expect("system");
+    view.append_unsigned(&[b"0", b"1", b"2", b"3"])
+        .expect("tail");
+    system.append_batch(&[b"s0"]).expect("append");
+
+    // A reorder: roll the view back to 2 and apply again, and record it in
+    // the system core, in one transaction.
+    let redo = [b"2'".as_slice(), b"3'"];
+    let note = [b"reordered".as_slice()];
+    let out = {
+        let mut batch = s.store.batch();
+        batch
+            .truncate(&view, 2)
+            .append_unsigned(&view, &redo)
+            .append(&system, &note);
+        batch.commit().expect("commit")
+    };
+    assert_eq!((out[0].length, out[1].length), (4, 2));
+    assert_eq!(view.get(3).expect("get"), b"3'");
+    assert_eq!(system.get(1).expect("get"), b"reordered");
+
+    // A batch with one bad part changes nothing at all.
+    let more = [b"4".as_slice()];
+    let mut batch = s.store.batch();
+    batch
+        .truncate(&view, 1)
+        .append_unsigned(&view, &more)
+        .truncate(&system, 9);
+    assert!(matches!(batch.commit(), Err(Error::InvalidArgument(_))));
+    assert_eq!(view.info().expect("info").length, 4);
+    assert_eq!(view.get(2).expect("untouched"), b"2'");
+    assert_eq!(system.info().expect("info").length, 2);
+
+    // What committed is on disk.
+    let (vk, sk) = (view.key(), system.key());
+    drop((view, system));
+    let dir = s.dir;
+    drop(s.store);
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(store.core(&vk).expect("view").get(2).expect("get"), b"2'");
+    assert_eq!(
+        store
+            .core(&sk)
+            .expect("system")
+            .info()
+            .expect("info")
+            .length,
+        2
+    );
+}
