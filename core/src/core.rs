@@ -413,31 +413,34 @@ impl Core {
         Ok(t.get((self.inner.id, key))?.map(|v| v.value().to_vec()))
     }
 
-    /// Drops the local copies of the blocks in `range`; the tree nodes stay,
-    /// so the core can still verify and serve proofs for other blocks, and
-    /// the blocks can be fetched again. Freed space is reused by later
-    /// writes; [`Store::compact`](crate::Store::compact) returns it to the
-    /// file system.
-    pub fn clear(&self, range: Range<u64>) -> Result<()> {
+    /// Drops the local copies of the blocks in `range` and returns the
+    /// bytes of block data freed (blocks in the range that were not stored
+    /// free nothing). The tree nodes stay, so the core can still verify
+    /// and serve proofs for other blocks, and the blocks can be fetched
+    /// again. Freed space is reused by later writes;
+    /// [`Store::compact`](crate::Store::compact) returns it to the file
+    /// system.
+    pub fn clear(&self, range: Range<u64>) -> Result<u64> {
         let mut st = self.write_state()?;
         let end = range.end.min(st.header.state.length);
         if range.start >= end {
-            return Ok(());
+            return Ok(0);
         }
         let id = self.inner.id;
         let mut header = st.header.clone();
+        let mut freed = 0;
         let txn = self.inner.shared.write(self.inner.shared.durability)?;
         let result = (|| {
             let mut t = CoreTables::open(&txn)?;
-            header.bytes_stored -= t
-                .remove_blocks(id, range.start, end)?
-                .min(header.bytes_stored);
+            freed = t.remove_blocks(id, range.start, end)?;
+            header.bytes_stored -= freed.min(header.bytes_stored);
             st.bitfield.set_range(range.start, end, false);
             t.put_bitfield(id, &mut st.bitfield)?;
             t.put_header(id, &header)?;
             Ok(())
         })();
-        self.finish(st, txn, result, header)
+        self.finish(st, txn, result, header)?;
+        Ok(freed)
     }
 
     /// Truncates the log to `length` blocks: a new fork, signed again.
