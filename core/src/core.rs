@@ -16,7 +16,7 @@ use crate::flat;
 use crate::hash;
 use crate::keys::{CoreKey, DiscoveryKey};
 use crate::manifest::Manifest;
-use crate::notify::{self, Listeners, Subscription};
+use crate::notify::{self, Event, Events, Listeners, Subscription};
 use crate::proof::{self, NodeSource, Proof, ProofRequest, SignedState};
 use crate::storage::{BITFIELD, CachedNodes, Header, NODES, TableNodes, USER_DATA};
 use crate::store::Shared;
@@ -147,6 +147,28 @@ impl Core {
     /// thread with no lock held; keep it short (wake a task, set a flag).
     pub fn subscribe(&self, listener: impl Fn() + Send + Sync + 'static) -> Subscription {
         notify::subscribe(&self.inner, Arc::new(listener))
+    }
+
+    /// The typed [`Event`]s of this core (appended, truncated, downloaded,
+    /// cleared) from now on, through any handle, as a channel a UI thread
+    /// reads: [`Events::try_next`], [`Events::next_timeout`], or iterate
+    /// (blocking). Dropping it unregisters it.
+    ///
+    /// ```
+    /// use hyper_core::{Event, Store};
+    /// # fn main() -> hyper_core::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let core = Store::open(dir.path())?.create_core()?;
+    /// let events = core.events();
+    /// core.append_batch(&[b"a", b"b"])?;
+    /// core.truncate(1)?;
+    /// assert_eq!(events.try_next(), Some(Event::Appended { length: 2, byte_length: 2 }));
+    /// assert_eq!(events.try_next(), Some(Event::Truncated { fork: 1, length: 1 }));
+    /// assert_eq!(events.try_next(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn events(&self) -> Events {
+        notify::events(&self.inner)
     }
 
     /// Appends one block.
@@ -439,7 +461,12 @@ impl Core {
             t.put_header(id, &header)?;
             Ok(())
         })();
-        self.finish(st, txn, result, header)?;
+        let freed_event = Event::Cleared {
+            start: range.start,
+            end,
+            freed,
+        };
+        self.finish(st, txn, result, header, &[freed_event])?;
         Ok(freed)
     }
 
@@ -482,7 +509,14 @@ impl Core {
             t.put_header(id, &header)?;
             Ok(())
         })();
-        self.finish(st, txn, result, header)
+        let fork = old.fork + 1;
+        self.finish(
+            st,
+            txn,
+            result,
+            header,
+            &[Event::Truncated { fork, length }],
+        )
     }
 
     /// Commits `txn` if `result` is fine and installs `header`; otherwise
@@ -493,12 +527,13 @@ impl Core {
         txn: redb::WriteTransaction,
         result: Result<()>,
         header: Header,
+        events: &[Event],
     ) -> Result<()> {
         match result.and_then(|()| txn.commit().map_err(Error::from)) {
             Ok(()) => {
                 st.header = header;
                 drop(st);
-                notify::notify(&self.inner);
+                notify::notify(&self.inner, events);
                 Ok(())
             }
             Err(e) => {
@@ -606,6 +641,10 @@ impl Core {
                 .collect::<Result<Vec<_>>>()?
         };
         let mut header = st.header.clone();
+        // Events in order: truncations, the new length, the blocks stored.
+        let mut events = Vec::new();
+        let mut downloaded = Vec::new();
+        let mut base = header.state.length;
         let txn = self.inner.shared.write(self.inner.shared.durability)?;
         let result = (|| {
             let mut t = CoreTables::open(&txn)?;
@@ -630,6 +669,11 @@ impl Core {
                         let removed = t.cut_after(id, keep, &mut st.bitfield)?;
                         header.bytes_stored -= removed.min(header.bytes_stored);
                         header.truncations.push((next.fork, keep));
+                        events.push(Event::Truncated {
+                            fork: next.fork,
+                            length: keep,
+                        });
+                        base = keep;
                     }
                     header.state = next.clone();
                 }
@@ -638,6 +682,10 @@ impl Core {
                     && !st.bitfield.get(index)
                 {
                     new_blocks.push((index, b.value.as_slice()));
+                    downloaded.push(Event::Downloaded {
+                        index,
+                        bytes: b.value.len() as u64,
+                    });
                     header.bytes_stored += b.value.len() as u64;
                     st.bitfield.set_range(index, index + 1, true);
                 }
@@ -648,7 +696,14 @@ impl Core {
             t.put_header(id, &header)?;
             Ok(())
         })();
-        self.finish(st, txn, result, header)?;
+        if header.state.length > base {
+            events.push(Event::Appended {
+                length: header.state.length,
+                byte_length: header.state.byte_length(),
+            });
+        }
+        events.append(&mut downloaded);
+        self.finish(st, txn, result, header, &events)?;
         Ok(verified)
     }
 }
@@ -819,8 +874,17 @@ pub(crate) fn append_many(
             for (_, (mut st, header)) in guards {
                 st.header = header;
             }
-            for core in by_id.values() {
-                notify::notify(&core.inner);
+            for (id, core) in &by_id {
+                let events: Vec<Event> = appends
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|((c, blocks), _)| c.inner.id == *id && !blocks.is_empty())
+                    .map(|(_, o)| Event::Appended {
+                        length: o.length,
+                        byte_length: o.byte_length,
+                    })
+                    .collect();
+                notify::notify(&core.inner, &events);
             }
             Ok(outcomes)
         }

@@ -67,7 +67,7 @@ pub use error::{Corruption, Error, Result, VerifyError};
 pub use keys::{CoreKey, DiscoveryKey, Hash, KeyPair, PublicKey, Signature, StoreSeed};
 pub use manifest::{MANIFEST_VERSION, Manifest, Prologue, SignerSignature};
 pub use namespace::Namespace;
-pub use notify::Subscription;
+pub use notify::{Event, Events, Subscription};
 pub use proof::{
     BlockProof, HashProof, NodeRequest, NodeSource, Proof, ProofRequest, SeekProof, SignedState,
     UpgradeProof, UpgradeRequest, build as build_proof, seek_leaf, sibling_path, upgrade_proof,
