@@ -26,6 +26,11 @@ fn err(out: Output) -> String {
     text
 }
 
+/// Three stores, each in its own tempdir.
+fn three_dirs() -> [tempfile::TempDir; 3] {
+    std::array::from_fn(|_| tempfile::tempdir().expect("tempdir"))
+}
+
 fn seed(store: &Path, key: &str) -> common::Seeder {
     common::seed(store, &[key, "--listen", "127.0.0.1:0"])
 }
@@ -45,11 +50,7 @@ fn field(text: &str, label: &str) -> String {
 
 #[test]
 fn an_encrypted_core_through_a_blind_seeder_process() {
-    let (a, b, c) = (
-        tempfile::tempdir().expect("a"),
-        tempfile::tempdir().expect("b"),
-        tempfile::tempdir().expect("c"),
-    );
+    let [a, b, c] = three_dirs();
     let created = ok(run(
         a.path(),
         &["core", "create", "--name", "private", "--encrypted"],
@@ -128,11 +129,7 @@ fn an_encrypted_core_through_a_blind_seeder_process() {
 
 #[test]
 fn a_writer_moves_with_export_key_and_import_key() {
-    let (a, b, c) = (
-        tempfile::tempdir().expect("a"),
-        tempfile::tempdir().expect("b"),
-        tempfile::tempdir().expect("c"),
-    );
+    let [a, b, c] = three_dirs();
     let key = ok(run(a.path(), &["core", "create", "--name", "log"], b""));
     let key = key.trim().to_string();
     ok(run(

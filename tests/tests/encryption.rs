@@ -116,6 +116,12 @@ fn the_writers_store_refuses_plain_handles_and_wrong_keys() {
     assert_eq!(served.len(), 3 + ENCRYPTION_OVERHEAD);
 }
 
+/// The stored bytes of block `index` that `from` serves to `to`.
+fn served(from: &hyper_core::Core, to: &hyper_core::Core, index: u64) -> Vec<u8> {
+    let proof = from.proof(&common::request(to, index)).expect("proof");
+    proof.block.expect("block").value
+}
+
 #[test]
 fn a_truncated_and_rewritten_block_gets_a_new_nonce_and_replicas_follow() {
     let (_d, s) = stores(2);
@@ -129,23 +135,13 @@ fn a_truncated_and_rewritten_block_gets_a_new_nonce_and_replicas_follow() {
     let before = s[0].core(&writer.key()).expect("core");
     let reader = s[1].replica(&writer.key()).expect("replica");
     fetch_all(&before, &reader).expect("download");
-    let old = writer
-        .proof(&common::request(&reader, 2))
-        .expect("proof")
-        .block
-        .expect("b")
-        .value;
+    let old = served(&writer, &reader, 2);
 
     writer.truncate(2).expect("truncate");
     writer
         .append(b"c")
         .expect("same plaintext, same index, new fork");
-    let new = writer
-        .proof(&common::request(&reader, 2))
-        .expect("proof")
-        .block
-        .expect("b")
-        .value;
+    let new = served(&writer, &reader, 2);
     assert_eq!(old.len(), new.len());
     // Another fork and salt in the nonce: another key stream.
     assert_ne!(old[ENCRYPTION_OVERHEAD..], new[ENCRYPTION_OVERHEAD..]);
