@@ -7,10 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard}
 use redb::{ReadOnlyTable, ReadableDatabase};
 
 use crate::bitfield::Bitfield;
-use crate::blockstore::{
-    self, BLOCKS, BlockKey, ChunkReader, read_block, read_block_from, read_block_with,
-};
-use crate::encryption::{self, BlockCipher, ENCRYPTION_OVERHEAD, EncryptionKey};
+use crate::blockstore::{self, BLOCKS, ChunkReader, read_block, read_block_from};
+use crate::encrypted::open_block;
+use crate::encryption::{self, BlockCipher, ENCRYPTION_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::flat;
 use crate::hash;
@@ -214,72 +213,6 @@ impl Core {
         open_block(self.cipher.as_deref(), self.inner.key, index, block)
     }
 
-    /// A handle to this core that encrypts the blocks it appends and
-    /// decrypts the blocks it reads ([`Core::get`], [`Core::blocks`],
-    /// [`Snapshot::get`]) with `key`. Proofs ([`Core::proofs`]) and
-    /// replication ([`Core::apply`]) always carry the ciphertext, so a peer
-    /// without the key stores, verifies and serves the blocks but cannot
-    /// read them.
-    ///
-    /// The first encrypted handle of a core writable here marks the core
-    /// encrypted in this store: from then on plain handles refuse to read or
-    /// append ([`Error::EncryptionKeyRequired`], so plaintext never mixes
-    /// into it) and another key is [`Error::WrongEncryptionKey`] at once.
-    /// Elsewhere (a replica) a wrong key is found at the first block read:
-    /// [`Error::Decrypt`], never garbage.
-    ///
-    /// ```
-    /// use hyper_core::{EncryptionKey, Error, Store};
-    /// # fn main() -> hyper_core::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// let store = Store::open(dir.path())?;
-    /// let key = EncryptionKey::generate()?;
-    /// let log = store.create_core()?.with_encryption(&key)?;
-    /// log.append(b"secret")?;
-    /// assert_eq!(log.get(0)?, b"secret");
-    /// // A plain handle of the same core in this store refuses to read it.
-    /// let plain = store.core(&log.key())?;
-    /// assert!(matches!(plain.get(0), Err(Error::EncryptionKeyRequired(_))));
-    /// let other = EncryptionKey::generate()?;
-    /// assert!(matches!(plain.with_encryption(&other), Err(Error::WrongEncryptionKey(_))));
-    /// # Ok(()) }
-    /// ```
-    pub fn with_encryption(&self, key: &EncryptionKey) -> Result<Core> {
-        let cipher = BlockCipher::new(key, &self.inner.key);
-        match self.inner.encrypted.get() {
-            Some(check) if *check != cipher.check => {
-                return Err(Error::WrongEncryptionKey(self.inner.key));
-            }
-            Some(_) => {}
-            None if self.writable()? => {
-                self.inner
-                    .shared
-                    .mark_encrypted(self.inner.id, &cipher.check)?;
-                let _ = self.inner.encrypted.set(cipher.check);
-            }
-            None => {}
-        }
-        Ok(Core {
-            inner: self.inner.clone(),
-            cipher: Some(Arc::new(cipher)),
-        })
-    }
-
-    /// Whether this handle encrypts and decrypts (it came from
-    /// [`Core::with_encryption`]).
-    pub fn is_encrypted(&self) -> bool {
-        self.cipher.is_some()
-    }
-
-    /// Plain reads and appends are refused on a core this store knows to be
-    /// encrypted.
-    fn plain_allowed(&self) -> Result<()> {
-        if self.cipher.is_none() && self.inner.encrypted.get().is_some() {
-            return Err(Error::EncryptionKeyRequired(self.inner.key));
-        }
-        Ok(())
-    }
-
     /// Whether block `index` is stored locally.
     pub fn has(&self, index: u64) -> Result<bool> {
         Ok(self.read_state()?.bitfield.get(index))
@@ -309,24 +242,6 @@ impl Core {
     pub fn next_missing(&self, range: Range<u64>) -> Result<Option<u64>> {
         let first = self.read_state()?.bitfield.first_unset(range.start);
         Ok((first < range.end).then_some(first))
-    }
-
-    /// Reads the blocks in `range` in order, each checked like [`Core::get`],
-    /// from one consistent read view.
-    pub fn blocks(&self, range: Range<u64>) -> Result<Blocks> {
-        let length = self.read_state()?.header.state.length;
-        self.plain_allowed()?;
-        let txn = self.inner.shared.db.begin_read()?;
-        Ok(Blocks {
-            key: self.inner.key,
-            cipher: self.cipher.clone(),
-            blocks: txn.open_table(BLOCKS)?,
-            nodes: txn.open_table(NODES)?,
-            reader: ChunkReader::default(),
-            id: self.inner.id,
-            next: range.start,
-            end: range.end.min(length),
-        })
     }
 
     /// A summary of the core's state.
@@ -398,17 +313,6 @@ impl Core {
                 pages: Default::default(),
             },
         )
-    }
-
-    /// A read view frozen at the current length and fork.
-    pub fn snapshot(&self) -> Result<Snapshot> {
-        let s = self.signed_state()?;
-        Ok(Snapshot {
-            byte_length: s.byte_length(),
-            core: self.clone(),
-            fork: s.fork,
-            length: s.length,
-        })
     }
 
     /// Sets (`Some`) or removes (`None`) a local key/value pair of this
@@ -725,21 +629,7 @@ fn matching_prefix(t: &CoreTables<'_>, id: u64, roots: &[Node]) -> Result<u64> {
     Ok(keep)
 }
 
-/// A stored block as its reader sees it: decrypted through `cipher`, or as
-/// stored.
-fn open_block(
-    cipher: Option<&BlockCipher>,
-    key: CoreKey,
-    index: u64,
-    block: Vec<u8>,
-) -> Result<Vec<u8>> {
-    match cipher {
-        Some(c) => c.decrypt(key, index, block),
-        None => Ok(block),
-    }
-}
-
-fn check_bounds(index: u64, length: u64) -> Result<()> {
+pub(crate) fn check_bounds(index: u64, length: u64) -> Result<()> {
     if index >= length {
         return Err(Error::OutOfBounds { index, length });
     }
@@ -896,96 +786,5 @@ pub(crate) fn append_many(
             }
             Err(e)
         }
-    }
-}
-
-/// A read view of a core frozen at one length and fork. Reads past its
-/// length fail; if a later truncation removed blocks it covers, reads of
-/// those fail with [`Error::SnapshotInvalidated`].
-#[derive(Clone)]
-pub struct Snapshot {
-    core: Core,
-    fork: u64,
-    length: u64,
-    byte_length: u64,
-}
-
-impl Snapshot {
-    /// The frozen length.
-    pub fn length(&self) -> u64 {
-        self.length
-    }
-
-    /// The frozen byte length.
-    pub fn byte_length(&self) -> u64 {
-        self.byte_length
-    }
-
-    /// The fork the snapshot was taken in.
-    pub fn fork(&self) -> u64 {
-        self.fork
-    }
-
-    /// Block `index` as of the snapshot.
-    pub fn get(&self, index: u64) -> Result<Vec<u8>> {
-        check_bounds(index, self.length)?;
-        let invalidated = Error::SnapshotInvalidated {
-            length: self.length,
-            fork: self.fork,
-        };
-        if index >= self.valid_length()? {
-            return Err(invalidated);
-        }
-        let block = self.core.get(index)?;
-        // A truncation between the check and the read would have handed out
-        // the new fork's block: check again after reading.
-        if index >= self.valid_length()? {
-            return Err(invalidated);
-        }
-        Ok(block)
-    }
-
-    /// Blocks below this index are unchanged since the snapshot was taken.
-    fn valid_length(&self) -> Result<u64> {
-        let st = self.core.read_state()?;
-        Ok(st
-            .header
-            .truncations
-            .iter()
-            .filter(|(fork, _)| *fork > self.fork)
-            .map(|(_, len)| *len)
-            .fold(self.length, u64::min))
-    }
-}
-
-/// Iterator over a range of blocks, from [`Core::blocks`]. Yields
-/// `(index, bytes)`; a block not stored locally yields
-/// [`Error::NotAvailable`] and the iteration goes on.
-pub struct Blocks {
-    key: CoreKey,
-    cipher: Option<Arc<BlockCipher>>,
-    blocks: ReadOnlyTable<BlockKey, &'static [u8]>,
-    nodes: ReadOnlyTable<(u64, u64), &'static [u8]>,
-    reader: ChunkReader,
-    id: u64,
-    next: u64,
-    end: u64,
-}
-
-impl Iterator for Blocks {
-    type Item = Result<(u64, Vec<u8>)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.next >= self.end {
-            return None;
-        }
-        let index = self.next;
-        self.next += 1;
-        Some(
-            read_block_with(&mut self.reader, &self.blocks, &self.nodes, self.id, index)
-                .and_then(|b| b.ok_or(Error::NotAvailable { index }))
-                .and_then(|b| open_block(self.cipher.as_deref(), self.key, index, b))
-                .map(|b| (index, b)),
-        )
     }
 }
