@@ -64,8 +64,13 @@ pub enum CoreCommand {
     /// Make the core of a secret from `core export-key` writable here: a
     /// clone of it becomes writable and keeps its blocks (clone first, or
     /// new appends fork the log). The secret is read from stdin when not
-    /// given, which keeps it out of the process list.
-    ImportKey { secret: Option<String> },
+    /// given, which keeps it out of the process list. With the encryption
+    /// key of an encrypted core, plain appends are refused from then on.
+    ImportKey {
+        secret: Option<String>,
+        #[command(flatten)]
+        encryption: EncryptionArg,
+    },
     /// Drop the local copies of blocks START..END (proofs and the tree
     /// stay); prints the bytes freed.
     Clear { key: String, start: u64, end: u64 },
@@ -267,7 +272,7 @@ pub fn run(dir: &Path, cmd: CoreCommand) -> Result<(), CliError> {
             let secret: String = pair.seed().iter().map(|b| format!("{b:02x}")).collect();
             writeln!(out, "{secret}")?;
         }
-        CoreCommand::ImportKey { secret } => {
+        CoreCommand::ImportKey { secret, encryption } => {
             let text = match secret {
                 Some(s) => s,
                 None => std::io::read_to_string(std::io::stdin().lock())?,
@@ -276,7 +281,7 @@ pub fn run(dir: &Path, cmd: CoreCommand) -> Result<(), CliError> {
                 .trim()
                 .parse::<hyper_core::Hash>()
                 .map_err(|_| Error::InvalidArgument("a key secret must be 32 bytes of hex"))?;
-            let core = store.import_key_pair(KeyPair::from_seed(seed.0))?;
+            let core = encryption.apply(store.import_key_pair(KeyPair::from_seed(seed.0))?)?;
             let info = core.info()?;
             writeln!(out, "{}: writable here, length {}", core.key(), info.length)?;
         }

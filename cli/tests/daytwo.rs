@@ -26,6 +26,13 @@ fn err(out: Output) -> String {
     text
 }
 
+/// `args` with `--encryption-key SECRET` after them.
+fn keyed<'a>(args: &[&'a str], secret: &'a str) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.extend(["--encryption-key", secret]);
+    all
+}
+
 /// Three stores, each in its own tempdir.
 fn three_dirs() -> [tempfile::TempDir; 3] {
     std::array::from_fn(|_| tempfile::tempdir().expect("tempdir"))
@@ -207,4 +214,26 @@ fn clear_and_purge_free_space() {
     assert!(!list.contains(&key) && list.contains(keep.trim()), "{list}");
     let e = err(run(dir.path(), &["core", "info", &key], b""));
     assert!(e.contains("no core"), "{e}");
+}
+
+#[test]
+fn an_encrypted_writer_moves_and_keeps_refusing_plain_appends() {
+    let [a, b, _c] = three_dirs();
+    let created = ok(run(a.path(), &["core", "create", "--encrypted"], b""));
+    let (key, secret) = (field(&created, "key:"), field(&created, "encryption key:"));
+    let args = keyed(&["core", "append", &key, "one", "two"], &secret);
+    ok(run(a.path(), &args, b""));
+    let pair = ok(run(a.path(), &["core", "export-key", &key], b""));
+    let seeder = seed(a.path(), &key);
+    clone(b.path(), &key, &seeder.addr);
+    drop(seeder);
+    let args = keyed(&["core", "import-key"], &secret);
+    let out = ok(run(b.path(), &args, pair.as_bytes()));
+    assert_eq!(out.trim(), format!("{key}: writable here, length 2"));
+    let e = err(run(b.path(), &["core", "append", &key, "leak"], b""));
+    assert!(e.contains("encrypted"), "{e}");
+    let args = keyed(&["core", "append", &key, "three"], &secret);
+    ok(run(b.path(), &args, b""));
+    let args = keyed(&["core", "cat", &key], &secret);
+    assert_eq!(ok(run(b.path(), &args, b"")), "onetwothree");
 }

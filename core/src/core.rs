@@ -232,10 +232,11 @@ impl Core {
 
     /// The first block index in `range` that is stored locally.
     pub fn next_stored(&self, range: Range<u64>) -> Result<Option<u64>> {
-        Ok(self
-            .read_state()?
-            .bitfield
-            .first_set(range.start, range.end))
+        let st = self.read_state()?;
+        // Nothing past the length is stored: the bitfield scan stops there
+        // (a range to u64::MAX would otherwise walk every page number).
+        let end = range.end.min(st.header.state.length);
+        Ok(st.bitfield.first_set(range.start, end))
     }
 
     /// The first block index in `range` that is not stored locally.

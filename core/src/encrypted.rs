@@ -22,6 +22,9 @@ impl Core {
     /// encrypted in this store: from then on plain handles refuse to read or
     /// append ([`Error::EncryptionKeyRequired`], so plaintext never mixes
     /// into it) and another key is [`Error::WrongEncryptionKey`] at once.
+    /// A writable core that already holds blocks is marked only if its
+    /// first stored block decrypts with `key` ([`Error::Decrypt`]
+    /// otherwise, say for a core written plain).
     /// Elsewhere (a replica) a wrong key is found at the first block read:
     /// [`Error::Decrypt`], never garbage.
     ///
@@ -43,23 +46,27 @@ impl Core {
     /// ```
     pub fn with_encryption(&self, key: &EncryptionKey) -> Result<Core> {
         let cipher = BlockCipher::new(key, &self.inner.key);
-        match self.inner.encrypted.get() {
-            Some(check) if *check != cipher.check => {
-                return Err(Error::WrongEncryptionKey(self.inner.key));
-            }
-            Some(_) => {}
-            None if self.writable()? => {
-                self.inner
-                    .shared
-                    .mark_encrypted(self.inner.id, &cipher.check)?;
-                let _ = self.inner.encrypted.set(cipher.check);
-            }
-            None => {}
-        }
-        Ok(Core {
+        let check = cipher.check;
+        let handle = Core {
             inner: self.inner.clone(),
             cipher: Some(Arc::new(cipher)),
-        })
+        };
+        match self.inner.encrypted.get() {
+            Some(known) if *known != check => Err(Error::WrongEncryptionKey(self.inner.key)),
+            None if self.writable()? => {
+                // A core that already holds blocks (imported, or written
+                // plain) is marked only if its first stored block decrypts:
+                // plaintext and ciphertext never mix in one core.
+                let length = self.info()?.length;
+                if let Some(first) = self.next_stored(0..length)? {
+                    handle.get(first)?;
+                }
+                self.inner.shared.mark_encrypted(self.inner.id, &check)?;
+                let _ = self.inner.encrypted.set(check);
+                Ok(handle)
+            }
+            _ => Ok(handle),
+        }
     }
 
     /// Whether this handle encrypts and decrypts (it came from

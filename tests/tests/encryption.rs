@@ -168,3 +168,44 @@ fn a_key_on_a_plain_core_is_an_error_not_garbage() {
         .expect("handle");
     assert!(matches!(wrong.get(0), Err(Error::Decrypt { index: 0, .. })));
 }
+
+#[test]
+fn a_plain_core_with_blocks_cannot_be_turned_encrypted() {
+    let (_d, s) = stores(2);
+    let plain = s[0].create_core().expect("core");
+    plain.append(b"written plain").expect("append");
+    let key = EncryptionKey::generate().expect("key");
+    assert!(matches!(
+        plain.with_encryption(&key),
+        Err(Error::Decrypt { index: 0, .. })
+    ));
+    plain
+        .append(b"still plain")
+        .expect("not marked: plain appends go on");
+
+    // An encrypted core whose key pair moves to a store that cloned it is
+    // marked by its first encrypted handle there, after block 0 decrypted.
+    let enc = s[0]
+        .create_core()
+        .expect("core")
+        .with_encryption(&key)
+        .expect("enc");
+    enc.append(b"secret").expect("append");
+    let clone = s[1].replica(&enc.key()).expect("replica");
+    fetch_all(&enc, &clone).expect("clone");
+    let pair = enc.export_key_pairs().expect("pairs").remove(0);
+    let moved = s[1].import_key_pair(pair).expect("import");
+    let wrong = EncryptionKey::generate().expect("key");
+    assert!(matches!(
+        moved.with_encryption(&wrong),
+        Err(Error::Decrypt { .. })
+    ));
+    let moved = moved.with_encryption(&key).expect("right key");
+    moved.append(b"more").expect("append");
+    let plain_handle = s[1].core(&enc.key()).expect("core");
+    assert!(matches!(
+        plain_handle.append(b"leak"),
+        Err(Error::EncryptionKeyRequired(_))
+    ));
+    assert_eq!(moved.get(1).expect("get"), b"more");
+}
