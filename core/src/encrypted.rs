@@ -13,7 +13,7 @@ use crate::keys::CoreKey;
 impl Core {
     /// A handle to this core that encrypts the blocks it appends and
     /// decrypts the blocks it reads ([`Core::get`], [`Core::blocks`],
-    /// [`Snapshot::get`]) with `key`. Proofs ([`Core::proofs`]) and
+    /// [`Snapshot::get`](crate::Snapshot::get)) with `key`. Proofs ([`Core::proofs`]) and
     /// replication ([`Core::apply`]) always carry the ciphertext, so a peer
     /// without the key stores, verifies and serves the blocks but cannot
     /// read them.

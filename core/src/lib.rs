@@ -7,6 +7,13 @@
 //! [`Core::apply`]. The tree, proofs, verification and bitfield are pure
 //! logic; the store and core wrap them in redb transactions.
 //!
+//! Beyond the log: block encryption for private data on public seeders
+//! ([`Core::with_encryption`]), namespaces of names ([`Store::namespace`]),
+//! typed events without an async runtime ([`Core::events`]), moving a
+//! writer ([`Store::export_seed`], [`Store::import_key_pair`]), and
+//! reclaiming storage ([`Core::clear`], [`Store::delete`],
+//! [`Store::compact`]). Blocks are at most [`MAX_BLOCK_SIZE`].
+//!
 //! ```
 //! use hyper_core::{NodeRequest, ProofRequest, Store, UpgradeRequest};
 //! # fn main() -> hyper_core::Result<()> {

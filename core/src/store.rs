@@ -168,7 +168,7 @@ impl Store {
     /// The writable core named `name` in the root namespace, created on
     /// first use. Its key pair is derived from the store's secret seed and
     /// the name, so the same name in the same store (or in a store made
-    /// from the same seed, [`Store::create_from_seed`]) always gives the
+    /// from the same seed, [`Store::from_seed`]) always gives the
     /// same key. Libraries sharing a store should take a
     /// [`Store::namespace`] each instead.
     ///
