@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use clap::Subcommand;
-use hyper_core::{Core, CoreKey, Error, Store};
+use hyper_core::{Core, CoreKey, EncryptionKey, Error, KeyPair, Store};
 use serde::Serialize;
 
 use crate::encoding::Encoding;
@@ -23,6 +23,10 @@ pub enum CoreCommand {
         /// empty, and not a 64-hex core key.
         #[arg(long)]
         name: Option<String>,
+        /// Encrypt its blocks with a new random key, printed once: seeders
+        /// need only the core key, readers need both.
+        #[arg(long)]
+        encrypted: bool,
     },
     /// Append each DATA argument as a block; with none, each line of stdin
     /// (its newline kept; with --hex/--base64, each line decoded) as a block.
@@ -36,6 +40,8 @@ pub enum CoreCommand {
         /// Append even to a core that holds a bee (which breaks the bee).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        encryption: EncryptionArg,
     },
     /// Write block INDEX to stdout (with --hex/--base64, encoded and ending
     /// in a newline); with --connect, fetch it from that peer if it is not
@@ -49,6 +55,8 @@ pub enum CoreCommand {
         remote: Remote,
         #[command(flatten)]
         encoding: Encoding,
+        #[command(flatten)]
+        encryption: EncryptionArg,
     },
     /// Write the blocks START..END to stdout (with --hex/--base64, one
     /// encoded block per line); with --connect, blocks not stored here are
@@ -66,6 +74,41 @@ pub enum CoreCommand {
         remote: Remote,
         #[command(flatten)]
         encoding: Encoding,
+        #[command(flatten)]
+        encryption: EncryptionArg,
+    },
+    /// Print the secret of the core's signing key pair (64 hex characters),
+    /// for `core import-key` on another machine. Keep it secret.
+    ExportKey {
+        /// Core key (64 hex characters) or name.
+        key: String,
+    },
+    /// Make the core of a secret from `core export-key` writable here: a
+    /// clone of it becomes writable and keeps its blocks (clone first, or
+    /// new appends fork the log). The secret is read from stdin when not
+    /// given, which keeps it out of the process list. With the encryption
+    /// key of an encrypted core, plain appends are refused from then on.
+    ImportKey {
+        /// The secret (64 hex characters) [default: read from stdin].
+        secret: Option<String>,
+        #[command(flatten)]
+        encryption: EncryptionArg,
+    },
+    /// Drop the local copies of blocks START..END (proofs and the tree
+    /// stay); prints the bytes freed.
+    Clear {
+        /// Core key (64 hex characters) or name.
+        key: String,
+        /// The first block to drop.
+        start: u64,
+        /// The block after the last one to drop.
+        end: u64,
+    },
+    /// Delete the core and all its data from the store, then compact the
+    /// store file; prints the file size before and after.
+    Purge {
+        /// Core key (64 hex characters) or name.
+        key: String,
     },
     /// Show key, discovery key, length, byte length, fork, what is stored
     /// locally.
@@ -101,6 +144,34 @@ impl Remote {
     /// `--timeout` as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout)
+    }
+}
+
+/// `--encryption-key`, for the commands that read or append blocks.
+#[derive(clap::Args)]
+pub struct EncryptionArg {
+    /// The core's encryption key (64 hex characters) [default:
+    /// $HYPER_ENCRYPTION_KEY]; only for encrypted cores.
+    #[arg(long, value_name = "HEX")]
+    encryption_key: Option<String>,
+}
+
+impl EncryptionArg {
+    /// The key from the flag or the environment, if any.
+    fn key(&self) -> Result<Option<EncryptionKey>, CliError> {
+        let text = match &self.encryption_key {
+            Some(k) => Some(k.clone()),
+            None => std::env::var("HYPER_ENCRYPTION_KEY").ok(),
+        };
+        Ok(text.map(|t| t.parse::<EncryptionKey>()).transpose()?)
+    }
+
+    /// `core`, decrypting and encrypting with the key if one was given.
+    fn apply(&self, core: Core) -> Result<Core, CliError> {
+        Ok(match self.key()? {
+            Some(k) => core.with_encryption(&k)?,
+            None => core,
+        })
     }
 }
 
@@ -152,7 +223,7 @@ pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
     let dir = global.store()?;
     let mut out = std::io::stdout().lock();
     match cmd {
-        CoreCommand::Create { name } => {
+        CoreCommand::Create { name, encrypted } => {
             let store = open_durable(dir, Access::Write)?;
             let core = match name {
                 Some(n) => {
@@ -161,16 +232,24 @@ pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
                 }
                 None => store.create_core()?,
             };
-            writeln!(out, "{}", core.key())?;
+            if encrypted {
+                let secret = EncryptionKey::generate()?;
+                core.with_encryption(&secret)?;
+                writeln!(out, "key:            {}", core.key())?;
+                writeln!(out, "encryption key: {}", secret.to_hex())?;
+            } else {
+                writeln!(out, "{}", core.key())?;
+            }
         }
         CoreCommand::Append {
             key,
             data,
             encoding,
             force,
+            encryption,
         } => {
             let store = open_durable(dir, Access::Write)?;
-            let core = open_core(&store, &key)?;
+            let core = encryption.apply(open_core(&store, &key)?)?;
             if !force && holds_a_bee(&core)? {
                 return Err(CliError::StructuredCore(key));
             }
@@ -198,12 +277,18 @@ pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
             index,
             remote,
             encoding,
+            encryption,
         } => {
             let block = match &remote.connect {
+                Some(_) if encryption.key()?.is_some() => {
+                    return Err(CliError::Core(Error::InvalidArgument(
+                        "--encryption-key with --connect is not supported: clone the core (or get the block) first, then read it here with the key",
+                    )));
+                }
                 Some(addr) => crate::net_cmd::get(dir, &key, index, addr, remote.timeout())?,
                 None => {
                     let store = open_durable(dir, Access::Read)?;
-                    let core = open_core(&store, &key)?;
+                    let core = encryption.apply(open_core(&store, &key)?)?;
                     local_block(&core, index)?
                 }
             };
@@ -215,6 +300,7 @@ pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
             end,
             remote,
             encoding,
+            encryption,
         } => {
             if let Some(end) = end.filter(|&end| end < start) {
                 return Err(CliError::Usage(format!(
@@ -231,6 +317,7 @@ pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
                 )?,
                 None => open_core(&open_durable(dir, Access::Read)?, &key)?,
             };
+            let core = encryption.apply(core)?;
             let end = end.unwrap_or(core.info()?.length);
             for block in core.blocks(start..end)? {
                 match block {
@@ -253,6 +340,50 @@ pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
         CoreCommand::List { json } => {
             let store = open_durable(dir, Access::Read)?;
             list(&mut out, &store, json)?;
+        }
+        CoreCommand::ExportKey { key } => {
+            let store = open_durable(dir, Access::Read)?;
+            let core = open_core(&store, &key)?;
+            let pairs = core.export_key_pairs()?;
+            let [pair] = pairs.as_slice() else {
+                return Err(CliError::Core(Error::InvalidArgument(
+                    "export-key needs a core with exactly one signing key here",
+                )));
+            };
+            let secret: String = pair.seed().iter().map(|b| format!("{b:02x}")).collect();
+            writeln!(out, "{secret}")?;
+        }
+        CoreCommand::ImportKey { secret, encryption } => {
+            let store = open_durable(dir, Access::Write)?;
+            let text = match secret {
+                Some(s) => s,
+                None => std::io::read_to_string(std::io::stdin().lock())?,
+            };
+            let seed = text
+                .trim()
+                .parse::<hyper_core::Hash>()
+                .map_err(|_| Error::InvalidArgument("a key secret must be 32 bytes of hex"))?;
+            let core = encryption.apply(store.import_key_pair(KeyPair::from_seed(seed.0))?)?;
+            let info = core.info()?;
+            writeln!(out, "{}: writable here, length {}", core.key(), info.length)?;
+        }
+        CoreCommand::Clear { key, start, end } => {
+            let store = open_durable(dir, Access::Write)?;
+            let core = open_core(&store, &key)?;
+            let freed = core.clear(start..end)?;
+            writeln!(out, "cleared blocks {start}..{end}: {freed} bytes freed")?;
+        }
+        CoreCommand::Purge { key } => {
+            let mut store = open_durable(dir, Access::Write)?;
+            let core_key = open_core(&store, &key)?.key();
+            let before = store.file_size()?;
+            store.delete(&core_key)?;
+            store.compact()?;
+            writeln!(
+                out,
+                "deleted {core_key}; store file {before} -> {} bytes",
+                store.file_size()?
+            )?;
         }
     }
     out.flush()?;
@@ -293,6 +424,7 @@ struct InfoJson {
     blocks_stored: u64,
     bytes_stored: u64,
     bytes_on_disk: u64,
+    store_file_bytes: u64,
     writable: bool,
 }
 
@@ -314,6 +446,7 @@ fn info(out: &mut impl Write, store: &Store, core: &Core, json: bool) -> Result<
         blocks_stored: info.blocks_stored,
         bytes_stored: info.bytes_stored,
         bytes_on_disk: core.disk_usage()?,
+        store_file_bytes: store.file_size()?,
         writable: info.writable,
     };
     if json {
@@ -333,6 +466,7 @@ fn info(out: &mut impl Write, store: &Store, core: &Core, json: bool) -> Result<
     writeln!(out, "blocks stored:     {}", o.blocks_stored)?;
     writeln!(out, "bytes stored:      {}", o.bytes_stored)?;
     writeln!(out, "bytes on disk:     {}", o.bytes_on_disk)?;
+    writeln!(out, "store file:        {} bytes", o.store_file_bytes)?;
     writeln!(out, "writable:          {}", o.writable)?;
     Ok(())
 }

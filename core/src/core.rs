@@ -8,14 +8,15 @@ use redb::ReadOnlyTable;
 
 use crate::bitfield::Bitfield;
 use crate::blockstore::{
-    self, BLOCKS, BlockKey, ChunkReader, read_block, read_block_from, read_block_with,
+    self, BLOCKS, ChunkReader, read_block, read_block_from,
 };
-use crate::encryption::{self, BlockCipher, ENCRYPTION_OVERHEAD, EncryptionKey};
+use crate::encrypted::open_block;
+use crate::encryption::{self, BlockCipher, ENCRYPTION_OVERHEAD};
 use crate::error::{Error, Result, VerifyError};
 use crate::flat;
 use crate::keys::{CoreKey, DiscoveryKey};
 use crate::manifest::Manifest;
-use crate::notify::{self, Listeners, Subscription};
+use crate::notify::{self, Event, Events, Listeners, Subscription};
 use crate::proof::{self, NodeSource, Proof, ProofRequest, SignedState};
 use crate::storage::{BITFIELD, CachedNodes, Header, NODES, TableNodes, USER_DATA};
 use crate::store::Shared;
@@ -152,6 +153,28 @@ impl Core {
         notify::subscribe(&self.inner, Arc::new(listener))
     }
 
+    /// The typed [`Event`]s of this core (appended, truncated, downloaded,
+    /// cleared) from now on, through any handle, as a channel a UI thread
+    /// reads: [`Events::try_next`], [`Events::next_timeout`], or iterate
+    /// (blocking). Dropping it unregisters it.
+    ///
+    /// ```
+    /// use hyper_core::{Event, Store};
+    /// # fn main() -> hyper_core::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let core = Store::open(dir.path())?.create_core()?;
+    /// let events = core.events();
+    /// core.append_batch(&[b"a", b"b"])?;
+    /// core.truncate(1)?;
+    /// assert_eq!(events.try_next(), Some(Event::Appended { length: 2, byte_length: 2 }));
+    /// assert_eq!(events.try_next(), Some(Event::Truncated { fork: 1, length: 1 }));
+    /// assert_eq!(events.try_next(), None);
+    /// # Ok(()) }
+    /// ```
+    pub fn events(&self) -> Events {
+        notify::events(&self.inner)
+    }
+
     /// Appends one block.
     pub fn append(&self, block: &[u8]) -> Result<AppendOutcome> {
         self.append_batch(&[block])
@@ -199,72 +222,6 @@ impl Core {
         open_block(self.cipher.as_deref(), self.inner.key, index, block)
     }
 
-    /// A handle to this core that encrypts the blocks it appends and
-    /// decrypts the blocks it reads ([`Core::get`], [`Core::blocks`],
-    /// [`Snapshot::get`]) with `key`. Proofs ([`Core::proofs`]) and
-    /// replication ([`Core::apply`]) always carry the ciphertext, so a peer
-    /// without the key stores, verifies and serves the blocks but cannot
-    /// read them.
-    ///
-    /// The first encrypted handle of a core writable here marks the core
-    /// encrypted in this store: from then on plain handles refuse to read or
-    /// append ([`Error::EncryptionKeyRequired`], so plaintext never mixes
-    /// into it) and another key is [`Error::WrongEncryptionKey`] at once.
-    /// Elsewhere (a replica) a wrong key is found at the first block read:
-    /// [`Error::Decrypt`], never garbage.
-    ///
-    /// ```
-    /// use hyper_core::{EncryptionKey, Error, Store};
-    /// # fn main() -> hyper_core::Result<()> {
-    /// # let dir = tempfile::tempdir()?;
-    /// let store = Store::open(dir.path())?;
-    /// let key = EncryptionKey::generate()?;
-    /// let log = store.create_core()?.with_encryption(&key)?;
-    /// log.append(b"secret")?;
-    /// assert_eq!(log.get(0)?, b"secret");
-    /// // A plain handle of the same core in this store refuses to read it.
-    /// let plain = store.core(&log.key())?;
-    /// assert!(matches!(plain.get(0), Err(Error::EncryptionKeyRequired(_))));
-    /// let other = EncryptionKey::generate()?;
-    /// assert!(matches!(plain.with_encryption(&other), Err(Error::WrongEncryptionKey(_))));
-    /// # Ok(()) }
-    /// ```
-    pub fn with_encryption(&self, key: &EncryptionKey) -> Result<Core> {
-        let cipher = BlockCipher::new(key, &self.inner.key);
-        match self.inner.encrypted.get() {
-            Some(check) if *check != cipher.check => {
-                return Err(Error::WrongEncryptionKey(self.inner.key));
-            }
-            Some(_) => {}
-            None if self.writable()? => {
-                self.inner
-                    .shared
-                    .mark_encrypted(self.inner.id, &cipher.check)?;
-                let _ = self.inner.encrypted.set(cipher.check);
-            }
-            None => {}
-        }
-        Ok(Core {
-            inner: self.inner.clone(),
-            cipher: Some(Arc::new(cipher)),
-        })
-    }
-
-    /// Whether this handle encrypts and decrypts (it came from
-    /// [`Core::with_encryption`]).
-    pub fn is_encrypted(&self) -> bool {
-        self.cipher.is_some()
-    }
-
-    /// Plain reads and appends are refused on a core this store knows to be
-    /// encrypted.
-    fn plain_allowed(&self) -> Result<()> {
-        if self.cipher.is_none() && self.inner.encrypted.get().is_some() {
-            return Err(Error::EncryptionKeyRequired(self.inner.key));
-        }
-        Ok(())
-    }
-
     /// Whether block `index` is stored locally.
     pub fn has(&self, index: u64) -> Result<bool> {
         Ok(self.read_state()?.bitfield.get(index))
@@ -284,34 +241,17 @@ impl Core {
 
     /// The first block index in `range` that is stored locally.
     pub fn next_stored(&self, range: Range<u64>) -> Result<Option<u64>> {
-        Ok(self
-            .read_state()?
-            .bitfield
-            .first_set(range.start, range.end))
+        let st = self.read_state()?;
+        // Nothing past the length is stored: the bitfield scan stops there
+        // (a range to u64::MAX would otherwise walk every page number).
+        let end = range.end.min(st.header.state.length);
+        Ok(st.bitfield.first_set(range.start, end))
     }
 
     /// The first block index in `range` that is not stored locally.
     pub fn next_missing(&self, range: Range<u64>) -> Result<Option<u64>> {
         let first = self.read_state()?.bitfield.first_unset(range.start);
         Ok((first < range.end).then_some(first))
-    }
-
-    /// Reads the blocks in `range` in order, each checked like [`Core::get`],
-    /// from one consistent read view.
-    pub fn blocks(&self, range: Range<u64>) -> Result<Blocks> {
-        let length = self.read_state()?.header.length();
-        self.plain_allowed()?;
-        let txn = self.inner.shared.db.begin_read()?;
-        Ok(Blocks {
-            key: self.inner.key,
-            cipher: self.cipher.clone(),
-            blocks: txn.open_table(BLOCKS)?,
-            nodes: txn.open_table(NODES)?,
-            reader: ChunkReader::default(),
-            id: self.inner.id,
-            next: range.start,
-            end: range.end.min(length),
-        })
     }
 
     /// A summary of the core's state.
@@ -387,17 +327,6 @@ impl Core {
         )
     }
 
-    /// A read view frozen at the current length and fork.
-    pub fn snapshot(&self) -> Result<Snapshot> {
-        let s = self.signed_state()?;
-        Ok(Snapshot {
-            byte_length: s.byte_length(),
-            core: self.clone(),
-            fork: s.fork,
-            length: s.length,
-        })
-    }
-
     /// Sets (`Some`) or removes (`None`) a local key/value pair of this
     /// core. User data is never replicated.
     pub fn set_user_data(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
@@ -422,31 +351,39 @@ impl Core {
         Ok(t.get((self.inner.id, key))?.map(|v| v.value().to_vec()))
     }
 
-    /// Drops the local copies of the blocks in `range`; the tree nodes stay,
-    /// so the core can still verify and serve proofs for other blocks, and
-    /// the blocks can be fetched again. Freed space is reused by later
-    /// writes; [`Store::compact`](crate::Store::compact) returns it to the
-    /// file system.
-    pub fn clear(&self, range: Range<u64>) -> Result<()> {
+    /// Drops the local copies of the blocks in `range` and returns the
+    /// bytes of block data freed (blocks in the range that were not stored
+    /// free nothing). The tree nodes stay, so the core can still verify
+    /// and serve proofs for other blocks, and the blocks can be fetched
+    /// again. Freed space is reused by later writes;
+    /// [`Store::compact`](crate::Store::compact) returns it to the file
+    /// system.
+    pub fn clear(&self, range: Range<u64>) -> Result<u64> {
         let mut st = self.write_state()?;
         let end = range.end.min(st.header.state.length);
         if range.start >= end {
-            return Ok(());
+            return Ok(0);
         }
         let id = self.inner.id;
         let mut header = st.header.clone();
+        let mut freed = 0;
         let txn = self.inner.shared.write(self.inner.shared.durability)?;
         let result = (|| {
             let mut t = CoreTables::open(&txn)?;
-            header.bytes_stored -= t
-                .remove_blocks(id, range.start, end)?
-                .min(header.bytes_stored);
+            freed = t.remove_blocks(id, range.start, end)?;
+            header.bytes_stored -= freed.min(header.bytes_stored);
             st.bitfield.set_range(range.start, end, false);
             t.put_bitfield(id, &mut st.bitfield)?;
             t.put_header(id, &header)?;
             Ok(())
         })();
-        self.finish(st, txn, result, header)
+        let freed_event = Event::Cleared {
+            start: range.start,
+            end,
+            freed,
+        };
+        self.finish(st, txn, result, header, &[freed_event])?;
+        Ok(freed)
     }
 
     /// Truncates the log to `length` blocks. Below the signed length this
@@ -470,12 +407,13 @@ impl Core {
         txn: redb::WriteTransaction,
         result: Result<()>,
         header: Header,
+        events: &[Event],
     ) -> Result<()> {
         match result.and_then(|()| txn.commit().map_err(Error::from)) {
             Ok(()) => {
                 st.header = header;
                 drop(st);
-                notify::notify(&self.inner);
+                notify::notify(&self.inner, events);
                 Ok(())
             }
             Err(e) => {
@@ -605,6 +543,10 @@ impl Core {
             }
         };
         let mut header = st.header.clone();
+        // Events in order: truncations, the new length, the blocks stored.
+        let mut events = Vec::new();
+        let mut downloaded = Vec::new();
+        let mut base = header.state.length;
         let txn = self.inner.shared.write(self.inner.shared.durability)?;
         let result = (|| {
             let mut t = CoreTables::open(&txn)?;
@@ -636,6 +578,11 @@ impl Core {
                         let removed = t.cut_after(id, keep, &mut st.bitfield)?;
                         header.bytes_stored -= removed.min(header.bytes_stored);
                         header.truncations.push((next.fork, keep));
+                        events.push(Event::Truncated {
+                            fork: next.fork,
+                            length: keep,
+                        });
+                        base = keep;
                     }
                     header.state = next.clone();
                 }
@@ -644,6 +591,10 @@ impl Core {
                     && !st.bitfield.get(index)
                 {
                     new_blocks.push((index, b.value.as_slice()));
+                    downloaded.push(Event::Downloaded {
+                        index,
+                        bytes: b.value.len() as u64,
+                    });
                     header.bytes_stored += b.value.len() as u64;
                     st.bitfield.set_range(index, index + 1, true);
                 }
@@ -654,26 +605,19 @@ impl Core {
             t.put_header(id, &header)?;
             Ok(())
         })();
-        self.finish(st, txn, result, header)?;
+        if header.state.length > base {
+            events.push(Event::Appended {
+                length: header.state.length,
+                byte_length: header.state.byte_length(),
+            });
+        }
+        events.append(&mut downloaded);
+        self.finish(st, txn, result, header, &events)?;
         Ok(verified)
     }
 }
 
-/// A stored block as its reader sees it: decrypted through `cipher`, or as
-/// stored.
-fn open_block(
-    cipher: Option<&BlockCipher>,
-    key: CoreKey,
-    index: u64,
-    block: Vec<u8>,
-) -> Result<Vec<u8>> {
-    match cipher {
-        Some(c) => c.decrypt(key, index, block),
-        None => Ok(block),
-    }
-}
-
-fn check_bounds(index: u64, length: u64) -> Result<()> {
+pub(crate) fn check_bounds(index: u64, length: u64) -> Result<()> {
     if index >= length {
         return Err(Error::OutOfBounds { index, length });
     }
@@ -807,11 +751,42 @@ pub(crate) fn append_many(
     })();
     match result.and_then(|()| txn.commit().map_err(Error::from)) {
         Ok(()) => {
+            let truncated: Vec<(u64, Event)> = plan
+                .truncations
+                .iter()
+                .filter_map(|(c, length)| {
+                    let header = &guards.get(&c.inner.id)?.1;
+                    let fork = header.state.fork;
+                    Some((
+                        c.inner.id,
+                        Event::Truncated {
+                            fork,
+                            length: *length,
+                        },
+                    ))
+                })
+                .collect();
             for (_, (mut st, header)) in guards {
                 st.header = header;
             }
-            for core in by_id.values() {
-                notify::notify(&core.inner);
+            for (id, core) in &by_id {
+                let cut = truncated
+                    .iter()
+                    .filter(|(t, _)| t == id)
+                    .map(|(_, e)| e.clone());
+                let events: Vec<Event> = cut
+                    .chain(
+                        appends
+                            .iter()
+                            .zip(&outcomes)
+                            .filter(|((c, blocks), _)| c.inner.id == *id && !blocks.is_empty())
+                            .map(|(_, o)| Event::Appended {
+                                length: o.length,
+                                byte_length: o.byte_length,
+                            }),
+                    )
+                    .collect();
+                notify::notify(&core.inner, &events);
             }
             Ok(outcomes)
         }
@@ -823,96 +798,5 @@ pub(crate) fn append_many(
             }
             Err(e)
         }
-    }
-}
-
-/// A read view of a core frozen at one length and fork. Reads past its
-/// length fail; if a later truncation removed blocks it covers, reads of
-/// those fail with [`Error::SnapshotInvalidated`].
-#[derive(Clone)]
-pub struct Snapshot {
-    core: Core,
-    fork: u64,
-    length: u64,
-    byte_length: u64,
-}
-
-impl Snapshot {
-    /// The frozen length.
-    pub fn length(&self) -> u64 {
-        self.length
-    }
-
-    /// The frozen byte length.
-    pub fn byte_length(&self) -> u64 {
-        self.byte_length
-    }
-
-    /// The fork the snapshot was taken in.
-    pub fn fork(&self) -> u64 {
-        self.fork
-    }
-
-    /// Block `index` as of the snapshot.
-    pub fn get(&self, index: u64) -> Result<Vec<u8>> {
-        check_bounds(index, self.length)?;
-        let invalidated = Error::SnapshotInvalidated {
-            length: self.length,
-            fork: self.fork,
-        };
-        if index >= self.valid_length()? {
-            return Err(invalidated);
-        }
-        let block = self.core.get(index)?;
-        // A truncation between the check and the read would have handed out
-        // the new fork's block: check again after reading.
-        if index >= self.valid_length()? {
-            return Err(invalidated);
-        }
-        Ok(block)
-    }
-
-    /// Blocks below this index are unchanged since the snapshot was taken.
-    fn valid_length(&self) -> Result<u64> {
-        let st = self.core.read_state()?;
-        Ok(st
-            .header
-            .truncations
-            .iter()
-            .filter(|(fork, _)| *fork > self.fork)
-            .map(|(_, len)| *len)
-            .fold(self.length, u64::min))
-    }
-}
-
-/// Iterator over a range of blocks, from [`Core::blocks`]. Yields
-/// `(index, bytes)`; a block not stored locally yields
-/// [`Error::NotAvailable`] and the iteration goes on.
-pub struct Blocks {
-    key: CoreKey,
-    cipher: Option<Arc<BlockCipher>>,
-    blocks: ReadOnlyTable<BlockKey, &'static [u8]>,
-    nodes: ReadOnlyTable<(u64, u64), &'static [u8]>,
-    reader: ChunkReader,
-    id: u64,
-    next: u64,
-    end: u64,
-}
-
-impl Iterator for Blocks {
-    type Item = Result<(u64, Vec<u8>)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.next >= self.end {
-            return None;
-        }
-        let index = self.next;
-        self.next += 1;
-        Some(
-            read_block_with(&mut self.reader, &self.blocks, &self.nodes, self.id, index)
-                .and_then(|b| b.ok_or(Error::NotAvailable { index }))
-                .and_then(|b| open_block(self.cipher.as_deref(), self.key, index, b))
-                .map(|b| (index, b)),
-        )
     }
 }

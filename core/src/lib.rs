@@ -7,6 +7,13 @@
 //! [`Core::apply`]. The tree, proofs, verification and bitfield are pure
 //! logic; the store and core wrap them in redb transactions.
 //!
+//! Beyond the log: block encryption for private data on public seeders
+//! ([`Core::with_encryption`]), namespaces of names ([`Store::namespace`]),
+//! typed events without an async runtime ([`Core::events`]), moving a
+//! writer ([`Store::export_seed`], [`Store::import_key_pair`]), and
+//! reclaiming storage ([`Core::clear`], [`Store::delete`],
+//! [`Store::compact`]). Blocks are at most [`MAX_BLOCK_SIZE`].
+//!
 //! ```
 //! use hyper_core::{NodeRequest, ProofRequest, Store, UpgradeRequest};
 //! # fn main() -> hyper_core::Result<()> {
@@ -40,6 +47,7 @@ mod blockstore;
 mod chunk;
 mod codec;
 mod core;
+mod encrypted;
 mod encryption;
 mod error;
 mod evidence;
@@ -55,6 +63,7 @@ mod notify;
 mod open;
 mod proof;
 mod quiet;
+mod read;
 mod source;
 mod storage;
 mod store;
@@ -64,13 +73,14 @@ mod tree;
 mod txn;
 mod verify;
 
-pub use crate::core::{AppendOutcome, Blocks, Core, Info, MAX_BLOCK_SIZE, Snapshot};
+pub use crate::core::{AppendOutcome, Core, Info, MAX_BLOCK_SIZE};
+pub use crate::read::{Blocks, Snapshot};
 pub use encryption::{ENCRYPTION_OVERHEAD, EncryptionKey};
 pub use error::{Corruption, Error, Result, VerifyError};
 pub use keys::{CoreKey, DiscoveryKey, Hash, KeyPair, PublicKey, Signature, StoreSeed};
 pub use manifest::{MANIFEST_VERSION, Manifest, Prologue, SignerSignature};
 pub use namespace::Namespace;
-pub use notify::Subscription;
+pub use notify::{Event, Events, Subscription};
 pub use proof::{
     BlockProof, HashProof, MAX_LENGTH, NodeRequest, NodeSource, Proof, ProofRequest, SeekProof,
     SignedState, UpgradeProof, UpgradeRequest, build as build_proof, common_length, conflicting,

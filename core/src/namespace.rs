@@ -139,6 +139,20 @@ impl std::fmt::Debug for Namespace {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Two (path, name) lists encode alike only when they are equal.
+        #[test]
+        fn encoding_is_injective(
+            a in prop::collection::vec("[ab/]{0,3}", 1..4),
+            b in prop::collection::vec("[ab/]{0,3}", 1..4),
+        ) {
+            let (pa, na) = a.split_at(a.len() - 1);
+            let (pb, nb) = b.split_at(b.len() - 1);
+            prop_assert_eq!(encode(pa, &na[0]) == encode(pb, &nb[0]), a == b);
+        }
+    }
 
     #[test]
     fn encoding_is_unambiguous() {

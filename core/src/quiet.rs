@@ -6,7 +6,9 @@
 //! and a backtrace to stderr before the clean error. [`catch`] marks the
 //! current thread quiet while it runs `f`; a hook installed once (wrapping
 //! whatever hook was set before, which still runs for every other panic)
-//! prints nothing for a quiet thread.
+//! prints nothing for a quiet thread. A program that sets its own hook
+//! after the first store was opened replaces the wrapper; panics inside
+//! [`catch`] are then printed by that hook (still caught).
 
 use std::cell::Cell;
 use std::panic::{self, UnwindSafe};

@@ -207,7 +207,7 @@ impl Store {
     /// The writable core named `name` in the root namespace, created on
     /// first use. Its key pair is derived from the store's secret seed and
     /// the name, so the same name in the same store (or in a store made
-    /// from the same seed, [`Store::create_from_seed`]) always gives the
+    /// from the same seed, [`Store::from_seed`]) always gives the
     /// same key. Libraries sharing a store should take a
     /// [`Store::namespace`] each instead.
     ///
@@ -401,8 +401,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes a core and all its data from the store. Open handles to it
-    /// fail with [`Error::UnknownCore`] from then on.
+    /// Deletes a core and all its data from the store (blocks, tree,
+    /// bitfield, header, user data, its names and encryption mark), in one
+    /// transaction. Open handles to it fail with [`Error::UnknownCore`]
+    /// from then on. The space is reused by later writes;
+    /// [`Store::compact`] returns it to the file system.
     pub fn delete(&self, key: &CoreKey) -> Result<()> {
         let core = self.core(key)?;
         let mut state = core.inner.state.write().unwrap_or_else(|e| e.into_inner());
@@ -448,8 +451,16 @@ impl Store {
         Ok(())
     }
 
-    /// Returns free space inside the database file to the file system.
-    /// Needs the only handle to the store: no clones and no open cores.
+    /// Bytes the store's database file takes on disk now (what
+    /// [`Store::compact`] can shrink after [`Core::clear`] and
+    /// [`Store::delete`]).
+    pub fn file_size(&self) -> Result<u64> {
+        Ok(std::fs::metadata(open::store_file(&self.dir))?.len())
+    }
+
+    /// Returns free space inside the database file to the file system;
+    /// `true` if it compacted anything. Needs the only handle to the store:
+    /// no clones and no open cores ([`Error::InvalidArgument`] otherwise).
     pub fn compact(&mut self) -> Result<bool> {
         let shared = Arc::get_mut(&mut self.shared).ok_or(Error::InvalidArgument(
             "close every core and store clone before compacting",

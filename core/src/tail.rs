@@ -11,13 +11,13 @@
 
 use std::collections::BTreeSet;
 
-
 use crate::core::{Core, CoreState, can_sign};
 use crate::error::{Error, Result, VerifyError};
 use crate::flat;
 use crate::hash;
 use crate::keys::{PublicKey, Signature};
 use crate::manifest::SignerSignature;
+use crate::notify::Event;
 use crate::proof::{NodeSource, SignedState};
 use crate::storage::{Header, MAX_PENDING, NODES, TableNodes, Tail};
 use crate::tree::Node;
@@ -322,12 +322,21 @@ impl Core {
             }
         }
         let signed = header.state.length;
+        // The signed length moved: what replicas and readers now trust.
+        let events = if signed > st.header.state.length {
+            vec![Event::Appended {
+                length: signed,
+                byte_length: crate::tree::byte_length(&header.state.roots),
+            }]
+        } else {
+            Vec::new()
+        };
         let txn = self.inner.shared.write(self.inner.shared.durability)?;
         let result = (|| {
             CoreTables::open(&txn)?.put_header(self.inner.id, &header)?;
             Ok(())
         })();
-        self.finish(st, txn, result, header)?;
+        self.finish(st, txn, result, header, &events)?;
         Ok(signed)
     }
 }

@@ -116,6 +116,12 @@ fn the_writers_store_refuses_plain_handles_and_wrong_keys() {
     assert_eq!(served.len(), 3 + ENCRYPTION_OVERHEAD);
 }
 
+/// The stored bytes of block `index` that `from` serves to `to`.
+fn served(from: &hyper_core::Core, to: &hyper_core::Core, index: u64) -> Vec<u8> {
+    let proof = from.proof(&common::request(to, index)).expect("proof");
+    proof.block.expect("block").value
+}
+
 #[test]
 fn a_truncated_and_rewritten_block_gets_a_new_nonce_and_replicas_follow() {
     let (_d, s) = stores(2);
@@ -129,23 +135,13 @@ fn a_truncated_and_rewritten_block_gets_a_new_nonce_and_replicas_follow() {
     let before = s[0].core(&writer.key()).expect("core");
     let reader = s[1].replica(&writer.key()).expect("replica");
     fetch_all(&before, &reader).expect("download");
-    let old = writer
-        .proof(&common::request(&reader, 2))
-        .expect("proof")
-        .block
-        .expect("b")
-        .value;
+    let old = served(&writer, &reader, 2);
 
     writer.truncate(2).expect("truncate");
     writer
         .append(b"c")
         .expect("same plaintext, same index, new fork");
-    let new = writer
-        .proof(&common::request(&reader, 2))
-        .expect("proof")
-        .block
-        .expect("b")
-        .value;
+    let new = served(&writer, &reader, 2);
     assert_eq!(old.len(), new.len());
     // Another fork and salt in the nonce: another key stream.
     assert_ne!(old[ENCRYPTION_OVERHEAD..], new[ENCRYPTION_OVERHEAD..]);
@@ -171,4 +167,45 @@ fn a_key_on_a_plain_core_is_an_error_not_garbage() {
         .with_encryption(&EncryptionKey::generate().expect("key"))
         .expect("handle");
     assert!(matches!(wrong.get(0), Err(Error::Decrypt { index: 0, .. })));
+}
+
+#[test]
+fn a_plain_core_with_blocks_cannot_be_turned_encrypted() {
+    let (_d, s) = stores(2);
+    let plain = s[0].create_core().expect("core");
+    plain.append(b"written plain").expect("append");
+    let key = EncryptionKey::generate().expect("key");
+    assert!(matches!(
+        plain.with_encryption(&key),
+        Err(Error::Decrypt { index: 0, .. })
+    ));
+    plain
+        .append(b"still plain")
+        .expect("not marked: plain appends go on");
+
+    // An encrypted core whose key pair moves to a store that cloned it is
+    // marked by its first encrypted handle there, after block 0 decrypted.
+    let enc = s[0]
+        .create_core()
+        .expect("core")
+        .with_encryption(&key)
+        .expect("enc");
+    enc.append(b"secret").expect("append");
+    let clone = s[1].replica(&enc.key()).expect("replica");
+    fetch_all(&enc, &clone).expect("clone");
+    let pair = enc.export_key_pairs().expect("pairs").remove(0);
+    let moved = s[1].import_key_pair(pair).expect("import");
+    let wrong = EncryptionKey::generate().expect("key");
+    assert!(matches!(
+        moved.with_encryption(&wrong),
+        Err(Error::Decrypt { .. })
+    ));
+    let moved = moved.with_encryption(&key).expect("right key");
+    moved.append(b"more").expect("append");
+    let plain_handle = s[1].core(&enc.key()).expect("core");
+    assert!(matches!(
+        plain_handle.append(b"leak"),
+        Err(Error::EncryptionKeyRequired(_))
+    ));
+    assert_eq!(moved.get(1).expect("get"), b"more");
 }

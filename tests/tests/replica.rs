@@ -1,42 +1,10 @@
 //! Readers that hold only the key verify and store proofs from a writer,
 //! serve them on, follow truncations, and refuse lies, all on real stores.
 
-use hyper_core::{
-    Core, Error, KeyPair, Manifest, NodeRequest, ProofRequest, Store, UpgradeRequest, VerifyError,
-};
+mod common;
 
-fn stores(n: usize) -> (Vec<tempfile::TempDir>, Vec<Store>) {
-    let dirs: Vec<_> = (0..n)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let stores = dirs
-        .iter()
-        .map(|d| Store::open(d.path()).expect("open"))
-        .collect();
-    (dirs, stores)
-}
-
-/// What a reader asks for to get `index` (and the newest length).
-fn request(reader: &Core, index: u64) -> ProofRequest {
-    let info = reader.info().expect("info");
-    ProofRequest {
-        block: Some(NodeRequest {
-            index,
-            nodes: reader.missing_nodes(index).expect("missing"),
-        }),
-        upgrade: Some(UpgradeRequest {
-            start: info.length,
-            fork: info.fork,
-        }),
-        manifest: reader.manifest().expect("manifest").is_none(),
-        ..Default::default()
-    }
-}
-
-fn fetch(from: &Core, to: &Core, index: u64) -> Result<(), Error> {
-    let proof = from.proof(&request(to, index))?;
-    to.apply(&[proof]).map(|_| ())
-}
+use common::{fetch, request, stores};
+use hyper_core::{Error, KeyPair, Manifest, ProofRequest, UpgradeRequest, VerifyError};
 
 #[test]
 fn sparse_reader_then_full_then_chain() {
