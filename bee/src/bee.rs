@@ -528,6 +528,12 @@ impl Bee {
         crate::watch::Watch::new(self.clone(), range)
     }
 
+    /// The value of `key` now, and a [`KeyWatch`](crate::KeyWatch) that
+    /// returns each new value as writes change it.
+    pub fn get_and_watch(&self, key: &[u8]) -> Result<crate::KeyWatch> {
+        crate::watch::KeyWatch::new(self.clone(), key)
+    }
+
     /// The writes from sequence number `from` on, then each new one as it
     /// is written (see [`LiveHistory::next`](crate::LiveHistory::next)).
     pub fn history_live(&self, from: u64) -> Result<crate::LiveHistory> {
@@ -548,6 +554,21 @@ impl Batch<'_> {
         self.ops.push(Op::Del(key));
     }
 
+    /// The value `key` will have once this batch commits: its last put or
+    /// delete in the batch, else the bee's current value (a batch reads its
+    /// own writes).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let full = self.bee.full(key);
+        for op in self.ops.iter().rev() {
+            match op {
+                Op::Put(k, v) if *k == full => return Ok(Some(v.clone())),
+                Op::Del(k) if *k == full => return Ok(None),
+                _ => {}
+            }
+        }
+        self.bee.get(key)
+    }
+
     /// Applies every operation in one core append.
     pub fn commit(self) -> Result<()> {
         let _writing = self
@@ -558,11 +579,6 @@ impl Batch<'_> {
             .unwrap_or_else(|e| e.into_inner());
         self.bee.commit_locked(&self.ops).map(|_| ())
     }
-}
-
-/// Whether `key` is inside the range's bounds.
-pub(crate) fn in_range(options: &RangeOptions, key: &[u8]) -> bool {
-    !below_lower(options, key) && !above_upper(options, key)
 }
 
 /// Where `key` stands against the range's bounds.

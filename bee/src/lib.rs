@@ -53,4 +53,4 @@ pub use read::HistoryOptions;
 pub use stream::Stream;
 pub use tree::{MAX_DEPTH, MAX_KEYS, MIN_KEYS};
 pub use walk::Iter;
-pub use watch::Watch;
+pub use watch::{KeyWatch, Watch};
