@@ -128,3 +128,38 @@ fn a_local_core_never_waits() {
     assert!(!core.remote());
     assert_eq!(BlockSource::length(&core).expect("length"), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_read_stream_follows_a_writer_over_tcp() {
+    let (_wd, ws, wc) = seeder_core(100);
+    let (_rd, _rs, replica, source, _serving) = reader_of(&ws, &wc.key()).await;
+    let mut stream = hyper_core::ReadStream::new(
+        std::sync::Arc::new(source),
+        &hyper_core::ReadOptions {
+            live: true,
+            ..hyper_core::ReadOptions::default()
+        },
+    )
+    .expect("stream");
+    let writer = {
+        let wc = wc.clone();
+        tokio::task::spawn_blocking(move || {
+            for i in 100..600u64 {
+                wc.append(format!("block {i}").as_bytes()).expect("append");
+                if i % 100 == 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        })
+    };
+    for i in 0..600u64 {
+        let next = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("stalled at block {i}"))
+            .expect("live: no end")
+            .expect("block");
+        assert_eq!(next, (i, format!("block {i}").into_bytes()));
+    }
+    writer.await.expect("writer");
+    assert_eq!(replica.info().expect("info").contiguous_length, 600);
+}
