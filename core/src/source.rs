@@ -101,8 +101,8 @@ pub fn fetch_error(index: u64, error: impl std::error::Error + Send + Sync + 'st
 }
 
 /// Blocks a read stream keeps downloading ahead of itself (a source with
-/// peers).
-const READ_AHEAD: u64 = 1024;
+/// peers), unless its options say otherwise.
+pub const READ_AHEAD: u64 = 1024;
 
 /// What a [`ReadStream`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +116,9 @@ pub struct ReadOptions {
     pub live: bool,
     /// How long to wait for one block from peers.
     pub timeout: Duration,
+    /// Blocks to download ahead of the reader from peers (0: none, each
+    /// block is fetched when it is read).
+    pub read_ahead: u64,
 }
 
 impl Default for ReadOptions {
@@ -125,6 +128,7 @@ impl Default for ReadOptions {
             end: None,
             live: false,
             timeout: Duration::from_secs(10),
+            read_ahead: READ_AHEAD,
         }
     }
 }
@@ -157,6 +161,7 @@ pub struct ReadStream {
     end: Option<u64>,
     live: bool,
     timeout: Duration,
+    read_ahead: u64,
     pending: Option<BlockFuture>,
     ahead: Option<(u64, Prefetch)>,
     signal: std::sync::Arc<ChangeSignal>,
@@ -192,6 +197,7 @@ impl ReadStream {
             end,
             live: options.live,
             timeout: options.timeout,
+            read_ahead: options.read_ahead,
             pending: None,
             ahead: None,
             signal,
@@ -207,14 +213,15 @@ impl ReadStream {
 
     /// Downloads the blocks after `next` (up to `until`) ahead of the reader.
     fn read_ahead(&mut self, until: u64) {
-        if !self.source.remote() {
+        let ahead = self.read_ahead;
+        if !self.source.remote() || ahead == 0 {
             return;
         }
         let covered = self.ahead.as_ref().map_or(self.next, |(end, _)| *end);
-        if covered >= until.min(self.next + READ_AHEAD) || covered > self.next + READ_AHEAD / 2 {
+        if covered >= until.min(self.next + ahead) || covered > self.next + ahead / 2 {
             return;
         }
-        let end = until.min(covered.max(self.next) + READ_AHEAD);
+        let end = until.min(covered.max(self.next) + ahead);
         let prefetch = self.source.prefetch(covered.max(self.next)..end);
         self.ahead = Some((end, prefetch));
     }
@@ -285,34 +292,93 @@ impl futures_core::Stream for ReadStream {
 /// The bytes of a [`BlockSource`] from a byte offset, as chunks: the rest
 /// of the block holding the offset, then whole blocks, the last one cut
 /// at `length` bytes if given. The offset is found with [`Core::seek`] on
-/// the local tree: a sparse replica needs the tree nodes on the way (a
-/// missing one is [`Error::NodeNotAvailable`]; seek proofs are not yet
-/// requested from peers). The blocks themselves come from the source.
+/// the local tree; on a sparse replica whose tree lacks a node on the way,
+/// [`ByteStream::open`] fetches a block under that node from the source
+/// (its proof brings the node and its sibling) and seeks again: at most
+/// one fetch per tree level. (Seek proofs are not requested from peers.)
 pub struct ByteStream {
     blocks: ReadStream,
     skip: u64,
     left: Option<u64>,
 }
 
+/// Most blocks [`ByteStream::open`] fetches to find an offset: one per
+/// level of a tree over 2^63 blocks, and some.
+const MAX_SEEK_FETCHES: usize = 70;
+
 impl ByteStream {
-    /// `length` bytes (`None`: to the end) of `source` from byte `offset`.
+    /// `length` bytes (`None`: to the end) of `source` from byte `offset`,
+    /// seeking on the local tree only (a sparse replica may lack the nodes:
+    /// [`Error::NodeNotAvailable`]; see [`ByteStream::open`]).
     pub fn new(
         source: std::sync::Arc<dyn BlockSource>,
         offset: u64,
         length: Option<u64>,
         timeout: Duration,
     ) -> Result<ByteStream> {
-        let byte_length = source.core().info()?.byte_length;
-        let (start, skip) = if offset >= byte_length {
-            (source.length()?, 0)
-        } else {
-            source.core().seek(offset)?
+        let start = Self::seek(source.as_ref(), offset)?;
+        Self::at(source, start, length, timeout)
+    }
+
+    /// Blocks to read ahead for `length` bytes: about as many as they
+    /// span at the core's mean block size, and two more.
+    fn read_ahead(source: &dyn BlockSource, length: Option<u64>) -> Result<u64> {
+        let info = source.core().info()?;
+        let mean = (info.byte_length / info.length.max(1)).max(1);
+        Ok(length.map_or(READ_AHEAD, |l| (l / mean + 2).min(READ_AHEAD)))
+    }
+
+    /// [`ByteStream::new`], fetching from the source the blocks whose
+    /// proofs bring the tree nodes the seek lacks.
+    pub async fn open(
+        source: std::sync::Arc<dyn BlockSource>,
+        offset: u64,
+        length: Option<u64>,
+        timeout: Duration,
+    ) -> Result<ByteStream> {
+        let mut fetches = 0;
+        let start = loop {
+            match Self::seek(source.as_ref(), offset) {
+                Err(Error::NodeNotAvailable { index })
+                    if source.remote() && fetches < MAX_SEEK_FETCHES =>
+                {
+                    // A block in the middle of the missing node's span.
+                    let (first, last) = crate::flat::block_span(index);
+                    let block = first + (last - first) / 2;
+                    source
+                        .get(block.min(source.length()?.saturating_sub(1)), timeout)
+                        .await?;
+                    fetches += 1;
+                }
+                other => break other?,
+            }
         };
+        Self::at(source, start, length, timeout)
+    }
+
+    /// The block holding byte `offset` and the offset in it (past the end:
+    /// the length and 0).
+    fn seek(source: &dyn BlockSource, offset: u64) -> Result<(u64, u64)> {
+        let info = source.core().info()?;
+        if offset >= info.byte_length {
+            return Ok((info.length, 0));
+        }
+        source.core().seek(offset)
+    }
+
+    fn at(
+        source: std::sync::Arc<dyn BlockSource>,
+        (start, skip): (u64, u64),
+        length: Option<u64>,
+        timeout: Duration,
+    ) -> Result<ByteStream> {
+        let read_ahead = Self::read_ahead(source.as_ref(), length)?;
         let blocks = ReadStream::new(
             source,
             &ReadOptions {
                 start,
                 timeout,
+                read_ahead,
                 ..ReadOptions::default()
             },
         )?;

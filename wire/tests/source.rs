@@ -163,3 +163,41 @@ async fn a_live_read_stream_follows_a_writer_over_tcp() {
     writer.await.expect("writer");
     assert_eq!(replica.info().expect("info").contiguous_length, 600);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byte_stream_seeks_on_a_sparse_replica_fetching_few_blocks() {
+    // 2,000 blocks of 1 to 200 bytes.
+    let (_wd, ws) = common::eventual_store();
+    let wc = ws.create_core().expect("core");
+    let blocks: Vec<Vec<u8>> = (0..2000u32)
+        .map(|i| vec![(i % 251) as u8; 1 + (i as usize * 37) % 200])
+        .collect();
+    wc.append_batch(&blocks).expect("append");
+    let all: Vec<u8> = blocks.concat();
+    let (_rd, _rs, replica, source, _serving) = reader_of(&ws, &wc.key()).await;
+    source
+        .get(0, Duration::from_secs(10))
+        .await
+        .expect("length known");
+    let source: std::sync::Arc<dyn BlockSource> = std::sync::Arc::new(source);
+    let offset = all.len() as u64 * 2 / 3 + 11;
+    // The local tree alone cannot seek there.
+    assert!(matches!(
+        hyper_core::ByteStream::new(source.clone(), offset, Some(500), Duration::from_secs(1)),
+        Err(hyper_core::Error::NodeNotAvailable { .. })
+    ));
+    let before = replica.info().expect("info").blocks_stored;
+    let mut bytes =
+        hyper_core::ByteStream::open(source, offset, Some(500), Duration::from_secs(10))
+            .await
+            .expect("open");
+    let mut got = Vec::new();
+    while let Some(chunk) = bytes.next().await {
+        got.extend(chunk.expect("chunk"));
+    }
+    let start = offset as usize;
+    assert_eq!(got, all[start..start + 500]);
+    let fetched = replica.info().expect("info").blocks_stored - before;
+    eprintln!("the seek and 500 bytes fetched {fetched} blocks");
+    assert!(fetched < 40, "fetched {fetched} blocks");
+}
