@@ -8,6 +8,9 @@ use std::time::Duration;
 use hyper_bee::{Bee, Change, Difference, Error, HistoryOptions, RangeOptions};
 use hyper_core::Store;
 
+mod common;
+use common::now;
+
 fn bee() -> (tempfile::TempDir, Bee) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("store");
@@ -20,16 +23,6 @@ fn range(gte: &str, lt: &str) -> RangeOptions {
         gte: Some(gte.as_bytes().to_vec()),
         lt: Some(lt.as_bytes().to_vec()),
         ..Default::default()
-    }
-}
-
-/// Runs a future that must not wait (its blocks are local).
-fn now<T>(f: impl std::future::Future<Output = T>) -> T {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => panic!("a local read waited"),
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper_bee::{Bee, HistoryOptions, RangeOptions};
-use hyper_core::{Durability, KeyPair, Store, StoreOptions};
+use hyper_core::KeyPair;
 use hyper_wire::{
     DownloadRange, ReplicatedSource, Replication, ReplicationOptions, connect_tcp, listen_tcp,
     serve_tcp,
@@ -17,19 +17,7 @@ use hyper_wire::{
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn store(dir: &std::path::Path) -> Store {
-    Store::open_with(
-        dir,
-        StoreOptions {
-            durability: Durability::Eventual,
-        },
-    )
-    .expect("store")
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("{:016x}", u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes()
-}
+use hyper_tests::{eventual_store as store, scrambled_key as key};
 
 struct Seeder {
     _dir: tempfile::TempDir,
