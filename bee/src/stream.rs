@@ -152,8 +152,8 @@ impl<T> Stream<T> {
             started += self.prefetch_run(window);
         }
         if self.bulk.is_none()
-            && let Some(range) = self.walk.bulk()
-            && self.fetched >= ((range.end - range.start) / 16).max(64)
+            && let Some((range, whole)) = self.walk.bulk()
+            && (whole || self.fetched >= ((range.end - range.start) / 16).max(64))
         {
             // A large read: one download of everything it may need moves
             // blocks in big verified batches; single fetches stay for what

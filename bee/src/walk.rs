@@ -35,8 +35,9 @@ pub(crate) trait Walk: Send {
     }
     /// Every block a large run of this walk may read (a range without a
     /// limit: every write), for a stream to download in bulk once the read
-    /// has proved large.
-    fn bulk(&self) -> Option<std::ops::Range<u64>> {
+    /// has proved large, or at once if the flag says it reads them all (a
+    /// range without bounds).
+    fn bulk(&self) -> Option<(std::ops::Range<u64>, bool)> {
         None
     }
 }
@@ -312,8 +313,10 @@ impl Walk for RangeWalk {
         }
     }
 
-    fn bulk(&self) -> Option<std::ops::Range<u64>> {
-        (self.options.limit.is_none() && !self.done).then_some(1..self.max_visits)
+    fn bulk(&self) -> Option<(std::ops::Range<u64>, bool)> {
+        let o = &self.options;
+        let whole = o.gt.is_none() && o.gte.is_none() && o.lt.is_none() && o.lte.is_none();
+        (o.limit.is_none() && !self.done).then_some((1..self.max_visits, whole))
     }
 
     fn upcoming(&self, bee: &Bee, max: usize, out: &mut Vec<u64>) {
