@@ -195,6 +195,34 @@ async fn a_remote_get_moves_only_its_path() {
     let stored = bee.core().info().expect("info").blocks_stored;
     eprintln!("4 gets stored {stored} of {} blocks", seeder.length);
     assert!(stored <= 1 + 4 * 6 * 4, "{stored} blocks for 4 gets");
+
+    // Limited streams fetch about what they return.
+    let (_d, _r, bee) = reader(&seeder).await;
+    let newest = bee
+        .history_stream(&HistoryOptions {
+            reverse: true,
+            limit: Some(10),
+            ..Default::default()
+        })
+        .expect("stream")
+        .collect()
+        .await
+        .expect("history");
+    assert_eq!(newest.first().map(|c| c.seq), Some(seeder.length - 1));
+    assert_eq!(newest.len(), 10);
+    let first = bee
+        .range_stream(&RangeOptions {
+            limit: Some(10),
+            ..Default::default()
+        })
+        .expect("stream")
+        .collect()
+        .await
+        .expect("range");
+    assert_eq!(first.len(), 10);
+    let stored = bee.core().info().expect("info").blocks_stored;
+    eprintln!("10 writes and 10 entries stored {stored} blocks");
+    assert!(stored < 200, "{stored} blocks for 10 writes and 10 entries");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
