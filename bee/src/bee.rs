@@ -2,11 +2,12 @@
 //! swap) and reads (get, ranges, checkouts).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
-use hyper_core::{BlockSource, Core};
+use hyper_core::{BlockSource, Core, Subscription};
 use prost::Message as _;
 
 use crate::error::{Error, Result};
@@ -46,8 +47,19 @@ pub struct Bee {
 pub const SUB_SEPARATOR: u8 = 0;
 
 struct Shared {
-    cache: Mutex<HashMap<u64, Arc<Entry>>>,
+    cache: Mutex<Cache>,
     writing: Mutex<()>,
+    /// Set by every change of the core: the cache checks the fork then.
+    changed: Arc<AtomicBool>,
+    _subscription: Subscription,
+}
+
+/// Decoded entries of one fork of the core. A truncation (here, or one a
+/// replica follows) makes a new fork whose blocks past the cut differ:
+/// the cache is emptied when the fork moves.
+struct Cache {
+    fork: u64,
+    entries: HashMap<u64, Arc<Entry>>,
 }
 
 /// One operation of a [`Batch`].
@@ -119,7 +131,7 @@ impl EntrySource for Overlay<'_> {
 
 impl EntrySource for Bee {
     fn entry(&self, seq: u64) -> Result<Arc<Entry>> {
-        if let Some(e) = self.lock_cache().get(&seq) {
+        if let Some(e) = self.lock_cache().entries.get(&seq) {
             return Ok(e.clone());
         }
         let bytes = match self.core.get(seq) {
@@ -145,16 +157,16 @@ impl Bee {
             reason: "entry does not decode",
         })?);
         let mut cache = self.lock_cache();
-        if cache.len() >= CACHE_BLOCKS {
-            cache.clear();
+        if cache.entries.len() >= CACHE_BLOCKS {
+            cache.entries.clear();
         }
-        cache.insert(seq, entry.clone());
+        cache.entries.insert(seq, entry.clone());
         Ok(entry)
     }
 
     /// Whether block `seq` is at hand (decoded, or stored locally).
     pub(crate) fn is_local(&self, seq: u64) -> bool {
-        self.lock_cache().contains_key(&seq) || self.core.has(seq).unwrap_or(false)
+        self.lock_cache().entries.contains_key(&seq) || self.core.has(seq).unwrap_or(false)
     }
 }
 
@@ -196,6 +208,15 @@ impl Bee {
     }
 
     fn new(source: Arc<dyn BlockSource>, core: Core) -> Bee {
+        let changed = Arc::new(AtomicBool::new(false));
+        let subscription = core.subscribe({
+            let changed = changed.clone();
+            move || changed.store(true, Ordering::Release)
+        });
+        let cache = Cache {
+            fork: core.signed_state().map_or(0, |s| s.fork),
+            entries: HashMap::new(),
+        };
         Bee {
             core,
             source,
@@ -203,8 +224,10 @@ impl Bee {
             frozen: None,
             prefix: Vec::new(),
             shared: Arc::new(Shared {
-                cache: Mutex::new(HashMap::new()),
+                cache: Mutex::new(cache),
                 writing: Mutex::new(()),
+                changed,
+                _subscription: subscription,
             }),
         }
     }
@@ -299,8 +322,18 @@ impl Bee {
         &self.core
     }
 
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Entry>>> {
-        self.shared.cache.lock().unwrap_or_else(|e| e.into_inner())
+    /// The cache, emptied first if the core moved to another fork since
+    /// it was filled (checked once per change of the core).
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        let mut cache = self.shared.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if self.shared.changed.swap(false, Ordering::AcqRel) {
+            let fork = self.core.signed_state().map(|s| s.fork);
+            if fork.as_ref().ok() != Some(&cache.fork) {
+                cache.entries.clear();
+                cache.fork = fork.unwrap_or(cache.fork);
+            }
+        }
+        cache
     }
 
     /// The version: the number of blocks (header included) this view sees.
@@ -450,7 +483,7 @@ impl Bee {
         }
         if !blocks.is_empty() {
             self.core.append_batch(&blocks)?;
-            self.lock_cache().extend(overlay.pending);
+            self.lock_cache().entries.extend(overlay.pending);
         }
         Ok(blocks.len())
     }
@@ -528,6 +561,12 @@ impl Bee {
         crate::watch::Watch::new(self.clone(), range)
     }
 
+    /// The value of `key` now, and a [`KeyWatch`](crate::KeyWatch) that
+    /// returns each new value as writes change it.
+    pub fn get_and_watch(&self, key: &[u8]) -> Result<crate::KeyWatch> {
+        crate::watch::KeyWatch::new(self.clone(), key)
+    }
+
     /// The writes from sequence number `from` on, then each new one as it
     /// is written (see [`LiveHistory::next`](crate::LiveHistory::next)).
     pub fn history_live(&self, from: u64) -> Result<crate::LiveHistory> {
@@ -548,6 +587,21 @@ impl Batch<'_> {
         self.ops.push(Op::Del(key));
     }
 
+    /// The value `key` will have once this batch commits: its last put or
+    /// delete in the batch, else the bee's current value (a batch reads its
+    /// own writes).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let full = self.bee.full(key);
+        for op in self.ops.iter().rev() {
+            match op {
+                Op::Put(k, v) if *k == full => return Ok(Some(v.clone())),
+                Op::Del(k) if *k == full => return Ok(None),
+                _ => {}
+            }
+        }
+        self.bee.get(key)
+    }
+
     /// Applies every operation in one core append.
     pub fn commit(self) -> Result<()> {
         let _writing = self
@@ -558,11 +612,6 @@ impl Batch<'_> {
             .unwrap_or_else(|e| e.into_inner());
         self.bee.commit_locked(&self.ops).map(|_| ())
     }
-}
-
-/// Whether `key` is inside the range's bounds.
-pub(crate) fn in_range(options: &RangeOptions, key: &[u8]) -> bool {
-    !below_lower(options, key) && !above_upper(options, key)
 }
 
 /// Where `key` stands against the range's bounds.

@@ -312,6 +312,7 @@ impl Walk for DiffWalk {
     }
 
     fn upcoming(&self, _bee: &Bee, max: usize, out: &mut Vec<u64>) {
+        let max = max.min(self.remaining.saturating_mul(4).saturating_add(32));
         self.left.upcoming(&self.right, max, out);
         self.right.upcoming(&self.left, max, out);
     }

@@ -30,6 +30,30 @@ impl Bee {
         self.entry(seq).ok()
     }
 
+    /// The write in block `seq` (its key, and its value or `None` for a
+    /// deletion); `None` for block 0 (the header) and, in a sub-database,
+    /// for a write of a key outside it. [`Error::NoSuchVersion`] at or past
+    /// this view's version.
+    pub fn get_by_seq(&self, seq: u64) -> Result<Option<Change>> {
+        let version = self.version()?;
+        if seq >= version {
+            return Err(Error::NoSuchVersion {
+                version: seq,
+                length: version,
+            });
+        }
+        if seq == 0 {
+            return Ok(None);
+        }
+        Ok(Change::of(seq, &*self.entry(seq)?, &self.prefix))
+    }
+
+    /// [`Bee::get_by_seq`] on the bee's source (one block fetched if it is
+    /// not here).
+    pub async fn get_by_seq_async(&self, seq: u64) -> Result<Option<Change>> {
+        self.fetching(|b| b.get_by_seq(seq)).await
+    }
+
     /// The entries of the range one at a time, in key order (or reversed):
     /// the walk goes only as far as the items taken. On a sparse replica a
     /// block not stored here ends it with [`Error::Missing`].

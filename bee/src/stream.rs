@@ -41,9 +41,10 @@ pub struct Stream<T> {
     walk: Box<dyn Walk<Item = T>>,
     inflight: Vec<(u64, BlockFuture)>,
     requested: HashSet<u64>,
-    /// Background downloads of runs, oldest first, and the run they cover.
+    /// Background downloads of runs, oldest first, and where the last one
+    /// ends in the walk's direction.
     prefetches: VecDeque<Prefetch>,
-    covered: Option<Range<u64>>,
+    frontier: Option<u64>,
     /// The walk's bulk download, once the read proved large.
     bulk: Option<Prefetch>,
     /// Blocks fetched one at a time so far.
@@ -68,7 +69,7 @@ impl<T> Stream<T> {
             inflight: Vec::new(),
             requested: HashSet::new(),
             prefetches: VecDeque::new(),
-            covered: None,
+            frontier: None,
             bulk: None,
             fetched: 0,
             since: 0,
@@ -126,8 +127,8 @@ impl<T> Stream<T> {
                     if self.blocked_on.replace(seq) != Some(seq) {
                         self.look_ahead(cx);
                     }
-                    self.request(seq, cx);
-                    match self.poll_inflight(cx, seq) {
+                    let now = self.request(seq, cx);
+                    match now.or_else(|| self.poll_inflight(cx, seq)) {
                         Some(Ok(())) => continue,
                         Some(Err(e)) => {
                             self.finish();
@@ -152,8 +153,8 @@ impl<T> Stream<T> {
             started += self.prefetch_run(window);
         }
         if self.bulk.is_none()
-            && let Some(range) = self.walk.bulk()
-            && self.fetched >= ((range.end - range.start) / 16).max(64)
+            && let Some((range, whole)) = self.walk.bulk()
+            && (whole || self.fetched >= ((range.end - range.start) / 16).max(64))
         {
             // A large read: one download of everything it may need moves
             // blocks in big verified batches; single fetches stay for what
@@ -177,7 +178,8 @@ impl<T> Stream<T> {
                     }
                 }
                 if !self.requested.contains(&seq) && !self.bee.is_local(seq) {
-                    self.request(seq, cx);
+                    // A failure shows when the walk needs the block.
+                    let _ = self.request(seq, cx);
                     started += 1;
                 }
             }
@@ -191,25 +193,26 @@ impl<T> Stream<T> {
         };
     }
 
-    /// Downloads the part of the walk's next run not yet covered, in
-    /// chunks; returns how many blocks it started.
-    fn prefetch_run(&mut self, window: Range<u64>) -> usize {
-        let covered = self.covered.clone().unwrap_or(window.start..window.start);
-        // The walk reads the window from one end; extend the cover there.
-        let part = if window.end > covered.end && window.start >= covered.start {
-            covered.end.max(window.start)..window.end.min(covered.end.max(window.start) + CHUNK)
-        } else if window.start < covered.start {
-            window.start.max(covered.start.saturating_sub(CHUNK))..covered.start
+    /// Keeps the next chunk of the walk's run downloading: once less
+    /// than a chunk is covered ahead of the walk, downloads the next one
+    /// (in the walk's direction); returns how many blocks it started.
+    fn prefetch_run(&mut self, (window, reverse): (Range<u64>, bool)) -> usize {
+        let part = if reverse {
+            let frontier = self.frontier.unwrap_or(window.end).min(window.end);
+            if window.end - frontier >= CHUNK || frontier <= window.start {
+                return 0;
+            }
+            window.start.max(frontier.saturating_sub(CHUNK))..frontier
         } else {
-            return 0;
+            let frontier = self.frontier.unwrap_or(window.start).max(window.start);
+            if frontier - window.start >= CHUNK || frontier >= window.end {
+                return 0;
+            }
+            frontier..window.end.min(frontier + CHUNK)
         };
-        // Wait until a quarter chunk is uncovered, unless that is the rest.
-        let rest = part.end == window.end || part.start == window.start;
-        if part.is_empty() || (!rest && part.end - part.start < CHUNK / 4) {
-            return 0;
-        }
-        self.covered = Some(covered.start.min(part.start)..covered.end.max(part.end));
-        if self.prefetches.len() >= 4 {
+        self.frontier = Some(if reverse { part.start } else { part.end });
+        // The walk is inside the last chunk: the one before it is done.
+        if self.prefetches.len() >= 3 {
             self.prefetches.pop_front();
         }
         let n = (part.end - part.start) as usize;
@@ -217,22 +220,27 @@ impl<T> Stream<T> {
         n
     }
 
-    /// Starts fetching `seq` (polled once, so it is sent).
-    fn request(&mut self, seq: u64, cx: &mut Context<'_>) {
+    /// Starts fetching `seq` (polled once, so it is sent); how it ended if
+    /// it did at once (the block is in the cache then).
+    fn request(&mut self, seq: u64, cx: &mut Context<'_>) -> Option<Result<()>> {
         if !self.requested.insert(seq) {
-            return;
+            return None;
         }
         self.fetched += 1;
         let mut future = self.bee.source.get(seq, self.bee.timeout);
         match future.as_mut().poll(cx) {
-            Poll::Ready(Ok(bytes)) => {
-                let _ = self.bee.insert_block(seq, &bytes);
-            }
-            Poll::Ready(Err(_)) => {
-                // Asked again (and the error reported) if the walk needs it.
+            Poll::Ready(result) => {
                 self.requested.remove(&seq);
+                Some(
+                    result
+                        .map_err(Error::from)
+                        .and_then(|bytes| self.bee.insert_block(seq, &bytes).map(|_| ())),
+                )
             }
-            Poll::Pending => self.inflight.push((seq, future)),
+            Poll::Pending => {
+                self.inflight.push((seq, future));
+                None
+            }
         }
     }
 
@@ -240,7 +248,9 @@ impl<T> Stream<T> {
     /// blocks go into the cache). Returns how the fetch of `wanted` ended,
     /// if it did (`Some(Ok)` also when it was not in flight: it is here).
     fn poll_inflight(&mut self, cx: &mut Context<'_>, wanted: u64) -> Option<Result<()>> {
-        let mut outcome = (!self.requested.contains(&wanted)).then_some(Ok(()));
+        // Not in flight: here already (or to be asked again by the step).
+        let in_flight = self.inflight.iter().any(|(seq, _)| *seq == wanted);
+        let mut outcome = (!in_flight).then_some(Ok(()));
         let mut i = 0;
         while let Some((seq, future)) = self.inflight.get_mut(i) {
             let seq = *seq;

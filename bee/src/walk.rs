@@ -28,15 +28,17 @@ pub(crate) trait Walk: Send {
     /// Blocks this walk will read soon, nearest first (at most `max`):
     /// what a stream fetches ahead. Reads only local blocks.
     fn upcoming(&self, bee: &Bee, max: usize, out: &mut Vec<u64>);
-    /// A contiguous run of blocks the walk will read in order, if it reads
-    /// that way (history): a stream prefetches it as one download.
-    fn window(&self) -> Option<std::ops::Range<u64>> {
+    /// The contiguous run of blocks the walk has still to read, if it
+    /// reads that way (history), and whether from its end backwards: a
+    /// stream downloads it chunk by chunk ahead of the walk.
+    fn window(&self) -> Option<(std::ops::Range<u64>, bool)> {
         None
     }
     /// Every block a large run of this walk may read (a range without a
     /// limit: every write), for a stream to download in bulk once the read
-    /// has proved large.
-    fn bulk(&self) -> Option<std::ops::Range<u64>> {
+    /// has proved large, or at once if the flag says it reads them all (a
+    /// range without bounds).
+    fn bulk(&self) -> Option<(std::ops::Range<u64>, bool)> {
         None
     }
 }
@@ -312,11 +314,15 @@ impl Walk for RangeWalk {
         }
     }
 
-    fn bulk(&self) -> Option<std::ops::Range<u64>> {
-        (self.options.limit.is_none() && !self.done).then_some(1..self.max_visits)
+    fn bulk(&self) -> Option<(std::ops::Range<u64>, bool)> {
+        let o = &self.options;
+        let whole = o.gt.is_none() && o.gte.is_none() && o.lt.is_none() && o.lte.is_none();
+        (o.limit.is_none() && !self.done).then_some((1..self.max_visits, whole))
     }
 
     fn upcoming(&self, bee: &Bee, max: usize, out: &mut Vec<u64>) {
+        // A limit bounds the look ahead: its entries and a path of nodes.
+        let max = max.min(self.left.saturating_mul(2).saturating_add(32));
         if let Some(root) = self.root {
             peek_subtree(bee, root, self.options.reverse, max, out);
             return;
@@ -426,14 +432,23 @@ impl Walk for HistoryWalk {
     /// Nothing one at a time: the run downloads (see `window`).
     fn upcoming(&self, _bee: &Bee, _max: usize, _out: &mut Vec<u64>) {}
 
-    fn window(&self) -> Option<std::ops::Range<u64>> {
+    fn window(&self) -> Option<(std::ops::Range<u64>, bool)> {
         if self.exhausted() {
             return None;
         }
+        // A limit bounds what is fetched ahead (twice the writes still to
+        // return: some may be outside a sub-database).
+        let span = (self.left as u64).saturating_mul(2).max(64);
         Some(if self.reverse {
-            self.end..self.next
+            (
+                self.end.max(self.next.saturating_sub(span))..self.next,
+                true,
+            )
         } else {
-            self.next..self.end
+            (
+                self.next..self.end.min(self.next.saturating_add(span)),
+                false,
+            )
         })
     }
 }

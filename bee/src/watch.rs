@@ -1,33 +1,57 @@
 //! [`Watch`]: waiting for the next change of a bee, optionally within a key
-//! range. Runtime-free: a core change wakes a condition variable; an async
-//! caller can run [`Watch::next`] on a blocking thread.
+//! range, blocking ([`Watch::next`], with a timeout) or async
+//! ([`Watch::next_async`]); [`KeyWatch`]: one key's value as it changes.
+//! Runtime-free: a core change wakes a condition variable and the wakers
+//! of async waiters.
 
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use hyper_core::Subscription;
 
-use crate::bee::{Bee, RangeOptions, in_range};
+use crate::bee::{Bee, RangeOptions};
 use crate::error::Result;
+
+/// Change ticks of a core, and who waits for the next one.
+#[derive(Default)]
+struct Signal {
+    state: Mutex<(u64, Vec<Waker>)>,
+    cv: Condvar,
+}
+
+impl Signal {
+    fn ticks(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    fn tick(&self) {
+        let wakers = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.0 += 1;
+            std::mem::take(&mut st.1)
+        };
+        self.cv.notify_all();
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
 
 /// Waits for versions of a bee that change keys of interest.
 pub struct Watch {
     bee: Bee,
     seen: u64,
     range: Option<RangeOptions>,
-    signal: Arc<(Mutex<u64>, Condvar)>,
+    signal: Arc<Signal>,
     _subscription: Subscription,
 }
 
 impl Watch {
     pub(crate) fn new(bee: Bee, range: Option<RangeOptions>) -> Result<Watch> {
-        let signal = Arc::new((Mutex::new(0u64), Condvar::new()));
+        let signal = Arc::new(Signal::default());
         let wake = signal.clone();
-        let subscription = bee.core().subscribe(move || {
-            let (count, cv) = &*wake;
-            *count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-            cv.notify_all();
-        });
+        let subscription = bee.core().subscribe(move || wake.tick());
         let seen = bee.version()?;
         Ok(Watch {
             bee,
@@ -38,37 +62,131 @@ impl Watch {
         })
     }
 
+    /// A version past the last one seen that changed a key of interest,
+    /// if there is one now (versions that did not are passed over).
+    fn check(&mut self) -> Result<Option<u64>> {
+        let version = self.bee.version()?;
+        if version <= self.seen {
+            return Ok(None);
+        }
+        let touched = match &self.range {
+            None => true,
+            Some(r) => self
+                .bee
+                .diff_iter(self.seen, r)?
+                .next()
+                .transpose()?
+                .is_some(),
+        };
+        self.seen = version;
+        Ok(touched.then_some(version))
+    }
+
     /// The next version (after the last one this watch returned, or its
     /// start) in which a key of interest changed; `None` if none came
     /// within `timeout`. Writes outside the range are passed over.
     pub fn next(&mut self, timeout: Duration) -> Result<Option<u64>> {
         let deadline = Instant::now() + timeout;
         loop {
-            let ticks = *self.signal.0.lock().unwrap_or_else(|e| e.into_inner());
-            let version = self.bee.version()?;
-            if version > self.seen {
-                let touched = match &self.range {
-                    None => true,
-                    Some(r) => self
-                        .bee
-                        .diff(self.seen)?
-                        .iter()
-                        .any(|d| in_range(r, &d.key)),
-                };
-                self.seen = version;
-                if touched {
-                    return Ok(Some(version));
-                }
-                continue;
+            let ticks = self.signal.ticks();
+            if let Some(v) = self.check()? {
+                return Ok(Some(v));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(None);
             }
-            let (lock, cv) = &*self.signal;
-            let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-            if *guard == ticks {
-                let _ = cv.wait_timeout(guard, left);
+            let guard = self.signal.state.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.0 == ticks {
+                let _ = self.signal.cv.wait_timeout(guard, left);
+            }
+        }
+    }
+
+    /// [`Watch::next`] for async code: the next version that changed a key
+    /// of interest, however long that takes (wrap it in the runtime's
+    /// timeout to bound it). Needs no particular runtime.
+    pub async fn next_async(&mut self) -> Result<u64> {
+        loop {
+            let ticks = self.signal.ticks();
+            if let Some(v) = self.check()? {
+                return Ok(v);
+            }
+            let signal = self.signal.clone();
+            std::future::poll_fn(move |cx| {
+                let mut st = signal.state.lock().unwrap_or_else(|e| e.into_inner());
+                if st.0 != ticks {
+                    return Poll::Ready(());
+                }
+                if !st.1.iter().any(|w| w.will_wake(cx.waker())) {
+                    st.1.push(cx.waker().clone());
+                }
+                Poll::Pending
+            })
+            .await;
+        }
+    }
+}
+
+/// One key's value, followed as the bee changes (see [`Bee::get_and_watch`]).
+pub struct KeyWatch {
+    bee: Bee,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+    watch: Watch,
+}
+
+impl KeyWatch {
+    pub(crate) fn new(bee: Bee, key: &[u8]) -> Result<KeyWatch> {
+        let range = RangeOptions {
+            gte: Some(key.to_vec()),
+            lte: Some(key.to_vec()),
+            ..Default::default()
+        };
+        // Watch first: a write between the read and the watch is not lost.
+        let watch = Watch::new(bee.clone(), Some(range))?;
+        let value = bee.get(key)?;
+        Ok(KeyWatch {
+            bee,
+            key: key.to_vec(),
+            value,
+            watch,
+        })
+    }
+
+    /// The value as last seen (`None`: absent).
+    pub fn value(&self) -> Option<&[u8]> {
+        self.value.as_deref()
+    }
+
+    fn changed(&mut self) -> Result<bool> {
+        let now = self.bee.get(&self.key)?;
+        let changed = now != self.value;
+        self.value = now;
+        Ok(changed)
+    }
+
+    /// Waits up to `timeout` for the key's value to change; the new value
+    /// (`Some(None)`: deleted), or `None` if it did not change in time.
+    pub fn next(&mut self, timeout: Duration) -> Result<Option<Option<Vec<u8>>>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.watch.next(left)?.is_none() {
+                return Ok(None);
+            }
+            if self.changed()? {
+                return Ok(Some(self.value.clone()));
+            }
+        }
+    }
+
+    /// [`KeyWatch::next`] for async code, without a timeout.
+    pub async fn next_async(&mut self) -> Result<Option<Vec<u8>>> {
+        loop {
+            self.watch.next_async().await?;
+            if self.changed()? {
+                return Ok(self.value.clone());
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Damaged bee blocks are clear errors, never a panic or a wrong answer:
 //! garbage that does not decode, pointers past the end, a key pointer to a
 //! deletion, a foreign or future header. And a bounded fuzz harness over the
-//! block decoder and the walk (`HYPER_FUZZ_ITERS` scales it).
+//! block decoder and the walks (get, ranges both ways, diff, history, writes;
+//! `HYPER_FUZZ_ITERS` scales it).
 
 use hyper_bee::messages::{Entry, Header, Level};
 use hyper_bee::{Bee, Error, RangeOptions};
@@ -168,6 +169,14 @@ fn fuzz_block_decoder_and_walk() {
             limit: Some(100),
             ..Default::default()
         });
+        let _ = bee.range(&RangeOptions {
+            reverse: true,
+            gt: Some(b"key010".to_vec()),
+            ..Default::default()
+        });
+        let _ = bee.diff(length / 2);
+        let _ = bee.history(0..u64::MAX, true);
+        let _ = bee.get_by_seq(length / 3);
         let _ = bee.put(b"key999", b"x");
         let _ = bee.del(b"key001");
     }

@@ -3,6 +3,9 @@
 use hyper_bee::{Bee, Change, RangeOptions};
 use hyper_core::Store;
 
+mod common;
+use common::now;
+
 fn bee() -> (tempfile::TempDir, Bee) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("store");
@@ -145,16 +148,6 @@ fn history_versions_and_snapshots() {
             length: 5
         })
     ));
-}
-
-/// Runs a future that never waits (its fetches are local).
-fn now<T>(f: impl std::future::Future<Output = T>) -> T {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => panic!("a local fetch waited"),
-    }
 }
 
 #[test]

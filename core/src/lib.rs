@@ -86,7 +86,10 @@ pub use proof::{
     SignedState, UpgradeProof, UpgradeRequest, build as build_proof, common_length, conflicting,
     fork_path, fork_point, seek_leaf, sibling_path, upgrade_proof,
 };
-pub use source::{BlockFuture, BlockSource, Prefetch, fetch_error};
+pub use source::{
+    BlockFuture, BlockSource, BlockWriter, ByteStream, IndexedBlock, Prefetch, ReadOptions,
+    ReadStream, fetch_error,
+};
 pub use store::{CoreEntry, Durability, Store, StoreBatch, StoreOptions};
 pub use tree::{Node, append as append_nodes, byte_length as tree_byte_length};
 pub use verify::{Equivocation, Verified, Verifier};

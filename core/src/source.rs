@@ -99,3 +99,416 @@ pub fn fetch_error(index: u64, error: impl std::error::Error + Send + Sync + 'st
         source: Box::new(error),
     }
 }
+
+/// Blocks a read stream keeps downloading ahead of itself (a source with
+/// peers), unless its options say otherwise.
+pub const READ_AHEAD: u64 = 1024;
+
+/// What a [`ReadStream`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// The first block.
+    pub start: u64,
+    /// The end (exclusive). `None`: the length when the stream starts, or
+    /// with `live`, no end.
+    pub end: Option<u64>,
+    /// Past the length, wait for appends and read them as they come.
+    pub live: bool,
+    /// How long to wait for one block from peers.
+    pub timeout: Duration,
+    /// Blocks to download ahead of the reader from peers (0: none, each
+    /// block is fetched when it is read).
+    pub read_ahead: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            start: 0,
+            end: None,
+            live: false,
+            timeout: Duration::from_secs(10),
+            read_ahead: READ_AHEAD,
+        }
+    }
+}
+
+/// A block and its index, as a [`ReadStream`] yields it.
+pub type IndexedBlock = (u64, Vec<u8>);
+
+/// Wakes a waiting stream when its core changes.
+#[derive(Default)]
+struct ChangeSignal {
+    state: std::sync::Mutex<(bool, Option<std::task::Waker>)>,
+}
+
+impl ChangeSignal {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (bool, Option<std::task::Waker>)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The blocks of a range of a [`BlockSource`] in order, as
+/// `(index, bytes)`: an async stream ([`futures_core::Stream`], or
+/// [`ReadStream::next`] without a stream library). With peers behind the
+/// source, the next blocks download ahead of the reader. In live mode it
+/// never ends by itself: past the length it waits for appends (a writer's
+/// own, or those a replication learns of). A block that does not come
+/// within the timeout ends it with that error.
+pub struct ReadStream {
+    source: std::sync::Arc<dyn BlockSource>,
+    next: u64,
+    end: Option<u64>,
+    live: bool,
+    timeout: Duration,
+    read_ahead: u64,
+    pending: Option<BlockFuture>,
+    ahead: Option<(u64, Prefetch)>,
+    signal: std::sync::Arc<ChangeSignal>,
+    _subscription: crate::Subscription,
+    done: bool,
+}
+
+impl ReadStream {
+    /// Reads `options` of `source`.
+    pub fn new(source: std::sync::Arc<dyn BlockSource>, options: &ReadOptions) -> Result<Self> {
+        let signal = std::sync::Arc::new(ChangeSignal::default());
+        let subscription = source.core().subscribe({
+            let signal = signal.clone();
+            move || {
+                let waker = {
+                    let mut st = signal.lock();
+                    st.0 = true;
+                    st.1.take()
+                };
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+        });
+        let end = match (options.end, options.live) {
+            (Some(end), _) => Some(end),
+            (None, true) => None,
+            (None, false) => Some(source.length()?),
+        };
+        Ok(ReadStream {
+            source,
+            next: options.start,
+            end,
+            live: options.live,
+            timeout: options.timeout,
+            read_ahead: options.read_ahead,
+            pending: None,
+            ahead: None,
+            signal,
+            _subscription: subscription,
+            done: false,
+        })
+    }
+
+    /// The next block, `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<IndexedBlock>> {
+        std::future::poll_fn(|cx| self.poll_block(cx)).await
+    }
+
+    /// Downloads the blocks after `next` (up to `until`) ahead of the reader.
+    fn read_ahead(&mut self, until: u64) {
+        let ahead = self.read_ahead;
+        if !self.source.remote() || ahead == 0 {
+            return;
+        }
+        let covered = self.ahead.as_ref().map_or(self.next, |(end, _)| *end);
+        if covered >= until.min(self.next + ahead) || covered > self.next + ahead / 2 {
+            return;
+        }
+        let end = until.min(covered.max(self.next) + ahead);
+        let prefetch = self.source.prefetch(covered.max(self.next)..end);
+        self.ahead = Some((end, prefetch));
+    }
+
+    fn poll_block(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<IndexedBlock>>> {
+        use std::task::Poll;
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            if let Some(pending) = self.pending.as_mut() {
+                let result = match pending.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(r) => r,
+                };
+                self.pending = None;
+                let index = self.next;
+                self.next += 1;
+                self.done = result.is_err();
+                return Poll::Ready(Some(result.map(|b| (index, b))));
+            }
+            if self.end.is_some_and(|end| self.next >= end) {
+                self.done = true;
+                continue;
+            }
+            // Cleared before the length is read: an append after this
+            // read sets it again (no lost wake-up).
+            self.signal.lock().0 = false;
+            let length = match self.source.length() {
+                Ok(l) => l,
+                Err(e) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            };
+            let until = self.end.unwrap_or(length).min(length);
+            if self.next < until || (!self.live && self.end.is_some()) {
+                // Not live: blocks past the length are the source's to
+                // wait for (or refuse).
+                self.read_ahead(self.end.unwrap_or(length));
+                self.pending = Some(self.source.get(self.next, self.timeout));
+                continue;
+            }
+            let mut st = self.signal.lock();
+            if st.0 {
+                continue;
+            }
+            st.1 = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+    }
+}
+
+impl futures_core::Stream for ReadStream {
+    type Item = Result<IndexedBlock>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.get_mut().poll_block(cx)
+    }
+}
+
+/// The bytes of a [`BlockSource`] from a byte offset, as chunks: the rest
+/// of the block holding the offset, then whole blocks, the last one cut
+/// at `length` bytes if given. The offset is found with [`Core::seek`] on
+/// the local tree; on a sparse replica whose tree lacks a node on the way,
+/// [`ByteStream::open`] fetches a block under that node from the source
+/// (its proof brings the node and its sibling) and seeks again: at most
+/// one fetch per tree level. (Seek proofs are not requested from peers.)
+pub struct ByteStream {
+    blocks: ReadStream,
+    skip: u64,
+    left: Option<u64>,
+}
+
+/// Most blocks [`ByteStream::open`] fetches to find an offset: one per
+/// level of a tree over 2^63 blocks, and some.
+const MAX_SEEK_FETCHES: usize = 70;
+
+impl ByteStream {
+    /// `length` bytes (`None`: to the end) of `source` from byte `offset`,
+    /// seeking on the local tree only (a sparse replica may lack the nodes:
+    /// [`Error::NodeNotAvailable`]; see [`ByteStream::open`]).
+    pub fn new(
+        source: std::sync::Arc<dyn BlockSource>,
+        offset: u64,
+        length: Option<u64>,
+        timeout: Duration,
+    ) -> Result<ByteStream> {
+        let start = Self::seek(source.as_ref(), offset)?;
+        Self::at(source, start, length, timeout)
+    }
+
+    /// Blocks to read ahead for `length` bytes: about as many as they
+    /// span at the core's mean block size, and two more.
+    fn read_ahead(source: &dyn BlockSource, length: Option<u64>) -> Result<u64> {
+        let info = source.core().info()?;
+        let mean = (info.byte_length / info.length.max(1)).max(1);
+        Ok(length.map_or(READ_AHEAD, |l| (l / mean + 2).min(READ_AHEAD)))
+    }
+
+    /// [`ByteStream::new`], fetching from the source the blocks whose
+    /// proofs bring the tree nodes the seek lacks.
+    pub async fn open(
+        source: std::sync::Arc<dyn BlockSource>,
+        offset: u64,
+        length: Option<u64>,
+        timeout: Duration,
+    ) -> Result<ByteStream> {
+        let mut fetches = 0;
+        let start = loop {
+            match Self::seek(source.as_ref(), offset) {
+                Err(Error::NodeNotAvailable { index })
+                    if source.remote() && fetches < MAX_SEEK_FETCHES =>
+                {
+                    // A block in the middle of the missing node's span.
+                    let (first, last) = crate::flat::block_span(index);
+                    let block = first + (last - first) / 2;
+                    source
+                        .get(block.min(source.length()?.saturating_sub(1)), timeout)
+                        .await?;
+                    fetches += 1;
+                }
+                other => break other?,
+            }
+        };
+        Self::at(source, start, length, timeout)
+    }
+
+    /// The block holding byte `offset` and the offset in it (past the end:
+    /// the length and 0).
+    fn seek(source: &dyn BlockSource, offset: u64) -> Result<(u64, u64)> {
+        let info = source.core().info()?;
+        if offset >= info.byte_length {
+            return Ok((info.length, 0));
+        }
+        source.core().seek(offset)
+    }
+
+    fn at(
+        source: std::sync::Arc<dyn BlockSource>,
+        (start, skip): (u64, u64),
+        length: Option<u64>,
+        timeout: Duration,
+    ) -> Result<ByteStream> {
+        let read_ahead = Self::read_ahead(source.as_ref(), length)?;
+        let blocks = ReadStream::new(
+            source,
+            &ReadOptions {
+                start,
+                timeout,
+                read_ahead,
+                ..ReadOptions::default()
+            },
+        )?;
+        Ok(ByteStream {
+            blocks,
+            skip,
+            left: length,
+        })
+    }
+
+    /// The next chunk, `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<Vec<u8>>> {
+        std::future::poll_fn(|cx| self.poll_chunk(cx)).await
+    }
+
+    fn poll_chunk(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Vec<u8>>>> {
+        use std::task::Poll;
+        loop {
+            if self.left == Some(0) {
+                return Poll::Ready(None);
+            }
+            let block = match self.blocks.poll_block(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok((_, b)))) => b,
+            };
+            let skip = usize::try_from(std::mem::take(&mut self.skip)).unwrap_or(usize::MAX);
+            let mut chunk = block.get(skip..).unwrap_or_default().to_vec();
+            if let Some(left) = self.left.as_mut() {
+                let keep = usize::try_from(*left)
+                    .unwrap_or(usize::MAX)
+                    .min(chunk.len());
+                chunk.truncate(keep);
+                *left -= keep as u64;
+            }
+            if !chunk.is_empty() {
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+        }
+    }
+}
+
+impl futures_core::Stream for ByteStream {
+    type Item = Result<Vec<u8>>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.get_mut().poll_chunk(cx)
+    }
+}
+
+/// Writes bytes into a writable core as blocks of `block_size` bytes
+/// ([`std::io::Write`]), appending `batch` full blocks per transaction.
+/// [`BlockWriter::finish`] (or `flush`) appends what is buffered, the last
+/// block shorter; dropping the writer flushes too, ignoring errors.
+pub struct BlockWriter {
+    core: Core,
+    block_size: usize,
+    batch: usize,
+    blocks: Vec<Vec<u8>>,
+    partial: Vec<u8>,
+}
+
+impl BlockWriter {
+    /// A writer to `core` making blocks of `block_size` (at least 1) bytes,
+    /// `batch` (at least 1) per append.
+    pub fn new(core: Core, block_size: usize, batch: usize) -> BlockWriter {
+        BlockWriter {
+            core,
+            block_size: block_size.max(1),
+            batch: batch.max(1),
+            blocks: Vec::new(),
+            partial: Vec::new(),
+        }
+    }
+
+    fn append(&mut self) -> Result<()> {
+        if !self.blocks.is_empty() {
+            self.core.append_batch(&self.blocks)?;
+            self.blocks.clear();
+        }
+        Ok(())
+    }
+
+    /// Appends everything buffered (the last block may be short); the
+    /// core's length after it.
+    pub fn finish(mut self) -> Result<u64> {
+        self.flush_blocks()?;
+        Ok(self.core.info()?.length)
+    }
+
+    fn flush_blocks(&mut self) -> Result<()> {
+        if !self.partial.is_empty() {
+            self.blocks.push(std::mem::take(&mut self.partial));
+        }
+        self.append()
+    }
+}
+
+impl std::io::Write for BlockWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let room = self.block_size - self.partial.len();
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.partial.extend_from_slice(now);
+            rest = later;
+            if self.partial.len() == self.block_size {
+                self.blocks.push(std::mem::take(&mut self.partial));
+                if self.blocks.len() >= self.batch {
+                    self.append().map_err(std::io::Error::other)?;
+                }
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_blocks().map_err(std::io::Error::other)
+    }
+}
+
+impl Drop for BlockWriter {
+    fn drop(&mut self) {
+        let _ = self.flush_blocks();
+    }
+}

@@ -16,3 +16,19 @@ pub fn assert_blocks(core: &hyper_core::Core, expected: impl Fn(u64) -> Vec<u8>)
         assert_eq!(data, expected(i), "block {i}");
     }
 }
+
+/// A store in `dir` that commits without an fsync per batch.
+pub fn eventual_store(dir: &std::path::Path) -> hyper_core::Store {
+    hyper_core::Store::open_with(
+        dir,
+        hyper_core::StoreOptions {
+            durability: hyper_core::Durability::Eventual,
+        },
+    )
+    .expect("store")
+}
+
+/// Distinct 16-hex-character bee keys in scrambled order.
+pub fn scrambled_key(i: u32) -> Vec<u8> {
+    format!("{:016x}", u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes()
+}

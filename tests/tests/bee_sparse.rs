@@ -5,26 +5,13 @@
 use std::time::Duration;
 
 use hyper_bee::{Bee, Error, with_fetch};
-use hyper_core::{Durability, KeyPair, Store, StoreOptions};
+use hyper_core::KeyPair;
 use hyper_wire::{Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp};
 use rand::{Rng, SeedableRng};
 
 const KEYS: u32 = 100_000;
 
-fn store(dir: &std::path::Path) -> Store {
-    Store::open_with(
-        dir,
-        StoreOptions {
-            durability: Durability::Eventual,
-        },
-    )
-    .expect("store")
-}
-
-fn key(i: u32) -> Vec<u8> {
-    // Distinct 16-hex-character keys in scrambled order.
-    format!("{:016x}", u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes()
-}
+use hyper_tests::{eventual_store as store, scrambled_key as key};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_reads_100_keys_through_few_blocks() {

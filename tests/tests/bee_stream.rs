@@ -2,13 +2,14 @@
 //! path (`ReplicatedSource` + the bee's streams): `ls` and `history` of
 //! 2,000 and 8,000 keys stay within 3x of clone-then-read-locally and
 //! grow linearly; a remote get still moves O(log n) blocks.
-//! `HYPER_BEE_STREAM_KEYS=50000` adds a larger size.
+//! `HYPER_BEE_STREAM_KEYS=50000` adds a larger size. A replica that
+//! follows the writer's fork never reads its cached entries of the old one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper_bee::{Bee, HistoryOptions, RangeOptions};
-use hyper_core::{Durability, KeyPair, Store, StoreOptions};
+use hyper_core::KeyPair;
 use hyper_wire::{
     DownloadRange, ReplicatedSource, Replication, ReplicationOptions, connect_tcp, listen_tcp,
     serve_tcp,
@@ -16,22 +17,11 @@ use hyper_wire::{
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn store(dir: &std::path::Path) -> Store {
-    Store::open_with(
-        dir,
-        StoreOptions {
-            durability: Durability::Eventual,
-        },
-    )
-    .expect("store")
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("{:016x}", u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15)).into_bytes()
-}
+use hyper_tests::{eventual_store as store, scrambled_key as key};
 
 struct Seeder {
     _dir: tempfile::TempDir,
+    bee: Bee,
     _replication: Replication,
     addr: std::net::SocketAddr,
     key: hyper_core::CoreKey,
@@ -61,6 +51,7 @@ async fn seeder(keys: u32) -> Seeder {
     let _server = serve_tcp(&replication, listener);
     Seeder {
         _dir: dir,
+        bee: bee.clone(),
         _replication: replication,
         addr,
         key: bee.core().key(),
@@ -204,4 +195,66 @@ async fn a_remote_get_moves_only_its_path() {
     let stored = bee.core().info().expect("info").blocks_stored;
     eprintln!("4 gets stored {stored} of {} blocks", seeder.length);
     assert!(stored <= 1 + 4 * 6 * 4, "{stored} blocks for 4 gets");
+
+    // Limited streams fetch about what they return.
+    let (_d, _r, bee) = reader(&seeder).await;
+    let newest = bee
+        .history_stream(&HistoryOptions {
+            reverse: true,
+            limit: Some(10),
+            ..Default::default()
+        })
+        .expect("stream")
+        .collect()
+        .await
+        .expect("history");
+    assert_eq!(newest.first().map(|c| c.seq), Some(seeder.length - 1));
+    assert_eq!(newest.len(), 10);
+    let first = bee
+        .range_stream(&RangeOptions {
+            limit: Some(10),
+            ..Default::default()
+        })
+        .expect("stream")
+        .collect()
+        .await
+        .expect("range");
+    assert_eq!(first.len(), 10);
+    let stored = bee.core().info().expect("info").blocks_stored;
+    eprintln!("10 writes and 10 entries stored {stored} blocks");
+    assert!(stored < 200, "{stored} blocks for 10 writes and 10 entries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_follows_a_fork_never_reads_stale_entries() {
+    let seeder = seeder(3).await;
+    let (_d, _r, bee) = reader(&seeder).await;
+    let all = RangeOptions::default();
+    let before = bee.range_stream(&all).expect("stream").collect().await;
+    assert_eq!(before.expect("ls").len(), 3, "every block read and cached");
+    // The writer goes back to its first write and writes other keys at
+    // blocks 2 and 3.
+    let writer = &seeder.bee;
+    writer.core().truncate(2).expect("truncate");
+    writer.put(b"d", b"4").expect("put");
+    writer.put(b"e", b"5").expect("put");
+    let deadline = Instant::now() + TIMEOUT;
+    while bee.core().info().expect("info").fork != 1 || bee.version().expect("v") != 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not follow the fork"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let after: Vec<Vec<u8>> = bee
+        .range_stream(&all)
+        .expect("stream")
+        .collect()
+        .await
+        .expect("ls")
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    assert_eq!(after, [key(0), b"d".to_vec(), b"e".to_vec()]);
+    assert_eq!(bee.get_async(&key(1)).await.expect("get"), None);
 }

@@ -18,19 +18,19 @@ use crate::session::{DownloadRange, Replication};
 pub struct ReplicatedSource {
     replication: Replication,
     core: Core,
-    runtime: Handle,
+    runtime: Option<Handle>,
 }
 
 impl ReplicatedSource {
     /// Reads `core` through `replication` (which replicates it from now
-    /// on). Call inside the tokio runtime the replication runs on: its
-    /// prefetches are tasks there.
+    /// on). Made inside a tokio runtime (the replication's), its prefetches
+    /// are tasks there; made outside one, it prefetches nothing.
     pub fn new(replication: &Replication, core: &Core) -> ReplicatedSource {
         replication.add_core(core);
         ReplicatedSource {
             replication: replication.clone(),
             core: core.clone(),
-            runtime: Handle::current(),
+            runtime: Handle::try_current().ok(),
         }
     }
 
@@ -68,11 +68,14 @@ impl BlockSource for ReplicatedSource {
     }
 
     fn prefetch(&self, range: Range<u64>) -> Prefetch {
+        let Some(runtime) = &self.runtime else {
+            return Prefetch::none();
+        };
         if range.is_empty() || self.core.has_range(range.clone()).unwrap_or(false) {
             return Prefetch::none();
         }
         let (replication, core) = (self.replication.clone(), self.core.clone());
-        let task = self.runtime.spawn(async move {
+        let task = runtime.spawn(async move {
             // A failed prefetch costs nothing: the reads it served fetch
             // (and report) their blocks themselves.
             let _ = replication

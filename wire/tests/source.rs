@@ -128,3 +128,76 @@ fn a_local_core_never_waits() {
     assert!(!core.remote());
     assert_eq!(BlockSource::length(&core).expect("length"), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_read_stream_follows_a_writer_over_tcp() {
+    let (_wd, ws, wc) = seeder_core(100);
+    let (_rd, _rs, replica, source, _serving) = reader_of(&ws, &wc.key()).await;
+    let mut stream = hyper_core::ReadStream::new(
+        std::sync::Arc::new(source),
+        &hyper_core::ReadOptions {
+            live: true,
+            ..hyper_core::ReadOptions::default()
+        },
+    )
+    .expect("stream");
+    let writer = {
+        let wc = wc.clone();
+        tokio::task::spawn_blocking(move || {
+            for i in 100..600u64 {
+                wc.append(format!("block {i}").as_bytes()).expect("append");
+                if i % 100 == 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        })
+    };
+    for i in 0..600u64 {
+        let next = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("stalled at block {i}"))
+            .expect("live: no end")
+            .expect("block");
+        assert_eq!(next, (i, format!("block {i}").into_bytes()));
+    }
+    writer.await.expect("writer");
+    assert_eq!(replica.info().expect("info").contiguous_length, 600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byte_stream_seeks_on_a_sparse_replica_fetching_few_blocks() {
+    // 2,000 blocks of 1 to 200 bytes.
+    let (_wd, ws) = common::eventual_store();
+    let wc = ws.create_core().expect("core");
+    let blocks: Vec<Vec<u8>> = (0..2000u32)
+        .map(|i| vec![(i % 251) as u8; 1 + (i as usize * 37) % 200])
+        .collect();
+    wc.append_batch(&blocks).expect("append");
+    let all: Vec<u8> = blocks.concat();
+    let (_rd, _rs, replica, source, _serving) = reader_of(&ws, &wc.key()).await;
+    source
+        .get(0, Duration::from_secs(10))
+        .await
+        .expect("length known");
+    let source: std::sync::Arc<dyn BlockSource> = std::sync::Arc::new(source);
+    let offset = all.len() as u64 * 2 / 3 + 11;
+    // The local tree alone cannot seek there.
+    assert!(matches!(
+        hyper_core::ByteStream::new(source.clone(), offset, Some(500), Duration::from_secs(1)),
+        Err(hyper_core::Error::NodeNotAvailable { .. })
+    ));
+    let before = replica.info().expect("info").blocks_stored;
+    let mut bytes =
+        hyper_core::ByteStream::open(source, offset, Some(500), Duration::from_secs(10))
+            .await
+            .expect("open");
+    let mut got = Vec::new();
+    while let Some(chunk) = bytes.next().await {
+        got.extend(chunk.expect("chunk"));
+    }
+    let start = offset as usize;
+    assert_eq!(got, all[start..start + 500]);
+    let fetched = replica.info().expect("info").blocks_stored - before;
+    eprintln!("the seek and 500 bytes fetched {fetched} blocks");
+    assert!(fetched < 40, "fetched {fetched} blocks");
+}
