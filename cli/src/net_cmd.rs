@@ -76,8 +76,9 @@ pub struct CloneArgs {
     /// End with one JSON object (fields as in the README).
     #[arg(long)]
     json: bool,
-    /// Print progress lines on stderr even when it is not a terminal.
-    #[arg(long, conflicts_with = "quiet")]
+    /// Print progress lines on stderr even when it is not a terminal (not
+    /// with --quiet).
+    #[arg(long)]
     progress: bool,
     /// Keep reconnecting, looking for peers, or waiting for missing blocks
     /// for this many seconds.
@@ -598,6 +599,11 @@ struct CloneJson {
 /// `hyper-cli clone KEY (--connect ADDR | --bootstrap NODES)`: downloads
 /// the whole core.
 pub fn clone(global: &Global, args: CloneArgs) -> Result<(), CliError> {
+    if global.quiet && args.progress {
+        return Err(CliError::Usage(
+            "--progress and --quiet contradict each other".into(),
+        ));
+    }
     let key = parse_key(&args.key)?;
     let store = open(global.store()?, Access::Write, Durability::Eventual)?;
     let made = store.core(&key).is_err();
