@@ -41,7 +41,7 @@ pub enum CoreCommand {
     /// in a newline); with --connect, fetch it from that peer if it is not
     /// stored here (only that block and its proof move).
     Get {
-        /// Core key (64 hex characters) or name.
+        /// Core key (64 hex characters), name, or share ticket.
         key: String,
         /// The block's index, from 0.
         index: u64,
@@ -54,7 +54,7 @@ pub enum CoreCommand {
     /// encoded block per line); with --connect, blocks not stored here are
     /// fetched from that peer first.
     Cat {
-        /// Core key (64 hex characters) or name.
+        /// Core key (64 hex characters), name, or share ticket.
         key: String,
         /// The first block.
         #[arg(long, default_value_t = 0)]
@@ -148,8 +148,13 @@ pub fn holds_a_bee(core: &Core) -> Result<bool, CliError> {
         .is_ok_and(|h| h.protocol == hyper_bee::PROTOCOL))
 }
 
-pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
+pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
     let dir = global.store()?;
+    // A share ticket names the core and the peer to read from.
+    if let CoreCommand::Get { key, remote, .. } | CoreCommand::Cat { key, remote, .. } = &mut cmd {
+        let target = crate::ticket::target(key, remote.connect.as_deref(), None)?;
+        (*key, remote.connect) = (target.key, target.connect);
+    }
     let mut out = std::io::stdout().lock();
     match cmd {
         CoreCommand::Create { name } => {

@@ -228,6 +228,9 @@ pub enum CliError {
         /// Why.
         why: String,
     },
+    /// Text that starts like a share ticket but does not decode.
+    #[error("that is not a valid share ticket: {0}")]
+    BadTicket(String),
     /// A value that must be encoded to be printed.
     #[error("{what} is not UTF-8: use --hex or --base64")]
     NotText {

@@ -10,6 +10,7 @@ mod output;
 mod progress;
 mod store;
 mod swarm_cmd;
+mod ticket;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

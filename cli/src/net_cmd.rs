@@ -19,6 +19,7 @@ use crate::output::json_line;
 use crate::progress::{Progress, Style, rate};
 use crate::store::{Access, open};
 use crate::swarm_cmd::{bootstrap_nodes, dht_requested};
+use crate::ticket::Ticket;
 use crate::{CliError, Global};
 
 /// How long `seed` waits for its first announcements before saying so.
@@ -60,7 +61,8 @@ impl SeedArgs {
 /// `hyper-cli clone`.
 #[derive(Args)]
 pub struct CloneArgs {
-    /// Core key (64 hex characters).
+    /// Core key (64 hex characters) or share ticket (which also says where
+    /// to find the seeder).
     key: String,
     /// Address of a peer that seeds it over TCP (HOST:PORT; else the DHT
     /// finds peers).
@@ -394,24 +396,48 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         out.flush()?;
         drop(out);
         // Keeps the swarm (and its announcements) alive while serving.
+        let nodes = if args.dht() {
+            bootstrap_nodes(args.bootstrap.as_deref())?
+        } else {
+            Vec::new()
+        };
         let _swarm = if args.dht() {
             let topics: Vec<CoreKey> = all.iter().map(Core::key).collect();
-            Some(announce(identity, args.bootstrap.as_deref(), &replication, &topics).await?)
+            Some(announce(identity, nodes.clone(), &replication, &topics).await?)
         } else {
             None
         };
-        let Some(listen) = &args.listen else {
+        let listener = match &args.listen {
+            Some(listen) => {
+                Some(
+                    listen_tcp(listen.as_str())
+                        .await
+                        .map_err(|e| CliError::Listen {
+                            addr: listen.clone(),
+                            error: Box::new(e),
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let direct = listener.as_ref().map(|(_, addr)| reachable(*addr));
+        let mut out = std::io::stdout().lock();
+        for core in &all {
+            let ticket = Ticket {
+                key: core.key(),
+                addresses: direct.into_iter().collect(),
+                bootstrap: nodes.clone(),
+            }
+            .encode();
+            writeln!(out, "ticket {ticket}")?;
+            writeln!(out, "  on the other side: hyper-cli clone {ticket}")?;
+        }
+        out.flush()?;
+        let Some((listener, addr)) = listener else {
             return std::future::pending().await;
         };
-        let (listener, addr) = listen_tcp(listen.as_str())
-            .await
-            .map_err(|e| CliError::Listen {
-                addr: listen.clone(),
-                error: Box::new(e),
-            })?;
         // The address last: a script may stop reading after it. Nothing
         // else goes to stdout from here on (peer events go to stderr).
-        let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
         drop(out);
@@ -421,6 +447,18 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
             tokio::spawn(serve_peer(replication, stream, remote));
         }
     })
+}
+
+/// The address a ticket gives for a listener bound to `addr`: a listener
+/// on every interface (0.0.0.0 or ::) is given as loopback, which reaches
+/// it from this machine (from elsewhere, a ticket's DHT nodes find it).
+fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
 }
 
 /// A core as `seed` announces it: blocks and bytes, and for a partial
@@ -472,11 +510,10 @@ async fn serve_peer(
 /// once stored on DHT nodes.
 async fn announce(
     identity: KeyPair,
-    bootstrap: Option<&str>,
+    nodes: Vec<std::net::SocketAddr>,
     replication: &Replication,
     keys: &[CoreKey],
 ) -> Result<Swarm, CliError> {
-    let nodes = bootstrap_nodes(bootstrap)?;
     tracing::debug!(?nodes, "joining the DHT");
     let swarm = Swarm::new(SwarmConfig::new(identity, nodes)).await?;
     swarm.replicate(replication.clone());
@@ -598,11 +635,22 @@ struct CloneJson {
 
 /// `hyper-cli clone KEY (--connect ADDR | --bootstrap NODES)`: downloads
 /// the whole core.
-pub fn clone(global: &Global, args: CloneArgs) -> Result<(), CliError> {
+pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
     if global.quiet && args.progress {
         return Err(CliError::Usage(
             "--progress and --quiet contradict each other".into(),
         ));
+    }
+    // A ticket says where to look unless a flag does: its DHT nodes (which
+    // find the seeder wherever it is), else its direct address.
+    if let Some(ticket) = Ticket::parse(&args.key)? {
+        args.key = ticket.key.to_string();
+        if args.connect.is_none() && args.bootstrap.is_none() {
+            args.bootstrap = crate::ticket::join(&ticket.bootstrap);
+            if args.bootstrap.is_none() {
+                args.connect = ticket.addresses.first().map(ToString::to_string);
+            }
+        }
     }
     let key = parse_key(&args.key)?;
     let store = open(global.store()?, Access::Write, Durability::Eventual)?;
