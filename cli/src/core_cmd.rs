@@ -4,10 +4,12 @@ use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use clap::Subcommand;
+use data_encoding::BASE64;
 use hyper_core::{Core, CoreKey, Error, Store};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::encoding::Encoding;
+use crate::local::{Reply, Request, ask_holder};
 use crate::output::json_line;
 use crate::store::{Access, open_durable};
 use crate::{CliError, Global};
@@ -174,7 +176,12 @@ pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
             encoding,
             force,
         } => {
-            let store = open_durable(dir, Access::Write)?;
+            let store = match open_durable(dir, Access::Write) {
+                Err(CliError::StoreLocked(_)) => {
+                    return append_through_holder(dir, key, data, encoding, force);
+                }
+                store => store?,
+            };
             let core = open_core(&store, &key)?;
             if !force && holds_a_bee(&core)? {
                 return Err(CliError::StructuredCore(key));
@@ -234,7 +241,23 @@ pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
                     addr,
                     remote.timeout(),
                 )?,
-                None => open_core(&open_durable(dir, Access::Read)?, &key)?,
+                None => match open_durable(dir, Access::Read) {
+                    Err(CliError::StoreLocked(_)) => {
+                        let request = Request::Cat { key, start, end };
+                        return ask_holder(dir, &request, |reply| {
+                            if let Reply::Blocks(blocks) = reply {
+                                for block in blocks {
+                                    let block = BASE64.decode(block.as_bytes()).map_err(|e| {
+                                        CliError::Remote(format!("a bad block: {e}"))
+                                    })?;
+                                    write_block(&mut out, &block, encoding)?;
+                                }
+                            }
+                            Ok(())
+                        });
+                    }
+                    store => open_core(&store?, &key)?,
+                },
             };
             let end = end.unwrap_or(core.info()?.length);
             for block in core.blocks(start..end)? {
@@ -250,15 +273,32 @@ pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
                 }
             }
         }
-        CoreCommand::Info { key, json } => {
-            let store = open_durable(dir, Access::Read)?;
-            let core = open_core(&store, &key)?;
-            info(&mut out, &store, &core, json)?;
-        }
-        CoreCommand::List { json } => {
-            let store = open_durable(dir, Access::Read)?;
-            list(&mut out, &store, json)?;
-        }
+        CoreCommand::Info { key, json } => match open_durable(dir, Access::Read) {
+            Err(CliError::StoreLocked(_)) => {
+                let request = Request::Info { key };
+                ask_holder(dir, &request, |reply| match reply {
+                    Reply::Info(info) => print_info(&mut out, &info, json),
+                    _ => Ok(()),
+                })?;
+            }
+            store => {
+                let store = store?;
+                print_info(&mut out, &info_of(&store, &open_core(&store, &key)?)?, json)?;
+            }
+        },
+        CoreCommand::List { json } => match open_durable(dir, Access::Read) {
+            Err(CliError::StoreLocked(_)) => {
+                ask_holder(dir, &Request::List, |reply| match reply {
+                    Reply::Entry(entry) => print_entry(&mut out, &entry, json),
+                    _ => Ok(()),
+                })?;
+            }
+            store => {
+                for entry in list_of(&store?)? {
+                    print_entry(&mut out, &entry, json)?;
+                }
+            }
+        },
     }
     out.flush()?;
     Ok(())
@@ -266,7 +306,7 @@ pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
 
 /// Block `index` of a local core; a block of a sparse replica that is not
 /// here says how to fetch it.
-fn local_block(core: &Core, index: u64) -> Result<Vec<u8>, CliError> {
+pub fn local_block(core: &Core, index: u64) -> Result<Vec<u8>, CliError> {
     core.get(index).map_err(|e| match e {
         Error::NotAvailable { index } => CliError::NotStored {
             key: core.key().to_string(),
@@ -286,8 +326,8 @@ fn write_block(out: &mut impl Write, block: &[u8], encoding: Encoding) -> Result
 }
 
 /// `core info --json`.
-#[derive(Serialize)]
-struct InfoJson {
+#[derive(Serialize, Deserialize, Debug)]
+pub struct InfoJson {
     key: String,
     discovery_key: String,
     name: Option<String>,
@@ -301,10 +341,11 @@ struct InfoJson {
     writable: bool,
 }
 
-fn info(out: &mut impl Write, store: &Store, core: &Core, json: bool) -> Result<(), CliError> {
+/// What `core info` shows of `core`.
+pub fn info_of(store: &Store, core: &Core) -> Result<InfoJson, CliError> {
     let info = core.info()?;
     let key = core.key();
-    let o = InfoJson {
+    Ok(InfoJson {
         key: key.to_string(),
         discovery_key: core.discovery_key().to_string(),
         name: store
@@ -320,9 +361,12 @@ fn info(out: &mut impl Write, store: &Store, core: &Core, json: bool) -> Result<
         bytes_stored: info.bytes_stored,
         bytes_on_disk: core.disk_usage()?,
         writable: info.writable,
-    };
+    })
+}
+
+fn print_info(out: &mut impl Write, o: &InfoJson, json: bool) -> Result<(), CliError> {
     if json {
-        return json_line(out, &o);
+        return json_line(out, o);
     }
     writeln!(out, "key:               {}", o.key)?;
     writeln!(out, "discovery key:     {}", o.discovery_key)?;
@@ -343,8 +387,8 @@ fn info(out: &mut impl Write, store: &Store, core: &Core, json: bool) -> Result<
 }
 
 /// A line of `core list --json`.
-#[derive(Serialize)]
-struct ListJson {
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ListJson {
     key: String,
     name: Option<String>,
     length: u64,
@@ -352,33 +396,71 @@ struct ListJson {
     writable: bool,
 }
 
-fn list(out: &mut impl Write, store: &Store, json: bool) -> Result<(), CliError> {
-    for entry in store.list()? {
-        let stored = store.core(&entry.key)?.info()?.blocks_stored;
-        if json {
-            json_line(
-                out,
-                &ListJson {
-                    key: entry.key.to_string(),
-                    name: entry.name,
-                    length: entry.length,
-                    blocks_stored: stored,
-                    writable: entry.writable,
-                },
-            )?;
-        } else {
+/// The lines of `core list`.
+pub fn list_of(store: &Store) -> Result<Vec<ListJson>, CliError> {
+    store
+        .list()?
+        .into_iter()
+        .map(|entry| {
+            Ok(ListJson {
+                blocks_stored: store.core(&entry.key)?.info()?.blocks_stored,
+                key: entry.key.to_string(),
+                name: entry.name,
+                length: entry.length,
+                writable: entry.writable,
+            })
+        })
+        .collect()
+}
+
+fn print_entry(out: &mut impl Write, entry: &ListJson, json: bool) -> Result<(), CliError> {
+    if json {
+        return json_line(out, entry);
+    }
+    writeln!(
+        out,
+        "{}  {:>10} blocks  {:>10} stored  {}  {}",
+        entry.key,
+        entry.length,
+        entry.blocks_stored,
+        if entry.writable { "rw" } else { "ro" },
+        entry.name.as_deref().unwrap_or("-")
+    )?;
+    Ok(())
+}
+
+/// `core append` while another process holds the store: the blocks go to
+/// it (arguments, or stdin lines as [`append_stdin`] reads them).
+fn append_through_holder(
+    dir: &std::path::Path,
+    key: String,
+    data: Vec<String>,
+    encoding: Encoding,
+    force: bool,
+) -> Result<(), CliError> {
+    let blocks = if data.is_empty() {
+        read_lines(encoding)?
+    } else {
+        data.iter()
+            .enumerate()
+            .map(|(i, d)| encoding.arg(d, &format!("DATA argument {}", i + 1)))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let request = Request::Append {
+        key,
+        blocks: blocks.iter().map(|b| BASE64.encode(b)).collect(),
+        force,
+    };
+    let mut out = std::io::stdout().lock();
+    ask_holder(dir, &request, |reply| {
+        if let Reply::Appended(count, length, bytes) = reply {
             writeln!(
                 out,
-                "{}  {:>10} blocks  {:>10} stored  {}  {}",
-                entry.key,
-                entry.length,
-                stored,
-                if entry.writable { "rw" } else { "ro" },
-                entry.name.as_deref().unwrap_or("-")
+                "appended {count} blocks: length {length}, {bytes} bytes"
             )?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Appends `blocks`, which start at block `first` of the input; a failure
@@ -411,23 +493,18 @@ fn append_stdin(core: &Core, encoding: Encoding) -> Result<hyper_core::AppendOut
         let n = input.read_until(b'\n', &mut line)?;
         if n > 0 {
             lines += 1;
-            if encoding.is_text() {
-                let text = line.strip_suffix(b"\n").unwrap_or(&line);
-                let text = text.strip_suffix(b"\r").unwrap_or(text);
-                match encoding.decode(text, &format!("line {lines}")) {
-                    Ok(block) => line = block,
-                    Err(why) => {
-                        if !batch.is_empty() {
-                            append(core, &batch, lines - 1 - batch.len() as u64)?;
-                        }
-                        return Err(CliError::Usage(format!(
-                            "{why}; the {} lines before it were appended",
-                            lines - 1
-                        )));
+            match decode_line(line, lines, encoding) {
+                Ok(block) => batch.push(block),
+                Err(why) => {
+                    if !batch.is_empty() {
+                        append(core, &batch, lines - 1 - batch.len() as u64)?;
                     }
+                    return Err(CliError::Usage(format!(
+                        "{why}; the {} lines before it were appended",
+                        lines - 1
+                    )));
                 }
             }
-            batch.push(line);
         }
         if batch.len() == STDIN_BATCH || (n == 0 && !batch.is_empty()) {
             outcome = append(core, &batch, lines - batch.len() as u64)?;
@@ -437,4 +514,30 @@ fn append_stdin(core: &Core, encoding: Encoding) -> Result<hyper_core::AppendOut
             return Ok(outcome);
         }
     }
+}
+
+/// A line of stdin as a block: as it is (newline kept), or decoded
+/// (without its line end); `number` names it in the error.
+fn decode_line(line: Vec<u8>, number: u64, encoding: Encoding) -> Result<Vec<u8>, String> {
+    if !encoding.is_text() {
+        return Ok(line);
+    }
+    let text = line.strip_suffix(b"\n").unwrap_or(&line);
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    encoding.decode(text, &format!("line {number}"))
+}
+
+/// Every line of stdin as a block (see [`decode_line`]); a bad line is an
+/// error and nothing is kept.
+fn read_lines(encoding: Encoding) -> Result<Vec<Vec<u8>>, CliError> {
+    let mut input = std::io::stdin().lock();
+    let mut blocks = Vec::new();
+    for number in 1.. {
+        let mut line = Vec::new();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        blocks.push(decode_line(line, number, encoding).map_err(CliError::Usage)?);
+    }
+    Ok(blocks)
 }

@@ -5,6 +5,7 @@ mod bee_cmd;
 mod core_cmd;
 mod encoding;
 mod error;
+mod local;
 mod net_cmd;
 mod output;
 mod progress;
@@ -55,6 +56,14 @@ enum Command {
     Seed(net_cmd::SeedArgs),
     /// Download a whole core from a peer, verifying every block.
     Clone(net_cmd::CloneArgs),
+    /// Show what the process holding the store (a running `seed`) is doing:
+    /// its identity, TCP peers, and the cores with what is stored.
+    Status {
+        /// One JSON object: pid, command, identity, listening, peers, cores
+        /// (each [key, length, blocks stored]).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (for example:
     /// `hyper-cli completions bash > /etc/bash_completion.d/hyper-cli`).
     Completions {
@@ -175,6 +184,7 @@ fn main() -> ExitCode {
         Command::Dht(cmd) => swarm_cmd::run(&global, cmd),
         Command::Seed(args) => net_cmd::seed(&global, args),
         Command::Clone(args) => net_cmd::clone(&global, args),
+        Command::Status { json } => global.store().and_then(|dir| local::status(dir, json)),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

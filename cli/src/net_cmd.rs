@@ -6,6 +6,7 @@
 use std::io::{BufRead, Write};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -359,6 +360,13 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
     if all.is_empty() {
         return Err(CliError::NothingToSeed(dir.to_path_buf()));
     }
+    // Other invocations on this store are served through its socket.
+    let status = Arc::new(Mutex::new(crate::local::Status {
+        pid: std::process::id(),
+        command: if args.append { "seed --append" } else { "seed" }.into(),
+        ..Default::default()
+    }));
+    crate::local::serve(store.clone(), status.clone())?;
     if args.append {
         match cores.as_slice() {
             [core] if core.writable()? => {
@@ -393,6 +401,9 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
             writeln!(out, "seeding {}", describe(core)?)?;
         }
         writeln!(out, "identity {}", replication.identity())?;
+        if let Ok(mut status) = status.lock() {
+            status.identity = replication.identity().to_string();
+        }
         out.flush()?;
         drop(out);
         // Keeps the swarm (and its announcements) alive while serving.
@@ -436,6 +447,9 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         let Some((listener, addr)) = listener else {
             return std::future::pending().await;
         };
+        if let Ok(mut status) = status.lock() {
+            status.listening = Some(addr.to_string());
+        }
         // The address last: a script may stop reading after it. Nothing
         // else goes to stdout from here on (peer events go to stderr).
         writeln!(out, "listening on {addr}")?;
@@ -444,7 +458,7 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         loop {
             let (stream, remote) = listener.accept().await?;
             let replication = replication.clone();
-            tokio::spawn(serve_peer(replication, stream, remote));
+            tokio::spawn(serve_peer(replication, stream, remote, status.clone()));
         }
     })
 }
@@ -484,19 +498,28 @@ fn describe(core: &Core) -> Result<String, CliError> {
 }
 
 /// Replicates with one TCP peer until it leaves; its events on stderr.
-#[tracing::instrument(level = "debug", skip(replication, stream))]
+#[tracing::instrument(level = "debug", skip(replication, stream, status))]
 async fn serve_peer(
     replication: Replication,
     stream: tokio::net::TcpStream,
     remote: std::net::SocketAddr,
+    status: Arc<Mutex<crate::local::Status>>,
 ) {
     if stream.set_nodelay(true).is_err() {
         return;
     }
+    let peer = remote.to_string();
     match replication.add_stream(stream, false).await {
         Ok(connection) => {
             eprintln!("peer {remote} connected ({})", connection.remote_identity());
-            match connection.closed().await {
+            if let Ok(mut status) = status.lock() {
+                status.peers.push(peer.clone());
+            }
+            let closed = connection.closed().await;
+            if let Ok(mut status) = status.lock() {
+                status.peers.retain(|p| *p != peer);
+            }
+            match closed {
                 Ok(()) => eprintln!("peer {remote} disconnected"),
                 Err(e) => eprintln!("peer {remote} dropped: {e}"),
             }
