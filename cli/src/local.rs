@@ -92,7 +92,15 @@ fn socket(dir: &Path) -> PathBuf {
 
 /// Serves requests on `store` until the process ends, from a thread of its
 /// own; `status` is kept up to date by the holder (cores are read fresh).
-pub fn serve(store: Store, status: Arc<Mutex<Status>>) -> Result<(), CliError> {
+/// A socket that cannot be made is said on stderr and the command goes on
+/// (other invocations then find the store locked).
+pub fn serve(store: Store, status: Arc<Mutex<Status>>) {
+    if let Err(e) = listen(store, status) {
+        eprintln!("hyper-cli: other commands cannot use this store while this one runs: {e}");
+    }
+}
+
+fn listen(store: Store, status: Arc<Mutex<Status>>) -> Result<(), CliError> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket(store.path());
     // A socket left by a holder that was killed.

@@ -2,6 +2,7 @@
 
 mod args;
 mod bee_cmd;
+mod clone_cmd;
 mod core_cmd;
 mod encoding;
 mod error;
@@ -55,8 +56,9 @@ enum Command {
     /// `clone KEY` from anywhere) and/or on a TCP address (`--listen`).
     Seed(net_cmd::SeedArgs),
     /// Download a whole core from a peer, verifying every block.
-    Clone(net_cmd::CloneArgs),
-    /// Show what the process holding the store (a running `seed`) is doing:
+    Clone(clone_cmd::CloneArgs),
+    /// Show what the process holding the store (a running `seed` or
+    /// `clone`) is doing:
     /// its identity, TCP peers, and the cores with what is stored.
     Status {
         /// One JSON object: pid, command, identity, listening, peers, cores
@@ -183,7 +185,7 @@ fn main() -> ExitCode {
         Command::Bee(cmd) => bee_cmd::run(&global, cmd),
         Command::Dht(cmd) => swarm_cmd::run(&global, cmd),
         Command::Seed(args) => net_cmd::seed(&global, args),
-        Command::Clone(args) => net_cmd::clone(&global, args),
+        Command::Clone(args) => clone_cmd::clone(&global, args),
         Command::Status { json } => global.store().and_then(|dir| local::status(dir, json)),
         Command::Completions { shell } => {
             clap_complete::generate(

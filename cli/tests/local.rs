@@ -104,6 +104,13 @@ fn commands_on_a_store_work_while_seed_holds_it() {
         text.contains("1 TCP peers") && text.contains("3 of 3 blocks stored"),
         "{text}"
     );
+    // The live clone holds its store, and serves reads of it too.
+    assert_eq!(
+        ok(cli(b.path(), &["core", "cat", &key], None)),
+        "one\ntwo\nthree\n"
+    );
+    let status = ok(cli(b.path(), &["status"], None));
+    assert!(status.contains("(clone --live)"), "{status}");
     let _ = clone.kill();
     let _ = clone.wait();
     drop(seeder);

@@ -3,7 +3,6 @@
 //! run cargo are left out (the binary under test is on `PATH` instead),
 //! and `/tmp/` is a fresh temporary folder.
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -75,19 +74,11 @@ fn run(example: &str, tmp: &Path) -> String {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let (mut out, mut err) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("stdout");
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut err)
-        .expect("stderr");
+    let output = child.wait_with_output().expect("output");
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr),
+    );
     assert!(
         status.success(),
         "example failed ({status}):\n{example}\nstdout:\n{out}\nstderr:\n{err}"
