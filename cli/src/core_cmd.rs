@@ -64,6 +64,10 @@ pub enum CoreCommand {
         /// The block after the last [default: the length].
         #[arg(long)]
         end: Option<u64>,
+        /// After the last block, wait for appends and write them as they
+        /// come (until stopped), like `tail -f`.
+        #[arg(short, long, conflicts_with_all = ["end", "connect"])]
+        follow: bool,
         #[command(flatten)]
         remote: Remote,
         #[command(flatten)]
@@ -225,6 +229,7 @@ pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
             key,
             start,
             end,
+            follow,
             remote,
             encoding,
         } => {
@@ -233,17 +238,25 @@ pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
                     "--start {start} is past --end {end}"
                 )));
             }
-            let core = match &remote.connect {
-                Some(addr) => crate::net_cmd::fetch_range(
-                    dir,
-                    &key,
-                    start..end.unwrap_or(u64::MAX),
-                    addr,
-                    remote.timeout(),
-                )?,
+            let (core, store) = match &remote.connect {
+                Some(addr) => (
+                    crate::net_cmd::fetch_range(
+                        dir,
+                        &key,
+                        start..end.unwrap_or(u64::MAX),
+                        addr,
+                        remote.timeout(),
+                    )?,
+                    None,
+                ),
                 None => match open_durable(dir, Access::Read) {
                     Err(CliError::StoreLocked(_)) => {
-                        let request = Request::Cat { key, start, end };
+                        let request = Request::Cat {
+                            key,
+                            start,
+                            end,
+                            follow,
+                        };
                         return ask_holder(dir, &request, |reply| {
                             if let Reply::Blocks(blocks) = reply {
                                 for block in blocks {
@@ -253,25 +266,30 @@ pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
                                     write_block(&mut out, &block, encoding)?;
                                 }
                             }
-                            Ok(())
+                            Ok(out.flush()?)
                         });
                     }
-                    store => open_core(&store?, &key)?,
+                    store => {
+                        let store = store?;
+                        (open_core(&store, &key)?, Some(store))
+                    }
                 },
             };
-            let end = end.unwrap_or(core.info()?.length);
-            for block in core.blocks(start..end)? {
-                match block {
-                    Ok((_, block)) => write_block(&mut out, &block, encoding)?,
-                    Err(Error::NotAvailable { index }) => {
-                        return Err(CliError::NotStored {
-                            key: core.key().to_string(),
-                            index,
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+            if let (true, Some(store)) = (follow, store) {
+                // Appends come through this process's socket meanwhile.
+                let status = crate::local::Status {
+                    pid: std::process::id(),
+                    command: "core cat --follow".into(),
+                    ..Default::default()
+                };
+                crate::local::serve(store, std::sync::Arc::new(std::sync::Mutex::new(status)));
             }
+            each_chunk(&core, start, end, follow, |blocks| {
+                for block in blocks {
+                    write_block(&mut out, &block, encoding)?;
+                }
+                Ok(out.flush()?)
+            })?;
         }
         CoreCommand::Info { key, json } => match open_durable(dir, Access::Read) {
             Err(CliError::StoreLocked(_)) => {
@@ -314,6 +332,48 @@ pub fn local_block(core: &Core, index: u64) -> Result<Vec<u8>, CliError> {
         },
         e => e.into(),
     })
+}
+
+/// How often `core cat --follow` looks for appends.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Blocks handed on at once by [`each_chunk`].
+const CHUNK: u64 = 256;
+
+/// Hands the blocks `start..end` of `core` (to its length with no end) to
+/// `each`, a chunk at a time; with `follow`, then every block appended,
+/// until `each` fails (a closed stdout or socket). A block not stored here
+/// is [`CliError::NotStored`].
+pub fn each_chunk(
+    core: &Core,
+    start: u64,
+    end: Option<u64>,
+    follow: bool,
+    mut each: impl FnMut(Vec<Vec<u8>>) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let mut at = start;
+    loop {
+        let stop = end.unwrap_or(core.info()?.length).max(at);
+        while at < stop {
+            let next = stop.min(at + CHUNK);
+            let blocks = core
+                .blocks(at..next)?
+                .map(|b| match b {
+                    Ok((_, block)) => Ok(block),
+                    Err(Error::NotAvailable { index }) => Err(CliError::NotStored {
+                        key: core.key().to_string(),
+                        index,
+                    }),
+                    Err(e) => Err(e.into()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            each(blocks)?;
+            at = next;
+        }
+        if !follow {
+            return Ok(());
+        }
+        std::thread::sleep(FOLLOW_EVERY);
+    }
 }
 
 /// A block as it is, or encoded on a line of its own.

@@ -21,8 +21,6 @@ use crate::core_cmd::{InfoJson, ListJson, open_core};
 
 /// The socket's file name inside the store folder.
 const SOCKET: &str = "hyper-cli.sock";
-/// Blocks per reply line of a `cat`.
-const CAT_CHUNK: u64 = 256;
 
 /// What a client asks for.
 #[derive(Serialize, Deserialize, Debug)]
@@ -32,11 +30,13 @@ pub enum Request {
     Info { key: String },
     /// `core list`.
     List,
-    /// `core cat KEY --start --end`.
+    /// `core cat KEY --start --end [--follow]`.
     Cat {
         key: String,
         start: u64,
         end: Option<u64>,
+        #[serde(default)]
+        follow: bool,
     },
     /// `core append KEY` with these blocks (base64).
     Append {
@@ -147,7 +147,11 @@ fn handle(
     request: Request,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let mut send = |reply: Reply| crate::output::json_line(out, &reply);
+    // Each reply reaches the client at once (a followed cat waits between).
+    let mut send = |reply: Reply| {
+        crate::output::json_line(out, &reply)?;
+        Ok::<_, CliError>(out.flush()?)
+    };
     match request {
         Request::Info { key } => send(Reply::Info(crate::core_cmd::info_of(
             store,
@@ -159,19 +163,18 @@ fn handle(
             }
             Ok(())
         }
-        Request::Cat { key, start, end } => {
+        Request::Cat {
+            key,
+            start,
+            end,
+            follow,
+        } => {
             let core = open_core(store, &key)?;
-            let end = end.unwrap_or(core.info()?.length);
-            let mut at = start;
-            while at < end {
-                let stop = end.min(at + CAT_CHUNK);
-                let blocks = (at..stop)
-                    .map(|i| crate::core_cmd::local_block(&core, i).map(|b| BASE64.encode(&b)))
-                    .collect::<Result<Vec<_>, _>>()?;
-                send(Reply::Blocks(blocks))?;
-                at = stop;
-            }
-            Ok(())
+            crate::core_cmd::each_chunk(&core, start, end, follow, |blocks| {
+                send(Reply::Blocks(
+                    blocks.iter().map(|b| BASE64.encode(b)).collect(),
+                ))
+            })
         }
         Request::Append { key, blocks, force } => {
             let core = open_core(store, &key)?;

@@ -120,3 +120,46 @@ fn commands_on_a_store_work_while_seed_holds_it() {
         "one\ntwo\nthree\n"
     );
 }
+
+/// `core cat --follow` of `store`'s core `d`, and a reader of its lines.
+fn follow(
+    store: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
+        .arg("--store")
+        .arg(store)
+        .args(["core", "cat", "d", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cat --follow");
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, lines)
+}
+
+#[test]
+fn cat_follow_tails_a_live_core_held_here_or_by_a_seeder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(cli(dir.path(), &["core", "create", "--name", "d"], None));
+    ok(cli(dir.path(), &["core", "append", "d", "one\n"], None));
+    // Held by the follower itself: appends from others reach it.
+    let (mut child, mut lines) = follow(dir.path());
+    let mut next = || lines.next().expect("a line").expect("utf-8");
+    assert_eq!(next(), "one");
+    ok(cli(dir.path(), &["core", "append", "d", "two\n"], None));
+    assert_eq!(next(), "two");
+    let _ = child.kill();
+    let _ = child.wait();
+    // Held by a seeder: the follower goes through it.
+    let _seeder = common::seed(dir.path(), &["d", "--listen", "127.0.0.1:0"]);
+    let (mut child, mut lines) = follow(dir.path());
+    let mut next = || lines.next().expect("a line").expect("utf-8");
+    assert_eq!((next(), next()), ("one".to_string(), "two".to_string()));
+    ok(cli(dir.path(), &["core", "append", "d", "three\n"], None));
+    assert_eq!(next(), "three");
+    let _ = child.kill();
+    let _ = child.wait();
+}
