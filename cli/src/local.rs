@@ -79,7 +79,8 @@ pub struct Status {
     pub identity: String,
     /// Where it listens over TCP, if it does.
     pub listening: Option<String>,
-    /// Its TCP peers now.
+    /// Its peers now: `ADDR (tcp)`, or a swarm peer's `KEY (direct)` /
+    /// `KEY (relay)`.
     pub peers: Vec<String>,
     /// The cores it serves: key, length, blocks stored.
     pub cores: Vec<(String, u64, u64)>,
@@ -272,7 +273,7 @@ pub fn status(dir: &Path, json: bool) -> Result<(), CliError> {
             }
             writeln!(
                 out,
-                "{} TCP peers{}",
+                "{} peers{}",
                 s.peers.len(),
                 if s.peers.is_empty() {
                     String::new()

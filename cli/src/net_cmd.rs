@@ -381,7 +381,9 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         };
         let _swarm = if args.dht() {
             let topics: Vec<CoreKey> = all.iter().map(Core::key).collect();
-            Some(announce(identity, nodes.clone(), &replication, &topics).await?)
+            let swarm = announce(identity, nodes.clone(), &replication, &topics).await?;
+            tokio::spawn(track_swarm_peers(swarm.events(), status.clone()));
+            Some(swarm)
         } else {
             None
         };
@@ -480,11 +482,11 @@ async fn serve_peer(
         Ok(connection) => {
             eprintln!("peer {remote} connected ({})", connection.remote_identity());
             if let Ok(mut status) = status.lock() {
-                status.peers.push(peer.clone());
+                status.peers.push(format!("{peer} (tcp)"));
             }
             let closed = connection.closed().await;
             if let Ok(mut status) = status.lock() {
-                status.peers.retain(|p| *p != peer);
+                status.peers.retain(|p| !p.starts_with(&format!("{peer} ")));
             }
             match closed {
                 Ok(()) => eprintln!("peer {remote} disconnected"),
@@ -492,6 +494,36 @@ async fn serve_peer(
             }
         }
         Err(e) => eprintln!("peer {remote}: handshake failed: {e}"),
+    }
+}
+
+/// Keeps the status's peer list up to date with the swarm's connections
+/// (`KEY (direct)` or `KEY (relay)`).
+async fn track_swarm_peers(
+    mut events: tokio::sync::broadcast::Receiver<hyper_swarm::SwarmEvent>,
+    status: Arc<Mutex<crate::local::Status>>,
+) {
+    use hyper_swarm::SwarmEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        let Ok(mut status) = status.lock() else {
+            return;
+        };
+        match event {
+            SwarmEvent::Connected { remote, path, .. } => {
+                tracing::debug!(peer = %remote, path = path.as_str(), "swarm peer connected");
+                status.peers.push(format!("{remote} ({})", path.as_str()));
+            }
+            SwarmEvent::Disconnected { remote } => {
+                let key = remote.to_string();
+                status.peers.retain(|p| !p.starts_with(&key));
+            }
+        }
     }
 }
 

@@ -190,6 +190,36 @@ fn a_ticket_from_a_dht_seeder_finds_it_through_the_dht() {
         .output()
         .expect("lookup"));
     assert_eq!(lookup.lines().count(), 1, "{lookup}");
+    // The seeder's status shows a DHT peer while one is connected.
+    let c = dir.path().join("c");
+    let mut live = hyper(&[
+        "--store",
+        store_arg(&c),
+        "clone",
+        &ticket,
+        "--live",
+        "--quiet",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("live clone");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        let status = ok(hyper(&["--store", store_arg(&a), "status"])
+            .output()
+            .expect("status"));
+        if status.contains("(direct)") || std::time::Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = live.kill();
+    let _ = live.wait();
+    assert!(
+        status.contains("1 peers: ") && status.contains("(direct)"),
+        "{status}"
+    );
     // A ticket with no direct address reads what is here.
     let block = ok(
         hyper(&["--store", store_arg(&b), "core", "get", &ticket, "1"])
