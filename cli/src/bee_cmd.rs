@@ -16,6 +16,7 @@ use crate::output::json_line;
 use crate::store::{Access, open_durable};
 use crate::{CliError, Global};
 
+/// `hyper-cli bee ...`
 #[derive(Subcommand)]
 pub enum BeeCommand {
     /// Set key K to value V (a core name creates the core on first use).
@@ -148,6 +149,7 @@ struct ChangeJson {
     value: Option<String>,
 }
 
+/// Runs a `bee` subcommand.
 pub fn run(global: &Global, mut cmd: BeeCommand) -> Result<(), CliError> {
     let dir = global.store()?;
     // A share ticket names the core and the peer to read from.

@@ -17,6 +17,7 @@ use crate::{CliError, Global};
 /// Lines appended per batch (one transaction, one signature) when reading stdin.
 const STDIN_BATCH: usize = 1000;
 
+/// `hyper-cli core ...`
 #[derive(Subcommand)]
 pub enum CoreCommand {
     /// Create a writable core and print its key.
@@ -154,6 +155,7 @@ pub fn holds_a_bee(core: &Core) -> Result<bool, CliError> {
         .is_ok_and(|h| h.protocol == hyper_bee::PROTOCOL))
 }
 
+/// Runs a `core` subcommand.
 pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
     let dir = global.store()?;
     // A share ticket names the core and the peer to read from.

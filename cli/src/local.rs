@@ -27,21 +27,31 @@ const SOCKET: &str = "hyper-cli.sock";
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// `core info KEY`.
-    Info { key: String },
+    Info {
+        /// The core: key or name.
+        key: String,
+    },
     /// `core list`.
     List,
     /// `core cat KEY --start --end [--follow]`.
     Cat {
+        /// The core: key or name.
         key: String,
+        /// The first block.
         start: u64,
+        /// The block after the last (else the length).
         end: Option<u64>,
+        /// Then every block appended, until the client goes.
         #[serde(default)]
         follow: bool,
     },
     /// `core append KEY` with these blocks (base64).
     Append {
+        /// The core: key or name.
         key: String,
+        /// The blocks, base64.
         blocks: Vec<String>,
+        /// Append even to a bee's core.
         force: bool,
     },
     /// `hyper-cli status`.
