@@ -344,7 +344,7 @@ const CHUNK: u64 = 256;
 /// Hands the blocks `start..end` of `core` (to its length with no end) to
 /// `each`, a chunk at a time; with `follow`, then every block appended,
 /// until `each` fails (a closed stdout or socket). A block not stored here
-/// is [`CliError::NotStored`].
+/// is [`CliError::NotStored`], an end past the length out of bounds.
 pub fn each_chunk(
     core: &Core,
     start: u64,
@@ -352,6 +352,14 @@ pub fn each_chunk(
     follow: bool,
     mut each: impl FnMut(Vec<Vec<u8>>) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
+    let length = core.info()?.length;
+    if let Some(end) = end.filter(|&end| end > length) {
+        return Err(Error::OutOfBounds {
+            index: end - 1,
+            length,
+        }
+        .into());
+    }
     let mut at = start;
     loop {
         let stop = end.unwrap_or(core.info()?.length).max(at);

@@ -135,11 +135,11 @@ fn listen(store: Store, status: Arc<Mutex<Status>>) -> Result<(), CliError> {
 }
 
 fn answer(store: &Store, status: &Mutex<Status>, stream: UnixStream) -> Result<(), CliError> {
-    let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line)?;
+    // Bytes, not text: a line that is not UTF-8 gets an error answer too.
+    let mut line = Vec::new();
+    BufReader::new(&stream).read_until(b'\n', &mut line)?;
     let mut out = std::io::BufWriter::new(&stream);
-    let request: Result<Request, _> = serde_json::from_str(&line);
-    let result = match request {
+    let result = match serde_json::from_slice::<Request>(&line) {
         Ok(request) => handle(store, status, request, &mut out),
         Err(e) => Err(CliError::Usage(format!("bad local request: {e}"))),
     };

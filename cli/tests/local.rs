@@ -164,3 +164,59 @@ fn cat_follow_tails_a_live_core_held_here_or_by_a_seeder() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_store_socket_answers_garbage_with_an_error_and_keeps_serving() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(cli(dir.path(), &["core", "create", "--name", "d"], None));
+    ok(cli(dir.path(), &["core", "append", "d", "x"], None));
+    let _seeder = common::seed(dir.path(), &["d", "--listen", "127.0.0.1:0"]);
+    let socket = dir.path().join("hyper-cli.sock");
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let good = br#"{"op":"cat","key":"d","start":0,"end":1}"#;
+    for round in 0..200 {
+        let mut line: Vec<u8> = if round % 2 == 0 {
+            good.to_vec()
+        } else {
+            (0..next() % 64).map(|_| next() as u8).collect()
+        };
+        for _ in 0..(next() % 3) {
+            if !line.is_empty() {
+                let i = (next() as usize) % line.len();
+                line[i] = next() as u8;
+            }
+        }
+        line.retain(|&b| b != b'\n');
+        line.push(b'\n');
+        let mut stream = UnixStream::connect(&socket).expect("connect");
+        stream.write_all(&line).expect("write");
+        let mut answer = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut answer)
+            .expect("an answer");
+        assert!(!answer.is_empty(), "no answer to {line:?}");
+    }
+    // Cats past the end and of unknown cores are errors, not hangs.
+    for bad in [
+        r#"{"op":"cat","key":"d","start":5,"end":9}"#,
+        r#"{"op":"info","key":"nope"}"#,
+        r#"{"op":"append","key":"d","blocks":["!!"],"force":false}"#,
+    ] {
+        let mut stream = UnixStream::connect(&socket).expect("connect");
+        writeln!(stream, "{bad}").expect("write");
+        let mut answer = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut answer)
+            .expect("an answer");
+        assert!(answer.starts_with("{\"error\""), "{bad}: {answer}");
+    }
+    assert_eq!(ok(cli(dir.path(), &["core", "cat", "d"], None)), "x");
+}

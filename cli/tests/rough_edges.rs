@@ -55,6 +55,11 @@ fn reads_never_create_a_store_and_name_the_path() {
         err.contains(&format!("--store {} is not a directory", file.display())),
         "{err}"
     );
+    // A range past the end is an error, not an empty success.
+    let store = dir.path().join("s");
+    writer(&store, 2);
+    let err = fails(cli(&store, &["core", "cat", "d", "--end", "5"], None));
+    assert!(err.contains("block 4 is out of bounds (length 2)"), "{err}");
     // No HOME and no other hint: refused, never ./hyper-cli.
     let out = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
         .args(["core", "create"])
