@@ -202,7 +202,12 @@ fn main() -> ExitCode {
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hyper-cli: {e}");
-            ExitCode::FAILURE
+            // Arguments that contradict each other are bad arguments too.
+            ExitCode::from(if matches!(e, CliError::Usage(_)) {
+                2
+            } else {
+                1
+            })
         }
     }
 }
