@@ -17,6 +17,7 @@ use crate::output::json_line;
 use crate::store::{Access, open_durable};
 use crate::{CliError, Global};
 
+/// `hyper-cli bee ...`
 #[derive(Subcommand)]
 pub enum BeeCommand {
     /// Set key K to value V (a core name creates the core on first use).
@@ -33,7 +34,7 @@ pub enum BeeCommand {
     /// Write the value of key K to stdout, byte for byte (with --hex or
     /// --base64: encoded, then a newline).
     Get {
-        /// Core key (64 hex characters) or name.
+        /// Core key (64 hex characters), name, or share ticket.
         core: String,
         /// The key.
         key: String,
@@ -56,7 +57,7 @@ pub enum BeeCommand {
     },
     /// List entries in key order, one per line ("KEY VALUE").
     Ls {
-        /// Core key (64 hex characters) or name.
+        /// Core key (64 hex characters), name, or share ticket.
         core: String,
         /// Only keys after A.
         #[arg(long, value_name = "A", conflicts_with = "gte")]
@@ -86,7 +87,7 @@ pub enum BeeCommand {
     },
     /// Print every write, oldest first: "SEQ put KEY VALUE" or "SEQ del KEY".
     History {
-        /// Core key (64 hex characters) or name.
+        /// Core key (64 hex characters), name, or share ticket.
         core: String,
         /// JSON lines: one object per write with seq, type, key, value.
         #[arg(long)]
@@ -149,8 +150,17 @@ struct ChangeJson {
     value: Option<String>,
 }
 
-pub fn run(global: &Global, cmd: BeeCommand) -> Result<(), CliError> {
+/// Runs a `bee` subcommand.
+pub fn run(global: &Global, mut cmd: BeeCommand) -> Result<(), CliError> {
     let dir = global.store()?;
+    // A share ticket names the core and the peer to read from.
+    if let BeeCommand::Get { core, remote, .. }
+    | BeeCommand::Ls { core, remote, .. }
+    | BeeCommand::History { core, remote, .. } = &mut cmd
+    {
+        let target = crate::ticket::target(core, remote.connect.as_deref(), None)?;
+        (*core, remote.connect) = (target.key, target.connect);
+    }
     let access = match &cmd {
         BeeCommand::Get { remote, .. }
         | BeeCommand::Ls { remote, .. }

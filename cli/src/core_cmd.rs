@@ -4,10 +4,12 @@ use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use clap::Subcommand;
+use data_encoding::BASE64;
 use hyper_core::{Core, CoreKey, EncryptionKey, Error, KeyPair, Store};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::encoding::Encoding;
+use crate::local::{Reply, Request, ask_holder};
 use crate::output::json_line;
 use crate::store::{Access, open_durable};
 use crate::{CliError, Global};
@@ -15,6 +17,7 @@ use crate::{CliError, Global};
 /// Lines appended per batch (one transaction, one signature) when reading stdin.
 const STDIN_BATCH: usize = 1000;
 
+/// `hyper-cli core ...`
 #[derive(Subcommand)]
 pub enum CoreCommand {
     /// Create a writable core and print its key.
@@ -47,7 +50,7 @@ pub enum CoreCommand {
     /// in a newline); with --connect, fetch it from that peer if it is not
     /// stored here (only that block and its proof move).
     Get {
-        /// Core key (64 hex characters) or name.
+        /// Core key (64 hex characters), name, or share ticket.
         key: String,
         /// The block's index, from 0.
         index: u64,
@@ -62,7 +65,7 @@ pub enum CoreCommand {
     /// encoded block per line); with --connect, blocks not stored here are
     /// fetched from that peer first.
     Cat {
-        /// Core key (64 hex characters) or name.
+        /// Core key (64 hex characters), name, or share ticket.
         key: String,
         /// The first block.
         #[arg(long, default_value_t = 0)]
@@ -70,12 +73,32 @@ pub enum CoreCommand {
         /// The block after the last [default: the length].
         #[arg(long)]
         end: Option<u64>,
+        /// After the last block, wait for appends and write them as they
+        /// come (until stopped), like `tail -f`.
+        #[arg(short, long, conflicts_with_all = ["end", "connect"])]
+        follow: bool,
         #[command(flatten)]
         remote: Remote,
         #[command(flatten)]
         encoding: Encoding,
         #[command(flatten)]
         encryption: EncryptionArg,
+    },
+    /// Show key, discovery key, length, byte length, fork, what is stored
+    /// locally.
+    Info {
+        /// Core key (64 hex characters) or name.
+        key: String,
+        /// One JSON object (fields as in the README).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the cores in the store: key, length, blocks stored here,
+    /// rw/ro, name.
+    List {
+        /// JSON lines: one object per core.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the secret of the core's signing key pair (64 hex characters),
     /// for `core import-key` on another machine. Keep it secret.
@@ -109,22 +132,6 @@ pub enum CoreCommand {
     Purge {
         /// Core key (64 hex characters) or name.
         key: String,
-    },
-    /// Show key, discovery key, length, byte length, fork, what is stored
-    /// locally.
-    Info {
-        /// Core key (64 hex characters) or name.
-        key: String,
-        /// One JSON object (fields as in the README).
-        #[arg(long)]
-        json: bool,
-    },
-    /// List the cores in the store: key, length, blocks stored here,
-    /// rw/ro, name.
-    List {
-        /// JSON lines: one object per core.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -219,8 +226,14 @@ pub fn holds_a_bee(core: &Core) -> Result<bool, CliError> {
         .is_ok_and(|h| h.protocol == hyper_bee::PROTOCOL))
 }
 
-pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
+/// Runs a `core` subcommand.
+pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
     let dir = global.store()?;
+    // A share ticket names the core and the peer to read from.
+    if let CoreCommand::Get { key, remote, .. } | CoreCommand::Cat { key, remote, .. } = &mut cmd {
+        let target = crate::ticket::target(key, remote.connect.as_deref(), None)?;
+        (*key, remote.connect) = (target.key, target.connect);
+    }
     let mut out = std::io::stdout().lock();
     match cmd {
         CoreCommand::Create { name, encrypted } => {
@@ -248,7 +261,12 @@ pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
             force,
             encryption,
         } => {
-            let store = open_durable(dir, Access::Write)?;
+            let store = match open_durable(dir, Access::Write) {
+                Err(CliError::StoreLocked(_)) if encryption.key()?.is_none() => {
+                    return append_through_holder(dir, key, data, encoding, force);
+                }
+                store => store?,
+            };
             let core = encryption.apply(open_core(&store, &key)?)?;
             if !force && holds_a_bee(&core)? {
                 return Err(CliError::StructuredCore(key));
@@ -298,6 +316,7 @@ pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
             key,
             start,
             end,
+            follow,
             remote,
             encoding,
             encryption,
@@ -307,40 +326,86 @@ pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
                     "--start {start} is past --end {end}"
                 )));
             }
-            let core = match &remote.connect {
-                Some(addr) => crate::net_cmd::fetch_range(
-                    dir,
-                    &key,
-                    start..end.unwrap_or(u64::MAX),
-                    addr,
-                    remote.timeout(),
-                )?,
-                None => open_core(&open_durable(dir, Access::Read)?, &key)?,
-            };
-            let core = encryption.apply(core)?;
-            let end = end.unwrap_or(core.info()?.length);
-            for block in core.blocks(start..end)? {
-                match block {
-                    Ok((_, block)) => write_block(&mut out, &block, encoding)?,
-                    Err(Error::NotAvailable { index }) => {
-                        return Err(CliError::NotStored {
-                            key: core.key().to_string(),
-                            index,
+            let (core, store) = match &remote.connect {
+                Some(addr) => (
+                    crate::net_cmd::fetch_range(
+                        dir,
+                        &key,
+                        start..end.unwrap_or(u64::MAX),
+                        addr,
+                        remote.timeout(),
+                    )?,
+                    None,
+                ),
+                None => match open_durable(dir, Access::Read) {
+                    Err(CliError::StoreLocked(_)) => {
+                        let request = Request::Cat {
+                            key,
+                            start,
+                            end,
+                            follow,
+                        };
+                        return ask_holder(dir, &request, |reply| {
+                            if let Reply::Blocks(blocks) = reply {
+                                for block in blocks {
+                                    let block = BASE64.decode(block.as_bytes()).map_err(|e| {
+                                        CliError::Remote(format!("a bad block: {e}"))
+                                    })?;
+                                    write_block(&mut out, &block, encoding)?;
+                                }
+                            }
+                            Ok(out.flush()?)
                         });
                     }
-                    Err(e) => return Err(e.into()),
+                    store => {
+                        let store = store?;
+                        (open_core(&store, &key)?, Some(store))
+                    }
+                },
+            };
+            let core = encryption.apply(core)?;
+            if let (true, Some(store)) = (follow, store) {
+                // Appends come through this process's socket meanwhile.
+                let status = crate::local::Status {
+                    pid: std::process::id(),
+                    command: "core cat --follow".into(),
+                    ..Default::default()
+                };
+                crate::local::serve(store, std::sync::Arc::new(std::sync::Mutex::new(status)));
+            }
+            each_chunk(&core, start, end, follow, |blocks| {
+                for block in blocks {
+                    write_block(&mut out, &block, encoding)?;
+                }
+                Ok(out.flush()?)
+            })?;
+        }
+        CoreCommand::Info { key, json } => match open_durable(dir, Access::Read) {
+            Err(CliError::StoreLocked(_)) => {
+                let request = Request::Info { key };
+                ask_holder(dir, &request, |reply| match reply {
+                    Reply::Info(info) => print_info(&mut out, &info, json),
+                    _ => Ok(()),
+                })?;
+            }
+            store => {
+                let store = store?;
+                print_info(&mut out, &info_of(&store, &open_core(&store, &key)?)?, json)?;
+            }
+        },
+        CoreCommand::List { json } => match open_durable(dir, Access::Read) {
+            Err(CliError::StoreLocked(_)) => {
+                ask_holder(dir, &Request::List, |reply| match reply {
+                    Reply::Entry(entry) => print_entry(&mut out, &entry, json),
+                    _ => Ok(()),
+                })?;
+            }
+            store => {
+                for entry in list_of(&store?)? {
+                    print_entry(&mut out, &entry, json)?;
                 }
             }
-        }
-        CoreCommand::Info { key, json } => {
-            let store = open_durable(dir, Access::Read)?;
-            let core = open_core(&store, &key)?;
-            info(&mut out, &store, &core, json)?;
-        }
-        CoreCommand::List { json } => {
-            let store = open_durable(dir, Access::Read)?;
-            list(&mut out, &store, json)?;
-        }
+        },
         CoreCommand::ExportKey { key } => {
             let store = open_durable(dir, Access::Read)?;
             let core = open_core(&store, &key)?;
@@ -392,7 +457,7 @@ pub fn run(global: &Global, cmd: CoreCommand) -> Result<(), CliError> {
 
 /// Block `index` of a local core; a block of a sparse replica that is not
 /// here says how to fetch it.
-fn local_block(core: &Core, index: u64) -> Result<Vec<u8>, CliError> {
+pub fn local_block(core: &Core, index: u64) -> Result<Vec<u8>, CliError> {
     core.get(index).map_err(|e| match e {
         Error::NotAvailable { index } => CliError::NotStored {
             key: core.key().to_string(),
@@ -400,6 +465,56 @@ fn local_block(core: &Core, index: u64) -> Result<Vec<u8>, CliError> {
         },
         e => e.into(),
     })
+}
+
+/// How often `core cat --follow` looks for appends.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Blocks handed on at once by [`each_chunk`].
+const CHUNK: u64 = 256;
+
+/// Hands the blocks `start..end` of `core` (to its length with no end) to
+/// `each`, a chunk at a time; with `follow`, then every block appended,
+/// until `each` fails (a closed stdout or socket). A block not stored here
+/// is [`CliError::NotStored`], an end past the length out of bounds.
+pub fn each_chunk(
+    core: &Core,
+    start: u64,
+    end: Option<u64>,
+    follow: bool,
+    mut each: impl FnMut(Vec<Vec<u8>>) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let length = core.info()?.length;
+    if let Some(end) = end.filter(|&end| end > length) {
+        return Err(Error::OutOfBounds {
+            index: end - 1,
+            length,
+        }
+        .into());
+    }
+    let mut at = start;
+    loop {
+        let stop = end.unwrap_or(core.info()?.length).max(at);
+        while at < stop {
+            let next = stop.min(at + CHUNK);
+            let blocks = core
+                .blocks(at..next)?
+                .map(|b| match b {
+                    Ok((_, block)) => Ok(block),
+                    Err(Error::NotAvailable { index }) => Err(CliError::NotStored {
+                        key: core.key().to_string(),
+                        index,
+                    }),
+                    Err(e) => Err(e.into()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            each(blocks)?;
+            at = next;
+        }
+        if !follow {
+            return Ok(());
+        }
+        std::thread::sleep(FOLLOW_EVERY);
+    }
 }
 
 /// A block as it is, or encoded on a line of its own.
@@ -412,8 +527,8 @@ fn write_block(out: &mut impl Write, block: &[u8], encoding: Encoding) -> Result
 }
 
 /// `core info --json`.
-#[derive(Serialize)]
-struct InfoJson {
+#[derive(Serialize, Deserialize, Debug)]
+pub struct InfoJson {
     key: String,
     discovery_key: String,
     name: Option<String>,
@@ -428,10 +543,11 @@ struct InfoJson {
     writable: bool,
 }
 
-fn info(out: &mut impl Write, store: &Store, core: &Core, json: bool) -> Result<(), CliError> {
+/// What `core info` shows of `core`.
+pub fn info_of(store: &Store, core: &Core) -> Result<InfoJson, CliError> {
     let info = core.info()?;
     let key = core.key();
-    let o = InfoJson {
+    Ok(InfoJson {
         key: key.to_string(),
         discovery_key: core.discovery_key().to_string(),
         name: store
@@ -448,9 +564,12 @@ fn info(out: &mut impl Write, store: &Store, core: &Core, json: bool) -> Result<
         bytes_on_disk: core.disk_usage()?,
         store_file_bytes: store.file_size()?,
         writable: info.writable,
-    };
+    })
+}
+
+fn print_info(out: &mut impl Write, o: &InfoJson, json: bool) -> Result<(), CliError> {
     if json {
-        return json_line(out, &o);
+        return json_line(out, o);
     }
     writeln!(out, "key:               {}", o.key)?;
     writeln!(out, "discovery key:     {}", o.discovery_key)?;
@@ -472,8 +591,8 @@ fn info(out: &mut impl Write, store: &Store, core: &Core, json: bool) -> Result<
 }
 
 /// A line of `core list --json`.
-#[derive(Serialize)]
-struct ListJson {
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ListJson {
     key: String,
     name: Option<String>,
     length: u64,
@@ -481,33 +600,71 @@ struct ListJson {
     writable: bool,
 }
 
-fn list(out: &mut impl Write, store: &Store, json: bool) -> Result<(), CliError> {
-    for entry in store.list()? {
-        let stored = store.core(&entry.key)?.info()?.blocks_stored;
-        if json {
-            json_line(
-                out,
-                &ListJson {
-                    key: entry.key.to_string(),
-                    name: entry.name,
-                    length: entry.length,
-                    blocks_stored: stored,
-                    writable: entry.writable,
-                },
-            )?;
-        } else {
+/// The lines of `core list`.
+pub fn list_of(store: &Store) -> Result<Vec<ListJson>, CliError> {
+    store
+        .list()?
+        .into_iter()
+        .map(|entry| {
+            Ok(ListJson {
+                blocks_stored: store.core(&entry.key)?.info()?.blocks_stored,
+                key: entry.key.to_string(),
+                name: entry.name,
+                length: entry.length,
+                writable: entry.writable,
+            })
+        })
+        .collect()
+}
+
+fn print_entry(out: &mut impl Write, entry: &ListJson, json: bool) -> Result<(), CliError> {
+    if json {
+        return json_line(out, entry);
+    }
+    writeln!(
+        out,
+        "{}  {:>10} blocks  {:>10} stored  {}  {}",
+        entry.key,
+        entry.length,
+        entry.blocks_stored,
+        if entry.writable { "rw" } else { "ro" },
+        entry.name.as_deref().unwrap_or("-")
+    )?;
+    Ok(())
+}
+
+/// `core append` while another process holds the store: the blocks go to
+/// it (arguments, or stdin lines as [`append_stdin`] reads them).
+fn append_through_holder(
+    dir: &std::path::Path,
+    key: String,
+    data: Vec<String>,
+    encoding: Encoding,
+    force: bool,
+) -> Result<(), CliError> {
+    let blocks = if data.is_empty() {
+        read_lines(encoding)?
+    } else {
+        data.iter()
+            .enumerate()
+            .map(|(i, d)| encoding.arg(d, &format!("DATA argument {}", i + 1)))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let request = Request::Append {
+        key,
+        blocks: blocks.iter().map(|b| BASE64.encode(b)).collect(),
+        force,
+    };
+    let mut out = std::io::stdout().lock();
+    ask_holder(dir, &request, |reply| {
+        if let Reply::Appended(count, length, bytes) = reply {
             writeln!(
                 out,
-                "{}  {:>10} blocks  {:>10} stored  {}  {}",
-                entry.key,
-                entry.length,
-                stored,
-                if entry.writable { "rw" } else { "ro" },
-                entry.name.as_deref().unwrap_or("-")
+                "appended {count} blocks: length {length}, {bytes} bytes"
             )?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Appends `blocks`, which start at block `first` of the input; a failure
@@ -540,23 +697,18 @@ fn append_stdin(core: &Core, encoding: Encoding) -> Result<hyper_core::AppendOut
         let n = input.read_until(b'\n', &mut line)?;
         if n > 0 {
             lines += 1;
-            if encoding.is_text() {
-                let text = line.strip_suffix(b"\n").unwrap_or(&line);
-                let text = text.strip_suffix(b"\r").unwrap_or(text);
-                match encoding.decode(text, &format!("line {lines}")) {
-                    Ok(block) => line = block,
-                    Err(why) => {
-                        if !batch.is_empty() {
-                            append(core, &batch, lines - 1 - batch.len() as u64)?;
-                        }
-                        return Err(CliError::Usage(format!(
-                            "{why}; the {} lines before it were appended",
-                            lines - 1
-                        )));
+            match decode_line(line, lines, encoding) {
+                Ok(block) => batch.push(block),
+                Err(why) => {
+                    if !batch.is_empty() {
+                        append(core, &batch, lines - 1 - batch.len() as u64)?;
                     }
+                    return Err(CliError::Usage(format!(
+                        "{why}; the {} lines before it were appended",
+                        lines - 1
+                    )));
                 }
             }
-            batch.push(line);
         }
         if batch.len() == STDIN_BATCH || (n == 0 && !batch.is_empty()) {
             outcome = append(core, &batch, lines - batch.len() as u64)?;
@@ -566,4 +718,30 @@ fn append_stdin(core: &Core, encoding: Encoding) -> Result<hyper_core::AppendOut
             return Ok(outcome);
         }
     }
+}
+
+/// A line of stdin as a block: as it is (newline kept), or decoded
+/// (without its line end); `number` names it in the error.
+fn decode_line(line: Vec<u8>, number: u64, encoding: Encoding) -> Result<Vec<u8>, String> {
+    if !encoding.is_text() {
+        return Ok(line);
+    }
+    let text = line.strip_suffix(b"\n").unwrap_or(&line);
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    encoding.decode(text, &format!("line {number}"))
+}
+
+/// Every line of stdin as a block (see [`decode_line`]); a bad line is an
+/// error and nothing is kept.
+fn read_lines(encoding: Encoding) -> Result<Vec<Vec<u8>>, CliError> {
+    let mut input = std::io::stdin().lock();
+    let mut blocks = Vec::new();
+    for number in 1.. {
+        let mut line = Vec::new();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        blocks.push(decode_line(line, number, encoding).map_err(CliError::Usage)?);
+    }
+    Ok(blocks)
 }

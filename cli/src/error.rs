@@ -256,6 +256,15 @@ pub enum CliError {
         /// Why.
         why: String,
     },
+    /// Text that starts like a share ticket but does not decode.
+    #[error("that is not a valid share ticket: {0}")]
+    BadTicket(String),
+    /// The process holding the store refused a request: its reason.
+    #[error("{0}")]
+    Remote(String),
+    /// `hyper-cli status` with no process holding the store.
+    #[error("no process holds the store at {} (a running `hyper-cli seed` does)", .0.display())]
+    NoHolder(PathBuf),
     /// A value that must be encoded to be printed.
     #[error("{what} is not UTF-8: use --hex or --base64")]
     NotText {

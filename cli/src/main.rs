@@ -3,14 +3,17 @@
 mod args;
 mod base_cmd;
 mod bee_cmd;
+mod clone_cmd;
 mod core_cmd;
 mod encoding;
 mod error;
+mod local;
 mod net_cmd;
 mod output;
 mod progress;
 mod store;
 mod swarm_cmd;
+mod ticket;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,7 +60,16 @@ enum Command {
     /// `clone KEY` from anywhere) and/or on a TCP address (`--listen`).
     Seed(net_cmd::SeedArgs),
     /// Download a whole core from a peer, verifying every block.
-    Clone(net_cmd::CloneArgs),
+    Clone(clone_cmd::CloneArgs),
+    /// Show what the process holding the store (a running `seed` or
+    /// `clone`) is doing:
+    /// its identity, TCP peers, and the cores with what is stored.
+    Status {
+        /// One JSON object: pid, command, identity, listening, peers, cores
+        /// (each [key, length, blocks stored]).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (for example:
     /// `hyper-cli completions bash > /etc/bash_completion.d/hyper-cli`).
     Completions {
@@ -178,7 +190,8 @@ fn main() -> ExitCode {
         Command::Base(cmd) => base_cmd::run(&global, cmd),
         Command::Dht(cmd) => swarm_cmd::run(&global, cmd),
         Command::Seed(args) => net_cmd::seed(&global, args),
-        Command::Clone(args) => net_cmd::clone(&global, args),
+        Command::Clone(args) => clone_cmd::clone(&global, args),
+        Command::Status { json } => global.store().and_then(|dir| local::status(dir, json)),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -194,7 +207,12 @@ fn main() -> ExitCode {
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hyper-cli: {e}");
-            ExitCode::FAILURE
+            // Arguments that contradict each other are bad arguments too.
+            ExitCode::from(if matches!(e, CliError::Usage(_)) {
+                2
+            } else {
+                1
+            })
         }
     }
 }

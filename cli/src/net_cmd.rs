@@ -1,35 +1,34 @@
-//! `hyper-cli seed`, `hyper-cli clone` and the `--connect` reads of
+//! `hyper-cli seed` and the `--connect` reads of
 //! `core get`/`core cat`: replication over TCP, or with peers found through
-//! the DHT. Every wait is bounded by the command's own `--timeout` or
+//! the DHT (`clone` is in `clone_cmd`). Every wait is bounded by the command's own `--timeout` or
 //! `--retry-for`.
 
 use std::io::{BufRead, Write};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use hyper_core::{Core, CoreKey, Durability, KeyPair, PublicKey, Store};
-use hyper_swarm::{JoinOptions, Path as PeerPath, Swarm};
+use hyper_core::{Core, CoreKey, Durability, KeyPair, Store};
+use hyper_swarm::{JoinOptions, Swarm};
 use hyper_wire::{
     Connection, DownloadRange, Replication, ReplicationOptions, ServeEvent, listen_tcp,
     serve_tcp_with,
 };
-use serde::Serialize;
 
 use crate::core_cmd::open_core;
-use crate::output::json_line;
-use crate::progress::{Progress, Style, rate};
 use crate::store::{Access, open};
-use crate::swarm_cmd::{Discovery, dht_requested};
+use crate::swarm_cmd::{Discovery, bootstrap_nodes, dht_requested};
+use crate::ticket::Ticket;
 use crate::{CliError, Global};
 
 /// How long `seed` waits for its first announcements before saying so.
 const ANNOUNCE_WAIT: Duration = Duration::from_secs(15);
 /// How often progress is redrawn and stalls are checked.
-const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+pub(crate) const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 /// Wait between reconnect attempts.
-const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
 /// `hyper-cli seed`.
 #[derive(Args)]
@@ -76,59 +75,15 @@ impl SeedArgs {
     }
 }
 
-/// `hyper-cli clone`.
-#[derive(Args)]
-pub struct CloneArgs {
-    /// Core key (64 hex characters).
-    key: String,
-    /// Address of a peer that seeds it over TCP (HOST:PORT; else the DHT
-    /// finds peers).
-    #[arg(long, value_name = "ADDR", conflicts_with = "bootstrap", value_parser = crate::args::address)]
-    connect: Option<String>,
-    /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP, else
-    /// 127.0.0.1:49737].
-    #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
-    bootstrap: Option<String>,
-    /// Do not look for peers on the local network (multicast DNS).
-    #[arg(long, conflicts_with = "connect")]
-    no_local: bool,
-    /// Do not look for peers on the DHT (only on the local network).
-    #[arg(long, conflicts_with_all = ["bootstrap", "connect", "no_local"])]
-    no_dht: bool,
-    /// After the download, keep following appends (runs until stopped).
-    #[arg(long)]
-    live: bool,
-    /// End with one JSON object (fields as in the README).
-    #[arg(long)]
-    json: bool,
-    /// Print progress lines on stderr even when it is not a terminal.
-    #[arg(long, conflicts_with = "quiet")]
-    progress: bool,
-    /// Keep reconnecting, looking for peers, or waiting for missing blocks
-    /// for this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    retry_for: u64,
-}
-
-impl CloneArgs {
-    fn discovery(&self) -> Discovery<'_> {
-        Discovery {
-            bootstrap: self.bootstrap.as_deref(),
-            local: !self.no_local,
-            dht: !self.no_dht,
-        }
-    }
-}
-
 /// One event-loop thread (store batches run on tokio's blocking pool):
 /// fewer cross-thread wake-ups per round trip than a multi-thread runtime.
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }
 
-fn parse_key(key: &str) -> Result<CoreKey, CliError> {
+pub(crate) fn parse_key(key: &str) -> Result<CoreKey, CliError> {
     key.parse::<CoreKey>()
         .map_err(|_| CliError::BadKey(key.to_string()))
 }
@@ -322,14 +277,14 @@ pub fn fetch_range(
 }
 
 /// Notices a download that has stopped getting blocks.
-struct Stall {
+pub(crate) struct Stall {
     limit: Duration,
     stored: u64,
     since: Instant,
 }
 
 impl Stall {
-    fn new(limit: Duration) -> Self {
+    pub(crate) fn new(limit: Duration) -> Self {
         Stall {
             limit,
             stored: 0,
@@ -338,7 +293,7 @@ impl Stall {
     }
 
     /// Whether blocks are missing and none arrived for the limit.
-    fn stalled(&mut self, info: &hyper_core::Info) -> bool {
+    pub(crate) fn stalled(&mut self, info: &hyper_core::Info) -> bool {
         if info.blocks_stored != self.stored || info.blocks_stored >= info.length {
             self.stored = info.blocks_stored;
             self.since = Instant::now();
@@ -348,7 +303,7 @@ impl Stall {
     }
 
     /// What is missing, as an error.
-    fn error(&self, core: &Core) -> Result<CliError, CliError> {
+    pub(crate) fn error(&self, core: &Core) -> Result<CliError, CliError> {
         let info = core.info()?;
         Ok(CliError::Incomplete {
             key: core.key().to_string(),
@@ -391,6 +346,13 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
     if all.is_empty() {
         return Err(CliError::NothingToSeed(dir.to_path_buf()));
     }
+    // Other invocations on this store are served through its socket.
+    let status = Arc::new(Mutex::new(crate::local::Status {
+        pid: std::process::id(),
+        command: if args.append { "seed --append" } else { "seed" }.into(),
+        ..Default::default()
+    }));
+    crate::local::serve(store.clone(), status.clone());
     if args.append {
         match cores.as_slice() {
             [core] if core.writable()? => {
@@ -425,43 +387,80 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
             writeln!(out, "seeding {}", describe(core)?)?;
         }
         writeln!(out, "identity {}", replication.identity())?;
+        if let Ok(mut status) = status.lock() {
+            status.identity = replication.identity().to_string();
+        }
         out.flush()?;
         drop(out);
         // Keeps the swarm (and its announcements) alive while serving.
+        let nodes = if args.swarm() && !args.no_dht {
+            bootstrap_nodes(args.bootstrap.as_deref())?
+        } else {
+            Vec::new()
+        };
         let _swarm = if args.swarm() {
             let topics: Vec<CoreKey> = all.iter().map(Core::key).collect();
-            Some(announce(identity, args.discovery(), &replication, &topics).await?)
+            let swarm = announce(identity, args.discovery(), &replication, &topics).await?;
+            tokio::spawn(track_swarm_peers(swarm.events(), status.clone()));
+            Some(swarm)
         } else {
             None
         };
-        let Some(listen) = &args.listen else {
+        let listener = match &args.listen {
+            Some(listen) => {
+                Some(
+                    listen_tcp(listen.as_str())
+                        .await
+                        .map_err(|e| CliError::Listen {
+                            addr: listen.clone(),
+                            error: Box::new(e),
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let direct = listener.as_ref().map(|(_, addr)| reachable(*addr));
+        let mut out = std::io::stdout().lock();
+        for core in &all {
+            let ticket = Ticket {
+                key: core.key(),
+                addresses: direct.into_iter().collect(),
+                bootstrap: nodes.clone(),
+            }
+            .encode();
+            writeln!(out, "ticket {ticket}")?;
+            writeln!(out, "  on the other side: hyper-cli clone {ticket}")?;
+        }
+        out.flush()?;
+        let Some((listener, addr)) = listener else {
             return std::future::pending().await;
         };
-        let (listener, addr) = listen_tcp(listen.as_str())
-            .await
-            .map_err(|e| CliError::Listen {
-                addr: listen.clone(),
-                error: Box::new(e),
-            })?;
+        if let Ok(mut status) = status.lock() {
+            status.listening = Some(addr.to_string());
+        }
         // The address last: a script may stop reading after it. Nothing
         // else goes to stdout from here on (peer events go to stderr).
-        let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
         drop(out);
         // Deadlines, connection caps and accept back-off: see hyper_wire::Limits.
-        let _ = serve_tcp_with(&replication, listener, |event| match event {
+        let peers = status.clone();
+        let _ = serve_tcp_with(&replication, listener, move |event| match event {
             ServeEvent::Connected { addr, identity } => {
-                eprintln!("peer {addr} connected ({identity})")
+                eprintln!("peer {addr} connected ({identity})");
+                if let Ok(mut status) = peers.lock() {
+                    status.peers.push(format!("{addr} (tcp)"));
+                }
             }
-            ServeEvent::Ended {
-                addr,
-                result: Ok(()),
-            } => eprintln!("peer {addr} disconnected"),
-            ServeEvent::Ended {
-                addr,
-                result: Err(e),
-            } => eprintln!("peer {addr} dropped: {e}"),
+            ServeEvent::Ended { addr, result } => {
+                if let Ok(mut status) = peers.lock() {
+                    status.peers.retain(|p| !p.starts_with(&format!("{addr} ")));
+                }
+                match result {
+                    Ok(()) => eprintln!("peer {addr} disconnected"),
+                    Err(e) => eprintln!("peer {addr} dropped: {e}"),
+                }
+            }
             ServeEvent::HandshakeFailed { addr, error } => {
                 eprintln!("peer {addr}: handshake failed: {error}")
             }
@@ -472,6 +471,18 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         .await;
         Ok(())
     })
+}
+
+/// The address a ticket gives for a listener bound to `addr`: a listener
+/// on every interface (0.0.0.0 or ::) is given as loopback, which reaches
+/// it from this machine (from elsewhere, a ticket's DHT nodes find it).
+fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
 }
 
 /// A core as `seed` announces it: blocks and bytes, and for a partial
@@ -494,6 +505,36 @@ fn describe(core: &Core) -> Result<String, CliError> {
             info.byte_length
         )
     })
+}
+
+/// Keeps the status's peer list up to date with the swarm's connections
+/// (`KEY (direct)` or `KEY (relay)`).
+async fn track_swarm_peers(
+    mut events: tokio::sync::broadcast::Receiver<hyper_swarm::SwarmEvent>,
+    status: Arc<Mutex<crate::local::Status>>,
+) {
+    use hyper_swarm::SwarmEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        let Ok(mut status) = status.lock() else {
+            return;
+        };
+        match event {
+            SwarmEvent::Connected { remote, path, .. } => {
+                tracing::debug!(peer = %remote, path = path.as_str(), "swarm peer connected");
+                status.peers.push(format!("{remote} ({})", path.as_str()));
+            }
+            SwarmEvent::Disconnected { remote } => {
+                let key = remote.to_string();
+                status.peers.retain(|p| !p.starts_with(&key));
+            }
+        }
+    }
 }
 
 /// Joins the swarm as `identity`, announces each of `topics`' discovery
@@ -574,311 +615,5 @@ fn append_lines(core: &Core) -> Result<(), CliError> {
                 error,
             })?;
         appended += batch.len() as u64;
-    }
-}
-
-/// The download in progress, shared by both ways of finding peers.
-struct Download<'a, F> {
-    replication: &'a Replication,
-    core: &'a Core,
-    done: std::pin::Pin<&'a mut F>,
-    progress: Progress,
-    stall: Stall,
-    retry_for: Duration,
-}
-
-impl<F> Download<'_, F> {
-    /// Redraws progress; an error once blocks are missing and no peer sent
-    /// any for the retry time.
-    fn tick(&mut self) -> Result<(), CliError> {
-        let info = self.core.info()?;
-        self.progress.update(&info);
-        if self.stall.stalled(&info) {
-            return Err(self.stall.error(self.core)?);
-        }
-        Ok(())
-    }
-}
-
-/// The peers a clone used.
-struct Peers {
-    connections: u64,
-    /// Through the swarm: each peer's key and path.
-    found: Vec<(PublicKey, PeerPath)>,
-    /// Through the swarm: seconds from the start (lookup included) to the
-    /// first authenticated connection.
-    connect_seconds: Option<f64>,
-}
-
-/// A peer in `clone --json`.
-#[derive(Serialize)]
-struct PeerJson {
-    key: String,
-    path: &'static str,
-}
-
-/// `clone --json`.
-#[derive(Serialize)]
-struct CloneJson {
-    key: String,
-    blocks: u64,
-    bytes: u64,
-    fetched: u64,
-    fetched_bytes: u64,
-    seconds: f64,
-    connections: u64,
-    length: u64,
-    fork: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    peers: Option<Vec<PeerJson>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    connect_seconds: Option<f64>,
-}
-
-/// `hyper-cli clone KEY (--connect ADDR | --bootstrap NODES)`: downloads
-/// the whole core.
-pub fn clone(global: &Global, args: CloneArgs) -> Result<(), CliError> {
-    let key = parse_key(&args.key)?;
-    let store = open(global.store()?, Access::Write, Durability::Eventual)?;
-    let made = store.core(&key).is_err();
-    let core = store.replica(&key)?;
-    let result = clone_into(&store, &core, global, &args);
-    if result.is_err() {
-        forget_if_empty(&store, &core, made);
-    }
-    result
-}
-
-fn clone_into(
-    store: &Store,
-    core: &Core,
-    global: &Global,
-    args: &CloneArgs,
-) -> Result<(), CliError> {
-    let key = core.key();
-    store.flush()?;
-    let before = core.info()?;
-    let retry_for = Duration::from_secs(args.retry_for);
-    runtime()?.block_on(async {
-        let identity = KeyPair::generate()?;
-        let replication =
-            Replication::new(store.clone(), identity.clone(), ReplicationOptions::default());
-        replication.add_core(core);
-        let range = if args.live {
-            DownloadRange::live()
-        } else {
-            DownloadRange::all()
-        };
-        let done = replication.download(core, range);
-        tokio::pin!(done);
-        let started = Instant::now();
-        let mut download = Download {
-            replication: &replication,
-            core,
-            done,
-            progress: Progress::new(
-                Style::choose(global.quiet, args.progress),
-                before.bytes_stored,
-            ),
-            stall: Stall::new(retry_for),
-            retry_for,
-        };
-        let peers = match &args.connect {
-            Some(addr) => Peers {
-                connections: over_tcp(&mut download, addr).await?,
-                found: Vec::new(),
-                connect_seconds: None,
-            },
-            None => over_swarm(&mut download, identity, args.discovery()).await?,
-        };
-        download.progress.clear();
-        store.flush()?;
-        let info = core.info()?;
-        let seconds = started.elapsed().as_secs_f64();
-        let fetched = info.blocks_stored - before.blocks_stored.min(info.blocks_stored);
-        let fetched_bytes = info.bytes_stored - before.bytes_stored.min(info.bytes_stored);
-        let mut out = std::io::stdout().lock();
-        if args.json {
-            let through_swarm = args.connect.is_none();
-            let o = CloneJson {
-                key: key.to_string(),
-                blocks: info.blocks_stored,
-                bytes: info.bytes_stored,
-                fetched,
-                fetched_bytes,
-                seconds,
-                connections: peers.connections,
-                length: info.length,
-                fork: info.fork,
-                peers: through_swarm.then(|| {
-                    peers
-                        .found
-                        .iter()
-                        .map(|(key, path)| PeerJson {
-                            key: key.to_string(),
-                            path: path.as_str(),
-                        })
-                        .collect()
-                }),
-                connect_seconds: peers.connect_seconds,
-            };
-            json_line(&mut out, &o)?;
-        } else {
-            writeln!(
-                out,
-                "cloned {key}: {} blocks, {} bytes ({fetched} fetched, {} already here) in {seconds:.2} s, {}",
-                info.blocks_stored,
-                info.bytes_stored,
-                before.blocks_stored,
-                rate(fetched_bytes, seconds),
-            )?;
-        }
-        out.flush()?;
-        Ok(())
-    })
-}
-
-/// Downloads from the peer at `addr`, reconnecting while it is lost for
-/// less than the retry time; the connections made.
-async fn over_tcp<F>(d: &mut Download<'_, F>, addr: &str) -> Result<u64, CliError>
-where
-    F: std::future::Future<Output = hyper_wire::Result<()>>,
-{
-    let mut connections = 0u64;
-    let mut last_contact = Instant::now();
-    loop {
-        let left = d.retry_for.saturating_sub(last_contact.elapsed());
-        let connection = match connect_within(d.replication, addr, left.max(RECONNECT_EVERY)).await
-        {
-            Ok(c) => {
-                connections += 1;
-                last_contact = Instant::now();
-                Some(c)
-            }
-            Err(e @ CliError::BadAddress { .. }) => return Err(e),
-            Err(e) => {
-                if last_contact.elapsed() > d.retry_for {
-                    d.progress.clear();
-                    return Err(match e {
-                        CliError::Connect { addr, error } => CliError::Unreachable { addr, error },
-                        e => e,
-                    });
-                }
-                tracing::debug!(error = %e, "retrying");
-                None
-            }
-        };
-        let closed = async {
-            match connection {
-                Some(c) => c.closed().await,
-                None => {
-                    tokio::time::sleep(RECONNECT_EVERY).await;
-                    Ok(())
-                }
-            }
-        };
-        tokio::pin!(closed);
-        let mut tick = tokio::time::interval(PROGRESS_EVERY);
-        let ended = loop {
-            tokio::select! {
-                done = &mut d.done => break Some(done),
-                why = &mut closed => {
-                    if let Err(e) = why {
-                        d.progress.clear();
-                        eprintln!("hyper-cli: connection to {addr} lost: {e}; reconnecting");
-                    }
-                    break None;
-                }
-                _ = tick.tick() => {
-                    d.tick()?;
-                    // Connected, yet nothing about the core arrived: a
-                    // peer without it never answers its open (by design
-                    // it cannot tell), so give up after the retry time.
-                    if connections > 0
-                        && last_contact.elapsed() > d.retry_for
-                        && d.replication.synced_peers(d.core).await == 0
-                    {
-                        return Err(CliError::NotServed {
-                            addr: addr.to_string(),
-                            key: d.core.key().to_string(),
-                            seconds: d.retry_for.as_secs(),
-                        });
-                    }
-                }
-            }
-        };
-        match ended {
-            Some(done) => return done.map(|()| connections).map_err(CliError::from),
-            None => {
-                if connections > 0 {
-                    last_contact = Instant::now();
-                }
-                tokio::time::sleep(RECONNECT_EVERY / 4).await;
-            }
-        }
-    }
-}
-
-/// Downloads from whoever the local network or the DHT finds under the
-/// core's discovery key; fails if nobody is found within the retry time.
-async fn over_swarm<F>(
-    d: &mut Download<'_, F>,
-    identity: KeyPair,
-    discovery: Discovery<'_>,
-) -> Result<Peers, CliError>
-where
-    F: std::future::Future<Output = hyper_wire::Result<()>>,
-{
-    let swarm = Swarm::new(discovery.swarm_config(identity)?).await?;
-    if let (true, Some(why)) = (discovery.local, swarm.local_error()) {
-        eprintln!("hyper-cli: local discovery is off: {why}");
-    }
-    let Some(mut incoming) = swarm.connections() else {
-        return Err(CliError::Swarm(hyper_swarm::Error::Stopped));
-    };
-    swarm.join(
-        d.core.key().discovery_key().0,
-        JoinOptions {
-            server: false,
-            client: true,
-        },
-    );
-    let mut peers = Peers {
-        connections: 0,
-        found: Vec::new(),
-        connect_seconds: None,
-    };
-    let looking = Instant::now();
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(PROGRESS_EVERY);
-    loop {
-        tokio::select! {
-            done = &mut d.done => return done.map(|()| peers).map_err(CliError::from),
-            Some(connection) = incoming.recv() => {
-                tracing::debug!(peer = %connection.remote, path = connection.path.as_str(), "peer found");
-                peers.connections += 1;
-                peers
-                    .connect_seconds
-                    .get_or_insert_with(|| started.elapsed().as_secs_f64());
-                if !peers.found.iter().any(|(k, _)| *k == connection.remote) {
-                    peers.found.push((connection.remote, connection.path));
-                }
-                let replication = d.replication.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = connection.replicate(&replication).await {
-                        tracing::debug!(error = %e, "peer connection ended");
-                    }
-                });
-            }
-            _ = tick.tick() => {
-                d.tick()?;
-                if looking.elapsed() > d.retry_for && d.replication.synced_peers(d.core).await == 0 {
-                    return Err(CliError::NoPeers {
-                        key: d.core.key().to_string(),
-                        seconds: d.retry_for.as_secs(),
-                    });
-                }
-            }
-        }
     }
 }

@@ -77,10 +77,10 @@ impl Progress {
                 bar.set_message(format!("{}/{} blocks", info.blocks_stored, info.length));
             }
             (Style::Lines, _) => eprintln!(
-                "progress: {}/{} blocks  {:.1} MB  {}",
+                "progress: {}/{} blocks  {}  {}",
                 info.blocks_stored,
                 info.length,
-                info.bytes_stored as f64 / 1e6,
+                indicatif::HumanBytes(info.bytes_stored),
                 rate(fetched, self.started.elapsed().as_secs_f64())
             ),
             _ => {}
@@ -107,7 +107,8 @@ pub fn rate(fetched: u64, seconds: f64) -> String {
     if fetched == 0 {
         "nothing fetched".to_string()
     } else {
-        format!("{:.1} MB/s", fetched as f64 / 1e6 / seconds.max(1e-3))
+        let per_second = fetched as f64 / seconds.max(1e-3);
+        format!("{}/s", indicatif::HumanBytes(per_second as u64))
     }
 }
 
@@ -118,8 +119,9 @@ mod tests {
     #[test]
     fn a_rate_counts_only_fetched_bytes() {
         assert_eq!(rate(0, 0.0001), "nothing fetched");
-        assert_eq!(rate(2_000_000, 2.0), "1.0 MB/s");
+        assert_eq!(rate(2 << 20, 2.0), "1.00 MiB/s");
+        assert_eq!(rate(3_000, 2.0), "1.46 KiB/s");
         // A tiny time never gives an absurd rate: at most bytes per ms.
-        assert_eq!(rate(1_000, 0.0), "1.0 MB/s");
+        assert_eq!(rate(1 << 10, 0.0), "1000.00 KiB/s");
     }
 }

@@ -48,8 +48,8 @@ pub enum DhtCommand {
     /// Ask the DHT who announces a core and print each peer found: its
     /// identity, observed addresses, relays and the node holding the record.
     Lookup {
-        /// Core key (64 hex characters), or the name of a core in the store;
-        /// its discovery key is the topic.
+        /// Core key (64 hex characters), the name of a core in the store, or
+        /// a share ticket; its discovery key is the topic.
         key: String,
         /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP,
         /// else 127.0.0.1:49737].
@@ -137,6 +137,8 @@ pub fn run(global: &Global, command: DhtCommand) -> Result<(), CliError> {
             json,
             timeout,
         } => {
+            let target = crate::ticket::target(&key, None, bootstrap.as_deref())?;
+            let (key, bootstrap) = (target.key, target.bootstrap);
             let core_key = match key.parse::<hyper_core::CoreKey>() {
                 Ok(k) => k,
                 Err(_) => {

@@ -38,6 +38,11 @@ impl Drop for Process {
 /// Starts `hyper-cli ARGS...` in `host` and waits for a stdout line that
 /// starts with `ready`.
 fn start(host: &Host, args: &[&str], ready: &str) -> Process {
+    start_reading(host, args, ready).0
+}
+
+/// [`start`], also returning the stdout lines up to `ready`.
+fn start_reading(host: &Host, args: &[&str], ready: &str) -> (Process, Vec<String>) {
     let mut child = host
         .command(env!("CARGO_BIN_EXE_hyper-cli"))
         .args(args)
@@ -48,18 +53,21 @@ fn start(host: &Host, args: &[&str], ready: &str) -> Process {
         .expect("spawn hyper-cli");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
     loop {
         let line = lines
             .next()
             .unwrap_or_else(|| panic!("hyper-cli {args:?} ended before printing {ready:?}"))
             .expect("utf-8");
-        if line.starts_with(ready) {
+        let done = line.starts_with(ready);
+        seen.push(line);
+        if done {
             break;
         }
     }
     // Keep draining stdout so the process never blocks on it.
     std::thread::spawn(move || for _ in lines {});
-    Process(child)
+    (Process(child), seen)
 }
 
 /// A writer store holding one core of `BLOCKS` lines; its key.
@@ -240,4 +248,61 @@ fn one_bootstrap_node_is_enough_to_see_a_symmetric_nat() {
         "direct",
         Bootstrap::One,
     );
+}
+
+/// A ticket is all a cloner behind a NAT needs: `clone TICKET`, no other
+/// flag, finds the seeder (behind another NAT) through the ticket's DHT
+/// nodes and punches through.
+#[test]
+fn a_ticket_alone_clones_across_two_cone_nats() {
+    let Some(mut lab) = netlab::lab_or_skip() else {
+        return;
+    };
+    let boot = lab.public_host("boot").expect("boot host");
+    let seed_host = lab.nat_host("seed", Nat::Cone).expect("seeder host");
+    let clone_host = lab.nat_host("clone", Nat::Cone).expect("cloner host");
+    let boot_addr = format!("{}:49737", boot.ip);
+    let _boot = start(
+        &boot,
+        &["dht", "node", "--listen", &boot_addr],
+        "dht node listening",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer_store = dir.path().join("writer");
+    let key = writer(&writer_store);
+    let ws = writer_store.to_str().expect("path");
+    let (_seeder, printed) = start_reading(
+        &seed_host,
+        &["--store", ws, "seed", &key, "--bootstrap", &boot_addr],
+        "  on the other side",
+    );
+    let ticket = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("ticket "))
+        .expect("a ticket")
+        .to_string();
+    let reader_store = dir.path().join("reader");
+    let rs = reader_store.to_str().expect("path");
+    let out = clone_host
+        .command(env!("CARGO_BIN_EXE_hyper-cli"))
+        .args([
+            "--store",
+            rs,
+            "clone",
+            &ticket,
+            "--json",
+            "--retry-for",
+            "25",
+        ])
+        .env_remove("HYPER_BOOTSTRAP")
+        .output()
+        .expect("clone");
+    assert!(
+        out.status.success(),
+        "ticket clone failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(field(&json, "blocks"), BLOCKS.to_string(), "{json}");
+    assert_eq!(field(&json, "path"), "direct", "{json}");
 }

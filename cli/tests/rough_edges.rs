@@ -2,7 +2,7 @@
 //! create stores, errors name their subject, a closed stdout is not an
 //! error, sparse replicas say how to fetch, failed clones leave nothing.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -55,6 +55,11 @@ fn reads_never_create_a_store_and_name_the_path() {
         err.contains(&format!("--store {} is not a directory", file.display())),
         "{err}"
     );
+    // A range past the end is an error, not an empty success.
+    let store = dir.path().join("s");
+    writer(&store, 2);
+    let err = fails(cli(&store, &["core", "cat", "d", "--end", "5"], None));
+    assert!(err.contains("block 4 is out of bounds (length 2)"), "{err}");
     // No HOME and no other hint: refused, never ./hyper-cli.
     let out = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
         .args(["core", "create"])
@@ -102,15 +107,9 @@ fn a_closed_stdout_ends_quietly() {
         .expect("a line");
     // The reader is gone (dropped), as with `| head -1`.
     assert_eq!(first, "line 0\n");
-    let status = child.wait().expect("wait");
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut err)
-        .expect("stderr");
-    assert!(status.success(), "{status}: {err}");
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
     assert_eq!(err, "");
 }
 

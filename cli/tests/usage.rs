@@ -63,12 +63,10 @@ fn argument_errors_are_one_line_with_suggestions() {
         assert!(err.contains(want), "{args:?}: {err}");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
-    let err = one_error_line(&cli(
-        d,
-        &["core", "cat", "a", "--start", "5", "--end", "3"],
-        None,
-    ));
+    let out = cli(d, &["core", "cat", "a", "--start", "5", "--end", "3"], None);
+    let err = one_error_line(&out);
     assert!(err.contains("--start 5 is past --end 3"), "{err}");
+    assert_eq!(out.status.code(), Some(2));
     // --help still prints the whole help, to stdout, with success.
     let help = ok(cli(d, &["bee", "ls", "--help"], None));
     assert!(

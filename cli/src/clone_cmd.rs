@@ -1,0 +1,402 @@
+//! `hyper-cli clone`: download a whole core over TCP or from peers found
+//! through the DHT, verifying every block; every wait ends within
+//! `--retry-for`.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use hyper_core::{Core, Durability, KeyPair, PublicKey, Store};
+use hyper_swarm::{JoinOptions, Path as PeerPath, Swarm};
+use hyper_wire::{DownloadRange, Replication, ReplicationOptions};
+use serde::Serialize;
+
+use crate::net_cmd::{
+    PROGRESS_EVERY, RECONNECT_EVERY, Stall, connect_within, forget_if_empty, parse_key, runtime,
+};
+use crate::output::json_line;
+use crate::progress::{Progress, Style, rate};
+use crate::store::{Access, open};
+use crate::swarm_cmd::Discovery;
+use crate::ticket::Ticket;
+use crate::{CliError, Global};
+
+/// `hyper-cli clone`.
+#[derive(Args)]
+pub struct CloneArgs {
+    /// Core key (64 hex characters) or share ticket (which also says where
+    /// to find the seeder).
+    key: String,
+    /// Address of a peer that seeds it over TCP (HOST:PORT; else the DHT
+    /// finds peers).
+    #[arg(long, value_name = "ADDR", conflicts_with = "bootstrap", value_parser = crate::args::address)]
+    connect: Option<String>,
+    /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP, else
+    /// 127.0.0.1:49737].
+    #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
+    bootstrap: Option<String>,
+    /// Do not look for peers on the local network (multicast DNS).
+    #[arg(long, conflicts_with = "connect")]
+    no_local: bool,
+    /// Do not look for peers on the DHT (only on the local network).
+    #[arg(long, conflicts_with_all = ["bootstrap", "connect", "no_local"])]
+    no_dht: bool,
+    /// After the download, keep following appends (runs until stopped).
+    #[arg(long)]
+    live: bool,
+    /// End with one JSON object (fields as in the README).
+    #[arg(long)]
+    json: bool,
+    /// Print progress lines on stderr even when it is not a terminal (not
+    /// with --quiet).
+    #[arg(long)]
+    progress: bool,
+    /// Keep reconnecting, looking for peers, or waiting for missing blocks
+    /// for this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    retry_for: u64,
+}
+
+impl CloneArgs {
+    /// The ways to find peers without `--connect`.
+    fn discovery(&self) -> Discovery<'_> {
+        Discovery {
+            bootstrap: self.bootstrap.as_deref(),
+            local: !self.no_local,
+            dht: !self.no_dht,
+        }
+    }
+}
+
+/// The download in progress, shared by both ways of finding peers.
+struct Download<'a, F> {
+    replication: &'a Replication,
+    core: &'a Core,
+    done: std::pin::Pin<&'a mut F>,
+    progress: Progress,
+    stall: Stall,
+    retry_for: Duration,
+}
+
+impl<F> Download<'_, F> {
+    /// Redraws progress; an error once blocks are missing and no peer sent
+    /// any for the retry time.
+    fn tick(&mut self) -> Result<(), CliError> {
+        let info = self.core.info()?;
+        self.progress.update(&info);
+        if self.stall.stalled(&info) {
+            return Err(self.stall.error(self.core)?);
+        }
+        Ok(())
+    }
+}
+
+/// The peers a clone used.
+struct Peers {
+    connections: u64,
+    /// Through the DHT: each peer's key and path.
+    found: Vec<(PublicKey, PeerPath)>,
+    /// Through the DHT: seconds from the start (lookup included) to the
+    /// first authenticated connection.
+    connect_seconds: Option<f64>,
+}
+
+/// A peer in `clone --json`.
+#[derive(Serialize)]
+struct PeerJson {
+    key: String,
+    path: &'static str,
+}
+
+/// `clone --json`.
+#[derive(Serialize)]
+struct CloneJson {
+    key: String,
+    blocks: u64,
+    bytes: u64,
+    fetched: u64,
+    fetched_bytes: u64,
+    seconds: f64,
+    connections: u64,
+    length: u64,
+    fork: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peers: Option<Vec<PeerJson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connect_seconds: Option<f64>,
+}
+
+/// `hyper-cli clone KEY (--connect ADDR | --bootstrap NODES)`: downloads
+/// the whole core.
+pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
+    if global.quiet && args.progress {
+        return Err(CliError::Usage(
+            "--progress and --quiet contradict each other".into(),
+        ));
+    }
+    // A ticket says where to look unless a flag does: its DHT nodes (which
+    // find the seeder wherever it is), else its direct address.
+    if let Some(ticket) = Ticket::parse(&args.key)? {
+        args.key = ticket.key.to_string();
+        if args.connect.is_none() && args.bootstrap.is_none() {
+            args.bootstrap = crate::ticket::join(&ticket.bootstrap);
+            if args.bootstrap.is_none() {
+                args.connect = ticket.addresses.first().map(ToString::to_string);
+            }
+        }
+    }
+    let key = parse_key(&args.key)?;
+    let store = open(global.store()?, Access::Write, Durability::Eventual)?;
+    let made = store.core(&key).is_err();
+    let core = store.replica(&key)?;
+    // While it runs (for good, with --live), other invocations on this
+    // store go through it.
+    let status = crate::local::Status {
+        pid: std::process::id(),
+        command: if args.live { "clone --live" } else { "clone" }.into(),
+        ..Default::default()
+    };
+    crate::local::serve(
+        store.clone(),
+        std::sync::Arc::new(std::sync::Mutex::new(status)),
+    );
+    let result = clone_into(&store, &core, global, &args);
+    if result.is_err() {
+        forget_if_empty(&store, &core, made);
+    }
+    result
+}
+
+fn clone_into(
+    store: &Store,
+    core: &Core,
+    global: &Global,
+    args: &CloneArgs,
+) -> Result<(), CliError> {
+    let key = core.key();
+    store.flush()?;
+    let before = core.info()?;
+    let retry_for = Duration::from_secs(args.retry_for);
+    runtime()?.block_on(async {
+        let identity = KeyPair::generate()?;
+        let replication =
+            Replication::new(store.clone(), identity.clone(), ReplicationOptions::default());
+        replication.add_core(core);
+        let range = if args.live {
+            DownloadRange::live()
+        } else {
+            DownloadRange::all()
+        };
+        let done = replication.download(core, range);
+        tokio::pin!(done);
+        let started = Instant::now();
+        let mut download = Download {
+            replication: &replication,
+            core,
+            done,
+            progress: Progress::new(
+                Style::choose(global.quiet, args.progress),
+                before.bytes_stored,
+            ),
+            stall: Stall::new(retry_for),
+            retry_for,
+        };
+        let peers = match &args.connect {
+            Some(addr) => Peers {
+                connections: over_tcp(&mut download, addr).await?,
+                found: Vec::new(),
+                connect_seconds: None,
+            },
+            None => over_swarm(&mut download, identity, args.discovery()).await?,
+        };
+        download.progress.clear();
+        store.flush()?;
+        let info = core.info()?;
+        let seconds = started.elapsed().as_secs_f64();
+        let fetched = info.blocks_stored - before.blocks_stored.min(info.blocks_stored);
+        let fetched_bytes = info.bytes_stored - before.bytes_stored.min(info.bytes_stored);
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            let through_swarm = args.connect.is_none();
+            let o = CloneJson {
+                key: key.to_string(),
+                blocks: info.blocks_stored,
+                bytes: info.bytes_stored,
+                fetched,
+                fetched_bytes,
+                seconds,
+                connections: peers.connections,
+                length: info.length,
+                fork: info.fork,
+                peers: through_swarm.then(|| {
+                    peers
+                        .found
+                        .iter()
+                        .map(|(key, path)| PeerJson {
+                            key: key.to_string(),
+                            path: path.as_str(),
+                        })
+                        .collect()
+                }),
+                connect_seconds: peers.connect_seconds,
+            };
+            json_line(&mut out, &o)?;
+        } else {
+            writeln!(
+                out,
+                "cloned {key}: {} blocks, {} bytes ({fetched} fetched, {} already here) in {seconds:.2} s, {}",
+                info.blocks_stored,
+                info.bytes_stored,
+                before.blocks_stored,
+                rate(fetched_bytes, seconds),
+            )?;
+        }
+        out.flush()?;
+        Ok(())
+    })
+}
+
+/// Downloads from the peer at `addr`, reconnecting while it is lost for
+/// less than the retry time; the connections made.
+async fn over_tcp<F>(d: &mut Download<'_, F>, addr: &str) -> Result<u64, CliError>
+where
+    F: std::future::Future<Output = hyper_wire::Result<()>>,
+{
+    let mut connections = 0u64;
+    let mut last_contact = Instant::now();
+    loop {
+        let left = d.retry_for.saturating_sub(last_contact.elapsed());
+        let connection = match connect_within(d.replication, addr, left.max(RECONNECT_EVERY)).await
+        {
+            Ok(c) => {
+                connections += 1;
+                last_contact = Instant::now();
+                Some(c)
+            }
+            Err(e @ CliError::BadAddress { .. }) => return Err(e),
+            Err(e) => {
+                if last_contact.elapsed() > d.retry_for {
+                    d.progress.clear();
+                    return Err(match e {
+                        CliError::Connect { addr, error } => CliError::Unreachable { addr, error },
+                        e => e,
+                    });
+                }
+                tracing::debug!(error = %e, "retrying");
+                None
+            }
+        };
+        let closed = async {
+            match connection {
+                Some(c) => c.closed().await,
+                None => {
+                    tokio::time::sleep(RECONNECT_EVERY).await;
+                    Ok(())
+                }
+            }
+        };
+        tokio::pin!(closed);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        let ended = loop {
+            tokio::select! {
+                done = &mut d.done => break Some(done),
+                why = &mut closed => {
+                    if let Err(e) = why {
+                        d.progress.clear();
+                        eprintln!("hyper-cli: connection to {addr} lost: {e}; reconnecting");
+                    }
+                    break None;
+                }
+                _ = tick.tick() => {
+                    d.tick()?;
+                    // Connected, yet nothing about the core arrived: a
+                    // peer without it never answers its open (by design
+                    // it cannot tell), so give up after the retry time.
+                    if connections > 0
+                        && last_contact.elapsed() > d.retry_for
+                        && d.replication.synced_peers(d.core).await == 0
+                    {
+                        return Err(CliError::NotServed {
+                            addr: addr.to_string(),
+                            key: d.core.key().to_string(),
+                            seconds: d.retry_for.as_secs(),
+                        });
+                    }
+                }
+            }
+        };
+        match ended {
+            Some(done) => return done.map(|()| connections).map_err(CliError::from),
+            None => {
+                if connections > 0 {
+                    last_contact = Instant::now();
+                }
+                tokio::time::sleep(RECONNECT_EVERY / 4).await;
+            }
+        }
+    }
+}
+
+/// Downloads from whoever the local network or the DHT finds under the
+/// core's discovery key; fails if nobody is found within the retry time.
+async fn over_swarm<F>(
+    d: &mut Download<'_, F>,
+    identity: KeyPair,
+    discovery: Discovery<'_>,
+) -> Result<Peers, CliError>
+where
+    F: std::future::Future<Output = hyper_wire::Result<()>>,
+{
+    let swarm = Swarm::new(discovery.swarm_config(identity)?).await?;
+    if let (true, Some(why)) = (discovery.local, swarm.local_error()) {
+        eprintln!("hyper-cli: local discovery is off: {why}");
+    }
+    let Some(mut incoming) = swarm.connections() else {
+        return Err(CliError::Swarm(hyper_swarm::Error::Stopped));
+    };
+    swarm.join(
+        d.core.key().discovery_key().0,
+        JoinOptions {
+            server: false,
+            client: true,
+        },
+    );
+    let mut peers = Peers {
+        connections: 0,
+        found: Vec::new(),
+        connect_seconds: None,
+    };
+    let looking = Instant::now();
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    loop {
+        tokio::select! {
+            done = &mut d.done => return done.map(|()| peers).map_err(CliError::from),
+            Some(connection) = incoming.recv() => {
+                tracing::debug!(peer = %connection.remote, path = connection.path.as_str(), "peer found");
+                peers.connections += 1;
+                peers
+                    .connect_seconds
+                    .get_or_insert_with(|| started.elapsed().as_secs_f64());
+                if !peers.found.iter().any(|(k, _)| *k == connection.remote) {
+                    peers.found.push((connection.remote, connection.path));
+                }
+                let replication = d.replication.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = connection.replicate(&replication).await {
+                        tracing::debug!(error = %e, "peer connection ended");
+                    }
+                });
+            }
+            _ = tick.tick() => {
+                d.tick()?;
+                if looking.elapsed() > d.retry_for && d.replication.synced_peers(d.core).await == 0 {
+                    return Err(CliError::NoPeers {
+                        key: d.core.key().to_string(),
+                        seconds: d.retry_for.as_secs(),
+                    });
+                }
+            }
+        }
+    }
+}

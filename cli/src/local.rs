@@ -1,0 +1,304 @@
+//! One store, several commands: the process that holds a store (a `seed`)
+//! serves other `hyper-cli` invocations on it through a unix socket inside
+//! the store folder, readable and writable by the store's owner only, so
+//! `core info/list/cat/append` and `hyper-cli status` work while it runs.
+//! The holder stays the only process that opens the database.
+//!
+//! Protocol: the client sends one JSON line (a [`Request`]); the server
+//! answers with JSON lines ([`Reply`]), the last one `done` or `error`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use data_encoding::BASE64;
+use hyper_core::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::CliError;
+use crate::core_cmd::{InfoJson, ListJson, open_core};
+
+/// The socket's file name inside the store folder.
+const SOCKET: &str = "hyper-cli.sock";
+
+/// What a client asks for.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// `core info KEY`.
+    Info {
+        /// The core: key or name.
+        key: String,
+    },
+    /// `core list`.
+    List,
+    /// `core cat KEY --start --end [--follow]`.
+    Cat {
+        /// The core: key or name.
+        key: String,
+        /// The first block.
+        start: u64,
+        /// The block after the last (else the length).
+        end: Option<u64>,
+        /// Then every block appended, until the client goes.
+        #[serde(default)]
+        follow: bool,
+    },
+    /// `core append KEY` with these blocks (base64).
+    Append {
+        /// The core: key or name.
+        key: String,
+        /// The blocks, base64.
+        blocks: Vec<String>,
+        /// Append even to a bee's core.
+        force: bool,
+    },
+    /// `hyper-cli status`.
+    Status,
+}
+
+/// One line of an answer.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// A core's info.
+    Info(InfoJson),
+    /// One core of the list.
+    Entry(ListJson),
+    /// Blocks, base64.
+    Blocks(Vec<String>),
+    /// The core after an append: blocks appended, length, byte length.
+    Appended(u64, u64, u64),
+    /// What the holder is doing.
+    Status(Status),
+    /// The end of a successful answer.
+    Done,
+    /// The request failed: why.
+    Error(String),
+}
+
+/// What `hyper-cli status` shows.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Status {
+    /// The holding process.
+    pub pid: u32,
+    /// What it runs.
+    pub command: String,
+    /// Its identity, as peers see it.
+    pub identity: String,
+    /// Where it listens over TCP, if it does.
+    pub listening: Option<String>,
+    /// Its peers now: `ADDR (tcp)`, or a swarm peer's `KEY (direct)` /
+    /// `KEY (relay)`.
+    pub peers: Vec<String>,
+    /// The cores it serves: key, length, blocks stored.
+    pub cores: Vec<(String, u64, u64)>,
+}
+
+/// The socket of the store in `dir`.
+fn socket(dir: &Path) -> PathBuf {
+    dir.join(SOCKET)
+}
+
+/// Serves requests on `store` until the process ends, from a thread of its
+/// own; `status` is kept up to date by the holder (cores are read fresh).
+/// A socket that cannot be made is said on stderr and the command goes on
+/// (other invocations then find the store locked).
+pub fn serve(store: Store, status: Arc<Mutex<Status>>) {
+    if let Err(e) = listen(store, status) {
+        eprintln!("hyper-cli: other commands cannot use this store while this one runs: {e}");
+    }
+}
+
+fn listen(store: Store, status: Arc<Mutex<Status>>) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = socket(store.path());
+    // A socket left by a holder that was killed.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(|error| CliError::Listen {
+        addr: path.display().to_string(),
+        error: Box::new(error),
+    })?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (store, status) = (store.clone(), status.clone());
+            std::thread::spawn(move || {
+                if let Err(e) = answer(&store, &status, stream) {
+                    tracing::debug!(error = %e, "local request failed");
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+fn answer(store: &Store, status: &Mutex<Status>, stream: UnixStream) -> Result<(), CliError> {
+    // Bytes, not text: a line that is not UTF-8 gets an error answer too.
+    let mut line = Vec::new();
+    BufReader::new(&stream).read_until(b'\n', &mut line)?;
+    let mut out = std::io::BufWriter::new(&stream);
+    let result = match serde_json::from_slice::<Request>(&line) {
+        Ok(request) => handle(store, status, request, &mut out),
+        Err(e) => Err(CliError::Usage(format!("bad local request: {e}"))),
+    };
+    let last = match result {
+        Ok(()) => Reply::Done,
+        Err(e) => Reply::Error(e.to_string()),
+    };
+    crate::output::json_line(&mut out, &last)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn handle(
+    store: &Store,
+    status: &Mutex<Status>,
+    request: Request,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    // Each reply reaches the client at once (a followed cat waits between).
+    let mut send = |reply: Reply| {
+        crate::output::json_line(out, &reply)?;
+        Ok::<_, CliError>(out.flush()?)
+    };
+    match request {
+        Request::Info { key } => send(Reply::Info(crate::core_cmd::info_of(
+            store,
+            &open_core(store, &key)?,
+        )?)),
+        Request::List => {
+            for entry in crate::core_cmd::list_of(store)? {
+                send(Reply::Entry(entry))?;
+            }
+            Ok(())
+        }
+        Request::Cat {
+            key,
+            start,
+            end,
+            follow,
+        } => {
+            let core = open_core(store, &key)?;
+            crate::core_cmd::each_chunk(&core, start, end, follow, |blocks| {
+                send(Reply::Blocks(
+                    blocks.iter().map(|b| BASE64.encode(b)).collect(),
+                ))
+            })
+        }
+        Request::Append { key, blocks, force } => {
+            let core = open_core(store, &key)?;
+            if !force && crate::core_cmd::holds_a_bee(&core)? {
+                return Err(CliError::StructuredCore(key));
+            }
+            let blocks = blocks
+                .iter()
+                .map(|b| BASE64.decode(b.as_bytes()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CliError::Usage(format!("bad block in local request: {e}")))?;
+            let outcome = core.append_batch(&blocks)?;
+            // The holder may commit without fsync (a seeder does): the
+            // client's data is durable before it hears so.
+            store.flush()?;
+            send(Reply::Appended(
+                blocks.len() as u64,
+                outcome.length,
+                outcome.byte_length,
+            ))
+        }
+        Request::Status => {
+            let mut now = status.lock().map(|s| s.clone()).unwrap_or_default();
+            now.cores = store
+                .list()?
+                .into_iter()
+                .map(|e| {
+                    let stored = store
+                        .core(&e.key)
+                        .and_then(|c| c.info())
+                        .map_or(0, |i| i.blocks_stored);
+                    (e.key.to_string(), e.length, stored)
+                })
+                .collect();
+            send(Reply::Status(now))
+        }
+    }
+}
+
+/// Sends `request` to the process holding the store in `dir` and hands
+/// each reply to `each`; `None` if no process serves the store.
+pub fn ask(
+    dir: &Path,
+    request: &Request,
+    mut each: impl FnMut(Reply) -> Result<(), CliError>,
+) -> Result<Option<()>, CliError> {
+    let Ok(mut stream) = UnixStream::connect(socket(dir)) else {
+        return Ok(None);
+    };
+    tracing::debug!(?request, "asking the process that holds the store");
+    crate::output::json_line(&mut stream, request)?;
+    for line in BufReader::new(&stream).lines() {
+        let reply: Reply = serde_json::from_str(&line?)
+            .map_err(|e| CliError::Usage(format!("bad answer from the store's process: {e}")))?;
+        match reply {
+            Reply::Done => return Ok(Some(())),
+            Reply::Error(e) => return Err(CliError::Remote(e)),
+            reply => each(reply)?,
+        }
+    }
+    Err(CliError::Remote(
+        "the process holding the store stopped answering".into(),
+    ))
+}
+
+/// [`ask`], or the store's lock error if no process serves it.
+pub fn ask_holder(
+    dir: &Path,
+    request: &Request,
+    each: impl FnMut(Reply) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    ask(dir, request, each)?.ok_or_else(|| CliError::StoreLocked(dir.to_path_buf()))
+}
+
+/// `hyper-cli status`.
+pub fn status(dir: &Path, json: bool) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    let mut shown = false;
+    let answered = ask(dir, &Request::Status, |reply| {
+        if let Reply::Status(s) = reply {
+            shown = true;
+            if json {
+                return crate::output::json_line(&mut out, &s);
+            }
+            writeln!(
+                out,
+                "process {} ({}) holds {}",
+                s.pid,
+                s.command,
+                dir.display()
+            )?;
+            writeln!(out, "identity {}", s.identity)?;
+            if let Some(addr) = &s.listening {
+                writeln!(out, "listening on {addr}")?;
+            }
+            writeln!(
+                out,
+                "{} peers{}",
+                s.peers.len(),
+                if s.peers.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", s.peers.join(", "))
+                }
+            )?;
+            for (key, length, stored) in &s.cores {
+                writeln!(out, "core {key}: {stored} of {length} blocks stored")?;
+            }
+        }
+        Ok(())
+    })?;
+    if answered.is_none() || !shown {
+        return Err(CliError::NoHolder(dir.to_path_buf()));
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! One store, several commands: while `seed` holds a store, other
+//! `hyper-cli` processes read it, append to it and ask its status through
+//! the socket in the store folder.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{cli, ok};
+
+#[test]
+fn commands_on_a_store_work_while_seed_holds_it() {
+    let (a, b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let key = ok(cli(a.path(), &["core", "create", "--name", "d"], None));
+    let key = key.trim().to_string();
+    ok(cli(
+        a.path(),
+        &["core", "append", "d", "one\n", "two\n"],
+        None,
+    ));
+    // Nobody holds it yet.
+    let out = cli(a.path(), &["status"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no process holds the store"));
+    let seeder = common::seed(a.path(), &["d", "--listen", "127.0.0.1:0"]);
+    let socket = a.path().join("hyper-cli.sock");
+    let mode = std::fs::metadata(&socket)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the socket is the owner's only");
+
+    // Reads, through the seeder.
+    assert_eq!(ok(cli(a.path(), &["core", "cat", "d"], None)), "one\ntwo\n");
+    let list = ok(cli(a.path(), &["core", "list", "--json"], None));
+    let entry: serde_json::Value = serde_json::from_str(list.trim()).expect("JSON");
+    assert_eq!(entry["key"], key);
+    assert_eq!(entry["blocks_stored"], 2);
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(cli(a.path(), &["core", "info", "d", "--json"], None)))
+            .expect("JSON");
+    assert_eq!(info["length"], 2);
+    let err =
+        String::from_utf8_lossy(&cli(a.path(), &["core", "info", "nope"], None).stderr).to_string();
+    assert!(err.contains("no core with key or name 'nope'"), "{err}");
+
+    // A live clone connects; an append through the seeder reaches it.
+    let mut clone = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
+        .arg("--store")
+        .arg(b.path())
+        .args([
+            "clone",
+            &key,
+            "--connect",
+            &seeder.addr,
+            "--live",
+            "--progress",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("clone");
+    let mut progress = BufReader::new(clone.stderr.take().expect("stderr")).lines();
+    let wait_for = |lines: &mut std::io::Lines<BufReader<std::process::ChildStderr>>,
+                    want: &str| {
+        for line in lines.by_ref() {
+            if line.expect("utf-8").starts_with(want) {
+                return;
+            }
+        }
+        panic!("no {want:?}");
+    };
+    wait_for(&mut progress, "progress: 2/2 blocks");
+    let out = ok(cli(a.path(), &["core", "append", "d"], Some(b"three\n")));
+    assert_eq!(out, "appended 1 blocks: length 3, 14 bytes\n");
+    wait_for(&mut progress, "progress: 3/3 blocks");
+
+    // Status shows the holder, its TCP peer and the core.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&ok(cli(a.path(), &["status", "--json"], None))).expect("JSON");
+        if status["peers"].as_array().is_some_and(|p| p.len() == 1) || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status["command"], "seed");
+    assert_eq!(status["listening"], seeder.addr.as_str());
+    assert_eq!(
+        status["peers"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
+    assert_eq!(status["cores"][0][0], key);
+    assert_eq!(status["cores"][0][1], 3);
+    let text = ok(cli(a.path(), &["status"], None));
+    assert!(
+        text.contains("1 peers: 127.0.0.1:") && text.contains("(tcp)"),
+        "{text}"
+    );
+    assert!(text.contains("3 of 3 blocks stored"), "{text}");
+    // The live clone holds its store, and serves reads of it too.
+    assert_eq!(
+        ok(cli(b.path(), &["core", "cat", &key], None)),
+        "one\ntwo\nthree\n"
+    );
+    let status = ok(cli(b.path(), &["status"], None));
+    assert!(status.contains("(clone --live)"), "{status}");
+    let _ = clone.kill();
+    let _ = clone.wait();
+    drop(seeder);
+    // Held by nobody again: the store opens directly.
+    assert_eq!(
+        ok(cli(a.path(), &["core", "cat", "d"], None)),
+        "one\ntwo\nthree\n"
+    );
+}
+
+/// `core cat --follow` of `store`'s core `d`, and a reader of its lines.
+fn follow(
+    store: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
+        .arg("--store")
+        .arg(store)
+        .args(["core", "cat", "d", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cat --follow");
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, lines)
+}
+
+#[test]
+fn cat_follow_tails_a_live_core_held_here_or_by_a_seeder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(cli(dir.path(), &["core", "create", "--name", "d"], None));
+    ok(cli(dir.path(), &["core", "append", "d", "one\n"], None));
+    // Held by the follower itself: appends from others reach it.
+    let (mut child, mut lines) = follow(dir.path());
+    let mut next = || lines.next().expect("a line").expect("utf-8");
+    assert_eq!(next(), "one");
+    ok(cli(dir.path(), &["core", "append", "d", "two\n"], None));
+    assert_eq!(next(), "two");
+    let _ = child.kill();
+    let _ = child.wait();
+    // Held by a seeder: the follower goes through it.
+    let _seeder = common::seed(dir.path(), &["d", "--listen", "127.0.0.1:0"]);
+    let (mut child, mut lines) = follow(dir.path());
+    let mut next = || lines.next().expect("a line").expect("utf-8");
+    assert_eq!((next(), next()), ("one".to_string(), "two".to_string()));
+    ok(cli(dir.path(), &["core", "append", "d", "three\n"], None));
+    assert_eq!(next(), "three");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_store_socket_answers_garbage_with_an_error_and_keeps_serving() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(cli(dir.path(), &["core", "create", "--name", "d"], None));
+    ok(cli(dir.path(), &["core", "append", "d", "x"], None));
+    let _seeder = common::seed(dir.path(), &["d", "--listen", "127.0.0.1:0"]);
+    let socket = dir.path().join("hyper-cli.sock");
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let good = br#"{"op":"cat","key":"d","start":0,"end":1}"#;
+    for round in 0..200 {
+        let mut line: Vec<u8> = if round % 2 == 0 {
+            good.to_vec()
+        } else {
+            (0..next() % 64).map(|_| next() as u8).collect()
+        };
+        for _ in 0..(next() % 3) {
+            if !line.is_empty() {
+                let i = (next() as usize) % line.len();
+                line[i] = next() as u8;
+            }
+        }
+        line.retain(|&b| b != b'\n');
+        line.push(b'\n');
+        let mut stream = UnixStream::connect(&socket).expect("connect");
+        stream.write_all(&line).expect("write");
+        let mut answer = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut answer)
+            .expect("an answer");
+        assert!(!answer.is_empty(), "no answer to {line:?}");
+    }
+    // Cats past the end and of unknown cores are errors, not hangs.
+    for bad in [
+        r#"{"op":"cat","key":"d","start":5,"end":9}"#,
+        r#"{"op":"info","key":"nope"}"#,
+        r#"{"op":"append","key":"d","blocks":["!!"],"force":false}"#,
+    ] {
+        let mut stream = UnixStream::connect(&socket).expect("connect");
+        writeln!(stream, "{bad}").expect("write");
+        let mut answer = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut answer)
+            .expect("an answer");
+        assert!(answer.starts_with("{\"error\""), "{bad}: {answer}");
+    }
+    assert_eq!(ok(cli(dir.path(), &["core", "cat", "d"], None)), "x");
+}
