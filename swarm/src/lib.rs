@@ -42,5 +42,6 @@ pub use quic::{QuicError, QuicStream};
 pub use records::Limits;
 pub use signing::{immutable_target, mutable_target, sign_mutable, sign_record, sign_unannounce};
 pub use swarm::{
-    Firewall, JoinOptions, Path, PeerConnection, Swarm, SwarmConfig, SwarmEvent, peer_topic,
+    Firewall, JoinOptions, Path, PathCounts, PeerConnection, PeerStatus, Swarm, SwarmConfig,
+    SwarmEvent, SwarmStats, TopicStatus, peer_topic,
 };

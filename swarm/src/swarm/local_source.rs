@@ -205,6 +205,7 @@ impl Swarm {
                 }
                 self.offer(Candidate {
                     public_key,
+                    topic,
                     hint: Hint::Local(addresses),
                 });
             }
