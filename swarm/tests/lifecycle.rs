@@ -7,25 +7,19 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use hyper_core::{KeyPair, PublicKey};
-use hyper_swarm::{Dht, JoinOptions, Path, QueryKind, Swarm, SwarmConfig, SwarmEvent};
-use tokio::sync::broadcast;
-use tokio::time::{Instant, sleep, timeout};
+use hyper_core::KeyPair;
+use hyper_swarm::{Dht, Path, QueryKind, Swarm, SwarmConfig};
+use tokio::time::timeout;
 
 mod common;
-use common::{bootstrap_node, dht_only};
-
-const SERVER: JoinOptions = JoinOptions {
-    server: true,
-    client: false,
-};
-const CLIENT: JoinOptions = JoinOptions {
-    server: false,
-    client: true,
+use common::{
+    CLIENT, SERVER, bootstrap_node, dht_only, disconnected, eventually, flushed, next_event,
+    random_topic,
 };
 
-fn random_topic() -> [u8; 32] {
-    KeyPair::generate().expect("keys").public_key().0
+/// A Connected event's peer.
+fn connected(event: hyper_swarm::SwarmEvent) -> Option<hyper_core::PublicKey> {
+    common::connected(event).map(|(key, _)| key)
 }
 
 async fn dht_swarm(boot: &Dht) -> Swarm {
@@ -37,11 +31,26 @@ async fn dht_swarm(boot: &Dht) -> Swarm {
     .expect("swarm")
 }
 
-async fn flushed(swarm: &Swarm) {
-    timeout(Duration::from_secs(30), swarm.flush())
-        .await
-        .expect("flushed in time")
-        .expect("flushed");
+/// `server` announces `topic`; a DHT-only client looks it up and connects;
+/// the client and its events.
+async fn connected_client(
+    boot: &Dht,
+    server: &Swarm,
+    topic: [u8; 32],
+) -> (
+    Swarm,
+    tokio::sync::broadcast::Receiver<hyper_swarm::SwarmEvent>,
+) {
+    server.join(topic, SERVER);
+    flushed(server).await;
+    let client = dht_swarm(boot).await;
+    let mut events = client.events();
+    client.join(topic, CLIENT);
+    assert_eq!(
+        next_event(&mut events, Duration::from_secs(20), connected).await,
+        Some(server.public_key())
+    );
+    (client, events)
 }
 
 /// Whether `boot` (the only DHT node, so the holder) has a record for
@@ -53,55 +62,6 @@ async fn holder_has_record(boot: &Dht, topic: [u8; 32]) -> bool {
         .expect("lookup")
         .records
         .is_empty()
-}
-
-/// Waits up to `wait` for `condition`.
-async fn eventually(wait: Duration, mut condition: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + wait;
-    while Instant::now() < deadline {
-        if condition().await {
-            return true;
-        }
-        sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
-/// The next event matching `pick`, within `wait`.
-async fn next<T>(
-    events: &mut broadcast::Receiver<SwarmEvent>,
-    wait: Duration,
-    pick: impl Fn(SwarmEvent) -> Option<T>,
-) -> Option<T> {
-    timeout(wait, async {
-        loop {
-            match events.recv().await {
-                Ok(event) => {
-                    if let Some(found) = pick(event) {
-                        return found;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
-            }
-        }
-    })
-    .await
-    .ok()
-}
-
-fn connected(event: SwarmEvent) -> Option<PublicKey> {
-    match event {
-        SwarmEvent::Connected { remote, .. } => Some(remote),
-        SwarmEvent::Disconnected { .. } => None,
-    }
-}
-
-fn disconnected(event: SwarmEvent) -> Option<PublicKey> {
-    match event {
-        SwarmEvent::Disconnected { remote } => Some(remote),
-        SwarmEvent::Connected { .. } => None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +111,7 @@ async fn flush_waits_for_dials_and_destroy_unannounces_and_closes() {
     // The unannounce reached the holder at once.
     assert!(!holder_has_record(&boot, topic).await);
     assert_eq!(
-        next(&mut events, Duration::from_secs(10), disconnected).await,
+        next_event(&mut events, Duration::from_secs(10), disconnected).await,
         Some(server.public_key())
     );
     assert!(server.topics().is_empty());
@@ -187,15 +147,7 @@ async fn dropping_the_swarm_unannounces_and_stops_its_tasks() {
     ))
     .await
     .expect("server");
-    server.join(topic, SERVER);
-    flushed(&server).await;
-    let client = dht_swarm(&boot).await;
-    let mut events = client.events();
-    client.join(topic, CLIENT);
-    assert_eq!(
-        next(&mut events, Duration::from_secs(20), connected).await,
-        Some(server.public_key())
-    );
+    let (_client, mut events) = connected_client(&boot, &server, topic).await;
     let server_key = server.public_key();
     let dht_port = SocketAddr::from(([0, 0, 0, 0], server.dht().local_addr().port()));
     let listen = server.listen_addr().expect("listen");
@@ -214,7 +166,7 @@ async fn dropping_the_swarm_unannounces_and_stops_its_tasks() {
         "the record outlived the swarm"
     );
     assert_eq!(
-        next(&mut events, Duration::from_secs(10), disconnected).await,
+        next_event(&mut events, Duration::from_secs(10), disconnected).await,
         Some(server_key)
     );
     // Every task holding the sockets ended: both ports can be bound again.
@@ -231,25 +183,17 @@ async fn suspend_closes_and_refuses_and_resume_connects_again() {
     let boot = bootstrap_node().await;
     let topic = random_topic();
     let server = dht_swarm(&boot).await;
-    server.join(topic, SERVER);
-    flushed(&server).await;
-    let client = dht_swarm(&boot).await;
-    let mut events = client.events();
-    client.join(topic, CLIENT);
-    assert_eq!(
-        next(&mut events, Duration::from_secs(20), connected).await,
-        Some(server.public_key())
-    );
+    let (_client, mut events) = connected_client(&boot, &server, topic).await;
 
     server.suspend();
     assert_eq!(
-        next(&mut events, Duration::from_secs(10), disconnected).await,
+        next_event(&mut events, Duration::from_secs(10), disconnected).await,
         Some(server.public_key())
     );
     // The client keeps trying (the record is still on the DHT); the
     // suspended server refuses.
     assert_eq!(
-        next(&mut events, Duration::from_secs(5), connected).await,
+        next_event(&mut events, Duration::from_secs(5), connected).await,
         None,
         "a suspended swarm accepted a connection"
     );
@@ -259,7 +203,7 @@ async fn suspend_closes_and_refuses_and_resume_connects_again() {
     server.resume();
     flushed(&server).await;
     assert_eq!(
-        next(&mut events, Duration::from_secs(60), connected).await,
+        next_event(&mut events, Duration::from_secs(60), connected).await,
         Some(server.public_key()),
         "no connection after resume"
     );
@@ -282,7 +226,7 @@ async fn local_connections_are_reported_as_local() {
     let mut events = client.events();
     client.join(topic, CLIENT);
     assert_eq!(
-        next(&mut events, Duration::from_secs(20), connected).await,
+        next_event(&mut events, Duration::from_secs(20), connected).await,
         Some(server.public_key())
     );
     let status = server.status(&topic).expect("joined");
