@@ -83,6 +83,11 @@ const MAX_BIDI_STREAMS: u32 = 16;
 /// its first frame) and versions what follows.
 const STREAM_HEADER: u8 = 1;
 
+/// The first byte of every application stream opened by
+/// [`open_named_stream`]; the name's length (one byte) and its UTF-8 bytes
+/// follow.
+const NAMED_STREAM_HEADER: u8 = 2;
+
 /// Application close code sent when a peer proves another key than the one
 /// asked for.
 const CLOSE_WRONG_IDENTITY: VarInt = VarInt::from_u32(1);
@@ -152,6 +157,12 @@ pub enum QuicError {
     /// speak.
     #[error("the peer opened a QUIC stream with unknown header {0:#04x}")]
     BadStreamHeader(u8),
+    /// A stream name is longer than 255 bytes.
+    #[error("a stream name is {0} bytes long; at most 255")]
+    StreamNameTooLong(usize),
+    /// The peer named a stream with bytes that are not UTF-8.
+    #[error("the peer named a QUIC stream with bytes that are not UTF-8")]
+    BadStreamName,
 }
 
 /// Builds a QUIC endpoint on an already-bound UDP socket, proving
@@ -293,10 +304,7 @@ pub(crate) async fn open_stream(connection: &quinn::Connection) -> Result<QuicSt
         .map_err(QuicError::ConnectionLost)?;
     send.write_all(&[STREAM_HEADER])
         .await
-        .map_err(|error| match error {
-            quinn::WriteError::ConnectionLost(lost) => QuicError::ConnectionLost(lost),
-            other => QuicError::Stream(other.into()),
-        })?;
+        .map_err(write_error)?;
     Ok(QuicStream { send, recv })
 }
 
@@ -315,19 +323,65 @@ pub(crate) async fn accept_stream(connection: &quinn::Connection) -> Result<Quic
         .await
         .map_err(QuicError::ConnectionLost)?;
     let mut header = [0u8; 1];
-    recv.read_exact(&mut header)
-        .await
-        .map_err(|error| match error {
-            quinn::ReadExactError::FinishedEarly(_) => QuicError::NoStreamHeader,
-            quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(lost)) => {
-                QuicError::ConnectionLost(lost)
-            }
-            quinn::ReadExactError::ReadError(other) => QuicError::Stream(other.into()),
-        })?;
+    recv.read_exact(&mut header).await.map_err(read_error)?;
     match header {
         [STREAM_HEADER] => Ok(QuicStream { send, recv }),
         [other] => Err(QuicError::BadStreamHeader(other)),
     }
+}
+
+fn write_error(error: quinn::WriteError) -> QuicError {
+    match error {
+        quinn::WriteError::ConnectionLost(lost) => QuicError::ConnectionLost(lost),
+        other => QuicError::Stream(other.into()),
+    }
+}
+
+fn read_error(error: quinn::ReadExactError) -> QuicError {
+    match error {
+        quinn::ReadExactError::FinishedEarly(_) => QuicError::NoStreamHeader,
+        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(lost)) => {
+            QuicError::ConnectionLost(lost)
+        }
+        quinn::ReadExactError::ReadError(other) => QuicError::Stream(other.into()),
+    }
+}
+
+/// Opens an application stream named `name` beside the replication
+/// stream (the peer's [`accept_named_stream`] returns it with the name).
+/// Fails with [`QuicError::StreamNameTooLong`] past 255 bytes.
+pub(crate) async fn open_named_stream(
+    connection: &quinn::Connection,
+    name: &str,
+) -> Result<QuicStream, QuicError> {
+    let length = u8::try_from(name.len()).map_err(|_| QuicError::StreamNameTooLong(name.len()))?;
+    let (mut send, recv) = connection
+        .open_bi()
+        .await
+        .map_err(QuicError::ConnectionLost)?;
+    let header = [&[NAMED_STREAM_HEADER, length][..], name.as_bytes()].concat();
+    send.write_all(&header).await.map_err(write_error)?;
+    Ok(QuicStream { send, recv })
+}
+
+/// Reads the name of an application stream the peer opened with
+/// [`open_named_stream`] (the halves `accept_bi` gave): its name and the
+/// stream. A stream with another header or a name that is not UTF-8 fails
+/// (and is dropped; the connection stays up). Put a timeout around it for
+/// untrusted peers.
+pub(crate) async fn read_stream_name(
+    (send, mut recv): (SendStream, RecvStream),
+) -> Result<(String, QuicStream), QuicError> {
+    let mut header = [0u8; 2];
+    recv.read_exact(&mut header).await.map_err(read_error)?;
+    let [kind, length] = header;
+    if kind != NAMED_STREAM_HEADER {
+        return Err(QuicError::BadStreamHeader(kind));
+    }
+    let mut name = vec![0u8; usize::from(length)];
+    recv.read_exact(&mut name).await.map_err(read_error)?;
+    let name = String::from_utf8(name).map_err(|_| QuicError::BadStreamName)?;
+    Ok((name, QuicStream { send, recv }))
 }
 
 /// The transport settings every connection uses, in both directions.
@@ -862,6 +916,49 @@ mod tests {
         send.write_all(&[0xff]).await.expect("write");
         let result = within(server_task).await.expect("server task");
         assert!(matches!(result, Err(QuicError::BadStreamHeader(0xff))));
+    }
+
+    #[tokio::test]
+    async fn named_streams_carry_their_names_and_bad_ones_are_refused() {
+        let (server, server_id, server_addr) = local_endpoint(25);
+        let (client, _, _) = local_endpoint(26);
+        let server_task = tokio::spawn(async move {
+            let connection = accept(&server).await.expect("server handshake");
+            let next =
+                async || read_stream_name(connection.accept_bi().await.expect("accept")).await;
+            let (name, mut stream) = next().await.expect("named");
+            let mut hello = [0u8; 5];
+            stream.read_exact(&mut hello).await.expect("read");
+            let bad_utf8 = next().await.map(|(n, _)| n);
+            let bad_kind = next().await.map(|(n, _)| n);
+            (name, hello, bad_utf8, bad_kind)
+        });
+        let connection = connect(&client, server_addr, &server_id.public_key())
+            .await
+            .expect("connect");
+        let mut stream = open_named_stream(&connection, "chat/1")
+            .await
+            .expect("open");
+        stream.write_all(b"hello").await.expect("write");
+        let (mut send, _r1) = connection.open_bi().await.expect("open");
+        send.write_all(&[NAMED_STREAM_HEADER, 2, 0xff, 0xfe])
+            .await
+            .expect("write");
+        let (mut send2, _r2) = connection.open_bi().await.expect("open");
+        send2.write_all(&[STREAM_HEADER, 0]).await.expect("write");
+        let long = "x".repeat(256);
+        assert!(matches!(
+            open_named_stream(&connection, &long).await,
+            Err(QuicError::StreamNameTooLong(256))
+        ));
+        let (name, hello, bad_utf8, bad_kind) = within(server_task).await.expect("server");
+        assert_eq!(name, "chat/1");
+        assert_eq!(&hello, b"hello");
+        assert!(matches!(bad_utf8, Err(QuicError::BadStreamName)));
+        assert!(matches!(
+            bad_kind,
+            Err(QuicError::BadStreamHeader(STREAM_HEADER))
+        ));
     }
 
     #[test]

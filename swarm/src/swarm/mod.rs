@@ -32,6 +32,7 @@ mod local_table;
 mod peers;
 mod punching;
 mod status;
+mod streams;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -46,6 +47,7 @@ use tokio::time::Instant;
 pub use config::{Firewall, JoinOptions, SwarmConfig};
 pub use peers::{Path, PeerConnection, SwarmEvent};
 pub use status::{PathCounts, PeerStatus, SwarmStats, TopicStatus};
+pub use streams::AppStream;
 
 use crate::dht::Dht;
 use crate::error::{Error, Result};
@@ -103,6 +105,8 @@ struct Inner {
     in_flight: watch::Sender<usize>,
     /// What [`Swarm::stats`] reports.
     counters: status::Counters,
+    /// Where named streams peers open go, once [`Swarm::streams`] asked.
+    streams: Mutex<Option<mpsc::UnboundedSender<AppStream>>>,
 }
 
 /// Finds and connects peers by topic. Cloning gives another handle; the
@@ -181,6 +185,7 @@ impl Swarm {
                 background: Mutex::new(Vec::new()),
                 in_flight: watch::channel(0).0,
                 counters: status::Counters::default(),
+                streams: Mutex::new(None),
             }),
         };
         let mut background = vec![tokio::spawn(listener::accept_loop(

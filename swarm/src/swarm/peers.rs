@@ -353,6 +353,11 @@ impl Swarm {
         self.inner
             .counters
             .made(connection.path, connection.initiator);
+        tokio::spawn(super::streams::accept_loop(
+            Arc::downgrade(&self.inner),
+            remote,
+            connection.connection.clone(),
+        ));
         let watched = connection.connection.clone();
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
