@@ -47,7 +47,8 @@ pub enum DhtCommand {
         /// else 127.0.0.1:49737].
         #[arg(long, value_name = "IP:PORT,...")]
         bootstrap: Option<String>,
-        /// One JSON object per peer: key, addresses, relays, holder.
+        /// One JSON object per peer: key, addresses, relays, local (its LAN
+        /// addresses), holder.
         #[arg(long)]
         json: bool,
     },
@@ -160,11 +161,13 @@ fn lookup(key: &str, bootstrap: Option<&str>, json: bool) -> Result<(), CliError
         for found in &outcome.records {
             let addresses = list(&found.record.addresses);
             let relays = list(&found.record.relays);
+            let local = list(&found.record.local_addresses);
             if json {
                 let line = Object::default()
                     .str("key", Some(&found.public_key.to_string()))
                     .strs("addresses", &addresses)
                     .strs("relays", &relays)
+                    .strs("local", &local)
                     .str("holder", Some(&found.holder.to_string()))
                     .finish();
                 writeln!(out, "{line}")?;

@@ -86,6 +86,8 @@ struct Inner {
     events: broadcast::Sender<SwarmEvent>,
     /// Woken when a connection ends, so lookups run again at once.
     lost: Arc<Notify>,
+    /// Woken when this host's addresses change, so topics announce again.
+    moved: Arc<Notify>,
     /// The listening QUIC endpoint (local peers dial it; local dials leave
     /// from it).
     listener: quinn::Endpoint,
@@ -176,6 +178,7 @@ impl Swarm {
                 receiver: Mutex::new(Some(receiver)),
                 events,
                 lost: Arc::new(Notify::new()),
+                moved: Arc::new(Notify::new()),
                 listener: listener.clone(),
                 local,
                 local_peers: Mutex::new(local_table::LocalPeers::default()),
@@ -188,10 +191,13 @@ impl Swarm {
                 streams: Mutex::new(None),
             }),
         };
-        let mut background = vec![tokio::spawn(listener::accept_loop(
-            Arc::downgrade(&swarm.inner),
-            listener,
-        ))];
+        let mut background = vec![
+            tokio::spawn(listener::accept_loop(
+                Arc::downgrade(&swarm.inner),
+                listener,
+            )),
+            tokio::spawn(local_source::watch_addresses(Arc::downgrade(&swarm.inner))),
+        ];
         if let Some(events) = local_events {
             background.push(tokio::spawn(local_source::run(
                 Arc::downgrade(&swarm.inner),

@@ -73,6 +73,9 @@ pub struct SwarmStats {
     pub punch_failures: u64,
     /// Connections accepted from peers that dialled this side.
     pub accepted: u64,
+    /// Times this host's addresses changed (each made every topic
+    /// announce again).
+    pub address_changes: u64,
 }
 
 /// The live counters behind [`SwarmStats`].
@@ -83,6 +86,7 @@ pub(super) struct Counters {
     punches: AtomicU64,
     punch_failures: AtomicU64,
     accepted: AtomicU64,
+    address_changes: AtomicU64,
 }
 
 fn slot(path: Path) -> usize {
@@ -126,6 +130,11 @@ impl Counters {
         }
     }
 
+    /// This host's addresses changed.
+    pub(super) fn moved(&self) {
+        self.address_changes.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn snapshot(&self) -> SwarmStats {
         SwarmStats {
             tried: counts(&self.tried),
@@ -133,6 +142,7 @@ impl Counters {
             punches: self.punches.load(Ordering::Relaxed),
             punch_failures: self.punch_failures.load(Ordering::Relaxed),
             accepted: self.accepted.load(Ordering::Relaxed),
+            address_changes: self.address_changes.load(Ordering::Relaxed),
         }
     }
 }
