@@ -222,3 +222,52 @@ async fn hostile_announcements_are_dropped_without_harm() {
     }
     let _ = hostile.shutdown();
 }
+
+/// A client that hears `key` announced for a fresh topic only at `ip` and
+/// the port `port`; the address its connection to `key` talks to.
+async fn reached_at(
+    hostile: &ServiceDaemon,
+    key: hyper_core::PublicKey,
+    ip: IpAddr,
+    port: u16,
+) -> SocketAddr {
+    let topic = random_topic();
+    let info = ServiceInfo::new(
+        "_hyper._udp.local.",
+        &format!("only-{}", hex(&topic[..6])),
+        &format!("only-{}.local.", hex(&topic[..6])),
+        ip,
+        port,
+        &[("k", hex(&key.0)), ("t", hex(&topic))][..],
+    )
+    .expect("info");
+    hostile.register(info).expect("register");
+    let client = local_swarm(KeyPair::generate().expect("keys")).await;
+    let mut incoming = client.connections().expect("connections");
+    client.join(topic, CLIENT);
+    let connection = next_connection(&mut incoming).await;
+    assert_eq!(connection.remote, key);
+    assert_eq!(connection.path, Path::Local);
+    connection.remote_address()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_listening_endpoint_is_reached_over_ipv4_and_ipv6() {
+    let (Some(v4), Some(v6)) = (lan_ipv4(), common::lan_ipv6()) else {
+        eprintln!("skipped: this host lacks an IPv4 or an IPv6 LAN address");
+        return;
+    };
+    // The peer announces nothing itself; a responder announces it once at
+    // its IPv4 address, once at its IPv6 one, on the same port.
+    let mut config = SwarmConfig::new(KeyPair::generate().expect("keys"), Vec::new());
+    config.dht = false;
+    config.local = false;
+    let peer = Swarm::new(config).await.expect("peer");
+    let port = peer.listen_addr().expect("listen").port();
+    let responder = ServiceDaemon::new().expect("daemon");
+    let over_v4 = reached_at(&responder, peer.public_key(), IpAddr::V4(v4), port).await;
+    assert_eq!(over_v4.ip().to_canonical(), IpAddr::V4(v4));
+    let over_v6 = reached_at(&responder, peer.public_key(), IpAddr::V6(v6), port).await;
+    assert_eq!(over_v6.ip(), IpAddr::V6(v6));
+    let _ = responder.shutdown();
+}

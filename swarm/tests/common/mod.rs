@@ -219,3 +219,16 @@ pub fn writer_core(n: u32) -> (tempfile::TempDir, Store, hyper_core::Core, Vec<V
     core.append_batch(&blocks).expect("append");
     (dir, store, core, blocks)
 }
+
+/// This host's first global or unique-local IPv6 address, if it has one.
+pub fn lan_ipv6() -> Option<std::net::Ipv6Addr> {
+    if_addrs::get_if_addrs()
+        .ok()?
+        .into_iter()
+        .find_map(|i| match i.addr {
+            if_addrs::IfAddr::V6(v6) if !v6.ip.is_loopback() && !v6.ip.is_unicast_link_local() => {
+                Some(v6.ip)
+            }
+            _ => None,
+        })
+}
