@@ -251,4 +251,9 @@ async fn local_connections_are_reported_as_local() {
         "{:?}",
         server.stats()
     );
+    // Suspended, the announcement is withdrawn; resumed, it is back.
+    server.suspend();
+    assert!(!server.status(&topic).expect("joined").local_announced);
+    server.resume();
+    assert!(server.status(&topic).expect("joined").local_announced);
 }

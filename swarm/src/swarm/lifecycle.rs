@@ -129,8 +129,9 @@ impl Swarm {
             if let Some(task) = t.task.take() {
                 task.abort();
             }
-            if let (true, Some(local)) = (t.server, &self.inner.local) {
+            if let (true, Some(local)) = (t.local_announced, &self.inner.local) {
                 local.unannounce(topic);
+                t.local_announced = false;
             }
         }
         for live in lock(&self.inner.peers).values() {

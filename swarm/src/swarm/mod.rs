@@ -64,6 +64,8 @@ struct Topic {
     /// For a peer joined by key ([`Swarm::join_peer`]): only this key is
     /// dialled, whoever else announces under its topic.
     only: Option<PublicKey>,
+    /// Registered with the mDNS responder now.
+    local_announced: bool,
 }
 
 /// The topic a peer listening on its identity is announced under
@@ -349,6 +351,7 @@ impl Swarm {
                 server: options.server,
                 client: options.client,
                 only,
+                local_announced: false,
             },
         );
         if let Some(task) = old.and_then(|old| old.task) {
@@ -358,12 +361,15 @@ impl Swarm {
             return;
         }
         if let Some(local) = &self.inner.local {
-            if options.server
-                && let Ok(addr) = self.inner.listener.local_addr()
-            {
-                let _ = local.announce(&topic, addr.port());
-            } else if !options.server {
-                local.unannounce(&topic);
+            let announced = match (options.server, self.inner.listener.local_addr()) {
+                (true, Ok(addr)) => local.announce(&topic, addr.port()).is_ok(),
+                _ => {
+                    local.unannounce(&topic);
+                    false
+                }
+            };
+            if let Some(t) = lock(&self.inner.topics).get_mut(&topic) {
+                t.local_announced = announced;
             }
         }
         if options.client {

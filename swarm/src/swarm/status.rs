@@ -156,10 +156,10 @@ impl Swarm {
 
     /// The state of `topic`, if joined.
     pub fn status(&self, topic: &[u8; 32]) -> Option<TopicStatus> {
-        let (server, client, flushed) = {
+        let (server, client, flushed, local_announced) = {
             let topics = lock(&self.inner.topics);
             let t = topics.get(topic)?;
-            (t.server, t.client, *t.flushed.borrow())
+            (t.server, t.client, *t.flushed.borrow(), t.local_announced)
         };
         let peers = lock(&self.inner.peers)
             .iter()
@@ -171,7 +171,7 @@ impl Swarm {
             server,
             client,
             flushed,
-            local_announced: server && self.inner.local.is_some() && !self.suspended(),
+            local_announced,
             local_heard: self.local_heard(topic),
             peers,
         })
