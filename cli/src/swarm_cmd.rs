@@ -55,8 +55,8 @@ pub enum DhtCommand {
         /// else 127.0.0.1:49737].
         #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
         bootstrap: Option<String>,
-        /// JSON lines: one object per peer with key, addresses, relays,
-        /// holder (no line when nobody announces).
+        /// JSON lines: one object per peer with key, addresses, relays, local
+        /// (its LAN addresses), holder (no line when nobody announces).
         #[arg(long)]
         json: bool,
         /// Give up after this many seconds.
@@ -169,6 +169,7 @@ struct PeerJson {
     key: String,
     addresses: Vec<String>,
     relays: Vec<String>,
+    local: Vec<String>,
     holder: String,
 }
 
@@ -210,6 +211,7 @@ async fn lookup(
             key: found.public_key.to_string(),
             addresses: list(&found.record.addresses),
             relays: list(&found.record.relays),
+            local: list(&found.record.local_addresses),
             holder: found.holder.to_string(),
         };
         if json {

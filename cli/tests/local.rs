@@ -149,3 +149,64 @@ fn one_segment_finds_the_seeder_and_another_segment_does_not() {
         "{stderr}"
     );
 }
+
+/// `dht lookup KEY --json` from `host`: the `local` addresses of the first
+/// record found, if any.
+fn local_addresses(host: &netlab::Host, key: &str, bootstrap: &str) -> String {
+    let out = host
+        .command(env!("CARGO_BIN_EXE_hyper-cli"))
+        .args(["dht", "lookup", key, "--bootstrap", bootstrap, "--json"])
+        .output()
+        .expect("lookup");
+    let json = ok(out);
+    json.lines()
+        .next()
+        .and_then(|l| l.split("\"local\":").nth(1))
+        .map(|rest| rest.split(']').next().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_address_gained_is_announced_on_the_dht_again() {
+    let Some(mut lab) = netlab::lab_or_skip() else {
+        return;
+    };
+    let boot = lab.public_host("boot").expect("boot host");
+    let seed_host = lab.public_host("seed").expect("seed host");
+    let bootstrap = format!("{}:49737", boot.ip);
+    let mut node = boot.command(env!("CARGO_BIN_EXE_hyper-cli"));
+    node.args(["dht", "node", "--listen", &bootstrap]);
+    let (_node, _) = start_until(node, "dht node listening on");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = dir.path().join("w");
+    let key = writer_of(&w, 10);
+    let ws = w.to_str().expect("path");
+    let mut seed = seed_host.command(env!("CARGO_BIN_EXE_hyper-cli"));
+    seed.args(["--store", ws, "seed", &key, "--bootstrap", &bootstrap]);
+    let (_seeder, _) = start_until(seed, "announced");
+    let before = local_addresses(&boot, &key, &bootstrap);
+    assert!(before.contains(&seed_host.ip.to_string()), "{before}");
+
+    // The seeder's host gains an address: its record names it soon.
+    let gained = "198.18.250.1";
+    let status = Command::new("ip")
+        .args(["-n", &seed_host.name, "addr", "add"])
+        .arg(format!("{gained}/16"))
+        .args(["dev", "eth0"])
+        .status()
+        .expect("ip addr add");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = local_addresses(&boot, &key, &bootstrap);
+        if now.contains(gained) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record still names {now} after the address change"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}

@@ -47,6 +47,9 @@ pub enum Error {
     /// The peer announcement was malformed.
     #[error("malformed answer from the peer")]
     BadAnswer,
+    /// No live connection to this peer.
+    #[error("not connected to peer {0}")]
+    NotConnected(hyper_core::PublicKey),
     /// Local discovery (multicast DNS) could not start or failed.
     #[error("local discovery: {0}")]
     Local(String),

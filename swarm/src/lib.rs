@@ -5,6 +5,18 @@
 //!   ([`Lookup`]), records and values it stores for others, write tokens,
 //!   per-source limits and the reachability check that decides whether it
 //!   serves others.
+//! - [`Swarm`]: join topics and get authenticated QUIC connections to the
+//!   peers found. Two discovery sources hand peer candidates to one
+//!   connection manager: the DHT (announce, look up, hole punching, relays)
+//!   and the local link (multicast DNS-SD, on by default, off with
+//!   [`SwarmConfig::local`]; no bootstrap node needed). Every candidate is
+//!   only a hint: the QUIC handshake proves the key. DHT records also name
+//!   a peer's LAN addresses so that two peers behind one NAT meet over the
+//!   LAN. Connect by key ([`Swarm::listen`], [`Swarm::join_peer`]), named
+//!   application streams beside replication ([`Swarm::open_stream`]),
+//!   lifecycle ([`Swarm::destroy`], [`Swarm::suspend`], [`Swarm::resume`],
+//!   [`Swarm::flush`]) and status ([`Swarm::status`],
+//!   [`Swarm::peer_status`], [`Swarm::stats`]).
 //! - The wire format of DHT datagrams is `proto/dht.proto`.
 
 mod announced;
@@ -44,5 +56,6 @@ pub use quic::{QuicError, QuicStream};
 pub use records::Limits;
 pub use signing::{immutable_target, mutable_target, sign_mutable, sign_record, sign_unannounce};
 pub use swarm::{
-    Firewall, JoinOptions, Path, PeerConnection, Swarm, SwarmConfig, SwarmEvent, peer_topic,
+    AppStream, Firewall, JoinOptions, Path, PathCounts, PeerConnection, PeerStatus, Swarm,
+    SwarmConfig, SwarmEvent, SwarmStats, TopicStatus, peer_topic,
 };

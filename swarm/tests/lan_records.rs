@@ -3,37 +3,21 @@
 //! On this host's own LAN address: a record whose connect request leads
 //! nowhere still gets a client to the peer, straight over the LAN.
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
-
 use hyper_core::KeyPair;
 use hyper_swarm::{
-    Dht, JoinOptions, Path, PeerRecord, QueryKind, Reachability, Swarm, SwarmConfig, sign_record,
+    Dht, Path, PeerRecord, QueryKind, Reachability, Swarm, SwarmConfig, sign_record,
     socket_address, wire_address,
 };
-use tokio::time::timeout;
+use std::net::{IpAddr, SocketAddr};
 
 mod common;
-use common::{bootstrap_node, config, localhost};
-
-/// This host's first IPv4 address that is not loopback, if it has one.
-fn lan_ipv4() -> Option<IpAddr> {
-    if_addrs::get_if_addrs()
-        .ok()?
-        .into_iter()
-        .find_map(|i| match i.addr {
-            if_addrs::IfAddr::V4(v4) if !v4.ip.is_loopback() => Some(IpAddr::V4(v4.ip)),
-            _ => None,
-        })
-}
-
-fn random_topic() -> [u8; 32] {
-    KeyPair::generate().expect("keys").public_key().0
-}
+use common::{
+    CLIENT, announced, bootstrap_node, config, lan_ipv4, localhost, next_connection, random_topic,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swarms_record_names_its_lan_addresses_with_its_listening_port() {
-    let Some(lan) = lan_ipv4() else {
+    let Some(lan) = lan_ipv4().map(IpAddr::V4) else {
         eprintln!("skipped: this host has no LAN address");
         return;
     };
@@ -45,17 +29,7 @@ async fn a_swarms_record_names_its_lan_addresses_with_its_listening_port() {
     ))
     .await
     .expect("server");
-    server.join(
-        topic,
-        JoinOptions {
-            server: true,
-            client: false,
-        },
-    );
-    timeout(Duration::from_secs(20), server.flush())
-        .await
-        .expect("announced in time")
-        .expect("announced");
+    announced(&server, topic).await;
     let found = boot.query(QueryKind::Lookup(topic)).await.expect("lookup");
     let record = &found.records.first().expect("a record").record;
     let named: Vec<SocketAddr> = record
@@ -78,24 +52,14 @@ async fn a_swarms_record_names_its_lan_addresses_with_its_listening_port() {
     ))
     .await
     .expect("quiet");
-    quiet.join(
-        topic,
-        JoinOptions {
-            server: true,
-            client: false,
-        },
-    );
-    timeout(Duration::from_secs(20), quiet.flush())
-        .await
-        .expect("announced in time")
-        .expect("announced");
+    announced(&quiet, topic).await;
     let found = boot.query(QueryKind::Lookup(topic)).await.expect("lookup");
     assert!(found.records[0].record.local_addresses.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_with_a_lan_address_is_dialled_over_the_lan() {
-    let Some(lan) = lan_ipv4() else {
+    let Some(lan) = lan_ipv4().map(IpAddr::V4) else {
         eprintln!("skipped: this host has no LAN address");
         return;
     };
@@ -145,17 +109,8 @@ async fn a_record_with_a_lan_address_is_dialled_over_the_lan() {
     .await
     .expect("client");
     let mut incoming = client.connections().expect("connections");
-    client.join(
-        topic,
-        JoinOptions {
-            server: false,
-            client: true,
-        },
-    );
-    let connection = timeout(Duration::from_secs(20), incoming.recv())
-        .await
-        .expect("connected in time")
-        .expect("a connection");
+    client.join(topic, CLIENT);
+    let connection = next_connection(&mut incoming).await;
     assert_eq!(connection.remote, keys.public_key());
     assert_eq!(connection.path, Path::Local);
     assert_eq!(connection.remote_address().ip().to_canonical(), lan);

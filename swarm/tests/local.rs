@@ -6,23 +6,16 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use hyper_core::{KeyPair, PublicKey};
-use hyper_swarm::{JoinOptions, Path, PeerConnection, Swarm, SwarmConfig, SwarmEvent};
-use hyper_wire::{DownloadRange, Replication, ReplicationOptions};
+use hyper_core::KeyPair;
+use hyper_swarm::{Path, Swarm, SwarmConfig};
+use hyper_wire::{Replication, ReplicationOptions};
 use mdns_sd::{ServiceDaemon, ServiceInfo};
-use tokio::sync::broadcast;
 use tokio::time::timeout;
 
 mod common;
-use common::store;
-
-const SERVER: JoinOptions = JoinOptions {
-    server: true,
-    client: false,
-};
-const CLIENT: JoinOptions = JoinOptions {
-    server: false,
-    client: true,
+use common::{
+    CLIENT, SERVER, connected, download_checked, lan_ipv4, next_connection, next_event,
+    random_topic, store,
 };
 
 /// A swarm that finds peers only on the local link.
@@ -34,47 +27,13 @@ async fn local_swarm(keypair: KeyPair) -> Swarm {
     swarm
 }
 
-fn random_topic() -> [u8; 32] {
-    KeyPair::generate().expect("keys").public_key().0
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The next Connected event, within `wait`.
-async fn connected(
-    events: &mut broadcast::Receiver<SwarmEvent>,
-    wait: Duration,
-) -> Option<(PublicKey, Path)> {
-    timeout(wait, async {
-        loop {
-            match events.recv().await {
-                Ok(SwarmEvent::Connected { remote, path, .. }) => return (remote, path),
-                Ok(SwarmEvent::Disconnected { .. })
-                | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
-            }
-        }
-    })
-    .await
-    .ok()
-}
-
-async fn first_connection(swarm: &Swarm, wait: Duration) -> PeerConnection {
-    let mut incoming = swarm.connections().expect("connections");
-    timeout(wait, incoming.recv())
-        .await
-        .expect("connected in time")
-        .expect("a connection")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_on_one_host_find_each_other_with_no_dht_and_replicate() {
-    let (_wd, writer_store) = store();
-    let core = writer_store.create_core().expect("core");
-    let blocks: Vec<Vec<u8>> = (0..300u32).map(|i| i.to_le_bytes().repeat(64)).collect();
-    core.append_batch(&blocks).expect("append");
+    let (_wd, writer_store, core, blocks) = common::writer_core(300);
     let topic = core.key().discovery_key().0;
 
     let seeder_keys = KeyPair::generate().expect("keys");
@@ -97,32 +56,14 @@ async fn two_peers_on_one_host_find_each_other_with_no_dht_and_replicate() {
     let reader_keys = KeyPair::generate().expect("keys");
     let reader = local_swarm(reader_keys.clone()).await;
     reader.join(topic, CLIENT);
-    let connection = first_connection(&reader, Duration::from_secs(20)).await;
+    let mut incoming = reader.connections().expect("connections");
+    let connection = next_connection(&mut incoming).await;
     assert_eq!(connection.remote, seeder.public_key());
     assert_eq!(connection.path, Path::Local);
     assert!(connection.initiator);
 
-    let replica = reader_store.replica(&core.key()).expect("replica");
-    let replication = Replication::new(
-        reader_store.clone(),
-        reader_keys,
-        ReplicationOptions::default(),
-    );
-    replication.add_core(&replica);
-    let replicating = {
-        let replication = replication.clone();
-        tokio::spawn(async move { connection.replicate(&replication).await })
-    };
-    timeout(
-        Duration::from_secs(30),
-        replication.download(&replica, DownloadRange::all()),
-    )
-    .await
-    .expect("downloaded in time")
-    .expect("download");
-    for (i, block) in blocks.iter().enumerate() {
-        assert_eq!(&replica.get(i as u64).expect("block"), block);
-    }
+    let replicating =
+        download_checked(connection, &reader_store, reader_keys, &core.key(), &blocks).await;
     assert_eq!(seeder.peers(), vec![reader.public_key()]);
     assert!(!replicating.is_finished(), "the connection stays up");
 }
@@ -141,7 +82,7 @@ async fn local_discovery_is_off_by_the_switch_and_leaving_stops_being_found() {
     let mut deaf_events = deaf.events();
     deaf.join(topic, CLIENT);
     assert_eq!(
-        connected(&mut deaf_events, Duration::from_secs(4)).await,
+        next_event(&mut deaf_events, Duration::from_secs(4), connected).await,
         None,
         "a swarm with local discovery off found a local peer"
     );
@@ -154,27 +95,16 @@ async fn local_discovery_is_off_by_the_switch_and_leaving_stops_being_found() {
     let mut late_events = late.events();
     late.join(gone, CLIENT);
     assert_eq!(
-        connected(&mut late_events, Duration::from_secs(4)).await,
+        next_event(&mut late_events, Duration::from_secs(4), connected).await,
         None,
         "a topic left was still found"
     );
     // The topic still joined is found by the same swarm.
     late.join(topic, CLIENT);
     assert_eq!(
-        connected(&mut late_events, Duration::from_secs(20)).await,
+        next_event(&mut late_events, Duration::from_secs(20), connected).await,
         Some((seeder.public_key(), Path::Local))
     );
-}
-
-/// The IPv4 address of this host's first non-loopback interface, if any.
-fn lan_ipv4() -> Option<std::net::Ipv4Addr> {
-    if_addrs::get_if_addrs()
-        .ok()?
-        .into_iter()
-        .find_map(|i| match i.addr {
-            if_addrs::IfAddr::V4(v4) if !v4.ip.is_loopback() => Some(v4.ip),
-            _ => None,
-        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,7 +204,7 @@ async fn hostile_announcements_are_dropped_without_harm() {
     }
     // The only connection made is to the honest key, over the link.
     assert_eq!(
-        connected(&mut events, Duration::from_secs(30)).await,
+        next_event(&mut events, Duration::from_secs(30), connected).await,
         Some((honest_key, Path::Local)),
         "the honest peer was not reached past the hostile announcements"
     );
@@ -291,4 +221,53 @@ async fn hostile_announcements_are_dropped_without_harm() {
         let _ = hostile.unregister(&name);
     }
     let _ = hostile.shutdown();
+}
+
+/// A client that hears `key` announced for a fresh topic only at `ip` and
+/// the port `port`; the address its connection to `key` talks to.
+async fn reached_at(
+    hostile: &ServiceDaemon,
+    key: hyper_core::PublicKey,
+    ip: IpAddr,
+    port: u16,
+) -> SocketAddr {
+    let topic = random_topic();
+    let info = ServiceInfo::new(
+        "_hyper._udp.local.",
+        &format!("only-{}", hex(&topic[..6])),
+        &format!("only-{}.local.", hex(&topic[..6])),
+        ip,
+        port,
+        &[("k", hex(&key.0)), ("t", hex(&topic))][..],
+    )
+    .expect("info");
+    hostile.register(info).expect("register");
+    let client = local_swarm(KeyPair::generate().expect("keys")).await;
+    let mut incoming = client.connections().expect("connections");
+    client.join(topic, CLIENT);
+    let connection = next_connection(&mut incoming).await;
+    assert_eq!(connection.remote, key);
+    assert_eq!(connection.path, Path::Local);
+    connection.remote_address()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_listening_endpoint_is_reached_over_ipv4_and_ipv6() {
+    let (Some(v4), Some(v6)) = (lan_ipv4(), common::lan_ipv6()) else {
+        eprintln!("skipped: this host lacks an IPv4 or an IPv6 LAN address");
+        return;
+    };
+    // The peer announces nothing itself; a responder announces it once at
+    // its IPv4 address, once at its IPv6 one, on the same port.
+    let mut config = SwarmConfig::new(KeyPair::generate().expect("keys"), Vec::new());
+    config.dht = false;
+    config.local = false;
+    let peer = Swarm::new(config).await.expect("peer");
+    let port = peer.listen_addr().expect("listen").port();
+    let responder = ServiceDaemon::new().expect("daemon");
+    let over_v4 = reached_at(&responder, peer.public_key(), IpAddr::V4(v4), port).await;
+    assert_eq!(over_v4.ip().to_canonical(), IpAddr::V4(v4));
+    let over_v6 = reached_at(&responder, peer.public_key(), IpAddr::V6(v6), port).await;
+    assert_eq!(over_v6.ip(), IpAddr::V6(v6));
+    let _ = responder.shutdown();
 }

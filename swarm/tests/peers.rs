@@ -5,50 +5,12 @@
 
 use std::time::Duration;
 
-use hyper_core::{KeyPair, PublicKey};
-use hyper_swarm::{JoinOptions, Path, Swarm, SwarmConfig, SwarmEvent, peer_topic};
-use tokio::sync::broadcast;
+use hyper_core::KeyPair;
+use hyper_swarm::{Path, Swarm, SwarmConfig, peer_topic};
 use tokio::time::timeout;
 
 mod common;
-use common::{bootstrap_node, dht_only};
-
-/// The next event matching `pick`, within `wait`.
-async fn next<T>(
-    events: &mut broadcast::Receiver<SwarmEvent>,
-    wait: Duration,
-    pick: impl Fn(SwarmEvent) -> Option<T>,
-) -> Option<T> {
-    timeout(wait, async {
-        loop {
-            match events.recv().await {
-                Ok(event) => {
-                    if let Some(found) = pick(event) {
-                        return found;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
-            }
-        }
-    })
-    .await
-    .ok()
-}
-
-fn connected(event: SwarmEvent) -> Option<(PublicKey, Path)> {
-    match event {
-        SwarmEvent::Connected { remote, path, .. } => Some((remote, path)),
-        SwarmEvent::Disconnected { .. } => None,
-    }
-}
-
-fn disconnected(event: SwarmEvent) -> Option<PublicKey> {
-    match event {
-        SwarmEvent::Disconnected { remote } => Some(remote),
-        SwarmEvent::Connected { .. } => None,
-    }
-}
+use common::{SERVER, bootstrap_node, connected, dht_only, disconnected, flushed, next_event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_peer_finds_a_listener_by_key_reconnects_and_ignores_impostors() {
@@ -62,10 +24,7 @@ async fn join_peer_finds_a_listener_by_key_reconnects_and_ignores_impostors() {
     let listener_key = listener.public_key();
     let mut accepted = listener.connections().expect("connections");
     listener.listen();
-    timeout(Duration::from_secs(20), listener.flush())
-        .await
-        .expect("announced in time")
-        .expect("announced");
+    flushed(&listener).await;
     // An impostor announces itself under the listener's topic.
     let impostor = Swarm::new(dht_only(
         KeyPair::generate().expect("keys"),
@@ -73,17 +32,8 @@ async fn join_peer_finds_a_listener_by_key_reconnects_and_ignores_impostors() {
     ))
     .await
     .expect("impostor");
-    impostor.join(
-        peer_topic(&listener_key),
-        JoinOptions {
-            server: true,
-            client: false,
-        },
-    );
-    timeout(Duration::from_secs(20), impostor.flush())
-        .await
-        .expect("announced in time")
-        .expect("announced");
+    impostor.join(peer_topic(&listener_key), SERVER);
+    flushed(&impostor).await;
 
     let dialler = Swarm::new(dht_only(
         KeyPair::generate().expect("keys"),
@@ -94,7 +44,7 @@ async fn join_peer_finds_a_listener_by_key_reconnects_and_ignores_impostors() {
     let mut events = dialler.events();
     dialler.join_peer(listener_key);
     assert_eq!(
-        next(&mut events, Duration::from_secs(20), connected).await,
+        next_event(&mut events, Duration::from_secs(20), connected).await,
         Some((listener_key, Path::Direct))
     );
 
@@ -106,11 +56,11 @@ async fn join_peer_finds_a_listener_by_key_reconnects_and_ignores_impostors() {
     assert_eq!(first.remote, dialler.public_key());
     first.close();
     assert_eq!(
-        next(&mut events, Duration::from_secs(10), disconnected).await,
+        next_event(&mut events, Duration::from_secs(10), disconnected).await,
         Some(listener_key)
     );
     assert_eq!(
-        next(&mut events, Duration::from_secs(20), connected).await,
+        next_event(&mut events, Duration::from_secs(20), connected).await,
         Some((listener_key, Path::Direct)),
         "the lost connection was not made again"
     );
@@ -127,11 +77,11 @@ async fn join_peer_finds_a_listener_by_key_reconnects_and_ignores_impostors() {
         .expect("a connection");
     second.close();
     assert_eq!(
-        next(&mut events, Duration::from_secs(10), disconnected).await,
+        next_event(&mut events, Duration::from_secs(10), disconnected).await,
         Some(listener_key)
     );
     assert_eq!(
-        next(&mut events, Duration::from_secs(5), connected).await,
+        next_event(&mut events, Duration::from_secs(5), connected).await,
         None,
         "reconnected after leave_peer"
     );
@@ -153,7 +103,7 @@ async fn join_peer_works_on_the_local_link_with_no_dht() {
     let mut events = dialler.events();
     dialler.join_peer(listener.public_key());
     assert_eq!(
-        next(&mut events, Duration::from_secs(20), connected).await,
+        next_event(&mut events, Duration::from_secs(20), connected).await,
         Some((listener.public_key(), Path::Local))
     );
 }

@@ -6,29 +6,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper_core::KeyPair;
-use hyper_swarm::{
-    Dht, JoinOptions, Path, PeerRecord, QueryKind, Reachability, Swarm, sign_record,
-};
-use hyper_wire::{DownloadRange, Replication, ReplicationOptions};
+use hyper_swarm::{Dht, Path, PeerRecord, QueryKind, Reachability, Swarm, sign_record};
+use hyper_wire::{Replication, ReplicationOptions};
 use tokio::time::timeout;
 
 mod common;
-use common::{bootstrap_node, config, localhost, store};
-
-/// Announces `topic` from `server` and waits until it is stored.
-async fn announced(server: &Swarm, topic: [u8; 32]) {
-    server.join(
-        topic,
-        JoinOptions {
-            server: true,
-            client: false,
-        },
-    );
-    timeout(Duration::from_secs(20), server.flush())
-        .await
-        .expect("announced in time")
-        .expect("announced");
-}
+use common::{announced, bootstrap_node, config, localhost, store};
 
 /// A client swarm as `keys` that looks `topic` up; its first connection.
 async fn first_connection(
@@ -40,17 +23,8 @@ async fn first_connection(
         .await
         .expect("client");
     let mut connections = client.connections().expect("connections");
-    client.join(
-        topic,
-        JoinOptions {
-            server: false,
-            client: true,
-        },
-    );
-    let connection = timeout(Duration::from_secs(20), connections.recv())
-        .await
-        .expect("connected in time")
-        .expect("a connection");
+    client.join(topic, common::CLIENT);
+    let connection = common::next_connection(&mut connections).await;
     (client, connection)
 }
 
@@ -142,10 +116,7 @@ async fn thirty_nodes_announce_look_up_and_store_values() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_peers_find_each_other_by_topic_and_replicate() {
     let boot = bootstrap_node().await;
-    let (_wd, writer_store) = store();
-    let core = writer_store.create_core().expect("core");
-    let blocks: Vec<Vec<u8>> = (0..500u32).map(|i| i.to_le_bytes().repeat(64)).collect();
-    core.append_batch(&blocks).expect("append");
+    let (_wd, writer_store, core, blocks) = common::writer_core(500);
     let topic = core.key().discovery_key().0;
 
     let seeder_keys = KeyPair::generate().expect("keys");
@@ -172,27 +143,9 @@ async fn two_peers_find_each_other_by_topic_and_replicate() {
     assert_eq!(connection.path, Path::Direct);
     assert!(connection.initiator);
 
-    let replica = reader_store.replica(&core.key()).expect("replica");
-    let replication = Replication::new(
-        reader_store.clone(),
-        reader_keys,
-        ReplicationOptions::default(),
-    );
-    replication.add_core(&replica);
-    let replicating = {
-        let replication = replication.clone();
-        tokio::spawn(async move { connection.replicate(&replication).await })
-    };
-    timeout(
-        Duration::from_secs(30),
-        replication.download(&replica, DownloadRange::all()),
-    )
-    .await
-    .expect("downloaded in time")
-    .expect("download");
-    for (i, block) in blocks.iter().enumerate() {
-        assert_eq!(&replica.get(i as u64).expect("block"), block);
-    }
+    let replicating =
+        common::download_checked(connection, &reader_store, reader_keys, &core.key(), &blocks)
+            .await;
     assert_eq!(seeder.peers(), vec![reader.public_key()]);
     assert!(!replicating.is_finished(), "the connection stays up");
 }

@@ -13,6 +13,8 @@ use crate::query::FoundRecord;
 pub(crate) struct Candidate {
     /// The key the peer is expected to prove.
     pub(crate) public_key: PublicKey,
+    /// The topic it was found under.
+    pub(crate) topic: [u8; 32],
     /// How to reach it; which source found it.
     pub(crate) hint: Hint,
 }
@@ -33,6 +35,7 @@ impl Candidate {
     pub(crate) fn from_dht(found: FoundRecord) -> Candidate {
         Candidate {
             public_key: found.public_key,
+            topic: found.topic,
             hint: Hint::Dht(found),
         }
     }

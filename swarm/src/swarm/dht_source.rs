@@ -98,6 +98,7 @@ pub(super) async fn topic_loop(
         .min()
         .unwrap_or(now + LOOKUP_MAX);
         let lost = swarm.inner.lost.clone();
+        let moved = swarm.inner.moved.clone();
         drop(swarm);
         let pause = sleep(
             wake.saturating_duration_since(Instant::now())
@@ -109,6 +110,13 @@ pub(super) async fn topic_loop(
                 // A peer went away: look again soon, backing off anew.
                 lookup_every = LOOKUP_FIRST;
                 next_lookup = Instant::now() + LOOKUP_FIRST;
+            }
+            () = moved.notified() => {
+                // This host's addresses changed: announce the new ones and
+                // look again now.
+                lookup_every = LOOKUP_FIRST;
+                next_announce = Instant::now();
+                next_lookup = Instant::now();
             }
         }
     }

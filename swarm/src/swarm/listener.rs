@@ -48,7 +48,10 @@ pub(super) async fn accept_loop(weak: Weak<Inner>, endpoint: quinn::Endpoint) {
                     .await
                     .map_err(|e| Error::Quic(quic::QuicError::Handshake(e)))?;
                 let key = quic::remote_identity(&connection).ok_or(Error::WrongPeer)?;
-                if swarm.refused(&key, Some(connection.remote_address())) || swarm.full() {
+                if swarm.suspended()
+                    || swarm.refused(&key, Some(connection.remote_address()))
+                    || swarm.full()
+                {
                     connection.close(2u32.into(), b"refused");
                     return Err(Error::Firewalled);
                 }
@@ -58,6 +61,7 @@ pub(super) async fn accept_loop(weak: Weak<Inner>, endpoint: quinn::Endpoint) {
                     path: Path::Local,
                     initiator: false,
                     stream,
+                    topic: None,
                     connection,
                     _endpoint: endpoint,
                 })
@@ -105,6 +109,7 @@ impl Swarm {
                         path: Path::Local,
                         initiator: true,
                         stream,
+                        topic: None,
                         connection,
                         _endpoint: endpoint,
                     });

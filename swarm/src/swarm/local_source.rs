@@ -31,6 +31,8 @@ pub(crate) const SERVICE_TYPE: &str = "_hyper._udp.local.";
 /// How often known local peers of client topics are offered again (after
 /// a lost connection or a backoff).
 const REOFFER: Duration = Duration::from_secs(2);
+/// How often this host's addresses are compared with the last seen.
+const ADDRESS_CHECK: Duration = Duration::from_secs(2);
 
 /// The mDNS responder and browser of one swarm.
 pub(super) struct LocalDiscovery {
@@ -168,6 +170,33 @@ pub(super) async fn run(weak: Weak<Inner>, events: mdns_sd::Receiver<ServiceEven
     }
 }
 
+/// Watches this host's addresses (every 2 s) until the swarm is gone:
+/// when one is gained or lost, every topic announces again at once (its
+/// DHT records then name the new LAN addresses) and looks up again;
+/// `mdns-sd` follows interface changes on its own.
+pub(super) async fn watch_addresses(weak: Weak<Inner>) {
+    let mut known = addresses_now();
+    let mut tick = tokio::time::interval(ADDRESS_CHECK);
+    loop {
+        tick.tick().await;
+        let Some(inner) = weak.upgrade() else { return };
+        let now = addresses_now();
+        if now != known {
+            known = now;
+            inner.counters.moved();
+            inner.moved.notify_waiters();
+        }
+    }
+}
+
+/// This host's interface addresses, sorted.
+fn addresses_now() -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = subnets().into_iter().map(|s| s.ip).collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
 impl Swarm {
     /// The local addresses this peer's DHT records name (none with local
     /// discovery off).
@@ -205,6 +234,7 @@ impl Swarm {
                 }
                 self.offer(Candidate {
                     public_key,
+                    topic,
                     hint: Hint::Local(addresses),
                 });
             }

@@ -25,11 +25,14 @@
 mod candidate;
 mod config;
 mod dht_source;
+mod lifecycle;
 mod listener;
 mod local_source;
 mod local_table;
 mod peers;
 mod punching;
+mod status;
+mod streams;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -43,6 +46,8 @@ use tokio::time::Instant;
 
 pub use config::{Firewall, JoinOptions, SwarmConfig};
 pub use peers::{Path, PeerConnection, SwarmEvent};
+pub use status::{PathCounts, PeerStatus, SwarmStats, TopicStatus};
+pub use streams::AppStream;
 
 use crate::dht::Dht;
 use crate::error::{Error, Result};
@@ -59,6 +64,8 @@ struct Topic {
     /// For a peer joined by key ([`Swarm::join_peer`]): only this key is
     /// dialled, whoever else announces under its topic.
     only: Option<PublicKey>,
+    /// Registered with the mDNS responder now.
+    local_announced: bool,
 }
 
 /// The topic a peer listening on its identity is announced under
@@ -75,11 +82,14 @@ struct Inner {
     dialling: Mutex<HashSet<PublicKey>>,
     backoff: Mutex<HashMap<PublicKey, (Instant, Duration)>>,
     topics: Mutex<HashMap<[u8; 32], Topic>>,
-    connections: mpsc::UnboundedSender<PeerConnection>,
+    /// Where new connections go; taken by destroy, ending the stream.
+    connections: Mutex<Option<mpsc::UnboundedSender<PeerConnection>>>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<PeerConnection>>>,
     events: broadcast::Sender<SwarmEvent>,
     /// Woken when a connection ends, so lookups run again at once.
     lost: Arc<Notify>,
+    /// Woken when this host's addresses change, so topics announce again.
+    moved: Arc<Notify>,
     /// The listening QUIC endpoint (local peers dial it; local dials leave
     /// from it).
     listener: quinn::Endpoint,
@@ -91,24 +101,20 @@ struct Inner {
     local_dials: Semaphore,
     /// Why local discovery is not running although asked for.
     local_error: Option<String>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for topic in lock(&self.topics).values() {
-            if let Some(task) = &topic.task {
-                task.abort();
-            }
-        }
-        if let Some(local) = &self.local {
-            local.stop();
-        }
-        self.listener.close(0u32.into(), b"swarm closed");
-    }
+    /// Running, suspended or destroyed.
+    state: Mutex<lifecycle::State>,
+    /// The accept loop, the local source and the connect-request handler.
+    background: Mutex<Vec<JoinHandle<()>>>,
+    /// Dials started and not yet ended (what flush waits for).
+    in_flight: watch::Sender<usize>,
+    /// What [`Swarm::stats`] reports.
+    counters: status::Counters,
+    /// Where named streams peers open go, once [`Swarm::streams`] asked.
+    streams: Mutex<Option<mpsc::UnboundedSender<AppStream>>>,
 }
 
 /// Finds and connects peers by topic. Cloning gives another handle; the
-/// swarm stops when the last handle is dropped and its tasks end.
+/// swarm stops as by [`Swarm::destroy`] when the last handle is dropped.
 #[derive(Clone)]
 pub struct Swarm {
     inner: Arc<Inner>,
@@ -170,34 +176,47 @@ impl Swarm {
                 dialling: Mutex::new(HashSet::new()),
                 backoff: Mutex::new(HashMap::new()),
                 topics: Mutex::new(HashMap::new()),
-                connections,
+                connections: Mutex::new(Some(connections)),
                 receiver: Mutex::new(Some(receiver)),
                 events,
                 lost: Arc::new(Notify::new()),
+                moved: Arc::new(Notify::new()),
                 listener: listener.clone(),
                 local,
                 local_peers: Mutex::new(local_table::LocalPeers::default()),
                 local_dials: Semaphore::new(LOCAL_DIALS),
                 local_error,
+                state: Mutex::new(lifecycle::State::default()),
+                background: Mutex::new(Vec::new()),
+                in_flight: watch::channel(0).0,
+                counters: status::Counters::default(),
+                streams: Mutex::new(None),
             }),
         };
-        tokio::spawn(listener::accept_loop(
-            Arc::downgrade(&swarm.inner),
-            listener,
-        ));
+        let mut background = vec![
+            tokio::spawn(listener::accept_loop(
+                Arc::downgrade(&swarm.inner),
+                listener,
+            )),
+            tokio::spawn(local_source::watch_addresses(Arc::downgrade(&swarm.inner))),
+        ];
         if let Some(events) = local_events {
-            tokio::spawn(local_source::run(Arc::downgrade(&swarm.inner), events));
+            background.push(tokio::spawn(local_source::run(
+                Arc::downgrade(&swarm.inner),
+                events,
+            )));
         }
         if let Some(mut incoming) = incoming {
             let weak = Arc::downgrade(&swarm.inner);
-            tokio::spawn(async move {
+            background.push(tokio::spawn(async move {
                 while let Some(request) = incoming.recv().await {
                     let Some(inner) = weak.upgrade() else { return };
                     let swarm = Swarm { inner };
                     tokio::spawn(async move { swarm.accept(request).await });
                 }
-            });
+            }));
         }
+        *lock(&swarm.inner.background) = background;
         Ok(swarm)
     }
 
@@ -313,8 +332,12 @@ impl Swarm {
     }
 
     fn join_filtered(&self, topic: [u8; 32], options: JoinOptions, only: Option<PublicKey>) {
+        if *lock(&self.inner.state) == lifecycle::State::Destroyed {
+            return;
+        }
+        let suspended = self.suspended();
         let (flushed_tx, flushed) = watch::channel(!self.inner.config.dht);
-        let task = self.inner.config.dht.then(|| {
+        let task = (self.inner.config.dht && !suspended).then(|| {
             let weak = Arc::downgrade(&self.inner);
             tokio::spawn(async move {
                 dht_source::topic_loop(weak, topic, options, only, flushed_tx).await;
@@ -328,18 +351,25 @@ impl Swarm {
                 server: options.server,
                 client: options.client,
                 only,
+                local_announced: false,
             },
         );
         if let Some(task) = old.and_then(|old| old.task) {
             task.abort();
         }
+        if suspended {
+            return;
+        }
         if let Some(local) = &self.inner.local {
-            if options.server
-                && let Ok(addr) = self.inner.listener.local_addr()
-            {
-                let _ = local.announce(&topic, addr.port());
-            } else if !options.server {
-                local.unannounce(&topic);
+            let announced = match (options.server, self.inner.listener.local_addr()) {
+                (true, Ok(addr)) => local.announce(&topic, addr.port()).is_ok(),
+                _ => {
+                    local.unannounce(&topic);
+                    false
+                }
+            };
+            if let Some(t) = lock(&self.inner.topics).get_mut(&topic) {
+                t.local_announced = announced;
             }
         }
         if options.client {
@@ -367,7 +397,8 @@ impl Swarm {
     }
 
     /// Waits until every joined topic has been announced once and looked up
-    /// once on the DHT (at once if the DHT is off).
+    /// once on the DHT (at once if the DHT is off), and then until every
+    /// dial started by then (or while waiting) has ended, connected or not.
     pub async fn flush(&self) -> Result<()> {
         let waits: Vec<watch::Receiver<bool>> = lock(&self.inner.topics)
             .values()
@@ -379,6 +410,11 @@ impl Swarm {
                 .await
                 .map_err(|_| Error::Stopped)?;
         }
+        let mut in_flight = self.inner.in_flight.subscribe();
+        in_flight
+            .wait_for(|n| *n == 0)
+            .await
+            .map_err(|_| Error::Stopped)?;
         Ok(())
     }
 }

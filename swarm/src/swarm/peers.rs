@@ -2,6 +2,7 @@
 //! backoff, the firewall and the peer limit. It takes [`Candidate`]s from
 //! any discovery source and does not care which one found them.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,12 +68,14 @@ const CAPABILITY_LABEL: &[u8] = b"hyper-swarm 2026 capability binding";
 pub struct PeerConnection {
     /// The key the peer proved.
     pub remote: PublicKey,
-    /// Direct or relayed.
+    /// Direct, relayed or local.
     pub path: Path,
     /// Whether this side dialled.
     pub initiator: bool,
     /// The bidirectional stream for the replication protocol.
     pub stream: QuicStream,
+    /// The topic it was found or accepted through, if any.
+    pub(super) topic: Option<[u8; 32]>,
     pub(super) connection: quinn::Connection,
     pub(super) _endpoint: quinn::Endpoint,
 }
@@ -159,8 +162,24 @@ where
 
 /// A connection in the peer table.
 pub(super) struct Live {
-    connection: quinn::Connection,
-    initiator_key: PublicKey,
+    pub(super) connection: quinn::Connection,
+    pub(super) initiator_key: PublicKey,
+    pub(super) path: Path,
+    /// The topics the peer was found or accepted through.
+    pub(super) topics: HashSet<[u8; 32]>,
+}
+
+impl Live {
+    /// The remote address, IPv4 shown as such on a dual-stack socket.
+    pub(super) fn address(&self) -> SocketAddr {
+        let addr = self.connection.remote_address();
+        SocketAddr::new(addr.ip().to_canonical(), addr.port())
+    }
+
+    /// Closes the connection (the watcher removes it from the table).
+    pub(super) fn close(&self, reason: &'static [u8]) {
+        self.connection.close(0u32.into(), reason);
+    }
 }
 
 impl Swarm {
@@ -205,10 +224,20 @@ impl Swarm {
     /// Takes a candidate from a discovery source: dials it in the
     /// background unless it is connected, being dialled or backing off.
     pub(super) fn offer(&self, candidate: Candidate) {
+        if self.suspended() {
+            return;
+        }
         let backoff = matches!(candidate.hint, Hint::Dht(_));
         if self.may_dial(&candidate.public_key, backoff) {
             let dialler = self.clone();
-            tokio::spawn(async move { dialler.dial(candidate).await });
+            self.inner.in_flight.send_modify(|n| *n += 1);
+            tokio::spawn(async move {
+                dialler.dial(candidate).await;
+                dialler
+                    .inner
+                    .in_flight
+                    .send_modify(|n| *n = n.saturating_sub(1));
+            });
         }
     }
 
@@ -232,9 +261,11 @@ impl Swarm {
                     result
                 };
                 let lan = self.dialable(&found.record.local_addresses);
+                self.inner.counters.tried(Path::Direct);
                 if lan.is_empty() {
                     punched.await
                 } else {
+                    self.inner.counters.tried(Path::Local);
                     // The record names addresses on our own networks: dial
                     // them beside the connect request; the first to prove
                     // the key wins.
@@ -244,6 +275,7 @@ impl Swarm {
             Hint::Local(addresses) => {
                 // A flood of announcements waits its turn here.
                 let permit = self.inner.local_dials.acquire().await;
+                self.inner.counters.tried(Path::Local);
                 let result = self.dial_direct(key, addresses).await;
                 drop(permit);
                 let mut table = lock(&self.inner.local_peers);
@@ -256,8 +288,9 @@ impl Swarm {
         };
         lock(&self.inner.dialling).remove(&key);
         match (result, &candidate.hint) {
-            (Ok(Ok(connection)), _) => {
+            (Ok(Ok(mut connection)), _) => {
                 lock(&self.inner.backoff).remove(&key);
+                connection.topic = Some(candidate.topic);
                 self.register(connection);
             }
             (_, Hint::Dht(_)) => self.failed(&key),
@@ -269,7 +302,7 @@ impl Swarm {
     /// with the smaller key wins on both sides.
     pub(super) fn register(&self, connection: PeerConnection) {
         let remote = connection.remote;
-        if self.refused(&remote, Some(connection.remote_address())) {
+        if self.suspended() || self.refused(&remote, Some(connection.remote_address())) {
             connection.close();
             return;
         }
@@ -293,18 +326,38 @@ impl Swarm {
                     && existing.initiator_key.0 < initiator_key.0;
                 if keep_existing {
                     connection.close();
+                    if let (Some(topic), Some(existing)) =
+                        (connection.topic, peers.get_mut(&remote))
+                    {
+                        existing.topics.insert(topic);
+                    }
                     return;
                 }
                 existing.connection.close(0u32.into(), b"duplicate");
             }
+            let mut topics: HashSet<[u8; 32]> = peers
+                .remove(&remote)
+                .map(|old| old.topics)
+                .unwrap_or_default();
+            topics.extend(connection.topic);
             peers.insert(
                 remote,
                 Live {
                     connection: connection.connection.clone(),
                     initiator_key,
+                    path: connection.path,
+                    topics,
                 },
             );
         }
+        self.inner
+            .counters
+            .made(connection.path, connection.initiator);
+        tokio::spawn(super::streams::accept_loop(
+            Arc::downgrade(&self.inner),
+            remote,
+            connection.connection.clone(),
+        ));
         let watched = connection.connection.clone();
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
@@ -328,6 +381,8 @@ impl Swarm {
             path: connection.path,
             initiator: connection.initiator,
         });
-        let _ = self.inner.connections.send(connection);
+        if let Some(sender) = lock(&self.inner.connections).as_ref() {
+            let _ = sender.send(connection);
+        }
     }
 }

@@ -94,10 +94,15 @@ impl Swarm {
                 (prepared.socket.into_std()?, relay, Path::Relay)
             }
             None => {
-                let (socket, addr) = punch::client(prepared, session, &theirs).await?;
+                let punched = punch::client(prepared, session, &theirs).await;
+                self.inner.counters.punched(punched.is_ok());
+                let (socket, addr) = punched?;
                 (socket.into_std()?, addr, Path::Direct)
             }
         };
+        if path == Path::Relay {
+            self.inner.counters.tried(Path::Relay);
+        }
         let endpoint = quic::endpoint(socket, &self.inner.config.keypair)?;
         let connection = quic::connect(&endpoint, addr, &found.public_key).await?;
         let stream = quic::open_stream(&connection).await?;
@@ -106,6 +111,7 @@ impl Swarm {
             path,
             initiator: true,
             stream,
+            topic: None,
             connection,
             _endpoint: endpoint,
         })
@@ -117,18 +123,19 @@ impl Swarm {
             token,
             from,
             holepunch: theirs,
-            ..
+            topic,
         } = request;
         let Some(key) = crate::codec::bytes32(&theirs.public_key).map(PublicKey) else {
             let _ = self.inner.dht.answer_connect(token, None);
             return;
         };
-        if self.refused(&key, from) || self.full() {
+        if self.suspended() || self.refused(&key, from) || self.full() {
             let _ = self.inner.dht.answer_connect(token, None);
             return;
         }
         let result = timeout(CONNECT_TIMEOUT, self.accept_once(token, key, theirs)).await;
-        if let Ok(Ok(connection)) = result {
+        if let Ok(Ok(mut connection)) = result {
+            connection.topic = Some(topic);
             self.register(connection);
         }
     }
@@ -170,10 +177,11 @@ impl Swarm {
         self.inner.dht.answer_connect(token, Some(ours))?;
         let (socket, path) = match relay {
             Some(_) => (prepared.socket.into_std()?, Path::Relay),
-            None => (
-                punch::server(prepared, session, &theirs).await?,
-                Path::Direct,
-            ),
+            None => {
+                let punched = punch::server(prepared, session, &theirs).await;
+                self.inner.counters.punched(punched.is_ok());
+                (punched?, Path::Direct)
+            }
         };
         let endpoint = quic::endpoint(socket, &self.inner.config.keypair)?;
         let incoming = endpoint.accept().await.ok_or(Error::Unreachable)?;
@@ -190,6 +198,7 @@ impl Swarm {
             path,
             initiator: false,
             stream,
+            topic: None,
             connection,
             _endpoint: endpoint,
         })
