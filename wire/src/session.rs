@@ -159,6 +159,9 @@ enum Command {
         error: Option<Error>,
     },
     AddCore(Core),
+    RemoveCore(CoreKey),
+    ClosePeer(PeerId),
+    Shutdown,
     Get {
         core: Core,
         index: u64,
@@ -240,10 +243,26 @@ pub struct Replication {
 }
 
 /// One connection of a [`Replication`].
+///
+/// Dropping it leaves the connection replicating (it belongs to the
+/// [`Replication`]); [`Connection::close`] ends it, and so does dropping
+/// every handle of the replication.
 pub struct Connection {
     peer: PeerId,
     remote: PublicKey,
     closed: oneshot::Receiver<Result<()>>,
+    commands: mpsc::WeakUnboundedSender<Command>,
+}
+
+/// A weak handle on the driver's commands, for the connection tasks.
+struct Notify(mpsc::WeakUnboundedSender<Command>);
+
+impl Notify {
+    fn send(&self, command: Command) {
+        if let Some(commands) = self.0.upgrade() {
+            let _ = commands.send(command);
+        }
+    }
 }
 
 impl Connection {
@@ -262,6 +281,15 @@ impl Connection {
     /// verification, or the stream failed.
     pub async fn closed(self) -> Result<()> {
         self.closed.await.unwrap_or(Ok(()))
+    }
+
+    /// Ends the connection: its tasks stop (what was queued is sent, for at
+    /// most 2 s), its requests move to other peers, and
+    /// [`Connection::closed`] returns `Ok`.
+    pub fn close(&self) {
+        if let Some(commands) = self.commands.upgrade() {
+            let _ = commands.send(Command::ClosePeer(self.peer));
+        }
     }
 }
 
@@ -333,6 +361,23 @@ impl Replication {
         let _ = self.commands.send(Command::AddCore(core.clone()));
     }
 
+    /// Stops replicating `core` on every connection: its channels are
+    /// closed (`Close` sent to each peer), and its gets and downloads fail
+    /// with [`Error::Cancelled`]. A peer's later `Open` for it is answered
+    /// only in all-cores mode.
+    pub fn remove_core(&self, core: &Core) {
+        let _ = self.commands.send(Command::RemoveCore(core.key()));
+    }
+
+    /// Ends the replication: every connection closes, every task stops,
+    /// waiting gets and downloads fail with [`Error::Cancelled`], and data
+    /// stored is made durable. Later calls on any handle fail with
+    /// [`Error::Closed`] (or do nothing). Dropping every handle does the
+    /// same.
+    pub fn close(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+    }
+
     /// Runs the encrypted handshake on `io` (as `initiator` or responder) and
     /// replicates over it until either side closes it. A handshake that
     /// takes longer than [`Limits::handshake_timeout`] fails with
@@ -394,7 +439,9 @@ impl Replication {
             reply,
         })?;
         let peer = peer.await.map_err(|_| Error::Closed)?;
-        let commands = self.commands.clone();
+        // The tasks hold the driver only weakly: it stops (and aborts them)
+        // once the application drops every handle.
+        let commands = Notify(self.commands.downgrade());
         let writer_task = tokio::spawn(async move {
             loop {
                 let (batch, bytes) = match tokio::time::timeout(keep_alive, writer_rx.recv()).await
@@ -404,7 +451,7 @@ impl Replication {
                     Err(_) => {
                         // Quiet for a while: tell the peer this side lives.
                         if let Err(error) = writer.keep_alive().await {
-                            let _ = commands.send(Command::Closed {
+                            commands.send(Command::Closed {
                                 peer,
                                 error: Some(error),
                             });
@@ -417,10 +464,10 @@ impl Replication {
                 let before = backlog.fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
                 if before > max_backlog && before - bytes <= max_backlog {
                     // Drained below the bound: the driver serves it again.
-                    let _ = commands.send(Command::Writable);
+                    commands.send(Command::Writable);
                 }
                 if let Err(error) = sent {
-                    let _ = commands.send(Command::Closed {
+                    commands.send(Command::Closed {
                         peer,
                         error: Some(error),
                     });
@@ -429,7 +476,7 @@ impl Replication {
             }
             let _ = writer.shutdown().await;
         });
-        let commands = self.commands.clone();
+        let commands = Notify(self.commands.downgrade());
         let inbox = self.inbox.clone();
         let budget = self.inbox_budget.clone();
         let most = self
@@ -472,7 +519,7 @@ impl Replication {
                     Err(e) => break Some(e),
                 }
             };
-            let _ = commands.send(Command::Closed { peer, error });
+            commands.send(Command::Closed { peer, error });
         });
         let (closed_tx, closed) = oneshot::channel();
         self.send(Command::Reader {
@@ -485,6 +532,7 @@ impl Replication {
             peer,
             remote,
             closed,
+            commands: self.commands.downgrade(),
         })
     }
 
@@ -618,8 +666,8 @@ impl Driver {
             let deadline = self.replicator.poll_timeout();
             tokio::select! {
                 command = commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
                     Some(c) => self.command(c),
-                    None => break,
                 },
                 Some(inbound) = inbox.recv() => {
                     self.inbound(inbound);
@@ -639,9 +687,17 @@ impl Driver {
             }
             self.outputs();
         }
+        // Every connection ends with the driver; waiting gets and downloads
+        // fail (`Error::Cancelled`) as their replies drop.
         for (_, (reader, writer)) in self.readers.drain() {
             reader.abort();
             writer.abort();
+        }
+        for (_, closed) in self.closers.drain() {
+            let _ = closed.send(Ok(()));
+        }
+        if self.unflushed {
+            let _ = self.store.flush();
         }
     }
 
@@ -779,6 +835,16 @@ impl Driver {
                 self.end_peer(peer, error.map_or(Ok(()), Err));
             }
             Command::AddCore(core) => self.add_core(core, true),
+            Command::RemoveCore(key) => {
+                self.replicator.remove_core(&key);
+                self.cores.remove(&key);
+                self.subscriptions.remove(&key);
+            }
+            Command::ClosePeer(peer) => {
+                self.replicator.disconnect(now, peer);
+                self.end_peer(peer, Ok(()));
+            }
+            Command::Shutdown => {}
             Command::Get {
                 core,
                 index,

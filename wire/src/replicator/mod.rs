@@ -523,7 +523,9 @@ impl<C: CoreAccess> Replicator<C> {
                 }
             }
             body => {
-                let local = p.channels.route(message.channel)?;
+                let Some(local) = p.channels.route(message.channel)? else {
+                    return Ok(()); // crossed this side's `Close`
+                };
                 let key = p
                     .channels
                     .key(local)
