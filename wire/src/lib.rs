@@ -53,9 +53,12 @@ pub use error::{Error, Result};
 pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode as encode_frame};
 pub use limits::{Limits, Refusal};
 pub use ranges::{RangeSet, TooManyRanges};
-pub use replicator::{BatchId, Config, CoreAccess, CoreStatus, Event, Handle, PeerId, Replicator};
+pub use replicator::{
+    BatchId, Config, CoreAccess, CoreStatus, Event, Handle, PeerId, Replicator, Transfer,
+};
 pub use session::{
-    Connection, DownloadRange, ExtensionMessage, Replication, ReplicationOptions, Resources,
+    Connection, CoreStats, DownloadRange, ExtensionMessage, PeerStats, Replication,
+    ReplicationEvent, ReplicationOptions, Resources,
 };
 pub use stream::{EncryptedStream, IDENTITY_CONTEXT, MessageReader, MessageWriter, NOISE_PARAMS};
 pub use transport::{

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::limits::{Admission, Admitted, Limits, Refusal};
 use crate::messages::Message;
-use crate::replicator::{BatchId, Config, Event, Handle, PeerId, Replicator};
+use crate::replicator::{BatchId, Config, Event, Handle, PeerId, Replicator, Transfer};
 use crate::stream::EncryptedStream;
 
 /// Messages buffered from all readers before readers wait (bytes are
@@ -192,6 +192,13 @@ enum Command {
         message: Vec<u8>,
     },
     SubscribeExtensions(mpsc::UnboundedSender<ExtensionMessage>),
+    SubscribeEvents(mpsc::UnboundedSender<ReplicationEvent>),
+    Stats(CoreKey, oneshot::Sender<CoreStats>),
+    Update {
+        core: Core,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<u64>>,
+    },
 }
 
 /// What the peers make this side hold now, all connections together: the
@@ -214,6 +221,75 @@ pub struct Resources {
     /// `Open`s held for cores not opened here (at most
     /// [`MAX_PENDING_OPENS`](crate::MAX_PENDING_OPENS) per peer).
     pub held_opens: usize,
+}
+
+/// What happened in a replication, for a UI (see [`Replication::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReplicationEvent {
+    /// A block from `peer` was verified and stored.
+    Downloaded {
+        /// The core.
+        key: CoreKey,
+        /// The peer that sent it.
+        peer: PeerId,
+        /// The block.
+        index: u64,
+        /// Its size in bytes.
+        bytes: u64,
+    },
+    /// A block was sent to `peer`.
+    Uploaded {
+        /// The core.
+        key: CoreKey,
+        /// The peer it went to.
+        peer: PeerId,
+        /// The block.
+        index: u64,
+        /// Its size in bytes.
+        bytes: u64,
+    },
+    /// A peer opened a core and told its state.
+    PeerAdded {
+        /// The core.
+        key: CoreKey,
+        /// The peer.
+        peer: PeerId,
+        /// Its signed length.
+        length: u64,
+        /// How many blocks from 0 it holds, as far as it said.
+        contiguous_length: u64,
+    },
+    /// A peer closed a core's channel or went away.
+    PeerRemoved {
+        /// The core.
+        key: CoreKey,
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
+/// One peer's part of [`CoreStats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStats {
+    /// The peer.
+    pub peer: PeerId,
+    /// Blocks and bytes moved with it for the core.
+    pub transfer: Transfer,
+    /// Its signed length.
+    pub length: u64,
+    /// How many blocks from 0 it holds, as far as it said.
+    pub contiguous_length: u64,
+}
+
+/// What moved for one core, in total and per connected peer (see
+/// [`Replication::stats`]). Counts restart for a peer that reconnects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// All connected peers together.
+    pub total: Transfer,
+    /// Each connected peer that told its state.
+    pub peers: Vec<PeerStats>,
 }
 
 /// An extension message a peer sent on a core's channel.
@@ -321,6 +397,8 @@ impl Replication {
             last_flush: Instant::now(),
             unflushed: false,
             extension_subscribers: Vec::new(),
+            event_subscribers: Vec::new(),
+            updates: Vec::new(),
         };
         tokio::spawn(driver.run(command_rx, inbox_rx));
         Replication {
@@ -610,6 +688,40 @@ impl Replication {
         resources
     }
 
+    /// Every [`ReplicationEvent`] from now on (blocks downloaded and
+    /// uploaded, peers added and removed). They are made only while some
+    /// receiver is open.
+    pub fn events(&self) -> mpsc::UnboundedReceiver<ReplicationEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.send(Command::SubscribeEvents(tx));
+        rx
+    }
+
+    /// What moved for `core`, in total and per connected peer, and what
+    /// each peer says it holds: for a progress display to poll.
+    pub async fn stats(&self, core: &Core) -> CoreStats {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::Stats(core.key(), reply)).is_err() {
+            return CoreStats::default();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Waits until `core` here is as long as the newest length the
+    /// connected peers know (some peer told its state, none is ahead, no
+    /// upgrade in flight) and returns that length: "am I up to date?".
+    /// Only the length is fetched, not the blocks. Fails with
+    /// [`Error::Timeout`] after `timeout` (also when no peer has the core).
+    pub async fn update(&self, core: &Core, timeout: Duration) -> Result<u64> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Update {
+            core: core.clone(),
+            timeout,
+            reply,
+        })?;
+        rx.await.map_err(|_| Error::Cancelled)?
+    }
+
     /// The connected peers.
     pub async fn peers(&self) -> Vec<PeerId> {
         let (reply, rx) = oneshot::channel();
@@ -651,6 +763,9 @@ struct Driver {
     /// Data was stored since the last flush.
     unflushed: bool,
     extension_subscribers: Vec<mpsc::UnboundedSender<ExtensionMessage>>,
+    event_subscribers: Vec<mpsc::UnboundedSender<ReplicationEvent>>,
+    /// Waiting [`Replication::update`]s: the core, the deadline, the reply.
+    updates: Vec<(Core, Instant, oneshot::Sender<Result<u64>>)>,
 }
 
 impl Driver {
@@ -684,6 +799,7 @@ impl Driver {
                 () = sleep_until(deadline) => self.replicator.handle_timeout(now()),
                 () = sleep_until(self.flush_due().map(Instant::into_std)) => self.flush(),
                 () = sleep_until(self.backlog_due()) => {}
+                () = sleep_until(self.updates.iter().map(|u| u.1.into_std()).min()) => {}
             }
             self.outputs();
         }
@@ -895,6 +1011,36 @@ impl Driver {
                 self.replicator.send_extension(key, None, &name, &message);
             }
             Command::SubscribeExtensions(tx) => self.extension_subscribers.push(tx),
+            Command::SubscribeEvents(tx) => {
+                self.event_subscribers.push(tx);
+                self.replicator.set_reporting(true);
+            }
+            Command::Stats(key, reply) => {
+                let peers: Vec<PeerStats> = self
+                    .replicator
+                    .peer_stats(&key)
+                    .into_iter()
+                    .map(|(peer, transfer, length, contiguous_length)| PeerStats {
+                        peer,
+                        transfer,
+                        length,
+                        contiguous_length,
+                    })
+                    .collect();
+                let mut total = Transfer::default();
+                for p in &peers {
+                    total += p.transfer;
+                }
+                let _ = reply.send(CoreStats { total, peers });
+            }
+            Command::Update {
+                core,
+                timeout,
+                reply,
+            } => {
+                self.add_core(core.clone(), true);
+                self.updates.push((core, Instant::now() + timeout, reply));
+            }
             Command::Writable => {}
         }
     }
@@ -944,6 +1090,7 @@ impl Driver {
         while let Some(event) = self.replicator.poll_event() {
             self.event(event);
         }
+        self.check_updates();
         // Serve a peer only while it reads what it was sent; drop one whose
         // backlog stays over the bound.
         let max = self.limits.max_backlog;
@@ -988,6 +1135,39 @@ impl Driver {
                 let _ = writer.queue.send((batch, bytes));
             }
         }
+    }
+
+    /// Hands `event` to every subscriber; reporting stops when none is
+    /// left.
+    fn report(&mut self, event: ReplicationEvent) {
+        self.event_subscribers
+            .retain(|tx| tx.send(event.clone()).is_ok());
+        if self.event_subscribers.is_empty() {
+            self.replicator.set_reporting(false);
+        }
+    }
+
+    /// Answers the updates that are done or past their deadline.
+    fn check_updates(&mut self) {
+        if self.updates.is_empty() {
+            return;
+        }
+        let clock = Instant::now();
+        let mut left = Vec::new();
+        for (core, deadline, reply) in std::mem::take(&mut self.updates) {
+            if reply.is_closed() {
+                continue;
+            }
+            if self.replicator.up_to_date(&core.key()) {
+                let length = core.signed_state().map(|s| s.length);
+                let _ = reply.send(length.map_err(|e| Error::Storage(Arc::new(e))));
+            } else if deadline <= clock {
+                let _ = reply.send(Err(Error::Timeout));
+            } else {
+                left.push((core, deadline, reply));
+            }
+        }
+        self.updates = left;
     }
 
     fn event(&mut self, event: Event) {
@@ -1053,6 +1233,42 @@ impl Driver {
                 }
             }
             Event::PeerError { peer, error } => self.end_peer(peer, Err(error)),
+            Event::BlockDownloaded {
+                key,
+                peer,
+                index,
+                bytes,
+            } => self.report(ReplicationEvent::Downloaded {
+                key,
+                peer,
+                index,
+                bytes,
+            }),
+            Event::BlockUploaded {
+                key,
+                peer,
+                index,
+                bytes,
+            } => self.report(ReplicationEvent::Uploaded {
+                key,
+                peer,
+                index,
+                bytes,
+            }),
+            Event::PeerAdded {
+                key,
+                peer,
+                length,
+                contiguous_length,
+            } => self.report(ReplicationEvent::PeerAdded {
+                key,
+                peer,
+                length,
+                contiguous_length,
+            }),
+            Event::PeerRemoved { key, peer } => {
+                self.report(ReplicationEvent::PeerRemoved { key, peer });
+            }
             Event::Extension {
                 peer,
                 key,

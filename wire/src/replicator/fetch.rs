@@ -100,6 +100,11 @@ impl<C: CoreAccess> Replicator<C> {
                 remote.can_upgrade = sync.can_upgrade;
                 remote.uploading = sync.uploading;
                 remote.synced = true;
+                // With blocks, the `Bitfield` that follows tells what it
+                // holds: the peer is added then.
+                if remote.length == 0 {
+                    self.peer_added(peer, key);
+                }
             }
             Body::Request(request) => {
                 if p.serve_queue.len() + p.want_queue.len() >= max_queued {
@@ -196,6 +201,9 @@ impl<C: CoreAccess> Replicator<C> {
                     // Past the bound, believe less of what the peer holds.
                     remote.have.insert_or_skip(range);
                 }
+                if remote.synced {
+                    self.peer_added(peer, key);
+                }
             }
             Body::Range(range) => {
                 let r = checked_range(range.start, range.length)?;
@@ -219,6 +227,28 @@ impl<C: CoreAccess> Replicator<C> {
         self.schedule(now, key);
         self.check_done(key);
         Ok(())
+    }
+
+    /// Reports `peer` as added for `key` (once per pairing), with what it
+    /// said it holds.
+    fn peer_added(&mut self, peer: PeerId, key: CoreKey) {
+        let reporting = self.reporting;
+        let Some(remote) = self
+            .peers
+            .get_mut(&peer)
+            .and_then(|p| p.remotes.get_mut(&key))
+        else {
+            return;
+        };
+        if std::mem::replace(&mut remote.added, true) || !reporting {
+            return;
+        }
+        self.events.push_back(Event::PeerAdded {
+            key,
+            peer,
+            length: remote.length,
+            contiguous_length: remote.contiguous_length(),
+        });
     }
 
     /// Sends what requests `key` can use now: an upgrade if a peer is

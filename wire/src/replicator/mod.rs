@@ -43,6 +43,7 @@ use crate::messages::{Body, Message};
 pub use core_access::{CoreAccess, CoreStatus};
 use local::Local;
 use remote::Remote;
+pub use remote::Transfer;
 
 /// Identifies one connection inside a [`Replicator`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -148,6 +149,49 @@ pub enum Event {
         /// What it did.
         error: Error,
     },
+    /// A block from `peer` was verified and stored (only while
+    /// [`Replicator::set_reporting`] is on).
+    BlockDownloaded {
+        /// The core.
+        key: CoreKey,
+        /// The peer that sent it.
+        peer: PeerId,
+        /// The block.
+        index: u64,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A block was sent to `peer` (only while reporting).
+    BlockUploaded {
+        /// The core.
+        key: CoreKey,
+        /// The peer it went to.
+        peer: PeerId,
+        /// The block.
+        index: u64,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A peer told its state of a core for the first time on a paired
+    /// channel (only while reporting).
+    PeerAdded {
+        /// The core.
+        key: CoreKey,
+        /// The peer.
+        peer: PeerId,
+        /// Its signed length.
+        length: u64,
+        /// How many blocks from 0 it holds (as far as it said).
+        contiguous_length: u64,
+    },
+    /// A peer that had been added for a core closed its channel or went
+    /// away (only while reporting).
+    PeerRemoved {
+        /// The core.
+        key: CoreKey,
+        /// The peer.
+        peer: PeerId,
+    },
     /// An extension message arrived on a core's channel.
     Extension {
         /// The peer.
@@ -193,6 +237,8 @@ pub struct Replicator<C> {
     next_request: u64,
     transmits: VecDeque<(PeerId, Message)>,
     events: VecDeque<Event>,
+    /// Hand out the per-block and per-peer events.
+    reporting: bool,
 }
 
 impl<C: CoreAccess> Replicator<C> {
@@ -209,6 +255,7 @@ impl<C: CoreAccess> Replicator<C> {
             next_request: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            reporting: false,
         }
     }
 
@@ -323,6 +370,9 @@ impl<C: CoreAccess> Replicator<C> {
         };
         self.transmits.retain(|(to, _)| *to != peer);
         for (key, remote) in p.remotes {
+            if self.reporting && remote.added {
+                self.events.push_back(Event::PeerRemoved { key, peer });
+            }
             if let Some(local) = self.cores.get_mut(&key) {
                 local.forget_peer(peer, remote);
             }
@@ -448,6 +498,44 @@ impl<C: CoreAccess> Replicator<C> {
             .sum()
     }
 
+    /// Turns the per-block and per-peer events ([`Event::BlockDownloaded`],
+    /// [`Event::BlockUploaded`], [`Event::PeerAdded`],
+    /// [`Event::PeerRemoved`]) on or off (off by default: they cost a
+    /// queued event per block).
+    pub fn set_reporting(&mut self, on: bool) {
+        self.reporting = on;
+    }
+
+    /// What moved with each peer for `key` and what each peer says it
+    /// holds: (peer, transfer, signed length, contiguous length), for peers
+    /// that told their state.
+    pub fn peer_stats(&self, key: &CoreKey) -> Vec<(PeerId, remote::Transfer, u64, u64)> {
+        self.peers
+            .iter()
+            .filter_map(|(id, p)| p.remotes.get(key).map(|r| (*id, r)))
+            .filter(|(_, r)| r.synced)
+            .map(|(id, r)| (id, r.transfer, r.length, r.contiguous_length()))
+            .collect()
+    }
+
+    /// Whether `key` is as long here as the connected peers know of: some
+    /// peer told its state, none is ahead, and no upgrade is in flight.
+    pub fn up_to_date(&self, key: &CoreKey) -> bool {
+        let Some(local) = self.cores.get(key) else {
+            return false;
+        };
+        let status = local.status();
+        let mut synced = self
+            .peers
+            .values()
+            .filter_map(|p| p.remotes.get(key))
+            .filter(|r| r.paired && r.synced)
+            .peekable();
+        synced.peek().is_some()
+            && local.upgrade.is_none()
+            && synced.all(|r| !r.ahead_of(status.fork, status.length))
+    }
+
     /// Whether `peer` has any channel paired (proved a core key).
     pub fn any_paired(&self, peer: PeerId) -> bool {
         self.peers
@@ -511,6 +599,9 @@ impl<C: CoreAccess> Replicator<C> {
                     p.serve_queue.retain(|(c, _)| *c != local);
                     p.want_queue.retain(|(c, _)| *c != local);
                     if let Some(remote) = p.remotes.get_mut(&key) {
+                        if self.reporting && remote.added {
+                            self.events.push_back(Event::PeerRemoved { key, peer });
+                        }
                         let old = std::mem::replace(
                             remote,
                             Remote::new(local, self.config.max_remote_ranges),
@@ -770,6 +861,7 @@ impl<C: CoreAccess> Replicator<C> {
                 if let Some(local) = self.cores.get_mut(&key) {
                     local.stored(&done);
                 }
+                self.count_downloaded(key, &done);
                 self.forget_provided(done.peer, key, &done.ids);
                 self.announce(key, &blocks);
             }
@@ -798,6 +890,29 @@ impl<C: CoreAccess> Replicator<C> {
         }
         self.schedule(now, key);
         self.check_done(key);
+    }
+
+    /// Counts the blocks of a stored batch for its sender (and reports
+    /// them).
+    fn count_downloaded(&mut self, key: CoreKey, done: &local::Batch) {
+        if let Some(remote) = self
+            .peers
+            .get_mut(&done.peer)
+            .and_then(|p| p.remotes.get_mut(&key))
+        {
+            remote.transfer.blocks_down += done.blocks.len() as u64;
+            remote.transfer.bytes_down += done.sizes.iter().sum::<u64>();
+        }
+        if self.reporting {
+            for (&index, &bytes) in done.blocks.iter().zip(&done.sizes) {
+                self.events.push_back(Event::BlockDownloaded {
+                    key,
+                    peer: done.peer,
+                    index,
+                    bytes,
+                });
+            }
+        }
     }
 
     fn handle(&mut self) -> Handle {

@@ -7,8 +7,8 @@ use hyper_core::{CoreKey, Proof, ProofRequest};
 
 use super::core_access::{CoreAccess, CoreStatus};
 use super::local::Local;
-use super::remote::Remote;
-use super::{PeerId, Replicator};
+use super::remote::{Remote, Transfer};
+use super::{Event, PeerId, Replicator};
 use crate::convert::{data_from_proof, request_from_wire};
 use crate::messages::{self, Body, Message};
 
@@ -129,7 +129,22 @@ impl<C: CoreAccess> Replicator<C> {
                 else {
                     continue;
                 };
+                let key = local.core.key();
+                let mut moved = Transfer::default();
                 for body in answer(local, &requests) {
+                    if let Body::Data(messages::Data { block: Some(b), .. }) = &body {
+                        let bytes = b.value.len() as u64;
+                        moved.blocks_up += 1;
+                        moved.bytes_up += bytes;
+                        if self.reporting {
+                            self.events.push_back(Event::BlockUploaded {
+                                key,
+                                peer: id,
+                                index: b.index,
+                                bytes,
+                            });
+                        }
+                    }
                     let m = Message {
                         channel,
                         body: Some(body),
@@ -137,6 +152,9 @@ impl<C: CoreAccess> Replicator<C> {
                     sent += prost::Message::encoded_len(&m);
                     answers += 1;
                     self.transmits.push_back((id, m));
+                }
+                if let Some(remote) = peer.remotes.get_mut(&key) {
+                    remote.transfer += moved;
                 }
             }
             if let Some(size) = sent.checked_div(answers) {
