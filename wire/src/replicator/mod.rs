@@ -24,6 +24,7 @@
 //! lets data that arrives meanwhile form the next, larger batch.
 
 mod core_access;
+mod events;
 mod fetch;
 mod local;
 mod remote;
@@ -33,7 +34,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use hyper_core::{CoreKey, DiscoveryKey, Proof};
+use hyper_core::{CoreKey, DiscoveryKey};
 
 use crate::capability::Capabilities;
 use crate::channels::{Channels, Opened, RemoteOpen};
@@ -41,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::messages::{Body, Message};
 
 pub use core_access::{CoreAccess, CoreStatus};
+pub use events::{Event, ReplicationEvent};
 use local::Local;
 use remote::Remote;
 pub use remote::Transfer;
@@ -90,121 +92,6 @@ impl Default for Config {
     }
 }
 
-/// What the replicator asks of its driver, or tells it.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Event {
-    /// Verify and store these proofs (one call to `Core::apply`), then report
-    /// the result with [`Replicator::stored`]. They came from `peer`.
-    Store {
-        /// Pass back to [`Replicator::stored`].
-        batch: BatchId,
-        /// The core.
-        key: CoreKey,
-        /// The peer that sent them.
-        peer: PeerId,
-        /// The proofs, in arrival order.
-        proofs: Vec<Proof>,
-    },
-    /// A peer opened a core this replicator does not have. Call
-    /// [`Replicator::add_core`] if the application has it (the held open
-    /// then pairs); otherwise nothing is ever answered.
-    UnknownCore {
-        /// The peer.
-        peer: PeerId,
-        /// What it asked for.
-        discovery_key: DiscoveryKey,
-    },
-    /// A [`Replicator::get`] finished: the block is stored locally.
-    Got {
-        /// The get.
-        handle: Handle,
-        /// The core.
-        key: CoreKey,
-        /// The block index.
-        index: u64,
-    },
-    /// A [`Replicator::download`] finished: every block of its range is
-    /// stored locally.
-    Downloaded {
-        /// The download.
-        handle: Handle,
-        /// The core.
-        key: CoreKey,
-    },
-    /// A get or download ended without its blocks.
-    Failed {
-        /// The get or download.
-        handle: Handle,
-        /// The core.
-        key: CoreKey,
-        /// Why.
-        error: Error,
-    },
-    /// The peer broke the protocol or sent data that failed verification:
-    /// it is removed from the replicator; close its connection.
-    PeerError {
-        /// The peer.
-        peer: PeerId,
-        /// What it did.
-        error: Error,
-    },
-    /// A block from `peer` was verified and stored (only while
-    /// [`Replicator::set_reporting`] is on).
-    BlockDownloaded {
-        /// The core.
-        key: CoreKey,
-        /// The peer that sent it.
-        peer: PeerId,
-        /// The block.
-        index: u64,
-        /// Its size.
-        bytes: u64,
-    },
-    /// A block was sent to `peer` (only while reporting).
-    BlockUploaded {
-        /// The core.
-        key: CoreKey,
-        /// The peer it went to.
-        peer: PeerId,
-        /// The block.
-        index: u64,
-        /// Its size.
-        bytes: u64,
-    },
-    /// A peer told its state of a core for the first time on a paired
-    /// channel (only while reporting).
-    PeerAdded {
-        /// The core.
-        key: CoreKey,
-        /// The peer.
-        peer: PeerId,
-        /// Its signed length.
-        length: u64,
-        /// How many blocks from 0 it holds (as far as it said).
-        contiguous_length: u64,
-    },
-    /// A peer that had been added for a core closed its channel or went
-    /// away (only while reporting).
-    PeerRemoved {
-        /// The core.
-        key: CoreKey,
-        /// The peer.
-        peer: PeerId,
-    },
-    /// An extension message arrived on a core's channel.
-    Extension {
-        /// The peer.
-        peer: PeerId,
-        /// The core.
-        key: CoreKey,
-        /// The extension's name.
-        name: String,
-        /// Its payload.
-        message: Vec<u8>,
-    },
-}
-
 struct Peer {
     channels: Channels,
     /// Per core this side opened on the connection.
@@ -223,6 +110,17 @@ struct Peer {
     /// Mean size of the answers last served to it, to take no more
     /// requests at once than the budget allows.
     answer_size: usize,
+}
+
+/// What this side knows of `peer` for `key`, if it has the core open on
+/// that connection (a function of the map alone, so it can be borrowed
+/// beside the cores).
+fn remote_of<'a>(
+    peers: &'a mut BTreeMap<PeerId, Peer>,
+    peer: PeerId,
+    key: &CoreKey,
+) -> Option<&'a mut Remote> {
+    peers.get_mut(&peer).and_then(|p| p.remotes.get_mut(key))
 }
 
 /// The replication state machine of a node: every core, every connection.
@@ -371,7 +269,8 @@ impl<C: CoreAccess> Replicator<C> {
         self.transmits.retain(|(to, _)| *to != peer);
         for (key, remote) in p.remotes {
             if self.reporting && remote.added {
-                self.events.push_back(Event::PeerRemoved { key, peer });
+                self.events
+                    .push_back(Event::Report(ReplicationEvent::PeerRemoved { key, peer }));
             }
             if let Some(local) = self.cores.get_mut(&key) {
                 local.forget_peer(peer, remote);
@@ -498,9 +397,8 @@ impl<C: CoreAccess> Replicator<C> {
             .sum()
     }
 
-    /// Turns the per-block and per-peer events ([`Event::BlockDownloaded`],
-    /// [`Event::BlockUploaded`], [`Event::PeerAdded`],
-    /// [`Event::PeerRemoved`]) on or off (off by default: they cost a
+    /// Turns the per-block and per-peer events ([`Event::Report`]) on or
+    /// off (off by default: they cost a
     /// queued event per block).
     pub fn set_reporting(&mut self, on: bool) {
         self.reporting = on;
@@ -600,7 +498,11 @@ impl<C: CoreAccess> Replicator<C> {
                     p.want_queue.retain(|(c, _)| *c != local);
                     if let Some(remote) = p.remotes.get_mut(&key) {
                         if self.reporting && remote.added {
-                            self.events.push_back(Event::PeerRemoved { key, peer });
+                            self.events
+                                .push_back(Event::Report(ReplicationEvent::PeerRemoved {
+                                    key,
+                                    peer,
+                                }));
                         }
                         let old = std::mem::replace(
                             remote,
@@ -895,22 +797,19 @@ impl<C: CoreAccess> Replicator<C> {
     /// Counts the blocks of a stored batch for its sender (and reports
     /// them).
     fn count_downloaded(&mut self, key: CoreKey, done: &local::Batch) {
-        if let Some(remote) = self
-            .peers
-            .get_mut(&done.peer)
-            .and_then(|p| p.remotes.get_mut(&key))
-        {
+        if let Some(remote) = remote_of(&mut self.peers, done.peer, &key) {
             remote.transfer.blocks_down += done.blocks.len() as u64;
             remote.transfer.bytes_down += done.sizes.iter().sum::<u64>();
         }
         if self.reporting {
             for (&index, &bytes) in done.blocks.iter().zip(&done.sizes) {
-                self.events.push_back(Event::BlockDownloaded {
-                    key,
-                    peer: done.peer,
-                    index,
-                    bytes,
-                });
+                self.events
+                    .push_back(Event::Report(ReplicationEvent::Downloaded {
+                        key,
+                        peer: done.peer,
+                        index,
+                        bytes,
+                    }));
             }
         }
     }

@@ -1,0 +1,684 @@
+//! The driver task: owns the replicator, the connections' writers and the
+//! application's waiting futures; runs store batches and timers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_core::{Core, CoreKey, DiscoveryKey, Store, Subscription};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{CoreStats, DownloadRange, ExtensionMessage, PeerStats, ReplicationOptions, Resources};
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::messages::Message;
+use crate::replicator::{BatchId, Event, Handle, PeerId, ReplicationEvent, Replicator, Transfer};
+
+/// Messages handled before the driver flushes what they produced.
+const DRAIN: usize = 512;
+/// Least time between two listings of the store for a discovery key not
+/// in the map (all-cores mode).
+const RESCAN_EVERY: Duration = Duration::from_secs(10);
+/// Store batches of at most this many proofs run on the driver's thread;
+/// larger ones on the blocking pool.
+const INLINE_BATCH: usize = 4;
+
+/// The driver's handle on a connection's writer task: the queue, and the
+/// bytes in it not yet written to the socket.
+pub(super) struct Writer {
+    pub(super) queue: mpsc::UnboundedSender<(Vec<Message>, usize)>,
+    pub(super) backlog: Arc<std::sync::atomic::AtomicUsize>,
+    /// Since when the backlog is over [`Limits::max_backlog`].
+    pub(super) over_since: Option<Instant>,
+}
+
+/// How long a connection's writer may go on sending what was queued
+/// before the connection ended (a `Close`, say) before it is stopped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// What a connection's reader hands the driver. (Messages are large and
+/// the barrier is rare; boxing them would cost an allocation each.)
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Inbound {
+    /// A message, holding its bytes of the inbox budget until handled.
+    Message(PeerId, Message, OwnedSemaphorePermit),
+    /// The peer sent a frame over the limit for a peer with no channel
+    /// paired: once the driver has handled everything before it, it says
+    /// whether a channel is paired (then the full limit applies).
+    Paired(PeerId, oneshot::Sender<bool>),
+}
+
+/// Where a finished get sends its block.
+type BlockReply = oneshot::Sender<Result<Vec<u8>>>;
+
+pub(super) enum Command {
+    Connection {
+        capabilities: crate::Capabilities,
+        writer: Writer,
+        reply: oneshot::Sender<PeerId>,
+    },
+    Reader {
+        peer: PeerId,
+        task: JoinHandle<()>,
+        writer_task: JoinHandle<()>,
+        closed: oneshot::Sender<Result<()>>,
+    },
+    Closed {
+        peer: PeerId,
+        error: Option<Error>,
+    },
+    AddCore(Core),
+    RemoveCore(CoreKey),
+    ClosePeer(PeerId),
+    Shutdown,
+    Get {
+        core: Core,
+        index: u64,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<Vec<u8>>>,
+    },
+    Download {
+        core: Core,
+        range: DownloadRange,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Changed(CoreKey),
+    Stored {
+        batch: BatchId,
+        key: CoreKey,
+        proofs: Vec<hyper_core::Proof>,
+        result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
+    },
+    Peers(oneshot::Sender<Vec<PeerId>>),
+    Resources(oneshot::Sender<Resources>),
+    SyncedPeers(CoreKey, oneshot::Sender<usize>),
+    /// A congested peer's writer drained (the driver re-checks congestion
+    /// in its output step, which follows every command).
+    Writable,
+    SendExtension {
+        key: CoreKey,
+        name: String,
+        message: Vec<u8>,
+    },
+    SubscribeExtensions(mpsc::UnboundedSender<ExtensionMessage>),
+    SubscribeEvents(mpsc::UnboundedSender<ReplicationEvent>),
+    Stats(CoreKey, oneshot::Sender<CoreStats>),
+    Update {
+        core: Core,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+}
+
+/// A weak handle on the driver's commands, for the connection tasks.
+pub(super) struct Notify(pub(super) mpsc::WeakUnboundedSender<Command>);
+
+impl Notify {
+    pub(super) fn send(&self, command: Command) {
+        if let Some(commands) = self.0.upgrade() {
+            let _ = commands.send(command);
+        }
+    }
+}
+
+pub(super) struct Driver {
+    replicator: Replicator<Core>,
+    limits: Arc<Limits>,
+    store: Store,
+    all_cores: bool,
+    commands: mpsc::WeakUnboundedSender<Command>,
+    writers: HashMap<PeerId, Writer>,
+    /// Each connection's reader and writer tasks.
+    readers: HashMap<PeerId, (JoinHandle<()>, JoinHandle<()>)>,
+    closers: HashMap<PeerId, oneshot::Sender<Result<()>>>,
+    /// How peers ended before their `Reader` command arrived (the reader
+    /// task can hit an error first): told to the connection then.
+    ended_early: HashMap<PeerId, Result<()>>,
+    cores: HashMap<CoreKey, Core>,
+    subscriptions: HashMap<CoreKey, Subscription>,
+    gets: HashMap<Handle, (Core, u64, BlockReply)>,
+    downloads: HashMap<Handle, oneshot::Sender<Result<()>>>,
+    /// Every core of the store by discovery key (all-cores mode), and every
+    /// core replicated.
+    discovery: HashMap<DiscoveryKey, CoreKey>,
+    /// When the store was last listed into `discovery`.
+    last_scan: Option<Instant>,
+    flush_every: Option<Duration>,
+    last_flush: Instant,
+    /// Data was stored since the last flush.
+    unflushed: bool,
+    extension_subscribers: Vec<mpsc::UnboundedSender<ExtensionMessage>>,
+    event_subscribers: Vec<mpsc::UnboundedSender<ReplicationEvent>>,
+    /// Waiting [`Replication::update`]s: the core, the deadline, the reply.
+    updates: Vec<(Core, Instant, oneshot::Sender<Result<u64>>)>,
+}
+
+impl Driver {
+    pub(super) fn new(
+        replicator: Replicator<Core>,
+        limits: Arc<Limits>,
+        store: Store,
+        options: &ReplicationOptions,
+        commands: mpsc::WeakUnboundedSender<Command>,
+    ) -> Self {
+        Driver {
+            replicator,
+            limits,
+            store,
+            all_cores: options.all_cores,
+            commands,
+            writers: HashMap::new(),
+            readers: HashMap::new(),
+            closers: HashMap::new(),
+            ended_early: HashMap::new(),
+            cores: HashMap::new(),
+            subscriptions: HashMap::new(),
+            gets: HashMap::new(),
+            downloads: HashMap::new(),
+            discovery: HashMap::new(),
+            last_scan: None,
+            flush_every: options.flush_every,
+            last_flush: Instant::now(),
+            unflushed: false,
+            extension_subscribers: Vec::new(),
+            event_subscribers: Vec::new(),
+            updates: Vec::new(),
+        }
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut inbox: mpsc::Receiver<Inbound>,
+    ) {
+        if self.all_cores {
+            self.scan_store();
+        }
+        loop {
+            let deadline = self.replicator.poll_timeout();
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(c) => self.command(c),
+                },
+                Some(inbound) = inbox.recv() => {
+                    self.inbound(inbound);
+                    for _ in 0..DRAIN {
+                        match inbox.try_recv() {
+                            Ok(inbound) => self.inbound(inbound),
+                            Err(_) => break,
+                        }
+                    }
+                    while let Ok(c) = commands.try_recv() {
+                        self.command(c);
+                    }
+                }
+                () = sleep_until(deadline) => self.replicator.handle_timeout(now()),
+                () = sleep_until(self.flush_due().map(Instant::into_std)) => self.flush(),
+                () = sleep_until(self.backlog_due()) => {}
+                () = sleep_until(self.updates.iter().map(|u| u.1.into_std()).min()) => {}
+            }
+            self.outputs();
+        }
+        // Every connection ends with the driver; waiting gets and downloads
+        // fail (`Error::Cancelled`) as their replies drop.
+        for (_, (reader, writer)) in self.readers.drain() {
+            reader.abort();
+            writer.abort();
+        }
+        for (_, closed) in self.closers.drain() {
+            let _ = closed.send(Ok(()));
+        }
+        if self.unflushed {
+            let _ = self.store.flush();
+        }
+    }
+
+    /// A message from a reader (its inbox bytes are freed once handled).
+    fn inbound(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Message(peer, message, _permit) => {
+                self.replicator.handle_message(now(), peer, message);
+            }
+            Inbound::Paired(peer, reply) => {
+                let _ = reply.send(self.replicator.any_paired(peer));
+            }
+        }
+    }
+
+    /// A store batch finished: waiting gets get their block from the
+    /// verified proofs at once; the replicator learns the result.
+    fn stored(
+        &mut self,
+        batch: BatchId,
+        key: CoreKey,
+        proofs: Vec<hyper_core::Proof>,
+        result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
+    ) {
+        if let Ok(verified) = &result {
+            let blocks = verified
+                .iter()
+                .zip(proofs)
+                .filter_map(|(v, p)| Some((v.block?, p.block?.value)));
+            for (index, bytes) in blocks {
+                let waiting: Vec<Handle> = self
+                    .gets
+                    .iter()
+                    .filter(|(_, g)| g.0.key() == key && g.1 == index)
+                    .map(|(h, _)| *h)
+                    .collect();
+                for handle in waiting {
+                    if let Some((_, _, reply)) = self.gets.remove(&handle) {
+                        let _ = reply.send(Ok(bytes.clone()));
+                    }
+                }
+            }
+        }
+        let stored = result.is_ok();
+        self.replicator.stored(now(), batch, result);
+        self.unflushed |= stored;
+        if self.flush_due().is_some_and(|due| due <= Instant::now()) {
+            self.flush();
+        }
+    }
+
+    /// When a peer's backlog has been over the bound for the whole
+    /// [`Limits::backlog_timeout`] (the output step then drops it).
+    fn backlog_due(&self) -> Option<std::time::Instant> {
+        self.writers
+            .values()
+            .filter_map(|w| w.over_since)
+            .min()
+            .map(|since| (since + self.limits.backlog_timeout).into_std())
+    }
+
+    /// When stored data is next due to be made durable.
+    fn flush_due(&self) -> Option<Instant> {
+        let every = self.flush_every?;
+        self.unflushed.then_some(self.last_flush + every)
+    }
+
+    fn flush(&mut self) {
+        self.last_flush = Instant::now();
+        self.unflushed = false;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush());
+    }
+
+    /// Lists the store's cores into the map of discovery keys.
+    fn scan_store(&mut self) {
+        self.last_scan = Some(Instant::now());
+        for entry in self.store.list().unwrap_or_default() {
+            self.discovery.insert(entry.key.discovery_key(), entry.key);
+        }
+    }
+
+    /// Replicates `core`: opened on every connection (`active`), or only
+    /// served to peers that prove its key.
+    fn add_core(&mut self, core: Core, active: bool) {
+        let key = core.key();
+        if !self.cores.contains_key(&key) {
+            let commands = self.commands.clone();
+            let sub = core.subscribe(move || {
+                if let Some(commands) = commands.upgrade() {
+                    let _ = commands.send(Command::Changed(key));
+                }
+            });
+            self.subscriptions.insert(key, sub);
+            self.cores.insert(key, core.clone());
+            self.discovery.insert(key.discovery_key(), key);
+        }
+        if active {
+            self.replicator.add_core(now(), core);
+        } else {
+            self.replicator.serve_core(now(), core);
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = now();
+        match command {
+            Command::Connection {
+                capabilities,
+                writer,
+                reply,
+            } => {
+                let peer = self.replicator.connect(now, capabilities);
+                self.writers.insert(peer, writer);
+                let _ = reply.send(peer);
+            }
+            Command::Reader {
+                peer,
+                task,
+                writer_task,
+                closed,
+            } => {
+                if self.writers.contains_key(&peer) {
+                    self.readers.insert(peer, (task, writer_task));
+                    self.closers.insert(peer, closed);
+                } else {
+                    task.abort();
+                    writer_task.abort();
+                    let result = self.ended_early.remove(&peer).unwrap_or(Err(Error::Closed));
+                    let _ = closed.send(result);
+                }
+            }
+            Command::Closed { peer, error } => {
+                self.replicator.disconnect(now, peer);
+                self.end_peer(peer, error.map_or(Ok(()), Err));
+            }
+            Command::AddCore(core) => self.add_core(core, true),
+            Command::RemoveCore(key) => {
+                self.replicator.remove_core(&key);
+                self.cores.remove(&key);
+                self.subscriptions.remove(&key);
+            }
+            Command::ClosePeer(peer) => {
+                self.replicator.disconnect(now, peer);
+                self.end_peer(peer, Ok(()));
+            }
+            Command::Shutdown => {}
+            Command::Get {
+                core,
+                index,
+                timeout,
+                reply,
+            } => {
+                let key = core.key();
+                self.add_core(core.clone(), true);
+                let handle = self.replicator.get(now, key, index, timeout);
+                self.gets.insert(handle, (core, index, reply));
+            }
+            Command::Download { core, range, reply } => {
+                let key = core.key();
+                self.add_core(core, true);
+                let handle = self
+                    .replicator
+                    .download(now, key, range.start, range.end, range.live);
+                self.downloads.insert(handle, reply);
+            }
+            Command::Changed(key) => self.replicator.local_changed(now, key),
+            Command::Stored {
+                batch,
+                key,
+                proofs,
+                result,
+            } => self.stored(batch, key, proofs, result),
+            Command::Peers(reply) => {
+                let _ = reply.send(self.replicator.peers().collect());
+            }
+            Command::Resources(reply) => {
+                let backlogs = self
+                    .writers
+                    .values()
+                    .map(|w| w.backlog.load(std::sync::atomic::Ordering::Relaxed));
+                let _ = reply.send(Resources {
+                    connections: self.writers.len(),
+                    inbox_bytes: 0,
+                    backlog_bytes: backlogs.clone().sum(),
+                    largest_backlog: backlogs.max().unwrap_or(0),
+                    queued_requests: self.replicator.queued_requests(),
+                    held_opens: self.replicator.held_opens(),
+                });
+            }
+            Command::SyncedPeers(key, reply) => {
+                let _ = reply.send(self.replicator.synced_peers(&key));
+            }
+            Command::SendExtension { key, name, message } => {
+                self.replicator.send_extension(key, None, &name, &message);
+            }
+            Command::SubscribeExtensions(tx) => self.extension_subscribers.push(tx),
+            Command::SubscribeEvents(tx) => {
+                self.event_subscribers.push(tx);
+                self.replicator.set_reporting(true);
+            }
+            Command::Stats(key, reply) => {
+                let peers: Vec<PeerStats> = self
+                    .replicator
+                    .peer_stats(&key)
+                    .into_iter()
+                    .map(|(peer, transfer, length, contiguous_length)| PeerStats {
+                        peer,
+                        transfer,
+                        length,
+                        contiguous_length,
+                    })
+                    .collect();
+                let mut total = Transfer::default();
+                for p in &peers {
+                    total += p.transfer;
+                }
+                let _ = reply.send(CoreStats { total, peers });
+            }
+            Command::Update {
+                core,
+                timeout,
+                reply,
+            } => {
+                self.add_core(core.clone(), true);
+                self.updates.push((core, Instant::now() + timeout, reply));
+            }
+            Command::Writable => {}
+        }
+    }
+
+    fn end_peer(&mut self, peer: PeerId, result: Result<()>) {
+        // The first end of a peer decides how its connection ended.
+        let first = self.writers.remove(&peer).is_some();
+        if let Some((reader, writer)) = self.readers.remove(&peer) {
+            reader.abort();
+            // The writer may finish what was queued (a `Close`), briefly.
+            let writer = writer.abort_handle();
+            tokio::spawn(async move {
+                tokio::time::sleep(CLOSE_GRACE).await;
+                writer.abort();
+            });
+        }
+        match self.closers.remove(&peer) {
+            Some(closed) => {
+                let _ = closed.send(result);
+            }
+            None if first => {
+                self.ended_early.insert(peer, result);
+            }
+            None => {}
+        }
+    }
+
+    fn outputs(&mut self) {
+        // A caller that stopped waiting cancels its get or download.
+        let abandoned: Vec<Handle> = self
+            .gets
+            .iter()
+            .filter(|(_, g)| g.2.is_closed())
+            .map(|(h, _)| *h)
+            .chain(
+                self.downloads
+                    .iter()
+                    .filter(|(_, d)| d.is_closed())
+                    .map(|(h, _)| *h),
+            )
+            .collect();
+        for handle in abandoned {
+            self.gets.remove(&handle);
+            self.downloads.remove(&handle);
+            self.replicator.cancel(handle);
+        }
+        while let Some(event) = self.replicator.poll_event() {
+            self.event(event);
+        }
+        self.check_updates();
+        // Serve a peer only while it reads what it was sent; drop one whose
+        // backlog stays over the bound.
+        let max = self.limits.max_backlog;
+        let clock = Instant::now();
+        let mut overdue = Vec::new();
+        for (&peer, writer) in &mut self.writers {
+            let backlog = writer.backlog.load(std::sync::atomic::Ordering::Relaxed);
+            self.replicator
+                .set_send_budget(peer, max.saturating_sub(backlog));
+            if backlog <= max {
+                writer.over_since = None;
+            } else if clock - *writer.over_since.get_or_insert(clock) >= self.limits.backlog_timeout
+            {
+                overdue.push((peer, backlog));
+            }
+        }
+        for (peer, bytes) in overdue {
+            self.replicator.disconnect(now(), peer);
+            let after = self.limits.backlog_timeout;
+            self.end_peer(peer, Err(Error::Backlog { bytes, after }));
+        }
+        let mut batches: BTreeMap<PeerId, (Vec<Message>, usize)> = BTreeMap::new();
+        while let Some((peer, message)) = self.replicator.poll_transmit() {
+            let (batch, bytes) = batches.entry(peer).or_default();
+            *bytes += prost::Message::encoded_len(&message);
+            batch.push(message);
+            // Past the bound mid-way: serve it nothing more for now.
+            if let Some(writer) = self.writers.get(&peer)
+                && writer.backlog.load(std::sync::atomic::Ordering::Relaxed) + *bytes > max
+            {
+                self.replicator.set_send_budget(peer, 0);
+            }
+        }
+        for (peer, (batch, bytes)) in batches {
+            if let Some(writer) = self.writers.get_mut(&peer) {
+                let before = writer
+                    .backlog
+                    .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                if before + bytes > max {
+                    writer.over_since.get_or_insert(clock);
+                }
+                let _ = writer.queue.send((batch, bytes));
+            }
+        }
+    }
+
+    /// Hands `event` to every subscriber; reporting stops when none is
+    /// left.
+    fn report(&mut self, event: ReplicationEvent) {
+        self.event_subscribers
+            .retain(|tx| tx.send(event.clone()).is_ok());
+        if self.event_subscribers.is_empty() {
+            self.replicator.set_reporting(false);
+        }
+    }
+
+    /// Answers the updates that are done or past their deadline.
+    fn check_updates(&mut self) {
+        if self.updates.is_empty() {
+            return;
+        }
+        let clock = Instant::now();
+        let mut left = Vec::new();
+        for (core, deadline, reply) in std::mem::take(&mut self.updates) {
+            if reply.is_closed() {
+                continue;
+            }
+            if self.replicator.up_to_date(&core.key()) {
+                let length = core.signed_state().map(|s| s.length);
+                let _ = reply.send(length.map_err(|e| Error::Storage(Arc::new(e))));
+            } else if deadline <= clock {
+                let _ = reply.send(Err(Error::Timeout));
+            } else {
+                left.push((core, deadline, reply));
+            }
+        }
+        self.updates = left;
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Store {
+                batch, key, proofs, ..
+            } => {
+                let Some(core) = self.cores.get(&key).cloned() else {
+                    return;
+                };
+                let Some(commands) = self.commands.upgrade() else {
+                    return;
+                };
+                if proofs.len() <= INLINE_BATCH {
+                    // A few proofs (sparse gets): storing them here saves
+                    // two thread hops of latency.
+                    let result = core.apply(&proofs);
+                    self.stored(batch, key, proofs, result);
+                } else {
+                    tokio::task::spawn_blocking(move || {
+                        let result = core.apply(&proofs);
+                        let _ = commands.send(Command::Stored {
+                            batch,
+                            key,
+                            proofs,
+                            result,
+                        });
+                    });
+                }
+            }
+            Event::UnknownCore { discovery_key, .. } => {
+                if !self.all_cores {
+                    return;
+                }
+                // A key not in the map: list the store again, at most
+                // every RESCAN_EVERY (a core made since), never per open.
+                if !self.discovery.contains_key(&discovery_key)
+                    && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY)
+                {
+                    self.scan_store();
+                }
+                if let Some(key) = self.discovery.get(&discovery_key).copied()
+                    && let Ok(core) = self.store.core(&key)
+                {
+                    self.add_core(core, false);
+                }
+            }
+            Event::Got { handle, index, .. } => {
+                if let Some((core, _, reply)) = self.gets.remove(&handle) {
+                    let _ = reply.send(core.get(index).map_err(|e| Error::Storage(Arc::new(e))));
+                }
+            }
+            Event::Downloaded { handle, .. } => {
+                if let Some(reply) = self.downloads.remove(&handle) {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Event::Failed { handle, error, .. } => {
+                if let Some((_, _, reply)) = self.gets.remove(&handle) {
+                    let _ = reply.send(Err(error));
+                } else if let Some(reply) = self.downloads.remove(&handle) {
+                    let _ = reply.send(Err(error));
+                }
+            }
+            Event::PeerError { peer, error } => self.end_peer(peer, Err(error)),
+            Event::Report(event) => self.report(event),
+            Event::Extension {
+                peer,
+                key,
+                name,
+                message,
+            } => {
+                let m = ExtensionMessage {
+                    peer,
+                    key,
+                    name,
+                    message,
+                };
+                self.extension_subscribers
+                    .retain(|tx| tx.send(m.clone()).is_ok());
+            }
+        }
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
