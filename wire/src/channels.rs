@@ -10,7 +10,7 @@
 //! that does not know a core's key can neither open it nor learn whether
 //! this side has it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use hyper_core::{CoreKey, DiscoveryKey};
 
@@ -29,6 +29,9 @@ pub struct Channels {
     by_remote: HashMap<u32, u32>,
     by_discovery: HashMap<DiscoveryKey, u32>,
     pending: VecDeque<Pending>,
+    /// The peer's channels this side closed: what it sends on them before
+    /// it hears of the close is ignored, not an error.
+    closing: HashSet<u32>,
     next_id: u32,
 }
 
@@ -90,6 +93,7 @@ impl Channels {
             by_remote: HashMap::new(),
             by_discovery: HashMap::new(),
             pending: VecDeque::new(),
+            closing: HashSet::new(),
             next_id: 1,
         }
     }
@@ -177,6 +181,7 @@ impl Channels {
         if self.by_remote.contains_key(&remote) || self.pending.iter().any(|p| p.remote == remote) {
             return Err(Error::Malformed("channel opened twice"));
         }
+        self.closing.remove(&remote);
         let Some(&local) = self.by_discovery.get(&discovery) else {
             if self.pending.len() >= MAX_PENDING_OPENS {
                 self.pending.pop_front();
@@ -211,6 +216,7 @@ impl Channels {
     /// core stays open but unpaired. Returns this side's number for it.
     pub fn on_close(&mut self, remote: u32) -> Option<u32> {
         self.pending.retain(|p| p.remote != remote);
+        self.closing.remove(&remote);
         let local = self.by_remote.remove(&remote)?;
         if let Some(channel) = self.local.get_mut(&local) {
             channel.remote = None;
@@ -224,6 +230,7 @@ impl Channels {
         self.by_discovery.remove(&channel.key.discovery_key());
         if let Some(remote) = channel.remote {
             self.by_remote.remove(&remote);
+            self.closing.insert(remote);
         }
         Some(Message {
             channel: local,
@@ -232,13 +239,15 @@ impl Channels {
     }
 
     /// This side's channel for a message the peer sent on its channel
-    /// `remote`. A message on a channel that is not paired is a protocol
-    /// error: end the connection.
-    pub fn route(&self, remote: u32) -> Result<u32> {
-        self.by_remote
-            .get(&remote)
-            .copied()
-            .ok_or(Error::Malformed("message for a channel that is not open"))
+    /// `remote`; `None` for a channel this side closed (the message crossed
+    /// the `Close`: ignore it). A message on a channel that is not paired
+    /// is a protocol error: end the connection.
+    pub fn route(&self, remote: u32) -> Result<Option<u32>> {
+        match self.by_remote.get(&remote) {
+            Some(&local) => Ok(Some(local)),
+            None if self.closing.contains(&remote) => Ok(None),
+            None => Err(Error::Malformed("message for a channel that is not open")),
+        }
     }
 
     /// The core of this side's channel `local`.
@@ -291,8 +300,8 @@ mod tests {
         let (rb, ob) = open_of(&mb);
         assert!(matches!(b.on_open(ra, &oa), Ok(RemoteOpen::Paired { key: k, .. }) if k == key));
         assert!(matches!(a.on_open(rb, &ob), Ok(RemoteOpen::Paired { .. })));
-        assert_eq!(b.route(ra).expect("routed"), rb);
-        assert_eq!(a.route(rb).expect("routed"), ra);
+        assert_eq!(b.route(ra).expect("routed"), Some(rb));
+        assert_eq!(a.route(rb).expect("routed"), Some(ra));
         // B learns of the core only from A's open: held, then paired on open.
         let (mut a, mut b) = pair();
         let (ma, _) = a.open(key);
@@ -417,6 +426,8 @@ mod tests {
         a.on_open(rb, &ob).expect("pair");
         let close = a.close(ra).expect("close message");
         assert!(matches!(close.body, Some(Body::Close(_))));
+        // What B sent before it heard of the close is ignored by A.
+        assert_eq!(a.route(rb).expect("crossed the close"), None);
         assert_eq!(b.on_close(close.channel), Some(rb));
         assert!(b.route(ra).is_err());
         assert_eq!(b.key(rb), Some(key), "B's side stays open, unpaired");

@@ -54,12 +54,18 @@ pub use error::{Error, Result};
 pub use frame::{DEFAULT_MAX_FRAME, FrameDecoder, encode as encode_frame};
 pub use limits::{Limits, Refusal};
 pub use ranges::{RangeSet, TooManyRanges};
-pub use replicator::{BatchId, Config, CoreAccess, CoreStatus, Event, Handle, PeerId, Replicator};
+pub use replicator::{
+    BatchId, Config, CoreAccess, CoreStatus, Event, Handle, PeerId, ReplicationEvent, Replicator,
+    Transfer,
+};
 pub use session::{
-    Connection, DownloadRange, ExtensionMessage, Replication, ReplicationOptions, Resources,
+    Connection, CoreStats, DownloadRange, ExtensionMessage, PeerStats, Replication,
+    ReplicationOptions, Resources,
+};
+pub use stream::{
+    EncryptedStream, IDENTITY_CONTEXT, MessageReader, MessageWriter, NOISE_PARAMS, identity_payload,
 };
 pub use source::ReplicatedSource;
-pub use stream::{EncryptedStream, IDENTITY_CONTEXT, MessageReader, MessageWriter, NOISE_PARAMS};
 pub use transport::{
     ServeEvent, connect_memory, connect_tcp, listen_tcp, memory_pair, serve_tcp, serve_tcp_with,
 };

@@ -80,7 +80,10 @@ async fn read_noise<'b, S: AsyncRead + Unpin>(
     Ok(Some(message))
 }
 
-fn identity_payload(identity: &KeyPair, static_key: &[u8]) -> Vec<u8> {
+/// The encoded [`Handshake`] payload proving `identity` for the Noise
+/// static key `static_key`: the identity and its signature over
+/// [`IDENTITY_CONTEXT`] ‖ `static_key`.
+pub fn identity_payload(identity: &KeyPair, static_key: &[u8]) -> Vec<u8> {
     let mut signed = IDENTITY_CONTEXT.to_vec();
     signed.extend_from_slice(static_key);
     Handshake {

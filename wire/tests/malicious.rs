@@ -26,13 +26,7 @@ fn store() -> (tempfile::TempDir, Store) {
 }
 
 fn writer() -> (tempfile::TempDir, Store, Core) {
-    let (dir, store) = store();
-    let core = store.create_core().expect("core");
-    let blocks: Vec<Vec<u8>> = (0..BLOCKS)
-        .map(|i| format!("block {i}").into_bytes())
-        .collect();
-    core.append_batch(&blocks).expect("append");
-    (dir, store, core)
+    common::writer(BLOCKS)
 }
 
 /// A stream whose writes are garbled once `garble` is set.

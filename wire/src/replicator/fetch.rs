@@ -8,7 +8,7 @@ use hyper_core::{CoreKey, NodeRequest, ProofRequest, UpgradeRequest, flat};
 use super::core_access::CoreAccess;
 use super::local::Received;
 use super::remote::Inflight;
-use super::{BatchId, Event, PeerId, Replicator};
+use super::{BatchId, Event, PeerId, ReplicationEvent, Replicator, remote_of};
 use crate::convert::{proof_from_data, request_to_wire};
 use crate::error::{Error, Result};
 use crate::messages::{self, Body};
@@ -100,6 +100,11 @@ impl<C: CoreAccess> Replicator<C> {
                 remote.can_upgrade = sync.can_upgrade;
                 remote.uploading = sync.uploading;
                 remote.synced = true;
+                // With blocks, the `Bitfield` that follows tells what it
+                // holds: the peer is added then.
+                if remote.length == 0 {
+                    self.peer_added(peer, key);
+                }
             }
             Body::Request(request) => {
                 if p.serve_queue.len() + p.want_queue.len() >= max_queued {
@@ -196,6 +201,9 @@ impl<C: CoreAccess> Replicator<C> {
                     // Past the bound, believe less of what the peer holds.
                     remote.have.insert_or_skip(range);
                 }
+                if remote.synced {
+                    self.peer_added(peer, key);
+                }
             }
             Body::Range(range) => {
                 let r = checked_range(range.start, range.length)?;
@@ -219,6 +227,25 @@ impl<C: CoreAccess> Replicator<C> {
         self.schedule(now, key);
         self.check_done(key);
         Ok(())
+    }
+
+    /// Reports `peer` as added for `key` (once per pairing), with what it
+    /// said it holds.
+    fn peer_added(&mut self, peer: PeerId, key: CoreKey) {
+        let reporting = self.reporting;
+        let Some(remote) = remote_of(&mut self.peers, peer, &key) else {
+            return;
+        };
+        if std::mem::replace(&mut remote.added, true) || !reporting {
+            return;
+        }
+        self.events
+            .push_back(Event::Report(ReplicationEvent::PeerAdded {
+                key,
+                peer,
+                length: remote.length,
+                contiguous_length: remote.contiguous_length(),
+            }));
     }
 
     /// Sends what requests `key` can use now: an upgrade if a peer is
@@ -250,11 +277,7 @@ impl<C: CoreAccess> Replicator<C> {
                     ..ProofRequest::default()
                 };
                 local.upgrade = Some(id);
-                if let Some(remote) = self
-                    .peers
-                    .get_mut(&id)
-                    .and_then(|p| p.remotes.get_mut(&key))
-                {
+                if let Some(remote) = remote_of(&mut self.peers, id, &key) {
                     if remote.inflight.is_empty() {
                         remote.last_progress = Some(now);
                     }
@@ -291,11 +314,7 @@ impl<C: CoreAccess> Replicator<C> {
             .collect();
         order.sort_unstable();
         for (_, id) in order {
-            let Some(remote) = self
-                .peers
-                .get_mut(&id)
-                .and_then(|p| p.remotes.get_mut(&key))
-            else {
+            let Some(remote) = remote_of(&mut self.peers, id, &key) else {
                 continue;
             };
             let mut picks = Vec::new();
@@ -488,11 +507,7 @@ impl<C: CoreAccess> Replicator<C> {
         let Some(local) = self.cores.get_mut(&key) else {
             return;
         };
-        let Some(remote) = self
-            .peers
-            .get_mut(&peer)
-            .and_then(|p| p.remotes.get_mut(&key))
-        else {
+        let Some(remote) = remote_of(&mut self.peers, peer, &key) else {
             return;
         };
         while let Some(id) = failed.pop() {
@@ -522,11 +537,7 @@ impl<C: CoreAccess> Replicator<C> {
 
     /// A batch was stored: the nodes its requests promised are in the tree.
     pub(super) fn forget_provided(&mut self, peer: PeerId, key: CoreKey, ids: &[u64]) {
-        if let Some(remote) = self
-            .peers
-            .get_mut(&peer)
-            .and_then(|p| p.remotes.get_mut(&key))
-        {
+        if let Some(remote) = remote_of(&mut self.peers, peer, &key) {
             let ids: std::collections::HashSet<u64> = ids.iter().copied().collect();
             remote
                 .provides

@@ -58,6 +58,8 @@ pub(super) struct Batch {
     /// The requests it answers.
     pub ids: Vec<u64>,
     pub blocks: Vec<u64>,
+    /// The size of each of `blocks`, in bytes.
+    pub sizes: Vec<u64>,
     pub upgrade: bool,
 }
 
@@ -283,6 +285,7 @@ impl<C: CoreAccess> Local<C> {
             peer,
             ids: Vec::with_capacity(all.len()),
             blocks: Vec::new(),
+            sizes: Vec::new(),
             upgrade: false,
         };
         let mut proofs = Vec::with_capacity(all.len());
@@ -293,7 +296,10 @@ impl<C: CoreAccess> Local<C> {
                 continue;
             }
             batch.ids.push(r.id);
-            batch.blocks.extend(r.block);
+            if let (Some(index), Some(b)) = (r.block, r.proof.block.as_ref()) {
+                batch.blocks.push(index);
+                batch.sizes.push(b.value.len() as u64);
+            }
             batch.upgrade |= r.upgrade;
             proofs.push(r.proof);
         }

@@ -24,7 +24,9 @@
 //! lets data that arrives meanwhile form the next, larger batch.
 
 mod core_access;
+mod events;
 mod fetch;
+mod inspect;
 mod local;
 mod remote;
 mod serve;
@@ -33,7 +35,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use hyper_core::{CoreKey, DiscoveryKey, Proof};
+use hyper_core::{CoreKey, DiscoveryKey};
 
 use crate::capability::Capabilities;
 use crate::channels::{Channels, Opened, RemoteOpen};
@@ -41,8 +43,10 @@ use crate::error::{Error, Result};
 use crate::messages::{Body, Message};
 
 pub use core_access::{CoreAccess, CoreStatus};
+pub use events::{Event, ReplicationEvent};
 use local::Local;
 use remote::Remote;
+pub use remote::Transfer;
 
 /// Identifies one connection inside a [`Replicator`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,91 +93,6 @@ impl Default for Config {
     }
 }
 
-/// What the replicator asks of its driver, or tells it.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Event {
-    /// Verify and store these proofs (one call to `Core::apply`), then report
-    /// the result with [`Replicator::stored`]. They came from `peer`.
-    Store {
-        /// Pass back to [`Replicator::stored`].
-        batch: BatchId,
-        /// The core.
-        key: CoreKey,
-        /// The peer that sent them.
-        peer: PeerId,
-        /// The proofs, in arrival order.
-        proofs: Vec<Proof>,
-    },
-    /// A peer opened a core this replicator does not have. Call
-    /// [`Replicator::add_core`] if the application has it (the held open
-    /// then pairs); otherwise nothing is ever answered.
-    UnknownCore {
-        /// The peer.
-        peer: PeerId,
-        /// What it asked for.
-        discovery_key: DiscoveryKey,
-    },
-    /// A [`Replicator::get`] finished: the block is stored locally.
-    Got {
-        /// The get.
-        handle: Handle,
-        /// The core.
-        key: CoreKey,
-        /// The block index.
-        index: u64,
-    },
-    /// A [`Replicator::download`] finished: every block of its range is
-    /// stored locally.
-    Downloaded {
-        /// The download.
-        handle: Handle,
-        /// The core.
-        key: CoreKey,
-    },
-    /// A get or download ended without its blocks.
-    Failed {
-        /// The get or download.
-        handle: Handle,
-        /// The core.
-        key: CoreKey,
-        /// Why.
-        error: Error,
-    },
-    /// The peer broke the protocol or sent data that failed verification:
-    /// it is removed from the replicator; close its connection.
-    PeerError {
-        /// The peer.
-        peer: PeerId,
-        /// What it did.
-        error: Error,
-    },
-    /// A peer brought a signed state that conflicts with this node's at the
-    /// same fork: the writer signed two histories. The core kept both as
-    /// evidence (`Core::equivocation`); the peer is removed from the
-    /// replicator (its history is not this one); close its connection with
-    /// this as the reason.
-    Equivocation {
-        /// The peer that brought the other history.
-        peer: PeerId,
-        /// The core.
-        key: CoreKey,
-        /// Both signed states.
-        evidence: Box<hyper_core::Equivocation>,
-    },
-    /// An extension message arrived on a core's channel.
-    Extension {
-        /// The peer.
-        peer: PeerId,
-        /// The core.
-        key: CoreKey,
-        /// The extension's name.
-        name: String,
-        /// Its payload.
-        message: Vec<u8>,
-    },
-}
-
 struct Peer {
     channels: Channels,
     /// Per core this side opened on the connection.
@@ -194,6 +113,17 @@ struct Peer {
     answer_size: usize,
 }
 
+/// What this side knows of `peer` for `key`, if it has the core open on
+/// that connection (a function of the map alone, so it can be borrowed
+/// beside the cores).
+fn remote_of<'a>(
+    peers: &'a mut BTreeMap<PeerId, Peer>,
+    peer: PeerId,
+    key: &CoreKey,
+) -> Option<&'a mut Remote> {
+    peers.get_mut(&peer).and_then(|p| p.remotes.get_mut(key))
+}
+
 /// The replication state machine of a node: every core, every connection.
 pub struct Replicator<C> {
     config: Config,
@@ -206,6 +136,8 @@ pub struct Replicator<C> {
     next_request: u64,
     transmits: VecDeque<(PeerId, Message)>,
     events: VecDeque<Event>,
+    /// Hand out the per-block and per-peer events.
+    reporting: bool,
 }
 
 impl<C: CoreAccess> Replicator<C> {
@@ -222,6 +154,7 @@ impl<C: CoreAccess> Replicator<C> {
             next_request: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            reporting: false,
         }
     }
 
@@ -336,60 +269,15 @@ impl<C: CoreAccess> Replicator<C> {
         };
         self.transmits.retain(|(to, _)| *to != peer);
         for (key, remote) in p.remotes {
+            if self.reporting && remote.added {
+                self.events
+                    .push_back(Event::Report(ReplicationEvent::PeerRemoved { key, peer }));
+            }
             if let Some(local) = self.cores.get_mut(&key) {
                 local.forget_peer(peer, remote);
             }
             self.schedule(now, key);
         }
-    }
-
-    /// The ranges of `key` that `peer` asked to hear about (`Want` minus
-    /// `Unwant`): what this side tells it of as blocks arrive.
-    pub fn peer_wants(&self, peer: PeerId, key: &CoreKey) -> Vec<Range<u64>> {
-        self.peers
-            .get(&peer)
-            .and_then(|p| p.remotes.get(key))
-            .map(|r| r.wants.iter().collect())
-            .unwrap_or_default()
-    }
-
-    /// A human-readable dump of the replication state of `key` (requests,
-    /// downloads, what each peer claims), for debugging.
-    pub fn describe(&self, key: &CoreKey) -> String {
-        let Some(local) = self.cores.get(key) else {
-            return "not replicated".into();
-        };
-        let mut out = format!(
-            "status {:?} upgrade {:?} requested {:?} retry {:?} storing {} received {} downloads {:?}\n",
-            local.status(),
-            local.upgrade,
-            local.requested,
-            local.retry,
-            local.storing.is_some(),
-            local.received.values().map(Vec::len).sum::<usize>(),
-            local
-                .downloads
-                .values()
-                .map(|d| (d.start, d.end, d.live, d.cursor, d.complete))
-                .collect::<Vec<_>>(),
-        );
-        for (id, p) in &self.peers {
-            if let Some(r) = p.remotes.get(key) {
-                out += &format!(
-                    "  peer {id:?}: paired {} synced {} fork {} length {} up {} refused {:?} stalled {:?} inflight {:?} have {:?}\n",
-                    r.paired,
-                    r.synced,
-                    r.fork,
-                    r.length,
-                    r.uploading,
-                    r.upgrade_refused,
-                    r.stalled_until,
-                    r.inflight,
-                    r.have.iter().collect::<Vec<_>>()
-                );
-            }
-        }
-        out
     }
 
     /// Tells the replicator how many more bytes `peer` may be sent now (the
@@ -436,36 +324,11 @@ impl<C: CoreAccess> Replicator<C> {
         }
     }
 
-    /// How many peers have `key`'s channel open and have told their state.
-    pub fn synced_peers(&self, key: &CoreKey) -> usize {
-        self.peers
-            .values()
-            .filter_map(|p| p.remotes.get(key))
-            .filter(|r| r.paired && r.synced)
-            .count()
-    }
-
-    /// Requests and `Want`s queued to serve, all peers together.
-    pub fn queued_requests(&self) -> usize {
-        self.peers
-            .values()
-            .map(|p| p.serve_queue.len() + p.want_queue.len())
-            .sum()
-    }
-
-    /// `Open`s held for cores not opened here, all peers together.
-    pub fn held_opens(&self) -> usize {
-        self.peers
-            .values()
-            .map(|p| p.channels.pending_opens())
-            .sum()
-    }
-
-    /// Whether `peer` has any channel paired (proved a core key).
-    pub fn any_paired(&self, peer: PeerId) -> bool {
-        self.peers
-            .get(&peer)
-            .is_some_and(|p| p.channels.any_paired())
+    /// Turns the per-block and per-peer events ([`Event::Report`]) on or
+    /// off (off by default: they cost a
+    /// queued event per block).
+    pub fn set_reporting(&mut self, on: bool) {
+        self.reporting = on;
     }
 
     /// The connected peers.
@@ -524,6 +387,13 @@ impl<C: CoreAccess> Replicator<C> {
                     p.serve_queue.retain(|(c, _)| *c != local);
                     p.want_queue.retain(|(c, _)| *c != local);
                     if let Some(remote) = p.remotes.get_mut(&key) {
+                        if self.reporting && remote.added {
+                            self.events
+                                .push_back(Event::Report(ReplicationEvent::PeerRemoved {
+                                    key,
+                                    peer,
+                                }));
+                        }
                         let old = std::mem::replace(
                             remote,
                             Remote::new(local, self.config.max_remote_ranges),
@@ -536,7 +406,9 @@ impl<C: CoreAccess> Replicator<C> {
                 }
             }
             body => {
-                let local = p.channels.route(message.channel)?;
+                let Some(local) = p.channels.route(message.channel)? else {
+                    return Ok(()); // crossed this side's `Close`
+                };
                 let key = p
                     .channels
                     .key(local)
@@ -781,6 +653,7 @@ impl<C: CoreAccess> Replicator<C> {
                 if let Some(local) = self.cores.get_mut(&key) {
                     local.stored(&done);
                 }
+                self.count_downloaded(key, &done);
                 self.forget_provided(done.peer, key, &done.ids);
                 self.announce(key, &blocks);
             }
@@ -822,6 +695,26 @@ impl<C: CoreAccess> Replicator<C> {
         }
         self.schedule(now, key);
         self.check_done(key);
+    }
+
+    /// Counts the blocks of a stored batch for its sender (and reports
+    /// them).
+    fn count_downloaded(&mut self, key: CoreKey, done: &local::Batch) {
+        if let Some(remote) = remote_of(&mut self.peers, done.peer, &key) {
+            remote.transfer.blocks_down += done.blocks.len() as u64;
+            remote.transfer.bytes_down += done.sizes.iter().sum::<u64>();
+        }
+        if self.reporting {
+            for (&index, &bytes) in done.blocks.iter().zip(&done.sizes) {
+                self.events
+                    .push_back(Event::Report(ReplicationEvent::Downloaded {
+                        key,
+                        peer: done.peer,
+                        index,
+                        bytes,
+                    }));
+            }
+        }
     }
 
     fn handle(&mut self) -> Handle {

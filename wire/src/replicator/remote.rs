@@ -27,6 +27,29 @@ pub(super) enum Inflight {
     },
 }
 
+/// Blocks and bytes that moved between this side and one peer for one
+/// core (block bytes only, proofs aside).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transfer {
+    /// Blocks sent to the peer.
+    pub blocks_up: u64,
+    /// Their bytes.
+    pub bytes_up: u64,
+    /// Blocks received from the peer, verified and stored.
+    pub blocks_down: u64,
+    /// Their bytes.
+    pub bytes_down: u64,
+}
+
+impl std::ops::AddAssign for Transfer {
+    fn add_assign(&mut self, other: Transfer) {
+        self.blocks_up += other.blocks_up;
+        self.bytes_up += other.bytes_up;
+        self.blocks_down += other.blocks_down;
+        self.bytes_down += other.bytes_down;
+    }
+}
+
 /// One peer's state for one core, on one connection.
 pub(super) struct Remote {
     /// This side's channel number for the core.
@@ -62,6 +85,10 @@ pub(super) struct Remote {
     /// Announcements were left out while the peer did not read: send its
     /// state afresh once it does.
     pub missed: bool,
+    /// What moved with this peer for this core.
+    pub transfer: Transfer,
+    /// It was reported as added (`Event::PeerAdded`).
+    pub added: bool,
 }
 
 impl Remote {
@@ -82,6 +109,8 @@ impl Remote {
             stalled_until: None,
             upgrade_refused: None,
             missed: false,
+            transfer: Transfer::default(),
+            added: false,
         }
     }
 
@@ -96,6 +125,15 @@ impl Remote {
             && self.can_upgrade
             && (self.fork > fork || (self.fork == fork && self.length > length))
             && self.upgrade_refused != Some((self.fork, self.length))
+    }
+
+    /// How many blocks from 0 on the peer says it holds.
+    pub fn contiguous_length(&self) -> u64 {
+        self.have
+            .iter()
+            .next()
+            .filter(|r| r.start == 0)
+            .map_or(0, |r| r.end)
     }
 
     /// The request an in-flight block request depends on.

@@ -7,8 +7,8 @@ use hyper_core::{CoreKey, Proof, ProofRequest};
 
 use super::core_access::{CoreAccess, CoreStatus};
 use super::local::Local;
-use super::remote::Remote;
-use super::{PeerId, Replicator};
+use super::remote::{Remote, Transfer};
+use super::{Event, PeerId, ReplicationEvent, Replicator};
 use crate::convert::{data_from_proof, request_from_wire};
 use crate::messages::{self, Body, Message};
 
@@ -74,6 +74,15 @@ pub(super) fn state_messages<C: CoreAccess>(
     out
 }
 
+/// The local core of this side's channel `channel`.
+fn core_of<'a, C>(
+    channels: &crate::channels::Channels,
+    cores: &'a std::collections::BTreeMap<CoreKey, Local<C>>,
+    channel: u32,
+) -> Option<&'a Local<C>> {
+    channels.key(channel).and_then(|key| cores.get(&key))
+}
+
 impl<C: CoreAccess> Replicator<C> {
     /// Serves up to [`SERVE_BATCH`] queued requests per peer (fewer when
     /// its send budget is low): each peer's requests for one core are
@@ -88,11 +97,7 @@ impl<C: CoreAccess> Replicator<C> {
             let mut answers = 0usize;
             let n = peer.want_queue.len().min(SERVE_BATCH);
             for (channel, range) in peer.want_queue.drain(..n) {
-                let Some(local) = peer
-                    .channels
-                    .key(channel)
-                    .and_then(|key| self.cores.get(&key))
-                else {
+                let Some(local) = core_of(&peer.channels, &self.cores, channel) else {
                     continue;
                 };
                 let end = range.end.min(local.status().length);
@@ -122,14 +127,26 @@ impl<C: CoreAccess> Replicator<C> {
                 let rest = taken.split_off(run);
                 let requests: Vec<messages::Request> = taken.into_iter().map(|(_, r)| r).collect();
                 taken = rest;
-                let Some(local) = peer
-                    .channels
-                    .key(channel)
-                    .and_then(|key| self.cores.get(&key))
-                else {
+                let Some(local) = core_of(&peer.channels, &self.cores, channel) else {
                     continue;
                 };
+                let key = local.core.key();
+                let mut moved = Transfer::default();
                 for body in answer(local, &requests) {
+                    if let Body::Data(messages::Data { block: Some(b), .. }) = &body {
+                        let bytes = b.value.len() as u64;
+                        moved.blocks_up += 1;
+                        moved.bytes_up += bytes;
+                        if self.reporting {
+                            self.events
+                                .push_back(Event::Report(ReplicationEvent::Uploaded {
+                                    key,
+                                    peer: id,
+                                    index: b.index,
+                                    bytes,
+                                }));
+                        }
+                    }
                     let m = Message {
                         channel,
                         body: Some(body),
@@ -137,6 +154,9 @@ impl<C: CoreAccess> Replicator<C> {
                     sent += prost::Message::encoded_len(&m);
                     answers += 1;
                     self.transmits.push_back((id, m));
+                }
+                if let Some(remote) = peer.remotes.get_mut(&key) {
+                    remote.transfer += moved;
                 }
             }
             if let Some(size) = sent.checked_div(answers) {

@@ -8,9 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper_core::{CoreKey, KeyPair};
-use hyper_wire::messages::{Body, Handshake, Message, Open};
-use hyper_wire::{Capabilities, FrameDecoder, IDENTITY_CONTEXT, NOISE_PARAMS, encode_frame};
-use prost::Message as _;
+use hyper_wire::messages::{Body, Message, Open};
+use hyper_wire::{Capabilities, FrameDecoder, NOISE_PARAMS, encode_frame, identity_payload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -40,16 +39,6 @@ async fn read_noise(io: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
     io.read_exact(&mut message).await?;
     Ok(message)
-}
-
-fn identity_payload(identity: &KeyPair, static_key: &[u8]) -> Vec<u8> {
-    let mut signed = IDENTITY_CONTEXT.to_vec();
-    signed.extend_from_slice(static_key);
-    Handshake {
-        identity: identity.public_key().0.to_vec(),
-        signature: identity.sign(&signed).0.to_vec(),
-    }
-    .encode_to_vec()
 }
 
 impl Hostile {

@@ -1,36 +1,21 @@
-//! [`Replication`]: the tokio driver around the [`Replicator`]. A thin layer:
-//! it owns the sockets and the clock, runs `Core::apply` for
-//! [`Event::Store`] on a blocking thread, and answers the application's
-//! futures.
-//!
-//! Tasks: one driver task owns the replicator; per connection, a reader task
-//! decodes messages into the driver's bounded inbox (backpressure on a fast
-//! sender) and a writer task sends what the driver hands it, several frames
-//! per write.
+//! The driver task: owns the replicator, the connections' writers and the
+//! application's waiting futures; runs store batches and timers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_core::{Core, CoreKey, DiscoveryKey, KeyPair, PublicKey, Store, Subscription};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use hyper_core::{Core, CoreKey, DiscoveryKey, Store, Subscription};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::{CoreStats, DownloadRange, ExtensionMessage, PeerStats, ReplicationOptions, Resources};
 use crate::error::{Error, Result};
-use crate::limits::{Admission, Admitted, Limits, Refusal};
+use crate::limits::Limits;
 use crate::messages::Message;
-use crate::replicator::{BatchId, Config, Event, Handle, PeerId, Replicator};
-use crate::stream::EncryptedStream;
+use crate::replicator::{BatchId, Event, Handle, PeerId, ReplicationEvent, Replicator, Transfer};
 
-/// Messages buffered from all readers before readers wait (bytes are
-/// bounded too: [`Limits::inbox_bytes`]).
-const INBOX: usize = 1024;
-/// Bytes a message counts for in the inbox besides its frame (its place
-/// in the queue and its decoded form's fixed part).
-const INBOX_OVERHEAD: usize = 64;
 /// Messages handled before the driver flushes what they produced.
 const DRAIN: usize = 512;
 /// Least time between two listings of the store for a discovery key not
@@ -40,87 +25,13 @@ const RESCAN_EVERY: Duration = Duration::from_secs(10);
 /// larger ones on the blocking pool.
 const INLINE_BATCH: usize = 4;
 
-/// How a [`Replication`] chooses its cores.
-#[derive(Debug, Clone)]
-pub struct ReplicationOptions {
-    /// Serve every core of the store to peers that ask for it: a peer's
-    /// `Open` for any core the store holds is answered if its capability
-    /// proves the core key (looked up in a map of discovery keys made when
-    /// the replication starts, and made again at most every 10 s for keys
-    /// it lacks). These cores are never opened first, so a connection
-    /// learns no discovery key it did not prove it knows. Without it, only
-    /// cores given to [`Replication::add_core`] (or fetched through
-    /// [`Replication::get`] / [`Replication::download`]) are replicated;
-    /// those are opened on every connection either way.
-    pub all_cores: bool,
-    /// Tuning of the replicator.
-    pub config: Config,
-    /// With a store of eventual durability, make what was stored durable
-    /// (an fsynced commit) at most this often while data arrives, so a
-    /// crash loses at most this much of a download. `None`: never (the
-    /// application flushes).
-    pub flush_every: Option<Duration>,
-    /// Deadlines, caps and buffer bounds per peer (see [`Limits`]).
-    pub limits: Limits,
-}
-
-impl Default for ReplicationOptions {
-    fn default() -> Self {
-        ReplicationOptions {
-            all_cores: false,
-            config: Config::default(),
-            flush_every: Some(Duration::from_secs(1)),
-            limits: Limits::default(),
-        }
-    }
-}
-
-/// What to download, see [`Replication::download`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DownloadRange {
-    /// First block.
-    pub start: u64,
-    /// End (exclusive); `None` is the latest length the peers know of.
-    pub end: Option<u64>,
-    /// Keep following appends; the download never finishes.
-    pub live: bool,
-}
-
-impl DownloadRange {
-    /// Every block up to the peers' latest length.
-    pub fn all() -> Self {
-        DownloadRange {
-            start: 0,
-            end: None,
-            live: false,
-        }
-    }
-
-    /// Every block, then every block the writer appends.
-    pub fn live() -> Self {
-        DownloadRange {
-            live: true,
-            ..Self::all()
-        }
-    }
-
-    /// Blocks `range`.
-    pub fn range(range: Range<u64>) -> Self {
-        DownloadRange {
-            start: range.start,
-            end: Some(range.end),
-            live: false,
-        }
-    }
-}
-
 /// The driver's handle on a connection's writer task: the queue, and the
 /// bytes in it not yet written to the socket.
-struct Writer {
-    queue: mpsc::UnboundedSender<(Vec<Message>, usize)>,
-    backlog: Arc<std::sync::atomic::AtomicUsize>,
+pub(super) struct Writer {
+    pub(super) queue: mpsc::UnboundedSender<(Vec<Message>, usize)>,
+    pub(super) backlog: Arc<std::sync::atomic::AtomicUsize>,
     /// Since when the backlog is over [`Limits::max_backlog`].
-    over_since: Option<Instant>,
+    pub(super) over_since: Option<Instant>,
 }
 
 /// How long a connection's writer may go on sending what was queued
@@ -130,7 +41,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// What a connection's reader hands the driver. (Messages are large and
 /// the barrier is rare; boxing them would cost an allocation each.)
 #[allow(clippy::large_enum_variant)]
-enum Inbound {
+pub(super) enum Inbound {
     /// A message, holding its bytes of the inbox budget until handled.
     Message(PeerId, Message, OwnedSemaphorePermit),
     /// The peer sent a frame over the limit for a peer with no channel
@@ -142,7 +53,7 @@ enum Inbound {
 /// Where a finished get sends its block.
 type BlockReply = oneshot::Sender<Result<Vec<u8>>>;
 
-enum Command {
+pub(super) enum Command {
     Connection {
         capabilities: crate::Capabilities,
         writer: Writer,
@@ -159,6 +70,9 @@ enum Command {
         error: Option<Error>,
     },
     AddCore(Core),
+    RemoveCore(CoreKey),
+    ClosePeer(PeerId),
+    Shutdown,
     Get {
         core: Core,
         index: u64,
@@ -189,394 +103,27 @@ enum Command {
         message: Vec<u8>,
     },
     SubscribeExtensions(mpsc::UnboundedSender<ExtensionMessage>),
+    SubscribeEvents(mpsc::UnboundedSender<ReplicationEvent>),
+    Stats(CoreKey, oneshot::Sender<CoreStats>),
+    Update {
+        core: Core,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<u64>>,
+    },
 }
 
-/// What the peers make this side hold now, all connections together: the
-/// quantities [`Limits`] bounds (see [`Replication::resources`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Resources {
-    /// Connections replicating.
-    pub connections: usize,
-    /// Bytes of received messages waiting for the driver (at most
-    /// [`Limits::inbox_bytes`]).
-    pub inbox_bytes: usize,
-    /// Bytes queued for writers, not yet written to the sockets.
-    pub backlog_bytes: usize,
-    /// The largest of those backlogs (one peer's).
-    pub largest_backlog: usize,
-    /// Requests and `Want`s queued to serve (at most
-    /// `Config::max_queued_requests` per peer).
-    pub queued_requests: usize,
-    /// `Open`s held for cores not opened here (at most
-    /// [`MAX_PENDING_OPENS`](crate::MAX_PENDING_OPENS) per peer).
-    pub held_opens: usize,
-}
+/// A weak handle on the driver's commands, for the connection tasks.
+pub(super) struct Notify(pub(super) mpsc::WeakUnboundedSender<Command>);
 
-/// An extension message a peer sent on a core's channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExtensionMessage {
-    /// The peer.
-    pub peer: PeerId,
-    /// The core whose channel carried it.
-    pub key: CoreKey,
-    /// The extension's name.
-    pub name: String,
-    /// Its payload.
-    pub message: Vec<u8>,
-}
-
-/// Replicates cores of one [`Store`] with any number of peers. Cheap to
-/// clone; the driver task stops when every clone is dropped.
-#[derive(Clone)]
-pub struct Replication {
-    commands: mpsc::UnboundedSender<Command>,
-    inbox: mpsc::Sender<Inbound>,
-    /// Bytes the inbox may still take (see [`Limits::inbox_bytes`]).
-    inbox_budget: Arc<Semaphore>,
-    identity: Arc<KeyPair>,
-    limits: Arc<Limits>,
-    admission: Arc<Admission>,
-}
-
-/// One connection of a [`Replication`].
-pub struct Connection {
-    peer: PeerId,
-    remote: PublicKey,
-    closed: oneshot::Receiver<Result<()>>,
-}
-
-impl Connection {
-    /// Its id in the replicator.
-    pub fn peer(&self) -> PeerId {
-        self.peer
-    }
-
-    /// The peer's proven identity.
-    pub fn remote_identity(&self) -> PublicKey {
-        self.remote
-    }
-
-    /// Waits until the connection ends: `Ok` when the peer closed it,
-    /// the error when it broke the protocol, sent data that failed
-    /// verification, or the stream failed.
-    pub async fn closed(self) -> Result<()> {
-        self.closed.await.unwrap_or(Ok(()))
-    }
-}
-
-impl Replication {
-    /// Starts replicating `store` on the current tokio runtime, proving
-    /// `identity` to peers.
-    pub fn new(store: Store, identity: KeyPair, options: ReplicationOptions) -> Self {
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let (inbox, inbox_rx) = mpsc::channel(INBOX);
-        let limits = Arc::new(options.limits.clone());
-        let inbox_bytes = limits.inbox_bytes.max(limits.max_frame + INBOX_OVERHEAD);
-        let driver = Driver {
-            replicator: Replicator::new(options.config.clone()),
-            limits: limits.clone(),
-            store,
-            all_cores: options.all_cores,
-            commands: commands.downgrade(),
-            writers: HashMap::new(),
-            readers: HashMap::new(),
-            closers: HashMap::new(),
-            ended_early: HashMap::new(),
-            cores: HashMap::new(),
-            subscriptions: HashMap::new(),
-            gets: HashMap::new(),
-            downloads: HashMap::new(),
-            discovery: HashMap::new(),
-            last_scan: None,
-            flush_every: options.flush_every,
-            last_flush: Instant::now(),
-            unflushed: false,
-            extension_subscribers: Vec::new(),
-        };
-        tokio::spawn(driver.run(command_rx, inbox_rx));
-        Replication {
-            commands,
-            inbox,
-            inbox_budget: Arc::new(Semaphore::new(inbox_bytes)),
-            identity: Arc::new(identity),
-            limits,
-            admission: Arc::default(),
+impl Notify {
+    pub(super) fn send(&self, command: Command) {
+        if let Some(commands) = self.0.upgrade() {
+            let _ = commands.send(command);
         }
     }
-
-    /// This node's identity key.
-    pub fn identity(&self) -> PublicKey {
-        self.identity.public_key()
-    }
-
-    /// The limits this replication was started with.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    /// Takes a place for a connection accepted from `ip` under
-    /// [`Limits::max_connections`] and [`Limits::max_connections_per_ip`];
-    /// the place is freed when the returned guard drops.
-    pub(crate) fn admit(&self, ip: std::net::IpAddr) -> std::result::Result<Admitted, Refusal> {
-        self.admission.admit(ip, &self.limits)
-    }
-
-    /// Accepted connections holding a place now (see
-    /// [`Limits::max_connections`]).
-    pub fn admitted(&self) -> usize {
-        self.admission.open()
-    }
-
-    /// Replicates `core` with every peer, now and later.
-    pub fn add_core(&self, core: &Core) {
-        let _ = self.commands.send(Command::AddCore(core.clone()));
-    }
-
-    /// Runs the encrypted handshake on `io` (as `initiator` or responder) and
-    /// replicates over it until either side closes it. A handshake that
-    /// takes longer than [`Limits::handshake_timeout`] fails with
-    /// [`Error::HandshakeTimeout`].
-    pub async fn add_stream<S>(&self, io: S, initiator: bool) -> Result<Connection>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let limit = self.limits.handshake_timeout;
-        let handshake = EncryptedStream::handshake(io, &self.identity, initiator);
-        let stream = tokio::time::timeout(limit, handshake)
-            .await
-            .map_err(|_| Error::HandshakeTimeout(limit))??;
-        self.attach(stream).await
-    }
-
-    /// Replicates over `io`, a stream of a transport that already encrypts
-    /// and proved the peer's identity `remote` (no Noise layer: see
-    /// [`EncryptedStream::secured`]); `binding` is a secret both ends derive
-    /// from that connection, which the channel capabilities are bound to.
-    pub async fn add_secured_stream<S>(
-        &self,
-        io: S,
-        remote: PublicKey,
-        binding: [u8; 32],
-        initiator: bool,
-    ) -> Result<Connection>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        self.attach(EncryptedStream::secured(io, remote, binding, initiator))
-            .await
-    }
-
-    /// Replicates over an established stream until either side closes it.
-    async fn attach<S>(&self, stream: EncryptedStream<S>) -> Result<Connection>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let remote = stream.remote_identity();
-        let capabilities = stream.capabilities();
-        let mut stream = stream;
-        stream.set_max_frame(self.limits.max_frame);
-        let (mut reader, mut writer) = stream.into_split();
-        reader.set_idle_timeout(Some(self.limits.idle_timeout));
-        reader.set_frame_limit(self.limits.max_frame_unpaired);
-        let keep_alive = self.limits.keep_alive;
-        let max_backlog = self.limits.max_backlog;
-        let (writer_tx, mut writer_rx) = mpsc::unbounded_channel::<(Vec<Message>, usize)>();
-        let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (reply, peer) = oneshot::channel();
-        self.send(Command::Connection {
-            capabilities,
-            writer: Writer {
-                queue: writer_tx,
-                backlog: backlog.clone(),
-                over_since: None,
-            },
-            reply,
-        })?;
-        let peer = peer.await.map_err(|_| Error::Closed)?;
-        let commands = self.commands.clone();
-        let writer_task = tokio::spawn(async move {
-            loop {
-                let (batch, bytes) = match tokio::time::timeout(keep_alive, writer_rx.recv()).await
-                {
-                    Ok(Some(queued)) => queued,
-                    Ok(None) => break,
-                    Err(_) => {
-                        // Quiet for a while: tell the peer this side lives.
-                        if let Err(error) = writer.keep_alive().await {
-                            let _ = commands.send(Command::Closed {
-                                peer,
-                                error: Some(error),
-                            });
-                            return;
-                        }
-                        continue;
-                    }
-                };
-                let sent = writer.send_all(&batch).await;
-                let before = backlog.fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
-                if before > max_backlog && before - bytes <= max_backlog {
-                    // Drained below the bound: the driver serves it again.
-                    let _ = commands.send(Command::Writable);
-                }
-                if let Err(error) = sent {
-                    let _ = commands.send(Command::Closed {
-                        peer,
-                        error: Some(error),
-                    });
-                    return;
-                }
-            }
-            let _ = writer.shutdown().await;
-        });
-        let commands = self.commands.clone();
-        let inbox = self.inbox.clone();
-        let budget = self.inbox_budget.clone();
-        let most = self
-            .limits
-            .inbox_bytes
-            .max(self.limits.max_frame + INBOX_OVERHEAD);
-        let task = tokio::spawn(async move {
-            let error = loop {
-                match reader.recv_sized().await {
-                    Ok(Some((m, len))) => {
-                        let bytes = (len + INBOX_OVERHEAD).min(most);
-                        let Ok(permit) = budget
-                            .clone()
-                            .acquire_many_owned(u32::try_from(bytes).unwrap_or(u32::MAX))
-                            .await
-                        else {
-                            break None;
-                        };
-                        if inbox.send(Inbound::Message(peer, m, permit)).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Ok(None) => break None,
-                    Err(Error::FrameTooLarge { len, max })
-                        if max < reader.max_frame() && len <= reader.max_frame() as u64 =>
-                    {
-                        // Over the limit for a peer that proved nothing:
-                        // has it proved a key by now?
-                        let (tx, rx) = oneshot::channel();
-                        if inbox.send(Inbound::Paired(peer, tx)).await.is_err() {
-                            break None;
-                        }
-                        if rx.await.unwrap_or(false) {
-                            let max = reader.max_frame();
-                            reader.set_frame_limit(max);
-                        } else {
-                            break Some(Error::FrameTooLarge { len, max });
-                        }
-                    }
-                    Err(e) => break Some(e),
-                }
-            };
-            let _ = commands.send(Command::Closed { peer, error });
-        });
-        let (closed_tx, closed) = oneshot::channel();
-        self.send(Command::Reader {
-            peer,
-            task,
-            writer_task,
-            closed: closed_tx,
-        })?;
-        Ok(Connection {
-            peer,
-            remote,
-            closed,
-        })
-    }
-
-    /// Block `index` of `core`: the local copy, or fetched from peers that
-    /// have it (verified, then stored), failing with [`Error::Timeout`]
-    /// after `timeout`.
-    pub async fn get(&self, core: &Core, index: u64, timeout: Duration) -> Result<Vec<u8>> {
-        if let Ok(block) = core.get(index) {
-            return Ok(block);
-        }
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Get {
-            core: core.clone(),
-            index,
-            timeout,
-            reply,
-        })?;
-        rx.await.map_err(|_| Error::Cancelled)?
-    }
-
-    /// Downloads `range` of `core` from peers; returns once every block of
-    /// it is verified and stored. A live download never returns. Dropping
-    /// the future cancels the download (as it does a [`Replication::get`]).
-    pub async fn download(&self, core: &Core, range: DownloadRange) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Download {
-            core: core.clone(),
-            range,
-            reply,
-        })?;
-        rx.await.map_err(|_| Error::Cancelled)?
-    }
-
-    /// Sends a named application message on `core`'s channel to every peer
-    /// that has the core open (at most the peer's frame limit, 8 MiB by
-    /// default).
-    pub fn send_extension(&self, core: &Core, name: &str, message: &[u8]) -> Result<()> {
-        self.send(Command::SendExtension {
-            key: core.key(),
-            name: name.to_string(),
-            message: message.to_vec(),
-        })
-    }
-
-    /// Every extension message that arrives from now on.
-    pub fn extensions(&self) -> mpsc::UnboundedReceiver<ExtensionMessage> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = self.send(Command::SubscribeExtensions(tx));
-        rx
-    }
-
-    /// How many connected peers have `core` open and have told this side
-    /// their state of it (0: no peer serves it, or not yet).
-    pub async fn synced_peers(&self, core: &Core) -> usize {
-        let (reply, rx) = oneshot::channel();
-        if self.send(Command::SyncedPeers(core.key(), reply)).is_err() {
-            return 0;
-        }
-        rx.await.unwrap_or(0)
-    }
-
-    /// What the peers make this side hold now (queued bytes and requests):
-    /// how a test or a monitor sees that the limits hold.
-    pub async fn resources(&self) -> Resources {
-        let (reply, rx) = oneshot::channel();
-        if self.send(Command::Resources(reply)).is_err() {
-            return Resources::default();
-        }
-        let mut resources = rx.await.unwrap_or_default();
-        let budget = self
-            .limits
-            .inbox_bytes
-            .max(self.limits.max_frame + INBOX_OVERHEAD);
-        resources.inbox_bytes = budget.saturating_sub(self.inbox_budget.available_permits());
-        resources
-    }
-
-    /// The connected peers.
-    pub async fn peers(&self) -> Vec<PeerId> {
-        let (reply, rx) = oneshot::channel();
-        if self.send(Command::Peers(reply)).is_err() {
-            return Vec::new();
-        }
-        rx.await.unwrap_or_default()
-    }
-
-    fn send(&self, command: Command) -> Result<()> {
-        self.commands.send(command).map_err(|_| Error::Closed)
-    }
 }
 
-struct Driver {
+pub(super) struct Driver {
     replicator: Replicator<Core>,
     limits: Arc<Limits>,
     store: Store,
@@ -603,10 +150,45 @@ struct Driver {
     /// Data was stored since the last flush.
     unflushed: bool,
     extension_subscribers: Vec<mpsc::UnboundedSender<ExtensionMessage>>,
+    event_subscribers: Vec<mpsc::UnboundedSender<ReplicationEvent>>,
+    /// Waiting [`Replication::update`]s: the core, the deadline, the reply.
+    updates: Vec<(Core, Instant, oneshot::Sender<Result<u64>>)>,
 }
 
 impl Driver {
-    async fn run(
+    pub(super) fn new(
+        replicator: Replicator<Core>,
+        limits: Arc<Limits>,
+        store: Store,
+        options: &ReplicationOptions,
+        commands: mpsc::WeakUnboundedSender<Command>,
+    ) -> Self {
+        Driver {
+            replicator,
+            limits,
+            store,
+            all_cores: options.all_cores,
+            commands,
+            writers: HashMap::new(),
+            readers: HashMap::new(),
+            closers: HashMap::new(),
+            ended_early: HashMap::new(),
+            cores: HashMap::new(),
+            subscriptions: HashMap::new(),
+            gets: HashMap::new(),
+            downloads: HashMap::new(),
+            discovery: HashMap::new(),
+            last_scan: None,
+            flush_every: options.flush_every,
+            last_flush: Instant::now(),
+            unflushed: false,
+            extension_subscribers: Vec::new(),
+            event_subscribers: Vec::new(),
+            updates: Vec::new(),
+        }
+    }
+
+    pub(super) async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut inbox: mpsc::Receiver<Inbound>,
@@ -618,8 +200,8 @@ impl Driver {
             let deadline = self.replicator.poll_timeout();
             tokio::select! {
                 command = commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
                     Some(c) => self.command(c),
-                    None => break,
                 },
                 Some(inbound) = inbox.recv() => {
                     self.inbound(inbound);
@@ -636,12 +218,21 @@ impl Driver {
                 () = sleep_until(deadline) => self.replicator.handle_timeout(now()),
                 () = sleep_until(self.flush_due().map(Instant::into_std)) => self.flush(),
                 () = sleep_until(self.backlog_due()) => {}
+                () = sleep_until(self.updates.iter().map(|u| u.1.into_std()).min()) => {}
             }
             self.outputs();
         }
+        // Every connection ends with the driver; waiting gets and downloads
+        // fail (`Error::Cancelled`) as their replies drop.
         for (_, (reader, writer)) in self.readers.drain() {
             reader.abort();
             writer.abort();
+        }
+        for (_, closed) in self.closers.drain() {
+            let _ = closed.send(Ok(()));
+        }
+        if self.unflushed {
+            let _ = self.store.flush();
         }
     }
 
@@ -779,6 +370,16 @@ impl Driver {
                 self.end_peer(peer, error.map_or(Ok(()), Err));
             }
             Command::AddCore(core) => self.add_core(core, true),
+            Command::RemoveCore(key) => {
+                self.replicator.remove_core(&key);
+                self.cores.remove(&key);
+                self.subscriptions.remove(&key);
+            }
+            Command::ClosePeer(peer) => {
+                self.replicator.disconnect(now, peer);
+                self.end_peer(peer, Ok(()));
+            }
+            Command::Shutdown => {}
             Command::Get {
                 core,
                 index,
@@ -829,6 +430,36 @@ impl Driver {
                 self.replicator.send_extension(key, None, &name, &message);
             }
             Command::SubscribeExtensions(tx) => self.extension_subscribers.push(tx),
+            Command::SubscribeEvents(tx) => {
+                self.event_subscribers.push(tx);
+                self.replicator.set_reporting(true);
+            }
+            Command::Stats(key, reply) => {
+                let peers: Vec<PeerStats> = self
+                    .replicator
+                    .peer_stats(&key)
+                    .into_iter()
+                    .map(|(peer, transfer, length, contiguous_length)| PeerStats {
+                        peer,
+                        transfer,
+                        length,
+                        contiguous_length,
+                    })
+                    .collect();
+                let mut total = Transfer::default();
+                for p in &peers {
+                    total += p.transfer;
+                }
+                let _ = reply.send(CoreStats { total, peers });
+            }
+            Command::Update {
+                core,
+                timeout,
+                reply,
+            } => {
+                self.add_core(core.clone(), true);
+                self.updates.push((core, Instant::now() + timeout, reply));
+            }
             Command::Writable => {}
         }
     }
@@ -878,6 +509,7 @@ impl Driver {
         while let Some(event) = self.replicator.poll_event() {
             self.event(event);
         }
+        self.check_updates();
         // Serve a peer only while it reads what it was sent; drop one whose
         // backlog stays over the bound.
         let max = self.limits.max_backlog;
@@ -922,6 +554,39 @@ impl Driver {
                 let _ = writer.queue.send((batch, bytes));
             }
         }
+    }
+
+    /// Hands `event` to every subscriber; reporting stops when none is
+    /// left.
+    fn report(&mut self, event: ReplicationEvent) {
+        self.event_subscribers
+            .retain(|tx| tx.send(event.clone()).is_ok());
+        if self.event_subscribers.is_empty() {
+            self.replicator.set_reporting(false);
+        }
+    }
+
+    /// Answers the updates that are done or past their deadline.
+    fn check_updates(&mut self) {
+        if self.updates.is_empty() {
+            return;
+        }
+        let clock = Instant::now();
+        let mut left = Vec::new();
+        for (core, deadline, reply) in std::mem::take(&mut self.updates) {
+            if reply.is_closed() {
+                continue;
+            }
+            if self.replicator.up_to_date(&core.key()) {
+                let length = core.signed_state().map(|s| s.length);
+                let _ = reply.send(length.map_err(|e| Error::Storage(Arc::new(e))));
+            } else if deadline <= clock {
+                let _ = reply.send(Err(Error::Timeout));
+            } else {
+                left.push((core, deadline, reply));
+            }
+        }
+        self.updates = left;
     }
 
     fn event(&mut self, event: Event) {
@@ -995,6 +660,7 @@ impl Driver {
                     evidence,
                 ))),
             ),
+            Event::Report(event) => self.report(event),
             Event::Extension {
                 peer,
                 key,
