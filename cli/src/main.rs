@@ -2,6 +2,7 @@
 
 mod bee_cmd;
 mod core_cmd;
+mod drive_cmd;
 mod json;
 mod net_cmd;
 mod swarm_cmd;
@@ -46,6 +47,9 @@ pub enum CliError {
     /// A key argument that must be a core key is not 64 hex characters.
     #[error("'{0}' is not a core key (64 hex characters)")]
     BadKey(String),
+    /// A drive, a local folder or a mirror failed.
+    #[error(transparent)]
+    Drive(#[from] hyper_drive::Error),
     /// Replication failed (the peer, the connection, or a timeout).
     #[error(transparent)]
     Wire(#[from] hyper_wire::Error),
@@ -94,6 +98,9 @@ enum Command {
     /// A key/value store (B-tree) in a core.
     #[command(subcommand)]
     Bee(bee_cmd::BeeCommand),
+    /// A filesystem in two cores; mirrors to and from folders.
+    #[command(subcommand)]
+    Drive(drive_cmd::DriveCommand),
     /// Run a DHT node.
     #[command(subcommand)]
     Dht(swarm_cmd::DhtCommand),
@@ -162,6 +169,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Core(cmd) => core_cmd::run(&store, cmd),
         Command::Bee(cmd) => bee_cmd::run(&store, cmd),
+        Command::Drive(cmd) => drive_cmd::run(&store, cmd),
         Command::Dht(cmd) => swarm_cmd::run(cmd),
         Command::Seed {
             keys,
