@@ -360,3 +360,87 @@ fn a_core_that_is_not_a_drive_is_refused() -> R {
     }
     Ok(())
 }
+
+#[test]
+fn a_lying_source_is_refused_and_stores_nothing() -> R {
+    let dir = tempfile::tempdir()?;
+    let writer = Drive::create(&Store::open(dir.path().join("w"))?)?;
+    let m = FileMeta::default();
+    writer.put("/a.bin", &random(50_000, 1), &m)?;
+    // A liar with its own cores answers for the writer's blobs core.
+    let liar = Drive::create(&Store::open(dir.path().join("l"))?)?;
+    liar.put("/a.bin", &random(50_000, 2), &m)?;
+    let store = Store::open(dir.path().join("r"))?;
+    let honest = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
+    let replica = block_on(hyper_drive::fetch::open_replica(
+        &store,
+        &writer.key(),
+        &honest,
+    ))?;
+    let lying = ForgedFetch {
+        inner: ProofFetch::new(&[writer.metadata()]),
+        forged: liar.blobs().clone(),
+    };
+    let result = block_on(replica.with_fetch(&lying, |d| d.get("/a.bin")));
+    assert!(
+        matches!(result, Err(Error::Core(hyper_core::Error::Verify(_)))),
+        "{result:?}"
+    );
+    assert_eq!(replica.blobs().info()?.blocks_stored, 0);
+    // The honest writer's bytes still arrive afterwards.
+    assert_eq!(
+        block_on(replica.with_fetch(&honest, |d| d.get("/a.bin")))?,
+        Some(random(50_000, 1))
+    );
+    Ok(())
+}
+
+#[test]
+fn a_block_that_contradicts_its_entry_is_corrupt() -> R {
+    let dir = tempfile::tempdir()?;
+    let drive = Drive::create(&Store::open(dir.path())?)?;
+    drive.put("/a", &random(1000, 1), &FileMeta::default())?;
+    let mut e = drive.entry("/a")?.ok_or("entry")?;
+    // Claim block 0 (1,000 bytes) holds 999: the sizes still add up.
+    e.size = 999;
+    e.location = Some(hyper_drive::messages::Location::Chunks(
+        hyper_drive::messages::ChunkList {
+            runs: vec![hyper_drive::messages::Run {
+                first_block: 0,
+                lengths: vec![999],
+            }],
+        },
+    ));
+    let mut b = drive.batch();
+    b.put_entry("/b", e)?;
+    b.commit()?;
+    assert!(matches!(drive.get("/b"), Err(Error::Corrupt { .. })));
+    Ok(())
+}
+
+/// Answers for one core with proofs from another core (same shape, other
+/// signer): everything it sends must fail verification.
+struct ForgedFetch {
+    inner: ProofFetch,
+    forged: hyper_core::Core,
+}
+
+impl hyper_drive::Fetch for ForgedFetch {
+    async fn fetch(&self, core: &hyper_core::Core, index: u64) -> hyper_drive::Result<()> {
+        if self.inner.sources.iter().any(|s| s.key() == core.key()) {
+            return self.inner.fetch(core, index).await;
+        }
+        let info = core.info()?;
+        let request = hyper_core::ProofRequest {
+            block: Some(hyper_core::NodeRequest { index, nodes: 64 }),
+            upgrade: Some(hyper_core::UpgradeRequest {
+                start: info.length,
+                fork: info.fork,
+            }),
+            manifest: true,
+            ..Default::default()
+        };
+        core.apply(&[self.forged.proof(&request)?])?;
+        Ok(())
+    }
+}
