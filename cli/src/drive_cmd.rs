@@ -7,10 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use hyper_core::{Core, CoreKey, KeyPair, Store};
+use hyper_core::{CoreKey, KeyPair, Store};
+use hyper_drive::fetch::ReplicationFetch;
 use hyper_drive::mirror::{self, MirrorOptions, Op, Plan, Side};
 use hyper_drive::{ChildKind, Drive, DrivePath, Entry, Fetch, FileMeta, Folder, Ignore, Kind};
-use hyper_wire::{DownloadRange, Replication, ReplicationOptions, connect_tcp};
+use hyper_wire::{Replication, ReplicationOptions, connect_tcp};
 
 use crate::CliError;
 use crate::json::Object;
@@ -131,56 +132,6 @@ pub struct ReadFrom {
     timeout: u64,
 }
 
-/// Fetches blocks through a replication (the seam `hyper-drive` reads
-/// through).
-struct WireFetch {
-    replication: Replication,
-    timeout: Duration,
-}
-
-impl Fetch for WireFetch {
-    async fn fetch(&self, core: &Core, index: u64) -> hyper_drive::Result<()> {
-        self.replication
-            .get(core, index, self.timeout)
-            .await
-            .map(|_| ())
-            .map_err(|e| hyper_drive::Error::Fetch {
-                core: core.key(),
-                index,
-                source: Box::new(e),
-            })
-    }
-
-    async fn fetch_ranges(
-        &self,
-        core: &Core,
-        ranges: &[std::ops::Range<u64>],
-    ) -> hyper_drive::Result<()> {
-        for r in ranges {
-            if core.has_range(r.clone())? {
-                continue;
-            }
-            let download = self
-                .replication
-                .download(core, DownloadRange::range(r.clone()));
-            tokio::time::timeout(self.timeout, download)
-                .await
-                .map_err(|_| hyper_wire::Error::Timeout)
-                .and_then(|r| r)
-                .map_err(|e| hyper_drive::Error::Fetch {
-                    core: core.key(),
-                    index: r.start,
-                    source: Box::new(e),
-                })?;
-            // Anything the download left missing is fetched block by block.
-            while let Some(i) = core.next_missing(r.clone())? {
-                self.fetch(core, i).await?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The drive named by a key or a name in the store.
 fn local_drive(store: &Store, name: &str) -> Result<Drive, CliError> {
     let core = crate::core_cmd::open_core(store, name)?;
@@ -210,7 +161,7 @@ fn with_drive<T>(
     store: &Store,
     name: &str,
     read: &ReadFrom,
-    op: impl AsyncFnOnce(&Drive, Option<&WireFetch>) -> Result<T, CliError>,
+    op: impl AsyncFnOnce(&Drive, Option<&ReplicationFetch>) -> Result<T, CliError>,
 ) -> Result<T, CliError> {
     let checkout = |d: Drive| -> Result<Drive, CliError> {
         Ok(match read.version {
@@ -233,10 +184,7 @@ fn with_drive<T>(
         );
         replication.add_core(&store.replica(&key)?);
         let _connection = connect_tcp(&replication, addr.as_str()).await?;
-        let fetch = WireFetch {
-            replication: replication.clone(),
-            timeout: Duration::from_secs(read.timeout),
-        };
+        let fetch = ReplicationFetch::new(replication.clone(), Duration::from_secs(read.timeout));
         let drive = hyper_drive::fetch::open_replica(store, &key, &fetch).await?;
         // Both cores over the one connection.
         replication.add_core(drive.blobs());

@@ -77,3 +77,67 @@ pub async fn open_replica(store: &Store, key: &CoreKey, fetch: &impl Fetch) -> R
     let meta = store.replica(key)?;
     with_fetch(&[meta], fetch, || Drive::replica(store, key)).await
 }
+
+/// A [`Fetch`] through a [`hyper_wire::Replication`]: single blocks with
+/// `Replication::get`, ranges with `Replication::download`, each waited for
+/// at most `timeout` (a range: `timeout` per 64 blocks, at least one).
+#[cfg(feature = "replication")]
+#[derive(Clone)]
+pub struct ReplicationFetch {
+    /// The replication the cores are fetched through.
+    pub replication: hyper_wire::Replication,
+    /// How long one block may take.
+    pub timeout: std::time::Duration,
+}
+
+#[cfg(feature = "replication")]
+impl ReplicationFetch {
+    /// Fetches through `replication`, waiting at most `timeout` per block.
+    pub fn new(replication: hyper_wire::Replication, timeout: std::time::Duration) -> Self {
+        ReplicationFetch {
+            replication,
+            timeout,
+        }
+    }
+
+    fn error(core: &Core, index: u64, e: hyper_wire::Error) -> Error {
+        Error::Fetch {
+            core: core.key(),
+            index,
+            source: Box::new(e),
+        }
+    }
+}
+
+#[cfg(feature = "replication")]
+impl Fetch for ReplicationFetch {
+    async fn fetch(&self, core: &Core, index: u64) -> Result<()> {
+        self.replication
+            .get(core, index, self.timeout)
+            .await
+            .map(|_| ())
+            .map_err(|e| Self::error(core, index, e))
+    }
+
+    async fn fetch_ranges(&self, core: &Core, ranges: &[Range<u64>]) -> Result<()> {
+        for r in ranges {
+            if core.has_range(r.clone())? {
+                continue;
+            }
+            let steps = u32::try_from(1 + (r.end - r.start) / 64).unwrap_or(u32::MAX);
+            let download = self
+                .replication
+                .download(core, hyper_wire::DownloadRange::range(r.clone()));
+            tokio::time::timeout(self.timeout.saturating_mul(steps), download)
+                .await
+                .map_err(|_| hyper_wire::Error::Timeout)
+                .and_then(|done| done)
+                .map_err(|e| Self::error(core, r.start, e))?;
+            // Anything the download left missing is fetched block by block.
+            while let Some(i) = core.next_missing(r.clone())? {
+                self.fetch(core, i).await?;
+            }
+        }
+        Ok(())
+    }
+}

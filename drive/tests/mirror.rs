@@ -176,15 +176,11 @@ fn prune_dry_run_ignores_and_exact_progress() -> R {
         events.last().map(|e| (e.done_bytes, e.total_bytes)),
         Some((total, total))
     );
-    let done = mirror::mirror(
-        Side::Folder(&folder),
-        Side::Drive(&drive),
-        &MirrorOptions {
-            dry_run: false,
-            ..options.clone()
-        },
-        |_| {},
-    )?;
+    let real = MirrorOptions {
+        dry_run: false,
+        ..options.clone()
+    };
+    let done = mirror::mirror(Side::Folder(&folder), Side::Drive(&drive), &real, |_| {})?;
     assert_eq!(done, dry);
     let paths: Vec<String> = drive
         .list("/", true, None)?
@@ -197,15 +193,7 @@ fn prune_dry_run_ignores_and_exact_progress() -> R {
         .write(true)
         .open(src.join("keep/a.txt"))?;
     f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))?;
-    let again = mirror::mirror(
-        Side::Folder(&folder),
-        Side::Drive(&drive),
-        &MirrorOptions {
-            dry_run: false,
-            ..options.clone()
-        },
-        |_| {},
-    )?;
+    let again = mirror::mirror(Side::Folder(&folder), Side::Drive(&drive), &real, |_| {})?;
     assert_eq!((again.change, again.bytes_added, again.equal), (1, 0, 2));
     Ok(())
 }
