@@ -105,6 +105,17 @@ pub enum DriveCommand {
         #[command(flatten)]
         read: ReadFrom,
     },
+    /// Serve the drive over HTTP until stopped: files with content types
+    /// and byte ranges, folder listings, index.html; with --connect, each
+    /// file fetched from the peer when asked for.
+    Serve {
+        drive: String,
+        /// Address to serve HTTP on (port 0 picks one).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[command(flatten)]
+        read: ReadFrom,
+    },
     /// Serve both cores of the drive to peers until stopped (as `seed`).
     Seed {
         drive: String,
@@ -365,6 +376,16 @@ pub fn run(dir: &Path, cmd: DriveCommand) -> Result<(), CliError> {
                 ignore: Ignore::new(&ignore)?,
             };
             return mirror_cmd(&store, &src, &dst, &options, json, &read);
+        }
+        DriveCommand::Serve {
+            drive,
+            listen,
+            read,
+        } => {
+            drop(out);
+            return with_drive(&store, &drive, &read, async |d, fetch| {
+                crate::drive_serve::serve(d.clone(), fetch.cloned(), &listen).await
+            });
         }
         DriveCommand::Seed { .. } => {}
     }

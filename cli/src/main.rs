@@ -3,6 +3,7 @@
 mod bee_cmd;
 mod core_cmd;
 mod drive_cmd;
+mod drive_serve;
 mod json;
 mod net_cmd;
 mod swarm_cmd;
