@@ -102,6 +102,10 @@ pub enum DriveCommand {
         /// then a summary.
         #[arg(long)]
         json: bool,
+        /// Then keep watching the source folder and mirror each change,
+        /// until stopped.
+        #[arg(long)]
+        live: bool,
         #[command(flatten)]
         read: ReadFrom,
     },
@@ -367,6 +371,7 @@ pub fn run(dir: &Path, cmd: DriveCommand) -> Result<(), CliError> {
             prune,
             ignore,
             json,
+            live,
             read,
         } => {
             drop(out);
@@ -375,7 +380,7 @@ pub fn run(dir: &Path, cmd: DriveCommand) -> Result<(), CliError> {
                 prune,
                 ignore: Ignore::new(&ignore)?,
             };
-            return mirror_cmd(&store, &src, &dst, &options, json, &read);
+            return mirror_cmd(&store, &src, &dst, &options, json, live, &read);
         }
         DriveCommand::Serve {
             drive,
@@ -546,10 +551,14 @@ fn mirror_cmd(
     dst: &str,
     options: &MirrorOptions,
     json: bool,
+    live: bool,
     read: &ReadFrom,
 ) -> Result<(), CliError> {
     let dst = side(store, dst, false)?;
     let src_named = side(store, src, read.connect.is_some())?;
+    if live && !matches!(src_named, Named::Folder(_)) {
+        return Err(CliError::LiveSource);
+    }
     let progress = std::io::stderr().is_terminal() && !json;
     let report = move |plan: &Plan, source: Side<'_>, dest: Side<'_>| -> Result<(), CliError> {
         let mut out = std::io::stdout().lock();
@@ -639,7 +648,42 @@ fn mirror_cmd(
             let source = dest_side(&local)?;
             let dest = dest_side(&dst)?;
             let plan = mirror::plan(source, dest, options)?;
-            report(&plan, source, dest)
+            report(&plan, source, dest)?;
+            if !live {
+                return Ok(());
+            }
+            let Named::Folder(folder) = &local else {
+                return Err(CliError::LiveSource);
+            };
+            // Mirror again after every burst of changes in the source.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let mut watcher =
+                notify::recommended_watcher(tx).map_err(|e| watch_error(folder, e))?;
+            notify::Watcher::watch(
+                &mut watcher,
+                folder.root(),
+                notify::RecursiveMode::Recursive,
+            )
+            .map_err(|e| watch_error(folder, e))?;
+            while let Ok(first) = rx.recv() {
+                first.map_err(|e| watch_error(folder, e))?;
+                while rx.recv_timeout(LIVE_SETTLE).is_ok() {}
+                let plan = mirror::plan(source, dest, options)?;
+                if plan.actions.iter().any(|a| a.op != Op::Equal) {
+                    report(&plan, source, dest)?;
+                }
+            }
+            Ok(())
         }
     }
+}
+
+/// How long a live mirror waits for a burst of changes to end.
+const LIVE_SETTLE: Duration = Duration::from_millis(200);
+
+fn watch_error(folder: &Folder, e: notify::Error) -> CliError {
+    CliError::Drive(hyper_drive::Error::Io {
+        path: folder.root().to_path_buf(),
+        source: std::io::Error::other(e),
+    })
 }

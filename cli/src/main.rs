@@ -51,6 +51,9 @@ pub enum CliError {
     /// A drive, a local folder or a mirror failed.
     #[error(transparent)]
     Drive(#[from] hyper_drive::Error),
+    /// `drive mirror --live` of a source that is not a local folder.
+    #[error("drive mirror --live watches a local folder: give a folder as SRC")]
+    LiveSource,
     /// Replication failed (the peer, the connection, or a timeout).
     #[error(transparent)]
     Wire(#[from] hyper_wire::Error),

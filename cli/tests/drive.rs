@@ -654,3 +654,82 @@ fn a_page_from_a_replicated_drive_renders_in_headless_chromium() {
         "a byte range from the page: {dom}"
     );
 }
+
+#[test]
+fn a_live_mirror_follows_the_source_folder_until_stopped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (src, out) = (dir.path().join("src"), dir.path().join("out"));
+    fs::create_dir_all(&src).expect("mkdir");
+    fs::write(src.join("first.txt"), b"one").expect("write");
+    let mut child = bin()
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .args([
+            "drive",
+            "mirror",
+            src.to_str().expect("utf-8"),
+            out.to_str().expect("utf-8"),
+            "--live",
+            "--prune",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // A watchdog: a live mirror that stops reporting ends the test, not CI.
+    // It holds the Child, so it never signals a reaped (reused) pid.
+    let stdout = child.stdout.take().expect("stdout");
+    let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+    let watched = child.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        let mut c = watched.lock().unwrap_or_else(|e| e.into_inner());
+        if c.try_wait().is_ok_and(|s| s.is_none()) {
+            let _ = c.kill();
+        }
+    });
+    let mut lines = BufReader::new(stdout).lines();
+    let mut next = || {
+        lines
+            .next()
+            .expect("a line before the watchdog")
+            .expect("utf-8")
+    };
+    assert_eq!(next(), "add /first.txt");
+    assert!(next().starts_with("1 added"));
+    fs::create_dir_all(src.join("sub")).expect("mkdir");
+    fs::write(src.join("sub/second.txt"), b"two").expect("write");
+    assert_eq!(next(), "add /sub/second.txt");
+    next();
+    fs::remove_file(src.join("first.txt")).expect("rm");
+    assert_eq!(next(), "remove /first.txt");
+    {
+        let mut c = child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert_eq!(
+        fs::read(out.join("sub/second.txt")).expect("mirrored"),
+        b"two"
+    );
+    assert!(!out.join("first.txt").exists());
+    // Only a folder can be watched.
+    let err = cli(
+        &dir.path().join("store2"),
+        &["drive", "create", "--name", "d"],
+        None,
+    );
+    assert!(err.status.success());
+    let refused = cli(
+        &dir.path().join("store2"),
+        &[
+            "drive",
+            "mirror",
+            "d",
+            out.to_str().expect("utf-8"),
+            "--live",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--live watches a local folder"));
+}
