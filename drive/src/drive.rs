@@ -410,6 +410,19 @@ impl Drive {
         Ok(out)
     }
 
+    /// Waits for changes under `folder`: [`hyper_bee::Watch::next`] returns
+    /// each new version that changed a path there (see
+    /// [`Drive::diff`] for what changed).
+    pub fn watch(&self, folder: &str) -> Result<hyper_bee::Watch> {
+        let (gt, lt) = DrivePath::new(folder)?.subtree_bounds();
+        let range = RangeOptions {
+            gt: Some(gt),
+            lt: Some(lt),
+            ..Default::default()
+        };
+        self.bee.watch(Some(range)).map_err(|e| self.bee_err(e))
+    }
+
     /// Files, bytes and blocks of this view.
     pub fn info(&self) -> Result<DriveInfo> {
         let entries = self.list("/", true, None)?;

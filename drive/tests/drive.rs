@@ -444,3 +444,54 @@ impl hyper_drive::Fetch for ForgedFetch {
         Ok(())
     }
 }
+
+#[test]
+fn download_fetches_a_subtree_with_exact_progress_and_watch_sees_it_change() -> R {
+    let dir = tempfile::tempdir()?;
+    let writer = Drive::create(&Store::open(dir.path().join("w"))?)?;
+    let m = FileMeta::default();
+    for i in 0..20 {
+        writer.put(
+            &format!("/{}/f{i}", if i % 2 == 0 { "even" } else { "odd" }),
+            &random(30_000, i),
+            &m,
+        )?;
+    }
+    let store = Store::open(dir.path().join("r"))?;
+    let fetch = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
+    let replica = block_on(hyper_drive::fetch::open_replica(
+        &store,
+        &writer.key(),
+        &fetch,
+    ))?;
+    let mut seen = Vec::new();
+    let done = block_on(replica.download("/even", &fetch, |p| seen.push(*p)))?;
+    assert_eq!(
+        (done.files, done.total_files, done.bytes, done.total_bytes),
+        (10, 10, 300_000, 300_000)
+    );
+    assert_eq!(seen.len(), 10);
+    assert!(seen.windows(2).all(|w| w[0].bytes < w[1].bytes));
+    assert!(replica.has("/even/f4")?);
+    assert!(!block_on(replica.with_fetch(&fetch, |d| d.has("/odd/f5")))?);
+    let even_blocks: u64 = replica
+        .list("/even", true, None)?
+        .iter()
+        .map(|(_, e)| e.blocks().iter().map(|r| r.end - r.start).sum::<u64>())
+        .sum();
+    assert_eq!(
+        replica.blobs().info()?.blocks_stored,
+        even_blocks,
+        "the subtree's blocks, no others"
+    );
+    // watch wakes for writes under its folder only.
+    let mut w = writer.watch("/odd")?;
+    writer.put("/even/new", b"x", &m)?;
+    assert_eq!(w.next(std::time::Duration::from_millis(200))?, None);
+    writer.put("/odd/new", b"y", &m)?;
+    assert_eq!(
+        w.next(std::time::Duration::from_secs(5))?,
+        Some(writer.version()?)
+    );
+    Ok(())
+}
