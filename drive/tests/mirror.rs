@@ -310,3 +310,60 @@ fn odd_names_and_symlink_loops_in_the_source() -> R {
     assert_eq!(drive.get("/back\\slash")?, Some(b"y".to_vec()));
     Ok(())
 }
+
+/// Unmounts the test's tmpfs when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_a_mirror_out_is_a_clear_error_and_a_rerun_finishes() -> R {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("out");
+    fs::create_dir_all(&out)?;
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&out)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("full disk: cannot mount a tmpfs here (not root?); nothing checked");
+        return Ok(());
+    }
+    let mount = Mount(out.clone());
+    let store = Store::open(dir.path().join("store"))?;
+    let drive = Drive::create(&store)?;
+    let m = hyper_drive::FileMeta::default();
+    drive.put("/a-small.txt", b"fits", &m)?;
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7) as u8).collect();
+    drive.put("/b-big.bin", &big, &m)?;
+    let folder = Folder::new(&out);
+    let o = MirrorOptions::default();
+    match mirror::mirror(Side::Drive(&drive), Side::Folder(&folder), &o, |_| {}) {
+        Err(Error::Io { path, source }) => {
+            assert!(path.starts_with(&out), "{}", path.display());
+            assert_eq!(source.raw_os_error(), Some(28), "ENOSPC: {source}");
+        }
+        other => return Err(format!("expected a full-disk error, got {other:?}").into()),
+    }
+    assert_eq!(fs::read(out.join("a-small.txt"))?, b"fits");
+    assert!(
+        !out.join("b-big.bin").exists(),
+        "no half-written file under its name"
+    );
+    // With room again, the same mirror finishes the job.
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=8m"])
+        .arg(&out)
+        .status()?;
+    assert!(grown.success());
+    let done = mirror::mirror(Side::Drive(&drive), Side::Folder(&folder), &o, |_| {})?;
+    assert_eq!((done.add, done.equal), (1, 1));
+    assert!(fs::read(out.join("b-big.bin"))? == big);
+    drop(mount);
+    Ok(())
+}
