@@ -15,6 +15,13 @@ fn random(n: usize, seed: u64) -> Vec<u8> {
     (0..n).map(|_| rng.random()).collect()
 }
 
+/// A new drive in a store in a temp folder (kept while the folder lives).
+fn fresh() -> Result<(tempfile::TempDir, Drive), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let drive = Drive::create(&Store::open(dir.path())?)?;
+    Ok((dir, drive))
+}
+
 fn meta(mode: u32, mtime_ns: i64) -> FileMeta {
     FileMeta {
         mode,
@@ -55,8 +62,7 @@ fn files_round_trip_with_their_stat() -> R {
 
 #[test]
 fn bad_paths_and_shapes_are_clear_errors() -> R {
-    let dir = tempfile::tempdir()?;
-    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let (_dir, drive) = fresh()?;
     drive.put("/f", b"x", &FileMeta::default())?;
     drive.put("/d/x", b"x", &FileMeta::default())?;
     let m = FileMeta::default();
@@ -91,8 +97,7 @@ fn bad_paths_and_shapes_are_clear_errors() -> R {
 
 #[test]
 fn symlinks_resolve_posix_style_and_loops_end() -> R {
-    let dir = tempfile::tempdir()?;
-    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let (_dir, drive) = fresh()?;
     drive.put("/a/c", b"sibling", &FileMeta::default())?;
     drive.put("/x/y", b"deep", &FileMeta::default())?;
     drive.symlink("/a/b", "c")?; // relative to the link's folder: /a/c
@@ -121,8 +126,7 @@ fn symlinks_resolve_posix_style_and_loops_end() -> R {
 
 #[test]
 fn listings_and_typed_children() -> R {
-    let dir = tempfile::tempdir()?;
-    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let (_dir, drive) = fresh()?;
     let m = FileMeta::default();
     for p in [
         "/b.txt",
@@ -174,8 +178,7 @@ fn listings_and_typed_children() -> R {
 
 #[test]
 fn byte_ranges_are_half_open_and_checked() -> R {
-    let dir = tempfile::tempdir()?;
-    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let (_dir, drive) = fresh()?;
     let data = random(1_500_000, 7);
     drive.put("/big", &data, &FileMeta::default())?;
     let mut w = drive.write_stream(false)?;
@@ -266,8 +269,7 @@ fn dedup_spans_files_and_versions_and_clear_keeps_shared_blocks() -> R {
 
 #[test]
 fn versions_checkouts_and_diffs() -> R {
-    let dir = tempfile::tempdir()?;
-    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let (_dir, drive) = fresh()?;
     let m = FileMeta::default();
     drive.put("/a/1", b"one", &m)?;
     let v1 = drive.version()?;
@@ -397,8 +399,7 @@ fn a_lying_source_is_refused_and_stores_nothing() -> R {
 
 #[test]
 fn a_block_that_contradicts_its_entry_is_corrupt() -> R {
-    let dir = tempfile::tempdir()?;
-    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let (_dir, drive) = fresh()?;
     drive.put("/a", &random(1000, 1), &FileMeta::default())?;
     let mut e = drive.entry("/a")?.ok_or("entry")?;
     // Claim block 0 (1,000 bytes) holds 999: the sizes still add up.
