@@ -11,6 +11,7 @@
 
 mod bee;
 mod dht;
+mod drive;
 mod nat;
 mod replicate;
 mod report;
@@ -19,7 +20,7 @@ mod workloads;
 use std::process::ExitCode;
 
 /// Workloads this build can run, in the order `all` runs them.
-const RUNNABLE: [&str; 8] = ["W1", "W2", "W3", "W4", "W5", "W6", "S1", "S2"];
+const RUNNABLE: [&str; 9] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "S1", "S2"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -65,13 +66,14 @@ fn main() -> ExitCode {
             "W4" => replicate::full(scale),
             "W5" => replicate::sparse(scale),
             "W6" => bee::run(scale),
+            "W7" => drive::run(scale),
             "S1" => dht::lookups(scale),
             "S2" => dht::requests(scale),
             "S3" => nat::connect(scale),
-            "W7" | "W8" => {
+            "W8" => {
                 eprintln!(
                     "hyper-bench: {id} needs a crate that does not exist yet \
-                     (W7 drive, W8 autobase); runnable: {}",
+                     (W8 autobase); runnable: {}",
                     RUNNABLE.join(" ") + " S3"
                 );
                 return ExitCode::FAILURE;

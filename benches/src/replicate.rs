@@ -26,7 +26,7 @@ use crate::workloads::{Append, MB, Result, fill, random_blocks};
 /// batches still run on tokio's blocking pool). Measured here: W5 p50
 /// 0.27-0.30 ms against 0.33-0.37 ms with two worker threads (fewer
 /// cross-thread wake-ups per round trip), and W4 no slower.
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
@@ -62,13 +62,13 @@ pub fn serve(dir: &Path) -> Result<()> {
 }
 
 /// The serving child process; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Server {
-    fn start(dir: &Path) -> Result<Server> {
+    pub(crate) fn start(dir: &Path) -> Result<Server> {
         let mut child = Command::new(std::env::current_exe()?)
             .arg("serve")
             .arg(dir)
@@ -134,7 +134,7 @@ impl AsyncWrite for Counted {
 
 /// A reader store (eventual durability, like the reference's) and its
 /// replication, connected to `port` through a byte-counting stream.
-async fn reader(dir: &Path, port: u16) -> Result<(Store, Replication, Arc<AtomicU64>)> {
+pub(crate) async fn reader(dir: &Path, port: u16) -> Result<(Store, Replication, Arc<AtomicU64>)> {
     let store = Store::open_with(
         dir,
         StoreOptions {

@@ -52,6 +52,12 @@ pub enum CliError {
     /// A key the bee does not hold.
     #[error("no key '{0}'")]
     NoSuchKey(String),
+    /// A drive, a local folder or a mirror failed.
+    #[error(transparent)]
+    Drive(#[from] hyper_drive::Error),
+    /// `drive mirror --live` of a source that is not a local folder.
+    #[error("drive mirror --live watches a local folder: give a folder as SRC")]
+    LiveSource,
     /// The base failed (a writer's log, a view, the store).
     #[error(transparent)]
     Base(#[from] hyper_autobase::Error),

@@ -5,6 +5,8 @@ mod base_cmd;
 mod bee_cmd;
 mod clone_cmd;
 mod core_cmd;
+mod drive_cmd;
+mod drive_serve;
 mod encoding;
 mod error;
 mod local;
@@ -50,6 +52,9 @@ enum Command {
     /// A key/value store (B-tree) in a core.
     #[command(subcommand)]
     Bee(bee_cmd::BeeCommand),
+    /// A filesystem in two cores; mirrors to and from folders.
+    #[command(subcommand)]
+    Drive(drive_cmd::DriveCommand),
     /// A base: many writers, one deterministic view (hyper-autobase).
     #[command(subcommand)]
     Base(base_cmd::BaseCommand),
@@ -188,6 +193,7 @@ fn main() -> ExitCode {
         Command::Core(cmd) => core_cmd::run(&global, cmd),
         Command::Bee(cmd) => bee_cmd::run(&global, cmd),
         Command::Base(cmd) => base_cmd::run(&global, cmd),
+        Command::Drive(cmd) => drive_cmd::run(&global, cmd),
         Command::Dht(cmd) => swarm_cmd::run(&global, cmd),
         Command::Seed(args) => net_cmd::seed(&global, args),
         Command::Clone(args) => clone_cmd::clone(&global, args),

@@ -59,6 +59,20 @@ pub struct SeedArgs {
 }
 
 impl SeedArgs {
+    /// Serving `keys` (as `seed KEY...` would), on `listen` and the
+    /// bootstrap nodes given, local discovery and the DHT as by default.
+    pub fn for_cores(keys: Vec<String>, listen: Option<String>, bootstrap: Option<String>) -> Self {
+        SeedArgs {
+            keys,
+            listen,
+            bootstrap,
+            no_local: false,
+            no_dht: false,
+            append: false,
+            force: false,
+        }
+    }
+
     /// The swarm is used unless only `--listen` was asked for, or both of
     /// its layers are off.
     fn swarm(&self) -> bool {

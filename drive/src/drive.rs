@@ -129,12 +129,6 @@ impl Drive {
     /// [`crate::fetch::open_replica`] to fetch it.
     pub fn replica(store: &Store, key: &CoreKey) -> Result<Drive> {
         let meta = store.replica(key)?;
-        if meta.info()?.length < 2 {
-            return Err(Error::Missing {
-                core: *key,
-                index: 1,
-            });
-        }
         Drive::open_bee(
             store,
             Bee::open(meta.clone()).map_err(|e| bee_error(&meta, e))?,
@@ -145,6 +139,13 @@ impl Drive {
         let meta = bee.core().clone();
         let key = meta.key();
         let not = |reason| Error::NotADrive { key, reason };
+        if meta.info()?.length < 2 && !meta.writable()? {
+            // A replica that has not fetched the header yet.
+            return Err(Error::Missing {
+                core: key,
+                index: 1,
+            });
+        }
         let first = bee.history(1..2, false).map_err(|e| bee_error(&meta, e))?;
         let change = first.first().ok_or(not("it has no drive header"))?;
         if change.key != HEADER_KEY {
@@ -407,6 +408,19 @@ impl Drive {
             });
         }
         Ok(out)
+    }
+
+    /// Waits for changes under `folder`: [`hyper_bee::Watch::next`] returns
+    /// each new version that changed a path there (see
+    /// [`Drive::diff`] for what changed).
+    pub fn watch(&self, folder: &str) -> Result<hyper_bee::Watch> {
+        let (gt, lt) = DrivePath::new(folder)?.subtree_bounds();
+        let range = RangeOptions {
+            gt: Some(gt),
+            lt: Some(lt),
+            ..Default::default()
+        };
+        self.bee.watch(Some(range)).map_err(|e| self.bee_err(e))
     }
 
     /// Files, bytes and blocks of this view.

@@ -72,8 +72,113 @@ impl Drive {
     }
 }
 
+/// Progress of [`Drive::download`]: files and bytes done of the total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Files whose blocks are all here.
+    pub files: u64,
+    /// Files to download in all.
+    pub total_files: u64,
+    /// Content bytes of those files.
+    pub bytes: u64,
+    /// Content bytes in all.
+    pub total_bytes: u64,
+}
+
+impl Drive {
+    /// Fetches every entry under `folder` and every block of its files,
+    /// calling `progress` after each file (exact totals: the entries are
+    /// listed first). Dropping the future cancels it; what arrived stays.
+    pub async fn download(
+        &self,
+        folder: &str,
+        fetch: &impl Fetch,
+        mut progress: impl FnMut(&Progress),
+    ) -> Result<Progress> {
+        let entries = self
+            .with_fetch(fetch, |d| d.list(folder, true, None))
+            .await?;
+        let mut p = Progress {
+            total_files: entries.len() as u64,
+            total_bytes: entries.iter().map(|(_, e)| e.size).sum(),
+            ..Progress::default()
+        };
+        for (_, entry) in &entries {
+            fetch.fetch_ranges(&self.blobs, &entry.blocks()).await?;
+            p.files += 1;
+            p.bytes += entry.size;
+            progress(&p);
+        }
+        Ok(p)
+    }
+}
+
 /// Opens the replica of drive `key`, fetching its header block first.
 pub async fn open_replica(store: &Store, key: &CoreKey, fetch: &impl Fetch) -> Result<Drive> {
     let meta = store.replica(key)?;
     with_fetch(&[meta], fetch, || Drive::replica(store, key)).await
+}
+
+/// A [`Fetch`] through a [`hyper_wire::Replication`]: single blocks with
+/// `Replication::get`, ranges with `Replication::download`, each waited for
+/// at most `timeout` (a range: `timeout` per 64 blocks, at least one).
+#[cfg(feature = "replication")]
+#[derive(Clone)]
+pub struct ReplicationFetch {
+    /// The replication the cores are fetched through.
+    pub replication: hyper_wire::Replication,
+    /// How long one block may take.
+    pub timeout: std::time::Duration,
+}
+
+#[cfg(feature = "replication")]
+impl ReplicationFetch {
+    /// Fetches through `replication`, waiting at most `timeout` per block.
+    pub fn new(replication: hyper_wire::Replication, timeout: std::time::Duration) -> Self {
+        ReplicationFetch {
+            replication,
+            timeout,
+        }
+    }
+
+    fn error(core: &Core, index: u64, e: hyper_wire::Error) -> Error {
+        Error::Fetch {
+            core: core.key(),
+            index,
+            source: Box::new(e),
+        }
+    }
+}
+
+#[cfg(feature = "replication")]
+impl Fetch for ReplicationFetch {
+    async fn fetch(&self, core: &Core, index: u64) -> Result<()> {
+        self.replication
+            .get(core, index, self.timeout)
+            .await
+            .map(|_| ())
+            .map_err(|e| Self::error(core, index, e))
+    }
+
+    async fn fetch_ranges(&self, core: &Core, ranges: &[Range<u64>]) -> Result<()> {
+        for r in ranges {
+            if core.has_range(r.clone())? {
+                continue;
+            }
+            let steps = u32::try_from(1 + (r.end - r.start) / 64).unwrap_or(u32::MAX);
+            let download = self
+                .replication
+                .download(core, hyper_wire::DownloadRange::range(r.clone()));
+            tokio::time::timeout(self.timeout.saturating_mul(steps), download)
+                .await
+                .map_err(|_| hyper_wire::Error::Timeout)
+                .and_then(|done| done)
+                .map_err(|e| Self::error(core, r.start, e))?;
+            // Anything the download left missing is fetched block by block.
+            while let Some(i) = core.next_missing(r.clone())? {
+                self.fetch(core, i).await?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -50,7 +50,7 @@ pub use drive::{
     Child, ChildKind, DiffEntry, Drive, DriveInfo, FORMAT_VERSION, HEADER_KEY, MAX_HOPS, PROTOCOL,
 };
 pub use error::{Error, Result};
-pub use fetch::Fetch;
+pub use fetch::{Fetch, Progress};
 pub use folder::{Folder, PARTIAL_SUFFIX, Stat};
 pub use ignore::{IGNORE_FILE, Ignore};
 pub use layout::{Piece, block_ranges};

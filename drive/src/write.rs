@@ -454,7 +454,8 @@ impl Drive {
     /// stay; the bytes can be fetched again from peers).
     pub fn clear_all(&self) -> Result<()> {
         let length = self.blobs.info()?.length;
-        Ok(self.blobs.clear(0..length)?)
+        self.blobs.clear(0..length)?;
+        Ok(())
     }
 
     /// Deletes both cores of the drive from this store.

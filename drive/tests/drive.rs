@@ -15,6 +15,13 @@ fn random(n: usize, seed: u64) -> Vec<u8> {
     (0..n).map(|_| rng.random()).collect()
 }
 
+/// A new drive in a store in a temp folder (kept while the folder lives).
+fn fresh() -> Result<(tempfile::TempDir, Drive), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let drive = Drive::create(&Store::open(dir.path())?)?;
+    Ok((dir, drive))
+}
+
 fn meta(mode: u32, mtime_ns: i64) -> FileMeta {
     FileMeta {
         mode,
@@ -55,8 +62,7 @@ fn files_round_trip_with_their_stat() -> R {
 
 #[test]
 fn bad_paths_and_shapes_are_clear_errors() -> R {
-    let dir = tempfile::tempdir()?;
-    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let (_dir, drive) = fresh()?;
     drive.put("/f", b"x", &FileMeta::default())?;
     drive.put("/d/x", b"x", &FileMeta::default())?;
     let m = FileMeta::default();
@@ -91,8 +97,7 @@ fn bad_paths_and_shapes_are_clear_errors() -> R {
 
 #[test]
 fn symlinks_resolve_posix_style_and_loops_end() -> R {
-    let dir = tempfile::tempdir()?;
-    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let (_dir, drive) = fresh()?;
     drive.put("/a/c", b"sibling", &FileMeta::default())?;
     drive.put("/x/y", b"deep", &FileMeta::default())?;
     drive.symlink("/a/b", "c")?; // relative to the link's folder: /a/c
@@ -121,8 +126,7 @@ fn symlinks_resolve_posix_style_and_loops_end() -> R {
 
 #[test]
 fn listings_and_typed_children() -> R {
-    let dir = tempfile::tempdir()?;
-    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let (_dir, drive) = fresh()?;
     let m = FileMeta::default();
     for p in [
         "/b.txt",
@@ -174,8 +178,7 @@ fn listings_and_typed_children() -> R {
 
 #[test]
 fn byte_ranges_are_half_open_and_checked() -> R {
-    let dir = tempfile::tempdir()?;
-    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let (_dir, drive) = fresh()?;
     let data = random(1_500_000, 7);
     drive.put("/big", &data, &FileMeta::default())?;
     let mut w = drive.write_stream(false)?;
@@ -266,8 +269,7 @@ fn dedup_spans_files_and_versions_and_clear_keeps_shared_blocks() -> R {
 
 #[test]
 fn versions_checkouts_and_diffs() -> R {
-    let dir = tempfile::tempdir()?;
-    let drive = Drive::create(&Store::open(dir.path())?)?;
+    let (_dir, drive) = fresh()?;
     let m = FileMeta::default();
     drive.put("/a/1", b"one", &m)?;
     let v1 = drive.version()?;
@@ -358,5 +360,139 @@ fn a_core_that_is_not_a_drive_is_refused() -> R {
         Err(e) => return Err(e.into()),
         Ok(_) => return Err("opened a bee as a drive".into()),
     }
+    Ok(())
+}
+
+#[test]
+fn a_lying_source_is_refused_and_stores_nothing() -> R {
+    let dir = tempfile::tempdir()?;
+    let writer = Drive::create(&Store::open(dir.path().join("w"))?)?;
+    let m = FileMeta::default();
+    writer.put("/a.bin", &random(50_000, 1), &m)?;
+    // A liar with its own cores answers for the writer's blobs core.
+    let liar = Drive::create(&Store::open(dir.path().join("l"))?)?;
+    liar.put("/a.bin", &random(50_000, 2), &m)?;
+    let store = Store::open(dir.path().join("r"))?;
+    let honest = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
+    let replica = block_on(hyper_drive::fetch::open_replica(
+        &store,
+        &writer.key(),
+        &honest,
+    ))?;
+    let lying = ForgedFetch {
+        inner: ProofFetch::new(&[writer.metadata()]),
+        forged: liar.blobs().clone(),
+    };
+    let result = block_on(replica.with_fetch(&lying, |d| d.get("/a.bin")));
+    assert!(
+        matches!(result, Err(Error::Core(hyper_core::Error::Verify(_)))),
+        "{result:?}"
+    );
+    assert_eq!(replica.blobs().info()?.blocks_stored, 0);
+    // The honest writer's bytes still arrive afterwards.
+    assert_eq!(
+        block_on(replica.with_fetch(&honest, |d| d.get("/a.bin")))?,
+        Some(random(50_000, 1))
+    );
+    Ok(())
+}
+
+#[test]
+fn a_block_that_contradicts_its_entry_is_corrupt() -> R {
+    let (_dir, drive) = fresh()?;
+    drive.put("/a", &random(1000, 1), &FileMeta::default())?;
+    let mut e = drive.entry("/a")?.ok_or("entry")?;
+    // Claim block 0 (1,000 bytes) holds 999: the sizes still add up.
+    e.size = 999;
+    e.location = Some(hyper_drive::messages::Location::Chunks(
+        hyper_drive::messages::ChunkList {
+            runs: vec![hyper_drive::messages::Run {
+                first_block: 0,
+                lengths: vec![999],
+            }],
+        },
+    ));
+    let mut b = drive.batch();
+    b.put_entry("/b", e)?;
+    b.commit()?;
+    assert!(matches!(drive.get("/b"), Err(Error::Corrupt { .. })));
+    Ok(())
+}
+
+/// Answers for one core with proofs from another core (same shape, other
+/// signer): everything it sends must fail verification.
+struct ForgedFetch {
+    inner: ProofFetch,
+    forged: hyper_core::Core,
+}
+
+impl hyper_drive::Fetch for ForgedFetch {
+    async fn fetch(&self, core: &hyper_core::Core, index: u64) -> hyper_drive::Result<()> {
+        if self.inner.sources.iter().any(|s| s.key() == core.key()) {
+            return self.inner.fetch(core, index).await;
+        }
+        let info = core.info()?;
+        let request = hyper_core::ProofRequest {
+            block: Some(hyper_core::NodeRequest { index, nodes: 64 }),
+            upgrade: Some(hyper_core::UpgradeRequest {
+                start: info.length,
+                fork: info.fork,
+            }),
+            manifest: true,
+            ..Default::default()
+        };
+        core.apply(&[self.forged.proof(&request)?])?;
+        Ok(())
+    }
+}
+
+#[test]
+fn download_fetches_a_subtree_with_exact_progress_and_watch_sees_it_change() -> R {
+    let dir = tempfile::tempdir()?;
+    let writer = Drive::create(&Store::open(dir.path().join("w"))?)?;
+    let m = FileMeta::default();
+    for i in 0..20 {
+        writer.put(
+            &format!("/{}/f{i}", if i % 2 == 0 { "even" } else { "odd" }),
+            &random(30_000, i),
+            &m,
+        )?;
+    }
+    let store = Store::open(dir.path().join("r"))?;
+    let fetch = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
+    let replica = block_on(hyper_drive::fetch::open_replica(
+        &store,
+        &writer.key(),
+        &fetch,
+    ))?;
+    let mut seen = Vec::new();
+    let done = block_on(replica.download("/even", &fetch, |p| seen.push(*p)))?;
+    assert_eq!(
+        (done.files, done.total_files, done.bytes, done.total_bytes),
+        (10, 10, 300_000, 300_000)
+    );
+    assert_eq!(seen.len(), 10);
+    assert!(seen.windows(2).all(|w| w[0].bytes < w[1].bytes));
+    assert!(replica.has("/even/f4")?);
+    assert!(!block_on(replica.with_fetch(&fetch, |d| d.has("/odd/f5")))?);
+    let even_blocks: u64 = replica
+        .list("/even", true, None)?
+        .iter()
+        .map(|(_, e)| e.blocks().iter().map(|r| r.end - r.start).sum::<u64>())
+        .sum();
+    assert_eq!(
+        replica.blobs().info()?.blocks_stored,
+        even_blocks,
+        "the subtree's blocks, no others"
+    );
+    // watch wakes for writes under its folder only.
+    let mut w = writer.watch("/odd")?;
+    writer.put("/even/new", b"x", &m)?;
+    assert_eq!(w.next(std::time::Duration::from_millis(200))?, None);
+    writer.put("/odd/new", b"y", &m)?;
+    assert_eq!(
+        w.next(std::time::Duration::from_secs(5))?,
+        Some(writer.version()?)
+    );
     Ok(())
 }

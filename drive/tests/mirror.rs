@@ -176,15 +176,11 @@ fn prune_dry_run_ignores_and_exact_progress() -> R {
         events.last().map(|e| (e.done_bytes, e.total_bytes)),
         Some((total, total))
     );
-    let done = mirror::mirror(
-        Side::Folder(&folder),
-        Side::Drive(&drive),
-        &MirrorOptions {
-            dry_run: false,
-            ..options.clone()
-        },
-        |_| {},
-    )?;
+    let real = MirrorOptions {
+        dry_run: false,
+        ..options.clone()
+    };
+    let done = mirror::mirror(Side::Folder(&folder), Side::Drive(&drive), &real, |_| {})?;
     assert_eq!(done, dry);
     let paths: Vec<String> = drive
         .list("/", true, None)?
@@ -197,15 +193,7 @@ fn prune_dry_run_ignores_and_exact_progress() -> R {
         .write(true)
         .open(src.join("keep/a.txt"))?;
     f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))?;
-    let again = mirror::mirror(
-        Side::Folder(&folder),
-        Side::Drive(&drive),
-        &MirrorOptions {
-            dry_run: false,
-            ..options.clone()
-        },
-        |_| {},
-    )?;
+    let again = mirror::mirror(Side::Folder(&folder), Side::Drive(&drive), &real, |_| {})?;
     assert_eq!((again.change, again.bytes_added, again.equal), (1, 0, 2));
     Ok(())
 }
@@ -320,5 +308,62 @@ fn odd_names_and_symlink_loops_in_the_source() -> R {
     assert_eq!(drive.entry("/a")?.map(|e| e.target), Some("b".to_string()));
     assert!(matches!(drive.get("/a"), Err(Error::SymlinkLoop(_))));
     assert_eq!(drive.get("/back\\slash")?, Some(b"y".to_vec()));
+    Ok(())
+}
+
+/// Unmounts the test's tmpfs when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_a_mirror_out_is_a_clear_error_and_a_rerun_finishes() -> R {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("out");
+    fs::create_dir_all(&out)?;
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&out)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("full disk: cannot mount a tmpfs here (not root?); nothing checked");
+        return Ok(());
+    }
+    let mount = Mount(out.clone());
+    let store = Store::open(dir.path().join("store"))?;
+    let drive = Drive::create(&store)?;
+    let m = hyper_drive::FileMeta::default();
+    drive.put("/a-small.txt", b"fits", &m)?;
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7) as u8).collect();
+    drive.put("/b-big.bin", &big, &m)?;
+    let folder = Folder::new(&out);
+    let o = MirrorOptions::default();
+    match mirror::mirror(Side::Drive(&drive), Side::Folder(&folder), &o, |_| {}) {
+        Err(Error::Io { path, source }) => {
+            assert!(path.starts_with(&out), "{}", path.display());
+            assert_eq!(source.raw_os_error(), Some(28), "ENOSPC: {source}");
+        }
+        other => return Err(format!("expected a full-disk error, got {other:?}").into()),
+    }
+    assert_eq!(fs::read(out.join("a-small.txt"))?, b"fits");
+    assert!(
+        !out.join("b-big.bin").exists(),
+        "no half-written file under its name"
+    );
+    // With room again, the same mirror finishes the job.
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=8m"])
+        .arg(&out)
+        .status()?;
+    assert!(grown.success());
+    let done = mirror::mirror(Side::Drive(&drive), Side::Folder(&folder), &o, |_| {})?;
+    assert_eq!((done.add, done.equal), (1, 1));
+    assert!(fs::read(out.join("b-big.bin"))? == big);
+    drop(mount);
     Ok(())
 }

@@ -1,0 +1,687 @@
+//! `hyper-cli drive …`: drives (a metadata bee and a blobs core), local or
+//! read sparsely from a seeding peer (`--connect`), and mirrors between
+//! drives and folders.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use hyper_core::{CoreKey, KeyPair, Store};
+use hyper_drive::fetch::ReplicationFetch;
+use hyper_drive::mirror::{self, MirrorOptions, Op, Plan, Side};
+use hyper_drive::{ChildKind, Drive, DrivePath, Entry, Fetch, FileMeta, Folder, Ignore, Kind};
+use hyper_wire::{Replication, ReplicationOptions, connect_tcp};
+
+use crate::{CliError, Global};
+
+#[derive(Subcommand)]
+pub enum DriveCommand {
+    /// Create a drive; prints its key.
+    Create {
+        /// Name it (the same name in the same store gives the same drive).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Write FILE (or stdin, `-` or none) to PATH; a name creates the drive
+    /// on first use.
+    Put {
+        drive: String,
+        path: String,
+        file: Option<String>,
+    },
+    /// List a folder (folders end with '/'), or with -r every file below it.
+    Ls {
+        drive: String,
+        #[arg(default_value = "/")]
+        path: String,
+        /// Every file and symlink of the subtree.
+        #[arg(short, long)]
+        recursive: bool,
+        /// One JSON object per line: path, kind, size, mode, mtime_ns (0
+        /// before 1970), hash, target.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        read: ReadFrom,
+    },
+    /// Write a file (or bytes START..END of it, half-open) to stdout.
+    Cat {
+        drive: String,
+        path: String,
+        /// First byte.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// End (exclusive); default the file's end.
+        #[arg(long)]
+        end: Option<u64>,
+        #[command(flatten)]
+        read: ReadFrom,
+    },
+    /// Remove a file or symlink; with -r, everything below a folder too.
+    Rm {
+        drive: String,
+        path: String,
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Key, blobs key, version, files, bytes, blocks (stored here), writable.
+    Info {
+        drive: String,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        read: ReadFrom,
+    },
+    /// What changed since VERSION: "add|change|remove PATH" per line.
+    Diff {
+        drive: String,
+        since: u64,
+        /// One JSON object per line: op, path, size.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mirror SRC onto DST; each is a folder or a drive key or name (a path
+    /// with '/' or starting with '.' is always a folder).
+    Mirror {
+        src: String,
+        dst: String,
+        /// Report what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Remove what DST has and SRC does not.
+        #[arg(long)]
+        prune: bool,
+        /// Leave out paths matching this gitignore-style pattern (again for
+        /// more); a folder source's .hyperignore adds its own.
+        #[arg(long, value_name = "GLOB")]
+        ignore: Vec<String>,
+        /// One JSON object per path (op, path, bytes_added, bytes_removed),
+        /// then a summary.
+        #[arg(long)]
+        json: bool,
+        /// Then keep watching the source folder and mirror each change,
+        /// until stopped.
+        #[arg(long)]
+        live: bool,
+        #[command(flatten)]
+        read: ReadFrom,
+    },
+    /// Serve the drive over HTTP until stopped: files with content types
+    /// and byte ranges, folder listings, index.html; with --connect, each
+    /// file fetched from the peer when asked for.
+    Serve {
+        drive: String,
+        /// Address to serve HTTP on (port 0 picks one).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[command(flatten)]
+        read: ReadFrom,
+    },
+    /// Serve both cores of the drive to peers until stopped (as `seed`).
+    Seed {
+        drive: String,
+        /// TCP address to serve on (port 0 picks one).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// DHT bootstrap nodes, comma-separated.
+        #[arg(long, value_name = "IP:PORT,...")]
+        bootstrap: Option<String>,
+    },
+}
+
+/// Which view to read, and from where.
+#[derive(Args)]
+pub struct ReadFrom {
+    /// Read the drive as it was at this version.
+    #[arg(long, value_name = "V")]
+    version: Option<u64>,
+    /// Read sparsely from a peer that seeds the drive (DRIVE must be its
+    /// key): only the blocks the read needs move.
+    #[arg(long, value_name = "ADDR")]
+    connect: Option<String>,
+    /// Give up on a block after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    timeout: u64,
+}
+
+/// The drive named by a key or a name in the store.
+fn local_drive(store: &Store, name: &str) -> Result<Drive, CliError> {
+    let core = crate::core_cmd::open_core(store, name)?;
+    Ok(Drive::open(store, &core.key())?)
+}
+
+/// The drive to write: an existing one, or a name created on first use.
+fn writable_drive(store: &Store, name: &str) -> Result<Drive, CliError> {
+    match local_drive(store, name) {
+        Err(CliError::NoSuchCore(n)) if n.parse::<CoreKey>().is_err() => {
+            Ok(Drive::named(store, &n)?)
+        }
+        other => other,
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs `op` on the drive: the local one (at `--version`), or with
+/// `--connect`, a replica that fetches what `op` needs; `op` gets the fetch
+/// to bring blocks ahead (None when local).
+fn with_drive<T>(
+    store: &Store,
+    name: &str,
+    read: &ReadFrom,
+    op: impl AsyncFnOnce(&Drive, Option<&ReplicationFetch>) -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    let checkout = |d: Drive| -> Result<Drive, CliError> {
+        Ok(match read.version {
+            Some(v) => d.checkout(v)?,
+            None => d,
+        })
+    };
+    let Some(addr) = &read.connect else {
+        let drive = checkout(local_drive(store, name)?)?;
+        return runtime()?.block_on(op(&drive, None));
+    };
+    let key: CoreKey = name
+        .parse()
+        .map_err(|_| CliError::BadKey(name.to_string()))?;
+    runtime()?.block_on(async {
+        let replication = Replication::new(
+            store.clone(),
+            KeyPair::generate()?,
+            ReplicationOptions::default(),
+        );
+        replication.add_core(&store.replica(&key)?);
+        let _connection = connect_tcp(&replication, addr.as_str()).await?;
+        let fetch = ReplicationFetch::new(replication.clone(), Duration::from_secs(read.timeout));
+        let drive = hyper_drive::fetch::open_replica(store, &key, &fetch).await?;
+        // Both cores over the one connection.
+        replication.add_core(drive.blobs());
+        // The newest version the peer has (the header fetch may be older).
+        let latest = replication
+            .get(
+                drive.metadata(),
+                drive.metadata().info()?.length.max(1) - 1,
+                fetch.timeout,
+            )
+            .await;
+        latest?;
+        let drive = checkout(drive)?;
+        let result = op(&drive, Some(&fetch)).await;
+        store.flush()?;
+        result
+    })
+}
+
+pub fn run(global: &Global, cmd: DriveCommand) -> Result<(), CliError> {
+    let dir = global.store()?;
+    if let DriveCommand::Seed {
+        drive,
+        listen,
+        bootstrap,
+    } = &cmd
+    {
+        let d = local_drive(&Store::open(dir)?, drive)?;
+        let keys = [d.key().to_string(), d.blobs().key().to_string()];
+        drop(d);
+        let args =
+            crate::net_cmd::SeedArgs::for_cores(keys.to_vec(), listen.clone(), bootstrap.clone());
+        return crate::net_cmd::seed(global, args);
+    }
+    let store = Store::open(dir)?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        DriveCommand::Create { name } => {
+            let drive = match name {
+                Some(n) => Drive::named(&store, &n)?,
+                None => Drive::create(&store)?,
+            };
+            writeln!(out, "{}", drive.key())?;
+        }
+        DriveCommand::Put { drive, path, file } => {
+            let drive = writable_drive(&store, &drive)?;
+            put(&drive, &path, file.as_deref())?;
+        }
+        DriveCommand::Rm {
+            drive,
+            path,
+            recursive,
+        } => {
+            let drive = local_drive(&store, &drive)?;
+            let target = DrivePath::new(&path)?;
+            let mut batch = drive.batch();
+            let mut removed = 0;
+            if drive.entry(target.as_str())?.is_some() {
+                batch.del(target.as_str())?;
+                removed += 1;
+            }
+            let below = drive.list(target.as_str(), true, None)?;
+            if !below.is_empty() && !recursive {
+                return Err(hyper_drive::Error::IsAFolder(target.to_string()).into());
+            }
+            for (p, _) in &below {
+                batch.del(p.as_str())?;
+                removed += 1;
+            }
+            if removed == 0 {
+                return Err(hyper_drive::Error::NotFound(target.to_string()).into());
+            }
+            batch.commit()?;
+        }
+        DriveCommand::Ls {
+            drive,
+            path,
+            recursive,
+            json,
+            read,
+        } => {
+            let lines = with_drive(&store, &drive, &read, async |d, fetch| {
+                let rows = match fetch {
+                    Some(f) => d.with_fetch(f, |d| ls_rows(d, &path, recursive)).await?,
+                    None => ls_rows(d, &path, recursive)?,
+                };
+                Ok(rows)
+            })?;
+            for (p, entry) in lines {
+                writeln!(out, "{}", ls_line(&p, entry.as_ref(), json))?;
+            }
+        }
+        DriveCommand::Cat {
+            drive,
+            path,
+            start,
+            end,
+            read,
+        } => {
+            with_drive(&store, &drive, &read, async |d, fetch| {
+                let stream = match fetch {
+                    Some(f) => {
+                        let s = d
+                            .with_fetch(f, |d| d.read_stream(&path, start, end))
+                            .await?;
+                        f.fetch_ranges(d.blobs(), s.blocks()).await?;
+                        s
+                    }
+                    None => d.read_stream(&path, start, end)?,
+                };
+                copy_stream(stream, &mut out)
+            })?;
+        }
+        DriveCommand::Info { drive, json, read } => {
+            let (key, blobs, info) = with_drive(&store, &drive, &read, async |d, fetch| {
+                let info = match fetch {
+                    Some(f) => d.with_fetch(f, Drive::info).await?,
+                    None => d.info()?,
+                };
+                Ok((d.key(), d.blobs().key(), info))
+            })?;
+            if json {
+                let o = serde_json::json!({
+    "key": &key.to_string(),
+    "blobs_key": &blobs.to_string(),
+    "version": info.version,
+    "files": info.files,
+    "bytes": info.bytes,
+    "blocks": info.blocks,
+    "blocks_stored": info.blocks_stored,
+    "writable": info.writable,
+});
+                writeln!(out, "{}", o)?;
+            } else {
+                writeln!(out, "key:           {key}")?;
+                writeln!(out, "blobs key:     {blobs}")?;
+                writeln!(out, "version:       {}", info.version)?;
+                writeln!(out, "files:         {}", info.files)?;
+                writeln!(out, "bytes:         {}", info.bytes)?;
+                writeln!(out, "blocks:        {}", info.blocks)?;
+                writeln!(out, "blocks stored: {}", info.blocks_stored)?;
+                writeln!(out, "writable:      {}", info.writable)?;
+            }
+        }
+        DriveCommand::Diff { drive, since, json } => {
+            let drive = local_drive(&store, &drive)?;
+            for d in drive.diff(since, "/")? {
+                let op = match (&d.now, &d.then) {
+                    (Some(_), None) => Op::Add,
+                    (None, _) => Op::Remove,
+                    (Some(_), Some(_)) => Op::Change,
+                };
+                let size = d.now.as_ref().map_or(0, |e| e.size);
+                if json {
+                    let o = serde_json::json!({
+    "op": op.name(),
+    "path": d.path.as_str(),
+    "size": size,
+});
+                    writeln!(out, "{}", o)?;
+                } else {
+                    writeln!(out, "{} {}", op.name(), d.path)?;
+                }
+            }
+        }
+        DriveCommand::Mirror {
+            src,
+            dst,
+            dry_run,
+            prune,
+            ignore,
+            json,
+            live,
+            read,
+        } => {
+            drop(out);
+            let options = MirrorOptions {
+                dry_run,
+                prune,
+                ignore: Ignore::new(&ignore)?,
+            };
+            return mirror_cmd(&store, &src, &dst, &options, json, live, &read);
+        }
+        DriveCommand::Serve {
+            drive,
+            listen,
+            read,
+        } => {
+            drop(out);
+            return with_drive(&store, &drive, &read, async |d, fetch| {
+                crate::drive_serve::serve(d.clone(), fetch.cloned(), &listen).await
+            });
+        }
+        DriveCommand::Seed { .. } => {}
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Streams FILE (or stdin) into the drive at `path`, keeping a file's mode
+/// and mtime.
+fn put(drive: &Drive, path: &str, file: Option<&str>) -> Result<(), CliError> {
+    let mut w = drive.write_stream(true)?;
+    let (mut input, meta): (Box<dyn Read>, FileMeta) = match file {
+        None | Some("-") => (Box::new(std::io::stdin().lock()), FileMeta::default()),
+        Some(f) => {
+            let local = Folder::new(Path::new(f).parent().unwrap_or(Path::new(".")));
+            let name = Path::new(f)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let stat = local.stat(&DrivePath::file(name)?)?;
+            let file = std::fs::File::open(f).map_err(|e| hyper_drive::Error::Io {
+                path: f.into(),
+                source: e,
+            })?;
+            let meta = match stat {
+                Some(s) => FileMeta {
+                    mode: s.mode,
+                    mtime_ns: s.mtime_ns,
+                    metadata: Vec::new(),
+                },
+                None => FileMeta::default(),
+            };
+            (Box::new(file), meta)
+        }
+    };
+    let mut buf = vec![0; 256 * 1024];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        w.write(&buf[..n])?;
+    }
+    let content = w.finish()?;
+    let mut batch = drive.batch();
+    batch.put_entry(path, content.entry(&meta))?;
+    batch.commit()?;
+    Ok(())
+}
+
+/// `ls` rows: (path, entry; `None` for a folder).
+fn ls_rows(
+    d: &Drive,
+    path: &str,
+    recursive: bool,
+) -> hyper_drive::Result<Vec<(String, Option<Entry>)>> {
+    let folder = DrivePath::new(path)?;
+    if recursive {
+        return Ok(d
+            .list(folder.as_str(), true, None)?
+            .into_iter()
+            .map(|(p, e)| (p.to_string(), Some(e)))
+            .collect());
+    }
+    let mut rows = Vec::new();
+    for child in d.readdir(folder.as_str())? {
+        let p = folder.child(&child.name)?;
+        let entry = match child.kind {
+            ChildKind::Folder => None,
+            _ => d.entry(p.as_str())?,
+        };
+        rows.push((p.to_string(), entry));
+    }
+    if rows.is_empty()
+        && let Some(e) = d.entry(folder.as_str())?
+    {
+        rows.push((folder.to_string(), Some(e)));
+    }
+    Ok(rows)
+}
+
+fn ls_line(path: &str, entry: Option<&Entry>, json: bool) -> String {
+    let Some(e) = entry else {
+        return if json {
+            serde_json::json!({
+    "path": path,
+    "kind": "folder",
+}).to_string()
+        } else {
+            format!("{path}/")
+        };
+    };
+    let kind = match e.kind() {
+        Kind::File => "file",
+        Kind::Symlink => "symlink",
+    };
+    if json {
+        return serde_json::json!({
+    "path": path,
+    "kind": kind,
+    "size": e.size,
+    "mode": u64::from(e.mode),
+    "mtime_ns": u64::try_from(e.mtime_ns).unwrap_or(0),
+    "hash": &e.hash_hex(),
+    "target": (e.kind() == Kind::Symlink).then_some(e.target.as_str()),
+}).to_string();
+    }
+    match e.kind() {
+        Kind::Symlink => format!("{path} -> {}", e.target),
+        Kind::File => format!("{path}  {}  {:o}", e.size, e.mode),
+    }
+}
+
+fn copy_stream(mut stream: hyper_drive::ReadStream, out: &mut impl Write) -> Result<(), CliError> {
+    while let Some(chunk) = stream.next_chunk()? {
+        out.write_all(&chunk)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A mirror side as the user named it.
+enum Named {
+    Drive(Drive),
+    Remote(CoreKey),
+    Folder(Folder),
+}
+
+fn side(store: &Store, arg: &str, remote: bool) -> Result<Named, CliError> {
+    if arg.contains('/') || arg.starts_with('.') {
+        return Ok(Named::Folder(Folder::new(arg)));
+    }
+    if remote && let Ok(key) = arg.parse::<CoreKey>() {
+        return Ok(Named::Remote(key));
+    }
+    match local_drive(store, arg) {
+        Ok(d) => Ok(Named::Drive(d)),
+        Err(CliError::NoSuchCore(_)) => Ok(Named::Folder(Folder::new(arg))),
+        Err(e) => Err(e),
+    }
+}
+
+/// A local side to mirror from or to.
+fn dest_side(n: &Named) -> Result<Side<'_>, CliError> {
+    match n {
+        Named::Drive(d) => Ok(Side::Drive(d)),
+        Named::Folder(f) => Ok(Side::Folder(f)),
+        Named::Remote(k) => Err(CliError::NoSuchCore(k.to_string())),
+    }
+}
+
+fn mirror_cmd(
+    store: &Store,
+    src: &str,
+    dst: &str,
+    options: &MirrorOptions,
+    json: bool,
+    live: bool,
+    read: &ReadFrom,
+) -> Result<(), CliError> {
+    let dst = side(store, dst, false)?;
+    let src_named = side(store, src, read.connect.is_some())?;
+    if live && !matches!(src_named, Named::Folder(_)) {
+        return Err(CliError::LiveSource);
+    }
+    let progress = std::io::stderr().is_terminal() && !json;
+    let report = move |plan: &Plan, source: Side<'_>, dest: Side<'_>| -> Result<(), CliError> {
+        let mut out = std::io::stdout().lock();
+        for path in &plan.skipped {
+            eprintln!(
+                "hyper-cli: skipped {} (its name is not UTF-8)",
+                path.display()
+            );
+        }
+        let summary = mirror::apply(plan, source, dest, options, |e| {
+            let a = &e.action;
+            let line = if json {
+                serde_json::json!({
+    "op": a.op.name(),
+    "path": a.path.as_str(),
+    "bytes_added": a.bytes_added,
+    "bytes_removed": a.bytes_removed,
+}).to_string()
+            } else {
+                format!("{} {}", a.op.name(), a.path)
+            };
+            if a.op != Op::Equal || json {
+                let _ = writeln!(out, "{line}");
+            }
+            if progress {
+                eprint!("\r{} / {} bytes", e.done_bytes, e.total_bytes);
+            }
+        })?;
+        if progress {
+            eprintln!();
+        }
+        let o = serde_json::json!({
+    "add": summary.add,
+    "change": summary.change,
+    "remove": summary.remove,
+    "equal": summary.equal,
+    "bytes_added": summary.bytes_added,
+    "bytes_removed": summary.bytes_removed,
+    "dry_run": options.dry_run,
+});
+        if json {
+            writeln!(out, "{}", o)?;
+        } else {
+            writeln!(
+                out,
+                "{} added, {} changed, {} removed, {} equal; {} bytes copied, {} removed{}",
+                summary.add,
+                summary.change,
+                summary.remove,
+                summary.equal,
+                summary.bytes_added,
+                summary.bytes_removed,
+                if options.dry_run { " (dry run)" } else { "" }
+            )?;
+        }
+        Ok(())
+    };
+    match src_named {
+        Named::Remote(key) => with_drive(store, &key.to_string(), read, async |d, fetch| {
+            let Some(fetch) = fetch else {
+                return Err(CliError::NoSuchCore(key.to_string()));
+            };
+            // The whole bee (every entry), then the blocks of what changes.
+            fetch
+                .fetch_ranges(
+                    d.metadata(),
+                    std::slice::from_ref(&(0..d.metadata().info()?.length)),
+                )
+                .await?;
+            let dest = dest_side(&dst)?;
+            let plan = mirror::plan(Side::Drive(d), dest, options)?;
+            if !options.dry_run {
+                for a in &plan.actions {
+                    if a.bytes_added > 0
+                        && let Some(e) = d.entry(a.path.as_str())?
+                    {
+                        fetch.fetch_ranges(d.blobs(), &e.blocks()).await?;
+                    }
+                }
+            }
+            report(&plan, Side::Drive(d), dest)
+        }),
+        local => {
+            let local = match (local, read.version) {
+                (Named::Drive(d), Some(v)) => Named::Drive(d.checkout(v)?),
+                (other, _) => other,
+            };
+            let source = dest_side(&local)?;
+            let dest = dest_side(&dst)?;
+            let plan = mirror::plan(source, dest, options)?;
+            report(&plan, source, dest)?;
+            if !live {
+                return Ok(());
+            }
+            let Named::Folder(folder) = &local else {
+                return Err(CliError::LiveSource);
+            };
+            // Mirror again after every burst of changes in the source.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let mut watcher =
+                notify::recommended_watcher(tx).map_err(|e| watch_error(folder, e))?;
+            notify::Watcher::watch(
+                &mut watcher,
+                folder.root(),
+                notify::RecursiveMode::Recursive,
+            )
+            .map_err(|e| watch_error(folder, e))?;
+            while let Ok(first) = rx.recv() {
+                first.map_err(|e| watch_error(folder, e))?;
+                while rx.recv_timeout(LIVE_SETTLE).is_ok() {}
+                let plan = mirror::plan(source, dest, options)?;
+                if plan.actions.iter().any(|a| a.op != Op::Equal) {
+                    report(&plan, source, dest)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// How long a live mirror waits for a burst of changes to end.
+const LIVE_SETTLE: Duration = Duration::from_millis(200);
+
+fn watch_error(folder: &Folder, e: notify::Error) -> CliError {
+    CliError::Drive(hyper_drive::Error::Io {
+        path: folder.root().to_path_buf(),
+        source: std::io::Error::other(e),
+    })
+}
