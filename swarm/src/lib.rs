@@ -17,6 +17,7 @@ mod limits;
 mod lookup;
 pub mod messages;
 mod node;
+mod node_types;
 mod punch;
 mod query;
 mod quic;
