@@ -322,15 +322,15 @@ pub fn run(global: &Global, cmd: DriveCommand) -> Result<(), CliError> {
             })?;
             if json {
                 let o = serde_json::json!({
-    "key": &key.to_string(),
-    "blobs_key": &blobs.to_string(),
-    "version": info.version,
-    "files": info.files,
-    "bytes": info.bytes,
-    "blocks": info.blocks,
-    "blocks_stored": info.blocks_stored,
-    "writable": info.writable,
-});
+                    "key": &key.to_string(),
+                    "blobs_key": &blobs.to_string(),
+                    "version": info.version,
+                    "files": info.files,
+                    "bytes": info.bytes,
+                    "blocks": info.blocks,
+                    "blocks_stored": info.blocks_stored,
+                    "writable": info.writable,
+                });
                 writeln!(out, "{}", o)?;
             } else {
                 writeln!(out, "key:           {key}")?;
@@ -354,10 +354,10 @@ pub fn run(global: &Global, cmd: DriveCommand) -> Result<(), CliError> {
                 let size = d.now.as_ref().map_or(0, |e| e.size);
                 if json {
                     let o = serde_json::json!({
-    "op": op.name(),
-    "path": d.path.as_str(),
-    "size": size,
-});
+                        "op": op.name(),
+                        "path": d.path.as_str(),
+                        "size": size,
+                    });
                     writeln!(out, "{}", o)?;
                 } else {
                     writeln!(out, "{} {}", op.name(), d.path)?;
@@ -476,9 +476,10 @@ fn ls_line(path: &str, entry: Option<&Entry>, json: bool) -> String {
     let Some(e) = entry else {
         return if json {
             serde_json::json!({
-    "path": path,
-    "kind": "folder",
-}).to_string()
+                "path": path,
+                "kind": "folder",
+            })
+            .to_string()
         } else {
             format!("{path}/")
         };
@@ -489,14 +490,15 @@ fn ls_line(path: &str, entry: Option<&Entry>, json: bool) -> String {
     };
     if json {
         return serde_json::json!({
-    "path": path,
-    "kind": kind,
-    "size": e.size,
-    "mode": u64::from(e.mode),
-    "mtime_ns": u64::try_from(e.mtime_ns).unwrap_or(0),
-    "hash": &e.hash_hex(),
-    "target": (e.kind() == Kind::Symlink).then_some(e.target.as_str()),
-}).to_string();
+            "path": path,
+            "kind": kind,
+            "size": e.size,
+            "mode": u64::from(e.mode),
+            "mtime_ns": u64::try_from(e.mtime_ns).unwrap_or(0),
+            "hash": &e.hash_hex(),
+            "target": (e.kind() == Kind::Symlink).then_some(e.target.as_str()),
+        })
+        .to_string();
     }
     match e.kind() {
         Kind::Symlink => format!("{path} -> {}", e.target),
@@ -569,11 +571,12 @@ fn mirror_cmd(
             let a = &e.action;
             let line = if json {
                 serde_json::json!({
-    "op": a.op.name(),
-    "path": a.path.as_str(),
-    "bytes_added": a.bytes_added,
-    "bytes_removed": a.bytes_removed,
-}).to_string()
+                    "op": a.op.name(),
+                    "path": a.path.as_str(),
+                    "bytes_added": a.bytes_added,
+                    "bytes_removed": a.bytes_removed,
+                })
+                .to_string()
             } else {
                 format!("{} {}", a.op.name(), a.path)
             };
@@ -588,14 +591,14 @@ fn mirror_cmd(
             eprintln!();
         }
         let o = serde_json::json!({
-    "add": summary.add,
-    "change": summary.change,
-    "remove": summary.remove,
-    "equal": summary.equal,
-    "bytes_added": summary.bytes_added,
-    "bytes_removed": summary.bytes_removed,
-    "dry_run": options.dry_run,
-});
+            "add": summary.add,
+            "change": summary.change,
+            "remove": summary.remove,
+            "equal": summary.equal,
+            "bytes_added": summary.bytes_added,
+            "bytes_removed": summary.bytes_removed,
+            "dry_run": options.dry_run,
+        });
         if json {
             writeln!(out, "{}", o)?;
         } else {

@@ -235,12 +235,13 @@ pub async fn serve(
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| CliError::BadAddress {
-            addr: listen.to_string(),
-            why: e.to_string(),
-        })?;
+    let listener =
+        tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| CliError::BadAddress {
+                addr: listen.to_string(),
+                why: e.to_string(),
+            })?;
     let addr = listener.local_addr()?;
     {
         use std::io::Write;

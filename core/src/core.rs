@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard}
 use redb::ReadOnlyTable;
 
 use crate::bitfield::Bitfield;
-use crate::blockstore::{
-    self, BLOCKS, ChunkReader, read_block, read_block_from,
-};
+use crate::blockstore::{self, BLOCKS, ChunkReader, read_block, read_block_from};
 use crate::encrypted::open_block;
 use crate::encryption::{self, BlockCipher, ENCRYPTION_OVERHEAD};
 use crate::error::{Error, Result, VerifyError};

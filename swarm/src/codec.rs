@@ -22,13 +22,29 @@ pub const KIND_PROBE: u8 = 0x03;
 pub enum Datagram {
     /// A DHT packet.
     Dht(Box<Packet>),
-    /// A relay registration for a session.
-    Relay([u8; 32]),
+    /// A relay registration step for a session.
+    Relay(RelayMessage),
     /// A hole-punching probe for a session.
     Probe([u8; 32]),
     /// Something else (QUIC, or traffic to forward).
     Other,
 }
+
+/// The steps of registering at a blind relay (see `relay.rs`), all with
+/// kind byte [`KIND_RELAY`] and told apart by length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayMessage {
+    /// Peer to relay: please register me for this session (33 bytes).
+    Hello([u8; 32]),
+    /// Relay to peer: the cookie for that; peer to relay: the cookie back,
+    /// proving the address (65 bytes).
+    Cookie([u8; 32], [u8; 32]),
+    /// Relay to peer: registered (34 bytes, the last 0xff).
+    Ack([u8; 32]),
+}
+
+/// The marker ending a relay acknowledgement.
+const RELAY_ACK: u8 = 0xff;
 
 /// Why a datagram was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +54,7 @@ pub enum DecodeError {
     #[error("datagram of {0} bytes is over the {MAX_PACKET}-byte limit")]
     TooLarge(usize),
     /// A session datagram of the wrong length.
-    #[error("session datagram of {0} bytes (expected 33)")]
+    #[error("session datagram of {0} bytes (expected 33, or 34 or 65 for the relay)")]
     BadSession(usize),
     /// The protobuf did not decode.
     #[error("malformed DHT packet")]
@@ -59,15 +75,27 @@ pub fn decode(bytes: &[u8]) -> Result<Datagram, DecodeError> {
                 .map(|p| Datagram::Dht(Box::new(p)))
                 .map_err(|_| DecodeError::Malformed)
         }
-        KIND_RELAY | KIND_PROBE => {
+        KIND_PROBE => {
             let session: [u8; 32] = body
                 .try_into()
                 .map_err(|_| DecodeError::BadSession(bytes.len()))?;
-            Ok(if kind == KIND_RELAY {
-                Datagram::Relay(session)
-            } else {
-                Datagram::Probe(session)
-            })
+            Ok(Datagram::Probe(session))
+        }
+        KIND_RELAY => {
+            let bad = DecodeError::BadSession(bytes.len());
+            let session = |b: &[u8]| -> Result<[u8; 32], DecodeError> {
+                b.get(..32).and_then(|s| s.try_into().ok()).ok_or(bad)
+            };
+            let message = match body.len() {
+                32 => RelayMessage::Hello(session(body)?),
+                33 if body.last() == Some(&RELAY_ACK) => RelayMessage::Ack(session(body)?),
+                64 => RelayMessage::Cookie(
+                    session(body)?,
+                    session(body.get(32..).unwrap_or_default())?,
+                ),
+                _ => return Err(bad),
+            };
+            Ok(Datagram::Relay(message))
         }
         _ => Ok(Datagram::Other),
     }
@@ -86,6 +114,23 @@ pub fn session_datagram(kind: u8, session: &[u8; 32]) -> [u8; 33] {
     let mut out = [0u8; 33];
     out[0] = kind;
     out[1..].copy_from_slice(session);
+    out
+}
+
+/// The datagram of a relay registration step.
+pub fn relay_datagram(message: &RelayMessage) -> Vec<u8> {
+    let mut out = vec![KIND_RELAY];
+    match message {
+        RelayMessage::Hello(session) => out.extend_from_slice(session),
+        RelayMessage::Cookie(session, cookie) => {
+            out.extend_from_slice(session);
+            out.extend_from_slice(cookie);
+        }
+        RelayMessage::Ack(session) => {
+            out.extend_from_slice(session);
+            out.push(RELAY_ACK);
+        }
+    }
     out
 }
 
@@ -149,9 +194,35 @@ mod tests {
         big.extend(std::iter::repeat_n(0u8, MAX_PACKET));
         assert_eq!(decode(&big), Err(DecodeError::TooLarge(MAX_PACKET + 1)));
         assert_eq!(decode(&[KIND_RELAY, 1, 2]), Err(DecodeError::BadSession(3)));
+        let mut not_ack = relay_datagram(&RelayMessage::Ack([1; 32]));
+        not_ack[33] = 0;
+        assert_eq!(decode(&not_ack), Err(DecodeError::BadSession(34)));
         assert_eq!(decode(&[KIND_DHT, 0xff]), Err(DecodeError::Malformed));
         assert_eq!(decode(&[]), Ok(Datagram::Other));
         assert_eq!(decode(&[0x40, 1, 2]), Ok(Datagram::Other));
+    }
+
+    #[test]
+    fn relay_steps_have_these_bytes_and_round_trip() {
+        let hello = RelayMessage::Hello([0xaa; 32]);
+        let cookie = RelayMessage::Cookie([0xaa; 32], [0xbb; 32]);
+        let ack = RelayMessage::Ack([0xaa; 32]);
+        let hex = |b: Vec<u8>| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(
+            hex(relay_datagram(&hello)),
+            format!("02{}", "aa".repeat(32))
+        );
+        assert_eq!(
+            hex(relay_datagram(&cookie)),
+            format!("02{}{}", "aa".repeat(32), "bb".repeat(32))
+        );
+        assert_eq!(
+            hex(relay_datagram(&ack)),
+            format!("02{}ff", "aa".repeat(32))
+        );
+        for m in [hello, cookie, ack] {
+            assert_eq!(decode(&relay_datagram(&m)), Ok(Datagram::Relay(m)));
+        }
     }
 
     proptest! {

@@ -15,14 +15,14 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::{self, Datagram};
+use crate::codec::{self, Datagram, RelayMessage};
 use crate::error::{Error, Result};
 use crate::id::NodeId;
 use crate::limits::{Buckets, Prefix, TokenBucket};
 use crate::messages::{Body, Holepunch, MutableValue, Reply};
 use crate::node::{Config, ConnectToken, Event, Node, QueryId, RequestError, RequestId};
 use crate::query::{FoundRecord, QueryKind, QueryOutcome};
-use crate::relay::Relay;
+use crate::relay::{Registered, Relay};
 use crate::signing::{immutable_target, sign_mutable};
 use hyper_core::{KeyPair, PublicKey};
 
@@ -104,10 +104,19 @@ impl Dht {
         let observer = UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).await?;
         config.observer_port = Some(observer.local_addr()?.port());
         let bootstrap = Arc::new(config.bootstrap.clone());
-        let relay = config.relay.then(Relay::default);
         let seed = crate::punch::random_bytes()?;
         let now = Instant::now();
+        let relay = config.relay.then(|| {
+            Relay::new(
+                now,
+                blake3::derive_key("hyper-swarm 2026 relay seed", &seed),
+            )
+        });
         let mut node = Node::new(config, now, seed);
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        node.set_clock(now, unix_ms);
         node.bootstrap(now);
         let (commands, rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming) = mpsc::unbounded_channel();
@@ -348,13 +357,27 @@ impl Driver {
         let now = Instant::now();
         match codec::decode(bytes) {
             Ok(Datagram::Dht(_)) => self.node.handle_packet(now, from, bytes),
-            Ok(Datagram::Relay(session)) => {
-                if let Some(relay) = self.relay.as_mut()
-                    && relay.register(now, from, session)
-                {
-                    let ack = codec::session_datagram(codec::KIND_RELAY, &session);
-                    let _ = self.socket.send_to(&ack, from).await;
-                }
+            Ok(Datagram::Relay(message)) => {
+                let Some(relay) = self.relay.as_mut() else {
+                    return;
+                };
+                let answer = match message {
+                    // Prove the address first: the cookie goes to it.
+                    RelayMessage::Hello(session) => {
+                        RelayMessage::Cookie(session, relay.cookie(now, from, &session))
+                    }
+                    RelayMessage::Cookie(session, cookie) => {
+                        match relay.register(now, from, session, &cookie) {
+                            Registered::Yes => RelayMessage::Ack(session),
+                            Registered::BadCookie | Registered::Refused => return,
+                        }
+                    }
+                    RelayMessage::Ack(_) => return,
+                };
+                let _ = self
+                    .socket
+                    .send_to(&codec::relay_datagram(&answer), from)
+                    .await;
             }
             Ok(Datagram::Other) => {
                 if let Some(to) = self

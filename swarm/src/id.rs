@@ -42,16 +42,54 @@ impl fmt::Debug for NodeId {
 }
 
 impl NodeId {
-    /// The id a node at `addr` may claim: BLAKE3 derive-key of the address
-    /// (16 bytes of IPv6 or IPv4-mapped IPv6, then the port big-endian).
+    /// The id a node at `addr` may claim (BEP 42 style): BLAKE3
+    /// derive-key of the IP alone for a global address (an IPv6 address
+    /// masked to its /64), so one address (or /64) has exactly one id
+    /// whatever its ports; on a local network ([`crate::limits::is_local`])
+    /// of the IP (IPv4 as IPv4-mapped IPv6) and the port, so many nodes
+    /// can share one host there.
     pub fn for_address(addr: std::net::SocketAddr) -> NodeId {
-        let ip = match addr.ip() {
+        let ip = crate::limits::canonical(addr.ip());
+        let mut bytes = match ip {
             std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
             std::net::IpAddr::V6(v6) => v6.octets(),
         };
         let mut hasher = blake3::Hasher::new_derive_key("hyper-swarm 2026 node id");
-        hasher.update(&ip);
-        hasher.update(&addr.port().to_be_bytes());
+        if crate::limits::is_local(ip) {
+            hasher.update(&bytes);
+            hasher.update(&addr.port().to_be_bytes());
+        } else {
+            if ip.is_ipv6() {
+                bytes[8..].fill(0);
+            }
+            hasher.update(b"global");
+            hasher.update(&bytes);
+        }
         NodeId(*hasher.finalize().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_global_address_has_one_id_whatever_its_port() {
+        let id = |s: &str| NodeId::for_address(s.parse().expect("addr"));
+        assert_eq!(id("203.0.113.5:1"), id("203.0.113.5:65535"));
+        assert_eq!(id("203.0.113.5:1"), id("[::ffff:203.0.113.5]:7"));
+        assert_ne!(id("203.0.113.5:1"), id("203.0.113.6:1"));
+        assert_eq!(
+            id("[2001:db8:0:1::1]:1"),
+            id("[2001:db8:0:1:ffff::2]:2"),
+            "one per /64"
+        );
+        assert_ne!(id("[2001:db8:0:1::1]:1"), id("[2001:db8:0:2::1]:1"));
+        assert_ne!(
+            id("10.0.0.1:1"),
+            id("10.0.0.1:2"),
+            "a local host keeps its ports"
+        );
+        assert_ne!(id("127.0.0.1:1"), id("127.0.0.1:2"));
     }
 }

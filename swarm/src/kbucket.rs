@@ -5,9 +5,33 @@
 use std::collections::VecDeque;
 
 use crate::id::{Distance, NodeId};
+use crate::limits::Prefix;
 
 /// Nodes per bucket (and results per lookup).
 pub const K: usize = 20;
+
+/// Nodes of one /24 (IPv4) or /64 (IPv6) in one bucket, one answer or one
+/// lookup result at most (local networks exempt).
+pub const MAX_PER_PREFIX: usize = 2;
+
+/// What the table stores with a node: its prefix, for the caps per
+/// prefix ([`MAX_PER_PREFIX`]).
+pub trait Contact: Clone {
+    /// The node's capped prefix (see [`Prefix::capped`]), `None` if exempt.
+    fn prefix(&self) -> Option<Prefix>;
+}
+
+impl Contact for std::net::SocketAddr {
+    fn prefix(&self) -> Option<Prefix> {
+        Prefix::capped(self.ip())
+    }
+}
+
+impl Contact for () {
+    fn prefix(&self) -> Option<Prefix> {
+        None
+    }
+}
 
 /// What [`RoutingTable::insert`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +46,9 @@ pub enum Insert {
     },
     /// The local id: never stored.
     Local,
+    /// The bucket already holds [`MAX_PER_PREFIX`] nodes of the same /24
+    /// or /64: not stored.
+    Crowded,
 }
 
 /// A Kademlia routing table around one local id.
@@ -30,7 +57,7 @@ pub struct RoutingTable<T> {
     buckets: Vec<VecDeque<(NodeId, T)>>,
 }
 
-impl<T: Clone> RoutingTable<T> {
+impl<T: Contact> RoutingTable<T> {
     /// An empty table around `local`.
     pub fn new(local: NodeId) -> Self {
         RoutingTable {
@@ -58,6 +85,15 @@ impl<T: Clone> RoutingTable<T> {
             bucket.remove(pos);
             bucket.push_back((id, value));
             return Insert::Inserted;
+        }
+        if let Some(prefix) = value.prefix()
+            && bucket
+                .iter()
+                .filter(|(_, v)| v.prefix() == Some(prefix))
+                .count()
+                >= MAX_PER_PREFIX
+        {
+            return Insert::Crowded;
         }
         if bucket.len() < K {
             bucket.push_back((id, value));
@@ -171,12 +207,40 @@ mod tests {
                 b[24..].copy_from_slice(&s.to_be_bytes());
                 match table.insert(id(b), ()) {
                     Insert::Full { oldest } => prop_assert!(table.closest(&id(b), 300).iter().any(|(x, _)| *x == oldest)),
-                    Insert::Inserted | Insert::Local => {}
+                    Insert::Inserted | Insert::Local | Insert::Crowded => {}
                 }
             }
             for bucket in &table.buckets {
                 prop_assert!(bucket.len() <= K);
             }
+        }
+    }
+
+    #[test]
+    fn a_bucket_holds_at_most_two_nodes_of_one_prefix() {
+        let mut table = RoutingTable::new(id([0; 32]));
+        let mut inserted = 0;
+        for host in 0..=255u8 {
+            let addr = std::net::SocketAddr::from(([203, 0, 113, host], 4000));
+            let mut b = [0u8; 32];
+            b[0] = 0x80;
+            b[31] = host;
+            if table.insert(id(b), addr) == Insert::Inserted {
+                inserted += 1;
+            }
+        }
+        assert_eq!(inserted, MAX_PER_PREFIX);
+        let local = std::net::SocketAddr::from(([10, 0, 0, 1], 4000));
+        for n in 0..5u8 {
+            let mut b = [0u8; 32];
+            b[0] = 0x80;
+            b[30] = 1;
+            b[31] = n;
+            assert_eq!(
+                table.insert(id(b), local),
+                Insert::Inserted,
+                "local: exempt"
+            );
         }
     }
 

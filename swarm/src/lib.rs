@@ -29,6 +29,7 @@ mod limits;
 mod lookup;
 pub mod messages;
 mod node;
+mod node_types;
 mod punch;
 mod query;
 mod quic;
@@ -44,7 +45,8 @@ pub use codec::{address as wire_address, encode as encode_packet, socket_addr as
 pub use dht::{Dht, IncomingConnect, Status};
 pub use error::{Error, Result};
 pub use id::{Distance, NodeId};
-pub use kbucket::{Insert, K, RoutingTable};
+pub use kbucket::{Contact, Insert, K, MAX_PER_PREFIX, RoutingTable};
+pub use limits::Prefix;
 pub use lookup::{Lookup, LookupState, PARALLELISM};
 pub use messages::{Body, Holepunch, MutableValue, NatKind, PeerRecord, Reply};
 pub use node::{

@@ -13,6 +13,12 @@ use std::time::{Duration, Instant};
 pub struct Prefix([u8; 9]);
 
 impl Prefix {
+    /// The /24 or /64 of `ip` where caps per prefix apply: `None` on a
+    /// local network ([`is_local`]).
+    pub fn capped(ip: IpAddr) -> Option<Prefix> {
+        (!is_local(ip)).then(|| Prefix::of(ip))
+    }
+
     /// The /24 or /64 of `ip`.
     pub fn of(ip: IpAddr) -> Prefix {
         let mut out = [0u8; 9];
@@ -35,6 +41,30 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,
+    }
+}
+
+/// Whether `ip` is on a local network (loopback, private, link-local,
+/// shared, unique-local, unspecified): prefixes there say nothing about
+/// who controls an address, so the per-prefix caps of routing tables and
+/// stores do not apply (as in BEP 42), and node ids there keep the port.
+pub fn is_local(ip: IpAddr) -> bool {
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
     }
 }
 
@@ -220,6 +250,20 @@ mod tests {
         let z: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
         assert_eq!(Prefix::of(x), Prefix::of(y));
         assert_ne!(Prefix::of(x), Prefix::of(z));
+        for local in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(is_local(local.parse().expect("ip")), "{local}");
+        }
+        for global in ["203.0.113.1", "198.18.0.2", "2001:db8::1", "::ffff:8.8.8.8"] {
+            assert!(!is_local(global.parse().expect("ip")), "{global}");
+        }
     }
 
     #[test]

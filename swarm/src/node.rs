@@ -21,168 +21,13 @@ use crate::limits::{AddressSet, Buckets, Prefix, TokenBucket, TokenCache};
 use crate::messages::{
     Body, CheckReachable, ErrorCode, FLAG_RELAY, Holepunch, Packet, Ping, Reply,
 };
-use crate::query::{Query, QueryKind, QueryOutcome};
-use crate::records::{Limits, Records};
+use crate::query::{Query, QueryKind};
+use crate::records::Records;
 
-/// Whether this node serves as a DHT node for others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reachability {
-    /// Find out: claim a node id only after an unsolicited ping arrives
-    /// (not behind a NAT or firewall that drops them).
-    Auto,
-    /// Reachable at the observed address (a bootstrap node): claim an id
-    /// as soon as the address is known.
-    Public,
-    /// Never claim an id: only a client of the DHT.
-    Ephemeral,
-}
-
-/// Requests from one source IP answered per second, with a burst.
-#[derive(Debug, Clone, Copy)]
-pub struct RateLimit {
-    /// Sustained requests per second.
-    pub per_second: u32,
-    /// Requests allowed at once.
-    pub burst: u32,
-}
-
-/// How a node behaves.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Nodes to start from.
-    pub bootstrap: Vec<SocketAddr>,
-    /// Whether to serve others (see [`Reachability`]).
-    pub reachability: Reachability,
-    /// The address others reach this node at, if known up front.
-    pub public_address: Option<SocketAddr>,
-    /// Whether this node relays for others (tells them in every packet).
-    pub relay: bool,
-    /// How long to wait for an answer before resending.
-    pub request_timeout: Duration,
-    /// Resends before a request fails.
-    pub retries: u8,
-    /// How often to walk toward the own id and a random id to keep the
-    /// table fresh.
-    pub refresh_interval: Duration,
-    /// Storage bounds.
-    pub limits: Limits,
-    /// Per-source request rate.
-    pub rate_limit: RateLimit,
-    /// A second port of this node that answers pings (the driver binds
-    /// it); told in every ping answer.
-    pub observer_port: Option<u16>,
-    /// Bytes of answers sent per second at most, to all sources together
-    /// (a second's worth may go at once).
-    pub answer_bytes_per_second: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            bootstrap: Vec::new(),
-            reachability: Reachability::Auto,
-            public_address: None,
-            relay: false,
-            request_timeout: Duration::from_millis(1000),
-            retries: 1,
-            refresh_interval: Duration::from_secs(5 * 60),
-            limits: Limits::default(),
-            rate_limit: RateLimit {
-                per_second: 200,
-                burst: 400,
-            },
-            observer_port: None,
-            answer_bytes_per_second: 4 << 20,
-        }
-    }
-}
-
-/// A datagram to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Where to.
-    pub to: SocketAddr,
-    /// The whole datagram, kind byte included.
-    pub bytes: Vec<u8>,
-}
-
-/// Names a query started with [`Node::query`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct QueryId(pub u64);
-
-/// Names a single request started with [`Node::request`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(pub u64);
-
-/// Names a forwarded connect request to answer with [`Node::answer_connect`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectToken {
-    holder: SocketAddr,
-    tid: u32,
-}
-
-impl ConnectToken {
-    pub(crate) fn new(holder: SocketAddr, tid: u32) -> Self {
-        ConnectToken { holder, tid }
-    }
-}
-
-/// Why a single request failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RequestError {
-    /// No answer after every resend.
-    #[error("no answer")]
-    Timeout,
-    /// The node refused.
-    #[error("refused: {0:?}")]
-    Refused(ErrorCode),
-}
-
-/// What happened.
-#[derive(Debug)]
-pub enum Event {
-    /// A query finished.
-    QueryDone {
-        /// Which.
-        id: QueryId,
-        /// What it found and did.
-        outcome: QueryOutcome,
-    },
-    /// A lookup found a record (reported as soon as it arrives).
-    Found {
-        /// Which query.
-        id: QueryId,
-        /// The record.
-        record: crate::query::FoundRecord,
-    },
-    /// A single request was answered or failed.
-    Response {
-        /// Which.
-        id: RequestId,
-        /// The answer.
-        result: Result<Reply, RequestError>,
-    },
-    /// A client wants to connect (passed on by the node holding this
-    /// node's announcement): answer with [`Node::answer_connect`].
-    ConnectRequest {
-        /// To answer with.
-        token: ConnectToken,
-        /// The topic the client found this node under.
-        topic: [u8; 32],
-        /// The client's address as the holder saw it.
-        from: Option<SocketAddr>,
-        /// The client's details.
-        holepunch: Holepunch,
-    },
-    /// This node proved it can be reached and now serves as a DHT node.
-    Reachable {
-        /// The id it claimed.
-        id: NodeId,
-        /// The address it is reached at.
-        address: SocketAddr,
-    },
-}
+pub use crate::node_types::{
+    Config, ConnectToken, Event, QueryId, RateLimit, Reachability, RequestError, RequestId,
+    Transmit,
+};
 
 /// What an outstanding request is for.
 #[derive(Debug, Clone)]
@@ -215,6 +60,17 @@ struct Pending {
     purpose: Purpose,
 }
 
+/// The header of an answer, for [`Node::on_answer`].
+struct Answered {
+    from: SocketAddr,
+    tid: u32,
+    claimed: Option<NodeId>,
+    /// Where the answerer says it sent the answer: our address as it sees it.
+    to: Option<SocketAddr>,
+    /// Whether the answerer says it relays.
+    relays: bool,
+}
+
 /// One DHT node.
 pub struct Node {
     pub(crate) config: Config,
@@ -233,8 +89,8 @@ pub struct Node {
     pub(crate) announced: Announced,
     secrets: [[u8; 32]; 2],
     secret_rotated: Instant,
-    /// What each reporter said our address is.
-    observed: VecDeque<(SocketAddr, SocketAddr)>,
+    /// What each reporting prefix said our address is.
+    observed: VecDeque<(Prefix, SocketAddr)>,
     public_address: Option<SocketAddr>,
     contacted: AddressSet,
     /// Addresses that answered a request of ours: a round trip proved them.
@@ -245,8 +101,15 @@ pub struct Node {
     answer_bytes: TokenBucket,
     /// `PingTarget`s this node may still act on.
     ping_targets: TokenBucket,
+    /// Pings this node may still send to check a requester before taking
+    /// it in, and the addresses it checked.
+    verify_budget: TokenBucket,
+    verifying: AddressSet,
     /// The size the answer being built may have (see [`Node::budget`]).
     budget: usize,
+    /// A reading of the wall clock: at this instant, these milliseconds
+    /// since the Unix epoch.
+    wall: Option<(Instant, u64)>,
     /// Recent requesters (any), to ask for reachability pings.
     recent: VecDeque<SocketAddr>,
     rates: Buckets<Prefix>,
@@ -270,6 +133,9 @@ const RECENT: usize = 32;
 const RELAYS: usize = 8;
 /// Source prefixes with a rate bucket at most.
 const MAX_RATE_SOURCES: usize = 65_536;
+/// Pings per second (and at once) to requesters this node would take into
+/// its table (see [`Node::verify_later`]).
+const VERIFY_PER_SECOND: f64 = 50.0;
 /// `PingTarget` requests acted on per second (from validated nodes only).
 const PING_TARGETS_PER_SECOND: f64 = 20.0;
 /// An answer to a source whose address is not validated is at most this
@@ -312,7 +178,10 @@ impl Node {
                 config.answer_bytes_per_second as f64,
             ),
             ping_targets: TokenBucket::new(now, PING_TARGETS_PER_SECOND, PING_TARGETS_PER_SECOND),
+            verify_budget: TokenBucket::new(now, VERIFY_PER_SECOND, VERIFY_PER_SECOND),
+            verifying: AddressSet::default(),
             budget: MAX_PACKET,
+            wall: None,
             recent: VecDeque::new(),
             rates: Buckets::new(
                 f64::from(config.rate_limit.per_second),
@@ -334,6 +203,22 @@ impl Node {
             node.claim(addr);
         }
         node
+    }
+
+    /// Tells the node the wall clock: at `now`, `unix_ms` milliseconds
+    /// since the Unix epoch. Until it is told, record timestamps are not
+    /// checked against the clock.
+    pub fn set_clock(&mut self, now: Instant, unix_ms: u64) {
+        self.wall = Some((now, unix_ms));
+    }
+
+    /// The wall clock at `now` in milliseconds since the Unix epoch, if
+    /// told ([`Node::set_clock`]).
+    pub fn unix_ms(&self, now: Instant) -> Option<u64> {
+        let (at, ms) = self.wall?;
+        let since =
+            u64::try_from(now.saturating_duration_since(at).as_millis()).unwrap_or(u64::MAX);
+        Some(ms.saturating_add(since))
     }
 
     /// The id this node serves under, once it does.
@@ -600,20 +485,18 @@ impl Node {
         let claimed = bytes32(&packet.id)
             .map(NodeId)
             .filter(|id| *id == NodeId::for_address(from));
-        if packet.flags & FLAG_RELAY != 0 && !self.relays.contains(&from) {
-            if self.relays.len() >= RELAYS {
-                self.relays.pop_back();
-            }
-            self.relays.push_front(from);
-        }
+        let header = Answered {
+            from,
+            tid: packet.tid,
+            claimed,
+            to: packet.to.as_ref().and_then(socket_addr),
+            relays: packet.flags & FLAG_RELAY != 0,
+        };
         match body {
-            Body::Reply(reply) => {
-                self.observe(now, from, packet.to.as_ref());
-                self.on_answer(now, from, packet.tid, claimed, Ok(reply));
-            }
+            Body::Reply(reply) => self.on_answer(now, header, Ok(reply)),
             Body::Error(error) => {
                 let code = ErrorCode::try_from(error.code).unwrap_or(ErrorCode::Unknown);
-                self.on_answer(now, from, packet.tid, claimed, Err(code));
+                self.on_answer(now, header, Err(code));
             }
             request => {
                 if !self.answer_bytes.has(now) || !self.rates.take(now, Prefix::of(from.ip())) {
@@ -637,8 +520,10 @@ impl Node {
                     && self.claimed.is_none()
                     && self.config.reachability == Reachability::Auto
                 {
-                    // Someone we never wrote to got through: reachable.
-                    if let Some(to) = packet.to.as_ref().and_then(socket_addr) {
+                    // Someone we never wrote to got through: reachable, if
+                    // it reached the address our own requests' answers
+                    // agree on (one packet's `to` cannot choose our id).
+                    if let Some(to) = header.to.filter(|to| self.public_address == Some(*to)) {
                         self.claim(to);
                         self.events.push_back(Event::Reachable {
                             id: NodeId::for_address(to),
@@ -648,12 +533,7 @@ impl Node {
                     }
                 }
                 if let Some(id) = claimed {
-                    self.seen(now, id, from);
-                }
-                if self.public_address.is_none()
-                    && let Some(to) = packet.to.as_ref()
-                {
-                    self.observe(now, from, Some(to));
+                    self.verify_later(now, id, from);
                 }
                 let queued = self.transmits.len();
                 self.serve(now, from, packet.tid, request, validated);
@@ -676,20 +556,20 @@ impl Node {
     }
 
     /// A reporter said our address is `to`.
-    fn observe(
-        &mut self,
-        now: Instant,
-        reporter: SocketAddr,
-        to: Option<&crate::messages::Address>,
-    ) {
-        let Some(to) = to.and_then(socket_addr) else {
+    ///
+    /// Called only for answers to our requests (a round trip), and the
+    /// reporters vote per /24 or /64: the latest report of a prefix
+    /// replaces its earlier one, so one network casts one vote.
+    fn observe(&mut self, now: Instant, reporter: SocketAddr, to: Option<SocketAddr>) {
+        let Some(to) = to else {
             return;
         };
-        self.observed.retain(|(r, _)| *r != reporter);
+        let prefix = Prefix::of(reporter.ip());
+        self.observed.retain(|(r, _)| *r != prefix);
         if self.observed.len() >= OBSERVERS {
             self.observed.pop_back();
         }
-        self.observed.push_front((reporter, to));
+        self.observed.push_front((prefix, to));
         // The address most reporters agree on.
         let mut best: Option<(SocketAddr, usize)> = None;
         for (_, addr) in &self.observed {
@@ -752,8 +632,28 @@ impl Node {
         self.check_every = (self.check_every * 2).min(CHECK_MAX);
     }
 
-    /// `id` at `from` was seen alive: into the table, or ping the oldest
-    /// of its full bucket.
+    /// A request claimed `id` at `from`: a request proves nothing (its
+    /// source may be forged), so a node not in the table gets a ping, and
+    /// enters the table only if it answers (in [`Node::on_answer`]). At
+    /// most [`VERIFY_PER_SECOND`] such pings, and one per address per
+    /// generation of the set of addresses asked.
+    fn verify_later(&mut self, now: Instant, id: NodeId, from: SocketAddr) {
+        let known = self
+            .table
+            .closest(&id, 1)
+            .first()
+            .is_some_and(|(n, _)| *n == id);
+        if known || Some(id) == self.claimed || self.verifying.contains(&from) {
+            return;
+        }
+        if self.verify_budget.take(now, 1.0) {
+            self.verifying.insert(from);
+            self.send_request(now, from, Body::Ping(Ping {}), Purpose::Quiet);
+        }
+    }
+
+    /// `id` at `from` answered a request of ours: into the table, or ping
+    /// the oldest of its full bucket.
     pub(crate) fn seen(&mut self, now: Instant, id: NodeId, from: SocketAddr) {
         if Some(id) == self.claimed {
             return;
@@ -779,14 +679,14 @@ impl Node {
         }
     }
 
-    fn on_answer(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        tid: u32,
-        claimed: Option<NodeId>,
-        result: Result<Reply, ErrorCode>,
-    ) {
+    fn on_answer(&mut self, now: Instant, header: Answered, result: Result<Reply, ErrorCode>) {
+        let Answered {
+            from,
+            tid,
+            claimed,
+            to,
+            relays,
+        } = header;
         // Only the address asked may answer (a spoofed answer is dropped).
         if self.pending.get(&tid).is_none_or(|p| p.to != from) {
             return;
@@ -795,6 +695,17 @@ impl Node {
             return;
         };
         self.validated.insert(from);
+        if result.is_ok() {
+            self.observe(now, from, to);
+        }
+        // A relay is only believed from a node with a bound id that has
+        // just answered us.
+        if relays && claimed.is_some() && !self.relays.contains(&from) {
+            if self.relays.len() >= RELAYS {
+                self.relays.pop_back();
+            }
+            self.relays.push_front(from);
+        }
         if let Ok(reply) = &result
             && !reply.token.is_empty()
         {

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout_at};
 
 use crate::codec::{
-    self, Datagram, KIND_PROBE, KIND_RELAY, address, session_datagram, socket_addr,
+    self, Datagram, KIND_PROBE, RelayMessage, address, session_datagram, socket_addr,
 };
 use crate::error::{Error, Result};
 use crate::messages::{Body, Holepunch, NatKind, Packet, Ping};
@@ -223,17 +223,26 @@ pub fn nat_of(holepunch: &Holepunch) -> NatKind {
     NatKind::try_from(holepunch.nat).unwrap_or(NatKind::Unknown)
 }
 
-/// Registers `socket` at `relay` for `session`, resending until the relay
-/// acknowledges.
+/// Registers `socket` at `relay` for `session`: a hello, the relay's
+/// cookie back to it (proving this address), then the acknowledgement;
+/// each step resent until answered (3 s in all).
 pub async fn register(socket: &UdpSocket, relay: SocketAddr, session: &[u8; 32]) -> Result<()> {
-    let datagram = session_datagram(KIND_RELAY, session);
     let mut buf = [0u8; 2048];
+    let mut sending = codec::relay_datagram(&RelayMessage::Hello(*session));
     for _ in 0..20 {
-        socket.send_to(&datagram, relay).await?;
+        socket.send_to(&sending, relay).await?;
         let until = Instant::now() + Duration::from_millis(150);
         while let Ok(Ok((len, from))) = timeout_at(until, socket.recv_from(&mut buf)).await {
-            if from == relay && buf.get(..len) == Some(datagram.as_slice()) {
-                return Ok(());
+            if from != relay {
+                continue;
+            }
+            match codec::decode(buf.get(..len).unwrap_or_default()) {
+                Ok(Datagram::Relay(RelayMessage::Cookie(s, cookie))) if s == *session => {
+                    sending = codec::relay_datagram(&RelayMessage::Cookie(s, cookie));
+                    socket.send_to(&sending, relay).await?;
+                }
+                Ok(Datagram::Relay(RelayMessage::Ack(s))) if s == *session => return Ok(()),
+                _ => {}
             }
         }
     }

@@ -10,7 +10,8 @@ use hyper_core::PublicKey;
 
 use crate::codec::{bytes32, socket_addr};
 use crate::id::NodeId;
-use crate::kbucket::K;
+use crate::kbucket::{K, MAX_PER_PREFIX};
+use crate::limits::Prefix;
 use crate::lookup::{Lookup, LookupState};
 use crate::messages::{
     Announce, Body, FindNode, ImmutableGet, ImmutablePut, Lookup as LookupRequest, MutableGet,
@@ -160,6 +161,8 @@ pub(crate) struct Query {
     target: [u8; 32],
     pub(crate) lookup: Lookup,
     addrs: HashMap<NodeId, SocketAddr>,
+    /// Candidates per capped prefix.
+    prefixes: HashMap<Prefix, usize>,
     tokens: HashMap<NodeId, Vec<u8>>,
     phase: Phase,
     outcome: QueryOutcome,
@@ -178,7 +181,20 @@ impl Node {
         if let QueryKind::Unannounce(_) = &kind {
             self.announced.withdrawn(&target);
         }
-        let seeds = self.seeds(&NodeId(target));
+        // At most MAX_PER_PREFIX candidates of one /24 or /64, seeds too.
+        let mut prefixes: HashMap<Prefix, usize> = HashMap::new();
+        let seeds: Vec<(NodeId, SocketAddr)> = self
+            .seeds(&NodeId(target))
+            .into_iter()
+            .filter(|(_, addr)| match Prefix::capped(addr.ip()) {
+                Some(prefix) => {
+                    let n = prefixes.entry(prefix).or_insert(0);
+                    *n += 1;
+                    *n <= MAX_PER_PREFIX
+                }
+                None => true,
+            })
+            .collect();
         let lookup = Lookup::new(NodeId(target), seeds.iter().map(|(n, _)| *n), WALK_TIMEOUT);
         let outcome = self.held_here(&kind, target);
         let found = outcome.records.clone();
@@ -187,6 +203,7 @@ impl Node {
             target,
             lookup,
             addrs: seeds.into_iter().collect(),
+            prefixes,
             tokens: HashMap::new(),
             phase: Phase::Walking,
             outcome,
@@ -357,7 +374,19 @@ impl Node {
             if nid != NodeId::for_address(addr) || Some(nid) == local {
                 continue;
             }
-            query.addrs.entry(nid).or_insert(addr);
+            // At most MAX_PER_PREFIX candidates of one /24 or /64.
+            if query.addrs.contains_key(&nid) {
+                closer.push(nid);
+                continue;
+            }
+            if let Some(prefix) = Prefix::capped(addr.ip()) {
+                let n = query.prefixes.entry(prefix).or_insert(0);
+                if *n >= MAX_PER_PREFIX {
+                    continue;
+                }
+                *n += 1;
+            }
+            query.addrs.insert(nid, addr);
             closer.push(nid);
         }
         query.lookup.on_success(&node, closer);

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::limits::Prefix;
 use crate::messages::{ErrorCode, MutableValue, SignedRecord};
 
 /// Storage bounds of one node.
@@ -22,6 +23,9 @@ pub struct Limits {
     pub max_value_bytes: usize,
     /// Entries (records and values) one source IP may have stored at once.
     pub max_per_source: usize,
+    /// Records of one topic from one source /24 or /64 at most (sources on
+    /// local networks exempt).
+    pub max_per_source_per_topic: usize,
     /// How long a record or value lives without being stored again.
     pub ttl: Duration,
 }
@@ -34,6 +38,7 @@ impl Default for Limits {
             max_values: 16_384,
             max_value_bytes: 1000,
             max_per_source: 256,
+            max_per_source_per_topic: 4,
             ttl: Duration::from_secs(20 * 60),
         }
     }
@@ -47,7 +52,33 @@ struct StoredRecord {
     signed: SignedRecord,
     /// Where the announce came from: connect requests are passed there.
     from: SocketAddr,
+    /// When it first arrived (refreshes keep it): the order of answers and
+    /// of eviction, which a timestamp the announcer chose cannot change.
+    arrived: Instant,
     expires: Instant,
+}
+
+/// Who a record came from, for fair shares in a topic: its /24 or /64,
+/// or on a local network its IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Source {
+    Prefix(Prefix),
+    Local(IpAddr),
+}
+
+impl Source {
+    fn of(addr: SocketAddr) -> Source {
+        match Prefix::capped(addr.ip()) {
+            Some(prefix) => Source::Prefix(prefix),
+            None => Source::Local(addr.ip()),
+        }
+    }
+}
+
+impl StoredRecord {
+    fn source(&self) -> Source {
+        Source::of(self.from)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +96,9 @@ pub struct Records {
     mutable: HashMap<[u8; 32], StoredValue<MutableValue>>,
     immutable: HashMap<[u8; 32], StoredValue<Vec<u8>>>,
     per_source: HashMap<IpAddr, usize>,
+    /// Unannounced (topic, key): records up to this timestamp stay gone
+    /// until the time given.
+    tombstones: HashMap<([u8; 32], [u8; 32]), (u64, Instant)>,
 }
 
 impl Records {
@@ -101,7 +135,12 @@ impl Records {
 
     /// Stores (or refreshes) `public_key`'s record for `topic`, announced
     /// from `from`. An older record than the stored one is ignored, and so
-    /// is the same record from another address.
+    /// is the same record from another address; one no newer than an
+    /// unannounce of it is refused ([`ErrorCode::SeqTooLow`]). One source
+    /// prefix holds at most [`Limits::max_per_source_per_topic`] records of
+    /// a topic. A full topic keeps its earliest arrivals: a newcomer gets
+    /// in only if its source has fewer records there than the largest
+    /// share, whose latest arrival then makes room.
     pub fn announce(
         &mut self,
         now: Instant,
@@ -112,6 +151,13 @@ impl Records {
         from: SocketAddr,
     ) -> Result<(), ErrorCode> {
         let expires = now + self.limits.ttl;
+        if self
+            .tombstones
+            .get(&(topic, public_key))
+            .is_some_and(|(gone, until)| timestamp <= *gone && *until > now)
+        {
+            return Err(ErrorCode::SeqTooLow);
+        }
         if let Some(stored) = self
             .topics
             .get_mut(&topic)
@@ -130,6 +176,7 @@ impl Records {
                     timestamp,
                     signed,
                     from,
+                    arrived: stored.arrived,
                     expires,
                 };
                 if old_source != new_source {
@@ -144,33 +191,57 @@ impl Records {
         if !self.topics.contains_key(&topic) && self.topics.len() >= self.limits.max_topics {
             return Err(ErrorCode::Limited);
         }
+        let source = Source::of(from);
+        let list = self.topics.get(&topic).map_or(&[][..], Vec::as_slice);
+        let mine = list.iter().filter(|r| r.source() == source).count();
+        if matches!(source, Source::Prefix(_)) && mine >= self.limits.max_per_source_per_topic {
+            return Err(ErrorCode::Limited);
+        }
+        let full = list.len() >= self.limits.max_records_per_topic;
+        if full && largest_share(list) <= mine {
+            // Full, and this source already has as many as any other.
+            return Err(ErrorCode::Limited);
+        }
         self.charge(from.ip())?;
-        let max = self.limits.max_records_per_topic;
+        let list = self.topics.entry(topic).or_default();
+        if full && let Some(gone) = evict(list) {
+            self.refund(gone.from.ip());
+        }
         let list = self.topics.entry(topic).or_default();
         list.push(StoredRecord {
             public_key,
             timestamp,
             signed,
             from,
+            arrived: now,
             expires,
         });
-        if list.len() > max {
-            // Drop the oldest announcement.
-            let oldest = list
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, r)| r.timestamp)
-                .map(|(i, _)| i)
-                .unwrap_or(0);
-            let gone = list.swap_remove(oldest);
-            self.refund(gone.from.ip());
-        }
         Ok(())
     }
 
     /// Removes `public_key`'s record for `topic` if it is older than
-    /// `timestamp`; whether one was removed.
-    pub fn unannounce(&mut self, topic: &[u8; 32], public_key: &[u8; 32], timestamp: u64) -> bool {
+    /// `timestamp`, and keeps a tombstone until the record would have
+    /// expired, so a replay of it cannot bring it back; whether one was
+    /// removed.
+    pub fn unannounce(
+        &mut self,
+        now: Instant,
+        topic: &[u8; 32],
+        public_key: &[u8; 32],
+        timestamp: u64,
+    ) -> bool {
+        let key = (*topic, *public_key);
+        let newer = self
+            .tombstones
+            .get(&key)
+            .is_none_or(|(t, _)| *t < timestamp);
+        if newer
+            && (self.tombstones.len() < self.limits.max_topics
+                || self.tombstones.contains_key(&key))
+        {
+            self.tombstones
+                .insert(key, (timestamp, now + self.limits.ttl));
+        }
         let Some(list) = self.topics.get_mut(topic) else {
             return false;
         };
@@ -188,11 +259,26 @@ impl Records {
         true
     }
 
-    /// The records of `topic`, newest first.
+    /// The records of `topic` in the order they first arrived, taking
+    /// one from each source prefix in turn (so one source cannot fill an
+    /// answer).
     pub fn lookup(&self, topic: &[u8; 32]) -> Vec<SignedRecord> {
         let mut list: Vec<&StoredRecord> = self.topics.get(topic).into_iter().flatten().collect();
-        list.sort_by_key(|r| std::cmp::Reverse(r.timestamp));
-        list.into_iter().map(|r| r.signed.clone()).collect()
+        list.sort_by_key(|r| r.arrived);
+        let mut rank: HashMap<Source, usize> = HashMap::new();
+        let mut ranked: Vec<(usize, Instant, &StoredRecord)> = list
+            .into_iter()
+            .map(|r| {
+                let n = rank.entry(r.source()).or_insert(0);
+                *n += 1;
+                (*n, r.arrived, r)
+            })
+            .collect();
+        ranked.sort_by_key(|(n, arrived, _)| (*n, *arrived));
+        ranked
+            .into_iter()
+            .map(|(_, _, r)| r.signed.clone())
+            .collect()
     }
 
     /// Where `public_key` announced `topic` from.
@@ -300,6 +386,7 @@ impl Records {
 
     /// Drops everything whose time is up.
     pub fn expire(&mut self, now: Instant) {
+        self.tombstones.retain(|_, (_, until)| *until > now);
         let mut refunds = Vec::new();
         self.topics.retain(|_, list| {
             list.retain(|r| {
@@ -329,6 +416,32 @@ impl Records {
             self.refund(source);
         }
     }
+}
+
+/// The most records one source has in `list`.
+fn largest_share(list: &[StoredRecord]) -> usize {
+    let mut counts: HashMap<Source, usize> = HashMap::new();
+    for r in list {
+        *counts.entry(r.source()).or_insert(0) += 1;
+    }
+    counts.values().copied().max().unwrap_or(0)
+}
+
+/// Takes out the record that makes room in a full topic: the latest
+/// arrival among the sources with the largest share.
+fn evict(list: &mut Vec<StoredRecord>) -> Option<StoredRecord> {
+    let mut counts: HashMap<Source, usize> = HashMap::new();
+    for r in list.iter() {
+        *counts.entry(r.source()).or_insert(0) += 1;
+    }
+    let most = counts.values().copied().max()?;
+    let pos = list
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| counts.get(&r.source()) == Some(&most))
+        .max_by_key(|(_, r)| r.arrived)
+        .map(|(i, _)| i)?;
+    Some(list.swap_remove(pos))
 }
 
 #[cfg(test)]
@@ -369,12 +482,21 @@ mod tests {
             .expect("ignored");
         assert_eq!(records.announcer(&topic, &[2; 32]), Some(addr(1, 2)));
         assert!(
-            !records.unannounce(&topic, &[2; 32], 19),
+            !records.unannounce(now, &topic, &[2; 32], 19),
             "a stale unannounce"
         );
-        assert!(records.unannounce(&topic, &[2; 32], 20));
+        assert!(records.unannounce(now, &topic, &[2; 32], 20));
         assert_eq!(records.len(), 0);
         assert!(records.per_source.is_empty(), "every charge refunded");
+        // The tombstone keeps a replay out; a newer record gets in.
+        assert_eq!(
+            records.announce(now, topic, [2; 32], 20, signed(3), addr(1, 2)),
+            Err(ErrorCode::SeqTooLow)
+        );
+        records
+            .announce(now, topic, [2; 32], 21, signed(4), addr(1, 2))
+            .expect("newer");
+        assert_eq!(records.lookup(&topic), vec![signed(4)]);
     }
 
     #[test]
@@ -404,22 +526,88 @@ mod tests {
             .expect("another source");
     }
 
+    fn global(host: u8, net: u8) -> SocketAddr {
+        SocketAddr::from(([203, 0, net, host], 4000))
+    }
+
     #[test]
-    fn topics_keep_the_newest_records_and_everything_expires() {
-        let now = Instant::now();
+    fn future_timestamps_evict_no_honest_record_and_sources_are_capped() {
+        let start = Instant::now();
+        let limits = Limits {
+            max_records_per_topic: 8,
+            max_per_source_per_topic: 3,
+            ..Limits::default()
+        };
+        let mut records = Records::new(limits);
+        let at = |n: u64| start + Duration::from_millis(n);
+        // Four honest records from four /24s...
+        for i in 0..4u8 {
+            records
+                .announce(
+                    at(u64::from(i)),
+                    [0; 32],
+                    [i; 32],
+                    10,
+                    signed(i),
+                    global(1, i),
+                )
+                .expect("stored");
+        }
+        // ... then a flood far in the future from one /24, and from four
+        // more /24s: the cap per source, then eviction from the largest.
+        let mut refused = 0;
+        for i in 10..40u8 {
+            let net = 100 + (i % 5);
+            if records
+                .announce(
+                    at(u64::from(i)),
+                    [0; 32],
+                    [i; 32],
+                    u64::MAX,
+                    signed(i),
+                    global(i, net),
+                )
+                .is_err()
+            {
+                refused += 1;
+            }
+        }
+        assert!(refused >= 15, "{refused} refused");
+        let kept = records.lookup(&[0; 32]);
+        assert_eq!(kept.len(), 8);
+        for i in 0..4u8 {
+            assert!(kept.contains(&signed(i)), "honest record {i} kept");
+        }
+        // Answers take one per source in turn, oldest arrival first.
+        assert_eq!(&kept[..4], &[signed(0), signed(1), signed(2), signed(3)]);
+    }
+
+    #[test]
+    fn topics_keep_the_earliest_arrivals_and_everything_expires() {
+        let start = Instant::now();
+        let now = start + Duration::from_secs(1);
         let limits = Limits {
             max_records_per_topic: 3,
             ..Limits::default()
         };
         let mut records = Records::new(limits);
         for i in 0..6u8 {
+            let at = start + Duration::from_millis(u64::from(i));
             records
-                .announce(now, [0; 32], [i; 32], u64::from(i), signed(i), addr(i, 1))
+                .announce(
+                    at,
+                    [0; 32],
+                    [i; 32],
+                    u64::from(6 - i),
+                    signed(i),
+                    addr(i, 1),
+                )
                 .expect("stored");
         }
+        // The earliest stay; newcomers take turns in the last place.
         assert_eq!(
             records.lookup(&[0; 32]),
-            vec![signed(5), signed(4), signed(3)]
+            vec![signed(0), signed(1), signed(5)]
         );
         records
             .put_immutable(now, [1; 32], vec![1, 2], addr(1, 1).ip())

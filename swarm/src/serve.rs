@@ -2,12 +2,14 @@
 //! a token this node gave the same address, and a valid signature; every
 //! answer fits one datagram.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use crate::codec::{address, bytes32, socket_addr};
 use crate::id::NodeId;
-use crate::kbucket::K;
+use crate::kbucket::{K, MAX_PER_PREFIX};
+use crate::limits::Prefix;
 use prost::Message as _;
 
 use crate::messages::{
@@ -17,6 +19,10 @@ use crate::node::{ConnectToken, Event, Node, Purpose};
 use crate::signing::{
     immutable_target, mutable_target, verify_mutable, verify_record, verify_unannounce,
 };
+
+/// How far ahead of this node's clock a record's timestamp may be (and
+/// how far past its lifetime), in milliseconds.
+pub const MAX_CLOCK_SKEW_MS: u64 = 10 * 60 * 1000;
 
 /// Addresses one hole punch probes at most.
 pub const MAX_PUNCH_TARGETS: usize = 2;
@@ -72,9 +78,20 @@ impl Node {
         let Some(target) = bytes32(target) else {
             return Vec::new();
         };
+        // At most MAX_PER_PREFIX of one /24 or /64 among the answers.
+        let mut per_prefix: HashMap<Prefix, usize> = HashMap::new();
         self.table
-            .closest(&NodeId(target), K)
+            .closest(&NodeId(target), 4 * K)
             .into_iter()
+            .filter(|(_, at)| match Prefix::capped(at.ip()) {
+                Some(prefix) => {
+                    let n = per_prefix.entry(prefix).or_insert(0);
+                    *n += 1;
+                    *n <= MAX_PER_PREFIX
+                }
+                None => true,
+            })
+            .take(K)
             .map(|(id, at)| NodeInfo {
                 id: id.0.to_vec(),
                 address: Some(address(at)),
@@ -157,7 +174,8 @@ impl Node {
                 } else {
                     match (bytes32(&request.topic), bytes32(&request.public_key)) {
                         (Some(topic), Some(key)) => {
-                            self.records.unannounce(&topic, &key, request.timestamp);
+                            self.records
+                                .unannounce(now, &topic, &key, request.timestamp);
                             Ok(())
                         }
                         _ => Err(ErrorCode::Invalid),
@@ -300,6 +318,29 @@ impl Node {
             return Err(ErrorCode::Invalid);
         }
         let (record, key) = verify_record(&topic, &signed).ok_or(ErrorCode::BadSignature)?;
+        // The timestamp is signed: one far ahead of the clock could never
+        // be replaced or unannounced, one past its lifetime is a replay.
+        if let Some(clock) = self.unix_ms(now)
+            && (record.timestamp > clock.saturating_add(MAX_CLOCK_SKEW_MS)
+                || record
+                    .timestamp
+                    .saturating_add(self.records.limits().ttl.as_millis() as u64)
+                    < clock.saturating_sub(MAX_CLOCK_SKEW_MS))
+        {
+            return Err(ErrorCode::Invalid);
+        }
+        // The addresses are signed too: a record that names them is only
+        // stored from one of their IPs, so a captured record replayed from
+        // elsewhere cannot take over where connects go.
+        let named: Vec<IpAddr> = record
+            .addresses
+            .iter()
+            .filter_map(socket_addr)
+            .map(|a| crate::limits::canonical(a.ip()))
+            .collect();
+        if !named.is_empty() && !named.contains(&crate::limits::canonical(from.ip())) {
+            return Err(ErrorCode::Invalid);
+        }
         self.records
             .announce(now, topic, key.0, record.timestamp, signed, from)
     }

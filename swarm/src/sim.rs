@@ -32,6 +32,14 @@ impl Default for SimConfig {
     }
 }
 
+/// A hostile node's behaviour: given the time, the sender and a datagram
+/// that reached it, the datagrams it sends (destination, bytes), with any
+/// source it likes (forged sources are the first element's `from`).
+pub type Hostile = Box<dyn FnMut(Instant, SocketAddr, &[u8]) -> Vec<Forged>>;
+
+/// A datagram a hostile node sends: from (forged or its own), to, bytes.
+pub type Forged = (SocketAddr, SocketAddr, Vec<u8>);
+
 struct Datagram {
     from: SocketAddr,
     to: SocketAddr,
@@ -54,6 +62,10 @@ pub struct Sim {
     events: HashMap<SocketAddr, Vec<Event>>,
     /// Datagrams sent to addresses with no node, by address.
     unrouted: HashMap<SocketAddr, u64>,
+    /// Bytes sent to addresses with no node, by address.
+    unrouted_bytes: HashMap<SocketAddr, u64>,
+    /// Hostile nodes by address.
+    hostile: HashMap<SocketAddr, Hostile>,
     /// Datagrams delivered so far.
     pub delivered: u64,
 }
@@ -118,6 +130,8 @@ impl Sim {
             natted: HashMap::new(),
             events: HashMap::new(),
             unrouted: HashMap::new(),
+            unrouted_bytes: HashMap::new(),
+            hostile: HashMap::new(),
             delivered: 0,
         }
     }
@@ -144,22 +158,48 @@ impl Sim {
     /// left to run for `settle` (past 5 minutes, every table has been
     /// refreshed once, as in a network that has been running).
     pub fn public_network(config: SimConfig, n: usize, settle: Duration) -> Sim {
+        let addresses: Vec<SocketAddr> = (0..n).map(Sim::address).collect();
+        Sim::network_at(config, &addresses, settle)
+    }
+
+    /// As [`Sim::public_network`], with public nodes at `addresses` (the
+    /// first is the bootstrap node).
+    pub fn network_at(config: SimConfig, addresses: &[SocketAddr], settle: Duration) -> Sim {
         let mut sim = Sim::new(config);
-        for i in 0..n {
+        let first = addresses.first().copied();
+        for addr in addresses {
             let config = Config {
-                bootstrap: if i == 0 {
-                    Vec::new()
-                } else {
-                    vec![Sim::address(0)]
-                },
+                bootstrap: first.filter(|f| f != addr).into_iter().collect(),
                 reachability: Reachability::Public,
                 ..Config::default()
             };
-            sim.add(Sim::address(i), config, false);
+            sim.add(*addr, config, false);
             sim.run_for(Duration::from_millis(20));
         }
         sim.run_for(settle);
         sim
+    }
+
+    /// The `n`th host with a global address, each in its own /24
+    /// (20.0.0.1, 20.0.1.1, ...): the caps per prefix apply to them.
+    pub fn global_address(n: usize) -> SocketAddr {
+        let n = u32::try_from(n).unwrap_or(u32::MAX) & 0xffff;
+        SocketAddr::from((Ipv4Addr::from(0x1400_0001 + (n << 8)), 4000))
+    }
+
+    /// Adds a hostile node at `addr`: what reaches it goes to `behaviour`,
+    /// which sends what it likes from any source.
+    pub fn add_hostile(&mut self, addr: SocketAddr, behaviour: Hostile) {
+        self.hostile.insert(addr, behaviour);
+    }
+
+    /// Sends what a hostile node wants sent, as if it arrived after one
+    /// latency.
+    pub fn forge(&mut self, datagrams: Vec<Forged>) {
+        let (low, _) = self.config.latency;
+        for (from, to, bytes) in datagrams {
+            self.send(from, to, bytes, low);
+        }
     }
 
     /// The virtual time now.
@@ -170,6 +210,12 @@ impl Sim {
     /// Virtual time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
+    }
+
+    /// The virtual wall clock nodes are given: the simulation starts at
+    /// the Unix epoch.
+    pub fn unix_ms(&self) -> u64 {
+        u64::try_from(self.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The address of the `n`th simulated host.
@@ -189,6 +235,7 @@ impl Sim {
         }
         let seed = self.random_bytes();
         let mut node = Node::new(config, self.now, seed);
+        node.set_clock(self.now, self.unix_ms());
         let id = node.bootstrap(self.now);
         self.nodes.insert(addr, node);
         self.flush(addr);
@@ -256,6 +303,11 @@ impl Sim {
     /// Datagrams that arrived for `addr`, which is not a node.
     pub fn answers_to(&self, addr: &SocketAddr) -> u64 {
         self.unrouted.get(addr).copied().unwrap_or(0)
+    }
+
+    /// Bytes that arrived for `addr`, which is not a node.
+    pub fn bytes_to(&self, addr: &SocketAddr) -> u64 {
+        self.unrouted_bytes.get(addr).copied().unwrap_or(0)
     }
 
     /// Events the node at `addr` produced so far (taken).
@@ -335,13 +387,22 @@ impl Sim {
             if blocked {
                 return true;
             }
+            if let Some(behaviour) = self.hostile.get_mut(&d.to) {
+                let out = behaviour(self.now, d.from, &d.bytes);
+                self.delivered += 1;
+                self.forge(out);
+                return true;
+            }
             match self.nodes.get_mut(&d.to) {
                 Some(node) => {
                     node.handle_packet(self.now, d.from, &d.bytes);
                     self.delivered += 1;
                     self.flush(d.to);
                 }
-                None => *self.unrouted.entry(d.to).or_insert(0) += 1,
+                None => {
+                    *self.unrouted.entry(d.to).or_insert(0) += 1;
+                    *self.unrouted_bytes.entry(d.to).or_insert(0) += d.bytes.len() as u64;
+                }
             }
         } else {
             let Some(Reverse((at, addr))) = self.timers.pop() else {

@@ -62,10 +62,10 @@ pub use session::{
     Connection, CoreStats, DownloadRange, ExtensionMessage, PeerStats, Replication,
     ReplicationOptions, Resources,
 };
+pub use source::ReplicatedSource;
 pub use stream::{
     EncryptedStream, IDENTITY_CONTEXT, MessageReader, MessageWriter, NOISE_PARAMS, identity_payload,
 };
-pub use source::ReplicatedSource;
 pub use transport::{
     ServeEvent, connect_memory, connect_tcp, listen_tcp, memory_pair, serve_tcp, serve_tcp_with,
 };

@@ -50,6 +50,9 @@ pub type Announcement = ([u8; 32], SocketAddr);
 pub struct Victim {
     /// Where they listen.
     pub addresses: Vec<SocketAddr>,
+    /// Clones of the sockets, to send from the victims' addresses (as an
+    /// attacker forging them would).
+    clones: Vec<std::net::UdpSocket>,
     bytes: Arc<AtomicU64>,
     datagrams: Arc<AtomicU64>,
 }
@@ -60,8 +63,12 @@ impl Victim {
         let bytes = Arc::new(AtomicU64::new(0));
         let datagrams = Arc::new(AtomicU64::new(0));
         let mut addresses = Vec::new();
+        let mut clones = Vec::new();
         for _ in 0..ports {
-            let socket = bind(ip).await;
+            let std = std::net::UdpSocket::bind(SocketAddr::from((ip, 0))).expect("bind");
+            std.set_nonblocking(true).expect("nonblocking");
+            clones.push(std.try_clone().expect("clone"));
+            let socket = UdpSocket::from_std(std).expect("tokio socket");
             addresses.push(socket.local_addr().expect("addr"));
             let (bytes, datagrams) = (bytes.clone(), datagrams.clone());
             tokio::spawn(async move {
@@ -74,9 +81,22 @@ impl Victim {
         }
         Victim {
             addresses,
+            clones,
             bytes,
             datagrams,
         }
+    }
+
+    /// A socket sending from the `i`th victim's address: packets with a
+    /// forged source, whose answers the victim receives (and counts).
+    pub fn forger(&self, i: usize) -> UdpSocket {
+        let std = self
+            .clones
+            .get(i)
+            .expect("a victim socket")
+            .try_clone()
+            .expect("clone");
+        UdpSocket::from_std(std).expect("tokio socket")
     }
 
     /// Bytes received so far.
