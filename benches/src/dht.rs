@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use hyper_core::KeyPair;
-use hyper_swarm::messages::{FindNode, Lookup, Packet, Ping};
+use hyper_swarm::messages::{FindNode, Lookup, Packet, Ping, Reply};
 use hyper_swarm::sim::{Sim, SimConfig};
 use hyper_swarm::{
     Body, Config, K, Node, NodeId, PeerRecord, QueryKind, RateLimit, Reachability, encode_packet,
@@ -180,7 +180,19 @@ pub fn requests(scale: u64) -> Result<()> {
             }),
         );
         node.handle_packet(now, from, &find);
-        while node.poll_transmit().is_some() {}
+        // A requester enters the table once it answers the node's ping.
+        while let Some(t) = node.poll_transmit() {
+            let Some(ping) = t
+                .bytes
+                .get(1..)
+                .and_then(|b| <Packet as prost::Message>::decode(b).ok())
+                .filter(|p| matches!(p.body, Some(Body::Ping(_))))
+            else {
+                continue;
+            };
+            let pong = packet(ping.tid, t.to, Body::Reply(Reply::default()));
+            node.handle_packet(now, t.to, &pong);
+        }
         introduced += 1;
     }
     if node.table_len() != TABLE {

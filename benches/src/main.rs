@@ -72,8 +72,7 @@ fn main() -> ExitCode {
             "S3" => nat::connect(scale),
             "W8" => {
                 eprintln!(
-                    "hyper-bench: {id} needs a crate that does not exist yet \
-                     (W8 autobase); runnable: {}",
+                    "hyper-bench: {id} (autobase) is not in hyper-bench yet; runnable: {}",
                     RUNNABLE.join(" ") + " S3"
                 );
                 return ExitCode::FAILURE;

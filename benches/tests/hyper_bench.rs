@@ -109,10 +109,10 @@ fn prints_one_json_line_per_workload_and_durability() {
 
 #[test]
 fn refuses_what_it_cannot_run() {
-    let out = bench(&["W7"]);
+    let out = bench(&["W8"]);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3 W4 W5 W6 S1 S2"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3 W4 W5 W6 W7 S1 S2"));
     assert_eq!(bench(&["W9"]).status.code(), Some(2));
 }
 

@@ -26,13 +26,18 @@ pub enum DriveCommand {
     /// Write FILE (or stdin, `-` or none) to PATH; a name creates the drive
     /// on first use.
     Put {
+        /// The drive: its key (64 hex characters) or the name it was created with.
         drive: String,
+        /// The path in the drive (`/`-separated, from its root).
         path: String,
+        /// The local file to read [default: stdin; `-` too].
         file: Option<String>,
     },
     /// List a folder (folders end with '/'), or with -r every file below it.
     Ls {
+        /// The drive: its key (64 hex characters) or the name it was created with.
         drive: String,
+        /// The path in the drive (`/`-separated, from its root).
         #[arg(default_value = "/")]
         path: String,
         /// Every file and symlink of the subtree.
@@ -47,7 +52,9 @@ pub enum DriveCommand {
     },
     /// Write a file (or bytes START..END of it, half-open) to stdout.
     Cat {
+        /// The drive: its key (64 hex characters) or the name it was created with.
         drive: String,
+        /// The path in the drive (`/`-separated, from its root).
         path: String,
         /// First byte.
         #[arg(long, default_value_t = 0)]
@@ -60,13 +67,17 @@ pub enum DriveCommand {
     },
     /// Remove a file or symlink; with -r, everything below a folder too.
     Rm {
+        /// The drive: its key (64 hex characters) or the name it was created with.
         drive: String,
+        /// The path in the drive (`/`-separated, from its root).
         path: String,
+        /// Remove a folder and everything below it.
         #[arg(short, long)]
         recursive: bool,
     },
     /// Key, blobs key, version, files, bytes, blocks (stored here), writable.
     Info {
+        /// The drive: its key (64 hex characters) or the name it was created with.
         drive: String,
         /// One JSON object.
         #[arg(long)]
@@ -76,7 +87,9 @@ pub enum DriveCommand {
     },
     /// What changed since VERSION: "add|change|remove PATH" per line.
     Diff {
+        /// The drive: its key (64 hex characters) or the name it was created with.
         drive: String,
+        /// The version to compare with.
         since: u64,
         /// One JSON object per line: op, path, size.
         #[arg(long)]
@@ -85,7 +98,9 @@ pub enum DriveCommand {
     /// Mirror SRC onto DST; each is a folder or a drive key or name (a path
     /// with '/' or starting with '.' is always a folder).
     Mirror {
+        /// Where to copy from: a folder, or a drive (key or name).
         src: String,
+        /// Where to copy to: a folder, or a drive (key or name).
         dst: String,
         /// Report what would change; write nothing.
         #[arg(long)]
@@ -112,6 +127,7 @@ pub enum DriveCommand {
     /// and byte ranges, folder listings, index.html; with --connect, each
     /// file fetched from the peer when asked for.
     Serve {
+        /// The drive: its key (64 hex characters) or the name it was created with.
         drive: String,
         /// Address to serve HTTP on (port 0 picks one).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -121,6 +137,7 @@ pub enum DriveCommand {
     },
     /// Serve both cores of the drive to peers until stopped (as `seed`).
     Seed {
+        /// The drive: its key (64 hex characters) or the name it was created with.
         drive: String,
         /// TCP address to serve on (port 0 picks one).
         #[arg(long, value_name = "ADDR")]

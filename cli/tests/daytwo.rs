@@ -197,7 +197,7 @@ fn clear_and_purge_free_space() {
     assert!(disk(&info) < before - 290_000, "{before} -> {info}");
     assert_eq!(field(&info, "blocks stored:"), "100");
     let e = err(run(dir.path(), &["core", "get", &key, "10"], b""));
-    assert!(e.contains("not stored locally"), "{e}");
+    assert!(e.contains("is not stored here"), "{e}");
 
     let out = ok(run(dir.path(), &["core", "purge", &key], b""));
     let sizes: Vec<u64> = out

@@ -68,7 +68,7 @@ fn seed_and_clone_with_no_flags_find_each_other_on_this_machine() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("no peer serving this core was found"),
+        stderr.contains("was found on the local network or through the DHT"),
         "{stderr}"
     );
 
@@ -145,7 +145,7 @@ fn one_segment_finds_the_seeder_and_another_segment_does_not() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("no peer serving this core was found"),
+        stderr.contains("was found on the local network or through the DHT"),
         "{stderr}"
     );
 }
