@@ -129,7 +129,7 @@ fn source(i: u64) -> SocketAddr {
 pub fn requests(scale: u64) -> Result<()> {
     let count = (REQUESTS / scale).max(1000);
     let me: SocketAddr = "10.9.9.9:4000".parse()?;
-    let now = Instant::now();
+    let mut now = Instant::now();
     let config = Config {
         reachability: Reachability::Public,
         public_address: Some(me),
@@ -163,7 +163,8 @@ pub fn requests(scale: u64) -> Result<()> {
             break;
         }
         let [_, a, b, c] = i.to_be_bytes();
-        let from = SocketAddr::from(([10, a.wrapping_add(1), b, c], 4000));
+        // One node per /24 (a table keeps at most two of one /24 per bucket).
+        let from = SocketAddr::from(([10, a.wrapping_add(1), c, b], 4000));
         let id = NodeId::for_address(from);
         let Some(bucket) = local.distance(&id).bucket() else {
             continue;
@@ -172,6 +173,8 @@ pub fn requests(scale: u64) -> Result<()> {
             continue;
         };
         *n += 1;
+        // The node pings at most 50 requesters a second to verify them.
+        now += Duration::from_millis(20);
         let find = packet(
             introduced,
             from,

@@ -21,7 +21,7 @@ fn prints_one_json_line_per_workload_and_durability() {
     );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 11, "{stdout}");
+    assert_eq!(lines.len(), 12, "{stdout}");
     for (line, workload, fields) in [
         (
             lines[0],
@@ -78,6 +78,15 @@ fn prints_one_json_line_per_workload_and_durability() {
         ),
         (
             lines[9],
+            "W7",
+            &[
+                "\"write_files_per_sec\":",
+                "\"read_mb_per_sec\":",
+                "\"replicate_mb_per_sec\":",
+            ][..],
+        ),
+        (
+            lines[10],
             "S1",
             &[
                 "\"p50_ms\":",
@@ -87,7 +96,7 @@ fn prints_one_json_line_per_workload_and_durability() {
             ][..],
         ),
         (
-            lines[10],
+            lines[11],
             "S2",
             &[
                 "\"cpu_ms_per_1000\":",
