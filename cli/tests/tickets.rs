@@ -168,7 +168,16 @@ fn a_ticket_from_a_dht_seeder_finds_it_through_the_dht() {
         None,
     ));
     let (_seeder, printed) = start(
-        &["--store", store_arg(&a), "seed", "d", "--bootstrap", &node],
+        // Not on the local network: the ticket's DHT nodes must find it.
+        &[
+            "--store",
+            store_arg(&a),
+            "seed",
+            "d",
+            "--bootstrap",
+            &node,
+            "--no-local",
+        ],
         "  on the other side",
     );
     let (ticket, _) = ticket(&printed);

@@ -91,7 +91,10 @@ async fn a_record_with_a_lan_address_is_dialled_over_the_lan() {
             wire_address(SocketAddr::from(([127, 0, 0, 1], port))),
             wire_address(SocketAddr::new(lan, port)),
         ],
-        timestamp: 1,
+        // Holders refuse timestamps far from their clock.
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
     };
     let signed = sign_record(&keys, &topic, &record);
     decoy
