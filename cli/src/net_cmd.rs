@@ -384,7 +384,8 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         }
     }
     runtime()?.block_on(async {
-        let identity = KeyPair::generate()?;
+        // One identity per store, across runs (peers may pin it).
+        let identity = store.identity();
         let replication = Replication::new(
             store.clone(),
             identity.clone(),

@@ -237,3 +237,37 @@ fn an_encrypted_writer_moves_and_keeps_refusing_plain_appends() {
     let args = keyed(&["core", "cat", &key], &secret);
     assert_eq!(ok(run(b.path(), &args, b"")), "onetwothree");
 }
+
+/// `seed` keeps one identity per store across runs; another store has
+/// another.
+#[test]
+fn seed_keeps_one_identity_per_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let identity = |store: &Path| {
+        let _ = run(store, &["core", "create", "--name", "x"], b"");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
+            .arg("--store")
+            .arg(store)
+            .args(["seed", "x", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("seed");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("identity ").map(str::to_string))
+            .expect("an identity line");
+        let _ = child.kill();
+        let _ = child.wait();
+        line
+    };
+    let a = dir.path().join("a");
+    let first = identity(&a);
+    assert_eq!(
+        identity(&a),
+        first,
+        "a second run of seed kept its identity"
+    );
+    assert_ne!(identity(&dir.path().join("b")), first);
+}

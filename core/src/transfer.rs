@@ -26,6 +26,18 @@ impl Store {
         StoreSeed::from_bytes(self.shared.seed)
     }
 
+    /// The store's network identity: an ed25519 key pair derived from its
+    /// secret seed (in a BLAKE3 domain of its own, so it is no named core's
+    /// key), the same every time the store is opened. A process serving the
+    /// store keeps one identity across runs; peers that pinned it still
+    /// recognise it.
+    pub fn identity(&self) -> KeyPair {
+        KeyPair::from_seed(blake3::derive_key(
+            "hyper-core 2026 store identity",
+            &self.shared.seed,
+        ))
+    }
+
     /// Opens the store in `dir`, creating it with `seed` if `dir` holds no
     /// store yet. A store that exists with another seed is
     /// [`Error::SeedMismatch`] (a seed cannot be changed under the cores
