@@ -16,8 +16,8 @@ use std::time::Duration;
 use clap::Subcommand;
 use hyper_autobase::{Apply, Base, Batch, Host, View};
 use hyper_bee::Bee;
-use hyper_core::{Core, CoreKey, KeyPair, Store};
-use hyper_wire::{DownloadRange, Replication, ReplicationOptions};
+use hyper_core::{Core, CoreKey, Store};
+use hyper_wire::{DownloadRange, Replication};
 use serde::Serialize;
 
 use crate::output::json_line;
@@ -534,15 +534,8 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
 /// each writer core the base reads, until a round adds no writer.
 fn sync(store: &Store, base: &str, addr: &str, timeout: Duration) -> Result<(), CliError> {
     let key = base.parse::<CoreKey>().ok();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let replication = Replication::new(
-            store.clone(),
-            KeyPair::generate()?,
-            ReplicationOptions::default(),
-        );
+    crate::net_cmd::runtime()?.block_on(async {
+        let replication = crate::net_cmd::reader(store)?;
         let first_key = match key {
             Some(k) => k,
             None => open_base(store, base)?.key(),

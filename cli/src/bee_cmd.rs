@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use hyper_bee::{Bee, Change, HistoryOptions, Item, Iter, RangeOptions, Stream};
-use hyper_core::{Core, KeyPair, Store};
-use hyper_wire::{ReplicatedSource, Replication, ReplicationOptions};
+use hyper_core::{Core, Store};
+use hyper_wire::ReplicatedSource;
 use serde::Serialize;
 
 use crate::core_cmd::{check_name, open_core};
@@ -449,15 +449,8 @@ fn read_remote<T>(
     read: impl AsyncFnOnce(Bee) -> Result<T, CliError>,
 ) -> Result<T, CliError> {
     let timeout = Duration::from_secs(remote.timeout);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let replication = Replication::new(
-            store.clone(),
-            KeyPair::generate()?,
-            ReplicationOptions::default(),
-        );
+    crate::net_cmd::runtime()?.block_on(async {
+        let replication = crate::net_cmd::reader(store)?;
         let source = ReplicatedSource::new(&replication, replica);
         let _connection = crate::net_cmd::connect_within(&replication, addr, timeout).await?;
         // The header first: it also brings the latest length.

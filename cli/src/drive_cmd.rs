@@ -7,12 +7,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use hyper_core::{CoreKey, KeyPair, Store};
+use hyper_core::{CoreKey, Store};
 use hyper_drive::fetch::ReplicationFetch;
 use hyper_drive::mirror::{self, MirrorOptions, Op, Plan, Side};
 use hyper_drive::{ChildKind, Drive, DrivePath, Entry, Fetch, FileMeta, Folder, Ignore, Kind};
-use hyper_wire::{Replication, ReplicationOptions, connect_tcp};
+use hyper_wire::connect_tcp;
 
+use crate::net_cmd::runtime;
 use crate::{CliError, Global};
 
 #[derive(Subcommand)]
@@ -179,12 +180,6 @@ fn writable_drive(store: &Store, name: &str) -> Result<Drive, CliError> {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
-}
-
 /// Runs `op` on the drive: the local one (at `--version`), or with
 /// `--connect`, a replica that fetches what `op` needs; `op` gets the fetch
 /// to bring blocks ahead (None when local).
@@ -208,11 +203,7 @@ fn with_drive<T>(
         .parse()
         .map_err(|_| CliError::BadKey(name.to_string()))?;
     runtime()?.block_on(async {
-        let replication = Replication::new(
-            store.clone(),
-            KeyPair::generate()?,
-            ReplicationOptions::default(),
-        );
+        let replication = crate::net_cmd::reader(store)?;
         replication.add_core(&store.replica(&key)?);
         let _connection = connect_tcp(&replication, addr.as_str()).await?;
         let fetch = ReplicationFetch::new(replication.clone(), Duration::from_secs(read.timeout));

@@ -102,13 +102,19 @@ pub(crate) fn parse_key(key: &str) -> Result<CoreKey, CliError> {
         .map_err(|_| CliError::BadKey(key.to_string()))
 }
 
-/// A replication with a fresh identity, serving `core`.
-fn replication_for(store: &Store, core: &Core) -> Result<Replication, CliError> {
-    let replication = Replication::new(
+/// A replication for reading from peers, with a fresh identity (a reader
+/// is not linked across runs).
+pub(crate) fn reader(store: &Store) -> Result<Replication, CliError> {
+    Ok(Replication::new(
         store.clone(),
         KeyPair::generate()?,
         ReplicationOptions::default(),
-    );
+    ))
+}
+
+/// A [`reader`] serving `core`.
+fn replication_for(store: &Store, core: &Core) -> Result<Replication, CliError> {
+    let replication = reader(store)?;
     replication.add_core(core);
     Ok(replication)
 }
