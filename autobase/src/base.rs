@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 use crate::linearizer::{Batch, Linearizer, Update};
 use crate::node::{Header, MAX_INDEXERS, Node};
 
+/// The most acks [`Base::ack_until_settled`] appends in one call.
+pub const MAX_ACKS: u32 = 16;
+
 /// The application's function from ordered batches to views. It must be a
 /// pure function of the batch and the views (read them through `view`):
 /// after a reorder the views are rolled back and the tail is applied again,
@@ -31,7 +34,7 @@ impl View<'_> {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, c)| c)
-            .ok_or(Error::NoSuchView)
+            .ok_or_else(|| Error::NoSuchView(name.to_string()))
     }
 
     /// Appends `block` to the view `name`.
@@ -105,8 +108,8 @@ struct Applied {
 /// A writer core being read into the linearizer.
 struct Writer {
     core: Core,
-    /// Nodes pushed so far (the core's blocks 1..=pushed).
-    pushed: u64,
+    /// Block 0 was checked to be a header for this base.
+    header_checked: bool,
     /// Why this writer's log is no longer read (it broke the rules).
     fault: Option<String>,
 }
@@ -295,6 +298,18 @@ impl<A: Apply> Base<A> {
         Ok(true)
     }
 
+    /// Acks as long as [`Base::ack`] says an ack moves finality on, at most
+    /// [`MAX_ACKS`] times (a lone indexer needs two or three to index its
+    /// own values; an indexer whose peers are offline stops after one).
+    /// Returns how many acks it appended.
+    pub fn ack_until_settled(&mut self, timer: bool) -> Result<u32> {
+        let mut acks = 0;
+        while acks < MAX_ACKS && self.ack(timer)? {
+            acks += 1;
+        }
+        Ok(acks)
+    }
+
     fn append_nodes(&mut self, values: Vec<Option<Vec<u8>>>) -> Result<Update> {
         let heads = self.lin.heads(&self.local.key());
         let n = values.len();
@@ -405,7 +420,7 @@ impl<A: Apply> Base<A> {
             key,
             Writer {
                 core,
-                pushed: 0,
+                header_checked: false,
                 fault: None,
             },
         );
@@ -422,24 +437,37 @@ impl<A: Apply> Base<A> {
         if w.fault.is_some() {
             return Ok(());
         }
-        if w.pushed == 0 && key != self.key {
+        if !w.header_checked {
             if !w.core.has(0)? {
                 return Ok(());
             }
-            if let Err(e) = check_writer_header(&w.core, &self.key) {
+            // The first writer's header was read at open.
+            if key != self.key
+                && let Err(e) = check_writer_header(&w.core, &self.key)
+            {
                 w.fault = Some(e.to_string());
                 return Ok(());
             }
+            w.header_checked = true;
         }
+        // Block 0 is the header: node n is block n.
+        let from = self.lin.pushed(&key) + 1;
         let length = w.core.info()?.length;
-        while w.pushed + 1 < length && w.core.has(w.pushed + 1)? {
-            let block = w.core.get(w.pushed + 1)?;
-            let pushed = Node::decode(&block).and_then(|node| self.lin.push(&key, node));
-            if let Err(e) = pushed {
+        if from >= length {
+            return Ok(());
+        }
+        // One read view for the run; nodes go in in order, up to the first
+        // block not stored here.
+        for block in w.core.blocks(from..length)? {
+            let block = match block {
+                Ok((_, block)) => block,
+                Err(hyper_core::Error::NotAvailable { .. }) => break,
+                Err(e) => return Err(e.into()),
+            };
+            if let Err(e) = Node::decode(&block).and_then(|node| self.lin.push(&key, node)) {
                 w.fault = Some(e.to_string());
-                return Ok(());
+                break;
             }
-            w.pushed += 1;
         }
         Ok(())
     }

@@ -30,8 +30,8 @@ pub enum Error {
     #[error("block 0 of base {0} is not stored here: replicate the base's first core first")]
     BaseHeaderMissing(String),
     /// `apply` named a view the base was not opened with.
-    #[error("no view of that name was opened")]
-    NoSuchView,
+    #[error("no view named '{0}' was opened with this base")]
+    NoSuchView(String),
     /// `remove_writer` named an indexer.
     #[error("an indexer cannot be removed (the indexer set is fixed when the base is created)")]
     IndexerRemoval,

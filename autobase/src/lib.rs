@@ -32,7 +32,7 @@ mod error;
 mod linearizer;
 mod node;
 
-pub use base::{Apply, Base, BaseInfo, Host, View, ViewInfo};
+pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, View, ViewInfo};
 pub use error::{Error, Result};
 pub use linearizer::{Batch, Linearizer, Update};
 pub use node::{Head, Header, MAX_BATCH, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL, VERSION};

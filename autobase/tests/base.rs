@@ -289,3 +289,44 @@ fn a_core_written_for_another_base_is_refused() {
     );
     assert!(!log(&t.bases[0]).iter().any(|l| l.ends_with(":wrong base")));
 }
+
+/// An application that writes to a view it was not opened with.
+struct Lost;
+
+impl Apply for Lost {
+    fn apply(&mut self, _: &Batch, view: &mut View<'_>, _: &mut Host<'_>) -> Result<()> {
+        view.append("nowhere", b"x")
+    }
+}
+
+#[test]
+fn a_view_not_opened_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let mut base = Base::create(&store, "lost", &[], &["log"], Lost).expect("create");
+    let err = base.append(&[b"v"]).expect_err("no such view");
+    assert!(err.to_string().contains("'nowhere'"), "{err}");
+}
+
+#[test]
+fn a_lone_indexer_settles_its_acks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let mut base = Base::create(&store, "solo", &[], &["log"], Chat).expect("create");
+    base.append(&[b"one", b"two"]).expect("append");
+    let before = base.info();
+    assert_eq!(before.views[0].length, 2);
+    assert!(
+        before.views[0].indexed_length < 2,
+        "not final before any ack"
+    );
+    let acks = base.ack_until_settled(true).expect("acks");
+    assert!((1..hyper_autobase::MAX_ACKS).contains(&acks), "{acks} acks");
+    let after = base.info();
+    assert_eq!(after.views[0].indexed_length, 2);
+    assert_eq!(
+        base.ack_until_settled(true).expect("acks"),
+        0,
+        "nothing left to index"
+    );
+}

@@ -311,13 +311,14 @@ fn entries(base: &Base<CliApp>) -> Result<Vec<(CoreKey, u64, Vec<u8>)>, CliError
         return Ok(Vec::new());
     };
     let length = log.info()?.length;
-    (0..length)
-        .map(|i| {
-            let block = log.get(i)?;
-            let (writer, rest) = block.split_at_checked(32).ok_or(CliError::BadLogEntry(i))?;
-            let (seq, value) = rest.split_at_checked(8).ok_or(CliError::BadLogEntry(i))?;
-            let writer = <[u8; 32]>::try_from(writer).map_err(|_| CliError::BadLogEntry(i))?;
-            let seq = <[u8; 8]>::try_from(seq).map_err(|_| CliError::BadLogEntry(i))?;
+    log.blocks(0..length)?
+        .map(|block| {
+            let (i, block) = block?;
+            let bad = || CliError::BadLogEntry(i);
+            let (writer, rest) = block.split_at_checked(32).ok_or_else(bad)?;
+            let (seq, value) = rest.split_at_checked(8).ok_or_else(bad)?;
+            let writer = <[u8; 32]>::try_from(writer).map_err(|_| bad())?;
+            let seq = <[u8; 8]>::try_from(seq).map_err(|_| bad())?;
             Ok((CoreKey(writer), u64::from_le_bytes(seq), value.to_vec()))
         })
         .collect()
@@ -369,7 +370,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             base.append(&[&encode(&Op {
                 kind: Some(Kind::AddWriter(writer.0.to_vec())),
             })])?;
-            while base.ack(true)? {}
+            base.ack_until_settled(true)?;
         }
         BaseCommand::RemoveWriter { base, writer } => {
             let writer = parse_key(&writer, "writer")?;
@@ -380,7 +381,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             base.append(&[&encode(&Op {
                 kind: Some(Kind::RemoveWriter(writer.0.to_vec())),
             })])?;
-            while base.ack(true)? {}
+            base.ack_until_settled(true)?;
         }
         BaseCommand::Append { base, values } => {
             let mut base = open_base(&store, &base)?;
@@ -397,7 +398,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             for chunk in blocks.chunks(hyper_autobase::MAX_BATCH as usize) {
                 base.append(chunk)?;
             }
-            while base.ack(true)? {}
+            base.ack_until_settled(true)?;
         }
         BaseCommand::Sync {
             base,
@@ -408,7 +409,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             let info = match open_base(&store, &base) {
                 Ok(mut b) => {
                     // An indexer acks what it received so it becomes final.
-                    while b.ack(true)? {}
+                    b.ack_until_settled(true)?;
                     b.info()
                 }
                 // The base's first core is here now: `base join` can follow.
