@@ -27,7 +27,9 @@ pub enum Error {
     #[error("autobase block format version {0} is not supported (this build reads version 1)")]
     UnsupportedVersion(u32),
     /// Block 0 of the base's first core is not stored here yet.
-    #[error("block 0 of base {0} is not stored here: replicate the base's first core first")]
+    #[error(
+        "block 0 of base {0} is not stored here: fetch the base's first core from a peer first (hyper-cli: `base sync BASE --connect ADDR`)"
+    )]
     BaseHeaderMissing(String),
     /// `apply` named a view the base was not opened with.
     #[error("no view named '{0}' was opened with this base")]

@@ -544,7 +544,14 @@ fn sync(store: &Store, base: &str, addr: &str, timeout: Duration) -> Result<(), 
         let first = store.replica(&first_key)?;
         replication.add_core(&first);
         let _connection = crate::net_cmd::connect_within(&replication, addr, timeout).await?;
-        fetch(&replication, &first, timeout).await?;
+        // Without the first core's header there is no base to sync.
+        if !fetch(&replication, &first, addr, timeout).await? || !first.has(0)? {
+            return Err(CliError::NotServed {
+                addr: addr.to_string(),
+                key: first_key.to_string(),
+                seconds: timeout.as_secs(),
+            });
+        }
         let mut done: Vec<CoreKey> = vec![first_key];
         loop {
             let cores = match open_base(store, base) {
@@ -561,29 +568,35 @@ fn sync(store: &Store, base: &str, addr: &str, timeout: Duration) -> Result<(), 
             for k in new {
                 let core = store.replica(&k)?;
                 replication.add_core(&core);
-                fetch(&replication, &core, timeout).await?;
+                fetch(&replication, &core, addr, timeout).await?;
                 done.push(k);
             }
         }
     })
 }
 
-/// Downloads all of `core` that the connected peer has; a core the peer
-/// does not serve within `timeout` is skipped.
-async fn fetch(replication: &Replication, core: &Core, timeout: Duration) -> Result<(), CliError> {
+/// Downloads all of `core` that the connected peer at `addr` has; whether
+/// the peer serves it (a core it does not serve within `timeout` is
+/// skipped).
+async fn fetch(
+    replication: &Replication,
+    core: &Core,
+    addr: &str,
+    timeout: Duration,
+) -> Result<bool, CliError> {
     let started = std::time::Instant::now();
     while replication.synced_peers(core).await == 0 {
         if started.elapsed() > timeout {
             tracing::debug!(core = %core.key(), "the peer does not serve it: skipped");
-            return Ok(());
+            return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     match tokio::time::timeout(timeout, replication.download(core, DownloadRange::all())).await {
-        Ok(result) => Ok(result?),
+        Ok(result) => result.map(|()| true).map_err(CliError::from),
         Err(_) => Err(CliError::NoAnswer {
-            addr: core.key().to_string(),
-            what: "the base's core".into(),
+            addr: addr.to_string(),
+            what: format!("core {} of the base", core.key()),
             seconds: timeout.as_secs(),
         }),
     }

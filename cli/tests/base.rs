@@ -114,9 +114,26 @@ fn bad_base_arguments_are_clear_errors() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("indexer set is fixed"));
     let out = cli(&store, &["base", "join", &key], None);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("replicate the base's first core first"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("base sync BASE --connect ADDR"), "{err}");
+    // A peer that does not serve the base: sync says so and fails.
+    let other = dir.path().join("other");
+    ok(cli(&other, &["core", "create", "--name", "x"], None));
+    let seeder = seed(&other, &["--listen", "127.0.0.1:0"]);
+    let out = cli(
+        &store,
+        &[
+            "base",
+            "sync",
+            &key,
+            "--connect",
+            &seeder.addr,
+            "--timeout",
+            "2",
+        ],
+        None,
     );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&key) && err.contains(&seeder.addr), "{err}");
 }
