@@ -290,17 +290,21 @@ impl Core {
         Ok(total)
     }
 
-    /// Maps a byte offset to (block index, offset inside the block).
+    /// Maps a byte offset to (block index, offset inside the block), in
+    /// the local tree: like [`Core::get`], it reaches into the unsigned
+    /// tail ([`Info::byte_length`] bytes in all).
     pub fn seek(&self, bytes: u64) -> Result<(u64, u64)> {
-        self.with_tree(|state, source| {
+        self.with_tree(Header::local_state, |state, source| {
             let (leaf, offset) = proof::seek_leaf(source, state, bytes)?;
             Ok((leaf.index / 2, offset))
         })
     }
 
-    /// Runs `f` on the signed state and the stored tree, in one read view.
+    /// Runs `f` on a state of the header (`state`: the signed one, or the
+    /// local tree's) and the stored tree, in one read view.
     fn with_tree<T>(
         &self,
+        state: impl FnOnce(&Header) -> SignedState,
         f: impl FnOnce(
             &SignedState,
             &CachedNodes<'_, ReadOnlyTable<(u64, u64), &'static [u8]>>,
@@ -310,7 +314,7 @@ impl Core {
         // tree it reads belong together (a truncation cannot slip between).
         let (state, txn) = {
             let st = self.read_state()?;
-            (st.header.state.clone(), self.inner.shared.db.begin_read()?)
+            (state(&st.header), self.inner.shared.db.begin_read()?)
         };
         let nodes = txn.open_table(NODES)?;
         f(
@@ -487,22 +491,26 @@ impl Core {
 
     /// [`Core::missing_nodes`] of several blocks, from one read view.
     pub fn missing_nodes_of(&self, indexes: &[u64]) -> Result<Vec<u64>> {
-        self.with_tree(|state, source| {
-            indexes
-                .iter()
-                .map(|&index| {
-                    let mut cur = flat::leaf(index);
-                    for count in 0..62 {
-                        if state.roots.iter().any(|r| r.index == cur) || source.node(cur)?.is_some()
-                        {
-                            return Ok(count);
+        self.with_tree(
+            |h| h.state.clone(),
+            |state, source| {
+                indexes
+                    .iter()
+                    .map(|&index| {
+                        let mut cur = flat::leaf(index);
+                        for count in 0..62 {
+                            if state.roots.iter().any(|r| r.index == cur)
+                                || source.node(cur)?.is_some()
+                            {
+                                return Ok(count);
+                            }
+                            cur = flat::parent(cur);
                         }
-                        cur = flat::parent(cur);
-                    }
-                    Ok(u64::MAX)
-                })
-                .collect()
-        })
+                        Ok(u64::MAX)
+                    })
+                    .collect()
+            },
+        )
     }
 
     /// Verifies proofs from a peer and stores what they prove in one

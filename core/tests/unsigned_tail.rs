@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::future::Future as _;
+
 use hyper_core::{Core, Error, KeyPair, Manifest, NodeRequest, ProofRequest, Store, VerifyError};
 
 /// Three devices, each holding one key of a 2-of-3 manifest.
@@ -217,4 +219,35 @@ fn a_store_batch_truncates_and_appends_several_cores_at_once() {
             .length,
         2
     );
+}
+
+#[test]
+fn the_tail_seeks_and_streams_like_the_signed_part() {
+    let (_w, writer) = common::writer(&[b"aa", b"bb"]);
+    writer
+        .append_unsigned(&[b"ccc".as_slice(), b"d"])
+        .expect("tail");
+    assert_eq!(writer.info().expect("info").byte_length, 8);
+    // Offsets in the tail map to tail blocks, as get reads them.
+    assert_eq!(writer.seek(3).expect("signed part"), (1, 1));
+    assert_eq!(writer.seek(5).expect("into the tail"), (2, 1));
+    assert_eq!(writer.seek(7).expect("last byte"), (3, 0));
+    assert!(writer.seek(8).is_err());
+    // A byte stream from an offset in the tail (a local source is ready at
+    // once, so polling with a no-op waker finishes it).
+    let source: std::sync::Arc<dyn hyper_core::BlockSource> = std::sync::Arc::new(writer.clone());
+    let mut stream =
+        hyper_core::ByteStream::new(source, 5, None, std::time::Duration::from_secs(1))
+            .expect("byte stream");
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut bytes = Vec::new();
+    loop {
+        let next = std::pin::pin!(stream.next()).poll(&mut cx);
+        match next {
+            std::task::Poll::Ready(Some(chunk)) => bytes.extend(chunk.expect("chunk")),
+            std::task::Poll::Ready(None) => break,
+            std::task::Poll::Pending => panic!("a local source waited"),
+        }
+    }
+    assert_eq!(bytes, b"ccd");
 }
