@@ -240,9 +240,10 @@ impl Core {
     /// The first block index in `range` that is stored locally.
     pub fn next_stored(&self, range: Range<u64>) -> Result<Option<u64>> {
         let st = self.read_state()?;
-        // Nothing past the length is stored: the bitfield scan stops there
-        // (a range to u64::MAX would otherwise walk every page number).
-        let end = range.end.min(st.header.state.length);
+        // Nothing past the local length (the unsigned tail included) is
+        // stored: the bitfield scan stops there (a range to u64::MAX would
+        // otherwise walk every page number).
+        let end = range.end.min(st.header.length());
         Ok(st.bitfield.first_set(range.start, end))
     }
 

@@ -251,3 +251,45 @@ fn the_tail_seeks_and_streams_like_the_signed_part() {
     }
     assert_eq!(bytes, b"ccd");
 }
+
+#[test]
+fn an_encrypted_core_keeps_its_tail_encrypted_and_a_plain_tail_is_not_marked() {
+    let key = hyper_core::EncryptionKey::generate().expect("key");
+    // An encrypted handle's tail is encrypted, read back, cut and rewritten
+    // (a fresh salt: same index, same fork), then signed and served as
+    // ciphertext.
+    let (_w, plain) = common::writer(&[]);
+    let writer = plain.with_encryption(&key).expect("encrypted");
+    writer.append(b"signed").expect("append");
+    writer
+        .append_unsigned(&[b"t1".as_slice(), b"t2"])
+        .expect("tail");
+    assert_eq!(writer.get(2).expect("tail block"), b"t2");
+    assert!(matches!(plain.get(1), Err(Error::EncryptionKeyRequired(_))));
+    let first = {
+        let reader = common::store();
+        let replica = reader.store.replica(&writer.key()).expect("replica");
+        writer.truncate(2).expect("cut the tail");
+        writer.append_unsigned(&[b"t2'"]).expect("rewrite");
+        writer.append(b"sign it all").expect("signed append");
+        replica
+            .apply(&[common::honest_block(&writer, &replica, 2)])
+            .expect("served");
+        let stored = replica.get(2).expect("ciphertext");
+        assert_ne!(stored.as_slice(), b"t2'");
+        let readable = replica.with_encryption(&key).expect("key");
+        assert_eq!(readable.get(2).expect("decrypted"), b"t2'");
+        stored
+    };
+    assert_eq!(first.len(), 3 + hyper_core::ENCRYPTION_OVERHEAD);
+
+    // A plain tail on a writable core: the key is refused at once, and
+    // the core stays plain (the tail's blocks were stored, unsigned).
+    let (_p, core) = common::writer(&[]);
+    core.append_unsigned(&[b"plain"]).expect("plain tail");
+    assert!(matches!(
+        core.with_encryption(&key),
+        Err(Error::Decrypt { index: 0, .. })
+    ));
+    assert_eq!(core.get(0).expect("still plain"), b"plain");
+}
