@@ -144,15 +144,17 @@ impl Core {
     }
 
     /// Calls `listener` after every committed change of this core (append,
-    /// truncate, clear, applied proofs), through any handle, until the
+    /// truncate, clear, applied proofs, added signatures), through any
+    /// handle, until the
     /// returned [`Subscription`] is dropped. It runs on the committing
     /// thread with no lock held; keep it short (wake a task, set a flag).
     pub fn subscribe(&self, listener: impl Fn() + Send + Sync + 'static) -> Subscription {
         notify::subscribe(&self.inner, Arc::new(listener))
     }
 
-    /// The typed [`Event`]s of this core (appended, truncated, downloaded,
-    /// cleared) from now on, through any handle, as a channel a UI thread
+    /// The typed [`Event`]s of this core (appended and signed, truncated
+    /// to a new fork, the unsigned tail changed, downloaded, cleared) from
+    /// now on, through any handle, as a channel a UI thread
     /// reads: [`Events::try_next`], [`Events::next_timeout`], or iterate
     /// (blocking). Dropping it unregisters it.
     ///
@@ -693,13 +695,17 @@ pub(crate) fn append_many(
     }
     let txn = shared.write(shared.durability)?;
     let mut outcomes = Vec::with_capacity(appends.len());
+    // Each core's events, in the order its changes were made.
+    let mut events: BTreeMap<u64, Vec<Event>> = BTreeMap::new();
     let result = (|| {
         let mut t = CoreTables::open(&txn)?;
         for (core, length) in &plan.truncations {
             let (st, header) = guards
                 .get_mut(&core.inner.id)
                 .ok_or(Error::InvalidArgument("core not locked"))?;
-            crate::tail::truncate_in(&mut t, core, st, header, *length)?;
+            if let Some(e) = crate::tail::truncate_in(&mut t, core, st, header, *length)? {
+                events.entry(core.inner.id).or_default().push(e);
+            }
         }
         for (core, blocks) in appends {
             let id = core.inner.id;
@@ -731,14 +737,24 @@ pub(crate) fn append_many(
                         .map(|(i, b)| Node::leaf(start + i as u64, b)),
                 );
                 let length = start + blocks.len() as u64;
-                if plan.unsigned.contains(&id) {
+                let byte_length = tree::byte_length(&roots);
+                let event = if plan.unsigned.contains(&id) {
                     header.tail = Some(crate::storage::Tail { length, roots });
+                    Event::Tail {
+                        length,
+                        byte_length,
+                    }
                 } else {
                     let fork = header.state.fork;
                     header.state = crate::tail::sign_state(core, header, roots, length, fork)?;
                     header.tail = None;
                     header.pending.clear();
-                }
+                    Event::Appended {
+                        length,
+                        byte_length,
+                    }
+                };
+                events.entry(id).or_default().push(event);
                 t.put_nodes(id, &nodes)?;
                 crate::tail::check_prologue(&t, id, header, start, length)?;
                 blockstore::write_run(&mut t.blocks, id, start, blocks)?;
@@ -758,42 +774,11 @@ pub(crate) fn append_many(
     })();
     match result.and_then(|()| txn.commit().map_err(Error::from)) {
         Ok(()) => {
-            let truncated: Vec<(u64, Event)> = plan
-                .truncations
-                .iter()
-                .filter_map(|(c, length)| {
-                    let header = &guards.get(&c.inner.id)?.1;
-                    let fork = header.state.fork;
-                    Some((
-                        c.inner.id,
-                        Event::Truncated {
-                            fork,
-                            length: *length,
-                        },
-                    ))
-                })
-                .collect();
             for (_, (mut st, header)) in guards {
                 st.header = header;
             }
             for (id, core) in &by_id {
-                let cut = truncated
-                    .iter()
-                    .filter(|(t, _)| t == id)
-                    .map(|(_, e)| e.clone());
-                let events: Vec<Event> = cut
-                    .chain(
-                        appends
-                            .iter()
-                            .zip(&outcomes)
-                            .filter(|((c, blocks), _)| c.inner.id == *id && !blocks.is_empty())
-                            .map(|(_, o)| Event::Appended {
-                                length: o.length,
-                                byte_length: o.byte_length,
-                            }),
-                    )
-                    .collect();
-                notify::notify(&core.inner, &events);
+                notify::notify(&core.inner, events.get(id).map_or(&[], Vec::as_slice));
             }
             Ok(outcomes)
         }

@@ -20,7 +20,9 @@ pub(crate) type Listener = Arc<dyn Fn() + Send + Sync>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// The signed length grew: blocks were appended here, or a replica
+    /// The signed length grew: blocks were appended here and signed, the
+    /// quorum signed a state of the unsigned tail
+    /// ([`Core::add_signature`](crate::Core::add_signature)), or a replica
     /// verified a newer signed state.
     Appended {
         /// The new length.
@@ -36,6 +38,16 @@ pub enum Event {
         fork: u64,
         /// The length the old fork was cut to.
         length: u64,
+    },
+    /// The unsigned tail changed: blocks were appended to it
+    /// ([`Core::append_unsigned`](crate::Core::append_unsigned)) or it was
+    /// cut (a truncation at or past the signed length: no new fork). Peers
+    /// see nothing of it.
+    Tail {
+        /// The local length now ([`Info::length`](crate::Info::length)).
+        length: u64,
+        /// The local byte length now.
+        byte_length: u64,
     },
     /// A block was verified and stored from a peer's proof.
     Downloaded {

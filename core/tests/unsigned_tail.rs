@@ -293,3 +293,55 @@ fn an_encrypted_core_keeps_its_tail_encrypted_and_a_plain_tail_is_not_marked() {
     ));
     assert_eq!(core.get(0).expect("still plain"), b"plain");
 }
+
+#[test]
+fn tail_changes_are_tail_events_and_each_truncation_names_its_fork() {
+    use hyper_core::Event;
+    let (_s, cores, _) = devices();
+    let view = &cores[0];
+    let events = view.events();
+    view.append_unsigned(&[b"1".as_slice(), b"22", b"333"])
+        .expect("tail");
+    view.truncate(3).expect("the tail ends there: no change");
+    view.truncate(1).expect("cut the tail");
+    // Two signers sign the view's state at 1: the signed length moves.
+    let at_one = view.state_at(1).expect("state");
+    for signer in &cores[1..] {
+        signer.append_unsigned(&[b"1"]).expect("same view");
+        let (k, sig) = signer.sign_local(&at_one).expect("sign").remove(0);
+        view.add_signature(&at_one, &k, &sig).expect("add");
+    }
+    let seen: Vec<Event> = std::iter::from_fn(|| events.try_next()).collect();
+    assert_eq!(
+        seen,
+        vec![
+            Event::Tail {
+                length: 3,
+                byte_length: 6
+            },
+            Event::Tail {
+                length: 1,
+                byte_length: 1
+            },
+            Event::Appended {
+                length: 1,
+                byte_length: 1
+            },
+        ]
+    );
+
+    // A batch cutting one writable core twice reports each fork it made.
+    let (w, writer) = common::writer(&[b"a", b"b", b"c"]);
+    let events = writer.events();
+    let mut batch = w.store.batch();
+    batch.truncate(&writer, 2).truncate(&writer, 1);
+    batch.commit().expect("two truncations");
+    let seen: Vec<Event> = std::iter::from_fn(|| events.try_next()).collect();
+    assert_eq!(
+        seen,
+        vec![
+            Event::Truncated { fork: 1, length: 2 },
+            Event::Truncated { fork: 2, length: 1 },
+        ]
+    );
+}
