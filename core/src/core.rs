@@ -360,7 +360,9 @@ impl Core {
     /// bytes of block data freed (blocks in the range that were not stored
     /// free nothing). The tree nodes stay, so the core can still verify
     /// and serve proofs for other blocks, and the blocks can be fetched
-    /// again. Freed space is reused by later writes;
+    /// again. Blocks of the unsigned tail are never cleared (no peer could
+    /// give them back): the range stops at the signed length. Freed space
+    /// is reused by later writes;
     /// [`Store::compact`](crate::Store::compact) returns it to the file
     /// system.
     pub fn clear(&self, range: Range<u64>) -> Result<u64> {

@@ -60,7 +60,7 @@ pub enum Event {
     Cleared {
         /// First block of the range.
         start: u64,
-        /// End of the range (exclusive), at most the length.
+        /// End of the range (exclusive), at most the signed length.
         end: u64,
         /// Block bytes freed.
         freed: u64,
