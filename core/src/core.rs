@@ -144,15 +144,17 @@ impl Core {
     }
 
     /// Calls `listener` after every committed change of this core (append,
-    /// truncate, clear, applied proofs), through any handle, until the
+    /// truncate, clear, applied proofs, added signatures), through any
+    /// handle, until the
     /// returned [`Subscription`] is dropped. It runs on the committing
     /// thread with no lock held; keep it short (wake a task, set a flag).
     pub fn subscribe(&self, listener: impl Fn() + Send + Sync + 'static) -> Subscription {
         notify::subscribe(&self.inner, Arc::new(listener))
     }
 
-    /// The typed [`Event`]s of this core (appended, truncated, downloaded,
-    /// cleared) from now on, through any handle, as a channel a UI thread
+    /// The typed [`Event`]s of this core (appended and signed, truncated
+    /// to a new fork, the unsigned tail changed, downloaded, cleared) from
+    /// now on, through any handle, as a channel a UI thread
     /// reads: [`Events::try_next`], [`Events::next_timeout`], or iterate
     /// (blocking). Dropping it unregisters it.
     ///
@@ -240,9 +242,10 @@ impl Core {
     /// The first block index in `range` that is stored locally.
     pub fn next_stored(&self, range: Range<u64>) -> Result<Option<u64>> {
         let st = self.read_state()?;
-        // Nothing past the length is stored: the bitfield scan stops there
-        // (a range to u64::MAX would otherwise walk every page number).
-        let end = range.end.min(st.header.state.length);
+        // Nothing past the local length (the unsigned tail included) is
+        // stored: the bitfield scan stops there (a range to u64::MAX would
+        // otherwise walk every page number).
+        let end = range.end.min(st.header.length());
         Ok(st.bitfield.first_set(range.start, end))
     }
 
@@ -290,17 +293,21 @@ impl Core {
         Ok(total)
     }
 
-    /// Maps a byte offset to (block index, offset inside the block).
+    /// Maps a byte offset to (block index, offset inside the block), in
+    /// the local tree: like [`Core::get`], it reaches into the unsigned
+    /// tail ([`Info::byte_length`] bytes in all).
     pub fn seek(&self, bytes: u64) -> Result<(u64, u64)> {
-        self.with_tree(|state, source| {
+        self.with_tree(Header::local_state, |state, source| {
             let (leaf, offset) = proof::seek_leaf(source, state, bytes)?;
             Ok((leaf.index / 2, offset))
         })
     }
 
-    /// Runs `f` on the signed state and the stored tree, in one read view.
+    /// Runs `f` on a state of the header (`state`: the signed one, or the
+    /// local tree's) and the stored tree, in one read view.
     fn with_tree<T>(
         &self,
+        state: impl FnOnce(&Header) -> SignedState,
         f: impl FnOnce(
             &SignedState,
             &CachedNodes<'_, ReadOnlyTable<(u64, u64), &'static [u8]>>,
@@ -310,7 +317,7 @@ impl Core {
         // tree it reads belong together (a truncation cannot slip between).
         let (state, txn) = {
             let st = self.read_state()?;
-            (st.header.state.clone(), self.inner.shared.db.begin_read()?)
+            (state(&st.header), self.inner.shared.db.begin_read()?)
         };
         let nodes = txn.open_table(NODES)?;
         f(
@@ -353,7 +360,9 @@ impl Core {
     /// bytes of block data freed (blocks in the range that were not stored
     /// free nothing). The tree nodes stay, so the core can still verify
     /// and serve proofs for other blocks, and the blocks can be fetched
-    /// again. Freed space is reused by later writes;
+    /// again. Blocks of the unsigned tail are never cleared (no peer could
+    /// give them back): the range stops at the signed length. Freed space
+    /// is reused by later writes;
     /// [`Store::compact`](crate::Store::compact) returns it to the file
     /// system.
     pub fn clear(&self, range: Range<u64>) -> Result<u64> {
@@ -487,22 +496,26 @@ impl Core {
 
     /// [`Core::missing_nodes`] of several blocks, from one read view.
     pub fn missing_nodes_of(&self, indexes: &[u64]) -> Result<Vec<u64>> {
-        self.with_tree(|state, source| {
-            indexes
-                .iter()
-                .map(|&index| {
-                    let mut cur = flat::leaf(index);
-                    for count in 0..62 {
-                        if state.roots.iter().any(|r| r.index == cur) || source.node(cur)?.is_some()
-                        {
-                            return Ok(count);
+        self.with_tree(
+            |h| h.state.clone(),
+            |state, source| {
+                indexes
+                    .iter()
+                    .map(|&index| {
+                        let mut cur = flat::leaf(index);
+                        for count in 0..62 {
+                            if state.roots.iter().any(|r| r.index == cur)
+                                || source.node(cur)?.is_some()
+                            {
+                                return Ok(count);
+                            }
+                            cur = flat::parent(cur);
                         }
-                        cur = flat::parent(cur);
-                    }
-                    Ok(u64::MAX)
-                })
-                .collect()
-        })
+                        Ok(u64::MAX)
+                    })
+                    .collect()
+            },
+        )
     }
 
     /// Verifies proofs from a peer and stores what they prove in one
@@ -684,13 +697,17 @@ pub(crate) fn append_many(
     }
     let txn = shared.write(shared.durability)?;
     let mut outcomes = Vec::with_capacity(appends.len());
+    // Each core's events, in the order its changes were made.
+    let mut events: BTreeMap<u64, Vec<Event>> = BTreeMap::new();
     let result = (|| {
         let mut t = CoreTables::open(&txn)?;
         for (core, length) in &plan.truncations {
             let (st, header) = guards
                 .get_mut(&core.inner.id)
                 .ok_or(Error::InvalidArgument("core not locked"))?;
-            crate::tail::truncate_in(&mut t, core, st, header, *length)?;
+            if let Some(e) = crate::tail::truncate_in(&mut t, core, st, header, *length)? {
+                events.entry(core.inner.id).or_default().push(e);
+            }
         }
         for (core, blocks) in appends {
             let id = core.inner.id;
@@ -722,14 +739,24 @@ pub(crate) fn append_many(
                         .map(|(i, b)| Node::leaf(start + i as u64, b)),
                 );
                 let length = start + blocks.len() as u64;
-                if plan.unsigned.contains(&id) {
+                let byte_length = tree::byte_length(&roots);
+                let event = if plan.unsigned.contains(&id) {
                     header.tail = Some(crate::storage::Tail { length, roots });
+                    Event::Tail {
+                        length,
+                        byte_length,
+                    }
                 } else {
                     let fork = header.state.fork;
                     header.state = crate::tail::sign_state(core, header, roots, length, fork)?;
                     header.tail = None;
                     header.pending.clear();
-                }
+                    Event::Appended {
+                        length,
+                        byte_length,
+                    }
+                };
+                events.entry(id).or_default().push(event);
                 t.put_nodes(id, &nodes)?;
                 crate::tail::check_prologue(&t, id, header, start, length)?;
                 blockstore::write_run(&mut t.blocks, id, start, blocks)?;
@@ -749,42 +776,11 @@ pub(crate) fn append_many(
     })();
     match result.and_then(|()| txn.commit().map_err(Error::from)) {
         Ok(()) => {
-            let truncated: Vec<(u64, Event)> = plan
-                .truncations
-                .iter()
-                .filter_map(|(c, length)| {
-                    let header = &guards.get(&c.inner.id)?.1;
-                    let fork = header.state.fork;
-                    Some((
-                        c.inner.id,
-                        Event::Truncated {
-                            fork,
-                            length: *length,
-                        },
-                    ))
-                })
-                .collect();
             for (_, (mut st, header)) in guards {
                 st.header = header;
             }
             for (id, core) in &by_id {
-                let cut = truncated
-                    .iter()
-                    .filter(|(t, _)| t == id)
-                    .map(|(_, e)| e.clone());
-                let events: Vec<Event> = cut
-                    .chain(
-                        appends
-                            .iter()
-                            .zip(&outcomes)
-                            .filter(|((c, blocks), _)| c.inner.id == *id && !blocks.is_empty())
-                            .map(|(_, o)| Event::Appended {
-                                length: o.length,
-                                byte_length: o.byte_length,
-                            }),
-                    )
-                    .collect();
-                notify::notify(&core.inner, &events);
+                notify::notify(&core.inner, events.get(id).map_or(&[], Vec::as_slice));
             }
             Ok(outcomes)
         }

@@ -20,7 +20,9 @@ pub(crate) type Listener = Arc<dyn Fn() + Send + Sync>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// The signed length grew: blocks were appended here, or a replica
+    /// The signed length grew: blocks were appended here and signed, the
+    /// quorum signed a state of the unsigned tail
+    /// ([`Core::add_signature`](crate::Core::add_signature)), or a replica
     /// verified a newer signed state.
     Appended {
         /// The new length.
@@ -37,6 +39,16 @@ pub enum Event {
         /// The length the old fork was cut to.
         length: u64,
     },
+    /// The unsigned tail changed: blocks were appended to it
+    /// ([`Core::append_unsigned`](crate::Core::append_unsigned)) or it was
+    /// cut (a truncation at or past the signed length: no new fork). Peers
+    /// see nothing of it.
+    Tail {
+        /// The local length now ([`Info::length`](crate::Info::length)).
+        length: u64,
+        /// The local byte length now.
+        byte_length: u64,
+    },
     /// A block was verified and stored from a peer's proof.
     Downloaded {
         /// The block index.
@@ -48,7 +60,7 @@ pub enum Event {
     Cleared {
         /// First block of the range.
         start: u64,
-        /// End of the range (exclusive), at most the length.
+        /// End of the range (exclusive), at most the signed length.
         end: u64,
         /// Block bytes freed.
         freed: u64,

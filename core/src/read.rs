@@ -33,7 +33,9 @@ impl Core {
         })
     }
 
-    /// A read view frozen at the current length and fork.
+    /// A read view frozen at the signed length and fork. The unsigned tail
+    /// is not in it: a cut within the tail starts no fork, so a snapshot
+    /// could not tell its blocks had changed.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let s = self.signed_state()?;
         Ok(Snapshot {

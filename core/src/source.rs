@@ -33,7 +33,8 @@ pub trait BlockSource: Send + Sync {
     /// on until it is done or the returned [`Prefetch`] is dropped.
     fn prefetch(&self, range: Range<u64>) -> Prefetch;
 
-    /// The length known here (the latest signed length seen).
+    /// The length known here: [`Info::length`](crate::Info::length), the
+    /// latest signed length seen and any unsigned tail appended here.
     fn length(&self) -> Result<u64> {
         Ok(self.core().info()?.length)
     }

@@ -145,6 +145,20 @@ impl Header {
         self.tail.as_ref().map_or(&self.state.roots, |t| &t.roots)
     }
 
+    /// The local tree as a state: the signed state, or (with a tail) the
+    /// tail's length and roots in the signed fork, without signatures.
+    pub fn local_state(&self) -> SignedState {
+        match &self.tail {
+            None => self.state.clone(),
+            Some(t) => SignedState {
+                fork: self.state.fork,
+                length: t.length,
+                roots: t.roots.clone(),
+                signatures: Vec::new(),
+            },
+        }
+    }
+
     /// Decodes [`Header::encode`]; anything else is corruption, and so is
     /// a length or a truncation length at or past [`MAX_LENGTH`].
     pub fn decode(bytes: &[u8]) -> Result<Self> {

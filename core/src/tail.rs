@@ -99,14 +99,15 @@ pub(crate) fn check_prologue(
 /// Truncates one core inside a batch's transaction. Within the unsigned
 /// tail (not below the signed length) only the tail is cut: no signature,
 /// no new fork. Below the signed length the log moves to a new fork,
-/// signed again, which needs the signing keys.
+/// signed again, which needs the signing keys. Returns the event to send
+/// once the batch commits (none when the tail already ends at `length`).
 pub(crate) fn truncate_in(
     t: &mut CoreTables<'_>,
     core: &Core,
     st: &mut CoreState,
     header: &mut Header,
     length: u64,
-) -> Result<()> {
+) -> Result<Option<Event>> {
     if length > header.length() {
         return Err(Error::InvalidArgument(
             "cannot truncate to more than the length",
@@ -118,7 +119,7 @@ pub(crate) fn truncate_in(
         return Err(Error::NotWritable(core.key()));
     }
     if in_tail && length == header.length() {
-        return Ok(());
+        return Ok(None);
     }
     let roots = roots_at(
         &TableNodes {
@@ -131,15 +132,19 @@ pub(crate) fn truncate_in(
     header.bytes_stored -= removed.min(header.bytes_stored);
     header.pending.retain(|(l, _)| *l <= length);
     if in_tail {
+        let byte_length = crate::tree::byte_length(&roots);
         header.tail = (length > header.state.length).then_some(Tail { length, roots });
-        return Ok(());
+        return Ok(Some(Event::Tail {
+            length,
+            byte_length,
+        }));
     }
     let fork = header.state.fork + 1;
     header.truncations.push((fork, length));
     header.state = sign_state(core, header, roots, length, fork)?;
     header.tail = None;
     header.pending.clear();
-    Ok(())
+    Ok(Some(Event::Truncated { fork, length }))
 }
 
 impl Core {

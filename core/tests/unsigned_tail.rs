@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::future::Future as _;
+
 use hyper_core::{Core, Error, KeyPair, Manifest, NodeRequest, ProofRequest, Store, VerifyError};
 
 /// Three devices, each holding one key of a 2-of-3 manifest.
@@ -216,5 +218,130 @@ fn a_store_batch_truncates_and_appends_several_cores_at_once() {
             .expect("info")
             .length,
         2
+    );
+}
+
+#[test]
+fn the_tail_seeks_and_streams_like_the_signed_part() {
+    let (_w, writer) = common::writer(&[b"aa", b"bb"]);
+    writer
+        .append_unsigned(&[b"ccc".as_slice(), b"d"])
+        .expect("tail");
+    assert_eq!(writer.info().expect("info").byte_length, 8);
+    // Offsets in the tail map to tail blocks, as get reads them.
+    assert_eq!(writer.seek(3).expect("signed part"), (1, 1));
+    assert_eq!(writer.seek(5).expect("into the tail"), (2, 1));
+    assert_eq!(writer.seek(7).expect("last byte"), (3, 0));
+    assert!(writer.seek(8).is_err());
+    // A byte stream from an offset in the tail (a local source is ready at
+    // once, so polling with a no-op waker finishes it).
+    let source: std::sync::Arc<dyn hyper_core::BlockSource> = std::sync::Arc::new(writer.clone());
+    let mut stream =
+        hyper_core::ByteStream::new(source, 5, None, std::time::Duration::from_secs(1))
+            .expect("byte stream");
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut bytes = Vec::new();
+    loop {
+        let next = std::pin::pin!(stream.next()).poll(&mut cx);
+        match next {
+            std::task::Poll::Ready(Some(chunk)) => bytes.extend(chunk.expect("chunk")),
+            std::task::Poll::Ready(None) => break,
+            std::task::Poll::Pending => panic!("a local source waited"),
+        }
+    }
+    assert_eq!(bytes, b"ccd");
+}
+
+#[test]
+fn an_encrypted_core_keeps_its_tail_encrypted_and_a_plain_tail_is_not_marked() {
+    let key = hyper_core::EncryptionKey::generate().expect("key");
+    // An encrypted handle's tail is encrypted, read back, cut and rewritten
+    // (a fresh salt: same index, same fork), then signed and served as
+    // ciphertext.
+    let (_w, plain) = common::writer(&[]);
+    let writer = plain.with_encryption(&key).expect("encrypted");
+    writer.append(b"signed").expect("append");
+    writer
+        .append_unsigned(&[b"t1".as_slice(), b"t2"])
+        .expect("tail");
+    assert_eq!(writer.get(2).expect("tail block"), b"t2");
+    assert!(matches!(plain.get(1), Err(Error::EncryptionKeyRequired(_))));
+    let first = {
+        let reader = common::store();
+        let replica = reader.store.replica(&writer.key()).expect("replica");
+        writer.truncate(2).expect("cut the tail");
+        writer.append_unsigned(&[b"t2'"]).expect("rewrite");
+        writer.append(b"sign it all").expect("signed append");
+        replica
+            .apply(&[common::honest_block(&writer, &replica, 2)])
+            .expect("served");
+        let stored = replica.get(2).expect("ciphertext");
+        assert_ne!(stored.as_slice(), b"t2'");
+        let readable = replica.with_encryption(&key).expect("key");
+        assert_eq!(readable.get(2).expect("decrypted"), b"t2'");
+        stored
+    };
+    assert_eq!(first.len(), 3 + hyper_core::ENCRYPTION_OVERHEAD);
+
+    // A plain tail on a writable core: the key is refused at once, and
+    // the core stays plain (the tail's blocks were stored, unsigned).
+    let (_p, core) = common::writer(&[]);
+    core.append_unsigned(&[b"plain"]).expect("plain tail");
+    assert!(matches!(
+        core.with_encryption(&key),
+        Err(Error::Decrypt { index: 0, .. })
+    ));
+    assert_eq!(core.get(0).expect("still plain"), b"plain");
+}
+
+#[test]
+fn tail_changes_are_tail_events_and_each_truncation_names_its_fork() {
+    use hyper_core::Event;
+    let (_s, cores, _) = devices();
+    let view = &cores[0];
+    let events = view.events();
+    view.append_unsigned(&[b"1".as_slice(), b"22", b"333"])
+        .expect("tail");
+    view.truncate(3).expect("the tail ends there: no change");
+    view.truncate(1).expect("cut the tail");
+    // Two signers sign the view's state at 1: the signed length moves.
+    let at_one = view.state_at(1).expect("state");
+    for signer in &cores[1..] {
+        signer.append_unsigned(&[b"1"]).expect("same view");
+        let (k, sig) = signer.sign_local(&at_one).expect("sign").remove(0);
+        view.add_signature(&at_one, &k, &sig).expect("add");
+    }
+    let seen: Vec<Event> = std::iter::from_fn(|| events.try_next()).collect();
+    assert_eq!(
+        seen,
+        vec![
+            Event::Tail {
+                length: 3,
+                byte_length: 6
+            },
+            Event::Tail {
+                length: 1,
+                byte_length: 1
+            },
+            Event::Appended {
+                length: 1,
+                byte_length: 1
+            },
+        ]
+    );
+
+    // A batch cutting one writable core twice reports each fork it made.
+    let (w, writer) = common::writer(&[b"a", b"b", b"c"]);
+    let events = writer.events();
+    let mut batch = w.store.batch();
+    batch.truncate(&writer, 2).truncate(&writer, 1);
+    batch.commit().expect("two truncations");
+    let seen: Vec<Event> = std::iter::from_fn(|| events.try_next()).collect();
+    assert_eq!(
+        seen,
+        vec![
+            Event::Truncated { fork: 1, length: 2 },
+            Event::Truncated { fork: 2, length: 1 },
+        ]
     );
 }
