@@ -682,15 +682,9 @@ impl Driver {
                     let _ = reply.send(Err(error));
                 }
             }
-            Event::PeerError { peer, error } => self.end_peer(peer, Err(error)),
-            // The connection ends with the evidence as its error, which
+            // An equivocation's evidence is the error too, which
             // `Connection::closed` hands to the application.
-            Event::Equivocation { peer, evidence, .. } => self.end_peer(
-                peer,
-                Err(Error::Verify(hyper_core::VerifyError::Equivocation(
-                    evidence,
-                ))),
-            ),
+            Event::PeerError { peer, error } => self.end_peer(peer, Err(error)),
             Event::Report(event) => self.report(event),
             Event::Extension {
                 peer,
