@@ -402,14 +402,7 @@ async fn all_cores_seeder(cores: usize) -> (tempfile::TempDir, Vec<Core>, Replic
             core
         })
         .collect();
-    let seeder = Replication::new(
-        store,
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions {
-            all_cores: true,
-            ..ReplicationOptions::default()
-        },
-    );
+    let seeder = common::all_cores(&store);
     let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
     serve_tcp(&seeder, listener);
     (dir, made, seeder, addr)
@@ -605,14 +598,7 @@ async fn a_reply_with_a_part_nobody_asked_for_is_refused() {
 #[tokio::test]
 async fn a_core_made_after_the_last_listing_is_served_at_the_next() {
     let (_sd, store) = common::eventual_store();
-    let seeder = Replication::new(
-        store.clone(),
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions {
-            all_cores: true,
-            ..ReplicationOptions::default()
-        },
-    );
+    let seeder = common::all_cores(&store);
     let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
     serve_tcp(&seeder, listener);
     // The driver has started (and listed the store).
