@@ -161,6 +161,11 @@ impl Channels {
         Some((message?, state))
     }
 
+    /// The discovery keys of the peer's held `Open`s.
+    pub fn held(&self) -> impl Iterator<Item = &DiscoveryKey> + '_ {
+        self.pending.iter().map(|p| &p.discovery)
+    }
+
     /// Whether the peer's `Open` for `discovery` is held here.
     pub fn holds(&self, discovery: &DiscoveryKey) -> bool {
         self.pending.iter().any(|p| &p.discovery == discovery)

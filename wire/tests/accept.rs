@@ -65,11 +65,7 @@ async fn a_listener_out_of_file_descriptors_backs_off_and_keeps_serving() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!server.is_finished(), "the listener must not end");
     let (_rd, rs) = common::eventual_store();
-    let reader = Replication::new(
-        rs.clone(),
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions::default(),
-    );
+    let reader = common::replication(&rs);
     let replica = rs.replica(&core.key()).expect("replica");
     reader.add_core(&replica);
     let _connection = connect_tcp(&reader, addr).await.expect("connect");

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hyper_core::{Core, KeyPair, Manifest, Store, VerifyError};
-use hyper_wire::{DownloadRange, Error, Replication, ReplicationOptions, connect_memory};
+use hyper_wire::{DownloadRange, Error, connect_memory};
 
 mod common;
 
@@ -20,26 +20,15 @@ fn same_writer(blocks: &[&[u8]]) -> (tempfile::TempDir, Store, Core) {
     (dir, store, core)
 }
 
-fn replication(store: &Store) -> Replication {
-    Replication::new(
-        store.clone(),
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions {
-            all_cores: true,
-            ..ReplicationOptions::default()
-        },
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_meeting_two_histories_keeps_the_evidence() {
     let (_ad, a_store, a) = same_writer(&[b"0", b"1", b"2", b"3"]);
     let (_bd, b_store, b) = same_writer(&[b"0", b"one", b"2", b"3", b"4", b"5"]);
     let (_rd, r_store) = common::eventual_store();
     let (ra, rb, rr) = (
-        replication(&a_store),
-        replication(&b_store),
-        replication(&r_store),
+        common::all_cores(&a_store),
+        common::all_cores(&b_store),
+        common::all_cores(&r_store),
     );
     let replica = r_store.replica(&a.key()).expect("replica");
     let _from_a = connect_memory(&rr, &ra).await.expect("connect A");

@@ -402,14 +402,7 @@ async fn all_cores_seeder(cores: usize) -> (tempfile::TempDir, Vec<Core>, Replic
             core
         })
         .collect();
-    let seeder = Replication::new(
-        store,
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions {
-            all_cores: true,
-            ..ReplicationOptions::default()
-        },
-    );
+    let seeder = common::all_cores(&store);
     let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
     serve_tcp(&seeder, listener);
     (dir, made, seeder, addr)
@@ -600,4 +593,31 @@ async fn a_reply_with_a_part_nobody_asked_for_is_refused() {
         .await
         .expect("served");
     assert_eq!(block, b"block 5");
+}
+
+#[tokio::test]
+async fn a_core_made_after_the_last_listing_is_served_at_the_next() {
+    let (_sd, store) = common::eventual_store();
+    let seeder = common::all_cores(&store);
+    let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
+    serve_tcp(&seeder, listener);
+    // The driver has started (and listed the store).
+    assert!(seeder.peers().await.is_empty());
+    // Made in the store after the seeder listed it (at start), and asked
+    // for before the next listing is due: the open is held, then answered
+    // at that listing, not left unanswered for good.
+    let late = store.create_core().expect("core");
+    late.append_batch(&[b"late".as_slice()]).expect("append");
+    let (_rd, rs) = common::eventual_store();
+    let reader = replication(&rs, Limits::default());
+    let replica = rs.replica(&late.key()).expect("replica");
+    reader.add_core(&replica);
+    let _c = connect_tcp(&reader, addr).await.expect("connect");
+    let started = Instant::now();
+    let block = reader
+        .get(&replica, 0, Duration::from_secs(15))
+        .await
+        .expect("served once the store is listed again");
+    assert_eq!(block, b"late");
+    assert!(started.elapsed() < Duration::from_secs(12));
 }

@@ -9,17 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::hostile::Hostile;
-use hyper_core::{Core, CoreKey, KeyPair, Store};
+use hyper_core::{Core, CoreKey, Store};
 use hyper_wire::messages::{Body, Message, NodeRequest, Request};
-use hyper_wire::{Error, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp};
-
-fn replication(store: &Store) -> Replication {
-    Replication::new(
-        store.clone(),
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions::default(),
-    )
-}
+use hyper_wire::{Error, Replication, connect_tcp, listen_tcp, serve_tcp};
 
 fn request(channel: u32, id: u64) -> Message {
     Message {
@@ -65,7 +57,7 @@ async fn seeder_of(
     cores: &[&Core],
     store: &Store,
 ) -> (Replication, SocketAddr, tokio::task::JoinHandle<()>) {
-    let seeder = replication(store);
+    let seeder = common::replication(store);
     for core in cores {
         seeder.add_core(core);
     }
@@ -86,7 +78,7 @@ async fn closing_a_connection_ends_it_on_both_ends() {
         peer.closed_within(Duration::from_secs(5)).await
     });
     let (_dir, store) = common::eventual_store();
-    let reader = replication(&store);
+    let reader = common::replication(&store);
     let connection = connect_tcp(&reader, addr).await.expect("connect");
     connection.close();
     let ended = tokio::time::timeout(Duration::from_secs(5), connection.closed())
@@ -146,7 +138,7 @@ async fn closing_a_replication_fails_its_gets_and_closes_its_sockets() {
     let (_wd, ws, wc) = common::writer(10);
     let (_seeder, addr, _task) = seeder_of(&[&wc], &ws).await;
     let (_rd, rs) = common::eventual_store();
-    let reader = replication(&rs);
+    let reader = common::replication(&rs);
     // A reader waiting for a block of a core nobody serves.
     let other = rs.replica(&CoreKey([9; 32])).expect("replica");
     let _c = connect_tcp(&reader, addr).await.expect("connect");

@@ -11,8 +11,7 @@ use std::time::Duration;
 use hyper_core::{Core, KeyPair, Store};
 use hyper_wire::messages::{Bitfield, Body, Data, Extension, Message, Open, Sync};
 use hyper_wire::{
-    DownloadRange, EncryptedStream, Error, Replication, ReplicationOptions, data_from_proof,
-    memory_pair, request_from_wire,
+    DownloadRange, EncryptedStream, Error, data_from_proof, memory_pair, request_from_wire,
 };
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 
@@ -185,11 +184,7 @@ async fn bad_peer(io: Tamper, garble: Arc<AtomicBool>, core: Core, lie: Lie) {
 async fn case(lie: Lie, expect: fn(&Error) -> bool) {
     let (_wd, _ws, wc) = writer();
     let (_rd, rs) = store();
-    let reader = Replication::new(
-        rs.clone(),
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions::default(),
-    );
+    let reader = common::replication(&rs);
     let replica = rs.replica(&wc.key()).expect("replica");
     reader.add_core(&replica);
 
@@ -251,14 +246,7 @@ async fn case(lie: Lie, expect: fn(&Error) -> bool) {
     }
     // An honest peer completes the download.
     let (_sd, ss) = (_wd, _ws);
-    let honest = Replication::new(
-        ss,
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions {
-            all_cores: true,
-            ..ReplicationOptions::default()
-        },
-    );
+    let honest = common::all_cores(&ss);
     let _conns = hyper_wire::connect_memory(&reader, &honest)
         .await
         .expect("connect");
@@ -320,11 +308,7 @@ async fn a_peer_that_never_reads_is_cut_off() {
     let big = vec![7u8; 65536];
     core.append_batch(&vec![big.as_slice(); 64])
         .expect("append");
-    let server = Replication::new(
-        ws.clone(),
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions::default(),
-    );
+    let server = common::replication(&ws);
     server.add_core(&core);
     let (x, y) = tokio::io::duplex(64 << 10);
     let key = core.key();

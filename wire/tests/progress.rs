@@ -5,19 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use hyper_core::{KeyPair, Store};
-use hyper_wire::{
-    DownloadRange, Error, Replication, ReplicationEvent, ReplicationOptions, connect_tcp,
-    listen_tcp, serve_tcp,
-};
-
-fn replication(store: &Store) -> Replication {
-    Replication::new(
-        store.clone(),
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions::default(),
-    )
-}
+use hyper_wire::{DownloadRange, Error, ReplicationEvent, connect_tcp, listen_tcp, serve_tcp};
 
 /// Receives events until `n` match `want`, or fails after 5 s.
 async fn collect(
@@ -41,14 +29,14 @@ async fn collect(
 #[tokio::test]
 async fn events_stats_and_update_match_what_moved() {
     let (_wd, ws, wc) = common::writer(30);
-    let seeder = replication(&ws);
+    let seeder = common::replication(&ws);
     seeder.add_core(&wc);
     let mut uploads = seeder.events();
     let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
     serve_tcp(&seeder, listener);
 
     let (_rd, rs) = common::eventual_store();
-    let reader = replication(&rs);
+    let reader = common::replication(&rs);
     let replica = rs.replica(&wc.key()).expect("replica");
     // Nobody serves it yet: update times out.
     assert!(matches!(

@@ -31,17 +31,6 @@ fn writer(blocks: u64, size: usize) -> (tempfile::TempDir, Store, Core) {
     (dir, store, core)
 }
 
-fn replication(store: &Store) -> Replication {
-    Replication::new(
-        store.clone(),
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions {
-            all_cores: true,
-            ..ReplicationOptions::default()
-        },
-    )
-}
-
 fn assert_same(a: &Core, b: &Core) {
     let (sa, sb) = (a.signed_state().expect("a"), b.signed_state().expect("b"));
     assert_eq!((sa.fork, sa.length), (sb.fork, sb.length));
@@ -58,7 +47,7 @@ fn assert_same(a: &Core, b: &Core) {
 async fn full_download_over_memory() {
     let (_wd, ws, wc) = writer(3000, 100);
     let (_rd, rs) = store();
-    let (a, b) = (replication(&ws), replication(&rs));
+    let (a, b) = (common::all_cores(&ws), common::all_cores(&rs));
     let _conns = connect_memory(&b, &a).await.expect("connect");
     let replica = rs.replica(&wc.key()).expect("replica");
     tokio::time::timeout(
@@ -75,7 +64,7 @@ async fn full_download_over_memory() {
 async fn sparse_get_over_tcp_fetches_only_that_block() {
     let (_wd, ws, wc) = writer(1000, 64);
     let (_rd, rs) = store();
-    let (a, b) = (replication(&ws), replication(&rs));
+    let (a, b) = (common::all_cores(&ws), common::all_cores(&rs));
     let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
     let _server = serve_tcp(&a, listener);
     let _conn = connect_tcp(&b, addr).await.expect("connect");
@@ -109,7 +98,7 @@ async fn one_connection_replicates_every_core_both_sides_know() {
         .iter()
         .map(|c| rs.replica(&c.key()).expect("replica"))
         .collect();
-    let (a, b) = (replication(&ws), replication(&rs));
+    let (a, b) = (common::all_cores(&ws), common::all_cores(&rs));
     let (ca, _cb) = connect_memory(&b, &a).await.expect("connect");
     for (replica, core) in replicas.iter().zip(&cores) {
         tokio::time::timeout(
@@ -132,7 +121,7 @@ async fn one_connection_replicates_every_core_both_sides_know() {
 async fn live_readers_follow_appends_and_truncations() {
     let (_wd, ws, wc) = writer(200, 10);
     let (_rd, rs) = store();
-    let (a, b) = (replication(&ws), replication(&rs));
+    let (a, b) = (common::all_cores(&ws), common::all_cores(&rs));
     let _conns = connect_memory(&b, &a).await.expect("connect");
     let replica = rs.replica(&wc.key()).expect("replica");
     let live = {
@@ -169,7 +158,7 @@ async fn live_readers_follow_appends_and_truncations() {
 async fn extension_messages_reach_peers_with_the_core_open() {
     let (_wd, ws, wc) = writer(10, 10);
     let (_rd, rs) = store();
-    let (a, b) = (replication(&ws), replication(&rs));
+    let (a, b) = (common::all_cores(&ws), common::all_cores(&rs));
     let replica = rs.replica(&wc.key()).expect("replica");
     b.add_core(&replica);
     let mut inbox = b.extensions();
@@ -194,7 +183,7 @@ async fn extension_messages_reach_peers_with_the_core_open() {
 async fn a_get_nobody_can_answer_times_out_and_a_dropped_one_is_cancelled() {
     let (_wd, ws, wc) = writer(10, 10);
     let (_rd, rs) = store();
-    let (a, b) = (replication(&ws), replication(&rs));
+    let (a, b) = (common::all_cores(&ws), common::all_cores(&rs));
     let replica = rs.replica(&wc.key()).expect("replica");
     let _conns = connect_memory(&a, &b).await.expect("connect");
     // Past the writer's length: no peer has it.

@@ -5,22 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use hyper_core::{BlockSource, Core, KeyPair, Store};
-use hyper_wire::{
-    ReplicatedSource, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp,
-};
+use hyper_core::{BlockSource, Core, Store};
+use hyper_wire::{ReplicatedSource, Replication, connect_tcp, listen_tcp, serve_tcp};
 
 mod common;
-
-fn seeder_core(blocks: u64) -> (tempfile::TempDir, Store, Core) {
-    let (dir, store) = common::eventual_store();
-    let core = store.create_core().expect("core");
-    let data: Vec<Vec<u8>> = (0..blocks)
-        .map(|i| format!("block {i}").into_bytes())
-        .collect();
-    core.append_batch(&data).expect("append");
-    (dir, store, core)
-}
 
 async fn reader_of(
     seeder: &Store,
@@ -32,23 +20,12 @@ async fn reader_of(
     ReplicatedSource,
     Replication,
 ) {
-    let serving = Replication::new(
-        seeder.clone(),
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions {
-            all_cores: true,
-            ..ReplicationOptions::default()
-        },
-    );
+    let serving = common::all_cores(seeder);
     let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
     let _server = serve_tcp(&serving, listener);
     let (dir, store) = common::eventual_store();
     let replica = store.replica(key).expect("replica");
-    let reader = Replication::new(
-        store.clone(),
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions::default(),
-    );
+    let reader = common::replication(&store);
     let source = ReplicatedSource::new(&reader, &replica);
     connect_tcp(&reader, addr).await.expect("connect");
     (dir, store, replica, source, serving)
@@ -56,7 +33,7 @@ async fn reader_of(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_waits_for_the_block_and_moves_only_it() {
-    let (_wd, ws, wc) = seeder_core(1000);
+    let (_wd, ws, wc) = common::writer(1000);
     let (_rd, _rs, replica, source, _serving) = reader_of(&ws, &wc.key()).await;
     let block = source.get(700, Duration::from_secs(10)).await.expect("get");
     assert_eq!(block, b"block 700");
@@ -72,7 +49,7 @@ async fn a_get_waits_for_the_block_and_moves_only_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_no_peer_has_is_a_fetch_error_after_the_timeout() {
-    let (_wd, ws, wc) = seeder_core(10);
+    let (_wd, ws, wc) = common::writer(10);
     let (_rd, _rs, _replica, source, _serving) = reader_of(&ws, &wc.key()).await;
     source
         .get(0, Duration::from_secs(10))
@@ -92,7 +69,7 @@ async fn a_block_no_peer_has_is_a_fetch_error_after_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefetch_downloads_its_range_in_the_background() {
-    let (_wd, ws, wc) = seeder_core(2000);
+    let (_wd, ws, wc) = common::writer(2000);
     let (_rd, _rs, replica, source, _serving) = reader_of(&ws, &wc.key()).await;
     source
         .get(0, Duration::from_secs(10))
@@ -113,7 +90,7 @@ async fn a_prefetch_downloads_its_range_in_the_background() {
 
 #[test]
 fn a_local_core_never_waits() {
-    let (_d, _s, core) = seeder_core(3);
+    let (_d, _s, core) = common::writer(3);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     let mut got = BlockSource::get(&core, 2, Duration::from_secs(60));
     match got.as_mut().poll(&mut cx) {
@@ -131,7 +108,7 @@ fn a_local_core_never_waits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_read_stream_follows_a_writer_over_tcp() {
-    let (_wd, ws, wc) = seeder_core(100);
+    let (_wd, ws, wc) = common::writer(100);
     let (_rd, _rs, replica, source, _serving) = reader_of(&ws, &wc.key()).await;
     let mut stream = hyper_core::ReadStream::new(
         std::sync::Arc::new(source),

@@ -105,7 +105,11 @@ pub enum Event {
         error: Error,
     },
     /// The peer broke the protocol or sent data that failed verification:
-    /// it is removed from the replicator; close its connection.
+    /// it is removed from the replicator; close its connection. A peer that
+    /// brought a signed state conflicting with this node's at the same fork
+    /// (the writer signed two histories) ends so too, with
+    /// `Error::Verify(VerifyError::Equivocation)` carrying both states (the
+    /// core kept them as evidence: `Core::equivocation`).
     PeerError {
         /// The peer.
         peer: PeerId,
@@ -115,19 +119,6 @@ pub enum Event {
     /// Blocks moved, peers came and went (only while
     /// [`Replicator::set_reporting`] is on).
     Report(ReplicationEvent),
-    /// A peer brought a signed state that conflicts with this node's at the
-    /// same fork: the writer signed two histories. The core kept both as
-    /// evidence (`Core::equivocation`); the peer is removed from the
-    /// replicator (its history is not this one); close its connection with
-    /// this as the reason.
-    Equivocation {
-        /// The peer that brought the other history.
-        peer: PeerId,
-        /// The core.
-        key: CoreKey,
-        /// Both signed states.
-        evidence: Box<hyper_core::Equivocation>,
-    },
     /// An extension message arrived on a core's channel.
     Extension {
         /// The peer.

@@ -75,6 +75,18 @@ impl<C: CoreAccess> Replicator<C> {
             .sum()
     }
 
+    /// The discovery keys of the `Open`s held for cores not opened here,
+    /// all peers together (each once).
+    pub fn held_discovery_keys(&self) -> Vec<hyper_core::DiscoveryKey> {
+        let held: std::collections::BTreeSet<_> = self
+            .peers
+            .values()
+            .flat_map(|p| p.channels.held())
+            .copied()
+            .collect();
+        held.into_iter().collect()
+    }
+
     /// What moved with each peer for `key` and what each peer says it
     /// holds: (peer, transfer, signed length, contiguous length), for peers
     /// that told their state.

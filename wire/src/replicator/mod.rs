@@ -657,19 +657,8 @@ impl<C: CoreAccess> Replicator<C> {
                 self.forget_provided(done.peer, key, &done.ids);
                 self.announce(key, &blocks);
             }
-            Err(hyper_core::Error::Verify(hyper_core::VerifyError::Equivocation(evidence))) => {
-                if let Some(local) = self.cores.get_mut(&key) {
-                    local.requeue_batch(&done);
-                }
-                if self.peers.contains_key(&done.peer) {
-                    self.disconnect(now, done.peer);
-                    self.events.push_back(Event::Equivocation {
-                        peer: done.peer,
-                        key,
-                        evidence,
-                    });
-                }
-            }
+            // Equivocation too: the peer's history is not this one (the
+            // core kept both signed states as evidence).
             Err(hyper_core::Error::Verify(e)) => {
                 if let Some(local) = self.cores.get_mut(&key) {
                     local.requeue_batch(&done);

@@ -145,6 +145,10 @@ pub(super) struct Driver {
     discovery: HashMap<DiscoveryKey, CoreKey>,
     /// When the store was last listed into `discovery`.
     last_scan: Option<Instant>,
+    /// An `Open` for a key not in `discovery` came too soon after the last
+    /// listing: list again once that is allowed, and answer the opens
+    /// still held for cores found then.
+    rescan_pending: bool,
     flush_every: Option<Duration>,
     last_flush: Instant,
     /// Data was stored since the last flush.
@@ -179,6 +183,7 @@ impl Driver {
             downloads: HashMap::new(),
             discovery: HashMap::new(),
             last_scan: None,
+            rescan_pending: false,
             flush_every: options.flush_every,
             last_flush: Instant::now(),
             unflushed: false,
@@ -218,6 +223,7 @@ impl Driver {
                 () = sleep_until(deadline) => self.replicator.handle_timeout(now()),
                 () = sleep_until(self.flush_due().map(Instant::into_std)) => self.flush(),
                 () = sleep_until(self.backlog_due()) => {}
+                () = sleep_until(self.rescan_due()) => self.rescan(),
                 () = sleep_until(self.updates.iter().map(|u| u.1.into_std()).min()) => {}
             }
             self.outputs();
@@ -312,6 +318,28 @@ impl Driver {
         self.last_scan = Some(Instant::now());
         for entry in self.store.list().unwrap_or_default() {
             self.discovery.insert(entry.key.discovery_key(), entry.key);
+        }
+    }
+
+    /// When the store may be listed again for opens held since the last
+    /// listing.
+    fn rescan_due(&self) -> Option<std::time::Instant> {
+        let last = self.last_scan.filter(|_| self.rescan_pending)?;
+        Some((last + RESCAN_EVERY).into_std())
+    }
+
+    /// Lists the store again and serves the cores found that peers' held
+    /// opens ask for (each is answered if its capability proves the key).
+    fn rescan(&mut self) {
+        self.rescan_pending = false;
+        self.scan_store();
+        for discovery_key in self.replicator.held_discovery_keys() {
+            if let Some(key) = self.discovery.get(&discovery_key).copied()
+                && !self.cores.contains_key(&key)
+                && let Ok(core) = self.store.core(&key)
+            {
+                self.add_core(core, false);
+            }
         }
     }
 
@@ -621,12 +649,15 @@ impl Driver {
                 if !self.all_cores {
                     return;
                 }
-                // A key not in the map: list the store again, at most
-                // every RESCAN_EVERY (a core made since), never per open.
-                if !self.discovery.contains_key(&discovery_key)
-                    && self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY)
-                {
-                    self.scan_store();
+                // A key not in the map: list the store again (a core made
+                // since), at most every RESCAN_EVERY, never per open; one
+                // that comes sooner is looked for at the next listing.
+                if !self.discovery.contains_key(&discovery_key) {
+                    if self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY) {
+                        self.scan_store();
+                    } else {
+                        self.rescan_pending = true;
+                    }
                 }
                 if let Some(key) = self.discovery.get(&discovery_key).copied()
                     && let Ok(core) = self.store.core(&key)
@@ -651,15 +682,9 @@ impl Driver {
                     let _ = reply.send(Err(error));
                 }
             }
-            Event::PeerError { peer, error } => self.end_peer(peer, Err(error)),
-            // The connection ends with the evidence as its error, which
+            // An equivocation's evidence is the error too, which
             // `Connection::closed` hands to the application.
-            Event::Equivocation { peer, evidence, .. } => self.end_peer(
-                peer,
-                Err(Error::Verify(hyper_core::VerifyError::Equivocation(
-                    evidence,
-                ))),
-            ),
+            Event::PeerError { peer, error } => self.end_peer(peer, Err(error)),
             Event::Report(event) => self.report(event),
             Event::Extension {
                 peer,

@@ -39,7 +39,7 @@ pub struct ReplicationOptions {
     /// `Open` for any core the store holds is answered if its capability
     /// proves the core key (looked up in a map of discovery keys made when
     /// the replication starts, and made again at most every 10 s for keys
-    /// it lacks). These cores are never opened first, so a connection
+    /// it lacks: an `Open` that comes sooner waits for that listing). These cores are never opened first, so a connection
     /// learns no discovery key it did not prove it knows. Without it, only
     /// cores given to [`Replication::add_core`] (or fetched through
     /// [`Replication::get`] / [`Replication::download`]) are replicated;

@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests of hyper-wire.
 #![allow(dead_code)] // each test binary uses some of them
 
-use hyper_core::{Durability, Store, StoreOptions};
+use hyper_core::{Durability, KeyPair, Store, StoreOptions};
+use hyper_wire::{Replication, ReplicationOptions};
 use rand::Rng;
 
 /// A store in a fresh tempdir, committing without an fsync per batch.
@@ -15,6 +16,29 @@ pub fn eventual_store() -> (tempfile::TempDir, Store) {
     )
     .expect("store");
     (dir, store)
+}
+
+/// A replication of `store` under a fresh identity, of the cores added
+/// to it (the default options).
+pub fn replication(store: &Store) -> Replication {
+    Replication::new(
+        store.clone(),
+        KeyPair::generate().expect("keys"),
+        ReplicationOptions::default(),
+    )
+}
+
+/// A replication of `store` under a fresh identity that serves every core
+/// of the store (`all_cores`).
+pub fn all_cores(store: &Store) -> Replication {
+    Replication::new(
+        store.clone(),
+        KeyPair::generate().expect("keys"),
+        ReplicationOptions {
+            all_cores: true,
+            ..ReplicationOptions::default()
+        },
+    )
 }
 
 /// A fuzz input: random bytes (30%) or `valid`, then up to `max_edits`
