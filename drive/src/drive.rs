@@ -280,7 +280,9 @@ impl Drive {
         let Some((at, entry)) = self.stat(path)? else {
             return Ok(None);
         };
-        let mut out = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
+        // The size is the writer's claim: reserve no more than a few blocks.
+        let reserve = entry.size.min(crate::MAX_CHUNK as u64 * 16);
+        let mut out = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
         let mut stream = self.stream_entry(&at, &entry, 0, entry.size)?;
         while let Some(chunk) = stream.next_chunk()? {
             out.extend_from_slice(&chunk);
@@ -314,29 +316,40 @@ impl Drive {
             }
             return Ok(out);
         }
+        self.entries(&folder, ignore)?.collect()
+    }
+
+    /// Every entry under `folder` (paths `ignore` matches left out), in
+    /// path order, one at a time: the bee's range iterator, nothing
+    /// collected.
+    pub(crate) fn entries<'a>(
+        &'a self,
+        folder: &DrivePath,
+        ignore: Option<&'a Ignore>,
+    ) -> Result<impl Iterator<Item = Result<(DrivePath, Entry)>> + use<'a>> {
         let (gt, lt) = folder.subtree_bounds();
         let items = self
             .bee
-            .range(&RangeOptions {
+            .range_iter(&RangeOptions {
                 gt: Some(gt),
                 lt: Some(lt),
                 ..Default::default()
             })
             .map_err(|e| self.bee_err(e))?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
+        let folder = folder.clone();
+        let entry = move |item: hyper_bee::Result<hyper_bee::Item>| {
+            let item = item.map_err(|e| self.bee_err(e))?;
             let text = String::from_utf8(item.key).map_err(|_| Error::Corrupt {
                 path: folder.to_string(),
                 reason: "a stored path is not UTF-8",
             })?;
             let path = DrivePath::new(&text)?;
             if ignore.is_some_and(|i| i.matches(path.relative_to(&folder).unwrap_or(""), false)) {
-                continue;
+                return Ok(None);
             }
-            let entry = decode_entry(&item.value, &text)?;
-            out.push((path, entry));
-        }
-        Ok(out)
+            Ok(Some((path, decode_entry(&item.value, &text)?)))
+        };
+        Ok(items.filter_map(move |item| entry(item).transpose()))
     }
 
     /// The names directly in `folder` with what each is, in name order.
@@ -425,12 +438,16 @@ impl Drive {
 
     /// Files, bytes and blocks of this view.
     pub fn info(&self) -> Result<DriveInfo> {
-        let entries = self.list("/", true, None)?;
+        let (mut files, mut bytes) = (0, 0u64);
+        for item in self.entries(&DrivePath::root(), None)? {
+            files += 1;
+            bytes = bytes.saturating_add(item?.1.size);
+        }
         let blobs = self.blobs.info()?;
         Ok(DriveInfo {
             version: self.version()?,
-            files: entries.len() as u64,
-            bytes: entries.iter().map(|(_, e)| e.size).sum(),
+            files,
+            bytes,
             blocks: blobs.length,
             blocks_stored: blobs.blocks_stored,
             writable: self.writable()?,

@@ -496,3 +496,82 @@ fn download_fetches_a_subtree_with_exact_progress_and_watch_sees_it_change() -> 
     );
     Ok(())
 }
+
+/// Runs `f` on another thread; an error if it takes more than 20 s (a
+/// walk of every block a hostile entry claims would never end).
+fn within_20s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()));
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .map_err(|_| "still running after 20 s".to_string())
+}
+
+#[test]
+fn entries_claiming_huge_files_are_errors_not_an_abort_or_an_endless_walk() -> R {
+    use hyper_drive::messages::{ChunkList, Contiguous, Location, Run};
+    let (dir, drive) = fresh()?;
+    drive.put("/small", b"real bytes", &FileMeta::default())?;
+    let base = drive.entry("/small")?.ok_or("entry")?;
+    // Entries a writer signed that pass the decode checks (the lengths add
+    // up) but name far more bytes than exist: 2^40 fixed blocks (64 PiB),
+    // and 4,096 chunks of 4 GiB (16 TiB).
+    let blocks = 1u64 << 40;
+    let contiguous = hyper_drive::Entry {
+        size: (blocks - 1) * 65_536 + 1,
+        location: Some(Location::Contiguous(Contiguous {
+            first_block: 0,
+            block_count: blocks,
+            block_size: 65_536,
+        })),
+        ..base.clone()
+    };
+    let chunks = hyper_drive::Entry {
+        size: 4_096 * u64::from(u32::MAX),
+        location: Some(Location::Chunks(ChunkList {
+            runs: vec![Run {
+                first_block: 0,
+                lengths: vec![u32::MAX; 4_096],
+            }],
+        })),
+        ..base
+    };
+    let mut b = drive.batch();
+    b.put_entry("/contiguous", contiguous)?;
+    b.put_entry("/chunks", chunks)?;
+    b.commit()?;
+    let done = within_20s(move || -> Result<(), String> {
+        let _dir = dir;
+        for path in ["/contiguous", "/chunks"] {
+            let e = drive
+                .entry(path)
+                .map_err(|e| e.to_string())?
+                .ok_or("entry")?;
+            if e.blocks().len() != 1 {
+                return Err(format!("{path}: {:?}", e.blocks()));
+            }
+            // The block lengths contradict the claim: an error, no allocation
+            // of the claimed size.
+            if drive.get(path).is_ok() {
+                return Err(format!("{path}: read"));
+            }
+            let mut s = drive
+                .read_stream(path, 1 << 30, None)
+                .map_err(|e| e.to_string())?;
+            if s.next_chunk().is_ok() {
+                return Err(format!("{path}: streamed"));
+            }
+            if drive.has(path).map_err(|e| e.to_string())? {
+                return Err(format!("{path}: has"));
+            }
+        }
+        // Clearing walks ranges, not every claimed block; /small's block is
+        // used by both hostile entries, so it stays.
+        drive.clear("/chunks").map_err(|e| e.to_string())?;
+        drive.info().map_err(|e| e.to_string())?;
+        if drive.get("/small").map_err(|e| e.to_string())? != Some(b"real bytes".to_vec()) {
+            return Err("/small lost its block".into());
+        }
+        Ok(())
+    })?;
+    done.map_err(Into::into)
+}
