@@ -415,7 +415,15 @@ fn a_block_that_contradicts_its_entry_is_corrupt() -> R {
     let mut b = drive.batch();
     b.put_entry("/b", e)?;
     b.commit()?;
-    assert!(matches!(drive.get("/b"), Err(Error::Corrupt { .. })));
+    // The error names the file whose entry the block contradicts.
+    match drive.get("/b") {
+        Err(e @ Error::Corrupt { .. }) => assert_eq!(
+            e.to_string(),
+            "corrupt drive entry at /b (block 0 of the blobs core): \
+             a block's length differs from its entry's"
+        ),
+        other => panic!("{other:?}"),
+    }
     Ok(())
 }
 
