@@ -398,17 +398,29 @@ impl Drive {
     }
 
     /// What changed under `folder` between `version` and this view, in
-    /// path order. Subtrees of the bee both versions share are not read.
+    /// path order. Only the folder's key range of the bee is walked, and
+    /// subtrees both versions share are not read.
     pub fn diff(&self, version: u64, folder: &str) -> Result<Vec<DiffEntry>> {
         let folder = DrivePath::new(folder)?;
+        // From the folder's own path (a file there counts) to the end of
+        // its subtree; a sibling like `/a-b` in between is filtered out.
+        let (_, lt) = folder.subtree_bounds();
+        let range = RangeOptions {
+            gte: Some(folder.key().to_vec()),
+            lt: Some(lt),
+            ..Default::default()
+        };
         let mut out = Vec::new();
-        for d in self.bee.diff(version).map_err(|e| self.bee_err(e))? {
-            let Ok(text) = String::from_utf8(d.key) else {
-                continue;
-            };
-            if text.as_bytes() == HEADER_KEY {
-                continue;
-            }
+        for d in self
+            .bee
+            .diff_iter(version, &range)
+            .map_err(|e| self.bee_err(e))?
+        {
+            let d = d.map_err(|e| self.bee_err(e))?;
+            let text = String::from_utf8(d.key).map_err(|_| Error::Corrupt {
+                path: folder.to_string(),
+                reason: "a stored path is not UTF-8",
+            })?;
             let path = DrivePath::new(&text)?;
             if !path.is_within(&folder) {
                 continue;

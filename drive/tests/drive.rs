@@ -583,3 +583,45 @@ fn entries_claiming_huge_files_are_errors_not_an_abort_or_an_endless_walk() -> R
     })?;
     done.map_err(Into::into)
 }
+
+#[test]
+fn a_folders_diff_reads_only_that_folders_part_of_the_tree() -> R {
+    let dir = tempfile::tempdir()?;
+    let writer = Drive::create(&Store::open(dir.path().join("w"))?)?;
+    let m = FileMeta::default();
+    let mut b = writer.batch();
+    for i in 0..300 {
+        b.put(&format!("/a/f{i:03}"), b"old", &m)?;
+    }
+    for i in 0..10 {
+        b.put(&format!("/b/g{i}"), b"old", &m)?;
+    }
+    b.put("/b", b"", &m).err().ok_or("/b is a folder")?;
+    b.commit()?;
+    let v1 = writer.version()?;
+    // 200 changes in /a, one in /b, and a file beside /b that sorts inside
+    // its key range ("/b-c" < "/b/..." < "/b0").
+    let mut b = writer.batch();
+    for i in 0..200 {
+        b.put(&format!("/a/f{i:03}"), b"new", &m)?;
+    }
+    b.put("/b/g3", b"new", &m)?;
+    b.put("/b-c", b"new", &m)?;
+    b.commit()?;
+    let store = Store::open(dir.path().join("r"))?;
+    let fetch = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
+    let replica = block_on(hyper_drive::fetch::open_replica(
+        &store,
+        &writer.key(),
+        &fetch,
+    ))?;
+    let before = fetch.fetched.get();
+    let d = block_on(replica.with_fetch(&fetch, |d| d.diff(v1, "/b")))?;
+    let paths: Vec<String> = d.iter().map(|d| d.path.to_string()).collect();
+    assert_eq!(paths, ["/b/g3"]);
+    let fetched = fetch.fetched.get() - before;
+    // The whole bee's diff loads each of the 200 changed entries in /a.
+    assert!(fetched < 40, "{fetched} blocks for one change in /b");
+    assert_eq!(writer.diff(v1, "/")?.len(), 202);
+    Ok(())
+}
