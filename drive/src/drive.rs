@@ -213,6 +213,25 @@ impl Drive {
         })
     }
 
+    /// Takes the drive back to `version` (2, the first, up to the current
+    /// one): the entries written after it are cut from the metadata core,
+    /// a new fork that replicas follow. The blobs core keeps its blocks
+    /// (the chunk index still knows them, so writing that content again
+    /// appends nothing; [`Drive::clear`] drops a file's local bytes).
+    pub fn truncate(&self, version: u64) -> Result<()> {
+        if !self.writable()? {
+            return Err(Error::ReadOnly);
+        }
+        let length = self.metadata().info()?.length;
+        if version > length || version < 2 {
+            return Err(Error::NoSuchVersion { version, length });
+        }
+        if version < length {
+            self.metadata().truncate(version)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn bee_err(&self, e: hyper_bee::Error) -> Error {
         bee_error(self.bee.core(), e)
     }

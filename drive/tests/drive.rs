@@ -625,3 +625,39 @@ fn a_folders_diff_reads_only_that_folders_part_of_the_tree() -> R {
     assert_eq!(writer.diff(v1, "/")?.len(), 202);
     Ok(())
 }
+
+#[test]
+fn truncate_takes_the_drive_back_to_a_version() -> R {
+    let (_dir, drive) = fresh()?;
+    let m = FileMeta::default();
+    drive.put("/a", b"first", &m)?;
+    let v = drive.version()?;
+    drive.put("/b", b"second", &m)?;
+    let blocks = drive.blobs().info()?.length;
+    drive.del("/a")?;
+    let old = drive.checkout(v)?;
+    assert!(matches!(old.truncate(v), Err(Error::ReadOnly)));
+    for bad in [0, 1, drive.version()? + 1] {
+        match drive.truncate(bad) {
+            Err(e @ Error::NoSuchVersion { .. }) => {
+                assert!(
+                    e.to_string().contains(&format!("version {bad} is not")),
+                    "{e}"
+                )
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    drive.truncate(v)?;
+    assert_eq!(drive.version()?, v);
+    assert_eq!(drive.get("/a")?, Some(b"first".to_vec()));
+    assert_eq!(drive.get("/b")?, None);
+    assert_eq!(drive.list("/", true, None)?.len(), 1);
+    // The blobs keep their blocks: writing /b's content again adds none.
+    drive.put("/c", b"second", &m)?;
+    assert_eq!(drive.blobs().info()?.length, blocks);
+    assert_eq!(drive.get("/c")?, Some(b"second".to_vec()));
+    drive.truncate(drive.version()?)?; // the current version: nothing cut
+    assert_eq!(drive.version()?, v + 1);
+    Ok(())
+}
