@@ -15,6 +15,22 @@ fn random(n: usize, seed: u64) -> Vec<u8> {
     (0..n).map(|_| rng.random()).collect()
 }
 
+/// An empty replica of `writer` in the store `dir/r` (its header fetched),
+/// and the fetch that feeds it from the writer's cores.
+fn sparse_replica(
+    dir: &std::path::Path,
+    writer: &Drive,
+) -> Result<(ProofFetch, Drive), Box<dyn std::error::Error>> {
+    let store = Store::open(dir.join("r"))?;
+    let fetch = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
+    let replica = block_on(hyper_drive::fetch::open_replica(
+        &store,
+        &writer.key(),
+        &fetch,
+    ))?;
+    Ok((fetch, replica))
+}
+
 /// A new drive in a store in a temp folder (kept while the folder lives).
 fn fresh() -> Result<(tempfile::TempDir, Drive), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
@@ -316,13 +332,7 @@ fn a_sparse_replica_fetches_one_files_path_and_blocks_only() -> R {
     b.commit()?;
     let big = random(3_000_000, 99);
     writer.put("/big.bin", &big, &m)?;
-    let store = Store::open(dir.path().join("r"))?;
-    let fetch = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
-    let replica = block_on(hyper_drive::fetch::open_replica(
-        &store,
-        &writer.key(),
-        &fetch,
-    ))?;
+    let (fetch, replica) = sparse_replica(dir.path(), &writer)?;
     assert_eq!(replica.blobs().key(), writer.blobs().key());
     let got = block_on(replica.with_fetch(&fetch, |d| d.get("/dir3/file133.bin")))?;
     assert_eq!(got, Some(random(20_000, 133)));
@@ -372,13 +382,7 @@ fn a_lying_source_is_refused_and_stores_nothing() -> R {
     // A liar with its own cores answers for the writer's blobs core.
     let liar = Drive::create(&Store::open(dir.path().join("l"))?)?;
     liar.put("/a.bin", &random(50_000, 2), &m)?;
-    let store = Store::open(dir.path().join("r"))?;
-    let honest = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
-    let replica = block_on(hyper_drive::fetch::open_replica(
-        &store,
-        &writer.key(),
-        &honest,
-    ))?;
+    let (honest, replica) = sparse_replica(dir.path(), &writer)?;
     let lying = ForgedFetch {
         inner: ProofFetch::new(&[writer.metadata()]),
         forged: liar.blobs().clone(),
@@ -466,13 +470,7 @@ fn download_fetches_a_subtree_with_exact_progress_and_watch_sees_it_change() -> 
             &m,
         )?;
     }
-    let store = Store::open(dir.path().join("r"))?;
-    let fetch = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
-    let replica = block_on(hyper_drive::fetch::open_replica(
-        &store,
-        &writer.key(),
-        &fetch,
-    ))?;
+    let (fetch, replica) = sparse_replica(dir.path(), &writer)?;
     let mut seen = Vec::new();
     let done = block_on(replica.download("/even", &fetch, |p| seen.push(*p)))?;
     assert_eq!(
@@ -608,13 +606,7 @@ fn a_folders_diff_reads_only_that_folders_part_of_the_tree() -> R {
     b.put("/b/g3", b"new", &m)?;
     b.put("/b-c", b"new", &m)?;
     b.commit()?;
-    let store = Store::open(dir.path().join("r"))?;
-    let fetch = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
-    let replica = block_on(hyper_drive::fetch::open_replica(
-        &store,
-        &writer.key(),
-        &fetch,
-    ))?;
+    let (fetch, replica) = sparse_replica(dir.path(), &writer)?;
     let before = fetch.fetched.get();
     let d = block_on(replica.with_fetch(&fetch, |d| d.diff(v1, "/b")))?;
     let paths: Vec<String> = d.iter().map(|d| d.path.to_string()).collect();
