@@ -213,6 +213,25 @@ impl Drive {
         })
     }
 
+    /// Takes the drive back to `version` (2, the first, up to the current
+    /// one): the entries written after it are cut from the metadata core,
+    /// a new fork that replicas follow. The blobs core keeps its blocks
+    /// (the chunk index still knows them, so writing that content again
+    /// appends nothing; [`Drive::clear`] drops a file's local bytes).
+    pub fn truncate(&self, version: u64) -> Result<()> {
+        if !self.writable()? {
+            return Err(Error::ReadOnly);
+        }
+        let length = self.metadata().info()?.length;
+        if version > length || version < 2 {
+            return Err(Error::NoSuchVersion { version, length });
+        }
+        if version < length {
+            self.metadata().truncate(version)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn bee_err(&self, e: hyper_bee::Error) -> Error {
         bee_error(self.bee.core(), e)
     }
@@ -280,7 +299,9 @@ impl Drive {
         let Some((at, entry)) = self.stat(path)? else {
             return Ok(None);
         };
-        let mut out = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
+        // The size is the writer's claim: reserve no more than a few blocks.
+        let reserve = entry.size.min(crate::MAX_CHUNK as u64 * 16);
+        let mut out = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
         let mut stream = self.stream_entry(&at, &entry, 0, entry.size)?;
         while let Some(chunk) = stream.next_chunk()? {
             out.extend_from_slice(&chunk);
@@ -314,29 +335,40 @@ impl Drive {
             }
             return Ok(out);
         }
+        self.entries(&folder, ignore)?.collect()
+    }
+
+    /// Every entry under `folder` (paths `ignore` matches left out), in
+    /// path order, one at a time: the bee's range iterator, nothing
+    /// collected.
+    pub(crate) fn entries<'a>(
+        &'a self,
+        folder: &DrivePath,
+        ignore: Option<&'a Ignore>,
+    ) -> Result<impl Iterator<Item = Result<(DrivePath, Entry)>> + use<'a>> {
         let (gt, lt) = folder.subtree_bounds();
         let items = self
             .bee
-            .range(&RangeOptions {
+            .range_iter(&RangeOptions {
                 gt: Some(gt),
                 lt: Some(lt),
                 ..Default::default()
             })
             .map_err(|e| self.bee_err(e))?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
+        let folder = folder.clone();
+        let entry = move |item: hyper_bee::Result<hyper_bee::Item>| {
+            let item = item.map_err(|e| self.bee_err(e))?;
             let text = String::from_utf8(item.key).map_err(|_| Error::Corrupt {
                 path: folder.to_string(),
                 reason: "a stored path is not UTF-8",
             })?;
             let path = DrivePath::new(&text)?;
             if ignore.is_some_and(|i| i.matches(path.relative_to(&folder).unwrap_or(""), false)) {
-                continue;
+                return Ok(None);
             }
-            let entry = decode_entry(&item.value, &text)?;
-            out.push((path, entry));
-        }
-        Ok(out)
+            Ok(Some((path, decode_entry(&item.value, &text)?)))
+        };
+        Ok(items.filter_map(move |item| entry(item).transpose()))
     }
 
     /// The names directly in `folder` with what each is, in name order.
@@ -385,17 +417,29 @@ impl Drive {
     }
 
     /// What changed under `folder` between `version` and this view, in
-    /// path order. Subtrees of the bee both versions share are not read.
+    /// path order. Only the folder's key range of the bee is walked, and
+    /// subtrees both versions share are not read.
     pub fn diff(&self, version: u64, folder: &str) -> Result<Vec<DiffEntry>> {
         let folder = DrivePath::new(folder)?;
+        // From the folder's own path (a file there counts) to the end of
+        // its subtree; a sibling like `/a-b` in between is filtered out.
+        let (_, lt) = folder.subtree_bounds();
+        let range = RangeOptions {
+            gte: Some(folder.key().to_vec()),
+            lt: Some(lt),
+            ..Default::default()
+        };
         let mut out = Vec::new();
-        for d in self.bee.diff(version).map_err(|e| self.bee_err(e))? {
-            let Ok(text) = String::from_utf8(d.key) else {
-                continue;
-            };
-            if text.as_bytes() == HEADER_KEY {
-                continue;
-            }
+        for d in self
+            .bee
+            .diff_iter(version, &range)
+            .map_err(|e| self.bee_err(e))?
+        {
+            let d = d.map_err(|e| self.bee_err(e))?;
+            let text = String::from_utf8(d.key).map_err(|_| Error::Corrupt {
+                path: folder.to_string(),
+                reason: "a stored path is not UTF-8",
+            })?;
             let path = DrivePath::new(&text)?;
             if !path.is_within(&folder) {
                 continue;
@@ -425,12 +469,16 @@ impl Drive {
 
     /// Files, bytes and blocks of this view.
     pub fn info(&self) -> Result<DriveInfo> {
-        let entries = self.list("/", true, None)?;
+        let (mut files, mut bytes) = (0, 0u64);
+        for item in self.entries(&DrivePath::root(), None)? {
+            files += 1;
+            bytes = bytes.saturating_add(item?.1.size);
+        }
         let blobs = self.blobs.info()?;
         Ok(DriveInfo {
             version: self.version()?,
-            files: entries.len() as u64,
-            bytes: entries.iter().map(|(_, e)| e.size).sum(),
+            files,
+            bytes,
             blocks: blobs.length,
             blocks_stored: blobs.blocks_stored,
             writable: self.writable()?,

@@ -73,8 +73,9 @@ pub enum Error {
     /// The drive is not writable here, or the view is a checkout.
     #[error("this drive is read-only here")]
     ReadOnly,
-    /// A version past the drive's length.
-    #[error("version {version} is past the drive's version {length}")]
+    /// Not a version of the drive: its versions run from 2 (the header
+    /// written) to its current one.
+    #[error("version {version} is not a version of the drive (2 to {length})")]
     NoSuchVersion {
         /// The version asked for.
         version: u64,

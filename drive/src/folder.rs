@@ -220,7 +220,14 @@ impl Folder {
         let mut buf = vec![0; COPY_BUFFER];
         let mut written = 0u64;
         loop {
-            let n = content.read(&mut buf).map_err(|e| Error::io(&local, e))?;
+            // A drive source's own error (a missing block, a corrupt one)
+            // comes back out as itself, not as an I/O error of this file.
+            let n = content
+                .read(&mut buf)
+                .map_err(|e| match e.downcast::<Error>() {
+                    Ok(inner) => inner,
+                    Err(e) => Error::io(&local, e),
+                })?;
             if n == 0 {
                 break;
             }

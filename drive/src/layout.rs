@@ -129,8 +129,22 @@ pub fn chunk_list(pieces: &[Piece]) -> ChunkList {
 }
 
 /// The blocks holding bytes `range` of `entry`'s content, merged into
-/// ascending, disjoint block ranges.
+/// ascending, disjoint block ranges (none for an empty range). Fixed
+/// blocks are one range, computed: an entry may claim 2^64 of them.
 pub fn block_ranges(entry: &Entry, range: Range<u64>) -> Vec<Range<u64>> {
+    if range.is_empty() {
+        return Vec::new();
+    }
+    if let Some(Location::Contiguous(c)) = &entry.location {
+        let bs = u64::from(c.block_size.max(1));
+        let (first, end) = (range.start / bs, range.end.div_ceil(bs).min(c.block_count));
+        let blocks = c.first_block.saturating_add(first)..c.first_block.saturating_add(end);
+        return if first < end {
+            Vec::from([blocks])
+        } else {
+            Vec::new()
+        };
+    }
     let mut pieces = Pieces::of(entry);
     let mut at = range.start - pieces.skip_to(range.start).min(range.start);
     let mut blocks: Vec<Range<u64>> = Vec::new();

@@ -418,7 +418,8 @@ fn changed(src: &Side<'_>, path: &DrivePath) -> Error {
 }
 
 fn read_error(src: &Side<'_>, path: &DrivePath, e: std::io::Error) -> Error {
-    // A drive read's own error comes back out of the io::Error.
+    // A drive read's own error comes back out of the io::Error (as
+    // `Folder::write` does for a folder destination).
     match e.downcast::<Error>() {
         Ok(inner) => inner,
         Err(e) => match src {

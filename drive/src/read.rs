@@ -13,6 +13,8 @@ use crate::path::DrivePath;
 /// not stored here is [`Error::Missing`]; the stream stays where it was, so
 /// fetching that block and calling [`ReadStream::next_chunk`] again goes on.
 pub struct ReadStream {
+    /// The file read (named by its errors).
+    path: DrivePath,
     blobs: Core,
     pieces: Pieces,
     /// Bytes to skip at the start of the next piece.
@@ -37,7 +39,7 @@ impl ReadStream {
         let block = get_block(&self.blobs, piece.block)?;
         if block.len() as u64 != piece.length {
             return Err(Error::Corrupt {
-                path: format!("block {} of the blobs core", piece.block),
+                path: format!("{} (block {} of the blobs core)", self.path, piece.block),
                 reason: "a block's length differs from its entry's",
             });
         }
@@ -135,6 +137,7 @@ impl Drive {
         let mut pieces = Pieces::of(entry);
         let skip = pieces.skip_to(start);
         Ok(ReadStream {
+            path: path.clone(),
             blobs: self.blobs.clone(),
             pieces,
             skip,

@@ -7,7 +7,7 @@
 //! no entry pointing at bytes that are not there (at worst, blocks no entry
 //! uses yet).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use hyper_bee::RangeOptions;
@@ -426,22 +426,41 @@ impl Drive {
         let Some(entry) = self.entry_at(&path)? else {
             return Err(Error::NotFound(path.to_string()));
         };
-        let mut used: HashSet<u64> = HashSet::new();
-        for (p, e) in self.list("/", true, None)? {
-            if p != path {
-                for r in e.blocks() {
-                    used.extend(r);
+        // Only blocks stored here can be dropped: none past the length.
+        let length = self.blobs.info()?.length;
+        let mine: Vec<Range<u64>> = entry
+            .blocks()
+            .into_iter()
+            .map(|r| r.start.min(length)..r.end.min(length))
+            .filter(|r| !r.is_empty())
+            .collect();
+        // Of those, the ones another entry uses (ranges, never block by
+        // block: an entry may claim any number of blocks).
+        let mut used = Vec::new();
+        for item in self.entries(&DrivePath::root(), None)? {
+            let (p, e) = item?;
+            if p == path {
+                continue;
+            }
+            for r in e.blocks() {
+                for m in &mine {
+                    let both = r.start.max(m.start)..r.end.min(m.end);
+                    if !both.is_empty() {
+                        used.push(both);
+                    }
                 }
             }
         }
+        let used = layout::merge(used);
         let mut dropped = 0;
         let mut free: Vec<Range<u64>> = Vec::new();
-        for r in entry.blocks() {
-            for b in r {
-                if !used.contains(&b) && self.blobs.has(b)? {
-                    free.push(b..b + 1);
-                    dropped += 1;
-                }
+        let mut used = used.iter().peekable();
+        for b in mine.into_iter().flatten() {
+            while used.next_if(|u| u.end <= b).is_some() {}
+            let shared = used.peek().is_some_and(|u| u.contains(&b));
+            if !shared && self.blobs.has(b)? {
+                free.push(b..b + 1);
+                dropped += 1;
             }
         }
         for r in layout::merge(free) {

@@ -15,6 +15,22 @@ fn random(n: usize, seed: u64) -> Vec<u8> {
     (0..n).map(|_| rng.random()).collect()
 }
 
+/// An empty replica of `writer` in the store `dir/r` (its header fetched),
+/// and the fetch that feeds it from the writer's cores.
+fn sparse_replica(
+    dir: &std::path::Path,
+    writer: &Drive,
+) -> Result<(ProofFetch, Drive), Box<dyn std::error::Error>> {
+    let store = Store::open(dir.join("r"))?;
+    let fetch = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
+    let replica = block_on(hyper_drive::fetch::open_replica(
+        &store,
+        &writer.key(),
+        &fetch,
+    ))?;
+    Ok((fetch, replica))
+}
+
 /// A new drive in a store in a temp folder (kept while the folder lives).
 fn fresh() -> Result<(tempfile::TempDir, Drive), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
@@ -316,13 +332,7 @@ fn a_sparse_replica_fetches_one_files_path_and_blocks_only() -> R {
     b.commit()?;
     let big = random(3_000_000, 99);
     writer.put("/big.bin", &big, &m)?;
-    let store = Store::open(dir.path().join("r"))?;
-    let fetch = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
-    let replica = block_on(hyper_drive::fetch::open_replica(
-        &store,
-        &writer.key(),
-        &fetch,
-    ))?;
+    let (fetch, replica) = sparse_replica(dir.path(), &writer)?;
     assert_eq!(replica.blobs().key(), writer.blobs().key());
     let got = block_on(replica.with_fetch(&fetch, |d| d.get("/dir3/file133.bin")))?;
     assert_eq!(got, Some(random(20_000, 133)));
@@ -372,13 +382,7 @@ fn a_lying_source_is_refused_and_stores_nothing() -> R {
     // A liar with its own cores answers for the writer's blobs core.
     let liar = Drive::create(&Store::open(dir.path().join("l"))?)?;
     liar.put("/a.bin", &random(50_000, 2), &m)?;
-    let store = Store::open(dir.path().join("r"))?;
-    let honest = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
-    let replica = block_on(hyper_drive::fetch::open_replica(
-        &store,
-        &writer.key(),
-        &honest,
-    ))?;
+    let (honest, replica) = sparse_replica(dir.path(), &writer)?;
     let lying = ForgedFetch {
         inner: ProofFetch::new(&[writer.metadata()]),
         forged: liar.blobs().clone(),
@@ -415,7 +419,15 @@ fn a_block_that_contradicts_its_entry_is_corrupt() -> R {
     let mut b = drive.batch();
     b.put_entry("/b", e)?;
     b.commit()?;
-    assert!(matches!(drive.get("/b"), Err(Error::Corrupt { .. })));
+    // The error names the file whose entry the block contradicts.
+    match drive.get("/b") {
+        Err(e @ Error::Corrupt { .. }) => assert_eq!(
+            e.to_string(),
+            "corrupt drive entry at /b (block 0 of the blobs core): \
+             a block's length differs from its entry's"
+        ),
+        other => panic!("{other:?}"),
+    }
     Ok(())
 }
 
@@ -458,13 +470,7 @@ fn download_fetches_a_subtree_with_exact_progress_and_watch_sees_it_change() -> 
             &m,
         )?;
     }
-    let store = Store::open(dir.path().join("r"))?;
-    let fetch = ProofFetch::new(&[writer.metadata(), writer.blobs()]);
-    let replica = block_on(hyper_drive::fetch::open_replica(
-        &store,
-        &writer.key(),
-        &fetch,
-    ))?;
+    let (fetch, replica) = sparse_replica(dir.path(), &writer)?;
     let mut seen = Vec::new();
     let done = block_on(replica.download("/even", &fetch, |p| seen.push(*p)))?;
     assert_eq!(
@@ -494,5 +500,156 @@ fn download_fetches_a_subtree_with_exact_progress_and_watch_sees_it_change() -> 
         w.next(std::time::Duration::from_secs(5))?,
         Some(writer.version()?)
     );
+    Ok(())
+}
+
+/// Runs `f` on another thread; an error if it takes more than 20 s (a
+/// walk of every block a hostile entry claims would never end).
+fn within_20s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()));
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .map_err(|_| "still running after 20 s".to_string())
+}
+
+#[test]
+fn entries_claiming_huge_files_are_errors_not_an_abort_or_an_endless_walk() -> R {
+    use hyper_drive::messages::{ChunkList, Contiguous, Location, Run};
+    let (dir, drive) = fresh()?;
+    drive.put("/small", b"real bytes", &FileMeta::default())?;
+    let base = drive.entry("/small")?.ok_or("entry")?;
+    // Entries a writer signed that pass the decode checks (the lengths add
+    // up) but name far more bytes than exist: 2^40 fixed blocks (64 PiB),
+    // and 4,096 chunks of 4 GiB (16 TiB).
+    let blocks = 1u64 << 40;
+    let contiguous = hyper_drive::Entry {
+        size: (blocks - 1) * 65_536 + 1,
+        location: Some(Location::Contiguous(Contiguous {
+            first_block: 0,
+            block_count: blocks,
+            block_size: 65_536,
+        })),
+        ..base.clone()
+    };
+    let chunks = hyper_drive::Entry {
+        size: 4_096 * u64::from(u32::MAX),
+        location: Some(Location::Chunks(ChunkList {
+            runs: vec![Run {
+                first_block: 0,
+                lengths: vec![u32::MAX; 4_096],
+            }],
+        })),
+        ..base
+    };
+    let mut b = drive.batch();
+    b.put_entry("/contiguous", contiguous)?;
+    b.put_entry("/chunks", chunks)?;
+    b.commit()?;
+    let done = within_20s(move || -> Result<(), String> {
+        let _dir = dir;
+        for path in ["/contiguous", "/chunks"] {
+            let e = drive
+                .entry(path)
+                .map_err(|e| e.to_string())?
+                .ok_or("entry")?;
+            if e.blocks().len() != 1 {
+                return Err(format!("{path}: {:?}", e.blocks()));
+            }
+            // The block lengths contradict the claim: an error, no allocation
+            // of the claimed size.
+            if drive.get(path).is_ok() {
+                return Err(format!("{path}: read"));
+            }
+            let mut s = drive
+                .read_stream(path, 1 << 30, None)
+                .map_err(|e| e.to_string())?;
+            if s.next_chunk().is_ok() {
+                return Err(format!("{path}: streamed"));
+            }
+            if drive.has(path).map_err(|e| e.to_string())? {
+                return Err(format!("{path}: has"));
+            }
+        }
+        // Clearing walks ranges, not every claimed block; /small's block is
+        // used by both hostile entries, so it stays.
+        drive.clear("/chunks").map_err(|e| e.to_string())?;
+        drive.info().map_err(|e| e.to_string())?;
+        if drive.get("/small").map_err(|e| e.to_string())? != Some(b"real bytes".to_vec()) {
+            return Err("/small lost its block".into());
+        }
+        Ok(())
+    })?;
+    done.map_err(Into::into)
+}
+
+#[test]
+fn a_folders_diff_reads_only_that_folders_part_of_the_tree() -> R {
+    let dir = tempfile::tempdir()?;
+    let writer = Drive::create(&Store::open(dir.path().join("w"))?)?;
+    let m = FileMeta::default();
+    let mut b = writer.batch();
+    for i in 0..300 {
+        b.put(&format!("/a/f{i:03}"), b"old", &m)?;
+    }
+    for i in 0..10 {
+        b.put(&format!("/b/g{i}"), b"old", &m)?;
+    }
+    b.put("/b", b"", &m).err().ok_or("/b is a folder")?;
+    b.commit()?;
+    let v1 = writer.version()?;
+    // 200 changes in /a, one in /b, and a file beside /b that sorts inside
+    // its key range ("/b-c" < "/b/..." < "/b0").
+    let mut b = writer.batch();
+    for i in 0..200 {
+        b.put(&format!("/a/f{i:03}"), b"new", &m)?;
+    }
+    b.put("/b/g3", b"new", &m)?;
+    b.put("/b-c", b"new", &m)?;
+    b.commit()?;
+    let (fetch, replica) = sparse_replica(dir.path(), &writer)?;
+    let before = fetch.fetched.get();
+    let d = block_on(replica.with_fetch(&fetch, |d| d.diff(v1, "/b")))?;
+    let paths: Vec<String> = d.iter().map(|d| d.path.to_string()).collect();
+    assert_eq!(paths, ["/b/g3"]);
+    let fetched = fetch.fetched.get() - before;
+    // The whole bee's diff loads each of the 200 changed entries in /a.
+    assert!(fetched < 40, "{fetched} blocks for one change in /b");
+    assert_eq!(writer.diff(v1, "/")?.len(), 202);
+    Ok(())
+}
+
+#[test]
+fn truncate_takes_the_drive_back_to_a_version() -> R {
+    let (_dir, drive) = fresh()?;
+    let m = FileMeta::default();
+    drive.put("/a", b"first", &m)?;
+    let v = drive.version()?;
+    drive.put("/b", b"second", &m)?;
+    let blocks = drive.blobs().info()?.length;
+    drive.del("/a")?;
+    let old = drive.checkout(v)?;
+    assert!(matches!(old.truncate(v), Err(Error::ReadOnly)));
+    for bad in [0, 1, drive.version()? + 1] {
+        match drive.truncate(bad) {
+            Err(e @ Error::NoSuchVersion { .. }) => {
+                assert!(
+                    e.to_string().contains(&format!("version {bad} is not")),
+                    "{e}"
+                )
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    drive.truncate(v)?;
+    assert_eq!(drive.version()?, v);
+    assert_eq!(drive.get("/a")?, Some(b"first".to_vec()));
+    assert_eq!(drive.get("/b")?, None);
+    assert_eq!(drive.list("/", true, None)?.len(), 1);
+    // The blobs keep their blocks: writing /b's content again adds none.
+    drive.put("/c", b"second", &m)?;
+    assert_eq!(drive.blobs().info()?.length, blocks);
+    assert_eq!(drive.get("/c")?, Some(b"second".to_vec()));
+    drive.truncate(drive.version()?)?; // the current version: nothing cut
+    assert_eq!(drive.version()?, v + 1);
     Ok(())
 }

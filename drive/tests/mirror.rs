@@ -367,3 +367,29 @@ fn a_full_disk_during_a_mirror_out_is_a_clear_error_and_a_rerun_finishes() -> R 
     drop(mount);
     Ok(())
 }
+
+#[test]
+fn a_drive_read_failing_during_a_mirror_out_is_the_drives_error() -> R {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("store"))?;
+    let drive = Drive::create(&store)?;
+    drive.put("/a.bin", &[7; 100_000], &hyper_drive::FileMeta::default())?;
+    drive.clear_all()?; // the entry stays, its bytes are gone
+    let out = dir.path().join("out");
+    let folder = Folder::new(&out);
+    let got = mirror::mirror(
+        Side::Drive(&drive),
+        Side::Folder(&folder),
+        &MirrorOptions::default(),
+        |_| {},
+    );
+    // Missing (which a fetch can act on), not an I/O error of out/a.bin.
+    match got {
+        Err(hyper_drive::Error::Missing { core, index: 0 }) => {
+            assert_eq!(core, drive.blobs().key())
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!out.join("a.bin").exists());
+    Ok(())
+}
