@@ -2,12 +2,11 @@
 //! swap) and reads (get, ranges, checkouts).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
-use hyper_core::{BlockSource, Core, Subscription};
+use hyper_core::{BlockSource, Core};
 use prost::Message as _;
 
 use crate::error::{Error, Result};
@@ -49,16 +48,16 @@ pub const SUB_SEPARATOR: u8 = 0;
 struct Shared {
     cache: Mutex<Cache>,
     writing: Mutex<()>,
-    /// Set by every change of the core: the cache checks the fork then.
-    changed: Arc<AtomicBool>,
-    _subscription: Subscription,
 }
 
-/// Decoded entries of one fork of the core. A truncation (here, or one a
-/// replica follows) makes a new fork whose blocks past the cut differ:
-/// the cache is emptied when the fork moves.
+/// Decoded entries of the core while no block was replaced. A truncation
+/// (here, one a replica follows, or a cut of the unsigned tail) may put
+/// other blocks past the cut: the cache is emptied when the core's
+/// [`Core::cuts`] moves, checked on every use (the core's change
+/// callbacks run after the change is visible, too late for a read in
+/// between).
 struct Cache {
-    fork: u64,
+    cuts: u64,
     entries: HashMap<u64, Arc<Entry>>,
 }
 
@@ -131,21 +130,34 @@ impl EntrySource for Overlay<'_> {
 
 impl EntrySource for Bee {
     fn entry(&self, seq: u64) -> Result<Arc<Entry>> {
-        if let Some(e) = self.lock_cache().entries.get(&seq) {
-            return Ok(e.clone());
-        }
+        let cuts = {
+            let cache = self.lock_cache();
+            if let Some(e) = cache.entries.get(&seq) {
+                return Ok(e.clone());
+            }
+            cache.cuts
+        };
         let bytes = match self.core.get(seq) {
             Ok(b) => b,
             Err(hyper_core::Error::NotAvailable { .. }) => return Err(Error::Missing(seq)),
             Err(e) => return Err(e.into()),
         };
-        self.insert_block(seq, &bytes)
+        self.insert_block(seq, &bytes, cuts)
     }
 }
 
 impl Bee {
-    /// Decodes block `seq` (fetched or read) into the cache.
-    pub(crate) fn insert_block(&self, seq: u64, bytes: &[u8]) -> Result<Arc<Entry>> {
+    /// The core's [`Core::cuts`] as the cache last saw it: pass it to
+    /// [`Bee::insert_block`] for a block read or fetched after this.
+    pub(crate) fn cuts(&self) -> u64 {
+        self.lock_cache().cuts
+    }
+
+    /// Decodes block `seq` (fetched or read) and caches it if no block
+    /// was replaced since `cuts` was taken, before the read began (a block
+    /// of the old fork that arrives after a truncation is returned, not
+    /// kept: the next read asks again).
+    pub(crate) fn insert_block(&self, seq: u64, bytes: &[u8], cuts: u64) -> Result<Arc<Entry>> {
         if seq == 0 {
             return Err(Error::Corrupt {
                 block: 0,
@@ -157,6 +169,9 @@ impl Bee {
             reason: "entry does not decode",
         })?);
         let mut cache = self.lock_cache();
+        if cache.cuts != cuts {
+            return Ok(entry);
+        }
         if cache.entries.len() >= CACHE_BLOCKS {
             cache.entries.clear();
         }
@@ -208,13 +223,8 @@ impl Bee {
     }
 
     fn new(source: Arc<dyn BlockSource>, core: Core) -> Bee {
-        let changed = Arc::new(AtomicBool::new(false));
-        let subscription = core.subscribe({
-            let changed = changed.clone();
-            move || changed.store(true, Ordering::Release)
-        });
         let cache = Cache {
-            fork: core.signed_state().map_or(0, |s| s.fork),
+            cuts: core.cuts().unwrap_or(0),
             entries: HashMap::new(),
         };
         Bee {
@@ -226,8 +236,6 @@ impl Bee {
             shared: Arc::new(Shared {
                 cache: Mutex::new(cache),
                 writing: Mutex::new(()),
-                changed,
-                _subscription: subscription,
             }),
         }
     }
@@ -322,16 +330,15 @@ impl Bee {
         &self.core
     }
 
-    /// The cache, emptied first if the core moved to another fork since
-    /// it was filled (checked once per change of the core).
+    /// The cache, emptied first if a block of the core was replaced since
+    /// it was filled.
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         let mut cache = self.shared.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if self.shared.changed.swap(false, Ordering::AcqRel) {
-            let fork = self.core.signed_state().map(|s| s.fork);
-            if fork.as_ref().ok() != Some(&cache.fork) {
-                cache.entries.clear();
-                cache.fork = fork.unwrap_or(cache.fork);
-            }
+        if let Ok(cuts) = self.core.cuts()
+            && cuts != cache.cuts
+        {
+            cache.entries.clear();
+            cache.cuts = cuts;
         }
         cache
     }

@@ -39,7 +39,8 @@ const INFLIGHT_WITH_BULK: usize = 32;
 pub struct Stream<T> {
     bee: Bee,
     walk: Box<dyn Walk<Item = T>>,
-    inflight: Vec<(u64, BlockFuture)>,
+    /// Fetches in flight: the block, the bee's cuts when it was asked.
+    inflight: Vec<(u64, u64, BlockFuture)>,
     requested: HashSet<u64>,
     /// Background downloads of runs, oldest first, and where the last one
     /// ends in the walk's direction.
@@ -227,6 +228,7 @@ impl<T> Stream<T> {
             return None;
         }
         self.fetched += 1;
+        let cuts = self.bee.cuts();
         let mut future = self.bee.source.get(seq, self.bee.timeout);
         match future.as_mut().poll(cx) {
             Poll::Ready(result) => {
@@ -234,11 +236,11 @@ impl<T> Stream<T> {
                 Some(
                     result
                         .map_err(Error::from)
-                        .and_then(|bytes| self.bee.insert_block(seq, &bytes).map(|_| ())),
+                        .and_then(|bytes| self.bee.insert_block(seq, &bytes, cuts).map(|_| ())),
                 )
             }
             Poll::Pending => {
-                self.inflight.push((seq, future));
+                self.inflight.push((seq, cuts, future));
                 None
             }
         }
@@ -249,11 +251,11 @@ impl<T> Stream<T> {
     /// if it did (`Some(Ok)` also when it was not in flight: it is here).
     fn poll_inflight(&mut self, cx: &mut Context<'_>, wanted: u64) -> Option<Result<()>> {
         // Not in flight: here already (or to be asked again by the step).
-        let in_flight = self.inflight.iter().any(|(seq, _)| *seq == wanted);
+        let in_flight = self.inflight.iter().any(|(seq, _, _)| *seq == wanted);
         let mut outcome = (!in_flight).then_some(Ok(()));
         let mut i = 0;
-        while let Some((seq, future)) = self.inflight.get_mut(i) {
-            let seq = *seq;
+        while let Some((seq, cuts, future)) = self.inflight.get_mut(i) {
+            let (seq, cuts) = (*seq, *cuts);
             match future.as_mut().poll(cx) {
                 Poll::Pending => i += 1,
                 Poll::Ready(result) => {
@@ -261,7 +263,7 @@ impl<T> Stream<T> {
                     self.requested.remove(&seq);
                     let result = result
                         .map_err(Error::from)
-                        .and_then(|bytes| self.bee.insert_block(seq, &bytes).map(|_| ()));
+                        .and_then(|bytes| self.bee.insert_block(seq, &bytes, cuts).map(|_| ()));
                     if seq == wanted {
                         outcome = Some(result);
                     }
@@ -314,8 +316,9 @@ impl Bee {
         loop {
             match op(self) {
                 Err(Error::Missing(seq)) if self.source.remote() => {
+                    let cuts = self.cuts();
                     let bytes = self.source.get(seq, self.timeout).await?;
-                    self.insert_block(seq, &bytes)?;
+                    self.insert_block(seq, &bytes, cuts)?;
                 }
                 other => return other,
             }

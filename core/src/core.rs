@@ -55,6 +55,9 @@ pub(crate) struct CoreState {
     pub header: Header,
     pub bitfield: Bitfield,
     pub deleted: bool,
+    /// Commits since this state was loaded that replaced blocks already
+    /// at some index (see [`Core::cuts`]).
+    pub cuts: u64,
 }
 
 /// The log's length after an append.
@@ -120,6 +123,18 @@ impl Core {
     /// Whether this store can append to the core.
     pub fn writable(&self) -> Result<bool> {
         Ok(can_sign(&self.read_state()?.header))
+    }
+
+    /// A counter that moves whenever a committed change may have replaced
+    /// a block at an index that had one (every truncation: a new fork, a
+    /// replica following one, a cut within the unsigned tail). While it
+    /// stays the same, a block read at index `i` is still block `i`; a
+    /// cache of decoded blocks is valid exactly as long. It is visible
+    /// together with the change (callbacks and events run a moment later),
+    /// counts from 0 when the core is opened and is shared by every handle
+    /// to it.
+    pub fn cuts(&self) -> Result<u64> {
+        Ok(self.read_state()?.cuts)
     }
 
     /// The latest signed state (what proofs served from here anchor to).
@@ -418,6 +433,9 @@ impl Core {
     ) -> Result<()> {
         match result.and_then(|()| txn.commit().map_err(Error::from)) {
             Ok(()) => {
+                if notify::cuts_blocks(events, st.header.length()) {
+                    st.cuts += 1;
+                }
                 st.header = header;
                 drop(st);
                 notify::notify(&self.inner, events);
@@ -776,7 +794,11 @@ pub(crate) fn append_many(
     })();
     match result.and_then(|()| txn.commit().map_err(Error::from)) {
         Ok(()) => {
-            for (_, (mut st, header)) in guards {
+            for (id, (mut st, header)) in guards {
+                let own = events.get(&id).map_or(&[][..], Vec::as_slice);
+                if notify::cuts_blocks(own, st.header.length()) {
+                    st.cuts += 1;
+                }
                 st.header = header;
             }
             for (id, core) in &by_id {

@@ -91,6 +91,21 @@ impl Listeners {
     }
 }
 
+/// Whether `events`, committed on a local log of `length` blocks, replaced
+/// a block that was there: a truncation (a new fork), or the unsigned tail
+/// cut shorter than the length before it.
+pub(crate) fn cuts_blocks(events: &[Event], mut length: u64) -> bool {
+    for event in events {
+        match *event {
+            Event::Truncated { .. } => return true,
+            Event::Tail { length: now, .. } if now < length => return true,
+            Event::Tail { length: now, .. } | Event::Appended { length: now, .. } => length = now,
+            Event::Downloaded { .. } | Event::Cleared { .. } => {}
+        }
+    }
+    false
+}
+
 /// Runs every listener of `inner` and sends `events` to every channel
 /// (after a committed change).
 pub(crate) fn notify(inner: &CoreInner, events: &[Event]) {

@@ -124,6 +124,7 @@ impl Shared {
             header,
             bitfield,
             deleted: false,
+            cuts: 0,
         }))
     }
 }

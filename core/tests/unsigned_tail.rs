@@ -345,3 +345,28 @@ fn tail_changes_are_tail_events_and_each_truncation_names_its_fork() {
         ]
     );
 }
+
+#[test]
+fn cuts_move_with_every_change_that_replaces_blocks_and_only_then() {
+    let (_s, cores, _) = devices();
+    let view = &cores[0];
+    let cuts = || view.cuts().expect("cuts");
+    assert_eq!(cuts(), 0);
+    view.append_unsigned(&[b"1".as_slice(), b"22", b"333"])
+        .expect("tail");
+    view.truncate(3).expect("no change");
+    assert_eq!(cuts(), 0, "appends and a no-op cut replace nothing");
+    view.truncate(2).expect("cut the tail");
+    assert_eq!(cuts(), 1, "a cut within the tail keeps the fork");
+    let (p, signed) = common::writer(&[b"a", b"b", b"c"]);
+    signed.append(b"more").expect("append");
+    assert_eq!(signed.cuts().expect("cuts"), 0);
+    signed.truncate(1).expect("new fork");
+    signed.append(b"d").expect("append");
+    assert_eq!(signed.cuts().expect("cuts"), 1);
+    // One commit that cuts and appends counts once.
+    let mut batch = p.store.batch();
+    batch.truncate(&signed, 1).append(&signed, &[b"e"]);
+    batch.commit().expect("batch");
+    assert_eq!(signed.cuts().expect("cuts"), 2);
+}
