@@ -8,7 +8,9 @@ use crate::bee::{Bee, Change};
 use crate::error::Result;
 use crate::watch::Watch;
 
-/// Follows a bee's history as it is written.
+/// Follows a bee's history as it is written. After a truncation that cut
+/// writes it returned, it goes on from the cut: the new writes at those
+/// sequence numbers come next.
 pub struct LiveHistory {
     bee: Bee,
     next: u64,
@@ -31,6 +33,11 @@ impl LiveHistory {
     /// returned; `None` if none came.
     pub fn next(&mut self, timeout: Duration) -> Result<Option<Change>> {
         loop {
+            if let Some(kept) = self.watch.cut()? {
+                // Writes from `kept` on were cut: the new ones there come next.
+                self.buffered.retain(|c| c.seq < kept);
+                self.next = self.next.min(kept.max(1));
+            }
             if let Some(c) = self.buffered.pop_front() {
                 return Ok(Some(c));
             }

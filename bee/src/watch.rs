@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use hyper_core::Subscription;
+use hyper_core::{Snapshot, Subscription};
 
 use crate::bee::{Bee, RangeOptions};
 use crate::error::Result;
@@ -38,10 +38,37 @@ impl Signal {
     }
 }
 
+/// How much of what `snapshot` saw is still in `core`: its length, or
+/// where a truncation since cut it (found by halving: a read of a block
+/// the cut removed is `SnapshotInvalidated`, whether or not the block is
+/// stored here).
+fn kept(snapshot: &Snapshot) -> u64 {
+    let cut = |i| {
+        matches!(
+            snapshot.get(i),
+            Err(hyper_core::Error::SnapshotInvalidated { .. })
+        )
+    };
+    let (mut low, mut high) = (0, snapshot.length());
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if cut(mid) {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    low
+}
+
 /// Waits for versions of a bee that change keys of interest.
 pub struct Watch {
     bee: Bee,
     seen: u64,
+    /// The core as of `seen` and its cuts then: tell when a truncation
+    /// cut what was seen.
+    snapshot: Snapshot,
+    cuts: u64,
     range: Option<RangeOptions>,
     signal: Arc<Signal>,
     _subscription: Subscription,
@@ -52,10 +79,14 @@ impl Watch {
         let signal = Arc::new(Signal::default());
         let wake = signal.clone();
         let subscription = bee.core().subscribe(move || wake.tick());
+        let cuts = bee.core().cuts()?;
+        let snapshot = bee.core().snapshot()?;
         let seen = bee.version()?;
         Ok(Watch {
             bee,
             seen,
+            snapshot,
+            cuts,
             range,
             signal,
             _subscription: subscription,
@@ -65,7 +96,14 @@ impl Watch {
     /// A version past the last one seen that changed a key of interest,
     /// if there is one now (versions that did not are passed over).
     fn check(&mut self) -> Result<Option<u64>> {
+        let cut = self.cut()?;
         let version = self.bee.version()?;
+        if cut.is_some() {
+            // What the cut blocks held is gone: keys of interest may have
+            // changed, so this version counts (once).
+            self.seen = version;
+            return Ok(Some(version));
+        }
         if version <= self.seen {
             return Ok(None);
         }
@@ -79,7 +117,33 @@ impl Watch {
                 .is_some(),
         };
         self.seen = version;
+        self.retake()?;
         Ok(touched.then_some(version))
+    }
+
+    /// Where a truncation cut the versions this watch saw, if one did
+    /// since the last call; from then on it watches from there.
+    pub(crate) fn cut(&mut self) -> Result<Option<u64>> {
+        // No block replaced since the snapshot: nothing to look for.
+        let cuts = self.bee.core().cuts()?;
+        if cuts == self.cuts {
+            return Ok(None);
+        }
+        let kept = kept(&self.snapshot);
+        if kept >= self.snapshot.length() {
+            self.cuts = cuts;
+            return Ok(None);
+        }
+        self.retake()?;
+        self.seen = self.seen.min(kept);
+        Ok(Some(kept))
+    }
+
+    /// Takes the snapshot (and cuts) the next check compares with.
+    fn retake(&mut self) -> Result<()> {
+        self.cuts = self.bee.core().cuts()?;
+        self.snapshot = self.bee.core().snapshot()?;
+        Ok(())
     }
 
     /// The next version (after the last one this watch returned, or its
