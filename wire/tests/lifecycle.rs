@@ -136,12 +136,15 @@ async fn removing_a_core_closes_its_channel_on_every_connection() {
 #[tokio::test]
 async fn closing_a_replication_fails_its_gets_and_closes_its_sockets() {
     let (_wd, ws, wc) = common::writer(10);
-    let (_seeder, addr, _task) = seeder_of(&[&wc], &ws).await;
+    let (seeder, addr, _task) = seeder_of(&[&wc], &ws).await;
     let (_rd, rs) = common::eventual_store();
     let reader = common::replication(&rs);
     // A reader waiting for a block of a core nobody serves.
     let other = rs.replica(&CoreKey([9; 32])).expect("replica");
     let _c = connect_tcp(&reader, addr).await.expect("connect");
+    while seeder.peers().await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let waiting = {
         let reader = reader.clone();
         tokio::spawn(async move { reader.get(&other, 0, Duration::from_secs(30)).await })
@@ -153,6 +156,12 @@ async fn closing_a_replication_fails_its_gets_and_closes_its_sockets() {
         .expect("the get ends")
         .expect("joined");
     assert!(matches!(got, Err(Error::Cancelled)), "{got:?}");
+    // The socket closed: the seeder's end of it ends.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !seeder.peers().await.is_empty() {
+        assert!(Instant::now() < deadline, "the seeder still has the peer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let replica = rs.replica(&wc.key()).expect("replica");
     assert!(matches!(
         reader.get(&replica, 0, Duration::from_secs(1)).await,
