@@ -153,3 +153,55 @@ fn a_cancelled_get_is_unwanted() {
     settle(now, &mut writer, &mut reader);
     assert!(writer.replicator.peer_wants(writer.peer, &key).is_empty());
 }
+
+#[test]
+fn wants_are_answered_within_the_send_budget() {
+    let now = Instant::now();
+    let (mut writer, mut reader) = writer_and_reader(now);
+    let key = writer.core.key();
+    // 400 blocks, every other one cleared: a Bitfield of 400 runs answers
+    // a Want of the whole core.
+    let more: Vec<Vec<u8>> = (0..390u16).map(|i| i.to_le_bytes().to_vec()).collect();
+    writer.core.append_batch(&more).expect("append");
+    for i in (0..400).step_by(2) {
+        writer.core.clear(i..i + 1).expect("clear");
+    }
+    writer.replicator.local_changed(now, key);
+    settle(now, &mut writer, &mut reader);
+    // The peer does not read: 1,000 bytes may still go to it.
+    writer.replicator.set_send_budget(writer.peer, 1000);
+    for _ in 0..64 {
+        let want = hyper_wire::messages::Message {
+            channel: 1,
+            body: Some(hyper_wire::messages::Body::Want(
+                hyper_wire::messages::Want {
+                    start: 0,
+                    length: 400,
+                },
+            )),
+        };
+        writer.replicator.handle_message(now, writer.peer, want);
+    }
+    let mut sent = Vec::new();
+    while let Some((_, m)) = writer.replicator.poll_transmit() {
+        sent.push(prost::Message::encoded_len(&m));
+    }
+    let one = *sent.iter().max().expect("some Want was answered");
+    assert!(one > 300, "an answer of {one} bytes");
+    let total: usize = sent.iter().sum();
+    assert!(
+        total <= 1000 + one,
+        "{total} bytes for a budget of 1,000 ({} answers)",
+        sent.len()
+    );
+    // Once it reads, the rest are answered.
+    writer.replicator.set_send_budget(writer.peer, usize::MAX);
+    let mut rest = 0;
+    while let Some((_, m)) = writer.replicator.poll_transmit() {
+        rest += usize::from(matches!(
+            m.body,
+            Some(hyper_wire::messages::Body::Bitfield(_))
+        ));
+    }
+    assert!(rest >= 60, "{rest} Bitfields after it read");
+}

@@ -95,8 +95,15 @@ impl<C: CoreAccess> Replicator<C> {
             };
             let mut sent = 0usize;
             let mut answers = 0usize;
-            let n = peer.want_queue.len().min(SERVE_BATCH);
-            for (channel, range) in peer.want_queue.drain(..n) {
+            // `Want`s one by one while the budget lasts: one `Bitfield`
+            // answer can be large (a fragmented core), so at most one goes
+            // past the budget.
+            let mut wants = 0;
+            while wants < SERVE_BATCH
+                && sent < peer.budget
+                && let Some((channel, range)) = peer.want_queue.pop_front()
+            {
+                wants += 1;
                 let Some(local) = core_of(&peer.channels, &self.cores, channel) else {
                     continue;
                 };
@@ -113,10 +120,12 @@ impl<C: CoreAccess> Replicator<C> {
                     self.transmits.push_back((id, m));
                 }
             }
+            let left = peer.budget.saturating_sub(sent);
             let n = match peer.answer_size {
+                _ if left == 0 => 0,
                 // Sizes not known yet: one answer tells.
                 0 => 1,
-                size => (peer.budget.saturating_sub(sent) / size).clamp(1, SERVE_BATCH),
+                size => (left / size).clamp(1, SERVE_BATCH),
             };
             let n = peer.serve_queue.len().min(n);
             let mut taken: Vec<(u32, messages::Request)> = peer.serve_queue.drain(..n).collect();
