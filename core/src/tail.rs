@@ -179,26 +179,34 @@ impl Core {
         if length == header.state.length {
             return Ok(header.state.clone());
         }
+        if length == header.length() {
+            return Ok(header.local_state());
+        }
         if length < header.state.length || length > header.length() {
             return Err(Error::OutOfBounds {
                 index: length,
                 length: header.length(),
             });
         }
-        let txn = self.inner.shared.db.begin_read()?;
-        let nodes = txn.open_table(NODES)?;
         Ok(SignedState {
             fork: header.state.fork,
             length,
-            roots: roots_at(
-                &TableNodes {
-                    table: &nodes,
-                    id: self.inner.id,
-                },
-                length,
-            )?,
+            roots: self.stored_roots(length)?,
             signatures: Vec::new(),
         })
+    }
+
+    /// The roots of the local tree at `length`, read from the stored nodes.
+    fn stored_roots(&self, length: u64) -> Result<Vec<Node>> {
+        let txn = self.inner.shared.db.begin_read()?;
+        let nodes = txn.open_table(NODES)?;
+        roots_at(
+            &TableNodes {
+                table: &nodes,
+                id: self.inner.id,
+            },
+            length,
+        )
     }
 
     /// Signs `state` with each signing key this store holds for the core
@@ -255,16 +263,10 @@ impl Core {
                 length: header.length(),
             });
         }
-        let roots = {
-            let txn = self.inner.shared.db.begin_read()?;
-            let nodes = txn.open_table(NODES)?;
-            roots_at(
-                &TableNodes {
-                    table: &nodes,
-                    id: self.inner.id,
-                },
-                state.length,
-            )?
+        let roots = if state.length == header.length() {
+            header.tree_roots().to_vec()
+        } else {
+            self.stored_roots(state.length)?
         };
         if let Some(differs) = roots.iter().zip(&state.roots).find(|(a, b)| a != b) {
             return Err(VerifyError::HashMismatch {

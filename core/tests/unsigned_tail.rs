@@ -36,6 +36,21 @@ fn an_unsigned_tail_is_read_locally_and_never_served() {
     assert_eq!(info.byte_length, 5);
     assert_eq!(writer.get(4).expect("tail block"), b"e");
     assert_eq!(writer.signed_state().expect("state").length, 3);
+    // States of the tail are those of a log signed that far.
+    let all: [&[u8]; 5] = [b"a", b"b", b"c", b"d", b"e"];
+    for length in [4, 5] {
+        let (_o, signed) = common::writer(&all[..length as usize]);
+        let state = writer.state_at(length).expect("tail state");
+        assert_eq!(state.roots, signed.signed_state().expect("state").roots);
+        assert!(state.signatures.is_empty());
+    }
+    assert!(matches!(
+        writer.state_at(6),
+        Err(Error::OutOfBounds {
+            index: 6,
+            length: 5
+        })
+    ));
 
     // A peer sees the signed part only.
     let reader = common::store();
