@@ -1,34 +1,23 @@
 //! [`Core`]: one signed append-only log in a [`Store`](crate::Store).
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::ReadOnlyTable;
 
 use crate::bitfield::Bitfield;
-use crate::blockstore::{self, BLOCKS, ChunkReader, read_block, read_block_from};
+use crate::blockstore::{BLOCKS, read_block};
 use crate::encrypted::open_block;
-use crate::encryption::{self, BlockCipher, ENCRYPTION_OVERHEAD};
-use crate::error::{Error, Result, VerifyError};
-use crate::flat;
+use crate::encryption::BlockCipher;
+use crate::error::{Error, Result};
 use crate::keys::{CoreKey, DiscoveryKey};
 use crate::manifest::Manifest;
 use crate::notify::{self, Event, Events, Listeners, Subscription};
-use crate::proof::{self, NodeSource, Proof, ProofRequest, SignedState};
+use crate::proof::{self, SignedState};
 use crate::storage::{BITFIELD, CachedNodes, Header, NODES, TableNodes, USER_DATA};
 use crate::store::Shared;
-use crate::tree::{self, Node};
+use crate::tree;
 use crate::txn::CoreTables;
-use crate::verify::{Verified, Verifier};
-
-/// The largest block [`Core::append`] accepts, in bytes as stored (an
-/// encrypted core's blocks carry [`ENCRYPTION_OVERHEAD`] bytes of framing
-/// on top of their plaintext): 8 MiB less 64 KiB, so a block with its proof
-/// (a sibling path of at most 64 nodes, an upgrade and signatures, a few
-/// KiB) always fits the wire's 8 MiB frame. A larger block could be stored
-/// but never replicated.
-pub const MAX_BLOCK_SIZE: usize = (8 << 20) - (64 << 10);
 
 /// A handle to one core. Cheap to clone; every handle to the same core in a
 /// store shares one state, so an append through one is seen by all. A
@@ -58,15 +47,6 @@ pub(crate) struct CoreState {
     /// Commits since this state was loaded that replaced blocks already
     /// at some index (see [`Core::cuts`]).
     pub cuts: u64,
-}
-
-/// The log's length after an append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AppendOutcome {
-    /// Number of blocks.
-    pub length: u64,
-    /// Total bytes of all blocks.
-    pub byte_length: u64,
 }
 
 /// A summary of a core's state, see [`Core::info`].
@@ -190,27 +170,6 @@ impl Core {
         notify::events(&self.inner)
     }
 
-    /// Appends one block.
-    pub fn append(&self, block: &[u8]) -> Result<AppendOutcome> {
-        self.append_batch(&[block])
-    }
-
-    /// Appends blocks as one batch: one transaction, one signature. The
-    /// blocks are hashed in place, not copied before they are written.
-    /// A block over [`MAX_BLOCK_SIZE`] refuses the whole batch
-    /// ([`Error::BlockTooLarge`]); nothing is appended.
-    pub fn append_batch<B: AsRef<[u8]>>(&self, blocks: &[B]) -> Result<AppendOutcome> {
-        let refs: Vec<&[u8]> = blocks.iter().map(AsRef::as_ref).collect();
-        let out = append_many(
-            &self.inner.shared,
-            &[(self.clone(), refs)],
-            &Default::default(),
-        )?;
-        out.into_iter()
-            .next()
-            .ok_or(Error::InvalidArgument("append produced no outcome"))
-    }
-
     /// Block `index`, checked against its leaf hash.
     /// [`Error::OutOfBounds`] past the length, [`Error::NotAvailable`] when
     /// it is not stored locally, [`Error::Corrupt`] when it does not match.
@@ -320,7 +279,7 @@ impl Core {
 
     /// Runs `f` on a state of the header (`state`: the signed one, or the
     /// local tree's) and the stored tree, in one read view.
-    fn with_tree<T>(
+    pub(crate) fn with_tree<T>(
         &self,
         state: impl FnOnce(&Header) -> SignedState,
         f: impl FnOnce(
@@ -408,19 +367,6 @@ impl Core {
         Ok(freed)
     }
 
-    /// Truncates the log to `length` blocks. Below the signed length this
-    /// is a new fork, signed again, and only a writable core can do it;
-    /// within the unsigned tail it cuts the tail only (no key, same fork).
-    /// To truncate several cores atomically, use a
-    /// [`StoreBatch`](crate::StoreBatch).
-    pub fn truncate(&self, length: u64) -> Result<()> {
-        let plan = crate::tail::Plan {
-            truncations: vec![(self.clone(), length)],
-            ..Default::default()
-        };
-        append_many(&self.inner.shared, &[], &plan).map(|_| ())
-    }
-
     /// Commits `txn` if `result` is fine and installs `header`; otherwise
     /// drops the transaction and reloads the committed state.
     pub(crate) fn finish(
@@ -447,203 +393,6 @@ impl Core {
             }
         }
     }
-
-    /// Builds the proof for `request` from this core's stored tree.
-    pub fn proof(&self, request: &ProofRequest) -> Result<Proof> {
-        self.proofs(std::slice::from_ref(request))?
-            .pop()
-            .unwrap_or(Err(Error::InvalidArgument("no proof built")))
-    }
-
-    /// Builds the proofs for several requests from one read view, reading
-    /// each tree page and block chunk once: what a peer serving a batch of
-    /// requests uses. One result per request, in order; the outer error is
-    /// a failure to open the read view.
-    pub fn proofs(&self, requests: &[ProofRequest]) -> Result<Vec<Result<Proof>>> {
-        // State and read view taken together, under the state lock.
-        let (state, manifest, truncations, txn) = {
-            let st = self.read_state()?;
-            (
-                st.header.state.clone(),
-                st.header.manifest.clone(),
-                st.header.truncations.clone(),
-                self.inner.shared.db.begin_read()?,
-            )
-        };
-        let manifest = manifest.ok_or(Error::InvalidArgument("the manifest is not known yet"))?;
-        let nodes = txn.open_table(NODES)?;
-        let blocks = txn.open_table(BLOCKS)?;
-        let id = self.inner.id;
-        let source = CachedNodes {
-            nodes: TableNodes { table: &nodes, id },
-            pages: Default::default(),
-        };
-        let mut reader = ChunkReader::default();
-        Ok(requests
-            .iter()
-            .map(|request| {
-                let value = match request.block {
-                    Some(b) if b.index < state.length => {
-                        read_block_from(&mut reader, &blocks, &source, id, b.index)?
-                    }
-                    _ => None,
-                };
-                let mut built = proof::build(&source, &state, &manifest, request, value)?;
-                // Across forks the upgrade carries the fork path, so the
-                // requester keeps every block it shares with this tree.
-                if let (Some(u), Some(asked)) = (&mut built.upgrade, request.upgrade)
-                    && asked.fork != state.fork
-                {
-                    let common = proof::common_length(&truncations, asked.fork, asked.start);
-                    u.nodes.extend(proof::fork_path(&source, &state, common)?);
-                }
-                Ok(built)
-            })
-            .collect())
-    }
-
-    /// How many sibling levels above block `index` this core lacks: ask a
-    /// peer for that many. `u64::MAX` when the block is past the known tree.
-    pub fn missing_nodes(&self, index: u64) -> Result<u64> {
-        Ok(self
-            .missing_nodes_of(&[index])?
-            .first()
-            .copied()
-            .unwrap_or(u64::MAX))
-    }
-
-    /// [`Core::missing_nodes`] of several blocks, from one read view.
-    pub fn missing_nodes_of(&self, indexes: &[u64]) -> Result<Vec<u64>> {
-        self.with_tree(
-            |h| h.state.clone(),
-            |state, source| {
-                indexes
-                    .iter()
-                    .map(|&index| {
-                        let mut cur = flat::leaf(index);
-                        for count in 0..62 {
-                            if state.roots.iter().any(|r| r.index == cur)
-                                || source.node(cur)?.is_some()
-                            {
-                                return Ok(count);
-                            }
-                            cur = flat::parent(cur);
-                        }
-                        Ok(u64::MAX)
-                    })
-                    .collect()
-            },
-        )
-    }
-
-    /// Verifies proofs from a peer and stores what they prove in one
-    /// transaction. All or nothing: if any proof fails verification nothing
-    /// is stored and the error says why.
-    pub fn apply(&self, proofs: &[Proof]) -> Result<Vec<Verified>> {
-        let mut st = self.write_state()?;
-        if st.header.tail.is_some() {
-            return Err(Error::InvalidArgument(
-                "the core holds an unsigned tail: truncate it to the signed length before applying proofs",
-            ));
-        }
-        let id = self.inner.id;
-        let verified = {
-            let txn = self.inner.shared.db.begin_read()?;
-            let nodes = txn.open_table(NODES)?;
-            let mut verifier = Verifier::new(
-                self.inner.key,
-                st.header.manifest.clone(),
-                st.header.state.clone(),
-                CachedNodes {
-                    nodes: TableNodes { table: &nodes, id },
-                    pages: Default::default(),
-                },
-            );
-            let verified = proofs
-                .iter()
-                .map(|p| verifier.verify(p))
-                .collect::<Result<Vec<_>>>();
-            match verified {
-                Err(Error::Verify(VerifyError::Equivocation(evidence))) => {
-                    drop((nodes, txn));
-                    return Err(self.keep_evidence(evidence));
-                }
-                other => other?,
-            }
-        };
-        let mut header = st.header.clone();
-        // Events in order: truncations, the new length, the blocks stored.
-        let mut events = Vec::new();
-        let mut downloaded = Vec::new();
-        let mut base = header.state.length;
-        let txn = self.inner.shared.write(self.inner.shared.durability)?;
-        let result = (|| {
-            let mut t = CoreTables::open(&txn)?;
-            // Nodes are written once per page for the whole batch, except
-            // that a fork change first writes what came before it.
-            let mut pending: Vec<Node> = Vec::new();
-            let mut new_blocks: Vec<(u64, &[u8])> = Vec::new();
-            for (v, proof) in verified.iter().zip(proofs) {
-                if let Some(m) = &v.manifest {
-                    header.manifest = Some(m.clone());
-                }
-                if let Some(next) = &v.upgrade {
-                    if v.fork_changed {
-                        t.put_nodes(id, &pending)?;
-                        pending.clear();
-                        blockstore::write_scattered(
-                            &mut t.blocks,
-                            id,
-                            std::mem::take(&mut new_blocks),
-                        )?;
-                        let new: std::collections::HashMap<u64, Node> =
-                            v.nodes.iter().map(|n| (n.index, *n)).collect();
-                        let local = TableNodes {
-                            table: &t.nodes,
-                            id,
-                        };
-                        let keep =
-                            proof::fork_point(&local, &next.roots, &new)?.min(header.state.length);
-                        let removed = t.cut_after(id, keep, &mut st.bitfield)?;
-                        header.bytes_stored -= removed.min(header.bytes_stored);
-                        header.truncations.push((next.fork, keep));
-                        events.push(Event::Truncated {
-                            fork: next.fork,
-                            length: keep,
-                        });
-                        base = keep;
-                    }
-                    header.state = next.clone();
-                }
-                pending.extend_from_slice(&v.nodes);
-                if let (Some(index), Some(b)) = (v.block, &proof.block)
-                    && !st.bitfield.get(index)
-                {
-                    new_blocks.push((index, b.value.as_slice()));
-                    downloaded.push(Event::Downloaded {
-                        index,
-                        bytes: b.value.len() as u64,
-                    });
-                    header.bytes_stored += b.value.len() as u64;
-                    st.bitfield.set_range(index, index + 1, true);
-                }
-            }
-            t.put_nodes(id, &pending)?;
-            blockstore::write_scattered(&mut t.blocks, id, new_blocks)?;
-            t.put_bitfield(id, &mut st.bitfield)?;
-            t.put_header(id, &header)?;
-            Ok(())
-        })();
-        if header.state.length > base {
-            events.push(Event::Appended {
-                length: header.state.length,
-                byte_length: header.state.byte_length(),
-            });
-        }
-        events.append(&mut downloaded);
-        self.finish(st, txn, result, header, &events)?;
-        Ok(verified)
-    }
 }
 
 pub(crate) fn check_bounds(index: u64, length: u64) -> Result<()> {
@@ -653,166 +402,11 @@ pub(crate) fn check_bounds(index: u64, length: u64) -> Result<()> {
     Ok(())
 }
 
-fn reload(inner: &CoreInner, st: &mut CoreState) {
+pub(crate) fn reload(inner: &CoreInner, st: &mut CoreState) {
     if let Ok(Some(fresh)) = inner.shared.load_state(inner.id) {
+        // What was read before may not be what is there now.
+        let cuts = st.cuts + 1;
         *st = fresh;
-    }
-}
-
-/// Appends to one or more cores in one transaction (see
-/// [`StoreBatch`](crate::StoreBatch)).
-pub(crate) fn append_many(
-    shared: &Shared,
-    appends: &[(Core, Vec<&[u8]>)],
-    plan: &crate::tail::Plan,
-) -> Result<Vec<AppendOutcome>> {
-    // Lock each distinct core once, in id order, so batches cannot deadlock.
-    let mut by_id: BTreeMap<u64, &Core> = BTreeMap::new();
-    for core in appends
-        .iter()
-        .map(|(c, _)| c)
-        .chain(plan.truncations.iter().map(|(c, _)| c))
-    {
-        by_id.insert(core.inner.id, core);
-    }
-    for (core, blocks) in appends {
-        core.plain_allowed()?;
-        let overhead = if core.cipher.is_some() {
-            ENCRYPTION_OVERHEAD
-        } else {
-            0
-        };
-        if let Some((index, b)) = blocks
-            .iter()
-            .enumerate()
-            .find(|(_, b)| b.len() + overhead > MAX_BLOCK_SIZE)
-        {
-            return Err(Error::BlockTooLarge {
-                index,
-                size: b.len() + overhead,
-                max: MAX_BLOCK_SIZE,
-            });
-        }
-    }
-    let salt = if appends.iter().any(|(c, _)| c.cipher.is_some()) {
-        encryption::salt()?
-    } else {
-        [0; 8]
-    };
-    let mut guards = BTreeMap::new();
-    for (id, core) in &by_id {
-        let st = core.write_state()?;
-        let appends_here = appends.iter().any(|(c, _)| c.inner.id == *id);
-        if plan.unsigned.contains(id) {
-            if st.header.manifest.is_none() {
-                return Err(Error::InvalidArgument("the manifest is not known yet"));
-            }
-        } else if appends_here && !can_sign(&st.header) {
-            return Err(Error::NotWritable(core.inner.key));
-        }
-        let header = st.header.clone();
-        guards.insert(*id, (st, header));
-    }
-    let txn = shared.write(shared.durability)?;
-    let mut outcomes = Vec::with_capacity(appends.len());
-    // Each core's events, in the order its changes were made.
-    let mut events: BTreeMap<u64, Vec<Event>> = BTreeMap::new();
-    let result = (|| {
-        let mut t = CoreTables::open(&txn)?;
-        for (core, length) in &plan.truncations {
-            let (st, header) = guards
-                .get_mut(&core.inner.id)
-                .ok_or(Error::InvalidArgument("core not locked"))?;
-            if let Some(e) = crate::tail::truncate_in(&mut t, core, st, header, *length)? {
-                events.entry(core.inner.id).or_default().push(e);
-            }
-        }
-        for (core, blocks) in appends {
-            let id = core.inner.id;
-            let (st, header) = guards
-                .get_mut(&id)
-                .ok_or(Error::InvalidArgument("core not locked"))?;
-            let start = header.length();
-            let sealed: Vec<Vec<u8>>;
-            let sealed_refs: Vec<&[u8]>;
-            let blocks: &[&[u8]] = match &core.cipher {
-                Some(cipher) => {
-                    let fork = header.state.fork;
-                    sealed = (start..)
-                        .zip(blocks)
-                        .map(|(i, b)| cipher.encrypt(i, fork, salt, b))
-                        .collect();
-                    sealed_refs = sealed.iter().map(Vec::as_slice).collect();
-                    &sealed_refs
-                }
-                None => blocks,
-            };
-            if !blocks.is_empty() {
-                let mut roots = header.tree_roots().to_vec();
-                let nodes = tree::append(
-                    &mut roots,
-                    blocks
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| Node::leaf(start + i as u64, b)),
-                );
-                let length = start + blocks.len() as u64;
-                let byte_length = tree::byte_length(&roots);
-                let event = if plan.unsigned.contains(&id) {
-                    header.tail = Some(crate::storage::Tail { length, roots });
-                    Event::Tail {
-                        length,
-                        byte_length,
-                    }
-                } else {
-                    let fork = header.state.fork;
-                    header.state = crate::tail::sign_state(core, header, roots, length, fork)?;
-                    header.tail = None;
-                    header.pending.clear();
-                    Event::Appended {
-                        length,
-                        byte_length,
-                    }
-                };
-                events.entry(id).or_default().push(event);
-                t.put_nodes(id, &nodes)?;
-                crate::tail::check_prologue(&t, id, header, start, length)?;
-                blockstore::write_run(&mut t.blocks, id, start, blocks)?;
-                header.bytes_stored += blocks.iter().map(|b| b.len() as u64).sum::<u64>();
-                st.bitfield.set_range(start, length, true);
-            }
-            outcomes.push(AppendOutcome {
-                length: header.length(),
-                byte_length: tree::byte_length(header.tree_roots()),
-            });
-        }
-        for (id, (st, header)) in guards.iter_mut() {
-            t.put_bitfield(*id, &mut st.bitfield)?;
-            t.put_header(*id, header)?;
-        }
-        Ok(())
-    })();
-    match result.and_then(|()| txn.commit().map_err(Error::from)) {
-        Ok(()) => {
-            for (id, (mut st, header)) in guards {
-                let own = events.get(&id).map_or(&[][..], Vec::as_slice);
-                if notify::cuts_blocks(own, st.header.length()) {
-                    st.cuts += 1;
-                }
-                st.header = header;
-            }
-            for (id, core) in &by_id {
-                notify::notify(&core.inner, events.get(id).map_or(&[], Vec::as_slice));
-            }
-            Ok(outcomes)
-        }
-        Err(e) => {
-            for (id, (mut st, _)) in guards {
-                if let Some(core) = by_id.get(&id) {
-                    reload(&core.inner, &mut st);
-                }
-            }
-            Err(e)
-        }
+        st.cuts = cuts;
     }
 }

@@ -42,6 +42,7 @@
 //! # Ok(()) }
 //! ```
 
+mod append;
 pub mod bitfield;
 mod blockstore;
 mod chunk;
@@ -64,6 +65,7 @@ mod open;
 mod proof;
 mod quiet;
 mod read;
+mod replication;
 mod source;
 mod storage;
 mod store;
@@ -73,7 +75,8 @@ mod tree;
 mod txn;
 mod verify;
 
-pub use crate::core::{AppendOutcome, Core, Info, MAX_BLOCK_SIZE};
+pub use crate::append::{AppendOutcome, MAX_BLOCK_SIZE};
+pub use crate::core::{Core, Info};
 pub use crate::read::{Blocks, Snapshot};
 pub use encryption::{ENCRYPTION_OVERHEAD, EncryptionKey};
 pub use error::{Corruption, Error, Result, VerifyError};

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
+use crate::append::AppendOutcome;
 use crate::bitfield::Bitfield;
-use crate::core::{AppendOutcome, Core, CoreInner, CoreState};
+use crate::core::{Core, CoreInner, CoreState};
 use crate::encryption::ENCRYPTED;
 use crate::error::{Corruption, Error, Result};
 use crate::keys::{CoreKey, KeyPair};
@@ -604,6 +605,6 @@ impl<'a> StoreBatch<'a> {
     /// returns each append's core's new length and byte length, in the
     /// order the appends were queued.
     pub fn commit(self) -> Result<Vec<AppendOutcome>> {
-        crate::core::append_many(&self.shared, &self.appends, &self.plan)
+        crate::append::append_many(&self.shared, &self.appends, &self.plan)
     }
 }

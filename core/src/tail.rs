@@ -156,7 +156,7 @@ impl Core {
     pub fn append_unsigned<B: AsRef<[u8]>>(
         &self,
         blocks: &[B],
-    ) -> Result<crate::core::AppendOutcome> {
+    ) -> Result<crate::append::AppendOutcome> {
         let mut batch = self.inner_store_batch();
         batch.append_unsigned(self, blocks);
         batch
