@@ -97,7 +97,10 @@ impl Watch {
     /// if there is one now (versions that did not are passed over).
     fn check(&mut self) -> Result<Option<u64>> {
         let cut = self.cut()?;
-        let version = self.bee.version()?;
+        // One version throughout: a write landing during the check is the
+        // next check's (diffing the live bee could count it for this one).
+        let now = self.bee.snapshot()?;
+        let version = now.version()?;
         if cut.is_some() {
             // What the cut blocks held is gone: keys of interest may have
             // changed, so this version counts (once).
@@ -109,12 +112,7 @@ impl Watch {
         }
         let touched = match &self.range {
             None => true,
-            Some(r) => self
-                .bee
-                .diff_iter(self.seen, r)?
-                .next()
-                .transpose()?
-                .is_some(),
+            Some(r) => now.diff_iter(self.seen, r)?.next().transpose()?.is_some(),
         };
         self.seen = version;
         self.retake()?;
