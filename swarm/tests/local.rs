@@ -271,3 +271,77 @@ async fn one_listening_endpoint_is_reached_over_ipv4_and_ipv6() {
     assert_eq!(over_v6.ip(), IpAddr::V6(v6));
     let _ = responder.shutdown();
 }
+
+/// The destination connection ids of the QUIC Initial packets in one
+/// datagram's first packet (one per connection attempt: retransmissions of
+/// an Initial keep it).
+fn initial_dcid(datagram: &[u8]) -> Option<Vec<u8>> {
+    let first = *datagram.first()?;
+    // Long header, fixed bit, packet type Initial (QUIC v1).
+    if first & 0xf0 != 0xc0 {
+        return None;
+    }
+    let len = usize::from(*datagram.get(5)?);
+    datagram.get(6..6 + len).map(<[u8]>::to_vec)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_address_is_not_dialled_again_by_rotating_keys_and_goodbyes() {
+    // A victim that runs no QUIC: it only counts the connection attempts
+    // that reach it.
+    let victim = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let victim_port = victim.local_addr().expect("addr").port();
+    let attempts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let counted = attempts.clone();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, _)) = victim.recv_from(&mut buf).await {
+            if let Some(dcid) = buf.get(..n).and_then(initial_dcid) {
+                counted.lock().expect("lock").insert(dcid);
+            }
+        }
+    });
+
+    let topic = random_topic();
+    let client = local_swarm(KeyPair::generate().expect("keys")).await;
+    client.join(topic, CLIENT);
+    // A spoofer names the victim under a fresh key and instance name every
+    // second, saying goodbye for the last one each time.
+    let hostile = ServiceDaemon::new().expect("hostile daemon");
+    let started = std::time::Instant::now();
+    let mut last: Option<String> = None;
+    for i in 0..8u32 {
+        let key = KeyPair::generate().expect("keys").public_key();
+        let info = ServiceInfo::new(
+            "_hyper._udp.local.",
+            &format!("rotate{i}-{}", hex(&topic[..4])),
+            &format!("rotate{i}.local."),
+            IpAddr::from([127, 0, 0, 1]),
+            victim_port,
+            &[("k", hex(&key.0)), ("t", hex(&topic))][..],
+        )
+        .expect("info");
+        let name = info.get_fullname().to_string();
+        hostile.register(info).expect("register");
+        if let Some(old) = last.replace(name) {
+            let _ = hostile.unregister(&old);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let elapsed = started.elapsed();
+    let dials = attempts.lock().expect("lock").len();
+    // One attempt at a time, resting 1 s then 2 s after each silent one
+    // (2 s each): at most 3 in 8 s, whichever key is announced there.
+    assert!(dials >= 1, "the spoofed address was never dialled");
+    assert!(
+        dials <= 3,
+        "{dials} connection attempts at a silent address in {elapsed:?}"
+    );
+    if let Some(old) = last {
+        let _ = hostile.unregister(&old);
+    }
+    let _ = hostile.shutdown();
+    reader.abort();
+}

@@ -5,7 +5,7 @@
 //! hole-punching path keeps its own fresh sockets.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use hyper_core::{KeyPair, PublicKey};
@@ -14,7 +14,8 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 use super::peers::{Path, PeerConnection};
-use super::{Inner, Swarm};
+use super::silent::{Outcome, SilentAddresses};
+use super::{Inner, Swarm, lock};
 use crate::error::{Error, Result};
 use crate::quic;
 
@@ -75,36 +76,73 @@ pub(super) async fn accept_loop(weak: Weak<Inner>, endpoint: quinn::Endpoint) {
     }
 }
 
+/// Addresses claimed for one direct dial; dropping it releases them with
+/// the outcomes seen (an attempt still running counts as dropped).
+struct Claim<'a> {
+    table: &'a Mutex<SilentAddresses>,
+    addresses: Vec<SocketAddr>,
+    outcomes: Vec<(SocketAddr, Outcome)>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let now = std::time::Instant::now();
+        let mut table = lock(self.table);
+        for addr in &self.addresses {
+            let outcome = self
+                .outcomes
+                .iter()
+                .find(|(a, _)| a == addr)
+                .map_or(Outcome::Dropped, |(_, o)| *o);
+            table.release(*addr, outcome, now);
+        }
+    }
+}
+
 impl Swarm {
     /// Dials `key` at every one of `addresses` at once from the listening
     /// endpoint; the first that proves the key wins, the others are
     /// dropped. An address that holds another key fails its handshake
     /// before this side reveals its own.
+    ///
+    /// Addresses being dialled already or resting after silence
+    /// ([`silent`](super::silent)) are skipped; `None` if that leaves
+    /// none, so nothing was sent.
     pub(super) async fn dial_direct(
         &self,
         key: PublicKey,
         addresses: &[SocketAddr],
-    ) -> Result<PeerConnection> {
+    ) -> Option<Result<PeerConnection>> {
+        let mut claim = Claim {
+            table: &self.inner.silent,
+            addresses: lock(&self.inner.silent).claim(addresses, std::time::Instant::now()),
+            outcomes: Vec::new(),
+        };
+        if claim.addresses.is_empty() {
+            return None;
+        }
         let endpoint = self.inner.listener.clone();
         let mut attempts = JoinSet::new();
-        for addr in addresses.iter().copied() {
+        for addr in claim.addresses.iter().copied() {
             let endpoint = endpoint.clone();
             attempts.spawn(async move {
-                timeout(LOCAL_TIMEOUT, async {
+                let attempt = timeout(LOCAL_TIMEOUT, async {
                     let connection = quic::connect(&endpoint, addr, &key).await?;
                     let stream = quic::open_stream(&connection).await?;
                     Ok::<_, Error>((connection, stream))
                 })
-                .await
-                .map_err(|_| Error::Unreachable)?
+                .await;
+                (addr, attempt)
             });
         }
         let mut last = Error::Unreachable;
         while let Some(done) = attempts.join_next().await {
-            match done {
+            let Ok((addr, attempt)) = done else { continue };
+            match attempt {
                 Ok(Ok((connection, stream))) => {
+                    claim.outcomes.push((addr, Outcome::Answered));
                     attempts.abort_all();
-                    return Ok(PeerConnection {
+                    return Some(Ok(PeerConnection {
                         remote: key,
                         path: Path::Local,
                         initiator: true,
@@ -112,12 +150,15 @@ impl Swarm {
                         topic: None,
                         connection,
                         _endpoint: endpoint,
-                    });
+                    }));
                 }
-                Ok(Err(e)) => last = e,
-                Err(_) => {}
+                Ok(Err(e)) => {
+                    claim.outcomes.push((addr, Outcome::Answered));
+                    last = e;
+                }
+                Err(_) => claim.outcomes.push((addr, Outcome::Silent)),
             }
         }
-        Err(last)
+        Some(Err(last))
     }
 }

@@ -13,7 +13,9 @@
 //! - `punching`: reaching a DHT candidate (hole punching, relays) and
 //!   answering connect requests;
 //! - `peers`: connection management, [`PeerConnection`], [`Path`],
-//!   [`SwarmEvent`].
+//!   [`SwarmEvent`];
+//! - `silent`: addresses dialled directly that stayed silent rest, whatever
+//!   key is announced at them.
 //!
 //! Who owns what: the [`Dht`] task owns the DHT socket; one task per joined
 //! topic announces (server) and looks up (client) on a schedule; one task
@@ -31,6 +33,7 @@ mod local_source;
 mod local_table;
 mod peers;
 mod punching;
+mod silent;
 mod status;
 mod streams;
 
@@ -99,6 +102,8 @@ struct Inner {
     local_peers: Mutex<local_table::LocalPeers>,
     /// Local dials in progress at once.
     local_dials: Semaphore,
+    /// Addresses being dialled directly, and those resting after silence.
+    silent: Mutex<silent::SilentAddresses>,
     /// Why local discovery is not running although asked for.
     local_error: Option<String>,
     /// Running, suspended or destroyed.
@@ -185,6 +190,7 @@ impl Swarm {
                 local,
                 local_peers: Mutex::new(local_table::LocalPeers::default()),
                 local_dials: Semaphore::new(LOCAL_DIALS),
+                silent: Mutex::new(silent::SilentAddresses::default()),
                 local_error,
                 state: Mutex::new(lifecycle::State::default()),
                 background: Mutex::new(Vec::new()),

@@ -269,21 +269,33 @@ impl Swarm {
                     // The record names addresses on our own networks: dial
                     // them beside the connect request; the first to prove
                     // the key wins.
-                    first_success(self.dial_direct(key, &lan), punched).await
+                    let direct = async {
+                        self.dial_direct(key, &lan)
+                            .await
+                            .unwrap_or(Err(Error::Unreachable))
+                    };
+                    first_success(direct, punched).await
                 }
             }
             Hint::Local(addresses) => {
                 // A flood of announcements waits its turn here.
                 let permit = self.inner.local_dials.acquire().await;
                 self.inner.counters.tried(Path::Local);
-                let result = self.dial_direct(key, addresses).await;
+                let dialled = self.dial_direct(key, addresses).await;
                 drop(permit);
                 let mut table = lock(&self.inner.local_peers);
-                match &result {
-                    Ok(_) => table.succeeded(&key),
-                    Err(_) => table.failed(&key, std::time::Instant::now()),
+                match dialled {
+                    Some(result) => {
+                        match &result {
+                            Ok(_) => table.succeeded(&key),
+                            Err(_) => table.failed(&key, std::time::Instant::now()),
+                        }
+                        Ok(result)
+                    }
+                    // Every address rests or is being dialled: nothing was
+                    // sent, so the key is not to blame.
+                    None => Ok(Err(Error::Unreachable)),
                 }
-                Ok(result)
             }
         };
         lock(&self.inner.dialling).remove(&key);
