@@ -195,25 +195,28 @@ pub(crate) struct LocalPeers {
 
 impl LocalPeers {
     /// Records `announcement` under `name` (a newer one under the same name
-    /// replaces it). Refuses it if its IPs already fill their share; makes
-    /// room by forgetting the oldest entry when full.
+    /// replaces it). Refuses it if its IPs already fill their share (the
+    /// entry it would replace not counted); makes room by forgetting the
+    /// oldest entry when full.
     pub(crate) fn insert(
         &mut self,
         name: &str,
         announcement: Announcement,
         now: Instant,
     ) -> Result<(), Refused> {
+        let crowded = announcement.addresses.iter().any(|a| {
+            self.entries
+                .iter()
+                .filter(|(n, e)| {
+                    n.as_str() != name && e.announcement.addresses.iter().any(|b| b.ip() == a.ip())
+                })
+                .count()
+                >= MAX_PER_IP
+        });
+        if crowded {
+            return Err(Refused::Crowded);
+        }
         if !self.entries.contains_key(name) {
-            let crowded = announcement.addresses.iter().any(|a| {
-                self.entries
-                    .values()
-                    .filter(|e| e.announcement.addresses.iter().any(|b| b.ip() == a.ip()))
-                    .count()
-                    >= MAX_PER_IP
-            });
-            if crowded {
-                return Err(Refused::Crowded);
-            }
             if self.entries.len() >= MAX_ENTRIES
                 && let Some(oldest) = self
                     .entries
@@ -499,6 +502,42 @@ mod tests {
         assert_eq!(table.entries.len(), MAX_ENTRIES);
         assert!(table.entries.contains_key("wide255"));
         assert!(!table.entries.contains_key("flood0"));
+    }
+
+    #[test]
+    fn announcing_again_under_a_kept_name_cannot_crowd_one_ip() {
+        let now = Instant::now();
+        let mut table = LocalPeers::default();
+        // Entries at IPs of their own, then each announced again at one IP.
+        for i in 0..40u8 {
+            table
+                .insert(&format!("n{i}"), announcement(i, [10, 2, 0, i], 7000), now)
+                .expect("insert");
+        }
+        let mut refused = 0;
+        for i in 0..40u8 {
+            if table
+                .insert(&format!("n{i}"), announcement(i, [10, 0, 0, 66], 7000), now)
+                .is_err()
+            {
+                refused += 1;
+            }
+        }
+        let at_one_ip = table
+            .entries
+            .values()
+            .filter(|e| e.announcement.addresses[0].ip() == IpAddr::from([10, 0, 0, 66]))
+            .count();
+        assert_eq!(at_one_ip, MAX_PER_IP);
+        assert_eq!(refused, 40 - MAX_PER_IP);
+        // An entry already counted there may still be announced again.
+        let kept = table
+            .entries
+            .iter()
+            .find(|(_, e)| e.announcement.addresses[0].ip() == IpAddr::from([10, 0, 0, 66]))
+            .map(|(n, e)| (n.clone(), e.announcement.clone()))
+            .expect("one at the IP");
+        table.insert(&kept.0, kept.1, now).expect("refreshed");
     }
 
     #[test]
