@@ -8,9 +8,18 @@
 //! the hash of the address their packets come from; [`Records`] holds what
 //! others stored here; the queries (`query.rs`) walk the network with a
 //! [`crate::Lookup`] each; requests this node answers live in `serve.rs`.
+//!
+//! Here: sending requests and answers, timers, and taking packets apart;
+//! `answers` ends a request with its answer or its silence; `own_address`
+//! learns this node's address and claims its id; `tokens` proves
+//! requesters' addresses and pads our own requests (amplification).
+
+mod answers;
+mod own_address;
+mod tokens;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::announced::Announced;
@@ -18,9 +27,7 @@ use crate::codec::{self, MAX_PACKET, address, bytes32, socket_addr};
 use crate::id::NodeId;
 use crate::kbucket::{Insert, K, RoutingTable};
 use crate::limits::{AddressSet, Buckets, Prefix, TokenBucket, TokenCache};
-use crate::messages::{
-    Body, CheckReachable, ErrorCode, FLAG_RELAY, Holepunch, Packet, Ping, Reply,
-};
+use crate::messages::{Body, ErrorCode, FLAG_RELAY, Holepunch, Packet, Ping, Reply};
 use crate::query::{Query, QueryKind};
 use crate::records::Records;
 
@@ -298,27 +305,6 @@ impl Node {
         }
     }
 
-    /// A request to `to`: with the validation token `to` gave us, or, for
-    /// a request whose answer may be large, padded to [`PADDED_REQUEST`]
-    /// (so the answer fits [`AMPLIFICATION`] times it).
-    fn request_packet(&self, now: Instant, tid: u32, to: SocketAddr, body: Body) -> Packet {
-        let large = matches!(
-            body,
-            Body::FindNode(_) | Body::Lookup(_) | Body::MutableGet(_) | Body::ImmutableGet(_)
-        );
-        let mut packet = self.header(tid, to, body);
-        match self.tokens.get(now, &to) {
-            Some(token) => packet.token = token.to_vec(),
-            None if large => {
-                let len = codec::encode(&packet).len();
-                // The padding field's own tag and length take three bytes.
-                packet.padding = vec![0; PADDED_REQUEST.saturating_sub(len + 3)];
-            }
-            None => {}
-        }
-        packet
-    }
-
     /// Sends a request and remembers it; returns its tid.
     pub(crate) fn send_request(
         &mut self,
@@ -515,22 +501,8 @@ impl Node {
                 if !self.recent.contains(&from) {
                     self.recent.push_front(from);
                 }
-                let unsolicited = !self.contacted.contains(&from);
-                if unsolicited
-                    && self.claimed.is_none()
-                    && self.config.reachability == Reachability::Auto
-                {
-                    // Someone we never wrote to got through: reachable, if
-                    // it reached the address our own requests' answers
-                    // agree on (one packet's `to` cannot choose our id).
-                    if let Some(to) = header.to.filter(|to| self.public_address == Some(*to)) {
-                        self.claim(to);
-                        self.events.push_back(Event::Reachable {
-                            id: NodeId::for_address(to),
-                            address: to,
-                        });
-                        self.bootstrap(now);
-                    }
+                if !self.contacted.contains(&from) {
+                    self.reached_unsolicited(now, header.to);
                 }
                 if let Some(id) = claimed {
                     self.verify_later(now, id, from);
@@ -553,83 +525,6 @@ impl Node {
     /// Takes one of the `PingTarget`s this node acts on per second.
     pub(crate) fn may_ping_target(&mut self, now: Instant) -> bool {
         self.ping_targets.take(now, 1.0)
-    }
-
-    /// A reporter said our address is `to`.
-    ///
-    /// Called only for answers to our requests (a round trip), and the
-    /// reporters vote per /24 or /64: the latest report of a prefix
-    /// replaces its earlier one, so one network casts one vote.
-    fn observe(&mut self, now: Instant, reporter: SocketAddr, to: Option<SocketAddr>) {
-        let Some(to) = to else {
-            return;
-        };
-        let prefix = Prefix::of(reporter.ip());
-        self.observed.retain(|(r, _)| *r != prefix);
-        if self.observed.len() >= OBSERVERS {
-            self.observed.pop_back();
-        }
-        self.observed.push_front((prefix, to));
-        // The address most reporters agree on.
-        let mut best: Option<(SocketAddr, usize)> = None;
-        for (_, addr) in &self.observed {
-            let votes = self.observed.iter().filter(|(_, a)| a == addr).count();
-            if best.is_none_or(|(_, v)| votes > v) {
-                best = Some((*addr, votes));
-            }
-        }
-        let Some((addr, _)) = best else {
-            return;
-        };
-        let first = self.public_address.is_none();
-        self.public_address = Some(addr);
-        match self.config.reachability {
-            Reachability::Public if self.claimed.is_none() => self.claim(addr),
-            Reachability::Auto if first && self.claimed.is_none() => self.next_check = Some(now),
-            _ => {}
-        }
-    }
-
-    /// Takes the id bound to `addr` and re-keys the table around it.
-    fn claim(&mut self, addr: SocketAddr) {
-        let id = NodeId::for_address(addr);
-        self.claimed = Some(id);
-        self.public_address = Some(addr);
-        let old = std::mem::replace(&mut self.table, RoutingTable::new(id));
-        for (node, at) in old.closest(&id, usize::MAX) {
-            let _ = self.table.insert(node, at);
-        }
-    }
-
-    /// Asks up to two nodes to have someone else ping us.
-    fn check_reachable(&mut self, now: Instant) {
-        if self.claimed.is_some() || self.config.reachability != Reachability::Auto {
-            return;
-        }
-        let mut asked: Vec<SocketAddr> = self
-            .table
-            .closest(&self.table.local(), 2)
-            .into_iter()
-            .map(|(_, a)| a)
-            .collect();
-        for addr in &self.config.bootstrap {
-            if asked.len() >= 2 {
-                break;
-            }
-            if !asked.contains(addr) {
-                asked.push(*addr);
-            }
-        }
-        for to in asked {
-            self.send_request(
-                now,
-                to,
-                Body::CheckReachable(CheckReachable {}),
-                Purpose::CheckReachable,
-            );
-        }
-        self.next_check = Some(now + self.check_every);
-        self.check_every = (self.check_every * 2).min(CHECK_MAX);
     }
 
     /// A request claimed `id` at `from`: a request proves nothing (its
@@ -679,104 +574,6 @@ impl Node {
         }
     }
 
-    fn on_answer(&mut self, now: Instant, header: Answered, result: Result<Reply, ErrorCode>) {
-        let Answered {
-            from,
-            tid,
-            claimed,
-            to,
-            relays,
-        } = header;
-        // Only the address asked may answer (a spoofed answer is dropped).
-        if self.pending.get(&tid).is_none_or(|p| p.to != from) {
-            return;
-        }
-        let Some(pending) = self.pending.remove(&tid) else {
-            return;
-        };
-        self.validated.insert(from);
-        if result.is_ok() {
-            self.observe(now, from, to);
-        }
-        // A relay is only believed from a node with a bound id that has
-        // just answered us.
-        if relays && claimed.is_some() && !self.relays.contains(&from) {
-            if self.relays.len() >= RELAYS {
-                self.relays.pop_back();
-            }
-            self.relays.push_front(from);
-        }
-        if let Ok(reply) = &result
-            && !reply.token.is_empty()
-        {
-            self.tokens.insert(now, from, reply.token.clone());
-        }
-        if let Some(id) = claimed {
-            self.seen(now, id, from);
-        }
-        match (pending.purpose, result) {
-            (Purpose::Evict { oldest, .. }, _) => {
-                self.evicting.remove(&oldest);
-                let _ = self.table.insert(oldest, from);
-            }
-            (Purpose::Request(id), result) => self.events.push_back(Event::Response {
-                id,
-                result: result.map_err(RequestError::Refused),
-            }),
-            (Purpose::Forward { client, tid }, Ok(reply)) if reply.holepunch.is_some() => {
-                self.send_answer(
-                    client,
-                    tid,
-                    Body::Reply(Reply {
-                        holepunch: reply.holepunch,
-                        ..Reply::default()
-                    }),
-                );
-            }
-            (Purpose::Forward { client, tid }, _) => {
-                self.send_error(client, tid, ErrorCode::NotFound)
-            }
-            (Purpose::Query(query, node), Ok(reply)) => {
-                self.on_query_reply(now, query, node, from, claimed, reply)
-            }
-            (Purpose::Query(query, node), Err(_)) => {
-                if let Some(q) = self.queries.get_mut(&query) {
-                    q.lookup.on_failure(&node);
-                }
-            }
-            (Purpose::Store(query), result) => {
-                self.on_store_answer(now, query, from, result.is_ok())
-            }
-            (Purpose::CheckReachable | Purpose::Quiet, _) => {}
-        }
-    }
-
-    fn on_failure(&mut self, now: Instant, to: SocketAddr, purpose: Purpose, error: RequestError) {
-        match purpose {
-            Purpose::Evict { oldest, candidate } => {
-                self.evicting.remove(&oldest);
-                self.table.remove(&oldest);
-                self.seen(now, candidate.0, candidate.1);
-            }
-            Purpose::Request(id) => self.events.push_back(Event::Response {
-                id,
-                result: Err(error),
-            }),
-            Purpose::Forward { client, tid } => self.send_error(client, tid, ErrorCode::NotFound),
-            Purpose::Query(query, node) => {
-                // A node that stops answering leaves the table.
-                if NodeId::for_address(to) == node {
-                    self.table.remove(&node);
-                }
-                if let Some(q) = self.queries.get_mut(&query) {
-                    q.lookup.on_failure(&node);
-                }
-            }
-            Purpose::Store(query) => self.on_store_answer(now, query, to, false),
-            Purpose::CheckReachable | Purpose::Quiet => {}
-        }
-    }
-
     pub(crate) fn set_bootstrapped(&mut self) {
         self.bootstrapped = true;
     }
@@ -791,19 +588,6 @@ impl Node {
             }
         }
         seeds
-    }
-
-    /// A write token for `addr`, valid until the secret rotates twice.
-    pub(crate) fn token(&self, addr: SocketAddr, secret: usize) -> [u8; 32] {
-        let key = self.secrets.get(secret).copied().unwrap_or([0; 32]);
-        let mut hasher = blake3::Hasher::new_keyed(&key);
-        hasher.update(&address_bytes(addr));
-        *hasher.finalize().as_bytes()
-    }
-
-    /// Whether `token` was given to `addr` recently.
-    pub(crate) fn valid_token(&self, addr: SocketAddr, token: &[u8]) -> bool {
-        token.len() == 32 && (0..2).any(|s| self.token(addr, s).as_slice() == token)
     }
 
     /// A recent requester other than `not`, to ask for a ping.
@@ -832,13 +616,4 @@ impl Node {
         let len = u64::try_from(candidates.len()).ok().filter(|l| *l > 0)?;
         candidates.get(usize::try_from(pick % len).ok()?).copied()
     }
-}
-
-fn address_bytes(addr: SocketAddr) -> Vec<u8> {
-    let mut out = match addr.ip() {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets().to_vec(),
-        IpAddr::V6(v6) => v6.octets().to_vec(),
-    };
-    out.extend_from_slice(&addr.port().to_be_bytes());
-    out
 }
