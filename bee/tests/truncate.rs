@@ -86,7 +86,9 @@ fn a_read_between_a_truncation_and_its_callbacks_sees_the_new_blocks() {
     // Registered before the bee opens, so it runs before anything the bee
     // may register: the moment a reader on another thread can hit, the
     // change visible and no callback run yet.
-    let seen: Arc<Mutex<Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>>> = Arc::default();
+    // What a read of "b" and of "d" returned, each time the callback ran.
+    type Reads = Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>;
+    let seen: Arc<Mutex<Reads>> = Arc::default();
     let slot: Arc<Mutex<Option<Bee>>> = Arc::default();
     let _subscription = core.subscribe({
         let (seen, slot) = (seen.clone(), slot.clone());
