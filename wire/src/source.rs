@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use hyper_core::{BlockFuture, BlockSource, Core, Prefetch, fetch_error};
+use hyper_core::{BlockFuture, BlockSource, Core, Prefetch, SeekFuture, fetch_error, seek_error};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
@@ -87,5 +87,17 @@ impl BlockSource for ReplicatedSource {
 
     fn remote(&self) -> bool {
         true
+    }
+
+    /// The local tree's answer, else [`Replication::seek`]: one seek proof
+    /// from a peer (O(log n) nodes, no block), verified and stored.
+    fn seek(&self, bytes: u64, timeout: Duration) -> SeekFuture {
+        let (replication, core) = (self.replication.clone(), self.core.clone());
+        Box::pin(async move {
+            replication
+                .seek(&core, bytes, timeout)
+                .await
+                .map_err(|e| seek_error(bytes, e))
+        })
     }
 }

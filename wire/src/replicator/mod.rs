@@ -535,6 +535,31 @@ impl<C: CoreAccess> Replicator<C> {
         handle
     }
 
+    /// Finds the block holding byte `bytes` of `key` with one request: a
+    /// peer as long as this side (or longer) sends the leaf and its path to
+    /// a root (a seek proof, O(log n) nodes and no block), with an upgrade
+    /// to its state if it is longer; once verified and stored, yields
+    /// [`Event::Sought`] with the block index and the offset in it, so the
+    /// local tree can seek there from now on. A peer that cannot answer
+    /// (the offset is past its byte length) is not asked again; after
+    /// `timeout` the seek yields [`Event::Failed`]. Seeks take the core's
+    /// one upgrade slot, one at a time.
+    pub fn seek(&mut self, now: Instant, key: CoreKey, bytes: u64, timeout: Duration) -> Handle {
+        let handle = self.handle();
+        match self.cores.get_mut(&key) {
+            None => self.events.push_back(Event::Failed {
+                handle,
+                key,
+                error: Error::UnknownCore(key),
+            }),
+            Some(local) => {
+                local.add_seek(handle, bytes, now + timeout);
+                self.schedule(now, key);
+            }
+        }
+        handle
+    }
+
     /// Downloads blocks `start..end` of `key` (`end: None` means up to the
     /// latest length the peers know of). With `live`, it never finishes and
     /// keeps fetching what the writer appends; otherwise it yields
@@ -631,6 +656,15 @@ impl<C: CoreAccess> Replicator<C> {
         self.check_done(key);
     }
 
+    /// Blocks `range` of the local core were dropped
+    /// ([`Core::clear`](hyper_core::Core::clear)): every peer with the
+    /// core open is told (`Range` with `drop`), so it stops asking this
+    /// side for them and asks its other peers at once.
+    pub fn local_cleared(&mut self, now: Instant, key: CoreKey, range: Range<u64>) {
+        self.announce_dropped(key, range);
+        self.local_changed(now, key);
+    }
+
     /// The result of [`Event::Store`] `batch`. A verification failure ends
     /// the peer that sent the proofs ([`Event::PeerError`]); a storage
     /// failure fails the core's gets and downloads.
@@ -652,6 +686,19 @@ impl<C: CoreAccess> Replicator<C> {
                 let blocks: Vec<u64> = verified.iter().filter_map(|v| v.block).collect();
                 if let Some(local) = self.cores.get_mut(&key) {
                     local.stored(&done);
+                    for &(at, handle) in &done.seeks {
+                        match verified.get(at).and_then(|v| v.seek) {
+                            Some((index, offset)) if local.seeks.remove(&handle).is_some() => {
+                                self.events.push_back(Event::Sought {
+                                    handle,
+                                    key,
+                                    index,
+                                    offset,
+                                });
+                            }
+                            _ => local.unask_seek(handle),
+                        }
+                    }
                 }
                 self.count_downloaded(key, &done);
                 self.forget_provided(done.peer, key, &done.ids);

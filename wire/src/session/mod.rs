@@ -463,6 +463,31 @@ impl Replication {
         .await
     }
 
+    /// The block of `core` holding byte `bytes` and the offset in it: from
+    /// the local tree if it holds the path, else with one request to a peer
+    /// (a seek proof: O(log n) tree nodes, no block; verified and stored,
+    /// so later seeks nearby are local). Fails with [`Error::Timeout`]
+    /// after `timeout` when no peer can answer (none connected, or the
+    /// offset is past every peer's byte length). Dropping the future
+    /// cancels it.
+    pub async fn seek(&self, core: &Core, bytes: u64, timeout: Duration) -> Result<(u64, u64)> {
+        match core.seek(bytes) {
+            Ok(found) => return Ok(found),
+            Err(
+                hyper_core::Error::NodeNotAvailable { .. } | hyper_core::Error::InvalidArgument(_),
+            ) => {}
+            Err(e) => return Err(Error::Storage(Arc::new(e))),
+        }
+        let core = core.clone();
+        self.call(|reply| Command::Seek {
+            core,
+            bytes,
+            timeout,
+            reply,
+        })
+        .await
+    }
+
     /// Downloads `range` of `core` from peers; returns once every block of
     /// it is verified and stored. A live download never returns. Dropping
     /// the future cancels the download (as it does a [`Replication::get`]).
