@@ -286,8 +286,15 @@ impl Driver {
                     .map(|(h, _)| *h)
                     .collect();
                 for handle in waiting {
-                    if let Some((_, _, reply)) = self.gets.remove(&handle) {
-                        let _ = reply.send(Ok(bytes.clone()));
+                    if let Some((core, _, reply)) = self.gets.remove(&handle) {
+                        // The proof carries what is stored; a get through an
+                        // encrypted handle reads it back decrypted.
+                        let block = if core.is_encrypted() {
+                            core.get(index).map_err(|e| Error::Storage(Arc::new(e)))
+                        } else {
+                            Ok(bytes.clone())
+                        };
+                        let _ = reply.send(block);
                     }
                 }
             }

@@ -448,7 +448,9 @@ impl Replication {
 
     /// Block `index` of `core`: the local copy, or fetched from peers that
     /// have it (verified, then stored), failing with [`Error::Timeout`]
-    /// after `timeout`.
+    /// after `timeout`. Through an encrypted handle
+    /// ([`Core::with_encryption`]) the plaintext; a wrong key is
+    /// [`Error::Storage`] of [`hyper_core::Error::Decrypt`].
     pub async fn get(&self, core: &Core, index: u64, timeout: Duration) -> Result<Vec<u8>> {
         if let Ok(block) = core.get(index) {
             return Ok(block);
