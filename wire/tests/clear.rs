@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use hyper_core::{Core, CoreKey, Store};
 use hyper_wire::{
-    Connection, DownloadRange, Error, PeerId, Replication, ReplicationEvent, connect_tcp,
-    listen_tcp, serve_tcp,
+    Connection, Error, PeerId, Replication, ReplicationEvent, connect_tcp, listen_tcp, serve_tcp,
 };
 
 const BLOCKS: u64 = 1000;
@@ -30,16 +29,8 @@ async fn seeder_of(source: std::net::SocketAddr, key: &CoreKey) -> Seeder {
     let (dir, store) = common::eventual_store();
     let core = store.replica(key).expect("replica");
     let replication = common::replication(&store);
-    let upstream = connect_tcp(&replication, source).await.expect("connect");
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        replication.download(&core, DownloadRange::all()),
-    )
-    .await
-    .expect("clone in time")
-    .expect("clone");
     // From now on it serves only what it holds itself.
-    upstream.close();
+    common::clone_from(&replication, &core, source).await;
     let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
     serve_tcp(&replication, listener);
     Seeder {
@@ -60,9 +51,7 @@ async fn writer() -> (
     std::net::SocketAddr,
 ) {
     let (dir, store, core) = common::writer(BLOCKS);
-    let serving = common::all_cores(&store);
-    let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
-    serve_tcp(&serving, listener);
+    let (serving, addr) = common::serve(&store).await;
     (dir, store, core, serving, addr)
 }
 

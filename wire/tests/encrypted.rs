@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_core::{BlockSource, Core, EncryptionKey, ReadOptions, ReadStream, Store};
-use hyper_wire::{
-    DownloadRange, ReplicatedSource, Replication, connect_tcp, listen_tcp, serve_tcp,
-};
+use hyper_wire::{ReplicatedSource, Replication, connect_tcp};
 
 const BLOCKS: u64 = 200;
 
@@ -41,24 +39,12 @@ async fn blind_seeder() -> Blind {
         .expect("encrypted");
     let blocks: Vec<Vec<u8>> = (0..BLOCKS).map(secret).collect();
     writer.append_batch(&blocks).expect("append");
-    let serving = common::all_cores(&ws);
-    let (listener, waddr) = listen_tcp("127.0.0.1:0").await.expect("listen");
-    serve_tcp(&serving, listener);
+    let (serving, waddr) = common::serve(&ws).await;
 
     let (sd, ss) = common::eventual_store();
     let core = ss.replica(&writer.key()).expect("replica");
-    let seeder = common::replication(&ss);
-    let upstream = connect_tcp(&seeder, waddr).await.expect("connect");
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        seeder.download(&core, DownloadRange::all()),
-    )
-    .await
-    .expect("clone in time")
-    .expect("clone");
-    upstream.close();
-    let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
-    serve_tcp(&seeder, listener);
+    common::clone_from(&common::replication(&ss), &core, waddr).await;
+    let (seeder, addr) = common::serve(&ss).await;
     Blind {
         _writer: (wd, ws, serving),
         _seeder: (sd, ss, seeder),

@@ -11,13 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::hostile::Hostile;
+use common::hostile::altering_server;
 use hyper_core::{BlockSource, ByteStream, Core, Store};
-use hyper_wire::messages::{Bitfield, Body, Message, Sync};
-use hyper_wire::{
-    Error, ReplicatedSource, Replication, connect_tcp, data_from_proof, listen_tcp,
-    request_from_wire, serve_tcp,
-};
+use hyper_wire::{Error, ReplicatedSource, Replication, connect_tcp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BLOCKS: u64 = 10_000;
@@ -103,9 +99,7 @@ async fn settled(count: &AtomicU64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_seek_is_one_proof_of_log_n_nodes_and_no_block() {
     let (_wd, ws, wc, blocks) = writer();
-    let serving = common::all_cores(&ws);
-    let (listener, seeder) = listen_tcp("127.0.0.1:0").await.expect("listen");
-    serve_tcp(&serving, listener);
+    let (_serving, seeder) = common::serve(&ws).await;
     let (relay, down) = counting_relay(seeder).await;
     let (_rd, _rs, replica, reader, source) = reader_at(&wc.key(), relay).await;
     assert_eq!(
@@ -164,9 +158,7 @@ async fn a_remote_seek_is_one_proof_of_log_n_nodes_and_no_block() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seek_on_a_replica_that_knows_nothing_upgrades_it_too() {
     let (_wd, ws, wc, blocks) = writer();
-    let serving = common::all_cores(&ws);
-    let (listener, seeder) = listen_tcp("127.0.0.1:0").await.expect("listen");
-    serve_tcp(&serving, listener);
+    let (_serving, seeder) = common::serve(&ws).await;
     let (_rd, _rs, replica, reader, source) = reader_at(&wc.key(), seeder).await;
     let found = source
         .seek(0, Duration::from_secs(10))
@@ -189,9 +181,7 @@ async fn a_seek_on_a_replica_that_knows_nothing_upgrades_it_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seek_nobody_can_answer_ends_at_its_timeout() {
     let (_wd, ws, wc, blocks) = writer();
-    let serving = common::all_cores(&ws);
-    let (listener, seeder) = listen_tcp("127.0.0.1:0").await.expect("listen");
-    serve_tcp(&serving, listener);
+    let (_serving, seeder) = common::serve(&ws).await;
     let (_rd, _rs, replica, reader, source) = reader_at(&wc.key(), seeder).await;
     reader
         .update(&replica, Duration::from_secs(10))
@@ -211,73 +201,16 @@ async fn a_seek_nobody_can_answer_ends_at_its_timeout() {
     );
 }
 
-fn on(channel: u32, body: Body) -> Message {
-    Message {
-        channel,
-        body: Some(body),
-    }
-}
-
-/// A server of `core` over TCP that answers every seek with a genuine seek
-/// proof of another byte offset (`shift` bytes further on).
-async fn wrong_seek_server(core: Core, shift: u64) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let Ok((socket, _)) = listener.accept().await else {
-            return;
-        };
-        let Ok(mut peer) = Hostile::handshake(socket, false).await else {
-            return;
-        };
-        let key = core.key();
-        let state = core.signed_state().expect("state");
-        while let Some(m) = peer.recv(Duration::from_secs(30)).await {
-            let replies = match m.body {
-                Some(Body::Open(_)) => vec![
-                    peer.open(1, &key),
-                    on(
-                        1,
-                        Body::Sync(Sync {
-                            fork: state.fork,
-                            length: state.length,
-                            can_upgrade: true,
-                            uploading: true,
-                            ..Sync::default()
-                        }),
-                    ),
-                    on(
-                        1,
-                        Body::Bitfield(Bitfield {
-                            start: 0,
-                            runs: vec![state.length],
-                        }),
-                    ),
-                ],
-                Some(Body::Request(request)) => {
-                    let mut asked = request_from_wire(&request);
-                    if let Some(bytes) = asked.seek.as_mut() {
-                        *bytes += shift;
-                    }
-                    let proof = core.proof(&asked).expect("proof");
-                    vec![on(1, Body::Data(data_from_proof(request.id, proof)))]
-                }
-                _ => vec![],
-            };
-            if peer.send(&replies).await.is_err() {
-                return;
-            }
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn a_peer_that_answers_another_offset_is_dropped() {
     let (_wd, _ws, wc, _blocks) = writer();
-    let liar = wrong_seek_server(wc.clone(), 5_000).await;
+    // Every seek answered with a genuine seek proof of another offset.
+    let liar = altering_server(wc.clone(), |asked| {
+        if let Some(bytes) = asked.seek.as_mut() {
+            *bytes += 5_000;
+        }
+    })
+    .await;
     let (_rd, rs) = common::eventual_store();
     let replica = rs.replica(&wc.key()).expect("replica");
     let reader = common::replication(&rs);

@@ -23,6 +23,7 @@
 //! At most one store batch per core is outstanding, which orders writes and
 //! lets data that arrives meanwhile form the next, larger batch.
 
+mod asks;
 mod core_access;
 mod events;
 mod fetch;
@@ -513,116 +514,6 @@ impl<C: CoreAccess> Replicator<C> {
         }
     }
 
-    /// Fetches block `index` of `key` from peers. Yields [`Event::Got`] once
-    /// it is stored locally (at once if it already is), or
-    /// [`Event::Failed`] after `timeout`.
-    pub fn get(&mut self, now: Instant, key: CoreKey, index: u64, timeout: Duration) -> Handle {
-        let handle = self.handle();
-        match self.cores.get_mut(&key) {
-            None => self.events.push_back(Event::Failed {
-                handle,
-                key,
-                error: Error::UnknownCore(key),
-            }),
-            Some(local) if local.core.has(index) => {
-                self.events.push_back(Event::Got { handle, key, index })
-            }
-            Some(local) => {
-                local.add_get(handle, index, now + timeout);
-                self.schedule(now, key);
-            }
-        }
-        handle
-    }
-
-    /// Finds the block holding byte `bytes` of `key` with one request: a
-    /// peer as long as this side (or longer) sends the leaf and its path to
-    /// a root (a seek proof, O(log n) nodes and no block), with an upgrade
-    /// to its state if it is longer; once verified and stored, yields
-    /// [`Event::Sought`] with the block index and the offset in it, so the
-    /// local tree can seek there from now on. A peer that cannot answer
-    /// (the offset is past its byte length) is not asked again; after
-    /// `timeout` the seek yields [`Event::Failed`]. Seeks take the core's
-    /// one upgrade slot, one at a time.
-    pub fn seek(&mut self, now: Instant, key: CoreKey, bytes: u64, timeout: Duration) -> Handle {
-        let handle = self.handle();
-        match self.cores.get_mut(&key) {
-            None => self.events.push_back(Event::Failed {
-                handle,
-                key,
-                error: Error::UnknownCore(key),
-            }),
-            Some(local) => {
-                local.add_seek(handle, bytes, now + timeout);
-                self.schedule(now, key);
-            }
-        }
-        handle
-    }
-
-    /// Downloads blocks `start..end` of `key` (`end: None` means up to the
-    /// latest length the peers know of). With `live`, it never finishes and
-    /// keeps fetching what the writer appends; otherwise it yields
-    /// [`Event::Downloaded`] once every block of the range is stored.
-    pub fn download(
-        &mut self,
-        now: Instant,
-        key: CoreKey,
-        start: u64,
-        end: Option<u64>,
-        live: bool,
-    ) -> Handle {
-        let handle = self.handle();
-        let Some(local) = self.cores.get_mut(&key) else {
-            self.events.push_back(Event::Failed {
-                handle,
-                key,
-                error: Error::UnknownCore(key),
-            });
-            return handle;
-        };
-        local.add_download(handle, start, end, live);
-        self.announce_wants(key);
-        self.schedule(now, key);
-        self.check_done(key);
-        handle
-    }
-
-    /// Stops a get or download; it yields nothing more.
-    pub fn cancel(&mut self, handle: Handle) {
-        let mut ended = Vec::new();
-        for (key, local) in self.cores.iter_mut() {
-            if let Some(range) = local.cancel(handle) {
-                ended.push((*key, range));
-            }
-        }
-        for (key, range) in ended {
-            self.unwant(key, range);
-        }
-    }
-
-    /// Tells every peer to stop reporting the parts of `range` that nothing
-    /// of `key` still wants (other downloads and asked gets keep theirs).
-    pub(super) fn unwant(&mut self, key: CoreKey, range: Range<u64>) {
-        let Some(local) = self.cores.get(&key) else {
-            return;
-        };
-        let parts = local.unwanted(range);
-        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
-        for part in parts {
-            for &p in &peers {
-                self.send(
-                    p,
-                    &key,
-                    Body::Unwant(crate::messages::Unwant {
-                        start: part.start,
-                        length: part.end - part.start,
-                    }),
-                );
-            }
-        }
-    }
-
     /// Sends an extension message on `key`'s channel to `peer`, or to every
     /// peer with the channel open.
     pub fn send_extension(
@@ -751,11 +642,6 @@ impl<C: CoreAccess> Replicator<C> {
                     }));
             }
         }
-    }
-
-    fn handle(&mut self) -> Handle {
-        self.next_handle += 1;
-        Handle(self.next_handle)
     }
 
     /// The next message to send, with the peer to send it to. Queued
