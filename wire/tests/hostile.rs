@@ -509,6 +509,7 @@ async fn a_reply_with_a_part_nobody_asked_for_is_refused() {
         if asked.block.is_some() {
             asked.hash = Some(hyper_core::NodeRequest { index: 1, nodes: 0 });
         }
+        true
     })
     .await;
     let (_rd, rs) = common::eventual_store();

@@ -9,9 +9,10 @@ use hyper_core::CoreKey;
 
 use super::core_access::CoreAccess;
 use super::local::Local;
+use super::remote::Inflight;
 use super::{Event, Handle, PeerId, Replicator};
 use crate::error::Error;
-use crate::messages::Body;
+use crate::messages::{Body, Cancel, Message};
 
 impl<C: CoreAccess> Replicator<C> {
     pub(super) fn handle(&mut self) -> Handle {
@@ -103,6 +104,45 @@ impl<C: CoreAccess> Replicator<C> {
         for (key, range) in ended {
             self.unwant(key, range);
         }
+        self.withdraw_ended_seeks();
+    }
+
+    /// Withdraws the seek requests in flight whose seek ended (timed out
+    /// or cancelled): `Cancel` to the peer, and the upgrade slot each held
+    /// is free for the next seek or upgrade at once, not when the peer
+    /// answers or stalls. Returns the cores whose slot was freed.
+    pub(super) fn withdraw_ended_seeks(&mut self) -> Vec<CoreKey> {
+        let mut freed = Vec::new();
+        for (&id, peer) in self.peers.iter_mut() {
+            for (key, remote) in peer.remotes.iter_mut() {
+                let Some(local) = self.cores.get_mut(key) else {
+                    continue;
+                };
+                let ended: Vec<u64> = remote
+                    .inflight
+                    .iter()
+                    .filter(|(_, kind)| {
+                        matches!(kind, Inflight::Seek { handle, .. } if !local.seeks.contains_key(handle))
+                    })
+                    .map(|(request, _)| *request)
+                    .collect();
+                remote.seek_withdrawn |= !ended.is_empty();
+                for request in ended {
+                    if let Some(kind) = remote.inflight.remove(&request) {
+                        local.requeue_inflight([kind]);
+                        self.transmits.push_back((
+                            id,
+                            Message {
+                                channel: remote.local_channel,
+                                body: Some(Body::Cancel(Cancel { request })),
+                            },
+                        ));
+                        freed.push(*key);
+                    }
+                }
+            }
+        }
+        freed
     }
 
     /// Tells every peer to stop reporting the parts of `range` that nothing

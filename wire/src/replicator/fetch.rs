@@ -135,6 +135,7 @@ impl<C: CoreAccess> Replicator<C> {
                     return Ok(()); // cancelled or timed out: late, harmless
                 };
                 remote.last_progress = Some(now);
+                remote.seek_withdrawn = false;
                 let received = match received(data, kind) {
                     Ok(r) => r,
                     Err(e) => {
@@ -160,6 +161,7 @@ impl<C: CoreAccess> Replicator<C> {
                     return Ok(());
                 };
                 remote.last_progress = Some(now);
+                remote.seek_withdrawn = false;
                 match kind {
                     Inflight::Block { index, fork, .. } => {
                         // Refused on the fork it was asked on: the peer
@@ -300,7 +302,8 @@ impl<C: CoreAccess> Replicator<C> {
                 .filter(|(id, r)| {
                     r.fork == status.fork && r.length >= status.length && !refused.contains(id)
                 })
-                .max_by_key(|(_, r)| r.length)
+                // A peer that left a seek unanswered comes last.
+                .max_by_key(|(_, r)| (!r.seek_withdrawn, r.length))
                 .map(|(id, _)| (id, handle, bytes))
         });
         let (id, request, kind) = match seek {

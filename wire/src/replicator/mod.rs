@@ -735,6 +735,7 @@ impl<C: CoreAccess> Replicator<C> {
         for (key, range) in ended {
             self.unwant(key, range);
         }
+        touched.extend(self.withdraw_ended_seeks());
         for key in touched {
             self.schedule(now, key);
         }

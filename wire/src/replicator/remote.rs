@@ -101,6 +101,9 @@ pub(super) struct Remote {
     pub transfer: Transfer,
     /// It was reported as added (`Event::PeerAdded`).
     pub added: bool,
+    /// A seek asked of it ended (timed out) unanswered, and it has answered
+    /// nothing since: other peers are asked seeks first.
+    pub seek_withdrawn: bool,
 }
 
 impl Remote {
@@ -123,6 +126,7 @@ impl Remote {
             missed: false,
             transfer: Transfer::default(),
             added: false,
+            seek_withdrawn: false,
         }
     }
 

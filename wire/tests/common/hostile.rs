@@ -228,11 +228,12 @@ pub fn on(channel: u32, body: Body) -> Message {
 
 /// A server of `core` over TCP for one connection that opens the core when
 /// asked, tells its whole state, and answers every request with a genuine
-/// proof of `core`, but of the request as `alter` rewrites it: a part
-/// nobody asked for, another byte offset.
+/// proof of `core`, but of the request as `alter` rewrites it (a part
+/// nobody asked for, another byte offset), and only if `alter` says so
+/// (`false`: the request is never answered).
 pub async fn altering_server(
     core: Core,
-    alter: impl Fn(&mut ProofRequest) + Send + 'static,
+    alter: impl Fn(&mut ProofRequest) -> bool + Send + 'static,
 ) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -269,9 +270,12 @@ pub async fn altering_server(
                 ],
                 Some(Body::Request(request)) => {
                     let mut asked = request_from_wire(&request);
-                    alter(&mut asked);
-                    let proof = core.proof(&asked).expect("proof");
-                    vec![on(1, Body::Data(data_from_proof(request.id, proof)))]
+                    if alter(&mut asked) {
+                        let proof = core.proof(&asked).expect("proof");
+                        vec![on(1, Body::Data(data_from_proof(request.id, proof)))]
+                    } else {
+                        vec![]
+                    }
                 }
                 _ => vec![],
             };
