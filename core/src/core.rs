@@ -147,6 +147,40 @@ impl Core {
         notify::subscribe(&self.inner, Arc::new(listener))
     }
 
+    /// Calls `watcher` with the typed [`Event`]s of every committed change
+    /// of this core (those [`Core::events`] would queue, in commit order),
+    /// through any handle, until the returned [`Subscription`] is dropped.
+    /// Like [`Core::subscribe`] it runs on the committing thread with no
+    /// lock held, before the plain callbacks; nothing is queued, so a
+    /// watcher that keeps only what it needs (a replication: the ranges
+    /// cleared) costs nothing per block.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use hyper_core::{Event, Store};
+    /// # fn main() -> hyper_core::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let core = Store::open(dir.path())?.create_core()?;
+    /// let cleared = Arc::new(Mutex::new(Vec::new()));
+    /// let _watching = core.watch({
+    ///     let cleared = cleared.clone();
+    ///     move |events| {
+    ///         for e in events {
+    ///             if let Event::Cleared { start, end, .. } = e {
+    ///                 cleared.lock().expect("lock").push(*start..*end);
+    ///             }
+    ///         }
+    ///     }
+    /// });
+    /// core.append_batch(&[b"a", b"b", b"c"])?;
+    /// core.clear(1..9)?;
+    /// assert_eq!(*cleared.lock().expect("lock"), vec![1..3]);
+    /// # Ok(()) }
+    /// ```
+    pub fn watch(&self, watcher: impl Fn(&[Event]) + Send + Sync + 'static) -> Subscription {
+        notify::watch(&self.inner, Arc::new(watcher))
+    }
+
     /// The typed [`Event`]s of this core (appended and signed, truncated
     /// to a new fork, the unsigned tail changed, downloaded, cleared) from
     /// now on, through any handle, as a channel a UI thread

@@ -131,6 +131,16 @@ pub enum Error {
         /// Why (the replication's error).
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A [`BlockSource`](crate::BlockSource) with peers behind it could not
+    /// find the block holding a byte offset (no peer answered the seek
+    /// within the timeout, the replication stopped).
+    #[error("seeking byte {bytes} through peers failed: {source}")]
+    SeekFetch {
+        /// The byte offset.
+        bytes: u64,
+        /// Why (the replication's error).
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// What was found corrupt on disk.

@@ -91,7 +91,7 @@ pub use proof::{
 };
 pub use source::{
     BlockFuture, BlockSource, BlockWriter, ByteStream, IndexedBlock, Prefetch, ReadOptions,
-    ReadStream, fetch_error,
+    ReadStream, SeekFuture, fetch_error, seek_error,
 };
 pub use store::{CoreEntry, Durability, Store, StoreBatch, StoreOptions};
 pub use tree::{Node, append as append_nodes, byte_length as tree_byte_length};

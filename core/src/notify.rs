@@ -16,6 +16,9 @@ use crate::core::CoreInner;
 /// A change callback.
 pub(crate) type Listener = Arc<dyn Fn() + Send + Sync>;
 
+/// A callback handed the events of each committed change.
+pub(crate) type Watcher = Arc<dyn Fn(&[Event]) + Send + Sync>;
+
 /// What changed in a core, in commit order, from [`Core::events`](crate::Core::events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -69,6 +72,7 @@ pub enum Event {
 
 enum Entry {
     Callback(Listener),
+    Watcher(Watcher),
     Channel(Sender<Event>),
 }
 
@@ -109,18 +113,19 @@ pub(crate) fn cuts_blocks(events: &[Event], mut length: u64) -> bool {
 /// Runs every listener of `inner` and sends `events` to every channel
 /// (after a committed change).
 pub(crate) fn notify(inner: &CoreInner, events: &[Event]) {
-    let (callbacks, channels): (Vec<Listener>, Vec<(u64, Sender<Event>)>) = {
+    let mut callbacks: Vec<Listener> = Vec::new();
+    let mut watchers: Vec<Watcher> = Vec::new();
+    let mut channels: Vec<(u64, Sender<Event>)> = Vec::new();
+    {
         let listeners = inner.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        let mut callbacks = Vec::new();
-        let mut channels = Vec::new();
         for (id, entry) in &listeners.list {
             match entry {
                 Entry::Callback(l) => callbacks.push(l.clone()),
+                Entry::Watcher(w) => watchers.push(w.clone()),
                 Entry::Channel(tx) => channels.push((*id, tx.clone())),
             }
         }
-        (callbacks, channels)
-    };
+    }
     for (id, tx) in channels {
         if events.iter().any(|e| tx.send(e.clone()).is_err()) {
             // The receiver is gone: stop sending to it.
@@ -130,6 +135,9 @@ pub(crate) fn notify(inner: &CoreInner, events: &[Event]) {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(id);
         }
+    }
+    for watcher in watchers {
+        watcher(events);
     }
     for listener in callbacks {
         listener();
@@ -177,6 +185,10 @@ fn register(inner: &Arc<CoreInner>, entry: Entry) -> Subscription {
 
 pub(crate) fn subscribe(inner: &Arc<CoreInner>, listener: Listener) -> Subscription {
     register(inner, Entry::Callback(listener))
+}
+
+pub(crate) fn watch(inner: &Arc<CoreInner>, watcher: Watcher) -> Subscription {
+    register(inner, Entry::Watcher(watcher))
 }
 
 pub(crate) fn events(inner: &Arc<CoreInner>) -> Events {

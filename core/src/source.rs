@@ -16,6 +16,10 @@ use crate::error::{Error, Result};
 /// The future of one block, see [`BlockSource::get`].
 pub type BlockFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>>> + Send + 'static>>;
 
+/// The future of a seek, see [`BlockSource::seek`]: the block holding the
+/// byte offset and the offset inside it.
+pub type SeekFuture = Pin<Box<dyn Future<Output = Result<(u64, u64)>> + Send + 'static>>;
+
 /// Where blocks come from: a local core, or one with peers behind it.
 pub trait BlockSource: Send + Sync {
     /// The local core the blocks are stored in (what appends, subscriptions
@@ -42,6 +46,16 @@ pub trait BlockSource: Send + Sync {
     /// Whether [`BlockSource::get`] may fetch from elsewhere (a reader
     /// prefetches only then).
     fn remote(&self) -> bool;
+
+    /// The block holding byte `bytes` and the offset inside it. A local
+    /// source seeks its own tree at once ([`Core::seek`]: a sparse replica
+    /// lacking a node on the way is [`Error::NodeNotAvailable`]); a source
+    /// with peers asks one for a seek proof when its tree cannot answer
+    /// (one round trip, O(log n) nodes, no block), or fails with
+    /// [`Error::SeekFetch`] after `timeout`.
+    fn seek(&self, bytes: u64, _timeout: Duration) -> SeekFuture {
+        Box::pin(std::future::ready(self.core().seek(bytes)))
+    }
 }
 
 /// A background fetch started by [`BlockSource::prefetch`]; dropping it
@@ -97,6 +111,15 @@ impl BlockSource for Core {
 pub fn fetch_error(index: u64, error: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Fetch {
         index,
+        source: Box::new(error),
+    }
+}
+
+/// Maps a failure to seek byte `bytes` through peers to
+/// [`Error::SeekFetch`].
+pub fn seek_error(bytes: u64, error: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::SeekFetch {
+        bytes,
         source: Box::new(error),
     }
 }
@@ -293,19 +316,14 @@ impl futures_core::Stream for ReadStream {
 /// The bytes of a [`BlockSource`] from a byte offset, as chunks: the rest
 /// of the block holding the offset, then whole blocks, the last one cut
 /// at `length` bytes if given. The offset is found with [`Core::seek`] on
-/// the local tree; on a sparse replica whose tree lacks a node on the way,
-/// [`ByteStream::open`] fetches a block under that node from the source
-/// (its proof brings the node and its sibling) and seeks again: at most
-/// one fetch per tree level. (Seek proofs are not requested from peers.)
+/// the local tree ([`ByteStream::new`]), or with [`BlockSource::seek`]
+/// ([`ByteStream::open`]: on a sparse replica whose tree lacks a node on
+/// the way, one seek proof from a peer).
 pub struct ByteStream {
     blocks: ReadStream,
     skip: u64,
     left: Option<u64>,
 }
-
-/// Most blocks [`ByteStream::open`] fetches to find an offset: one per
-/// level of a tree over 2^63 blocks, and some.
-const MAX_SEEK_FETCHES: usize = 70;
 
 impl ByteStream {
     /// `length` bytes (`None`: to the end) of `source` from byte `offset`,
@@ -317,7 +335,10 @@ impl ByteStream {
         length: Option<u64>,
         timeout: Duration,
     ) -> Result<ByteStream> {
-        let start = Self::seek(source.as_ref(), offset)?;
+        let start = match Self::past_end(source.as_ref(), offset)? {
+            Some(end) => end,
+            None => source.core().seek(offset)?,
+        };
         Self::at(source, start, length, timeout)
     }
 
@@ -329,42 +350,27 @@ impl ByteStream {
         Ok(length.map_or(READ_AHEAD, |l| (l / mean + 2).min(READ_AHEAD)))
     }
 
-    /// [`ByteStream::new`], fetching from the source the blocks whose
-    /// proofs bring the tree nodes the seek lacks.
+    /// [`ByteStream::new`], seeking through the source
+    /// ([`BlockSource::seek`]: a source with peers asks one for the seek
+    /// proof when the local tree lacks the path, waiting up to `timeout`).
     pub async fn open(
         source: std::sync::Arc<dyn BlockSource>,
         offset: u64,
         length: Option<u64>,
         timeout: Duration,
     ) -> Result<ByteStream> {
-        let mut fetches = 0;
-        let start = loop {
-            match Self::seek(source.as_ref(), offset) {
-                Err(Error::NodeNotAvailable { index })
-                    if source.remote() && fetches < MAX_SEEK_FETCHES =>
-                {
-                    // A block in the middle of the missing node's span.
-                    let (first, last) = crate::flat::block_span(index);
-                    let block = first + (last - first) / 2;
-                    source
-                        .get(block.min(source.length()?.saturating_sub(1)), timeout)
-                        .await?;
-                    fetches += 1;
-                }
-                other => break other?,
-            }
+        let start = match Self::past_end(source.as_ref(), offset)? {
+            Some(end) => end,
+            None => source.seek(offset, timeout).await?,
         };
         Self::at(source, start, length, timeout)
     }
 
-    /// The block holding byte `offset` and the offset in it (past the end:
-    /// the length and 0).
-    fn seek(source: &dyn BlockSource, offset: u64) -> Result<(u64, u64)> {
+    /// Where a stream from byte `offset` starts if that is at or past the
+    /// known byte length: the length and 0.
+    fn past_end(source: &dyn BlockSource, offset: u64) -> Result<Option<(u64, u64)>> {
         let info = source.core().info()?;
-        if offset >= info.byte_length {
-            return Ok((info.length, 0));
-        }
-        source.core().seek(offset)
+        Ok((offset >= info.byte_length).then_some((info.length, 0)))
     }
 
     fn at(

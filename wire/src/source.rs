@@ -6,14 +6,17 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use hyper_core::{BlockFuture, BlockSource, Core, Prefetch, fetch_error};
+use hyper_core::{BlockFuture, BlockSource, Core, Prefetch, SeekFuture, fetch_error, seek_error};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::session::{DownloadRange, Replication};
 
 /// A core read through a [`Replication`]: local blocks at once, missing
-/// ones from peers. Cheap to clone.
+/// ones from peers. Cheap to clone. Made on an encrypted handle
+/// ([`Core::with_encryption`]) it reads plaintext: peers (blind seeders
+/// among them) send and verify ciphertext, the source decrypts what it
+/// returns, and a wrong key is [`hyper_core::Error::Decrypt`].
 #[derive(Clone)]
 pub struct ReplicatedSource {
     replication: Replication,
@@ -40,6 +43,19 @@ impl ReplicatedSource {
     }
 }
 
+/// The error of a get of block `index` that failed: a block that came but
+/// does not decrypt with the source's key is [`hyper_core::Error::Decrypt`]
+/// (the key is wrong, not the fetch); anything else is
+/// [`hyper_core::Error::Fetch`].
+fn block_error(index: u64, error: crate::Error) -> hyper_core::Error {
+    if let crate::Error::Storage(e) = &error
+        && let hyper_core::Error::Decrypt { core, index } = **e
+    {
+        return hyper_core::Error::Decrypt { core, index };
+    }
+    fetch_error(index, error)
+}
+
 /// Aborts its task when dropped.
 struct AbortOnDrop(JoinHandle<()>);
 
@@ -55,15 +71,19 @@ impl BlockSource for ReplicatedSource {
     }
 
     fn get(&self, index: u64, timeout: Duration) -> BlockFuture {
-        if let Ok(block) = self.core.get(index) {
-            return Box::pin(std::future::ready(Ok(block)));
+        match self.core.get(index) {
+            Ok(block) => return Box::pin(std::future::ready(Ok(block))),
+            Err(e @ hyper_core::Error::Decrypt { .. }) => {
+                return Box::pin(std::future::ready(Err(e)));
+            }
+            Err(_) => {}
         }
         let (replication, core) = (self.replication.clone(), self.core.clone());
         Box::pin(async move {
             replication
                 .get(&core, index, timeout)
                 .await
-                .map_err(|e| fetch_error(index, e))
+                .map_err(|e| block_error(index, e))
         })
     }
 
@@ -87,5 +107,17 @@ impl BlockSource for ReplicatedSource {
 
     fn remote(&self) -> bool {
         true
+    }
+
+    /// The local tree's answer, else [`Replication::seek`]: one seek proof
+    /// from a peer (O(log n) nodes, no block), verified and stored.
+    fn seek(&self, bytes: u64, timeout: Duration) -> SeekFuture {
+        let (replication, core) = (self.replication.clone(), self.core.clone());
+        Box::pin(async move {
+            replication
+                .seek(&core, bytes, timeout)
+                .await
+                .map_err(|e| seek_error(bytes, e))
+        })
     }
 }

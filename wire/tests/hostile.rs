@@ -8,14 +8,13 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::hostile::{Hostile, closed_within, silent_server, stalling_server};
-use hyper_core::{Core, KeyPair, Store};
-use hyper_wire::messages::{
-    Bitfield, Body, Extension, Message, NodeRequest, Open, Request, Sync, Want,
+use common::hostile::{
+    Hostile, altering_server, closed_within, on, silent_server, stalling_server,
 };
+use hyper_core::{Core, KeyPair, Store};
+use hyper_wire::messages::{Bitfield, Body, Extension, Message, NodeRequest, Open, Request, Want};
 use hyper_wire::{
-    Config, Error, Limits, Replication, ReplicationOptions, connect_tcp, data_from_proof,
-    listen_tcp, request_from_wire, serve_tcp,
+    Config, Error, Limits, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp,
 };
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -169,13 +168,6 @@ async fn connections_are_capped_per_address_and_in_total() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(seeder.admitted(), 0);
     assert_eq!(honest_get(&core, addr).await.expect("served"), b"block 7");
-}
-
-fn on(channel: u32, body: Body) -> Message {
-    Message {
-        channel,
-        body: Some(body),
-    }
 }
 
 /// A hostile peer with core `key` paired on its channel 1 (it waits for
@@ -507,67 +499,19 @@ async fn unknown_discovery_keys_are_answered_from_a_map_not_a_scan() {
     assert!(seeder.resources().await.held_opens <= hyper_wire::MAX_PENDING_OPENS);
 }
 
-/// A server of `core` over TCP that answers honestly, except that each
-/// block proof also carries a (valid) hash part nobody asked for: the
-/// channel a forged split of sibling sizes would ride in.
-async fn unasked_parts_server(core: Core) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let Ok((socket, _)) = listener.accept().await else {
-            return;
-        };
-        let Ok(mut peer) = Hostile::handshake(socket, false).await else {
-            return;
-        };
-        let key = core.key();
-        let state = core.signed_state().expect("state");
-        while let Some(m) = peer.recv(Duration::from_secs(30)).await {
-            let replies = match m.body {
-                Some(Body::Open(_)) => vec![
-                    peer.open(1, &key),
-                    on(
-                        1,
-                        Body::Sync(Sync {
-                            fork: state.fork,
-                            length: state.length,
-                            can_upgrade: true,
-                            uploading: true,
-                            ..Sync::default()
-                        }),
-                    ),
-                    on(
-                        1,
-                        Body::Bitfield(Bitfield {
-                            start: 0,
-                            runs: vec![state.length],
-                        }),
-                    ),
-                ],
-                Some(Body::Request(request)) => {
-                    let mut asked = request_from_wire(&request);
-                    if asked.block.is_some() {
-                        asked.hash = Some(hyper_core::NodeRequest { index: 1, nodes: 0 });
-                    }
-                    let proof = core.proof(&asked).expect("proof");
-                    vec![on(1, Body::Data(data_from_proof(request.id, proof)))]
-                }
-                _ => vec![],
-            };
-            if peer.send(&replies).await.is_err() {
-                return;
-            }
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn a_reply_with_a_part_nobody_asked_for_is_refused() {
     let (_wd, _ws, wc) = common::writer(50);
-    let liar = unasked_parts_server(wc.clone()).await;
+    // Honest answers, except that each block proof also carries a (valid)
+    // hash part nobody asked for: the channel a forged split of sibling
+    // sizes would ride in.
+    let liar = altering_server(wc.clone(), |asked| {
+        if asked.block.is_some() {
+            asked.hash = Some(hyper_core::NodeRequest { index: 1, nodes: 0 });
+        }
+        true
+    })
+    .await;
     let (_rd, rs) = common::eventual_store();
     let reader = replication(&rs, Limits::default());
     let replica = rs.replica(&wc.key()).expect("replica");

@@ -87,6 +87,18 @@ pub enum Event {
         /// The block index.
         index: u64,
     },
+    /// A [`Replicator::seek`] finished: the seek proof is verified and
+    /// stored, so the local tree holds the path to the block.
+    Sought {
+        /// The seek.
+        handle: Handle,
+        /// The core.
+        key: CoreKey,
+        /// The block holding the byte offset.
+        index: u64,
+        /// The offset inside that block.
+        offset: u64,
+    },
     /// A [`Replicator::download`] finished: every block of its range is
     /// stored locally.
     Downloaded {

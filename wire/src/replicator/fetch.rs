@@ -6,7 +6,7 @@ use std::time::Instant;
 use hyper_core::{CoreKey, NodeRequest, ProofRequest, UpgradeRequest, flat};
 
 use super::core_access::CoreAccess;
-use super::local::Received;
+use super::local::{Local, Received};
 use super::remote::Inflight;
 use super::{BatchId, Event, PeerId, ReplicationEvent, Replicator, remote_of};
 use crate::convert::{proof_from_data, request_to_wire};
@@ -14,13 +14,22 @@ use crate::error::{Error, Result};
 use crate::messages::{self, Body};
 
 /// Whether `data` answers what `kind` asked and nothing else: the block
-/// asked for with at most the sibling levels asked for, or the upgrade
-/// (with the manifest only if asked for); no other part. A part nobody
-/// asked for would be verified and stored on the peer's word for what it
-/// proves, so it is refused before any of it is looked at.
+/// asked for with at most the sibling levels asked for, the upgrade, or
+/// the seek of the byte offset asked for (with an upgrade or not); the
+/// manifest only if asked for; no other part. A part nobody asked for
+/// would be verified and stored on the peer's word for what it proves, so
+/// it is refused before any of it is looked at.
 fn answers(data: &messages::Data, kind: Inflight) -> bool {
     let unasked = data.hash.is_some() || data.seek.is_some();
     match kind {
+        Inflight::Seek {
+            bytes, manifest, ..
+        } => {
+            data.hash.is_none()
+                && data.block.is_none()
+                && data.seek.as_ref().is_some_and(|s| s.bytes == bytes)
+                && (manifest || data.manifest.is_empty())
+        }
         Inflight::Block { index, nodes, .. } => {
             !unasked
                 && data.upgrade.is_none()
@@ -47,11 +56,13 @@ fn received(data: messages::Data, kind: Inflight) -> Result<Received> {
     }
     let id = data.request;
     let proof = proof_from_data(data)?;
-    let (block, depends_on, upgrade) = match kind {
+    let (block, depends_on, upgrade, seek) = match kind {
         Inflight::Block {
             index, depends_on, ..
-        } => (Some(index), depends_on, false),
-        Inflight::Upgrade { .. } => (None, None, true),
+        } => (Some(index), depends_on, false, None),
+        Inflight::Upgrade { .. } => (None, None, true, None),
+        // It held the upgrade slot, whether it upgrades or not.
+        Inflight::Seek { handle, .. } => (None, None, true, Some(handle)),
     };
     Ok(Received {
         id,
@@ -59,6 +70,7 @@ fn received(data: messages::Data, kind: Inflight) -> Result<Received> {
         proof,
         block,
         upgrade,
+        seek,
     })
 }
 
@@ -123,6 +135,7 @@ impl<C: CoreAccess> Replicator<C> {
                     return Ok(()); // cancelled or timed out: late, harmless
                 };
                 remote.last_progress = Some(now);
+                remote.seek_withdrawn = false;
                 let received = match received(data, kind) {
                     Ok(r) => r,
                     Err(e) => {
@@ -148,17 +161,28 @@ impl<C: CoreAccess> Replicator<C> {
                     return Ok(());
                 };
                 remote.last_progress = Some(now);
-                if let Inflight::Block { index, fork, .. } = kind {
-                    // Refused on the fork it was asked on: the peer lacks
-                    // it. (Refused because the peer has moved to a newer
-                    // fork says nothing about the block.)
-                    if fork == remote.fork {
-                        remote.have.remove_coarse(index..index.saturating_add(1));
+                remote.seek_withdrawn = false;
+                match kind {
+                    Inflight::Block { index, fork, .. } => {
+                        // Refused on the fork it was asked on: the peer
+                        // lacks it. (Refused because the peer has moved to
+                        // a newer fork says nothing about the block.)
+                        if fork == remote.fork {
+                            remote.have.remove_coarse(index..index.saturating_add(1));
+                        }
                     }
-                } else {
-                    remote.upgrade_refused = Some((remote.fork, remote.length));
+                    Inflight::Upgrade { .. } => {
+                        remote.upgrade_refused = Some((remote.fork, remote.length));
+                    }
+                    Inflight::Seek { .. } => {}
                 }
                 if let Some(local) = self.cores.get_mut(&key) {
+                    if let Inflight::Seek { handle, .. } = kind
+                        && let Some(seek) = local.seeks.get_mut(&handle)
+                    {
+                        // Past its byte length, another fork: not asked again.
+                        seek.refused.insert(peer);
+                    }
                     local.requeue_inflight([kind]);
                 }
                 self.fail_requests(peer, key, vec![no.request]);
@@ -248,60 +272,117 @@ impl<C: CoreAccess> Replicator<C> {
             }));
     }
 
-    /// Sends what requests `key` can use now: an upgrade if a peer is
-    /// ahead, then blocks to peers that have them, least loaded peer first,
-    /// up to the in-flight bound per peer.
+    /// The request for the core's one upgrade slot, if it is free: a
+    /// waiting seek (answered from a peer's state as long as this side's or
+    /// longer, with the upgrade to that state), else an upgrade from the
+    /// peer furthest ahead. The slot is taken.
+    fn slot_request(
+        &mut self,
+        now: Instant,
+        key: CoreKey,
+    ) -> Option<(PeerId, ProofRequest, Inflight)> {
+        let local = self.cores.get_mut(&key)?;
+        if local.upgrade.is_some() {
+            return None;
+        }
+        let status = local.status();
+        let remotes = || {
+            self.peers
+                .iter()
+                .filter_map(|(id, p)| p.remotes.get(&key).map(|r| (*id, r)))
+                .filter(|(_, r)| r.usable(now))
+        };
+        let upgrade = Some(UpgradeRequest {
+            start: status.length,
+            fork: status.fork,
+        });
+        let manifest = !status.has_manifest;
+        let seek = local.next_seek().and_then(|(handle, bytes, refused)| {
+            remotes()
+                .filter(|(id, r)| {
+                    r.fork == status.fork && r.length >= status.length && !refused.contains(id)
+                })
+                // A peer that left a seek unanswered comes last.
+                .max_by_key(|(_, r)| (!r.seek_withdrawn, r.length))
+                .map(|(id, _)| (id, handle, bytes))
+        });
+        let (id, request, kind) = match seek {
+            Some((id, handle, bytes)) => {
+                if let Some(s) = local.seeks.get_mut(&handle) {
+                    s.asked = true;
+                }
+                let request = ProofRequest {
+                    seek: Some(bytes),
+                    upgrade,
+                    manifest,
+                    ..ProofRequest::default()
+                };
+                let kind = Inflight::Seek {
+                    handle,
+                    bytes,
+                    manifest,
+                };
+                (id, request, kind)
+            }
+            None => {
+                let (id, _) = remotes()
+                    .filter(|(_, r)| r.ahead_of(status.fork, status.length))
+                    .max_by_key(|(_, r)| (r.fork, r.length))?;
+                let request = ProofRequest {
+                    upgrade,
+                    manifest,
+                    ..ProofRequest::default()
+                };
+                (id, request, Inflight::Upgrade { manifest })
+            }
+        };
+        local.upgrade = Some(id);
+        Some((id, request, kind))
+    }
+
+    /// Sends `request` to `peer` for `key` as a new request in flight.
+    fn send_request(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        key: CoreKey,
+        fork: u64,
+        request: &ProofRequest,
+        kind: Inflight,
+    ) {
+        self.next_request += 1;
+        let request_id = self.next_request;
+        let Some(remote) = remote_of(&mut self.peers, peer, &key) else {
+            return;
+        };
+        if remote.inflight.is_empty() {
+            remote.last_progress = Some(now);
+        }
+        remote.inflight.insert(request_id, kind);
+        let channel = remote.local_channel;
+        self.transmits.push_back((
+            peer,
+            messages::Message {
+                channel,
+                body: Some(Body::Request(request_to_wire(request_id, fork, request))),
+            },
+        ));
+    }
+
+    /// Sends what requests `key` can use now: a seek or an upgrade (see
+    /// [`Replicator::slot_request`]), then blocks to peers that have them,
+    /// least loaded peer first, up to the in-flight bound per peer.
     pub(super) fn schedule(&mut self, now: Instant, key: CoreKey) {
         let max_inflight = self.config.max_inflight;
+        let Some(status) = self.cores.get(&key).map(Local::status) else {
+            return;
+        };
+        if let Some((peer, request, kind)) = self.slot_request(now, key) {
+            self.send_request(now, peer, key, status.fork, &request, kind);
+        }
         let Some(local) = self.cores.get_mut(&key) else {
             return;
         };
-        let status = local.status();
-        if local.upgrade.is_none() {
-            let best = self
-                .peers
-                .iter()
-                .filter_map(|(id, p)| p.remotes.get(&key).map(|r| (*id, r)))
-                .filter(|(_, r)| r.usable(now) && r.ahead_of(status.fork, status.length))
-                .max_by_key(|(_, r)| (r.fork, r.length))
-                .map(|(id, _)| id);
-            if let Some(id) = best {
-                self.next_request += 1;
-                let request_id = self.next_request;
-                let request = ProofRequest {
-                    upgrade: Some(UpgradeRequest {
-                        start: status.length,
-                        fork: status.fork,
-                    }),
-                    manifest: !status.has_manifest,
-                    ..ProofRequest::default()
-                };
-                local.upgrade = Some(id);
-                if let Some(remote) = remote_of(&mut self.peers, id, &key) {
-                    if remote.inflight.is_empty() {
-                        remote.last_progress = Some(now);
-                    }
-                    remote.inflight.insert(
-                        request_id,
-                        Inflight::Upgrade {
-                            manifest: request.manifest,
-                        },
-                    );
-                    let channel = remote.local_channel;
-                    self.transmits.push_back((
-                        id,
-                        messages::Message {
-                            channel,
-                            body: Some(Body::Request(request_to_wire(
-                                request_id,
-                                status.fork,
-                                &request,
-                            ))),
-                        },
-                    ));
-                }
-            }
-        }
         if !status.has_manifest || !local.has_demand() {
             return;
         }

@@ -23,6 +23,17 @@ pub(super) struct Get {
     pub asked: bool,
 }
 
+/// A [`Replicator::seek`](super::Replicator::seek) waiting for a peer's
+/// seek proof.
+pub(super) struct Seek {
+    pub bytes: u64,
+    pub deadline: Instant,
+    /// Its request is in flight (or its proof waits to be stored).
+    pub asked: bool,
+    /// Peers that answered it `NoData`: not asked again.
+    pub refused: BTreeSet<PeerId>,
+}
+
 pub(super) struct Download {
     pub start: u64,
     pub end: Option<u64>,
@@ -50,6 +61,8 @@ pub(super) struct Received {
     pub proof: Proof,
     pub block: Option<u64>,
     pub upgrade: bool,
+    /// The seek it answers.
+    pub seek: Option<Handle>,
 }
 
 /// What an outstanding store batch holds.
@@ -61,6 +74,8 @@ pub(super) struct Batch {
     /// The size of each of `blocks`, in bytes.
     pub sizes: Vec<u64>,
     pub upgrade: bool,
+    /// The seeks it answers, with the position of each one's proof.
+    pub seeks: Vec<(usize, Handle)>,
 }
 
 pub(super) struct Local<C> {
@@ -76,6 +91,7 @@ pub(super) struct Local<C> {
     /// The peer an upgrade is requested from (in flight or being stored).
     pub upgrade: Option<PeerId>,
     pub gets: BTreeMap<Handle, Get>,
+    pub seeks: BTreeMap<Handle, Seek>,
     pub downloads: BTreeMap<Handle, Download>,
     /// Proofs waiting for a store batch, per sender.
     pub received: BTreeMap<PeerId, Vec<Received>>,
@@ -94,6 +110,7 @@ impl<C: CoreAccess> Local<C> {
             retry: BTreeSet::new(),
             upgrade: None,
             gets: BTreeMap::new(),
+            seeks: BTreeMap::new(),
             downloads: BTreeMap::new(),
             received: BTreeMap::new(),
             storing: None,
@@ -129,6 +146,7 @@ impl<C: CoreAccess> Local<C> {
     pub fn handles(&self) -> Vec<Handle> {
         self.gets
             .keys()
+            .chain(self.seeks.keys())
             .chain(self.downloads.keys())
             .copied()
             .collect()
@@ -145,6 +163,34 @@ impl<C: CoreAccess> Local<C> {
         );
     }
 
+    pub fn add_seek(&mut self, handle: Handle, bytes: u64, deadline: Instant) {
+        self.seeks.insert(
+            handle,
+            Seek {
+                bytes,
+                deadline,
+                asked: false,
+                refused: BTreeSet::new(),
+            },
+        );
+    }
+
+    /// The next seek to ask a peer for: its handle, its byte offset and
+    /// the peers that refused it.
+    pub fn next_seek(&self) -> Option<(Handle, u64, BTreeSet<PeerId>)> {
+        self.seeks
+            .iter()
+            .find(|(_, s)| !s.asked)
+            .map(|(h, s)| (*h, s.bytes, s.refused.clone()))
+    }
+
+    /// The seek `handle` is no longer being answered: ask again.
+    pub fn unask_seek(&mut self, handle: Handle) {
+        if let Some(s) = self.seeks.get_mut(&handle) {
+            s.asked = false;
+        }
+    }
+
     pub fn add_download(&mut self, handle: Handle, start: u64, end: Option<u64>, live: bool) {
         self.downloads.insert(
             handle,
@@ -158,11 +204,12 @@ impl<C: CoreAccess> Local<C> {
         );
     }
 
-    /// Removes a get or download; returns the download's wanted range, if
-    /// it was one, so peers can be told.
-    /// Ends the get or download `handle`; the range peers were asked to
-    /// tell about for it (`Want`), if any.
+    /// Ends the get, seek or download `handle`; the range peers were
+    /// asked to tell about for it (`Want`), if any.
     pub fn cancel(&mut self, handle: Handle) -> Option<Range<u64>> {
+        if self.seeks.remove(&handle).is_some() {
+            return None;
+        }
         if let Some(get) = self.gets.remove(&handle) {
             return get.asked.then(|| get.index..get.index.saturating_add(1));
         }
@@ -205,6 +252,11 @@ impl<C: CoreAccess> Local<C> {
                     self.retry.insert(index);
                 }
                 Inflight::Upgrade { .. } => self.upgrade = None,
+                Inflight::Seek { handle, .. } => {
+                    // A seek holds the upgrade slot (it may upgrade).
+                    self.upgrade = None;
+                    self.unask_seek(handle);
+                }
             }
         }
     }
@@ -228,6 +280,9 @@ impl<C: CoreAccess> Local<C> {
         }
         if r.upgrade {
             self.upgrade = None;
+        }
+        if let Some(handle) = r.seek {
+            self.unask_seek(handle);
         }
     }
 
@@ -287,6 +342,7 @@ impl<C: CoreAccess> Local<C> {
             blocks: Vec::new(),
             sizes: Vec::new(),
             upgrade: false,
+            seeks: Vec::new(),
         };
         let mut proofs = Vec::with_capacity(all.len());
         for r in all {
@@ -301,6 +357,9 @@ impl<C: CoreAccess> Local<C> {
                 batch.sizes.push(b.value.len() as u64);
             }
             batch.upgrade |= r.upgrade;
+            if let Some(handle) = r.seek {
+                batch.seeks.push((proofs.len(), handle));
+            }
             proofs.push(r.proof);
         }
         if proofs.is_empty() {
@@ -336,22 +395,28 @@ impl<C: CoreAccess> Local<C> {
         if batch.upgrade {
             self.upgrade = None;
         }
+        for &(_, handle) in &batch.seeks {
+            self.unask_seek(handle);
+        }
     }
 
-    /// Gets past their deadline, each with the range peers were asked
-    /// about for it.
+    /// Gets and seeks past their deadline, each with the range peers were
+    /// asked about for it.
     pub fn expire_gets(&mut self, now: Instant) -> Vec<(Handle, Option<Range<u64>>)> {
         let expired: Vec<Handle> = self
             .gets
             .iter()
-            .filter(|(_, g)| g.deadline <= now)
+            .map(|(h, g)| (h, g.deadline))
+            .chain(self.seeks.iter().map(|(h, s)| (h, s.deadline)))
+            .filter(|(_, deadline)| *deadline <= now)
             .map(|(h, _)| *h)
             .collect();
         expired.into_iter().map(|h| (h, self.cancel(h))).collect()
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.gets.values().map(|g| g.deadline).min()
+        let seeks = self.seeks.values().map(|s| s.deadline);
+        self.gets.values().map(|g| g.deadline).chain(seeks).min()
     }
 
     fn wanted(&self, index: u64, have: &RangeSet) -> bool {

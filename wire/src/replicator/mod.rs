@@ -23,6 +23,7 @@
 //! At most one store batch per core is outstanding, which orders writes and
 //! lets data that arrives meanwhile form the next, larger batch.
 
+mod asks;
 mod core_access;
 mod events;
 mod fetch;
@@ -513,91 +514,6 @@ impl<C: CoreAccess> Replicator<C> {
         }
     }
 
-    /// Fetches block `index` of `key` from peers. Yields [`Event::Got`] once
-    /// it is stored locally (at once if it already is), or
-    /// [`Event::Failed`] after `timeout`.
-    pub fn get(&mut self, now: Instant, key: CoreKey, index: u64, timeout: Duration) -> Handle {
-        let handle = self.handle();
-        match self.cores.get_mut(&key) {
-            None => self.events.push_back(Event::Failed {
-                handle,
-                key,
-                error: Error::UnknownCore(key),
-            }),
-            Some(local) if local.core.has(index) => {
-                self.events.push_back(Event::Got { handle, key, index })
-            }
-            Some(local) => {
-                local.add_get(handle, index, now + timeout);
-                self.schedule(now, key);
-            }
-        }
-        handle
-    }
-
-    /// Downloads blocks `start..end` of `key` (`end: None` means up to the
-    /// latest length the peers know of). With `live`, it never finishes and
-    /// keeps fetching what the writer appends; otherwise it yields
-    /// [`Event::Downloaded`] once every block of the range is stored.
-    pub fn download(
-        &mut self,
-        now: Instant,
-        key: CoreKey,
-        start: u64,
-        end: Option<u64>,
-        live: bool,
-    ) -> Handle {
-        let handle = self.handle();
-        let Some(local) = self.cores.get_mut(&key) else {
-            self.events.push_back(Event::Failed {
-                handle,
-                key,
-                error: Error::UnknownCore(key),
-            });
-            return handle;
-        };
-        local.add_download(handle, start, end, live);
-        self.announce_wants(key);
-        self.schedule(now, key);
-        self.check_done(key);
-        handle
-    }
-
-    /// Stops a get or download; it yields nothing more.
-    pub fn cancel(&mut self, handle: Handle) {
-        let mut ended = Vec::new();
-        for (key, local) in self.cores.iter_mut() {
-            if let Some(range) = local.cancel(handle) {
-                ended.push((*key, range));
-            }
-        }
-        for (key, range) in ended {
-            self.unwant(key, range);
-        }
-    }
-
-    /// Tells every peer to stop reporting the parts of `range` that nothing
-    /// of `key` still wants (other downloads and asked gets keep theirs).
-    pub(super) fn unwant(&mut self, key: CoreKey, range: Range<u64>) {
-        let Some(local) = self.cores.get(&key) else {
-            return;
-        };
-        let parts = local.unwanted(range);
-        let peers: Vec<PeerId> = self.peers.keys().copied().collect();
-        for part in parts {
-            for &p in &peers {
-                self.send(
-                    p,
-                    &key,
-                    Body::Unwant(crate::messages::Unwant {
-                        start: part.start,
-                        length: part.end - part.start,
-                    }),
-                );
-            }
-        }
-    }
-
     /// Sends an extension message on `key`'s channel to `peer`, or to every
     /// peer with the channel open.
     pub fn send_extension(
@@ -631,6 +547,15 @@ impl<C: CoreAccess> Replicator<C> {
         self.check_done(key);
     }
 
+    /// Blocks `range` of the local core were dropped
+    /// ([`Core::clear`](hyper_core::Core::clear)): every peer with the
+    /// core open is told (`Range` with `drop`), so it stops asking this
+    /// side for them and asks its other peers at once.
+    pub fn local_cleared(&mut self, now: Instant, key: CoreKey, range: Range<u64>) {
+        self.announce_dropped(key, range);
+        self.local_changed(now, key);
+    }
+
     /// The result of [`Event::Store`] `batch`. A verification failure ends
     /// the peer that sent the proofs ([`Event::PeerError`]); a storage
     /// failure fails the core's gets and downloads.
@@ -652,6 +577,19 @@ impl<C: CoreAccess> Replicator<C> {
                 let blocks: Vec<u64> = verified.iter().filter_map(|v| v.block).collect();
                 if let Some(local) = self.cores.get_mut(&key) {
                     local.stored(&done);
+                    for &(at, handle) in &done.seeks {
+                        match verified.get(at).and_then(|v| v.seek) {
+                            Some((index, offset)) if local.seeks.remove(&handle).is_some() => {
+                                self.events.push_back(Event::Sought {
+                                    handle,
+                                    key,
+                                    index,
+                                    offset,
+                                });
+                            }
+                            _ => local.unask_seek(handle),
+                        }
+                    }
                 }
                 self.count_downloaded(key, &done);
                 self.forget_provided(done.peer, key, &done.ids);
@@ -704,11 +642,6 @@ impl<C: CoreAccess> Replicator<C> {
                     }));
             }
         }
-    }
-
-    fn handle(&mut self) -> Handle {
-        self.next_handle += 1;
-        Handle(self.next_handle)
     }
 
     /// The next message to send, with the peer to send it to. Queued
@@ -802,6 +735,7 @@ impl<C: CoreAccess> Replicator<C> {
         for (key, range) in ended {
             self.unwant(key, range);
         }
+        touched.extend(self.withdraw_ended_seeks());
         for key in touched {
             self.schedule(now, key);
         }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::Handle;
 use crate::ranges::RangeSet;
 
 /// What a request in flight asked for.
@@ -23,6 +24,17 @@ pub(super) enum Inflight {
     /// An upgrade to the peer's signed length.
     Upgrade {
         /// The manifest was asked for too: the proof may carry it.
+        manifest: bool,
+    },
+    /// The leaf holding a byte offset with its path to a root, and an
+    /// upgrade to the peer's signed length if it is longer (the seek is
+    /// anchored to its state, which this side must then trust).
+    Seek {
+        /// The seek it answers.
+        handle: Handle,
+        /// The byte offset.
+        bytes: u64,
+        /// The manifest was asked for too.
         manifest: bool,
     },
 }
@@ -89,6 +101,9 @@ pub(super) struct Remote {
     pub transfer: Transfer,
     /// It was reported as added (`Event::PeerAdded`).
     pub added: bool,
+    /// A seek asked of it ended (timed out) unanswered, and it has answered
+    /// nothing since: other peers are asked seeks first.
+    pub seek_withdrawn: bool,
 }
 
 impl Remote {
@@ -111,6 +126,7 @@ impl Remote {
             missed: false,
             transfer: Transfer::default(),
             added: false,
+            seek_withdrawn: false,
         }
     }
 

@@ -251,6 +251,35 @@ impl<C: CoreAccess> Replicator<C> {
         }
     }
 
+    /// Tells every peer with `key` open that blocks `range` are no longer
+    /// held here (`Range` with `drop`), so they ask others for them. A
+    /// peer that does not read now gets the whole `Bitfield` once it does.
+    pub(super) fn announce_dropped(&mut self, key: CoreKey, range: std::ops::Range<u64>) {
+        if range.is_empty() {
+            return;
+        }
+        let body = Body::Range(messages::Range {
+            drop: true,
+            start: range.start,
+            length: range.end - range.start,
+        });
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let congested = peer.budget == 0;
+            let Some(remote) = peer.remotes.get_mut(&key).filter(|r| r.paired) else {
+                continue;
+            };
+            if congested {
+                remote.missed = true;
+                continue;
+            }
+            self.send(id, &key, body.clone());
+        }
+    }
+
     /// Sends `Want` for every download of `key` to every peer.
     pub(super) fn announce_wants(&mut self, key: CoreKey) {
         let Some(local) = self.cores.get(&key) else {
@@ -266,40 +295,52 @@ impl<C: CoreAccess> Replicator<C> {
     }
 }
 
-/// Whether this side can answer `request` at `status`: not for a block,
-/// hash or seek on another fork, a block it lacks, or an upgrade from a
-/// length it does not exceed.
-fn answerable<C: CoreAccess>(local: &Local<C>, request: &messages::Request) -> bool {
+/// What this side builds to answer `request`, if it can at its state:
+/// not a block, hash or seek on another fork, a block it lacks, or an
+/// upgrade from a length it does not exceed. A seek comes with an upgrade
+/// from the requester's length (in case this side is longer); at exactly
+/// that length the seek is answered without one, and from a longer one
+/// not at all (a proof from this shorter state would not verify there).
+fn answerable<C: CoreAccess>(
+    local: &Local<C>,
+    request: &messages::Request,
+) -> Option<ProofRequest> {
     let status = local.status();
-    let wanted = request_from_wire(request);
+    let mut wanted = request_from_wire(request);
     let needs_fork = wanted.block.is_some() || wanted.hash.is_some() || wanted.seek.is_some();
     if needs_fork && request.fork != status.fork {
-        return false;
+        return None;
     }
     if let Some(b) = wanted.block
         && !local.core.has(b.index)
     {
-        return false;
+        return None;
     }
     if let Some(u) = wanted.upgrade
         && u.fork == status.fork
         && u.start >= status.length
     {
-        return false;
+        if wanted.seek.is_some() && u.start == status.length {
+            wanted.upgrade = None;
+        } else {
+            return None;
+        }
     }
-    true
+    Some(wanted)
 }
 
 /// The answers to a peer's requests on one channel, in order: a proof, or
 /// `NoData` when this side cannot prove it.
 fn answer<C: CoreAccess>(local: &Local<C>, requests: &[messages::Request]) -> Vec<Body> {
-    let ok: Vec<&messages::Request> = requests.iter().filter(|r| answerable(local, r)).collect();
-    let wanted: Vec<ProofRequest> = ok.iter().map(|r| request_from_wire(r)).collect();
+    let (ids, wanted): (Vec<u64>, Vec<ProofRequest>) = requests
+        .iter()
+        .filter_map(|r| answerable(local, r).map(|w| (r.id, w)))
+        .unzip();
     let mut proofs: HashMap<u64, Proof> = HashMap::new();
     if let Ok(built) = local.core.proofs(&wanted) {
-        for (r, proof) in ok.iter().zip(built) {
+        for (id, proof) in ids.into_iter().zip(built) {
             if let Ok(p) = proof {
-                proofs.insert(r.id, p);
+                proofs.insert(id, p);
             }
         }
     }

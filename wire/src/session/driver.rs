@@ -79,12 +79,20 @@ pub(super) enum Command {
         timeout: Duration,
         reply: oneshot::Sender<Result<Vec<u8>>>,
     },
+    Seek {
+        core: Core,
+        bytes: u64,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<(u64, u64)>>,
+    },
     Download {
         core: Core,
         range: DownloadRange,
         reply: oneshot::Sender<Result<()>>,
     },
     Changed(CoreKey),
+    /// Blocks of a local core were cleared.
+    Cleared(CoreKey, std::ops::Range<u64>),
     Stored {
         batch: BatchId,
         key: CoreKey,
@@ -140,6 +148,7 @@ pub(super) struct Driver {
     subscriptions: HashMap<CoreKey, Subscription>,
     gets: HashMap<Handle, (Core, u64, BlockReply)>,
     downloads: HashMap<Handle, oneshot::Sender<Result<()>>>,
+    seeks: HashMap<Handle, oneshot::Sender<Result<(u64, u64)>>>,
     /// Every core of the store by discovery key (all-cores mode), and every
     /// core replicated.
     discovery: HashMap<DiscoveryKey, CoreKey>,
@@ -181,6 +190,7 @@ impl Driver {
             subscriptions: HashMap::new(),
             gets: HashMap::new(),
             downloads: HashMap::new(),
+            seeks: HashMap::new(),
             discovery: HashMap::new(),
             last_scan: None,
             rescan_pending: false,
@@ -276,8 +286,15 @@ impl Driver {
                     .map(|(h, _)| *h)
                     .collect();
                 for handle in waiting {
-                    if let Some((_, _, reply)) = self.gets.remove(&handle) {
-                        let _ = reply.send(Ok(bytes.clone()));
+                    if let Some((core, _, reply)) = self.gets.remove(&handle) {
+                        // The proof carries what is stored; a get through an
+                        // encrypted handle reads it back decrypted.
+                        let block = if core.is_encrypted() {
+                            core.get(index).map_err(|e| Error::Storage(Arc::new(e)))
+                        } else {
+                            Ok(bytes.clone())
+                        };
+                        let _ = reply.send(block);
                     }
                 }
             }
@@ -349,8 +366,22 @@ impl Driver {
         let key = core.key();
         if !self.cores.contains_key(&key) {
             let commands = self.commands.clone();
-            let sub = core.subscribe(move || {
-                if let Some(commands) = commands.upgrade() {
+            let sub = core.watch(move |events| {
+                let Some(commands) = commands.upgrade() else {
+                    return;
+                };
+                // A clear is announced as such (and counts as a change);
+                // anything else as a change.
+                let mut changed = events.is_empty();
+                for event in events {
+                    match event {
+                        hyper_core::Event::Cleared { start, end, .. } => {
+                            let _ = commands.send(Command::Cleared(key, *start..*end));
+                        }
+                        _ => changed = true,
+                    }
+                }
+                if changed {
                     let _ = commands.send(Command::Changed(key));
                 }
             });
@@ -419,6 +450,17 @@ impl Driver {
                 let handle = self.replicator.get(now, key, index, timeout);
                 self.gets.insert(handle, (core, index, reply));
             }
+            Command::Seek {
+                core,
+                bytes,
+                timeout,
+                reply,
+            } => {
+                let key = core.key();
+                self.add_core(core, true);
+                let handle = self.replicator.seek(now, key, bytes, timeout);
+                self.seeks.insert(handle, reply);
+            }
             Command::Download { core, range, reply } => {
                 let key = core.key();
                 self.add_core(core, true);
@@ -428,6 +470,7 @@ impl Driver {
                 self.downloads.insert(handle, reply);
             }
             Command::Changed(key) => self.replicator.local_changed(now, key),
+            Command::Cleared(key, range) => self.replicator.local_cleared(now, key, range),
             Command::Stored {
                 batch,
                 key,
@@ -528,10 +571,17 @@ impl Driver {
                     .filter(|(_, d)| d.is_closed())
                     .map(|(h, _)| *h),
             )
+            .chain(
+                self.seeks
+                    .iter()
+                    .filter(|(_, s)| s.is_closed())
+                    .map(|(h, _)| *h),
+            )
             .collect();
         for handle in abandoned {
             self.gets.remove(&handle);
             self.downloads.remove(&handle);
+            self.seeks.remove(&handle);
             self.replicator.cancel(handle);
         }
         while let Some(event) = self.replicator.poll_event() {
@@ -670,6 +720,16 @@ impl Driver {
                     let _ = reply.send(core.get(index).map_err(|e| Error::Storage(Arc::new(e))));
                 }
             }
+            Event::Sought {
+                handle,
+                index,
+                offset,
+                ..
+            } => {
+                if let Some(reply) = self.seeks.remove(&handle) {
+                    let _ = reply.send(Ok((index, offset)));
+                }
+            }
             Event::Downloaded { handle, .. } => {
                 if let Some(reply) = self.downloads.remove(&handle) {
                     let _ = reply.send(Ok(()));
@@ -679,6 +739,8 @@ impl Driver {
                 if let Some((_, _, reply)) = self.gets.remove(&handle) {
                     let _ = reply.send(Err(error));
                 } else if let Some(reply) = self.downloads.remove(&handle) {
+                    let _ = reply.send(Err(error));
+                } else if let Some(reply) = self.seeks.remove(&handle) {
                     let _ = reply.send(Err(error));
                 }
             }

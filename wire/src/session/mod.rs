@@ -448,7 +448,9 @@ impl Replication {
 
     /// Block `index` of `core`: the local copy, or fetched from peers that
     /// have it (verified, then stored), failing with [`Error::Timeout`]
-    /// after `timeout`.
+    /// after `timeout`. Through an encrypted handle
+    /// ([`Core::with_encryption`]) the plaintext; a wrong key is
+    /// [`Error::Storage`] of [`hyper_core::Error::Decrypt`].
     pub async fn get(&self, core: &Core, index: u64, timeout: Duration) -> Result<Vec<u8>> {
         if let Ok(block) = core.get(index) {
             return Ok(block);
@@ -457,6 +459,31 @@ impl Replication {
         self.call(|reply| Command::Get {
             core,
             index,
+            timeout,
+            reply,
+        })
+        .await
+    }
+
+    /// The block of `core` holding byte `bytes` and the offset in it: from
+    /// the local tree if it holds the path, else with one request to a peer
+    /// (a seek proof: O(log n) tree nodes, no block; verified and stored,
+    /// so later seeks nearby are local). Fails with [`Error::Timeout`]
+    /// after `timeout` when no peer can answer (none connected, or the
+    /// offset is past every peer's byte length). Dropping the future
+    /// cancels it.
+    pub async fn seek(&self, core: &Core, bytes: u64, timeout: Duration) -> Result<(u64, u64)> {
+        match core.seek(bytes) {
+            Ok(found) => return Ok(found),
+            Err(
+                hyper_core::Error::NodeNotAvailable { .. } | hyper_core::Error::InvalidArgument(_),
+            ) => {}
+            Err(e) => return Err(Error::Storage(Arc::new(e))),
+        }
+        let core = core.clone();
+        self.call(|reply| Command::Seek {
+            core,
+            bytes,
             timeout,
             reply,
         })

@@ -7,9 +7,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hyper_core::{CoreKey, KeyPair};
-use hyper_wire::messages::{Body, Message, Open};
-use hyper_wire::{Capabilities, FrameDecoder, NOISE_PARAMS, encode_frame, identity_payload};
+use hyper_core::{Core, CoreKey, KeyPair, ProofRequest};
+use hyper_wire::messages::{Bitfield, Body, Message, Open, Sync};
+use hyper_wire::{
+    Capabilities, FrameDecoder, NOISE_PARAMS, data_from_proof, encode_frame, identity_payload,
+    request_from_wire,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -213,4 +216,73 @@ pub async fn stalling_server(len: u64) -> (SocketAddr, tokio::task::JoinHandle<(
         }
     });
     (addr, task)
+}
+
+/// `body` on channel `channel`.
+pub fn on(channel: u32, body: Body) -> Message {
+    Message {
+        channel,
+        body: Some(body),
+    }
+}
+
+/// A server of `core` over TCP for one connection that opens the core when
+/// asked, tells its whole state, and answers every request with a genuine
+/// proof of `core`, but of the request as `alter` rewrites it (a part
+/// nobody asked for, another byte offset), and only if `alter` says so
+/// (`false`: the request is never answered).
+pub async fn altering_server(
+    core: Core,
+    alter: impl Fn(&mut ProofRequest) -> bool + Send + 'static,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let Ok((socket, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut peer) = Hostile::handshake(socket, false).await else {
+            return;
+        };
+        let key = core.key();
+        let state = core.signed_state().expect("state");
+        while let Some(m) = peer.recv(Duration::from_secs(30)).await {
+            let replies = match m.body {
+                Some(Body::Open(_)) => vec![
+                    peer.open(1, &key),
+                    on(
+                        1,
+                        Body::Sync(Sync {
+                            fork: state.fork,
+                            length: state.length,
+                            can_upgrade: true,
+                            uploading: true,
+                            ..Sync::default()
+                        }),
+                    ),
+                    on(
+                        1,
+                        Body::Bitfield(Bitfield {
+                            start: 0,
+                            runs: vec![state.length],
+                        }),
+                    ),
+                ],
+                Some(Body::Request(request)) => {
+                    let mut asked = request_from_wire(&request);
+                    if alter(&mut asked) {
+                        let proof = core.proof(&asked).expect("proof");
+                        vec![on(1, Body::Data(data_from_proof(request.id, proof)))]
+                    } else {
+                        vec![]
+                    }
+                }
+                _ => vec![],
+            };
+            if peer.send(&replies).await.is_err() {
+                return;
+            }
+        }
+    });
+    addr
 }

@@ -82,3 +82,32 @@ pub fn writer(blocks: u64) -> (tempfile::TempDir, Store, hyper_core::Core) {
     core.append_batch(&data).expect("append");
     (dir, store, core)
 }
+
+/// Serves every core of `store` on a loopback TCP port (`all_cores`).
+pub async fn serve(store: &Store) -> (Replication, std::net::SocketAddr) {
+    let serving = all_cores(store);
+    let (listener, addr) = hyper_wire::listen_tcp("127.0.0.1:0").await.expect("listen");
+    hyper_wire::serve_tcp(&serving, listener);
+    (serving, addr)
+}
+
+/// Downloads all of `core` through `replication` from the peer at `addr`
+/// (within 20 s), then closes that connection: from then on the store
+/// holds the core on its own.
+pub async fn clone_from(
+    replication: &Replication,
+    core: &hyper_core::Core,
+    addr: std::net::SocketAddr,
+) {
+    let upstream = hyper_wire::connect_tcp(replication, addr)
+        .await
+        .expect("connect");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        replication.download(core, hyper_wire::DownloadRange::all()),
+    )
+    .await
+    .expect("clone in time")
+    .expect("clone");
+    upstream.close();
+}
