@@ -216,16 +216,15 @@ impl LocalPeers {
         if crowded {
             return Err(Refused::Crowded);
         }
-        if !self.entries.contains_key(name) {
-            if self.entries.len() >= MAX_ENTRIES
-                && let Some(oldest) = self
-                    .entries
-                    .iter()
-                    .min_by_key(|(_, e)| e.seen)
-                    .map(|(n, _)| n.clone())
-            {
-                self.entries.remove(&oldest);
-            }
+        if !self.entries.contains_key(name)
+            && self.entries.len() >= MAX_ENTRIES
+            && let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| e.seen)
+                .map(|(n, _)| n.clone())
+        {
+            self.entries.remove(&oldest);
         }
         self.entries.insert(
             name.to_string(),

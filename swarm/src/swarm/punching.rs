@@ -13,6 +13,7 @@ use super::{CONNECT_TIMEOUT, Swarm};
 use crate::codec::address;
 use crate::dht::IncomingConnect;
 use crate::error::{Error, Result};
+use crate::handshake::{Attempt, Ephemeral};
 use crate::messages::{Body, Connect, Holepunch, NatKind};
 use crate::punch::{self, Prepared, nat_of};
 use crate::query::FoundRecord;
@@ -48,19 +49,23 @@ impl Swarm {
         status.relays.first().copied()
     }
 
-    /// This side's hole-punching details for one attempt.
+    /// This side's hole-punching details for one attempt: its punching
+    /// socket's addresses, its ephemeral and the signature binding that to
+    /// the attempt.
     fn holepunch(
         &self,
         prepared: &Prepared,
-        session: &[u8; 32],
+        ephemeral: &Ephemeral,
+        signature: hyper_core::Signature,
         relay: Option<SocketAddr>,
     ) -> Holepunch {
         Holepunch {
             public_key: self.public_key().0.to_vec(),
             addresses: prepared.addresses.iter().map(|a| address(*a)).collect(),
             nat: prepared.nat as i32,
-            session: session.to_vec(),
             relay: relay.map(address),
+            ephemeral: ephemeral.public.to_vec(),
+            signature: signature.0.to_vec(),
         }
     }
 
@@ -72,8 +77,15 @@ impl Swarm {
         relay: Option<SocketAddr>,
     ) -> Result<PeerConnection> {
         let prepared = punch::prepare(&self.observers().await).await?;
-        let session = crate::punch::random_bytes()?;
-        let ours = self.holepunch(&prepared, &session, relay);
+        let identity = &self.inner.config.keypair;
+        let attempt = Attempt {
+            topic: found.topic,
+            client: identity.public_key(),
+            server: found.public_key,
+        };
+        let ephemeral = Ephemeral::from_secret(punch::random_bytes()?);
+        let signature = attempt.sign_offer(identity, &ephemeral);
+        let ours = self.holepunch(&prepared, &ephemeral, signature, relay);
         let connect = Connect {
             topic: found.topic.to_vec(),
             public_key: found.public_key.0.to_vec(),
@@ -88,13 +100,19 @@ impl Swarm {
         if theirs.public_key != found.public_key.0 {
             return Err(Error::WrongPeer);
         }
+        // Signed by the announced key over our ephemeral: nobody on the
+        // way swapped in an ephemeral of its own.
+        let keys = attempt
+            .verify_answer(&ephemeral.public, &theirs)
+            .and_then(|server| attempt.keys(&ephemeral, &server, true))
+            .ok_or(Error::BadHandshake(found.public_key))?;
         let (socket, addr, path) = match theirs.relay.as_ref().and_then(crate::codec::socket_addr) {
             Some(relay) => {
-                punch::register(&prepared.socket, relay, &session).await?;
+                punch::register(&prepared.socket, relay, &keys.relay).await?;
                 (prepared.socket.into_std()?, relay, Path::Relay)
             }
             None => {
-                let punched = punch::client(prepared, session, &theirs).await;
+                let punched = punch::client(prepared, keys.probe, &theirs).await;
                 self.inner.counters.punched(punched.is_ok());
                 let (socket, addr) = punched?;
                 (socket.into_std()?, addr, Path::Direct)
@@ -133,7 +151,7 @@ impl Swarm {
             let _ = self.inner.dht.answer_connect(token, None);
             return;
         }
-        let result = timeout(CONNECT_TIMEOUT, self.accept_once(token, key, theirs)).await;
+        let result = timeout(CONNECT_TIMEOUT, self.accept_once(token, key, topic, theirs)).await;
         if let Ok(Ok(mut connection)) = result {
             connection.topic = Some(topic);
             self.register(connection);
@@ -144,8 +162,26 @@ impl Swarm {
         &self,
         token: crate::node::ConnectToken,
         key: PublicKey,
+        topic: [u8; 32],
         theirs: Holepunch,
     ) -> Result<PeerConnection> {
+        let identity = &self.inner.config.keypair;
+        let attempt = Attempt {
+            topic,
+            client: key,
+            server: identity.public_key(),
+        };
+        // Signed by the key the client claims, for us and this topic: a
+        // node passing it on cannot have swapped the ephemeral.
+        let Some(client_ephemeral) = attempt.verify_offer(&theirs) else {
+            let _ = self.inner.dht.answer_connect(token, None);
+            return Err(Error::BadHandshake(key));
+        };
+        let ephemeral = Ephemeral::from_secret(punch::random_bytes()?);
+        let Some(keys) = attempt.keys(&ephemeral, &client_ephemeral, false) else {
+            let _ = self.inner.dht.answer_connect(token, None);
+            return Err(Error::BadHandshake(key));
+        };
         let prepared = match punch::prepare(&self.observers().await).await {
             Ok(p) => p,
             Err(e) => {
@@ -153,7 +189,6 @@ impl Swarm {
                 return Err(e);
             }
         };
-        let session = crate::codec::bytes32(&theirs.session).ok_or(Error::BadAnswer)?;
         let proposed = theirs.relay.as_ref().and_then(crate::codec::socket_addr);
         let both_random = prepared.nat == NatKind::Random && nat_of(&theirs) == NatKind::Random;
         let relay = match (proposed, both_random) {
@@ -168,17 +203,18 @@ impl Swarm {
             (None, false) => None,
         };
         if let Some(relay) = relay
-            && let Err(e) = punch::register(&prepared.socket, relay, &session).await
+            && let Err(e) = punch::register(&prepared.socket, relay, &keys.relay).await
         {
             let _ = self.inner.dht.answer_connect(token, None);
             return Err(e);
         }
-        let ours = self.holepunch(&prepared, &session, relay);
+        let signature = attempt.sign_answer(identity, &client_ephemeral, &ephemeral);
+        let ours = self.holepunch(&prepared, &ephemeral, signature, relay);
         self.inner.dht.answer_connect(token, Some(ours))?;
         let (socket, path) = match relay {
             Some(_) => (prepared.socket.into_std()?, Path::Relay),
             None => {
-                let punched = punch::server(prepared, session, &theirs).await;
+                let punched = punch::server(prepared, keys.probe, &theirs).await;
                 self.inner.counters.punched(punched.is_ok());
                 (punched?, Path::Direct)
             }
