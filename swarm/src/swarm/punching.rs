@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use hyper_core::PublicKey;
+use hyper_core::{KeyPair, PublicKey};
 use tokio::time::timeout;
 
 use super::peers::{Path, PeerConnection};
@@ -53,14 +53,14 @@ impl Swarm {
     /// socket's addresses, its ephemeral and the signature binding that to
     /// the attempt.
     fn holepunch(
-        &self,
+        identity: &KeyPair,
         prepared: &Prepared,
         ephemeral: &Ephemeral,
         signature: hyper_core::Signature,
         relay: Option<SocketAddr>,
     ) -> Holepunch {
         Holepunch {
-            public_key: self.public_key().0.to_vec(),
+            public_key: identity.public_key().0.to_vec(),
             addresses: prepared.addresses.iter().map(|a| address(*a)).collect(),
             nat: prepared.nat as i32,
             relay: relay.map(address),
@@ -77,7 +77,7 @@ impl Swarm {
         relay: Option<SocketAddr>,
     ) -> Result<PeerConnection> {
         let prepared = punch::prepare(&self.observers().await).await?;
-        let identity = &self.inner.config.keypair;
+        let identity = &self.identity_for(&found.topic);
         let attempt = Attempt {
             topic: found.topic,
             client: identity.public_key(),
@@ -85,7 +85,7 @@ impl Swarm {
         };
         let ephemeral = Ephemeral::from_secret(punch::random_bytes()?);
         let signature = attempt.sign_offer(identity, &ephemeral);
-        let ours = self.holepunch(&prepared, &ephemeral, signature, relay);
+        let ours = Self::holepunch(identity, &prepared, &ephemeral, signature, relay);
         let connect = Connect {
             topic: found.topic.to_vec(),
             public_key: found.public_key.0.to_vec(),
@@ -121,11 +121,12 @@ impl Swarm {
         if path == Path::Relay {
             self.inner.counters.tried(Path::Relay);
         }
-        let endpoint = quic::endpoint(socket, &self.inner.config.keypair)?;
+        let endpoint = quic::endpoint(socket, identity)?;
         let connection = quic::connect(&endpoint, addr, &found.public_key).await?;
         let stream = quic::open_stream(&connection).await?;
         Ok(PeerConnection {
             remote: found.public_key,
+            local: identity.public_key(),
             path,
             initiator: true,
             stream,
@@ -165,7 +166,7 @@ impl Swarm {
         topic: [u8; 32],
         theirs: Holepunch,
     ) -> Result<PeerConnection> {
-        let identity = &self.inner.config.keypair;
+        let identity = &self.identity_for(&topic);
         let attempt = Attempt {
             topic,
             client: key,
@@ -209,7 +210,7 @@ impl Swarm {
             return Err(e);
         }
         let signature = attempt.sign_answer(identity, &client_ephemeral, &ephemeral);
-        let ours = self.holepunch(&prepared, &ephemeral, signature, relay);
+        let ours = Self::holepunch(identity, &prepared, &ephemeral, signature, relay);
         self.inner.dht.answer_connect(token, Some(ours))?;
         let (socket, path) = match relay {
             Some(_) => (prepared.socket.into_std()?, Path::Relay),
@@ -219,7 +220,7 @@ impl Swarm {
                 (punched?, Path::Direct)
             }
         };
-        let endpoint = quic::endpoint(socket, &self.inner.config.keypair)?;
+        let endpoint = quic::endpoint(socket, identity)?;
         let incoming = endpoint.accept().await.ok_or(Error::Unreachable)?;
         let connection = incoming
             .await
@@ -231,6 +232,7 @@ impl Swarm {
         let stream = quic::accept_stream(&connection).await?;
         Ok(PeerConnection {
             remote: key,
+            local: identity.public_key(),
             path,
             initiator: false,
             stream,
