@@ -58,47 +58,33 @@ async fn a_connect_forward_from_a_stranger_makes_no_probe_and_a_holders_few() {
     targets.extend(victim.addresses.iter().copied());
     targets.extend(bystander.addresses.iter().copied());
     let client = victim.addresses[0];
-    for tid in 0..20 {
-        let forward = connect_forward(
+    let forward = |tid, server| {
+        connect_forward(
             tid,
             at,
             TOPIC,
-            server_key,
+            server,
             client,
             &targets,
             NatKind::Consistent,
-        );
-        stranger.send(at, &forward).await;
+        )
+    };
+    for tid in 0..20 {
+        stranger.send(at, &forward(tid, server_key)).await;
     }
     // The real holder passes on offers whose signatures do not hold (an
     // ephemeral swapped, or signed for another server).
     for tid in 50..60 {
-        let mut forward = connect_forward(
-            tid,
-            at,
-            TOPIC,
-            server_key,
-            client,
-            &targets,
-            NatKind::Consistent,
-        );
+        let mut swapped = forward(tid, server_key);
         if let Some(Body::ConnectForward(messages::ConnectForward {
             holepunch: Some(offer),
             ..
-        })) = forward.body.as_mut()
+        })) = swapped.body.as_mut()
         {
             offer.ephemeral[0] ^= 1;
         }
-        holder.send(at, &forward).await;
-        let elsewhere = connect_forward(
-            tid + 10,
-            at,
-            TOPIC,
-            KeyPair::generate().expect("keys").public_key(),
-            client,
-            &targets,
-            NatKind::Consistent,
-        );
+        holder.send(at, &swapped).await;
+        let elsewhere = forward(tid + 10, KeyPair::generate().expect("keys").public_key());
         holder.send(at, &elsewhere).await;
     }
     sleep(Duration::from_secs(3)).await;
@@ -111,16 +97,7 @@ async fn a_connect_forward_from_a_stranger_makes_no_probe_and_a_holders_few() {
 
     // The holder lies: 20 forwards at once, each naming five targets.
     for tid in 100..120 {
-        let forward = connect_forward(
-            tid,
-            at,
-            TOPIC,
-            server_key,
-            client,
-            &targets,
-            NatKind::Consistent,
-        );
-        holder.send(at, &forward).await;
+        holder.send(at, &forward(tid, server_key)).await;
     }
     sleep(Duration::from_secs(4)).await;
     let sent = holder.sent();

@@ -15,8 +15,7 @@ use std::time::Duration;
 use hyper_core::KeyPair;
 use hyper_swarm::messages;
 use hyper_swarm::{
-    Body, Config, Dht, Limits, Path, PeerConnection, Reachability, Reply, Swarm, encode_packet,
-    socket_address, wire_address,
+    Body, Dht, Path, PeerConnection, Reply, Swarm, encode_packet, socket_address, wire_address,
 };
 use prost::Message as _;
 use tokio::net::UdpSocket;
@@ -24,7 +23,7 @@ use tokio::task::JoinSet;
 
 mod common;
 mod hostile;
-use common::{CLIENT, SERVER, config, dht_only, flushed, next_connection, random_topic};
+use common::{CLIENT, SERVER, dht_only, flushed, next_connection, random_topic};
 use hostile::{bind, decode, packet, register};
 
 /// Every 32-byte window of `holepunch` as encoded: whatever 32-byte value
@@ -257,23 +256,7 @@ async fn take_sessions(
 /// A relay node that keeps no announcements (so the hostile holder is the
 /// only node a client can connect through).
 async fn relay_node() -> Dht {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let addr = socket.local_addr().expect("addr");
-    drop(socket);
-    Dht::bind(
-        addr,
-        Config {
-            public_address: Some(addr),
-            relay: true,
-            limits: Limits {
-                max_topics: 0,
-                ..config(Vec::new(), Reachability::Public).limits
-            },
-            ..config(Vec::new(), Reachability::Public)
-        },
-    )
-    .await
-    .expect("relay node")
+    common::public_node(|config| config.limits.max_topics = 0).await
 }
 
 /// A server announced on `topic` and a client joined to it, both
