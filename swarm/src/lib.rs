@@ -12,7 +12,9 @@
 //!   [`SwarmConfig::local`]; no bootstrap node needed). Every candidate is
 //!   only a hint: the QUIC handshake proves the key. DHT records also name
 //!   a peer's LAN addresses so that two peers behind one NAT meet over the
-//!   LAN. Connect by key ([`Swarm::listen`], [`Swarm::join_peer`]), named
+//!   LAN. An identity per topic ([`Swarm::join_with`],
+//!   [`SwarmConfig::identity_per_topic`]) keeps holders from linking a
+//!   peer's topics by its key. Connect by key ([`Swarm::listen`], [`Swarm::join_peer`]), named
 //!   application streams beside replication ([`Swarm::open_stream`]),
 //!   lifecycle ([`Swarm::destroy`], [`Swarm::suspend`], [`Swarm::resume`],
 //!   [`Swarm::flush`]) and status ([`Swarm::status`],
