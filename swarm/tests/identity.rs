@@ -149,3 +149,24 @@ async fn without_the_option_one_key_names_every_topic_and_join_with_names_its_ow
     );
     assert_eq!(seeder.topic_key(&one), seeder.public_key());
 }
+
+#[test]
+fn a_topic_identity_is_fixed_by_the_seed_and_the_topic() {
+    let keys = KeyPair::from_seed([1; 32]);
+    let one = topic_identity(&keys, &[2; 32]).public_key();
+    // Pinned: a change would give every seeder new identities on upgrade.
+    assert_eq!(
+        one.to_string(),
+        "c06d392c03100c3c9f9046f470da07fe4ab6fcaff2719d40b8ae60c7a729724e"
+    );
+    assert_eq!(
+        topic_identity(&KeyPair::from_seed([1; 32]), &[2; 32]).public_key(),
+        one
+    );
+    assert_ne!(topic_identity(&keys, &[3; 32]).public_key(), one);
+    assert_ne!(
+        topic_identity(&KeyPair::from_seed([4; 32]), &[2; 32]).public_key(),
+        one
+    );
+    assert_ne!(one, keys.public_key());
+}
