@@ -44,6 +44,11 @@ pub enum Error {
     /// replication's capabilities to.
     #[error("the QUIC connection gave no keying material for the capabilities")]
     NoBinding,
+    /// A connect request or answer was not signed by the key it names
+    /// over this attempt's ephemeral keys (a node on the way altered it,
+    /// or the peer speaks an older protocol).
+    #[error("connect handshake with {0} not signed for this attempt")]
+    BadHandshake(hyper_core::PublicKey),
     /// The peer announcement was malformed.
     #[error("malformed answer from the peer")]
     BadAnswer,

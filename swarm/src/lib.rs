@@ -12,7 +12,9 @@
 //!   [`SwarmConfig::local`]; no bootstrap node needed). Every candidate is
 //!   only a hint: the QUIC handshake proves the key. DHT records also name
 //!   a peer's LAN addresses so that two peers behind one NAT meet over the
-//!   LAN. Connect by key ([`Swarm::listen`], [`Swarm::join_peer`]), named
+//!   LAN. An identity per topic ([`Swarm::join_with`],
+//!   [`SwarmConfig::identity_per_topic`]) keeps holders from linking a
+//!   peer's topics by its key. Connect by key ([`Swarm::listen`], [`Swarm::join_peer`]), named
 //!   application streams beside replication ([`Swarm::open_stream`]),
 //!   lifecycle ([`Swarm::destroy`], [`Swarm::suspend`], [`Swarm::resume`],
 //!   [`Swarm::flush`]) and status ([`Swarm::status`],
@@ -23,6 +25,7 @@ mod announced;
 mod codec;
 mod dht;
 mod error;
+mod handshake;
 mod id;
 mod kbucket;
 mod limits;
@@ -44,6 +47,7 @@ pub use codec::{DecodeError, MAX_PACKET};
 pub use codec::{address as wire_address, encode as encode_packet, socket_addr as socket_address};
 pub use dht::{Dht, IncomingConnect, Status};
 pub use error::{Error, Result};
+pub use handshake::{Attempt, Ephemeral, Keys};
 pub use id::{Distance, NodeId};
 pub use kbucket::{Contact, Insert, K, MAX_PER_PREFIX, RoutingTable};
 pub use limits::Prefix;
@@ -59,5 +63,5 @@ pub use records::Limits;
 pub use signing::{immutable_target, mutable_target, sign_mutable, sign_record, sign_unannounce};
 pub use swarm::{
     AppStream, Firewall, JoinOptions, Path, PathCounts, PeerConnection, PeerStatus, Swarm,
-    SwarmConfig, SwarmEvent, SwarmStats, TopicStatus, peer_topic,
+    SwarmConfig, SwarmEvent, SwarmStats, TopicStatus, peer_topic, topic_identity,
 };

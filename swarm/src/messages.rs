@@ -264,12 +264,16 @@ pub struct Holepunch {
     /// [`NatKind`] as i32.
     #[prost(enumeration = "NatKind", tag = "3")]
     pub nat: i32,
-    /// 32 bytes.
-    #[prost(bytes = "vec", tag = "4")]
-    pub session: Vec<u8>,
     /// The relay to meet at, if any.
     #[prost(message, optional, tag = "5")]
     pub relay: Option<Address>,
+    /// This attempt's X25519 public key (32 bytes).
+    #[prost(bytes = "vec", tag = "6")]
+    pub ephemeral: Vec<u8>,
+    /// The sender's ed25519 signature binding `ephemeral` to the attempt
+    /// (64 bytes; layouts in `proto/dht.proto`).
+    #[prost(bytes = "vec", tag = "7")]
+    pub signature: Vec<u8>,
 }
 
 /// How a NAT maps ports.

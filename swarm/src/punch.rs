@@ -15,8 +15,10 @@
 //!   mapping (a birthday search; the lab finds one in well under a second);
 //! - both `Random`: no punching; both register at a relay ([`register`]).
 //!
-//! A probe is the kind byte 0x03 and the 32-byte session id, so probes of
-//! other attempts or strangers are ignored.
+//! A probe is the kind byte 0x03 and the attempt's 32-byte probe tag,
+//! which only the two peers can compute ([`crate::handshake`]): probes of
+//! other attempts, of strangers, of the DHT node that passed the connect
+//! messages on or of the relay are ignored.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -254,13 +256,13 @@ pub async fn register(socket: &UdpSocket, relay: SocketAddr, session: &[u8; 32])
 /// `stop` or until both are used up; the datagrams it sent.
 async fn probe(
     socket: &UdpSocket,
-    session: &[u8; 32],
+    tag: &[u8; 32],
     targets: &[SocketAddr],
     schedule: &[Duration],
     spray: Option<IpAddr>,
     stop: Instant,
 ) -> u32 {
-    let datagram = session_datagram(KIND_PROBE, session);
+    let datagram = session_datagram(KIND_PROBE, tag);
     let mut rng = random_u64() | 1;
     let start = Instant::now();
     let mut rounds = schedule.iter();
@@ -296,15 +298,15 @@ async fn probe(
     sent
 }
 
-/// Waits for a probe of `session` on `socket`; the address it came from.
-async fn await_probe(socket: &UdpSocket, session: &[u8; 32], stop: Instant) -> Option<SocketAddr> {
+/// Waits for a probe with `tag` on `socket`; the address it came from.
+async fn await_probe(socket: &UdpSocket, tag: &[u8; 32], stop: Instant) -> Option<SocketAddr> {
     let mut buf = [0u8; 2048];
     loop {
         let Ok(Ok((len, from))) = timeout_at(stop, socket.recv_from(&mut buf)).await else {
             return None;
         };
         if let Ok(Datagram::Probe(s)) = codec::decode(buf.get(..len).unwrap_or_default())
-            && s == *session
+            && s == *tag
         {
             return Some(from);
         }
@@ -315,21 +317,21 @@ async fn await_probe(socket: &UdpSocket, session: &[u8; 32], stop: Instant) -> O
 /// as this socket sees it.
 async fn probe_until_answered(
     socket: &UdpSocket,
-    session: &[u8; 32],
+    tag: &[u8; 32],
     targets: &[SocketAddr],
     schedule: &[Duration],
     spray: Option<IpAddr>,
     stop: Instant,
 ) -> Option<SocketAddr> {
     let probing = async {
-        probe(socket, session, targets, schedule, spray, stop).await;
+        probe(socket, tag, targets, schedule, spray, stop).await;
         // Out of probes: keep listening until `stop`.
         std::future::pending::<()>().await;
     };
     tokio::select! {
-        from = await_probe(socket, session, stop) => {
+        from = await_probe(socket, tag, stop) => {
             if let Some(from) = from {
-                let _ = socket.send_to(&session_datagram(KIND_PROBE, session), from).await;
+                let _ = socket.send_to(&session_datagram(KIND_PROBE, tag), from).await;
             }
             from
         }
@@ -341,7 +343,7 @@ async fn probe_until_answered(
 /// the first that hears the peer wins and is returned with the peer's
 /// address.
 async fn birthday(
-    session: [u8; 32],
+    tag: [u8; 32],
     targets: Vec<SocketAddr>,
     stop: Instant,
 ) -> Result<(UdpSocket, SocketAddr)> {
@@ -353,8 +355,7 @@ async fn birthday(
         let targets = targets.clone();
         tasks.push(tokio::spawn(async move {
             if let Some(from) =
-                probe_until_answered(&socket, &session, &targets, &BIRTHDAY_SCHEDULE, None, stop)
-                    .await
+                probe_until_answered(&socket, &tag, &targets, &BIRTHDAY_SCHEDULE, None, stop).await
             {
                 let _ = won.try_send((socket, from));
             }
@@ -384,7 +385,7 @@ fn plan(remote: &Holepunch) -> Result<(Instant, Vec<SocketAddr>, IpAddr)> {
 /// on and the address to connect to.
 pub async fn client(
     prepared: Prepared,
-    session: [u8; 32],
+    tag: [u8; 32],
     remote: &Holepunch,
 ) -> Result<(UdpSocket, SocketAddr)> {
     let (stop, targets, their_ip) = plan(remote)?;
@@ -393,7 +394,7 @@ pub async fn client(
         (NatKind::Random, _) => {
             let Prepared { socket, permit, .. } = prepared;
             drop(socket);
-            let won = birthday(session, targets, stop).await;
+            let won = birthday(tag, targets, stop).await;
             drop(permit);
             won
         }
@@ -401,7 +402,7 @@ pub async fn client(
             let spray = (theirs == NatKind::Random).then_some(their_ip);
             let from = probe_until_answered(
                 &prepared.socket,
-                &session,
+                &tag,
                 &targets,
                 &PROBE_SCHEDULE,
                 spray,
@@ -421,7 +422,7 @@ pub async fn client(
 /// first packet can arrive.
 pub async fn server(
     prepared: Prepared,
-    session: [u8; 32],
+    tag: [u8; 32],
     remote: &Holepunch,
 ) -> Result<std::net::UdpSocket> {
     let (stop, targets, their_ip) = plan(remote)?;
@@ -430,7 +431,7 @@ pub async fn server(
         (NatKind::Random, _) => {
             let Prepared { socket, permit, .. } = prepared;
             drop(socket);
-            let (socket, _) = birthday(session, targets, stop).await?;
+            let (socket, _) = birthday(tag, targets, stop).await?;
             drop(permit);
             Ok(socket.into_std()?)
         }
@@ -440,7 +441,7 @@ pub async fn server(
             let prober = UdpSocket::from_std(socket.try_clone()?)?;
             let spray = (theirs == NatKind::Random).then_some(their_ip);
             tokio::spawn(async move {
-                probe(&prober, &session, &targets, &PROBE_SCHEDULE, spray, stop).await;
+                probe(&prober, &tag, &targets, &PROBE_SCHEDULE, spray, stop).await;
                 // The slot is held while the probes go out.
                 drop(permit);
             });

@@ -1,6 +1,7 @@
 //! Hostile hole-punch requests against real swarms on loopback: a
 //! `ConnectForward` from anyone but a node this peer announced to makes it
-//! send nothing; one from a real (but lying) holder makes it probe at most
+//! send nothing, nor does a real holder's of an offer not signed for this
+//! server; a signed one from a real (but lying) holder makes it probe at most
 //! two addresses on the IP the holder saw the client at, a few times; a
 //! fake holder answering a client's connect gets the same bounded probes.
 //! Each asserts the bytes that reached the victims per byte the attacker
@@ -9,9 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_core::KeyPair;
+use hyper_core::{KeyPair, PublicKey};
 use hyper_swarm::messages::{self, NatKind, Packet};
-use hyper_swarm::{Body, JoinOptions, PeerRecord, Reply, Swarm, SwarmConfig, sign_record};
+use hyper_swarm::{
+    Attempt, Body, Ephemeral, JoinOptions, PeerRecord, Reply, Swarm, SwarmConfig, sign_record,
+};
 use tokio::time::{sleep, timeout};
 
 mod hostile;
@@ -45,7 +48,8 @@ async fn announced_server(fake: &FakeNode) -> (Swarm, std::net::SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connect_forward_from_a_stranger_makes_no_probe_and_a_holders_few() {
     let holder = FakeNode::start([127, 0, 0, 2]).await;
-    let (_server, at) = announced_server(&holder).await;
+    let (server, at) = announced_server(&holder).await;
+    let server_key = server.public_key();
     let stranger = FakeNode::start([127, 0, 0, 3]).await;
     let victim = Victim::bind([127, 0, 0, 5], 3).await;
     let bystander = Victim::bind([127, 0, 0, 6], 2).await;
@@ -54,21 +58,46 @@ async fn a_connect_forward_from_a_stranger_makes_no_probe_and_a_holders_few() {
     targets.extend(victim.addresses.iter().copied());
     targets.extend(bystander.addresses.iter().copied());
     let client = victim.addresses[0];
+    let forward = |tid, server| {
+        connect_forward(
+            tid,
+            at,
+            TOPIC,
+            server,
+            client,
+            &targets,
+            NatKind::Consistent,
+        )
+    };
     for tid in 0..20 {
-        let forward = connect_forward(tid, at, TOPIC, client, &targets, NatKind::Consistent);
-        stranger.send(at, &forward).await;
+        stranger.send(at, &forward(tid, server_key)).await;
+    }
+    // The real holder passes on offers whose signatures do not hold (an
+    // ephemeral swapped, or signed for another server).
+    for tid in 50..60 {
+        let mut swapped = forward(tid, server_key);
+        if let Some(Body::ConnectForward(messages::ConnectForward {
+            holepunch: Some(offer),
+            ..
+        })) = swapped.body.as_mut()
+        {
+            offer.ephemeral[0] ^= 1;
+        }
+        holder.send(at, &swapped).await;
+        let elsewhere = forward(tid + 10, KeyPair::generate().expect("keys").public_key());
+        holder.send(at, &elsewhere).await;
     }
     sleep(Duration::from_secs(3)).await;
     assert_eq!(
         victim.datagrams() + bystander.datagrams(),
         0,
-        "a forward from a node that holds no announcement is ignored"
+        "a forward from a node that holds no announcement, or of an offer not \
+         signed for this server, is ignored"
     );
 
     // The holder lies: 20 forwards at once, each naming five targets.
     for tid in 100..120 {
-        let forward = connect_forward(tid, at, TOPIC, client, &targets, NatKind::Consistent);
-        holder.send(at, &forward).await;
+        holder.send(at, &forward(tid, server_key)).await;
     }
     sleep(Duration::from_secs(4)).await;
     let sent = holder.sent();
@@ -107,25 +136,41 @@ async fn a_fake_holder_answering_a_connect_gets_a_few_probes_at_one_ip() {
         },
     );
     let key = liar.public_key().0.to_vec();
+    // The liar signs its answer as the announced peer would: the client
+    // acts on it and probes.
     let script: hostile::Script = Arc::new(move |request: &Packet, _| match &request.body {
         Some(Body::Lookup(_)) => Some(Reply {
             token: vec![7; 32],
             records: vec![record.clone()],
             ..Reply::default()
         }),
-        Some(Body::Connect(_)) => Some(Reply {
-            holepunch: Some(messages::Holepunch {
-                public_key: key.clone(),
-                addresses: targets
-                    .iter()
-                    .map(|a| hyper_swarm::wire_address(*a))
-                    .collect(),
-                nat: NatKind::Consistent as i32,
-                session: vec![1; 32],
-                relay: None,
-            }),
-            ..Reply::default()
-        }),
+        Some(Body::Connect(connect)) => {
+            let offer = connect.holepunch.as_ref()?;
+            let attempt = Attempt {
+                topic: TOPIC,
+                client: PublicKey(offer.public_key.as_slice().try_into().ok()?),
+                server: liar.public_key(),
+            };
+            let client_ephemeral = attempt.verify_offer(offer)?;
+            let ephemeral = Ephemeral::from_secret(KeyPair::generate().ok()?.seed());
+            Some(Reply {
+                holepunch: Some(messages::Holepunch {
+                    public_key: key.clone(),
+                    addresses: targets
+                        .iter()
+                        .map(|a| hyper_swarm::wire_address(*a))
+                        .collect(),
+                    nat: NatKind::Consistent as i32,
+                    relay: None,
+                    ephemeral: ephemeral.public.to_vec(),
+                    signature: attempt
+                        .sign_answer(&liar, &client_ephemeral, &ephemeral)
+                        .0
+                        .to_vec(),
+                }),
+                ..Reply::default()
+            })
+        }
         _ => None,
     });
     let fake = FakeNode::scripted([127, 0, 0, 4], script).await;

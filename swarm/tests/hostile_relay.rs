@@ -3,42 +3,14 @@
 //! victim), a forged re-registration does not end a live session, and a
 //! flood of registrations that never complete locks nobody out.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::time::{sleep, timeout};
 
 mod common;
 mod hostile;
 use common::bootstrap_node;
-use hostile::{Victim, bind};
-
-fn hello(session: [u8; 32]) -> Vec<u8> {
-    let mut out = vec![0x02];
-    out.extend_from_slice(&session);
-    out
-}
-
-/// Registers `socket` at `relay` for `session` the honest way (hello,
-/// cookie back, acknowledgement); whether it was acknowledged.
-async fn register(socket: &UdpSocket, relay: SocketAddr, session: [u8; 32]) -> bool {
-    let mut buf = [0u8; 2048];
-    socket.send_to(&hello(session), relay).await.expect("send");
-    let Ok(Ok((len, _))) = timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await else {
-        return false;
-    };
-    if len != 65 {
-        // The old relay acknowledged the hello itself (33 bytes).
-        return len == 33;
-    }
-    let echo = buf[..65].to_vec();
-    socket.send_to(&echo, relay).await.expect("send");
-    let Ok(Ok((len, _))) = timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await else {
-        return false;
-    };
-    len == 34 && buf[33] == 0xff
-}
+use hostile::{Victim, bind, hello, register};
 
 /// A QUIC-looking datagram of `len` bytes.
 fn payload(len: usize) -> Vec<u8> {

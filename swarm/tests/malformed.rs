@@ -39,7 +39,8 @@ fn valid_requests(to: SocketAddr) -> Vec<Vec<u8>> {
         public_key: keypair.public_key().0.to_vec(),
         addresses: vec![wire_address(to)],
         nat: 2,
-        session: vec![1; 32],
+        ephemeral: vec![1; 32],
+        signature: vec![2; 64],
         relay: Some(wire_address(to)),
     };
     let bodies = vec![

@@ -36,6 +36,14 @@ pub struct SwarmConfig {
     pub dht: bool,
     /// UDP port of the listening QUIC endpoint local peers dial (0: any).
     pub listen_port: u16,
+    /// Give every topic joined with [`Swarm::join`](super::Swarm::join) its
+    /// own identity, derived from [`SwarmConfig::keypair`]'s seed and the
+    /// topic with a keyed hash (the same across restarts): the topic's DHT
+    /// announcements and the connections made for it prove that identity,
+    /// so the nodes holding two topics' records cannot tell they are one
+    /// peer's. Off by default. Such topics are not announced or dialled on
+    /// the local link (the listening endpoint proves `keypair`).
+    pub identity_per_topic: bool,
 }
 
 impl SwarmConfig {
@@ -58,6 +66,7 @@ impl SwarmConfig {
             local: true,
             dht: true,
             listen_port: 0,
+            identity_per_topic: false,
         }
     }
 }

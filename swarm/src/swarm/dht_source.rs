@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hyper_core::PublicKey;
+use hyper_core::{KeyPair, PublicKey};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep};
 
@@ -25,13 +25,14 @@ const KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// Lookups while no peer is connected start at this interval and double.
 const LOOKUP_FIRST: Duration = Duration::from_secs(1);
 
-/// Announces and/or looks up `topic` until aborted; with `only`, dials
-/// only that key's records.
+/// Announces (as `identity`) and/or looks up `topic` until aborted; with
+/// `only`, dials only that key's records.
 pub(super) async fn topic_loop(
     weak: std::sync::Weak<Inner>,
     topic: [u8; 32],
     options: JoinOptions,
     only: Option<PublicKey>,
+    identity: KeyPair,
     flushed: watch::Sender<bool>,
 ) {
     let mut holders: Vec<SocketAddr> = Vec::new();
@@ -46,7 +47,7 @@ pub(super) async fn topic_loop(
         let swarm = Swarm { inner };
         let now = Instant::now();
         if options.server && now >= next_announce {
-            if let Ok(outcome) = announce(&swarm, topic).await {
+            if let Ok(outcome) = announce(&swarm, topic, &identity).await {
                 holders = outcome;
                 announced = !holders.is_empty() || announced;
             }
@@ -122,18 +123,26 @@ pub(super) async fn topic_loop(
     }
 }
 
-/// Announces this peer under `topic`; the nodes that stored it.
-async fn announce(swarm: &Swarm, topic: [u8; 32]) -> Result<Vec<SocketAddr>> {
+/// Announces this peer under `topic` as `identity`; the nodes that stored
+/// it.
+async fn announce(swarm: &Swarm, topic: [u8; 32], identity: &KeyPair) -> Result<Vec<SocketAddr>> {
     swarm.inner.dht.bootstrapped().await?;
     let status = swarm.inner.dht.status().await?;
+    // The listening endpoint proves the swarm's key: a topic with its own
+    // identity names no LAN address to dial there.
+    let local_addresses = if identity.public_key() == swarm.public_key() {
+        swarm.record_addresses()
+    } else {
+        Vec::new()
+    };
     let record = PeerRecord {
-        public_key: swarm.public_key().0.to_vec(),
+        public_key: identity.public_key().0.to_vec(),
         addresses: status.public_address.into_iter().map(address).collect(),
         relays: status.relays.iter().map(|a| address(*a)).collect(),
         timestamp: now_millis(),
-        local_addresses: swarm.record_addresses().into_iter().map(address).collect(),
+        local_addresses: local_addresses.into_iter().map(address).collect(),
     };
-    let signed = sign_record(&swarm.inner.config.keypair, &topic, &record);
+    let signed = sign_record(identity, &topic, &record);
     let outcome = swarm
         .inner
         .dht

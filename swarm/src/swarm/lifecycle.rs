@@ -22,10 +22,11 @@ pub(super) enum State {
     Destroyed,
 }
 
-/// Removes this peer's records for `topics` from the DHT, all at once.
-async fn unannounce_all(dht: Dht, keypair: KeyPair, topics: Vec<[u8; 32]>) {
+/// Removes this peer's records for `topics` (each with the identity it was
+/// announced under) from the DHT, all at once.
+async fn unannounce_all(dht: Dht, topics: Vec<([u8; 32], KeyPair)>) {
     let mut requests = tokio::task::JoinSet::new();
-    for topic in topics {
+    for (topic, keypair) in topics {
         let request = sign_unannounce(&keypair, &topic, now_millis());
         let dht = dht.clone();
         requests.spawn(async move {
@@ -43,8 +44,8 @@ impl Inner {
     /// Stops everything that can stop without waiting: every topic's task
     /// and the background tasks, the local announcements, every
     /// connection and the listening endpoint. The topics this peer
-    /// announced on the DHT, to unannounce.
-    fn shut(&self) -> Vec<[u8; 32]> {
+    /// announced on the DHT and their identities, to unannounce.
+    fn shut(&self) -> Vec<([u8; 32], KeyPair)> {
         *lock(&self.state) = State::Destroyed;
         let topics: Vec<_> = lock(&self.topics).drain().collect();
         for (_, topic) in &topics {
@@ -69,7 +70,10 @@ impl Inner {
         topics
             .into_iter()
             .filter(|(_, t)| t.server)
-            .map(|(topic, _)| topic)
+            .map(|(topic, t)| {
+                let identity = t.identity.unwrap_or_else(|| self.config.keypair.clone());
+                (topic, identity)
+            })
             .collect()
     }
 }
@@ -82,11 +86,7 @@ impl Drop for Inner {
         if !announced.is_empty()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            runtime.spawn(unannounce_all(
-                self.dht.clone(),
-                self.config.keypair.clone(),
-                announced,
-            ));
+            runtime.spawn(unannounce_all(self.dht.clone(), announced));
         }
     }
 }
@@ -105,12 +105,7 @@ impl Swarm {
     /// the last handle does the same.
     pub async fn destroy(&self) {
         let announced = self.inner.shut();
-        unannounce_all(
-            self.inner.dht.clone(),
-            self.inner.config.keypair.clone(),
-            announced,
-        )
-        .await;
+        unannounce_all(self.inner.dht.clone(), announced).await;
     }
 
     /// Pauses the swarm (a laptop lid closing): stops every topic's
@@ -151,10 +146,10 @@ impl Swarm {
         }
         let joined: Vec<_> = lock(&self.inner.topics)
             .iter()
-            .map(|(topic, t)| (*topic, t.server, t.client, t.only))
+            .map(|(topic, t)| (*topic, t.server, t.client, t.only, t.identity.clone()))
             .collect();
-        for (topic, server, client, only) in joined {
-            self.join_filtered(topic, super::JoinOptions { server, client }, only);
+        for (topic, server, client, only, identity) in joined {
+            self.join_filtered(topic, super::JoinOptions { server, client }, only, identity);
         }
     }
 }

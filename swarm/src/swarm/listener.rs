@@ -59,6 +59,7 @@ pub(super) async fn accept_loop(weak: Weak<Inner>, endpoint: quinn::Endpoint) {
                 let stream = quic::accept_stream(&connection).await?;
                 Ok(PeerConnection {
                     remote: key,
+                    local: swarm.public_key(),
                     path: Path::Local,
                     initiator: false,
                     stream,
@@ -144,6 +145,7 @@ impl Swarm {
                     attempts.abort_all();
                     return Some(Ok(PeerConnection {
                         remote: key,
+                        local: self.public_key(),
                         path: Path::Local,
                         initiator: true,
                         stream,

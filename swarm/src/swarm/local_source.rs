@@ -222,7 +222,7 @@ impl Swarm {
     pub(super) fn offer_local(&self) {
         let topics: Vec<([u8; 32], Option<PublicKey>)> = lock(&self.inner.topics)
             .iter()
-            .filter(|(_, t)| t.client)
+            .filter(|(_, t)| t.client && t.identity.is_none())
             .map(|(topic, t)| (*topic, t.only))
             .collect();
         let now = std::time::Instant::now();

@@ -41,7 +41,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hyper_core::PublicKey;
+use hyper_core::{KeyPair, PublicKey};
 use hyper_wire::Replication;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -69,6 +69,9 @@ struct Topic {
     only: Option<PublicKey>,
     /// Registered with the mDNS responder now.
     local_announced: bool,
+    /// The topic's own identity ([`Swarm::join_with`],
+    /// [`SwarmConfig::identity_per_topic`]); `None`: the swarm's.
+    identity: Option<KeyPair>,
 }
 
 /// The topic a peer listening on its identity is announced under
@@ -78,10 +81,21 @@ pub fn peer_topic(key: &PublicKey) -> [u8; 32] {
     blake3::derive_key("hyper-swarm 2026 peer topic", &key.0)
 }
 
+/// The identity [`SwarmConfig::identity_per_topic`] gives `topic`: a key
+/// pair whose seed is a keyed hash of the topic under a key derived from
+/// `keypair`'s seed, so the same swarm key pair gives the same topic
+/// identity on every run, and the identities of two topics share nothing
+/// anyone without the seed can see.
+pub fn topic_identity(keypair: &KeyPair, topic: &[u8; 32]) -> KeyPair {
+    let key = blake3::derive_key("hyper-swarm 2026 topic identity", &keypair.seed());
+    KeyPair::from_seed(*blake3::keyed_hash(&key, topic).as_bytes())
+}
+
 struct Inner {
     dht: Dht,
     config: SwarmConfig,
-    peers: Mutex<HashMap<PublicKey, peers::Live>>,
+    /// Live connections by (the key this side proved, the remote key).
+    peers: Mutex<HashMap<(PublicKey, PublicKey), peers::Live>>,
     dialling: Mutex<HashSet<PublicKey>>,
     backoff: Mutex<HashMap<PublicKey, (Instant, Duration)>>,
     topics: Mutex<HashMap<[u8; 32], Topic>>,
@@ -261,7 +275,13 @@ impl Swarm {
 
     /// Peers connected now.
     pub fn peers(&self) -> Vec<PublicKey> {
-        lock(&self.inner.peers).keys().copied().collect()
+        let mut keys: Vec<PublicKey> = lock(&self.inner.peers)
+            .keys()
+            .map(|(_, remote)| *remote)
+            .collect();
+        keys.sort_by_key(|k| k.0);
+        keys.dedup();
+        keys
     }
 
     /// New connections as they are made; only the first caller gets the
@@ -295,21 +315,67 @@ impl Swarm {
     ///
     /// On the local link (if on) a server is announced at once and a client
     /// dials the peers already heard of.
+    ///
+    /// With [`SwarmConfig::identity_per_topic`] the topic gets its own
+    /// identity ([`topic_identity`]), as with [`Swarm::join_with`].
     pub fn join(&self, topic: [u8; 32], options: JoinOptions) {
-        self.join_filtered(topic, options, None);
+        let identity = self
+            .inner
+            .config
+            .identity_per_topic
+            .then(|| topic_identity(&self.inner.config.keypair, &topic));
+        self.join_filtered(topic, options, None, identity);
+    }
+
+    /// Joins `topic` as [`Swarm::join`] does, under `identity` instead of
+    /// the swarm's key pair: the topic's DHT records name and are signed
+    /// by `identity`, connect requests for it are answered proving it, and
+    /// the peers found under it are dialled proving it. Nodes holding the
+    /// records of two topics joined under two identities cannot link them
+    /// (see docs/SECURITY.md for what still can). The topic is not
+    /// announced or dialled on the local link (the listening endpoint
+    /// proves the swarm's key), and its records name no LAN addresses.
+    ///
+    /// The trade-off: connections are kept one per remote key and identity
+    /// of this side, so a peer that joined two topics under two identities
+    /// is two peers to others, and they to it: two connections (each
+    /// counted in `max_peers`, each with its own handshake and replication
+    /// session) where one key would share one.
+    pub fn join_with(&self, topic: [u8; 32], options: JoinOptions, identity: KeyPair) {
+        self.join_filtered(topic, options, None, Some(identity));
+    }
+
+    /// The key `topic`'s announcements and connections prove: its own
+    /// identity if it was joined with one, else the swarm's.
+    pub fn topic_key(&self, topic: &[u8; 32]) -> PublicKey {
+        self.identity_for(topic).public_key()
+    }
+
+    /// The key pair `topic`'s announcements and connections use.
+    pub(super) fn identity_for(&self, topic: &[u8; 32]) -> KeyPair {
+        lock(&self.inner.topics)
+            .get(topic)
+            .and_then(|t| t.identity.clone())
+            .unwrap_or_else(|| self.inner.config.keypair.clone())
+    }
+
+    /// Whether `key` is this swarm's, or one of its topics' identities.
+    pub(super) fn is_own(&self, key: &PublicKey) -> bool {
+        *key == self.public_key()
+            || lock(&self.inner.topics)
+                .values()
+                .any(|t| t.identity.as_ref().is_some_and(|i| i.public_key() == *key))
     }
 
     /// Listens on this peer's own identity: announces it under
     /// [`peer_topic`] of its key (on the DHT and the local link), so that
     /// [`Swarm::join_peer`] with its key finds it without any other topic.
     pub fn listen(&self) {
-        self.join(
-            peer_topic(&self.public_key()),
-            JoinOptions {
-                server: true,
-                client: false,
-            },
-        );
+        let options = JoinOptions {
+            server: true,
+            client: false,
+        };
+        self.join_filtered(peer_topic(&self.public_key()), options, None, None);
     }
 
     /// Keeps a connection to the peer with `key` (which must
@@ -322,7 +388,7 @@ impl Swarm {
             server: false,
             client: true,
         };
-        self.join_filtered(peer_topic(&key), options, Some(key));
+        self.join_filtered(peer_topic(&key), options, Some(key), None);
     }
 
     /// Stops keeping a connection to `key` (the connection itself stays
@@ -337,37 +403,57 @@ impl Swarm {
         }
     }
 
-    fn join_filtered(&self, topic: [u8; 32], options: JoinOptions, only: Option<PublicKey>) {
+    fn join_filtered(
+        &self,
+        topic: [u8; 32],
+        options: JoinOptions,
+        only: Option<PublicKey>,
+        identity: Option<KeyPair>,
+    ) {
         if *lock(&self.inner.state) == lifecycle::State::Destroyed {
             return;
         }
         let suspended = self.suspended();
         let (flushed_tx, flushed) = watch::channel(!self.inner.config.dht);
-        let task = (self.inner.config.dht && !suspended).then(|| {
-            let weak = Arc::downgrade(&self.inner);
-            tokio::spawn(async move {
-                dht_source::topic_loop(weak, topic, options, only, flushed_tx).await;
-            })
-        });
-        let old = lock(&self.inner.topics).insert(
-            topic,
-            Topic {
-                task,
-                flushed,
-                server: options.server,
-                client: options.client,
-                only,
-                local_announced: false,
-            },
-        );
-        if let Some(task) = old.and_then(|old| old.task) {
-            task.abort();
+        let own_identity = identity.is_some();
+        {
+            // Held while the task starts, so that it finds the topic (and
+            // its identity) in the table.
+            let mut topics = lock(&self.inner.topics);
+            let task = (self.inner.config.dht && !suspended).then(|| {
+                let weak = Arc::downgrade(&self.inner);
+                let identity = identity
+                    .clone()
+                    .unwrap_or_else(|| self.inner.config.keypair.clone());
+                tokio::spawn(async move {
+                    dht_source::topic_loop(weak, topic, options, only, identity, flushed_tx).await;
+                })
+            });
+            let old = topics.insert(
+                topic,
+                Topic {
+                    task,
+                    flushed,
+                    server: options.server,
+                    client: options.client,
+                    only,
+                    local_announced: false,
+                    identity,
+                },
+            );
+            if let Some(task) = old.and_then(|old| old.task) {
+                task.abort();
+            }
         }
         if suspended {
             return;
         }
         if let Some(local) = &self.inner.local {
             let announced = match (options.server, self.inner.listener.local_addr()) {
+                _ if own_identity => {
+                    local.unannounce(&topic);
+                    false
+                }
                 (true, Ok(addr)) => local.announce(&topic, addr.port()).is_ok(),
                 _ => {
                     local.unannounce(&topic);
@@ -396,7 +482,8 @@ impl Swarm {
             local.unannounce(&topic);
         }
         if old.server && self.inner.config.dht {
-            let request = sign_unannounce(&self.inner.config.keypair, &topic, now_millis());
+            let identity = old.identity.as_ref().unwrap_or(&self.inner.config.keypair);
+            let request = sign_unannounce(identity, &topic, now_millis());
             self.inner.dht.query(QueryKind::Unannounce(request)).await?;
         }
         Ok(())

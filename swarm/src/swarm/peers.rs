@@ -68,6 +68,8 @@ const CAPABILITY_LABEL: &[u8] = b"hyper-swarm 2026 capability binding";
 pub struct PeerConnection {
     /// The key the peer proved.
     pub remote: PublicKey,
+    /// The key this side proved (the swarm's, or its topic's identity).
+    pub local: PublicKey,
     /// Direct, relayed or local.
     pub path: Path,
     /// Whether this side dialled.
@@ -195,12 +197,13 @@ impl Swarm {
         lock(&self.inner.peers).len() >= self.inner.config.max_peers
     }
 
-    /// Whether `key` may be dialled now (not connected, not being dialled,
-    /// not backing off when `backoff` says to check, room left). Local
-    /// candidates keep their backoff in the local table, so that a spoofed
-    /// announcement cannot rest an honest key's DHT dials.
-    fn may_dial(&self, key: &PublicKey, backoff: bool) -> bool {
-        if *key == self.public_key() || self.full() || lock(&self.inner.peers).contains_key(key) {
+    /// Whether `key` may be dialled now as `local` (not connected to it as
+    /// `local`, not being dialled, not backing off when `backoff` says to
+    /// check, room left). Local candidates keep their backoff in the local
+    /// table, so that a spoofed announcement cannot rest an honest key's
+    /// DHT dials.
+    fn may_dial(&self, key: &PublicKey, local: PublicKey, backoff: bool) -> bool {
+        if self.is_own(key) || self.full() || lock(&self.inner.peers).contains_key(&(local, *key)) {
             return false;
         }
         if backoff
@@ -228,7 +231,8 @@ impl Swarm {
             return;
         }
         let backoff = matches!(candidate.hint, Hint::Dht(_));
-        if self.may_dial(&candidate.public_key, backoff) {
+        let local = self.topic_key(&candidate.topic);
+        if self.may_dial(&candidate.public_key, local, backoff) {
             let dialler = self.clone();
             self.inner.in_flight.send_modify(|n| *n += 1);
             tokio::spawn(async move {
@@ -260,7 +264,13 @@ impl Swarm {
                     }
                     result
                 };
-                let lan = self.dialable(&found.record.local_addresses);
+                // The listening endpoint proves the swarm's key: a topic
+                // with its own identity dials no LAN address from it.
+                let lan = if self.identity_for(&found.topic).public_key() == self.public_key() {
+                    self.dialable(&found.record.local_addresses)
+                } else {
+                    Vec::new()
+                };
                 self.inner.counters.tried(Path::Direct);
                 if lan.is_empty() {
                     punched.await
@@ -310,8 +320,8 @@ impl Swarm {
         }
     }
 
-    /// Keeps one connection per peer: of two, the one dialled by the peer
-    /// with the smaller key wins on both sides.
+    /// Keeps one connection per peer and identity of this side: of two,
+    /// the one dialled by the peer with the smaller key wins on both sides.
     pub(super) fn register(&self, connection: PeerConnection) {
         let remote = connection.remote;
         if self.suspended() || self.refused(&remote, Some(connection.remote_address())) {
@@ -319,27 +329,27 @@ impl Swarm {
             return;
         }
         let initiator_key = if connection.initiator {
-            self.public_key()
+            connection.local
         } else {
             remote
         };
+        let pair = (connection.local, remote);
         {
             let mut peers = lock(&self.inner.peers);
             // Attempts run in parallel: the bound is enforced here, where
             // connections are counted, not only before dialling.
-            if !peers.contains_key(&remote) && peers.len() >= self.inner.config.max_peers {
+            if !peers.contains_key(&pair) && peers.len() >= self.inner.config.max_peers {
                 connection.close();
                 return;
             }
-            if let Some(existing) = peers.get(&remote)
+            if let Some(existing) = peers.get(&pair)
                 && existing.connection.close_reason().is_none()
             {
                 let keep_existing = existing.initiator_key != initiator_key
                     && existing.initiator_key.0 < initiator_key.0;
                 if keep_existing {
                     connection.close();
-                    if let (Some(topic), Some(existing)) =
-                        (connection.topic, peers.get_mut(&remote))
+                    if let (Some(topic), Some(existing)) = (connection.topic, peers.get_mut(&pair))
                     {
                         existing.topics.insert(topic);
                     }
@@ -348,12 +358,12 @@ impl Swarm {
                 existing.connection.close(0u32.into(), b"duplicate");
             }
             let mut topics: HashSet<[u8; 32]> = peers
-                .remove(&remote)
+                .remove(&pair)
                 .map(|old| old.topics)
                 .unwrap_or_default();
             topics.extend(connection.topic);
             peers.insert(
-                remote,
+                pair,
                 Live {
                     connection: connection.connection.clone(),
                     initiator_key,
@@ -378,9 +388,9 @@ impl Swarm {
                 let removed = {
                     let mut peers = lock(&inner.peers);
                     let ours = peers
-                        .get(&remote)
+                        .get(&pair)
                         .is_some_and(|l| l.connection.stable_id() == watched.stable_id());
-                    ours && peers.remove(&remote).is_some()
+                    ours && peers.remove(&pair).is_some()
                 };
                 if removed {
                     let _ = inner.events.send(SwarmEvent::Disconnected { remote });

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use hyper_core::PublicKey;
+use hyper_core::{KeyPair, PublicKey};
 use tokio::time::timeout;
 
 use super::peers::{Path, PeerConnection};
@@ -13,6 +13,7 @@ use super::{CONNECT_TIMEOUT, Swarm};
 use crate::codec::address;
 use crate::dht::IncomingConnect;
 use crate::error::{Error, Result};
+use crate::handshake::{Attempt, Ephemeral};
 use crate::messages::{Body, Connect, Holepunch, NatKind};
 use crate::punch::{self, Prepared, nat_of};
 use crate::query::FoundRecord;
@@ -48,19 +49,23 @@ impl Swarm {
         status.relays.first().copied()
     }
 
-    /// This side's hole-punching details for one attempt.
+    /// This side's hole-punching details for one attempt: its punching
+    /// socket's addresses, its ephemeral and the signature binding that to
+    /// the attempt.
     fn holepunch(
-        &self,
+        identity: &KeyPair,
         prepared: &Prepared,
-        session: &[u8; 32],
+        ephemeral: &Ephemeral,
+        signature: hyper_core::Signature,
         relay: Option<SocketAddr>,
     ) -> Holepunch {
         Holepunch {
-            public_key: self.public_key().0.to_vec(),
+            public_key: identity.public_key().0.to_vec(),
             addresses: prepared.addresses.iter().map(|a| address(*a)).collect(),
             nat: prepared.nat as i32,
-            session: session.to_vec(),
             relay: relay.map(address),
+            ephemeral: ephemeral.public.to_vec(),
+            signature: signature.0.to_vec(),
         }
     }
 
@@ -72,8 +77,15 @@ impl Swarm {
         relay: Option<SocketAddr>,
     ) -> Result<PeerConnection> {
         let prepared = punch::prepare(&self.observers().await).await?;
-        let session = crate::punch::random_bytes()?;
-        let ours = self.holepunch(&prepared, &session, relay);
+        let identity = &self.identity_for(&found.topic);
+        let attempt = Attempt {
+            topic: found.topic,
+            client: identity.public_key(),
+            server: found.public_key,
+        };
+        let ephemeral = Ephemeral::from_secret(punch::random_bytes()?);
+        let signature = attempt.sign_offer(identity, &ephemeral);
+        let ours = Self::holepunch(identity, &prepared, &ephemeral, signature, relay);
         let connect = Connect {
             topic: found.topic.to_vec(),
             public_key: found.public_key.0.to_vec(),
@@ -88,13 +100,19 @@ impl Swarm {
         if theirs.public_key != found.public_key.0 {
             return Err(Error::WrongPeer);
         }
+        // Signed by the announced key over our ephemeral: nobody on the
+        // way swapped in an ephemeral of its own.
+        let keys = attempt
+            .verify_answer(&ephemeral.public, &theirs)
+            .and_then(|server| attempt.keys(&ephemeral, &server, true))
+            .ok_or(Error::BadHandshake(found.public_key))?;
         let (socket, addr, path) = match theirs.relay.as_ref().and_then(crate::codec::socket_addr) {
             Some(relay) => {
-                punch::register(&prepared.socket, relay, &session).await?;
+                punch::register(&prepared.socket, relay, &keys.relay).await?;
                 (prepared.socket.into_std()?, relay, Path::Relay)
             }
             None => {
-                let punched = punch::client(prepared, session, &theirs).await;
+                let punched = punch::client(prepared, keys.probe, &theirs).await;
                 self.inner.counters.punched(punched.is_ok());
                 let (socket, addr) = punched?;
                 (socket.into_std()?, addr, Path::Direct)
@@ -103,11 +121,12 @@ impl Swarm {
         if path == Path::Relay {
             self.inner.counters.tried(Path::Relay);
         }
-        let endpoint = quic::endpoint(socket, &self.inner.config.keypair)?;
+        let endpoint = quic::endpoint(socket, identity)?;
         let connection = quic::connect(&endpoint, addr, &found.public_key).await?;
         let stream = quic::open_stream(&connection).await?;
         Ok(PeerConnection {
             remote: found.public_key,
+            local: identity.public_key(),
             path,
             initiator: true,
             stream,
@@ -133,7 +152,7 @@ impl Swarm {
             let _ = self.inner.dht.answer_connect(token, None);
             return;
         }
-        let result = timeout(CONNECT_TIMEOUT, self.accept_once(token, key, theirs)).await;
+        let result = timeout(CONNECT_TIMEOUT, self.accept_once(token, key, topic, theirs)).await;
         if let Ok(Ok(mut connection)) = result {
             connection.topic = Some(topic);
             self.register(connection);
@@ -144,8 +163,26 @@ impl Swarm {
         &self,
         token: crate::node::ConnectToken,
         key: PublicKey,
+        topic: [u8; 32],
         theirs: Holepunch,
     ) -> Result<PeerConnection> {
+        let identity = &self.identity_for(&topic);
+        let attempt = Attempt {
+            topic,
+            client: key,
+            server: identity.public_key(),
+        };
+        // Signed by the key the client claims, for us and this topic: a
+        // node passing it on cannot have swapped the ephemeral.
+        let Some(client_ephemeral) = attempt.verify_offer(&theirs) else {
+            let _ = self.inner.dht.answer_connect(token, None);
+            return Err(Error::BadHandshake(key));
+        };
+        let ephemeral = Ephemeral::from_secret(punch::random_bytes()?);
+        let Some(keys) = attempt.keys(&ephemeral, &client_ephemeral, false) else {
+            let _ = self.inner.dht.answer_connect(token, None);
+            return Err(Error::BadHandshake(key));
+        };
         let prepared = match punch::prepare(&self.observers().await).await {
             Ok(p) => p,
             Err(e) => {
@@ -153,7 +190,6 @@ impl Swarm {
                 return Err(e);
             }
         };
-        let session = crate::codec::bytes32(&theirs.session).ok_or(Error::BadAnswer)?;
         let proposed = theirs.relay.as_ref().and_then(crate::codec::socket_addr);
         let both_random = prepared.nat == NatKind::Random && nat_of(&theirs) == NatKind::Random;
         let relay = match (proposed, both_random) {
@@ -168,22 +204,23 @@ impl Swarm {
             (None, false) => None,
         };
         if let Some(relay) = relay
-            && let Err(e) = punch::register(&prepared.socket, relay, &session).await
+            && let Err(e) = punch::register(&prepared.socket, relay, &keys.relay).await
         {
             let _ = self.inner.dht.answer_connect(token, None);
             return Err(e);
         }
-        let ours = self.holepunch(&prepared, &session, relay);
+        let signature = attempt.sign_answer(identity, &client_ephemeral, &ephemeral);
+        let ours = Self::holepunch(identity, &prepared, &ephemeral, signature, relay);
         self.inner.dht.answer_connect(token, Some(ours))?;
         let (socket, path) = match relay {
             Some(_) => (prepared.socket.into_std()?, Path::Relay),
             None => {
-                let punched = punch::server(prepared, session, &theirs).await;
+                let punched = punch::server(prepared, keys.probe, &theirs).await;
                 self.inner.counters.punched(punched.is_ok());
                 (punched?, Path::Direct)
             }
         };
-        let endpoint = quic::endpoint(socket, &self.inner.config.keypair)?;
+        let endpoint = quic::endpoint(socket, identity)?;
         let incoming = endpoint.accept().await.ok_or(Error::Unreachable)?;
         let connection = incoming
             .await
@@ -195,6 +232,7 @@ impl Swarm {
         let stream = quic::accept_stream(&connection).await?;
         Ok(PeerConnection {
             remote: key,
+            local: identity.public_key(),
             path,
             initiator: false,
             stream,

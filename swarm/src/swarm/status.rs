@@ -164,7 +164,7 @@ impl Swarm {
         let peers = lock(&self.inner.peers)
             .iter()
             .filter(|(_, live)| live.topics.contains(topic))
-            .map(|(key, _)| *key)
+            .map(|((_, remote), _)| *remote)
             .collect();
         Some(TopicStatus {
             topic: *topic,
@@ -181,13 +181,13 @@ impl Swarm {
     pub fn peer_status(&self) -> Vec<PeerStatus> {
         lock(&self.inner.peers)
             .iter()
-            .map(|(key, live)| {
+            .map(|((_, remote), live)| {
                 let stats = live.connection.stats();
                 PeerStatus {
-                    public_key: *key,
+                    public_key: *remote,
                     address: live.address(),
                     path: live.path,
-                    initiator: live.initiator_key == self.public_key(),
+                    initiator: live.initiator_key != *remote,
                     topics: live.topics.iter().copied().collect(),
                     bytes_sent: stats.udp_tx.bytes,
                     bytes_received: stats.udp_rx.bytes,

@@ -63,8 +63,9 @@ impl Swarm {
     /// live, and with a QUIC error for a name over 255 bytes.
     pub async fn open_stream(&self, remote: &PublicKey, name: &str) -> Result<QuicStream> {
         let connection = lock(&self.inner.peers)
-            .get(remote)
-            .map(|live| live.connection.clone())
+            .iter()
+            .find(|((_, key), _)| key == remote)
+            .map(|(_, live)| live.connection.clone())
             .ok_or(Error::NotConnected(*remote))?;
         Ok(quic::open_named_stream(&connection, name).await?)
     }

@@ -28,19 +28,22 @@ pub fn config(bootstrap: Vec<SocketAddr>, reachability: Reachability) -> Config 
 }
 
 pub async fn bootstrap_node() -> Dht {
+    public_node(|_| {}).await
+}
+
+/// A public relaying node on 127.0.0.1 with the test [`config`], then
+/// `tweak`ed.
+pub async fn public_node(tweak: impl FnOnce(&mut Config)) -> Dht {
     let socket = std::net::UdpSocket::bind(localhost()).expect("bind");
     let addr = socket.local_addr().expect("addr");
     drop(socket);
-    Dht::bind(
-        addr,
-        Config {
-            public_address: Some(addr),
-            relay: true,
-            ..config(Vec::new(), Reachability::Public)
-        },
-    )
-    .await
-    .expect("bootstrap node")
+    let mut config = Config {
+        public_address: Some(addr),
+        relay: true,
+        ..config(Vec::new(), Reachability::Public)
+    };
+    tweak(&mut config);
+    Dht::bind(addr, config).await.expect("bootstrap node")
 }
 
 pub fn store() -> (tempfile::TempDir, Store) {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use hyper_swarm::messages::{self, Packet};
 use hyper_swarm::{Body, Reply, encode_packet, socket_address, wire_address};
 use tokio::net::UdpSocket;
+use tokio::time::timeout;
 
 /// A UDP socket on `ip` (any port).
 pub async fn bind(ip: [u8; 4]) -> UdpSocket {
@@ -231,15 +232,25 @@ impl FakeNode {
 }
 
 /// A `ConnectForward` for `topic` claiming the client is at `from`, whose
-/// holepunch names `addresses` and `nat`.
+/// holepunch names `addresses` and `nat`: a valid offer to `server` from a
+/// fresh client identity (so the server acts on it).
 pub fn connect_forward(
     tid: u32,
     to: SocketAddr,
     topic: [u8; 32],
+    server: hyper_core::PublicKey,
     from: SocketAddr,
     addresses: &[SocketAddr],
     nat: messages::NatKind,
 ) -> Packet {
+    let client = hyper_core::KeyPair::generate().expect("keys");
+    let attempt = hyper_swarm::Attempt {
+        topic,
+        client: client.public_key(),
+        server,
+    };
+    let ephemeral =
+        hyper_swarm::Ephemeral::from_secret(hyper_core::KeyPair::generate().expect("keys").seed());
     packet(
         tid,
         to,
@@ -247,10 +258,11 @@ pub fn connect_forward(
             topic: topic.to_vec(),
             from: Some(wire_address(from)),
             holepunch: Some(messages::Holepunch {
-                public_key: vec![3; 32],
+                public_key: client.public_key().0.to_vec(),
                 addresses: addresses.iter().map(|a| wire_address(*a)).collect(),
                 nat: nat as i32,
-                session: vec![tid as u8; 32],
+                ephemeral: ephemeral.public.to_vec(),
+                signature: attempt.sign_offer(&client, &ephemeral).0.to_vec(),
                 relay: None,
             }),
         }),
@@ -260,4 +272,31 @@ pub fn connect_forward(
 /// The address field of a packet.
 pub fn to_of(packet: &Packet) -> Option<SocketAddr> {
     packet.to.as_ref().and_then(socket_address)
+}
+
+/// A relay hello (`0x02` + session).
+pub fn hello(session: [u8; 32]) -> Vec<u8> {
+    let mut out = vec![0x02];
+    out.extend_from_slice(&session);
+    out
+}
+
+/// Registers `socket` at `relay` for `session` the honest way (hello,
+/// cookie back, acknowledgement); whether it was acknowledged.
+pub async fn register(socket: &UdpSocket, relay: SocketAddr, session: [u8; 32]) -> bool {
+    let mut buf = [0u8; 2048];
+    socket.send_to(&hello(session), relay).await.expect("send");
+    let Ok(Ok((len, _))) = timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await else {
+        return false;
+    };
+    if len != 65 {
+        // The old relay acknowledged the hello itself (33 bytes).
+        return len == 33;
+    }
+    let echo = buf[..65].to_vec();
+    socket.send_to(&echo, relay).await.expect("send");
+    let Ok(Ok((len, _))) = timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await else {
+        return false;
+    };
+    len == 34 && buf[33] == 0xff
 }
