@@ -7,13 +7,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use hyper_core::{CoreKey, Store};
+use hyper_core::{CoreKey, Durability, Store};
 use hyper_drive::fetch::ReplicationFetch;
 use hyper_drive::mirror::{self, MirrorOptions, Op, Plan, Side};
 use hyper_drive::{ChildKind, Drive, DrivePath, Entry, Fetch, FileMeta, Folder, Ignore, Kind};
 use hyper_wire::connect_tcp;
 
 use crate::net_cmd::runtime;
+use crate::store::{Access, open};
 use crate::{CliError, Global};
 
 #[derive(Subcommand)]
@@ -226,22 +227,76 @@ fn with_drive<T>(
     })
 }
 
+/// What `cmd` does with its store: writes (and creates it) for the
+/// commands that change a drive or store what a peer sends (`--connect`),
+/// else reads (a missing store is an error, never made; a mirror into a
+/// drive needs the drive, so its store, to exist). Every commit is fsynced:
+/// `drive serve --connect` runs until it is killed.
+fn access(cmd: &DriveCommand) -> Access {
+    use DriveCommand::*;
+    match cmd {
+        Create { .. } | Put { .. } | Rm { .. } => Access::Write,
+        Ls { read, .. }
+        | Cat { read, .. }
+        | Info { read, .. }
+        | Mirror { read, .. }
+        | Serve { read, .. }
+            if read.connect.is_some() =>
+        {
+            Access::Write
+        }
+        _ => Access::Read,
+    }
+}
+
 pub fn run(global: &Global, cmd: DriveCommand) -> Result<(), CliError> {
     let dir = global.store()?;
+    let access = access(&cmd);
+    let durability = Durability::Immediate;
+    let cmd = match cmd {
+        DriveCommand::Mirror {
+            src,
+            dst,
+            dry_run,
+            prune,
+            ignore,
+            json,
+            live,
+            read,
+        } => {
+            let options = MirrorOptions {
+                dry_run,
+                prune,
+                ignore: Ignore::new(&ignore)?,
+            };
+            // From a folder to a folder needs no store.
+            let store = match open(dir, access, durability) {
+                Err(CliError::NoStore(_)) => None,
+                store => Some(store?),
+            };
+            let sides = Sides {
+                dir,
+                store: store.as_ref(),
+            };
+            return mirror_cmd(sides, &src, &dst, &options, json, live, &read);
+        }
+        cmd => cmd,
+    };
     if let DriveCommand::Seed {
         drive,
         listen,
         bootstrap,
     } = &cmd
     {
-        let d = local_drive(&Store::open(dir)?, drive)?;
+        // Closed again before `seed` opens the store for good.
+        let d = local_drive(&open(dir, access, durability)?, drive)?;
         let keys = [d.key().to_string(), d.blobs().key().to_string()];
         drop(d);
         let args =
             crate::net_cmd::SeedArgs::for_cores(keys.to_vec(), listen.clone(), bootstrap.clone());
         return crate::net_cmd::seed(global, args);
     }
-    let store = Store::open(dir)?;
+    let store = open(dir, access, durability)?;
     let mut out = std::io::stdout().lock();
     match cmd {
         DriveCommand::Create { name } => {
@@ -372,24 +427,6 @@ pub fn run(global: &Global, cmd: DriveCommand) -> Result<(), CliError> {
                 }
             }
         }
-        DriveCommand::Mirror {
-            src,
-            dst,
-            dry_run,
-            prune,
-            ignore,
-            json,
-            live,
-            read,
-        } => {
-            drop(out);
-            let options = MirrorOptions {
-                dry_run,
-                prune,
-                ignore: Ignore::new(&ignore)?,
-            };
-            return mirror_cmd(&store, &src, &dst, &options, json, live, &read);
-        }
         DriveCommand::Serve {
             drive,
             listen,
@@ -400,7 +437,7 @@ pub fn run(global: &Global, cmd: DriveCommand) -> Result<(), CliError> {
                 crate::drive_serve::serve(d.clone(), fetch.cloned(), &listen).await
             });
         }
-        DriveCommand::Seed { .. } => {}
+        DriveCommand::Seed { .. } | DriveCommand::Mirror { .. } => {}
     }
     out.flush()?;
     Ok(())
@@ -529,17 +566,54 @@ enum Named {
     Folder(Folder),
 }
 
-fn side(store: &Store, arg: &str, remote: bool) -> Result<Named, CliError> {
-    if arg.contains('/') || arg.starts_with('.') {
-        return Ok(Named::Folder(Folder::new(arg)));
+/// Which end of a mirror a side is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Copied from; `remote` when read from a peer (`--connect`).
+    Source { remote: bool },
+    /// Copied to.
+    Destination,
+}
+
+/// Where mirror sides are looked up: the store's drives, if it has a store.
+#[derive(Clone, Copy)]
+struct Sides<'a> {
+    dir: &'a Path,
+    store: Option<&'a Store>,
+}
+
+impl<'a> Sides<'a> {
+    /// The store, for a side that must be a drive in it.
+    fn store(self) -> Result<&'a Store, CliError> {
+        self.store
+            .ok_or_else(|| CliError::NoStore(self.dir.to_path_buf()))
     }
-    if remote && let Ok(key) = arg.parse::<CoreKey>() {
-        return Ok(Named::Remote(key));
-    }
-    match local_drive(store, arg) {
-        Ok(d) => Ok(Named::Drive(d)),
-        Err(CliError::NoSuchCore(_)) => Ok(Named::Folder(Folder::new(arg))),
-        Err(e) => Err(e),
+
+    /// The side `arg` names: a path with '/' or starting with '.' is a
+    /// folder; a key is a peer's drive for a source read with `--connect`;
+    /// else a drive of the store, or a folder if the store has none of that
+    /// name. Without a store, a source that is no folder here is an error
+    /// naming the store (it may have meant a drive), never an empty mirror.
+    fn side(self, arg: &str, role: Role) -> Result<Named, CliError> {
+        if arg.contains('/') || arg.starts_with('.') {
+            return Ok(Named::Folder(Folder::new(arg)));
+        }
+        if role == (Role::Source { remote: true })
+            && let Ok(key) = arg.parse::<CoreKey>()
+        {
+            return Ok(Named::Remote(key));
+        }
+        let Some(store) = self.store else {
+            if role != Role::Destination && !Path::new(arg).exists() {
+                return Err(CliError::NoStore(self.dir.to_path_buf()));
+            }
+            return Ok(Named::Folder(Folder::new(arg)));
+        };
+        match local_drive(store, arg) {
+            Ok(d) => Ok(Named::Drive(d)),
+            Err(CliError::NoSuchCore(_)) => Ok(Named::Folder(Folder::new(arg))),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -553,7 +627,7 @@ fn dest_side(n: &Named) -> Result<Side<'_>, CliError> {
 }
 
 fn mirror_cmd(
-    store: &Store,
+    sides: Sides<'_>,
     src: &str,
     dst: &str,
     options: &MirrorOptions,
@@ -561,8 +635,13 @@ fn mirror_cmd(
     live: bool,
     read: &ReadFrom,
 ) -> Result<(), CliError> {
-    let dst = side(store, dst, false)?;
-    let src_named = side(store, src, read.connect.is_some())?;
+    let dst = sides.side(dst, Role::Destination)?;
+    let src_named = sides.side(
+        src,
+        Role::Source {
+            remote: read.connect.is_some(),
+        },
+    )?;
     if live && !matches!(src_named, Named::Folder(_)) {
         return Err(CliError::LiveSource);
     }
@@ -625,30 +704,32 @@ fn mirror_cmd(
         Ok(())
     };
     match src_named {
-        Named::Remote(key) => with_drive(store, &key.to_string(), read, async |d, fetch| {
-            let Some(fetch) = fetch else {
-                return Err(CliError::NoSuchCore(key.to_string()));
-            };
-            // The whole bee (every entry), then the blocks of what changes.
-            fetch
-                .fetch_ranges(
-                    d.metadata(),
-                    std::slice::from_ref(&(0..d.metadata().info()?.length)),
-                )
-                .await?;
-            let dest = dest_side(&dst)?;
-            let plan = mirror::plan(Side::Drive(d), dest, options)?;
-            if !options.dry_run {
-                for a in &plan.actions {
-                    if a.bytes_added > 0
-                        && let Some(e) = d.entry(a.path.as_str())?
-                    {
-                        fetch.fetch_ranges(d.blobs(), &e.blocks()).await?;
+        Named::Remote(key) => {
+            with_drive(sides.store()?, &key.to_string(), read, async |d, fetch| {
+                let Some(fetch) = fetch else {
+                    return Err(CliError::NoSuchCore(key.to_string()));
+                };
+                // The whole bee (every entry), then the blocks of what changes.
+                fetch
+                    .fetch_ranges(
+                        d.metadata(),
+                        std::slice::from_ref(&(0..d.metadata().info()?.length)),
+                    )
+                    .await?;
+                let dest = dest_side(&dst)?;
+                let plan = mirror::plan(Side::Drive(d), dest, options)?;
+                if !options.dry_run {
+                    for a in &plan.actions {
+                        if a.bytes_added > 0
+                            && let Some(e) = d.entry(a.path.as_str())?
+                        {
+                            fetch.fetch_ranges(d.blobs(), &e.blocks()).await?;
+                        }
                     }
                 }
-            }
-            report(&plan, Side::Drive(d), dest)
-        }),
+                report(&plan, Side::Drive(d), dest)
+            })
+        }
         local => {
             let local = match (local, read.version) {
                 (Named::Drive(d), Some(v)) => Named::Drive(d.checkout(v)?),
