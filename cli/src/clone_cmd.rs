@@ -141,7 +141,7 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
         if args.connect.is_none() && args.bootstrap.is_none() {
             args.bootstrap = crate::ticket::join(&ticket.bootstrap);
             if args.bootstrap.is_none() {
-                args.connect = ticket.addresses.first().map(ToString::to_string);
+                args.connect = crate::ticket::join(&ticket.addresses);
             }
         }
     }

@@ -119,9 +119,53 @@ fn replication_for(store: &Store, core: &Core) -> Result<Replication, CliError> 
     Ok(replication)
 }
 
-/// Dials `addr` and completes the handshake within `limit`.
-#[tracing::instrument(level = "debug", skip(replication))]
+/// How long a dial of one of several addresses waits before the next
+/// address is dialled too (the first to finish its handshake is kept).
+const DIAL_STAGGER: Duration = Duration::from_millis(300);
+
+/// Dials `addrs` (one address, or a ticket's comma-separated list, most
+/// preferred first) and completes the handshake within `limit`. The
+/// addresses of a list are dialled one after another [`DIAL_STAGGER`]
+/// apart, without waiting for a silent one; the first handshake done wins
+/// and the other dials are dropped. If every one fails, the error of the
+/// first address.
 pub async fn connect_within(
+    replication: &Replication,
+    addrs: &str,
+    limit: Duration,
+) -> Result<Connection, CliError> {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let list: Vec<&str> = crate::args::split_list(addrs).collect();
+    let mut dials: FuturesUnordered<_> = list
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| async move {
+            let delay = DIAL_STAGGER.saturating_mul(i as u32).min(limit);
+            tokio::time::sleep(delay).await;
+            (i, connect_one(replication, addr, limit - delay).await)
+        })
+        .collect();
+    let mut errors: Vec<(usize, CliError)> = Vec::new();
+    while let Some((i, result)) = dials.next().await {
+        match result {
+            Ok(connection) => return Ok(connection),
+            Err(e) => errors.push((i, e)),
+        }
+    }
+    errors.sort_by_key(|(i, _)| *i);
+    Err(errors
+        .into_iter()
+        .next()
+        .map(|(_, e)| e)
+        .unwrap_or_else(|| CliError::BadAddress {
+            addr: addrs.to_string(),
+            why: "no address in the list".into(),
+        }))
+}
+
+/// Dials one `addr` and completes the handshake within `limit`.
+#[tracing::instrument(level = "debug", skip(replication))]
+async fn connect_one(
     replication: &Replication,
     addr: &str,
     limit: Duration,
@@ -440,12 +484,15 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
             }
             None => None,
         };
-        let direct = listener.as_ref().map(|(_, addr)| reachable(*addr));
+        let direct = listener
+            .as_ref()
+            .map(|(_, addr)| reachable(*addr))
+            .unwrap_or_default();
         let mut out = std::io::stdout().lock();
         for core in &all {
             let ticket = Ticket {
                 key: core.key(),
-                addresses: direct.into_iter().collect(),
+                addresses: direct.clone(),
                 bootstrap: nodes.clone(),
             }
             .encode();
@@ -494,16 +541,22 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
     })
 }
 
-/// The address a ticket gives for a listener bound to `addr`: a listener
-/// on every interface (0.0.0.0 or ::) is given as loopback, which reaches
-/// it from this machine (from elsewhere, a ticket's DHT nodes find it).
-fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
-        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
-        _ => addr,
-    }
+/// The addresses a ticket gives for a listener bound to `addr`: for one
+/// on every interface, this host's interface addresses (see
+/// [`crate::ticket::listener_addresses`]); loopback alone if they cannot
+/// be listed.
+fn reachable(addr: std::net::SocketAddr) -> Vec<std::net::SocketAddr> {
+    let interfaces = if addr.ip().is_unspecified() {
+        if_addrs::get_if_addrs()
+            .inspect_err(|e| tracing::debug!(error = %e, "listing interfaces failed"))
+            .unwrap_or_default()
+            .iter()
+            .map(if_addrs::Interface::ip)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    crate::ticket::listener_addresses(addr, &interfaces)
 }
 
 /// A core as `seed` announces it: blocks and bytes, and for a partial

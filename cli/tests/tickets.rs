@@ -237,3 +237,143 @@ fn a_ticket_from_a_dht_seeder_finds_it_through_the_dht() {
     );
     assert_eq!(block, "two");
 }
+
+/// The direct addresses in a ticket (its layout: see cli/src/ticket.rs).
+fn ticket_addresses(ticket: &str) -> Vec<std::net::SocketAddr> {
+    let bytes = data_encoding::BASE32_NOPAD
+        .decode(ticket["hyper".len()..].to_uppercase().as_bytes())
+        .expect("base32");
+    let mut at = 33;
+    let count = bytes[at];
+    at += 1;
+    (0..count)
+        .map(|_| {
+            let ip: std::net::IpAddr = match bytes[at] {
+                4 => <[u8; 4]>::try_from(&bytes[at + 1..at + 5])
+                    .expect("v4")
+                    .into(),
+                _ => <[u8; 16]>::try_from(&bytes[at + 1..at + 17])
+                    .expect("v6")
+                    .into(),
+            };
+            at += if ip.is_ipv4() { 5 } else { 17 };
+            let port = u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+            at += 2;
+            std::net::SocketAddr::new(ip, port)
+        })
+        .collect()
+}
+
+/// A ticket for `key` with these direct addresses and no DHT node.
+fn ticket_with(key: &[u8], addresses: &[std::net::SocketAddr]) -> String {
+    let mut bytes = vec![1];
+    bytes.extend_from_slice(key);
+    bytes.push(addresses.len() as u8);
+    for a in addresses {
+        match a.ip() {
+            std::net::IpAddr::V4(ip) => {
+                bytes.push(4);
+                bytes.extend_from_slice(&ip.octets());
+            }
+            std::net::IpAddr::V6(ip) => {
+                bytes.push(6);
+                bytes.extend_from_slice(&ip.octets());
+            }
+        }
+        bytes.extend_from_slice(&a.port().to_be_bytes());
+    }
+    bytes.push(0);
+    let sum = blake3::hash(&bytes);
+    bytes.extend_from_slice(&sum.as_bytes()[..4]);
+    format!(
+        "hyper{}",
+        data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
+    )
+}
+
+#[test]
+fn a_ticket_from_a_wildcard_listener_names_this_hosts_interfaces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    let key = ok(common::cli(&a, &["core", "create", "--name", "d"], None));
+    let key = key.trim();
+    ok(common::cli(
+        &a,
+        &["core", "append", "d", "one", "two", "three"],
+        None,
+    ));
+    let (_seeder, printed) = start(
+        &[
+            "--store",
+            store_arg(&a),
+            "seed",
+            "d",
+            "--listen",
+            "0.0.0.0:0",
+        ],
+        "listening on",
+    );
+    let port: u16 = printed
+        .last()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the port listened on");
+    let (ticket, _) = ticket(&printed);
+    let addresses = ticket_addresses(&ticket);
+    assert!(addresses.iter().all(|a| a.port() == port), "{addresses:?}");
+    assert!(!addresses.iter().any(|a| a.ip().is_unspecified()));
+    // Loopback last, and only there; every interface IPv4 address before.
+    let (last, rest) = addresses.split_last().expect("an address");
+    assert!(last.ip().is_loopback(), "{addresses:?}");
+    assert!(!rest.iter().any(|a| a.ip().is_loopback()), "{addresses:?}");
+    let host: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+        .expect("interfaces")
+        .iter()
+        .map(if_addrs::Interface::ip)
+        .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .collect();
+    assert!(addresses.len() <= 8);
+    for ip in host.iter().take(addresses.len() - 1) {
+        assert!(
+            rest.iter().any(|a| a.ip() == *ip),
+            "{ip} not in {addresses:?}"
+        );
+    }
+    if !host.is_empty() {
+        assert!(host.contains(&addresses[0].ip()), "{addresses:?}");
+    }
+    // The ticket clones, and so does one whose first address is silent
+    // (TEST-NET-1): the next is dialled without waiting for it.
+    for (store, ticket) in [
+        (&b, ticket.clone()),
+        (&c, {
+            let mut tried = vec![std::net::SocketAddr::from(([192, 0, 2, 1], port))];
+            tried.extend_from_slice(&addresses);
+            let key: Vec<u8> = (0..32)
+                .map(|i| u8::from_str_radix(&key[2 * i..2 * i + 2], 16).expect("hex"))
+                .collect();
+            ticket_with(&key, &tried)
+        }),
+    ] {
+        let started = std::time::Instant::now();
+        let out = ok(
+            hyper(&["--store", store_arg(store), "clone", &ticket, "--json"])
+                .output()
+                .expect("clone"),
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(json["key"], key);
+        assert_eq!(json["blocks"], 3);
+        let block = ok(
+            hyper(&["--store", store_arg(store), "core", "get", key, "2"])
+                .output()
+                .expect("get"),
+        );
+        assert_eq!(block, "three");
+    }
+}
