@@ -159,6 +159,7 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
     crate::local::serve(
         store.clone(),
         std::sync::Arc::new(std::sync::Mutex::new(status)),
+        None,
     );
     let result = clone_into(&store, &core, global, &args);
     if result.is_err() {

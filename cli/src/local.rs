@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::CliError;
 use crate::core_cmd::{InfoJson, ListJson, open_core};
+use crate::peers::{PeerStatus, PeersNow};
 
 /// The socket's file name inside the store folder.
 const SOCKET: &str = "hyper-cli.sock";
@@ -89,9 +90,8 @@ pub struct Status {
     pub identity: String,
     /// Where it listens over TCP, if it does.
     pub listening: Option<String>,
-    /// Its peers now: `ADDR (tcp)`, or a swarm peer's `KEY (direct)` /
-    /// `KEY (relay)`.
-    pub peers: Vec<String>,
+    /// Its peers now: how each is connected and what moved with it.
+    pub peers: Vec<PeerStatus>,
     /// The cores it serves: key, length, blocks stored.
     pub cores: Vec<(String, u64, u64)>,
 }
@@ -102,16 +102,21 @@ fn socket(dir: &Path) -> PathBuf {
 }
 
 /// Serves requests on `store` until the process ends, from a thread of its
-/// own; `status` is kept up to date by the holder (cores are read fresh).
-/// A socket that cannot be made is said on stderr and the command goes on
-/// (other invocations then find the store locked).
-pub fn serve(store: Store, status: Arc<Mutex<Status>>) {
-    if let Err(e) = listen(store, status) {
+/// own; `status` is kept up to date by the holder (cores are read fresh,
+/// and the peers from `peers` if given). A socket that cannot be made is
+/// said on stderr and the command goes on (other invocations then find the
+/// store locked).
+pub fn serve(store: Store, status: Arc<Mutex<Status>>, peers: Option<PeersNow>) {
+    if let Err(e) = listen(store, status, peers) {
         eprintln!("hyper-cli: other commands cannot use this store while this one runs: {e}");
     }
 }
 
-fn listen(store: Store, status: Arc<Mutex<Status>>) -> Result<(), CliError> {
+fn listen(
+    store: Store,
+    status: Arc<Mutex<Status>>,
+    peers: Option<PeersNow>,
+) -> Result<(), CliError> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket(store.path());
     // A socket left by a holder that was killed.
@@ -123,9 +128,9 @@ fn listen(store: Store, status: Arc<Mutex<Status>>) -> Result<(), CliError> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (store, status) = (store.clone(), status.clone());
+            let (store, status, peers) = (store.clone(), status.clone(), peers.clone());
             std::thread::spawn(move || {
-                if let Err(e) = answer(&store, &status, stream) {
+                if let Err(e) = answer(&store, &status, peers.as_ref(), stream) {
                     tracing::debug!(error = %e, "local request failed");
                 }
             });
@@ -134,13 +139,18 @@ fn listen(store: Store, status: Arc<Mutex<Status>>) -> Result<(), CliError> {
     Ok(())
 }
 
-fn answer(store: &Store, status: &Mutex<Status>, stream: UnixStream) -> Result<(), CliError> {
+fn answer(
+    store: &Store,
+    status: &Mutex<Status>,
+    peers: Option<&PeersNow>,
+    stream: UnixStream,
+) -> Result<(), CliError> {
     // Bytes, not text: a line that is not UTF-8 gets an error answer too.
     let mut line = Vec::new();
     BufReader::new(&stream).read_until(b'\n', &mut line)?;
     let mut out = std::io::BufWriter::new(&stream);
     let result = match serde_json::from_slice::<Request>(&line) {
-        Ok(request) => handle(store, status, request, &mut out),
+        Ok(request) => handle(store, status, peers, request, &mut out),
         Err(e) => Err(CliError::Usage(format!("bad local request: {e}"))),
     };
     let last = match result {
@@ -155,6 +165,7 @@ fn answer(store: &Store, status: &Mutex<Status>, stream: UnixStream) -> Result<(
 fn handle(
     store: &Store,
     status: &Mutex<Status>,
+    peers: Option<&PeersNow>,
     request: Request,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
@@ -209,6 +220,9 @@ fn handle(
         }
         Request::Status => {
             let mut now = status.lock().map(|s| s.clone()).unwrap_or_default();
+            if let Some(peers) = peers {
+                now.peers = peers();
+            }
             now.cores = store
                 .list()?
                 .into_iter()
@@ -281,16 +295,21 @@ pub fn status(dir: &Path, json: bool) -> Result<(), CliError> {
             if let Some(addr) = &s.listening {
                 writeln!(out, "listening on {addr}")?;
             }
-            writeln!(
-                out,
-                "{} peers{}",
-                s.peers.len(),
-                if s.peers.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", s.peers.join(", "))
-                }
-            )?;
+            writeln!(out, "{} peers", s.peers.len())?;
+            for p in &s.peers {
+                writeln!(
+                    out,
+                    "peer {} at {} ({} {}): {} bytes up in {} blocks, {} bytes down in {} blocks",
+                    p.identity,
+                    p.address,
+                    p.transport,
+                    p.path,
+                    p.bytes_up,
+                    p.blocks_up,
+                    p.bytes_down,
+                    p.blocks_down
+                )?;
+            }
             for (key, length, stored) in &s.cores {
                 writeln!(out, "core {key}: {stored} of {length} blocks stored")?;
             }

@@ -12,6 +12,7 @@ mod error;
 mod local;
 mod net_cmd;
 mod output;
+mod peers;
 mod progress;
 mod store;
 mod swarm_cmd;

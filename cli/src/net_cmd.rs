@@ -416,7 +416,10 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         command: if args.append { "seed --append" } else { "seed" }.into(),
         ..Default::default()
     }));
-    crate::local::serve(store.clone(), status.clone());
+    let tcp_peers = crate::peers::TcpPeers::default();
+    let serving = Arc::new(std::sync::OnceLock::new());
+    let peers = crate::peers::seeder(tcp_peers.clone(), serving.clone());
+    crate::local::serve(store.clone(), status.clone(), Some(peers));
     if args.append {
         match cores.as_slice() {
             [core] if core.writable()? => {
@@ -463,14 +466,18 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         } else {
             Vec::new()
         };
-        let _swarm = if args.swarm() {
+        let swarm = if args.swarm() {
             let topics: Vec<CoreKey> = all.iter().map(Core::key).collect();
-            let swarm = announce(identity, args.discovery(), &replication, &topics).await?;
-            tokio::spawn(track_swarm_peers(swarm.events(), status.clone()));
-            Some(swarm)
+            Some(announce(identity, args.discovery(), &replication, &topics).await?)
         } else {
             None
         };
+        let _ = serving.set(crate::peers::Serving {
+            runtime: tokio::runtime::Handle::current(),
+            store: store.clone(),
+            replication: replication.clone(),
+            swarm: swarm.clone(),
+        });
         let listener = match &args.listen {
             Some(listen) => {
                 Some(
@@ -512,17 +519,16 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         out.flush()?;
         drop(out);
         // Deadlines, connection caps and accept back-off: see hyper_wire::Limits.
-        let peers = status.clone();
         let _ = serve_tcp_with(&replication, listener, move |event| match event {
             ServeEvent::Connected { addr, identity } => {
                 eprintln!("peer {addr} connected ({identity})");
-                if let Ok(mut status) = peers.lock() {
-                    status.peers.push(format!("{addr} (tcp)"));
+                if let Ok(mut peers) = tcp_peers.lock() {
+                    peers.push((addr, identity));
                 }
             }
             ServeEvent::Ended { addr, result } => {
-                if let Ok(mut status) = peers.lock() {
-                    status.peers.retain(|p| !p.starts_with(&format!("{addr} ")));
+                if let Ok(mut peers) = tcp_peers.lock() {
+                    peers.retain(|(a, _)| *a != addr);
                 }
                 match result {
                     Ok(()) => eprintln!("peer {addr} disconnected"),
@@ -579,36 +585,6 @@ fn describe(core: &Core) -> Result<String, CliError> {
             info.byte_length
         )
     })
-}
-
-/// Keeps the status's peer list up to date with the swarm's connections
-/// (`KEY (direct)` or `KEY (relay)`).
-async fn track_swarm_peers(
-    mut events: tokio::sync::broadcast::Receiver<hyper_swarm::SwarmEvent>,
-    status: Arc<Mutex<crate::local::Status>>,
-) {
-    use hyper_swarm::SwarmEvent;
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        let event = match events.recv().await {
-            Ok(event) => event,
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return,
-        };
-        let Ok(mut status) = status.lock() else {
-            return;
-        };
-        match event {
-            SwarmEvent::Connected { remote, path, .. } => {
-                tracing::debug!(peer = %remote, path = path.as_str(), "swarm peer connected");
-                status.peers.push(format!("{remote} ({})", path.as_str()));
-            }
-            SwarmEvent::Disconnected { remote } => {
-                let key = remote.to_string();
-                status.peers.retain(|p| !p.starts_with(&key));
-            }
-        }
-    }
 }
 
 /// Joins the swarm as `identity`, announces each of `topics`' discovery

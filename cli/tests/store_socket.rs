@@ -85,7 +85,8 @@ fn commands_on_a_store_work_while_seed_holds_it() {
     let status = loop {
         let status: serde_json::Value =
             serde_json::from_str(&ok(cli(a.path(), &["status", "--json"], None))).expect("JSON");
-        if status["peers"].as_array().is_some_and(|p| p.len() == 1) || Instant::now() > deadline {
+        // The peer, once it has had all 3 blocks.
+        if status["peers"][0]["blocks_up"] == 3 || Instant::now() > deadline {
             break status;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -97,11 +98,38 @@ fn commands_on_a_store_work_while_seed_holds_it() {
         Some(1),
         "{status}"
     );
+    // The clone's path and what moved with it: 3 blocks, 14 bytes up.
+    let peer = &status["peers"][0];
+    assert_eq!(peer["transport"], "tcp", "{status}");
+    assert_eq!(peer["path"], "direct", "{status}");
+    assert!(
+        peer["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:") && a != seeder.addr),
+        "{status}"
+    );
+    assert_eq!(
+        peer["identity"].as_str().map(str::len),
+        Some(64),
+        "{status}"
+    );
+    assert_eq!(
+        (&peer["blocks_up"], &peer["bytes_up"]),
+        (&3.into(), &14.into())
+    );
+    assert_eq!(
+        (&peer["blocks_down"], &peer["bytes_down"]),
+        (&0.into(), &0.into())
+    );
     assert_eq!(status["cores"][0][0], key);
     assert_eq!(status["cores"][0][1], 3);
     let text = ok(cli(a.path(), &["status"], None));
+    let identity = peer["identity"].as_str().unwrap_or_default();
+    let address = peer["address"].as_str().unwrap_or_default();
     assert!(
-        text.contains("1 peers: 127.0.0.1:") && text.contains("(tcp)"),
+        text.contains(&format!(
+            "1 peers\npeer {identity} at {address} (tcp direct): 14 bytes up in 3 blocks, 0 bytes down in 0 blocks\n"
+        )),
         "{text}"
     );
     assert!(text.contains("3 of 3 blocks stored"), "{text}");

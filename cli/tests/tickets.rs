@@ -215,19 +215,45 @@ fn a_ticket_from_a_dht_seeder_finds_it_through_the_dht() {
     .expect("live clone");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
-        let status = ok(hyper(&["--store", store_arg(&a), "status"])
-            .output()
-            .expect("status"));
-        if status.contains("(direct)") || std::time::Instant::now() > deadline {
+        let status: serde_json::Value =
+            serde_json::from_str(&ok(hyper(&["--store", store_arg(&a), "status", "--json"])
+                .output()
+                .expect("status")))
+            .expect("JSON");
+        if status["peers"][0]["blocks_up"] == 2 || std::time::Instant::now() > deadline {
             break status;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
+    let text = ok(hyper(&["--store", store_arg(&a), "status"])
+        .output()
+        .expect("status"));
     let _ = live.kill();
     let _ = live.wait();
+    // One peer, over QUIC found through the DHT, straight to it (on
+    // loopback no punching is needed), that had both blocks (6 bytes).
+    let peers = status["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 1, "{status}");
+    let peer = &peers[0];
+    assert_eq!(
+        (&peer["transport"], &peer["path"]),
+        (&"quic".into(), &"direct".into())
+    );
+    assert_eq!(
+        (&peer["blocks_up"], &peer["bytes_up"]),
+        (&2.into(), &6.into())
+    );
+    assert_eq!(peer["bytes_down"], 0);
     assert!(
-        status.contains("1 peers: ") && status.contains("(direct)"),
+        peer["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
         "{status}"
+    );
+    assert!(text.contains("1 peers\npeer "), "{text}");
+    assert!(
+        text.contains("(quic direct): 6 bytes up in 2 blocks, 0 bytes down in 0 blocks"),
+        "{text}"
     );
     // A ticket with no direct address reads what is here.
     let block = ok(
