@@ -20,6 +20,9 @@ use crate::CliError;
 use crate::core_cmd::{InfoJson, ListJson, open_core};
 use crate::peers::{PeerStatus, PeersNow};
 
+/// Held by the one `bee` write the holder runs at a time for its clients.
+static BEE_WRITER: Mutex<()> = Mutex::new(());
+
 /// The socket's file name inside the store folder.
 const SOCKET: &str = "hyper-cli.sock";
 
@@ -57,6 +60,13 @@ pub enum Request {
     },
     /// `hyper-cli status`.
     Status,
+    /// A `bee` command, run by the holder as it would run here.
+    Bee {
+        /// The command.
+        command: crate::bee_cmd::BeeCommand,
+        /// `bee import`'s input, base64.
+        stdin: Option<String>,
+    },
 }
 
 /// One line of an answer.
@@ -73,6 +83,8 @@ pub enum Reply {
     Appended(u64, u64, u64),
     /// What the holder is doing.
     Status(Status),
+    /// Bytes a command printed, base64.
+    Output(String),
     /// The end of a successful answer.
     Done,
     /// The request failed: why.
@@ -218,6 +230,32 @@ fn handle(
                 outcome.byte_length,
             ))
         }
+        Request::Bee { command, stdin } => {
+            let input = BASE64
+                .decode(stdin.unwrap_or_default().as_bytes())
+                .map_err(|e| CliError::Usage(format!("bad input in local request: {e}")))?;
+            let mut output = Output {
+                send: &mut send,
+                pending: Vec::new(),
+            };
+            // A bee write reads the tree and appends its new root: two at
+            // once would lose one. Reads go on meanwhile.
+            let _one_writer = if command.writes() {
+                Some(
+                    BEE_WRITER
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                )
+            } else {
+                None
+            };
+            crate::bee_cmd::execute(store, command, input.as_slice(), &mut output)?;
+            output.flush()?;
+            // The holder may commit without fsync: a write is durable
+            // before the client hears it is done.
+            store.flush()?;
+            Ok(())
+        }
         Request::Status => {
             let mut now = status.lock().map(|s| s.clone()).unwrap_or_default();
             if let Some(peers) = peers {
@@ -236,6 +274,34 @@ fn handle(
                 .collect();
             send(Reply::Status(now))
         }
+    }
+}
+
+/// What a command run for a client prints: sent on as [`Reply::Output`]
+/// lines of at most [`OUTPUT_CHUNK`] bytes.
+struct Output<'a, F: FnMut(Reply) -> Result<(), CliError>> {
+    send: &'a mut F,
+    pending: Vec<u8>,
+}
+
+/// The most bytes of output one [`Reply::Output`] carries.
+const OUTPUT_CHUNK: usize = 64 * 1024;
+
+impl<F: FnMut(Reply) -> Result<(), CliError>> Write for Output<'_, F> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= OUTPUT_CHUNK {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        for chunk in self.pending.chunks(OUTPUT_CHUNK) {
+            (self.send)(Reply::Output(BASE64.encode(chunk))).map_err(std::io::Error::other)?;
+        }
+        self.pending.clear();
+        Ok(())
     }
 }
 
