@@ -648,6 +648,8 @@ fn mirror_cmd(
     let progress = std::io::stderr().is_terminal() && !json;
     let report = move |plan: &Plan, source: Side<'_>, dest: Side<'_>| -> Result<(), CliError> {
         let mut out = std::io::stdout().lock();
+        // A bar of the bytes copied, on a terminal; cleared when done.
+        let bar = progress.then(crate::progress::bytes_bar);
         for path in &plan.skipped {
             eprintln!(
                 "hyper-cli: skipped {} (its name is not UTF-8)",
@@ -668,14 +670,20 @@ fn mirror_cmd(
                 format!("{} {}", a.op.name(), a.path)
             };
             if a.op != Op::Equal || json {
-                let _ = writeln!(out, "{line}");
+                let mut print = || writeln!(out, "{line}");
+                let _ = match &bar {
+                    Some(bar) => bar.suspend(print),
+                    None => print(),
+                };
             }
-            if progress {
-                eprint!("\r{} / {} bytes", e.done_bytes, e.total_bytes);
+            if let Some(bar) = &bar {
+                bar.set_length(e.total_bytes);
+                bar.set_position(e.done_bytes);
+                bar.set_message(a.path.to_string());
             }
         })?;
-        if progress {
-            eprintln!();
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
         }
         let o = serde_json::json!({
             "add": summary.add,

@@ -129,6 +129,7 @@ const DIAL_STAGGER: Duration = Duration::from_millis(300);
 /// apart, without waiting for a silent one; the first handshake done wins
 /// and the other dials are dropped. If every one fails, the error of the
 /// first address.
+#[tracing::instrument(level = "debug", skip(replication))]
 pub async fn connect_within(
     replication: &Replication,
     addrs: &str,
@@ -164,7 +165,6 @@ pub async fn connect_within(
 }
 
 /// Dials one `addr` and completes the handshake within `limit`.
-#[tracing::instrument(level = "debug", skip(replication))]
 async fn connect_one(
     replication: &Replication,
     addr: &str,
