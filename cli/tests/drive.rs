@@ -793,3 +793,57 @@ fn drive_reads_never_create_a_store_and_a_held_store_is_named() {
         );
     }
 }
+
+#[test]
+fn cloning_a_drive_key_clones_both_its_cores() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (w, r) = (dir.path().join("writer"), dir.path().join("reader"));
+    let src = dir.path().join("src");
+    make_tree(&src, 20, 5_000);
+    let key = ok(cli(&w, &["drive", "create", "--name", "d"], None))
+        .trim()
+        .to_string();
+    ok(cli(
+        &w,
+        &["drive", "mirror", src.to_str().expect("utf-8"), "d"],
+        None,
+    ));
+    let info = ok(cli(&w, &["drive", "info", "d", "--json"], None));
+    let blobs = json_str(&info, "blobs_key");
+    let seeder = drive_seed(&w, "d");
+    let out = ok(cli(
+        &r,
+        &["clone", &key, "--connect", &seeder.addr, "--json"],
+        None,
+    ));
+    // One object per core: the metadata, then the blobs, each complete.
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["key"], key.as_str());
+    assert_eq!(lines[1]["key"], blobs.as_str());
+    for line in &lines {
+        assert_eq!(line["blocks"], line["length"], "{line}");
+    }
+    drop(seeder);
+    // Every file reads offline from the clone.
+    let listed = ok(cli(&r, &["drive", "ls", &key, "-r"], None));
+    assert_eq!(listed.lines().count(), 20, "{listed}");
+    let first = listed.lines().next().expect("a file").to_string();
+    let path = first.split_whitespace().next().expect("a path");
+    let bytes = ok_bytes(cli(&r, &["drive", "cat", &key, path], None));
+    let original = fs::read(src.join(path.trim_start_matches('/'))).expect("the original");
+    assert!(bytes == original, "{path} differs");
+    // A key that is no drive clones one core, as before.
+    let plain = ok(cli(&w, &["core", "create", "--name", "p"], None));
+    ok(cli(&w, &["core", "append", "p", "x"], None));
+    let seeder = common::seed(&w, &["p", "--listen", "127.0.0.1:0"]);
+    let out = ok(cli(
+        &r,
+        &["clone", plain.trim(), "--connect", &seeder.addr, "--json"],
+        None,
+    ));
+    assert_eq!(out.lines().count(), 1, "{out}");
+}
