@@ -138,12 +138,7 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
     // find the seeder wherever it is), else its direct address.
     if let Some(ticket) = Ticket::parse(&args.key)? {
         args.key = ticket.key.to_string();
-        if args.connect.is_none() && args.bootstrap.is_none() {
-            args.bootstrap = crate::ticket::join(&ticket.bootstrap);
-            if args.bootstrap.is_none() {
-                args.connect = crate::ticket::join(&ticket.addresses);
-            }
-        }
+        crate::ticket::apply(&ticket, &mut args.connect, &mut args.bootstrap);
     }
     let key = parse_key(&args.key)?;
     let store = open(global.store()?, Access::Write, Durability::Eventual)?;

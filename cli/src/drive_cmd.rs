@@ -2,16 +2,16 @@
 //! read sparsely from a seeding peer (`--connect`), and mirrors between
 //! drives and folders.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use hyper_core::{CoreKey, Durability, Store};
 use hyper_drive::fetch::ReplicationFetch;
-use hyper_drive::mirror::{self, MirrorOptions, Op, Plan, Side};
+use hyper_drive::mirror::{MirrorOptions, Op};
 use hyper_drive::{ChildKind, Drive, DrivePath, Entry, Fetch, FileMeta, Folder, Ignore, Kind};
-use hyper_wire::connect_tcp;
+use hyper_swarm::{JoinOptions, Swarm};
 
 use crate::net_cmd::runtime;
 use crate::store::{Access, open};
@@ -155,18 +155,39 @@ pub enum DriveCommand {
 pub struct ReadFrom {
     /// Read the drive as it was at this version.
     #[arg(long, value_name = "V")]
-    version: Option<u64>,
+    pub(crate) version: Option<u64>,
     /// Read sparsely from a peer that seeds the drive (DRIVE must be its
-    /// key): only the blocks the read needs move.
-    #[arg(long, value_name = "ADDR")]
+    /// key or a ticket): only the blocks the read needs move.
+    #[arg(long, value_name = "ADDR", value_parser = crate::args::address)]
     connect: Option<String>,
+    /// Read sparsely from the peers the DHT finds for the drive, through
+    /// these bootstrap nodes (comma-separated; a ticket brings its own).
+    #[arg(long, value_name = "IP:PORT,...", conflicts_with = "connect", value_parser = crate::args::address_list)]
+    bootstrap: Option<String>,
     /// Give up on a block after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     timeout: u64,
 }
 
+impl ReadFrom {
+    /// Whether the drive is read from peers (`--connect`, `--bootstrap`).
+    pub(crate) fn remote(&self) -> bool {
+        self.connect.is_some() || self.bootstrap.is_some()
+    }
+
+    /// A share ticket in `drive` (if it is one) becomes its key, and says
+    /// where to read from unless a flag does.
+    fn take_ticket(&mut self, drive: &mut String) -> Result<(), CliError> {
+        if let Some(ticket) = crate::ticket::Ticket::parse(drive)? {
+            *drive = ticket.key.to_string();
+            crate::ticket::apply(&ticket, &mut self.connect, &mut self.bootstrap);
+        }
+        Ok(())
+    }
+}
+
 /// The drive named by a key or a name in the store.
-fn local_drive(store: &Store, name: &str) -> Result<Drive, CliError> {
+pub(crate) fn local_drive(store: &Store, name: &str) -> Result<Drive, CliError> {
     let core = crate::core_cmd::open_core(store, name)?;
     Ok(Drive::open(store, &core.key())?)
 }
@@ -184,7 +205,7 @@ fn writable_drive(store: &Store, name: &str) -> Result<Drive, CliError> {
 /// Runs `op` on the drive: the local one (at `--version`), or with
 /// `--connect`, a replica that fetches what `op` needs; `op` gets the fetch
 /// to bring blocks ahead (None when local).
-fn with_drive<T>(
+pub(crate) fn with_drive<T>(
     store: &Store,
     name: &str,
     read: &ReadFrom,
@@ -196,18 +217,29 @@ fn with_drive<T>(
             None => d,
         })
     };
-    let Some(addr) = &read.connect else {
+    if !read.remote() {
         let drive = checkout(local_drive(store, name)?)?;
         return runtime()?.block_on(op(&drive, None));
-    };
+    }
     let key: CoreKey = name
         .parse()
         .map_err(|_| CliError::BadKey(name.to_string()))?;
+    let timeout = Duration::from_secs(read.timeout);
     runtime()?.block_on(async {
         let replication = crate::net_cmd::reader(store)?;
         replication.add_core(&store.replica(&key)?);
-        let _connection = connect_tcp(&replication, addr.as_str()).await?;
-        let fetch = ReplicationFetch::new(replication.clone(), Duration::from_secs(read.timeout));
+        // A connection replicates until the replication ends; a swarm only
+        // while a handle of it is kept.
+        let _swarm = match &read.connect {
+            Some(addr) => {
+                crate::net_cmd::connect_within(&replication, addr, timeout).await?;
+                None
+            }
+            None => {
+                Some(through_dht(&replication, &key, read.bootstrap.as_deref(), timeout).await?)
+            }
+        };
+        let fetch = ReplicationFetch::new(replication.clone(), timeout);
         let drive = hyper_drive::fetch::open_replica(store, &key, &fetch).await?;
         // Both cores over the one connection.
         replication.add_core(drive.blobs());
@@ -227,6 +259,42 @@ fn with_drive<T>(
     })
 }
 
+/// A swarm that looks the drive `key` up on the DHT through `bootstrap`
+/// and replicates with every peer found; once one is connected (within
+/// `timeout`, else [`CliError::NoPeers`]).
+async fn through_dht(
+    replication: &hyper_wire::Replication,
+    key: &CoreKey,
+    bootstrap: Option<&str>,
+    timeout: Duration,
+) -> Result<Swarm, CliError> {
+    let discovery = crate::swarm_cmd::Discovery {
+        bootstrap,
+        local: false,
+        dht: true,
+    };
+    let swarm = Swarm::new(discovery.swarm_config(hyper_core::KeyPair::generate()?)?).await?;
+    swarm.replicate(replication.clone());
+    swarm.join(
+        key.discovery_key().0,
+        JoinOptions {
+            server: false,
+            client: true,
+        },
+    );
+    let started = std::time::Instant::now();
+    while replication.peers().await.is_empty() {
+        if started.elapsed() > timeout {
+            return Err(CliError::NoPeers {
+                key: key.to_string(),
+                seconds: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(swarm)
+}
+
 /// What `cmd` does with its store: writes (and creates it) for the
 /// commands that change a drive or store what a peer sends (`--connect`),
 /// else reads (a missing store is an error, never made; a mirror into a
@@ -241,7 +309,7 @@ fn access(cmd: &DriveCommand) -> Access {
         | Info { read, .. }
         | Mirror { read, .. }
         | Serve { read, .. }
-            if read.connect.is_some() =>
+            if read.remote() =>
         {
             Access::Write
         }
@@ -249,8 +317,19 @@ fn access(cmd: &DriveCommand) -> Access {
     }
 }
 
-pub fn run(global: &Global, cmd: DriveCommand) -> Result<(), CliError> {
+pub fn run(global: &Global, mut cmd: DriveCommand) -> Result<(), CliError> {
     let dir = global.store()?;
+    // A share ticket names the drive and where to read it from.
+    match &mut cmd {
+        DriveCommand::Ls { drive, read, .. }
+        | DriveCommand::Cat { drive, read, .. }
+        | DriveCommand::Info { drive, read, .. }
+        | DriveCommand::Serve { drive, read, .. }
+        | DriveCommand::Mirror {
+            src: drive, read, ..
+        } => read.take_ticket(drive)?,
+        _ => {}
+    }
     let access = access(&cmd);
     let durability = Durability::Immediate;
     let cmd = match cmd {
@@ -274,11 +353,11 @@ pub fn run(global: &Global, cmd: DriveCommand) -> Result<(), CliError> {
                 Err(CliError::NoStore(_)) => None,
                 store => Some(store?),
             };
-            let sides = Sides {
+            let sides = crate::drive_mirror::Sides {
                 dir,
                 store: store.as_ref(),
             };
-            return mirror_cmd(sides, &src, &dst, &options, json, live, &read);
+            return crate::drive_mirror::mirror_cmd(sides, &src, &dst, &options, json, live, &read);
         }
         cmd => cmd,
     };
@@ -557,231 +636,4 @@ fn copy_stream(mut stream: hyper_drive::ReadStream, out: &mut impl Write) -> Res
     }
     out.flush()?;
     Ok(())
-}
-
-/// A mirror side as the user named it.
-enum Named {
-    Drive(Drive),
-    Remote(CoreKey),
-    Folder(Folder),
-}
-
-/// Which end of a mirror a side is.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Copied from; `remote` when read from a peer (`--connect`).
-    Source { remote: bool },
-    /// Copied to.
-    Destination,
-}
-
-/// Where mirror sides are looked up: the store's drives, if it has a store.
-#[derive(Clone, Copy)]
-struct Sides<'a> {
-    dir: &'a Path,
-    store: Option<&'a Store>,
-}
-
-impl<'a> Sides<'a> {
-    /// The store, for a side that must be a drive in it.
-    fn store(self) -> Result<&'a Store, CliError> {
-        self.store
-            .ok_or_else(|| CliError::NoStore(self.dir.to_path_buf()))
-    }
-
-    /// The side `arg` names: a path with '/' or starting with '.' is a
-    /// folder; a key is a peer's drive for a source read with `--connect`;
-    /// else a drive of the store, or a folder if the store has none of that
-    /// name. Without a store, a source that is no folder here is an error
-    /// naming the store (it may have meant a drive), never an empty mirror.
-    fn side(self, arg: &str, role: Role) -> Result<Named, CliError> {
-        if arg.contains('/') || arg.starts_with('.') {
-            return Ok(Named::Folder(Folder::new(arg)));
-        }
-        if role == (Role::Source { remote: true })
-            && let Ok(key) = arg.parse::<CoreKey>()
-        {
-            return Ok(Named::Remote(key));
-        }
-        let Some(store) = self.store else {
-            if role != Role::Destination && !Path::new(arg).exists() {
-                return Err(CliError::NoStore(self.dir.to_path_buf()));
-            }
-            return Ok(Named::Folder(Folder::new(arg)));
-        };
-        match local_drive(store, arg) {
-            Ok(d) => Ok(Named::Drive(d)),
-            Err(CliError::NoSuchCore(_)) => Ok(Named::Folder(Folder::new(arg))),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-/// A local side to mirror from or to.
-fn dest_side(n: &Named) -> Result<Side<'_>, CliError> {
-    match n {
-        Named::Drive(d) => Ok(Side::Drive(d)),
-        Named::Folder(f) => Ok(Side::Folder(f)),
-        Named::Remote(k) => Err(CliError::NoSuchCore(k.to_string())),
-    }
-}
-
-fn mirror_cmd(
-    sides: Sides<'_>,
-    src: &str,
-    dst: &str,
-    options: &MirrorOptions,
-    json: bool,
-    live: bool,
-    read: &ReadFrom,
-) -> Result<(), CliError> {
-    let dst = sides.side(dst, Role::Destination)?;
-    let src_named = sides.side(
-        src,
-        Role::Source {
-            remote: read.connect.is_some(),
-        },
-    )?;
-    if live && !matches!(src_named, Named::Folder(_)) {
-        return Err(CliError::LiveSource);
-    }
-    let progress = std::io::stderr().is_terminal() && !json;
-    let report = move |plan: &Plan, source: Side<'_>, dest: Side<'_>| -> Result<(), CliError> {
-        let mut out = std::io::stdout().lock();
-        // A bar of the bytes copied, on a terminal; cleared when done.
-        let bar = progress.then(crate::progress::bytes_bar);
-        for path in &plan.skipped {
-            eprintln!(
-                "hyper-cli: skipped {} (its name is not UTF-8)",
-                path.display()
-            );
-        }
-        let summary = mirror::apply(plan, source, dest, options, |e| {
-            let a = &e.action;
-            let line = if json {
-                serde_json::json!({
-                    "op": a.op.name(),
-                    "path": a.path.as_str(),
-                    "bytes_added": a.bytes_added,
-                    "bytes_removed": a.bytes_removed,
-                })
-                .to_string()
-            } else {
-                format!("{} {}", a.op.name(), a.path)
-            };
-            if a.op != Op::Equal || json {
-                let mut print = || writeln!(out, "{line}");
-                let _ = match &bar {
-                    Some(bar) => bar.suspend(print),
-                    None => print(),
-                };
-            }
-            if let Some(bar) = &bar {
-                bar.set_length(e.total_bytes);
-                bar.set_position(e.done_bytes);
-                bar.set_message(a.path.to_string());
-            }
-        })?;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        let o = serde_json::json!({
-            "add": summary.add,
-            "change": summary.change,
-            "remove": summary.remove,
-            "equal": summary.equal,
-            "bytes_added": summary.bytes_added,
-            "bytes_removed": summary.bytes_removed,
-            "dry_run": options.dry_run,
-        });
-        if json {
-            writeln!(out, "{}", o)?;
-        } else {
-            writeln!(
-                out,
-                "{} added, {} changed, {} removed, {} equal; {} bytes copied, {} removed{}",
-                summary.add,
-                summary.change,
-                summary.remove,
-                summary.equal,
-                summary.bytes_added,
-                summary.bytes_removed,
-                if options.dry_run { " (dry run)" } else { "" }
-            )?;
-        }
-        Ok(())
-    };
-    match src_named {
-        Named::Remote(key) => {
-            with_drive(sides.store()?, &key.to_string(), read, async |d, fetch| {
-                let Some(fetch) = fetch else {
-                    return Err(CliError::NoSuchCore(key.to_string()));
-                };
-                // The whole bee (every entry), then the blocks of what changes.
-                fetch
-                    .fetch_ranges(
-                        d.metadata(),
-                        std::slice::from_ref(&(0..d.metadata().info()?.length)),
-                    )
-                    .await?;
-                let dest = dest_side(&dst)?;
-                let plan = mirror::plan(Side::Drive(d), dest, options)?;
-                if !options.dry_run {
-                    for a in &plan.actions {
-                        if a.bytes_added > 0
-                            && let Some(e) = d.entry(a.path.as_str())?
-                        {
-                            fetch.fetch_ranges(d.blobs(), &e.blocks()).await?;
-                        }
-                    }
-                }
-                report(&plan, Side::Drive(d), dest)
-            })
-        }
-        local => {
-            let local = match (local, read.version) {
-                (Named::Drive(d), Some(v)) => Named::Drive(d.checkout(v)?),
-                (other, _) => other,
-            };
-            let source = dest_side(&local)?;
-            let dest = dest_side(&dst)?;
-            let plan = mirror::plan(source, dest, options)?;
-            report(&plan, source, dest)?;
-            if !live {
-                return Ok(());
-            }
-            let Named::Folder(folder) = &local else {
-                return Err(CliError::LiveSource);
-            };
-            // Mirror again after every burst of changes in the source.
-            let (tx, rx) = std::sync::mpsc::channel();
-            let mut watcher =
-                notify::recommended_watcher(tx).map_err(|e| watch_error(folder, e))?;
-            notify::Watcher::watch(
-                &mut watcher,
-                folder.root(),
-                notify::RecursiveMode::Recursive,
-            )
-            .map_err(|e| watch_error(folder, e))?;
-            while let Ok(first) = rx.recv() {
-                first.map_err(|e| watch_error(folder, e))?;
-                while rx.recv_timeout(LIVE_SETTLE).is_ok() {}
-                let plan = mirror::plan(source, dest, options)?;
-                if plan.actions.iter().any(|a| a.op != Op::Equal) {
-                    report(&plan, source, dest)?;
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
-/// How long a live mirror waits for a burst of changes to end.
-const LIVE_SETTLE: Duration = Duration::from_millis(200);
-
-fn watch_error(folder: &Folder, e: notify::Error) -> CliError {
-    CliError::Drive(hyper_drive::Error::Io {
-        path: folder.root().to_path_buf(),
-        source: std::io::Error::other(e),
-    })
 }

@@ -6,6 +6,7 @@ mod bee_cmd;
 mod clone_cmd;
 mod core_cmd;
 mod drive_cmd;
+mod drive_mirror;
 mod drive_serve;
 mod encoding;
 mod error;

@@ -194,6 +194,18 @@ pub fn join(list: &[SocketAddr]) -> Option<String> {
     })
 }
 
+/// Where to look for the seeder of a ticket, unless a flag says: the
+/// ticket's DHT nodes (which find it wherever it is), else its direct
+/// addresses. Leaves the flags as they are if either is given.
+pub fn apply(ticket: &Ticket, connect: &mut Option<String>, bootstrap: &mut Option<String>) {
+    if connect.is_none() && bootstrap.is_none() {
+        *bootstrap = join(&ticket.bootstrap);
+        if bootstrap.is_none() {
+            *connect = join(&ticket.addresses);
+        }
+    }
+}
+
 /// Applies a ticket in `key` (if it is one) to the flags given.
 pub fn target(
     key: &str,
