@@ -5,48 +5,27 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use common::{cli, ok};
+use common::{Running, cli, ok};
 
-/// A child process killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `hyper-cli ARGS...` and reads stdout until `count` lines have
-/// started with `last`; the process and every line up to there.
-fn start(args: &[&str], last: &str, count: usize) -> (Process, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
-        .args(args)
-        .env_remove("HYPER_BOOTSTRAP")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut seen = Vec::new();
-    while seen
-        .iter()
-        .filter(|l: &&String| l.starts_with(last))
-        .count()
-        < count
-    {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("{args:?} ended before {last:?}: {seen:?}"))
-            .expect("utf-8");
-        seen.push(line);
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (Process(child), seen)
+/// Starts `hyper-cli --store STORE drive seed d FLAGS...` and reads stdout
+/// until `count` lines have started with `last`; the process and every
+/// line up to there.
+fn drive_seed(
+    store: &std::path::Path,
+    flags: &[&str],
+    last: &str,
+    count: usize,
+) -> (Running, Vec<String>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hyper-cli"));
+    command
+        .arg("--store")
+        .arg(store)
+        .args(["drive", "seed", "d"])
+        .args(flags)
+        .env_remove("HYPER_BOOTSTRAP");
+    common::start_lines(command, last, count)
 }
 
 /// A writer store with drive `d` holding `/a.txt` and `/sub/b.bin`; the
@@ -73,28 +52,12 @@ fn writer(store: &std::path::Path) -> (String, String) {
     (key, blobs)
 }
 
-fn path(p: &std::path::Path) -> &str {
-    p.to_str().expect("utf-8")
-}
-
 #[test]
 fn cloning_a_drive_key_clones_both_its_cores() {
     let dir = tempfile::tempdir().expect("tmp");
     let (w, r) = (dir.path().join("w"), dir.path().join("r"));
     let (key, blobs) = writer(&w);
-    let (_seeder, printed) = start(
-        &[
-            "--store",
-            path(&w),
-            "drive",
-            "seed",
-            "d",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        "listening on",
-        1,
-    );
+    let (_seeder, printed) = drive_seed(&w, &["--listen", "127.0.0.1:0"], "listening on", 1);
     let addr = printed
         .last()
         .and_then(|l| l.strip_prefix("listening on "))
@@ -137,32 +100,10 @@ fn cloning_a_drive_key_clones_both_its_cores() {
 fn drive_reads_find_the_seeder_through_the_dht_by_ticket_or_bootstrap() {
     let dir = tempfile::tempdir().expect("tmp");
     let w = dir.path().join("w");
-    let (_node, printed) = start(
-        &["dht", "node", "--listen", "127.0.0.1:0"],
-        "dht node listening on",
-        1,
-    );
-    let node = printed
-        .last()
-        .and_then(|l| l.strip_prefix("dht node listening on "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("node address")
-        .to_string();
+    let (_node, node) = common::dht_node();
     let (key, _) = writer(&w);
     // No --listen: reachable only through what the DHT says.
-    let (_seeder, printed) = start(
-        &[
-            "--store",
-            path(&w),
-            "drive",
-            "seed",
-            "d",
-            "--bootstrap",
-            &node,
-        ],
-        "  on the other side",
-        2,
-    );
+    let (_seeder, printed) = drive_seed(&w, &["--bootstrap", &node], "  on the other side", 2);
     let ticket = printed
         .iter()
         .find_map(|l| l.strip_prefix("ticket "))

@@ -2,23 +2,12 @@
 //! `core get`, `core cat`, `bee get` and `dht lookup` take it where they
 //! take a key, needing no other flag.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 mod common;
 
 use common::ok;
-
-/// A child process killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `hyper-cli ARGS...` with no `$HYPER_BOOTSTRAP` (and no `--store` unless
 /// given in `args`).
@@ -30,28 +19,8 @@ fn hyper(args: &[&str]) -> Command {
 
 /// Starts `hyper-cli ARGS...` and reads stdout until a line starts with
 /// `last`; the process and every line up to it.
-fn start(args: &[&str], last: &str) -> (Process, Vec<String>) {
-    let mut child = hyper(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut seen = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("{args:?} ended before {last:?}: {seen:?}"))
-            .expect("utf-8");
-        let done = line.starts_with(last);
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (Process(child), seen)
+fn start(args: &[&str], last: &str) -> (common::Running, Vec<String>) {
+    common::start_lines(hyper(args), last, 1)
 }
 
 /// The ticket a seeder printed, and the command it said to run.
@@ -151,16 +120,7 @@ fn a_ticket_from_a_tcp_seeder_is_all_a_reader_needs() {
 fn a_ticket_from_a_dht_seeder_finds_it_through_the_dht() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    let (_node, printed) = start(
-        &["dht", "node", "--listen", "127.0.0.1:0"],
-        "dht node listening on",
-    );
-    let node = printed
-        .last()
-        .and_then(|l| l.strip_prefix("dht node listening on "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("node address")
-        .to_string();
+    let (_node, node) = common::dht_node();
     ok(common::cli(&a, &["core", "create", "--name", "d"], None));
     ok(common::cli(
         &a,
