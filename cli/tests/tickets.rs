@@ -38,6 +38,17 @@ fn ticket(lines: &[String]) -> (String, String) {
     (ticket, command)
 }
 
+/// Core `d` in `store` with these blocks; its key.
+fn core_d(store: &Path, blocks: &[&str]) -> String {
+    let key = ok(common::cli(store, &["core", "create", "--name", "d"], None));
+    ok(common::cli(
+        store,
+        &[&["core", "append", "d"][..], blocks].concat(),
+        None,
+    ));
+    key.trim().to_string()
+}
+
 fn store_arg(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
@@ -121,12 +132,7 @@ fn a_ticket_from_a_dht_seeder_finds_it_through_the_dht() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let (_node, node) = common::dht_node();
-    ok(common::cli(&a, &["core", "create", "--name", "d"], None));
-    ok(common::cli(
-        &a,
-        &["core", "append", "d", "one", "two"],
-        None,
-    ));
+    core_d(&a, &["one", "two"]);
     let (_seeder, printed) = start(
         // Not on the local network: the ticket's DHT nodes must find it.
         &[
@@ -285,13 +291,8 @@ fn a_ticket_from_a_wildcard_listener_names_this_hosts_interfaces() {
         dir.path().join("b"),
         dir.path().join("c"),
     );
-    let key = ok(common::cli(&a, &["core", "create", "--name", "d"], None));
-    let key = key.trim();
-    ok(common::cli(
-        &a,
-        &["core", "append", "d", "one", "two", "three"],
-        None,
-    ));
+    let key = core_d(&a, &["one", "two", "three"]);
+    let key = key.as_str();
     let (_seeder, printed) = start(
         &[
             "--store",
