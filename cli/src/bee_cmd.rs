@@ -1,7 +1,7 @@
 //! `hyper-cli bee …`: a B-tree key/value store in a core, local or read
 //! sparsely from a seeding peer (`--connect`).
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,16 +9,17 @@ use clap::{Args, Subcommand};
 use hyper_bee::{Bee, Change, HistoryOptions, Item, Iter, RangeOptions, Stream};
 use hyper_core::{Core, Store};
 use hyper_wire::ReplicatedSource;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::core_cmd::{check_name, open_core};
 use crate::encoding::Encoding;
+use crate::local::{Reply, Request, ask_holder};
 use crate::output::json_line;
 use crate::store::{Access, open_durable};
 use crate::{CliError, Global};
 
-/// `hyper-cli bee ...`
-#[derive(Subcommand)]
+/// `hyper-cli bee ...` (serialized to go through the store socket).
+#[derive(Subcommand, Serialize, Deserialize, Debug)]
 pub enum BeeCommand {
     /// Set key K to value V (a core name creates the core on first use).
     Put {
@@ -108,8 +109,18 @@ pub enum BeeCommand {
     },
 }
 
+impl BeeCommand {
+    /// Whether it changes the bee (put, del, import).
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            BeeCommand::Put { .. } | BeeCommand::Del { .. } | BeeCommand::Import { .. }
+        )
+    }
+}
+
 /// Reading from a peer instead of the local store.
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize, Debug)]
 pub struct Remote {
     /// Read sparsely from a peer that seeds the core (HOST:PORT; CORE must
     /// be its key).
@@ -171,8 +182,50 @@ pub fn run(global: &Global, mut cmd: BeeCommand) -> Result<(), CliError> {
         }
         _ => Access::Write,
     };
-    let store = open_durable(dir, access)?;
     let mut out = std::io::stdout().lock();
+    match open_durable(dir, access) {
+        Ok(store) => execute(&store, cmd, std::io::stdin().lock(), &mut out)?,
+        // A process holds the store: it runs the command.
+        Err(CliError::StoreLocked(_)) => {
+            let stdin = match cmd {
+                BeeCommand::Import { .. } => {
+                    let mut input = Vec::new();
+                    std::io::stdin().lock().read_to_end(&mut input)?;
+                    Some(data_encoding::BASE64.encode(&input))
+                }
+                _ => None,
+            };
+            let request = Request::Bee {
+                command: cmd,
+                stdin,
+            };
+            ask_holder(dir, &request, |reply| match reply {
+                Reply::Output(bytes) => {
+                    let bytes = data_encoding::BASE64
+                        .decode(bytes.as_bytes())
+                        .map_err(|e| {
+                            CliError::Remote(format!("bad output from the store's process: {e}"))
+                        })?;
+                    Ok(out.write_all(&bytes)?)
+                }
+                _ => Ok(()),
+            })?;
+        }
+        Err(e) => return Err(e),
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs `cmd` on `store`, reading `bee import`'s lines from `input` and
+/// writing what it prints to `out` (here, or in the process holding the
+/// store for another invocation).
+pub fn execute<W: Write>(
+    store: &Store,
+    cmd: BeeCommand,
+    input: impl BufRead,
+    out: &mut W,
+) -> Result<(), CliError> {
     match cmd {
         BeeCommand::Put {
             core,
@@ -180,7 +233,7 @@ pub fn run(global: &Global, mut cmd: BeeCommand) -> Result<(), CliError> {
             value,
             encoding,
         } => {
-            let bee = writable_bee(&store, &core)?;
+            let bee = writable_bee(store, &core)?;
             bee.put(&encoding.arg(&key, "KEY")?, &encoding.arg(&value, "VALUE")?)?;
         }
         BeeCommand::Del {
@@ -188,14 +241,14 @@ pub fn run(global: &Global, mut cmd: BeeCommand) -> Result<(), CliError> {
             key,
             encoding,
         } => {
-            let bee = Bee::open(open_core(&store, &core)?)?;
+            let bee = Bee::open(open_core(store, &core)?)?;
             if !bee.del(&encoding.arg(&key, "KEY")?)? {
                 return Err(CliError::NoSuchKey(key));
             }
         }
         BeeCommand::Import { core, encoding } => {
-            let entries = read_import(std::io::stdin().lock(), encoding)?;
-            let bee = writable_bee(&store, &core)?;
+            let entries = read_import(input, encoding)?;
+            let bee = writable_bee(store, &core)?;
             let mut batch = bee.batch();
             for (k, v) in &entries {
                 batch.put(k, v);
@@ -217,8 +270,8 @@ pub fn run(global: &Global, mut cmd: BeeCommand) -> Result<(), CliError> {
         } => {
             let wanted = encoding.arg(&key, "KEY")?;
             let value = match &remote.connect {
-                None => local(&store, &core, |bee| bee.get(&wanted))?,
-                Some(addr) => remote_read(&store, &core, addr, &remote, async |bee| {
+                None => local(store, &core, |bee| bee.get(&wanted))?,
+                Some(addr) => remote_read(store, &core, addr, &remote, async |bee| {
                     Ok(bee.get_async(&wanted).await?)
                 })?,
             };
@@ -254,7 +307,7 @@ pub fn run(global: &Global, mut cmd: BeeCommand) -> Result<(), CliError> {
                 reverse,
                 limit,
             };
-            let print = |out: &mut std::io::StdoutLock<'_>, item: Item| -> Result<(), CliError> {
+            let print = |out: &mut W, item: Item| -> Result<(), CliError> {
                 if json {
                     let key = encoding.text(&item.key, || describe_key(&item.key))?;
                     let value = encoding.text(&item.value, || {
@@ -270,10 +323,10 @@ pub fn run(global: &Global, mut cmd: BeeCommand) -> Result<(), CliError> {
                 Ok(())
             };
             each(
-                &store,
+                store,
                 &core,
                 &remote,
-                &mut out,
+                out,
                 |bee| bee.range_iter(&options),
                 |bee| bee.range_stream(&options),
                 print,
@@ -285,7 +338,7 @@ pub fn run(global: &Global, mut cmd: BeeCommand) -> Result<(), CliError> {
             encoding,
             remote,
         } => {
-            let print = |out: &mut std::io::StdoutLock<'_>, c: Change| -> Result<(), CliError> {
+            let print = |out: &mut W, c: Change| -> Result<(), CliError> {
                 let kind = if c.value.is_some() { "put" } else { "del" };
                 if json {
                     let key = encoding.text(&c.key, || describe_key(&c.key))?;
@@ -318,17 +371,16 @@ pub fn run(global: &Global, mut cmd: BeeCommand) -> Result<(), CliError> {
             };
             let all = HistoryOptions::default();
             each(
-                &store,
+                store,
                 &core,
                 &remote,
-                &mut out,
+                out,
                 |bee| bee.history_iter(&all),
                 |bee| bee.history_stream(&all),
                 print,
             )?;
         }
     }
-    out.flush()?;
     Ok(())
 }
 

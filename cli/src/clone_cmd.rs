@@ -25,7 +25,7 @@ use crate::{CliError, Global};
 #[derive(Args)]
 pub struct CloneArgs {
     /// Core key (64 hex characters) or share ticket (which also says where
-    /// to find the seeder).
+    /// to find the seeder); a drive's key clones both of its cores.
     key: String,
     /// Address of a peer that seeds it over TCP (HOST:PORT; else the DHT
     /// finds peers).
@@ -138,12 +138,7 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
     // find the seeder wherever it is), else its direct address.
     if let Some(ticket) = Ticket::parse(&args.key)? {
         args.key = ticket.key.to_string();
-        if args.connect.is_none() && args.bootstrap.is_none() {
-            args.bootstrap = crate::ticket::join(&ticket.bootstrap);
-            if args.bootstrap.is_none() {
-                args.connect = ticket.addresses.first().map(ToString::to_string);
-            }
-        }
+        crate::ticket::apply(&ticket, &mut args.connect, &mut args.bootstrap);
     }
     let key = parse_key(&args.key)?;
     let store = open(global.store()?, Access::Write, Durability::Eventual)?;
@@ -159,12 +154,25 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
     crate::local::serve(
         store.clone(),
         std::sync::Arc::new(std::sync::Mutex::new(status)),
+        None,
     );
     let result = clone_into(&store, &core, global, &args);
     if result.is_err() {
         forget_if_empty(&store, &core, made);
     }
-    result
+    result?;
+    // A drive's key: its blobs core (named by the drive's signed header,
+    // here now) comes next, from the same peers.
+    if let Ok(drive) = hyper_drive::Drive::open(&store, &key) {
+        let blobs = drive.blobs().clone();
+        let made = blobs.info()?.blocks_stored == 0;
+        let result = clone_into(&store, &blobs, global, &args);
+        if result.is_err() {
+            forget_if_empty(&store, &blobs, made);
+        }
+        result?;
+    }
+    Ok(())
 }
 
 fn clone_into(

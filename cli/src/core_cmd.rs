@@ -371,7 +371,11 @@ pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
                     command: "core cat --follow".into(),
                     ..Default::default()
                 };
-                crate::local::serve(store, std::sync::Arc::new(std::sync::Mutex::new(status)));
+                crate::local::serve(
+                    store,
+                    std::sync::Arc::new(std::sync::Mutex::new(status)),
+                    None,
+                );
             }
             each_chunk(&core, start, end, follow, |blocks| {
                 for block in blocks {

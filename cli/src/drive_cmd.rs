@@ -2,18 +2,19 @@
 //! read sparsely from a seeding peer (`--connect`), and mirrors between
 //! drives and folders.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use hyper_core::{CoreKey, Store};
+use hyper_core::{CoreKey, Durability, Store};
 use hyper_drive::fetch::ReplicationFetch;
-use hyper_drive::mirror::{self, MirrorOptions, Op, Plan, Side};
+use hyper_drive::mirror::{MirrorOptions, Op};
 use hyper_drive::{ChildKind, Drive, DrivePath, Entry, Fetch, FileMeta, Folder, Ignore, Kind};
-use hyper_wire::connect_tcp;
+use hyper_swarm::{JoinOptions, Swarm};
 
 use crate::net_cmd::runtime;
+use crate::store::{Access, open};
 use crate::{CliError, Global};
 
 #[derive(Subcommand)]
@@ -154,18 +155,39 @@ pub enum DriveCommand {
 pub struct ReadFrom {
     /// Read the drive as it was at this version.
     #[arg(long, value_name = "V")]
-    version: Option<u64>,
+    pub(crate) version: Option<u64>,
     /// Read sparsely from a peer that seeds the drive (DRIVE must be its
-    /// key): only the blocks the read needs move.
-    #[arg(long, value_name = "ADDR")]
+    /// key or a ticket): only the blocks the read needs move.
+    #[arg(long, value_name = "ADDR", value_parser = crate::args::address)]
     connect: Option<String>,
+    /// Read sparsely from the peers the DHT finds for the drive, through
+    /// these bootstrap nodes (comma-separated; a ticket brings its own).
+    #[arg(long, value_name = "IP:PORT,...", conflicts_with = "connect", value_parser = crate::args::address_list)]
+    bootstrap: Option<String>,
     /// Give up on a block after this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     timeout: u64,
 }
 
+impl ReadFrom {
+    /// Whether the drive is read from peers (`--connect`, `--bootstrap`).
+    pub(crate) fn remote(&self) -> bool {
+        self.connect.is_some() || self.bootstrap.is_some()
+    }
+
+    /// A share ticket in `drive` (if it is one) becomes its key, and says
+    /// where to read from unless a flag does.
+    fn take_ticket(&mut self, drive: &mut String) -> Result<(), CliError> {
+        if let Some(ticket) = crate::ticket::Ticket::parse(drive)? {
+            *drive = ticket.key.to_string();
+            crate::ticket::apply(&ticket, &mut self.connect, &mut self.bootstrap);
+        }
+        Ok(())
+    }
+}
+
 /// The drive named by a key or a name in the store.
-fn local_drive(store: &Store, name: &str) -> Result<Drive, CliError> {
+pub(crate) fn local_drive(store: &Store, name: &str) -> Result<Drive, CliError> {
     let core = crate::core_cmd::open_core(store, name)?;
     Ok(Drive::open(store, &core.key())?)
 }
@@ -183,7 +205,7 @@ fn writable_drive(store: &Store, name: &str) -> Result<Drive, CliError> {
 /// Runs `op` on the drive: the local one (at `--version`), or with
 /// `--connect`, a replica that fetches what `op` needs; `op` gets the fetch
 /// to bring blocks ahead (None when local).
-fn with_drive<T>(
+pub(crate) fn with_drive<T>(
     store: &Store,
     name: &str,
     read: &ReadFrom,
@@ -195,18 +217,29 @@ fn with_drive<T>(
             None => d,
         })
     };
-    let Some(addr) = &read.connect else {
+    if !read.remote() {
         let drive = checkout(local_drive(store, name)?)?;
         return runtime()?.block_on(op(&drive, None));
-    };
+    }
     let key: CoreKey = name
         .parse()
         .map_err(|_| CliError::BadKey(name.to_string()))?;
+    let timeout = Duration::from_secs(read.timeout);
     runtime()?.block_on(async {
         let replication = crate::net_cmd::reader(store)?;
         replication.add_core(&store.replica(&key)?);
-        let _connection = connect_tcp(&replication, addr.as_str()).await?;
-        let fetch = ReplicationFetch::new(replication.clone(), Duration::from_secs(read.timeout));
+        // A connection replicates until the replication ends; a swarm only
+        // while a handle of it is kept.
+        let _swarm = match &read.connect {
+            Some(addr) => {
+                crate::net_cmd::connect_within(&replication, addr, timeout).await?;
+                None
+            }
+            None => {
+                Some(through_dht(&replication, &key, read.bootstrap.as_deref(), timeout).await?)
+            }
+        };
+        let fetch = ReplicationFetch::new(replication.clone(), timeout);
         let drive = hyper_drive::fetch::open_replica(store, &key, &fetch).await?;
         // Both cores over the one connection.
         replication.add_core(drive.blobs());
@@ -226,22 +259,123 @@ fn with_drive<T>(
     })
 }
 
-pub fn run(global: &Global, cmd: DriveCommand) -> Result<(), CliError> {
+/// A swarm that looks the drive `key` up on the DHT through `bootstrap`
+/// and replicates with every peer found; once one is connected (within
+/// `timeout`, else [`CliError::NoPeers`]).
+async fn through_dht(
+    replication: &hyper_wire::Replication,
+    key: &CoreKey,
+    bootstrap: Option<&str>,
+    timeout: Duration,
+) -> Result<Swarm, CliError> {
+    let discovery = crate::swarm_cmd::Discovery {
+        bootstrap,
+        local: false,
+        dht: true,
+    };
+    let swarm = Swarm::new(discovery.swarm_config(hyper_core::KeyPair::generate()?)?).await?;
+    swarm.replicate(replication.clone());
+    swarm.join(
+        key.discovery_key().0,
+        JoinOptions {
+            server: false,
+            client: true,
+        },
+    );
+    let started = std::time::Instant::now();
+    while replication.peers().await.is_empty() {
+        if started.elapsed() > timeout {
+            return Err(CliError::NoPeers {
+                key: key.to_string(),
+                seconds: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(swarm)
+}
+
+/// What `cmd` does with its store: writes (and creates it) for the
+/// commands that change a drive or store what a peer sends (`--connect`),
+/// else reads (a missing store is an error, never made; a mirror into a
+/// drive needs the drive, so its store, to exist). Every commit is fsynced:
+/// `drive serve --connect` runs until it is killed.
+fn access(cmd: &DriveCommand) -> Access {
+    use DriveCommand::*;
+    match cmd {
+        Create { .. } | Put { .. } | Rm { .. } => Access::Write,
+        Ls { read, .. }
+        | Cat { read, .. }
+        | Info { read, .. }
+        | Mirror { read, .. }
+        | Serve { read, .. }
+            if read.remote() =>
+        {
+            Access::Write
+        }
+        _ => Access::Read,
+    }
+}
+
+pub fn run(global: &Global, mut cmd: DriveCommand) -> Result<(), CliError> {
     let dir = global.store()?;
+    // A share ticket names the drive and where to read it from.
+    match &mut cmd {
+        DriveCommand::Ls { drive, read, .. }
+        | DriveCommand::Cat { drive, read, .. }
+        | DriveCommand::Info { drive, read, .. }
+        | DriveCommand::Serve { drive, read, .. }
+        | DriveCommand::Mirror {
+            src: drive, read, ..
+        } => read.take_ticket(drive)?,
+        _ => {}
+    }
+    let access = access(&cmd);
+    let durability = Durability::Immediate;
+    let cmd = match cmd {
+        DriveCommand::Mirror {
+            src,
+            dst,
+            dry_run,
+            prune,
+            ignore,
+            json,
+            live,
+            read,
+        } => {
+            let options = MirrorOptions {
+                dry_run,
+                prune,
+                ignore: Ignore::new(&ignore)?,
+            };
+            // From a folder to a folder needs no store.
+            let store = match open(dir, access, durability) {
+                Err(CliError::NoStore(_)) => None,
+                store => Some(store?),
+            };
+            let sides = crate::drive_mirror::Sides {
+                dir,
+                store: store.as_ref(),
+            };
+            return crate::drive_mirror::mirror_cmd(sides, &src, &dst, &options, json, live, &read);
+        }
+        cmd => cmd,
+    };
     if let DriveCommand::Seed {
         drive,
         listen,
         bootstrap,
     } = &cmd
     {
-        let d = local_drive(&Store::open(dir)?, drive)?;
+        // Closed again before `seed` opens the store for good.
+        let d = local_drive(&open(dir, access, durability)?, drive)?;
         let keys = [d.key().to_string(), d.blobs().key().to_string()];
         drop(d);
         let args =
             crate::net_cmd::SeedArgs::for_cores(keys.to_vec(), listen.clone(), bootstrap.clone());
         return crate::net_cmd::seed(global, args);
     }
-    let store = Store::open(dir)?;
+    let store = open(dir, access, durability)?;
     let mut out = std::io::stdout().lock();
     match cmd {
         DriveCommand::Create { name } => {
@@ -372,24 +506,6 @@ pub fn run(global: &Global, cmd: DriveCommand) -> Result<(), CliError> {
                 }
             }
         }
-        DriveCommand::Mirror {
-            src,
-            dst,
-            dry_run,
-            prune,
-            ignore,
-            json,
-            live,
-            read,
-        } => {
-            drop(out);
-            let options = MirrorOptions {
-                dry_run,
-                prune,
-                ignore: Ignore::new(&ignore)?,
-            };
-            return mirror_cmd(&store, &src, &dst, &options, json, live, &read);
-        }
         DriveCommand::Serve {
             drive,
             listen,
@@ -400,7 +516,7 @@ pub fn run(global: &Global, cmd: DriveCommand) -> Result<(), CliError> {
                 crate::drive_serve::serve(d.clone(), fetch.cloned(), &listen).await
             });
         }
-        DriveCommand::Seed { .. } => {}
+        DriveCommand::Seed { .. } | DriveCommand::Mirror { .. } => {}
     }
     out.flush()?;
     Ok(())
@@ -520,179 +636,4 @@ fn copy_stream(mut stream: hyper_drive::ReadStream, out: &mut impl Write) -> Res
     }
     out.flush()?;
     Ok(())
-}
-
-/// A mirror side as the user named it.
-enum Named {
-    Drive(Drive),
-    Remote(CoreKey),
-    Folder(Folder),
-}
-
-fn side(store: &Store, arg: &str, remote: bool) -> Result<Named, CliError> {
-    if arg.contains('/') || arg.starts_with('.') {
-        return Ok(Named::Folder(Folder::new(arg)));
-    }
-    if remote && let Ok(key) = arg.parse::<CoreKey>() {
-        return Ok(Named::Remote(key));
-    }
-    match local_drive(store, arg) {
-        Ok(d) => Ok(Named::Drive(d)),
-        Err(CliError::NoSuchCore(_)) => Ok(Named::Folder(Folder::new(arg))),
-        Err(e) => Err(e),
-    }
-}
-
-/// A local side to mirror from or to.
-fn dest_side(n: &Named) -> Result<Side<'_>, CliError> {
-    match n {
-        Named::Drive(d) => Ok(Side::Drive(d)),
-        Named::Folder(f) => Ok(Side::Folder(f)),
-        Named::Remote(k) => Err(CliError::NoSuchCore(k.to_string())),
-    }
-}
-
-fn mirror_cmd(
-    store: &Store,
-    src: &str,
-    dst: &str,
-    options: &MirrorOptions,
-    json: bool,
-    live: bool,
-    read: &ReadFrom,
-) -> Result<(), CliError> {
-    let dst = side(store, dst, false)?;
-    let src_named = side(store, src, read.connect.is_some())?;
-    if live && !matches!(src_named, Named::Folder(_)) {
-        return Err(CliError::LiveSource);
-    }
-    let progress = std::io::stderr().is_terminal() && !json;
-    let report = move |plan: &Plan, source: Side<'_>, dest: Side<'_>| -> Result<(), CliError> {
-        let mut out = std::io::stdout().lock();
-        for path in &plan.skipped {
-            eprintln!(
-                "hyper-cli: skipped {} (its name is not UTF-8)",
-                path.display()
-            );
-        }
-        let summary = mirror::apply(plan, source, dest, options, |e| {
-            let a = &e.action;
-            let line = if json {
-                serde_json::json!({
-                    "op": a.op.name(),
-                    "path": a.path.as_str(),
-                    "bytes_added": a.bytes_added,
-                    "bytes_removed": a.bytes_removed,
-                })
-                .to_string()
-            } else {
-                format!("{} {}", a.op.name(), a.path)
-            };
-            if a.op != Op::Equal || json {
-                let _ = writeln!(out, "{line}");
-            }
-            if progress {
-                eprint!("\r{} / {} bytes", e.done_bytes, e.total_bytes);
-            }
-        })?;
-        if progress {
-            eprintln!();
-        }
-        let o = serde_json::json!({
-            "add": summary.add,
-            "change": summary.change,
-            "remove": summary.remove,
-            "equal": summary.equal,
-            "bytes_added": summary.bytes_added,
-            "bytes_removed": summary.bytes_removed,
-            "dry_run": options.dry_run,
-        });
-        if json {
-            writeln!(out, "{}", o)?;
-        } else {
-            writeln!(
-                out,
-                "{} added, {} changed, {} removed, {} equal; {} bytes copied, {} removed{}",
-                summary.add,
-                summary.change,
-                summary.remove,
-                summary.equal,
-                summary.bytes_added,
-                summary.bytes_removed,
-                if options.dry_run { " (dry run)" } else { "" }
-            )?;
-        }
-        Ok(())
-    };
-    match src_named {
-        Named::Remote(key) => with_drive(store, &key.to_string(), read, async |d, fetch| {
-            let Some(fetch) = fetch else {
-                return Err(CliError::NoSuchCore(key.to_string()));
-            };
-            // The whole bee (every entry), then the blocks of what changes.
-            fetch
-                .fetch_ranges(
-                    d.metadata(),
-                    std::slice::from_ref(&(0..d.metadata().info()?.length)),
-                )
-                .await?;
-            let dest = dest_side(&dst)?;
-            let plan = mirror::plan(Side::Drive(d), dest, options)?;
-            if !options.dry_run {
-                for a in &plan.actions {
-                    if a.bytes_added > 0
-                        && let Some(e) = d.entry(a.path.as_str())?
-                    {
-                        fetch.fetch_ranges(d.blobs(), &e.blocks()).await?;
-                    }
-                }
-            }
-            report(&plan, Side::Drive(d), dest)
-        }),
-        local => {
-            let local = match (local, read.version) {
-                (Named::Drive(d), Some(v)) => Named::Drive(d.checkout(v)?),
-                (other, _) => other,
-            };
-            let source = dest_side(&local)?;
-            let dest = dest_side(&dst)?;
-            let plan = mirror::plan(source, dest, options)?;
-            report(&plan, source, dest)?;
-            if !live {
-                return Ok(());
-            }
-            let Named::Folder(folder) = &local else {
-                return Err(CliError::LiveSource);
-            };
-            // Mirror again after every burst of changes in the source.
-            let (tx, rx) = std::sync::mpsc::channel();
-            let mut watcher =
-                notify::recommended_watcher(tx).map_err(|e| watch_error(folder, e))?;
-            notify::Watcher::watch(
-                &mut watcher,
-                folder.root(),
-                notify::RecursiveMode::Recursive,
-            )
-            .map_err(|e| watch_error(folder, e))?;
-            while let Ok(first) = rx.recv() {
-                first.map_err(|e| watch_error(folder, e))?;
-                while rx.recv_timeout(LIVE_SETTLE).is_ok() {}
-                let plan = mirror::plan(source, dest, options)?;
-                if plan.actions.iter().any(|a| a.op != Op::Equal) {
-                    report(&plan, source, dest)?;
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
-/// How long a live mirror waits for a burst of changes to end.
-const LIVE_SETTLE: Duration = Duration::from_millis(200);
-
-fn watch_error(folder: &Folder, e: notify::Error) -> CliError {
-    CliError::Drive(hyper_drive::Error::Io {
-        path: folder.root().to_path_buf(),
-        source: std::io::Error::other(e),
-    })
 }

@@ -8,7 +8,7 @@ use data_encoding::{BASE64, HEXLOWER_PERMISSIVE};
 use crate::CliError;
 
 /// The encoding flags, one at most.
-#[derive(Args, Clone, Copy, Debug, Default)]
+#[derive(Args, Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Encoding {
     /// Keys, values and blocks, in arguments, input lines and output, are
     /// hex (output lowercase; input either case).

@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::CliError;
 use crate::core_cmd::{InfoJson, ListJson, open_core};
+use crate::peers::{PeerStatus, PeersNow};
+
+/// Held by the one `bee` write the holder runs at a time for its clients.
+static BEE_WRITER: Mutex<()> = Mutex::new(());
 
 /// The socket's file name inside the store folder.
 const SOCKET: &str = "hyper-cli.sock";
@@ -56,6 +60,13 @@ pub enum Request {
     },
     /// `hyper-cli status`.
     Status,
+    /// A `bee` command, run by the holder as it would run here.
+    Bee {
+        /// The command.
+        command: crate::bee_cmd::BeeCommand,
+        /// `bee import`'s input, base64.
+        stdin: Option<String>,
+    },
 }
 
 /// One line of an answer.
@@ -72,6 +83,8 @@ pub enum Reply {
     Appended(u64, u64, u64),
     /// What the holder is doing.
     Status(Status),
+    /// Bytes a command printed, base64.
+    Output(String),
     /// The end of a successful answer.
     Done,
     /// The request failed: why.
@@ -89,9 +102,8 @@ pub struct Status {
     pub identity: String,
     /// Where it listens over TCP, if it does.
     pub listening: Option<String>,
-    /// Its peers now: `ADDR (tcp)`, or a swarm peer's `KEY (direct)` /
-    /// `KEY (relay)`.
-    pub peers: Vec<String>,
+    /// Its peers now: how each is connected and what moved with it.
+    pub peers: Vec<PeerStatus>,
     /// The cores it serves: key, length, blocks stored.
     pub cores: Vec<(String, u64, u64)>,
 }
@@ -102,16 +114,21 @@ fn socket(dir: &Path) -> PathBuf {
 }
 
 /// Serves requests on `store` until the process ends, from a thread of its
-/// own; `status` is kept up to date by the holder (cores are read fresh).
-/// A socket that cannot be made is said on stderr and the command goes on
-/// (other invocations then find the store locked).
-pub fn serve(store: Store, status: Arc<Mutex<Status>>) {
-    if let Err(e) = listen(store, status) {
+/// own; `status` is kept up to date by the holder (cores are read fresh,
+/// and the peers from `peers` if given). A socket that cannot be made is
+/// said on stderr and the command goes on (other invocations then find the
+/// store locked).
+pub fn serve(store: Store, status: Arc<Mutex<Status>>, peers: Option<PeersNow>) {
+    if let Err(e) = listen(store, status, peers) {
         eprintln!("hyper-cli: other commands cannot use this store while this one runs: {e}");
     }
 }
 
-fn listen(store: Store, status: Arc<Mutex<Status>>) -> Result<(), CliError> {
+fn listen(
+    store: Store,
+    status: Arc<Mutex<Status>>,
+    peers: Option<PeersNow>,
+) -> Result<(), CliError> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket(store.path());
     // A socket left by a holder that was killed.
@@ -123,9 +140,9 @@ fn listen(store: Store, status: Arc<Mutex<Status>>) -> Result<(), CliError> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (store, status) = (store.clone(), status.clone());
+            let (store, status, peers) = (store.clone(), status.clone(), peers.clone());
             std::thread::spawn(move || {
-                if let Err(e) = answer(&store, &status, stream) {
+                if let Err(e) = answer(&store, &status, peers.as_ref(), stream) {
                     tracing::debug!(error = %e, "local request failed");
                 }
             });
@@ -134,13 +151,18 @@ fn listen(store: Store, status: Arc<Mutex<Status>>) -> Result<(), CliError> {
     Ok(())
 }
 
-fn answer(store: &Store, status: &Mutex<Status>, stream: UnixStream) -> Result<(), CliError> {
+fn answer(
+    store: &Store,
+    status: &Mutex<Status>,
+    peers: Option<&PeersNow>,
+    stream: UnixStream,
+) -> Result<(), CliError> {
     // Bytes, not text: a line that is not UTF-8 gets an error answer too.
     let mut line = Vec::new();
     BufReader::new(&stream).read_until(b'\n', &mut line)?;
     let mut out = std::io::BufWriter::new(&stream);
     let result = match serde_json::from_slice::<Request>(&line) {
-        Ok(request) => handle(store, status, request, &mut out),
+        Ok(request) => handle(store, status, peers, request, &mut out),
         Err(e) => Err(CliError::Usage(format!("bad local request: {e}"))),
     };
     let last = match result {
@@ -155,6 +177,7 @@ fn answer(store: &Store, status: &Mutex<Status>, stream: UnixStream) -> Result<(
 fn handle(
     store: &Store,
     status: &Mutex<Status>,
+    peers: Option<&PeersNow>,
     request: Request,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
@@ -207,8 +230,37 @@ fn handle(
                 outcome.byte_length,
             ))
         }
+        Request::Bee { command, stdin } => {
+            let input = BASE64
+                .decode(stdin.unwrap_or_default().as_bytes())
+                .map_err(|e| CliError::Usage(format!("bad input in local request: {e}")))?;
+            let mut output = Output {
+                send: &mut send,
+                pending: Vec::new(),
+            };
+            // A bee write reads the tree and appends its new root: two at
+            // once would lose one. Reads go on meanwhile.
+            let _one_writer = if command.writes() {
+                Some(
+                    BEE_WRITER
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
+                )
+            } else {
+                None
+            };
+            crate::bee_cmd::execute(store, command, input.as_slice(), &mut output)?;
+            output.flush()?;
+            // The holder may commit without fsync: a write is durable
+            // before the client hears it is done.
+            store.flush()?;
+            Ok(())
+        }
         Request::Status => {
             let mut now = status.lock().map(|s| s.clone()).unwrap_or_default();
+            if let Some(peers) = peers {
+                now.peers = peers();
+            }
             now.cores = store
                 .list()?
                 .into_iter()
@@ -222,6 +274,34 @@ fn handle(
                 .collect();
             send(Reply::Status(now))
         }
+    }
+}
+
+/// What a command run for a client prints: sent on as [`Reply::Output`]
+/// lines of at most [`OUTPUT_CHUNK`] bytes.
+struct Output<'a, F: FnMut(Reply) -> Result<(), CliError>> {
+    send: &'a mut F,
+    pending: Vec<u8>,
+}
+
+/// The most bytes of output one [`Reply::Output`] carries.
+const OUTPUT_CHUNK: usize = 64 * 1024;
+
+impl<F: FnMut(Reply) -> Result<(), CliError>> Write for Output<'_, F> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= OUTPUT_CHUNK {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        for chunk in self.pending.chunks(OUTPUT_CHUNK) {
+            (self.send)(Reply::Output(BASE64.encode(chunk))).map_err(std::io::Error::other)?;
+        }
+        self.pending.clear();
+        Ok(())
     }
 }
 
@@ -281,16 +361,21 @@ pub fn status(dir: &Path, json: bool) -> Result<(), CliError> {
             if let Some(addr) = &s.listening {
                 writeln!(out, "listening on {addr}")?;
             }
-            writeln!(
-                out,
-                "{} peers{}",
-                s.peers.len(),
-                if s.peers.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", s.peers.join(", "))
-                }
-            )?;
+            writeln!(out, "{} peers", s.peers.len())?;
+            for p in &s.peers {
+                writeln!(
+                    out,
+                    "peer {} at {} ({} {}): {} bytes up in {} blocks, {} bytes down in {} blocks",
+                    p.identity,
+                    p.address,
+                    p.transport,
+                    p.path,
+                    p.bytes_up,
+                    p.blocks_up,
+                    p.bytes_down,
+                    p.blocks_down
+                )?;
+            }
             for (key, length, stored) in &s.cores {
                 writeln!(out, "core {key}: {stored} of {length} blocks stored")?;
             }

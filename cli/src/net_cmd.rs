@@ -119,9 +119,53 @@ fn replication_for(store: &Store, core: &Core) -> Result<Replication, CliError> 
     Ok(replication)
 }
 
-/// Dials `addr` and completes the handshake within `limit`.
+/// How long a dial of one of several addresses waits before the next
+/// address is dialled too (the first to finish its handshake is kept).
+const DIAL_STAGGER: Duration = Duration::from_millis(300);
+
+/// Dials `addrs` (one address, or a ticket's comma-separated list, most
+/// preferred first) and completes the handshake within `limit`. The
+/// addresses of a list are dialled one after another [`DIAL_STAGGER`]
+/// apart, without waiting for a silent one; the first handshake done wins
+/// and the other dials are dropped. If every one fails, the error of the
+/// first address.
 #[tracing::instrument(level = "debug", skip(replication))]
 pub async fn connect_within(
+    replication: &Replication,
+    addrs: &str,
+    limit: Duration,
+) -> Result<Connection, CliError> {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let list: Vec<&str> = crate::args::split_list(addrs).collect();
+    let mut dials: FuturesUnordered<_> = list
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| async move {
+            let delay = DIAL_STAGGER.saturating_mul(i as u32).min(limit);
+            tokio::time::sleep(delay).await;
+            (i, connect_one(replication, addr, limit - delay).await)
+        })
+        .collect();
+    let mut errors: Vec<(usize, CliError)> = Vec::new();
+    while let Some((i, result)) = dials.next().await {
+        match result {
+            Ok(connection) => return Ok(connection),
+            Err(e) => errors.push((i, e)),
+        }
+    }
+    errors.sort_by_key(|(i, _)| *i);
+    Err(errors
+        .into_iter()
+        .next()
+        .map(|(_, e)| e)
+        .unwrap_or_else(|| CliError::BadAddress {
+            addr: addrs.to_string(),
+            why: "no address in the list".into(),
+        }))
+}
+
+/// Dials one `addr` and completes the handshake within `limit`.
+async fn connect_one(
     replication: &Replication,
     addr: &str,
     limit: Duration,
@@ -372,7 +416,10 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         command: if args.append { "seed --append" } else { "seed" }.into(),
         ..Default::default()
     }));
-    crate::local::serve(store.clone(), status.clone());
+    let tcp_peers = crate::peers::TcpPeers::default();
+    let serving = Arc::new(std::sync::OnceLock::new());
+    let peers = crate::peers::seeder(tcp_peers.clone(), serving.clone());
+    crate::local::serve(store.clone(), status.clone(), Some(peers));
     if args.append {
         match cores.as_slice() {
             [core] if core.writable()? => {
@@ -419,14 +466,18 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         } else {
             Vec::new()
         };
-        let _swarm = if args.swarm() {
+        let swarm = if args.swarm() {
             let topics: Vec<CoreKey> = all.iter().map(Core::key).collect();
-            let swarm = announce(identity, args.discovery(), &replication, &topics).await?;
-            tokio::spawn(track_swarm_peers(swarm.events(), status.clone()));
-            Some(swarm)
+            Some(announce(identity, args.discovery(), &replication, &topics).await?)
         } else {
             None
         };
+        let _ = serving.set(crate::peers::Serving {
+            runtime: tokio::runtime::Handle::current(),
+            store: store.clone(),
+            replication: replication.clone(),
+            swarm: swarm.clone(),
+        });
         let listener = match &args.listen {
             Some(listen) => {
                 Some(
@@ -440,12 +491,15 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
             }
             None => None,
         };
-        let direct = listener.as_ref().map(|(_, addr)| reachable(*addr));
+        let direct = listener
+            .as_ref()
+            .map(|(_, addr)| reachable(*addr))
+            .unwrap_or_default();
         let mut out = std::io::stdout().lock();
         for core in &all {
             let ticket = Ticket {
                 key: core.key(),
-                addresses: direct.into_iter().collect(),
+                addresses: direct.clone(),
                 bootstrap: nodes.clone(),
             }
             .encode();
@@ -465,17 +519,16 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         out.flush()?;
         drop(out);
         // Deadlines, connection caps and accept back-off: see hyper_wire::Limits.
-        let peers = status.clone();
         let _ = serve_tcp_with(&replication, listener, move |event| match event {
             ServeEvent::Connected { addr, identity } => {
                 eprintln!("peer {addr} connected ({identity})");
-                if let Ok(mut status) = peers.lock() {
-                    status.peers.push(format!("{addr} (tcp)"));
+                if let Ok(mut peers) = tcp_peers.lock() {
+                    peers.push((addr, identity));
                 }
             }
             ServeEvent::Ended { addr, result } => {
-                if let Ok(mut status) = peers.lock() {
-                    status.peers.retain(|p| !p.starts_with(&format!("{addr} ")));
+                if let Ok(mut peers) = tcp_peers.lock() {
+                    peers.retain(|(a, _)| *a != addr);
                 }
                 match result {
                     Ok(()) => eprintln!("peer {addr} disconnected"),
@@ -494,16 +547,22 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
     })
 }
 
-/// The address a ticket gives for a listener bound to `addr`: a listener
-/// on every interface (0.0.0.0 or ::) is given as loopback, which reaches
-/// it from this machine (from elsewhere, a ticket's DHT nodes find it).
-fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
-        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
-        _ => addr,
-    }
+/// The addresses a ticket gives for a listener bound to `addr`: for one
+/// on every interface, this host's interface addresses (see
+/// [`crate::ticket::listener_addresses`]); loopback alone if they cannot
+/// be listed.
+fn reachable(addr: std::net::SocketAddr) -> Vec<std::net::SocketAddr> {
+    let interfaces = if addr.ip().is_unspecified() {
+        if_addrs::get_if_addrs()
+            .inspect_err(|e| tracing::debug!(error = %e, "listing interfaces failed"))
+            .unwrap_or_default()
+            .iter()
+            .map(if_addrs::Interface::ip)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    crate::ticket::listener_addresses(addr, &interfaces)
 }
 
 /// A core as `seed` announces it: blocks and bytes, and for a partial
@@ -526,36 +585,6 @@ fn describe(core: &Core) -> Result<String, CliError> {
             info.byte_length
         )
     })
-}
-
-/// Keeps the status's peer list up to date with the swarm's connections
-/// (`KEY (direct)` or `KEY (relay)`).
-async fn track_swarm_peers(
-    mut events: tokio::sync::broadcast::Receiver<hyper_swarm::SwarmEvent>,
-    status: Arc<Mutex<crate::local::Status>>,
-) {
-    use hyper_swarm::SwarmEvent;
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        let event = match events.recv().await {
-            Ok(event) => event,
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return,
-        };
-        let Ok(mut status) = status.lock() else {
-            return;
-        };
-        match event {
-            SwarmEvent::Connected { remote, path, .. } => {
-                tracing::debug!(peer = %remote, path = path.as_str(), "swarm peer connected");
-                status.peers.push(format!("{remote} ({})", path.as_str()));
-            }
-            SwarmEvent::Disconnected { remote } => {
-                let key = remote.to_string();
-                status.peers.retain(|p| !p.starts_with(&key));
-            }
-        }
-    }
 }
 
 /// Joins the swarm as `identity`, announces each of `topics`' discovery

@@ -1,5 +1,6 @@
-//! Progress of a download: an indicatif bar on a terminal (percentage,
-//! bytes, rate, ETA), progress lines on stderr when asked, or nothing.
+//! Progress of a download (or a drive mirror): an indicatif bar on a
+//! terminal (percentage, bytes, rate, ETA), progress lines on stderr when
+//! asked, or nothing.
 //! Rates count only what this run fetched, so resuming or re-cloning a
 //! complete core never reports the bytes already here as speed.
 
@@ -36,6 +37,18 @@ impl Style {
     }
 }
 
+/// A bar on stderr counting bytes: percentage, bytes, rate, ETA, and a
+/// message (what is being done).
+pub fn bytes_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(template) = ProgressStyle::with_template(
+        "[{bar:30}] {percent:>3}%  {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}  {msg}",
+    ) {
+        bar.set_style(template.progress_chars("=> "));
+    }
+    bar
+}
+
 /// The progress display of one download; cleared when dropped, so an error
 /// printed after it starts on a line of its own.
 pub struct Progress {
@@ -49,15 +62,7 @@ pub struct Progress {
 impl Progress {
     /// Starts showing progress; `present` is the bytes already stored.
     pub fn new(style: Style, present: u64) -> Self {
-        let bar = (style == Style::Bar).then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            if let Ok(template) = ProgressStyle::with_template(
-                "[{bar:30}] {percent:>3}%  {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}  {msg}",
-            ) {
-                bar.set_style(template.progress_chars("=> "));
-            }
-            bar
-        });
+        let bar = (style == Style::Bar).then(bytes_bar);
         Progress {
             style,
             bar,

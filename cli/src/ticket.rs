@@ -132,12 +132,53 @@ fn decode(bytes: &[u8]) -> Result<Ticket, &'static str> {
     })
 }
 
+/// At most this many addresses for one listener in a ticket.
+pub const MAX_LISTENER_ADDRESSES: usize = 8;
+
+/// The addresses a ticket gives for a listener bound to `bound`, given the
+/// host's interface addresses: a listener on one address is given as it
+/// is; one on every interface (0.0.0.0, or :: which also takes IPv4) as
+/// each interface address of a family it takes, non-loopback first (which
+/// reach it from elsewhere), loopback last (always one: it reaches it from
+/// this machine), at most [`MAX_LISTENER_ADDRESSES`]. IPv6 link-local
+/// addresses are left out: they need an interface a ticket cannot name.
+pub fn listener_addresses(bound: SocketAddr, interfaces: &[IpAddr]) -> Vec<SocketAddr> {
+    if !bound.ip().is_unspecified() {
+        return vec![bound];
+    }
+    let v6 = bound.is_ipv6();
+    let takes = |ip: &IpAddr| match ip {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(ip) => v6 && !ip.is_unicast_link_local() && !ip.is_unspecified(),
+    };
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for ip in interfaces
+        .iter()
+        .filter(|ip| takes(ip) && !ip.is_loopback())
+    {
+        if !ips.contains(ip) {
+            ips.push(*ip);
+        }
+    }
+    let loopback = if v6 {
+        IpAddr::V6(Ipv6Addr::LOCALHOST)
+    } else {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    };
+    ips.truncate(MAX_LISTENER_ADDRESSES - 1);
+    ips.push(loopback);
+    ips.into_iter()
+        .map(|ip| SocketAddr::new(ip, bound.port()))
+        .collect()
+}
+
 /// A KEY argument with a ticket's hints applied: the key as text, and the
 /// peer to connect to and the bootstrap nodes unless given by flag.
 pub struct Target {
     /// The core: a hex key or a name.
     pub key: String,
-    /// `--connect`, else the ticket's first direct address.
+    /// `--connect`, else the ticket's direct addresses, comma-separated
+    /// (tried in turn by [`crate::net_cmd::connect_within`]).
     pub connect: Option<String>,
     /// `--bootstrap`, else the ticket's nodes.
     pub bootstrap: Option<String>,
@@ -151,6 +192,18 @@ pub fn join(list: &[SocketAddr]) -> Option<String> {
             .collect::<Vec<_>>()
             .join(",")
     })
+}
+
+/// Where to look for the seeder of a ticket, unless a flag says: the
+/// ticket's DHT nodes (which find it wherever it is), else its direct
+/// addresses. Leaves the flags as they are if either is given.
+pub fn apply(ticket: &Ticket, connect: &mut Option<String>, bootstrap: &mut Option<String>) {
+    if connect.is_none() && bootstrap.is_none() {
+        *bootstrap = join(&ticket.bootstrap);
+        if bootstrap.is_none() {
+            *connect = join(&ticket.addresses);
+        }
+    }
 }
 
 /// Applies a ticket in `key` (if it is one) to the flags given.
@@ -170,7 +223,7 @@ pub fn target(
         key: ticket.key.to_string(),
         connect: connect
             .map(String::from)
-            .or_else(|| ticket.addresses.first().map(SocketAddr::to_string)),
+            .or_else(|| join(&ticket.addresses)),
         bootstrap: bootstrap
             .map(String::from)
             .or_else(|| join(&ticket.bootstrap)),
@@ -225,6 +278,46 @@ mod tests {
             assert!(Ticket::parse(&damaged).is_err(), "{damaged}");
         }
         assert!(Ticket::parse(&text[..text.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn a_wildcard_listener_is_given_as_its_interfaces_loopback_last() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let interfaces = [
+            ip("127.0.0.1"),
+            ip("10.0.0.5"),
+            ip("::1"),
+            ip("fe80::1"),
+            ip("2001:db8::5"),
+            ip("10.0.0.5"),
+            ip("192.168.1.9"),
+        ];
+        let addrs = |bound: &str| -> Vec<String> {
+            listener_addresses(bound.parse().expect("bound"), &interfaces)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            addrs("0.0.0.0:7"),
+            ["10.0.0.5:7", "192.168.1.9:7", "127.0.0.1:7"]
+        );
+        assert_eq!(
+            addrs("[::]:7"),
+            ["10.0.0.5:7", "[2001:db8::5]:7", "192.168.1.9:7", "[::1]:7"]
+        );
+        assert_eq!(addrs("10.0.0.5:7"), ["10.0.0.5:7"]);
+        // No interface known: loopback still reaches it from here.
+        assert_eq!(
+            listener_addresses("0.0.0.0:7".parse().expect("bound"), &[]),
+            ["127.0.0.1:7".parse::<SocketAddr>().expect("addr")]
+        );
+        // Many interfaces: bounded, loopback kept last.
+        let many: Vec<IpAddr> = (1..=20).map(|i| IpAddr::from([10, 0, 0, i])).collect();
+        let bounded = listener_addresses("0.0.0.0:7".parse().expect("bound"), &many);
+        assert_eq!(bounded.len(), MAX_LISTENER_ADDRESSES);
+        assert_eq!(bounded[0].to_string(), "10.0.0.1:7");
+        assert!(bounded[MAX_LISTENER_ADDRESSES - 1].ip().is_loopback());
     }
 
     #[test]

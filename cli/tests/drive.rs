@@ -733,3 +733,63 @@ fn a_live_mirror_follows_the_source_folder_until_stopped() {
     );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--live watches a local folder"));
 }
+
+/// The stderr of a command that must have failed: one `hyper-cli:` line.
+fn fails(out: std::process::Output) -> String {
+    assert!(!out.status.success(), "succeeded: {out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("hyper-cli: "), "{err}");
+    err
+}
+
+#[test]
+fn drive_reads_never_create_a_store_and_a_held_store_is_named() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let missing = dir.path().join("mistyped");
+    let out = dir.path().join("out");
+    let out = out.to_str().expect("utf-8");
+    for args in [
+        &["drive", "ls", "d"][..],
+        &["drive", "cat", "d", "/a"][..],
+        &["drive", "info", "d"][..],
+        &["drive", "diff", "d", "0"][..],
+        &["drive", "seed", "d"][..],
+        &["drive", "mirror", "d", out][..],
+    ] {
+        let err = fails(cli(&missing, args, None));
+        assert!(
+            err.contains(&format!("no store at {}", missing.display())),
+            "{args:?}: {err}"
+        );
+        assert!(!missing.exists(), "{args:?} created the store");
+    }
+    // A folder-to-folder mirror needs no store, and makes none.
+    let src = dir.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    fs::write(src.join("a"), b"folder").expect("write");
+    let src = src.to_str().expect("utf-8");
+    ok(cli(&missing, &["drive", "mirror", src, out], None));
+    assert_eq!(
+        fs::read(Path::new(out).join("a")).expect("copied"),
+        b"folder"
+    );
+    assert!(!missing.exists(), "a folder mirror created the store");
+    // While `drive seed` holds the store, other drive commands name it.
+    let s = dir.path().join("s");
+    ok(cli(&s, &["drive", "create", "--name", "d"], None));
+    let _seeder = drive_seed(&s, "d");
+    for args in [
+        &["drive", "put", "d", "/a", "-"][..],
+        &["drive", "ls", "d"][..],
+    ] {
+        let err = fails(cli(&s, args, Some(b"x")));
+        assert!(
+            err.contains(&format!(
+                "the store at {} is open in another process",
+                s.display()
+            )),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -217,3 +217,31 @@ fn logs_show_with_verbose_or_rust_log_and_not_otherwise() {
         .expect("run");
     assert!(String::from_utf8_lossy(&out.stderr).contains("connecting"));
 }
+
+#[test]
+fn a_drive_mirror_shows_a_bar_on_a_terminal_and_nothing_otherwise() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, src) = (dir.path().join("s"), dir.path().join("src"));
+    std::fs::create_dir(&src).expect("mkdir");
+    for i in 0..8u8 {
+        let bytes: Vec<u8> = (0..1 << 20).map(|j: u32| (j as u8) ^ i).collect();
+        std::fs::write(src.join(format!("f{i}")), bytes).expect("write");
+    }
+    ok(cli(&store, &["drive", "create", "--name", "d"], None));
+    let src = format!("{}/", src.display());
+    // Not a terminal: the ops and the summary, and nothing on stderr.
+    let out = cli(&store, &["drive", "mirror", &src, "d", "--dry-run"], None);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("8 added"));
+    let Some(screen) = on_a_terminal(&store, &["drive", "mirror", &src, "d"]) else {
+        return;
+    };
+    // The bar drew (percent, bytes of the 8 MiB), the ops and summary too.
+    let text = strip(&screen);
+    assert!(text.contains('%') && text.contains("MiB"), "{screen:?}");
+    assert!(text.contains("add /f7"), "{text}");
+    assert!(text.contains("8 added, 0 changed"), "{text}");
+    let info = ok(cli(&store, &["drive", "info", "d", "--json"], None));
+    assert!(info.contains("\"files\":8"), "{info}");
+}

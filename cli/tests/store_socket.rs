@@ -85,7 +85,8 @@ fn commands_on_a_store_work_while_seed_holds_it() {
     let status = loop {
         let status: serde_json::Value =
             serde_json::from_str(&ok(cli(a.path(), &["status", "--json"], None))).expect("JSON");
-        if status["peers"].as_array().is_some_and(|p| p.len() == 1) || Instant::now() > deadline {
+        // The peer, once it has had all 3 blocks.
+        if status["peers"][0]["blocks_up"] == 3 || Instant::now() > deadline {
             break status;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -97,11 +98,38 @@ fn commands_on_a_store_work_while_seed_holds_it() {
         Some(1),
         "{status}"
     );
+    // The clone's path and what moved with it: 3 blocks, 14 bytes up.
+    let peer = &status["peers"][0];
+    assert_eq!(peer["transport"], "tcp", "{status}");
+    assert_eq!(peer["path"], "direct", "{status}");
+    assert!(
+        peer["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:") && a != seeder.addr),
+        "{status}"
+    );
+    assert_eq!(
+        peer["identity"].as_str().map(str::len),
+        Some(64),
+        "{status}"
+    );
+    assert_eq!(
+        (&peer["blocks_up"], &peer["bytes_up"]),
+        (&3.into(), &14.into())
+    );
+    assert_eq!(
+        (&peer["blocks_down"], &peer["bytes_down"]),
+        (&0.into(), &0.into())
+    );
     assert_eq!(status["cores"][0][0], key);
     assert_eq!(status["cores"][0][1], 3);
     let text = ok(cli(a.path(), &["status"], None));
+    let identity = peer["identity"].as_str().unwrap_or_default();
+    let address = peer["address"].as_str().unwrap_or_default();
     assert!(
-        text.contains("1 peers: 127.0.0.1:") && text.contains("(tcp)"),
+        text.contains(&format!(
+            "1 peers\npeer {identity} at {address} (tcp direct): 14 bytes up in 3 blocks, 0 bytes down in 0 blocks\n"
+        )),
         "{text}"
     );
     assert!(text.contains("3 of 3 blocks stored"), "{text}");
@@ -219,4 +247,58 @@ fn the_store_socket_answers_garbage_with_an_error_and_keeps_serving() {
         assert!(answer.starts_with("{\"error\""), "{bad}: {answer}");
     }
     assert_eq!(ok(cli(dir.path(), &["core", "cat", "d"], None)), "x");
+}
+
+#[test]
+fn bee_commands_work_while_seed_holds_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path();
+    ok(cli(a, &["bee", "put", "db", "a", "1"], None));
+    let _seeder = common::seed(a, &["db", "--listen", "127.0.0.1:0"]);
+    // A put, then a get that sees it, through the seeder.
+    ok(cli(a, &["bee", "put", "db", "b", "2"], None));
+    assert_eq!(ok(cli(a, &["bee", "get", "db", "b"], None)), "2");
+    // Puts at once from several processes: none is lost.
+    let puts: Vec<_> = (0..6)
+        .map(|i| {
+            let a = a.to_path_buf();
+            std::thread::spawn(move || {
+                ok(cli(
+                    &a,
+                    &["bee", "put", "db", &format!("k{i}"), &format!("v{i}")],
+                    None,
+                ))
+            })
+        })
+        .collect();
+    for put in puts {
+        put.join().expect("put");
+    }
+    for i in 0..6 {
+        assert_eq!(
+            ok(cli(a, &["bee", "get", "db", &format!("k{i}"), "-n"], None)),
+            format!("v{i}\n")
+        );
+    }
+    // Import (stdin goes along), ls, del, history and a missing key.
+    let out = ok(cli(a, &["bee", "import", "db"], Some(b"x 10\ny 20\n")));
+    assert!(out.starts_with("imported 2 entries: version "), "{out}");
+    ok(cli(a, &["bee", "del", "db", "a"], None));
+    let ls = ok(cli(a, &["bee", "ls", "db"], None));
+    assert_eq!(
+        ls,
+        "b 2\nk0 v0\nk1 v1\nk2 v2\nk3 v3\nk4 v4\nk5 v5\nx 10\ny 20\n"
+    );
+    let json = ok(cli(a, &["bee", "ls", "db", "--json", "--limit", "1"], None));
+    assert_eq!(json, "{\"key\":\"b\",\"value\":\"2\"}\n");
+    let history = ok(cli(a, &["bee", "history", "db"], None));
+    assert_eq!(history.lines().count(), 11, "{history}");
+    assert!(history.ends_with(" del a\n"), "{history}");
+    let missing = cli(a, &["bee", "get", "db", "a"], None);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("'a'"), "{err}");
+    // Still held: nothing opened the store beside the seeder.
+    let status = ok(cli(a, &["status"], None));
+    assert!(status.contains("(seed)"), "{status}");
 }

@@ -2,23 +2,12 @@
 //! `core get`, `core cat`, `bee get` and `dht lookup` take it where they
 //! take a key, needing no other flag.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 mod common;
 
 use common::ok;
-
-/// A child process killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `hyper-cli ARGS...` with no `$HYPER_BOOTSTRAP` (and no `--store` unless
 /// given in `args`).
@@ -30,28 +19,8 @@ fn hyper(args: &[&str]) -> Command {
 
 /// Starts `hyper-cli ARGS...` and reads stdout until a line starts with
 /// `last`; the process and every line up to it.
-fn start(args: &[&str], last: &str) -> (Process, Vec<String>) {
-    let mut child = hyper(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut seen = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("{args:?} ended before {last:?}: {seen:?}"))
-            .expect("utf-8");
-        let done = line.starts_with(last);
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (Process(child), seen)
+fn start(args: &[&str], last: &str) -> (common::Running, Vec<String>) {
+    common::start_lines(hyper(args), last, 1)
 }
 
 /// The ticket a seeder printed, and the command it said to run.
@@ -67,6 +36,17 @@ fn ticket(lines: &[String]) -> (String, String) {
         .expect("the command for the other side")
         .to_string();
     (ticket, command)
+}
+
+/// Core `d` in `store` with these blocks; its key.
+fn core_d(store: &Path, blocks: &[&str]) -> String {
+    let key = ok(common::cli(store, &["core", "create", "--name", "d"], None));
+    ok(common::cli(
+        store,
+        &[&["core", "append", "d"][..], blocks].concat(),
+        None,
+    ));
+    key.trim().to_string()
 }
 
 fn store_arg(path: &Path) -> &str {
@@ -151,22 +131,8 @@ fn a_ticket_from_a_tcp_seeder_is_all_a_reader_needs() {
 fn a_ticket_from_a_dht_seeder_finds_it_through_the_dht() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    let (_node, printed) = start(
-        &["dht", "node", "--listen", "127.0.0.1:0"],
-        "dht node listening on",
-    );
-    let node = printed
-        .last()
-        .and_then(|l| l.strip_prefix("dht node listening on "))
-        .and_then(|l| l.split_whitespace().next())
-        .expect("node address")
-        .to_string();
-    ok(common::cli(&a, &["core", "create", "--name", "d"], None));
-    ok(common::cli(
-        &a,
-        &["core", "append", "d", "one", "two"],
-        None,
-    ));
+    let (_node, node) = common::dht_node();
+    core_d(&a, &["one", "two"]);
     let (_seeder, printed) = start(
         // Not on the local network: the ticket's DHT nodes must find it.
         &[
@@ -215,19 +181,45 @@ fn a_ticket_from_a_dht_seeder_finds_it_through_the_dht() {
     .expect("live clone");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
-        let status = ok(hyper(&["--store", store_arg(&a), "status"])
-            .output()
-            .expect("status"));
-        if status.contains("(direct)") || std::time::Instant::now() > deadline {
+        let status: serde_json::Value =
+            serde_json::from_str(&ok(hyper(&["--store", store_arg(&a), "status", "--json"])
+                .output()
+                .expect("status")))
+            .expect("JSON");
+        if status["peers"][0]["blocks_up"] == 2 || std::time::Instant::now() > deadline {
             break status;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
+    let text = ok(hyper(&["--store", store_arg(&a), "status"])
+        .output()
+        .expect("status"));
     let _ = live.kill();
     let _ = live.wait();
+    // One peer, over QUIC found through the DHT, straight to it (on
+    // loopback no punching is needed), that had both blocks (6 bytes).
+    let peers = status["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 1, "{status}");
+    let peer = &peers[0];
+    assert_eq!(
+        (&peer["transport"], &peer["path"]),
+        (&"quic".into(), &"direct".into())
+    );
+    assert_eq!(
+        (&peer["blocks_up"], &peer["bytes_up"]),
+        (&2.into(), &6.into())
+    );
+    assert_eq!(peer["bytes_down"], 0);
     assert!(
-        status.contains("1 peers: ") && status.contains("(direct)"),
+        peer["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
         "{status}"
+    );
+    assert!(text.contains("1 peers\npeer "), "{text}");
+    assert!(
+        text.contains("(quic direct): 6 bytes up in 2 blocks, 0 bytes down in 0 blocks"),
+        "{text}"
     );
     // A ticket with no direct address reads what is here.
     let block = ok(
@@ -236,4 +228,139 @@ fn a_ticket_from_a_dht_seeder_finds_it_through_the_dht() {
             .expect("get"),
     );
     assert_eq!(block, "two");
+}
+
+/// The direct addresses in a ticket (its layout: see cli/src/ticket.rs).
+fn ticket_addresses(ticket: &str) -> Vec<std::net::SocketAddr> {
+    let bytes = data_encoding::BASE32_NOPAD
+        .decode(ticket["hyper".len()..].to_uppercase().as_bytes())
+        .expect("base32");
+    let mut at = 33;
+    let count = bytes[at];
+    at += 1;
+    (0..count)
+        .map(|_| {
+            let ip: std::net::IpAddr = match bytes[at] {
+                4 => <[u8; 4]>::try_from(&bytes[at + 1..at + 5])
+                    .expect("v4")
+                    .into(),
+                _ => <[u8; 16]>::try_from(&bytes[at + 1..at + 17])
+                    .expect("v6")
+                    .into(),
+            };
+            at += if ip.is_ipv4() { 5 } else { 17 };
+            let port = u16::from_be_bytes([bytes[at], bytes[at + 1]]);
+            at += 2;
+            std::net::SocketAddr::new(ip, port)
+        })
+        .collect()
+}
+
+/// A ticket for `key` with these direct addresses and no DHT node.
+fn ticket_with(key: &[u8], addresses: &[std::net::SocketAddr]) -> String {
+    let mut bytes = vec![1];
+    bytes.extend_from_slice(key);
+    bytes.push(addresses.len() as u8);
+    for a in addresses {
+        match a.ip() {
+            std::net::IpAddr::V4(ip) => {
+                bytes.push(4);
+                bytes.extend_from_slice(&ip.octets());
+            }
+            std::net::IpAddr::V6(ip) => {
+                bytes.push(6);
+                bytes.extend_from_slice(&ip.octets());
+            }
+        }
+        bytes.extend_from_slice(&a.port().to_be_bytes());
+    }
+    bytes.push(0);
+    let sum = blake3::hash(&bytes);
+    bytes.extend_from_slice(&sum.as_bytes()[..4]);
+    format!(
+        "hyper{}",
+        data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase()
+    )
+}
+
+#[test]
+fn a_ticket_from_a_wildcard_listener_names_this_hosts_interfaces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    let key = core_d(&a, &["one", "two", "three"]);
+    let key = key.as_str();
+    let (_seeder, printed) = start(
+        &[
+            "--store",
+            store_arg(&a),
+            "seed",
+            "d",
+            "--listen",
+            "0.0.0.0:0",
+        ],
+        "listening on",
+    );
+    let port: u16 = printed
+        .last()
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the port listened on");
+    let (ticket, _) = ticket(&printed);
+    let addresses = ticket_addresses(&ticket);
+    assert!(addresses.iter().all(|a| a.port() == port), "{addresses:?}");
+    assert!(!addresses.iter().any(|a| a.ip().is_unspecified()));
+    // Loopback last, and only there; every interface IPv4 address before.
+    let (last, rest) = addresses.split_last().expect("an address");
+    assert!(last.ip().is_loopback(), "{addresses:?}");
+    assert!(!rest.iter().any(|a| a.ip().is_loopback()), "{addresses:?}");
+    let host: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+        .expect("interfaces")
+        .iter()
+        .map(if_addrs::Interface::ip)
+        .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .collect();
+    assert!(addresses.len() <= 8);
+    for ip in host.iter().take(addresses.len() - 1) {
+        assert!(
+            rest.iter().any(|a| a.ip() == *ip),
+            "{ip} not in {addresses:?}"
+        );
+    }
+    if !host.is_empty() {
+        assert!(host.contains(&addresses[0].ip()), "{addresses:?}");
+    }
+    // The ticket clones, and so does one whose first address is silent
+    // (TEST-NET-1): the next is dialled without waiting for it.
+    for (store, ticket) in [
+        (&b, ticket.clone()),
+        (&c, {
+            let mut tried = vec![std::net::SocketAddr::from(([192, 0, 2, 1], port))];
+            tried.extend_from_slice(&addresses);
+            let key: Vec<u8> = (0..32)
+                .map(|i| u8::from_str_radix(&key[2 * i..2 * i + 2], 16).expect("hex"))
+                .collect();
+            ticket_with(&key, &tried)
+        }),
+    ] {
+        let started = std::time::Instant::now();
+        let out = ok(
+            hyper(&["--store", store_arg(store), "clone", &ticket, "--json"])
+                .output()
+                .expect("clone"),
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(json["key"], key);
+        assert_eq!(json["blocks"], 3);
+        let block = ok(
+            hyper(&["--store", store_arg(store), "core", "get", key, "2"])
+                .output()
+                .expect("get"),
+        );
+        assert_eq!(block, "three");
+    }
 }

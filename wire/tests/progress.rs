@@ -113,6 +113,10 @@ async fn events_stats_and_update_match_what_moved() {
     );
     let served = seeder.stats(&wc).await;
     assert_eq!((served.total.blocks_up, served.total.bytes_up), (30, total));
+    // Each side's stats name the other by its proven identity.
+    assert_eq!(stats.peers[0].remote, seeder.identity());
+    assert_eq!(served.peers.len(), 1);
+    assert_eq!(served.peers[0].remote, reader.identity());
 
     // The writer appends: update learns the new length.
     wc.append_batch(&[b"x".as_slice(); 5]).expect("append");

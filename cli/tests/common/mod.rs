@@ -90,7 +90,21 @@ impl Drop for Running {
 /// Spawns `command` (stdout piped, stdin and stderr closed) and waits for
 /// a stdout line starting with `ready`; the process and the rest of that
 /// line. Stdout keeps being drained afterwards.
-pub fn start_until(mut command: Command, ready: &str) -> (Running, String) {
+pub fn start_until(command: Command, ready: &str) -> (Running, String) {
+    let (process, lines) = start_lines(command, ready, 1);
+    let rest = lines
+        .last()
+        .and_then(|l| l.strip_prefix(ready))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    (process, rest)
+}
+
+/// Spawns `command` (stdout piped, stdin and stderr closed) and reads
+/// stdout until `count` lines have started with `last`; the process and
+/// every line up to there. Stdout keeps being drained afterwards.
+pub fn start_lines(mut command: Command, last: &str, count: usize) -> (Running, Vec<String>) {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -100,17 +114,32 @@ pub fn start_until(mut command: Command, ready: &str) -> (Running, String) {
     let stdout = child.stdout.take().expect("stdout");
     let process = Running(child);
     let mut lines = BufReader::new(stdout).lines();
-    let rest = loop {
+    let mut seen: Vec<String> = Vec::new();
+    while seen.iter().filter(|l| l.starts_with(last)).count() < count {
         let line = lines
             .next()
-            .unwrap_or_else(|| panic!("{command:?} ended before printing {ready:?}"))
+            .unwrap_or_else(|| panic!("{command:?} ended before {last:?}: {seen:?}"))
             .expect("utf-8");
-        if let Some(rest) = line.strip_prefix(ready) {
-            break rest.trim().to_string();
-        }
-    };
+        seen.push(line);
+    }
     std::thread::spawn(move || for _ in lines {});
-    (process, rest)
+    (process, seen)
+}
+
+/// A DHT bootstrap node on loopback (no `$HYPER_BOOTSTRAP`): the process
+/// and its address.
+pub fn dht_node() -> (Running, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hyper-cli"));
+    command
+        .args(["dht", "node", "--listen", "127.0.0.1:0"])
+        .env_remove("HYPER_BOOTSTRAP");
+    let (node, rest) = start_until(command, "dht node listening on ");
+    let addr = rest
+        .split_whitespace()
+        .next()
+        .expect("the node's address")
+        .to_string();
+    (node, addr)
 }
 
 /// A writer store at `store` holding one core named `data` of `lines`

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_core::{Core, CoreKey, DiscoveryKey, Store, Subscription};
+use hyper_core::{Core, CoreKey, DiscoveryKey, PublicKey, Store, Subscription};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -56,6 +56,8 @@ type BlockReply = oneshot::Sender<Result<Vec<u8>>>;
 pub(super) enum Command {
     Connection {
         capabilities: crate::Capabilities,
+        /// The peer's proven identity.
+        remote: PublicKey,
         writer: Writer,
         reply: oneshot::Sender<PeerId>,
     },
@@ -138,6 +140,8 @@ pub(super) struct Driver {
     all_cores: bool,
     commands: mpsc::WeakUnboundedSender<Command>,
     writers: HashMap<PeerId, Writer>,
+    /// Each connected peer's proven identity (for [`PeerStats::remote`]).
+    remotes: HashMap<PeerId, PublicKey>,
     /// Each connection's reader and writer tasks.
     readers: HashMap<PeerId, (JoinHandle<()>, JoinHandle<()>)>,
     closers: HashMap<PeerId, oneshot::Sender<Result<()>>>,
@@ -183,6 +187,7 @@ impl Driver {
             all_cores: options.all_cores,
             commands,
             writers: HashMap::new(),
+            remotes: HashMap::new(),
             readers: HashMap::new(),
             closers: HashMap::new(),
             ended_early: HashMap::new(),
@@ -401,11 +406,13 @@ impl Driver {
         match command {
             Command::Connection {
                 capabilities,
+                remote,
                 writer,
                 reply,
             } => {
                 let peer = self.replicator.connect(now, capabilities);
                 self.writers.insert(peer, writer);
+                self.remotes.insert(peer, remote);
                 let _ = reply.send(peer);
             }
             Command::Reader {
@@ -510,11 +517,14 @@ impl Driver {
                     .replicator
                     .peer_stats(&key)
                     .into_iter()
-                    .map(|(peer, transfer, length, contiguous_length)| PeerStats {
-                        peer,
-                        transfer,
-                        length,
-                        contiguous_length,
+                    .filter_map(|(peer, transfer, length, contiguous_length)| {
+                        Some(PeerStats {
+                            peer,
+                            remote: *self.remotes.get(&peer)?,
+                            transfer,
+                            length,
+                            contiguous_length,
+                        })
                     })
                     .collect();
                 let mut total = Transfer::default();
@@ -538,6 +548,7 @@ impl Driver {
     fn end_peer(&mut self, peer: PeerId, result: Result<()>) {
         // The first end of a peer decides how its connection ended.
         let first = self.writers.remove(&peer).is_some();
+        self.remotes.remove(&peer);
         if let Some((reader, writer)) = self.readers.remove(&peer) {
             reader.abort();
             // The writer may finish what was queued (a `Close`), briefly.

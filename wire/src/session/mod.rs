@@ -133,6 +133,8 @@ pub struct Resources {
 pub struct PeerStats {
     /// The peer.
     pub peer: PeerId,
+    /// Its proven identity (as [`Connection::remote_identity`] gives it).
+    pub remote: PublicKey,
     /// Blocks and bytes moved with it for the core.
     pub transfer: Transfer,
     /// Its signed length.
@@ -341,6 +343,7 @@ impl Replication {
         let (reply, peer) = oneshot::channel();
         self.send(Command::Connection {
             capabilities,
+            remote,
             writer: Writer {
                 queue: writer_tx,
                 backlog: backlog.clone(),

@@ -1,0 +1,161 @@
+//! What a seeder tells `hyper-cli status` about each peer: who it is, the
+//! way it is connected (TCP from `--listen`, or QUIC through the swarm:
+//! direct, relayed or local) and the blocks and bytes moved with it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use hyper_core::{PublicKey, Store};
+use hyper_swarm::Swarm;
+use hyper_wire::{Replication, Transfer};
+use serde::{Deserialize, Serialize};
+
+/// One peer of the holder, as `hyper-cli status` shows it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The identity it proved.
+    pub identity: String,
+    /// The address the connection talks to (the relay's, if relayed).
+    pub address: String,
+    /// `tcp` (a connection to `--listen`) or `quic` (through the swarm).
+    pub transport: String,
+    /// `direct` (TCP; or QUIC straight to the peer, hole punched or not:
+    /// the swarm does not tell those apart), `relay` or `local`.
+    pub path: String,
+    /// Bytes of blocks sent to it, over every core served.
+    pub bytes_up: u64,
+    /// Bytes of blocks received from it, verified and stored.
+    pub bytes_down: u64,
+    /// Blocks sent to it.
+    pub blocks_up: u64,
+    /// Blocks received from it.
+    pub blocks_down: u64,
+}
+
+/// The peers as they are when asked; made by the process holding the store.
+pub type PeersNow = Arc<dyn Fn() -> Vec<PeerStatus> + Send + Sync>;
+
+/// The TCP peers connected to a seeder's `--listen` now: address, identity.
+pub type TcpPeers = Arc<Mutex<Vec<(SocketAddr, PublicKey)>>>;
+
+/// One connection: identity, address, transport, path.
+type Link = (PublicKey, SocketAddr, &'static str, &'static str);
+
+/// Joins the connections with what moved with each identity (a peer that
+/// has not opened a core yet moved nothing); TCP peers first.
+fn join(links: &[Link], moved: &HashMap<PublicKey, Transfer>) -> Vec<PeerStatus> {
+    links
+        .iter()
+        .map(|(identity, address, transport, path)| {
+            let t = moved.get(identity).copied().unwrap_or_default();
+            PeerStatus {
+                identity: identity.to_string(),
+                address: address.to_string(),
+                transport: (*transport).into(),
+                path: (*path).into(),
+                bytes_up: t.bytes_up,
+                bytes_down: t.bytes_down,
+                blocks_up: t.blocks_up,
+                blocks_down: t.blocks_down,
+            }
+        })
+        .collect()
+}
+
+/// What a seeder's [`PeersNow`] reads, once it serves.
+pub struct Serving {
+    /// The runtime the replication's driver runs on.
+    pub runtime: tokio::runtime::Handle,
+    /// The store served (its cores are the ones counted).
+    pub store: Store,
+    /// The replication serving it.
+    pub replication: Replication,
+    /// Its swarm, if it joined one.
+    pub swarm: Option<Swarm>,
+}
+
+/// A [`PeersNow`] for a seeder: its TCP peers, and once `serving` is set,
+/// its swarm's connections and the replication's counts for each core of
+/// the store, asked of the replication driver (from the socket's thread).
+pub fn seeder(tcp: TcpPeers, serving: Arc<OnceLock<Serving>>) -> PeersNow {
+    Arc::new(move || {
+        let mut links: Vec<Link> = tcp
+            .lock()
+            .map(|peers| {
+                peers
+                    .iter()
+                    .map(|(a, k)| (*k, *a, "tcp", "direct"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(serving) = serving.get() else {
+            return join(&links, &HashMap::new());
+        };
+        if let Some(swarm) = &serving.swarm {
+            links.extend(
+                swarm
+                    .peer_status()
+                    .iter()
+                    .map(|p| (p.public_key, p.address, "quic", p.path.as_str())),
+            );
+        }
+        let store = &serving.store;
+        let cores: Vec<_> = store
+            .list()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| store.core(&e.key).ok())
+            .collect();
+        let moved = serving.runtime.block_on(async {
+            let mut moved: HashMap<PublicKey, Transfer> = HashMap::new();
+            for core in &cores {
+                for p in serving.replication.stats(core).await.peers {
+                    *moved.entry(p.remote).or_default() += p.transfer;
+                }
+            }
+            moved
+        });
+        join(&links, &moved)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_connection_gets_what_moved_with_its_identity() {
+        let (a, b) = (PublicKey([1; 32]), PublicKey([2; 32]));
+        let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let moved = HashMap::from([(
+            b,
+            Transfer {
+                blocks_up: 3,
+                bytes_up: 300,
+                blocks_down: 1,
+                bytes_down: 10,
+            },
+        )]);
+        let peers = join(
+            &[(a, addr, "tcp", "direct"), (b, addr, "quic", "relay")],
+            &moved,
+        );
+        assert_eq!(peers.len(), 2);
+        assert_eq!((peers[0].bytes_up, peers[0].blocks_down), (0, 0));
+        assert_eq!(peers[1].identity, b.to_string());
+        assert_eq!(
+            (peers[1].transport.as_str(), peers[1].path.as_str()),
+            ("quic", "relay")
+        );
+        assert_eq!(
+            (
+                peers[1].bytes_up,
+                peers[1].blocks_up,
+                peers[1].bytes_down,
+                peers[1].blocks_down
+            ),
+            (300, 3, 10, 1)
+        );
+    }
+}
