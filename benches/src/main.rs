@@ -9,6 +9,7 @@
 //! scaled run carry `"scale": N`. MB is 1,000,000 bytes, as on the
 //! JavaScript side (`benches/reference-js`).
 
+mod autobase;
 mod bee;
 mod dht;
 mod drive;
@@ -20,7 +21,7 @@ mod workloads;
 use std::process::ExitCode;
 
 /// Workloads this build can run, in the order `all` runs them.
-const RUNNABLE: [&str; 9] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "S1", "S2"];
+const RUNNABLE: [&str; 10] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "S1", "S2"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -70,13 +71,7 @@ fn main() -> ExitCode {
             "S1" => dht::lookups(scale),
             "S2" => dht::requests(scale),
             "S3" => nat::connect(scale),
-            "W8" => {
-                eprintln!(
-                    "hyper-bench: {id} (autobase) is not in hyper-bench yet; runnable: {}",
-                    RUNNABLE.join(" ") + " S3"
-                );
-                return ExitCode::FAILURE;
-            }
+            "W8" => autobase::run(scale),
             other => {
                 eprintln!(
                     "hyper-bench: unknown workload {other}; runnable: {}",
