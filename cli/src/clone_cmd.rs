@@ -64,6 +64,7 @@ impl CloneArgs {
             bootstrap: self.bootstrap.as_deref(),
             local: !self.no_local,
             dht: !self.no_dht,
+            identity_per_topic: false,
         }
     }
 }

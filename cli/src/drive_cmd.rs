@@ -272,6 +272,7 @@ async fn through_dht(
         bootstrap,
         local: false,
         dht: true,
+        identity_per_topic: false,
     };
     let swarm = Swarm::new(discovery.swarm_config(hyper_core::KeyPair::generate()?)?).await?;
     swarm.replicate(replication.clone());

@@ -49,6 +49,12 @@ pub struct SeedArgs {
     /// Do not announce on the DHT (only on the local network).
     #[arg(long, conflicts_with = "bootstrap")]
     no_dht: bool,
+    /// Announce each core on the DHT under a key pair of its own (derived
+    /// from this store's identity, the same every run), so the DHT nodes
+    /// holding the announcements cannot tell the cores are seeded by one
+    /// peer. Such cores are not announced on the local network.
+    #[arg(long, conflicts_with = "no_dht")]
+    identity_per_topic: bool,
     /// While serving, append each line of stdin (newline kept) as a block to
     /// the one writable core given, so live clones follow.
     #[arg(long)]
@@ -68,6 +74,7 @@ impl SeedArgs {
             bootstrap,
             no_local: false,
             no_dht: false,
+            identity_per_topic: false,
             append: false,
             force: false,
         }
@@ -85,6 +92,7 @@ impl SeedArgs {
             bootstrap: self.bootstrap.as_deref(),
             local: !self.no_local,
             dht: !self.no_dht,
+            identity_per_topic: self.identity_per_topic,
         }
     }
 }
@@ -609,7 +617,9 @@ async fn announce(
         );
     }
     let mut out = std::io::stdout().lock();
-    if swarm.local_enabled() {
+    if discovery.identity_per_topic {
+        // Topics with identities of their own stay off the link.
+    } else if swarm.local_enabled() {
         for key in keys {
             writeln!(out, "local: announced {key} on the link")?;
         }

@@ -104,6 +104,8 @@ pub struct Discovery<'a> {
     pub local: bool,
     /// The DHT (off with `--no-dht`).
     pub dht: bool,
+    /// Each topic under a key pair of its own (`seed --identity-per-topic`).
+    pub identity_per_topic: bool,
 }
 
 impl Discovery<'_> {
@@ -118,6 +120,7 @@ impl Discovery<'_> {
         Ok(SwarmConfig {
             local: self.local,
             dht: self.dht,
+            identity_per_topic: self.identity_per_topic,
             ..SwarmConfig::new(identity, bootstrap)
         })
     }

@@ -230,6 +230,81 @@ fn a_ticket_from_a_dht_seeder_finds_it_through_the_dht() {
     assert_eq!(block, "two");
 }
 
+#[test]
+fn seed_identity_per_topic_announces_each_core_under_its_own_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let (_node, node) = common::dht_node();
+    core_d(&a, &["one"]);
+    ok(common::cli(&a, &["core", "create", "--name", "e"], None));
+    ok(common::cli(&a, &["core", "append", "e", "x", "y"], None));
+    let seed = |extra: &[&str]| {
+        let mut args = vec!["--store", store_arg(&a), "seed", "d", "e"];
+        args.extend_from_slice(&["--bootstrap", &node, "--no-local"]);
+        args.extend_from_slice(extra);
+        common::start_lines(hyper(&args), "  on the other side", 2)
+    };
+    // Who announces each core, as a DHT lookup finds it (the records of a
+    // seeder that was killed stay on the node).
+    let announcers = |printed: &[String]| -> Vec<Vec<String>> {
+        printed
+            .iter()
+            .filter_map(|l| l.strip_prefix("ticket "))
+            .map(|ticket| {
+                let out = ok(
+                    hyper(&["dht", "lookup", ticket, "--json", "--bootstrap", &node])
+                        .output()
+                        .expect("lookup"),
+                );
+                let mut keys: Vec<String> = out
+                    .lines()
+                    .map(|l| {
+                        let v: serde_json::Value = serde_json::from_str(l).expect("JSON");
+                        v["key"].as_str().expect("key").to_string()
+                    })
+                    .collect();
+                keys.sort();
+                keys
+            })
+            .collect()
+    };
+    let (seeder, printed) = seed(&["--identity-per-topic"]);
+    let own: Vec<String> = announcers(&printed).concat();
+    assert_eq!(own.len(), 2, "one announcer per core: {own:?}");
+    assert_ne!(own[0], own[1], "one key for both cores");
+    // Each core clones from its own identity.
+    for (ticket, blocks) in printed
+        .iter()
+        .filter_map(|l| l.strip_prefix("ticket "))
+        .zip([1, 2])
+    {
+        let out = ok(hyper(&[
+            "--store",
+            store_arg(&b),
+            "clone",
+            ticket,
+            "--json",
+            "--retry-for",
+            "20",
+        ])
+        .output()
+        .expect("clone"));
+        let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(json["blocks"], blocks, "{out}");
+    }
+    drop(seeder);
+    // Without the flag: one new identity announces both.
+    let (seeder, printed) = seed(&[]);
+    let both = announcers(&printed);
+    let shared: Vec<&String> = both[0].iter().filter(|k| !own.contains(k)).collect();
+    assert_eq!(shared.len(), 1, "{both:?}");
+    assert!(both[1].contains(shared[0]), "{both:?}");
+    drop(seeder);
+    // The per-topic identities are the same on the next run: no new key.
+    let (_seeder, printed) = seed(&["--identity-per-topic"]);
+    assert_eq!(announcers(&printed), both);
+}
+
 /// The direct addresses in a ticket (its layout: see cli/src/ticket.rs).
 fn ticket_addresses(ticket: &str) -> Vec<std::net::SocketAddr> {
     let bytes = data_encoding::BASE32_NOPAD
