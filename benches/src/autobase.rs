@@ -53,6 +53,15 @@ impl Apply for Log {
     }
 }
 
+/// What each writer does: `ops` ops, `batch` per append, until its view
+/// holds `target`.
+#[derive(Clone, Copy)]
+struct Load {
+    ops: u64,
+    batch: usize,
+    target: u64,
+}
+
 /// Runs W8 with one op per append and with arrays of 100.
 pub fn run(scale: u64) -> Result<()> {
     for batch in [1, 100] {
@@ -88,19 +97,21 @@ fn one(scale: u64, batch: usize) -> Result<()> {
         .build()?;
     // Every store serves and downloads every writer core, live.
     let mesh = runtime.block_on(Mesh::connect(&stores, &keys))?;
-    let first = Base::create(&stores[0], NAME, &keys[1..], &[VIEW], Log)?;
-    drop(first);
+    let mut first = Some(Base::create(&stores[0], NAME, &keys[1..], &[VIEW], Log)?);
     for (store, _) in stores.iter().zip(&keys).skip(1) {
         wait_for_header(store, &keys[0])?;
     }
+    let load = Load { ops, batch, target };
     let start_line = Arc::new(Barrier::new(WRITERS + 1));
     let writers = stores
         .iter()
         .enumerate()
         .map(|(i, store)| {
             let (store, base_key, start_line) = (store.clone(), keys[0], start_line.clone());
+            // Writer 0 goes on with the base it created.
+            let created = first.take();
             thread::spawn(move || {
-                writer(&store, base_key, i, ops, batch, target, &start_line)
+                writer(&store, base_key, created, i, load, &start_line)
                     .map_err(|e| format!("W8 writer {i}: {e}"))
             })
         })
@@ -232,26 +243,26 @@ fn wait_for_header(store: &Store, key: &CoreKey) -> Result<()> {
     Ok(())
 }
 
-/// One writer: opens (or joins) the base, waits for the start, appends its
-/// ops, then updates until its view holds `target` ops. Returns the base
+/// One writer: `created` (writer 0's base) or the base joined, waits for
+/// the start, appends its ops, then updates until its view holds `target`
+/// ops. Returns the base
 /// and when its view got there, or `None` on timeout.
 fn writer(
     store: &Store,
     base_key: CoreKey,
+    created: Option<Base<Log>>,
     index: usize,
-    ops: u64,
-    batch: usize,
-    target: u64,
+    load: Load,
     start_line: &Barrier,
 ) -> hyper_autobase::Result<Option<(Base<Log>, Instant)>> {
-    let mut base = if index == 0 {
-        Base::create(store, NAME, &[], &[VIEW], Log)?
-    } else {
-        Base::join(store, base_key, NAME, &[VIEW], Log)?
+    let mut base = match created {
+        Some(base) => base,
+        None => Base::join(store, base_key, NAME, &[VIEW], Log)?,
     };
     start_line.wait();
     let started = Instant::now();
     let mut next = 0u64;
+    let Load { ops, batch, target } = load;
     while next < ops {
         let n = (batch as u64).min(ops - next);
         let values: Vec<Vec<u8>> = (next..next + n)

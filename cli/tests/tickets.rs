@@ -39,6 +39,22 @@ fn ticket(lines: &[String]) -> (String, String) {
 }
 
 /// Core `d` in `store` with these blocks; its key.
+/// `clone TICKET --json` into `store` (20 s to find the seeder): its object.
+fn clone_json(store: &Path, ticket: &str) -> serde_json::Value {
+    let out = ok(hyper(&[
+        "--store",
+        store_arg(store),
+        "clone",
+        ticket,
+        "--json",
+        "--retry-for",
+        "20",
+    ])
+    .output()
+    .expect("clone"));
+    serde_json::from_str(&out).expect("JSON")
+}
+
 fn core_d(store: &Path, blocks: &[&str]) -> String {
     let key = ok(common::cli(store, &["core", "create", "--name", "d"], None));
     ok(common::cli(
@@ -147,18 +163,7 @@ fn a_ticket_from_a_dht_seeder_finds_it_through_the_dht() {
         "  on the other side",
     );
     let (ticket, _) = ticket(&printed);
-    let out = ok(hyper(&[
-        "--store",
-        store_arg(&b),
-        "clone",
-        &ticket,
-        "--json",
-        "--retry-for",
-        "20",
-    ])
-    .output()
-    .expect("clone"));
-    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let json = clone_json(&b, &ticket);
     assert_eq!(json["blocks"], 2);
     assert_eq!(json["peers"][0]["path"], "direct");
     let lookup = ok(hyper(&["dht", "lookup", &ticket, "--json"])
@@ -278,19 +283,8 @@ fn seed_identity_per_topic_announces_each_core_under_its_own_key() {
         .filter_map(|l| l.strip_prefix("ticket "))
         .zip([1, 2])
     {
-        let out = ok(hyper(&[
-            "--store",
-            store_arg(&b),
-            "clone",
-            ticket,
-            "--json",
-            "--retry-for",
-            "20",
-        ])
-        .output()
-        .expect("clone"));
-        let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-        assert_eq!(json["blocks"], blocks, "{out}");
+        let json = clone_json(&b, ticket);
+        assert_eq!(json["blocks"], blocks, "{json}");
     }
     drop(seeder);
     // Without the flag: one new identity announces both.
