@@ -618,7 +618,12 @@ async fn announce(
     }
     let mut out = std::io::stdout().lock();
     if discovery.identity_per_topic {
-        // Topics with identities of their own stay off the link.
+        // Topics with identities of their own stay off the link; the DHT
+        // sees these keys, not the store's identity.
+        for key in keys {
+            let own = swarm.topic_key(&key.discovery_key().0);
+            writeln!(out, "identity {own} for {key} on the DHT")?;
+        }
     } else if swarm.local_enabled() {
         for key in keys {
             writeln!(out, "local: announced {key} on the link")?;

@@ -277,6 +277,13 @@ fn seed_identity_per_topic_announces_each_core_under_its_own_key() {
     let own: Vec<String> = announcers(&printed).concat();
     assert_eq!(own.len(), 2, "one announcer per core: {own:?}");
     assert_ne!(own[0], own[1], "one key for both cores");
+    // Each is printed, in the order of the tickets.
+    let printed_own: Vec<&str> = printed
+        .iter()
+        .filter_map(|l| l.strip_prefix("identity ")?.split_once(" for "))
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(printed_own, own, "{printed:?}");
     // Each core clones from its own identity.
     for (ticket, blocks) in printed
         .iter()
