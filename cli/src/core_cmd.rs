@@ -298,12 +298,14 @@ pub fn run(global: &Global, mut cmd: CoreCommand) -> Result<(), CliError> {
             encryption,
         } => {
             let block = match &remote.connect {
-                Some(_) if encryption.key()?.is_some() => {
-                    return Err(CliError::Core(Error::InvalidArgument(
-                        "--encryption-key with --connect is not supported: clone the core (or get the block) first, then read it here with the key",
-                    )));
-                }
-                Some(addr) => crate::net_cmd::get(dir, &key, index, addr, remote.timeout())?,
+                Some(addr) => crate::net_cmd::get(
+                    dir,
+                    &key,
+                    index,
+                    addr,
+                    encryption.key()?.as_ref(),
+                    remote.timeout(),
+                )?,
                 None => {
                     let store = open_durable(dir, Access::Read)?;
                     let core = encryption.apply(open_core(&store, &key)?)?;

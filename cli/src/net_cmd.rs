@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use hyper_core::{Core, CoreKey, Durability, KeyPair, Store};
+use hyper_core::{Core, CoreKey, Durability, EncryptionKey, KeyPair, Store};
 use hyper_swarm::{JoinOptions, Swarm};
 use hyper_wire::{
     Connection, DownloadRange, Replication, ReplicationOptions, ServeEvent, listen_tcp,
@@ -272,16 +272,24 @@ async fn fetch_block(
 }
 
 /// `hyper-cli core get KEY INDEX --connect ADDR`: one block, fetched
-/// sparsely if it is not stored here; everything within `limit`.
+/// sparsely if it is not stored here, and decrypted with `encryption` if
+/// one is given (the block is checked against the tree first, so a wrong
+/// key is [`hyper_core::Error::Decrypt`], never garbage); everything within
+/// `limit`.
 pub fn get(
     dir: &Path,
     key: &str,
     index: u64,
     addr: &str,
+    encryption: Option<&EncryptionKey>,
     limit: Duration,
 ) -> Result<Vec<u8>, CliError> {
     let store = open(dir, Access::Write, Durability::Eventual)?;
     let (core, made) = core_or_replica(&store, key)?;
+    let core = match encryption {
+        Some(secret) => core.with_encryption(secret)?,
+        None => core,
+    };
     // Only a block that is not here goes to the network; other local
     // errors (I/O, corruption) are reported as they are.
     let result = match core.get(index) {

@@ -98,6 +98,19 @@ fn an_encrypted_core_through_a_blind_seeder_process() {
     );
     let seeder_b = seed(b.path(), &key);
 
+    // D reads one block sparsely from the blind seeder with the key; a
+    // wrong key fetches and verifies the ciphertext but refuses it.
+    let d = tempfile::tempdir().expect("tempdir");
+    let wrong = "ab".repeat(32);
+    let get = |index: &str, secret: &str| {
+        let args = ["core", "get", &key, index, "--connect", &seeder_b.addr];
+        run(d.path(), &keyed(&args, secret), b"")
+    };
+    assert_eq!(ok(get("9", &secret)), lines[9]);
+    let e = err(get("10", &wrong));
+    assert!(e.contains("does not decrypt"), "{e}");
+    assert_eq!(ok(get("10", &secret)), lines[10]);
+
     // C clones from the blind seeder and reads with the key, from the flag
     // or from $HYPER_ENCRYPTION_KEY.
     clone(c.path(), &key, &seeder_b.addr);
@@ -119,7 +132,6 @@ fn an_encrypted_core_through_a_blind_seeder_process() {
         .output()
         .expect("run");
     assert_eq!(ok(from_env), lines[7]);
-    let wrong = "ab".repeat(32);
     let e = err(run(
         c.path(),
         &["core", "get", &key, "7", "--encryption-key", &wrong],
