@@ -31,6 +31,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Encrypted bees
+//!
+//! A bee opened on an encrypted handle of its core
+//! (`Bee::open(core.with_encryption(&key)?)`, see
+//! `hyper_core::Core::with_encryption`) writes every block (header, keys,
+//! values, tree nodes) encrypted and reads them decrypted: peers with only
+//! the core key replicate, verify and serve it and cannot read a key. A
+//! reader's replica opened the same way reads sparsely through them
+//! (tests/tests/encrypted_layers.rs); a wrong key fails at the first block
+//! read (`Decrypt`), never with a garbled tree.
+//!
 //! # Reading one result at a time
 //!
 //! [`Bee::range_iter`], [`Bee::history_iter`] (a [`HistoryOptions`] with

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use hyper_bee::{Bee, RangeOptions};
-use hyper_core::{Core, CoreKey, Store};
+use hyper_core::{Core, CoreKey, EncryptionKey, Store};
 use prost::Message as _;
 
 use crate::error::{Error, Result};
@@ -84,22 +84,51 @@ pub struct DriveInfo {
     pub writable: bool,
 }
 
-impl Drive {
+/// Opens and creates drives, plain (what [`Drive::create`] and its
+/// siblings use) or encrypted ([`Drive::encrypted`]).
+///
+/// An encrypted drive's metadata bee and blobs core are both encrypted
+/// with the one key: each core enciphers under its own subkey (derived
+/// from the key and that core's key, see `hyper_core::EncryptionKey`), so
+/// the two never share a key stream. Paths, entries and contents are
+/// ciphertext to a peer without the key, which still replicates, verifies
+/// and serves both cores (a blind seeder). What such a peer can see:
+/// the number and sizes of blocks and writes, and which chunks repeat
+/// (the chunk index deduplicates equal plaintext chunks to one block).
+/// Without the key, or with another one, opening the drive fails with a
+/// clear error (`EncryptionKeyRequired`, `WrongEncryptionKey` or
+/// `Decrypt`), never a garbled listing.
+#[derive(Debug, Clone, Default)]
+pub struct DriveOpener {
+    encryption: Option<EncryptionKey>,
+}
+
+impl DriveOpener {
+    /// `core`, encrypting and decrypting with the opener's key if it has one.
+    fn keyed(&self, core: Core) -> Result<Core> {
+        Ok(match &self.encryption {
+            Some(key) => core.with_encryption(key)?,
+            None => core,
+        })
+    }
+
     /// Creates a drive with fresh random keys.
-    pub fn create(store: &Store) -> Result<Drive> {
-        Drive::init(store, store.create_core()?, store.create_core()?)
+    pub fn create(&self, store: &Store) -> Result<Drive> {
+        let meta = self.keyed(store.create_core()?)?;
+        let blobs = self.keyed(store.create_core()?)?;
+        self.init(store, meta, blobs)
     }
 
     /// The drive named `name` in this store, created on first use: its
     /// metadata core is the store's core `name`, its blobs core
     /// `name/blobs` (same store, same name: same keys).
-    pub fn named(store: &Store, name: &str) -> Result<Drive> {
-        let meta = store.named(name)?;
-        let blobs = store.named(&format!("{name}/blobs"))?;
-        Drive::init(store, meta, blobs)
+    pub fn named(&self, store: &Store, name: &str) -> Result<Drive> {
+        let meta = self.keyed(store.named(name)?)?;
+        let blobs = self.keyed(store.named(&format!("{name}/blobs"))?)?;
+        self.init(store, meta, blobs)
     }
 
-    fn init(store: &Store, meta: Core, blobs: Core) -> Result<Drive> {
+    fn init(&self, store: &Store, meta: Core, blobs: Core) -> Result<Drive> {
         let bee = Bee::open(meta.clone()).map_err(|e| bee_error(&meta, e))?;
         if bee.version().map_err(|e| bee_error(&meta, e))? <= 1 {
             let header = Header {
@@ -110,32 +139,28 @@ impl Drive {
             bee.put(HEADER_KEY, &header.encode_to_vec())
                 .map_err(|e| bee_error(&meta, e))?;
         }
-        Drive::open_bee(store, bee)
+        self.open_bee(store, bee)
     }
 
     /// Opens the drive whose key (its metadata core's key) is `key`; the
     /// store must hold that core. The blobs core is the one the drive's
     /// signed header names.
-    pub fn open(store: &Store, key: &CoreKey) -> Result<Drive> {
-        let meta = store.core(key)?;
-        Drive::open_bee(
-            store,
-            Bee::open(meta.clone()).map_err(|e| bee_error(&meta, e))?,
-        )
+    pub fn open(&self, store: &Store, key: &CoreKey) -> Result<Drive> {
+        let meta = self.keyed(store.core(key)?)?;
+        let bee = Bee::open(meta.clone()).map_err(|e| bee_error(&meta, e))?;
+        self.open_bee(store, bee)
     }
 
     /// The drive `key` as a replica (created empty on first use). Until
     /// the header block is here this is [`Error::Missing`]; run it under
     /// [`crate::fetch::open_replica`] to fetch it.
-    pub fn replica(store: &Store, key: &CoreKey) -> Result<Drive> {
-        let meta = store.replica(key)?;
-        Drive::open_bee(
-            store,
-            Bee::open(meta.clone()).map_err(|e| bee_error(&meta, e))?,
-        )
+    pub fn replica(&self, store: &Store, key: &CoreKey) -> Result<Drive> {
+        let meta = self.keyed(store.replica(key)?)?;
+        let bee = Bee::open(meta.clone()).map_err(|e| bee_error(&meta, e))?;
+        self.open_bee(store, bee)
     }
 
-    fn open_bee(store: &Store, bee: Bee) -> Result<Drive> {
+    fn open_bee(&self, store: &Store, bee: Bee) -> Result<Drive> {
         let meta = bee.core().clone();
         let key = meta.key();
         let not = |reason| Error::NotADrive { key, reason };
@@ -167,10 +192,63 @@ impl Drive {
             .map_err(|_| not("its header's blobs key is not 32 bytes"))?;
         Ok(Drive {
             store: store.clone(),
-            blobs: store.replica(&blobs_key)?,
+            blobs: self.keyed(store.replica(&blobs_key)?)?,
             bee,
             index: Arc::new(Mutex::new(None)),
         })
+    }
+}
+
+impl Drive {
+    /// Creates a drive with fresh random keys.
+    pub fn create(store: &Store) -> Result<Drive> {
+        DriveOpener::default().create(store)
+    }
+
+    /// The drive named `name` in this store, created on first use: its
+    /// metadata core is the store's core `name`, its blobs core
+    /// `name/blobs` (same store, same name: same keys).
+    pub fn named(store: &Store, name: &str) -> Result<Drive> {
+        DriveOpener::default().named(store, name)
+    }
+
+    /// Opens the drive whose key (its metadata core's key) is `key`; the
+    /// store must hold that core. The blobs core is the one the drive's
+    /// signed header names.
+    pub fn open(store: &Store, key: &CoreKey) -> Result<Drive> {
+        DriveOpener::default().open(store, key)
+    }
+
+    /// The drive `key` as a replica (created empty on first use). Until
+    /// the header block is here this is [`Error::Missing`]; run it under
+    /// [`crate::fetch::open_replica`] to fetch it.
+    pub fn replica(store: &Store, key: &CoreKey) -> Result<Drive> {
+        DriveOpener::default().replica(store, key)
+    }
+
+    /// Opens or creates drives whose cores are encrypted with `key` (see
+    /// [`DriveOpener`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// use hyper_core::{EncryptionKey, Store};
+    /// use hyper_drive::{Drive, FileMeta};
+    ///
+    /// let store = Store::open(dir.path())?;
+    /// let secret = EncryptionKey::generate()?;
+    /// let drive = Drive::encrypted(&secret).named(&store, "private")?;
+    /// drive.put("/notes.txt", b"only for us", &FileMeta::default())?;
+    /// let again = Drive::encrypted(&secret).open(&store, &drive.key())?;
+    /// assert_eq!(again.get("/notes.txt")?, Some(b"only for us".to_vec()));
+    /// // Without the key this store refuses to read it.
+    /// assert!(Drive::open(&store, &drive.key()).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn encrypted(key: &EncryptionKey) -> DriveOpener {
+        DriveOpener {
+            encryption: Some(key.clone()),
+        }
     }
 
     /// The drive key (the metadata core's key).

@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use hyper_core::{Core, CoreKey, Store};
 
-use crate::drive::Drive;
+use crate::drive::{Drive, DriveOpener};
 use crate::error::{Error, Result};
 
 /// Brings blocks of a core from peers and stores them, verified.
@@ -115,8 +115,21 @@ impl Drive {
 
 /// Opens the replica of drive `key`, fetching its header block first.
 pub async fn open_replica(store: &Store, key: &CoreKey, fetch: &impl Fetch) -> Result<Drive> {
-    let meta = store.replica(key)?;
-    with_fetch(&[meta], fetch, || Drive::replica(store, key)).await
+    DriveOpener::default().open_replica(store, key, fetch).await
+}
+
+impl DriveOpener {
+    /// Opens the replica of drive `key` as this opener does (encrypted or
+    /// plain), fetching its header block first.
+    pub async fn open_replica(
+        &self,
+        store: &Store,
+        key: &CoreKey,
+        fetch: &impl Fetch,
+    ) -> Result<Drive> {
+        let meta = store.replica(key)?;
+        with_fetch(&[meta], fetch, || self.replica(store, key)).await
+    }
 }
 
 /// A [`Fetch`] through a [`hyper_wire::Replication`]: single blocks with

@@ -47,7 +47,8 @@ mod write;
 
 pub use chunk::{AVG_CHUNK, Chunker, MAX_CHUNK, MIN_CHUNK, chunks};
 pub use drive::{
-    Child, ChildKind, DiffEntry, Drive, DriveInfo, FORMAT_VERSION, HEADER_KEY, MAX_HOPS, PROTOCOL,
+    Child, ChildKind, DiffEntry, Drive, DriveInfo, DriveOpener, FORMAT_VERSION, HEADER_KEY,
+    MAX_HOPS, PROTOCOL,
 };
 pub use error::{Error, Result};
 pub use fetch::{Fetch, Progress};
