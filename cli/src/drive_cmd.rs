@@ -12,12 +12,14 @@ use hyper_drive::fetch::ReplicationFetch;
 use hyper_drive::mirror::{MirrorOptions, Op};
 use hyper_drive::{ChildKind, Drive, DrivePath, Entry, Fetch, FileMeta, Folder, Ignore, Kind};
 use hyper_swarm::{JoinOptions, Swarm};
+use serde::{Deserialize, Serialize};
 
+use crate::local::{Reply, Request, ask_holder};
 use crate::net_cmd::runtime;
 use crate::store::{Access, open};
 use crate::{CliError, Global};
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Serialize, Deserialize, Debug)]
 pub enum DriveCommand {
     /// Create a drive; prints its key.
     Create {
@@ -151,7 +153,7 @@ pub enum DriveCommand {
 }
 
 /// Which view to read, and from where.
-#[derive(Args)]
+#[derive(Args, Serialize, Deserialize, Debug)]
 pub struct ReadFrom {
     /// Read the drive as it was at this version.
     #[arg(long, value_name = "V")]
@@ -376,26 +378,113 @@ pub fn run(global: &Global, mut cmd: DriveCommand) -> Result<(), CliError> {
             crate::net_cmd::SeedArgs::for_cores(keys.to_vec(), listen.clone(), bootstrap.clone());
         return crate::net_cmd::seed(global, args);
     }
-    let store = open(dir, access, durability)?;
+    if let DriveCommand::Serve {
+        drive,
+        listen,
+        read,
+    } = cmd
+    {
+        let store = open(dir, access, durability)?;
+        return with_drive(&store, &drive, &read, async |d, fetch| {
+            crate::drive_serve::serve(d.clone(), fetch.cloned(), &listen).await
+        });
+    }
     let mut out = std::io::stdout().lock();
+    match open(dir, access, durability) {
+        Ok(store) => execute(&store, cmd, std::io::stdin().lock(), &mut out)?,
+        // A process holds the store: it runs a local command (a read from
+        // peers needs the store's writer here).
+        Err(CliError::StoreLocked(_)) if !cmd.remote() => forward(dir, cmd, &mut out)?,
+        Err(e) => return Err(e),
+    }
+    out.flush()?;
+    Ok(())
+}
+
+impl DriveCommand {
+    /// Whether it changes a drive (the holder of a store runs one at a time).
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            DriveCommand::Create { .. } | DriveCommand::Put { .. } | DriveCommand::Rm { .. }
+        )
+    }
+
+    /// Whether it reads from peers.
+    fn remote(&self) -> bool {
+        use DriveCommand::*;
+        match self {
+            Ls { read, .. } | Cat { read, .. } | Info { read, .. } => read.remote(),
+            _ => false,
+        }
+    }
+}
+
+/// Sends `cmd` to the process holding the store in `dir`, with `put`'s
+/// input (a FILE becomes its absolute path, which the holder opens; stdin
+/// is read here and sent), and writes what it prints to `out`.
+fn forward(dir: &Path, mut cmd: DriveCommand, out: &mut impl Write) -> Result<(), CliError> {
+    let mut stdin = None;
+    if let DriveCommand::Put { file, .. } = &mut cmd {
+        match file.as_deref() {
+            None | Some("-") => {
+                let mut input = Vec::new();
+                std::io::stdin().lock().read_to_end(&mut input)?;
+                stdin = Some(data_encoding::BASE64.encode(&input));
+            }
+            Some(f) => {
+                let absolute = std::path::absolute(f).map_err(|e| hyper_drive::Error::Io {
+                    path: f.into(),
+                    source: e,
+                })?;
+                *file = Some(absolute.display().to_string());
+            }
+        }
+    }
+    let request = Request::Drive {
+        command: cmd,
+        stdin,
+    };
+    ask_holder(dir, &request, |reply| match reply {
+        Reply::Output(bytes) => {
+            let bytes = data_encoding::BASE64
+                .decode(bytes.as_bytes())
+                .map_err(|e| {
+                    CliError::Remote(format!("bad output from the store's process: {e}"))
+                })?;
+            Ok(out.write_all(&bytes)?)
+        }
+        _ => Ok(()),
+    })
+}
+
+/// Runs a local `cmd` (not `mirror`, `seed` or `serve`) on `store`, with
+/// `put`'s stdin from `input` and what it prints to `out` (here, or in the
+/// process holding the store for another invocation).
+pub fn execute<W: Write>(
+    store: &Store,
+    cmd: DriveCommand,
+    input: impl Read,
+    out: &mut W,
+) -> Result<(), CliError> {
     match cmd {
         DriveCommand::Create { name } => {
             let drive = match name {
-                Some(n) => Drive::named(&store, &n)?,
-                None => Drive::create(&store)?,
+                Some(n) => Drive::named(store, &n)?,
+                None => Drive::create(store)?,
             };
             writeln!(out, "{}", drive.key())?;
         }
         DriveCommand::Put { drive, path, file } => {
-            let drive = writable_drive(&store, &drive)?;
-            put(&drive, &path, file.as_deref())?;
+            let drive = writable_drive(store, &drive)?;
+            put(&drive, &path, file.as_deref(), input)?;
         }
         DriveCommand::Rm {
             drive,
             path,
             recursive,
         } => {
-            let drive = local_drive(&store, &drive)?;
+            let drive = local_drive(store, &drive)?;
             let target = DrivePath::new(&path)?;
             let mut batch = drive.batch();
             let mut removed = 0;
@@ -423,7 +512,7 @@ pub fn run(global: &Global, mut cmd: DriveCommand) -> Result<(), CliError> {
             json,
             read,
         } => {
-            let lines = with_drive(&store, &drive, &read, async |d, fetch| {
+            let lines = with_drive(store, &drive, &read, async |d, fetch| {
                 let rows = match fetch {
                     Some(f) => d.with_fetch(f, |d| ls_rows(d, &path, recursive)).await?,
                     None => ls_rows(d, &path, recursive)?,
@@ -441,7 +530,7 @@ pub fn run(global: &Global, mut cmd: DriveCommand) -> Result<(), CliError> {
             end,
             read,
         } => {
-            with_drive(&store, &drive, &read, async |d, fetch| {
+            with_drive(store, &drive, &read, async |d, fetch| {
                 let stream = match fetch {
                     Some(f) => {
                         let s = d
@@ -452,11 +541,11 @@ pub fn run(global: &Global, mut cmd: DriveCommand) -> Result<(), CliError> {
                     }
                     None => d.read_stream(&path, start, end)?,
                 };
-                copy_stream(stream, &mut out)
+                copy_stream(stream, out)
             })?;
         }
         DriveCommand::Info { drive, json, read } => {
-            let (key, blobs, info) = with_drive(&store, &drive, &read, async |d, fetch| {
+            let (key, blobs, info) = with_drive(store, &drive, &read, async |d, fetch| {
                 let info = match fetch {
                     Some(f) => d.with_fetch(f, Drive::info).await?,
                     None => d.info()?,
@@ -487,7 +576,7 @@ pub fn run(global: &Global, mut cmd: DriveCommand) -> Result<(), CliError> {
             }
         }
         DriveCommand::Diff { drive, since, json } => {
-            let drive = local_drive(&store, &drive)?;
+            let drive = local_drive(store, &drive)?;
             for d in drive.diff(since, "/")? {
                 let op = match (&d.now, &d.then) {
                     (Some(_), None) => Op::Add,
@@ -507,28 +596,22 @@ pub fn run(global: &Global, mut cmd: DriveCommand) -> Result<(), CliError> {
                 }
             }
         }
-        DriveCommand::Serve {
-            drive,
-            listen,
-            read,
-        } => {
-            drop(out);
-            return with_drive(&store, &drive, &read, async |d, fetch| {
-                crate::drive_serve::serve(d.clone(), fetch.cloned(), &listen).await
-            });
+        DriveCommand::Seed { .. } | DriveCommand::Mirror { .. } | DriveCommand::Serve { .. } => {
+            return Err(CliError::Usage(
+                "drive seed, mirror and serve run on their own".into(),
+            ));
         }
-        DriveCommand::Seed { .. } | DriveCommand::Mirror { .. } => {}
     }
     out.flush()?;
     Ok(())
 }
 
-/// Streams FILE (or stdin) into the drive at `path`, keeping a file's mode
+/// Streams FILE (or `stdin`) into the drive at `path`, keeping a file's mode
 /// and mtime.
-fn put(drive: &Drive, path: &str, file: Option<&str>) -> Result<(), CliError> {
+fn put(drive: &Drive, path: &str, file: Option<&str>, stdin: impl Read) -> Result<(), CliError> {
     let mut w = drive.write_stream(true)?;
-    let (mut input, meta): (Box<dyn Read>, FileMeta) = match file {
-        None | Some("-") => (Box::new(std::io::stdin().lock()), FileMeta::default()),
+    let (mut input, meta): (Box<dyn Read + '_>, FileMeta) = match file {
+        None | Some("-") => (Box::new(stdin), FileMeta::default()),
         Some(f) => {
             let local = Folder::new(Path::new(f).parent().unwrap_or(Path::new(".")));
             let name = Path::new(f)

@@ -20,8 +20,9 @@ use crate::CliError;
 use crate::core_cmd::{InfoJson, ListJson, open_core};
 use crate::peers::{PeerStatus, PeersNow};
 
-/// Held by the one `bee` write the holder runs at a time for its clients.
-static BEE_WRITER: Mutex<()> = Mutex::new(());
+/// Held by the one bee or drive write the holder runs at a time for its
+/// clients.
+static WRITER: Mutex<()> = Mutex::new(());
 
 /// The socket's file name inside the store folder.
 const SOCKET: &str = "hyper-cli.sock";
@@ -65,6 +66,14 @@ pub enum Request {
         /// The command.
         command: crate::bee_cmd::BeeCommand,
         /// `bee import`'s input, base64.
+        stdin: Option<String>,
+    },
+    /// A local `drive` command, run by the holder as it would run here
+    /// (`put FILE` names the file by its absolute path).
+    Drive {
+        /// The command.
+        command: crate::drive_cmd::DriveCommand,
+        /// `drive put`'s stdin, base64.
         stdin: Option<String>,
     },
 }
@@ -231,30 +240,16 @@ fn handle(
             ))
         }
         Request::Bee { command, stdin } => {
-            let input = BASE64
-                .decode(stdin.unwrap_or_default().as_bytes())
-                .map_err(|e| CliError::Usage(format!("bad input in local request: {e}")))?;
-            let mut output = Output {
-                send: &mut send,
-                pending: Vec::new(),
-            };
-            // A bee write reads the tree and appends its new root: two at
-            // once would lose one. Reads go on meanwhile.
-            let _one_writer = if command.writes() {
-                Some(
-                    BEE_WRITER
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner()),
-                )
-            } else {
-                None
-            };
-            crate::bee_cmd::execute(store, command, input.as_slice(), &mut output)?;
-            output.flush()?;
-            // The holder may commit without fsync: a write is durable
-            // before the client hears it is done.
-            store.flush()?;
-            Ok(())
+            let writes = command.writes();
+            run_command(store, writes, stdin, &mut send, |input, output| {
+                crate::bee_cmd::execute(store, command, input, output)
+            })
+        }
+        Request::Drive { command, stdin } => {
+            let writes = command.writes();
+            run_command(store, writes, stdin, &mut send, |input, output| {
+                crate::drive_cmd::execute(store, command, input, output)
+            })
         }
         Request::Status => {
             let mut now = status.lock().map(|s| s.clone()).unwrap_or_default();
@@ -275,6 +270,36 @@ fn handle(
             send(Reply::Status(now))
         }
     }
+}
+
+/// Runs a client's bee or drive command: `stdin` (base64) as its input,
+/// what it prints sent as it comes. Writes run one at a time (a bee write
+/// reads the tree and appends its new root: two at once would lose one;
+/// reads go on meanwhile), and are durable before the client hears they
+/// are done (the holder may commit without fsync).
+fn run_command<F: FnMut(Reply) -> Result<(), CliError>>(
+    store: &Store,
+    writes: bool,
+    stdin: Option<String>,
+    send: &mut F,
+    run: impl FnOnce(&[u8], &mut Output<'_, F>) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let input = BASE64
+        .decode(stdin.unwrap_or_default().as_bytes())
+        .map_err(|e| CliError::Usage(format!("bad input in local request: {e}")))?;
+    let mut output = Output {
+        send,
+        pending: Vec::new(),
+    };
+    let _one_writer = writes.then(|| {
+        WRITER
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    });
+    run(input.as_slice(), &mut output)?;
+    output.flush()?;
+    store.flush()?;
+    Ok(())
 }
 
 /// What a command run for a client prints: sent on as [`Reply::Output`]

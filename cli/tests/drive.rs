@@ -775,13 +775,17 @@ fn drive_reads_never_create_a_store_and_a_held_store_is_named() {
         b"folder"
     );
     assert!(!missing.exists(), "a folder mirror created the store");
-    // While `drive seed` holds the store, other drive commands name it.
+    // While `drive seed` holds the store, the holder runs put and ls
+    // (store_socket.rs tests them all); a mirror into the drive or an HTTP
+    // server of it would need the store here, and the error names it.
     let s = dir.path().join("s");
     ok(cli(&s, &["drive", "create", "--name", "d"], None));
     let _seeder = drive_seed(&s, "d");
+    ok(cli(&s, &["drive", "put", "d", "/a", "-"], Some(b"x")));
+    assert_eq!(ok(cli(&s, &["drive", "ls", "d"], None)), "/a  1  644\n");
     for args in [
-        &["drive", "put", "d", "/a", "-"][..],
-        &["drive", "ls", "d"][..],
+        &["drive", "mirror", src, "d"][..],
+        &["drive", "serve", "d", "--listen", "127.0.0.1:0"][..],
     ] {
         let err = fails(cli(&s, args, Some(b"x")));
         assert!(

@@ -302,3 +302,82 @@ fn bee_commands_work_while_seed_holds_the_store() {
     let status = ok(cli(a, &["status"], None));
     assert!(status.contains("(seed)"), "{status}");
 }
+
+#[test]
+fn drive_commands_work_while_seed_holds_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path();
+    ok(cli(
+        a,
+        &["drive", "put", "site", "/hello.txt"],
+        Some(b"hello"),
+    ));
+    let _seeder = common::seed(a, &["site", "--listen", "127.0.0.1:0"]);
+    // A FILE relative to this process's folder, which the holder's is not.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    std::fs::write(elsewhere.path().join("a.txt"), b"file a").expect("write");
+    let put_file = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
+        .arg("--store")
+        .arg(a)
+        .args(["drive", "put", "site", "/docs/a.txt", "a.txt"])
+        .current_dir(elsewhere.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    ok(put_file);
+    // Bytes that are not UTF-8 through stdin, and back through cat.
+    let binary: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();
+    ok(cli(a, &["drive", "put", "site", "/b.bin"], Some(&binary)));
+    let cat = cli(a, &["drive", "cat", "site", "/b.bin"], None);
+    assert!(cat.status.success());
+    assert_eq!(cat.stdout, binary);
+    // Puts at once from several processes: none is lost.
+    let puts: Vec<_> = (0..4)
+        .map(|i| {
+            let a = a.to_path_buf();
+            std::thread::spawn(move || {
+                let path = format!("/many/{i}.txt");
+                ok(cli(&a, &["drive", "put", "site", &path], Some(b"x")))
+            })
+        })
+        .collect();
+    for put in puts {
+        put.join().expect("put");
+    }
+    let ls = ok(cli(a, &["drive", "ls", "site", "-r"], None));
+    let paths: Vec<&str> = ls
+        .lines()
+        .map(|l| l.split("  ").next().unwrap_or(l))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/b.bin",
+            "/docs/a.txt",
+            "/hello.txt",
+            "/many/0.txt",
+            "/many/1.txt",
+            "/many/2.txt",
+            "/many/3.txt"
+        ],
+        "{ls}"
+    );
+    assert_eq!(
+        ok(cli(a, &["drive", "cat", "site", "/docs/a.txt"], None)),
+        "file a"
+    );
+    ok(cli(a, &["drive", "rm", "site", "/hello.txt"], None));
+    let info = ok(cli(a, &["drive", "info", "site", "--json"], None));
+    let info: serde_json::Value = serde_json::from_str(&info).expect("json");
+    assert_eq!(info["files"], 6, "{info}");
+    let diff = ok(cli(a, &["drive", "diff", "site", "3"], None));
+    assert!(diff.contains("remove /hello.txt"), "{diff}");
+    assert!(diff.contains("add /docs/a.txt"), "{diff}");
+    // An error from the holder names its subject and fails here.
+    let missing = cli(a, &["drive", "cat", "site", "/nope"], None);
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("/nope"), "{err}");
+    let status = ok(cli(a, &["status"], None));
+    assert!(status.contains("(seed)"), "{status}");
+}
