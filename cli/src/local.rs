@@ -98,6 +98,9 @@ pub enum Reply {
     Done,
     /// The request failed: why.
     Error(String),
+    /// The request's arguments were wrong (here exit status 2, as for the
+    /// same command run on an unheld store): why.
+    Usage(String),
 }
 
 /// What `hyper-cli status` shows.
@@ -176,6 +179,7 @@ fn answer(
     };
     let last = match result {
         Ok(()) => Reply::Done,
+        Err(CliError::Usage(why)) => Reply::Usage(why),
         Err(e) => Reply::Error(e.to_string()),
     };
     crate::output::json_line(&mut out, &last)?;
@@ -348,6 +352,7 @@ pub fn ask(
         match reply {
             Reply::Done => return Ok(Some(())),
             Reply::Error(e) => return Err(CliError::Remote(e)),
+            Reply::Usage(why) => return Err(CliError::Usage(why)),
             reply => each(reply)?,
         }
     }

@@ -244,7 +244,12 @@ fn the_store_socket_answers_garbage_with_an_error_and_keeps_serving() {
         BufReader::new(&stream)
             .read_line(&mut answer)
             .expect("an answer");
-        assert!(answer.starts_with("{\"error\""), "{bad}: {answer}");
+        // A bad block is a usage error (exit status 2 for the client).
+        let kind = if bad.contains("!!") { "usage" } else { "error" };
+        assert!(
+            answer.starts_with(&format!("{{\"{kind}\"")),
+            "{bad}: {answer}"
+        );
     }
     assert_eq!(ok(cli(dir.path(), &["core", "cat", "d"], None)), "x");
 }
@@ -294,8 +299,15 @@ fn bee_commands_work_while_seed_holds_the_store() {
     let history = ok(cli(a, &["bee", "history", "db"], None));
     assert_eq!(history.lines().count(), 11, "{history}");
     assert!(history.ends_with(" del a\n"), "{history}");
+    // A bad argument found by the holder is a usage error here too.
+    let bad = cli(a, &["bee", "put", "db", "zz", "v", "--hex"], None);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("KEY"),
+        "{bad:?}"
+    );
     let missing = cli(a, &["bee", "get", "db", "a"], None);
-    assert!(!missing.status.success());
+    assert_eq!(missing.status.code(), Some(1));
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(err.contains("'a'"), "{err}");
     // Still held: nothing opened the store beside the seeder.
