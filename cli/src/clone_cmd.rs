@@ -147,17 +147,17 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
     let core = store.replica(&key)?;
     // While it runs (for good, with --live), other invocations on this
     // store go through it.
-    let status = crate::local::Status {
-        pid: std::process::id(),
-        command: if args.live { "clone --live" } else { "clone" }.into(),
-        ..Default::default()
+    let holder = Holder {
+        status: std::sync::Arc::new(std::sync::Mutex::new(crate::local::Status {
+            pid: std::process::id(),
+            command: if args.live { "clone --live" } else { "clone" }.into(),
+            ..Default::default()
+        })),
+        serving: crate::peers::ServingNow::default(),
     };
-    crate::local::serve(
-        store.clone(),
-        std::sync::Arc::new(std::sync::Mutex::new(status)),
-        None,
-    );
-    let result = clone_into(&store, &core, global, &args);
+    let peers = crate::peers::holder(Default::default(), holder.serving.clone());
+    crate::local::serve(store.clone(), holder.status.clone(), Some(peers));
+    let result = clone_into(&store, &core, global, &args, &holder);
     if result.is_err() {
         forget_if_empty(&store, &core, made);
     }
@@ -167,7 +167,7 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
     if let Ok(drive) = hyper_drive::Drive::open(&store, &key) {
         let blobs = drive.blobs().clone();
         let made = blobs.info()?.blocks_stored == 0;
-        let result = clone_into(&store, &blobs, global, &args);
+        let result = clone_into(&store, &blobs, global, &args, &holder);
         if result.is_err() {
             forget_if_empty(&store, &blobs, made);
         }
@@ -176,11 +176,35 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// What `hyper-cli status` reads of a running clone.
+struct Holder {
+    status: std::sync::Arc<std::sync::Mutex<crate::local::Status>>,
+    serving: crate::peers::ServingNow,
+}
+
+impl Holder {
+    /// The clone replicates through `replication` (and `swarm`) now.
+    fn replicating(&self, store: &Store, replication: &Replication, swarm: Option<&Swarm>) {
+        if let Ok(mut status) = self.status.lock() {
+            status.identity = replication.identity().to_string();
+        }
+        if let Ok(mut serving) = self.serving.lock() {
+            *serving = Some(crate::peers::Serving {
+                runtime: tokio::runtime::Handle::current(),
+                store: store.clone(),
+                replication: replication.clone(),
+                swarm: swarm.cloned(),
+            });
+        }
+    }
+}
+
 fn clone_into(
     store: &Store,
     core: &Core,
     global: &Global,
     args: &CloneArgs,
+    holder: &Holder,
 ) -> Result<(), CliError> {
     let key = core.key();
     store.flush()?;
@@ -211,12 +235,22 @@ fn clone_into(
             retry_for,
         };
         let peers = match &args.connect {
-            Some(addr) => Peers {
-                connections: over_tcp(&mut download, addr).await?,
-                found: Vec::new(),
-                connect_seconds: None,
-            },
-            None => over_swarm(&mut download, identity, args.discovery()).await?,
+            Some(addr) => {
+                holder.replicating(store, &replication, None);
+                Peers {
+                    connections: over_tcp(&mut download, addr).await?,
+                    found: Vec::new(),
+                    connect_seconds: None,
+                }
+            }
+            None => {
+                let swarm = Swarm::new(args.discovery().swarm_config(identity)?).await?;
+                holder.replicating(store, &replication, Some(&swarm));
+                let peers = over_swarm(&mut download, &swarm, args.discovery()).await?;
+                // The swarm ends here (a drive's blobs core gets its own).
+                holder.replicating(store, &replication, None);
+                peers
+            }
         };
         download.progress.clear();
         store.flush()?;
@@ -350,13 +384,12 @@ where
 /// core's discovery key; fails if nobody is found within the retry time.
 async fn over_swarm<F>(
     d: &mut Download<'_, F>,
-    identity: KeyPair,
+    swarm: &Swarm,
     discovery: Discovery<'_>,
 ) -> Result<Peers, CliError>
 where
     F: std::future::Future<Output = hyper_wire::Result<()>>,
 {
-    let swarm = Swarm::new(discovery.swarm_config(identity)?).await?;
     if let (true, Some(why)) = (discovery.local, swarm.local_error()) {
         eprintln!("hyper-cli: local discovery is off: {why}");
     }

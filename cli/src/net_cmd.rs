@@ -433,8 +433,8 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         ..Default::default()
     }));
     let tcp_peers = crate::peers::TcpPeers::default();
-    let serving = Arc::new(std::sync::OnceLock::new());
-    let peers = crate::peers::seeder(tcp_peers.clone(), serving.clone());
+    let serving = crate::peers::ServingNow::default();
+    let peers = crate::peers::holder(tcp_peers.clone(), serving.clone());
     crate::local::serve(store.clone(), status.clone(), Some(peers));
     if args.append {
         match cores.as_slice() {
@@ -488,12 +488,14 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
         } else {
             None
         };
-        let _ = serving.set(crate::peers::Serving {
-            runtime: tokio::runtime::Handle::current(),
-            store: store.clone(),
-            replication: replication.clone(),
-            swarm: swarm.clone(),
-        });
+        if let Ok(mut serving) = serving.lock() {
+            *serving = Some(crate::peers::Serving {
+                runtime: tokio::runtime::Handle::current(),
+                store: store.clone(),
+                replication: replication.clone(),
+                swarm: swarm.clone(),
+            });
+        }
         let listener = match &args.listen {
             Some(listen) => {
                 Some(

@@ -1,10 +1,10 @@
-//! What a seeder tells `hyper-cli status` about each peer: who it is, the
+//! What a seeder or a clone tells `hyper-cli status` about each peer: who it is, the
 //! way it is connected (TCP from `--listen`, or QUIC through the swarm:
 //! direct, relayed or local) and the blocks and bytes moved with it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use hyper_core::{PublicKey, Store};
 use hyper_swarm::Swarm;
@@ -63,7 +63,8 @@ fn join(links: &[Link], moved: &HashMap<PublicKey, Transfer>) -> Vec<PeerStatus>
         .collect()
 }
 
-/// What a seeder's [`PeersNow`] reads, once it serves.
+/// What a holder's [`PeersNow`] reads, once it replicates.
+#[derive(Clone)]
 pub struct Serving {
     /// The runtime the replication's driver runs on.
     pub runtime: tokio::runtime::Handle,
@@ -75,10 +76,15 @@ pub struct Serving {
     pub swarm: Option<Swarm>,
 }
 
-/// A [`PeersNow`] for a seeder: its TCP peers, and once `serving` is set,
-/// its swarm's connections and the replication's counts for each core of
-/// the store, asked of the replication driver (from the socket's thread).
-pub fn seeder(tcp: TcpPeers, serving: Arc<OnceLock<Serving>>) -> PeersNow {
+/// The replication a holder runs now, if any: a seeder sets it once, a
+/// clone for each core it clones (a drive's two, one after the other).
+pub type ServingNow = Arc<Mutex<Option<Serving>>>;
+
+/// A [`PeersNow`] for a holder (a seeder, a clone): its TCP peers, and
+/// while `serving` is set, its swarm's connections and the replication's
+/// counts for each core of the store, asked of the replication driver
+/// (from the socket's thread).
+pub fn holder(tcp: TcpPeers, serving: ServingNow) -> PeersNow {
     Arc::new(move || {
         let mut links: Vec<Link> = tcp
             .lock()
@@ -89,7 +95,7 @@ pub fn seeder(tcp: TcpPeers, serving: Arc<OnceLock<Serving>>) -> PeersNow {
                     .collect()
             })
             .unwrap_or_default();
-        let Some(serving) = serving.get() else {
+        let Some(serving) = serving.lock().ok().and_then(|s| s.clone()) else {
             return join(&links, &HashMap::new());
         };
         if let Some(swarm) = &serving.swarm {

@@ -201,6 +201,39 @@ fn clone_across_with(seeder: Place, cloner: Place, expected_path: &str, given: B
         cat == expected,
         "the clone's blocks differ from the writer's"
     );
+    status_names_the_path(&clone_host, &key, &bootstrap, dir.path(), expected_path);
+}
+
+/// While a live clone runs at `host`, `hyper-cli status` on its store shows
+/// its peer with `expected_path` (`direct` or `relay`).
+fn status_names_the_path(host: &Host, key: &str, bootstrap: &str, dir: &Path, expected_path: &str) {
+    let store = dir.join("live");
+    let st = store.to_str().expect("path");
+    let child = host
+        .command(env!("CARGO_BIN_EXE_hyper-cli"))
+        .args(["--store", st, "clone", key, "--live", "--quiet"])
+        .args(["--bootstrap", bootstrap, "--retry-for", "25"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn a live clone");
+    let _live = Process(child);
+    let started = Instant::now();
+    let mut last = String::new();
+    while started.elapsed().as_secs() < 25 {
+        let out = cli(&store, &["status", "--json"], None);
+        if out.status.success() {
+            last = String::from_utf8_lossy(&out.stdout).into_owned();
+            let status: serde_json::Value = serde_json::from_str(&last).expect("status json");
+            if let Some(peer) = status["peers"].as_array().and_then(|p| p.first()) {
+                assert_eq!(peer["path"], expected_path, "{last}");
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("no peer in the live clone's status: {last}");
 }
 
 #[test]
