@@ -12,9 +12,10 @@ use hyper_wire::{DownloadRange, Replication, ReplicationOptions};
 use serde::Serialize;
 
 use crate::net_cmd::{
-    PROGRESS_EVERY, RECONNECT_EVERY, Stall, connect_within, forget_if_empty, parse_key, runtime,
+    PROGRESS_EVERY, RECONNECT_EVERY, Stall, connect_to, forget_if_empty, parse_key, runtime,
 };
 use crate::output::json_line;
+use crate::peers::TcpPeers;
 use crate::progress::{Progress, Style, rate};
 use crate::store::{Access, open};
 use crate::swarm_cmd::Discovery;
@@ -154,8 +155,9 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
             ..Default::default()
         })),
         serving: crate::peers::ServingNow::default(),
+        tcp: crate::peers::TcpPeers::default(),
     };
-    let peers = crate::peers::holder(Default::default(), holder.serving.clone());
+    let peers = crate::peers::holder(holder.tcp.clone(), holder.serving.clone());
     crate::local::serve(store.clone(), holder.status.clone(), Some(peers));
     let result = clone_into(&store, &core, global, &args, &holder);
     if result.is_err() {
@@ -180,6 +182,8 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
 struct Holder {
     status: std::sync::Arc<std::sync::Mutex<crate::local::Status>>,
     serving: crate::peers::ServingNow,
+    /// The peer `--connect` reached, while connected.
+    tcp: crate::peers::TcpPeers,
 }
 
 impl Holder {
@@ -238,7 +242,7 @@ fn clone_into(
             Some(addr) => {
                 holder.replicating(store, &replication, None);
                 Peers {
-                    connections: over_tcp(&mut download, addr).await?,
+                    connections: over_tcp(&mut download, addr, &holder.tcp).await?,
                     found: Vec::new(),
                     connect_seconds: None,
                 }
@@ -300,8 +304,9 @@ fn clone_into(
 }
 
 /// Downloads from the peer at `addr`, reconnecting while it is lost for
-/// less than the retry time; the connections made.
-async fn over_tcp<F>(d: &mut Download<'_, F>, addr: &str) -> Result<u64, CliError>
+/// less than the retry time, with the peer in `tcp` while connected; the
+/// connections made.
+async fn over_tcp<F>(d: &mut Download<'_, F>, addr: &str, tcp: &TcpPeers) -> Result<u64, CliError>
 where
     F: std::future::Future<Output = hyper_wire::Result<()>>,
 {
@@ -309,11 +314,16 @@ where
     let mut last_contact = Instant::now();
     loop {
         let left = d.retry_for.saturating_sub(last_contact.elapsed());
-        let connection = match connect_within(d.replication, addr, left.max(RECONNECT_EVERY)).await
-        {
-            Ok(c) => {
+        if let Ok(mut peers) = tcp.lock() {
+            peers.clear();
+        }
+        let connection = match connect_to(d.replication, addr, left.max(RECONNECT_EVERY)).await {
+            Ok((c, at)) => {
                 connections += 1;
                 last_contact = Instant::now();
+                if let Ok(mut peers) = tcp.lock() {
+                    peers.push((at, c.remote_identity()));
+                }
                 Some(c)
             }
             Err(e @ CliError::BadAddress { .. }) => return Err(e),

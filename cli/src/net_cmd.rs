@@ -4,6 +4,7 @@
 //! `--retry-for`.
 
 use std::io::{BufRead, Write};
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -137,12 +138,21 @@ const DIAL_STAGGER: Duration = Duration::from_millis(300);
 /// apart, without waiting for a silent one; the first handshake done wins
 /// and the other dials are dropped. If every one fails, the error of the
 /// first address.
-#[tracing::instrument(level = "debug", skip(replication))]
 pub async fn connect_within(
     replication: &Replication,
     addrs: &str,
     limit: Duration,
 ) -> Result<Connection, CliError> {
+    Ok(connect_to(replication, addrs, limit).await?.0)
+}
+
+/// [`connect_within`], also giving the address the connection went to.
+#[tracing::instrument(level = "debug", skip(replication))]
+pub async fn connect_to(
+    replication: &Replication,
+    addrs: &str,
+    limit: Duration,
+) -> Result<(Connection, SocketAddr), CliError> {
     use futures_util::stream::{FuturesUnordered, StreamExt};
     let list: Vec<&str> = crate::args::split_list(addrs).collect();
     let mut dials: FuturesUnordered<_> = list
@@ -172,18 +182,19 @@ pub async fn connect_within(
         }))
 }
 
-/// Dials one `addr` and completes the handshake within `limit`.
+/// Dials one `addr` and completes the handshake within `limit`; the
+/// connection and the address it resolved to.
 async fn connect_one(
     replication: &Replication,
     addr: &str,
     limit: Duration,
-) -> Result<Connection, CliError> {
+) -> Result<(Connection, SocketAddr), CliError> {
     let resolved = crate::args::resolve(addr)?;
     tracing::debug!(%resolved, "connecting");
     match tokio::time::timeout(limit, hyper_wire::connect_tcp(replication, resolved)).await {
         Ok(Ok(connection)) => {
             tracing::debug!(peer = %connection.remote_identity(), "connected");
-            Ok(connection)
+            Ok((connection, resolved))
         }
         Ok(Err(error)) => {
             tracing::debug!(%error, "connection failed");
@@ -569,7 +580,7 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
 /// on every interface, this host's interface addresses (see
 /// [`crate::ticket::listener_addresses`]); loopback alone if they cannot
 /// be listed.
-fn reachable(addr: std::net::SocketAddr) -> Vec<std::net::SocketAddr> {
+fn reachable(addr: SocketAddr) -> Vec<SocketAddr> {
     let interfaces = if addr.ip().is_unspecified() {
         if_addrs::get_if_addrs()
             .inspect_err(|e| tracing::debug!(error = %e, "listing interfaces failed"))

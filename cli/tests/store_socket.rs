@@ -393,3 +393,64 @@ fn drive_commands_work_while_seed_holds_the_store() {
     let status = ok(cli(a, &["status"], None));
     assert!(status.contains("(seed)"), "{status}");
 }
+
+#[test]
+fn status_of_a_live_clone_shows_the_peer_it_connected_to() {
+    let (src, dst) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    ok(cli(src.path(), &["core", "create", "--name", "d"], None));
+    ok(cli(src.path(), &["core", "append", "d", "a", "b"], None));
+    let key = ok(cli(src.path(), &["core", "info", "d", "--json"], None));
+    let key: serde_json::Value = serde_json::from_str(&key).expect("json");
+    let key = key["key"].as_str().expect("key").to_string();
+    let seeder = common::seed(src.path(), &["d", "--listen", "127.0.0.1:0"]);
+    let mut clone = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
+        .arg("--store")
+        .arg(dst.path())
+        .args([
+            "clone",
+            &key,
+            "--live",
+            "--quiet",
+            "--connect",
+            &seeder.addr,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("clone --live");
+    let started = Instant::now();
+    let mut last = String::new();
+    let peer = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no peer: {last}"
+        );
+        let out = cli(dst.path(), &["status", "--json"], None);
+        if out.status.success() {
+            last = String::from_utf8_lossy(&out.stdout).into_owned();
+            let status: serde_json::Value = serde_json::from_str(&last).expect("json");
+            if let Some(peer) = status["peers"].as_array().and_then(|p| p.first()) {
+                assert_eq!(status["command"], "clone --live", "{last}");
+                assert_eq!(
+                    status["identity"].as_str().map(str::len),
+                    Some(64),
+                    "{last}"
+                );
+                break peer.clone();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = clone.kill();
+    let _ = clone.wait();
+    assert_eq!(peer["address"], seeder.addr.as_str(), "{last}");
+    assert_eq!(
+        (&peer["transport"], &peer["path"]),
+        (&"tcp".into(), &"direct".into())
+    );
+    assert_eq!(peer["identity"].as_str().map(str::len), Some(64), "{last}");
+}
