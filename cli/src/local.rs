@@ -118,6 +118,9 @@ pub struct Status {
     pub peers: Vec<PeerStatus>,
     /// The cores it serves: key, length, blocks stored.
     pub cores: Vec<(String, u64, u64)>,
+    /// Its swarm's topics and counters, if it runs one.
+    #[serde(default)]
+    pub swarm: Option<crate::peers::SwarmJson>,
 }
 
 /// The socket of the store in `dir`.
@@ -258,7 +261,8 @@ fn handle(
         Request::Status => {
             let mut now = status.lock().map(|s| s.clone()).unwrap_or_default();
             if let Some(peers) = peers {
-                now.peers = peers();
+                let live = peers();
+                (now.peers, now.swarm) = (live.peers, live.swarm);
             }
             now.cores = store
                 .list()?
@@ -405,6 +409,29 @@ pub fn status(dir: &Path, json: bool) -> Result<(), CliError> {
                     p.bytes_down,
                     p.blocks_down
                 )?;
+            }
+            if let Some(w) = &s.swarm {
+                let by_path = |c: &crate::peers::PathJson| {
+                    format!("{} direct, {} relay, {} local", c.direct, c.relay, c.local)
+                };
+                writeln!(
+                    out,
+                    "swarm: connects tried {}; made {}; {} accepted; {} punches ({} failed); {} address changes",
+                    by_path(&w.tried),
+                    by_path(&w.made),
+                    w.accepted,
+                    w.punches,
+                    w.punch_failures,
+                    w.address_changes
+                )?;
+                for t in &w.topics {
+                    let role = match (t.server, t.client) {
+                        (true, true) => "announced and looked up",
+                        (true, false) => "announced",
+                        (false, _) => "looked up",
+                    };
+                    writeln!(out, "topic {}: {role}, {} peers", t.topic, t.peers)?;
+                }
             }
             for (key, length, stored) in &s.cores {
                 writeln!(out, "core {key}: {stored} of {length} blocks stored")?;

@@ -33,8 +33,101 @@ pub struct PeerStatus {
     pub blocks_down: u64,
 }
 
+/// One topic the holder's swarm joined, as `hyper-cli status` shows it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TopicJson {
+    /// The topic (a core's discovery key), hex.
+    pub topic: String,
+    /// Announced under it (and accepting).
+    pub server: bool,
+    /// Looking it up and dialling who announces it.
+    pub client: bool,
+    /// Announced and looked up on the DHT at least once.
+    pub flushed: bool,
+    /// Peers connected through it.
+    pub peers: usize,
+}
+
+/// Connection counts by path.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathJson {
+    /// Hole punched, or straight to a public peer.
+    pub direct: u64,
+    /// Through a relay.
+    pub relay: u64,
+    /// Over the local network.
+    pub local: u64,
+}
+
+impl From<hyper_swarm::PathCounts> for PathJson {
+    fn from(c: hyper_swarm::PathCounts) -> Self {
+        PathJson {
+            direct: c.direct,
+            relay: c.relay,
+            local: c.local,
+        }
+    }
+}
+
+/// The holder's swarm: its topics and counters since it started.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SwarmJson {
+    /// Each topic joined.
+    pub topics: Vec<TopicJson>,
+    /// Connection attempts started, by path.
+    pub tried: PathJson,
+    /// Connections kept (dialled or accepted), by path.
+    pub made: PathJson,
+    /// Hole-punching rounds run.
+    pub punches: u64,
+    /// Of them, rounds that found no path.
+    pub punch_failures: u64,
+    /// Connections accepted from peers that dialled this side.
+    pub accepted: u64,
+    /// Times this host's addresses changed (each made every topic announce
+    /// again).
+    pub address_changes: u64,
+}
+
+impl SwarmJson {
+    /// What `swarm` reports now.
+    pub fn of(swarm: &Swarm) -> SwarmJson {
+        let topics = swarm
+            .topics()
+            .iter()
+            .filter_map(|t| swarm.status(t))
+            .map(|t| TopicJson {
+                topic: t.topic.iter().map(|b| format!("{b:02x}")).collect(),
+                server: t.server,
+                client: t.client,
+                flushed: t.flushed,
+                peers: t.peers.len(),
+            })
+            .collect();
+        let stats = swarm.stats();
+        SwarmJson {
+            topics,
+            tried: stats.tried.into(),
+            made: stats.made.into(),
+            punches: stats.punches,
+            punch_failures: stats.punch_failures,
+            accepted: stats.accepted,
+            address_changes: stats.address_changes,
+        }
+    }
+}
+
+/// What a holder's peers and swarm are when asked.
+#[derive(Debug, Clone, Default)]
+pub struct LiveStatus {
+    /// Its peers now.
+    pub peers: Vec<PeerStatus>,
+    /// Its swarm, if it runs one.
+    pub swarm: Option<SwarmJson>,
+}
+
 /// The peers as they are when asked; made by the process holding the store.
-pub type PeersNow = Arc<dyn Fn() -> Vec<PeerStatus> + Send + Sync>;
+pub type PeersNow = Arc<dyn Fn() -> LiveStatus + Send + Sync>;
 
 /// The TCP peers connected to a seeder's `--listen` now: address, identity.
 pub type TcpPeers = Arc<Mutex<Vec<(SocketAddr, PublicKey)>>>;
@@ -96,7 +189,10 @@ pub fn holder(tcp: TcpPeers, serving: ServingNow) -> PeersNow {
             })
             .unwrap_or_default();
         let Some(serving) = serving.lock().ok().and_then(|s| s.clone()) else {
-            return join(&links, &HashMap::new());
+            return LiveStatus {
+                peers: join(&links, &HashMap::new()),
+                swarm: None,
+            };
         };
         if let Some(swarm) = &serving.swarm {
             links.extend(
@@ -122,7 +218,10 @@ pub fn holder(tcp: TcpPeers, serving: ServingNow) -> PeersNow {
             }
             moved
         });
-        join(&links, &moved)
+        LiveStatus {
+            peers: join(&links, &moved),
+            swarm: serving.swarm.as_ref().map(SwarmJson::of),
+        }
     })
 }
 

@@ -228,6 +228,12 @@ fn status_names_the_path(host: &Host, key: &str, bootstrap: &str, dir: &Path, ex
             let status: serde_json::Value = serde_json::from_str(&last).expect("status json");
             if let Some(peer) = status["peers"].as_array().and_then(|p| p.first()) {
                 assert_eq!(peer["path"], expected_path, "{last}");
+                // The swarm's side: the topic looked up, the connection
+                // counted under its path.
+                let swarm = &status["swarm"];
+                assert_eq!(swarm["topics"][0]["client"], true, "{last}");
+                assert_eq!(swarm["topics"][0]["server"], false, "{last}");
+                assert!(swarm["made"][expected_path].as_u64() >= Some(1), "{last}");
                 return;
             }
         }

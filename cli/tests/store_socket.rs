@@ -448,6 +448,10 @@ fn status_of_a_live_clone_shows_the_peer_it_connected_to() {
     let _ = clone.kill();
     let _ = clone.wait();
     assert_eq!(peer["address"], seeder.addr.as_str(), "{last}");
+    assert!(
+        last.contains("\"swarm\":null"),
+        "no swarm with --connect: {last}"
+    );
     assert_eq!(
         (&peer["transport"], &peer["path"]),
         (&"tcp".into(), &"direct".into())
