@@ -3,7 +3,8 @@
 //!
 //! Usage: `hyper-bench W1 W3 …` or `hyper-bench all` (also S1, S2: the
 //! swarm's DHT lookups on the simulated network and a node's CPU per
-//! request, see `dht.rs`; and, by name only, S3: connect time per NAT pair
+//! request, see `dht.rs`; S4: a full clone through the swarm against the
+//! same over TCP, see `swarm_clone.rs`; and, by name only, S3: connect time per NAT pair
 //! in the namespace lab, root only, see `nat.rs`). `BENCH_SCALE=N`
 //! divides every block and operation count by N (for smoke runs); lines of a
 //! scaled run carry `"scale": N`. MB is 1,000,000 bytes, as on the
@@ -16,20 +17,30 @@ mod drive;
 mod nat;
 mod replicate;
 mod report;
+mod swarm_clone;
 mod workloads;
 
 use std::process::ExitCode;
 
 /// Workloads this build can run, in the order `all` runs them.
-const RUNNABLE: [&str; 10] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "S1", "S2"];
+const RUNNABLE: [&str; 11] = [
+    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "S1", "S2", "S4",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // Internal: the serving process of W4/W5.
+    // Internal: the serving process of W4/W5 and S4 (TCP), and of S4's
+    // swarm side.
     if let [cmd, dir] = args.as_slice()
-        && cmd == "serve"
+        && (cmd == "serve" || cmd == "serve-swarm")
     {
-        return match replicate::serve(std::path::Path::new(dir)) {
+        let dir = std::path::Path::new(dir);
+        let served = if cmd == "serve" {
+            replicate::serve(dir)
+        } else {
+            swarm_clone::serve(dir)
+        };
+        return match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hyper-bench serve: {e}");
@@ -39,7 +50,7 @@ fn main() -> ExitCode {
     }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!(
-            "usage: hyper-bench all | W1 W2 W3 ... S1 S2  (BENCH_SCALE=N divides the counts)"
+            "usage: hyper-bench all | W1 W2 W3 ... S1 S2 S4  (BENCH_SCALE=N divides the counts)"
         );
         return ExitCode::from(2);
     }
@@ -71,6 +82,7 @@ fn main() -> ExitCode {
             "S1" => dht::lookups(scale),
             "S2" => dht::requests(scale),
             "S3" => nat::connect(scale),
+            "S4" => swarm_clone::run(scale),
             "W8" => autobase::run(scale),
             other => {
                 eprintln!(

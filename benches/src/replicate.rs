@@ -83,6 +83,13 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The serving process's id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         drop(self.child.stdin.take());

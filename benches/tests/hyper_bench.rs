@@ -21,7 +21,7 @@ fn prints_one_json_line_per_workload_and_durability() {
     );
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 14, "{stdout}");
+    assert_eq!(lines.len(), 20, "{stdout}");
     for (line, workload, fields) in [
         (
             lines[0],
@@ -115,6 +115,43 @@ fn prints_one_json_line_per_workload_and_durability() {
                 "\"table_nodes\":200",
             ][..],
         ),
+        (
+            lines[14],
+            "S4",
+            &[
+                "\"transport\":\"tcp\"",
+                "\"block_size\":1024",
+                "\"mb_per_sec\":",
+                "\"connect_seconds\":",
+                "\"reader_cpu_ms_per_mb\":",
+                "\"seeder_cpu_ms_per_mb\":",
+            ][..],
+        ),
+        (
+            lines[15],
+            "S4",
+            &["\"transport\":\"quic\"", "\"block_size\":1024"][..],
+        ),
+        (
+            lines[16],
+            "S4",
+            &[
+                "\"transport\":\"quic/tcp\"",
+                "\"throughput_ratio\":",
+                "\"cpu_ratio\":",
+            ][..],
+        ),
+        (
+            lines[17],
+            "S4",
+            &["\"transport\":\"tcp\"", "\"block_size\":65536"][..],
+        ),
+        (
+            lines[18],
+            "S4",
+            &["\"transport\":\"quic\"", "\"block_size\":65536"][..],
+        ),
+        (lines[19], "S4", &["\"transport\":\"quic/tcp\""][..]),
     ] {
         assert!(
             line.starts_with(&format!("{{\"workload\":\"{workload}\",\"impl\":\"rust\"")),
@@ -133,7 +170,7 @@ fn refuses_what_it_cannot_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3 W4 W5 W6 W7 W8 S1 S2")
+        String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3 W4 W5 W6 W7 W8 S1 S2 S4")
     );
 }
 
