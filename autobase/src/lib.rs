@@ -28,11 +28,17 @@
 //! ```
 
 mod base;
+pub mod checkpoint;
 mod error;
 mod linearizer;
 mod node;
+mod signed;
 
 pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, View, ViewInfo};
 pub use error::{Error, Result};
 pub use linearizer::{Batch, Linearizer, Update};
-pub use node::{Head, Header, MAX_BATCH, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL, VERSION};
+pub use node::{
+    Head, Header, MAX_BATCH, MAX_CHECKPOINT, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL, VERSION,
+    ViewSignature, writer_key_of,
+};
+pub use signed::MAX_REFUSALS;

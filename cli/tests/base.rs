@@ -74,6 +74,9 @@ fn three_writers_offline_then_syncing_in_pairs_agree() {
         assert_eq!(i["hash"], infos[0]["hash"]);
         assert_eq!(i["length"], 5);
         assert_eq!(i["indexed_length"], 5, "{i}");
+        // The one indexer (a) signed the indexed view in its last ack;
+        // b and c added its signature to their own copies.
+        assert_eq!(i["signed_length"], 5, "{i}");
         assert_eq!(i["writers"].as_array().map(Vec::len), Some(3));
     }
     // The key/value view agrees too: one of the two puts won, everywhere.
