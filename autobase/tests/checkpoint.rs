@@ -415,13 +415,11 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
         length: 1,
         signature: Signature([9; 64]),
     }]);
-    for node in [replay] {
-        peers.stores[3]
-            .named(NAME)
-            .expect("writer")
-            .append(&node.encode())
-            .expect("append");
-    }
+    peers.stores[3]
+        .named(NAME)
+        .expect("writer")
+        .append(&replay.encode())
+        .expect("append");
     for node in [forged, far, unknown_view] {
         peers.stores[2]
             .named(NAME)
@@ -486,11 +484,7 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
         assert!(text.contains("is not a view of this base"), "{text}");
         let view = &base.info().views[0];
         assert_eq!(view.signed_length, 6);
-        assert!(
-            !signers_of(base).is_empty() && signers_of(base).len() >= 2,
-            "{:?}",
-            signers_of(base)
-        );
+        assert!(signers_of(base).len() >= 2, "{:?}", signers_of(base));
     }
     assert_eq!(log(&honest[0]), log(&honest[1]));
     assert!(log(&honest[0]).contains(&b"3:replayed".to_vec()));
