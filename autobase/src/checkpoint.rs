@@ -1,6 +1,6 @@
 //! Checkpoints, the pure part: which manifest a view's signed core has, and
 //! which arriving indexer signatures wait for a view state this peer does
-//! not hold yet. No I/O; [`crate::signed`] does the storage around it.
+//! not hold yet. No I/O; `signed.rs` does the storage around it.
 //!
 //! # How checkpoints work
 //!

@@ -10,7 +10,7 @@ use crate::checkpoint::{Arrived, Pending, view_manifest};
 use crate::error::Result;
 use crate::node::ViewSignature;
 
-/// How many refusal reasons [`SignedViews::refused`] remembers (the newest).
+/// How many refusal reasons [`BaseInfo::refused_signatures`](crate::BaseInfo::refused_signatures) keeps (the newest).
 pub const MAX_REFUSALS: usize = 16;
 
 /// The signed cores of a base's views, the signatures on their way, and
