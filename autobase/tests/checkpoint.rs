@@ -490,3 +490,57 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
     assert!(log(&honest[0]).contains(&b"3:replayed".to_vec()));
     assert!(log(&honest[0]).contains(&b"2:forged".to_vec()));
 }
+
+#[test]
+fn peers_are_served_only_the_signed_part_of_a_view() {
+    let peers = Peers::new(3);
+    let _mesh = peers.mesh(&[0, 1, 2]);
+    let mut bases = peers.bases(&[1, 2]);
+    for (i, base) in bases.iter_mut().enumerate() {
+        append(base, i, 0..3);
+    }
+    // Acks without the timer index the values, but nothing is appended
+    // once all is indexed, so the last signatures stay unshipped.
+    let started = Instant::now();
+    while bases.iter().any(|b| b.info().views[0].indexed_length < 9) {
+        for base in bases.iter_mut() {
+            base.update().expect("update");
+            base.ack_until_settled(false).expect("ack");
+        }
+        assert!(started.elapsed() < PATIENCE, "indexing 9");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let info = bases[0].info().views[0].clone();
+    assert!(
+        info.signed_length < info.indexed_length,
+        "precondition: an unsigned tail: {info:?}"
+    );
+    // A plain replica of store 0's signed view core, over TCP.
+    let signed = bases[0].signed_view(VIEW).expect("signed").clone();
+    let reader_dir = tempfile::tempdir().expect("tempdir");
+    let reader = Store::open(reader_dir.path()).expect("store");
+    let serve = Mesh::new(&[&peers.stores[0], &reader], &[signed.key()]);
+    let copy = reader.replica(&signed.key()).expect("replica");
+    wait(
+        || copy.info().expect("info").length == info.signed_length,
+        "the signed part",
+    );
+    // More time brings no unsigned entry.
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(copy.info().expect("info").length, info.signed_length);
+    let view = bases[0].view(VIEW).expect("view");
+    for i in 0..info.signed_length {
+        assert_eq!(copy.get(i).expect("block"), view.get(i).expect("block"));
+    }
+    // Once the indexers ship their signatures (timer acks), the replica
+    // follows to the whole indexed view.
+    let [a, b, c] = &mut bases[..] else {
+        panic!("three bases")
+    };
+    drive(&mut [a, b, c], settled_at(9), "signed 9");
+    wait(
+        || copy.info().expect("info").length == 9,
+        "the replica follows the signed length",
+    );
+    drop(serve);
+}
