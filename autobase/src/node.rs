@@ -134,11 +134,7 @@ impl Header {
         if raw.version != VERSION {
             return Err(Error::UnsupportedVersion(raw.version));
         }
-        let key = |b: &[u8]| {
-            <[u8; 32]>::try_from(b)
-                .map(CoreKey)
-                .map_err(|_| Error::Malformed("header key is not 32 bytes"))
-        };
+        let key = |b: &[u8]| fixed(b, "header key is not 32 bytes").map(CoreKey);
         match (raw.base.is_empty(), raw.indexers.is_empty()) {
             (true, false) => {
                 if raw.indexers.len() > MAX_INDEXERS {
@@ -282,10 +278,8 @@ impl Node {
             .heads
             .into_iter()
             .map(|h| {
-                let writer = <[u8; 32]>::try_from(h.writer.as_slice())
-                    .map_err(|_| Error::Malformed("head writer key is not 32 bytes"))?;
                 Ok(Head {
-                    writer: CoreKey(writer),
+                    writer: CoreKey(fixed(&h.writer, "head writer key is not 32 bytes")?),
                     length: h.length,
                 })
             })
@@ -297,14 +291,13 @@ impl Node {
             .checkpoint
             .into_iter()
             .map(|s| {
-                let view = <[u8; 32]>::try_from(s.view.as_slice())
-                    .map_err(|_| Error::Malformed("checkpoint view key is not 32 bytes"))?;
-                let signature = <[u8; 64]>::try_from(s.signature.as_slice())
-                    .map_err(|_| Error::Malformed("checkpoint signature is not 64 bytes"))?;
                 Ok(ViewSignature {
-                    view: CoreKey(view),
+                    view: CoreKey(fixed(&s.view, "checkpoint view key is not 32 bytes")?),
                     length: s.length,
-                    signature: Signature(signature),
+                    signature: Signature(fixed(
+                        &s.signature,
+                        "checkpoint signature is not 64 bytes",
+                    )?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -331,11 +324,7 @@ impl Node {
         if self.heads.iter().any(|h| h.length == 0) {
             return Err(Error::Malformed("head length is 0"));
         }
-        if self
-            .heads
-            .windows(2)
-            .any(|w| matches!(w, [a, b] if a.writer >= b.writer))
-        {
+        if !strictly_sorted(&self.heads, |h| h.writer) {
             return Err(Error::Malformed("heads are not sorted by writer"));
         }
         if self.checkpoint.len() > MAX_CHECKPOINT {
@@ -344,15 +333,23 @@ impl Node {
         if self.checkpoint.iter().any(|s| s.length == 0) {
             return Err(Error::Malformed("checkpoint length is 0"));
         }
-        if self
-            .checkpoint
-            .windows(2)
-            .any(|w| matches!(w, [a, b] if a.view >= b.view))
-        {
+        if !strictly_sorted(&self.checkpoint, |s| s.view) {
             return Err(Error::Malformed("checkpoint is not sorted by view"));
         }
         Ok(())
     }
+}
+
+/// `bytes` as an array of exactly `N`, or `Malformed(why)`.
+fn fixed<const N: usize>(bytes: &[u8], why: &'static str) -> Result<[u8; N]> {
+    <[u8; N]>::try_from(bytes).map_err(|_| Error::Malformed(why))
+}
+
+/// Whether `items` are sorted by `key` with no key twice.
+fn strictly_sorted<T>(items: &[T], key: impl Fn(&T) -> CoreKey) -> bool {
+    items
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if key(a) < key(b)))
 }
 
 /// Sorts heads by writer and keeps the longest length per writer.

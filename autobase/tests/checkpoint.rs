@@ -164,7 +164,7 @@ fn wait(mut done: impl FnMut() -> bool, what: &str) {
 
 /// Runs the bases (update, then ack as the ack policy says with the timer
 /// fired) until `done` holds for every base's info.
-fn drive(bases: &mut [&mut Base<Log>], done: impl Fn(&BaseInfo) -> bool, what: &str) {
+fn drive(bases: &mut [Base<Log>], done: impl Fn(&BaseInfo) -> bool, what: &str) {
     let started = Instant::now();
     loop {
         let mut infos = Vec::new();
@@ -230,10 +230,7 @@ fn three_indexers_sign_what_they_indexed() {
     for (i, base) in bases.iter_mut().enumerate() {
         append(base, i, 0..5);
     }
-    let [a, b, c] = &mut bases[..] else {
-        panic!("three bases")
-    };
-    drive(&mut [a, b, c], settled_at(15), "signed_length reaches 15");
+    drive(&mut bases, settled_at(15), "signed_length reaches 15");
     // The same view, the same signed core key, a quorum of signatures.
     let signed_key = bases[0].signed_view(VIEW).expect("signed").key();
     for base in &bases {
@@ -266,32 +263,28 @@ fn three_indexers_sign_what_they_indexed() {
     assert_eq!(ours.roots, theirs.roots);
 }
 
-#[test]
-fn two_of_three_indexers_still_sign_and_the_third_catches_up() {
+/// Three indexers, online, one value each, all signed.
+fn three_signed_at_3() -> (Peers, Mesh, Vec<Base<Log>>) {
     let peers = Peers::new(3);
     let mesh = peers.mesh(&[0, 1, 2]);
     let mut bases = peers.bases(&[1, 2]);
     for (i, base) in bases.iter_mut().enumerate() {
         append(base, i, 0..1);
     }
-    {
-        let [a, b, c] = &mut bases[..] else {
-            panic!("three bases")
-        };
-        drive(&mut [a, b, c], settled_at(3), "all three sign 3");
-    }
+    drive(&mut bases, settled_at(3), "all three sign 3");
+    (peers, mesh, bases)
+}
+
+#[test]
+fn two_of_three_indexers_still_sign_and_the_third_catches_up() {
+    let (peers, mesh, mut bases) = three_signed_at_3();
     // Indexer 2 goes offline: its store is not connected and its base
     // does not run.
     drop(mesh);
     let two = peers.mesh(&[0, 1]);
     append(&mut bases[0], 0, 1..5);
     append(&mut bases[1], 1, 1..5);
-    {
-        let [a, b, _] = &mut bases[..] else {
-            panic!("three bases")
-        };
-        drive(&mut [a, b], settled_at(11), "two of three sign 11");
-    }
+    drive(&mut bases[..2], settled_at(11), "two of three sign 11");
     // Signed by 0 and 1 only (positions among the indexers, in writer key
     // order).
     let mut online: Vec<u8> = [0usize, 1]
@@ -313,27 +306,13 @@ fn two_of_three_indexers_still_sign_and_the_third_catches_up() {
     // It comes back: it catches up and ends with the same signed view.
     drop(two);
     let _all = peers.mesh(&[0, 1, 2]);
-    let [a, b, c] = &mut bases[..] else {
-        panic!("three bases")
-    };
-    drive(&mut [a, b, c], settled_at(11), "the third catches up");
+    drive(&mut bases, settled_at(11), "the third catches up");
     assert_eq!(log(&bases[2]), log(&bases[0]));
 }
 
 #[test]
 fn one_indexer_of_three_alone_cannot_sign_but_writes_go_on() {
-    let peers = Peers::new(3);
-    let mesh = peers.mesh(&[0, 1, 2]);
-    let mut bases = peers.bases(&[1, 2]);
-    for (i, base) in bases.iter_mut().enumerate() {
-        append(base, i, 0..1);
-    }
-    {
-        let [a, b, c] = &mut bases[..] else {
-            panic!("three bases")
-        };
-        drive(&mut [a, b, c], settled_at(3), "all three sign 3");
-    }
+    let (peers, mesh, mut bases) = three_signed_at_3();
     drop(mesh);
     // Indexer 0 alone: it writes, its optimistic view grows, nothing more
     // becomes final or signed, and its acks stop.
@@ -357,11 +336,8 @@ fn one_indexer_of_three_alone_cannot_sign_but_writes_go_on() {
     );
     // The others come back: finality and signatures move on.
     let _all = peers.mesh(&[0, 1, 2]);
-    let [a, b, c] = &mut bases[..] else {
-        panic!("three bases")
-    };
     drive(
-        &mut [a, b, c],
+        &mut bases,
         settled_at(8),
         "signed again once a majority is back",
     );
@@ -378,12 +354,7 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
         .append(&[format!("add:{hostile_writer}").as_bytes()])
         .expect("add");
     append(&mut bases[1], 1, 0..2);
-    {
-        let [a, b, c, d] = &mut bases[..] else {
-            panic!("four bases")
-        };
-        drive(&mut [a, b, c, d], settled_at(2), "signed 2");
-    }
+    drive(&mut bases, settled_at(2), "signed 2");
     let base_signed = bases[0].signed_view(VIEW).expect("signed").key();
     // A real, valid signature of indexer 1, read from its log.
     let indexer_log = peers.stores[0].replica(&peers.writers[1]).expect("log");
@@ -461,10 +432,7 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
     append(&mut honest[0], 0, 0..2);
     // 2 values before, 2 hostile values, 2 honest ones: all indexed and
     // signed by the two honest indexers.
-    let [a, b] = &mut honest[..] else {
-        panic!("two bases")
-    };
-    drive(&mut [a, b], settled_at(6), "the honest two sign 6");
+    drive(&mut honest, settled_at(6), "the honest two sign 6");
     for base in &honest {
         let refused = base.info().refused_signatures;
         let text = refused.join("\n");
@@ -534,10 +502,7 @@ fn peers_are_served_only_the_signed_part_of_a_view() {
     }
     // Once the indexers ship their signatures (timer acks), the replica
     // follows to the whole indexed view.
-    let [a, b, c] = &mut bases[..] else {
-        panic!("three bases")
-    };
-    drive(&mut [a, b, c], settled_at(9), "signed 9");
+    drive(&mut bases, settled_at(9), "signed 9");
     wait(
         || copy.info().expect("info").length == 9,
         "the replica follows the signed length",
