@@ -8,7 +8,7 @@ use hyper_core::{Core, CoreKey, KeyPair, PublicKey, Store};
 
 use crate::checkpoint::{Arrived, Pending, view_manifest};
 use crate::error::Result;
-use crate::node::ViewSignature;
+use crate::node::{MAX_CHECKPOINT, ViewSignature};
 
 /// How many refusal reasons [`BaseInfo::refused_signatures`](crate::BaseInfo::refused_signatures) keeps (the newest).
 pub const MAX_REFUSALS: usize = 16;
@@ -202,8 +202,9 @@ impl SignedViews {
     }
 
     /// This indexer's checkpoint for its next node: a signature over each
-    /// view state longer than the last shipped, also added here at once.
-    /// Empty for a store that is not an indexer.
+    /// view state longer than the last shipped (at most
+    /// [`MAX_CHECKPOINT`], so the node stays valid), also added here at
+    /// once. Empty for a store that is not an indexer.
     pub(crate) fn checkpoint(&mut self) -> Result<Vec<ViewSignature>> {
         let Some((_, pair)) = &self.me else {
             return Ok(Vec::new());
@@ -211,6 +212,10 @@ impl SignedViews {
         let mine = pair.public_key();
         let mut out = Vec::new();
         for ((_, core), shipped) in self.cores.iter().zip(&self.shipped) {
+            if out.len() == MAX_CHECKPOINT {
+                // The other views' signatures go in the next node.
+                break;
+            }
             let length = core.info()?.length;
             if length <= *shipped {
                 continue;

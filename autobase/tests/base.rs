@@ -340,3 +340,40 @@ fn a_lone_indexer_settles_its_acks() {
         "nothing left to index"
     );
 }
+
+/// Appends every value to every view.
+struct Everywhere(Vec<String>);
+
+impl Apply for Everywhere {
+    fn apply(&mut self, batch: &Batch, view: &mut View<'_>, _: &mut Host<'_>) -> Result<()> {
+        for value in batch.values.iter().flatten() {
+            for name in &self.0 {
+                view.append(name, value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn more_views_than_one_checkpoint_holds_are_signed_over_several_nodes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let names: Vec<String> = (0..hyper_autobase::MAX_CHECKPOINT + 3)
+        .map(|i| format!("v{i}"))
+        .collect();
+    let views: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut base =
+        Base::create(&store, "many", &[], &views, Everywhere(names.clone())).expect("create");
+    base.append(&[b"x"]).expect("append");
+    base.ack_until_settled(true).expect("acks");
+    let info = base.info();
+    // Its own nodes stay valid (a checkpoint past the limit would make the
+    // writer faulty), and every view gets signed.
+    assert!(info.faulty.is_empty(), "{:?}", info.faulty);
+    assert!(
+        info.views.iter().all(|v| v.signed_length == 1),
+        "{:?}",
+        info.views
+    );
+}
