@@ -540,7 +540,7 @@ impl<A: Apply> Base<A> {
                 Ok(checkpoint)
             });
             match pushed {
-                Ok(checkpoint) => self.signed.receive(&key, &checkpoint),
+                Ok(checkpoint) => self.signed.receive(&key, &checkpoint)?,
                 Err(e) => {
                     w.fault = Some(e.to_string());
                     break;

@@ -107,8 +107,8 @@ impl Pending {
         if list.len() > MAX_WAITING_SIGNATURES {
             let (dropped, _) = list.remove(0);
             return Some(format!(
-                "signature of indexer {} for view {} at length {dropped} dropped: \
-                 {MAX_WAITING_SIGNATURES} longer ones wait already",
+                "signature of indexer {} for view {} at length {dropped} dropped \
+                 (superseded): {MAX_WAITING_SIGNATURES} longer ones wait already",
                 arrived.signer, arrived.view
             ));
         }

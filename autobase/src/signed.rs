@@ -119,16 +119,18 @@ impl SignedViews {
 
     /// Takes in the checkpoint of a node of `writer`. A checkpoint of a
     /// writer that is not an indexer, or naming no view of this base, is
-    /// refused; the rest waits until this peer's view reaches it.
-    pub(crate) fn receive(&mut self, writer: &CoreKey, checkpoint: &[ViewSignature]) {
+    /// refused; a signature at or below the view's signed length is stale
+    /// (nothing to do, as when a reopened base reads its history again);
+    /// the rest waits until this peer's view reaches it.
+    pub(crate) fn receive(&mut self, writer: &CoreKey, checkpoint: &[ViewSignature]) -> Result<()> {
         if checkpoint.is_empty() {
-            return;
+            return Ok(());
         }
         let Some(signer) = self.indexers.iter().position(|k| k == writer) else {
             self.refuse(format!(
                 "checkpoint of writer {writer} refused: it is not an indexer"
             ));
-            return;
+            return Ok(());
         };
         let mine = self.me.as_ref().is_some_and(|(i, _)| *i == signer);
         for s in checkpoint {
@@ -142,6 +144,13 @@ impl SignedViews {
             if mine && let Some(shipped) = self.shipped.get_mut(view) {
                 *shipped = (*shipped).max(s.length);
             }
+            let stale = match self.core(view) {
+                Some(core) => s.length <= core.info()?.signed_length,
+                None => true,
+            };
+            if stale {
+                continue;
+            }
             if let Some(why) = self.pending.keep(Arrived {
                 view,
                 signer,
@@ -151,6 +160,7 @@ impl SignedViews {
                 self.refuse(why);
             }
         }
+        Ok(())
     }
 
     /// Adds every waiting signature whose view length this peer holds now;

@@ -377,3 +377,28 @@ fn more_views_than_one_checkpoint_holds_are_signed_over_several_nodes() {
         info.views
     );
 }
+
+#[test]
+fn a_reopened_base_reading_its_history_again_refuses_no_signature() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let mut base = Base::create(&store, "solo", &[], &["log"], Chat).expect("create");
+    let rounds = hyper_autobase::checkpoint::MAX_WAITING_SIGNATURES as u64 + 4;
+    for i in 0..rounds {
+        base.append(&[format!("m{i}").as_bytes()]).expect("append");
+        base.ack_until_settled(true).expect("acks");
+    }
+    let info = base.info();
+    assert_eq!(info.views[0].signed_length, rounds);
+    drop(base);
+    // Reopening reads every old checkpoint again: all stale, none waits,
+    // none is dropped or refused.
+    let base = Base::create(&store, "solo", &[], &["log"], Chat).expect("reopen");
+    let info = base.info();
+    assert_eq!(info.views[0].signed_length, rounds);
+    assert!(
+        info.refused_signatures.is_empty(),
+        "{:?}",
+        info.refused_signatures
+    );
+}
