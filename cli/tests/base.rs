@@ -90,6 +90,8 @@ fn three_writers_offline_then_syncing_in_pairs_agree() {
         colours[0]
     );
     assert!(colours.iter().all(|c| *c == colours[0]));
+    let text = ok(cli(&c, &["base", "info", &base], None));
+    assert_eq!(field(&text, "signed length:"), "5", "{text}");
     // Each JSON line names its writer and seq.
     let json = ok(cli(&b, &["base", "view", &base, "--json"], None));
     let first: serde_json::Value =
