@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use hyper_core::{Core, CoreKey, Store};
+use hyper_core::{Core, CoreKey, PublicKey, Store};
 
 use crate::error::{Error, Result};
 use crate::linearizer::{Batch, Linearizer, Update};
-use crate::node::{Header, MAX_INDEXERS, Node};
+use crate::node::{Header, MAX_INDEXERS, Node, writer_key_of};
+use crate::signed::SignedViews;
 
 /// The most acks [`Base::ack_until_settled`] appends in one call.
 pub const MAX_ACKS: u32 = 16;
@@ -134,6 +135,9 @@ pub struct BaseInfo {
     /// Writers whose next node waits for a head that is not here yet (a
     /// writer's core not fetched that far, or a writer not added).
     pub waiting: Vec<(CoreKey, crate::node::Head)>,
+    /// Why indexer signatures (checkpoints) were refused or dropped, the
+    /// newest [`MAX_REFUSALS`](crate::MAX_REFUSALS), oldest first.
+    pub refused_signatures: Vec<String>,
 }
 
 /// One view's lengths, in its own entries.
@@ -145,6 +149,9 @@ pub struct ViewInfo {
     pub length: u64,
     /// Entries that come from the indexed (final) prefix of the order.
     pub indexed_length: u64,
+    /// Entries a quorum of indexers has signed (in the view's signed core):
+    /// at most `indexed_length`, what peers are served.
+    pub signed_length: u64,
 }
 
 /// A base: see the crate docs.
@@ -157,26 +164,42 @@ pub struct Base<A> {
     members: BTreeMap<CoreKey, bool>,
     lin: Linearizer,
     views: Vec<(String, Core)>,
+    signed: SignedViews,
+    /// Each view's signed length after the last update.
+    signed_lengths: Vec<u64>,
     applied: Vec<Applied>,
     app: A,
 }
 
 impl<A: Apply> Base<A> {
+    /// The signing key of this store's writer core named `name`: what to
+    /// pass to [`Base::create`] to make that writer an indexer (its writer
+    /// key, the one `add_writer` takes, follows from it).
+    pub fn signing_key(store: &Store, name: &str) -> Result<PublicKey> {
+        store
+            .named(name)?
+            .manifest()?
+            .and_then(|m| m.signers.first().copied())
+            .ok_or(Error::Malformed("a named core has no signer"))
+    }
+
     /// Creates a base whose first writer is this store's core named `name`
-    /// (its key is the base key), with `indexers` besides it (at most
+    /// (its key is the base key), with the writers signing with `indexers`
+    /// ([`Base::signing_key`]) as indexers besides it (at most
     /// [`MAX_INDEXERS`] in all), views named `views`, and `app` applying
     /// the order. Opening it again with the same name resumes it.
     pub fn create(
         store: &Store,
         name: &str,
-        indexers: &[CoreKey],
+        indexers: &[PublicKey],
         views: &[&str],
         app: A,
     ) -> Result<Self> {
         let local = store.named(name)?;
         if local.info()?.length == 0 {
-            let mut all: Vec<CoreKey> = indexers.iter().copied().chain([local.key()]).collect();
-            all.sort_unstable();
+            let me = Self::signing_key(store, name)?;
+            let mut all: Vec<PublicKey> = indexers.iter().copied().chain([me]).collect();
+            all.sort_unstable_by_key(writer_key_of);
             all.dedup();
             if all.len() > MAX_INDEXERS {
                 return Err(Error::Malformed("more indexers than MAX_INDEXERS"));
@@ -204,11 +227,13 @@ impl<A: Apply> Base<A> {
         if !first.has(0)? {
             return Err(Error::BaseHeaderMissing(key.to_string()));
         }
-        let Header::First { indexers } = Header::decode(&first.get(0)?)? else {
+        let header = Header::decode(&first.get(0)?)?;
+        let Header::First { indexers: signers } = &header else {
             return Err(Error::NotABase(
                 "the base key's core is not a base's first writer",
             ));
         };
+        let indexers = header.indexer_keys();
         if local.key() != key {
             check_writer_header(&local, &key)?;
         }
@@ -225,6 +250,7 @@ impl<A: Apply> Base<A> {
                 Ok((v.to_string(), core))
             })
             .collect::<Result<Vec<_>>>()?;
+        let signed = SignedViews::open(store, &key, views, signers, &indexers, &local)?;
         let mut base = Base {
             key,
             local,
@@ -234,6 +260,8 @@ impl<A: Apply> Base<A> {
             writers: BTreeMap::new(),
             lin,
             views: view_cores,
+            signed,
+            signed_lengths: vec![0; views.len()],
             applied: Vec::new(),
             app,
         };
@@ -260,9 +288,17 @@ impl<A: Apply> Base<A> {
         self.writers.keys().copied().collect()
     }
 
-    /// The view core `name`.
+    /// The view core `name` (this store's, optimistic tail included).
     pub fn view(&self, name: &str) -> Option<&Core> {
         self.views.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    /// The signed core of view `name`: the view's indexed entries, signed
+    /// up to [`ViewInfo::signed_length`]. Its key is the same on every peer
+    /// (derived from the base key, the name and the indexers), and peers
+    /// are served only its signed part.
+    pub fn signed_view(&self, name: &str) -> Option<&Core> {
+        self.signed.by_name(name)
     }
 
     /// The DAG's heads: each writer's newest node that no other writer's
@@ -283,15 +319,19 @@ impl<A: Apply> Base<A> {
     }
 
     /// Appends an ack when this store's writer is an indexer and an ack
-    /// would move finality on (see [`Linearizer::should_ack`]); `timer`
-    /// says the caller's ack timer fired. Returns whether it acked.
+    /// would move finality on (see [`Linearizer::should_ack`]), or, when
+    /// `timer` (the caller's ack timer fired), when it holds an indexed view
+    /// state it has not shipped a signature for (the ack carries the
+    /// checkpoint, so `signed_length` follows `indexed_length`). Returns
+    /// whether it acked.
     pub fn ack(&mut self, timer: bool) -> Result<bool> {
         let me = self.local.key();
         if self.writers.get(&me).is_some_and(|w| w.fault.is_some()) {
             // Its acks would never be read back: never ack in a loop.
             return Ok(false);
         }
-        if !self.lin.should_ack(&me, timer) {
+        let wanted = self.lin.should_ack(&me, timer) || (timer && self.signed.unshipped()?);
+        if !wanted {
             return Ok(false);
         }
         self.append_nodes(vec![None])?;
@@ -316,15 +356,24 @@ impl<A: Apply> Base<A> {
         if n == 0 {
             return self.update();
         }
+        // An indexer signs the view states it reached; the first node of
+        // the batch carries the signatures.
+        let checkpoint = self.signed.checkpoint()?;
         let blocks: Vec<Vec<u8>> = values
             .into_iter()
             .enumerate()
             .map(|(i, v)| {
-                let h = if i == 0 { heads.clone() } else { Vec::new() };
-                Node::new(v, h, (n - 1 - i) as u32).encode()
+                if i == 0 {
+                    Node::new(v, heads.clone(), (n - 1) as u32)
+                        .with_checkpoint(checkpoint.clone())
+                        .encode()
+                } else {
+                    Node::new(v, Vec::new(), (n - 1 - i) as u32).encode()
+                }
             })
             .collect();
         self.local.append_batch(&blocks)?;
+        self.signed.shipped(&checkpoint);
         self.update()
     }
 
@@ -345,6 +394,7 @@ impl<A: Apply> Base<A> {
             let u = self.lin.update();
             if u.undo == 0 && u.tip.is_empty() {
                 total.indexed = u.indexed;
+                self.update_signed()?;
                 return Ok(total);
             }
             total.shared = total.shared.min(u.shared);
@@ -368,6 +418,32 @@ impl<A: Apply> Base<A> {
         }
     }
 
+    /// Moves each view's indexed entries into its signed core and adds the
+    /// indexers' signatures this peer can check now.
+    fn update_signed(&mut self) -> Result<()> {
+        let indexed = self.lin.indexed_len().min(self.applied.len());
+        for (i, (_, core)) in self.views.iter().enumerate() {
+            let length = self.view_length_at(i, indexed);
+            self.signed.follow(i, core, length)?;
+        }
+        self.signed.assemble()?;
+        for (i, signed) in self.signed_lengths.iter_mut().enumerate() {
+            if let Some(core) = self.signed.core(i) {
+                *signed = core.info()?.signed_length;
+            }
+        }
+        Ok(())
+    }
+
+    /// View `i`'s length after the first `batches` applied batches.
+    fn view_length_at(&self, i: usize, batches: usize) -> u64 {
+        batches
+            .checked_sub(1)
+            .and_then(|b| self.applied.get(b))
+            .and_then(|a| a.lengths.get(i).copied())
+            .unwrap_or(0)
+    }
+
     /// What the base looks like now.
     pub fn info(&self) -> BaseInfo {
         BaseInfo {
@@ -385,19 +461,12 @@ impl<A: Apply> Base<A> {
                 .views
                 .iter()
                 .enumerate()
-                .map(|(i, (name, _))| {
-                    let at = |batches: usize| {
-                        batches
-                            .checked_sub(1)
-                            .and_then(|b| self.applied.get(b))
-                            .and_then(|a| a.lengths.get(i).copied())
-                            .unwrap_or(0)
-                    };
-                    ViewInfo {
-                        name: name.clone(),
-                        length: at(self.applied.len()),
-                        indexed_length: at(self.lin.indexed_len().min(self.applied.len())),
-                    }
+                .map(|(i, (name, _))| ViewInfo {
+                    name: name.clone(),
+                    length: self.view_length_at(i, self.applied.len()),
+                    indexed_length: self
+                        .view_length_at(i, self.lin.indexed_len().min(self.applied.len())),
+                    signed_length: self.signed_lengths.get(i).copied().unwrap_or(0),
                 })
                 .collect(),
             waiting: self.lin.waiting(),
@@ -406,6 +475,7 @@ impl<A: Apply> Base<A> {
                 .iter()
                 .filter_map(|(k, w)| w.fault.clone().map(|f| (*k, f)))
                 .collect(),
+            refused_signatures: self.signed.refused(),
         }
     }
 
@@ -464,9 +534,17 @@ impl<A: Apply> Base<A> {
                 Err(hyper_core::Error::NotAvailable { .. }) => break,
                 Err(e) => return Err(e.into()),
             };
-            if let Err(e) = Node::decode(&block).and_then(|node| self.lin.push(&key, node)) {
-                w.fault = Some(e.to_string());
-                break;
+            let pushed = Node::decode(&block).and_then(|node| {
+                let checkpoint = node.checkpoint.clone();
+                self.lin.push(&key, node)?;
+                Ok(checkpoint)
+            });
+            match pushed {
+                Ok(checkpoint) => self.signed.receive(&key, &checkpoint)?,
+                Err(e) => {
+                    w.fault = Some(e.to_string());
+                    break;
+                }
             }
         }
         Ok(())

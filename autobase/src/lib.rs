@@ -9,6 +9,27 @@
 //!
 //! The node format is `autobase/proto/autobase.proto`.
 //!
+//! # Checkpoints, trust and liveness
+//!
+//! Each view also has a *signed core* ([`Base::signed_view`]) whose
+//! manifest lists the indexers' signing keys (from block 0 of the base)
+//! with quorum `n / 2 + 1`: the same key on every peer. Every peer appends
+//! the view's indexed (final) entries to it as an unsigned tail; each
+//! indexer signs the state it reached and ships the signature in the
+//! checkpoint of its next node ([`ViewSignature`]); any peer adds the
+//! signatures it can check against its own copy, and the view's
+//! [`ViewInfo::signed_length`] moves once a quorum signed the same length.
+//! A peer trusts no signature it cannot verify over its own state, and
+//! none from a writer that is not an indexer; peers are served only the
+//! signed part. [`Base::ack`] with the timer fired appends an ack carrying
+//! a checkpoint when an indexer has indexed more than it signed, so
+//! `signed_length` follows `indexed_length`.
+//!
+//! Liveness: writes and the optimistic view go on with any number of
+//! indexers offline; finality (`indexed_length`) and so `signed_length`
+//! need a majority of the indexers online and acking, and move again once a
+//! majority is back. The [`checkpoint`] module docs give the details.
+//!
 //! ```
 //! use hyper_autobase::{Head, Linearizer, Node};
 //! use hyper_core::CoreKey;
@@ -28,11 +49,17 @@
 //! ```
 
 mod base;
+pub mod checkpoint;
 mod error;
 mod linearizer;
 mod node;
+mod signed;
 
 pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, View, ViewInfo};
 pub use error::{Error, Result};
 pub use linearizer::{Batch, Linearizer, Update};
-pub use node::{Head, Header, MAX_BATCH, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL, VERSION};
+pub use node::{
+    Head, Header, MAX_BATCH, MAX_CHECKPOINT, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL, VERSION,
+    ViewSignature, writer_key_of,
+};
+pub use signed::MAX_REFUSALS;

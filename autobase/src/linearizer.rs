@@ -143,7 +143,7 @@ struct Writer {
     first_of_round: Vec<VertexId>,
 }
 
-/// The linearizer of one base: see the [module docs](self).
+/// The linearizer of one base: see the crate docs and `linearizer.rs` (how the order and finality are decided).
 #[derive(Debug)]
 pub struct Linearizer {
     indexers: Vec<CoreKey>,

@@ -3,7 +3,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use hyper_core::CoreKey;
+use hyper_core::{CoreKey, Manifest, PublicKey, Signature};
 use prost::Message;
 
 use crate::error::{Error, Result};
@@ -24,6 +24,19 @@ struct RawNode {
     heads: Vec<RawHead>,
     #[prost(uint32, tag = "3")]
     batch_remaining: u32,
+    #[prost(message, repeated, tag = "4")]
+    checkpoint: Vec<RawViewSignature>,
+}
+
+/// The prost form of `ViewSignature`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawViewSignature {
+    #[prost(bytes = "vec", tag = "1")]
+    view: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    length: u64,
+    #[prost(bytes = "vec", tag = "3")]
+    signature: Vec<u8>,
 }
 
 /// The prost form of `Header`.
@@ -37,6 +50,8 @@ struct RawHeader {
     base: Vec<u8>,
     #[prost(bytes = "vec", repeated, tag = "4")]
     indexers: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "5")]
+    indexer_signers: Vec<Vec<u8>>,
 }
 
 /// The `protocol` of every writer core's header.
@@ -48,14 +63,26 @@ pub const VERSION: u32 = 1;
 /// The most indexers a base may have.
 pub const MAX_INDEXERS: usize = 64;
 
+/// The most view signatures one node's checkpoint may carry (one per view).
+pub const MAX_CHECKPOINT: usize = 64;
+
+/// The writer core key of the writer whose signing key is `signer`: the
+/// key of the single-signer manifest of `signer` (as every named core's).
+pub fn writer_key_of(signer: &PublicKey) -> CoreKey {
+    Manifest::single(*signer).key()
+}
+
 /// Block 0 of a writer core: what base the core writes for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Header {
     /// The first writer's core, whose key is the base key, with the base's
-    /// indexers (sorted, distinct, at least one).
+    /// indexers (sorted by writer core key, distinct, at least one).
     First {
-        /// The indexers' writer core keys.
-        indexers: Vec<CoreKey>,
+        /// The indexers' signing keys (ed25519), sorted by the writer core
+        /// key each gives ([`writer_key_of`]). They sign the views'
+        /// checkpoints, so every peer derives the views' manifests from
+        /// block 0 alone.
+        indexers: Vec<PublicKey>,
     },
     /// Another writer's core, writing for the base `base`.
     Writer {
@@ -67,19 +94,34 @@ pub enum Header {
 impl Header {
     /// The header's block encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let (base, indexers) = match self {
-            Header::First { indexers } => {
-                (Vec::new(), indexers.iter().map(|k| k.0.to_vec()).collect())
-            }
-            Header::Writer { base } => (base.0.to_vec(), Vec::new()),
+        let (base, indexers, indexer_signers) = match self {
+            Header::First { indexers } => (
+                Vec::new(),
+                indexers
+                    .iter()
+                    .map(|k| writer_key_of(k).0.to_vec())
+                    .collect(),
+                indexers.iter().map(|k| k.0.to_vec()).collect(),
+            ),
+            Header::Writer { base } => (base.0.to_vec(), Vec::new(), Vec::new()),
         };
         RawHeader {
             protocol: PROTOCOL.to_string(),
             version: VERSION,
             base,
             indexers,
+            indexer_signers,
         }
         .encode_to_vec()
+    }
+
+    /// The indexers' writer core keys of a first writer's header, in
+    /// order (empty for another writer's).
+    pub fn indexer_keys(&self) -> Vec<CoreKey> {
+        match self {
+            Header::First { indexers } => indexers.iter().map(writer_key_of).collect(),
+            Header::Writer { .. } => Vec::new(),
+        }
     }
 
     /// Decodes and validates block 0 of a writer core.
@@ -92,27 +134,33 @@ impl Header {
         if raw.version != VERSION {
             return Err(Error::UnsupportedVersion(raw.version));
         }
-        let key = |b: &[u8]| {
-            <[u8; 32]>::try_from(b)
-                .map(CoreKey)
-                .map_err(|_| Error::Malformed("header key is not 32 bytes"))
-        };
+        let key = |b: &[u8]| fixed(b, "header key is not 32 bytes").map(CoreKey);
         match (raw.base.is_empty(), raw.indexers.is_empty()) {
             (true, false) => {
                 if raw.indexers.len() > MAX_INDEXERS {
                     return Err(Error::Malformed("more indexers than MAX_INDEXERS"));
                 }
-                let indexers = raw
+                let keys = raw
                     .indexers
                     .iter()
                     .map(|b| key(b))
                     .collect::<Result<Vec<_>>>()?;
-                if indexers.windows(2).any(|w| matches!(w, [a, b] if a >= b)) {
+                if keys.windows(2).any(|w| matches!(w, [a, b] if a >= b)) {
                     return Err(Error::Malformed("indexers are not sorted and distinct"));
+                }
+                let indexers = raw
+                    .indexer_signers
+                    .iter()
+                    .map(|b| key(b).map(|k| PublicKey(k.0)))
+                    .collect::<Result<Vec<_>>>()?;
+                if !indexers.iter().map(writer_key_of).eq(keys.iter().copied()) {
+                    return Err(Error::Malformed(
+                        "the indexers' signing keys do not give their writer keys",
+                    ));
                 }
                 Ok(Header::First { indexers })
             }
-            (false, true) => Ok(Header::Writer {
+            (false, true) if raw.indexer_signers.is_empty() => Ok(Header::Writer {
                 base: key(&raw.base)?,
             }),
             _ => Err(Error::Malformed("a header names either a base or indexers")),
@@ -139,9 +187,25 @@ pub struct Head {
     pub length: u64,
 }
 
+/// An indexer's signature over one view's state, carried in the indexer's
+/// node: the view core `view` at `length` entries (its roots as this peer's
+/// own copy of the view has them), signed by the node's writer. The state
+/// signed is the core's signable hash (core key, roots hash, length, fork
+/// 0): a view's signed cores never fork.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewSignature {
+    /// The view core's key.
+    pub view: CoreKey,
+    /// The view length signed (at least 1).
+    pub length: u64,
+    /// The ed25519 signature of the node's writer.
+    pub signature: Signature,
+}
+
 /// One block of a writer core, validated: heads sorted by writer with at
 /// most one per writer and lengths of at least 1, a batch no larger than
-/// [`MAX_BATCH`].
+/// [`MAX_BATCH`], a checkpoint sorted by view with at most one signature per
+/// view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     /// The application's value; `None` for an ack.
@@ -151,17 +215,31 @@ pub struct Node {
     pub heads: Vec<Head>,
     /// How many nodes of the same batch follow this one (0: it ends here).
     pub batch_remaining: u32,
+    /// The writer's signatures over views' states (an indexer's
+    /// checkpoint); empty for most nodes. It plays no part in the order.
+    pub checkpoint: Vec<ViewSignature>,
 }
 
 impl Node {
     /// A node holding `value`, with the writer's `heads` (sorted and
-    /// deduplicated here, keeping the longest length per writer).
+    /// deduplicated here, keeping the longest length per writer) and no
+    /// checkpoint.
     pub fn new(value: Option<Vec<u8>>, heads: Vec<Head>, batch_remaining: u32) -> Self {
         Node {
             value,
             heads: canonical_heads(heads),
             batch_remaining,
+            checkpoint: Vec::new(),
         }
+    }
+
+    /// The node with `checkpoint` (sorted by view here, one per view,
+    /// keeping the longest length).
+    pub fn with_checkpoint(mut self, mut checkpoint: Vec<ViewSignature>) -> Self {
+        checkpoint.sort_unstable_by(|a, b| a.view.cmp(&b.view).then(b.length.cmp(&a.length)));
+        checkpoint.dedup_by_key(|s| s.view);
+        self.checkpoint = checkpoint;
+        self
     }
 
     /// The node's block encoding.
@@ -177,6 +255,15 @@ impl Node {
                 })
                 .collect(),
             batch_remaining: self.batch_remaining,
+            checkpoint: self
+                .checkpoint
+                .iter()
+                .map(|s| RawViewSignature {
+                    view: s.view.0.to_vec(),
+                    length: s.length,
+                    signature: s.signature.0.to_vec(),
+                })
+                .collect(),
         }
         .encode_to_vec()
     }
@@ -191,11 +278,26 @@ impl Node {
             .heads
             .into_iter()
             .map(|h| {
-                let writer = <[u8; 32]>::try_from(h.writer.as_slice())
-                    .map_err(|_| Error::Malformed("head writer key is not 32 bytes"))?;
                 Ok(Head {
-                    writer: CoreKey(writer),
+                    writer: CoreKey(fixed(&h.writer, "head writer key is not 32 bytes")?),
                     length: h.length,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if raw.checkpoint.len() > MAX_CHECKPOINT {
+            return Err(Error::Malformed("more view signatures than MAX_CHECKPOINT"));
+        }
+        let checkpoint = raw
+            .checkpoint
+            .into_iter()
+            .map(|s| {
+                Ok(ViewSignature {
+                    view: CoreKey(fixed(&s.view, "checkpoint view key is not 32 bytes")?),
+                    length: s.length,
+                    signature: Signature(fixed(
+                        &s.signature,
+                        "checkpoint signature is not 64 bytes",
+                    )?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -203,6 +305,7 @@ impl Node {
             value: raw.value,
             heads,
             batch_remaining: raw.batch_remaining,
+            checkpoint,
         };
         node.validate()?;
         Ok(node)
@@ -221,15 +324,32 @@ impl Node {
         if self.heads.iter().any(|h| h.length == 0) {
             return Err(Error::Malformed("head length is 0"));
         }
-        if self
-            .heads
-            .windows(2)
-            .any(|w| matches!(w, [a, b] if a.writer >= b.writer))
-        {
+        if !strictly_sorted(&self.heads, |h| h.writer) {
             return Err(Error::Malformed("heads are not sorted by writer"));
+        }
+        if self.checkpoint.len() > MAX_CHECKPOINT {
+            return Err(Error::Malformed("more view signatures than MAX_CHECKPOINT"));
+        }
+        if self.checkpoint.iter().any(|s| s.length == 0) {
+            return Err(Error::Malformed("checkpoint length is 0"));
+        }
+        if !strictly_sorted(&self.checkpoint, |s| s.view) {
+            return Err(Error::Malformed("checkpoint is not sorted by view"));
         }
         Ok(())
     }
+}
+
+/// `bytes` as an array of exactly `N`, or `Malformed(why)`.
+fn fixed<const N: usize>(bytes: &[u8], why: &'static str) -> Result<[u8; N]> {
+    <[u8; N]>::try_from(bytes).map_err(|_| Error::Malformed(why))
+}
+
+/// Whether `items` are sorted by `key` with no key twice.
+fn strictly_sorted<T>(items: &[T], key: impl Fn(&T) -> CoreKey) -> bool {
+    items
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if key(a) < key(b)))
 }
 
 /// Sorts heads by writer and keeps the longest length per writer.
@@ -266,6 +386,73 @@ mod tests {
         assert_eq!(Node::decode(&node.encode()).ok(), Some(node));
         // An ack with no heads is the empty message.
         assert!(Node::new(None, vec![], 0).encode().is_empty());
+        // An ack carrying an indexer's checkpoint: field 4, one signature.
+        let ack = Node::new(None, vec![], 0).with_checkpoint(vec![ViewSignature {
+            view: key(7),
+            length: 3,
+            signature: Signature([9; 64]),
+        }]);
+        let hex: String = ack.encode().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "2266".to_string() + "0a20" + &"07".repeat(32) + "1003" + "1a40" + &"09".repeat(64)
+        );
+        assert_eq!(Node::decode(&ack.encode()).ok(), Some(ack));
+    }
+
+    #[test]
+    fn header_snapshot_and_round_trip() {
+        let signer = PublicKey([5; 32]);
+        let first = Header::First {
+            indexers: vec![signer],
+        };
+        let hex: String = first.encode().iter().map(|b| format!("{b:02x}")).collect();
+        let writer = writer_key_of(&signer);
+        let writer_hex: String = writer.0.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "0a0e".to_string()
+                + &"hyper-autobase"
+                    .bytes()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+                + "1001"
+                + "2220"
+                + &writer_hex
+                + "2a20"
+                + &"05".repeat(32)
+        );
+        assert_eq!(Header::decode(&first.encode()).ok(), Some(first.clone()));
+        assert_eq!(first.indexer_keys(), vec![writer]);
+        let other = Header::Writer { base: key(3) };
+        assert_eq!(Header::decode(&other.encode()).ok(), Some(other));
+    }
+
+    #[test]
+    fn refuses_headers_whose_signers_do_not_give_the_writer_keys() {
+        let raw = |indexers: Vec<Vec<u8>>, indexer_signers: Vec<Vec<u8>>| RawHeader {
+            protocol: PROTOCOL.to_string(),
+            version: VERSION,
+            base: Vec::new(),
+            indexers,
+            indexer_signers,
+        };
+        let signer = PublicKey([5; 32]);
+        let writer = writer_key_of(&signer).0.to_vec();
+        let cases = [
+            // A signer that is not the writer's.
+            raw(vec![writer.clone()], vec![vec![6; 32]]),
+            // Writer keys without signers (a header before checkpoints).
+            raw(vec![writer.clone()], vec![]),
+            // A signer too many.
+            raw(vec![writer], vec![vec![5; 32], vec![6; 32]]),
+        ];
+        for case in cases {
+            match Header::decode(&case.encode_to_vec()) {
+                Err(Error::Malformed(m)) => assert!(m.contains("signing keys"), "{m}"),
+                other => panic!("expected Malformed, got {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -310,8 +497,23 @@ mod tests {
                 value: None,
                 heads,
                 batch_remaining,
+                checkpoint: Vec::new(),
             }
             .encode_to_vec()
+        };
+        let signed = |checkpoint: Vec<RawViewSignature>| {
+            RawNode {
+                value: None,
+                heads: Vec::new(),
+                batch_remaining: 0,
+                checkpoint,
+            }
+            .encode_to_vec()
+        };
+        let sig = |v: u8, length, sig_len| RawViewSignature {
+            view: vec![v; 32],
+            length,
+            signature: vec![1; sig_len],
         };
         let head = |w: u8, length| RawHead {
             writer: vec![w; 32],
@@ -339,6 +541,27 @@ mod tests {
                 "heads are not sorted by writer",
             ),
             (vec![0xff, 0xff], "node does not decode"),
+            (
+                signed(vec![sig(1, 1, 63)]),
+                "checkpoint signature is not 64 bytes",
+            ),
+            (
+                signed(vec![RawViewSignature {
+                    view: vec![1; 33],
+                    length: 1,
+                    signature: vec![1; 64],
+                }]),
+                "checkpoint view key is not 32 bytes",
+            ),
+            (signed(vec![sig(1, 0, 64)]), "checkpoint length is 0"),
+            (
+                signed(vec![sig(2, 1, 64), sig(1, 1, 64)]),
+                "checkpoint is not sorted by view",
+            ),
+            (
+                signed(vec![sig(1, 1, 64); MAX_CHECKPOINT + 1]),
+                "more view signatures than MAX_CHECKPOINT",
+            ),
         ];
         for (bytes, why) in cases {
             match Node::decode(&bytes) {
@@ -353,8 +576,9 @@ mod tests {
             prop::option::of(prop::collection::vec(any::<u8>(), 0..40)),
             prop::collection::vec((any::<u8>(), 1u64..u64::MAX), 0..6),
             0..MAX_BATCH,
+            prop::collection::vec((any::<u8>(), 1u64..u64::MAX, any::<u8>()), 0..3),
         )
-            .prop_map(|(value, heads, batch)| {
+            .prop_map(|(value, heads, batch, checkpoint)| {
                 let heads = heads
                     .into_iter()
                     .map(|(w, length)| Head {
@@ -362,7 +586,15 @@ mod tests {
                         length,
                     })
                     .collect();
-                Node::new(value, heads, batch)
+                let checkpoint = checkpoint
+                    .into_iter()
+                    .map(|(v, length, s)| ViewSignature {
+                        view: key(v),
+                        length,
+                        signature: Signature([s; 64]),
+                    })
+                    .collect();
+                Node::new(value, heads, batch).with_checkpoint(checkpoint)
             })
     }
 

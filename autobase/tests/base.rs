@@ -166,10 +166,20 @@ fn views_are_rebuilt_the_same_after_reopen() {
     t.bases[0].append(&[b"world"]).expect("append");
     t.settle();
     let before = log(&t.bases[0]);
+    let signed = t.bases[0].info().views[0].signed_length;
+    // The one indexer signed everything it indexed.
+    assert_eq!(signed, 2);
     let store = t.stores[0].clone();
+    let own_log = store.named("chat").expect("writer");
     drop(t.bases.remove(0));
-    let reopened = Base::create(&store, "chat", &[], &["log"], Chat).expect("reopen");
+    let mut reopened = Base::create(&store, "chat", &[], &["log"], Chat).expect("reopen");
     assert_eq!(log(&reopened), before);
+    // The signed core is kept (not rebuilt), and what it shipped is read
+    // back from its own log: no second signature of the same state.
+    assert_eq!(reopened.info().views[0].signed_length, signed);
+    let length = own_log.info().expect("info").length;
+    assert!(!reopened.ack(true).expect("ack"));
+    assert_eq!(own_log.info().expect("info").length, length);
 }
 
 #[test]
@@ -328,5 +338,67 @@ fn a_lone_indexer_settles_its_acks() {
         base.ack_until_settled(true).expect("acks"),
         0,
         "nothing left to index"
+    );
+}
+
+/// Appends every value to every view.
+struct Everywhere(Vec<String>);
+
+impl Apply for Everywhere {
+    fn apply(&mut self, batch: &Batch, view: &mut View<'_>, _: &mut Host<'_>) -> Result<()> {
+        for value in batch.values.iter().flatten() {
+            for name in &self.0 {
+                view.append(name, value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn more_views_than_one_checkpoint_holds_are_signed_over_several_nodes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let names: Vec<String> = (0..hyper_autobase::MAX_CHECKPOINT + 3)
+        .map(|i| format!("v{i}"))
+        .collect();
+    let views: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut base =
+        Base::create(&store, "many", &[], &views, Everywhere(names.clone())).expect("create");
+    base.append(&[b"x"]).expect("append");
+    base.ack_until_settled(true).expect("acks");
+    let info = base.info();
+    // Its own nodes stay valid (a checkpoint past the limit would make the
+    // writer faulty), and every view gets signed.
+    assert!(info.faulty.is_empty(), "{:?}", info.faulty);
+    assert!(
+        info.views.iter().all(|v| v.signed_length == 1),
+        "{:?}",
+        info.views
+    );
+}
+
+#[test]
+fn a_reopened_base_reading_its_history_again_refuses_no_signature() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let mut base = Base::create(&store, "solo", &[], &["log"], Chat).expect("create");
+    let rounds = hyper_autobase::checkpoint::MAX_WAITING_SIGNATURES as u64 + 4;
+    for i in 0..rounds {
+        base.append(&[format!("m{i}").as_bytes()]).expect("append");
+        base.ack_until_settled(true).expect("acks");
+    }
+    let info = base.info();
+    assert_eq!(info.views[0].signed_length, rounds);
+    drop(base);
+    // Reopening reads every old checkpoint again: all stale, none waits,
+    // none is dropped or refused.
+    let base = Base::create(&store, "solo", &[], &["log"], Chat).expect("reopen");
+    let info = base.info();
+    assert_eq!(info.views[0].signed_length, rounds);
+    assert!(
+        info.refused_signatures.is_empty(),
+        "{:?}",
+        info.refused_signatures
     );
 }

@@ -97,7 +97,11 @@ fn one(scale: u64, batch: usize) -> Result<()> {
         .build()?;
     // Every store serves and downloads every writer core, live.
     let mesh = runtime.block_on(Mesh::connect(&stores, &keys))?;
-    let mut first = Some(Base::create(&stores[0], NAME, &keys[1..], &[VIEW], Log)?);
+    let signers = stores[1..]
+        .iter()
+        .map(|s| Base::<Log>::signing_key(s, NAME))
+        .collect::<hyper_autobase::Result<Vec<_>>>()?;
+    let mut first = Some(Base::create(&stores[0], NAME, &signers, &[VIEW], Log)?);
     for (store, _) in stores.iter().zip(&keys).skip(1) {
         wait_for_header(store, &keys[0])?;
     }

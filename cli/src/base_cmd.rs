@@ -38,9 +38,10 @@ pub enum BaseCommand {
         /// Name of the base in this store [default: "base"].
         #[arg(long, default_value = "base")]
         name: String,
-        /// Writer keys of further indexers (the indexer set is fixed at
-        /// creation; this store's writer is always one).
-        #[arg(long, value_name = "WRITER")]
+        /// Signing keys (ed25519, 64 hex characters) of further indexers'
+        /// writer cores (the indexer set is fixed at creation; this store's
+        /// writer is always one). They sign the views' checkpoints.
+        #[arg(long, value_name = "SIGNER")]
         indexer: Vec<String>,
     },
     /// Join BASE as a candidate writer; prints this store's writer key (a
@@ -244,7 +245,7 @@ fn encode(op: &Op) -> Vec<u8> {
     prost::Message::encode_to_vec(op)
 }
 
-fn parse_key(text: &str, what: &'static str) -> Result<CoreKey, CliError> {
+fn parse_key<K: std::str::FromStr>(text: &str, what: &'static str) -> Result<K, CliError> {
     text.parse().map_err(|_| CliError::BadBaseKey {
         what,
         text: text.to_string(),
@@ -295,6 +296,7 @@ struct InfoJson {
     heads: Vec<HeadJson>,
     length: u64,
     indexed_length: u64,
+    signed_length: u64,
     hash: String,
     faulty: Vec<String>,
 }
@@ -342,7 +344,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             crate::core_cmd::check_name(&name)?;
             let indexers = indexer
                 .iter()
-                .map(|k| parse_key(k, "indexer"))
+                .map(|k| parse_key::<hyper_core::PublicKey>(k, "indexer"))
                 .collect::<Result<Vec<_>, _>>()?;
             let full = format!("{PREFIX}{name}");
             if store.by_name(&full)?.is_some() {
@@ -353,7 +355,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             writeln!(out, "writer {}", base.writer_key())?;
         }
         BaseCommand::Join { base } => {
-            let key = parse_key(&base, "base")?;
+            let key = parse_key::<CoreKey>(&base, "base")?;
             let base = Base::join(&store, key, &format!("{PREFIX}{key}"), &[LOG, KV], CliApp)?;
             writeln!(out, "writer {}", base.writer_key())?;
         }
@@ -365,7 +367,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             if indexer {
                 return Err(CliError::IndexersFixed);
             }
-            let writer = parse_key(&writer, "writer")?;
+            let writer = parse_key::<CoreKey>(&writer, "writer")?;
             let mut base = open_base(&store, &base)?;
             base.append(&[&encode(&Op {
                 kind: Some(Kind::AddWriter(writer.0.to_vec())),
@@ -373,7 +375,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             base.ack_until_settled(true)?;
         }
         BaseCommand::RemoveWriter { base, writer } => {
-            let writer = parse_key(&writer, "writer")?;
+            let writer = parse_key::<CoreKey>(&writer, "writer")?;
             let mut base = open_base(&store, &base)?;
             if base.info().indexers.contains(&writer) {
                 return Err(CliError::IndexersFixed);
@@ -474,6 +476,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
                     .collect(),
                 length: log.map_or(0, |v| v.length),
                 indexed_length: log.map_or(0, |v| v.indexed_length),
+                signed_length: log.map_or(0, |v| v.signed_length),
                 hash: hash.finalize().to_hex().to_string(),
                 faulty: info
                     .faulty
@@ -490,6 +493,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
                 writeln!(out, "indexers:       {}", o.indexers.join(", "))?;
                 writeln!(out, "length:         {}", o.length)?;
                 writeln!(out, "indexed length: {}", o.indexed_length)?;
+                writeln!(out, "signed length:  {}", o.signed_length)?;
                 writeln!(out, "hash:           {}", o.hash)?;
                 for f in &o.faulty {
                     writeln!(out, "refused writer: {f}")?;

@@ -74,6 +74,9 @@ fn three_writers_offline_then_syncing_in_pairs_agree() {
         assert_eq!(i["hash"], infos[0]["hash"]);
         assert_eq!(i["length"], 5);
         assert_eq!(i["indexed_length"], 5, "{i}");
+        // The one indexer (a) signed the indexed view in its last ack;
+        // b and c added its signature to their own copies.
+        assert_eq!(i["signed_length"], 5, "{i}");
         assert_eq!(i["writers"].as_array().map(Vec::len), Some(3));
     }
     // The key/value view agrees too: one of the two puts won, everywhere.
@@ -87,6 +90,8 @@ fn three_writers_offline_then_syncing_in_pairs_agree() {
         colours[0]
     );
     assert!(colours.iter().all(|c| *c == colours[0]));
+    let text = ok(cli(&c, &["base", "info", &base], None));
+    assert_eq!(field(&text, "signed length:"), "5", "{text}");
     // Each JSON line names its writer and seq.
     let json = ok(cli(&b, &["base", "view", &base, "--json"], None));
     let first: serde_json::Value =

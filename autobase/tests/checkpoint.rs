@@ -1,0 +1,511 @@
+//! Quorum-signed checkpoints on real stores replicating their writer cores
+//! live over real TCP loopback connections: three indexers sign what they
+//! indexed, two of three still sign, one alone does not (while writes go
+//! on), and forged checkpoints are refused.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hyper_autobase::{Apply, Base, BaseInfo, Batch, Host, Node, Result, View, ViewSignature};
+use hyper_core::{CoreKey, KeyPair, PublicKey, Signature, Store};
+use hyper_wire::{
+    Connection, DownloadRange, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp,
+};
+
+const NAME: &str = "chat";
+const VIEW: &str = "log";
+/// How long a test waits for the peers to settle.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Every value is a line of the log; `add:KEY` adds a writer.
+struct Log;
+
+impl Apply for Log {
+    fn apply(&mut self, batch: &Batch, view: &mut View<'_>, host: &mut Host<'_>) -> Result<()> {
+        for value in batch.values.iter().flatten() {
+            match String::from_utf8_lossy(value).strip_prefix("add:") {
+                Some(hex) => host.add_writer(hex.parse().expect("key")),
+                None => view.append(VIEW, value)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replications of some stores, each serving on loopback, connected in a
+/// full mesh, downloading the given writer cores live. Dropping it takes
+/// those stores offline.
+struct Mesh {
+    runtime: tokio::runtime::Runtime,
+    connections: Vec<Connection>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _replications: Vec<Replication>,
+}
+
+impl Mesh {
+    fn new(stores: &[&Store], cores: &[CoreKey]) -> Mesh {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut mesh = Mesh {
+            connections: Vec::new(),
+            tasks: Vec::new(),
+            _replications: Vec::new(),
+            runtime,
+        };
+        let mut addrs = Vec::new();
+        for store in stores {
+            let (r, addr) = mesh.runtime.block_on(async {
+                let r = Replication::new(
+                    (*store).clone(),
+                    KeyPair::generate().expect("identity"),
+                    ReplicationOptions::default(),
+                );
+                let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
+                mesh.tasks.push(serve_tcp(&r, listener));
+                for key in cores {
+                    let core = store.replica(key).expect("replica");
+                    r.add_core(&core);
+                    if !core.writable().expect("writable") {
+                        let r = r.clone();
+                        mesh.tasks.push(tokio::spawn(async move {
+                            let _ = r.download(&core, DownloadRange::live()).await;
+                        }));
+                    }
+                }
+                for to in &addrs {
+                    mesh.connections
+                        .push(connect_tcp(&r, *to).await.expect("connect"));
+                }
+                (r, addr)
+            });
+            addrs.push(addr);
+            mesh._replications.push(r);
+        }
+        mesh
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for c in &self.connections {
+            c.close();
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Stores, their writer keys and signing keys; the base is created in
+/// store 0 with stores 0..indexers as its indexers.
+struct Peers {
+    _dir: tempfile::TempDir,
+    stores: Vec<Store>,
+    writers: Vec<CoreKey>,
+}
+
+impl Peers {
+    fn new(count: usize) -> Peers {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stores: Vec<Store> = (0..count)
+            .map(|i| Store::open(dir.path().join(i.to_string())).expect("store"))
+            .collect();
+        let writers = stores
+            .iter()
+            .map(|s| s.named(NAME).expect("writer").key())
+            .collect();
+        Peers {
+            _dir: dir,
+            stores,
+            writers,
+        }
+    }
+
+    fn signer(&self, i: usize) -> PublicKey {
+        Base::<Log>::signing_key(&self.stores[i], NAME).expect("signing key")
+    }
+
+    /// A mesh of the stores `online`.
+    fn mesh(&self, online: &[usize]) -> Mesh {
+        let stores: Vec<&Store> = online.iter().map(|i| &self.stores[*i]).collect();
+        Mesh::new(&stores, &self.writers)
+    }
+
+    /// Creates the base in store 0 with `indexers` (store indexes besides
+    /// 0) and has every other store join once the header reached it.
+    fn bases(&self, indexers: &[usize]) -> Vec<Base<Log>> {
+        let signers: Vec<PublicKey> = indexers.iter().map(|i| self.signer(*i)).collect();
+        let first = Base::create(&self.stores[0], NAME, &signers, &[VIEW], Log).expect("create");
+        let key = first.key();
+        let mut bases = vec![first];
+        for store in &self.stores[1..] {
+            let header = store.replica(&key).expect("replica");
+            wait(|| header.has(0).expect("has"), "the base header");
+            bases.push(Base::join(store, key, NAME, &[VIEW], Log).expect("join"));
+        }
+        bases
+    }
+}
+
+/// Waits until `done`, failing the test after [`PATIENCE`].
+fn wait(mut done: impl FnMut() -> bool, what: &str) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{what}: not within {PATIENCE:?}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs the bases (update, then ack as the ack policy says with the timer
+/// fired) until `done` holds for every base's info.
+fn drive(bases: &mut [Base<Log>], done: impl Fn(&BaseInfo) -> bool, what: &str) {
+    let started = Instant::now();
+    loop {
+        let mut infos = Vec::new();
+        for base in bases.iter_mut() {
+            base.update().expect("update");
+            base.ack_until_settled(true).expect("ack");
+            infos.push(base.info());
+        }
+        if infos.iter().all(&done) {
+            return;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{what}: not within {PATIENCE:?}: {:#?}",
+            infos.iter().map(|i| &i.views).collect::<Vec<_>>()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether the log view's length, indexed length and signed length are all
+/// `n`.
+fn settled_at(n: u64) -> impl Fn(&BaseInfo) -> bool {
+    move |i| {
+        i.views
+            .first()
+            .is_some_and(|v| v.length == n && v.indexed_length == n && v.signed_length == n)
+    }
+}
+
+fn log(base: &Base<Log>) -> Vec<Vec<u8>> {
+    let view = base.view(VIEW).expect("view");
+    let length = view.info().expect("info").length;
+    (0..length).map(|i| view.get(i).expect("block")).collect()
+}
+
+fn append(base: &mut Base<Log>, who: usize, values: std::ops::Range<u32>) {
+    for v in values {
+        base.append(&[format!("{who}:{v}").as_bytes()])
+            .expect("append");
+    }
+}
+
+/// The positions among the indexers of the signers of the log view's
+/// signed state in `base`.
+fn signers_of(base: &Base<Log>) -> Vec<u8> {
+    let state = base
+        .signed_view(VIEW)
+        .expect("signed view")
+        .signed_state()
+        .expect("state");
+    let mut s: Vec<u8> = state.signatures.iter().map(|s| s.signer).collect();
+    s.sort_unstable();
+    s
+}
+
+#[test]
+fn three_indexers_sign_what_they_indexed() {
+    let peers = Peers::new(4);
+    let _mesh = peers.mesh(&[0, 1, 2, 3]);
+    let mut bases = peers.bases(&[1, 2]);
+    let mut reader = bases.pop().expect("store 3 joined, not added");
+    for (i, base) in bases.iter_mut().enumerate() {
+        append(base, i, 0..5);
+    }
+    drive(&mut bases, settled_at(15), "signed_length reaches 15");
+    // The same view, the same signed core key, a quorum of signatures.
+    let signed_key = bases[0].signed_view(VIEW).expect("signed").key();
+    for base in &bases {
+        assert_eq!(log(base), log(&bases[0]));
+        assert_eq!(base.signed_view(VIEW).expect("signed").key(), signed_key);
+        assert!(signers_of(base).len() >= 2, "{:?}", signers_of(base));
+        assert!(base.info().refused_signatures.is_empty());
+    }
+    // A peer that is not a writer follows the indexers' nodes and checks
+    // their signatures against its own copy: it reaches the same signed
+    // state.
+    wait(
+        || {
+            reader.update().expect("update");
+            reader.info().views[0].signed_length == 15
+        },
+        "the reader's signed length",
+    );
+    assert_eq!(log(&reader), log(&bases[0]));
+    let signed = reader.signed_view(VIEW).expect("signed");
+    assert_eq!(signed.key(), signed_key);
+    let (ours, theirs) = (
+        signed.signed_state().expect("state"),
+        bases[0]
+            .signed_view(VIEW)
+            .expect("signed")
+            .signed_state()
+            .expect("state"),
+    );
+    assert_eq!(ours.roots, theirs.roots);
+}
+
+/// Three indexers, online, one value each, all signed.
+fn three_signed_at_3() -> (Peers, Mesh, Vec<Base<Log>>) {
+    let peers = Peers::new(3);
+    let mesh = peers.mesh(&[0, 1, 2]);
+    let mut bases = peers.bases(&[1, 2]);
+    for (i, base) in bases.iter_mut().enumerate() {
+        append(base, i, 0..1);
+    }
+    drive(&mut bases, settled_at(3), "all three sign 3");
+    (peers, mesh, bases)
+}
+
+#[test]
+fn two_of_three_indexers_still_sign_and_the_third_catches_up() {
+    let (peers, mesh, mut bases) = three_signed_at_3();
+    // Indexer 2 goes offline: its store is not connected and its base
+    // does not run.
+    drop(mesh);
+    let two = peers.mesh(&[0, 1]);
+    append(&mut bases[0], 0, 1..5);
+    append(&mut bases[1], 1, 1..5);
+    drive(&mut bases[..2], settled_at(11), "two of three sign 11");
+    // Signed by 0 and 1 only (positions among the indexers, in writer key
+    // order).
+    let mut online: Vec<u8> = [0usize, 1]
+        .iter()
+        .map(|i| {
+            bases[0]
+                .info()
+                .indexers
+                .iter()
+                .position(|k| *k == peers.writers[*i])
+                .expect("an indexer") as u8
+        })
+        .collect();
+    online.sort_unstable();
+    for base in &bases[..2] {
+        assert_eq!(signers_of(base), online);
+    }
+    assert_eq!(bases[2].info().views[0].signed_length, 3);
+    // It comes back: it catches up and ends with the same signed view.
+    drop(two);
+    let _all = peers.mesh(&[0, 1, 2]);
+    drive(&mut bases, settled_at(11), "the third catches up");
+    assert_eq!(log(&bases[2]), log(&bases[0]));
+}
+
+#[test]
+fn one_indexer_of_three_alone_cannot_sign_but_writes_go_on() {
+    let (peers, mesh, mut bases) = three_signed_at_3();
+    drop(mesh);
+    // Indexer 0 alone: it writes, its optimistic view grows, nothing more
+    // becomes final or signed, and its acks stop.
+    append(&mut bases[0], 0, 1..6);
+    let writer = peers.stores[0].named(NAME).expect("writer");
+    let mut lengths = Vec::new();
+    for _ in 0..20 {
+        bases[0].update().expect("update");
+        bases[0].ack_until_settled(true).expect("ack");
+        lengths.push(writer.info().expect("info").length);
+        thread::sleep(Duration::from_millis(10));
+    }
+    let view = &bases[0].info().views[0];
+    assert_eq!(
+        (view.length, view.indexed_length, view.signed_length),
+        (8, 3, 3)
+    );
+    assert!(
+        lengths.windows(2).skip(1).all(|w| w[0] == w[1]),
+        "acks stop: {lengths:?}"
+    );
+    // The others come back: finality and signatures move on.
+    let _all = peers.mesh(&[0, 1, 2]);
+    drive(
+        &mut bases,
+        settled_at(8),
+        "signed again once a majority is back",
+    );
+}
+
+#[test]
+fn forged_checkpoints_are_refused_without_harming_the_view() {
+    // Stores 0-2 are the indexers; 3 is a writer that is not one.
+    let peers = Peers::new(4);
+    let _mesh = peers.mesh(&[0, 1, 2, 3]);
+    let mut bases = peers.bases(&[1, 2]);
+    let hostile_writer = peers.writers[3];
+    bases[0]
+        .append(&[format!("add:{hostile_writer}").as_bytes()])
+        .expect("add");
+    append(&mut bases[1], 1, 0..2);
+    drive(&mut bases, settled_at(2), "signed 2");
+    let base_signed = bases[0].signed_view(VIEW).expect("signed").key();
+    // A real, valid signature of indexer 1, read from its log.
+    let indexer_log = peers.stores[0].replica(&peers.writers[1]).expect("log");
+    let genuine: ViewSignature = (1..indexer_log.info().expect("info").length)
+        .filter_map(|i| Node::decode(&indexer_log.get(i).expect("block")).ok())
+        .find_map(|n| n.checkpoint.first().copied())
+        .expect("indexer 1 shipped a checkpoint");
+    assert_eq!(genuine.view, base_signed);
+    // Stores 2 and 3 turn hostile: they stop running their bases and append
+    // crafted nodes to their own (signed) writer cores, which replicate.
+    let mut honest: Vec<Base<Log>> = bases.drain(..2).collect();
+    drop(bases);
+    // The non-indexer replays the indexer's genuine signature as its own.
+    let replay = Node::new(Some(b"3:replayed".to_vec()), vec![], 0).with_checkpoint(vec![genuine]);
+    // The indexer forges: garbage over the next state, and one far ahead.
+    let forged =
+        Node::new(Some(b"2:forged".to_vec()), vec![], 0).with_checkpoint(vec![ViewSignature {
+            view: base_signed,
+            length: 4,
+            signature: Signature([7; 64]),
+        }]);
+    let far = Node::new(None, vec![], 0).with_checkpoint(vec![ViewSignature {
+        view: base_signed,
+        length: 1_000_000,
+        signature: Signature([8; 64]),
+    }]);
+    let unknown_view = Node::new(None, vec![], 0).with_checkpoint(vec![ViewSignature {
+        view: CoreKey([9; 32]),
+        length: 1,
+        signature: Signature([9; 64]),
+    }]);
+    peers.stores[3]
+        .named(NAME)
+        .expect("writer")
+        .append(&replay.encode())
+        .expect("append");
+    for node in [forged, far, unknown_view] {
+        peers.stores[2]
+            .named(NAME)
+            .expect("writer")
+            .append(&node.encode())
+            .expect("append");
+    }
+    // The honest peers hold the hostile nodes before anything else is
+    // written, so the forged signature's length is checked, not passed.
+    for store in &peers.stores[..2] {
+        let (two, three) = (
+            store.replica(&peers.writers[2]).expect("replica"),
+            store.replica(&peers.writers[3]).expect("replica"),
+        );
+        let want = (
+            peers.stores[2]
+                .named(NAME)
+                .expect("writer")
+                .info()
+                .expect("info")
+                .length,
+            peers.stores[3]
+                .named(NAME)
+                .expect("writer")
+                .info()
+                .expect("info")
+                .length,
+        );
+        wait(
+            || {
+                (
+                    two.info().expect("info").contiguous_length,
+                    three.info().expect("info").contiguous_length,
+                ) == want
+            },
+            "the hostile nodes",
+        );
+    }
+    append(&mut honest[0], 0, 0..2);
+    // 2 values before, 2 hostile values, 2 honest ones: all indexed and
+    // signed by the two honest indexers.
+    drive(&mut honest, settled_at(6), "the honest two sign 6");
+    for base in &honest {
+        let refused = base.info().refused_signatures;
+        let text = refused.join("\n");
+        assert!(
+            text.contains(&format!(
+                "checkpoint of writer {hostile_writer} refused: it is not an indexer"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "signature of indexer {} for view 'log' at length 4 refused",
+                peers.writers[2]
+            )),
+            "{text}"
+        );
+        assert!(text.contains("is not a view of this base"), "{text}");
+        let view = &base.info().views[0];
+        assert_eq!(view.signed_length, 6);
+        assert!(signers_of(base).len() >= 2, "{:?}", signers_of(base));
+    }
+    assert_eq!(log(&honest[0]), log(&honest[1]));
+    assert!(log(&honest[0]).contains(&b"3:replayed".to_vec()));
+    assert!(log(&honest[0]).contains(&b"2:forged".to_vec()));
+}
+
+#[test]
+fn peers_are_served_only_the_signed_part_of_a_view() {
+    let peers = Peers::new(3);
+    let _mesh = peers.mesh(&[0, 1, 2]);
+    let mut bases = peers.bases(&[1, 2]);
+    for (i, base) in bases.iter_mut().enumerate() {
+        append(base, i, 0..3);
+    }
+    // Acks without the timer index the values, but nothing is appended
+    // once all is indexed, so the last signatures stay unshipped.
+    let started = Instant::now();
+    while bases.iter().any(|b| b.info().views[0].indexed_length < 9) {
+        for base in bases.iter_mut() {
+            base.update().expect("update");
+            base.ack_until_settled(false).expect("ack");
+        }
+        assert!(started.elapsed() < PATIENCE, "indexing 9");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let info = bases[0].info().views[0].clone();
+    assert!(
+        info.signed_length < info.indexed_length,
+        "precondition: an unsigned tail: {info:?}"
+    );
+    // A plain replica of store 0's signed view core, over TCP.
+    let signed = bases[0].signed_view(VIEW).expect("signed").clone();
+    let reader_dir = tempfile::tempdir().expect("tempdir");
+    let reader = Store::open(reader_dir.path()).expect("store");
+    let serve = Mesh::new(&[&peers.stores[0], &reader], &[signed.key()]);
+    let copy = reader.replica(&signed.key()).expect("replica");
+    wait(
+        || copy.info().expect("info").length == info.signed_length,
+        "the signed part",
+    );
+    // More time brings no unsigned entry.
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(copy.info().expect("info").length, info.signed_length);
+    let view = bases[0].view(VIEW).expect("view");
+    for i in 0..info.signed_length {
+        assert_eq!(copy.get(i).expect("block"), view.get(i).expect("block"));
+    }
+    // Once the indexers ship their signatures (timer acks), the replica
+    // follows to the whole indexed view.
+    drive(&mut bases, settled_at(9), "signed 9");
+    wait(
+        || copy.info().expect("info").length == 9,
+        "the replica follows the signed length",
+    );
+    drop(serve);
+}
