@@ -4,7 +4,8 @@
 //! Usage: `hyper-bench W1 W3 …` or `hyper-bench all` (also S1, S2: the
 //! swarm's DHT lookups on the simulated network and a node's CPU per
 //! request, see `dht.rs`; and, by name only, S3: connect time per NAT pair
-//! in the namespace lab, root only, see `nat.rs`). `BENCH_SCALE=N`
+//! in the namespace lab, root only, see `nat.rs`; L1 and L3: a big core and
+//! many cores, see `scale.rs`). `BENCH_SCALE=N`
 //! divides every block and operation count by N (for smoke runs); lines of a
 //! scaled run carry `"scale": N`. MB is 1,000,000 bytes, as on the
 //! JavaScript side (`benches/reference-js`).
@@ -16,6 +17,7 @@ mod drive;
 mod nat;
 mod replicate;
 mod report;
+mod scale;
 mod workloads;
 
 use std::process::ExitCode;
@@ -37,9 +39,21 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Internal: L1's fresh process that reopens the big core.
+    if let [cmd, dir] = args.as_slice()
+        && cmd == "l1-open"
+    {
+        return match scale::open_probe(std::path::Path::new(dir)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hyper-bench l1-open: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!(
-            "usage: hyper-bench all | W1 W2 W3 ... S1 S2  (BENCH_SCALE=N divides the counts)"
+            "usage: hyper-bench all | W1 W2 W3 ... S1 S2 | S3 L1 L3  (BENCH_SCALE=N divides the counts)"
         );
         return ExitCode::from(2);
     }
@@ -72,10 +86,12 @@ fn main() -> ExitCode {
             "S2" => dht::requests(scale),
             "S3" => nat::connect(scale),
             "W8" => autobase::run(scale),
+            "L1" => scale::big_core(scale),
+            "L3" => scale::many_cores(scale),
             other => {
                 eprintln!(
                     "hyper-bench: unknown workload {other}; runnable: {}",
-                    RUNNABLE.join(" ") + " S3"
+                    RUNNABLE.join(" ") + " S3 L1 L3"
                 );
                 return ExitCode::from(2);
             }
