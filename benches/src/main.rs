@@ -27,29 +27,24 @@ const RUNNABLE: [&str; 10] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "S
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // Internal: the serving process of W4/W5.
-    if let [cmd, dir] = args.as_slice()
-        && cmd == "serve"
-    {
-        return match replicate::serve(std::path::Path::new(dir)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hyper-bench serve: {e}");
-                ExitCode::FAILURE
-            }
+    // Internal: the serving process of W4/W5, and L1's fresh process that
+    // reopens the big core.
+    if let [cmd, dir] = args.as_slice() {
+        let dir = std::path::Path::new(dir);
+        let run = match cmd.as_str() {
+            "serve" => Some(replicate::serve(dir)),
+            "l1-open" => Some(scale::open_probe(dir)),
+            _ => None,
         };
-    }
-    // Internal: L1's fresh process that reopens the big core.
-    if let [cmd, dir] = args.as_slice()
-        && cmd == "l1-open"
-    {
-        return match scale::open_probe(std::path::Path::new(dir)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hyper-bench l1-open: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        if let Some(result) = run {
+            return match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hyper-bench {cmd}: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!(
