@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use common::hostile::{Hostile, on};
 use hyper_core::Store;
 use hyper_wire::messages::{Body, Message, Open};
-use hyper_wire::{listen_tcp, serve_tcp};
 
 /// The first `Open` the seeder sends within `wait`.
 async fn next_open(peer: &mut Hostile, wait: Duration) -> Option<Open> {
@@ -53,9 +52,7 @@ async fn unknown_discovery_keys_cost_point_lookups_never_listings() {
     cores[1234]
         .append_batch(&[b"wanted".as_slice()])
         .expect("append");
-    let seeder = common::all_cores(&store);
-    let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
-    serve_tcp(&seeder, listener);
+    let (seeder, addr) = common::serve(&store).await;
     let mut peer = Hostile::dial(addr).await.expect("handshake");
     let started = Instant::now();
     let opens: Vec<Message> = (1..=UNKNOWN).map(unknown_open).collect();
@@ -85,9 +82,7 @@ async fn unknown_discovery_keys_cost_point_lookups_never_listings() {
 #[tokio::test]
 async fn an_open_held_for_a_missing_core_is_answered_once_it_appears() {
     let (_dir, store) = common::eventual_store();
-    let seeder = common::all_cores(&store);
-    let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
-    serve_tcp(&seeder, listener);
+    let (_seeder, addr) = common::serve(&store).await;
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let key = Store::open(elsewhere.path())
         .expect("store")
