@@ -4,8 +4,9 @@
 //! Usage: `hyper-bench W1 W3 …` or `hyper-bench all` (also S1, S2: the
 //! swarm's DHT lookups on the simulated network and a node's CPU per
 //! request, see `dht.rs`; S4: a full clone through the swarm against the
-//! same over TCP, see `swarm_clone.rs`; and, by name only, S3: connect time per NAT pair
-//! in the namespace lab, root only, see `nat.rs`). `BENCH_SCALE=N`
+//! same over TCP, see `swarm_clone.rs`; and, by name only, S3: connect time
+//! per NAT pair in the namespace lab, root only, see `nat.rs`; L1 and L3: a
+//! big core and many cores, see `scale.rs`). `BENCH_SCALE=N`
 //! divides every block and operation count by N (for smoke runs); lines of a
 //! scaled run carry `"scale": N`. MB is 1,000,000 bytes, as on the
 //! JavaScript side (`benches/reference-js`).
@@ -17,6 +18,7 @@ mod drive;
 mod nat;
 mod replicate;
 mod report;
+mod scale;
 mod swarm_clone;
 mod workloads;
 
@@ -29,28 +31,29 @@ const RUNNABLE: [&str; 11] = [
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // Internal: the serving process of W4/W5 and S4 (TCP), and of S4's
-    // swarm side.
-    if let [cmd, dir] = args.as_slice()
-        && (cmd == "serve" || cmd == "serve-swarm")
-    {
+    // Internal: the serving processes of W4/W5 and S4 (TCP), of S4's swarm
+    // side, and L1's fresh process that reopens the big core.
+    if let [cmd, dir] = args.as_slice() {
         let dir = std::path::Path::new(dir);
-        let served = if cmd == "serve" {
-            replicate::serve(dir)
-        } else {
-            swarm_clone::serve(dir)
+        let run = match cmd.as_str() {
+            "serve" => Some(replicate::serve(dir)),
+            "serve-swarm" => Some(swarm_clone::serve(dir)),
+            "l1-open" => Some(scale::open_probe(dir)),
+            _ => None,
         };
-        return match served {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hyper-bench serve: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        if let Some(result) = run {
+            return match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hyper-bench {cmd}: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!(
-            "usage: hyper-bench all | W1 W2 W3 ... S1 S2 S4  (BENCH_SCALE=N divides the counts)"
+            "usage: hyper-bench all | W1 W2 W3 ... S1 S2 S4 | S3 L1 L3  (BENCH_SCALE=N divides the counts)"
         );
         return ExitCode::from(2);
     }
@@ -84,10 +87,12 @@ fn main() -> ExitCode {
             "S3" => nat::connect(scale),
             "S4" => swarm_clone::run(scale),
             "W8" => autobase::run(scale),
+            "L1" => scale::big_core(scale),
+            "L3" => scale::many_cores(scale),
             other => {
                 eprintln!(
                     "hyper-bench: unknown workload {other}; runnable: {}",
-                    RUNNABLE.join(" ") + " S3"
+                    RUNNABLE.join(" ") + " S3 L1 L3"
                 );
                 return ExitCode::from(2);
             }

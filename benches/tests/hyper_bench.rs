@@ -11,15 +11,20 @@ fn bench(args: &[&str]) -> std::process::Output {
         .expect("run hyper-bench")
 }
 
-#[test]
-fn prints_one_json_line_per_workload_and_durability() {
-    let out = bench(&["all"]);
+/// What a successful run of `args` prints on stdout.
+fn bench_ok(args: &[&str]) -> String {
+    let out = bench(args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn prints_one_json_line_per_workload_and_durability() {
+    let stdout = bench_ok(&["all"]);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 20, "{stdout}");
     for (line, workload, fields) in [
@@ -170,7 +175,8 @@ fn refuses_what_it_cannot_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("runnable: W1 W2 W3 W4 W5 W6 W7 W8 S1 S2 S4")
+        String::from_utf8_lossy(&out.stderr)
+            .contains("runnable: W1 W2 W3 W4 W5 W6 W7 W8 S1 S2 S4 S3 L1 L3")
     );
 }
 
@@ -226,5 +232,75 @@ fn s3_measures_each_nat_pair_or_says_why_not() {
             "{line}"
         );
         assert!(line.contains("\"first_block_ms_median\":"), "{line}");
+    }
+}
+
+/// The number after `"key":` in a JSON line.
+fn field(line: &str, key: &str) -> f64 {
+    let at = line
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("{key} missing in {line}"));
+    let rest = &line[at + key.len() + 3..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end]
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {line}"))
+}
+
+/// L1 and L3 run by name (not in `all`): L1's line has every figure, its
+/// reopened core holds every block (checked inside) in bounded memory;
+/// L3 lists its store, and its frames grow linearly with the cores.
+#[test]
+fn l1_and_l3_run_by_name() {
+    let stdout = bench_ok(&["L1", "L3"]);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    let l1 = lines[0];
+    assert!(
+        l1.starts_with("{\"workload\":\"L1\",\"impl\":\"rust\""),
+        "{l1}"
+    );
+    assert_eq!(field(l1, "blocks"), 10_000.0);
+    assert_eq!(field(l1, "clone_blocks"), 1_000.0);
+    for key in [
+        "blocks_per_sec",
+        "w1_blocks_per_sec",
+        "append_vs_w1",
+        "reopen_ms",
+        "info_us",
+        "random_gets_per_sec",
+        "gets_vs_w3",
+        "clone_mb_per_sec",
+        "clone_vs_w4",
+    ] {
+        assert!(field(l1, key) > 0.0, "{key} in {l1}");
+    }
+    let rss = field(l1, "rss_bytes");
+    assert!(rss > 1e6 && rss < 64e6, "{l1}");
+    assert!(field(l1, "disk_bytes") > 10_000.0 * 1024.0, "{l1}");
+    let l3 = lines[1];
+    assert_eq!(field(l3, "cores"), 10.0, "{l3}");
+    assert!(field(l3, "list_ms") > 0.0, "{l3}");
+    let runs: Vec<(f64, f64)> = lines[2..]
+        .iter()
+        .map(|l| (field(l, "cores"), field(l, "frames")))
+        .collect();
+    assert_eq!(
+        runs.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [1.0, 5.0, 10.0]
+    );
+    let per_core: Vec<f64> = runs.iter().map(|(c, f)| f / c).collect();
+    let (low, high) = per_core
+        .iter()
+        .fold((f64::MAX, 0f64), |(l, h), p| (l.min(*p), h.max(*p)));
+    assert!(
+        low >= 100.0 && high <= 1.5 * low,
+        "frames per core {per_core:?}"
+    );
+    for l in &lines[2..] {
+        assert!(
+            field(l, "wire_bytes") >= field(l, "cores") * 100.0 * 1024.0,
+            "{l}"
+        );
     }
 }

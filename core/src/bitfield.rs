@@ -1,5 +1,11 @@
 //! Which blocks are stored locally: a sparse bitfield in 4 KiB pages. Pure
 //! logic; storage persists the pages [`Bitfield::take_dirty`] hands out.
+//!
+//! Every page keeps its count of set bits, so a scan steps over a full page
+//! (and an absent one) in one step, and the bitfield keeps its contiguous
+//! length ([`Bitfield::contiguous`]) as it changes: reading it costs
+//! nothing, keeping it costs the blocks that join or leave the prefix, and
+//! loading the pages at open rebuilds it from the page counts.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
@@ -11,7 +17,25 @@ const WORDS: usize = (PAGE_BITS / 64) as usize;
 /// Bytes of one encoded page.
 pub const PAGE_BYTES: usize = WORDS * 8;
 
-type Page = Box<[u64; WORDS]>;
+/// One stored page: its words and how many of their bits are set.
+#[derive(Debug, Clone)]
+struct Page {
+    words: Box<[u64; WORDS]>,
+    ones: u64,
+}
+
+impl Page {
+    fn empty() -> Self {
+        Page {
+            words: Box::new([0u64; WORDS]),
+            ones: 0,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.ones == PAGE_BITS
+    }
+}
 
 /// A sparse set of block indexes. Absent pages are all zero.
 #[derive(Debug, Default, Clone)]
@@ -19,6 +43,8 @@ pub struct Bitfield {
     pages: BTreeMap<u64, Page>,
     dirty: BTreeSet<u64>,
     ones: u64,
+    /// The first unset index: every index below it is set.
+    contiguous: u64,
 }
 
 impl Bitfield {
@@ -28,17 +54,26 @@ impl Bitfield {
     }
 
     /// Loads a page from its encoding; `None` if the length is wrong.
+    /// Loading the pages in ascending order (as storage reads them) keeps
+    /// the contiguous length in a step per page.
     pub fn load_page(&mut self, page: u64, bytes: &[u8]) -> Option<()> {
         if bytes.len() != PAGE_BYTES {
             return None;
         }
-        let mut words = Box::new([0u64; WORDS]);
-        for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut loaded = Page::empty();
+        for (w, chunk) in loaded.words.iter_mut().zip(bytes.chunks_exact(8)) {
             *w = u64::from_le_bytes(chunk.try_into().ok()?);
         }
-        self.ones += words.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
-        if let Some(old) = self.pages.insert(page, words) {
-            self.ones -= old.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
+        loaded.ones = loaded.words.iter().map(|w| u64::from(w.count_ones())).sum();
+        self.ones += loaded.ones;
+        if let Some(old) = self.pages.insert(page, loaded) {
+            self.ones -= old.ones;
+        }
+        // Every index below the page's start is set when the start is at
+        // or below the contiguous length: the prefix goes on from there.
+        let start = page.saturating_mul(PAGE_BITS);
+        if start <= self.contiguous {
+            self.contiguous = self.first_unset(start);
         }
         Some(())
     }
@@ -48,13 +83,24 @@ impl Bitfield {
         let (page, word, bit) = locate(index);
         self.pages
             .get(&page)
-            .and_then(|p| p.get(word))
+            .and_then(|p| p.words.get(word))
             .is_some_and(|w| w & (1 << bit) != 0)
     }
 
     /// Sets or clears every block in `start..end`. Clearing skips absent
     /// pages, so it costs the pages stored in the range, not its length.
+    /// The contiguous length follows: a clear below it cuts it to `start`,
+    /// a set that reaches it extends it past `end` over what was set there.
     pub fn set_range(&mut self, start: u64, end: u64, value: bool) {
+        self.write_range(start, end, value);
+        if value && start <= self.contiguous && end > self.contiguous {
+            self.contiguous = self.first_unset(end);
+        } else if !value && start < end && start < self.contiguous {
+            self.contiguous = start;
+        }
+    }
+
+    fn write_range(&mut self, start: u64, end: u64, value: bool) {
         let mut i = start;
         while i < end {
             let (page, word, bit) = locate(i);
@@ -73,29 +119,26 @@ impl Bitfield {
             } else {
                 ((1u64 << n) - 1) << bit
             };
-            if let Some(w) = self.word_mut(page, word, value) {
-                let before = w.count_ones();
+            let stored = if value {
+                Some(self.pages.entry(page).or_insert_with(Page::empty))
+            } else {
+                self.pages.get_mut(&page)
+            };
+            if let Some(p) = stored
+                && let Some(w) = p.words.get_mut(word)
+            {
+                let before = u64::from(w.count_ones());
                 if value {
                     *w |= mask;
                 } else {
                     *w &= !mask;
                 }
-                let after = w.count_ones();
-                self.ones = self.ones + u64::from(after) - u64::from(before);
+                let after = u64::from(w.count_ones());
+                p.ones = p.ones + after - before;
+                self.ones = self.ones + after - before;
                 self.dirty.insert(page);
             }
             i += n;
-        }
-    }
-
-    fn word_mut(&mut self, page: u64, word: usize, create: bool) -> Option<&mut u64> {
-        if create {
-            self.pages
-                .entry(page)
-                .or_insert_with(|| Box::new([0u64; WORDS]))
-                .get_mut(word)
-        } else {
-            self.pages.get_mut(&page)?.get_mut(word)
         }
     }
 
@@ -106,7 +149,8 @@ impl Bitfield {
         self.pages.range(after..).next().map(|(p, _)| *p)
     }
 
-    /// The first unset index at or after `from`.
+    /// The first unset index at or after `from`. Steps over a full page at
+    /// once, so it costs the partly set pages it passes, not the length.
     pub fn first_unset(&self, from: u64) -> u64 {
         let mut i = from;
         loop {
@@ -114,7 +158,14 @@ impl Bitfield {
             let Some(p) = self.pages.get(&page) else {
                 return i;
             };
-            let w = p.get(word).copied().unwrap_or(0) >> bit;
+            if p.is_full() {
+                match page.checked_add(1) {
+                    Some(next) => i = next.saturating_mul(PAGE_BITS),
+                    None => return u64::MAX,
+                }
+                continue;
+            }
+            let w = p.words.get(word).copied().unwrap_or(0) >> bit;
             let ones = u64::from((!w).trailing_zeros().min(64 - u32::from(bit)));
             if ones < 64 - u64::from(bit) {
                 return i + ones;
@@ -133,7 +184,7 @@ impl Bitfield {
                 i = self.next_page(page)?.saturating_mul(PAGE_BITS);
                 continue;
             };
-            let w = p.get(word).copied().unwrap_or(0) >> bit;
+            let w = p.words.get(word).copied().unwrap_or(0) >> bit;
             if w != 0 {
                 let found = i + u64::from(w.trailing_zeros());
                 return (found < end).then_some(found);
@@ -145,8 +196,8 @@ impl Bitfield {
 
     /// The highest set index, if any.
     pub fn last_set(&self) -> Option<u64> {
-        self.pages.iter().rev().find_map(|(page, words)| {
-            words.iter().enumerate().rev().find_map(|(i, w)| {
+        self.pages.iter().rev().find_map(|(page, p)| {
+            p.words.iter().enumerate().rev().find_map(|(i, w)| {
                 (*w != 0)
                     .then(|| page * PAGE_BITS + i as u64 * 64 + 63 - u64::from(w.leading_zeros()))
             })
@@ -198,6 +249,13 @@ impl Bitfield {
         self.ones
     }
 
+    /// The contiguous length: every index below it is set, and it is not.
+    /// Kept as the bitfield changes, so reading it costs nothing (it equals
+    /// `first_unset(0)`).
+    pub fn contiguous(&self) -> u64 {
+        self.contiguous
+    }
+
     /// Pages changed since the last call, with their encoding; an all-zero
     /// page comes back as `None` (delete it).
     pub fn take_dirty(&mut self) -> Vec<(u64, Option<Vec<u8>>)> {
@@ -206,9 +264,12 @@ impl Bitfield {
             .into_iter()
             .map(|page| {
                 let enc = self.pages.get(&page).and_then(|p| {
-                    p.iter()
-                        .any(|w| *w != 0)
-                        .then(|| p.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>())
+                    (p.ones > 0).then(|| {
+                        p.words
+                            .iter()
+                            .flat_map(|w| w.to_le_bytes())
+                            .collect::<Vec<u8>>()
+                    })
                 });
                 if enc.is_none() {
                     self.pages.remove(&page);
@@ -241,6 +302,7 @@ mod tests {
                     *b = value;
                 }
                 prop_assert_eq!(bits.count(), model.iter().filter(|b| **b).count() as u64);
+                prop_assert_eq!(Some(bits.contiguous()), model.iter().position(|b| !*b).map(|p| p as u64));
             }
             for probe in [0u64, 1, 63, 64, 32767, 32768, 40_000, 69_999] {
                 prop_assert_eq!(bits.get(probe), model[probe as usize]);
@@ -259,7 +321,65 @@ mod tests {
             }
             prop_assert_eq!(again.count(), bits.count());
             prop_assert_eq!(again.first_unset(0), bits.first_unset(0));
+            prop_assert_eq!(again.contiguous(), bits.contiguous());
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Ranges that fill whole pages (the step a scan takes over a full
+        /// page), the contiguous length after each, and after reloading the
+        /// pages in either order.
+        #[test]
+        fn contiguous_length_over_whole_pages(
+            ops in prop::collection::vec((0u64..5, 0u64..PAGE_BITS, 0u64..3 * PAGE_BITS, any::<bool>()), 1..24),
+            descending in any::<bool>(),
+        ) {
+            const LEN: usize = 9 * PAGE_BITS as usize;
+            let mut bits = Bitfield::new();
+            let mut model = vec![false; LEN];
+            for (page, offset, len, value) in ops {
+                // Mostly from a page start, so pages fill and empty whole.
+                let start = page * PAGE_BITS + if offset % 3 == 0 { offset } else { 0 };
+                let end = (start + len).min(LEN as u64 - 1);
+                bits.set_range(start, end, value);
+                for b in &mut model[start.min(end) as usize..end as usize] {
+                    *b = value;
+                }
+                let naive = model.iter().position(|b| !*b).map(|p| p as u64);
+                prop_assert_eq!(Some(bits.contiguous()), naive);
+                prop_assert_eq!(Some(bits.first_unset(0)), naive);
+                let from = start.min(LEN as u64 - 1);
+                let after = model[from as usize..].iter().position(|b| !*b).map(|p| p as u64 + from);
+                prop_assert_eq!(Some(bits.first_unset(from)), after);
+            }
+            let mut pages = bits.clone().take_dirty();
+            if descending {
+                pages.reverse();
+            }
+            let mut again = Bitfield::new();
+            for (page, enc) in pages {
+                if let Some(enc) = enc {
+                    prop_assert!(again.load_page(page, &enc).is_some());
+                }
+            }
+            prop_assert_eq!(again.contiguous(), bits.contiguous());
+            prop_assert_eq!(again.count(), bits.count());
+        }
+    }
+
+    #[test]
+    fn loading_a_page_below_the_prefix_cuts_it() {
+        let full = vec![0xffu8; PAGE_BYTES];
+        let mut bits = Bitfield::new();
+        for page in 0..3 {
+            bits.load_page(page, &full).expect("page");
+        }
+        assert_eq!(bits.contiguous(), 3 * PAGE_BITS);
+        let mut holed = full.clone();
+        holed[10] = 0xfe;
+        bits.load_page(1, &holed).expect("page");
+        assert_eq!(bits.contiguous(), PAGE_BITS + 80);
     }
 
     proptest! {

@@ -273,7 +273,7 @@ impl Core {
             signed_length: s.length,
             byte_length: tree::byte_length(st.header.tree_roots()),
             fork: s.fork,
-            contiguous_length: st.bitfield.first_unset(0).min(length),
+            contiguous_length: st.bitfield.contiguous().min(length),
             blocks_stored: st.bitfield.count(),
             bytes_stored: st.header.bytes_stored,
             writable: can_sign(&st.header),

@@ -93,7 +93,7 @@ pub use source::{
     BlockFuture, BlockSource, BlockWriter, ByteStream, IndexedBlock, Prefetch, ReadOptions,
     ReadStream, SeekFuture, fetch_error, seek_error,
 };
-pub use store::{CoreEntry, Durability, Store, StoreBatch, StoreOptions};
+pub use store::{CoreEntry, Durability, Store, StoreBatch, StoreOptions, StoreStats};
 pub use tree::{Node, append as append_nodes, byte_length as tree_byte_length};
 pub use verify::{Equivocation, Verified, Verifier};
 

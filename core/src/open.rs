@@ -12,14 +12,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
 use crate::encryption::ENCRYPTED;
 use crate::error::{Corruption, Error, Result};
+use crate::keys::CoreKey;
 use crate::keys::random_bytes;
 use crate::quiet;
 use crate::storage::{
-    BITFIELD, CORE_IDS, EVIDENCE, FORMAT, HEADERS, META, NAMES, NODES, USER_DATA,
+    BITFIELD, CORE_IDS, DISCOVERY_KEYS, EVIDENCE, FORMAT, HEADERS, META, NAMES, NODES, USER_DATA,
 };
 
 /// The store file of the store in `dir`.
@@ -48,7 +49,29 @@ fn not_a_store(path: &Path, reason: &'static str) -> Error {
 fn open_existing(path: &Path) -> Result<(Database, [u8; 32])> {
     let db = open_database(path)?;
     let seed = seed_of(&db, path)?;
+    index_discovery_keys(&db).map_err(|e| name_file(path, e))?;
     Ok((db, seed))
+}
+
+/// Builds the `discovery_keys` table of a store made before it existed,
+/// from `core_ids`, in one transaction; does nothing once it is there.
+fn index_discovery_keys(db: &Database) -> Result<()> {
+    match db.begin_read()?.open_table(DISCOVERY_KEYS) {
+        Ok(_) => return Ok(()),
+        Err(redb::TableError::TableDoesNotExist(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let txn = db.begin_write()?;
+    {
+        let ids = txn.open_table(CORE_IDS)?;
+        let mut index = txn.open_table(DISCOVERY_KEYS)?;
+        for entry in ids.iter()? {
+            let key = CoreKey(*entry?.0.value());
+            index.insert(&key.discovery_key().0, &key.0)?;
+        }
+    }
+    txn.commit()?;
+    Ok(())
 }
 
 /// Opens the existing store file at `path` for reading only.
@@ -160,6 +183,7 @@ fn initialize(db: &Database, seed: Option<[u8; 32]>) -> Result<[u8; 32]> {
     }
     // Create every table so later read transactions find them.
     txn.open_table(CORE_IDS)?;
+    txn.open_table(DISCOVERY_KEYS)?;
     txn.open_table(NAMES)?;
     txn.open_table(HEADERS)?;
     txn.open_table(NODES)?;

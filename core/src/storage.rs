@@ -8,6 +8,7 @@
 //! |-------------|---------------------|----------------------------------------|
 //! | `meta`      | name (`&str`)       | `format` (u32 LE), `seed` (32 bytes), `next_id` (u64 LE) |
 //! | `core_ids`  | core key (32 bytes) | core id (u64)                          |
+//! | `discovery_keys` | discovery key (32 bytes) | core key (32 bytes): kept with `core_ids` in the same transactions; built once when a store without it is opened for writing |
 //! | `names`     | core name           | core key (32 bytes)                    |
 //! | `headers`   | core id             | [`Header`] (layout below)              |
 //! | `nodes`     | (id, page)          | a page of up to 128 nodes ([`crate::nodepage`]) |
@@ -37,6 +38,8 @@ pub(crate) const FORMAT: u32 = 4;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const CORE_IDS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("core_ids");
+pub(crate) const DISCOVERY_KEYS: TableDefinition<&[u8; 32], &[u8; 32]> =
+    TableDefinition::new("discovery_keys");
 pub(crate) const NAMES: TableDefinition<&str, &[u8; 32]> = TableDefinition::new("names");
 pub(crate) const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
 pub(crate) const NODES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("nodes");

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
@@ -11,12 +12,14 @@ use crate::bitfield::Bitfield;
 use crate::core::{Core, CoreInner, CoreState};
 use crate::encryption::ENCRYPTED;
 use crate::error::{Corruption, Error, Result};
-use crate::keys::{CoreKey, KeyPair};
+use crate::keys::{CoreKey, DiscoveryKey, KeyPair};
 use crate::manifest::Manifest;
 use crate::namespace::NS_NAMES;
 use crate::open;
 use crate::proof::SignedState;
-use crate::storage::{BITFIELD, CORE_IDS, EVIDENCE, HEADERS, Header, META, NAMES, USER_DATA};
+use crate::storage::{
+    BITFIELD, CORE_IDS, DISCOVERY_KEYS, EVIDENCE, HEADERS, Header, META, NAMES, USER_DATA,
+};
 use crate::txn::CoreTables;
 
 /// When a commit reaches the disk.
@@ -53,6 +56,17 @@ pub struct CoreEntry {
     pub length: u64,
 }
 
+/// What a store has been asked since it was opened (all clones together),
+/// see [`Store::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Calls of [`Store::list`]: each reads every core's header.
+    pub lists: u64,
+    /// Calls of [`Store::by_discovery_key`]: each is a point lookup.
+    pub discovery_lookups: u64,
+}
+
 /// The database, opened for writing ([`Store::open`]) or only for reading
 /// ([`Store::open_read_only`]).
 pub(crate) enum Db {
@@ -74,6 +88,8 @@ pub(crate) struct Shared {
     pub durability: Durability,
     pub seed: [u8; 32],
     open: Mutex<HashMap<u64, Weak<CoreInner>>>,
+    lists: AtomicU64,
+    discovery_lookups: AtomicU64,
 }
 
 impl Shared {
@@ -190,6 +206,8 @@ impl Store {
                 durability: options.durability,
                 seed,
                 open: Mutex::new(HashMap::new()),
+                lists: AtomicU64::new(0),
+                discovery_lookups: AtomicU64::new(0),
             }),
             dir,
         }
@@ -308,6 +326,8 @@ impl Store {
             id
         };
         txn.open_table(CORE_IDS)?.insert(&key.0, id)?;
+        txn.open_table(DISCOVERY_KEYS)?
+            .insert(&key.discovery_key().0, &key.0)?;
         if let Some(name) = name {
             name.insert(&txn, key)?;
         }
@@ -381,8 +401,51 @@ impl Store {
         })
     }
 
+    /// The core whose discovery key is `discovery_key`, if the store holds
+    /// it (never creates): one point lookup in the store's index of
+    /// discovery keys, whatever the number of cores. (A store made before
+    /// the index existed gets it when first opened for writing; opened only
+    /// for reading, such a store is searched key by key instead.)
+    pub fn by_discovery_key(&self, discovery_key: &DiscoveryKey) -> Result<Option<Core>> {
+        self.shared
+            .discovery_lookups
+            .fetch_add(1, Ordering::Relaxed);
+        let found = {
+            let txn = self.shared.db.begin_read()?;
+            let ids = txn.open_table(CORE_IDS)?;
+            let key = match txn.open_table(DISCOVERY_KEYS) {
+                Ok(index) => index.get(&discovery_key.0)?.map(|v| CoreKey(*v.value())),
+                Err(redb::TableError::TableDoesNotExist(_)) => ids
+                    .iter()?
+                    .map(|entry| entry.map(|(k, _)| CoreKey(*k.value())))
+                    .find(|k| {
+                        k.as_ref()
+                            .map_or(true, |k| k.discovery_key() == *discovery_key)
+                    })
+                    .transpose()?,
+                Err(e) => return Err(e.into()),
+            };
+            match key {
+                Some(key) => ids.get(&key.0)?.map(|id| (id.value(), key)),
+                None => None,
+            }
+        };
+        found.map(|(id, key)| self.load(id, key)).transpose()
+    }
+
+    /// What this store has been asked since it was opened: how many
+    /// listings and discovery-key lookups (a peer's unknown keys cost
+    /// lookups, never listings).
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            lists: self.shared.lists.load(Ordering::Relaxed),
+            discovery_lookups: self.shared.discovery_lookups.load(Ordering::Relaxed),
+        }
+    }
+
     /// Every core in the store, in key order.
     pub fn list(&self) -> Result<Vec<CoreEntry>> {
+        self.shared.lists.fetch_add(1, Ordering::Relaxed);
         let txn = self.shared.db.begin_read()?;
         let ids = txn.open_table(CORE_IDS)?;
         let headers = txn.open_table(HEADERS)?;
@@ -425,6 +488,8 @@ impl Store {
                 .retain_in((id, "")..(id + 1, ""), |_, _| false)?;
             txn.open_table(EVIDENCE)?.remove(id)?;
             txn.open_table(CORE_IDS)?.remove(&key.0)?;
+            txn.open_table(DISCOVERY_KEYS)?
+                .remove(&key.discovery_key().0)?;
             txn.open_table(ENCRYPTED)?.remove(id)?;
             // Whatever names point at this core, in any namespace.
             txn.open_table(NAMES)?.retain(|_, v| v != key.as_bytes())?;

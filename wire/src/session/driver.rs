@@ -18,9 +18,9 @@ use crate::replicator::{BatchId, Event, Handle, PeerId, ReplicationEvent, Replic
 
 /// Messages handled before the driver flushes what they produced.
 const DRAIN: usize = 512;
-/// Least time between two listings of the store for a discovery key not
-/// in the map (all-cores mode).
-const RESCAN_EVERY: Duration = Duration::from_secs(10);
+/// How often the `Open`s held for discovery keys the store lacked are
+/// looked up again (all-cores mode): a core made since is served then.
+const RECHECK_EVERY: Duration = Duration::from_secs(10);
 /// Store batches of at most this many proofs run on the driver's thread;
 /// larger ones on the blocking pool.
 const INLINE_BATCH: usize = 4;
@@ -153,15 +153,11 @@ pub(super) struct Driver {
     gets: HashMap<Handle, (Core, u64, BlockReply)>,
     downloads: HashMap<Handle, oneshot::Sender<Result<()>>>,
     seeks: HashMap<Handle, oneshot::Sender<Result<(u64, u64)>>>,
-    /// Every core of the store by discovery key (all-cores mode), and every
-    /// core replicated.
-    discovery: HashMap<DiscoveryKey, CoreKey>,
-    /// When the store was last listed into `discovery`.
-    last_scan: Option<Instant>,
-    /// An `Open` for a key not in `discovery` came too soon after the last
-    /// listing: list again once that is allowed, and answer the opens
-    /// still held for cores found then.
-    rescan_pending: bool,
+    /// When the held opens were last looked up again.
+    last_recheck: Instant,
+    /// An `Open` for a discovery key the store lacked is held: look the
+    /// held keys up again at the next recheck.
+    recheck_pending: bool,
     flush_every: Option<Duration>,
     last_flush: Instant,
     /// Data was stored since the last flush.
@@ -196,9 +192,8 @@ impl Driver {
             gets: HashMap::new(),
             downloads: HashMap::new(),
             seeks: HashMap::new(),
-            discovery: HashMap::new(),
-            last_scan: None,
-            rescan_pending: false,
+            last_recheck: Instant::now(),
+            recheck_pending: false,
             flush_every: options.flush_every,
             last_flush: Instant::now(),
             unflushed: false,
@@ -213,9 +208,6 @@ impl Driver {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut inbox: mpsc::Receiver<Inbound>,
     ) {
-        if self.all_cores {
-            self.scan_store();
-        }
         loop {
             let deadline = self.replicator.poll_timeout();
             tokio::select! {
@@ -238,7 +230,7 @@ impl Driver {
                 () = sleep_until(deadline) => self.replicator.handle_timeout(now()),
                 () = sleep_until(self.flush_due().map(Instant::into_std)) => self.flush(),
                 () = sleep_until(self.backlog_due()) => {}
-                () = sleep_until(self.rescan_due()) => self.rescan(),
+                () = sleep_until(self.recheck_due()) => self.recheck(),
                 () = sleep_until(self.updates.iter().map(|u| u.1.into_std()).min()) => {}
             }
             self.outputs();
@@ -335,34 +327,35 @@ impl Driver {
         tokio::task::spawn_blocking(move || store.flush());
     }
 
-    /// Lists the store's cores into the map of discovery keys.
-    fn scan_store(&mut self) {
-        self.last_scan = Some(Instant::now());
-        for entry in self.store.list().unwrap_or_default() {
-            self.discovery.insert(entry.key.discovery_key(), entry.key);
-        }
-    }
-
-    /// When the store may be listed again for opens held since the last
-    /// listing.
-    fn rescan_due(&self) -> Option<std::time::Instant> {
-        let last = self.last_scan.filter(|_| self.rescan_pending)?;
-        Some((last + RESCAN_EVERY).into_std())
-    }
-
-    /// Lists the store again and serves the cores found that peers' held
-    /// opens ask for (each is answered if its capability proves the key).
-    fn rescan(&mut self) {
-        self.rescan_pending = false;
-        self.scan_store();
-        for discovery_key in self.replicator.held_discovery_keys() {
-            if let Some(key) = self.discovery.get(&discovery_key).copied()
-                && !self.cores.contains_key(&key)
-                && let Ok(core) = self.store.core(&key)
-            {
+    /// The core of `discovery_key` in the store, served to peers that
+    /// prove its key (all-cores mode): one point lookup in the store's
+    /// index, never a listing. `false` if the store has no such core.
+    fn serve_discovered(&mut self, discovery_key: &DiscoveryKey) -> bool {
+        match self.store.by_discovery_key(discovery_key) {
+            Ok(Some(core)) => {
                 self.add_core(core, false);
+                true
             }
+            Ok(None) | Err(_) => false,
         }
+    }
+
+    /// When the held opens are due to be looked up again.
+    fn recheck_due(&self) -> Option<std::time::Instant> {
+        self.recheck_pending
+            .then(|| (self.last_recheck + RECHECK_EVERY).into_std())
+    }
+
+    /// Looks up again the discovery keys of the opens still held (at most
+    /// [`MAX_PENDING_OPENS`](crate::MAX_PENDING_OPENS) per peer) and serves
+    /// the cores made since; keeps rechecking while any stays held.
+    fn recheck(&mut self) {
+        self.last_recheck = Instant::now();
+        let mut still_held = false;
+        for discovery_key in self.replicator.held_discovery_keys() {
+            still_held |= !self.serve_discovered(&discovery_key);
+        }
+        self.recheck_pending = still_held;
     }
 
     /// Replicates `core`: opened on every connection (`active`), or only
@@ -392,7 +385,6 @@ impl Driver {
             });
             self.subscriptions.insert(key, sub);
             self.cores.insert(key, core.clone());
-            self.discovery.insert(key.discovery_key(), key);
         }
         if active {
             self.replicator.add_core(now(), core);
@@ -710,20 +702,10 @@ impl Driver {
                 if !self.all_cores {
                     return;
                 }
-                // A key not in the map: list the store again (a core made
-                // since), at most every RESCAN_EVERY, never per open; one
-                // that comes sooner is looked for at the next listing.
-                if !self.discovery.contains_key(&discovery_key) {
-                    if self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY) {
-                        self.scan_store();
-                    } else {
-                        self.rescan_pending = true;
-                    }
-                }
-                if let Some(key) = self.discovery.get(&discovery_key).copied()
-                    && let Ok(core) = self.store.core(&key)
-                {
-                    self.add_core(core, false);
+                // One point lookup per unknown key, whatever the store
+                // holds; a key it lacks is held and looked up again later.
+                if !self.serve_discovered(&discovery_key) {
+                    self.recheck_pending = true;
                 }
             }
             Event::Got { handle, index, .. } => {

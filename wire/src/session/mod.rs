@@ -37,9 +37,10 @@ const INBOX_OVERHEAD: usize = 64;
 pub struct ReplicationOptions {
     /// Serve every core of the store to peers that ask for it: a peer's
     /// `Open` for any core the store holds is answered if its capability
-    /// proves the core key (looked up in a map of discovery keys made when
-    /// the replication starts, and made again at most every 10 s for keys
-    /// it lacks: an `Open` that comes sooner waits for that listing). These cores are never opened first, so a connection
+    /// proves the core key (one point lookup per `Open` in the store's index
+    /// of discovery keys, [`Store::by_discovery_key`](hyper_core::Store::by_discovery_key),
+    /// never a listing of the store; an `Open` for a core the store lacks is
+    /// held and looked up again every 10 s). These cores are never opened first, so a connection
     /// learns no discovery key it did not prove it knows. Without it, only
     /// cores given to [`Replication::add_core`] (or fetched through
     /// [`Replication::get`] / [`Replication::download`]) are replicated;
