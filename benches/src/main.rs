@@ -4,7 +4,8 @@
 //! Usage: `hyper-bench W1 W3 …` or `hyper-bench all` (also S1, S2: the
 //! swarm's DHT lookups on the simulated network and a node's CPU per
 //! request, see `dht.rs`; and, by name only, S3: connect time per NAT pair
-//! in the namespace lab, root only, see `nat.rs`). `BENCH_SCALE=N`
+//! in the namespace lab, root only, see `nat.rs`, and L2 and L4: many
+//! readers and the soak, see `soak.rs`). `BENCH_SCALE=N`
 //! divides every block and operation count by N (for smoke runs); lines of a
 //! scaled run carry `"scale": N`. MB is 1,000,000 bytes, as on the
 //! JavaScript side (`benches/reference-js`).
@@ -16,6 +17,7 @@ mod drive;
 mod nat;
 mod replicate;
 mod report;
+mod soak;
 mod workloads;
 
 use std::process::ExitCode;
@@ -72,10 +74,12 @@ fn main() -> ExitCode {
             "S2" => dht::requests(scale),
             "S3" => nat::connect(scale),
             "W8" => autobase::run(scale),
+            "L2" => soak::readers(scale),
+            "L4" => soak::soak(scale),
             other => {
                 eprintln!(
                     "hyper-bench: unknown workload {other}; runnable: {}",
-                    RUNNABLE.join(" ") + " S3"
+                    RUNNABLE.join(" ") + " S3 L2 L4"
                 );
                 return ExitCode::from(2);
             }
