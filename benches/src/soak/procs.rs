@@ -513,3 +513,79 @@ impl Growth {
         self.peak / self.first - 1.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        // Fields 14 and 15 (utime, stime) are 250 and 50 ticks.
+        let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0";
+        // SAFETY: sysconf only reads a configuration value.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        assert_eq!(cpu_of(stat), Some(300.0 / ticks));
+        assert_eq!(cpu_of("4242 (x) S 1 2"), None, "too few fields");
+        assert_eq!(cpu_of("no parenthesis at all"), None);
+    }
+
+    #[test]
+    fn this_process_is_read_from_proc_and_an_open_file_is_counted() {
+        let me = std::process::id();
+        let before = usage(me).expect("own /proc");
+        assert!(before.rss_kib > 0);
+        let file = tempfile::tempfile().expect("a file");
+        let after = usage(me).expect("own /proc");
+        assert!(
+            after.fds.files > before.fds.files,
+            "{before:?} -> {after:?}"
+        );
+        drop(file);
+        let err = usage(u32::MAX).expect_err("no such process");
+        assert!(err.to_string().contains(&u32::MAX.to_string()), "{err}");
+    }
+
+    #[test]
+    fn json_numbers_are_found_by_field_name() {
+        let line = r#"{"key":"ab","blocks":100000,"seconds":4.75,"fork":0}"#;
+        assert_eq!(json_number(line, "blocks"), Some(100000.0));
+        assert_eq!(json_number(line, "seconds"), Some(4.75));
+        assert_eq!(json_number(line, "fork"), Some(0.0));
+        assert_eq!(json_number(line, "key"), None, "not a number");
+        assert_eq!(json_number(line, "length"), None);
+    }
+
+    fn samples(values: &[f64]) -> Vec<Sample> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Sample {
+                at: i as f64,
+                usage: Usage {
+                    rss_kib: v as u64,
+                    ..Usage::default()
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn growth_compares_the_last_quarter_after_warm_up_with_the_first() {
+        let rss = |u: &Usage| u.rss_kib as f64;
+        // Warm-up (the first 4 samples) climbs; after it the figure is flat
+        // but for one spike.
+        let flat = samples(&[1.0, 50.0, 90.0, 99.0, 100.0, 100.0, 130.0, 100.0]);
+        let g = Growth::of(&flat, 4.0, rss).expect("4 samples after warm-up");
+        assert_eq!((g.first, g.last, g.peak), (100.0, 100.0, 130.0));
+        assert_eq!(g.drift(), 0.0);
+        assert!((g.peak_rise() - 0.3).abs() < 1e-9);
+        // A steady leak: 100 -> 200 over 8 samples.
+        let leak: Vec<f64> = (0..8).map(|i| 100.0 + 100.0 * i as f64 / 7.0).collect();
+        let g = Growth::of(&samples(&leak), 0.0, rss).expect("8 samples");
+        assert!(g.drift() > 0.5, "{g:?}");
+        assert!(
+            Growth::of(&flat, 5.0, rss).is_none(),
+            "3 samples are too few"
+        );
+    }
+}
