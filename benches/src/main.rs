@@ -6,7 +6,8 @@
 //! request, see `dht.rs`; S4: a full clone through the swarm against the
 //! same over TCP, see `swarm_clone.rs`; and, by name only, S3: connect time
 //! per NAT pair in the namespace lab, root only, see `nat.rs`; L1 and L3: a
-//! big core and many cores, see `scale.rs`). `BENCH_SCALE=N`
+//! big core and many cores, see `scale.rs`; L2 and L4: many readers and the
+//! soak, see `soak.rs`). `BENCH_SCALE=N`
 //! divides every block and operation count by N (for smoke runs); lines of a
 //! scaled run carry `"scale": N`. MB is 1,000,000 bytes, as on the
 //! JavaScript side (`benches/reference-js`).
@@ -19,6 +20,7 @@ mod nat;
 mod replicate;
 mod report;
 mod scale;
+mod soak;
 mod swarm_clone;
 mod workloads;
 
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
     }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!(
-            "usage: hyper-bench all | W1 W2 W3 ... S1 S2 S4 | S3 L1 L3  (BENCH_SCALE=N divides the counts)"
+            "usage: hyper-bench all | W1 W2 W3 ... S1 S2 S4 | S3 L1 L2 L3 L4  (BENCH_SCALE=N divides the counts)"
         );
         return ExitCode::from(2);
     }
@@ -88,11 +90,13 @@ fn main() -> ExitCode {
             "S4" => swarm_clone::run(scale),
             "W8" => autobase::run(scale),
             "L1" => scale::big_core(scale),
+            "L2" => soak::readers(scale),
             "L3" => scale::many_cores(scale),
+            "L4" => soak::soak(scale),
             other => {
                 eprintln!(
                     "hyper-bench: unknown workload {other}; runnable: {}",
-                    RUNNABLE.join(" ") + " S3 L1 L3"
+                    RUNNABLE.join(" ") + " S3 L1 L2 L3 L4"
                 );
                 return ExitCode::from(2);
             }

@@ -176,7 +176,7 @@ fn refuses_what_it_cannot_run() {
     assert!(out.stdout.is_empty());
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("runnable: W1 W2 W3 W4 W5 W6 W7 W8 S1 S2 S4 S3 L1 L3")
+            .contains("runnable: W1 W2 W3 W4 W5 W6 W7 W8 S1 S2 S4 S3 L1 L2 L3 L4")
     );
 }
 
