@@ -1,0 +1,102 @@
+//! Entry points for the coverage-guided fuzz targets (`fuzz/`, see
+//! docs/FUZZING.md) into decoders of on-disk records that are otherwise
+//! private. Not a stable API: hidden from the docs, no guarantees beyond
+//! what each function says.
+
+use crate::bitfield::PAGE_BYTES;
+use crate::error::Result;
+use crate::keys::{Hash, KeyPair};
+use crate::manifest::Manifest;
+use crate::proof::SignedState;
+use crate::storage::Header;
+use crate::tree::Node;
+use crate::verify::Equivocation;
+use crate::{chunk, nodepage};
+
+pub use crate::chunk::{
+    CHUNK_BLOCKS, Header as ChunkHeader, PART_MAX, encode as encode_chunk, spans as chunk_spans,
+};
+pub use crate::nodepage::{
+    PAGE_NODES, encode as encode_node_page, get as node_page_get, nodes as node_page_nodes,
+};
+
+/// Decodes a core header record (the `headers` table) and returns its
+/// canonical encoding; a typed corruption error for anything else.
+pub fn reencode_header(bytes: &[u8]) -> Result<Vec<u8>> {
+    Header::decode(bytes).map(|h| h.encode())
+}
+
+/// Decodes an equivocation evidence record (the `evidence` table).
+pub fn decode_evidence(bytes: &[u8]) -> Result<Equivocation> {
+    crate::storage::decode_evidence(bytes)
+}
+
+/// Encodes an equivocation evidence record, as the `evidence` table stores it.
+pub fn encode_evidence(evidence: &Equivocation) -> Vec<u8> {
+    crate::storage::encode_evidence(evidence)
+}
+
+/// Valid encodings of every on-disk record (evidence, a header with every
+/// field set, a manifest, a node page, a chunk, a bitfield page): the
+/// seeds of the in-tree mutation harness and of the fuzz corpus.
+pub fn sample_records() -> Vec<Vec<u8>> {
+    let pair = KeyPair::from_seed([9; 32]);
+    let header = Header {
+        manifest: Some(Manifest::single(pair.public_key())),
+        signers: vec![pair],
+        name: Some("fuzz".into()),
+        state: SignedState {
+            fork: 1,
+            length: 3,
+            roots: vec![
+                Node {
+                    index: 1,
+                    size: 2,
+                    hash: Hash([1; 32]),
+                },
+                Node {
+                    index: 4,
+                    size: 1,
+                    hash: Hash([2; 32]),
+                },
+            ],
+            signatures: vec![],
+        },
+        bytes_stored: 3,
+        truncations: vec![(1, 2)],
+        tail: Some(crate::storage::Tail {
+            length: 4,
+            roots: vec![Node {
+                index: 3,
+                size: 4,
+                hash: Hash([5; 32]),
+            }],
+        }),
+        pending: vec![(4, vec![])],
+    };
+    let page = nodepage::encode(&[
+        Node {
+            index: 0,
+            size: 1,
+            hash: Hash([3; 32]),
+        },
+        Node {
+            index: 5,
+            size: 9,
+            hash: Hash([4; 32]),
+        },
+    ])
+    .unwrap_or_default();
+    let evidence = crate::storage::encode_evidence(&crate::verify::Equivocation {
+        local: header.state.clone(),
+        remote: SignedState::empty(),
+    });
+    vec![
+        evidence,
+        header.encode(),
+        Manifest::single(KeyPair::from_seed([1; 32]).public_key()).encode(),
+        page,
+        chunk::encode(&[b"ab".as_slice(), b"cde".as_slice()]).concat(),
+        vec![0xa5; PAGE_BYTES],
+    ]
+}
