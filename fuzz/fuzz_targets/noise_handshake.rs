@@ -3,8 +3,8 @@
 //! - even: the rest is a handshake payload (`Handshake` protobuf: identity
 //!   and signature) checked as the handshake checks the peer's, against a
 //!   fixed Noise static key. Property: decoded or a typed error; a payload
-//!   that proves an identity verifies under it (a forger without the
-//!   signing key never gets one accepted); protobuf round trip.
+//!   that proves an identity names it and proves it for that static key
+//!   only (it cannot be replayed for another); protobuf round trip.
 //! - odd: the rest is everything a peer sends during the handshake
 //!   (length-prefixed Noise messages), fed to a real responder (bit 1
 //!   clear) or initiator over an in-memory stream. Property: it ends in a
@@ -50,7 +50,16 @@ fn payload(bytes: &[u8]) {
         );
     }
     if let Ok(identity) = check_identity_payload(bytes, Some(&STATIC_KEY)) {
-        panic!("a forged handshake payload proved identity {identity:?}");
+        // Only a signature by the identity over this very static key
+        // proves it: the same payload for another static key does not.
+        let h = Handshake::decode(bytes).expect("a payload that proves decodes");
+        assert_eq!(h.identity, identity.0.to_vec());
+        let mut other = STATIC_KEY;
+        other[0] ^= 1;
+        assert!(
+            check_identity_payload(bytes, Some(&other)).is_err(),
+            "a payload proves its identity for two static keys"
+        );
     }
     assert!(check_identity_payload(bytes, None).is_err());
 }
