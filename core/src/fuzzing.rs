@@ -4,7 +4,7 @@
 //! what each function says.
 
 use crate::bitfield::PAGE_BYTES;
-use crate::error::Result;
+use crate::error::{Corruption, Error, Result};
 use crate::keys::{Hash, KeyPair};
 use crate::manifest::Manifest;
 use crate::proof::SignedState;
@@ -13,12 +13,56 @@ use crate::tree::Node;
 use crate::verify::Equivocation;
 use crate::{chunk, nodepage};
 
-pub use crate::chunk::{
-    CHUNK_BLOCKS, Header as ChunkHeader, PART_MAX, encode as encode_chunk, spans as chunk_spans,
-};
-pub use crate::nodepage::{
-    PAGE_NODES, encode as encode_node_page, get as node_page_get, nodes as node_page_nodes,
-};
+pub use crate::chunk::{PART_MAX, encode as encode_chunk, spans as chunk_spans};
+pub use crate::nodepage::{PAGE_NODES, encode as encode_node_page};
+
+/// A corrupt node page, as the storage reports it.
+fn bad_page() -> Error {
+    Corruption::Record { table: "nodes" }.into()
+}
+
+/// The node at flat-tree `index` in an encoded node page (`None`: absent),
+/// or a corruption error if the page is malformed.
+pub fn node_page_get(page: &[u8], index: u64) -> Result<Option<Node>> {
+    nodepage::get(page, index).map_err(|()| bad_page())
+}
+
+/// Every node of encoded page `page_number`, or a corruption error if the
+/// page is malformed.
+pub fn node_page_nodes(page_number: u64, page: &[u8]) -> Result<Vec<Node>> {
+    nodepage::nodes(page_number, page).map_err(|()| bad_page())
+}
+
+/// What a chunk header says of its stream, as the block store reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkLayout {
+    /// Each block's length.
+    pub lengths: Vec<u32>,
+    /// Bytes of the header at the start of the stream.
+    pub header_len: usize,
+    /// Bytes of the whole stream (header and blocks).
+    pub stream_len: usize,
+    /// Parts the stream is cut into.
+    pub parts: u32,
+    /// Each block's byte range in the stream.
+    pub ranges: Vec<std::ops::Range<usize>>,
+    /// Whether a block past the last has a range (it must not).
+    pub range_past_end: bool,
+}
+
+/// Decodes the chunk header at the start of part 0 (`None` if malformed)
+/// and lays out its stream.
+pub fn chunk_layout(part0: &[u8]) -> Option<ChunkLayout> {
+    let h = chunk::Header::decode(part0)?;
+    Some(ChunkLayout {
+        header_len: h.len(),
+        stream_len: h.stream_len(),
+        parts: h.parts(),
+        ranges: (0..h.lengths.len()).filter_map(|j| h.range(j)).collect(),
+        range_past_end: h.range(h.lengths.len()).is_some(),
+        lengths: h.lengths,
+    })
+}
 
 /// Decodes a core header record (the `headers` table) and returns its
 /// canonical encoding; a typed corruption error for anything else.

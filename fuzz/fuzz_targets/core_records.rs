@@ -8,8 +8,8 @@
 use hyper_core::Manifest;
 use hyper_core::bitfield::{Bitfield, PAGE_BYTES};
 use hyper_core::fuzzing::{
-    ChunkHeader, PAGE_NODES, PART_MAX, chunk_spans, decode_evidence, encode_chunk, encode_evidence,
-    encode_node_page, node_page_get, node_page_nodes, reencode_header,
+    PAGE_NODES, PART_MAX, chunk_layout, chunk_spans, decode_evidence, encode_chunk,
+    encode_evidence, encode_node_page, node_page_get, node_page_nodes, reencode_header,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -61,34 +61,39 @@ fn node_page(data: &[u8]) {
 }
 
 fn chunk_header(data: &[u8]) {
-    let Some(header) = ChunkHeader::decode(data) else {
+    let Some(layout) = chunk_layout(data) else {
         return;
     };
-    assert!(header.len() <= data.len());
-    let mut end = header.len();
-    for j in 0..header.lengths.len() {
-        let range = header
-            .range(j)
-            .expect("every block of the header has a range");
+    assert!(layout.header_len <= data.len());
+    assert_eq!(
+        layout.ranges.len(),
+        layout.lengths.len(),
+        "a block without a range"
+    );
+    assert!(!layout.range_past_end, "a range for a block past the last");
+    let mut end = layout.header_len;
+    for (j, range) in layout.ranges.iter().enumerate() {
         assert_eq!(range.start, end, "block {j} does not follow the one before");
+        assert_eq!(range.len(), layout.lengths[j] as usize);
         end = range.end;
         // The parts the block's bytes fall in cover it exactly.
         let covered: usize = chunk_spans(range.clone()).map(|(_, r)| r.len()).sum();
         assert_eq!(covered, range.len());
-        assert!(chunk_spans(range).all(|(part, r)| part < header.parts() && r.end <= PART_MAX));
+        assert!(
+            chunk_spans(range.clone()).all(|(part, r)| part < layout.parts && r.end <= PART_MAX)
+        );
     }
-    assert_eq!(end, header.stream_len());
-    assert!(header.range(header.lengths.len()).is_none());
+    assert_eq!(end, layout.stream_len);
     // Small chunks round-trip through the encoder.
-    if header.stream_len() <= 1 << 16 {
-        let blocks: Vec<Vec<u8>> = header
+    if layout.stream_len <= 1 << 16 {
+        let blocks: Vec<Vec<u8>> = layout
             .lengths
             .iter()
             .map(|&l| vec![7u8; l as usize])
             .collect();
         let parts = encode_chunk(&blocks);
-        assert_eq!(parts.len(), header.parts() as usize);
-        assert_eq!(ChunkHeader::decode(&parts[0]), Some(header));
+        assert_eq!(parts.len(), layout.parts as usize);
+        assert_eq!(chunk_layout(&parts[0]), Some(layout));
     }
 }
 
