@@ -133,6 +133,8 @@ mod bee;
 mod diff;
 mod error;
 mod fetch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod live;
 pub mod messages;
 mod read;

@@ -7,75 +7,10 @@
 
 use rand::{Rng, RngCore, SeedableRng};
 
-use crate::bitfield::{Bitfield, PAGE_BYTES};
-use crate::keys::{Hash, KeyPair};
+use crate::bitfield::Bitfield;
 use crate::manifest::Manifest;
-use crate::proof::SignedState;
 use crate::storage::Header;
-use crate::tree::Node;
 use crate::{chunk, nodepage};
-
-fn valid_inputs() -> Vec<Vec<u8>> {
-    let pair = KeyPair::from_seed([9; 32]);
-    let header = Header {
-        manifest: Some(Manifest::single(pair.public_key())),
-        signers: vec![pair],
-        name: Some("fuzz".into()),
-        state: SignedState {
-            fork: 1,
-            length: 3,
-            roots: vec![
-                Node {
-                    index: 1,
-                    size: 2,
-                    hash: Hash([1; 32]),
-                },
-                Node {
-                    index: 4,
-                    size: 1,
-                    hash: Hash([2; 32]),
-                },
-            ],
-            signatures: vec![],
-        },
-        bytes_stored: 3,
-        truncations: vec![(1, 2)],
-        tail: Some(crate::storage::Tail {
-            length: 4,
-            roots: vec![Node {
-                index: 3,
-                size: 4,
-                hash: Hash([5; 32]),
-            }],
-        }),
-        pending: vec![(4, vec![])],
-    };
-    let page = nodepage::encode(&[
-        Node {
-            index: 0,
-            size: 1,
-            hash: Hash([3; 32]),
-        },
-        Node {
-            index: 5,
-            size: 9,
-            hash: Hash([4; 32]),
-        },
-    ])
-    .unwrap_or_default();
-    let evidence = crate::storage::encode_evidence(&crate::verify::Equivocation {
-        local: header.state.clone(),
-        remote: SignedState::empty(),
-    });
-    vec![
-        evidence,
-        header.encode(),
-        Manifest::single(KeyPair::from_seed([1; 32]).public_key()).encode(),
-        page,
-        chunk::encode(&[b"ab".as_slice(), b"cde".as_slice()]).concat(),
-        vec![0xa5; PAGE_BYTES],
-    ]
-}
 
 /// Feeds one input to every decoder.
 fn decode_all(bytes: &[u8]) {
@@ -108,7 +43,7 @@ fn disk_decoders_never_panic() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let valid = valid_inputs();
+    let valid = crate::fuzzing::sample_records();
     for v in &valid {
         decode_all(v);
     }

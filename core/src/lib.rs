@@ -55,6 +55,8 @@ mod evidence;
 pub mod flat;
 #[cfg(test)]
 mod fuzz;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hash;
 mod keys;
 mod manifest;

@@ -36,6 +36,8 @@ mod drive;
 mod error;
 pub mod fetch;
 mod folder;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ignore;
 mod index;
 mod layout;

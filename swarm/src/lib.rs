@@ -25,6 +25,8 @@ mod announced;
 mod codec;
 mod dht;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handshake;
 mod id;
 mod kbucket;

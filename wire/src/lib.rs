@@ -38,6 +38,8 @@ mod channels;
 mod convert;
 mod error;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod limits;
 pub mod messages;
 mod ranges;

@@ -93,7 +93,7 @@ pub fn identity_payload(identity: &KeyPair, static_key: &[u8]) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn check_identity(payload: &[u8], remote_static: Option<&[u8]>) -> Result<PublicKey> {
+pub(crate) fn check_identity(payload: &[u8], remote_static: Option<&[u8]>) -> Result<PublicKey> {
     let h = Handshake::decode(payload)?;
     let identity = PublicKey::from_slice(&h.identity).ok_or(Error::Identity)?;
     let signature = Signature::from_slice(&h.signature).ok_or(Error::Identity)?;
