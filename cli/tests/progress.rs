@@ -201,7 +201,7 @@ fn logs_show_with_verbose_or_rust_log_and_not_otherwise() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success());
     assert!(
-        err.contains("DEBUG") && err.contains("connect_within") && err.contains("connected"),
+        err.contains("DEBUG") && err.contains("connect_to") && err.contains("connected"),
         "{err}"
     );
     assert!(
