@@ -48,17 +48,23 @@ pub fn serve(dir: &Path) -> Result<()> {
         let (listener, addr) = listen_tcp("127.0.0.1:0").await?;
         let _server = serve_tcp(&replication, listener);
         println!("{}", addr.port());
-        tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            while std::io::stdin()
-                .read_line(&mut sink)
-                .map(|n| n > 0)
-                .unwrap_or(false)
-            {}
-        })
-        .await?;
-        Ok(())
+        until_stdin_closes().await
     })
+}
+
+/// Waits until this process's stdin closes: how a serving child learns
+/// that the benchmark is done with it.
+pub(crate) async fn until_stdin_closes() -> Result<()> {
+    tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        while std::io::stdin()
+            .read_line(&mut sink)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {}
+    })
+    .await?;
+    Ok(())
 }
 
 /// The serving child process; killed when dropped.

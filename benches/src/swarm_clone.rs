@@ -18,7 +18,7 @@ use hyper_core::{CoreKey, Durability, KeyPair, Store};
 use hyper_swarm::{Config, Dht, JoinOptions, Reachability, Swarm, SwarmConfig, SwarmEvent};
 use hyper_wire::{DownloadRange, Replication, ReplicationOptions};
 
-use crate::replicate::{Server, reader, runtime};
+use crate::replicate::{Server, reader, runtime, until_stdin_closes};
 use crate::report::Line;
 use crate::workloads::{Append, MB, Result, fill, random_blocks};
 
@@ -94,16 +94,7 @@ pub fn serve(dir: &Path) -> Result<()> {
         }
         seeder.flush().await?;
         println!("{}", node.local_addr());
-        tokio::task::spawn_blocking(|| {
-            let mut sink = String::new();
-            while std::io::stdin()
-                .read_line(&mut sink)
-                .map(|n| n > 0)
-                .unwrap_or(false)
-            {}
-        })
-        .await?;
-        Ok(())
+        until_stdin_closes().await
     })
 }
 

@@ -1,7 +1,7 @@
 //! `hyper-cli bee …`: a B-tree key/value store in a core, local or read
 //! sparsely from a seeding peer (`--connect`).
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core_cmd::{check_name, open_core};
 use crate::encoding::Encoding;
-use crate::local::{Reply, Request, ask_holder};
+use crate::local::Request;
 use crate::output::json_line;
 use crate::store::{Access, open_durable};
 use crate::{CliError, Global};
@@ -188,28 +188,14 @@ pub fn run(global: &Global, mut cmd: BeeCommand) -> Result<(), CliError> {
         // A process holds the store: it runs the command.
         Err(CliError::StoreLocked(_)) => {
             let stdin = match cmd {
-                BeeCommand::Import { .. } => {
-                    let mut input = Vec::new();
-                    std::io::stdin().lock().read_to_end(&mut input)?;
-                    Some(data_encoding::BASE64.encode(&input))
-                }
+                BeeCommand::Import { .. } => Some(crate::local::stdin_base64()?),
                 _ => None,
             };
             let request = Request::Bee {
                 command: cmd,
                 stdin,
             };
-            ask_holder(dir, &request, |reply| match reply {
-                Reply::Output(bytes) => {
-                    let bytes = data_encoding::BASE64
-                        .decode(bytes.as_bytes())
-                        .map_err(|e| {
-                            CliError::Remote(format!("bad output from the store's process: {e}"))
-                        })?;
-                    Ok(out.write_all(&bytes)?)
-                }
-                _ => Ok(()),
-            })?;
+            crate::local::run_through_holder(dir, &request, &mut out)?;
         }
         Err(e) => return Err(e),
     }

@@ -14,7 +14,7 @@ use hyper_drive::{ChildKind, Drive, DrivePath, Entry, Fetch, FileMeta, Folder, I
 use hyper_swarm::{JoinOptions, Swarm};
 use serde::{Deserialize, Serialize};
 
-use crate::local::{Reply, Request, ask_holder};
+use crate::local::Request;
 use crate::net_cmd::runtime;
 use crate::store::{Access, open};
 use crate::{CliError, Global};
@@ -427,11 +427,7 @@ fn forward(dir: &Path, mut cmd: DriveCommand, out: &mut impl Write) -> Result<()
     let mut stdin = None;
     if let DriveCommand::Put { file, .. } = &mut cmd {
         match file.as_deref() {
-            None | Some("-") => {
-                let mut input = Vec::new();
-                std::io::stdin().lock().read_to_end(&mut input)?;
-                stdin = Some(data_encoding::BASE64.encode(&input));
-            }
+            None | Some("-") => stdin = Some(crate::local::stdin_base64()?),
             Some(f) => {
                 let absolute = std::path::absolute(f).map_err(|e| hyper_drive::Error::Io {
                     path: f.into(),
@@ -445,17 +441,7 @@ fn forward(dir: &Path, mut cmd: DriveCommand, out: &mut impl Write) -> Result<()
         command: cmd,
         stdin,
     };
-    ask_holder(dir, &request, |reply| match reply {
-        Reply::Output(bytes) => {
-            let bytes = data_encoding::BASE64
-                .decode(bytes.as_bytes())
-                .map_err(|e| {
-                    CliError::Remote(format!("bad output from the store's process: {e}"))
-                })?;
-            Ok(out.write_all(&bytes)?)
-        }
-        _ => Ok(()),
-    })
+    crate::local::run_through_holder(dir, &request, out)
 }
 
 /// Runs a local `cmd` (not `mirror`, `seed` or `serve`) on `store`, with

@@ -374,6 +374,31 @@ pub fn ask_holder(
     ask(dir, request, each)?.ok_or_else(|| CliError::StoreLocked(dir.to_path_buf()))
 }
 
+/// Sends a bee or drive command to the process holding the store in
+/// `dir` and writes what it prints to `out`, byte for byte.
+pub fn run_through_holder(
+    dir: &Path,
+    request: &Request,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    ask_holder(dir, request, |reply| match reply {
+        Reply::Output(bytes) => {
+            let bytes = BASE64.decode(bytes.as_bytes()).map_err(|e| {
+                CliError::Remote(format!("bad output from the store's process: {e}"))
+            })?;
+            Ok(out.write_all(&bytes)?)
+        }
+        _ => Ok(()),
+    })
+}
+
+/// This process's whole stdin, base64, for a command the holder runs.
+pub fn stdin_base64() -> Result<String, CliError> {
+    let mut input = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut input)?;
+    Ok(BASE64.encode(&input))
+}
+
 /// `hyper-cli status`.
 pub fn status(dir: &Path, json: bool) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
