@@ -130,8 +130,14 @@ async fn a_cleared_range_is_fetched_from_the_other_seeder_at_once() {
     );
     // Every block came from the second seeder; the first was asked nothing
     // it could answer.
+    // A get can return before its Downloaded event is delivered: wait for
+    // the events (bounded), not only for what is queued already.
     let mut from_second = 0;
-    while let Ok(event) = events.try_recv() {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while from_second < 300 {
+        let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.recv()).await else {
+            break;
+        };
         if let ReplicationEvent::Downloaded { peer, index, .. } = event {
             assert_eq!(
                 peer,
