@@ -191,6 +191,7 @@ fn run(ops: Vec<Op>, probes: Vec<Probe>, shape_every: usize) {
             dir,
             StoreOptions {
                 durability: Durability::Eventual,
+                ..Default::default()
             },
         )
         .expect("store")

@@ -22,7 +22,14 @@ fn random_blocks(n: usize, size: usize) -> Vec<Vec<u8>> {
 
 fn store(durability: Durability) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open_with(dir.path(), StoreOptions { durability }).expect("open");
+    let store = Store::open_with(
+        dir.path(),
+        StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("open");
     (dir, store)
 }
 

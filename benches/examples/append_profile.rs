@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &dir,
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )?;
     let core = store.named("profile")?;

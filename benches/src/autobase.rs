@@ -83,6 +83,7 @@ fn one(scale: u64, batch: usize) -> Result<()> {
                 d.path(),
                 StoreOptions {
                     durability: Durability::Eventual,
+                    ..Default::default()
                 },
             )
         })

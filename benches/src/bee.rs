@@ -38,6 +38,7 @@ pub fn run(scale: u64) -> Result<()> {
         dir.path(),
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )?;
     let bee = Bee::open(store.named("bee")?)?;

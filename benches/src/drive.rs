@@ -33,6 +33,7 @@ pub fn run(scale: u64) -> Result<()> {
         writer_dir.path(),
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )?;
     let drive = Drive::named(&store, "bench")?;

@@ -69,6 +69,7 @@ fn store(dir: &std::path::Path) -> hyper_core::Result<Store> {
         dir,
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )
 }

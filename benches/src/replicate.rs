@@ -152,6 +152,7 @@ pub(crate) async fn reader(dir: &Path, port: u16) -> Result<(Store, Replication,
         dir,
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )?;
     let replication = Replication::new(

@@ -141,6 +141,7 @@ fn eventual_store(dir: &Path) -> hyper_core::Result<Store> {
         dir,
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )
 }

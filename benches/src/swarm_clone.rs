@@ -164,6 +164,7 @@ async fn clone_swarm(dir: &Path, server: &SwarmServer, key: &CoreKey, count: u64
         dir,
         hyper_core::StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )?;
     let keys = KeyPair::generate()?;

@@ -76,7 +76,13 @@ fn durability_name(d: Durability) -> &'static str {
 /// Appends `blocks` to a new core named "bench" in `dir`; returns seconds.
 /// With eventual durability the time includes the final flush to disk.
 pub fn fill(dir: &Path, blocks: &[Vec<u8>], batch: usize, durability: Durability) -> Result<f64> {
-    let store = Store::open_with(dir, StoreOptions { durability })?;
+    let store = Store::open_with(
+        dir,
+        StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        },
+    )?;
     let core = store.named("bench")?;
     let start = Instant::now();
     for chunk in blocks.chunks(batch) {

@@ -44,11 +44,18 @@ pub fn open(dir: &Path, access: Access, durability: Durability) -> Result<Store,
     if access == Access::Read && !file.is_file() {
         return Err(CliError::NoStore(dir.to_path_buf()));
     }
+    let cache_bytes = cache_bytes()?;
     let opened = if access == Access::Read && !writable(&file) {
         tracing::debug!(store = %dir.display(), "not writable here: opening read-only");
         Store::open_read_only(dir)
     } else {
-        Store::open_with(dir, StoreOptions { durability })
+        Store::open_with(
+            dir,
+            StoreOptions {
+                durability,
+                cache_bytes,
+            },
+        )
     };
     opened.map_err(|error| match error {
         hyper_core::Error::StoreLocked => CliError::StoreLocked(dir.to_path_buf()),
@@ -57,6 +64,26 @@ pub fn open(dir: &Path, access: Access, durability: Durability) -> Result<Store,
             error,
         },
     })
+}
+
+/// The store's page cache: `$HYPER_CACHE_MIB` mebibytes (at least 1), else
+/// hyper-core's default. A long-running seeder on a small machine bounds its
+/// memory with it.
+fn cache_bytes() -> Result<usize, CliError> {
+    const VAR: &str = "HYPER_CACHE_MIB";
+    let Some(value) = std::env::var_os(VAR).filter(|v| !v.is_empty()) else {
+        return Ok(StoreOptions::DEFAULT_CACHE_BYTES);
+    };
+    value
+        .to_str()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&mib| (1..=1 << 20).contains(&mib))
+        .map(|mib| mib << 20)
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "${VAR} is {value:?}: give the store's page cache in MiB, 1 to 1048576"
+            ))
+        })
 }
 
 /// Whether this process may write the store's file (tried by opening it

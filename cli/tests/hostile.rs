@@ -134,6 +134,7 @@ async fn thousands_of_unknown_cores_cost_a_seeder_little_and_stop_no_one() {
         attacker_dir.path(),
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )
     .expect("store");

@@ -212,3 +212,33 @@ fn every_subcommand_has_help_and_completions_are_generated() {
     let err = one_error_line(&bare(&["completions", "nosh"]));
     assert!(err.contains("'nosh'"), "{err}");
 }
+
+#[test]
+fn the_page_cache_is_set_by_hyper_cache_mib_and_a_bad_value_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |cache: &str| {
+        Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
+            .args(["--store"])
+            .arg(dir.path())
+            .args(["core", "create", "--name", "c"])
+            .env("HYPER_CACHE_MIB", cache)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hyper-cli")
+    };
+    for bad in ["0", "lots", "-4", "99999999999"] {
+        let out = run(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
+        let err = one_error_line(&out);
+        assert!(
+            err.contains("$HYPER_CACHE_MIB") && err.contains(bad),
+            "{err}"
+        );
+        assert!(
+            !dir.path().join("store.redb").exists(),
+            "{bad} made a store"
+        );
+    }
+    ok(run("4"));
+    ok(cli(dir.path(), &["core", "info", "c"], None));
+}

@@ -30,11 +30,16 @@ pub(crate) fn store_file(dir: &Path) -> PathBuf {
 
 /// Opens the store file at `path`, or creates it with `seed` (a random one
 /// when `None`) if there is none. Returns the database and its seed.
-pub(crate) fn open_or_create(path: &Path, seed: Option<[u8; 32]>) -> Result<(Database, [u8; 32])> {
+/// `cache_bytes` bounds the database's page cache.
+pub(crate) fn open_or_create(
+    path: &Path,
+    seed: Option<[u8; 32]>,
+    cache_bytes: usize,
+) -> Result<(Database, [u8; 32])> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.len() == 0 => Err(not_a_store(path, "the file is empty")),
-        Ok(_) => open_existing(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path, seed),
+        Ok(_) => open_existing(path, cache_bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path, seed, cache_bytes),
         Err(e) => Err(e.into()),
     }
 }
@@ -46,8 +51,8 @@ fn not_a_store(path: &Path, reason: &'static str) -> Error {
     }
 }
 
-fn open_existing(path: &Path) -> Result<(Database, [u8; 32])> {
-    let db = open_database(path)?;
+fn open_existing(path: &Path, cache_bytes: usize) -> Result<(Database, [u8; 32])> {
+    let db = open_database(path, cache_bytes)?;
     let seed = seed_of(&db, path)?;
     index_discovery_keys(&db).map_err(|e| name_file(path, e))?;
     Ok((db, seed))
@@ -74,11 +79,19 @@ fn index_discovery_keys(db: &Database) -> Result<()> {
     Ok(())
 }
 
-/// Opens the existing store file at `path` for reading only.
-pub(crate) fn open_read_only(path: &Path) -> Result<(redb::ReadOnlyDatabase, [u8; 32])> {
-    let db = quiet::catch(|| redb::ReadOnlyDatabase::open(path))
-        .map_err(|_| unreadable(path))?
-        .map_err(|e| name_file(path, e.into()))?;
+/// Opens the existing store file at `path` for reading only, with a page
+/// cache of `cache_bytes`.
+pub(crate) fn open_read_only(
+    path: &Path,
+    cache_bytes: usize,
+) -> Result<(redb::ReadOnlyDatabase, [u8; 32])> {
+    let db = quiet::catch(|| {
+        Database::builder()
+            .set_cache_size(cache_bytes)
+            .open_read_only(path)
+    })
+    .map_err(|_| unreadable(path))?
+    .map_err(|e| name_file(path, e.into()))?;
     let seed = seed_of(&db, path)?;
     Ok((db, seed))
 }
@@ -98,13 +111,13 @@ fn seed_of(db: &impl ReadableDatabase, path: &Path) -> Result<[u8; 32]> {
     }
 }
 
-fn create(path: &Path, seed: Option<[u8; 32]>) -> Result<(Database, [u8; 32])> {
+fn create(path: &Path, seed: Option<[u8; 32]>, cache_bytes: usize) -> Result<(Database, [u8; 32])> {
     static ATTEMPT: AtomicU64 = AtomicU64::new(0);
     let n = ATTEMPT.fetch_add(1, Ordering::Relaxed);
     let name = format!("store.redb.new-{}-{n}", std::process::id());
     let tmp = path.with_file_name(name);
     let made = (|| {
-        let db = open_database(&tmp)?;
+        let db = open_database(&tmp, cache_bytes)?;
         let seed = initialize(&db, seed)?;
         Ok::<_, Error>((db, seed))
     })();
@@ -133,7 +146,7 @@ fn create(path: &Path, seed: Option<[u8; 32]>) -> Result<(Database, [u8; 32])> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             drop(db);
-            open_existing(path)
+            open_existing(path, cache_bytes)
         }
         Err(e) => Err(e.into()),
     }
@@ -214,11 +227,11 @@ fn name_file(path: &Path, e: Error) -> Error {
     }
 }
 
-fn open_database(path: &Path) -> Result<Database> {
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database> {
     // A damaged file must be an error, never a panic (nor a printed one):
     // redb reports most damage as errors, and this guard keeps an assertion
     // there from taking the caller down or writing to its stderr.
-    quiet::catch(|| Database::create(path))
+    quiet::catch(|| Database::builder().set_cache_size(cache_bytes).create(path))
         .map_err(|_| unreadable(path))?
         .map_err(|e| name_file(path, e.into()))
 }

@@ -52,6 +52,7 @@ fn wire_frames() -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error>> {
         dir.path(),
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )?;
     let core = store.create_core()?;

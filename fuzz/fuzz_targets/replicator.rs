@@ -59,6 +59,7 @@ fn eventual(dir: &std::path::Path) -> Store {
         dir,
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )
     .expect("a store in a tempdir")

@@ -23,6 +23,7 @@ pub fn eventual_store(dir: &std::path::Path) -> hyper_core::Store {
         dir,
         hyper_core::StoreOptions {
             durability: hyper_core::Durability::Eventual,
+            ..Default::default()
         },
     )
     .expect("store")

@@ -18,6 +18,7 @@ fn open(dir: &std::path::Path) -> Result<Store, AnyError> {
         dir,
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )?)
 }

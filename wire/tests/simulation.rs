@@ -77,6 +77,7 @@ struct Sim {
 
 const STORE: StoreOptions = StoreOptions {
     durability: Durability::Eventual,
+    cache_bytes: StoreOptions::DEFAULT_CACHE_BYTES,
 };
 
 impl Sim {

@@ -10,6 +10,7 @@ use hyper_wire::{Capabilities, Config, Event, PeerId, Replicator};
 
 const STORE: StoreOptions = StoreOptions {
     durability: Durability::Eventual,
+    cache_bytes: StoreOptions::DEFAULT_CACHE_BYTES,
 };
 
 struct Side {

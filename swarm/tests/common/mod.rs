@@ -52,6 +52,7 @@ pub fn store() -> (tempfile::TempDir, Store) {
         dir.path(),
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )
     .expect("store");

@@ -12,6 +12,7 @@ pub fn eventual_store() -> (tempfile::TempDir, Store) {
         dir.path(),
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )
     .expect("store");
