@@ -268,3 +268,55 @@ fn a_video_from_a_replicated_drive_seeks_in_headless_chromium() {
         "only the page's files moved, not the 2 MB file: {stored} of {total} blocks"
     );
 }
+
+#[test]
+fn an_open_ended_range_from_a_replica_is_fetched_as_it_is_read() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tmp");
+    let (w, r) = (dir.path().join("w"), dir.path().join("r"));
+    let key = ok(cli(&w, &["drive", "create", "--name", "v"], None))
+        .trim()
+        .to_string();
+    let movie = random(32_000_000, 21);
+    ok(cli(
+        &w,
+        &["drive", "put", "v", "/movie.webm", "-"],
+        Some(&movie),
+    ));
+    let info = ok(cli(&w, &["drive", "info", "v", "--json"], None));
+    let blobs = json_str(&info, "blobs_key");
+    let total = json_num(&info, "blocks");
+    let seeder = drive_seed(&w, "v");
+    let server = drive_serve(&r, &[&key, "--connect", &seeder.addr]);
+    // A player seeking near the start asks for everything from there on,
+    // reads a little, then stops reading (and later hangs up).
+    let mut s = std::net::TcpStream::connect(&server.addr).expect("connect");
+    write!(
+        s,
+        "GET /movie.webm HTTP/1.1\r\nHost: x\r\nRange: bytes=100000-\r\n\r\n"
+    )
+    .expect("send");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let mut first = vec![0; 64 * 1024];
+    let n = s.read(&mut first).expect("the answer starts");
+    let head = String::from_utf8_lossy(&first[..n]).to_lowercase();
+    assert!(head.starts_with("http/1.1 206"), "{head}");
+    assert!(
+        head.contains("content-range: bytes 100000-31999999/32000000"),
+        "{head}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    drop(s);
+    drop((server, seeder));
+    let stored = json_num(
+        &ok(cli(&r, &["core", "info", &blobs, "--json"], None)),
+        "blocks_stored",
+    );
+    // What the socket buffers took (a few MB) and a window ahead: far
+    // from the whole file.
+    assert!(
+        stored * 3 < total,
+        "a reader that stopped cost {stored} of {total} blocks"
+    );
+}
