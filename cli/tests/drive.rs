@@ -260,6 +260,16 @@ fn mirrors_with_dry_run_prune_ignore_and_json() {
     );
 }
 
+/// Rewrites `file` with `bytes`, then puts its modification time back.
+fn edit_in_place(file: &Path, bytes: &[u8], mtime: std::time::SystemTime) {
+    fs::write(file, bytes).expect("edit");
+    fs::File::options()
+        .write(true)
+        .open(file)
+        .and_then(|f| f.set_modified(mtime))
+        .expect("restore mtime");
+}
+
 #[test]
 fn checksum_mirrors_find_an_edit_in_place_that_kept_size_and_mtime() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -278,12 +288,7 @@ fn checksum_mirrors_find_an_edit_in_place_that_kept_size_and_mtime() {
         .expect("stat")
         .modified()
         .expect("mtime");
-    fs::write(&file, random(2000, 999)).expect("edit");
-    fs::File::options()
-        .write(true)
-        .open(&file)
-        .and_then(|f| f.set_modified(mtime))
-        .expect("restore mtime");
+    edit_in_place(&file, &random(2000, 999), mtime);
     let summary = |args: &[&str]| {
         let out = ok(cli(
             &s,
@@ -320,12 +325,7 @@ fn checksum_mirrors_find_an_edit_in_place_that_kept_size_and_mtime() {
     // From a seeding peer: the bytes compared are fetched first.
     let key = ok(cli(&s, &["drive", "info", "d", "--json"], None));
     let key = json_str(&key, "key");
-    fs::write(&file, random(2000, 998)).expect("edit");
-    fs::File::options()
-        .write(true)
-        .open(&file)
-        .and_then(|f| f.set_modified(mtime))
-        .expect("restore mtime");
+    edit_in_place(&file, &random(2000, 998), mtime);
     let seeder = drive_seed(&s, "d");
     let r = dir.path().join("replica");
     let remote = |args: &[&str]| {

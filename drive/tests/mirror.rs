@@ -199,16 +199,21 @@ fn prune_dry_run_ignores_and_exact_progress() -> R {
     Ok(())
 }
 
+/// File metadata with this mode and mtime.
+fn meta(mode: u32, mtime_ns: i64) -> hyper_drive::FileMeta {
+    hyper_drive::FileMeta {
+        mode,
+        mtime_ns,
+        metadata: Vec::new(),
+    }
+}
+
 #[test]
 fn drive_to_drive_and_prune_into_a_folder() -> R {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("store"))?;
     let (a, b) = (Drive::create(&store)?, Drive::create(&store)?);
-    let m = hyper_drive::FileMeta {
-        mode: 0o755,
-        mtime_ns: 12345,
-        metadata: Vec::new(),
-    };
+    let m = meta(0o755, 12345);
     a.put("/bin/tool", b"#!/bin/sh\necho hi\n", &m)?;
     a.symlink("/latest", "bin/tool")?;
     mirror::mirror(
@@ -423,11 +428,7 @@ fn a_byte_compare_finds_an_edit_in_place_that_kept_size_and_mtime() -> R {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("store"))?;
     let drive = Drive::create(&store)?;
-    let m = hyper_drive::FileMeta {
-        mode: 0o644,
-        mtime_ns: 1_700_000_000_123_456_789,
-        metadata: Vec::new(),
-    };
+    let m = meta(0o644, 1_700_000_000_123_456_789);
     // Larger than one compare step, differing only in its last byte.
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     drive.put("/big.bin", &big, &m)?;
@@ -479,11 +480,7 @@ fn a_byte_compare_between_drives_whose_entries_share_a_stat() -> R {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("store"))?;
     let (a, b) = (Drive::create(&store)?, Drive::create(&store)?);
-    let m = hyper_drive::FileMeta {
-        mode: 0o755,
-        mtime_ns: 42,
-        metadata: Vec::new(),
-    };
+    let m = meta(0o755, 42);
     a.put("/x", b"aaaa", &m)?;
     b.put("/x", b"bbbb", &m)?;
     let (ea, eb) = (a.entry("/x")?.ok_or("a")?, b.entry("/x")?.ok_or("b")?);
