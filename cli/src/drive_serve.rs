@@ -359,6 +359,33 @@ mod tests {
         assert_eq!(window(&blocks, 41), Vec::<Range<u64>>::new());
         assert_eq!(window(&[5..6, 8..9], 6), [8..9]);
         assert_eq!(window(&[0..100], 50), [50..66]);
+        // Against the blocks one by one, for every start, on lists of
+        // ranges of many shapes.
+        let mut x = 0x9e37_79b9_u64;
+        for _ in 0..200 {
+            let mut ranges = Vec::new();
+            let mut at = 0;
+            for _ in 0..(x % 5) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let (gap, len) = (x % 4, 1 + x % 23);
+                ranges.push(at + gap..at + gap + len);
+                at += gap + len + 1;
+            }
+            x = x.wrapping_add(1);
+            let flat: Vec<u64> = ranges.iter().flat_map(|r| r.clone()).collect();
+            for from in 0..at + 2 {
+                let got: Vec<u64> = window(&ranges, from).into_iter().flatten().collect();
+                let want: Vec<u64> = flat
+                    .iter()
+                    .copied()
+                    .filter(|&b| b >= from)
+                    .take(16)
+                    .collect();
+                assert_eq!(got, want, "{ranges:?} from {from}");
+            }
+        }
     }
 
     #[test]

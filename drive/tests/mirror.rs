@@ -501,3 +501,32 @@ fn a_byte_compare_between_drives_whose_entries_share_a_stat() -> R {
     assert_eq!(b.get("/x")?, Some(b"aaaa".to_vec()));
     Ok(())
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// With the byte compare, two files of one size, mtime and mode are a
+    /// change exactly when a byte differs (wherever it is); without it,
+    /// always equal.
+    #[test]
+    fn the_byte_compare_finds_any_differing_byte(
+        bytes in proptest::collection::vec(any::<u8>(), 1..200_000),
+        flip in proptest::option::of((any::<prop::sample::Index>(), 1..=255u8)),
+    ) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut other = bytes.clone();
+        if let Some((at, x)) = flip {
+            other[at.index(bytes.len())] ^= x;
+        }
+        for (root, content) in [(&a, &bytes), (&b, &other)] {
+            fs::create_dir_all(root).expect("mkdir");
+            fs::write(root.join("f"), content).expect("write");
+            set_mtime(&root.join("f"), std::time::UNIX_EPOCH + std::time::Duration::from_secs(7)).expect("mtime");
+        }
+        let (fa, fb) = (Folder::new(&a), Folder::new(&b));
+        let (src, dst) = (Side::Folder(&fa), Side::Folder(&fb));
+        prop_assert_eq!(planned(src, dst, false, "/f").expect("plan"), Op::Equal);
+        let want = if flip.is_some() { Op::Change } else { Op::Equal };
+        prop_assert_eq!(planned(src, dst, true, "/f").expect("plan"), want);
+    }
+}
