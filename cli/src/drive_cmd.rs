@@ -116,6 +116,12 @@ pub enum DriveCommand {
         /// more); a folder source's .hyperignore adds its own.
         #[arg(long, value_name = "GLOB")]
         ignore: Vec<String>,
+        /// Also compare the bytes of files whose size, mtime and mode are
+        /// equal on both sides (as rsync's --checksum): finds a file edited
+        /// in place that kept its size and mtime, but reads every such file
+        /// on both sides (from peers too, with --connect).
+        #[arg(short = 'c', long)]
+        checksum: bool,
         /// One JSON object per path (op, path, bytes_added, bytes_removed),
         /// then a summary.
         #[arg(long)]
@@ -342,6 +348,7 @@ pub fn run(global: &Global, mut cmd: DriveCommand) -> Result<(), CliError> {
             dry_run,
             prune,
             ignore,
+            checksum,
             json,
             live,
             read,
@@ -350,6 +357,7 @@ pub fn run(global: &Global, mut cmd: DriveCommand) -> Result<(), CliError> {
                 dry_run,
                 prune,
                 ignore: Ignore::new(&ignore)?,
+                compare_bytes: checksum,
             };
             // From a folder to a folder needs no store.
             let store = match open(dir, access, durability) {

@@ -184,6 +184,20 @@ pub(crate) fn mirror_cmd(
                     )
                     .await?;
                 let dest = dest_side(&dst)?;
+                if options.compare_bytes {
+                    // The byte compare reads what tier 1 calls equal: fetch it.
+                    let quick = MirrorOptions {
+                        compare_bytes: false,
+                        ..options.clone()
+                    };
+                    for a in mirror::plan(Side::Drive(d), dest, &quick)?.actions {
+                        if a.op == Op::Equal
+                            && let Some(e) = d.entry(a.path.as_str())?
+                        {
+                            fetch.fetch_ranges(d.blobs(), &e.blocks()).await?;
+                        }
+                    }
+                }
                 let plan = mirror::plan(Side::Drive(d), dest, options)?;
                 if !options.dry_run {
                     for a in &plan.actions {

@@ -3,6 +3,7 @@
 //! for a folder, or its `index.html`. With `--connect`, every file is
 //! fetched sparsely from the peer when it is asked for.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -162,17 +163,23 @@ impl Site {
         let stream = self
             .read(|d| d.read_stream(at.as_str(), start, Some(end)))
             .await?;
-        if let Some(f) = &self.fetch {
-            f.fetch_ranges(self.drive.blobs(), stream.blocks()).await?;
+        let blobs = self.drive.blobs().clone();
+        let blocks = stream.blocks().to_vec();
+        // From a peer: the first blocks before answering (a failure is an
+        // error status), the rest as the reader gets to them.
+        if let (Some(f), Some(first)) = (&self.fetch, blocks.first()) {
+            f.fetch_ranges(&blobs, &window(&blocks, first.start))
+                .await?;
         }
+        let state = FileBody {
+            stream,
+            fetch: self.fetch.clone(),
+            blobs,
+            blocks,
+            last_missing: None,
+        };
         // One block at a time, however large the file.
-        let body = Body::from_stream(futures_util::stream::unfold(stream, |mut s| async move {
-            match s.next_chunk() {
-                Ok(Some(chunk)) => Some((Ok::<_, hyper_drive::Error>(chunk), s)),
-                Ok(None) => None,
-                Err(e) => Some((Err(e), s)),
-            }
-        }));
+        let body = Body::from_stream(futures_util::stream::unfold(state, FileBody::next));
         let mut response = Response::new(body);
         *response.status_mut() = code;
         let h = response.headers_mut();
@@ -189,6 +196,78 @@ impl Site {
             h.insert(header::CONTENT_RANGE, v);
         }
         Ok(response)
+    }
+}
+
+/// Blocks a body fetches from a peer ahead of its reader, at most: a
+/// reader that stops (a player seeking elsewhere hangs up) stops the fetch
+/// within this many blocks of where it stopped.
+const AHEAD: u64 = 16;
+
+/// The first [`AHEAD`] blocks of `blocks` (merged ranges, ascending) at or
+/// after `from`.
+fn window(blocks: &[Range<u64>], from: u64) -> Vec<Range<u64>> {
+    let mut left = AHEAD;
+    let mut out = Vec::new();
+    for r in blocks {
+        let start = r.start.max(from);
+        if left == 0 {
+            break;
+        }
+        if start >= r.end {
+            continue;
+        }
+        let end = r.end.min(start.saturating_add(left));
+        left -= end - start;
+        out.push(start..end);
+    }
+    out
+}
+
+/// A file body being sent: its stream, and on a replica what to fetch.
+struct FileBody {
+    stream: hyper_drive::ReadStream,
+    fetch: Option<ReplicationFetch>,
+    blobs: hyper_core::Core,
+    /// The blocks the body reads (merged ranges).
+    blocks: Vec<Range<u64>>,
+    /// The block last fetched because it was missing: missing again is an
+    /// error, never a loop.
+    last_missing: Option<u64>,
+}
+
+impl FileBody {
+    /// The next chunk, fetching the next [`window`] when the reader
+    /// reaches a block not stored here.
+    async fn next(mut self) -> Option<(hyper_drive::Result<Vec<u8>>, Self)> {
+        loop {
+            let missing = match self.stream.next_chunk() {
+                Ok(Some(chunk)) => return Some((Ok(chunk), self)),
+                Ok(None) => return None,
+                Err(hyper_drive::Error::Missing { core, index })
+                    if core == self.blobs.key() && self.last_missing != Some(index) =>
+                {
+                    index
+                }
+                Err(e) => return Some((Err(e), self)),
+            };
+            let Some(f) = &self.fetch else {
+                return Some((
+                    Err(hyper_drive::Error::Missing {
+                        core: self.blobs.key(),
+                        index: missing,
+                    }),
+                    self,
+                ));
+            };
+            if let Err(e) = f
+                .fetch_ranges(&self.blobs, &window(&self.blocks, missing))
+                .await
+            {
+                return Some((Err(e), self));
+            }
+            self.last_missing = Some(missing);
+        }
     }
 }
 
@@ -268,6 +347,45 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 1000), None);
         assert_eq!(parse_range("items=0-1", 1000), None);
         assert_eq!(parse_range("bytes=-0", 1000), Some(Err(())));
+    }
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)] // block ranges, compared as lists
+    fn windows_of_blocks_ahead() {
+        let blocks = [0..3, 10..30, 40..41];
+        assert_eq!(window(&blocks, 0), [0..3, 10..23]);
+        assert_eq!(window(&blocks, 2), [2..3, 10..25]);
+        assert_eq!(window(&blocks, 20), [20..30, 40..41]);
+        assert_eq!(window(&blocks, 41), Vec::<Range<u64>>::new());
+        assert_eq!(window(&[5..6, 8..9], 6), [8..9]);
+        assert_eq!(window(&[0..100], 50), [50..66]);
+        // Against the blocks one by one, for every start, on lists of
+        // ranges of many shapes.
+        let mut x = 0x9e37_79b9_u64;
+        for _ in 0..200 {
+            let mut ranges = Vec::new();
+            let mut at = 0;
+            for _ in 0..(x % 5) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let (gap, len) = (x % 4, 1 + x % 23);
+                ranges.push(at + gap..at + gap + len);
+                at += gap + len + 1;
+            }
+            x = x.wrapping_add(1);
+            let flat: Vec<u64> = ranges.iter().flat_map(|r| r.clone()).collect();
+            for from in 0..at + 2 {
+                let got: Vec<u64> = window(&ranges, from).into_iter().flatten().collect();
+                let want: Vec<u64> = flat
+                    .iter()
+                    .copied()
+                    .filter(|&b| b >= from)
+                    .take(16)
+                    .collect();
+                assert_eq!(got, want, "{ranges:?} from {from}");
+            }
+        }
     }
 
     #[test]

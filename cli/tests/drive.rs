@@ -1,53 +1,19 @@
 //! `hyper-cli drive …` as a real process: files, listings, ranges,
 //! versions, mirrors to and from folders (killed with SIGKILL and run
 //! again), and sparse reads from a seeding process over TCP that move one
-//! file's blocks and nothing else.
+//! file's blocks and nothing else. drive_serve.rs serves drives over HTTP.
 
 mod common;
+mod drive_support;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{cli, ok};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
-}
-
-/// A `hyper-cli drive seed` process, killed on drop.
-struct DriveSeeder {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for DriveSeeder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn drive_seed(store: &Path, drive: &str) -> DriveSeeder {
-    let mut child = bin()
-        .arg("--store")
-        .arg(store)
-        .args(["drive", "seed", drive, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr = loop {
-        let line = lines.next().expect("an address").expect("utf-8");
-        if let Some(a) = line.strip_prefix("listening on ") {
-            break a.to_string();
-        }
-    };
-    DriveSeeder { child, addr }
-}
+use drive_support::{bin, drive_seed, json_num, json_str, random};
 
 /// The stdout bytes of a command that must have succeeded.
 fn ok_bytes(out: std::process::Output) -> Vec<u8> {
@@ -57,40 +23,6 @@ fn ok_bytes(out: std::process::Output) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
-}
-
-fn json_num(line: &str, key: &str) -> u64 {
-    let at = line
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("{key} in {line}"));
-    line[at + key.len() + 3..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .expect("a number")
-}
-
-fn json_str(line: &str, key: &str) -> String {
-    let at = line
-        .find(&format!("\"{key}\":\""))
-        .unwrap_or_else(|| panic!("{key} in {line}"));
-    line[at + key.len() + 4..]
-        .chars()
-        .take_while(|&c| c != '"')
-        .collect()
-}
-
-fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[test]
@@ -328,6 +260,165 @@ fn mirrors_with_dry_run_prune_ignore_and_json() {
     );
 }
 
+/// Rewrites `file` with `bytes`, then puts its modification time back.
+fn edit_in_place(file: &Path, bytes: &[u8], mtime: std::time::SystemTime) {
+    fs::write(file, bytes).expect("edit");
+    fs::File::options()
+        .write(true)
+        .open(file)
+        .and_then(|f| f.set_modified(mtime))
+        .expect("restore mtime");
+}
+
+#[test]
+fn checksum_mirrors_find_an_edit_in_place_that_kept_size_and_mtime() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = dir.path().join("store");
+    let src = dir.path().join("src");
+    make_tree(&src, 5, 2000);
+    ok(cli(&s, &["drive", "create", "--name", "d"], None));
+    let src_arg = src.to_str().expect("utf-8");
+    ok(cli(&s, &["drive", "mirror", src_arg, "d"], None));
+    let out = dir.path().join("out");
+    let out_arg = out.to_str().expect("utf-8");
+    ok(cli(&s, &["drive", "mirror", "d", out_arg], None));
+    // Edit one mirrored file in place: same size, its mtime put back.
+    let file = out.join("dir2/file2.bin");
+    let mtime = fs::metadata(&file)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    edit_in_place(&file, &random(2000, 999), mtime);
+    let summary = |args: &[&str]| {
+        let out = ok(cli(
+            &s,
+            &[&["drive", "mirror", "d", out_arg, "--json"], args].concat(),
+            None,
+        ));
+        let last = out.lines().last().expect("summary").to_string();
+        (
+            json_num(&last, "change"),
+            json_num(&last, "equal"),
+            json_num(&last, "bytes_added"),
+            out,
+        )
+    };
+    let (change, equal, _, _) = summary(&["--dry-run"]);
+    assert_eq!(
+        (change, equal),
+        (0, 5),
+        "size and mtime alone call it equal"
+    );
+    let (change, equal, bytes, lines) = summary(&["--checksum"]);
+    assert_eq!((change, equal, bytes), (1, 4, 2000));
+    assert!(
+        lines.contains(
+            r#"{"bytes_added":2000,"bytes_removed":2000,"op":"change","path":"/dir2/file2.bin"}"#
+        ),
+        "{lines}"
+    );
+    same_tree(&src, &out);
+    let (change, equal, _, _) = summary(&["-c"]);
+    assert_eq!((change, equal), (0, 5), "nothing left to copy");
+    let help = ok(cli(&s, &["drive", "mirror", "--help"], None));
+    assert!(help.contains("-c, --checksum"), "{help}");
+    // From a seeding peer: the bytes compared are fetched first.
+    let key = ok(cli(&s, &["drive", "info", "d", "--json"], None));
+    let key = json_str(&key, "key");
+    edit_in_place(&file, &random(2000, 998), mtime);
+    let seeder = drive_seed(&s, "d");
+    let r = dir.path().join("replica");
+    let remote = |args: &[&str]| {
+        let connect = ["--connect", seeder.addr.as_str()];
+        let out = ok(cli(
+            &r,
+            &[
+                &["drive", "mirror", &key, out_arg, "--json"],
+                args,
+                &connect,
+            ]
+            .concat(),
+            None,
+        ));
+        let last = out.lines().last().expect("summary").to_string();
+        (json_num(&last, "change"), json_num(&last, "equal"))
+    };
+    assert_eq!(remote(&["--dry-run"]), (0, 5));
+    assert_eq!(remote(&["--checksum"]), (1, 4));
+    same_tree(&src, &out);
+}
+
+/// `hyper-cli --store STORE ARGS` run so that a mode of 000 denies it: as
+/// root (who reads any file through CAP_DAC_OVERRIDE and
+/// CAP_DAC_READ_SEARCH) with those two capabilities dropped by util-linux's
+/// `setpriv`, else as the user it is.
+fn cli_without_dac_override(store: &Path, args: &[&str]) -> std::process::Output {
+    let root = fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    let mut cmd = if root {
+        let drop = "-dac_override,-dac_read_search";
+        let mut c = std::process::Command::new("setpriv");
+        c.arg(format!("--inh-caps={drop}"))
+            .arg(format!("--bounding-set={drop}"))
+            .arg(env!("CARGO_BIN_EXE_hyper-cli"));
+        c
+    } else {
+        bin()
+    };
+    cmd.arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hyper-cli (setpriv comes with util-linux)")
+}
+
+#[test]
+fn an_unreadable_file_or_folder_in_a_mirror_is_an_error_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = dir.path().join("store");
+    ok(cli(&s, &["drive", "create", "--name", "d"], None));
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).expect("mkdir");
+    fs::write(src.join("a-readable.txt"), b"fine").expect("write");
+    let secret = src.join("secret.txt");
+    fs::write(&secret, b"hidden").expect("write");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).expect("chmod");
+    let src_arg = src.to_str().expect("utf-8");
+    let out = dir.path().join("out");
+    let out_arg = out.to_str().expect("utf-8");
+    for dst in ["d", out_arg] {
+        let run = cli_without_dac_override(&s, &["drive", "mirror", src_arg, dst]);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            !run.status.success(),
+            "mirrored an unreadable file into {dst}"
+        );
+        assert!(
+            err.contains(&format!("{}: Permission denied", secret.display())),
+            "{dst}: {err}"
+        );
+    }
+    let listed = ok(cli(&s, &["drive", "ls", "d", "-r"], None));
+    assert!(!listed.contains("secret"), "stored: {listed}");
+    assert!(!out.join("secret.txt").exists());
+    // A folder the walk cannot list is named too.
+    fs::remove_file(&secret).expect("rm");
+    let locked = src.join("locked");
+    fs::create_dir(&locked).expect("mkdir");
+    fs::write(locked.join("inside.txt"), b"x").expect("write");
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod");
+    let run = cli_without_dac_override(&s, &["drive", "mirror", src_arg, "d"]);
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).expect("chmod back");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "mirrored past an unreadable folder");
+    assert!(err.contains(locked.to_str().expect("utf-8")), "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+}
+
 #[test]
 fn a_killed_mirror_run_again_finishes_and_never_points_at_missing_bytes() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -463,196 +554,6 @@ fn replicas_read_sparsely_from_a_seeding_process() {
         None,
     ));
     same_tree(&src, &out);
-}
-
-/// A `hyper-cli drive serve` process, killed on drop, and its address.
-fn drive_serve(store: &Path, args: &[&str]) -> DriveSeeder {
-    let mut child = bin()
-        .arg("--store")
-        .arg(store)
-        .args([&["drive", "serve"][..], args, &["--listen", "127.0.0.1:0"]].concat())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let line = lines.next().expect("an address").expect("utf-8");
-    let addr = line
-        .strip_prefix("serving on http://")
-        .and_then(|a| a.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_string();
-    DriveSeeder { child, addr }
-}
-
-/// One HTTP/1.1 GET: (status code, lower-cased headers, body).
-fn get(addr: &str, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n"
-    )
-    .expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a header end");
-    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
-    let code = head[9..12].parse().expect("a status");
-    (code, head, raw[split + 4..].to_vec())
-}
-
-fn site(store: &Path) -> String {
-    let key = ok(cli(store, &["drive", "create", "--name", "site"], None))
-        .trim()
-        .to_string();
-    let page = br#"<!doctype html><h1 id="t">not run</h1><img id="i" src="img/dot.svg"><p id="r">no range</p><script src="app.js"></script>"#;
-    let script = br#"const i = document.getElementById('i');
-i.decode().then(() => { document.getElementById('t').textContent = 'ran, image ' + i.naturalWidth; });
-fetch('/media/big.bin', { headers: { Range: 'bytes=1000-1009' } }).then(async (r) => {
-  const b = new Uint8Array(await r.arrayBuffer());
-  document.getElementById('r').textContent = r.status + ' ' + r.headers.get('content-range') + ' ' + b.length;
-});"#;
-    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="7" height="7"><rect width="7" height="7"/></svg>"#;
-    for (path, bytes) in [
-        ("/index.html", &page[..]),
-        ("/app.js", &script[..]),
-        ("/img/dot.svg", &svg[..]),
-        ("/media/big.bin", &random(2_000_000, 5)[..]),
-    ] {
-        ok(cli(
-            store,
-            &["drive", "put", "site", path, "-"],
-            Some(bytes),
-        ));
-    }
-    key
-}
-
-#[test]
-fn a_drive_served_over_http_with_types_ranges_listings_and_index() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let (w, r) = (dir.path().join("w"), dir.path().join("r"));
-    let key = site(&w);
-    let server = drive_serve(&w, &["site"]);
-    let (code, head, body) = get(&server.addr, "/", "");
-    assert_eq!(code, 200);
-    assert!(head.contains("content-type: text/html"), "{head}");
-    assert!(body.starts_with(b"<!doctype html>"));
-    assert!(
-        get(&server.addr, "/app.js", "")
-            .1
-            .contains("content-type: text/javascript")
-    );
-    assert!(
-        get(&server.addr, "/img/dot.svg", "")
-            .1
-            .contains("content-type: image/svg+xml")
-    );
-    let (code, head, body) = get(
-        &server.addr,
-        "/media/big.bin",
-        "Range: bytes=1000000-1000099\r\n",
-    );
-    assert_eq!(code, 206);
-    assert!(
-        head.contains("content-range: bytes 1000000-1000099/2000000"),
-        "{head}"
-    );
-    assert!(body == random(2_000_000, 5)[1_000_000..1_000_100]);
-    assert_eq!(
-        get(&server.addr, "/media/big.bin", "Range: bytes=2000000-\r\n").0,
-        416
-    );
-    let (code, head, _) = get(&server.addr, "/img", "");
-    assert_eq!(code, 301);
-    assert!(head.contains("location: /img/"));
-    let (_, _, listing) = get(&server.addr, "/img/", "");
-    assert!(String::from_utf8_lossy(&listing).contains(r#"<a href="dot.svg">dot.svg</a>"#));
-    assert_eq!(get(&server.addr, "/nope", "").0, 404);
-    assert_eq!(get(&server.addr, "/a/../../x", "").0, 400);
-    // A replica served from a seeding peer fetches only what is asked for
-    // (one process holds a store at a time).
-    drop(server);
-    let seeder = drive_seed(&w, "site");
-    let remote = drive_serve(&r, &[&key, "--connect", &seeder.addr]);
-    let (code, _, body) = get(&remote.addr, "/media/big.bin", "Range: bytes=10-19\r\n");
-    assert_eq!((code, body), (206, random(2_000_000, 5)[10..20].to_vec()));
-    drop((remote, seeder));
-    let info = ok(cli(&w, &["drive", "info", "site", "--json"], None));
-    let blobs = json_str(&info, "blobs_key");
-    let stored = json_num(
-        &ok(cli(&r, &["core", "info", &blobs, "--json"], None)),
-        "blocks_stored",
-    );
-    assert_eq!(stored, 1, "one block of one file moved");
-}
-
-/// The headless Chromium binary, installed with apt-get when missing.
-fn chromium() -> std::path::PathBuf {
-    let find = || {
-        ["chromium", "chromium-browser"].iter().find_map(|b| {
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(format!("command -v {b}"))
-                .output()
-                .ok()?;
-            let path = String::from_utf8(out.stdout).ok()?.trim().to_string();
-            (!path.is_empty()).then(|| std::path::PathBuf::from(path))
-        })
-    };
-    if let Some(p) = find() {
-        return p;
-    }
-    let install =
-        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium";
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(install)
-        .status()
-        .expect("run apt-get");
-    assert!(
-        status.success(),
-        "installing Debian's chromium package failed"
-    );
-    find().expect("chromium after installing it")
-}
-
-#[test]
-fn a_page_from_a_replicated_drive_renders_in_headless_chromium() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let (w, r) = (dir.path().join("w"), dir.path().join("r"));
-    let key = site(&w);
-    let seeder = drive_seed(&w, "site");
-    let server = drive_serve(&r, &[&key, "--connect", &seeder.addr]);
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--virtual-time-budget=10000",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
-        .arg("--dump-dom")
-        .arg(format!("http://{}/", server.addr))
-        .output()
-        .expect("run chromium");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        dom.contains("ran, image 7"),
-        "the script ran and the image decoded: {dom}"
-    );
-    assert!(
-        dom.contains("206 bytes 1000-1009/2000000 10"),
-        "a byte range from the page: {dom}"
-    );
 }
 
 #[test]

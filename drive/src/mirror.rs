@@ -6,7 +6,10 @@
 //! Equality: kind, then a symlink's target, then size; equal size, mtime
 //! and mode is equal (tier 1); otherwise the content hashes decide (tier
 //! 2: a drive stores its hash, a folder's file is hashed once per change),
-//! and equal content only has its mode and mtime brought over.
+//! and equal content only has its mode and mtime brought over. On request
+//! ([`MirrorOptions::compare_bytes`], tier 3), a file that tier 1 calls
+//! equal is still read on both sides and compared byte for byte, streamed
+//! in constant memory; a difference makes it a change.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -23,6 +26,8 @@ use crate::write::FileMeta;
 const BATCH_ENTRIES: usize = 500;
 /// Reads of a source file that changed while it was read, before giving up.
 const REREADS: usize = 3;
+/// Bytes read from each side per step of a byte compare.
+const COMPARE_CHUNK: usize = 64 * 1024;
 
 /// One side of a mirror.
 #[derive(Clone, Copy)]
@@ -69,6 +74,12 @@ pub struct MirrorOptions {
     /// Paths (relative to the mirror's root) left out on both sides; a
     /// folder source adds its `.hyperignore`.
     pub ignore: Ignore,
+    /// Tier 3: a file whose kind, size, mtime and mode are equal on both
+    /// sides is still read on both and compared byte for byte (streamed,
+    /// constant memory); a difference is a [`Op::Change`]. Finds an edit
+    /// in place that kept its size and mtime, at the cost of reading every
+    /// such file twice (rsync's `--checksum`).
+    pub compare_bytes: bool,
 }
 
 /// One path's step of a plan.
@@ -185,15 +196,15 @@ impl Side<'_> {
     }
 }
 
-/// The tier-1 and tier-2 comparison (pure but for the hashes it asks for).
+/// The tiered comparison (pure but for the hashes and bytes it asks for):
+/// (content equal, metadata equal).
 fn equal(
     src: &Side<'_>,
     dst: &Side<'_>,
     path: &DrivePath,
-    s: &Stat,
-    d: &Stat,
+    (s, d): (&Stat, &Stat),
+    compare_bytes: bool,
 ) -> Result<(bool, bool)> {
-    // (content equal, metadata equal)
     if s.kind != d.kind {
         return Ok((false, false));
     }
@@ -205,9 +216,42 @@ fn equal(
     }
     let meta = s.mtime_ns == d.mtime_ns && s.mode == d.mode;
     if meta {
-        return Ok((true, true));
+        let same = !compare_bytes || s.size == 0 || same_bytes(src, dst, path)?;
+        return Ok((same, same));
     }
     Ok((src.hash(path, s)? == dst.hash(path, d)?, false))
+}
+
+/// Tier 3: whether `path` has the same bytes on both sides, read in
+/// [`COMPARE_CHUNK`] steps from each (constant memory, stops at the first
+/// difference). A read error names the side and path it came from.
+fn same_bytes(src: &Side<'_>, dst: &Side<'_>, path: &DrivePath) -> Result<bool> {
+    let (mut a, mut b) = (src.reader(path)?, dst.reader(path)?);
+    let (mut x, mut y) = (vec![0; COMPARE_CHUNK], vec![0; COMPARE_CHUNK]);
+    loop {
+        let n = fill(&mut a, &mut x).map_err(|e| read_error(src, path, e))?;
+        let m = fill(&mut b, &mut y).map_err(|e| read_error(dst, path, e))?;
+        if x.get(..n) != y.get(..m) {
+            return Ok(false);
+        }
+        if n < COMPARE_CHUNK {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reads into `buf` until it is full or the reader ends; the bytes read.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while let Some(rest) = buf.get_mut(n..).filter(|r| !r.is_empty()) {
+        match reader.read(rest) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// What mirroring `src` onto `dst` would do.
@@ -236,7 +280,7 @@ pub fn plan(src: Side<'_>, dst: Side<'_>, options: &MirrorOptions) -> Result<Pla
     for (path, s) in source {
         let (op, added, removed) = match dest.get(&path) {
             None => (Op::Add, s.size, 0),
-            Some(d) => match equal(&src, &dst, &path, &s, d)? {
+            Some(d) => match equal(&src, &dst, &path, (&s, d), options.compare_bytes)? {
                 (true, true) => (Op::Equal, 0, 0),
                 (true, false) => (Op::Change, 0, 0),
                 (false, _) => (Op::Change, s.size, d.size),

@@ -160,6 +160,7 @@ fn prune_dry_run_ignores_and_exact_progress() -> R {
         dry_run: true,
         prune: true,
         ignore: Ignore::new(&["*.log"])?,
+        ..Default::default()
     };
     let mut events = Vec::new();
     let dry = mirror::mirror(Side::Folder(&folder), Side::Drive(&drive), &options, |e| {
@@ -198,16 +199,21 @@ fn prune_dry_run_ignores_and_exact_progress() -> R {
     Ok(())
 }
 
+/// File metadata with this mode and mtime.
+fn meta(mode: u32, mtime_ns: i64) -> hyper_drive::FileMeta {
+    hyper_drive::FileMeta {
+        mode,
+        mtime_ns,
+        metadata: Vec::new(),
+    }
+}
+
 #[test]
 fn drive_to_drive_and_prune_into_a_folder() -> R {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("store"))?;
     let (a, b) = (Drive::create(&store)?, Drive::create(&store)?);
-    let m = hyper_drive::FileMeta {
-        mode: 0o755,
-        mtime_ns: 12345,
-        metadata: Vec::new(),
-    };
+    let m = meta(0o755, 12345);
     a.put("/bin/tool", b"#!/bin/sh\necho hi\n", &m)?;
     a.symlink("/latest", "bin/tool")?;
     mirror::mirror(
@@ -392,4 +398,135 @@ fn a_drive_read_failing_during_a_mirror_out_is_the_drives_error() -> R {
     }
     assert!(!out.join("a.bin").exists());
     Ok(())
+}
+
+/// Restores `path`'s modification time to `mtime` (after an edit in place).
+fn set_mtime(path: &Path, mtime: std::time::SystemTime) -> R {
+    fs::File::options()
+        .write(true)
+        .open(path)?
+        .set_modified(mtime)?;
+    Ok(())
+}
+
+/// The op the plan gives `path`, with or without the byte compare.
+fn planned(src: Side<'_>, dst: Side<'_>, compare_bytes: bool, path: &str) -> Result<Op, Error> {
+    let o = MirrorOptions {
+        compare_bytes,
+        ..Default::default()
+    };
+    let plan = mirror::plan(src, dst, &o)?;
+    plan.actions
+        .iter()
+        .find(|a| a.path.as_str() == path)
+        .map(|a| a.op)
+        .ok_or(Error::NotFound(path.into()))
+}
+
+#[test]
+fn a_byte_compare_finds_an_edit_in_place_that_kept_size_and_mtime() -> R {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("store"))?;
+    let drive = Drive::create(&store)?;
+    let m = meta(0o644, 1_700_000_000_123_456_789);
+    // Larger than one compare step, differing only in its last byte.
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    drive.put("/big.bin", &big, &m)?;
+    drive.put("/same.txt", b"untouched", &m)?;
+    drive.put("/empty", b"", &m)?;
+    let out = dir.path().join("out");
+    let folder = Folder::new(&out);
+    let o = MirrorOptions::default();
+    mirror::mirror(Side::Drive(&drive), Side::Folder(&folder), &o, |_| {})?;
+    let file = out.join("big.bin");
+    let mtime = fs::metadata(&file)?.modified()?;
+    let mut edited = big.clone();
+    if let Some(last) = edited.last_mut() {
+        *last ^= 0xff;
+    }
+    fs::write(&file, &edited)?;
+    set_mtime(&file, mtime)?;
+    let (src, dst) = (Side::Drive(&drive), Side::Folder(&folder));
+    assert_eq!(
+        planned(src, dst, false, "/big.bin")?,
+        Op::Equal,
+        "tier 1 alone misses it"
+    );
+    assert_eq!(planned(src, dst, true, "/big.bin")?, Op::Change);
+    assert_eq!(planned(src, dst, true, "/same.txt")?, Op::Equal);
+    assert_eq!(planned(src, dst, true, "/empty")?, Op::Equal);
+    let with = MirrorOptions {
+        compare_bytes: true,
+        ..Default::default()
+    };
+    let s = mirror::mirror(src, dst, &with, |_| {})?;
+    assert_eq!((s.change, s.equal, s.bytes_added), (1, 2, 300_000));
+    assert!(fs::read(&file)? == big, "the drive's bytes are back");
+    let again = mirror::mirror(src, dst, &with, |_| {})?;
+    assert_eq!((again.change, again.equal), (0, 3));
+    // Folder -> drive: the folder source edited in place, stat kept.
+    fs::write(&file, &edited)?;
+    set_mtime(&file, mtime)?;
+    let (src, dst) = (Side::Folder(&folder), Side::Drive(&drive));
+    assert_eq!(planned(src, dst, false, "/big.bin")?, Op::Equal);
+    assert_eq!(planned(src, dst, true, "/big.bin")?, Op::Change);
+    mirror::mirror(src, dst, &with, |_| {})?;
+    assert_eq!(drive.get("/big.bin")?, Some(edited));
+    Ok(())
+}
+
+#[test]
+fn a_byte_compare_between_drives_whose_entries_share_a_stat() -> R {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("store"))?;
+    let (a, b) = (Drive::create(&store)?, Drive::create(&store)?);
+    let m = meta(0o755, 42);
+    a.put("/x", b"aaaa", &m)?;
+    b.put("/x", b"bbbb", &m)?;
+    let (ea, eb) = (a.entry("/x")?.ok_or("a")?, b.entry("/x")?.ok_or("b")?);
+    assert_eq!(
+        (ea.size, ea.mode, ea.mtime_ns),
+        (eb.size, eb.mode, eb.mtime_ns)
+    );
+    assert_ne!(ea.hash, eb.hash);
+    let (src, dst) = (Side::Drive(&a), Side::Drive(&b));
+    assert_eq!(planned(src, dst, false, "/x")?, Op::Equal);
+    assert_eq!(planned(src, dst, true, "/x")?, Op::Change);
+    let with = MirrorOptions {
+        compare_bytes: true,
+        ..Default::default()
+    };
+    let s = mirror::mirror(src, dst, &with, |_| {})?;
+    assert_eq!((s.change, s.bytes_added, s.bytes_removed), (1, 4, 4));
+    assert_eq!(b.get("/x")?, Some(b"aaaa".to_vec()));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// With the byte compare, two files of one size, mtime and mode are a
+    /// change exactly when a byte differs (wherever it is); without it,
+    /// always equal.
+    #[test]
+    fn the_byte_compare_finds_any_differing_byte(
+        bytes in proptest::collection::vec(any::<u8>(), 1..200_000),
+        flip in proptest::option::of((any::<prop::sample::Index>(), 1..=255u8)),
+    ) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut other = bytes.clone();
+        if let Some((at, x)) = flip {
+            other[at.index(bytes.len())] ^= x;
+        }
+        for (root, content) in [(&a, &bytes), (&b, &other)] {
+            fs::create_dir_all(root).expect("mkdir");
+            fs::write(root.join("f"), content).expect("write");
+            set_mtime(&root.join("f"), std::time::UNIX_EPOCH + std::time::Duration::from_secs(7)).expect("mtime");
+        }
+        let (fa, fb) = (Folder::new(&a), Folder::new(&b));
+        let (src, dst) = (Side::Folder(&fa), Side::Folder(&fb));
+        prop_assert_eq!(planned(src, dst, false, "/f").expect("plan"), Op::Equal);
+        let want = if flip.is_some() { Op::Change } else { Op::Equal };
+        prop_assert_eq!(planned(src, dst, true, "/f").expect("plan"), want);
+    }
 }
