@@ -335,17 +335,19 @@ async fn future_and_replayed_records_do_not_take_a_topic_from_a_seeding_process(
     let attacker = client_on([127, 0, 26, 1], node).await;
     let honest = announcers(&attacker, topic).await;
     assert_eq!(honest.len(), 1, "the seeder's record: {honest:?}");
-    // 40 records a year ahead, and 60 a minute ahead, from one /24.
+    // 40 records a year ahead, and 60 a minute ahead, from one /24, all
+    // at once.
     let at = attacker.local_addr();
+    let mut announces = tokio::task::JoinSet::new();
     for i in 0..100u8 {
         let keypair = KeyPair::from_seed([100 + i; 32]);
         let ahead = if i < 40 { 365 * 24 * 3_600_000 } else { 60_000 };
-        let stored = announce(
-            &attacker,
-            topic,
-            record(&keypair, &topic, at, now_ms() + ahead),
-        )
-        .await;
+        let signed = record(&keypair, &topic, at, now_ms() + ahead);
+        let attacker = attacker.clone();
+        announces.spawn(async move { (i, announce(&attacker, topic, signed).await) });
+    }
+    while let Some(done) = announces.join_next().await {
+        let (i, stored) = done.expect("announce task");
         if i < 40 {
             assert!(stored.is_empty(), "a year ahead was stored on {stored:?}");
         }
