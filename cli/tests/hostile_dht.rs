@@ -11,6 +11,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -177,6 +178,8 @@ async fn a_fake_holder_answering_a_cloning_process_gets_a_few_probes_at_one_ip()
             ..PeerRecord::default()
         },
     );
+    let connects = Arc::new(AtomicU64::new(0));
+    let answered = connects.clone();
     let script: hostile::Script = Arc::new(move |request: &Packet, _| match &request.body {
         Some(Body::Lookup(_)) => Some(Reply {
             token: vec![7; 32],
@@ -184,7 +187,9 @@ async fn a_fake_holder_answering_a_cloning_process_gets_a_few_probes_at_one_ip()
             ..Reply::default()
         }),
         Some(Body::Connect(connect)) => {
-            lying_answer(&liar, topic, connect.holepunch.as_ref()?, &targets)
+            let lie = lying_answer(&liar, topic, connect.holepunch.as_ref()?, &targets);
+            answered.fetch_add(u64::from(lie.is_some()), Ordering::Relaxed);
+            lie
         }
         _ => None,
     });
@@ -215,6 +220,14 @@ async fn a_fake_holder_answering_a_cloning_process_gets_a_few_probes_at_one_ip()
     assert!(
         received <= sent,
         "{received} bytes reached the victim for {sent} bytes the fake holder sent"
+    );
+    // Each lying answer: at most 2 targets, 6 probes each.
+    let lies = connects.load(Ordering::Relaxed);
+    assert!(lies > 0, "the clone connected through the fake holder");
+    assert!(
+        victim.datagrams() <= lies * 2 * 6,
+        "{} probes reached the victim for {lies} lying answers",
+        victim.datagrams()
     );
 }
 
