@@ -18,10 +18,7 @@ use std::time::{Duration, Instant};
 
 use hyper_core::{KeyPair, PublicKey};
 use hyper_swarm::messages::{self, FLAG_RELAY, NatKind, Packet, Ping};
-use hyper_swarm::{
-    Attempt, Body, Ephemeral, NodeId, PeerRecord, QueryKind, Reply, encode_packet, sign_record,
-    wire_address,
-};
+use hyper_swarm::{Body, NodeId, PeerRecord, QueryKind, Reply, encode_packet, sign_record};
 use prost::Message as _;
 use tokio::net::UdpSocket;
 use tokio::task::spawn_blocking;
@@ -38,7 +35,7 @@ mod procs;
 
 use common::Running;
 use helpers::{client_on, dht_node, hyper, seeder, topic_of, writer};
-use hostile::{FakeNode, Victim, bind, connect_forward, decode, hello, packet, register};
+use hostile::{FakeNode, Victim, bind, connect_forward, decode, hello, packet, payload, register};
 
 /// Resident memory (KiB) and open descriptors of `process`.
 fn footprint(process: &Running) -> (u64, u64) {
@@ -128,37 +125,6 @@ async fn a_seeding_process_probes_nobody_for_a_stranger_and_little_for_its_holde
     );
 }
 
-/// The answer a liar holding `liar`'s record gives a client's connect:
-/// a signed holepunch naming `targets`.
-fn lying_answer(
-    liar: &KeyPair,
-    topic: [u8; 32],
-    offer: &messages::Holepunch,
-    targets: &[SocketAddr],
-) -> Option<Reply> {
-    let attempt = Attempt {
-        topic,
-        client: PublicKey(offer.public_key.as_slice().try_into().ok()?),
-        server: liar.public_key(),
-    };
-    let client_ephemeral = attempt.verify_offer(offer)?;
-    let ephemeral = Ephemeral::from_secret(KeyPair::generate().ok()?.seed());
-    Some(Reply {
-        holepunch: Some(messages::Holepunch {
-            public_key: liar.public_key().0.to_vec(),
-            addresses: targets.iter().map(|a| wire_address(*a)).collect(),
-            nat: NatKind::Consistent as i32,
-            relay: None,
-            ephemeral: ephemeral.public.to_vec(),
-            signature: attempt
-                .sign_answer(liar, &client_ephemeral, &ephemeral)
-                .0
-                .to_vec(),
-        }),
-        ..Reply::default()
-    })
-}
-
 #[tokio::test]
 async fn a_fake_holder_answering_a_cloning_process_gets_a_few_probes_at_one_ip() {
     let key = KeyPair::generate().expect("keys").public_key().to_string();
@@ -187,7 +153,7 @@ async fn a_fake_holder_answering_a_cloning_process_gets_a_few_probes_at_one_ip()
             ..Reply::default()
         }),
         Some(Body::Connect(connect)) => {
-            let lie = lying_answer(&liar, topic, connect.holepunch.as_ref()?, &targets);
+            let lie = hostile::signed_answer(&liar, topic, connect.holepunch.as_ref()?, &targets);
             answered.fetch_add(u64::from(lie.is_some()), Ordering::Relaxed);
             lie
         }
@@ -233,13 +199,6 @@ async fn a_fake_holder_answering_a_cloning_process_gets_a_few_probes_at_one_ip()
 
 // ---------------------------------------------------------------------
 // 2. The blind relay of a `dht node --relay` process.
-
-/// A QUIC-looking datagram of `len` bytes.
-fn payload(len: usize) -> Vec<u8> {
-    let mut out = vec![0x55; len];
-    out[0] = 0x40;
-    out
-}
 
 #[tokio::test]
 async fn a_relay_process_pairs_no_victim_with_a_forged_registration() {

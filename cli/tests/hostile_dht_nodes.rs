@@ -17,7 +17,6 @@ use hyper_swarm::{
     sign_record, sign_unannounce, wire_address,
 };
 use prost::Message as _;
-use tokio::net::UdpSocket;
 use tokio::task::spawn_blocking;
 use tokio::time::{sleep, timeout};
 
@@ -29,7 +28,7 @@ mod hostile;
 
 use common::ok;
 use helpers::{client_on, dht_node, hyper, seeder, topic_of, writer};
-use hostile::{Victim, bind, decode, packet};
+use hostile::{Victim, bind, decode, exchange, packet, reads};
 
 /// Clones `key` into a fresh store under `dir` through `nodes` (DHT
 /// only); the `--json` summary of a clone that must have succeeded.
@@ -52,21 +51,6 @@ async fn clone_through(dir: &std::path::Path, key: &str, nodes: &str) -> String 
     spawn_blocking(move || ok(hyper(&[]).args(&args).output().expect("clone")))
         .await
         .expect("clone thread")
-}
-
-/// The answer to `request` sent from `socket` to `to`: its size and
-/// packet, if one came within half a second.
-async fn exchange(socket: &UdpSocket, to: SocketAddr, request: &Packet) -> Option<(usize, Packet)> {
-    socket
-        .send_to(&encode_packet(request), to)
-        .await
-        .expect("send");
-    let mut buf = vec![0u8; 65_536];
-    let (len, _) = timeout(Duration::from_millis(500), socket.recv_from(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    Some((len, decode(buf.get(..len)?)?))
 }
 
 // ---------------------------------------------------------------------
@@ -95,25 +79,6 @@ async fn honest_nodes(boot: SocketAddr, n: usize) -> Vec<Dht> {
             .expect("running");
     }
     nodes
-}
-
-fn reads(target: [u8; 32]) -> Vec<Body> {
-    vec![
-        Body::FindNode(messages::FindNode {
-            target: target.to_vec(),
-        }),
-        Body::Lookup(messages::Lookup {
-            topic: target.to_vec(),
-        }),
-        Body::ImmutableGet(messages::ImmutableGet {
-            target: target.to_vec(),
-        }),
-        Body::MutableGet(messages::MutableGet {
-            target: target.to_vec(),
-            seq: 0,
-        }),
-        Body::Ping(Ping {}),
-    ]
 }
 
 /// The closer nodes of a reply.
