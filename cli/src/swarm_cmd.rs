@@ -249,7 +249,7 @@ async fn lookup(
 }
 
 fn node(listen: &str, relay: bool, bootstrap: Option<&str>) -> Result<(), CliError> {
-    let listen = resolve(listen)?;
+    let listen = with_port(resolve(listen)?)?;
     let bootstrap = if dht_requested(bootstrap) {
         bootstrap_nodes(bootstrap)?
     } else {
@@ -311,6 +311,22 @@ fn node(listen: &str, relay: bool, bootstrap: Option<&str>) -> Result<(), CliErr
             }
         }
     })
+}
+
+/// `listen`, with a port chosen now if it names port 0: the first node
+/// claims the id of the address it serves at, and on local networks that
+/// id hashes the port (the id of port 0 is nobody's, so its answers would
+/// prove no id and its relay would be ignored).
+fn with_port(listen: SocketAddr) -> Result<SocketAddr, CliError> {
+    if listen.port() != 0 {
+        return Ok(listen);
+    }
+    std::net::UdpSocket::bind(listen)
+        .and_then(|socket| socket.local_addr())
+        .map_err(|e| CliError::Listen {
+            addr: listen.to_string(),
+            error: Box::new(e),
+        })
 }
 
 fn hex(bytes: &[u8]) -> String {

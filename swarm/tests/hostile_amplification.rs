@@ -17,7 +17,7 @@ use tokio::time::{Instant, sleep, timeout};
 mod common;
 mod hostile;
 use common::{bootstrap_node, config, localhost};
-use hostile::{Victim, bind, decode, packet};
+use hostile::{Victim, bind, exchange, packet, reads};
 
 /// A bootstrap node and `n - 1` nodes that joined through it, all
 /// bootstrapped.
@@ -58,39 +58,6 @@ async fn network(n: usize) -> Vec<Dht> {
             .expect("walk");
     }
     nodes
-}
-
-/// Sends `request` from `socket` to `to`; the answer's size, if one came.
-async fn exchange(socket: &UdpSocket, to: SocketAddr, request: &Packet) -> Option<(usize, Packet)> {
-    socket
-        .send_to(&encode_packet(request), to)
-        .await
-        .expect("send");
-    let mut buf = vec![0u8; 65_536];
-    let (len, _) = timeout(Duration::from_millis(500), socket.recv_from(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    Some((len, decode(buf.get(..len)?)?))
-}
-
-fn reads(target: [u8; 32]) -> Vec<Body> {
-    vec![
-        Body::FindNode(messages::FindNode {
-            target: target.to_vec(),
-        }),
-        Body::Lookup(messages::Lookup {
-            topic: target.to_vec(),
-        }),
-        Body::ImmutableGet(messages::ImmutableGet {
-            target: target.to_vec(),
-        }),
-        Body::MutableGet(messages::MutableGet {
-            target: target.to_vec(),
-            seq: 0,
-        }),
-        Body::Ping(Ping {}),
-    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

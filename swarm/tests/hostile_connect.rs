@@ -10,11 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_core::{KeyPair, PublicKey};
+use hyper_core::KeyPair;
 use hyper_swarm::messages::{self, NatKind, Packet};
-use hyper_swarm::{
-    Attempt, Body, Ephemeral, JoinOptions, PeerRecord, Reply, Swarm, SwarmConfig, sign_record,
-};
+use hyper_swarm::{Body, JoinOptions, PeerRecord, Reply, Swarm, SwarmConfig, sign_record};
 use tokio::time::{sleep, timeout};
 
 mod hostile;
@@ -135,7 +133,6 @@ async fn a_fake_holder_answering_a_connect_gets_a_few_probes_at_one_ip() {
             ..PeerRecord::default()
         },
     );
-    let key = liar.public_key().0.to_vec();
     // The liar signs its answer as the announced peer would: the client
     // acts on it and probes.
     let script: hostile::Script = Arc::new(move |request: &Packet, _| match &request.body {
@@ -145,31 +142,7 @@ async fn a_fake_holder_answering_a_connect_gets_a_few_probes_at_one_ip() {
             ..Reply::default()
         }),
         Some(Body::Connect(connect)) => {
-            let offer = connect.holepunch.as_ref()?;
-            let attempt = Attempt {
-                topic: TOPIC,
-                client: PublicKey(offer.public_key.as_slice().try_into().ok()?),
-                server: liar.public_key(),
-            };
-            let client_ephemeral = attempt.verify_offer(offer)?;
-            let ephemeral = Ephemeral::from_secret(KeyPair::generate().ok()?.seed());
-            Some(Reply {
-                holepunch: Some(messages::Holepunch {
-                    public_key: key.clone(),
-                    addresses: targets
-                        .iter()
-                        .map(|a| hyper_swarm::wire_address(*a))
-                        .collect(),
-                    nat: NatKind::Consistent as i32,
-                    relay: None,
-                    ephemeral: ephemeral.public.to_vec(),
-                    signature: attempt
-                        .sign_answer(&liar, &client_ephemeral, &ephemeral)
-                        .0
-                        .to_vec(),
-                }),
-                ..Reply::default()
-            })
+            hostile::signed_answer(&liar, TOPIC, connect.holepunch.as_ref()?, &targets)
         }
         _ => None,
     });

@@ -10,14 +10,7 @@ use tokio::time::{sleep, timeout};
 mod common;
 mod hostile;
 use common::bootstrap_node;
-use hostile::{Victim, bind, hello, register};
-
-/// A QUIC-looking datagram of `len` bytes.
-fn payload(len: usize) -> Vec<u8> {
-    let mut out = vec![0x55; len];
-    out[0] = 0x40;
-    out
-}
+use hostile::{Victim, bind, hello, payload, register};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_registration_pairs_no_victim() {

@@ -300,3 +300,83 @@ pub async fn register(socket: &UdpSocket, relay: SocketAddr, session: [u8; 32]) 
     };
     len == 34 && buf[33] == 0xff
 }
+
+/// Sends `request` from `socket` to `to`; the answer's size and packet, if
+/// one came within half a second.
+pub async fn exchange(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    request: &Packet,
+) -> Option<(usize, Packet)> {
+    socket
+        .send_to(&encode_packet(request), to)
+        .await
+        .expect("send");
+    let mut buf = vec![0u8; 65_536];
+    let (len, _) = timeout(Duration::from_millis(500), socket.recv_from(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Some((len, decode(buf.get(..len)?)?))
+}
+
+/// One request of each kind that reads from a node, about `target`.
+pub fn reads(target: [u8; 32]) -> Vec<Body> {
+    vec![
+        Body::FindNode(messages::FindNode {
+            target: target.to_vec(),
+        }),
+        Body::Lookup(messages::Lookup {
+            topic: target.to_vec(),
+        }),
+        Body::ImmutableGet(messages::ImmutableGet {
+            target: target.to_vec(),
+        }),
+        Body::MutableGet(messages::MutableGet {
+            target: target.to_vec(),
+            seq: 0,
+        }),
+        Body::Ping(messages::Ping {}),
+    ]
+}
+
+/// A QUIC-looking datagram of `len` bytes (what a relay forwards).
+pub fn payload(len: usize) -> Vec<u8> {
+    let mut out = vec![0x55; len];
+    out[0] = 0x40;
+    out
+}
+
+/// The answer `liar` (holding its own record for `topic`) gives a
+/// client's connect `offer`: a holepunch signed as the announced peer
+/// would, naming `targets`, so the client acts on it. `None` if the offer
+/// does not verify.
+pub fn signed_answer(
+    liar: &hyper_core::KeyPair,
+    topic: [u8; 32],
+    offer: &messages::Holepunch,
+    targets: &[SocketAddr],
+) -> Option<Reply> {
+    let attempt = hyper_swarm::Attempt {
+        topic,
+        client: hyper_core::PublicKey(offer.public_key.as_slice().try_into().ok()?),
+        server: liar.public_key(),
+    };
+    let client_ephemeral = attempt.verify_offer(offer)?;
+    let ephemeral =
+        hyper_swarm::Ephemeral::from_secret(hyper_core::KeyPair::generate().ok()?.seed());
+    Some(Reply {
+        holepunch: Some(messages::Holepunch {
+            public_key: liar.public_key().0.to_vec(),
+            addresses: targets.iter().map(|a| wire_address(*a)).collect(),
+            nat: messages::NatKind::Consistent as i32,
+            relay: None,
+            ephemeral: ephemeral.public.to_vec(),
+            signature: attempt
+                .sign_answer(liar, &client_ephemeral, &ephemeral)
+                .0
+                .to_vec(),
+        }),
+        ..Reply::default()
+    })
+}
