@@ -11,46 +11,26 @@ mod common;
 #[path = "../../bee/tests/common/crafted.rs"]
 mod crafted;
 #[allow(dead_code)]
-#[path = "../../wire/tests/common/hostile.rs"]
-mod hostile;
-#[allow(dead_code)]
 #[path = "common/victim.rs"]
 mod victim;
+#[path = "../../wire/tests/common/mod.rs"]
+mod wire_common;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper_core::{
     Core, Hash, KeyPair, MANIFEST_VERSION, Manifest, Node, NodeRequest, Proof, ProofRequest,
     Signature, SignerSignature, Store, UpgradeProof, flat,
 };
-use hyper_wire::{Replication, ReplicationOptions, listen_tcp, serve_tcp};
 
-use hostile::lying_server;
 use victim::{cli_within, clone_json, failed};
+use wire_common::hostile::{altering_server, lying_server, lying_server_of};
 
 /// How long a reader may take to give up on a liar: its `--retry-for`
 /// (4 s) plus the time to start, connect and reconnect, with room for a
 /// loaded machine.
 const GIVE_UP: Duration = Duration::from_secs(30);
-
-/// Serves every core of `store` from this process on a loopback port (the
-/// honest seeder a reader turns to after a liar).
-async fn honest_seeder(store: &Store) -> String {
-    let serving = Replication::new(
-        store.clone(),
-        KeyPair::generate().expect("keys"),
-        ReplicationOptions {
-            all_cores: true,
-            ..ReplicationOptions::default()
-        },
-    );
-    let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
-    serve_tcp(&serving, listener);
-    // The replication lives as long as its listener task.
-    std::mem::forget(serving);
-    addr.to_string()
-}
 
 /// `clone KEY --connect ADDR --retry-for 4` into `store`, which must fail
 /// within [`GIVE_UP`], giving up (nothing it can store came for the retry
@@ -72,6 +52,44 @@ fn clone_refused(store: &std::path::Path, key: &str, addr: &str) -> String {
         "the last line names the core: {stderr}"
     );
     stderr
+}
+
+/// A clone of `key` into `reader` from the liar at `liar`, on a blocking
+/// thread: it must be refused (see [`clone_refused`]) after the liar
+/// answered at least one request (`answered`), with `reason` in its
+/// stderr; the stderr.
+async fn liar_refused(
+    reader: &std::path::Path,
+    key: &str,
+    liar: std::net::SocketAddr,
+    answered: &AtomicU64,
+    reason: &str,
+) -> String {
+    let (r, k, l) = (reader.to_path_buf(), key.to_string(), liar.to_string());
+    let stderr = tokio::task::spawn_blocking(move || clone_refused(&r, &k, &l))
+        .await
+        .expect("clone");
+    assert!(
+        answered.load(Ordering::SeqCst) > 0,
+        "the liar was never asked"
+    );
+    assert!(stderr.contains(reason), "{reason:?} not said: {stderr}");
+    stderr
+}
+
+/// After a liar: a clone of `key` into the same `reader` store from an
+/// honest seeder of `store` succeeds (nothing the liar sent was kept to
+/// fail the honest proofs); its JSON line.
+async fn honest_clone_after(
+    reader: &std::path::Path,
+    store: &Store,
+    key: &str,
+) -> serde_json::Value {
+    let (_serving, honest) = wire_common::serve(store).await;
+    let (r, k, h) = (reader.to_path_buf(), key.to_string(), honest.to_string());
+    tokio::task::spawn_blocking(move || clone_json(&r, &k, &h))
+        .await
+        .expect("clone")
 }
 
 /// Moves one byte of size from the proven node of `proof`'s hash part to
@@ -104,36 +122,26 @@ fn with_forged_sizes(core: &Core, asked: &ProofRequest) -> Proof {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_sibling_sizes_do_not_poison_a_clone() {
-    let (_wd, ws, wc) = victim::writer(40);
+    let (_wd, ws, wc) = wire_common::writer(40);
     let key = wc.key().to_string();
-    let liar_core = wc.clone();
-    let state = wc.signed_state().expect("state");
-    let (liar, answered) = lying_server(wc.key(), state.fork, state.length, move |asked| {
+    let (liar, answered) = lying_server_of(wc, |core, asked| {
         Some(if asked.block.is_some() {
-            with_forged_sizes(&liar_core, asked)
+            with_forged_sizes(core, asked)
         } else {
-            liar_core.proof(asked).expect("proof")
+            core.proof(asked).expect("proof")
         })
     })
     .await;
     let reader = tempfile::tempdir().expect("tempdir");
-    let r = reader.path().to_path_buf();
-    let (k, l) = (key.clone(), liar.to_string());
-    let stderr = tokio::task::spawn_blocking(move || clone_refused(&r, &k, &l))
-        .await
-        .expect("clone");
-    assert!(answered.load(Ordering::SeqCst) > 0, "the liar was asked");
-    assert!(
-        stderr.contains("carries parts it did not ask for"),
-        "{stderr}"
-    );
-    // The same store then clones from an honest seeder: nothing the liar
-    // sent was kept to fail the honest proofs.
-    let honest = honest_seeder(&ws).await;
-    let r = reader.path().to_path_buf();
-    let json = tokio::task::spawn_blocking(move || clone_json(&r, &key, &honest))
-        .await
-        .expect("clone");
+    liar_refused(
+        reader.path(),
+        &key,
+        liar,
+        &answered,
+        "carries parts it did not ask for",
+    )
+    .await;
+    let json = honest_clone_after(reader.path(), &ws, &key).await;
     assert_eq!(
         (json["blocks"].as_u64(), json["length"].as_u64()),
         (Some(40), Some(40)),
@@ -182,24 +190,23 @@ async fn a_signed_length_near_2_pow_62_or_past_2_pow_63_ends_a_clone_in_time() {
         })
         .await;
         let reader = tempfile::tempdir().expect("tempdir");
-        let r = reader.path().to_path_buf();
-        let (k, l) = (key.clone(), liar.to_string());
-        let stderr = tokio::task::spawn_blocking(move || clone_refused(&r, &k, &l))
-            .await
-            .expect("clone");
-        assert!(answered.load(Ordering::SeqCst) > 0, "{length}: never asked");
-        assert!(stderr.contains("malformed"), "{length}: {stderr}");
+        liar_refused(
+            reader.path(),
+            &key,
+            liar,
+            &answered,
+            "upgrade length is not below 2^56",
+        )
+        .await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_padded_with_100_000_signatures_is_refused_fast() {
-    let (_wd, ws, wc) = victim::writer(20);
+    let (_wd, ws, wc) = wire_common::writer(20);
     let key = wc.key().to_string();
-    let liar_core = wc.clone();
-    let state = wc.signed_state().expect("state");
-    let (liar, answered) = lying_server(wc.key(), state.fork, state.length, move |asked| {
-        let mut proof = liar_core.proof(asked).expect("proof");
+    let (liar, answered) = lying_server_of(wc, |core, asked| {
+        let mut proof = core.proof(asked).expect("proof");
         if let Some(upgrade) = proof.upgrade.as_mut() {
             let good = upgrade.signatures[0];
             upgrade.signatures = (0..100_000u32)
@@ -214,28 +221,25 @@ async fn an_upgrade_padded_with_100_000_signatures_is_refused_fast() {
     })
     .await;
     let reader = tempfile::tempdir().expect("tempdir");
-    let r = reader.path().to_path_buf();
-    let (k, l) = (key.clone(), liar.to_string());
     let started = std::time::Instant::now();
-    let stderr = tokio::task::spawn_blocking(move || clone_refused(&r, &k, &l))
-        .await
-        .expect("clone");
+    liar_refused(
+        reader.path(),
+        &key,
+        liar,
+        &answered,
+        "100001 signatures for 1 signers",
+    )
+    .await;
     let took = started.elapsed();
-    let asked = answered.load(Ordering::SeqCst);
-    assert!(asked > 0, "never asked");
-    assert!(stderr.contains("signatures"), "{stderr}");
     // Each padded upgrade cost 3.8 s of checks before; now it is refused
     // before any is checked, so the reader asks again and again within
     // its 4 s of retrying.
+    let asked = answered.load(Ordering::SeqCst);
     assert!(
         took < Duration::from_secs(20),
         "{took:?} for {asked} upgrades"
     );
-    let honest = honest_seeder(&ws).await;
-    let r = reader.path().to_path_buf();
-    let json = tokio::task::spawn_blocking(move || clone_json(&r, &key, &honest))
-        .await
-        .expect("clone");
+    let json = honest_clone_after(reader.path(), &ws, &key).await;
     assert_eq!(json["blocks"].as_u64(), Some(20), "{json}");
 }
 
@@ -272,13 +276,14 @@ async fn a_manifest_listing_one_key_twice_is_refused() {
     let (liar, answered) =
         lying_server(key, 0, 1, move |asked| asked.upgrade.map(|_| proof.clone())).await;
     let reader = tempfile::tempdir().expect("tempdir");
-    let r = reader.path().to_path_buf();
-    let (k, l) = (key.to_string(), liar.to_string());
-    let stderr = tokio::task::spawn_blocking(move || clone_refused(&r, &k, &l))
-        .await
-        .expect("clone");
-    assert!(answered.load(Ordering::SeqCst) > 0, "never asked");
-    assert!(stderr.contains("manifest"), "{stderr}");
+    liar_refused(
+        reader.path(),
+        &key.to_string(),
+        liar,
+        &answered,
+        "malformed proof: manifest",
+    )
+    .await;
 }
 
 /// `bee ls KEY --connect` of a crafted bee served by a real `seed`
@@ -335,7 +340,7 @@ async fn a_fork_at_a_power_of_two_length_keeps_the_matching_prefix() {
         .expect("append");
     // A seeder of the new history that serves block 7 and nothing before
     // it: the clone completes only if blocks 0-6 were kept.
-    let seeder = hostile::altering_server(core.clone(), |asked| {
+    let seeder = altering_server(core.clone(), |asked| {
         asked.block.is_none_or(|b| b.index == 7)
     })
     .await;

@@ -10,15 +10,14 @@
 //! another address is served meanwhile.
 
 mod common;
-#[allow(dead_code)]
-#[path = "../../wire/tests/common/hostile.rs"]
-mod hostile;
 #[allow(dead_code)] // L2's and L4's drivers are the bench's
 #[path = "../../benches/src/soak/procs.rs"]
 mod procs;
 #[allow(dead_code)]
 #[path = "common/victim.rs"]
 mod victim;
+#[path = "../../wire/tests/common/mod.rs"]
+mod wire_common;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,10 +25,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hostile::{Hostile, on};
 use hyper_core::CoreKey;
 use hyper_wire::messages::{Bitfield, Body, Message, NodeRequest, Open, Request, Want};
 use victim::{ATTACKER, dial_as_attacker};
+use wire_common::hostile::{Hostile, on};
 
 /// What process `pid` holds now.
 fn usage(pid: u32) -> procs::Usage {
@@ -332,20 +331,9 @@ async fn large_frames(addr: SocketAddr, count: usize, len: usize, sent: usize) {
 }
 
 /// A hostile peer from the attacker's address with `key` paired on its
-/// channel 1 (it proved the key; it waits for the seeder's `Sync`).
+/// channel 1 (it proved the key).
 async fn paired(addr: SocketAddr, key: &CoreKey) -> Hostile {
-    let mut peer = attacker(addr).await;
-    peer.send(&[peer.open(1, key)]).await.expect("open");
-    loop {
-        match peer.recv(Duration::from_secs(10)).await {
-            Some(Message {
-                body: Some(Body::Sync(_)),
-                ..
-            }) => return peer,
-            Some(_) => {}
-            None => panic!("the seeder never paired"),
-        }
-    }
+    attacker(addr).await.paired(key).await
 }
 
 /// A warmed-up seeder (one honest clone served) of a 200-line core and a

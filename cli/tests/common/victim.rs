@@ -1,6 +1,6 @@
 //! Shared by the hostile-peer tests of hyper-cli (`hostile_reader.rs`,
 //! `hostile_seeder.rs`, which include this file by `#[path]` next to the
-//! wire's hostile peer, `wire/tests/common/hostile.rs`): real `hyper-cli`
+//! wire's test helpers and hostile peer, `wire/tests/common/`): real `hyper-cli`
 //! processes as the victims, run under a deadline, and honest peers that
 //! check the victim still serves or was not damaged.
 
@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use hyper_core::{Core, Durability, Store, StoreOptions};
+use hyper_core::{Durability, Store, StoreOptions};
 
 /// The attacker's source address: one address of the loopback network
 /// that is not the honest peers' 127.0.0.1.
@@ -55,14 +55,6 @@ pub fn failed(out: &Output) -> String {
     stderr
 }
 
-/// A store in a fresh tempdir for the test process itself (a writer whose
-/// core a liar or an in-process seeder serves).
-pub fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = store_at(dir.path());
-    (dir, store)
-}
-
 /// The store at `dir`, opened by the test process (committing without an
 /// fsync per batch); close it before a `hyper-cli` process opens it.
 pub fn store_at(dir: &Path) -> Store {
@@ -73,17 +65,6 @@ pub fn store_at(dir: &Path) -> Store {
         },
     )
     .unwrap_or_else(|e| panic!("opening the store at {}: {e}", dir.display()))
-}
-
-/// A store holding one core of `blocks` blocks `block I`.
-pub fn writer(blocks: u64) -> (tempfile::TempDir, Store, Core) {
-    let (dir, store) = store();
-    let core = store.create_core().expect("core");
-    let data: Vec<Vec<u8>> = (0..blocks)
-        .map(|i| format!("block {i}").into_bytes())
-        .collect();
-    core.append_batch(&data).expect("append");
-    (dir, store, core)
 }
 
 /// The seeder's port from the address `seed` printed.

@@ -140,6 +140,22 @@ impl Hostile {
         }
     }
 
+    /// Opens `key` on channel 1 (proving it) and waits up to 10 s for the
+    /// peer's `Sync`, which follows the pairing: this peer, paired.
+    pub async fn paired(mut self, key: &CoreKey) -> Hostile {
+        self.send(&[self.open(1, key)]).await.expect("open");
+        loop {
+            match self.recv(Duration::from_secs(10)).await {
+                Some(Message {
+                    body: Some(Body::Sync(_)),
+                    ..
+                }) => return self,
+                Some(_) => {}
+                None => panic!("the peer never paired"),
+            }
+        }
+    }
+
     /// The next message the peer sends, `None` when the stream ends, fails
     /// or stays quiet for `wait`.
     pub async fn recv(&mut self, wait: Duration) -> Option<Message> {
@@ -295,6 +311,19 @@ pub async fn lying_server(
     (addr, answered)
 }
 
+/// A [`lying_server`] of `core`'s signed state (its key, fork and length)
+/// whose answers `answer` makes from the core and each request.
+pub async fn lying_server_of(
+    core: Core,
+    answer: impl Fn(&Core, &ProofRequest) -> Option<Proof> + Send + std::marker::Sync + 'static,
+) -> (SocketAddr, Arc<AtomicU64>) {
+    let state = core.signed_state().expect("state");
+    lying_server(core.key(), state.fork, state.length, move |asked| {
+        answer(&core, asked)
+    })
+    .await
+}
+
 /// A [`lying_server`] of `core` that answers every request with a genuine
 /// proof of `core`, but of the request as `alter` rewrites it (a part
 /// nobody asked for, another byte offset), and only if `alter` says so
@@ -303,8 +332,7 @@ pub async fn altering_server(
     core: Core,
     alter: impl Fn(&mut ProofRequest) -> bool + Send + std::marker::Sync + 'static,
 ) -> SocketAddr {
-    let state = core.signed_state().expect("state");
-    let (addr, _) = lying_server(core.key(), state.fork, state.length, move |asked| {
+    let (addr, _) = lying_server_of(core, move |core, asked| {
         let mut asked = asked.clone();
         alter(&mut asked).then(|| core.proof(&asked).expect("proof"))
     })
