@@ -199,6 +199,24 @@ async fn a_signed_length_near_2_pow_62_or_past_2_pow_63_ends_a_clone_in_time() {
         )
         .await;
     }
+    // Just below the cap (2^56 - 1) the signed length is accepted; the
+    // liar then sends no block: the clone, whose scans cost what is
+    // stored and not the length, ends as incomplete within its retry time.
+    let length = hyper_core::MAX_LENGTH - 1;
+    let (p, m) = (pair.clone(), manifest.clone());
+    let (liar, answered) = lying_server(manifest.key(), 0, length, move |asked| {
+        asked.upgrade.map(|_| signed_upgrade(&p, &m, length))
+    })
+    .await;
+    let reader = tempfile::tempdir().expect("tempdir");
+    liar_refused(
+        reader.path(),
+        &key,
+        liar,
+        &answered,
+        &format!("is incomplete: 0 of {length} blocks stored"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
