@@ -325,9 +325,9 @@ where
 {
     let mut connections = 0u64;
     let mut last_contact = Instant::now();
-    // Since when every connection ended in an error with no block
-    // stored: a peer that accepts and then lies must not keep the clone
-    // reconnecting for good.
+    // Since when every connection ended with the peer breaking the
+    // protocol and no block stored: a peer that accepts and then lies
+    // must not keep the clone reconnecting for good.
     let mut failing = Failing::default();
     loop {
         let left = d.retry_for.saturating_sub(last_contact.elapsed());
@@ -417,10 +417,11 @@ struct Failing {
 }
 
 impl Failing {
-    /// A connection to `addr` ended with `error`: an error ends the clone
-    /// if the writer equivocated (conclusive, and the evidence is kept) or
-    /// if connections kept failing with no block stored for `retry_for`;
-    /// else the clone reconnects.
+    /// A connection to `addr` ended with `error`: it ends the clone if the
+    /// writer equivocated (conclusive, and the evidence is kept) or if
+    /// connections kept ending with the peer breaking the protocol (or
+    /// lying) and no block stored for `retry_for`; else the clone
+    /// reconnects.
     fn ended(
         &mut self,
         core: &Core,
@@ -438,23 +439,46 @@ impl Failing {
                 remote: e.remote.length,
             });
         }
-        let stored = core.info()?.blocks_stored;
-        let since = match self.since {
-            Some((since, before)) if before == stored => since,
-            _ => Instant::now(),
-        };
-        self.since = Some((since, stored));
-        if since.elapsed() > retry_for {
-            return Err(CliError::PeerFailed {
-                addr: addr.to_string(),
-                key,
-                seconds: retry_for.as_secs(),
-                error,
-            });
+        if broke_the_protocol(&error) {
+            let stored = core.info()?.blocks_stored;
+            let since = match self.since {
+                Some((since, before)) if before == stored => since,
+                _ => Instant::now(),
+            };
+            self.since = Some((since, stored));
+            if since.elapsed() > retry_for {
+                return Err(CliError::PeerFailed {
+                    addr: addr.to_string(),
+                    key,
+                    seconds: retry_for.as_secs(),
+                    error,
+                });
+            }
+        } else {
+            // A network failure (a reset, a restarted seeder, a deadline)
+            // is retried as any lost connection is.
+            self.since = None;
         }
         eprintln!("hyper-cli: connection to {addr} lost: {error}; reconnecting");
         Ok(())
     }
+}
+
+/// Whether a connection ended because the peer broke the protocol or sent
+/// what fails verification (not because the network or a deadline did).
+fn broke_the_protocol(error: &hyper_wire::Error) -> bool {
+    use hyper_wire::Error as E;
+    matches!(
+        error,
+        E::BadLength
+            | E::Decode(_)
+            | E::Malformed(_)
+            | E::Noise(_)
+            | E::Identity
+            | E::Verify(_)
+            | E::Manifest(_)
+            | E::FrameTooLarge { .. }
+    )
 }
 
 /// Downloads from whoever the local network or the DHT finds under the

@@ -204,8 +204,9 @@ pub enum CliError {
         /// The last connection error.
         error: hyper_wire::Error,
     },
-    /// Every connection to the peer ended in an error (it lied or broke
-    /// the protocol) and no block arrived for the whole retry period.
+    /// Every connection to the peer ended with it breaking the protocol
+    /// (or sending what fails verification) and no block arrived for the
+    /// whole retry period.
     #[error(
         "the peer at {addr} failed for core {key} on every connection for {seconds} s without sending a block: {error}; what was downloaded is kept"
     )]
