@@ -6,49 +6,12 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use hyper_bee::messages::{Entry, Header, Level};
 use hyper_bee::{Bee, Error, RangeOptions};
-use hyper_core::{Core, Store};
-use prost::Message as _;
 
-fn header() -> Vec<u8> {
-    Header {
-        protocol: "hyper-bee".into(),
-        version: 1,
-    }
-    .encode_to_vec()
-}
+#[path = "common/crafted.rs"]
+mod crafted;
 
-fn entry(seq: u64, levels: Vec<Level>) -> Vec<u8> {
-    Entry {
-        key: format!("k{seq:07}").into_bytes(),
-        value: b"v".to_vec(),
-        deleted: false,
-        levels,
-    }
-    .encode_to_vec()
-}
-
-fn node(keys: Vec<u64>, children: &[(u64, u32)]) -> Level {
-    Level {
-        keys,
-        child_blocks: children.iter().map(|c| c.0).collect(),
-        child_levels: children.iter().map(|c| c.1).collect(),
-    }
-}
-
-/// A core holding the header and `blocks`, in a store kept by the caller.
-fn crafted(blocks: Vec<Vec<u8>>) -> (tempfile::TempDir, Store, Core) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("store");
-    let core = store.create_core().expect("core");
-    let mut all = vec![header()];
-    all.extend(blocks);
-    for chunk in all.chunks(20_000) {
-        core.append_batch(chunk).expect("append");
-    }
-    (dir, store, core)
-}
+use crafted::{crafted, deep_chain, entry, node, repeated_children};
 
 /// Runs `read` on its own thread: it must end within 30 s (a stack
 /// overflow aborts the test process, an exponential walk times out).
@@ -70,17 +33,8 @@ fn assert_refused<T: std::fmt::Debug>(what: &str, got: hyper_bee::Result<T>, rea
 
 #[test]
 fn a_200000_level_chain_is_refused_without_overflowing_the_stack() {
-    // Block s: one inner node whose first child is block s - 1's root, a
-    // chain as deep as the core is long. Keys ascend with s, so every node
-    // is in order; only the depth is wrong.
-    const LEVELS: u64 = 200_000;
-    let mut blocks = vec![entry(1, vec![node(vec![1], &[])])];
-    for s in 2..=LEVELS {
-        blocks.push(entry(
-            s,
-            vec![node(vec![s], &[(s - 1, 0), (s, 1)]), node(vec![s], &[])],
-        ));
-    }
+    // A chain as deep as the core is long; only the depth is wrong.
+    let blocks = deep_chain(200_000);
     let (_d, _s, core) = crafted(blocks);
     let bee = Bee::open(core).expect("the header is fine");
     let b = bee.clone();
@@ -102,13 +56,9 @@ fn a_200000_level_chain_is_refused_without_overflowing_the_stack() {
 
 #[test]
 fn children_that_repeat_one_node_are_refused() {
-    // Block s: 7 keys and 8 children that are all block s - 1's root: a
-    // walk that followed them would visit 8^depth nodes.
-    const DEPTH: u64 = 30;
-    let mut blocks = vec![entry(1, vec![node(vec![1], &[])])];
-    for s in 2..=DEPTH {
-        blocks.push(entry(s, vec![node(vec![s; 7], &[(s - 1, 0); 8])]));
-    }
+    // 8 children that are all the previous block's root: a walk that
+    // followed them would visit 8^depth nodes.
+    let blocks = repeated_children(30);
     let (_d, _s, core) = crafted(blocks);
     let bee = Bee::open(core).expect("the header is fine");
     let b = bee.clone();

@@ -160,22 +160,35 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
     let peers = crate::peers::holder(holder.tcp.clone(), holder.serving.clone());
     crate::local::serve(store.clone(), holder.status.clone(), Some(peers));
     let result = clone_into(&store, &core, global, &args, &holder);
-    if result.is_err() {
-        forget_if_empty(&store, &core, made);
-    }
-    result?;
+    ended(&store, &core, made, result)?;
     // A drive's key: its blobs core (named by the drive's signed header,
     // here now) comes next, from the same peers.
     if let Ok(drive) = hyper_drive::Drive::open(&store, &key) {
         let blobs = drive.blobs().clone();
         let made = blobs.info()?.blocks_stored == 0;
         let result = clone_into(&store, &blobs, global, &args, &holder);
-        if result.is_err() {
-            forget_if_empty(&store, &blobs, made);
-        }
-        result?;
+        ended(&store, &blobs, made, result)?;
     }
     Ok(())
+}
+
+/// After cloning `core` (made by this clone if `made`) ended with
+/// `result`: a core that failed before any block arrived is forgotten;
+/// what did arrive, and the evidence of an equivocation, is made durable
+/// (the clone commits without an fsync per batch) before the error is
+/// returned.
+fn ended(
+    store: &Store,
+    core: &Core,
+    made: bool,
+    result: Result<(), CliError>,
+) -> Result<(), CliError> {
+    let Err(error) = result else {
+        return Ok(());
+    };
+    forget_if_empty(store, core, made);
+    store.flush()?;
+    Err(error)
 }
 
 /// What `hyper-cli status` reads of a running clone.
@@ -312,6 +325,10 @@ where
 {
     let mut connections = 0u64;
     let mut last_contact = Instant::now();
+    // Since when every connection ended with the peer breaking the
+    // protocol and no block stored: a peer that accepts and then lies
+    // must not keep the clone reconnecting for good.
+    let mut failing = Failing::default();
     loop {
         let left = d.retry_for.saturating_sub(last_contact.elapsed());
         if let Ok(mut peers) = tcp.lock() {
@@ -356,7 +373,9 @@ where
                 why = &mut closed => {
                     if let Err(e) = why {
                         d.progress.clear();
-                        eprintln!("hyper-cli: connection to {addr} lost: {e}; reconnecting");
+                        failing.ended(d.core, addr, e, d.retry_for)?;
+                    } else {
+                        failing = Failing::default();
                     }
                     break None;
                 }
@@ -388,6 +407,78 @@ where
             }
         }
     }
+}
+
+/// Connections to one peer that ended in an error while no block
+/// arrived, and since when.
+#[derive(Default)]
+struct Failing {
+    since: Option<(Instant, u64)>,
+}
+
+impl Failing {
+    /// A connection to `addr` ended with `error`: it ends the clone if the
+    /// writer equivocated (conclusive, and the evidence is kept) or if
+    /// connections kept ending with the peer breaking the protocol (or
+    /// lying) and no block stored for `retry_for`; else the clone
+    /// reconnects.
+    fn ended(
+        &mut self,
+        core: &Core,
+        addr: &str,
+        error: hyper_wire::Error,
+        retry_for: Duration,
+    ) -> Result<(), CliError> {
+        let key = core.key().to_string();
+        if let hyper_wire::Error::Verify(hyper_core::VerifyError::Equivocation(e)) = &error {
+            return Err(CliError::Equivocation {
+                key,
+                addr: addr.to_string(),
+                fork: e.local.fork,
+                local: e.local.length,
+                remote: e.remote.length,
+            });
+        }
+        if broke_the_protocol(&error) {
+            let stored = core.info()?.blocks_stored;
+            let since = match self.since {
+                Some((since, before)) if before == stored => since,
+                _ => Instant::now(),
+            };
+            self.since = Some((since, stored));
+            if since.elapsed() > retry_for {
+                return Err(CliError::PeerFailed {
+                    addr: addr.to_string(),
+                    key,
+                    seconds: retry_for.as_secs(),
+                    error,
+                });
+            }
+        } else {
+            // A network failure (a reset, a restarted seeder, a deadline)
+            // is retried as any lost connection is.
+            self.since = None;
+        }
+        eprintln!("hyper-cli: connection to {addr} lost: {error}; reconnecting");
+        Ok(())
+    }
+}
+
+/// Whether a connection ended because the peer broke the protocol or sent
+/// what fails verification (not because the network or a deadline did).
+fn broke_the_protocol(error: &hyper_wire::Error) -> bool {
+    use hyper_wire::Error as E;
+    matches!(
+        error,
+        E::BadLength
+            | E::Decode(_)
+            | E::Malformed(_)
+            | E::Noise(_)
+            | E::Identity
+            | E::Verify(_)
+            | E::Manifest(_)
+            | E::FrameTooLarge { .. }
+    )
 }
 
 /// Downloads from whoever the local network or the DHT finds under the

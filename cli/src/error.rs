@@ -204,6 +204,39 @@ pub enum CliError {
         /// The last connection error.
         error: hyper_wire::Error,
     },
+    /// Every connection to the peer ended with it breaking the protocol
+    /// (or sending what fails verification) and no block arrived for the
+    /// whole retry period.
+    #[error(
+        "the peer at {addr} failed for core {key} on every connection for {seconds} s without sending a block: {error}; what was downloaded is kept"
+    )]
+    PeerFailed {
+        /// The address.
+        addr: String,
+        /// The core.
+        key: String,
+        /// The retry period.
+        seconds: u64,
+        /// How its last connection ended.
+        error: hyper_wire::Error,
+    },
+    /// The writer (or its quorum) signed two conflicting histories: a peer
+    /// brought a validly signed state that conflicts with the one stored.
+    #[error(
+        "the writer of core {key} signed two conflicting histories (fork {fork}: length {local} here, {remote} from {addr}); both signed states are kept as evidence in the store, which keeps its own history"
+    )]
+    Equivocation {
+        /// The core.
+        key: String,
+        /// The peer that brought the other history.
+        addr: String,
+        /// The fork of the state stored here.
+        fork: u64,
+        /// The length of the state stored here.
+        local: u64,
+        /// The length of the conflicting state.
+        remote: u64,
+    },
     /// Connecting to a peer failed.
     #[error("cannot connect to {addr}: {error}")]
     Connect {

@@ -170,21 +170,13 @@ async fn connections_are_capped_per_address_and_in_total() {
     assert_eq!(honest_get(&core, addr).await.expect("served"), b"block 7");
 }
 
-/// A hostile peer with core `key` paired on its channel 1 (it waits for
-/// the seeder's `Sync`, which follows the pairing).
+/// A hostile peer with core `key` paired on its channel 1.
 async fn paired(addr: SocketAddr, key: &hyper_core::CoreKey) -> Hostile {
-    let mut peer = Hostile::dial(addr).await.expect("handshake");
-    peer.send(&[peer.open(1, key)]).await.expect("open");
-    loop {
-        match peer.recv(Duration::from_secs(5)).await {
-            Some(Message {
-                body: Some(Body::Sync(_)),
-                ..
-            }) => return peer,
-            Some(_) => {}
-            None => panic!("the seeder never paired"),
-        }
-    }
+    Hostile::dial(addr)
+        .await
+        .expect("handshake")
+        .paired(key)
+        .await
 }
 
 #[tokio::test]

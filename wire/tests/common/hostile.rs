@@ -5,9 +5,11 @@
 //! messages it never reads the answers to.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hyper_core::{Core, CoreKey, KeyPair, ProofRequest};
+use hyper_core::{Core, CoreKey, KeyPair, Proof, ProofRequest};
 use hyper_wire::messages::{Bitfield, Body, Message, Open, Sync};
 use hyper_wire::{
     Capabilities, FrameDecoder, NOISE_PARAMS, data_from_proof, encode_frame, identity_payload,
@@ -138,6 +140,22 @@ impl Hostile {
         }
     }
 
+    /// Opens `key` on channel 1 (proving it) and waits up to 10 s for the
+    /// peer's `Sync`, which follows the pairing: this peer, paired.
+    pub async fn paired(mut self, key: &CoreKey) -> Hostile {
+        self.send(&[self.open(1, key)]).await.expect("open");
+        loop {
+            match self.recv(Duration::from_secs(10)).await {
+                Some(Message {
+                    body: Some(Body::Sync(_)),
+                    ..
+                }) => return self,
+                Some(_) => {}
+                None => panic!("the peer never paired"),
+            }
+        }
+    }
+
     /// The next message the peer sends, `None` when the stream ends, fails
     /// or stays quiet for `wait`.
     pub async fn recv(&mut self, wait: Duration) -> Option<Message> {
@@ -226,63 +244,98 @@ pub fn on(channel: u32, body: Body) -> Message {
     }
 }
 
-/// A server of `core` over TCP for one connection that opens the core when
-/// asked, tells its whole state, and answers every request with a genuine
+/// A server over TCP of one core as a reader sees it, for every
+/// connection made to it: it opens `key` when asked (with a valid
+/// capability), says it holds all `length` blocks at `fork`, and answers
+/// each request with the proof `answer` makes of it (any proof, honest or
+/// forged; `None` leaves the request unanswered). The second value counts
+/// the requests answered.
+pub async fn lying_server(
+    key: CoreKey,
+    fork: u64,
+    length: u64,
+    answer: impl Fn(&ProofRequest) -> Option<Proof> + Send + std::marker::Sync + 'static,
+) -> (SocketAddr, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let answer = Arc::new(answer);
+    let answered = Arc::new(AtomicU64::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (answer, count) = (answer.clone(), count.clone());
+            tokio::spawn(async move {
+                let Ok(mut peer) = Hostile::handshake(socket, false).await else {
+                    return;
+                };
+                while let Some(m) = peer.recv(Duration::from_secs(30)).await {
+                    let replies = match m.body {
+                        Some(Body::Open(_)) => vec![
+                            peer.open(1, &key),
+                            on(
+                                1,
+                                Body::Sync(Sync {
+                                    fork,
+                                    length,
+                                    can_upgrade: true,
+                                    uploading: true,
+                                    ..Sync::default()
+                                }),
+                            ),
+                            on(
+                                1,
+                                Body::Bitfield(Bitfield {
+                                    start: 0,
+                                    runs: vec![length],
+                                }),
+                            ),
+                        ],
+                        Some(Body::Request(request)) => {
+                            match answer(&request_from_wire(&request)) {
+                                Some(proof) => {
+                                    count.fetch_add(1, Ordering::SeqCst);
+                                    vec![on(1, Body::Data(data_from_proof(request.id, proof)))]
+                                }
+                                None => vec![],
+                            }
+                        }
+                        _ => vec![],
+                    };
+                    if peer.send(&replies).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, answered)
+}
+
+/// A [`lying_server`] of `core`'s signed state (its key, fork and length)
+/// whose answers `answer` makes from the core and each request.
+pub async fn lying_server_of(
+    core: Core,
+    answer: impl Fn(&Core, &ProofRequest) -> Option<Proof> + Send + std::marker::Sync + 'static,
+) -> (SocketAddr, Arc<AtomicU64>) {
+    let state = core.signed_state().expect("state");
+    lying_server(core.key(), state.fork, state.length, move |asked| {
+        answer(&core, asked)
+    })
+    .await
+}
+
+/// A [`lying_server`] of `core` that answers every request with a genuine
 /// proof of `core`, but of the request as `alter` rewrites it (a part
 /// nobody asked for, another byte offset), and only if `alter` says so
 /// (`false`: the request is never answered).
 pub async fn altering_server(
     core: Core,
-    alter: impl Fn(&mut ProofRequest) -> bool + Send + 'static,
+    alter: impl Fn(&mut ProofRequest) -> bool + Send + std::marker::Sync + 'static,
 ) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let Ok((socket, _)) = listener.accept().await else {
-            return;
-        };
-        let Ok(mut peer) = Hostile::handshake(socket, false).await else {
-            return;
-        };
-        let key = core.key();
-        let state = core.signed_state().expect("state");
-        while let Some(m) = peer.recv(Duration::from_secs(30)).await {
-            let replies = match m.body {
-                Some(Body::Open(_)) => vec![
-                    peer.open(1, &key),
-                    on(
-                        1,
-                        Body::Sync(Sync {
-                            fork: state.fork,
-                            length: state.length,
-                            can_upgrade: true,
-                            uploading: true,
-                            ..Sync::default()
-                        }),
-                    ),
-                    on(
-                        1,
-                        Body::Bitfield(Bitfield {
-                            start: 0,
-                            runs: vec![state.length],
-                        }),
-                    ),
-                ],
-                Some(Body::Request(request)) => {
-                    let mut asked = request_from_wire(&request);
-                    if alter(&mut asked) {
-                        let proof = core.proof(&asked).expect("proof");
-                        vec![on(1, Body::Data(data_from_proof(request.id, proof)))]
-                    } else {
-                        vec![]
-                    }
-                }
-                _ => vec![],
-            };
-            if peer.send(&replies).await.is_err() {
-                return;
-            }
-        }
-    });
+    let (addr, _) = lying_server_of(core, move |core, asked| {
+        let mut asked = asked.clone();
+        alter(&mut asked).then(|| core.proof(&asked).expect("proof"))
+    })
+    .await;
     addr
 }
