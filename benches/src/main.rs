@@ -16,6 +16,7 @@ mod autobase;
 mod bee;
 mod dht;
 mod drive;
+mod mirror;
 mod nat;
 mod replicate;
 mod report;
@@ -84,6 +85,7 @@ fn main() -> ExitCode {
             "W5" => replicate::sparse(scale),
             "W6" => bee::run(scale),
             "W7" => drive::run(scale),
+            "W7-MIRROR" => mirror::run(scale),
             "S1" => dht::lookups(scale),
             "S2" => dht::requests(scale),
             "S3" => nat::connect(scale),

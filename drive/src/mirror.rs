@@ -13,6 +13,7 @@ use std::io::Read;
 
 use crate::drive::Drive;
 use crate::error::{Error, Result};
+use crate::fetch::Fetch;
 use crate::folder::{Folder, Stat};
 use crate::ignore::Ignore;
 use crate::messages::{Entry, Kind};
@@ -427,4 +428,22 @@ fn read_error(src: &Side<'_>, path: &DrivePath, e: std::io::Error) -> Error {
             Side::Drive(_) => Error::io(path.as_str(), e),
         },
     }
+}
+
+/// Fetches with `fetch` every block of the files `plan` copies out of the
+/// drive `src` (a mirror from a peer's drive): the ranges of all of them
+/// merged, so each run of consecutive blocks is one request, never one
+/// round trip per file. Blocks already here are not fetched again.
+pub async fn fetch_blocks(plan: &Plan, src: &Drive, fetch: &impl Fetch) -> Result<()> {
+    let mut ranges = Vec::new();
+    for a in &plan.actions {
+        if a.bytes_added > 0
+            && let Some(e) = src.entry_at(&a.path)?
+        {
+            ranges.extend(e.blocks());
+        }
+    }
+    fetch
+        .fetch_ranges(src.blobs(), &crate::layout::merge(ranges))
+        .await
 }
