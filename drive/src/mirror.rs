@@ -292,6 +292,8 @@ pub fn apply(
     for action in &plan.actions {
         if !options.dry_run {
             match dst {
+                // An equal path is left as it is (never rewritten).
+                Side::Drive(_) if action.op == Op::Equal => {}
                 Side::Drive(d) => {
                     pending.push((action.path.clone(), to_drive(d, &src, action)?));
                     if pending.len() >= BATCH_ENTRIES {
@@ -361,9 +363,6 @@ fn to_drive(drive: &Drive, src: &Side<'_>, action: &Action) -> Result<Option<Ent
             target: s.target.clone(),
             ..Default::default()
         }));
-    }
-    if action.op == Op::Equal {
-        return drive.entry_at(&action.path);
     }
     if action.op == Op::Change && action.bytes_added == 0 && s.size > 0 {
         // Same content: keep the stored bytes, take the new mode and mtime.

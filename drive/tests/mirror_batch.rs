@@ -1,6 +1,7 @@
-//! The batched paths of a mirror, on real folders and stores: a mirror
-//! into a folder larger than one fsync batch puts every file and symlink
-//! in place (mode, mtime, bytes), leaving no temp file behind.
+//! The batched paths of a mirror, on real folders and stores: a re-mirror
+//! of an unchanged tree into a drive appends nothing to its bee, and a
+//! mirror into a folder larger than one fsync batch puts every file and
+//! symlink in place (mode, mtime, bytes), leaving no temp file behind.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -29,6 +30,33 @@ fn tree(root: &Path, n: usize) -> R {
         }
     }
     std::os::unix::fs::symlink("d0/f0.txt", root.join("link"))?;
+    Ok(())
+}
+
+#[test]
+fn a_re_mirror_of_an_unchanged_tree_appends_nothing_to_the_bee() -> R {
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("src");
+    tree(&src, 60)?;
+    let store = Store::open(dir.path().join("store"))?;
+    let drive = Drive::create(&store)?;
+    let folder = Folder::new(&src);
+    let o = MirrorOptions::default();
+    let first = mirror::mirror(Side::Folder(&folder), Side::Drive(&drive), &o, |_| {})?;
+    assert_eq!(first.add, 61);
+    let length = drive.metadata().info()?.length;
+    let again = mirror::mirror(Side::Folder(&folder), Side::Drive(&drive), &o, |_| {})?;
+    assert_eq!((again.equal, again.add, again.change), (61, 0, 0));
+    assert_eq!(
+        drive.metadata().info()?.length,
+        length,
+        "equal entries were written again"
+    );
+    // One change: only it is written.
+    fs::write(src.join("d1/f1.txt"), b"changed")?;
+    let once = mirror::mirror(Side::Folder(&folder), Side::Drive(&drive), &o, |_| {})?;
+    assert_eq!((once.change, once.equal), (1, 60));
+    assert_eq!(drive.get("/d1/f1.txt")?.as_deref(), Some(&b"changed"[..]));
     Ok(())
 }
 
