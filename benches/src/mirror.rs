@@ -101,7 +101,7 @@ fn walk(root: &Path) -> Result<Vec<PathBuf>> {
 fn copy_tree(src: &Path, dst: &Path, scale: u64) -> Result<(u64, u64)> {
     let (mut files, mut bytes) = (0, 0);
     for (i, rel) in walk(src)?.iter().enumerate() {
-        if i as u64 % scale != 0 {
+        if !(i as u64).is_multiple_of(scale) {
             continue;
         }
         let (from, to) = (src.join(rel), dst.join(rel));
@@ -186,15 +186,15 @@ fn into_drive(writer_dir: &Path, tree: &Path) -> Result<(f64, Summary, CoreKey, 
 }
 
 /// Step b (and c's second half): the drive, served from its own process,
-/// into `dest` through the reader store in `reader_dir`; the seconds, the
-/// summary and the wire bytes.
+/// into `dest` through the reader store in `reader_dir`; the seconds (in
+/// all, and until every block was here), the summary and the wire bytes.
 fn out_of_drive(
     writer_dir: &Path,
     reader_dir: &Path,
     key: &CoreKey,
     length: u64,
     dest: &Path,
-) -> Result<(f64, Summary, u64)> {
+) -> Result<(f64, f64, Summary, u64)> {
     let server = Server::start(writer_dir)?;
     let folder = Folder::new(dest);
     let out = runtime()?.block_on(async {
@@ -218,6 +218,7 @@ fn out_of_drive(
         let options = MirrorOptions::default();
         let plan = mirror::plan(Side::Drive(&replica), Side::Folder(&folder), &options)?;
         mirror::fetch_blocks(&plan, &replica, &fetch).await?;
+        let fetched = start.elapsed().as_secs_f64();
         let summary = mirror::apply(
             &plan,
             Side::Drive(&replica),
@@ -226,7 +227,8 @@ fn out_of_drive(
             |_| {},
         )?;
         let secs = start.elapsed().as_secs_f64();
-        Ok::<_, Box<dyn std::error::Error>>((secs, summary, wire.load(Ordering::Relaxed)))
+        let wire = wire.load(Ordering::Relaxed);
+        Ok::<_, Box<dyn std::error::Error>>((secs, fetched, summary, wire))
     })?;
     drop(server);
     Ok(out)
@@ -288,15 +290,14 @@ pub fn run(scale: u64) -> Result<()> {
     );
 
     let (a_secs, a, key, length) = into_drive(writer.path(), tree.path())?;
-    let (b_secs, b, b_wire) =
+    let (b_secs, b_fetch, b, b_wire) =
         out_of_drive(writer.path(), reader_dir.path(), &key, length, dest.path())?;
     check_same(tree.path(), dest.path())?;
-    eprintln!("W7-mirror: a {a_secs:.3} s, b {b_secs:.3} s");
     let rsync_secs = rsync(tree.path(), rdest.path())?;
 
     let touched = touch(tree.path())?;
     let (ca_secs, ca, _, length) = into_drive(writer.path(), tree.path())?;
-    let (cb_secs, cb, cb_wire) =
+    let (cb_secs, cb_fetch, cb, cb_wire) =
         out_of_drive(writer.path(), reader_dir.path(), &key, length, dest.path())?;
     check_same(tree.path(), dest.path())?;
     let resync_secs = rsync(tree.path(), rdest.path())?;
@@ -317,11 +318,13 @@ pub fn run(scale: u64) -> Result<()> {
         .num("b_seconds", b_secs)
         .num("b_files_per_sec", files as f64 / b_secs)
         .num("b_mb_per_sec", mb / b_secs)
+        .num("b_fetch_seconds", b_fetch)
         .int("b_wire_bytes", b_wire)
         .int("touched", touched)
         .num("c_into_drive_seconds", ca_secs)
         .int("c_into_drive_bytes", ca.bytes_added)
         .num("c_out_of_drive_seconds", cb_secs)
+        .num("c_out_of_drive_fetch_seconds", cb_fetch)
         .int("c_out_of_drive_bytes", cb.bytes_added)
         .int("c_out_of_drive_wire_bytes", cb_wire)
         .num("c_into_drive_time_fraction", ca_secs / a_secs)
@@ -335,6 +338,81 @@ pub fn run(scale: u64) -> Result<()> {
             "c_both_over_rsync_resync",
             (ca_secs + cb_secs) / resync_secs,
         )
+        .print(scale)?;
+    Ok(())
+}
+
+/// The peak resident set (VmHWM) of this process, in bytes.
+fn peak_rss() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| "no VmHWM in /proc/self/status".into())
+}
+
+/// W7-mem (by name only; alone, so that no other workload's peak counts):
+/// one file of 4 GiB (divided by `BENCH_SCALE`) of pseudo-random bytes,
+/// mirrored folder -> drive -> folder on a store with the default
+/// durability, as `hyper-cli drive mirror` runs; the process's peak
+/// resident set before and after.
+pub fn memory(scale: u64) -> Result<()> {
+    use std::io::Write;
+    let size = (4u64 << 30) / scale;
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src)?;
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(src.join("big.bin"))?);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = size;
+        while left > 0 {
+            for b in buf.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            let n = left.min(buf.len() as u64);
+            f.write_all(buf.get(..n as usize).unwrap_or_default())?;
+            left -= n;
+        }
+    }
+    let before = peak_rss()?;
+    let start = Instant::now();
+    let store = Store::open(dir.path().join("store"))?;
+    let drive = Drive::named(&store, "bench")?;
+    let options = MirrorOptions::default();
+    mirror::mirror(
+        Side::Folder(&Folder::new(&src)),
+        Side::Drive(&drive),
+        &options,
+        |_| {},
+    )?;
+    let into = peak_rss()?;
+    let out = dir.path().join("out");
+    mirror::mirror(
+        Side::Drive(&drive),
+        Side::Folder(&Folder::new(&out)),
+        &options,
+        |_| {},
+    )?;
+    let secs = start.elapsed().as_secs_f64();
+    let after = peak_rss()?;
+    let copied = std::fs::metadata(out.join("big.bin"))?.len();
+    if copied != size {
+        return Err(format!("mirrored out {copied} of {size} bytes").into());
+    }
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    Line::new("W7-mem")
+        .int("file_bytes", size)
+        .num("seconds", secs)
+        .num("rss_before_mib", mib(before))
+        .num("rss_peak_after_into_drive_mib", mib(into))
+        .num("rss_peak_mib", mib(after))
         .print(scale)?;
     Ok(())
 }
