@@ -23,6 +23,8 @@ pub const PARTIAL_SUFFIX: &str = ".hyper-partial";
 /// file's fsync 5-10 ms, a `syncfs` 10 ms to 1 s, as much as other
 /// processes left unwritten).
 pub const FSYNC_FILES: usize = 32;
+/// Threads [`Folder::publish`] fsyncs from at once.
+const FSYNC_THREADS: usize = 8;
 /// Read and write buffer of file copies.
 const COPY_BUFFER: usize = 256 * 1024;
 
@@ -301,26 +303,20 @@ impl Folder {
             }
             return sync_filesystems(folders.iter().map(PathBuf::as_path)).map(|_| ());
         }
-        for s in staged {
-            // A symlink is not opened (that would follow it); its folder's
-            // fsync after the rename makes it durable.
-            if !fs::symlink_metadata(&s.tmp).is_ok_and(|m| m.is_symlink()) {
-                File::open(&s.tmp)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| Error::io(&s.tmp, e))?;
-            }
-        }
+        // A symlink is not opened (that would follow it); its folder's
+        // fsync after the rename makes it durable.
+        let files: Vec<&Path> = staged
+            .iter()
+            .map(|s| s.tmp.as_path())
+            .filter(|t| !fs::symlink_metadata(t).is_ok_and(|m| m.is_symlink()))
+            .collect();
+        fsync_all(&files)?;
         let mut folders = std::collections::BTreeSet::new();
         for s in staged {
             fs::rename(&s.tmp, &s.local).map_err(|e| Error::io(&s.local, e))?;
             folders.insert(s.local.parent().unwrap_or(&self.root));
         }
-        for dir in folders {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| Error::io(dir, e))?;
-        }
-        Ok(())
+        fsync_all(&folders.into_iter().collect::<Vec<_>>())
     }
 
     /// Sets the mode and mtime of the file `path`.
@@ -394,6 +390,35 @@ fn stat_of(local: &Path, m: &fs::Metadata) -> Result<Option<Stat>> {
         target,
         hash: None,
     }))
+}
+
+/// Fsyncs every file or folder of `paths`, from up to [`FSYNC_THREADS`]
+/// threads at once: the filesystem commits concurrent fsyncs together, so
+/// they cost about one journal commit, not one each.
+fn fsync_all(paths: &[&Path]) -> Result<()> {
+    let fsync = |p: &Path| {
+        File::open(p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(p, e))
+    };
+    if paths.len() < 2 {
+        return paths.iter().try_for_each(|p| fsync(p));
+    }
+    let per = paths.len().div_ceil(FSYNC_THREADS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(per)
+            .map(|part| scope.spawn(move || part.iter().try_for_each(|p| fsync(p))))
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join().unwrap_or_else(|_| {
+                Err(Error::io(
+                    "fsync",
+                    std::io::Error::other("a sync thread panicked"),
+                ))
+            })
+        })
+    })
 }
 
 /// Syncs every filesystem that holds one of `paths` (one `syncfs` per
