@@ -3,7 +3,7 @@
 
 // Entry point of the JavaScript reference benchmarks.
 //
-//   node run.js all                 # W1..W8 in order
+//   node run.js all                 # W1..W8 in order (W7-mirror after W7)
 //   node run.js W1 W3 W6            # only these, in the given order
 //   BENCH_SCALE=100 node run.js all # counts divided by 100 (smoke run)
 //
@@ -24,6 +24,7 @@ const WORKLOADS = {
   W5: () => require('./workloads/replicate-sparse').W5(),
   W6: () => require('./workloads/bee').W6(),
   W7: () => require('./workloads/drive').W7(),
+  'W7-MIRROR': () => require('./workloads/mirror').W7mirror(),
   W8: () => require('./workloads/autobase').W8()
 }
 

@@ -4,7 +4,9 @@
 //! Usage: `hyper-bench W1 W3 …` or `hyper-bench all` (also S1, S2: the
 //! swarm's DHT lookups on the simulated network and a node's CPU per
 //! request, see `dht.rs`; S4: a full clone through the swarm against the
-//! same over TCP, see `swarm_clone.rs`; and, by name only, S3: connect time
+//! same over TCP, see `swarm_clone.rs`; W7-mirror: mirroring a real source
+//! tree beside rsync, see `mirror.rs`; and, by name only, W7-mem: a 4 GiB
+//! file's peak memory through a mirror, see `mirror.rs`; S3: connect time
 //! per NAT pair in the namespace lab, root only, see `nat.rs`; L1 and L3: a
 //! big core and many cores, see `scale.rs`; L2 and L4: many readers and the
 //! soak, see `soak.rs`). `BENCH_SCALE=N`
@@ -16,6 +18,7 @@ mod autobase;
 mod bee;
 mod dht;
 mod drive;
+mod mirror;
 mod nat;
 mod replicate;
 mod report;
@@ -27,8 +30,19 @@ mod workloads;
 use std::process::ExitCode;
 
 /// Workloads this build can run, in the order `all` runs them.
-const RUNNABLE: [&str; 11] = [
-    "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "S1", "S2", "S4",
+const RUNNABLE: [&str; 12] = [
+    "W1",
+    "W2",
+    "W3",
+    "W4",
+    "W5",
+    "W6",
+    "W7",
+    "W7-MIRROR",
+    "W8",
+    "S1",
+    "S2",
+    "S4",
 ];
 
 fn main() -> ExitCode {
@@ -55,7 +69,7 @@ fn main() -> ExitCode {
     }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!(
-            "usage: hyper-bench all | W1 W2 W3 ... S1 S2 S4 | S3 L1 L2 L3 L4  (BENCH_SCALE=N divides the counts)"
+            "usage: hyper-bench all | W1 W2 W3 ... W7-mirror ... S1 S2 S4 | W7-mem S3 L1 L2 L3 L4  (BENCH_SCALE=N divides the counts)"
         );
         return ExitCode::from(2);
     }
@@ -84,6 +98,8 @@ fn main() -> ExitCode {
             "W5" => replicate::sparse(scale),
             "W6" => bee::run(scale),
             "W7" => drive::run(scale),
+            "W7-MIRROR" => mirror::run(scale),
+            "W7-MEM" => mirror::memory(scale),
             "S1" => dht::lookups(scale),
             "S2" => dht::requests(scale),
             "S3" => nat::connect(scale),
@@ -96,7 +112,7 @@ fn main() -> ExitCode {
             other => {
                 eprintln!(
                     "hyper-bench: unknown workload {other}; runnable: {}",
-                    RUNNABLE.join(" ") + " S3 L1 L2 L3 L4"
+                    RUNNABLE.join(" ") + " W7-MEM S3 L1 L2 L3 L4"
                 );
                 return ExitCode::from(2);
             }

@@ -200,13 +200,7 @@ pub(crate) fn mirror_cmd(
                 }
                 let plan = mirror::plan(Side::Drive(d), dest, options)?;
                 if !options.dry_run {
-                    for a in &plan.actions {
-                        if a.bytes_added > 0
-                            && let Some(e) = d.entry(a.path.as_str())?
-                        {
-                            fetch.fetch_ranges(d.blobs(), &e.blocks()).await?;
-                        }
-                    }
+                    mirror::fetch_blocks(&plan, d, fetch).await?;
                 }
                 report(&plan, Side::Drive(d), dest)
             })

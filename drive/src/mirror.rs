@@ -16,13 +16,15 @@ use std::io::Read;
 
 use crate::drive::Drive;
 use crate::error::{Error, Result};
-use crate::folder::{Folder, Stat};
+use crate::fetch::Fetch;
+use crate::folder::{Folder, Staged, Stat};
 use crate::ignore::Ignore;
 use crate::messages::{Entry, Kind};
 use crate::path::DrivePath;
 use crate::write::FileMeta;
 
-/// Entries a mirror into a drive writes per bee append.
+/// Entries a mirror into a drive writes per bee append, and files a mirror
+/// into a folder puts in place per sync.
 const BATCH_ENTRIES: usize = 500;
 /// Reads of a source file that changed while it was read, before giving up.
 const REREADS: usize = 3;
@@ -316,7 +318,10 @@ pub fn mirror(
 /// Carries out `plan` (with `dry_run`, only reports it), calling `on_event`
 /// after each step. A drive destination gets each file's blocks before
 /// the entry naming them, entries in batches; a folder destination gets
-/// atomic writes. Killed half way and run again, it finishes the job.
+/// atomic writes, put in place in batches (every file's bytes synced
+/// before any of the batch is renamed onto its target, see
+/// [`Folder::publish`]). Killed half way and run again, it finishes the
+/// job.
 pub fn apply(
     plan: &Plan,
     src: Side<'_>,
@@ -327,16 +332,31 @@ pub fn apply(
     let mut summary = Summary::default();
     let mut done = 0u64;
     let mut pending: Vec<(DrivePath, Option<Entry>)> = Vec::new();
+    let mut staged: Vec<Staged> = Vec::new();
     for action in &plan.actions {
         if !options.dry_run {
             match dst {
+                // An equal path is left as it is (never rewritten).
+                Side::Drive(_) if action.op == Op::Equal => {}
                 Side::Drive(d) => {
                     pending.push((action.path.clone(), to_drive(d, &src, action)?));
                     if pending.len() >= BATCH_ENTRIES {
                         commit(d, &mut pending)?;
                     }
                 }
-                Side::Folder(f) => to_folder(f, &src, action)?,
+                Side::Folder(f) => match to_folder(f, &src, action) {
+                    Ok(s) => {
+                        staged.extend(s);
+                        if staged.len() >= BATCH_ENTRIES {
+                            f.publish(&std::mem::take(&mut staged))?;
+                        }
+                    }
+                    Err(e) => {
+                        // What was done before the error stays done.
+                        f.publish(&staged)?;
+                        return Err(e);
+                    }
+                },
             }
         }
         done += action.bytes_added;
@@ -347,8 +367,9 @@ pub fn apply(
             total_bytes: plan.total_bytes,
         });
     }
-    if let Side::Drive(d) = dst {
-        commit(d, &mut pending)?;
+    match dst {
+        Side::Drive(d) => commit(d, &mut pending)?,
+        Side::Folder(f) => f.publish(&staged)?,
     }
     Ok(summary)
 }
@@ -387,9 +408,6 @@ fn to_drive(drive: &Drive, src: &Side<'_>, action: &Action) -> Result<Option<Ent
             ..Default::default()
         }));
     }
-    if action.op == Op::Equal {
-        return drive.entry_at(&action.path);
-    }
     if action.op == Op::Change && action.bytes_added == 0 && s.size > 0 {
         // Same content: keep the stored bytes, take the new mode and mtime.
         if let Some(mut e) = drive.entry_at(&action.path)? {
@@ -419,22 +437,24 @@ fn to_drive(drive: &Drive, src: &Side<'_>, action: &Action) -> Result<Option<Ent
     Err(changed(src, &action.path))
 }
 
-fn to_folder(folder: &Folder, src: &Side<'_>, action: &Action) -> Result<()> {
+/// Carries out `action` on a folder; a file or symlink comes back staged,
+/// for [`Folder::publish`] to put in place with the rest of its batch.
+fn to_folder(folder: &Folder, src: &Side<'_>, action: &Action) -> Result<Option<Staged>> {
     let Some(s) = &action.source else {
-        return folder.remove(&action.path);
+        return folder.remove(&action.path).map(|()| None);
     };
     match (s.kind, action.op) {
-        (_, Op::Equal) => Ok(()),
-        (Kind::Symlink, _) => folder.symlink(&action.path, &s.target),
-        (Kind::File, Op::Change) if action.bytes_added == 0 && s.size > 0 => {
-            folder.set_meta(&action.path, s.mode, s.mtime_ns)
-        }
+        (_, Op::Equal) => Ok(None),
+        (Kind::Symlink, _) => folder.stage_symlink(&action.path, &s.target).map(Some),
+        (Kind::File, Op::Change) if action.bytes_added == 0 && s.size > 0 => folder
+            .set_meta(&action.path, s.mode, s.mtime_ns)
+            .map(|()| None),
         (Kind::File, _) => {
             for _ in 0..REREADS {
                 let mut reader = src.reader(&action.path)?;
-                let n = folder.write(&action.path, &mut reader, s.mode, s.mtime_ns)?;
+                let (n, staged) = folder.stage(&action.path, &mut reader, s.mode, s.mtime_ns)?;
                 if unchanged(src, &action.path, s, n)? {
-                    return Ok(());
+                    return Ok(Some(staged));
                 }
             }
             Err(changed(src, &action.path))
@@ -471,4 +491,22 @@ fn read_error(src: &Side<'_>, path: &DrivePath, e: std::io::Error) -> Error {
             Side::Drive(_) => Error::io(path.as_str(), e),
         },
     }
+}
+
+/// Fetches with `fetch` every block of the files `plan` copies out of the
+/// drive `src` (a mirror from a peer's drive): the ranges of all of them
+/// merged, so each run of consecutive blocks is one request, never one
+/// round trip per file. Blocks already here are not fetched again.
+pub async fn fetch_blocks(plan: &Plan, src: &Drive, fetch: &impl Fetch) -> Result<()> {
+    let mut ranges = Vec::new();
+    for a in &plan.actions {
+        if a.bytes_added > 0
+            && let Some(e) = src.entry_at(&a.path)?
+        {
+            ranges.extend(e.blocks());
+        }
+    }
+    fetch
+        .fetch_ranges(src.blobs(), &crate::layout::merge(ranges))
+        .await
 }
