@@ -163,6 +163,7 @@ fn writer_store(dir: &Path) -> Result<Store> {
         dir,
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )?)
 }

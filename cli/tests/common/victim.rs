@@ -62,6 +62,7 @@ pub fn store_at(dir: &Path) -> Store {
         dir,
         StoreOptions {
             durability: Durability::Eventual,
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("opening the store at {}: {e}", dir.display()))
