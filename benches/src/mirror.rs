@@ -357,7 +357,7 @@ fn peak_rss() -> Result<u64> {
 /// W7-mem (by name only; alone, so that no other workload's peak counts):
 /// one file of 4 GiB (divided by `BENCH_SCALE`) of pseudo-random bytes,
 /// mirrored folder -> drive -> folder on a store with the default
-/// durability, as `hyper-cli drive mirror` runs; the process's peak
+/// durability and the 32 MiB page cache, as `hyper-cli drive mirror` runs; the process's peak
 /// resident set before and after.
 pub fn memory(scale: u64) -> Result<()> {
     use std::io::Write;
@@ -384,7 +384,14 @@ pub fn memory(scale: u64) -> Result<()> {
     }
     let before = peak_rss()?;
     let start = Instant::now();
-    let store = Store::open(dir.path().join("store"))?;
+    // The page cache `hyper-cli drive mirror` opens its store with.
+    let store = Store::open_with(
+        dir.path().join("store"),
+        hyper_core::StoreOptions {
+            cache_bytes: 32 << 20,
+            ..Default::default()
+        },
+    )?;
     let drive = Drive::named(&store, "bench")?;
     let options = MirrorOptions::default();
     mirror::mirror(

@@ -360,7 +360,7 @@ pub fn run(global: &Global, mut cmd: DriveCommand) -> Result<(), CliError> {
                 compare_bytes: checksum,
             };
             // From a folder to a folder needs no store.
-            let store = match open(dir, access, durability) {
+            let store = match crate::store::open_streaming(dir, access, durability) {
                 Err(CliError::NoStore(_)) => None,
                 store => Some(store?),
             };

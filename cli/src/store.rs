@@ -33,10 +33,35 @@ pub fn locate(flag: Option<PathBuf>) -> Option<PathBuf> {
     Some(data.join("hyper-cli"))
 }
 
+/// The page cache of a command that streams a drive's bytes through its
+/// store once (`drive mirror`): pages written or read once gain nothing
+/// from staying resident, and a mirror of a 4 GiB file stays within a
+/// small resident set.
+const STREAMING_CACHE_BYTES: usize = 32 << 20;
+
 /// Opens the store in `dir` for `access`, committing with `durability`.
 /// For reads, a store this user cannot write (its file or folder is
 /// read-only to them) is opened read-only.
 pub fn open(dir: &Path, access: Access, durability: Durability) -> Result<Store, CliError> {
+    open_cached(dir, access, durability, StoreOptions::DEFAULT_CACHE_BYTES)
+}
+
+/// [`open`] for a command that streams bytes through the store once: a
+/// small page cache unless `$HYPER_CACHE_MIB` says otherwise.
+pub fn open_streaming(
+    dir: &Path,
+    access: Access,
+    durability: Durability,
+) -> Result<Store, CliError> {
+    open_cached(dir, access, durability, STREAMING_CACHE_BYTES)
+}
+
+fn open_cached(
+    dir: &Path,
+    access: Access,
+    durability: Durability,
+    default_cache: usize,
+) -> Result<Store, CliError> {
     if dir.exists() && !dir.is_dir() {
         return Err(CliError::StoreNotADirectory(dir.to_path_buf()));
     }
@@ -44,7 +69,7 @@ pub fn open(dir: &Path, access: Access, durability: Durability) -> Result<Store,
     if access == Access::Read && !file.is_file() {
         return Err(CliError::NoStore(dir.to_path_buf()));
     }
-    let cache_bytes = cache_bytes()?;
+    let cache_bytes = cache_bytes()?.unwrap_or(default_cache);
     let opened = if access == Access::Read && !writable(&file) {
         tracing::debug!(store = %dir.display(), "not writable here: opening read-only");
         Store::open_read_only(dir)
@@ -66,19 +91,19 @@ pub fn open(dir: &Path, access: Access, durability: Durability) -> Result<Store,
     })
 }
 
-/// The store's page cache: `$HYPER_CACHE_MIB` mebibytes (at least 1), else
-/// hyper-core's default. A long-running seeder on a small machine bounds its
-/// memory with it.
-fn cache_bytes() -> Result<usize, CliError> {
+/// The store's page cache as `$HYPER_CACHE_MIB` gives it (mebibytes, at
+/// least 1), if it is set. A long-running seeder on a small machine bounds
+/// its memory with it.
+fn cache_bytes() -> Result<Option<usize>, CliError> {
     const VAR: &str = "HYPER_CACHE_MIB";
     let Some(value) = std::env::var_os(VAR).filter(|v| !v.is_empty()) else {
-        return Ok(StoreOptions::DEFAULT_CACHE_BYTES);
+        return Ok(None);
     };
     value
         .to_str()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&mib| (1..=1 << 20).contains(&mib))
-        .map(|mib| mib << 20)
+        .map(|mib| Some(mib << 20))
         .ok_or_else(|| {
             CliError::Usage(format!(
                 "${VAR} is {value:?}: give the store's page cache in MiB, 1 to 1048576"
