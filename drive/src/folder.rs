@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -181,10 +181,24 @@ impl Folder {
         }
     }
 
-    /// Opens the file `path` for reading.
+    /// Opens the file `path` for reading. A path that is no longer a
+    /// regular file (replaced by a FIFO, a device or a folder since it was
+    /// listed) is [`Error::Changed`], at once: the open never waits.
     pub fn open(&self, path: &DrivePath) -> Result<File> {
         let local = self.local(path);
-        File::open(&local).map_err(|e| Error::io(local, e))
+        // Opened without blocking and refused unless it is a regular file:
+        // a path that became a FIFO since it was listed would otherwise
+        // block the open (and the mirror) until some writer came.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&local)
+            .map_err(|e| Error::io(&local, e))?;
+        let is_file = file.metadata().map_err(|e| Error::io(&local, e))?.is_file();
+        if !is_file {
+            return Err(Error::Changed(local));
+        }
+        Ok(file)
     }
 
     /// The BLAKE3 hash of the file `path`, computed once per (size, mtime).

@@ -285,6 +285,54 @@ fn a_file_changing_while_it_is_read_is_never_stored() -> R {
 }
 
 #[test]
+fn a_file_that_became_a_fifo_after_the_plan_is_a_change_not_a_hang() -> R {
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src)?;
+    fs::write(src.join("a.txt"), b"first")?;
+    fs::write(src.join("b.txt"), b"second")?;
+    let store = Store::open(dir.path().join("store"))?;
+    let drive = Drive::create(&store)?;
+    let folder = Folder::new(&src);
+    let options = MirrorOptions::default();
+    let plan = mirror::plan(Side::Folder(&folder), Side::Drive(&drive), &options)?;
+    // Between the plan and its apply, b.txt becomes a FIFO nobody writes.
+    fs::remove_file(src.join("b.txt"))?;
+    let made = std::process::Command::new("mkfifo")
+        .arg(src.join("b.txt"))
+        .status()?;
+    assert!(made.success(), "mkfifo");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let src2 = src.clone();
+    std::thread::spawn(move || {
+        let store = store;
+        let drive = drive;
+        let folder = Folder::new(&src2);
+        let result = mirror::apply(
+            &plan,
+            Side::Folder(&folder),
+            Side::Drive(&drive),
+            &MirrorOptions::default(),
+            |_| {},
+        );
+        let _ = tx.send((
+            result.map(|_| ()),
+            drive.entry("/b.txt").map(|e| e.is_none()),
+        ));
+        drop(store);
+    });
+    let (result, b_absent) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .map_err(|_| "the mirror hung on the FIFO")?;
+    match result {
+        Err(Error::Changed(p)) => assert_eq!(p, src.join("b.txt")),
+        other => return Err(format!("expected a change error, got {other:?}").into()),
+    }
+    assert!(b_absent?, "nothing stored for the FIFO");
+    Ok(())
+}
+
+#[test]
 fn odd_names_and_symlink_loops_in_the_source() -> R {
     use std::os::unix::ffi::OsStrExt;
     let dir = tempfile::tempdir()?;
