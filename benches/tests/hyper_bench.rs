@@ -26,7 +26,7 @@ fn bench_ok(args: &[&str]) -> String {
 fn prints_one_json_line_per_workload_and_durability() {
     let stdout = bench_ok(&["all"]);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 20, "{stdout}");
+    assert_eq!(lines.len(), 21, "{stdout}");
     for (line, workload, fields) in [
         (
             lines[0],
@@ -92,6 +92,18 @@ fn prints_one_json_line_per_workload_and_durability() {
         ),
         (
             lines[10],
+            "W7-mirror",
+            &[
+                "\"files\":",
+                "\"a_seconds\":",
+                "\"b_seconds\":",
+                "\"c_into_drive_time_fraction\":",
+                "\"c_bytes_fraction\":",
+                "\"rsync_seconds\":",
+            ][..],
+        ),
+        (
+            lines[11],
             "W8",
             &[
                 "\"writers\":3",
@@ -100,9 +112,9 @@ fn prints_one_json_line_per_workload_and_durability() {
                 "\"seconds\":",
             ][..],
         ),
-        (lines[11], "W8", &["\"append_batch\":100,"][..]),
+        (lines[12], "W8", &["\"append_batch\":100,"][..]),
         (
-            lines[12],
+            lines[13],
             "S1",
             &[
                 "\"p50_ms\":",
@@ -112,7 +124,7 @@ fn prints_one_json_line_per_workload_and_durability() {
             ][..],
         ),
         (
-            lines[13],
+            lines[14],
             "S2",
             &[
                 "\"cpu_ms_per_1000\":",
@@ -121,7 +133,7 @@ fn prints_one_json_line_per_workload_and_durability() {
             ][..],
         ),
         (
-            lines[14],
+            lines[15],
             "S4",
             &[
                 "\"transport\":\"tcp\"",
@@ -133,12 +145,12 @@ fn prints_one_json_line_per_workload_and_durability() {
             ][..],
         ),
         (
-            lines[15],
+            lines[16],
             "S4",
             &["\"transport\":\"quic\"", "\"block_size\":1024"][..],
         ),
         (
-            lines[16],
+            lines[17],
             "S4",
             &[
                 "\"transport\":\"quic/tcp\"",
@@ -147,16 +159,16 @@ fn prints_one_json_line_per_workload_and_durability() {
             ][..],
         ),
         (
-            lines[17],
+            lines[18],
             "S4",
             &["\"transport\":\"tcp\"", "\"block_size\":65536"][..],
         ),
         (
-            lines[18],
+            lines[19],
             "S4",
             &["\"transport\":\"quic\"", "\"block_size\":65536"][..],
         ),
-        (lines[19], "S4", &["\"transport\":\"quic/tcp\""][..]),
+        (lines[20], "S4", &["\"transport\":\"quic/tcp\""][..]),
     ] {
         assert!(
             line.starts_with(&format!("{{\"workload\":\"{workload}\",\"impl\":\"rust\"")),
@@ -176,7 +188,7 @@ fn refuses_what_it_cannot_run() {
     assert!(out.stdout.is_empty());
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("runnable: W1 W2 W3 W4 W5 W6 W7 W8 S1 S2 S4 S3 L1 L2 L3 L4")
+            .contains("runnable: W1 W2 W3 W4 W5 W6 W7 W7-MIRROR W8 S1 S2 S4 W7-MEM S3 L1 L2 L3 L4")
     );
 }
 
