@@ -16,7 +16,7 @@
 //!   clone's blocks equal the seeder's. `SOAK_SAMPLES=FILE` also writes
 //!   every sample as CSV.
 
-mod procs;
+pub(crate) mod procs;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -207,36 +207,26 @@ async fn clone_swarm(dir: &Path, server: &SwarmServer, key: &CoreKey, count: u64
     })
 }
 
-/// CPU seconds (user and system, every thread) process `pid` has used,
-/// from `/proc/PID/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
-pub(crate) fn cpu_seconds(pid: &str) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name may hold spaces; the fields after it do not.
-    let after = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or("bad stat")?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks =
-        |i: usize| -> Result<f64> { Ok(fields.get(i).ok_or("short stat")?.parse::<f64>()?) };
-    // utime and stime are the stat file's fields 14 and 15 (11 and 12
-    // after the name and state).
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
+/// CPU seconds (user + system) process `pid` has used so far, read from
+/// `/proc` by the soak workloads' reader.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    Ok(crate::soak::procs::usage(pid)
+        .map_err(|e| e.to_string())?
+        .cpu_secs)
 }
 
 /// CPU seconds of this process and of a serving child.
 struct Cpu {
-    server: String,
+    server: u32,
     reader: f64,
     seeder: f64,
 }
 
 impl Cpu {
     fn start(server: u32) -> Result<Cpu> {
-        let server = server.to_string();
         Ok(Cpu {
-            reader: cpu_seconds("self")?,
-            seeder: cpu_seconds(&server)?,
+            reader: cpu_seconds(std::process::id())?,
+            seeder: cpu_seconds(server)?,
             server,
         })
     }
@@ -244,8 +234,8 @@ impl Cpu {
     /// (reader, seeder) CPU seconds since [`Cpu::start`].
     fn used(&self) -> Result<(f64, f64)> {
         Ok((
-            cpu_seconds("self")? - self.reader,
-            cpu_seconds(&self.server)? - self.seeder,
+            cpu_seconds(std::process::id())? - self.reader,
+            cpu_seconds(self.server)? - self.seeder,
         ))
     }
 }
