@@ -148,7 +148,7 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
     let core = store.replica(&key)?;
     // While it runs (for good, with --live), other invocations on this
     // store go through it.
-    let holder = Holder {
+    let holder = CloneStatus {
         status: std::sync::Arc::new(std::sync::Mutex::new(crate::local::Status {
             pid: std::process::id(),
             command: if args.live { "clone --live" } else { "clone" }.into(),
@@ -157,7 +157,7 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
         serving: crate::peers::ServingNow::default(),
         tcp: crate::peers::TcpPeers::default(),
     };
-    let peers = crate::peers::holder(holder.tcp.clone(), holder.serving.clone());
+    let peers = crate::peers::live_status(holder.tcp.clone(), holder.serving.clone());
     crate::local::serve(store.clone(), holder.status.clone(), Some(peers));
     let result = clone_into(&store, &core, global, &args, &holder);
     ended(&store, &core, made, result)?;
@@ -192,14 +192,14 @@ fn ended(
 }
 
 /// What `hyper-cli status` reads of a running clone.
-struct Holder {
+struct CloneStatus {
     status: std::sync::Arc<std::sync::Mutex<crate::local::Status>>,
     serving: crate::peers::ServingNow,
     /// The peer `--connect` reached, while connected.
     tcp: crate::peers::TcpPeers,
 }
 
-impl Holder {
+impl CloneStatus {
     /// The clone replicates through `replication` (and `swarm`) now.
     fn replicating(&self, store: &Store, replication: &Replication, swarm: Option<&Swarm>) {
         if let Ok(mut status) = self.status.lock() {
@@ -221,7 +221,7 @@ fn clone_into(
     core: &Core,
     global: &Global,
     args: &CloneArgs,
-    holder: &Holder,
+    holder: &CloneStatus,
 ) -> Result<(), CliError> {
     let key = core.key();
     store.flush()?;

@@ -445,7 +445,7 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
     }));
     let tcp_peers = crate::peers::TcpPeers::default();
     let serving = crate::peers::ServingNow::default();
-    let peers = crate::peers::holder(tcp_peers.clone(), serving.clone());
+    let peers = crate::peers::live_status(tcp_peers.clone(), serving.clone());
     crate::local::serve(store.clone(), status.clone(), Some(peers));
     if args.append {
         match cores.as_slice() {

@@ -177,7 +177,7 @@ pub type ServingNow = Arc<Mutex<Option<Serving>>>;
 /// while `serving` is set, its swarm's connections and the replication's
 /// counts for each core of the store, asked of the replication driver
 /// (from the socket's thread).
-pub fn holder(tcp: TcpPeers, serving: ServingNow) -> PeersNow {
+pub fn live_status(tcp: TcpPeers, serving: ServingNow) -> PeersNow {
     Arc::new(move || {
         let mut links: Vec<Link> = tcp
             .lock()
