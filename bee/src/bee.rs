@@ -179,6 +179,36 @@ impl Bee {
         Ok(entry)
     }
 
+    /// Reads into the cache those of blocks `seqs` that are stored locally
+    /// and not yet decoded, in one read of the core (a walk about to visit
+    /// a node's keys and children). Best effort: a block that is not
+    /// stored, is out of bounds, fails its hash or does not decode is left
+    /// for the read that needs it to report (or fetch), so a walk fails
+    /// only on the blocks it visits.
+    pub(crate) fn prefetch(&self, seqs: &[u64]) {
+        let (cuts, wanted) = {
+            let cache = self.lock_cache();
+            let wanted: Vec<u64> = seqs
+                .iter()
+                .copied()
+                .filter(|&s| s != 0 && !cache.entries.contains_key(&s))
+                .collect();
+            (cache.cuts, wanted)
+        };
+        if wanted.len() < 2 {
+            return;
+        }
+        let Ok(blocks) = self.core.get_many(&wanted) else {
+            return;
+        };
+        for (seq, bytes) in wanted.into_iter().zip(blocks) {
+            if let Some(bytes) = bytes {
+                // A block that does not decode is not cached; its read says so.
+                let _ = self.insert_block(seq, &bytes, cuts);
+            }
+        }
+    }
+
     /// Whether block `seq` is at hand (decoded, or stored locally).
     pub(crate) fn is_local(&self, seq: u64) -> bool {
         self.lock_cache().entries.contains_key(&seq) || self.core.has(seq).unwrap_or(false)

@@ -203,6 +203,14 @@ impl RangeWalk {
         if !root && keys.is_empty() {
             return Err(corrupt(at.block, "empty node below the root"));
         }
+        // The keys are read next and the children (mostly) after: in one
+        // transaction of the core, not one each.
+        let ahead: Vec<u64> = keys
+            .iter()
+            .copied()
+            .chain(children.iter().map(|c| c.block))
+            .collect();
+        bee.prefetch(&ahead);
         let keys = keys
             .into_iter()
             .map(|seq| tree::key_value(bee, seq).map(|e| (seq, e)))

@@ -57,9 +57,23 @@ pub(crate) fn find(
 pub(crate) struct ChunkReader {
     chunk: Option<Chunk>,
     part: Option<(u64, u32, Vec<u8>)>,
+    /// Read parts in place, copying only the block's bytes, and keep none:
+    /// for a single read, where copying a whole part (up to
+    /// [`chunk::PART_MAX`] bytes) for a block of a few hundred would be
+    /// most of its cost.
+    single: bool,
 }
 
 impl ChunkReader {
+    /// A reader that keeps no part (only the last chunk's header): for
+    /// reads of scattered small blocks.
+    pub(crate) fn single() -> ChunkReader {
+        ChunkReader {
+            single: true,
+            ..ChunkReader::default()
+        }
+    }
+
     /// Block `index`'s bytes as stored, not yet checked against the tree.
     pub fn read(
         &mut self,
@@ -87,6 +101,10 @@ impl ChunkReader {
                 matches!(&self.part, Some((first, p, _)) if *first == chunk.first && *p == part);
             if !hit {
                 let bytes = t.get((id, chunk.first, part))?.ok_or_else(corrupt)?;
+                if self.single {
+                    out.extend_from_slice(bytes.value().get(within).ok_or_else(corrupt)?);
+                    continue;
+                }
                 self.part = Some((chunk.first, part, bytes.value().to_vec()));
             }
             let bytes = self
@@ -105,20 +123,11 @@ fn read_raw(
     id: u64,
     index: u64,
 ) -> Result<Option<Vec<u8>>> {
-    ChunkReader::default().read(t, id, index)
+    ChunkReader::single().read(t, id, index)
 }
 
-/// Reads block `index` and checks it against its leaf hash.
-pub(crate) fn read_block(
-    blocks: &impl ReadableTable<BlockKey, &'static [u8]>,
-    nodes: &impl ReadableTable<(u64, u64), &'static [u8]>,
-    id: u64,
-    index: u64,
-) -> Result<Option<Vec<u8>>> {
-    read_block_with(&mut ChunkReader::default(), blocks, nodes, id, index)
-}
-
-/// [`read_block`] through a reader that keeps its place between calls.
+/// Reads block `index` through `reader` (which keeps its place between
+/// calls) and checks it against its leaf hash.
 pub(crate) fn read_block_with(
     reader: &mut ChunkReader,
     blocks: &impl ReadableTable<BlockKey, &'static [u8]>,

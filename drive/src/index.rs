@@ -4,9 +4,11 @@
 //!
 //! Local and derived: it lives in the blobs core's user data (never
 //! replicated) in segments of [`SEGMENT`] blocks, each written once it is
-//! full; opening hashes the blocks after the last full segment. It can
-//! always be rebuilt from the blocks, so a crash never leaves it wrong: at
-//! worst a few blocks are hashed again.
+//! full, and a tail of the hashes after the last full one, saved with each
+//! committed batch of entries ([`ChunkIndex::save_tail`]); opening hashes
+//! only the blocks past what was saved. It can always be rebuilt from the
+//! blocks (the blobs core only grows), so a crash never leaves it wrong: at
+//! worst the blocks written since the last save are hashed again.
 
 use std::collections::HashMap;
 
@@ -22,6 +24,10 @@ fn segment_key(k: u64) -> String {
     format!("hyper-drive/chunks/{k}")
 }
 
+/// The saved tail: the first block it covers (8 bytes, little-endian),
+/// then a hash per block.
+const TAIL_KEY: &str = "hyper-drive/chunks/tail";
+
 /// Hash -> block for every block of the blobs core stored here.
 pub(crate) struct ChunkIndex {
     map: HashMap<[u8; 32], u64>,
@@ -29,6 +35,8 @@ pub(crate) struct ChunkIndex {
     tail: Vec<[u8; 32]>,
     /// Blocks covered by stored segments.
     segments: u64,
+    /// Hashes of `tail` as last saved under [`TAIL_KEY`].
+    saved_tail: usize,
 }
 
 impl ChunkIndex {
@@ -39,6 +47,7 @@ impl ChunkIndex {
             map: HashMap::new(),
             tail: Vec::new(),
             segments: 0,
+            saved_tail: 0,
         };
         while index.segments + SEGMENT <= length {
             let Some(bytes) = blobs.user_data(&segment_key(index.segments / SEGMENT))? else {
@@ -56,7 +65,10 @@ impl ChunkIndex {
             }
             index.segments += SEGMENT;
         }
-        let start = index.segments;
+        let saved = index.saved_hashes(blobs, length)?;
+        index.record(blobs, index.segments, &saved)?;
+        index.saved_tail = index.tail.len();
+        let start = index.segments + index.tail.len() as u64;
         let mut hashes = Vec::new();
         for block in start..length {
             hashes.push(match blobs.get(block) {
@@ -67,6 +79,44 @@ impl ChunkIndex {
         }
         index.record(blobs, start, &hashes)?;
         Ok(index)
+    }
+
+    /// The hashes saved under [`TAIL_KEY`] for the blocks from the last
+    /// full segment on; none if they are not for that block, run past the
+    /// core's `length`, or are damaged.
+    fn saved_hashes(&self, blobs: &Core, length: u64) -> Result<Vec<[u8; 32]>> {
+        let Some(bytes) = blobs.user_data(TAIL_KEY)? else {
+            return Ok(Vec::new());
+        };
+        let Some((first, hashes)) = bytes.split_first_chunk::<8>() else {
+            return Ok(Vec::new());
+        };
+        let count = (hashes.len() / 32) as u64;
+        if u64::from_le_bytes(*first) != self.segments
+            || hashes.len() % 32 != 0
+            || count >= SEGMENT
+            || self.segments + count > length
+        {
+            return Ok(Vec::new());
+        }
+        Ok(hashes
+            .chunks_exact(32)
+            .map(|h| <[u8; 32]>::try_from(h).unwrap_or(ABSENT))
+            .collect())
+    }
+
+    /// Saves the hashes after the last full segment, if any came since the
+    /// last save, so the next open need not hash those blocks again.
+    pub(crate) fn save_tail(&mut self, blobs: &Core) -> Result<()> {
+        if self.tail.len() == self.saved_tail {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(8 + 32 * self.tail.len());
+        bytes.extend_from_slice(&self.segments.to_le_bytes());
+        bytes.extend_from_slice(&self.tail.concat());
+        blobs.set_user_data(TAIL_KEY, Some(&bytes))?;
+        self.saved_tail = self.tail.len();
+        Ok(())
     }
 
     /// The block holding bytes with this hash, if it is stored here.
@@ -98,6 +148,7 @@ impl ChunkIndex {
                 )?;
                 self.segments += SEGMENT;
                 self.tail.clear();
+                self.saved_tail = 0;
             }
         }
         Ok(())

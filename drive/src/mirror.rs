@@ -262,8 +262,15 @@ pub fn plan(src: Side<'_>, dst: Side<'_>, options: &MirrorOptions) -> Result<Pla
         Side::Folder(f) => f.ignores(&options.ignore)?,
         Side::Drive(_) => options.ignore.clone(),
     };
-    let (source, skipped) = src.list(&ignore)?;
-    let (dest, _) = dst.list(&ignore)?;
+    // The two listings are independent (a folder walk is mostly system
+    // calls, a drive listing mostly decoding): side by side.
+    let (listed, dest) = std::thread::scope(|s| {
+        let dest = s.spawn(|| dst.list(&ignore));
+        let listed = src.list(&ignore);
+        (listed, dest.join())
+    });
+    let (source, skipped) = listed?;
+    let (dest, _) = dest.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     let mut removes = Vec::new();
     let mut rest = Vec::new();
     if options.prune {

@@ -374,6 +374,15 @@ impl<'d> Batch<'d> {
             }
         }
         batch.commit().map_err(|e| drive.bee_err(e))?;
+        // The files' blocks are in: their hashes too, for the next open.
+        if let Some(index) = drive
+            .index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            index.save_tail(&drive.blobs)?;
+        }
         drive.version()
     }
 }

@@ -284,6 +284,45 @@ fn dedup_spans_files_and_versions_and_clear_keeps_shared_blocks() -> R {
 }
 
 #[test]
+fn the_chunk_index_saves_its_tail_with_each_commit_and_ignores_a_bad_one() -> R {
+    const TAIL: &str = "hyper-drive/chunks/tail";
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let key = Drive::create(&store)?.key();
+    let data = random(1_000_000, 9);
+    let drive = Drive::open(&store, &key)?;
+    drive.put("/a", &data, &FileMeta::default())?;
+    let blocks = drive.blobs().info()?.length;
+    let tail = drive.blobs().user_data(TAIL)?.ok_or("no saved tail")?;
+    assert_eq!(tail.len() as u64, 8 + 32 * blocks, "a hash per block");
+    assert_eq!(tail[..8], 0u64.to_le_bytes(), "from block 0");
+    drop(drive);
+    // Equal content after a reopen dedups, whether the index comes from
+    // the saved tail or, with a tail that is damaged or for another first
+    // block, from hashing the blocks again.
+    let damaged = vec![1, 2, 3];
+    let elsewhere = [&7u64.to_le_bytes()[..], &tail[8..]].concat();
+    for (n, saved) in [&tail, &damaged, &elsewhere].into_iter().enumerate() {
+        let drive = Drive::open(&store, &key)?;
+        drive.blobs().set_user_data(TAIL, Some(saved))?;
+        let drive = Drive::open(&store, &key)?;
+        drive.put(&format!("/copy{n}"), &data, &FileMeta::default())?;
+        assert_eq!(drive.blobs().info()?.length, blocks, "case {n}");
+    }
+    // The saved hashes are what a reopen trusts: zeroed ones (no hash
+    // known) find nothing, so the content is stored again, never wrongly.
+    let zeroed = [&0u64.to_le_bytes()[..], &vec![0; tail.len() - 8]].concat();
+    Drive::open(&store, &key)?
+        .blobs()
+        .set_user_data(TAIL, Some(&zeroed))?;
+    let drive = Drive::open(&store, &key)?;
+    drive.put("/again", &data, &FileMeta::default())?;
+    assert_eq!(drive.blobs().info()?.length, 2 * blocks);
+    assert_eq!(drive.get("/again")?, Some(data));
+    Ok(())
+}
+
+#[test]
 fn versions_checkouts_and_diffs() -> R {
     let (_dir, drive) = fresh()?;
     let m = FileMeta::default();
