@@ -15,7 +15,10 @@
 //! - `peers`: connection management, [`PeerConnection`], [`Path`],
 //!   [`SwarmEvent`];
 //! - `silent`: addresses dialled directly that stayed silent rest, whatever
-//!   key is announced at them.
+//!   key is announced at them;
+//! - `network`: what an address change (or a resume) does: stranded
+//!   connections closed, the DHT's public address and NAT re-learned,
+//!   every topic announced again.
 //!
 //! Who owns what: the [`Dht`] task owns the DHT socket; one task per joined
 //! topic announces (server) and looks up (client) on a schedule; one task
@@ -31,6 +34,7 @@ mod lifecycle;
 mod listener;
 mod local_source;
 mod local_table;
+mod network;
 mod peers;
 mod punching;
 mod silent;
