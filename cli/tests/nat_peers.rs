@@ -134,13 +134,41 @@ async fn exchange(connection: &mut PeerConnection, send: &[u8]) -> ([u8; 32], Ve
 /// what this side sent, and what this side received.
 type Seen = (PublicKey, Path, [u8; 32], Vec<u8>);
 
+/// Both sides say when they have everything and keep their swarm (and so
+/// the connection) until the other has too.
+struct Done {
+    mine: mpsc::Sender<()>,
+    theirs: mpsc::Receiver<()>,
+}
+
+impl Done {
+    /// A pair, one for each side.
+    fn pair() -> (Done, Done) {
+        let (a_tx, a_rx) = mpsc::channel();
+        let (b_tx, b_rx) = mpsc::channel();
+        (
+            Done {
+                mine: a_tx,
+                theirs: b_rx,
+            },
+            Done {
+                mine: b_tx,
+                theirs: a_rx,
+            },
+        )
+    }
+
+    async fn finish(self) {
+        let _ = self.mine.send(());
+        let theirs = self.theirs;
+        let _ = tokio::task::spawn_blocking(move || theirs.recv_timeout(Duration::from_secs(30)))
+            .await;
+    }
+}
+
 /// The listener: listens on its identity, reports its key, takes the
-/// first connection and exchanges data over it, then waits for `done`.
-async fn listener(
-    bootstrap: Vec<SocketAddr>,
-    key: mpsc::Sender<PublicKey>,
-    done: mpsc::Receiver<()>,
-) -> Seen {
+/// first connection and exchanges data over it.
+async fn listener(bootstrap: Vec<SocketAddr>, key: mpsc::Sender<PublicKey>, done: Done) -> Seen {
     let swarm = Swarm::new(config(&bootstrap)).await.expect("listener swarm");
     let mut incoming = swarm.connections().expect("connections");
     swarm.listen();
@@ -154,14 +182,13 @@ async fn listener(
         .expect("a connection in time")
         .expect("a connection");
     let (hash, received) = exchange(&mut connection, &payload(2)).await;
-    // Keep the connection until the dialler has read everything.
-    let _ = tokio::task::spawn_blocking(move || done.recv_timeout(Duration::from_secs(30))).await;
+    done.finish().await;
     (connection.remote, connection.path, hash, received)
 }
 
 /// The dialler: keeps a connection to `key` by key alone and exchanges
 /// data over it.
-async fn dialler(bootstrap: Vec<SocketAddr>, key: PublicKey) -> (PublicKey, Seen) {
+async fn dialler(bootstrap: Vec<SocketAddr>, key: PublicKey, done: Done) -> (PublicKey, Seen) {
     let swarm = Swarm::new(config(&bootstrap)).await.expect("dialler swarm");
     let mut outgoing = swarm.connections().expect("connections");
     swarm.join_peer(key);
@@ -170,6 +197,7 @@ async fn dialler(bootstrap: Vec<SocketAddr>, key: PublicKey) -> (PublicKey, Seen
         .expect("connected by key in time")
         .expect("a connection");
     let (hash, received) = exchange(&mut connection, &payload(1)).await;
+    done.finish().await;
     (
         swarm.public_key(),
         (connection.remote, connection.path, hash, received),
@@ -213,18 +241,19 @@ fn by_key(listening: Place, dialling: Place, expected: Path) {
     let bootstrap = vec![boot_addr, relay_addr];
 
     let (key_tx, key_rx) = mpsc::channel();
-    let (done_tx, done_rx) = mpsc::channel();
+    let (listener_done, dialler_done) = Done::pair();
     let given = bootstrap.clone();
     let listening_thread = in_host(&listen_host, async move || {
-        listener(given, key_tx, done_rx).await
+        listener(given, key_tx, listener_done).await
     });
     let key = key_rx
         .recv_timeout(Duration::from_secs(40))
         .expect("the listener's key");
-    let dialling_thread = in_host(&dial_host, async move || dialler(bootstrap, key).await);
+    let dialling_thread = in_host(&dial_host, async move || {
+        dialler(bootstrap, key, dialler_done).await
+    });
     let (dialler_key, (remote, path, hash_of_sent, received)) =
         dialling_thread.join().expect("the dialler");
-    let _ = done_tx.send(());
     let (listener_remote, listener_path, listener_hash_of_sent, listener_received) =
         listening_thread.join().expect("the listener");
 
