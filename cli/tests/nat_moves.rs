@@ -108,6 +108,30 @@ fn stored(status: &serde_json::Value) -> u64 {
     status["cores"][0][2].as_u64().unwrap_or(0)
 }
 
+/// The public addresses the seeder's DHT record names, as a lookup from
+/// `host` finds them (empty if no record is found).
+fn record_ips(host: &Host, key: &str, boot: &str) -> Vec<String> {
+    let out = host
+        .command(env!("CARGO_BIN_EXE_hyper-cli"))
+        .args(["dht", "lookup", key, "--bootstrap", boot, "--json"])
+        .args(["--timeout", "5"])
+        .output()
+        .expect("dht lookup");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .flat_map(|peer| {
+            peer["addresses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|a| a.as_str().and_then(|a| a.rsplit_once(':')).map(|(ip, _)| ip.to_owned()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Moves `host`'s `eth0` from `from` to `to` (same prefix length): the old
 /// address is deleted first (with the routes through it), then the new
 /// one added and, behind a NAT, the default route through the router put
@@ -247,6 +271,10 @@ fn clone_survives_a_move(mover: Mover, reader_nat: Option<Nat>) {
     } else {
         (Ipv4Addr::new(a, b, c + 1, d), 16)
     };
+    if mover == Mover::Seeder {
+        let named = record_ips(&clone_host, &key, &boot_addr);
+        assert_eq!(named, [from.to_string()], "the seeder's record before the move");
+    }
     let moved_at = started.elapsed();
     move_address(host, from, to, prefix);
     eprintln!("{mover:?} moved {from} -> {to} at {moved_at:?}, {before} blocks stored");
@@ -264,6 +292,20 @@ fn clone_survives_a_move(mover: Mover, reader_nat: Option<Nat>) {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(changes >= 1, "the {mover:?}'s swarm saw no address change");
+    if mover == Mover::Seeder {
+        // The seeder re-learned its public address before announcing
+        // again: its record names the new one, not the old.
+        let mut named = Vec::new();
+        let asked = Instant::now();
+        while asked.elapsed() < Duration::from_secs(20) {
+            named = record_ips(&clone_host, &key, &boot_addr);
+            if named == [to.to_string()] {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert_eq!(named, [to.to_string()], "the seeder's record after the move");
+    }
 
     let stdout = clone.0.stdout.take().expect("stdout");
     let exited = clone.0.wait().expect("wait for the clone");

@@ -42,6 +42,9 @@ pub(super) async fn topic_loop(
     let mut next_keep_alive = Instant::now() + KEEP_ALIVE;
     let mut announced = !options.server;
     let mut looked_up = !options.client;
+    let Some(mut moved) = weak.upgrade().map(|inner| inner.moved.subscribe()) else {
+        return;
+    };
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let swarm = Swarm { inner };
@@ -99,7 +102,6 @@ pub(super) async fn topic_loop(
         .min()
         .unwrap_or(now + LOOKUP_MAX);
         let lost = swarm.inner.lost.clone();
-        let moved = swarm.inner.moved.clone();
         drop(swarm);
         let pause = sleep(
             wake.saturating_duration_since(Instant::now())
@@ -112,7 +114,7 @@ pub(super) async fn topic_loop(
                 lookup_every = LOOKUP_FIRST;
                 next_lookup = Instant::now() + LOOKUP_FIRST;
             }
-            () = moved.notified() => {
+            Ok(()) = moved.changed() => {
                 // This host's addresses changed: announce the new ones and
                 // look again now.
                 lookup_every = LOOKUP_FIRST;

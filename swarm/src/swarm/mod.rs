@@ -109,8 +109,11 @@ struct Inner {
     events: broadcast::Sender<SwarmEvent>,
     /// Woken when a connection ends, so lookups run again at once.
     lost: Arc<Notify>,
-    /// Woken when this host's addresses change, so topics announce again.
-    moved: Arc<Notify>,
+    /// Bumped when this host's addresses change, so topics announce
+    /// again (a topic busy announcing or looking up at that moment sees
+    /// the change at its next wait: it is not lost as a notification
+    /// would be).
+    moved: watch::Sender<u64>,
     /// The listening QUIC endpoint (local peers dial it; local dials leave
     /// from it).
     listener: quinn::Endpoint,
@@ -203,7 +206,7 @@ impl Swarm {
                 receiver: Mutex::new(Some(receiver)),
                 events,
                 lost: Arc::new(Notify::new()),
-                moved: Arc::new(Notify::new()),
+                moved: watch::channel(0).0,
                 listener: listener.clone(),
                 local,
                 local_peers: Mutex::new(local_table::LocalPeers::default()),

@@ -40,7 +40,7 @@ impl Inner {
     pub(super) fn network_changed(&self, gone: &[IpAddr]) {
         self.counters.moved();
         self.relearn(gone);
-        self.moved.notify_waiters();
+        self.moved.send_modify(|generation| *generation += 1);
     }
 
     /// Closes accepted connections whose local address is among `gone` and
