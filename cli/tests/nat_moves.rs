@@ -126,7 +126,11 @@ fn record_ips(host: &Host, key: &str, boot: &str) -> Vec<String> {
                 .cloned()
                 .unwrap_or_default()
                 .into_iter()
-                .filter_map(|a| a.as_str().and_then(|a| a.rsplit_once(':')).map(|(ip, _)| ip.to_owned()))
+                .filter_map(|a| {
+                    a.as_str()
+                        .and_then(|a| a.rsplit_once(':'))
+                        .map(|(ip, _)| ip.to_owned())
+                })
                 .collect::<Vec<_>>()
         })
         .collect()
@@ -273,7 +277,11 @@ fn clone_survives_a_move(mover: Mover, reader_nat: Option<Nat>) {
     };
     if mover == Mover::Seeder {
         let named = record_ips(&clone_host, &key, &boot_addr);
-        assert_eq!(named, [from.to_string()], "the seeder's record before the move");
+        assert_eq!(
+            named,
+            [from.to_string()],
+            "the seeder's record before the move"
+        );
     }
     let moved_at = started.elapsed();
     move_address(host, from, to, prefix);
@@ -322,7 +330,11 @@ fn clone_survives_a_move(mover: Mover, reader_nat: Option<Nat>) {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-        assert_eq!(named, [to.to_string()], "the seeder's record after the move");
+        assert_eq!(
+            named,
+            [to.to_string()],
+            "the seeder's record after the move"
+        );
     }
 
     let stdout = clone.0.stdout.take().expect("stdout");
@@ -335,7 +347,10 @@ fn clone_survives_a_move(mover: Mover, reader_nat: Option<Nat>) {
     assert_eq!(report["blocks"], BLOCKS as u64, "{json}");
     let cat = ok(cli(&reader_store, &["core", "cat", &key], None));
     let expected: String = (0..BLOCKS).map(block).collect();
-    assert!(cat == expected, "the clone's blocks differ from the writer's");
+    assert!(
+        cat == expected,
+        "the clone's blocks differ from the writer's"
+    );
 }
 
 #[test]

@@ -161,15 +161,17 @@ impl Done {
     async fn finish(self) {
         let _ = self.mine.send(());
         let theirs = self.theirs;
-        let _ = tokio::task::spawn_blocking(move || theirs.recv_timeout(Duration::from_secs(30)))
-            .await;
+        let _ =
+            tokio::task::spawn_blocking(move || theirs.recv_timeout(Duration::from_secs(30))).await;
     }
 }
 
 /// The listener: listens on its identity, reports its key, takes the
 /// first connection and exchanges data over it.
 async fn listener(bootstrap: Vec<SocketAddr>, key: mpsc::Sender<PublicKey>, done: Done) -> Seen {
-    let swarm = Swarm::new(config(&bootstrap)).await.expect("listener swarm");
+    let swarm = Swarm::new(config(&bootstrap))
+        .await
+        .expect("listener swarm");
     let mut incoming = swarm.connections().expect("connections");
     swarm.listen();
     timeout(Duration::from_secs(30), swarm.flush())
@@ -259,8 +261,14 @@ fn by_key(listening: Place, dialling: Place, expected: Path) {
 
     eprintln!("{listening:?} listening, {dialling:?} dialling by key: {path:?}");
     assert_eq!(remote, key, "the dialler reached another key");
-    assert_eq!(listener_remote, dialler_key, "the listener took another key");
-    assert_eq!(path, expected, "{listening:?} <- {dialling:?}: dialler's path");
+    assert_eq!(
+        listener_remote, dialler_key,
+        "the listener took another key"
+    );
+    assert_eq!(
+        path, expected,
+        "{listening:?} <- {dialling:?}: dialler's path"
+    );
     assert_eq!(
         listener_path, expected,
         "{listening:?} <- {dialling:?}: listener's path"
@@ -276,7 +284,11 @@ fn by_key(listening: Place, dialling: Place, expected: Path) {
 
 #[test]
 fn by_key_cone_to_cone_connects_directly() {
-    by_key(Place::Behind(Nat::Cone), Place::Behind(Nat::Cone), Path::Direct);
+    by_key(
+        Place::Behind(Nat::Cone),
+        Place::Behind(Nat::Cone),
+        Path::Direct,
+    );
 }
 
 #[test]

@@ -206,7 +206,9 @@ impl Lab {
         CLEANUP.call_once(|| remove_stale(PREFIX));
         if base != PREFIX {
             static CLEANED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-            let mut cleaned = CLEANED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut cleaned = CLEANED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if !cleaned.contains(&base) {
                 cleaned.push(base);
                 remove_stale(base);

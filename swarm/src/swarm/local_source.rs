@@ -184,7 +184,11 @@ pub(super) async fn watch_addresses(weak: Weak<Inner>) {
         let Some(inner) = weak.upgrade() else { return };
         let now = addresses_now();
         if now != known {
-            let gone: Vec<IpAddr> = known.iter().filter(|ip| !now.contains(ip)).copied().collect();
+            let gone: Vec<IpAddr> = known
+                .iter()
+                .filter(|ip| !now.contains(ip))
+                .copied()
+                .collect();
             known = now;
             inner.network_changed(&gone);
         }
