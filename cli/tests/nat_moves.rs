@@ -4,7 +4,11 @@
 //! the clone takes seconds; once part of the core has arrived, one
 //! side's namespace address is moved to a new one (`ip addr del` then
 //! `ip addr add`, the way a laptop changes networks), and the clone must
-//! still finish with every block. Runs as root (CI); skips elsewhere
+//! still finish with every block. A reader that moves keeps its QUIC
+//! connection (it dialled, so it migrates); a seeder that moves drops the
+//! connection it accepted (stranded on the lost address) at once, its DHT
+//! record names its re-learned public address, and the reader dials it
+//! again once its side of the old connection times out. Runs as root (CI); skips elsewhere
 //! unless `HYPER_NAT_LAB=required`. Namespaces are named `hnet<pid>-...`.
 
 use std::io::{BufRead, BufReader};
