@@ -42,7 +42,10 @@ pub(super) async fn topic_loop(
     let mut next_keep_alive = Instant::now() + KEEP_ALIVE;
     let mut announced = !options.server;
     let mut looked_up = !options.client;
-    let Some(mut moved) = weak.upgrade().map(|inner| inner.moved.subscribe()) else {
+    let Some((mut lost, mut moved)) = weak
+        .upgrade()
+        .map(|inner| (inner.lost.subscribe(), inner.moved.subscribe()))
+    else {
         return;
     };
     loop {
@@ -101,7 +104,6 @@ pub(super) async fn topic_loop(
         .flatten()
         .min()
         .unwrap_or(now + LOOKUP_MAX);
-        let lost = swarm.inner.lost.clone();
         drop(swarm);
         let pause = sleep(
             wake.saturating_duration_since(Instant::now())
@@ -109,7 +111,7 @@ pub(super) async fn topic_loop(
         );
         tokio::select! {
             () = pause => {}
-            () = lost.notified() => {
+            Ok(()) = lost.changed() => {
                 // A peer went away: look again soon, backing off anew.
                 lookup_every = LOOKUP_FIRST;
                 next_lookup = Instant::now() + LOOKUP_FIRST;

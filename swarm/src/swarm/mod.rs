@@ -47,7 +47,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper_core::{KeyPair, PublicKey};
 use hyper_wire::Replication;
-use tokio::sync::{Notify, Semaphore, broadcast, mpsc, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -107,8 +107,9 @@ struct Inner {
     connections: Mutex<Option<mpsc::UnboundedSender<PeerConnection>>>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<PeerConnection>>>,
     events: broadcast::Sender<SwarmEvent>,
-    /// Woken when a connection ends, so lookups run again at once.
-    lost: Arc<Notify>,
+    /// Bumped when a connection ends, so lookups run again at once (seen
+    /// by a topic busy at that moment at its next wait, as `moved` is).
+    lost: watch::Sender<u64>,
     /// Bumped when this host's addresses change, so topics announce
     /// again (a topic busy announcing or looking up at that moment sees
     /// the change at its next wait: it is not lost as a notification
@@ -205,7 +206,7 @@ impl Swarm {
                 connections: Mutex::new(Some(connections)),
                 receiver: Mutex::new(Some(receiver)),
                 events,
-                lost: Arc::new(Notify::new()),
+                lost: watch::channel(0).0,
                 moved: watch::channel(0).0,
                 listener: listener.clone(),
                 local,
