@@ -1,6 +1,6 @@
 //! Network changes: what the swarm does when this host's addresses change
 //! (an address gained or lost, seen by polling the interfaces every 2 s)
-//! and when it resumes from [`Swarm::suspend`].
+//! and when it resumes from [`Swarm::suspend`](super::Swarm::suspend).
 //!
 //! - **Sockets.** Every socket the swarm opens (the DHT socket with the
 //!   default [`SwarmConfig::listen`](super::SwarmConfig::listen), the
