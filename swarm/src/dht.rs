@@ -80,6 +80,7 @@ enum Command {
     KeepAlive(SocketAddr),
     Answer(ConnectToken, Option<Holepunch>),
     Status(oneshot::Sender<Status>),
+    NetworkChanged,
 }
 
 /// A running DHT node. Cloning gives another handle to the same node; the
@@ -253,6 +254,14 @@ impl Dht {
         self.incoming.lock().ok()?.take()
     }
 
+    /// Tells the node this host's addresses changed: it forgets its
+    /// observed public address (and the id bound to it) and walks the
+    /// network again, re-learning both; [`Dht::bootstrapped`] waits for
+    /// that walk. See [`Node::network_changed`].
+    pub fn network_changed(&self) -> Result<()> {
+        self.send(Command::NetworkChanged)
+    }
+
     /// What the node knows of itself now.
     pub async fn status(&self) -> Result<Status> {
         let (tx, rx) = oneshot::channel();
@@ -405,6 +414,7 @@ impl Driver {
             }
             Command::KeepAlive(to) => self.node.keep_alive(now, to),
             Command::Answer(token, holepunch) => self.node.answer_connect(token, holepunch),
+            Command::NetworkChanged => self.node.network_changed(now),
             Command::Status(reply) => {
                 let _ = reply.send(Status {
                     id: self.node.id(),

@@ -18,7 +18,10 @@
 //!   application streams beside replication ([`Swarm::open_stream`]),
 //!   lifecycle ([`Swarm::destroy`], [`Swarm::suspend`], [`Swarm::resume`],
 //!   [`Swarm::flush`]) and status ([`Swarm::status`],
-//!   [`Swarm::peer_status`], [`Swarm::stats`]).
+//!   [`Swarm::peer_status`], [`Swarm::stats`]). When this host's addresses
+//!   change (polled every 2 s) or the swarm resumes, connections stranded
+//!   on a lost address are closed, the DHT re-learns its public address
+//!   and NAT ([`Dht::network_changed`]) and every topic announces again.
 //! - The wire format of DHT datagrams is `proto/dht.proto`.
 
 mod announced;

@@ -72,7 +72,8 @@
 //! let handle = boot.run(move || std::net::UdpSocket::bind("0.0.0.0:49737"));
 //! ```
 //!
-//! Names are `hnl<pid>-<lab>-...`, unique per process and lab, so labs in
+//! Names are `hnl<pid>-<lab>-...` (or `<base><pid>-<lab>-...` with
+//! [`Lab::with_prefix`]), unique per process and lab, so labs in
 //! parallel threads and processes do not collide. Dropping the [`Lab`]
 //! kills every process still inside its namespaces (never the test process
 //! itself) and deletes the namespaces, the veths going with them; this also
@@ -192,11 +193,29 @@ impl Lab {
     /// An empty internet. Fails with a clear message if the lab cannot run
     /// here (see [`available`]).
     pub fn new() -> io::Result<Lab> {
+        Lab::with_prefix(PREFIX)
+    }
+
+    /// An empty internet whose namespaces are named `<base><pid>-...`
+    /// instead of `hnl<pid>-...` (so one suite's namespaces are told from
+    /// another's at a glance); stale ones of the same `base` are removed
+    /// as [`Lab::new`] removes its own.
+    pub fn with_prefix(base: &'static str) -> io::Result<Lab> {
         let iptables_restore = probe().clone().map_err(io::Error::other)?;
         static CLEANUP: Once = Once::new();
-        CLEANUP.call_once(remove_stale);
+        CLEANUP.call_once(|| remove_stale(PREFIX));
+        if base != PREFIX {
+            static CLEANED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+            let mut cleaned = CLEANED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !cleaned.contains(&base) {
+                cleaned.push(base);
+                remove_stale(base);
+            }
+        }
         let prefix = format!(
-            "{PREFIX}{}-{}",
+            "{base}{}-{}",
             std::process::id(),
             NEXT_LAB.fetch_add(1, Ordering::Relaxed)
         );
@@ -369,6 +388,11 @@ pub fn available() -> Result<(), String> {
 /// made. Typical start of a test:
 /// `let Some(mut lab) = netlab::lab_or_skip() else { return };`.
 pub fn lab_or_skip() -> Option<Lab> {
+    lab_or_skip_with(PREFIX)
+}
+
+/// [`lab_or_skip`] with namespaces named as by [`Lab::with_prefix`].
+pub fn lab_or_skip_with(base: &'static str) -> Option<Lab> {
     if let Err(why) = available() {
         if std::env::var("HYPER_NAT_LAB").is_ok_and(|v| v == "required") {
             panic!("HYPER_NAT_LAB=required but the NAT lab cannot run: {why}");
@@ -378,7 +402,7 @@ pub fn lab_or_skip() -> Option<Lab> {
         let _ = writeln!(io::stderr(), "skipped: the NAT lab cannot run here: {why}");
         return None;
     }
-    Some(Lab::new().expect("a NAT lab"))
+    Some(Lab::with_prefix(base).expect("a NAT lab"))
 }
 
 /// The iptables-restore to use, or why the lab cannot run.
@@ -648,9 +672,10 @@ fn kill_processes_in(name: &str) {
     }
 }
 
-/// Removes namespaces named by this scheme whose process is gone (a test
-/// run that was killed before its labs were dropped).
-fn remove_stale() {
+/// Removes namespaces named by this scheme (starting with `base`) whose
+/// process is gone (a test run that was killed before its labs were
+/// dropped).
+fn remove_stale(base: &str) {
     let Ok(dir) = fs::read_dir("/run/netns") else {
         return;
     };
@@ -659,7 +684,7 @@ fn remove_stale() {
         .flatten()
         .filter_map(|entry| entry.file_name().into_string().ok())
         .filter(|name| {
-            let Some(rest) = name.strip_prefix(PREFIX) else {
+            let Some(rest) = name.strip_prefix(base) else {
                 return false;
             };
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();

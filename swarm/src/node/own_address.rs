@@ -65,6 +65,26 @@ impl Node {
         }
     }
 
+    /// This host's addresses changed (a new network, a resumed laptop):
+    /// forgets what answers said our address is and the id bound to it
+    /// (unless the address was configured), and walks the network again
+    /// at once. Until that walk ends the node counts as not bootstrapped,
+    /// so an announcement waits for the fresh votes instead of naming the
+    /// old address; with [`Reachability::Auto`] reachability is checked
+    /// anew once the first vote is in. The routing table is kept: its
+    /// nodes have not moved.
+    pub fn network_changed(&mut self, now: Instant) {
+        self.observed.clear();
+        self.public_address = None;
+        if self.config.public_address.is_none() {
+            self.claimed = None;
+        }
+        self.next_check = None;
+        self.check_every = super::CHECK_FIRST;
+        self.bootstrapped = false;
+        self.bootstrap(now);
+    }
+
     /// Takes the id bound to `addr` and re-keys the table around it.
     pub(super) fn claim(&mut self, addr: SocketAddr) {
         let id = NodeId::for_address(addr);

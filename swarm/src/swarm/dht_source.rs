@@ -42,6 +42,12 @@ pub(super) async fn topic_loop(
     let mut next_keep_alive = Instant::now() + KEEP_ALIVE;
     let mut announced = !options.server;
     let mut looked_up = !options.client;
+    let Some((mut lost, mut moved)) = weak
+        .upgrade()
+        .map(|inner| (inner.lost.subscribe(), inner.moved.subscribe()))
+    else {
+        return;
+    };
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let swarm = Swarm { inner };
@@ -98,8 +104,6 @@ pub(super) async fn topic_loop(
         .flatten()
         .min()
         .unwrap_or(now + LOOKUP_MAX);
-        let lost = swarm.inner.lost.clone();
-        let moved = swarm.inner.moved.clone();
         drop(swarm);
         let pause = sleep(
             wake.saturating_duration_since(Instant::now())
@@ -107,12 +111,12 @@ pub(super) async fn topic_loop(
         );
         tokio::select! {
             () = pause => {}
-            () = lost.notified() => {
+            Ok(()) = lost.changed() => {
                 // A peer went away: look again soon, backing off anew.
                 lookup_every = LOOKUP_FIRST;
                 next_lookup = Instant::now() + LOOKUP_FIRST;
             }
-            () = moved.notified() => {
+            Ok(()) = moved.changed() => {
                 // This host's addresses changed: announce the new ones and
                 // look again now.
                 lookup_every = LOOKUP_FIRST;

@@ -134,8 +134,11 @@ impl Swarm {
         }
     }
 
-    /// Resumes a suspended swarm: announces and looks up every joined topic
-    /// again at once (a new round, so [`Swarm::flush`] waits for it).
+    /// Resumes a suspended swarm: the network may have changed meanwhile
+    /// (a laptop woken elsewhere), so the DHT re-learns its public address
+    /// and NAT first, as after an address change; then every joined topic
+    /// announces (once that is re-learned) and looks up again at once (a
+    /// new round, so [`Swarm::flush`] waits for it).
     pub fn resume(&self) {
         {
             let mut state = lock(&self.inner.state);
@@ -144,6 +147,7 @@ impl Swarm {
             }
             *state = State::Running;
         }
+        self.inner.relearn(&[]);
         let joined: Vec<_> = lock(&self.inner.topics)
             .iter()
             .map(|(topic, t)| (*topic, t.server, t.client, t.only, t.identity.clone()))

@@ -171,8 +171,10 @@ pub(super) async fn run(weak: Weak<Inner>, events: mdns_sd::Receiver<ServiceEven
 }
 
 /// Watches this host's addresses (every 2 s) until the swarm is gone:
-/// when one is gained or lost, every topic announces again at once (its
-/// DHT records then name the new LAN addresses) and looks up again;
+/// when one is gained or lost, the swarm goes through
+/// [`network`](super::network)'s steps (stranded connections closed, the
+/// DHT's address and NAT re-learned, every topic announced again, its
+/// DHT records then naming the new LAN addresses, and looked up again);
 /// `mdns-sd` follows interface changes on its own.
 pub(super) async fn watch_addresses(weak: Weak<Inner>) {
     let mut known = addresses_now();
@@ -182,9 +184,13 @@ pub(super) async fn watch_addresses(weak: Weak<Inner>) {
         let Some(inner) = weak.upgrade() else { return };
         let now = addresses_now();
         if now != known {
+            let gone: Vec<IpAddr> = known
+                .iter()
+                .filter(|ip| !now.contains(ip))
+                .copied()
+                .collect();
             known = now;
-            inner.counters.moved();
-            inner.moved.notify_waiters();
+            inner.network_changed(&gone);
         }
     }
 }

@@ -15,7 +15,10 @@
 //! - `peers`: connection management, [`PeerConnection`], [`Path`],
 //!   [`SwarmEvent`];
 //! - `silent`: addresses dialled directly that stayed silent rest, whatever
-//!   key is announced at them.
+//!   key is announced at them;
+//! - `network`: what an address change (or a resume) does: stranded
+//!   connections closed, the DHT's public address and NAT re-learned,
+//!   every topic announced again.
 //!
 //! Who owns what: the [`Dht`] task owns the DHT socket; one task per joined
 //! topic announces (server) and looks up (client) on a schedule; one task
@@ -31,6 +34,7 @@ mod lifecycle;
 mod listener;
 mod local_source;
 mod local_table;
+mod network;
 mod peers;
 mod punching;
 mod silent;
@@ -43,7 +47,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper_core::{KeyPair, PublicKey};
 use hyper_wire::Replication;
-use tokio::sync::{Notify, Semaphore, broadcast, mpsc, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -103,10 +107,14 @@ struct Inner {
     connections: Mutex<Option<mpsc::UnboundedSender<PeerConnection>>>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<PeerConnection>>>,
     events: broadcast::Sender<SwarmEvent>,
-    /// Woken when a connection ends, so lookups run again at once.
-    lost: Arc<Notify>,
-    /// Woken when this host's addresses change, so topics announce again.
-    moved: Arc<Notify>,
+    /// Bumped when a connection ends, so lookups run again at once (seen
+    /// by a topic busy at that moment at its next wait, as `moved` is).
+    lost: watch::Sender<u64>,
+    /// Bumped when this host's addresses change, so topics announce
+    /// again (a topic busy announcing or looking up at that moment sees
+    /// the change at its next wait: it is not lost as a notification
+    /// would be).
+    moved: watch::Sender<u64>,
     /// The listening QUIC endpoint (local peers dial it; local dials leave
     /// from it).
     listener: quinn::Endpoint,
@@ -198,8 +206,8 @@ impl Swarm {
                 connections: Mutex::new(Some(connections)),
                 receiver: Mutex::new(Some(receiver)),
                 events,
-                lost: Arc::new(Notify::new()),
-                moved: Arc::new(Notify::new()),
+                lost: watch::channel(0).0,
+                moved: watch::channel(0).0,
                 listener: listener.clone(),
                 local,
                 local_peers: Mutex::new(local_table::LocalPeers::default()),

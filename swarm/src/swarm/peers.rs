@@ -394,7 +394,7 @@ impl Swarm {
                 };
                 if removed {
                     let _ = inner.events.send(SwarmEvent::Disconnected { remote });
-                    inner.lost.notify_waiters();
+                    inner.lost.send_modify(|generation| *generation += 1);
                 }
             }
         });
