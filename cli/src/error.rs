@@ -66,6 +66,21 @@ pub enum CliError {
         "no base '{0}' in this store (create one with `hyper-cli base create`, or join it with `hyper-cli base join BASEKEY`)"
     )]
     NoSuchBase(String),
+    /// `base join --signer LABEL` of a label `base signer` never made here.
+    #[error(
+        "no base signer '{0}' in this store (make one with `hyper-cli base signer --name {0}`)"
+    )]
+    NoSuchSigner(String),
+    /// `base join --signer LABEL` of a signer core that writes for a base.
+    #[error(
+        "base signer '{label}' already writes for base {base}: make another with `hyper-cli base signer --name OTHER`"
+    )]
+    SignerUsed {
+        /// The signer's label.
+        label: String,
+        /// The base it writes for.
+        base: String,
+    },
     /// `base create --name` of a name already used here.
     #[error("this store already has a base named '{0}'")]
     BaseExists(String),
