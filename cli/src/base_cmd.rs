@@ -44,8 +44,9 @@ pub enum BaseCommand {
         #[arg(long, default_value = "base")]
         name: String,
         /// Signing keys (ed25519, 64 hex characters) of further indexers'
-        /// writer cores (the indexer set is fixed at creation; this store's
-        /// writer is always one). They sign the views' checkpoints.
+        /// writer cores, as `base signer` prints them in their stores (the
+        /// indexer set is fixed at creation; this store's writer is always
+        /// one). They sign the views' checkpoints.
         #[arg(long, value_name = "SIGNER")]
         indexer: Vec<String>,
     },

@@ -94,7 +94,7 @@ pub enum CliError {
     },
     /// Indexers cannot be added or removed after creation (yet).
     #[error(
-        "the indexer set is fixed when the base is created (`base create --indexer WRITER`); adding or removing an indexer later is not supported yet"
+        "the indexer set is fixed when the base is created (`base create --indexer SIGNER`, the key `base signer` prints); adding or removing an indexer later is not supported yet"
     )]
     IndexersFixed,
     /// A block of the log view that is not a log entry.
