@@ -1,7 +1,8 @@
-//! The chat example (`examples/chat.rs`), built and run as three real
-//! processes on loopback TCP: a room is created, two members join and are
-//! added, everyone writes, and every screen shows the same messages in the
-//! same order.
+//! The chat example (`examples/chat.rs`), built and run as real processes:
+//! on loopback TCP, a room is created, two members join and are added,
+//! everyone writes, and every screen shows the same messages in the same
+//! order; through the swarm (local-network discovery, no address given),
+//! two members find each other by the room key and chat.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -46,11 +47,17 @@ impl Drop for Member {
 }
 
 impl Member {
+    /// A member on TCP only (`--no-swarm`).
     fn start(exe: &Path, store: &Path, args: &[&str]) -> Member {
+        let mut all = vec!["--no-swarm"];
+        all.extend_from_slice(args);
+        Member::start_with(exe, store, &all)
+    }
+
+    fn start_with(exe: &Path, store: &Path, args: &[&str]) -> Member {
         let mut child = Command::new(exe)
             .arg("--store")
             .arg(store)
-            .arg("--no-swarm")
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -187,4 +194,30 @@ fn three_members_chat_and_see_one_order() {
             member.seen
         );
     }
+}
+
+#[test]
+fn two_members_find_each_other_through_the_swarm() {
+    let exe = example();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut alice = Member::start_with(&exe, &dir.path().join("alice"), &["create"]);
+    let room = alice.field("room ");
+    let mut bob = Member::start_with(&exe, &dir.path().join("bob"), &["join", &room]);
+    // Bob printing his writer key means the room's first block reached him.
+    let bob_key = bob.field("writer ");
+    alice.say(&format!("/add {bob_key}"));
+    alice.say("over the swarm");
+    bob.wait(|seen| seen.iter().any(|l| l.ends_with("over the swarm")));
+    bob.say("found you");
+    for member in [&mut alice, &mut bob] {
+        member.wait(|seen| seen.iter().any(|l| l.ends_with("found you")));
+    }
+    assert_eq!(
+        alice.messages(),
+        [
+            format!("{}: over the swarm", &room[..8]),
+            format!("{}: found you", &bob_key[..8])
+        ]
+    );
+    assert_eq!(bob.messages(), alice.messages());
 }
