@@ -349,7 +349,8 @@ fn signer_base(core: &Core) -> Result<Option<CoreKey>, CliError> {
 /// The name of the signer core that joined base `key` here, if one did.
 fn joined_signer(store: &Store, key: &CoreKey) -> Result<Option<String>, CliError> {
     for (name, core) in signers(store)? {
-        if signer_base(&core)? == Some(*key) {
+        // A damaged signer core names no base; it must not stop the others.
+        if signer_base(&core).ok().flatten() == Some(*key) {
             return Ok(Some(name));
         }
     }
@@ -384,7 +385,7 @@ fn join_name(store: &Store, key: &CoreKey, label: Option<&str>) -> Result<String
     let header = Header::decode(&store.replica(key)?.get(0)?)?;
     let indexers = header.indexer_keys();
     for (name, core) in signers(store)? {
-        if indexers.contains(&core.key()) && signer_base(&core)?.is_none() {
+        if indexers.contains(&core.key()) && matches!(signer_base(&core), Ok(None)) {
             return Ok(name);
         }
     }
