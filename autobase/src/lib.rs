@@ -7,7 +7,10 @@
 //! final (indexed) by a majority of the base's indexers. Its module docs say
 //! how finality is decided and why two peers never disagree on it.
 //!
-//! The node format is `autobase/proto/autobase.proto`.
+//! The node format is `autobase/proto/autobase.proto`. A whole application
+//! on a base, a multi-writer chat between terminals, is
+//! `autobase/examples/chat.rs` (`cargo run -p hyper-autobase --example chat
+//! -- --store DIR create`).
 //!
 //! # Checkpoints, trust and liveness
 //!

@@ -5,7 +5,10 @@
 //! The CLI's values are one `Op` each (prost, below): a plain value, an
 //! added or removed writer, a put or a delete. This store's writer core is
 //! the core named `autobase/NAME` for a base it created (its key is the base
-//! key) and `autobase/BASEKEY` for a base it joined.
+//! key), `autobase/BASEKEY` for a base it joined as a new writer, and
+//! `autobase-signer/LABEL` for one `base signer` made before the base
+//! existed (so its signing key could be named by `base create --indexer`)
+//! and `base join` then used.
 //!
 //! A log entry is the writer's core key (32 bytes), the node's block index
 //! in that core (`u64`, little-endian) and the value's bytes.
@@ -14,7 +17,7 @@ use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use clap::Subcommand;
-use hyper_autobase::{Apply, Base, Batch, Host, View};
+use hyper_autobase::{Apply, Base, Batch, Header, Host, View};
 use hyper_bee::Bee;
 use hyper_core::{Core, CoreKey, Store};
 use hyper_wire::{DownloadRange, Replication};
@@ -30,6 +33,8 @@ const LOG: &str = "log";
 const KV: &str = "kv";
 /// Prefix of this store's writer core names.
 const PREFIX: &str = "autobase/";
+/// Prefix of the writer cores `base signer` makes before a base exists.
+const SIGNER_PREFIX: &str = "autobase-signer/";
 
 #[derive(Subcommand)]
 pub enum BaseCommand {
@@ -39,17 +44,33 @@ pub enum BaseCommand {
         #[arg(long, default_value = "base")]
         name: String,
         /// Signing keys (ed25519, 64 hex characters) of further indexers'
-        /// writer cores (the indexer set is fixed at creation; this store's
-        /// writer is always one). They sign the views' checkpoints.
+        /// writer cores, as `base signer` prints them in their stores (the
+        /// indexer set is fixed at creation; this store's writer is always
+        /// one). They sign the views' checkpoints.
         #[arg(long, value_name = "SIGNER")]
         indexer: Vec<String>,
     },
-    /// Join BASE as a candidate writer; prints this store's writer key (a
-    /// writer of the base adds it with `base add-writer`). Block 0 of the
-    /// base key's core must be here: `base sync BASE --connect ADDR` first.
+    /// Make (or show) a writer core of this store for a base that does not
+    /// exist yet; prints its signing key (`signer`, for another store's
+    /// `base create --indexer`) and its writer key. `base join` uses it.
+    Signer {
+        /// A label, to keep several (one per base) [default: "default"].
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// Join BASE; prints this store's writer key. If the base names one of
+    /// this store's `base signer` cores as an indexer, that core is this
+    /// store's writer (an indexer from the start); else a new candidate
+    /// writer, which a writer of the base adds with `base add-writer`.
+    /// Block 0 of the base key's core must be here: `base sync BASE
+    /// --connect ADDR` first.
     Join {
         /// The base key (64 hex characters).
         base: String,
+        /// Write with the `base signer --name LABEL` core (when it is not
+        /// one of the base's indexers, it joins as a candidate writer).
+        #[arg(long, value_name = "LABEL")]
+        signer: Option<String>,
     },
     /// Make WRITER a writer of BASE (appends the operation).
     AddWriter {
@@ -158,7 +179,15 @@ struct Put {
 /// The CLI's application: every value to the log, puts and deletes to the
 /// bee, writer changes to the host. A value that is not an `Op` is logged
 /// as it is.
-struct CliApp;
+#[derive(Default)]
+struct CliApp {
+    /// Values applied by this process (rebuilds and reorders included).
+    applied: u64,
+}
+
+/// `CliApp` logs (debug) every this many values it applies, so a long
+/// rebuild or reorder shows its progress.
+const APPLY_LOG_EVERY: u64 = 100;
 
 impl Apply for CliApp {
     fn apply(
@@ -203,6 +232,15 @@ impl Apply for CliApp {
                 Some(Kind::Value(v)) => Some(v),
                 None => Some(value.clone()),
             };
+            self.applied += 1;
+            if self.applied.is_multiple_of(APPLY_LOG_EVERY) {
+                tracing::debug!(
+                    applied = self.applied,
+                    writer = %batch.writer,
+                    seq,
+                    "applying the base's values"
+                );
+            }
             if let Some(text) = logged {
                 let mut entry = batch.writer.0.to_vec();
                 entry.extend_from_slice(&seq.to_le_bytes());
@@ -260,11 +298,14 @@ fn open_base(store: &Store, base: &str) -> Result<Base<CliApp>, CliError> {
         if store.by_name(&name)?.is_none() {
             return Err(CliError::NoSuchBase(base.to_string()));
         }
-        return Ok(Base::create(store, &name, &[], &views, CliApp)?);
+        return Ok(Base::create(store, &name, &[], &views, CliApp::default())?);
     };
     let joined = format!("{PREFIX}{key}");
     if store.by_name(&joined)?.is_some() {
-        return Ok(Base::join(store, key, &joined, &views, CliApp)?);
+        return Ok(Base::join(store, key, &joined, &views, CliApp::default())?);
+    }
+    if let Some(name) = joined_signer(store, &key)? {
+        return Ok(Base::join(store, key, &name, &views, CliApp::default())?);
     }
     let created = store
         .list()?
@@ -273,9 +314,82 @@ fn open_base(store: &Store, base: &str) -> Result<Base<CliApp>, CliError> {
         .and_then(|e| e.name)
         .filter(|n| n.starts_with(PREFIX));
     match created {
-        Some(name) => Ok(Base::create(store, &name, &[], &views, CliApp)?),
+        Some(name) => Ok(Base::create(store, &name, &[], &views, CliApp::default())?),
         None => Err(CliError::NoSuchBase(base.to_string())),
     }
+}
+
+/// This store's `base signer` cores: (name, core), in key order.
+fn signers(store: &Store) -> Result<Vec<(String, Core)>, CliError> {
+    let mut out = Vec::new();
+    for entry in store.list()? {
+        if let Some(name) = entry.name.filter(|n| n.starts_with(SIGNER_PREFIX)) {
+            out.push((name, store.core(&entry.key)?));
+        }
+    }
+    Ok(out)
+}
+
+/// The base a signer core writes for: none while it is unused (block 0 is
+/// its header, written by `base join`).
+fn signer_base(core: &Core) -> Result<Option<CoreKey>, CliError> {
+    if core.info()?.length == 0 {
+        return Ok(None);
+    }
+    match Header::decode(&core.get(0)?)? {
+        Header::Writer { base } => Ok(Some(base)),
+        // A signer core is never a base's first core: it cannot be a base
+        // of its own, and `base create` never uses one.
+        _ => Err(CliError::Base(hyper_autobase::Error::NotABase(
+            "a base signer core whose first block is not a writer header",
+        ))),
+    }
+}
+
+/// The name of the signer core that joined base `key` here, if one did.
+fn joined_signer(store: &Store, key: &CoreKey) -> Result<Option<String>, CliError> {
+    for (name, core) in signers(store)? {
+        // A damaged signer core names no base; it must not stop the others.
+        if signer_base(&core).ok().flatten() == Some(*key) {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+/// The name of the writer core `base join` uses for base `key` (whose first
+/// core's block 0 is here): the core that already joined it; else the
+/// signer core `label` asks for; else an unused signer core the base names
+/// as an indexer; else a new core `autobase/BASEKEY`.
+fn join_name(store: &Store, key: &CoreKey, label: Option<&str>) -> Result<String, CliError> {
+    let joined = format!("{PREFIX}{key}");
+    if store.by_name(&joined)?.is_some() {
+        return Ok(joined);
+    }
+    if let Some(name) = joined_signer(store, key)? {
+        return Ok(name);
+    }
+    if let Some(label) = label {
+        let name = format!("{SIGNER_PREFIX}{label}");
+        let core = store
+            .by_name(&name)?
+            .ok_or_else(|| CliError::NoSuchSigner(label.to_string()))?;
+        if let Some(base) = signer_base(&core)? {
+            return Err(CliError::SignerUsed {
+                label: label.to_string(),
+                base: base.to_string(),
+            });
+        }
+        return Ok(name);
+    }
+    let header = Header::decode(&store.replica(key)?.get(0)?)?;
+    let indexers = header.indexer_keys();
+    for (name, core) in signers(store)? {
+        if indexers.contains(&core.key()) && matches!(signer_base(&core), Ok(None)) {
+            return Ok(name);
+        }
+    }
+    Ok(joined)
 }
 
 /// A line of `base view --json`.
@@ -350,14 +464,41 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             if store.by_name(&full)?.is_some() {
                 return Err(CliError::BaseExists(name));
             }
-            let base = Base::create(&store, &full, &indexers, &[LOG, KV], CliApp)?;
+            let base = Base::create(&store, &full, &indexers, &[LOG, KV], CliApp::default())?;
             writeln!(out, "base {}", base.key())?;
             writeln!(out, "writer {}", base.writer_key())?;
         }
-        BaseCommand::Join { base } => {
+        BaseCommand::Signer { name } => {
+            crate::core_cmd::check_name(&name)?;
+            let full = format!("{SIGNER_PREFIX}{name}");
+            let core = store.named(&full)?;
+            writeln!(
+                out,
+                "signer {}",
+                Base::<CliApp>::signing_key(&store, &full)?
+            )?;
+            writeln!(out, "writer {}", core.key())?;
+            if let Some(base) = signer_base(&core)? {
+                writeln!(out, "joined {base}")?;
+            }
+        }
+        BaseCommand::Join { base, signer } => {
             let key = parse_key::<CoreKey>(&base, "base")?;
-            let base = Base::join(&store, key, &format!("{PREFIX}{key}"), &[LOG, KV], CliApp)?;
+            // Nothing is written before the base's first block is here (a
+            // core made too early would be the wrong one to keep).
+            if !store.replica(&key)?.has(0)? {
+                return Err(hyper_autobase::Error::BaseHeaderMissing(key.to_string()).into());
+            }
+            let name = join_name(&store, &key, signer.as_deref())?;
+            let base = Base::join(&store, key, &name, &[LOG, KV], CliApp::default())?;
             writeln!(out, "writer {}", base.writer_key())?;
+            if base.info().indexers.contains(&base.writer_key()) {
+                writeln!(
+                    out,
+                    "indexer: the base names this writer (signer core '{}') as an indexer; no add-writer needed",
+                    name.strip_prefix(SIGNER_PREFIX).unwrap_or(&name)
+                )?;
+            }
         }
         BaseCommand::AddWriter {
             base,

@@ -66,6 +66,21 @@ pub enum CliError {
         "no base '{0}' in this store (create one with `hyper-cli base create`, or join it with `hyper-cli base join BASEKEY`)"
     )]
     NoSuchBase(String),
+    /// `base join --signer LABEL` of a label `base signer` never made here.
+    #[error(
+        "no base signer '{0}' in this store (make one with `hyper-cli base signer --name {0}`)"
+    )]
+    NoSuchSigner(String),
+    /// `base join --signer LABEL` of a signer core that writes for a base.
+    #[error(
+        "base signer '{label}' already writes for base {base}: make another with `hyper-cli base signer --name OTHER`"
+    )]
+    SignerUsed {
+        /// The signer's label.
+        label: String,
+        /// The base it writes for.
+        base: String,
+    },
     /// `base create --name` of a name already used here.
     #[error("this store already has a base named '{0}'")]
     BaseExists(String),
@@ -79,7 +94,7 @@ pub enum CliError {
     },
     /// Indexers cannot be added or removed after creation (yet).
     #[error(
-        "the indexer set is fixed when the base is created (`base create --indexer WRITER`); adding or removing an indexer later is not supported yet"
+        "the indexer set is fixed when the base is created (`base create --indexer SIGNER`, the key `base signer` prints); adding or removing an indexer later is not supported yet"
     )]
     IndexersFixed,
     /// A block of the log view that is not a log entry.
