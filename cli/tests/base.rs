@@ -3,30 +3,8 @@
 
 mod common;
 
-use std::path::Path;
-
+use common::base::{field, info, sync};
 use common::{cli, ok, seed};
-
-fn field<'a>(out: &'a str, name: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .map(str::trim)
-        .expect("field printed")
-}
-
-/// `base sync BASE` from the store `from`, seeding while it runs.
-fn sync(from: &Path, to: &Path, base: &str) {
-    let seeder = seed(from, &["--listen", "127.0.0.1:0"]);
-    ok(cli(
-        to,
-        &["base", "sync", base, "--connect", &seeder.addr],
-        None,
-    ));
-}
-
-fn info(store: &Path, base: &str) -> serde_json::Value {
-    serde_json::from_str(&ok(cli(store, &["base", "info", base, "--json"], None))).expect("json")
-}
 
 #[test]
 fn three_writers_offline_then_syncing_in_pairs_agree() {

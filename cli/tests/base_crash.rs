@@ -5,33 +5,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::base::{field, info, sync};
 use common::{cli, ok, seed};
 
 /// Values each side appends while they are apart.
 const APART: usize = 200;
-
-fn field<'a>(out: &'a str, name: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {name:?} line in {out:?}"))
-}
-
-fn sync(from: &Path, to: &Path, base: &str) {
-    let seeder = seed(from, &["--listen", "127.0.0.1:0"]);
-    ok(cli(
-        to,
-        &["base", "sync", base, "--connect", &seeder.addr],
-        None,
-    ));
-}
-
-fn info(store: &Path, base: &str) -> serde_json::Value {
-    serde_json::from_str(&ok(cli(store, &["base", "info", base, "--json"], None))).expect("json")
-}
 
 fn lines(prefix: &str) -> String {
     (0..APART).map(|i| format!("{prefix} {i}\n")).collect()

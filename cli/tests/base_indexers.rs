@@ -4,30 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{cli, ok, seed};
-
-fn field<'a>(out: &'a str, name: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no {name:?} line in {out:?}"))
-}
-
-/// `base sync BASE` from the store `from`, seeding while it runs.
-fn sync(from: &Path, to: &Path, base: &str) {
-    let seeder = seed(from, &["--listen", "127.0.0.1:0"]);
-    ok(cli(
-        to,
-        &["base", "sync", base, "--connect", &seeder.addr],
-        None,
-    ));
-}
-
-fn info(store: &Path, base: &str) -> serde_json::Value {
-    serde_json::from_str(&ok(cli(store, &["base", "info", base, "--json"], None))).expect("json")
-}
+use common::base::{field, info, sync};
+use common::{cli, ok};
 
 #[test]
 fn three_stores_make_a_three_indexer_base_from_the_cli() {

@@ -6,14 +6,13 @@
 //! symmetric), downloads and checks every block. Runs as root (CI); skips
 //! elsewhere unless `HYPER_NAT_LAB=required`.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 mod common;
 
-use common::netlab::{self, Host, Nat};
+use common::netlab::{self, Host, Nat, Process, start, start_reading};
 use common::{cli, ok};
 
 const BLOCKS: usize = 2000;
@@ -23,51 +22,6 @@ const BLOCKS: usize = 2000;
 enum Place {
     Public,
     Behind(Nat),
-}
-
-/// A child process killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `hyper-cli ARGS...` in `host` and waits for a stdout line that
-/// starts with `ready`.
-fn start(host: &Host, args: &[&str], ready: &str) -> Process {
-    start_reading(host, args, ready).0
-}
-
-/// [`start`], also returning the stdout lines up to `ready`.
-fn start_reading(host: &Host, args: &[&str], ready: &str) -> (Process, Vec<String>) {
-    let mut child = host
-        .command(env!("CARGO_BIN_EXE_hyper-cli"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn hyper-cli");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut seen = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("hyper-cli {args:?} ended before printing {ready:?}"))
-            .expect("utf-8");
-        let done = line.starts_with(ready);
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    // Keep draining stdout so the process never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
-    (Process(child), seen)
 }
 
 /// A writer store holding one core of `BLOCKS` lines; its key.

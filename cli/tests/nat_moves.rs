@@ -11,15 +11,14 @@
 //! again once its side of the old connection times out. Runs as root (CI); skips elsewhere
 //! unless `HYPER_NAT_LAB=required`. Namespaces are named `hnet<pid>-...`.
 
-use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::netlab::{self, Host, Nat};
+use common::netlab::{self, Host, Nat, Process, start};
 use common::{cli, ok};
 
 /// Blocks in the core, and bytes in each.
@@ -27,42 +26,6 @@ const BLOCKS: usize = 2500;
 const BLOCK: usize = 1000;
 /// The seeder's uplink.
 const RATE: &str = "2mbit";
-
-/// A child process killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `hyper-cli ARGS...` in `host` and waits for a stdout line that
-/// starts with `ready`.
-fn start(host: &Host, args: &[&str], ready: &str) -> Process {
-    let mut child = host
-        .command(env!("CARGO_BIN_EXE_hyper-cli"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn hyper-cli");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("hyper-cli {args:?} ended before printing {ready:?}"))
-            .expect("utf-8");
-        if line.starts_with(ready) {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Process(child)
-}
 
 /// Runs `command` to success.
 fn run(command: &mut Command) {

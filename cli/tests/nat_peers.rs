@@ -9,9 +9,7 @@
 //! namespaces. Runs as root (CI); skips elsewhere unless
 //! `HYPER_NAT_LAB=required`. Namespaces are named `hnet<pid>-...`.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -22,7 +20,7 @@ use tokio::time::timeout;
 
 mod common;
 
-use common::netlab::{self, Host, Lab, Nat};
+use common::netlab::{self, Host, Lab, Nat, start};
 
 /// Bytes the dialler sends; the listener answers with their BLAKE3 hash
 /// and sends as many back.
@@ -35,42 +33,6 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(45);
 enum Place {
     Public,
     Behind(Nat),
-}
-
-/// A child process killed on drop.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `hyper-cli ARGS...` in `host` and waits for a stdout line that
-/// starts with `ready`.
-fn start(host: &Host, args: &[&str], ready: &str) -> Process {
-    let mut child = host
-        .command(env!("CARGO_BIN_EXE_hyper-cli"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn hyper-cli");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("hyper-cli {args:?} ended before printing {ready:?}"))
-            .expect("utf-8");
-        if line.starts_with(ready) {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Process(child)
 }
 
 /// A swarm config for the lab: the DHT only (no multicast DNS, so the

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+pub mod base;
 pub mod netlab;
 
 /// `hyper-cli --store STORE ARGS...` with `stdin` written to it.
