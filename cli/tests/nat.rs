@@ -12,7 +12,8 @@ use std::time::Instant;
 
 mod common;
 
-use common::netlab::{self, Host, Nat, Process, start, start_reading};
+use common::lab_process::{Process, start, start_reading};
+use common::netlab::{self, Host, Nat};
 use common::{cli, ok};
 
 const BLOCKS: usize = 2000;

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::netlab::{self, Host, Nat, Process, start};
+use common::lab_process::{Process, start};
+use common::netlab::{self, Host, Nat};
 use common::{cli, ok};
 
 /// Blocks in the core, and bytes in each.

@@ -20,7 +20,8 @@ use tokio::time::timeout;
 
 mod common;
 
-use common::netlab::{self, Host, Lab, Nat, start};
+use common::lab_process::start;
+use common::netlab::{self, Host, Lab, Nat};
 
 /// Bytes the dialler sends; the listener answers with their BLAKE3 hash
 /// and sends as many back.

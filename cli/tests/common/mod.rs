@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 pub mod base;
+pub mod lab_process;
 pub mod netlab;
 
 /// `hyper-cli --store STORE ARGS...` with `stdin` written to it.

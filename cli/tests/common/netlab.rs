@@ -93,11 +93,11 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Once, OnceLock};
 use std::thread::JoinHandle;
@@ -699,49 +699,4 @@ fn remove_stale(base: &str) {
     if !stale.is_empty() {
         remove_namespaces(&stale);
     }
-}
-
-/// A child process killed on drop.
-pub struct Process(pub Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `hyper-cli ARGS...` in `host` and waits for a stdout line that
-/// starts with `ready`.
-pub fn start(host: &Host, args: &[&str], ready: &str) -> Process {
-    start_reading(host, args, ready).0
-}
-
-/// [`start`], also returning the stdout lines up to `ready`.
-pub fn start_reading(host: &Host, args: &[&str], ready: &str) -> (Process, Vec<String>) {
-    let mut child = host
-        .command(env!("CARGO_BIN_EXE_hyper-cli"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn hyper-cli");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut seen = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("hyper-cli {args:?} ended before printing {ready:?}"))
-            .expect("utf-8");
-        let done = line.starts_with(ready);
-        seen.push(line);
-        if done {
-            break;
-        }
-    }
-    // Keep draining stdout so the process never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
-    (Process(child), seen)
 }
