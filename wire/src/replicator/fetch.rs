@@ -134,6 +134,7 @@ impl<C: CoreAccess> Replicator<C> {
                 let Some(kind) = remote.inflight.remove(&data.request) else {
                     return Ok(()); // cancelled or timed out: late, harmless
                 };
+                p.last_answer = Some(now);
                 remote.last_progress = Some(now);
                 remote.seek_withdrawn = false;
                 let received = match received(data, kind) {
@@ -160,6 +161,7 @@ impl<C: CoreAccess> Replicator<C> {
                 let Some(kind) = remote.inflight.remove(&no.request) else {
                     return Ok(());
                 };
+                p.last_answer = Some(now);
                 remote.last_progress = Some(now);
                 remote.seek_withdrawn = false;
                 match kind {

@@ -132,6 +132,8 @@ struct Peer {
     /// takes room on this peer ahead of them.
     starved: VecDeque<CoreKey>,
     starved_set: HashSet<CoreKey>,
+    /// When it last answered a request (`Data` or `NoData`), on any core.
+    last_answer: Option<Instant>,
 }
 
 /// What this side knows of `peer` for `key`, if it has the core open on
@@ -280,6 +282,7 @@ impl<C: CoreAccess> Replicator<C> {
                 inflight: Arc::new(AtomicUsize::new(0)),
                 starved: VecDeque::new(),
                 starved_set: HashSet::new(),
+                last_answer: None,
             },
         );
         let keys: Vec<CoreKey> = self
@@ -707,11 +710,11 @@ impl<C: CoreAccess> Replicator<C> {
         {
             return Some(clock);
         }
-        let stalls = self
-            .peers
-            .values()
-            .flat_map(|p| p.remotes.values())
-            .filter_map(|r| r.stall_deadline(self.config.stall_timeout));
+        let stalls = self.peers.values().flat_map(|p| {
+            p.remotes
+                .values()
+                .filter_map(|r| r.stall_deadline(self.config.stall_timeout, p.last_answer))
+        });
         let backoffs = self
             .peers
             .values()
@@ -730,12 +733,13 @@ impl<C: CoreAccess> Replicator<C> {
         let mut touched = Vec::new();
         let mut dropped = Vec::new();
         for (&id, peer) in self.peers.iter_mut() {
+            let answered = peer.last_answer;
             for (key, remote) in peer.remotes.iter_mut() {
                 if remote.stalled_until.is_some_and(|t| t <= now) {
                     remote.stalled_until = None;
                     touched.push(*key);
                 }
-                if remote.stall_deadline(timeout).is_some_and(|d| d <= now) {
+                if remote.stall_deadline(timeout, answered).is_some_and(|d| d <= now) {
                     let mut moved = Vec::new();
                     remote.provides.clear();
                     for (request, kind) in remote.inflight.drain() {

@@ -231,11 +231,20 @@ impl Remote {
         }
     }
 
-    /// When the peer counts as stalled, if it has requests in flight.
-    pub fn stall_deadline(&self, timeout: Duration) -> Option<Instant> {
+    /// When the peer counts as stalled for this core, if it has requests
+    /// in flight: `timeout` after the later of this core's last answer (or
+    /// first request after a quiet spell) and `peer_answer`, the peer's last
+    /// answer on any core. An honest peer answers in order, so with many
+    /// cores' requests queued on it an answer for this core may be long in
+    /// coming while it answers the others: that is not a stall.
+    pub fn stall_deadline(
+        &self,
+        timeout: Duration,
+        peer_answer: Option<Instant>,
+    ) -> Option<Instant> {
         if self.inflight.is_empty() {
             return None;
         }
-        self.last_progress.map(|t| t + timeout)
+        self.last_progress.max(peer_answer).map(|t| t + timeout)
     }
 }
