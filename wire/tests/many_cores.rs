@@ -157,8 +157,9 @@ async fn hundreds_of_cores_replicate_at_once_over_one_connection() {
 /// A seeder whose writer is nearly always full (a 32 KiB backlog bound):
 /// every answer waits for room, so the seeder must be woken each time its
 /// writer makes some, however little, and the reader's requests pile up
-/// in the seeder's queue as far as the reader lets them (past 4,096 it
-/// would be cut off). The reader never gives up on a silent peer here (a
+/// in the seeder's queue as far as the reader lets them: 96 cores of 96
+/// blocks, 9,216 requests if bounded per core only, past the 4,096 that
+/// cut a reader off as a flood. The reader never gives up on a silent peer here (a
 /// 10-minute stall timeout), so one lost wake-up hangs the run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_congested_seeder_is_woken_as_its_writer_makes_room() {
@@ -174,8 +175,14 @@ async fn a_congested_seeder_is_woken_as_its_writer_makes_room() {
             stall_timeout: Duration::from_secs(600),
             ..Config::default()
         },
+        // A reader that reads no further ahead than its driver handles:
+        // the socket fills and the seeder's writer with it.
+        limits: Limits {
+            inbox_bytes: 64 << 10,
+            ..Limits::default()
+        },
         ..ReplicationOptions::default()
     };
-    let took = replicate_all_at_once(256, 20, seeder, reader, Duration::from_secs(120)).await;
-    eprintln!("256 cores x 20 blocks through a 32 KiB backlog in {took:?}");
+    let took = replicate_all_at_once(96, 96, seeder, reader, Duration::from_secs(120)).await;
+    eprintln!("96 cores x 96 blocks through a 32 KiB backlog in {took:?}");
 }
