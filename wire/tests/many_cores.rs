@@ -88,6 +88,22 @@ async fn replicate_all_at_once(
             }
         });
     }
+    // What the reader keeps in flight and the seeder holds queued, sampled.
+    let peak = std::sync::Arc::new(std::sync::Mutex::new((0usize, 0usize)));
+    let sampler = {
+        let (serving, replication, peak) = (serving.clone(), replication.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                let inflight = replication.resources().await.largest_inflight;
+                let queued = serving.resources().await.queued_requests;
+                {
+                    let mut p = peak.lock().expect("peak");
+                    *p = (p.0.max(inflight), p.1.max(queued));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
     let connection = connect_tcp(&replication, addr).await.expect("connect");
     let mut downloads = tokio::task::JoinSet::new();
     for replica in &replicas {
@@ -100,7 +116,9 @@ async fn replicate_all_at_once(
         while let Some(result) = downloads.join_next().await {
             result.expect("download task").expect("download");
             done += 1;
-            if std::env::var_os("MANY_CORES_TRACE").is_some() && last.elapsed() > Duration::from_millis(500) {
+            if std::env::var_os("MANY_CORES_TRACE").is_some()
+                && last.elapsed() > Duration::from_millis(500)
+            {
                 last = Instant::now();
                 eprintln!("{:?}: {done} cores done", start.elapsed());
             }
@@ -121,7 +139,19 @@ async fn replicate_all_at_once(
         panic!("{held} of {cores} cores complete after {bound:?}: replication stalled")
     });
     let took = start.elapsed();
+    sampler.abort();
     assert_eq!(done, cores);
+    let (inflight, queued) = *peak.lock().expect("peak");
+    let bound = Config::default().max_inflight_per_peer;
+    assert!(
+        inflight > 0 && inflight <= bound,
+        "the reader had {inflight} requests in flight at most (bound {bound})"
+    );
+    // Its requests, and one `Want` per download.
+    assert!(
+        queued <= bound + cores,
+        "the seeder held {queued} of the reader's requests and wants queued (bound {bound} + {cores})"
+    );
     for (original, replica) in originals.iter().zip(&replicas) {
         assert_eq!(replica.info().expect("info").contiguous_length, blocks);
         for i in [0, blocks / 2, blocks - 1] {

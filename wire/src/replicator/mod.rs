@@ -739,7 +739,10 @@ impl<C: CoreAccess> Replicator<C> {
                     remote.stalled_until = None;
                     touched.push(*key);
                 }
-                if remote.stall_deadline(timeout, answered).is_some_and(|d| d <= now) {
+                if remote
+                    .stall_deadline(timeout, answered)
+                    .is_some_and(|d| d <= now)
+                {
                     let mut moved = Vec::new();
                     remote.provides.clear();
                     for (request, kind) in remote.inflight.drain() {

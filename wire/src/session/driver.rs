@@ -21,6 +21,9 @@ const DRAIN: usize = 512;
 /// How often the `Open`s held for discovery keys the store lacked are
 /// looked up again (all-cores mode): a core made since is served then.
 const RECHECK_EVERY: Duration = Duration::from_secs(10);
+/// Held `Open`s (all peers) at which the driver stops mid-drain to look
+/// their cores up (all-cores mode): half of what one peer may have held.
+const HANDLE_HELD_OPENS: usize = crate::channels::MAX_PENDING_OPENS / 2;
 /// Store batches of at most this many proofs run on the driver's thread;
 /// larger ones on the blocking pool.
 const INLINE_BATCH: usize = 4;
@@ -258,7 +261,16 @@ impl Driver {
     fn inbound(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Message(peer, message, _permit) => {
+                let open = matches!(message.body, Some(crate::messages::Body::Open(_)));
                 self.replicator.handle_message(now(), peer, message);
+                // A burst of `Open`s for cores not opened yet (a reader of
+                // many cores connecting): look them up before the held ones
+                // pass their bound and the oldest are dropped, unanswered.
+                if open && self.all_cores && self.replicator.held_opens() >= HANDLE_HELD_OPENS {
+                    while let Some(event) = self.replicator.poll_event() {
+                        self.event(event);
+                    }
+                }
             }
             Inbound::Paired(peer, reply) => {
                 let _ = reply.send(self.replicator.any_paired(peer));
