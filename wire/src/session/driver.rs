@@ -678,10 +678,11 @@ impl Driver {
                 continue;
             }
             writer.wake.store(true, SeqCst);
-            if writer.backlog.load(SeqCst) == 0 && writer.wake.swap(false, SeqCst) {
-                if let Some(commands) = self.commands.upgrade() {
-                    let _ = commands.send(Command::Writable);
-                }
+            if writer.backlog.load(SeqCst) == 0
+                && writer.wake.swap(false, SeqCst)
+                && let Some(commands) = self.commands.upgrade()
+            {
+                let _ = commands.send(Command::Writable);
             }
         }
     }
