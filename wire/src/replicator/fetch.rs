@@ -134,6 +134,7 @@ impl<C: CoreAccess> Replicator<C> {
                 let Some(kind) = remote.inflight.remove(&data.request) else {
                     return Ok(()); // cancelled or timed out: late, harmless
                 };
+                p.last_answer = Some(now);
                 remote.last_progress = Some(now);
                 remote.seek_withdrawn = false;
                 let received = match received(data, kind) {
@@ -160,6 +161,7 @@ impl<C: CoreAccess> Replicator<C> {
                 let Some(kind) = remote.inflight.remove(&no.request) else {
                     return Ok(());
                 };
+                p.last_answer = Some(now);
                 remote.last_progress = Some(now);
                 remote.seek_withdrawn = false;
                 match kind {
@@ -286,9 +288,11 @@ impl<C: CoreAccess> Replicator<C> {
             return None;
         }
         let status = local.status();
+        let (max, draining) = (self.config.max_inflight_per_peer, self.draining);
         let remotes = || {
             self.peers
                 .iter()
+                .filter(|(_, p)| p.room_for(max, &key, draining) > 0)
                 .filter_map(|(id, p)| p.remotes.get(&key).map(|r| (*id, r)))
                 .filter(|(_, r)| r.usable(now))
         };
@@ -373,12 +377,18 @@ impl<C: CoreAccess> Replicator<C> {
     /// [`Replicator::slot_request`]), then blocks to peers that have them,
     /// least loaded peer first, up to the in-flight bound per peer.
     pub(super) fn schedule(&mut self, now: Instant, key: CoreKey) {
+        self.clock = Some(now);
         let max_inflight = self.config.max_inflight;
+        let max_per_peer = self.config.max_inflight_per_peer;
+        let draining = self.draining;
         let Some(status) = self.cores.get(&key).map(Local::status) else {
             return;
         };
-        if let Some((peer, request, kind)) = self.slot_request(now, key) {
-            self.send_request(now, peer, key, status.fork, &request, kind);
+        match self.slot_request(now, key) {
+            Some((peer, request, kind)) => {
+                self.send_request(now, peer, key, status.fork, &request, kind);
+            }
+            None => self.starve_slot(now, key),
         }
         let Some(local) = self.cores.get_mut(&key) else {
             return;
@@ -395,11 +405,15 @@ impl<C: CoreAccess> Replicator<C> {
             .collect();
         order.sort_unstable();
         for (_, id) in order {
-            let Some(remote) = remote_of(&mut self.peers, id, &key) else {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
+            let room = peer.room_for(max_per_peer, &key, draining);
+            let Some(remote) = peer.remotes.get_mut(&key) else {
                 continue;
             };
             let mut picks = Vec::new();
-            while remote.inflight.len() + picks.len() < max_inflight {
+            while remote.inflight.len() + picks.len() < max_inflight && picks.len() < room {
                 let Some(index) = local.pick(&remote.have) else {
                     break;
                 };
@@ -407,6 +421,14 @@ impl<C: CoreAccess> Replicator<C> {
                 local.requested.insert(index, id);
                 picks.push(index);
             }
+            if picks.len() == room && remote.inflight.len() + picks.len() < max_inflight {
+                // Out of room on the peer, not of blocks to ask for (as far
+                // as is known): wait in line for answers to free room.
+                peer.starve(key);
+            }
+            let Some(remote) = peer.remotes.get_mut(&key) else {
+                continue;
+            };
             if picks.is_empty() {
                 continue;
             }
@@ -474,6 +496,35 @@ impl<C: CoreAccess> Replicator<C> {
             }
         }
         self.ask_for_gets(key);
+    }
+
+    /// The core's upgrade slot is free and wanted (a seek waits, or a
+    /// peer is ahead) but only peers without room could take it: `key`
+    /// waits in their lines.
+    fn starve_slot(&mut self, now: Instant, key: CoreKey) {
+        let max = self.config.max_inflight_per_peer;
+        let draining = self.draining;
+        let Some(local) = self.cores.get(&key) else {
+            return;
+        };
+        if local.upgrade.is_some() {
+            return;
+        }
+        let status = local.status();
+        let seeking = local.next_seek().is_some();
+        for p in self.peers.values_mut() {
+            if p.room_for(max, &key, draining) > 0 {
+                continue;
+            }
+            let wanted = p.remotes.get(&key).is_some_and(|r| {
+                r.usable(now)
+                    && ((seeking && r.fork == status.fork && r.length >= status.length)
+                        || r.ahead_of(status.fork, status.length))
+            });
+            if wanted {
+                p.starve(key);
+            }
+        }
     }
 
     /// A get whose block no connected peer claims: ask every peer to say

@@ -59,6 +59,24 @@ impl<C: CoreAccess> Replicator<C> {
         out
     }
 
+    /// Whether `peer`'s send budget is used up ([`Replicator::set_send_budget`]):
+    /// what it asked for and announcements to it wait until the driver says
+    /// there is room again.
+    pub fn congested(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.budget == 0)
+    }
+
+    /// Requests this side has in flight to peers, all together (at most
+    /// [`Config::max_inflight_per_peer`](super::Config::max_inflight_per_peer)
+    /// per peer), and the most to one peer.
+    pub fn inflight_requests(&self) -> (usize, usize) {
+        let counts = self
+            .peers
+            .values()
+            .map(|p| p.inflight.load(std::sync::atomic::Ordering::Relaxed));
+        (counts.clone().sum(), counts.max().unwrap_or(0))
+    }
+
     /// Requests and `Want`s queued to serve, all peers together.
     pub fn queued_requests(&self) -> usize {
         self.peers

@@ -263,8 +263,8 @@ impl<C: CoreAccess> Local<C> {
 
     /// A peer went away: its requests move to others; what it sent and is
     /// not stored yet is dropped (unverified, and its sender is gone).
-    pub fn forget_peer(&mut self, peer: PeerId, remote: Remote) {
-        self.requeue_inflight(remote.inflight.into_values());
+    pub fn forget_peer(&mut self, peer: PeerId, mut remote: Remote) {
+        self.requeue_inflight(remote.inflight.drain().into_iter().map(|(_, kind)| kind));
         for r in self.received.remove(&peer).unwrap_or_default() {
             self.requeue_received(&r);
         }

@@ -30,10 +30,13 @@ mod fetch;
 mod inspect;
 mod local;
 mod remote;
+mod room;
 mod serve;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use hyper_core::{CoreKey, DiscoveryKey};
@@ -66,6 +69,13 @@ pub struct BatchId(pub u64);
 pub struct Config {
     /// Most block requests in flight to one peer for one core.
     pub max_inflight: usize,
+    /// Most requests in flight to one peer for all its cores together
+    /// (blocks, upgrades and seeks). Keep it well under the peer's
+    /// [`Config::max_queued_requests`] (its defaults: 1,024 here, 4,096
+    /// there), or an honest reader of many cores at once is cut off as a
+    /// flood. Cores that find no room wait in line (first come, first
+    /// served) and get requests as answers free room. At least 1.
+    pub max_inflight_per_peer: usize,
     /// A peer with requests in flight that answers none for this long is
     /// stalled: its requests move to other peers.
     pub stall_timeout: Duration,
@@ -85,6 +95,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_inflight: 128,
+            max_inflight_per_peer: 1024,
             stall_timeout: Duration::from_secs(15),
             stall_backoff: Duration::from_secs(10),
             max_queued_requests: 4096,
@@ -112,6 +123,17 @@ struct Peer {
     /// Mean size of the answers last served to it, to take no more
     /// requests at once than the budget allows.
     answer_size: usize,
+    /// Requests in flight to it, all cores together (kept by each
+    /// remote's [`remote::InflightMap`]), bounded by
+    /// [`Config::max_inflight_per_peer`].
+    inflight: Arc<AtomicUsize>,
+    /// Cores that had requests to send it and found no room, oldest
+    /// first (each once: `starved_set`). While any waits, no other core
+    /// takes room on this peer ahead of them.
+    starved: VecDeque<CoreKey>,
+    starved_set: HashSet<CoreKey>,
+    /// When it last answered a request (`Data` or `NoData`), on any core.
+    last_answer: Option<Instant>,
 }
 
 /// What this side knows of `peer` for `key`, if it has the core open on
@@ -139,6 +161,12 @@ pub struct Replicator<C> {
     events: VecDeque<Event>,
     /// Hand out the per-block and per-peer events.
     reporting: bool,
+    /// The core being served from a peer's line of starved cores.
+    draining: Option<CoreKey>,
+    /// The latest time passed in: when cores waiting in line have room
+    /// again (after a call that takes no time), [`Replicator::poll_timeout`]
+    /// is due at once.
+    clock: Option<Instant>,
 }
 
 impl<C: CoreAccess> Replicator<C> {
@@ -156,6 +184,8 @@ impl<C: CoreAccess> Replicator<C> {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             reporting: false,
+            draining: None,
+            clock: None,
         }
     }
 
@@ -249,6 +279,10 @@ impl<C: CoreAccess> Replicator<C> {
                 want_queue: VecDeque::new(),
                 budget: usize::MAX,
                 answer_size: 0,
+                inflight: Arc::new(AtomicUsize::new(0)),
+                starved: VecDeque::new(),
+                starved_set: HashSet::new(),
+                last_answer: None,
             },
         );
         let keys: Vec<CoreKey> = self
@@ -340,9 +374,11 @@ impl<C: CoreAccess> Replicator<C> {
     /// Handles one message from `peer`. A protocol violation removes the
     /// peer and yields [`Event::PeerError`].
     pub fn handle_message(&mut self, now: Instant, peer: PeerId, message: Message) {
+        self.clock = Some(now);
         if let Err(error) = self.dispatch(now, peer, message) {
             self.fail_peer(now, peer, error);
         }
+        self.drain_starved(now);
     }
 
     fn fail_peer(&mut self, now: Instant, peer: PeerId, error: Error) {
@@ -397,7 +433,7 @@ impl<C: CoreAccess> Replicator<C> {
                         }
                         let old = std::mem::replace(
                             remote,
-                            Remote::new(local, self.config.max_remote_ranges),
+                            Remote::new(local, self.config.max_remote_ranges, p.inflight.clone()),
                         );
                         if let Some(l) = self.cores.get_mut(&key) {
                             l.forget_peer(peer, old);
@@ -460,9 +496,10 @@ impl<C: CoreAccess> Replicator<C> {
         let local = match state {
             Opened::Paired { local, .. } | Opened::Waiting { local } => local,
         };
+        let inflight = p.inflight.clone();
         p.remotes
             .entry(key)
-            .or_insert_with(|| Remote::new(local, self.config.max_remote_ranges));
+            .or_insert_with(|| Remote::new(local, self.config.max_remote_ranges, inflight));
         if matches!(state, Opened::Paired { .. }) {
             self.paired(now, peer, key, local);
         }
@@ -477,10 +514,11 @@ impl<C: CoreAccess> Replicator<C> {
         let Some(local) = self.cores.get(&key) else {
             return;
         };
+        let inflight = p.inflight.clone();
         let remote = p
             .remotes
             .entry(key)
-            .or_insert_with(|| Remote::new(channel, max_ranges));
+            .or_insert_with(|| Remote::new(channel, max_ranges, inflight));
         remote.paired = true;
         let status = local.status();
         let messages = serve::state_messages(local, remote, &status);
@@ -565,6 +603,7 @@ impl<C: CoreAccess> Replicator<C> {
         batch: BatchId,
         result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
     ) {
+        self.clock = Some(now);
         let Some((key, done)) = self
             .cores
             .iter_mut()
@@ -622,6 +661,7 @@ impl<C: CoreAccess> Replicator<C> {
         }
         self.schedule(now, key);
         self.check_done(key);
+        self.drain_starved(now);
     }
 
     /// Counts the blocks of a stored batch for its sender (and reports
@@ -661,13 +701,20 @@ impl<C: CoreAccess> Replicator<C> {
         self.events.pop_front()
     }
 
-    /// When [`Replicator::handle_timeout`] should next be called.
+    /// When [`Replicator::handle_timeout`] should next be called: at once
+    /// (the latest time passed in) if cores waiting for room on a peer
+    /// have it.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let stalls = self
-            .peers
-            .values()
-            .flat_map(|p| p.remotes.values())
-            .filter_map(|r| r.stall_deadline(self.config.stall_timeout));
+        if let Some(clock) = self.clock
+            && self.starved_due()
+        {
+            return Some(clock);
+        }
+        let stalls = self.peers.values().flat_map(|p| {
+            p.remotes
+                .values()
+                .filter_map(|r| r.stall_deadline(self.config.stall_timeout, p.last_answer))
+        });
         let backoffs = self
             .peers
             .values()
@@ -680,17 +727,22 @@ impl<C: CoreAccess> Replicator<C> {
     /// Runs what is due at `now`: stalled peers lose their requests, gets
     /// past their timeout fail.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.clock = Some(now);
         let timeout = self.config.stall_timeout;
         let backoff = self.config.stall_backoff;
         let mut touched = Vec::new();
         let mut dropped = Vec::new();
         for (&id, peer) in self.peers.iter_mut() {
+            let answered = peer.last_answer;
             for (key, remote) in peer.remotes.iter_mut() {
                 if remote.stalled_until.is_some_and(|t| t <= now) {
                     remote.stalled_until = None;
                     touched.push(*key);
                 }
-                if remote.stall_deadline(timeout).is_some_and(|d| d <= now) {
+                if remote
+                    .stall_deadline(timeout, answered)
+                    .is_some_and(|d| d <= now)
+                {
                     let mut moved = Vec::new();
                     remote.provides.clear();
                     for (request, kind) in remote.inflight.drain() {
@@ -739,5 +791,6 @@ impl<C: CoreAccess> Replicator<C> {
         for key in touched {
             self.schedule(now, key);
         }
+        self.drain_starved(now);
     }
 }

@@ -1,6 +1,8 @@
 //! [`Remote`]: what this side knows of one peer for one core.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Handle;
@@ -37,6 +39,73 @@ pub(super) enum Inflight {
         /// The manifest was asked for too.
         manifest: bool,
     },
+}
+
+/// Requests in flight to one peer for one core, by id, counted as well in
+/// the total of all the peer's cores (`Peer::inflight`, bounded by
+/// [`Config::max_inflight_per_peer`](super::Config::max_inflight_per_peer)).
+/// Every way in or out goes through here, dropping the map included, so the
+/// total cannot drift from the maps.
+#[derive(Debug)]
+pub(super) struct InflightMap {
+    map: HashMap<u64, Inflight>,
+    total: Arc<AtomicUsize>,
+}
+
+impl InflightMap {
+    /// An empty map counting into `total`.
+    pub fn new(total: Arc<AtomicUsize>) -> Self {
+        InflightMap {
+            map: HashMap::new(),
+            total,
+        }
+    }
+
+    pub fn insert(&mut self, id: u64, kind: Inflight) {
+        if self.map.insert(id, kind).is_none() {
+            self.total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn remove(&mut self, id: &u64) -> Option<Inflight> {
+        let kind = self.map.remove(id);
+        if kind.is_some() {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+        }
+        kind
+    }
+
+    /// Takes every request out.
+    pub fn drain(&mut self) -> Vec<(u64, Inflight)> {
+        self.total.fetch_sub(self.map.len(), Ordering::Relaxed);
+        self.map.drain().collect()
+    }
+
+    pub fn get(&self, id: &u64) -> Option<&Inflight> {
+        self.map.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &u64> + '_ {
+        self.map.keys()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&u64, &Inflight)> + '_ {
+        self.map.iter()
+    }
+}
+
+impl Drop for InflightMap {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.map.len(), Ordering::Relaxed);
+    }
 }
 
 /// Blocks and bytes that moved between this side and one peer for one
@@ -79,7 +148,7 @@ pub(super) struct Remote {
     /// Ranges the peer asked to hear about (`Want`).
     pub wants: RangeSet,
     /// Requests in flight, by id.
-    pub inflight: HashMap<u64, Inflight>,
+    pub inflight: InflightMap,
     /// Tree nodes that block proofs requested from this peer (in flight or
     /// received, not yet stored) will establish, with the request that
     /// brings each. A later request to the same peer may stop its proof at
@@ -107,7 +176,9 @@ pub(super) struct Remote {
 }
 
 impl Remote {
-    pub fn new(local_channel: u32, max_ranges: usize) -> Self {
+    /// A remote on this side's channel `local_channel`, its requests in
+    /// flight counted into the peer's `inflight` total.
+    pub fn new(local_channel: u32, max_ranges: usize, inflight: Arc<AtomicUsize>) -> Self {
         Remote {
             local_channel,
             paired: false,
@@ -118,7 +189,7 @@ impl Remote {
             uploading: false,
             have: RangeSet::new(max_ranges),
             wants: RangeSet::new(max_ranges),
-            inflight: HashMap::new(),
+            inflight: InflightMap::new(inflight),
             provides: HashMap::new(),
             last_progress: None,
             stalled_until: None,
@@ -160,11 +231,20 @@ impl Remote {
         }
     }
 
-    /// When the peer counts as stalled, if it has requests in flight.
-    pub fn stall_deadline(&self, timeout: Duration) -> Option<Instant> {
+    /// When the peer counts as stalled for this core, if it has requests
+    /// in flight: `timeout` after the later of this core's last answer (or
+    /// first request after a quiet spell) and `peer_answer`, the peer's last
+    /// answer on any core. An honest peer answers in order, so with many
+    /// cores' requests queued on it an answer for this core may be long in
+    /// coming while it answers the others: that is not a stall.
+    pub fn stall_deadline(
+        &self,
+        timeout: Duration,
+        peer_answer: Option<Instant>,
+    ) -> Option<Instant> {
         if self.inflight.is_empty() {
             return None;
         }
-        self.last_progress.map(|t| t + timeout)
+        self.last_progress.max(peer_answer).map(|t| t + timeout)
     }
 }

@@ -21,6 +21,9 @@ const DRAIN: usize = 512;
 /// How often the `Open`s held for discovery keys the store lacked are
 /// looked up again (all-cores mode): a core made since is served then.
 const RECHECK_EVERY: Duration = Duration::from_secs(10);
+/// Held `Open`s (all peers) at which the driver stops mid-drain to look
+/// their cores up (all-cores mode): half of what one peer may have held.
+const HANDLE_HELD_OPENS: usize = crate::channels::MAX_PENDING_OPENS / 2;
 /// Store batches of at most this many proofs run on the driver's thread;
 /// larger ones on the blocking pool.
 const INLINE_BATCH: usize = 4;
@@ -32,6 +35,10 @@ pub(super) struct Writer {
     pub(super) backlog: Arc<std::sync::atomic::AtomicUsize>,
     /// Since when the backlog is over [`Limits::max_backlog`].
     pub(super) over_since: Option<Instant>,
+    /// Set by the driver when it left the peer's work waiting for room in
+    /// the backlog; the writer task, after each batch it writes, takes it
+    /// and sends [`Command::Writable`]. See [`Driver::wait_for_room`].
+    pub(super) wake: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How long a connection's writer may go on sending what was queued
@@ -104,8 +111,9 @@ pub(super) enum Command {
     Peers(oneshot::Sender<Vec<PeerId>>),
     Resources(oneshot::Sender<Resources>),
     SyncedPeers(CoreKey, oneshot::Sender<usize>),
-    /// A congested peer's writer drained (the driver re-checks congestion
-    /// in its output step, which follows every command).
+    /// A congested peer's writer wrote a batch: there is room for more
+    /// (the driver re-checks congestion in its output step, which follows
+    /// every command).
     Writable,
     SendExtension {
         key: CoreKey,
@@ -253,7 +261,16 @@ impl Driver {
     fn inbound(&mut self, inbound: Inbound) {
         match inbound {
             Inbound::Message(peer, message, _permit) => {
+                let open = matches!(message.body, Some(crate::messages::Body::Open(_)));
                 self.replicator.handle_message(now(), peer, message);
+                // A burst of `Open`s for cores not opened yet (a reader of
+                // many cores connecting): look them up before the held ones
+                // pass their bound and the oldest are dropped, unanswered.
+                if open && self.all_cores && self.replicator.held_opens() >= HANDLE_HELD_OPENS {
+                    while let Some(event) = self.replicator.poll_event() {
+                        self.event(event);
+                    }
+                }
             }
             Inbound::Paired(peer, reply) => {
                 let _ = reply.send(self.replicator.any_paired(peer));
@@ -484,6 +501,7 @@ impl Driver {
                     .writers
                     .values()
                     .map(|w| w.backlog.load(std::sync::atomic::Ordering::Relaxed));
+                let (inflight_requests, largest_inflight) = self.replicator.inflight_requests();
                 let _ = reply.send(Resources {
                     connections: self.writers.len(),
                     inbox_bytes: 0,
@@ -491,6 +509,8 @@ impl Driver {
                     largest_backlog: backlogs.max().unwrap_or(0),
                     queued_requests: self.replicator.queued_requests(),
                     held_opens: self.replicator.held_opens(),
+                    inflight_requests,
+                    largest_inflight,
                 });
             }
             Command::SyncedPeers(key, reply) => {
@@ -628,11 +648,41 @@ impl Driver {
             if let Some(writer) = self.writers.get_mut(&peer) {
                 let before = writer
                     .backlog
-                    .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                    .fetch_add(bytes, std::sync::atomic::Ordering::SeqCst);
                 if before + bytes > max {
                     writer.over_since.get_or_insert(clock);
                 }
                 let _ = writer.queue.send((batch, bytes));
+            }
+        }
+        self.wait_for_room();
+    }
+
+    /// Makes sure that a peer left with nothing more served for want of
+    /// room in its backlog (the replicator's send budget used up, with
+    /// requests or announcements maybe waiting) is served again once its
+    /// writer makes room, however little: the writer is asked to wake the
+    /// driver after its next batch. If it has no batch left to write (the
+    /// backlog drained before the ask was seen), the driver wakes itself.
+    ///
+    /// The ask (`wake`) is stored before the backlog is read, and the
+    /// writer subtracts a batch from the backlog before it takes the ask
+    /// (both sequentially consistent): either the writer sees the ask after
+    /// a later batch, or this read sees every batch written and the
+    /// backlog at 0. So no wake-up is lost, whatever the backlog's level
+    /// against [`Limits::max_backlog`].
+    fn wait_for_room(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        for (&peer, writer) in &self.writers {
+            if !self.replicator.congested(peer) {
+                continue;
+            }
+            writer.wake.store(true, SeqCst);
+            if writer.backlog.load(SeqCst) == 0
+                && writer.wake.swap(false, SeqCst)
+                && let Some(commands) = self.commands.upgrade()
+            {
+                let _ = commands.send(Command::Writable);
             }
         }
     }

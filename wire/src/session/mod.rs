@@ -127,6 +127,12 @@ pub struct Resources {
     /// `Open`s held for cores not opened here (at most
     /// [`MAX_PENDING_OPENS`](crate::MAX_PENDING_OPENS) per peer).
     pub held_opens: usize,
+    /// Requests this side has sent to peers and not had answered, all
+    /// peers together.
+    pub inflight_requests: usize,
+    /// The most of those to one peer (at most
+    /// `Config::max_inflight_per_peer`).
+    pub largest_inflight: usize,
 }
 
 /// One peer's part of [`CoreStats`].
@@ -338,9 +344,9 @@ impl Replication {
         reader.set_idle_timeout(Some(self.limits.idle_timeout));
         reader.set_frame_limit(self.limits.max_frame_unpaired);
         let keep_alive = self.limits.keep_alive;
-        let max_backlog = self.limits.max_backlog;
         let (writer_tx, mut writer_rx) = mpsc::unbounded_channel::<(Vec<Message>, usize)>();
         let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let wake = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (reply, peer) = oneshot::channel();
         self.send(Command::Connection {
             capabilities,
@@ -349,6 +355,7 @@ impl Replication {
                 queue: writer_tx,
                 backlog: backlog.clone(),
                 over_since: None,
+                wake: wake.clone(),
             },
             reply,
         })?;
@@ -375,9 +382,10 @@ impl Replication {
                     }
                 };
                 let sent = writer.send_all(&batch).await;
-                let before = backlog.fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
-                if before > max_backlog && before - bytes <= max_backlog {
-                    // Drained below the bound: the driver serves it again.
+                // Written: if the driver waits for room, it serves the
+                // peer again (see `Driver::wait_for_room`).
+                backlog.fetch_sub(bytes, std::sync::atomic::Ordering::SeqCst);
+                if wake.swap(false, std::sync::atomic::Ordering::SeqCst) {
                     commands.send(Command::Writable);
                 }
                 if let Err(error) = sent {
