@@ -458,7 +458,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             crate::core_cmd::check_name(&name)?;
             let indexers = indexer
                 .iter()
-                .map(|k| parse_key::<hyper_core::PublicKey>(k, "indexer"))
+                .map(|k| parse_key::<hyper_core::PublicKey>(k, "signer"))
                 .collect::<Result<Vec<_>, _>>()?;
             let full = format!("{PREFIX}{name}");
             if store.by_name(&full)?.is_some() {

@@ -84,7 +84,7 @@ pub enum CliError {
     /// `base create --name` of a name already used here.
     #[error("this store already has a base named '{0}'")]
     BaseExists(String),
-    /// A base, writer or indexer key argument that is not a key.
+    /// A base, writer or signer key argument that is not a key.
     #[error("'{text}' is not a {what} key (64 hex characters)")]
     BadBaseKey {
         /// What the key names.

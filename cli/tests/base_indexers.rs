@@ -124,6 +124,15 @@ fn signer_and_join_arguments_are_clear_errors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no base signer 'nosuch'"), "{err}");
+    // An indexer is named by the signer key `base signer` prints.
+    let out = cli(
+        &a,
+        &["base", "create", "--name", "x", "--indexer", "abc"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'abc' is not a signer key"), "{err}");
     // A signer the base does not name as an indexer joins as a candidate
     // writer, which a writer adds.
     let made = ok(cli(&b, &["base", "signer", "--name", "spare"], None));
