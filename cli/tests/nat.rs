@@ -12,9 +12,9 @@ use std::time::Instant;
 
 mod common;
 
-use common::lab_process::{Process, start, start_reading};
+use common::lab_process::{Process, dht_node, start, start_reading};
 use common::netlab::{self, Host, Nat};
-use common::{cli, ok};
+use common::{cli, ok, writer_with};
 
 const BLOCKS: usize = 2000;
 
@@ -27,20 +27,8 @@ enum Place {
 
 /// A writer store holding one core of `BLOCKS` lines; its key.
 fn writer(store: &Path) -> String {
-    ok(cli(store, &["core", "create", "--name", "data"], None));
     let lines: String = (0..BLOCKS).map(|i| format!("block {i}\n")).collect();
-    ok(cli(
-        store,
-        &["core", "append", "data"],
-        Some(lines.as_bytes()),
-    ));
-    let info = ok(cli(store, &["core", "info", "data"], None));
-    info.lines()
-        .find_map(|l| {
-            l.strip_prefix("key")
-                .map(|k| k.trim().trim_start_matches(':').trim().to_string())
-        })
-        .expect("key line")
+    writer_with(store, &lines)
 }
 
 fn field<'a>(json: &'a str, name: &str) -> &'a str {
@@ -88,24 +76,8 @@ fn clone_across_with(seeder: Place, cloner: Place, expected_path: &str, given: B
         Bootstrap::One => boot_addr.clone(),
     };
 
-    let _boot = start(
-        &boot,
-        &["dht", "node", "--listen", &boot_addr],
-        "dht node listening",
-    );
-    let _relay = start(
-        &relay,
-        &[
-            "dht",
-            "node",
-            "--listen",
-            &relay_addr,
-            "--relay",
-            "--bootstrap",
-            &boot_addr,
-        ],
-        "dht node listening",
-    );
+    let _boot = dht_node(&boot, &boot_addr, None);
+    let _relay = dht_node(&relay, &relay_addr, Some(&boot_addr));
     let dir = tempfile::tempdir().expect("tempdir");
     let writer_store = dir.path().join("writer");
     let key = writer(&writer_store);
@@ -256,11 +228,7 @@ fn a_ticket_alone_clones_across_two_cone_nats() {
     let seed_host = lab.nat_host("seed", Nat::Cone).expect("seeder host");
     let clone_host = lab.nat_host("clone", Nat::Cone).expect("cloner host");
     let boot_addr = format!("{}:49737", boot.ip);
-    let _boot = start(
-        &boot,
-        &["dht", "node", "--listen", &boot_addr],
-        "dht node listening",
-    );
+    let _boot = dht_node(&boot, &boot_addr, None);
     let dir = tempfile::tempdir().expect("tempdir");
     let writer_store = dir.path().join("writer");
     let key = writer(&writer_store);

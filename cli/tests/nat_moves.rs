@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::lab_process::{Process, start};
+use common::lab_process::{Process, dht_node, start};
 use common::netlab::{self, Host, Nat};
-use common::{cli, ok};
+use common::{cli, ok, writer_with};
 
 /// Blocks in the core, and bytes in each.
 const BLOCKS: usize = 2500;
@@ -42,24 +42,6 @@ fn run(command: &mut Command) {
 fn block(i: usize) -> String {
     let head = format!("block {i} ");
     format!("{head}{}\n", "x".repeat(BLOCK - head.len() - 1))
-}
-
-/// A writer store holding one core of `BLOCKS` blocks; its key.
-fn writer(store: &Path) -> String {
-    ok(cli(store, &["core", "create", "--name", "data"], None));
-    let lines: String = (0..BLOCKS).map(block).collect();
-    ok(cli(
-        store,
-        &["core", "append", "data"],
-        Some(lines.as_bytes()),
-    ));
-    let info = ok(cli(store, &["core", "info", "data"], None));
-    info.lines()
-        .find_map(|l| {
-            l.strip_prefix("key")
-                .map(|k| k.trim().trim_start_matches(':').trim().to_string())
-        })
-        .expect("key line")
 }
 
 /// The live status of the process holding `store`, if it answers.
@@ -188,14 +170,10 @@ fn clone_survives_a_move(mover: Mover, seeder_nat: Option<Nat>, reader_nat: Opti
         "400ms",
     ]));
     let boot_addr = format!("{}:49737", boot.ip);
-    let _boot = start(
-        &boot,
-        &["dht", "node", "--listen", &boot_addr],
-        "dht node listening",
-    );
+    let _boot = dht_node(&boot, &boot_addr, None);
     let dir = tempfile::tempdir().expect("tempdir");
     let writer_store = dir.path().join("writer");
-    let key = writer(&writer_store);
+    let key = writer_with(&writer_store, &(0..BLOCKS).map(block).collect::<String>());
     let ws = writer_store.to_str().expect("path");
     let _seeder = start(
         &seed_host,

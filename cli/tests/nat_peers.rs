@@ -20,7 +20,7 @@ use tokio::time::timeout;
 
 mod common;
 
-use common::lab_process::start;
+use common::lab_process::dht_node;
 use common::netlab::{self, Host, Lab, Nat};
 
 /// Bytes the dialler sends; the listener answers with their BLAKE3 hash
@@ -185,23 +185,11 @@ fn by_key(listening: Place, dialling: Place, expected: Path) {
     let dial_host = host(&mut lab, "dial", dialling).expect("dialler host");
     let boot_addr: SocketAddr = format!("{}:49737", boot.ip).parse().expect("addr");
     let relay_addr: SocketAddr = format!("{}:49737", relay.ip).parse().expect("addr");
-    let _boot = start(
-        &boot,
-        &["dht", "node", "--listen", &boot_addr.to_string()],
-        "dht node listening",
-    );
-    let _relay = start(
+    let _boot = dht_node(&boot, &boot_addr.to_string(), None);
+    let _relay = dht_node(
         &relay,
-        &[
-            "dht",
-            "node",
-            "--listen",
-            &relay_addr.to_string(),
-            "--relay",
-            "--bootstrap",
-            &boot_addr.to_string(),
-        ],
-        "dht node listening",
+        &relay_addr.to_string(),
+        Some(&boot_addr.to_string()),
     );
     let bootstrap = vec![boot_addr, relay_addr];
 

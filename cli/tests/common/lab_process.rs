@@ -50,3 +50,13 @@ pub fn start_reading(host: &Host, args: &[&str], ready: &str) -> (Process, Vec<S
     std::thread::spawn(move || for _ in lines {});
     (Process(child), seen)
 }
+
+/// A `hyper-cli dht node` in `host` listening on `addr` (with `relay_of`,
+/// a relay node that bootstraps from that address), once it is listening.
+pub fn dht_node(host: &Host, addr: &str, relay_of: Option<&str>) -> Process {
+    let mut args = vec!["dht", "node", "--listen", addr];
+    if let Some(boot) = relay_of {
+        args.extend(["--relay", "--bootstrap", boot]);
+    }
+    start(host, &args, "dht node listening")
+}

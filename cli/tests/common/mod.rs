@@ -147,8 +147,18 @@ pub fn dht_node() -> (Running, String) {
 /// A writer store at `store` holding one core named `data` of `lines`
 /// lines (`line 0`, `line 1`, ...); its key.
 pub fn writer_of(store: &Path, lines: usize) -> String {
+    writer_with(
+        store,
+        &(0..lines)
+            .map(|i| format!("line {i}\n"))
+            .collect::<String>(),
+    )
+}
+
+/// A writer store at `store` holding one core named `data`, a block per
+/// line of `text`; its key.
+pub fn writer_with(store: &Path, text: &str) -> String {
     let key = ok(cli(store, &["core", "create", "--name", "data"], None));
-    let text: String = (0..lines).map(|i| format!("line {i}\n")).collect();
     ok(cli(
         store,
         &["core", "append", "data"],
