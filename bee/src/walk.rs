@@ -203,14 +203,9 @@ impl RangeWalk {
         if !root && keys.is_empty() {
             return Err(corrupt(at.block, "empty node below the root"));
         }
-        // The keys are read next and the children (mostly) after: in one
-        // transaction of the core, not one each.
-        let ahead: Vec<u64> = keys
-            .iter()
-            .copied()
-            .chain(children.iter().map(|c| c.block))
-            .collect();
-        bee.prefetch(&ahead);
+        // The keys are read next: in one transaction of the core, not one
+        // each.
+        bee.prefetch(&keys);
         let keys = keys
             .into_iter()
             .map(|seq| tree::key_value(bee, seq).map(|e| (seq, e)))
@@ -227,14 +222,21 @@ impl RangeWalk {
         {
             return Err(corrupt(at.block, "node keys out of order"));
         }
-        Ok(Frame {
+        let frame = Frame {
             block: at.block,
             keys,
             children,
             lower,
             upper,
             at: 0,
-        })
+        };
+        // So are the children the walk will enter: those in its range.
+        let ahead: Vec<u64> = (0..frame.children.len())
+            .filter(|&c| frame.child_in_range(c, &self.options))
+            .filter_map(|c| frame.children.get(c).map(|n| n.block))
+            .collect();
+        bee.prefetch(&ahead);
+        Ok(frame)
     }
 }
 

@@ -4,11 +4,12 @@
 //!
 //! Local and derived: it lives in the blobs core's user data (never
 //! replicated) in segments of [`SEGMENT`] blocks, each written once it is
-//! full, and a tail of the hashes after the last full one, saved with each
-//! committed batch of entries ([`ChunkIndex::save_tail`]); opening hashes
-//! only the blocks past what was saved. It can always be rebuilt from the
-//! blocks (the blobs core only grows), so a crash never leaves it wrong: at
-//! worst the blocks written since the last save are hashed again.
+//! full, and a tail of the hashes after the last full one, saved by a
+//! committed batch of entries once [`TAIL_SAVE_BLOCKS`] new blocks are in
+//! ([`ChunkIndex::save_tail`]); opening hashes only the blocks past what
+//! was saved. It can always be rebuilt from the blocks (the blobs core only
+//! grows), so a crash never leaves it wrong: at worst the blocks written
+//! since the last save are hashed again.
 
 use std::collections::HashMap;
 
@@ -27,6 +28,10 @@ fn segment_key(k: u64) -> String {
 /// The saved tail: the first block it covers (8 bytes, little-endian),
 /// then a hash per block.
 const TAIL_KEY: &str = "hyper-drive/chunks/tail";
+/// Hashes the tail gathers before [`ChunkIndex::save_tail`] writes it: a
+/// commit of a few small files costs no extra write, and an open hashes at
+/// most this many blocks again.
+const TAIL_SAVE_BLOCKS: usize = 64;
 
 /// Hash -> block for every block of the blobs core stored here.
 pub(crate) struct ChunkIndex {
@@ -105,10 +110,11 @@ impl ChunkIndex {
             .collect())
     }
 
-    /// Saves the hashes after the last full segment, if any came since the
-    /// last save, so the next open need not hash those blocks again.
+    /// Saves the hashes after the last full segment once at least
+    /// [`TAIL_SAVE_BLOCKS`] came since the last save, so the next open need
+    /// not hash those blocks again.
     pub(crate) fn save_tail(&mut self, blobs: &Core) -> Result<()> {
-        if self.tail.len() == self.saved_tail {
+        if self.tail.len() < self.saved_tail + TAIL_SAVE_BLOCKS {
             return Ok(());
         }
         let mut bytes = Vec::with_capacity(8 + 32 * self.tail.len());
