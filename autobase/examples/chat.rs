@@ -147,12 +147,17 @@ impl Net {
         let mut connections = Vec::new();
         let swarm = runtime.block_on(async {
             if let Some(addr) = &args.listen {
-                let (listener, local) = listen_tcp(addr.as_str()).await?;
+                let (listener, local) = listen_tcp(addr.as_str())
+                    .await
+                    .map_err(|e| format!("listening on {addr}: {e}"))?;
                 println!("listening on {local}");
                 serve_tcp(&replication, listener);
             }
             for addr in &args.connect {
-                connections.push(connect_tcp(&replication, addr.as_str()).await?);
+                let connection = connect_tcp(&replication, addr.as_str())
+                    .await
+                    .map_err(|e| format!("connecting to {addr}: {e}"))?;
+                connections.push(connection);
             }
             if !args.swarm {
                 return Ok::<_, Failure>(None);

@@ -83,7 +83,7 @@ fn open_cached(
         )
     };
     opened.map_err(|error| match error {
-        hyper_core::Error::StoreLocked => CliError::StoreLocked(dir.to_path_buf()),
+        hyper_core::Error::StoreLocked { .. } => CliError::StoreLocked(dir.to_path_buf()),
         error => CliError::Store {
             path: dir.to_path_buf(),
             error,

@@ -34,8 +34,11 @@ pub enum Error {
     #[error("the store is open read-only")]
     ReadOnlyStore,
     /// Another process holds the store open.
-    #[error("the store is open in another process")]
-    StoreLocked,
+    #[error("the store {} is open in another process", path.display())]
+    StoreLocked {
+        /// The store file.
+        path: std::path::PathBuf,
+    },
     /// The store file was written in another store format than this build
     /// reads (format 3 stores hashed parents differently; they cannot be
     /// read or upgraded in place: replicate the cores into a new store).
@@ -281,7 +284,6 @@ impl From<redb::Error> for Error {
     fn from(e: redb::Error) -> Self {
         match e {
             redb::Error::Corrupted(msg) => Error::Corrupt(Corruption::Database(msg)),
-            redb::Error::DatabaseAlreadyOpen => Error::StoreLocked,
             redb::Error::UpgradeRequired(v) => Error::Corrupt(Corruption::Version(u32::from(v))),
             other => Error::Storage(Box::new(other)),
         }

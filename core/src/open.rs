@@ -91,7 +91,7 @@ pub(crate) fn open_read_only(
             .open_read_only(path)
     })
     .map_err(|_| unreadable(path))?
-    .map_err(|e| name_file(path, e.into()))?;
+    .map_err(|e| open_error(path, e))?;
     let seed = seed_of(&db, path)?;
     Ok((db, seed))
 }
@@ -233,5 +233,15 @@ fn open_database(path: &Path, cache_bytes: usize) -> Result<Database> {
     // there from taking the caller down or writing to its stderr.
     quiet::catch(|| Database::builder().set_cache_size(cache_bytes).create(path))
         .map_err(|_| unreadable(path))?
-        .map_err(|e| name_file(path, e.into()))
+        .map_err(|e| open_error(path, e))
+}
+
+/// Why the database file at `path` did not open, naming it.
+fn open_error(path: &Path, e: redb::DatabaseError) -> Error {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::StoreLocked {
+            path: path.to_path_buf(),
+        },
+        other => name_file(path, redb::Error::from(other).into()),
+    }
 }

@@ -6,7 +6,14 @@ use hyper_core::{Error, NodeRequest, ProofRequest, Store, UpgradeRequest};
 fn a_store_open_elsewhere_is_locked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _first = Store::open(dir.path()).expect("open");
-    assert!(matches!(Store::open(dir.path()), Err(Error::StoreLocked)));
+    match Store::open(dir.path()) {
+        Err(e @ Error::StoreLocked { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains(&*dir.path().to_string_lossy()), "{text}");
+        }
+        Err(e) => panic!("not StoreLocked: {e}"),
+        Ok(_) => panic!("opened a store held open"),
+    }
 }
 
 #[test]
