@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_core::{Core, CoreKey, DiscoveryKey, PublicKey, Store, Subscription};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{CoreStats, DownloadRange, ExtensionMessage, PeerStats, ReplicationOptions, Resources};
+use super::commands::{Command, Inbound};
+use super::{CoreStats, ExtensionMessage, PeerStats, ReplicationOptions, Resources};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::messages::Message;
@@ -45,101 +46,8 @@ pub(super) struct Writer {
 /// before the connection ended (a `Close`, say) before it is stopped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// What a connection's reader hands the driver. (Messages are large and
-/// the barrier is rare; boxing them would cost an allocation each.)
-#[allow(clippy::large_enum_variant)]
-pub(super) enum Inbound {
-    /// A message, holding its bytes of the inbox budget until handled.
-    Message(PeerId, Message, OwnedSemaphorePermit),
-    /// The peer sent a frame over the limit for a peer with no channel
-    /// paired: once the driver has handled everything before it, it says
-    /// whether a channel is paired (then the full limit applies).
-    Paired(PeerId, oneshot::Sender<bool>),
-}
-
 /// Where a finished get sends its block.
 type BlockReply = oneshot::Sender<Result<Vec<u8>>>;
-
-pub(super) enum Command {
-    Connection {
-        capabilities: crate::Capabilities,
-        /// The peer's proven identity.
-        remote: PublicKey,
-        writer: Writer,
-        reply: oneshot::Sender<PeerId>,
-    },
-    Reader {
-        peer: PeerId,
-        task: JoinHandle<()>,
-        writer_task: JoinHandle<()>,
-        closed: oneshot::Sender<Result<()>>,
-    },
-    Closed {
-        peer: PeerId,
-        error: Option<Error>,
-    },
-    AddCore(Core),
-    RemoveCore(CoreKey),
-    ClosePeer(PeerId),
-    Shutdown,
-    Get {
-        core: Core,
-        index: u64,
-        timeout: Duration,
-        reply: oneshot::Sender<Result<Vec<u8>>>,
-    },
-    Seek {
-        core: Core,
-        bytes: u64,
-        timeout: Duration,
-        reply: oneshot::Sender<Result<(u64, u64)>>,
-    },
-    Download {
-        core: Core,
-        range: DownloadRange,
-        reply: oneshot::Sender<Result<()>>,
-    },
-    Changed(CoreKey),
-    /// Blocks of a local core were cleared.
-    Cleared(CoreKey, std::ops::Range<u64>),
-    Stored {
-        batch: BatchId,
-        key: CoreKey,
-        proofs: Vec<hyper_core::Proof>,
-        result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
-    },
-    Peers(oneshot::Sender<Vec<PeerId>>),
-    Resources(oneshot::Sender<Resources>),
-    SyncedPeers(CoreKey, oneshot::Sender<usize>),
-    /// A congested peer's writer wrote a batch: there is room for more
-    /// (the driver re-checks congestion in its output step, which follows
-    /// every command).
-    Writable,
-    SendExtension {
-        key: CoreKey,
-        name: String,
-        message: Vec<u8>,
-    },
-    SubscribeExtensions(mpsc::UnboundedSender<ExtensionMessage>),
-    SubscribeEvents(mpsc::UnboundedSender<ReplicationEvent>),
-    Stats(CoreKey, oneshot::Sender<CoreStats>),
-    Update {
-        core: Core,
-        timeout: Duration,
-        reply: oneshot::Sender<Result<u64>>,
-    },
-}
-
-/// A weak handle on the driver's commands, for the connection tasks.
-pub(super) struct Notify(pub(super) mpsc::WeakUnboundedSender<Command>);
-
-impl Notify {
-    pub(super) fn send(&self, command: Command) {
-        if let Some(commands) = self.0.upgrade() {
-            let _ = commands.send(command);
-        }
-    }
-}
 
 pub(super) struct Driver {
     replicator: Replicator<Core>,

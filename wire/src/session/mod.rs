@@ -22,9 +22,11 @@ use crate::messages::Message;
 use crate::replicator::{Config, PeerId, ReplicationEvent, Replicator, Transfer};
 use crate::stream::EncryptedStream;
 
+mod commands;
 mod driver;
 
-use driver::{Command, Driver, Inbound, Notify, Writer};
+use commands::{Command, Inbound, Notify};
+use driver::{Driver, Writer};
 
 /// Messages buffered from all readers before readers wait (bytes are
 /// bounded too: [`Limits::inbox_bytes`]).
