@@ -117,6 +117,12 @@ async fn one_connection_replicates_every_core_both_sides_know() {
     );
 }
 
+/// A live download of `replica` through `b`, on its own task.
+fn spawn_live(b: &Replication, replica: &Core) -> tokio::task::JoinHandle<hyper_wire::Result<()>> {
+    let (b, replica) = (b.clone(), replica.clone());
+    tokio::spawn(async move { b.download(&replica, DownloadRange::live()).await })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_readers_follow_appends_and_truncations() {
     let (_wd, ws, wc) = writer(200, 10);
@@ -124,10 +130,7 @@ async fn live_readers_follow_appends_and_truncations() {
     let (a, b) = (common::all_cores(&ws), common::all_cores(&rs));
     let _conns = connect_memory(&b, &a).await.expect("connect");
     let replica = rs.replica(&wc.key()).expect("replica");
-    let live = {
-        let (b, replica) = (b.clone(), replica.clone());
-        tokio::spawn(async move { b.download(&replica, DownloadRange::live()).await })
-    };
+    let live = spawn_live(&b, &replica);
     let converged = |want: u64, fork: u64| {
         let replica = replica.clone();
         async move {
@@ -204,6 +207,38 @@ async fn a_get_nobody_can_answer_times_out_and_a_dropped_one_is_cancelled() {
             .await
             .expect("get"),
         wc.get(9).expect("writer")
+    );
+}
+
+/// Dropping a download's future cancels it at once (the session is told
+/// by the dropped future, it does not look for abandoned ones): a live
+/// download whose task is aborted fetches none of the blocks appended
+/// after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_live_download_fetches_nothing_more() {
+    let (_wd, ws, wc) = writer(10, 10);
+    let (_rd, rs) = store();
+    let (a, b) = (common::all_cores(&ws), common::all_cores(&rs));
+    let _conns = connect_memory(&b, &a).await.expect("connect");
+    let replica = rs.replica(&wc.key()).expect("replica");
+    let live = spawn_live(&b, &replica);
+    for _ in 0..400 {
+        if replica.has_range(0..10).expect("has") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        replica.has_range(0..10).expect("has"),
+        "the live download ran"
+    );
+    live.abort();
+    assert!(live.await.is_err_and(|e| e.is_cancelled()));
+    wc.append_batch(&[b"after".as_slice(); 5]).expect("append");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !replica.has_range(10..11).expect("has"),
+        "a cancelled download fetched a block appended after it"
     );
 }
 

@@ -2,6 +2,7 @@
 //! downloads (each a [`Handle`] that ends in an [`Event`]), and cancelling
 //! them.
 
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use hyper_core::CoreKey;
 use super::core_access::CoreAccess;
 use super::local::Local;
 use super::remote::Inflight;
+use super::timers::Timer;
 use super::{Event, Handle, PeerId, Replicator};
 use crate::error::Error;
 use crate::messages::{Body, Cancel, Message};
@@ -38,6 +40,7 @@ impl<C: CoreAccess> Replicator<C> {
             }),
             Some(local) => {
                 add(local, handle);
+                self.asks.insert(handle, key);
                 self.schedule(now, key);
             }
         }
@@ -53,8 +56,10 @@ impl<C: CoreAccess> Replicator<C> {
             self.events.push_back(Event::Got { handle, key, index });
             return handle;
         }
+        let deadline = now + timeout;
+        self.timers.push(deadline, Timer::Asks(key));
         self.ask(now, key, |local, handle| {
-            local.add_get(handle, index, now + timeout);
+            local.add_get(handle, index, deadline);
         })
     }
 
@@ -68,8 +73,10 @@ impl<C: CoreAccess> Replicator<C> {
     /// `timeout` the seek yields [`Event::Failed`]. Seeks take the core's
     /// one upgrade slot, one at a time.
     pub fn seek(&mut self, now: Instant, key: CoreKey, bytes: u64, timeout: Duration) -> Handle {
+        let deadline = now + timeout;
+        self.timers.push(deadline, Timer::Asks(key));
         self.ask(now, key, |local, handle| {
-            local.add_seek(handle, bytes, now + timeout);
+            local.add_seek(handle, bytes, deadline);
         })
     }
 
@@ -95,27 +102,32 @@ impl<C: CoreAccess> Replicator<C> {
 
     /// Stops a get, seek or download; it yields nothing more.
     pub fn cancel(&mut self, handle: Handle) {
-        let mut ended = Vec::new();
-        for (key, local) in self.cores.iter_mut() {
-            if let Some(range) = local.cancel(handle) {
-                ended.push((*key, range));
-            }
-        }
-        for (key, range) in ended {
+        let Some(key) = self.asks.remove(&handle) else {
+            return;
+        };
+        let range = self.cores.get_mut(&key).and_then(|l| l.cancel(handle));
+        if let Some(range) = range {
             self.unwant(key, range);
         }
-        self.withdraw_ended_seeks();
+        self.withdraw_ended_seeks([key]);
     }
 
-    /// Withdraws the seek requests in flight whose seek ended (timed out
-    /// or cancelled): `Cancel` to the peer, and the upgrade slot each held
-    /// is free for the next seek or upgrade at once, not when the peer
-    /// answers or stalls. Returns the cores whose slot was freed.
-    pub(super) fn withdraw_ended_seeks(&mut self) -> Vec<CoreKey> {
+    /// Withdraws the seek requests in flight of the cores `keys` whose
+    /// seek ended (timed out or cancelled): `Cancel` to the peer, and the
+    /// upgrade slot each held is free for the next seek or upgrade at
+    /// once, not when the peer answers or stalls. Returns the cores whose
+    /// slot was freed.
+    pub(super) fn withdraw_ended_seeks(
+        &mut self,
+        keys: impl IntoIterator<Item = CoreKey>,
+    ) -> Vec<CoreKey> {
         let mut freed = Vec::new();
+        let keys: BTreeSet<CoreKey> = keys.into_iter().collect();
         for (&id, peer) in self.peers.iter_mut() {
-            for (key, remote) in peer.remotes.iter_mut() {
-                let Some(local) = self.cores.get_mut(key) else {
+            for key in &keys {
+                let (Some(remote), Some(local)) =
+                    (peer.remotes.get_mut(key), self.cores.get_mut(key))
+                else {
                     continue;
                 };
                 let ended: Vec<u64> = remote

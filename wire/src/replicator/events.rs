@@ -143,3 +143,16 @@ pub enum Event {
         message: Vec<u8>,
     },
 }
+
+impl Event {
+    /// The get, seek or download this event ends, if it ends one.
+    pub(super) fn ended(&self) -> Option<Handle> {
+        match self {
+            Event::Got { handle, .. }
+            | Event::Sought { handle, .. }
+            | Event::Downloaded { handle, .. }
+            | Event::Failed { handle, .. } => Some(*handle),
+            _ => None,
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The fetching side: handling what peers send on a channel, choosing which
 //! requests go to which peer, and noticing when gets and downloads are done.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use hyper_core::{CoreKey, NodeRequest, ProofRequest, UpgradeRequest, flat};
@@ -153,8 +154,11 @@ impl<C: CoreAccess> Replicator<C> {
                     .cores
                     .get_mut(&key)
                     .and_then(|local| local.receive(peer, received));
-                if let Some(id) = stale {
-                    self.fail_requests(peer, key, vec![id]);
+                match stale {
+                    Some(id) => self.fail_requests(peer, key, vec![id]),
+                    None => {
+                        self.to_flush.insert(key);
+                    }
                 }
             }
             Body::NoData(no) => {
@@ -361,6 +365,8 @@ impl<C: CoreAccess> Replicator<C> {
         };
         if remote.inflight.is_empty() {
             remote.last_progress = Some(now);
+            let stall = now + self.config.stall_timeout;
+            remote.arm(&mut self.timers, stall, peer, key);
         }
         remote.inflight.insert(request_id, kind);
         let channel = remote.local_channel;
@@ -380,6 +386,7 @@ impl<C: CoreAccess> Replicator<C> {
         self.clock = Some(now);
         let max_inflight = self.config.max_inflight;
         let max_per_peer = self.config.max_inflight_per_peer;
+        let stall_timeout = self.config.stall_timeout;
         let draining = self.draining;
         let Some(status) = self.cores.get(&key).map(Local::status) else {
             return;
@@ -441,6 +448,7 @@ impl<C: CoreAccess> Replicator<C> {
             };
             if remote.inflight.is_empty() {
                 remote.last_progress = Some(now);
+                remote.arm(&mut self.timers, now + stall_timeout, id, key);
             }
             for (index, levels) in picks.into_iter().zip(stored_levels) {
                 self.next_request += 1;
@@ -608,24 +616,36 @@ impl<C: CoreAccess> Replicator<C> {
         }
     }
 
-    /// Hands out the next store batch of each core that has none outstanding.
+    /// Hands out the next store batch of each core that has received
+    /// proofs and no batch outstanding (the cores in `to_flush`, not
+    /// every core). A core whose batch is outstanding leaves the set until
+    /// it is stored; one that still holds proofs without a batch (all of
+    /// one sender's were stale) stays for the next call.
     pub(super) fn flush_batches(&mut self) {
         let max = self.config.max_batch;
         let mut stale = Vec::new();
-        for (key, local) in self.cores.iter_mut() {
+        let mut kept = BTreeSet::new();
+        for key in std::mem::take(&mut self.to_flush) {
+            let Some(local) = self.cores.get_mut(&key) else {
+                continue;
+            };
             let id = BatchId(self.next_batch + 1);
             let mut dropped = Vec::new();
             if let Some((peer, proofs)) = local.next_batch(id, max, &mut dropped) {
                 self.next_batch += 1;
+                self.batches.insert(id, key);
                 self.events.push_back(Event::Store {
                     batch: id,
-                    key: *key,
+                    key,
                     peer,
                     proofs,
                 });
+            } else if local.storing.is_none() && !local.received.is_empty() {
+                kept.insert(key);
             }
-            stale.extend(dropped.into_iter().map(|(peer, id)| (*key, peer, id)));
+            stale.extend(dropped.into_iter().map(|(peer, id)| (key, peer, id)));
         }
+        self.to_flush = kept;
         for (key, peer, id) in stale {
             self.fail_requests(peer, key, vec![id]);
         }

@@ -414,11 +414,6 @@ impl<C: CoreAccess> Local<C> {
         expired.into_iter().map(|h| (h, self.cancel(h))).collect()
     }
 
-    pub fn next_deadline(&self) -> Option<Instant> {
-        let seeks = self.seeks.values().map(|s| s.deadline);
-        self.gets.values().map(|g| g.deadline).chain(seeks).min()
-    }
-
     fn wanted(&self, index: u64, have: &RangeSet) -> bool {
         index < self.status.length
             && !self.requested.contains_key(&index)

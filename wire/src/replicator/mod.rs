@@ -32,8 +32,9 @@ mod local;
 mod remote;
 mod room;
 mod serve;
+mod timers;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -51,6 +52,7 @@ pub use events::{Event, ReplicationEvent};
 use local::Local;
 use remote::Remote;
 pub use remote::Transfer;
+use timers::Timers;
 
 /// Identifies one connection inside a [`Replicator`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -134,6 +136,9 @@ struct Peer {
     starved_set: HashSet<CoreKey>,
     /// When it last answered a request (`Data` or `NoData`), on any core.
     last_answer: Option<Instant>,
+    /// Cores whose announcements were left out while it did not read
+    /// (each remote's `missed`), to send afresh once it does.
+    missed: BTreeSet<CoreKey>,
 }
 
 /// What this side knows of `peer` for `key`, if it has the core open on
@@ -152,6 +157,15 @@ pub struct Replicator<C> {
     config: Config,
     cores: BTreeMap<CoreKey, Local<C>>,
     by_discovery: HashMap<DiscoveryKey, CoreKey>,
+    /// The core of each outstanding store batch.
+    batches: HashMap<BatchId, CoreKey>,
+    /// Cores that may have received proofs to hand out as a store batch
+    /// (every core with some is in it).
+    to_flush: BTreeSet<CoreKey>,
+    /// The core of each get, seek and download not ended yet.
+    asks: HashMap<Handle, CoreKey>,
+    /// Stall deadlines, backoffs and get and seek deadlines.
+    timers: Timers,
     peers: BTreeMap<PeerId, Peer>,
     next_peer: u64,
     next_handle: u64,
@@ -176,6 +190,10 @@ impl<C: CoreAccess> Replicator<C> {
             config,
             cores: BTreeMap::new(),
             by_discovery: HashMap::new(),
+            batches: HashMap::new(),
+            to_flush: BTreeSet::new(),
+            asks: HashMap::new(),
+            timers: Timers::default(),
             peers: BTreeMap::new(),
             next_peer: 0,
             next_handle: 0,
@@ -245,6 +263,9 @@ impl<C: CoreAccess> Replicator<C> {
             return;
         };
         self.by_discovery.remove(&key.discovery_key());
+        if let Some((batch, _)) = &local.storing {
+            self.batches.remove(batch);
+        }
         for handle in local.handles() {
             self.events.push_back(Event::Failed {
                 handle,
@@ -283,6 +304,7 @@ impl<C: CoreAccess> Replicator<C> {
                 starved: VecDeque::new(),
                 starved_set: HashSet::new(),
                 last_answer: None,
+                missed: BTreeSet::new(),
             },
         );
         let keys: Vec<CoreKey> = self
@@ -334,13 +356,14 @@ impl<C: CoreAccess> Replicator<C> {
         if was > 0 || bytes == 0 {
             return;
         }
-        let missed: Vec<CoreKey> = p
-            .remotes
-            .iter_mut()
-            .filter(|(_, r)| r.missed && r.paired)
-            .map(|(k, r)| {
-                r.missed = false;
-                *k
+        let remotes = &mut p.remotes;
+        let missed: Vec<CoreKey> = std::mem::take(&mut p.missed)
+            .into_iter()
+            .filter(|key| {
+                remotes
+                    .get_mut(key)
+                    .filter(|r| r.paired)
+                    .is_some_and(|r| std::mem::replace(&mut r.missed, false))
             })
             .collect();
         for key in missed {
@@ -604,13 +627,14 @@ impl<C: CoreAccess> Replicator<C> {
         result: std::result::Result<Vec<hyper_core::Verified>, hyper_core::Error>,
     ) {
         self.clock = Some(now);
-        let Some((key, done)) = self
-            .cores
-            .iter_mut()
-            .find_map(|(k, l)| l.take_batch(batch).map(|d| (*k, d)))
-        else {
+        let Some(key) = self.batches.remove(&batch) else {
             return;
         };
+        let Some(done) = self.cores.get_mut(&key).and_then(|l| l.take_batch(batch)) else {
+            return;
+        };
+        // Proofs that arrived meanwhile form the next batch.
+        self.to_flush.insert(key);
         match result {
             Ok(verified) => {
                 let blocks: Vec<u64> = verified.iter().filter_map(|v| v.block).collect();
@@ -698,99 +722,10 @@ impl<C: CoreAccess> Replicator<C> {
         if self.events.is_empty() {
             self.flush_batches();
         }
-        self.events.pop_front()
-    }
-
-    /// When [`Replicator::handle_timeout`] should next be called: at once
-    /// (the latest time passed in) if cores waiting for room on a peer
-    /// have it.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        if let Some(clock) = self.clock
-            && self.starved_due()
-        {
-            return Some(clock);
+        let event = self.events.pop_front()?;
+        if let Some(handle) = event.ended() {
+            self.asks.remove(&handle);
         }
-        let stalls = self.peers.values().flat_map(|p| {
-            p.remotes
-                .values()
-                .filter_map(|r| r.stall_deadline(self.config.stall_timeout, p.last_answer))
-        });
-        let backoffs = self
-            .peers
-            .values()
-            .flat_map(|p| p.remotes.values())
-            .filter_map(|r| r.stalled_until);
-        let gets = self.cores.values().filter_map(Local::next_deadline);
-        stalls.chain(backoffs).chain(gets).min()
-    }
-
-    /// Runs what is due at `now`: stalled peers lose their requests, gets
-    /// past their timeout fail.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.clock = Some(now);
-        let timeout = self.config.stall_timeout;
-        let backoff = self.config.stall_backoff;
-        let mut touched = Vec::new();
-        let mut dropped = Vec::new();
-        for (&id, peer) in self.peers.iter_mut() {
-            let answered = peer.last_answer;
-            for (key, remote) in peer.remotes.iter_mut() {
-                if remote.stalled_until.is_some_and(|t| t <= now) {
-                    remote.stalled_until = None;
-                    touched.push(*key);
-                }
-                if remote
-                    .stall_deadline(timeout, answered)
-                    .is_some_and(|d| d <= now)
-                {
-                    let mut moved = Vec::new();
-                    remote.provides.clear();
-                    for (request, kind) in remote.inflight.drain() {
-                        moved.push(kind);
-                        dropped.push((id, *key, request));
-                        self.transmits.push_back((
-                            id,
-                            Message {
-                                channel: remote.local_channel,
-                                body: Some(Body::Cancel(crate::messages::Cancel { request })),
-                            },
-                        ));
-                    }
-                    remote.stalled_until = Some(now + backoff);
-                    if let Some(local) = self.cores.get_mut(key) {
-                        local.requeue_inflight(moved);
-                    }
-                    touched.push(*key);
-                }
-            }
-        }
-        for (peer, key, request) in dropped {
-            // Received proofs built on a cancelled request cannot verify.
-            if let Some(local) = self.cores.get_mut(&key) {
-                let mut failed = local.drop_received_dependents(peer, request);
-                while let Some(d) = failed.pop() {
-                    failed.extend(local.drop_received_dependents(peer, d));
-                }
-            }
-        }
-        let mut ended = Vec::new();
-        for (&key, local) in self.cores.iter_mut() {
-            for (handle, asked) in local.expire_gets(now) {
-                self.events.push_back(Event::Failed {
-                    handle,
-                    key,
-                    error: Error::Timeout,
-                });
-                ended.extend(asked.map(|range| (key, range)));
-            }
-        }
-        for (key, range) in ended {
-            self.unwant(key, range);
-        }
-        touched.extend(self.withdraw_ended_seeks());
-        for key in touched {
-            self.schedule(now, key);
-        }
-        self.drain_starved(now);
+        Some(event)
     }
 }

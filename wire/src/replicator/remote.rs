@@ -164,8 +164,11 @@ pub(super) struct Remote {
     /// `NoData`: do not ask again until it announces something newer.
     pub upgrade_refused: Option<(u64, u64)>,
     /// Announcements were left out while the peer did not read: send its
-    /// state afresh once it does.
+    /// state afresh once it does (the core is in `Peer::missed` then).
     pub missed: bool,
+    /// It has an entry on the replicator's timer heap (see
+    /// [`super::timers`]).
+    pub timer: bool,
     /// What moved with this peer for this core.
     pub transfer: Transfer,
     /// It was reported as added (`Event::PeerAdded`).
@@ -195,6 +198,7 @@ impl Remote {
             stalled_until: None,
             upgrade_refused: None,
             missed: false,
+            timer: false,
             transfer: Transfer::default(),
             added: false,
             seek_withdrawn: false,

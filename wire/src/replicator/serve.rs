@@ -228,7 +228,10 @@ impl<C: CoreAccess> Replicator<C> {
             }
             if congested {
                 // It does not read: tell it afresh once it does.
-                remote.missed |= changed || !ranges.is_empty();
+                if changed || !ranges.is_empty() {
+                    remote.missed = true;
+                    peer.missed.insert(key);
+                }
                 continue;
             }
             let mut bodies = Vec::new();
@@ -274,6 +277,7 @@ impl<C: CoreAccess> Replicator<C> {
             };
             if congested {
                 remote.missed = true;
+                peer.missed.insert(key);
                 continue;
             }
             self.send(id, &key, body.clone());

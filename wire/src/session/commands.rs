@@ -1,6 +1,8 @@
 //! What the connection tasks and the application hand the driver task
 //! (`driver.rs`): inbound messages and commands.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper_core::{Core, CoreKey, PublicKey};
@@ -11,7 +13,7 @@ use super::driver::Writer;
 use super::{CoreStats, DownloadRange, ExtensionMessage, Resources};
 use crate::error::{Error, Result};
 use crate::messages::Message;
-use crate::replicator::{BatchId, PeerId, ReplicationEvent};
+use crate::replicator::{BatchId, Handle, PeerId, ReplicationEvent};
 
 /// What a connection's reader hands the driver. (Messages are large and
 /// the barrier is rare; boxing them would cost an allocation each.)
@@ -52,18 +54,23 @@ pub(super) enum Command {
         index: u64,
         timeout: Duration,
         reply: oneshot::Sender<Result<Vec<u8>>>,
+        ticket: Ticket,
     },
     Seek {
         core: Core,
         bytes: u64,
         timeout: Duration,
         reply: oneshot::Sender<Result<(u64, u64)>>,
+        ticket: Ticket,
     },
     Download {
         core: Core,
         range: DownloadRange,
         reply: oneshot::Sender<Result<()>>,
+        ticket: Ticket,
     },
+    /// The caller of a get, seek or download stopped waiting: cancel it.
+    Abandoned(Ticket),
     Changed(CoreKey),
     /// Blocks of a local core were cleared.
     Cleared(CoreKey, std::ops::Range<u64>),
@@ -102,6 +109,51 @@ impl Notify {
     pub(super) fn send(&self, command: Command) {
         if let Some(commands) = self.0.upgrade() {
             let _ = commands.send(command);
+        }
+    }
+}
+
+/// Names a get, seek or download on both sides of the command queue: the
+/// driver writes in the handle the replicator gave it; a caller that stops
+/// waiting sends the ticket back ([`Command::Abandoned`], queued after the
+/// command that made the handle), so the driver cancels it without
+/// checking every waiting reply for a dropped receiver.
+#[derive(Clone, Default)]
+pub(super) struct Ticket(Arc<AtomicU64>);
+
+impl Ticket {
+    /// Records the handle the ask was given (only the driver reads it).
+    pub(super) fn set(&self, handle: Handle) {
+        self.0.store(handle.0, Ordering::Relaxed);
+    }
+
+    /// The handle recorded, if any (handles start at 1).
+    pub(super) fn handle(&self) -> Option<Handle> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            h => Some(Handle(h)),
+        }
+    }
+}
+
+/// Sends [`Command::Abandoned`] for its ticket when dropped, unless
+/// [`AbandonOnDrop::disarm`]ed (the reply came).
+pub(super) struct AbandonOnDrop<'a> {
+    pub(super) ticket: Option<Ticket>,
+    pub(super) commands: &'a mpsc::UnboundedSender<Command>,
+}
+
+impl AbandonOnDrop<'_> {
+    /// The reply came: nothing to cancel.
+    pub(super) fn disarm(mut self) {
+        self.ticket = None;
+    }
+}
+
+impl Drop for AbandonOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            let _ = self.commands.send(Command::Abandoned(ticket));
         }
     }
 }

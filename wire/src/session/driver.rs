@@ -368,10 +368,12 @@ impl Driver {
                 index,
                 timeout,
                 reply,
+                ticket,
             } => {
                 let key = core.key();
                 self.add_core(core.clone(), true);
                 let handle = self.replicator.get(now, key, index, timeout);
+                ticket.set(handle);
                 self.gets.insert(handle, (core, index, reply));
             }
             Command::Seek {
@@ -379,19 +381,39 @@ impl Driver {
                 bytes,
                 timeout,
                 reply,
+                ticket,
             } => {
                 let key = core.key();
                 self.add_core(core, true);
                 let handle = self.replicator.seek(now, key, bytes, timeout);
+                ticket.set(handle);
                 self.seeks.insert(handle, reply);
             }
-            Command::Download { core, range, reply } => {
+            Command::Download {
+                core,
+                range,
+                reply,
+                ticket,
+            } => {
                 let key = core.key();
                 self.add_core(core, true);
                 let handle = self
                     .replicator
                     .download(now, key, range.start, range.end, range.live);
+                ticket.set(handle);
                 self.downloads.insert(handle, reply);
+            }
+            Command::Abandoned(ticket) => {
+                // A caller that stopped waiting cancels its get, seek or
+                // download (if it has not ended meanwhile).
+                if let Some(handle) = ticket.handle() {
+                    let waiting = self.gets.remove(&handle).is_some()
+                        | self.downloads.remove(&handle).is_some()
+                        | self.seeks.remove(&handle).is_some();
+                    if waiting {
+                        self.replicator.cancel(handle);
+                    }
+                }
             }
             Command::Changed(key) => self.replicator.local_changed(now, key),
             Command::Cleared(key, range) => self.replicator.local_cleared(now, key, range),
@@ -490,31 +512,6 @@ impl Driver {
     }
 
     fn outputs(&mut self) {
-        // A caller that stopped waiting cancels its get or download.
-        let abandoned: Vec<Handle> = self
-            .gets
-            .iter()
-            .filter(|(_, g)| g.2.is_closed())
-            .map(|(h, _)| *h)
-            .chain(
-                self.downloads
-                    .iter()
-                    .filter(|(_, d)| d.is_closed())
-                    .map(|(h, _)| *h),
-            )
-            .chain(
-                self.seeks
-                    .iter()
-                    .filter(|(_, s)| s.is_closed())
-                    .map(|(h, _)| *h),
-            )
-            .collect();
-        for handle in abandoned {
-            self.gets.remove(&handle);
-            self.downloads.remove(&handle);
-            self.seeks.remove(&handle);
-            self.replicator.cancel(handle);
-        }
         while let Some(event) = self.replicator.poll_event() {
             self.event(event);
         }

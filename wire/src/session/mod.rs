@@ -25,7 +25,7 @@ use crate::stream::EncryptedStream;
 mod commands;
 mod driver;
 
-use commands::{Command, Inbound, Notify};
+use commands::{AbandonOnDrop, Command, Inbound, Notify, Ticket};
 use driver::{Driver, Writer};
 
 /// Messages buffered from all readers before readers wait (bytes are
@@ -470,11 +470,12 @@ impl Replication {
             return Ok(block);
         }
         let core = core.clone();
-        self.call(|reply| Command::Get {
+        self.call_abandonable(|reply, ticket| Command::Get {
             core,
             index,
             timeout,
             reply,
+            ticket,
         })
         .await
     }
@@ -495,11 +496,12 @@ impl Replication {
             Err(e) => return Err(Error::Storage(Arc::new(e))),
         }
         let core = core.clone();
-        self.call(|reply| Command::Seek {
+        self.call_abandonable(|reply, ticket| Command::Seek {
             core,
             bytes,
             timeout,
             reply,
+            ticket,
         })
         .await
     }
@@ -509,8 +511,13 @@ impl Replication {
     /// the future cancels the download (as it does a [`Replication::get`]).
     pub async fn download(&self, core: &Core, range: DownloadRange) -> Result<()> {
         let core = core.clone();
-        self.call(|reply| Command::Download { core, range, reply })
-            .await
+        self.call_abandonable(|reply, ticket| Command::Download {
+            core,
+            range,
+            reply,
+            ticket,
+        })
+        .await
     }
 
     /// Sends a named application message on `core`'s channel to every peer
@@ -604,6 +611,24 @@ impl Replication {
         let (reply, rx) = oneshot::channel();
         self.send(command(reply))?;
         rx.await.map_err(|_| Error::Cancelled)?
+    }
+
+    /// [`Replication::call`] for a get, seek or download: dropping the
+    /// future before the answer tells the driver to cancel it.
+    async fn call_abandonable<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T>>, Ticket) -> Command,
+    ) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        let ticket = Ticket::default();
+        self.send(command(reply, ticket.clone()))?;
+        let guard = AbandonOnDrop {
+            ticket: Some(ticket),
+            commands: &self.commands,
+        };
+        let answer = rx.await;
+        guard.disarm();
+        answer.map_err(|_| Error::Cancelled)?
     }
 
     fn send(&self, command: Command) -> Result<()> {
