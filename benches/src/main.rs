@@ -4,7 +4,8 @@
 //! Usage: `hyper-bench W1 W3 …` or `hyper-bench all` (also S1, S2: the
 //! swarm's DHT lookups on the simulated network and a node's CPU per
 //! request, see `dht.rs`; S4: a full clone through the swarm against the
-//! same over TCP, see `swarm_clone.rs`; W7-mirror: mirroring a real source
+//! same over TCP, see `swarm_clone.rs`, `S4-1K` and `S4-64K` run one block
+//! size of it; W7-mirror: mirroring a real source
 //! tree beside rsync, see `mirror.rs`; and, by name only, W7-mem: a 4 GiB
 //! file's peak memory through a mirror, see `mirror.rs`; S3: connect time
 //! per NAT pair in the namespace lab, root only, see `nat.rs`; L1 and L3: a
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
     }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!(
-            "usage: hyper-bench all | W1 W2 W3 ... W7-mirror ... S1 S2 S4 | W7-mem S3 L1 L2 L3 L4  (BENCH_SCALE=N divides the counts)"
+            "usage: hyper-bench all | W1 W2 W3 ... W7-mirror ... S1 S2 S4 | W7-mem S3 S4-1K S4-64K L1 L2 L3 L4  (BENCH_SCALE=N divides the counts)"
         );
         return ExitCode::from(2);
     }
@@ -104,6 +105,8 @@ fn main() -> ExitCode {
             "S2" => dht::requests(scale),
             "S3" => nat::connect(scale),
             "S4" => swarm_clone::run(scale),
+            "S4-1K" => swarm_clone::run_shapes(scale, &[workloads::Append::SMALL]),
+            "S4-64K" => swarm_clone::run_shapes(scale, &[workloads::Append::LARGE]),
             "W8" => autobase::run(scale),
             "L1" => scale::big_core(scale),
             "L2" => soak::readers(scale),
@@ -112,7 +115,7 @@ fn main() -> ExitCode {
             other => {
                 eprintln!(
                     "hyper-bench: unknown workload {other}; runnable: {}",
-                    RUNNABLE.join(" ") + " W7-MEM S3 L1 L2 L3 L4"
+                    RUNNABLE.join(" ") + " W7-MEM S3 S4-1K S4-64K L1 L2 L3 L4"
                 );
                 return ExitCode::from(2);
             }

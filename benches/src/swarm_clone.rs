@@ -258,7 +258,12 @@ fn median(values: &mut [f64]) -> f64 {
 
 /// S4: the W1 and W2 cores cloned over TCP and through the swarm.
 pub fn run(scale: u64) -> Result<()> {
-    for shape in [Append::SMALL, Append::LARGE] {
+    run_shapes(scale, &[Append::SMALL, Append::LARGE])
+}
+
+/// S4 for the cores of `shapes` only (`S4-1K` and `S4-64K` run one each).
+pub fn run_shapes(scale: u64, shapes: &[Append]) -> Result<()> {
+    for &shape in shapes {
         let count = (shape.blocks / scale).max(1);
         let writer = tempfile::tempdir()?;
         let blocks = random_blocks(count, shape.block_size, 4);

@@ -317,3 +317,32 @@ async fn the_signer_matches_the_presented_key() {
         Some(spki(&identity.public_key()).as_slice())
     );
 }
+
+/// The kernel's cap on a socket buffer (`net.core.rmem_max` or
+/// `wmem_max`), or `SOCKET_BUFFER` where it cannot be read.
+#[cfg(target_os = "linux")]
+fn kernel_cap(name: &str) -> usize {
+    std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
+        .ok()
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(SOCKET_BUFFER)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn sockets_get_deep_kernel_queues() {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    size_buffers(&socket).expect("buffers");
+    let state = quinn::udp::UdpSocketState::new((&socket).into()).expect("state");
+    let recv = state.recv_buffer_size((&socket).into()).expect("rcvbuf");
+    let send = state.send_buffer_size((&socket).into()).expect("sndbuf");
+    // Linux reports twice what it granted (the rest is its bookkeeping).
+    assert!(
+        recv >= SOCKET_BUFFER.min(kernel_cap("rmem_max")),
+        "rcvbuf {recv}"
+    );
+    assert!(
+        send >= SOCKET_BUFFER.min(kernel_cap("wmem_max")),
+        "sndbuf {send}"
+    );
+}
