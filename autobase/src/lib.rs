@@ -57,6 +57,7 @@ mod error;
 mod linearizer;
 mod node;
 mod signed;
+mod undo;
 
 pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, View, ViewInfo};
 pub use error::{Error, Result};
