@@ -11,6 +11,13 @@ use crate::node::{Header, MAX_INDEXERS, Node, writer_key_of};
 use crate::signed::SignedViews;
 use crate::undo::{Applied, BatchId, Change, Record, tree_hash, truncate_view};
 
+/// How many applied batches the undo log may lag behind the views before an
+/// update writes it (it is also written when a [`Base`] is dropped): after
+/// a crash a reopened base applies at most this many batches again that its
+/// views held, and a base applying one batch at a time pays one more commit
+/// per this many batches, not per batch.
+pub const RECORD_LAG: usize = 64;
+
 /// The most acks [`Base::ack_until_settled`] appends in one call.
 pub const MAX_ACKS: u32 = 16;
 
@@ -422,8 +429,9 @@ impl<A: Apply> Base<A> {
                     break;
                 }
             }
-            // The views hold the new batches now: record them.
-            self.record.extend(&self.applied)?;
+            // The views hold the new batches now: record them once enough
+            // wait (and when the base is dropped).
+            self.record.extend(&self.applied, RECORD_LAG)?;
             total.tip = self.lin.order().skip(total.shared).cloned().collect();
             total.indexed = u.indexed;
             // A batch may have added writers whose logs are here already.
@@ -664,6 +672,15 @@ impl<A: Apply> Base<A> {
             changes,
         });
         Ok(false)
+    }
+}
+
+impl<A> Drop for Base<A> {
+    /// Writes the undo log's lagging entries, so the next open resumes
+    /// from all the views hold. Best effort: a log left behind only costs
+    /// the next open those batches again.
+    fn drop(&mut self) {
+        let _ = self.record.extend(&self.applied, 1);
     }
 }
 

@@ -4,8 +4,9 @@
 //! stored views instead of rebuilding them, and roll them back on a
 //! reorder.
 //!
-//! The record is a local core of this store (`autobase BASEKEY undo`,
-//! never replicated): block 0 names the views, block `i + 1` is applied
+//! The record is a local core of this store (`autobase BASEKEY undo`)
+//! written only to its unsigned tail (no signature per commit, and never
+//! served to peers): block 0 names the views, block `i + 1` is applied
 //! batch `i`. It is kept a prefix of what the views hold by the order of
 //! the commits (redb commits in order, and a crash loses a suffix of
 //! them): entries are appended only after the view entries they describe
@@ -213,7 +214,7 @@ impl Record {
                 if record.core.info()?.length > 0 {
                     record.core.truncate(0)?;
                 }
-                record.core.append(&header)?;
+                record.core.append_unsigned(&[header])?;
                 for (_, view) in views {
                     truncate_view(view, 0)?;
                 }
@@ -268,14 +269,18 @@ impl Record {
         Ok(())
     }
 
-    /// Appends the entries of `applied` not recorded yet (in one commit).
-    /// Call it once the views hold what they describe.
-    pub(crate) fn extend(&mut self, applied: &[Applied]) -> Result<()> {
-        let Some(new) = applied.get(self.recorded..).filter(|n| !n.is_empty()) else {
+    /// Appends the entries of `applied` not recorded yet (in one commit, to
+    /// the unsigned tail) when there are at least `lag` of them. Call it
+    /// once the views hold what they describe.
+    pub(crate) fn extend(&mut self, applied: &[Applied], lag: usize) -> Result<()> {
+        let Some(new) = applied
+            .get(self.recorded..)
+            .filter(|n| !n.is_empty() && n.len() >= lag)
+        else {
             return Ok(());
         };
         let blocks: Vec<Vec<u8>> = new.iter().map(Applied::encode).collect();
-        self.core.append_batch(&blocks)?;
+        self.core.append_unsigned(&blocks)?;
         self.recorded = applied.len();
         Ok(())
     }

@@ -434,6 +434,15 @@ fn a_reopened_base_resumes_from_its_undo_log() {
     // Every batch came from the undo log: none was applied again.
     assert_eq!(reopened.info().resumed, batches);
     assert_eq!(reopened.info().writers.len(), 3, "the added writers stay");
+    // A base that ends without being dropped (a crash) leaves the log
+    // behind its views: the batches past it are applied again.
+    let mut crashed = reopened;
+    crashed.append(&[b"a-unrecorded"]).expect("append");
+    let (after, batches) = (log(&crashed), crashed.info().batches);
+    std::mem::forget(crashed);
+    let reopened = Base::create(&store, "chat", &[], &["log"], Chat).expect("reopen");
+    assert_eq!(log(&reopened), after);
+    assert_eq!(reopened.info().resumed, batches - 1);
 }
 
 #[test]
