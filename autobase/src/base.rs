@@ -1,7 +1,7 @@
 //! A base on a [`Store`]: writer cores in, the linearized order applied to
 //! view cores out. The I/O around the pure [`Linearizer`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use hyper_core::{Core, CoreKey, PublicKey, Store};
 
@@ -9,6 +9,14 @@ use crate::error::{Error, Result};
 use crate::linearizer::{Batch, Linearizer, Update};
 use crate::node::{Header, MAX_INDEXERS, Node, writer_key_of};
 use crate::signed::SignedViews;
+use crate::undo::{Applied, BatchId, Change, Record, tree_hash, truncate_view};
+
+/// How many applied batches the undo log may lag behind the views before an
+/// update writes it (it is also written when a [`Base`] is dropped): after
+/// a crash a reopened base applies at most this many batches again that its
+/// views held, and a base applying one batch at a time pays one more commit
+/// per this many batches, not per batch.
+pub const RECORD_LAG: usize = 64;
 
 /// The most acks [`Base::ack_until_settled`] appends in one call.
 pub const MAX_ACKS: u32 = 16;
@@ -68,7 +76,11 @@ impl Host<'_> {
     pub fn add_writer(&mut self, key: CoreKey) {
         if self.members.get(&key) != Some(&true) {
             let before = self.members.insert(key, true);
-            self.changes.push(Change { key, before });
+            self.changes.push(Change {
+                key,
+                before,
+                after: true,
+            });
         }
     }
 
@@ -81,7 +93,11 @@ impl Host<'_> {
         }
         if self.members.get(&key) == Some(&true) {
             let before = self.members.insert(key, false);
-            self.changes.push(Change { key, before });
+            self.changes.push(Change {
+                key,
+                before,
+                after: false,
+            });
         }
         Ok(())
     }
@@ -90,20 +106,6 @@ impl Host<'_> {
     pub fn is_writer(&self, key: &CoreKey) -> bool {
         self.members.get(key) == Some(&true)
     }
-}
-
-/// One membership change, with what it replaced (for undo).
-#[derive(Debug, Clone)]
-struct Change {
-    key: CoreKey,
-    before: Option<bool>,
-}
-
-/// One applied batch: the views' lengths after it and what it changed.
-#[derive(Debug)]
-struct Applied {
-    lengths: Vec<u64>,
-    changes: Vec<Change>,
 }
 
 /// A writer core being read into the linearizer.
@@ -128,6 +130,9 @@ pub struct BaseInfo {
     pub batches: usize,
     /// Batches of the order that are final.
     pub indexed_batches: usize,
+    /// Batches of the order this base took from its undo log since it was
+    /// opened instead of applying them again (the views held them).
+    pub resumed: usize,
     /// Each view, in the order they were named at open.
     pub views: Vec<ViewInfo>,
     /// Writers whose logs were refused, with the reason.
@@ -168,6 +173,13 @@ pub struct Base<A> {
     /// Each view's signed length after the last update.
     signed_lengths: Vec<u64>,
     applied: Vec<Applied>,
+    /// The undo log as stored: a prefix of what the views hold.
+    record: Record,
+    /// Entries of the record read at open that the order has not reached
+    /// again yet (they follow `applied`; the views hold them).
+    resume: VecDeque<Applied>,
+    /// Batches taken from `resume`.
+    resumed: usize,
     app: A,
 }
 
@@ -242,14 +254,15 @@ impl<A: Apply> Base<A> {
         let view_cores = views
             .iter()
             .map(|v| {
-                let core = store.named(&format!("autobase {key} view {v}"))?;
-                // Views are rebuilt from the writer cores at open.
-                if core.info()?.length > 0 {
-                    core.truncate(0)?;
-                }
-                Ok((v.to_string(), core))
+                Ok((
+                    v.to_string(),
+                    store.named(&format!("autobase {key} view {v}"))?,
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
+        // The views resume where the undo log says they are (else it
+        // empties them and they are rebuilt from the writer cores).
+        let (record, resume) = Record::open(store, &key, &view_cores)?;
         let signed = SignedViews::open(store, &key, views, signers, &indexers, &local)?;
         let mut base = Base {
             key,
@@ -263,6 +276,9 @@ impl<A: Apply> Base<A> {
             signed,
             signed_lengths: vec![0; views.len()],
             applied: Vec::new(),
+            record,
+            resume: resume.into(),
+            resumed: 0,
             app,
         };
         for k in base.members.keys().copied().collect::<Vec<_>>() {
@@ -392,17 +408,30 @@ impl<A: Apply> Base<A> {
                 self.read_writer(key)?;
             }
             let u = self.lin.update();
-            if u.undo == 0 && u.tip.is_empty() {
+            // What is applied of the order: the shared prefix, or less when
+            // the previous round stopped early (below).
+            let keep = u.shared.min(self.applied.len());
+            let next: Vec<Batch> = self.lin.order().skip(keep).cloned().collect();
+            if keep == self.applied.len() && next.is_empty() {
+                // Recorded batches the order no longer reaches are gone.
+                self.leave_resume()?;
                 total.indexed = u.indexed;
                 self.update_signed()?;
                 return Ok(total);
             }
-            total.shared = total.shared.min(u.shared);
+            total.shared = total.shared.min(keep);
             total.undo = self.applied.len() - total.shared;
-            self.undo_to(u.shared)?;
-            for batch in &u.tip {
-                self.apply_batch(batch)?;
+            self.undo_to(keep)?;
+            for batch in &next {
+                if self.apply_batch(batch)? {
+                    // A resumed batch added a writer not read yet: its
+                    // batches may sort next, so read it first.
+                    break;
+                }
             }
+            // The views hold the new batches now: record them once enough
+            // wait (and when the base is dropped).
+            self.record.extend(&self.applied, RECORD_LAG)?;
             total.tip = self.lin.order().skip(total.shared).cloned().collect();
             total.indexed = u.indexed;
             // A batch may have added writers whose logs are here already.
@@ -457,6 +486,7 @@ impl<A: Apply> Base<A> {
                 .collect(),
             batches: self.applied.len(),
             indexed_batches: self.lin.indexed_len(),
+            resumed: self.resumed,
             views: self
                 .views
                 .iter()
@@ -550,11 +580,32 @@ impl<A: Apply> Base<A> {
         Ok(())
     }
 
-    fn lengths(&self) -> Result<Vec<u64>> {
+    /// Each view's length and tree hash now.
+    fn lengths(&self) -> Result<(Vec<u64>, Vec<[u8; 32]>)> {
         self.views
             .iter()
-            .map(|(_, c)| Ok(c.info()?.length))
+            .map(|(_, c)| {
+                let length = c.info()?.length;
+                Ok((length, tree_hash(c, length)?))
+            })
             .collect()
+    }
+
+    /// Drops the recorded batches not reached again: from the undo log
+    /// first, then from the views.
+    fn leave_resume(&mut self) -> Result<()> {
+        if self.resume.is_empty() {
+            return Ok(());
+        }
+        self.resume.clear();
+        self.record.truncate(self.applied.len())?;
+        for i in 0..self.views.len() {
+            let length = self.view_length_at(i, self.applied.len());
+            if let Some((_, core)) = self.views.get(i) {
+                truncate_view(core, length)?;
+            }
+        }
+        Ok(())
     }
 
     /// Rolls the views and the membership back to the first `keep` applied
@@ -563,6 +614,9 @@ impl<A: Apply> Base<A> {
         if keep >= self.applied.len() {
             return Ok(());
         }
+        // The undo log first, so it never names batches the views lost.
+        self.resume.clear();
+        self.record.truncate(keep)?;
         for applied in self.applied.drain(keep..).rev() {
             for change in applied.changes.iter().rev() {
                 match change.before {
@@ -576,14 +630,30 @@ impl<A: Apply> Base<A> {
             None => vec![0; self.views.len()],
         };
         for ((_, core), length) in self.views.iter().zip(lengths) {
-            if core.info()?.length > length {
-                core.truncate(length)?;
-            }
+            truncate_view(core, length)?;
         }
         Ok(())
     }
 
-    fn apply_batch(&mut self, batch: &Batch) -> Result<()> {
+    /// Applies `batch` next in the order, or takes it from the undo log
+    /// when the views hold it already; whether it was taken so and added a
+    /// writer that is not read yet.
+    fn apply_batch(&mut self, batch: &Batch) -> Result<bool> {
+        let id = BatchId::of(batch);
+        if self.resume.front().is_some_and(|a| a.batch == id)
+            && let Some(a) = self.resume.pop_front()
+        {
+            // Only the membership changes it made are taken again.
+            let mut unread = false;
+            for c in &a.changes {
+                self.members.insert(c.key, c.after);
+                unread |= c.after && !self.writers.contains_key(&c.key);
+            }
+            self.applied.push(a);
+            self.resumed += 1;
+            return Ok(unread);
+        }
+        self.leave_resume()?;
         let mut host = Host {
             members: &mut self.members,
             indexers: &self.indexers,
@@ -594,11 +664,23 @@ impl<A: Apply> Base<A> {
             self.app.apply(batch, &mut view, &mut host)?;
         }
         let changes = host.changes;
+        let (lengths, hashes) = self.lengths()?;
         self.applied.push(Applied {
-            lengths: self.lengths()?,
+            batch: id,
+            lengths,
+            hashes,
             changes,
         });
-        Ok(())
+        Ok(false)
+    }
+}
+
+impl<A> Drop for Base<A> {
+    /// Writes the undo log's lagging entries, so the next open resumes
+    /// from all the views hold. Best effort: a log left behind only costs
+    /// the next open those batches again.
+    fn drop(&mut self) {
+        let _ = self.record.extend(&self.applied, 1);
     }
 }
 

@@ -57,8 +57,9 @@ mod error;
 mod linearizer;
 mod node;
 mod signed;
+mod undo;
 
-pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, View, ViewInfo};
+pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, RECORD_LAG, View, ViewInfo};
 pub use error::{Error, Result};
 pub use linearizer::{Batch, Linearizer, Update};
 pub use node::{

@@ -402,3 +402,145 @@ fn a_reopened_base_reading_its_history_again_refuses_no_signature() {
         info.refused_signatures
     );
 }
+
+/// The log a store that holds every core of `from`'s base, and nothing
+/// else, builds from scratch.
+fn replayed(from: &Store, key: CoreKey, cores: &[CoreKey]) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fresh = Store::open(dir.path()).expect("store");
+    for k in cores {
+        sync(from, &fresh, k);
+    }
+    let base = Base::join(&fresh, key, "chat", &["log"], Chat).expect("join");
+    log(&base)
+}
+
+#[test]
+fn a_reopened_base_resumes_from_its_undo_log() {
+    let mut t = Three::new();
+    t.sync_all();
+    t.bases[1].append(&[b"b1"]).expect("append");
+    t.bases[2].append(&[b"c1", b"c2"]).expect("append");
+    t.settle();
+    t.bases[0].append(&[b"a-unindexed"]).expect("append");
+    let before = log(&t.bases[0]);
+    let batches = t.bases[0].info().batches;
+    let (key, cores) = (t.bases[0].key(), t.bases[0].cores());
+    let store = t.stores[0].clone();
+    drop(t.bases.remove(0));
+    let reopened = Base::create(&store, "chat", &[], &["log"], Chat).expect("reopen");
+    assert_eq!(log(&reopened), before);
+    assert_eq!(log(&reopened), replayed(&store, key, &cores));
+    // Every batch came from the undo log: none was applied again.
+    assert_eq!(reopened.info().resumed, batches);
+    assert_eq!(reopened.info().writers.len(), 3, "the added writers stay");
+    // A base that ends without being dropped (a crash) leaves the log
+    // behind its views: the batches past it are applied again.
+    let mut crashed = reopened;
+    crashed.append(&[b"a-unrecorded"]).expect("append");
+    let (after, batches) = (log(&crashed), crashed.info().batches);
+    std::mem::forget(crashed);
+    let reopened = Base::create(&store, "chat", &[], &["log"], Chat).expect("reopen");
+    assert_eq!(log(&reopened), after);
+    assert_eq!(reopened.info().resumed, batches - 1);
+}
+
+#[test]
+fn a_reorder_after_reopen_rolls_back_the_resumed_views() {
+    let mut t = Three::new();
+    t.settle();
+    // Two concurrent batches: the lower writer key sorts first.
+    let (k1, k2) = (t.bases[1].writer_key(), t.bases[2].writer_key());
+    let (low, high) = if k1 < k2 { (1, 2) } else { (2, 1) };
+    t.bases[low].append(&[b"low"]).expect("append");
+    t.bases[high].append(&[b"high"]).expect("append");
+    let (key, low_key) = (t.bases[0].key(), t.bases[low].writer_key());
+    sync(&t.stores[high], &t.stores[0], &t.bases[high].writer_key());
+    t.bases[0].update().expect("update");
+    assert!(
+        log(&t.bases[0])
+            .last()
+            .is_some_and(|l| l.ends_with(":high"))
+    );
+    let store = t.stores[0].clone();
+    drop(t.bases.remove(0));
+    let mut reopened = Base::create(&store, "chat", &[], &["log"], Chat).expect("reopen");
+    let resumed = reopened.info().resumed;
+    assert_eq!(resumed, reopened.info().batches);
+    // The node that sorts before the applied tail arrives after reopen.
+    sync(&t.stores[low], &store, &low_key);
+    let u = reopened.update().expect("update");
+    assert_eq!(u.undo, 1, "the high batch was rolled back");
+    let now = log(&reopened);
+    assert!(now[now.len() - 2].ends_with(":low") && now[now.len() - 1].ends_with(":high"));
+    assert_eq!(now, replayed(&store, key, &reopened.cores()));
+    // And the record written after the reorder resumes again.
+    drop(reopened);
+    let again = Base::create(&store, "chat", &[], &["log"], Chat).expect("reopen");
+    assert_eq!(log(&again), now);
+    assert_eq!(again.info().resumed, again.info().batches);
+}
+
+/// Reopens base `chat` of `store` after `damage` and checks its log equals
+/// `expected`; returns how many batches it resumed.
+fn reopen_after(store: &Store, expected: &[String], damage: impl FnOnce(&Store, CoreKey)) -> usize {
+    let key = Base::create(store, "chat", &[], &["log"], Chat)
+        .expect("open")
+        .key();
+    damage(store, key);
+    let base = Base::create(store, "chat", &[], &["log"], Chat).expect("reopen");
+    assert_eq!(log(&base), expected);
+    base.info().resumed
+}
+
+#[test]
+fn a_bad_or_stale_undo_log_falls_back_to_a_rebuild() {
+    let mut t = Three::new();
+    t.sync_all();
+    t.bases[1].append(&[b"b1", b"b2"]).expect("append");
+    t.bases[0].append(&[b"a1"]).expect("append");
+    t.settle();
+    let before = log(&t.bases[0]);
+    let batches = t.bases[0].info().batches;
+    let store = t.stores[0].clone();
+    drop(t.bases.remove(0));
+    let named = |store: &Store, key: CoreKey, what: &str| {
+        store
+            .named(&format!("autobase {key} {what}"))
+            .expect("core")
+    };
+    // An entry that does not decode.
+    let resumed = reopen_after(&store, &before, |s, k| {
+        named(s, k, "undo").append(b"\xff\xff").expect("append");
+    });
+    assert_eq!(resumed, 0, "a corrupt record is dropped");
+    // A view shorter than the record says (stale record).
+    let resumed = reopen_after(&store, &before, |s, k| {
+        let view = named(s, k, "view log");
+        view.truncate(view.info().expect("info").length - 1)
+            .expect("truncate");
+    });
+    assert_eq!(resumed, 0, "a record the view does not match is dropped");
+    // A view whose content differs at the recorded length.
+    let resumed = reopen_after(&store, &before, |s, k| {
+        let view = named(s, k, "view log");
+        let length = view.info().expect("info").length;
+        view.truncate(length - 1).expect("truncate");
+        view.append(b"forged").expect("append");
+    });
+    assert_eq!(resumed, 0, "a record whose hash does not match is dropped");
+    // A view longer than the record (a crash between the view's append and
+    // the record's): the extra entry goes, the rest resumes.
+    let resumed = reopen_after(&store, &before, |s, k| {
+        named(s, k, "view log")
+            .append(b"unrecorded")
+            .expect("append");
+    });
+    assert_eq!(resumed, batches);
+    // A missing record: rebuilt, then recorded again.
+    let resumed = reopen_after(&store, &before, |s, k| {
+        named(s, k, "undo").truncate(0).expect("truncate");
+    });
+    assert_eq!(resumed, 0);
+    assert_eq!(reopen_after(&store, &before, |_, _| {}), batches);
+}

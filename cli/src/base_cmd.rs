@@ -181,7 +181,8 @@ struct Put {
 /// as it is.
 #[derive(Default)]
 struct CliApp {
-    /// Values applied by this process (rebuilds and reorders included).
+    /// Values applied by this process (rebuilds and reorders included; not
+    /// the batches a reopened base resumes from its undo log).
     applied: u64,
 }
 
@@ -449,8 +450,9 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
         | BaseCommand::Ls { .. } => Access::Read,
         _ => Access::Write,
     };
-    // A read needs the store to exist; the views are rebuilt at open, so it
-    // writes the view cores too.
+    // A read needs the store to exist; opening a base applies the nodes
+    // that arrived since the last open (and rebuilds the views when their
+    // undo log does not match them), so it writes the view cores too.
     let store = open_durable(dir, access)?;
     let mut out = std::io::stdout().lock();
     match cmd {
