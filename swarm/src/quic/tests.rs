@@ -346,3 +346,50 @@ fn sockets_get_deep_kernel_queues() {
         "sndbuf {send}"
     );
 }
+
+/// Loopback allows 65,535-byte datagrams, so a bulk transfer's sender
+/// must climb to `MAX_UDP_PAYLOAD` and stay there: no GSO batch may exceed
+/// what one `sendmsg` takes, or its loss sets off the black-hole detector.
+#[tokio::test]
+async fn a_loopback_transfer_runs_at_the_largest_payload() {
+    let (server, _, server_addr) = local_endpoint(1);
+    let (client, _, _) = local_endpoint(2);
+    let server_task = tokio::spawn(async move {
+        let connection = accept(&server).await.expect("server handshake");
+        let mut stream = accept_stream(&connection).await.expect("accept stream");
+        let mut received = 0;
+        let mut buffer = vec![0; 1 << 16];
+        loop {
+            match stream.read(&mut buffer).await.expect("read") {
+                0 => break,
+                read => received += read,
+            }
+        }
+        stream.write_all(b"!").await.expect("answer");
+        stream.shutdown().await.expect("finish");
+        connection.closed().await;
+        received
+    });
+    let connection = within(connect(
+        &client,
+        server_addr,
+        &KeyPair::from_seed([1; 32]).public_key(),
+    ))
+    .await
+    .expect("connect");
+    let block = vec![7u8; 1 << 16];
+    let mut stream = open_stream(&connection).await.expect("open stream");
+    for _ in 0..512 {
+        within(stream.write_all(&block)).await.expect("write");
+    }
+    stream.shutdown().await.expect("finish");
+    let mut answer = Vec::new();
+    within(stream.read_to_end(&mut answer))
+        .await
+        .expect("answer");
+    let path = connection.stats().path;
+    connection.close(VarInt::from_u32(0), b"done");
+    assert_eq!(within(server_task).await.expect("server task"), 512 << 16);
+    assert_eq!(path.black_holes_detected, 0, "{path:?}");
+    assert_eq!(path.current_mtu, MAX_UDP_PAYLOAD, "{path:?}");
+}
