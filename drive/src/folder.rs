@@ -23,6 +23,10 @@ pub const PARTIAL_SUFFIX: &str = ".hyper-partial";
 /// file's fsync 5-10 ms, a `syncfs` 10 ms to 1 s, as much as other
 /// processes left unwritten).
 pub const FSYNC_FILES: usize = 32;
+/// Bytes other writers may have left unwritten before [`Folder::publish`]
+/// fsyncs each file instead of calling one `syncfs`, which would wait for
+/// them too (a copy of a large file running beside a mirror).
+pub const SYNCFS_OTHERS_MAX: u64 = 64 << 20;
 /// Threads [`Folder::publish`] fsyncs from at once.
 const FSYNC_THREADS: usize = 8;
 /// Read and write buffer of file copies.
@@ -52,6 +56,8 @@ pub struct Stat {
 pub struct Staged {
     tmp: PathBuf,
     local: PathBuf,
+    /// Bytes written into it.
+    bytes: u64,
 }
 
 /// A file's hash with the size and mtime it was computed at.
@@ -284,7 +290,13 @@ impl Folder {
             .map_err(|e| Error::io(&tmp, e))?;
         file.set_modified(system_time(mtime_ns))
             .map_err(|e| Error::io(&tmp, e))?;
-        Ok((written, Staged { tmp, local }))
+        start_writeback(&file);
+        let staged = Staged {
+            tmp,
+            local,
+            bytes: written,
+        };
+        Ok((written, staged))
     }
 
     /// Makes `path` a symlink to `target`, atomically.
@@ -299,18 +311,25 @@ impl Folder {
         let (local, tmp) = self.prepare(path)?;
         let _ = fs::remove_file(&tmp);
         std::os::unix::fs::symlink(target, &tmp).map_err(|e| Error::io(&tmp, e))?;
-        Ok(Staged { tmp, local })
+        Ok(Staged {
+            tmp,
+            local,
+            bytes: 0,
+        })
     }
 
     /// Puts staged writes in place durably: their bytes reach the disk
     /// before any of them is renamed onto its target, and the renames
     /// before this returns. A crash leaves each target old or new, never a
-    /// mix. Up to [`FSYNC_FILES`] files are fsynced one by one (and each
-    /// folder once after the renames); more are synced with one `syncfs`
+    /// mix. More than [`FSYNC_FILES`] files are synced with one `syncfs`
     /// per filesystem before the renames and one after, not two fsyncs per
-    /// file.
+    /// file, unless the system holds more than [`SYNCFS_OTHERS_MAX`] bytes
+    /// unwritten besides these files (a `syncfs` would wait for them too):
+    /// then, as for fewer files, each file is fsynced (from several
+    /// threads at once) and each folder once after the renames.
     pub fn publish(&self, staged: &[Staged]) -> Result<()> {
-        if staged.len() > FSYNC_FILES {
+        let bytes = staged.iter().map(|s| s.bytes).sum();
+        if staged.len() > FSYNC_FILES && prefer_syncfs(unwritten_bytes(), bytes) {
             let folders = sync_filesystems(staged.iter().map(|s| s.tmp.as_path()))?;
             for s in staged {
                 fs::rename(&s.tmp, &s.local).map_err(|e| Error::io(&s.local, e))?;
@@ -435,6 +454,48 @@ fn fsync_all(paths: &[&Path]) -> Result<()> {
     })
 }
 
+/// Whether one `syncfs` beats an fsync per file for `own` staged bytes
+/// when the system holds `unwritten` bytes not yet on disk (ours
+/// included): only while the others' share is small. `None` (not known)
+/// never prefers it.
+fn prefer_syncfs(unwritten: Option<u64>, own: u64) -> bool {
+    unwritten.is_some_and(|u| u.saturating_sub(own) <= SYNCFS_OTHERS_MAX)
+}
+
+/// The bytes the system has not written back yet: `Dirty` plus
+/// `Writeback` of `/proc/meminfo` (Linux); `None` elsewhere or if it
+/// cannot be read.
+fn unwritten_bytes() -> Option<u64> {
+    let info = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+    };
+    Some((kib("Dirty:")? + kib("Writeback:")?) * 1024)
+}
+
+/// Starts writing `file`'s dirty pages back to the disk without waiting
+/// (Linux: `sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the sync of
+/// [`Folder::publish`] finds most of them written. Best effort: that sync
+/// is what makes them durable.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `file` is an open descriptor for the duration of the call.
+    unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
+/// Elsewhere nothing: the sync of [`Folder::publish`] writes the pages.
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File) {}
+
 /// Syncs every filesystem that holds one of `paths` (one `syncfs` per
 /// filesystem: data and metadata of every file on it); the folders of
 /// `paths`, one per filesystem, for a second sync.
@@ -485,4 +546,26 @@ fn walk_error(root: &Path, e: ignore::Error) -> Error {
         None => std::io::Error::other("the folder walk failed"),
     };
     Error::io(path, source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SYNCFS_OTHERS_MAX, prefer_syncfs, unwritten_bytes};
+
+    #[test]
+    fn syncfs_only_while_little_else_is_unwritten() {
+        let own = 40 << 20;
+        assert!(prefer_syncfs(Some(own), own));
+        assert!(prefer_syncfs(Some(own + SYNCFS_OTHERS_MAX), own));
+        assert!(!prefer_syncfs(Some(own + SYNCFS_OTHERS_MAX + 1), own));
+        // Counters read before our own writes landed.
+        assert!(prefer_syncfs(Some(0), own));
+        assert!(!prefer_syncfs(None, own));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_unwritten_bytes_are_read_on_linux() {
+        assert!(unwritten_bytes().is_some());
+    }
 }

@@ -54,7 +54,7 @@ pub use drive::{
 };
 pub use error::{Error, Result};
 pub use fetch::{Fetch, Progress};
-pub use folder::{FSYNC_FILES, Folder, PARTIAL_SUFFIX, Staged, Stat};
+pub use folder::{FSYNC_FILES, Folder, PARTIAL_SUFFIX, SYNCFS_OTHERS_MAX, Staged, Stat};
 pub use ignore::{IGNORE_FILE, Ignore};
 pub use layout::{Piece, block_ranges};
 pub use messages::{Entry, Kind};
