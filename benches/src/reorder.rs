@@ -33,7 +33,8 @@ use crate::workloads::Result;
 /// (ops per append, ops each writer appends while partitioned), in the
 /// order they run. One op per append stops at 10,000: appending while
 /// partitioned re-sorts the whole unindexed tip on every append (see
-/// docs/BENCHMARKS.md), so 100,000 would take hours before the merge.
+/// docs/BENCHMARKS.md), so 100,000 would take 20-30 minutes before the
+/// merge.
 const CONFIGS: [(usize, u64); 5] = [
     (1, 1_000),
     (1, 10_000),
