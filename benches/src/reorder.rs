@@ -33,7 +33,7 @@ use crate::workloads::Result;
 /// (ops per append, ops each writer appends while partitioned), in the
 /// order they run. One op per append stops at 10,000: appending while
 /// partitioned re-sorts the whole unindexed tip on every append (see
-/// docs/BENCHMARKS.md), so 100,000 would take 20-30 minutes before the
+/// docs/BENCHMARKS.md), so 100,000 would take 10-30 minutes before the
 /// merge.
 const CONFIGS: [(usize, u64); 5] = [
     (1, 1_000),
@@ -44,7 +44,8 @@ const CONFIGS: [(usize, u64); 5] = [
 ];
 /// How often each writer's ack timer fires during the merge.
 const ACK_TIMER: Duration = Duration::from_millis(20);
-/// Gives up on a phase after this long (the line then says so).
+/// Gives up on the setup's or the merge's convergence after this long
+/// (a merge's line then says so).
 const TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Runs W8-reorder for every configuration of [`CONFIGS`].
@@ -120,7 +121,7 @@ fn one(scale: u64, batch: usize, ops: u64) -> Result<()> {
 fn converge(bases: &mut [Base<Log>], target: u64) -> Result<Option<(usize, Instant)>> {
     let started = Instant::now();
     let done = AtomicUsize::new(0);
-    let undone = in_threads(bases, |_, base| {
+    let results = in_threads(bases, |_, base| {
         let mut undone = 0;
         let mut reached = None;
         let mut timer = Instant::now();
@@ -147,7 +148,7 @@ fn converge(bases: &mut [Base<Log>], target: u64) -> Result<Option<(usize, Insta
         }
         Ok(reached.map(|at| (undone, at)))
     })?;
-    let Some(writers) = undone.into_iter().collect::<Option<Vec<_>>>() else {
+    let Some(writers) = results.into_iter().collect::<Option<Vec<_>>>() else {
         return Ok(None);
     };
     let mut end = writers.iter().map(|w| w.1).max().unwrap_or(started);
