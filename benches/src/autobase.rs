@@ -28,7 +28,7 @@ use hyper_wire::{
 use crate::report::Line;
 use crate::workloads::Result;
 
-const WRITERS: usize = 3;
+pub(crate) const WRITERS: usize = 3;
 const OPS_PER_WRITER: u64 = 10_000;
 const VIEW: &str = "ops";
 /// The writer core's name in each store.
@@ -37,7 +37,7 @@ const NAME: &str = "w8";
 const TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// Appends every op to the view, in order.
-struct Log;
+pub(crate) struct Log;
 
 impl Apply for Log {
     fn apply(
@@ -73,39 +73,12 @@ pub fn run(scale: u64) -> Result<()> {
 fn one(scale: u64, batch: usize) -> Result<()> {
     let ops = (OPS_PER_WRITER / scale).max(1);
     let target = ops * WRITERS as u64;
-    let dirs = (0..WRITERS)
-        .map(|_| tempfile::tempdir())
-        .collect::<std::io::Result<Vec<_>>>()?;
-    let stores = dirs
-        .iter()
-        .map(|d| {
-            Store::open_with(
-                d.path(),
-                StoreOptions {
-                    durability: Durability::Eventual,
-                    ..Default::default()
-                },
-            )
-        })
-        .collect::<hyper_core::Result<Vec<_>>>()?;
-    let keys = stores
-        .iter()
-        .map(|s| Ok(s.named(NAME)?.key()))
-        .collect::<hyper_core::Result<Vec<CoreKey>>>()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let set = Writers::new()?;
+    let Writers { stores, keys, .. } = &set;
+    let runtime = runtime()?;
     // Every store serves and downloads every writer core, live.
-    let mesh = runtime.block_on(Mesh::connect(&stores, &keys))?;
-    let signers = stores[1..]
-        .iter()
-        .map(|s| Base::<Log>::signing_key(s, NAME))
-        .collect::<hyper_autobase::Result<Vec<_>>>()?;
-    let mut first = Some(Base::create(&stores[0], NAME, &signers, &[VIEW], Log)?);
-    for (store, _) in stores.iter().zip(&keys).skip(1) {
-        wait_for_header(store, &keys[0])?;
-    }
+    let mesh = runtime.block_on(Mesh::connect(stores, keys))?;
+    let mut first = Some(set.create()?);
     let load = Load { ops, batch, target };
     let start_line = Arc::new(Barrier::new(WRITERS + 1));
     let writers = stores
@@ -132,7 +105,7 @@ fn one(scale: u64, batch: usize) -> Result<()> {
                 end = end.max(done);
             }
             None => {
-                let mut line = fields(ops, batch);
+                let mut line = fields("W8", ops, batch);
                 line.text("timed_out", "true")
                     .int("seconds", TIMEOUT.as_secs());
                 return Ok(line.print(scale)?);
@@ -151,16 +124,16 @@ fn one(scale: u64, batch: usize) -> Result<()> {
     drop(mesh);
     runtime.shutdown_timeout(Duration::from_secs(1));
     let seconds = end.duration_since(started).as_secs_f64();
-    fields(ops, batch)
+    fields("W8", ops, batch)
         .num("ops_per_sec", target as f64 / seconds)
         .num("seconds", seconds)
         .print(scale)?;
     Ok(())
 }
 
-/// The fields every W8 line has.
-fn fields(ops: u64, batch: usize) -> Line {
-    let mut line = Line::new("W8");
+/// The fields every W8 (and W8-reorder) line has.
+pub(crate) fn fields(workload: &str, ops: u64, batch: usize) -> Line {
+    let mut line = Line::new(workload);
     line.int("writers", WRITERS as u64)
         .int("indexers", WRITERS as u64)
         .int("ops_per_writer", ops)
@@ -170,7 +143,7 @@ fn fields(ops: u64, batch: usize) -> Line {
 
 /// Updates every base; whether their views' first `target` blocks are the
 /// same.
-fn agree(bases: &mut [Base<Log>], target: u64) -> Result<bool> {
+pub(crate) fn agree(bases: &mut [Base<Log>], target: u64) -> Result<bool> {
     let mut hashes = Vec::new();
     for base in bases.iter_mut() {
         base.update()?;
@@ -184,8 +157,84 @@ fn agree(bases: &mut [Base<Log>], target: u64) -> Result<bool> {
     Ok(hashes.iter().all(|h| *h == hashes[0]))
 }
 
+/// The writers' stores (each in its own tempdir, eventual durability) and
+/// their writer core keys; writer 0's key is the base key.
+pub(crate) struct Writers {
+    _dirs: Vec<tempfile::TempDir>,
+    pub(crate) stores: Vec<Store>,
+    pub(crate) keys: Vec<CoreKey>,
+}
+
+impl Writers {
+    /// [`WRITERS`] fresh stores.
+    pub(crate) fn new() -> Result<Writers> {
+        let dirs = (0..WRITERS)
+            .map(|_| tempfile::tempdir())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let stores = dirs
+            .iter()
+            .map(|d| {
+                Store::open_with(
+                    d.path(),
+                    StoreOptions {
+                        durability: Durability::Eventual,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect::<hyper_core::Result<Vec<_>>>()?;
+        let keys = stores
+            .iter()
+            .map(|s| Ok(s.named(NAME)?.key()))
+            .collect::<hyper_core::Result<Vec<CoreKey>>>()?;
+        Ok(Writers {
+            _dirs: dirs,
+            stores,
+            keys,
+        })
+    }
+
+    /// Creates the base in store 0 with every writer an indexer, and waits
+    /// until its header reached the other stores (the mesh must be up), so
+    /// they can [`Writers::join`].
+    pub(crate) fn create(&self) -> Result<Base<Log>> {
+        let signers = self.stores[1..]
+            .iter()
+            .map(|s| Base::<Log>::signing_key(s, NAME))
+            .collect::<hyper_autobase::Result<Vec<_>>>()?;
+        let base = Base::create(&self.stores[0], NAME, &signers, &[VIEW], Log)?;
+        for store in &self.stores[1..] {
+            wait_for_header(store, &self.keys[0])?;
+        }
+        Ok(base)
+    }
+
+    /// Writer `i`'s base: joined (`i` > 0; the base header must be here).
+    pub(crate) fn join(&self, i: usize) -> hyper_autobase::Result<Base<Log>> {
+        join(&self.stores[i], self.keys[0])
+    }
+}
+
+/// Joins the base `key` with `store`'s writer core.
+fn join(store: &Store, key: CoreKey) -> hyper_autobase::Result<Base<Log>> {
+    Base::join(store, key, NAME, &[VIEW], Log)
+}
+
+/// Op `i` of writer `writer`: a small JSON object.
+pub(crate) fn op(writer: usize, i: u64) -> Vec<u8> {
+    format!("{{\"w\":{writer},\"i\":{i}}}").into_bytes()
+}
+
+/// The runtime the replications run on: two threads.
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 /// The replications of the stores and their connections, kept open.
-struct Mesh {
+pub(crate) struct Mesh {
     _replications: Vec<Replication>,
     _servers: Vec<tokio::task::JoinHandle<()>>,
     _connections: Vec<hyper_wire::Connection>,
@@ -202,7 +251,7 @@ impl Drop for Mesh {
 impl Mesh {
     /// A replication per store, each serving on loopback, connected in a
     /// full mesh, every other writer's core downloading live.
-    async fn connect(stores: &[Store], keys: &[CoreKey]) -> Result<Mesh> {
+    pub(crate) async fn connect(stores: &[Store], keys: &[CoreKey]) -> Result<Mesh> {
         let mut mesh = Mesh {
             _replications: Vec::new(),
             _servers: Vec::new(),
@@ -262,7 +311,7 @@ fn writer(
 ) -> hyper_autobase::Result<Option<(Base<Log>, Instant)>> {
     let mut base = match created {
         Some(base) => base,
-        None => Base::join(store, base_key, NAME, &[VIEW], Log)?,
+        None => join(store, base_key)?,
     };
     start_line.wait();
     let started = Instant::now();
@@ -270,9 +319,7 @@ fn writer(
     let Load { ops, batch, target } = load;
     while next < ops {
         let n = (batch as u64).min(ops - next);
-        let values: Vec<Vec<u8>> = (next..next + n)
-            .map(|i| format!("{{\"w\":{index},\"i\":{i}}}").into_bytes())
-            .collect();
+        let values: Vec<Vec<u8>> = (next..next + n).map(|i| op(index, i)).collect();
         let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
         base.append(&refs)?;
         base.ack(false)?;

@@ -7,7 +7,8 @@
 //! same over TCP, see `swarm_clone.rs`, `S4-1K` and `S4-64K` run one block
 //! size of it; W7-mirror: mirroring a real source
 //! tree beside rsync, see `mirror.rs`; and, by name only, W7-mem: a 4 GiB
-//! file's peak memory through a mirror, see `mirror.rs`; S3: connect time
+//! file's peak memory through a mirror, see `mirror.rs`; W8-reorder: the
+//! merge of three writers' partitioned appends, see `reorder.rs`; S3: connect time
 //! per NAT pair in the namespace lab, root only, see `nat.rs`; L1 and L3: a
 //! big core and many cores, see `scale.rs`; L2 and L4: many readers and the
 //! soak, see `soak.rs`). `BENCH_SCALE=N`
@@ -21,6 +22,7 @@ mod dht;
 mod drive;
 mod mirror;
 mod nat;
+mod reorder;
 mod replicate;
 mod report;
 mod scale;
@@ -70,7 +72,7 @@ fn main() -> ExitCode {
     }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!(
-            "usage: hyper-bench all | W1 W2 W3 ... W7-mirror ... S1 S2 S4 | W7-mem S3 S4-1K S4-64K L1 L2 L3 L4  (BENCH_SCALE=N divides the counts)"
+            "usage: hyper-bench all | W1 W2 W3 ... W7-mirror ... S1 S2 S4 | W7-mem W8-reorder S3 S4-1K S4-64K L1 L2 L3 L4  (BENCH_SCALE=N divides the counts)"
         );
         return ExitCode::from(2);
     }
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
             "S4-1K" => swarm_clone::run_shapes(scale, &[workloads::Append::SMALL]),
             "S4-64K" => swarm_clone::run_shapes(scale, &[workloads::Append::LARGE]),
             "W8" => autobase::run(scale),
+            "W8-REORDER" => reorder::run(scale),
             "L1" => scale::big_core(scale),
             "L2" => soak::readers(scale),
             "L3" => scale::many_cores(scale),
@@ -115,7 +118,7 @@ fn main() -> ExitCode {
             other => {
                 eprintln!(
                     "hyper-bench: unknown workload {other}; runnable: {}",
-                    RUNNABLE.join(" ") + " W7-MEM S3 S4-1K S4-64K L1 L2 L3 L4"
+                    RUNNABLE.join(" ") + " W7-MEM W8-REORDER S3 S4-1K S4-64K L1 L2 L3 L4"
                 );
                 return ExitCode::from(2);
             }

@@ -186,10 +186,9 @@ fn refuses_what_it_cannot_run() {
     let out = bench(&["W9"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("runnable: W1 W2 W3 W4 W5 W6 W7 W7-MIRROR W8 S1 S2 S4 W7-MEM S3 L1 L2 L3 L4")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "runnable: W1 W2 W3 W4 W5 W6 W7 W7-MIRROR W8 S1 S2 S4 W7-MEM W8-REORDER S3 L1 L2 L3 L4"
+    ));
 }
 
 #[test]
@@ -257,6 +256,42 @@ fn field(line: &str, key: &str) -> f64 {
     rest[..end]
         .parse()
         .unwrap_or_else(|_| panic!("{key} is not a number in {line}"))
+}
+
+/// W8-reorder runs by name (not in `all`): a line per configuration, each
+/// with the merge's figures (the views agreed and were signed, or it
+/// would have failed or timed out).
+#[test]
+fn w8_reorder_runs_by_name() {
+    let stdout = bench_ok(&["w8-reorder"]);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let configs: Vec<(f64, f64)> = lines
+        .iter()
+        .map(|l| (field(l, "append_batch"), field(l, "ops_per_writer")))
+        .collect();
+    assert_eq!(
+        configs,
+        [
+            (1.0, 1.0),
+            (1.0, 10.0),
+            (100.0, 1.0),
+            (100.0, 10.0),
+            (100.0, 100.0)
+        ],
+        "{stdout}"
+    );
+    for l in &lines {
+        assert!(
+            l.starts_with("{\"workload\":\"W8-reorder\",\"impl\":\"rust\""),
+            "{l}"
+        );
+        assert!(!l.contains("timed_out"), "{l}");
+        assert_eq!(field(l, "indexers"), 3.0, "{l}");
+        for key in ["seconds", "ops_per_sec", "us_per_op"] {
+            assert!(field(l, key) > 0.0, "{key} in {l}");
+        }
+        assert!(field(l, "partition_seconds") >= 0.0, "{l}");
+    }
 }
 
 /// L1 and L3 run by name (not in `all`): L1's line has every figure, its
