@@ -187,7 +187,7 @@ fn refuses_what_it_cannot_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains(
-        "runnable: W1 W2 W3 W4 W5 W6 W7 W7-MIRROR W8 S1 S2 S4 W7-MEM W8-REORDER S3 L1 L2 L3 L4"
+        "runnable: W1 W2 W3 W4 W5 W6 W7 W7-MIRROR W8 S1 S2 S4 W7-MEM W8-REORDER S3 S4-1K S4-64K L1 L2 L3 L4"
     ));
 }
 
