@@ -26,7 +26,7 @@ pub const FSYNC_FILES: usize = 32;
 /// Bytes other writers may have left unwritten before [`Folder::publish`]
 /// fsyncs each file instead of calling one `syncfs`, which would wait for
 /// them too (a copy of a large file running beside a mirror).
-pub const SYNCFS_OTHERS_MAX: u64 = 64 << 20;
+pub const SYNCFS_OTHERS_MAX: u64 = 256 << 20;
 /// Threads [`Folder::publish`] fsyncs from at once.
 const FSYNC_THREADS: usize = 8;
 /// Read and write buffer of file copies.
@@ -290,7 +290,6 @@ impl Folder {
             .map_err(|e| Error::io(&tmp, e))?;
         file.set_modified(system_time(mtime_ns))
             .map_err(|e| Error::io(&tmp, e))?;
-        start_writeback(&file);
         let staged = Staged {
             tmp,
             local,
@@ -480,21 +479,6 @@ fn unwritten_bytes() -> Option<u64> {
     };
     Some((kib("Dirty:")? + kib("Writeback:")?) * 1024)
 }
-
-/// Starts writing `file`'s dirty pages back to the disk without waiting
-/// (Linux: `sync_file_range(SYNC_FILE_RANGE_WRITE)`), so the sync of
-/// [`Folder::publish`] finds most of them written. Best effort: that sync
-/// is what makes them durable.
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: `file` is an open descriptor for the duration of the call.
-    unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-}
-
-/// Elsewhere nothing: the sync of [`Folder::publish`] writes the pages.
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &File) {}
 
 /// Syncs every filesystem that holds one of `paths` (one `syncfs` per
 /// filesystem: data and metadata of every file on it); the folders of
