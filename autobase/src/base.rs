@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::linearizer::{Batch, Linearizer, Update};
 use crate::node::{Header, MAX_INDEXERS, Node, writer_key_of};
 use crate::signed::SignedViews;
-use crate::undo::{Applied, BatchId, Change, Record, tree_hash, truncate_view};
+use crate::undo::{Applied, BatchId, Change, Record, tree_hashes, truncate_view};
+use crate::view::{Staged, View};
 
 /// How many applied batches the undo log may lag behind the views before an
 /// update writes it (it is also written when a [`Base`] is dropped): after
@@ -28,39 +29,6 @@ pub const MAX_ACKS: u32 = 16;
 pub trait Apply {
     /// Applies one batch of a writer that is a member of the base.
     fn apply(&mut self, batch: &Batch, view: &mut View<'_>, host: &mut Host<'_>) -> Result<()>;
-}
-
-/// The views as `apply` sees them: named cores it appends to and reads.
-pub struct View<'a> {
-    cores: &'a [(String, Core)],
-}
-
-impl View<'_> {
-    /// The view core `name` (for views that are more than a log, such as a
-    /// bee on it).
-    pub fn core(&self, name: &str) -> Result<&Core> {
-        self.cores
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, c)| c)
-            .ok_or_else(|| Error::NoSuchView(name.to_string()))
-    }
-
-    /// Appends `block` to the view `name`.
-    pub fn append(&mut self, name: &str, block: &[u8]) -> Result<()> {
-        self.core(name)?.append(block)?;
-        Ok(())
-    }
-
-    /// Block `index` of the view `name`.
-    pub fn get(&self, name: &str, index: u64) -> Result<Vec<u8>> {
-        Ok(self.core(name)?.get(index)?)
-    }
-
-    /// The length of the view `name`.
-    pub fn len(&self, name: &str) -> Result<u64> {
-        Ok(self.core(name)?.info()?.length)
-    }
 }
 
 /// What `apply` may change besides the views: the base's writers.
@@ -169,6 +137,9 @@ pub struct Base<A> {
     members: BTreeMap<CoreKey, bool>,
     lin: Linearizer,
     views: Vec<(String, Core)>,
+    /// What the batches of the current update round appended to the views,
+    /// written at the round's end.
+    staged: Staged,
     signed: SignedViews,
     /// Each view's signed length after the last update.
     signed_lengths: Vec<u64>,
@@ -272,6 +243,7 @@ impl<A: Apply> Base<A> {
             indexers,
             writers: BTreeMap::new(),
             lin,
+            staged: Staged::new(view_cores.len()),
             views: view_cores,
             signed,
             signed_lengths: vec![0; views.len()],
@@ -422,13 +394,7 @@ impl<A: Apply> Base<A> {
             total.shared = total.shared.min(keep);
             total.undo = self.applied.len() - total.shared;
             self.undo_to(keep)?;
-            for batch in &next {
-                if self.apply_batch(batch)? {
-                    // A resumed batch added a writer not read yet: its
-                    // batches may sort next, so read it first.
-                    break;
-                }
-            }
+            self.apply_round(&next)?;
             // The views hold the new batches now: record them once enough
             // wait (and when the base is dropped).
             self.record.extend(&self.applied, RECORD_LAG)?;
@@ -580,15 +546,72 @@ impl<A: Apply> Base<A> {
         Ok(())
     }
 
-    /// Each view's length and tree hash now.
-    fn lengths(&self) -> Result<(Vec<u64>, Vec<[u8; 32]>)> {
+    /// Each view's length now, staged entries included.
+    fn lengths(&self) -> Result<Vec<u64>> {
         self.views
             .iter()
-            .map(|(_, c)| {
-                let length = c.info()?.length;
-                Ok((length, tree_hash(c, length)?))
-            })
+            .enumerate()
+            .map(|(i, (_, c))| Ok(c.info()?.length + self.staged.len(i)))
             .collect()
+    }
+
+    /// Applies `next` in order, up to a resumed batch that added a writer
+    /// not read yet (its batches may sort next, so it is read first), then
+    /// writes what they appended to the views in one commit and gives their
+    /// undo entries the views' tree hashes. A batch that fails changes
+    /// nothing (its staged entries and membership changes are dropped); the
+    /// batches before it are written, then the error returned. When the
+    /// write fails, the round is undone.
+    fn apply_round(&mut self, next: &[Batch]) -> Result<()> {
+        let from = self.applied.len();
+        let mut result = Ok(());
+        for batch in next {
+            match self.apply_batch(batch) {
+                Ok(false) => {}
+                Ok(true) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = self.staged.write(&self.store, &self.views) {
+            // The views do not hold the round's batches: forget them.
+            self.undo_to(from)?;
+            return Err(e);
+        }
+        self.hash_applied(from)?;
+        result
+    }
+
+    /// Fills in the views' tree hashes of the applied entries from `from`
+    /// on (the views hold what they describe now): per view, one read of
+    /// the roots at each length those entries name.
+    fn hash_applied(&mut self, from: usize) -> Result<()> {
+        let Some(entries) = self.applied.get_mut(from..) else {
+            return Ok(());
+        };
+        for a in entries.iter_mut() {
+            a.hashes.clear();
+        }
+        for (i, (_, core)) in self.views.iter().enumerate() {
+            let mut lengths: Vec<u64> = entries
+                .iter()
+                .map(|a| a.lengths.get(i).copied().unwrap_or(0))
+                .collect();
+            lengths.dedup();
+            let hashes = tree_hashes(core, &lengths)?;
+            let by_length: BTreeMap<u64, [u8; 32]> = lengths.into_iter().zip(hashes).collect();
+            for a in entries.iter_mut() {
+                let length = a.lengths.get(i).copied().unwrap_or(0);
+                let hash = by_length
+                    .get(&length)
+                    .copied()
+                    .ok_or(Error::Malformed("an applied length was not hashed"))?;
+                a.hashes.push(hash);
+            }
+        }
+        Ok(())
     }
 
     /// Drops the recorded batches not reached again: from the undo log
@@ -660,15 +683,29 @@ impl<A: Apply> Base<A> {
             changes: Vec::new(),
         };
         if host.is_writer(&batch.writer) && !batch.is_ack() {
-            let mut view = View { cores: &self.views };
-            self.app.apply(batch, &mut view, &mut host)?;
+            let mut view = View {
+                store: &self.store,
+                cores: &self.views,
+                staged: &mut self.staged,
+            };
+            if let Err(e) = self.app.apply(batch, &mut view, &mut host) {
+                self.staged.discard();
+                for change in host.changes.iter().rev() {
+                    match change.before {
+                        Some(m) => host.members.insert(change.key, m),
+                        None => host.members.remove(&change.key),
+                    };
+                }
+                return Err(e);
+            }
         }
+        self.staged.seal();
         let changes = host.changes;
-        let (lengths, hashes) = self.lengths()?;
         self.applied.push(Applied {
             batch: id,
-            lengths,
-            hashes,
+            lengths: self.lengths()?,
+            // Filled in once the round's entries are written.
+            hashes: Vec::new(),
             changes,
         });
         Ok(false)

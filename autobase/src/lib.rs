@@ -58,8 +58,9 @@ mod linearizer;
 mod node;
 mod signed;
 mod undo;
+mod view;
 
-pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, RECORD_LAG, View, ViewInfo};
+pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, RECORD_LAG, ViewInfo};
 pub use error::{Error, Result};
 pub use linearizer::{Batch, Linearizer, Update};
 pub use node::{
@@ -67,3 +68,4 @@ pub use node::{
     ViewSignature, writer_key_of,
 };
 pub use signed::MAX_REFUSALS;
+pub use view::View;

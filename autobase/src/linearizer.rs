@@ -153,6 +153,14 @@ pub struct Linearizer {
     vertices: Vec<Vertex>,
     /// The indexed prefix.
     indexed: Vec<VertexId>,
+    /// The tip: every batch in the DAG not indexed, kept sorted by
+    /// [`Vertex::sort_key`] as batches arrive (each goes in at its place)
+    /// and as batches are indexed (they leave it).
+    tip: Vec<VertexId>,
+    /// Where the order (indexed prefix, then tip) may first differ from
+    /// `reported`: everything before it is unchanged since the last
+    /// `update` (`usize::MAX`: nothing changed).
+    changed_from: usize,
     /// Votes per even round: which indexers voted for its leader.
     votes: HashMap<u64, Vec<usize>>,
     /// The newest committed leader round.
@@ -178,6 +186,8 @@ impl Linearizer {
             by_key: HashMap::new(),
             vertices: Vec::new(),
             indexed: Vec::new(),
+            tip: Vec::new(),
+            changed_from: usize::MAX,
             votes: HashMap::new(),
             committed_round: None,
             reported: Vec::new(),
@@ -378,34 +388,36 @@ impl Linearizer {
             .map(|v| &v.batch)
     }
 
-    /// Recomputes the order and reports what changed since the previous
-    /// call. Costs O(t log t) for a tip of t batches, whatever the history.
+    /// Reports what changed in the order since the previous call. Costs
+    /// O(c) for c batches from the first place the order may have changed
+    /// (where a batch arrived in the tip, or where the indexed prefix grew)
+    /// to its end, whatever the history: a batch that sorts last costs
+    /// O(1).
     pub fn update(&mut self) -> Update {
-        let mut tip: Vec<VertexId> = self
-            .writers
-            .iter()
-            .flat_map(|w| {
-                let from = w.batches.partition_point(|&v| {
-                    self.vertices
-                        .get(v)
-                        .is_some_and(|x| x.batch.end() <= w.indexed)
-                });
-                w.batches.get(from..).unwrap_or_default().iter().copied()
-            })
-            .collect();
-        self.sort(&mut tip);
-        let order: Vec<VertexId> = self.indexed.iter().copied().chain(tip).collect();
-        let shared = self
+        let from = self.changed_from.min(self.reported.len());
+        self.changed_from = usize::MAX;
+        let new: Vec<VertexId> = match self.indexed.get(from..) {
+            Some(rest) => rest.iter().chain(&self.tip).copied().collect(),
+            None => self
+                .tip
+                .get(from - self.indexed.len()..)
+                .unwrap_or_default()
+                .to_vec(),
+        };
+        let same = self
             .reported
+            .get(from..)
+            .unwrap_or_default()
             .iter()
-            .zip(&order)
+            .zip(&new)
             .take_while(|(a, b)| a == b)
             .count();
+        let shared = from + same;
         let update = Update {
             shared,
             undo: self.reported.len() - shared,
-            tip: order
-                .get(shared..)
+            tip: new
+                .get(same..)
                 .unwrap_or_default()
                 .iter()
                 .filter_map(|&v| self.vertices.get(v))
@@ -413,8 +425,20 @@ impl Linearizer {
                 .collect(),
             indexed: self.indexed.len(),
         };
-        self.reported = order;
+        self.reported.truncate(shared);
+        self.reported
+            .extend(new.get(same..).unwrap_or_default().iter().copied());
         update
+    }
+
+    /// Puts the new batch `id` in the tip at its place.
+    fn enter_tip(&mut self, id: VertexId) {
+        let key = self.vertices.get(id).map(Vertex::sort_key);
+        let at = self
+            .tip
+            .partition_point(|&v| self.vertices.get(v).map(Vertex::sort_key) < key);
+        self.tip.insert(at, id);
+        self.changed_from = self.changed_from.min(self.indexed.len() + at);
     }
 
     fn writer(&self, key: &CoreKey) -> Option<&Writer> {
@@ -515,6 +539,11 @@ impl Linearizer {
             return;
         };
         state.batches.push(id);
+        // In the tip before its vote, which may index it.
+        self.enter_tip(id);
+        let Some(state) = self.writers.get_mut(w) else {
+            return;
+        };
         let (Some(round), Some(position)) = (round, indexer) else {
             return;
         };
@@ -631,8 +660,18 @@ impl Linearizer {
                 state.indexed = upto;
             }
             self.sort(&mut segment);
+            self.changed_from = self.changed_from.min(self.indexed.len());
             self.indexed.extend(segment);
         }
+        // The batches indexed now leave the tip (it stays sorted).
+        let (vertices, writers) = (&self.vertices, &self.writers);
+        self.tip.retain(|&v| {
+            vertices.get(v).is_some_and(|x| {
+                writers
+                    .get(x.writer)
+                    .is_some_and(|w| x.batch.end() > w.indexed)
+            })
+        });
         self.committed_round = Some(round);
         self.votes.retain(|&r, _| r > round);
     }

@@ -318,6 +318,46 @@ fn a_view_not_opened_is_an_error_naming_it() {
     assert!(err.to_string().contains("'nowhere'"), "{err}");
 }
 
+/// An application that logs each value after the log's length (`dup`
+/// repeats the previous entry), and fails on `bad` (after its log entry and
+/// a membership change).
+struct Picky;
+
+impl Apply for Picky {
+    fn apply(&mut self, batch: &Batch, view: &mut View<'_>, host: &mut Host<'_>) -> Result<()> {
+        for value in batch.values.iter().flatten() {
+            // The batch reads what it appended so far.
+            let n = view.len("log")?;
+            let entry = match value.as_slice() {
+                b"dup" => view.get("log", n - 1)?,
+                v => [format!("{n}:").as_bytes(), v].concat(),
+            };
+            view.append("log", &entry)?;
+            if value.as_slice() == b"bad" {
+                host.add_writer(CoreKey([9; 32]));
+                view.append("nowhere", value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_batch_leaves_the_views_and_writers_as_they_were() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let mut base = Base::create(&store, "picky", &[], &["log"], Picky).expect("create");
+    base.append(&[b"one", b"dup"]).expect("append");
+    let err = base.append(&[b"three", b"bad"]).expect_err("no such view");
+    assert!(err.to_string().contains("'nowhere'"), "{err}");
+    let view = base.view("log").expect("view");
+    assert_eq!(view.info().expect("info").length, 2, "nothing of the batch");
+    assert_eq!(view.get(0).expect("block"), b"0:one");
+    assert_eq!(view.get(1).expect("block"), b"0:one");
+    assert_eq!(base.info().views[0].length, 2);
+    assert!(!base.info().writers.contains(&CoreKey([9; 32])));
+}
+
 #[test]
 fn a_lone_indexer_settles_its_acks() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -25,6 +25,7 @@ struct Peer {
 struct Sim {
     rng: StdRng,
     keys: Vec<CoreKey>,
+    indexers: Vec<CoreKey>,
     /// Every writer's log: the truth.
     logs: Vec<Vec<Node>>,
     peers: Vec<Peer>,
@@ -69,6 +70,7 @@ impl Sim {
             rng,
             logs: vec![Vec::new(); writers],
             keys,
+            indexers,
             peers,
             partition: None,
         }
@@ -158,6 +160,12 @@ impl Sim {
         peer.view.extend(u.tip.iter().map(id));
         let order: Vec<(CoreKey, u64)> = peer.lin.order().map(id).collect();
         assert_eq!(peer.view, order, "updates rebuild the order");
+        assert_eq!(
+            order,
+            self.fresh_order(p),
+            "the order kept as nodes arrived is the one computed from scratch"
+        );
+        let peer = &mut self.peers[p];
         let indexed = order[..u.indexed].to_vec();
         assert!(
             indexed.starts_with(&peer.indexed),
@@ -176,6 +184,27 @@ impl Sim {
                 "peers {p} and {q} disagree on the indexed prefix"
             );
         }
+    }
+
+    /// The order a new linearizer computes from the nodes peer `p` holds,
+    /// pushed writer by writer, then updated once.
+    fn fresh_order(&self, p: usize) -> Vec<(CoreKey, u64)> {
+        let mut lin = Linearizer::new(&self.indexers).expect("indexers");
+        for &k in &self.keys {
+            lin.add_writer(k);
+        }
+        for ((key, log), &n) in self
+            .keys
+            .iter()
+            .zip(&self.logs)
+            .zip(&self.peers[p].received)
+        {
+            for node in &log[..n] {
+                lin.push(key, node.clone()).expect("honest node");
+            }
+        }
+        lin.update();
+        lin.order().map(id).collect()
     }
 
     /// Every batch comes after the batch before it in its log and after

@@ -97,13 +97,15 @@ fn sigkill_during_a_reorder_then_reopen_equals_the_peer() {
         "the sync ended before the kill: {status:?} {stdout:?} {seen:?}"
     );
     // The kill landed inside the reorder: b's working view (a plain core)
-    // holds part of the merged order, past the prefix and short of all.
+    // holds less than the merged order (an update round writes what it
+    // applied in one commit at its end, so it may hold only the prefix, or
+    // the rounds written before the kill).
     let view_core = format!("autobase {base} view log");
     let raw: serde_json::Value =
         serde_json::from_str(&ok(cli(&b, &["core", "info", &view_core, "--json"], None)))
             .expect("json");
     let held = raw["length"].as_u64().expect("length");
-    assert!(held > before + 50 && held < total, "{held} of {total}");
+    assert!(held >= before && held < total, "{held} of {total}");
 
     // Reopened: the same view as a's, entry for entry, and the same hash.
     let view = ok(cli(&b, &["base", "view", &base, "--json"], None));

@@ -196,6 +196,33 @@ impl Core {
         })
     }
 
+    /// The roots of the local tree at each of `lengths` (any length up to
+    /// [`Info::length`](crate::Info::length), signed or not, in this fork),
+    /// read from the stored nodes in one read transaction: what a tree hash
+    /// at a past length is made of (a layer keeping a hash per batch it
+    /// appended). A length past the local length is
+    /// [`Error::OutOfBounds`]; a node not stored here (a sparse replica)
+    /// [`Error::NodeNotAvailable`].
+    pub fn roots_at(&self, lengths: &[u64]) -> Result<Vec<Vec<Node>>> {
+        let local = self.read_state()?.header.length();
+        if let Some(&length) = lengths.iter().find(|l| **l > local) {
+            return Err(Error::OutOfBounds {
+                index: length,
+                length: local,
+            });
+        }
+        let txn = self.inner.shared.db.begin_read()?;
+        let nodes = txn.open_table(NODES)?;
+        let source = crate::storage::CachedNodes {
+            nodes: TableNodes {
+                table: &nodes,
+                id: self.inner.id,
+            },
+            pages: Default::default(),
+        };
+        lengths.iter().map(|l| roots_at(&source, *l)).collect()
+    }
+
     /// The roots of the local tree at `length`, read from the stored nodes.
     fn stored_roots(&self, length: u64) -> Result<Vec<Node>> {
         let txn = self.inner.shared.db.begin_read()?;
