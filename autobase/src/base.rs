@@ -383,11 +383,20 @@ impl<A: Apply> Base<A> {
             // What is applied of the order: the shared prefix, or less when
             // the previous round stopped early (below).
             let keep = u.shared.min(self.applied.len());
-            let next: Vec<Batch> = self.lin.order().skip(keep).cloned().collect();
+            // The linearizer's report holds the batches from its shared
+            // prefix on: taken as they are unless a round stopped early.
+            let next: Vec<Batch> = if keep == u.shared {
+                u.tip
+            } else {
+                self.lin.order_from(keep).cloned().collect()
+            };
             if keep == self.applied.len() && next.is_empty() {
                 // Recorded batches the order no longer reaches are gone.
                 self.leave_resume()?;
                 total.indexed = u.indexed;
+                if total.shared < self.applied.len() {
+                    total.tip = self.lin.order_from(total.shared).cloned().collect();
+                }
                 self.update_signed()?;
                 return Ok(total);
             }
@@ -398,7 +407,6 @@ impl<A: Apply> Base<A> {
             // The views hold the new batches now: record them once enough
             // wait (and when the base is dropped).
             self.record.extend(&self.applied, RECORD_LAG)?;
-            total.tip = self.lin.order().skip(total.shared).cloned().collect();
             total.indexed = u.indexed;
             // A batch may have added writers whose logs are here already.
             let added: Vec<CoreKey> = self

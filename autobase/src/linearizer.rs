@@ -382,7 +382,15 @@ impl Linearizer {
 
     /// The whole current order (indexed prefix, then the tip).
     pub fn order(&self) -> impl Iterator<Item = &Batch> {
+        self.order_from(0)
+    }
+
+    /// The current order from batch `from` on (empty past its end), without
+    /// walking the batches before it.
+    pub fn order_from(&self, from: usize) -> impl Iterator<Item = &Batch> {
         self.reported
+            .get(from..)
+            .unwrap_or_default()
             .iter()
             .filter_map(|&v| self.vertices.get(v))
             .map(|v| &v.batch)
