@@ -320,6 +320,28 @@ fn open_base(store: &Store, base: &str) -> Result<Base<CliApp>, CliError> {
     }
 }
 
+/// The cores `seed BASE` serves when `base` names a base this store
+/// holds: every writer core it reads, this store's own writer core (a
+/// candidate not added yet included) and the signed views; `None` when
+/// `base` is not a base here (a plain core).
+pub fn served_cores(store: &Store, base: &str) -> Result<Option<Vec<CoreKey>>, CliError> {
+    let base = match open_base(store, base) {
+        Ok(b) => b,
+        Err(CliError::NoSuchBase(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut keys = base.cores();
+    keys.push(base.writer_key());
+    keys.extend(
+        [LOG, KV]
+            .iter()
+            .filter_map(|v| base.signed_view(v).map(Core::key)),
+    );
+    keys.sort();
+    keys.dedup();
+    Ok(Some(keys))
+}
+
 /// This store's `base signer` cores: (name, core), in key order.
 fn signers(store: &Store) -> Result<Vec<(String, Core)>, CliError> {
     let mut out = Vec::new();

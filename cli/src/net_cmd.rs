@@ -420,11 +420,22 @@ pub fn seed(global: &Global, args: SeedArgs) -> Result<(), CliError> {
     };
     // A missing store has nothing to seed: never made here.
     let store = open(dir, Access::Read, durability)?;
-    let cores = args
-        .keys
-        .iter()
-        .map(|k| open_core(&store, k))
-        .collect::<Result<Vec<Core>, CliError>>()?;
+    let mut cores = Vec::new();
+    for k in &args.keys {
+        // A base's key serves all of the base's cores (not with --append,
+        // which appends to one core).
+        match crate::base_cmd::served_cores(&store, k)? {
+            Some(keys) if !args.append => {
+                for key in keys {
+                    let core = store.core(&key)?;
+                    if !cores.iter().any(|c: &Core| c.key() == key) {
+                        cores.push(core);
+                    }
+                }
+            }
+            _ => cores.push(open_core(&store, k)?),
+        }
+    }
     let all = if cores.is_empty() {
         store
             .list()?

@@ -120,3 +120,27 @@ fn bad_base_arguments_are_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&key) && err.contains(&seeder.addr), "{err}");
 }
+
+#[test]
+fn seed_base_serves_every_core_of_the_base_a_joiners_values_included() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b] = ["a", "b"].map(|n| dir.path().join(n));
+    let created = ok(cli(&a, &["base", "create", "--name", "pair"], None));
+    let base = field(&created, "base").to_string();
+    sync(&a, &b, &base);
+    let joined = ok(cli(&b, &["base", "join", &base], None));
+    let writer = field(&joined, "writer").to_string();
+    ok(cli(&a, &["base", "add-writer", "pair", &writer], None));
+    ok(cli(&b, &["base", "append", &base, "from b"], None));
+    // b seeds the base by its key, not every core of its store: its own
+    // writer core is among what it serves.
+    let seeder = seed(&b, &[&base, "--listen", "127.0.0.1:0"]);
+    ok(cli(
+        &a,
+        &["base", "sync", &base, "--connect", &seeder.addr],
+        None,
+    ));
+    drop(seeder);
+    let view = ok(cli(&a, &["base", "view", &base], None));
+    assert!(view.contains("from b"), "{view}");
+}
