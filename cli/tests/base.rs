@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::base::{field, info, sync};
+use common::base::{field, info, sync, two_writers};
 use common::{cli, ok, seed};
 
 #[test]
@@ -125,12 +125,7 @@ fn bad_base_arguments_are_clear_errors() {
 fn seed_base_serves_every_core_of_the_base_a_joiners_values_included() {
     let dir = tempfile::tempdir().expect("tempdir");
     let [a, b] = ["a", "b"].map(|n| dir.path().join(n));
-    let created = ok(cli(&a, &["base", "create", "--name", "pair"], None));
-    let base = field(&created, "base").to_string();
-    sync(&a, &b, &base);
-    let joined = ok(cli(&b, &["base", "join", &base], None));
-    let writer = field(&joined, "writer").to_string();
-    ok(cli(&a, &["base", "add-writer", "pair", &writer], None));
+    let (base, _, _) = two_writers(&a, &b, "pair");
     ok(cli(&b, &["base", "append", &base, "from b"], None));
     // b seeds the base by its key, not every core of its store: its own
     // writer core is among what it serves.

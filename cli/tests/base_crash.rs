@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::base::{field, info, sync};
+use common::base::{info, sync, two_writers};
 use common::{cli, ok, seed};
 
 /// Values each side appends while they are apart.
@@ -21,12 +21,7 @@ fn lines(prefix: &str) -> String {
 fn sigkill_during_a_reorder_then_reopen_equals_the_peer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let [a, b] = ["a", "b"].map(|n| dir.path().join(n));
-    let created = ok(cli(&a, &["base", "create", "--name", "crash"], None));
-    let base = field(&created, "base").to_string();
-    let a_writer = field(&created, "writer").to_string();
-    sync(&a, &b, &base);
-    let b_writer = field(&ok(cli(&b, &["base", "join", &base], None)), "writer").to_string();
-    ok(cli(&a, &["base", "add-writer", "crash", &b_writer], None));
+    let (base, a_writer, _) = two_writers(&a, &b, "crash");
     sync(&a, &b, &base);
     ok(cli(&b, &["base", "append", &base, "before"], None));
     sync(&b, &a, &base);
