@@ -28,7 +28,7 @@ pub enum Error {
     UnsupportedVersion(u32),
     /// Block 0 of the base's first core is not stored here yet.
     #[error(
-        "block 0 of base {0} is not stored here: fetch the base's first core from a peer first (hyper-cli: `base sync BASE --connect ADDR`)"
+        "block 0 of base {0} is not stored here: fetch the base's first core from a peer first (hyper-cli: `base sync BASE`, with `--connect ADDR` for a peer at a known address)"
     )]
     BaseHeaderMissing(String),
     /// `apply` named a view the base was not opened with.

@@ -20,9 +20,9 @@ use clap::Subcommand;
 use hyper_autobase::{Apply, Base, Batch, Header, Host, View};
 use hyper_bee::Bee;
 use hyper_core::{Core, CoreKey, Store};
-use hyper_wire::{DownloadRange, Replication};
 use serde::Serialize;
 
+use crate::base_sync::Source;
 use crate::output::json_line;
 use crate::store::{Access, open_durable};
 use crate::{CliError, Global};
@@ -62,8 +62,8 @@ pub enum BaseCommand {
     /// this store's `base signer` cores as an indexer, that core is this
     /// store's writer (an indexer from the start); else a new candidate
     /// writer, which a writer of the base adds with `base add-writer`.
-    /// Block 0 of the base key's core must be here: `base sync BASE
-    /// --connect ADDR` first.
+    /// Block 0 of the base key's core must be here: `base sync BASE`
+    /// first.
     Join {
         /// The base key (64 hex characters).
         base: String,
@@ -99,16 +99,30 @@ pub enum BaseCommand {
         /// The values.
         values: Vec<String>,
     },
-    /// Fetch every writer core of BASE from the peer at ADDR (and each
-    /// writer the base adds on the way), apply, and exit once this store
-    /// holds everything the peer has.
+    /// Fetch every writer core of BASE (and each writer the base adds on
+    /// the way) from the peer at ADDR, or from the peers that the local
+    /// network and the DHT find for the base (`seed BASE` announces it);
+    /// apply, and exit once this store holds everything the peers have. A
+    /// writer core no peer serves is named on stderr and skipped.
     Sync {
         /// The base key or its name here.
         base: String,
-        /// A peer that seeds the base's cores (HOST:PORT).
-        #[arg(long, value_name = "ADDR", value_parser = crate::args::address)]
-        connect: String,
-        /// Give up on the connection, or on a core, after this many seconds.
+        /// A peer that seeds the base's cores (HOST:PORT); without it the
+        /// local network and the DHT find peers.
+        #[arg(long, value_name = "ADDR", conflicts_with = "bootstrap", value_parser = crate::args::address)]
+        connect: Option<String>,
+        /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP,
+        /// else 127.0.0.1:49737].
+        #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
+        bootstrap: Option<String>,
+        /// Do not look for peers on the local network (multicast DNS).
+        #[arg(long, conflicts_with = "connect")]
+        no_local: bool,
+        /// Do not look for peers on the DHT (only on the local network).
+        #[arg(long, conflicts_with_all = ["bootstrap", "connect", "no_local"])]
+        no_dht: bool,
+        /// Give up on finding or connecting to a peer, or on a core, after
+        /// this many seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         timeout: u64,
     },
@@ -180,7 +194,7 @@ struct Put {
 /// bee, writer changes to the host. A value that is not an `Op` is logged
 /// as it is.
 #[derive(Default)]
-struct CliApp {
+pub(crate) struct CliApp {
     /// Values applied by this process (rebuilds and reorders included; not
     /// the batches a reopened base resumes from its undo log).
     applied: u64,
@@ -292,7 +306,7 @@ fn parse_key<K: std::str::FromStr>(text: &str, what: &'static str) -> Result<K, 
 }
 
 /// Opens the base `base` (a key, or the name it was created under here).
-fn open_base(store: &Store, base: &str) -> Result<Base<CliApp>, CliError> {
+pub(crate) fn open_base(store: &Store, base: &str) -> Result<Base<CliApp>, CliError> {
     let views = [LOG, KV];
     let Ok(key) = base.parse::<CoreKey>() else {
         let name = format!("{PREFIX}{base}");
@@ -570,9 +584,27 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
         BaseCommand::Sync {
             base,
             connect,
+            bootstrap,
+            no_local,
+            no_dht,
             timeout,
         } => {
-            sync(&store, &base, &connect, Duration::from_secs(timeout))?;
+            let source = match &connect {
+                Some(addr) => Source::Tcp(addr),
+                None => Source::Swarm(crate::swarm_cmd::Discovery {
+                    bootstrap: bootstrap.as_deref(),
+                    local: !no_local,
+                    dht: !no_dht,
+                    identity_per_topic: false,
+                }),
+            };
+            let skipped =
+                crate::base_sync::sync(&store, &base, &source, Duration::from_secs(timeout))?;
+            for key in &skipped {
+                eprintln!(
+                    "hyper-cli: no peer served writer core {key} within {timeout} s: skipped, its values are not in the view"
+                );
+            }
             let info = match open_base(&store, &base) {
                 Ok(mut b) => {
                     // An indexer acks what it received so it becomes final.
@@ -591,10 +623,14 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             };
             writeln!(
                 out,
-                "synced: {} writers, {} entries, {} indexed",
+                "synced: {} writers, {} entries, {} indexed{}",
                 info.writers.len(),
                 info.views.first().map_or(0, |v| v.length),
-                info.views.first().map_or(0, |v| v.indexed_length)
+                info.views.first().map_or(0, |v| v.indexed_length),
+                match skipped.len() {
+                    0 => String::new(),
+                    n => format!(", {n} writer cores not served"),
+                }
             )?;
         }
         BaseCommand::View { base, json } => {
@@ -697,76 +733,4 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
     }
     out.flush()?;
     Ok(())
-}
-
-/// Downloads every writer core of `base` (and of writers added on the way)
-/// from the peer at `addr`: the base key's core first (its header), then
-/// each writer core the base reads, until a round adds no writer.
-fn sync(store: &Store, base: &str, addr: &str, timeout: Duration) -> Result<(), CliError> {
-    let key = base.parse::<CoreKey>().ok();
-    crate::net_cmd::runtime()?.block_on(async {
-        let replication = crate::net_cmd::reader(store)?;
-        let first_key = match key {
-            Some(k) => k,
-            None => open_base(store, base)?.key(),
-        };
-        let first = store.replica(&first_key)?;
-        replication.add_core(&first);
-        let _connection = crate::net_cmd::connect_within(&replication, addr, timeout).await?;
-        // Without the first core's header there is no base to sync.
-        if !fetch(&replication, &first, addr, timeout).await? || !first.has(0)? {
-            return Err(CliError::NotServed {
-                addr: addr.to_string(),
-                key: first_key.to_string(),
-                seconds: timeout.as_secs(),
-            });
-        }
-        let mut done: Vec<CoreKey> = vec![first_key];
-        loop {
-            let cores = match open_base(store, base) {
-                Ok(b) => b.cores(),
-                // Not a member here (yet): only the first core matters.
-                Err(CliError::NoSuchBase(_)) => vec![first_key],
-                Err(e) => return Err(e),
-            };
-            let new: Vec<CoreKey> = cores.into_iter().filter(|k| !done.contains(k)).collect();
-            if new.is_empty() {
-                store.flush()?;
-                return Ok(());
-            }
-            for k in new {
-                let core = store.replica(&k)?;
-                replication.add_core(&core);
-                fetch(&replication, &core, addr, timeout).await?;
-                done.push(k);
-            }
-        }
-    })
-}
-
-/// Downloads all of `core` that the connected peer at `addr` has; whether
-/// the peer serves it (a core it does not serve within `timeout` is
-/// skipped).
-async fn fetch(
-    replication: &Replication,
-    core: &Core,
-    addr: &str,
-    timeout: Duration,
-) -> Result<bool, CliError> {
-    let started = std::time::Instant::now();
-    while replication.synced_peers(core).await == 0 {
-        if started.elapsed() > timeout {
-            tracing::debug!(core = %core.key(), "the peer does not serve it: skipped");
-            return Ok(false);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    match tokio::time::timeout(timeout, replication.download(core, DownloadRange::all())).await {
-        Ok(result) => result.map(|()| true).map_err(CliError::from),
-        Err(_) => Err(CliError::NoAnswer {
-            addr: addr.to_string(),
-            what: format!("core {} of the base", core.key()),
-            seconds: timeout.as_secs(),
-        }),
-    }
 }

@@ -2,6 +2,7 @@
 
 mod args;
 mod base_cmd;
+mod base_sync;
 mod bee_cmd;
 mod clone_cmd;
 mod core_cmd;

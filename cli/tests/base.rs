@@ -4,7 +4,7 @@
 mod common;
 
 use common::base::{field, info, sync, two_writers};
-use common::{cli, ok, seed};
+use common::{cli, dht_node, ok, seed};
 
 #[test]
 fn three_writers_offline_then_syncing_in_pairs_agree() {
@@ -98,7 +98,7 @@ fn bad_base_arguments_are_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("indexer set is fixed"));
     let out = cli(&store, &["base", "join", &key], None);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("base sync BASE --connect ADDR"), "{err}");
+    assert!(err.contains("`base sync BASE`"), "{err}");
     // A peer that does not serve the base: sync says so and fails.
     let other = dir.path().join("other");
     ok(cli(&other, &["core", "create", "--name", "x"], None));
@@ -138,4 +138,92 @@ fn seed_base_serves_every_core_of_the_base_a_joiners_values_included() {
     drop(seeder);
     let view = ok(cli(&a, &["base", "view", &base], None));
     assert!(view.contains("from b"), "{view}");
+}
+
+#[test]
+fn base_sync_finds_the_writers_through_the_dht_with_no_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, c] = ["a", "b", "c"].map(|n| dir.path().join(n));
+    let (_node, node) = dht_node();
+    let (base, _, _) = two_writers(&a, &b, "pair");
+    ok(cli(&a, &["base", "append", "pair", "from a"], None));
+    ok(cli(&b, &["base", "append", &base, "from b"], None));
+    // Each seeds its base (announced on the DHT before it prints its
+    // address); c knows only the base key and the DHT node.
+    let flags = ["--bootstrap", node.as_str(), "--no-local"];
+    let seeders: Vec<_> = [&a, &b]
+        .iter()
+        .map(|s| {
+            seed(
+                s,
+                &[
+                    &base,
+                    flags[0],
+                    flags[1],
+                    flags[2],
+                    "--listen",
+                    "127.0.0.1:0",
+                ],
+            )
+        })
+        .collect();
+    let sync_args = [
+        "base",
+        "sync",
+        &base,
+        flags[0],
+        flags[1],
+        flags[2],
+        "--timeout",
+        "20",
+    ];
+    let first = ok(cli(&c, &sync_args, None));
+    assert!(first.contains("base join"), "{first}");
+    ok(cli(&c, &["base", "join", &base], None));
+    let synced = ok(cli(&c, &sync_args, None));
+    assert!(synced.contains("2 writers, 2 entries"), "{synced}");
+    drop(seeders);
+    let view = ok(cli(&c, &["base", "view", &base], None));
+    // a's value from a's seeder, b's from b's (a never synced from b).
+    assert!(view.contains("from a") && view.contains("from b"), "{view}");
+}
+
+#[test]
+fn base_sync_names_a_writer_core_no_peer_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, c, d] = ["a", "b", "c", "d"].map(|n| dir.path().join(n));
+    let (base, _, b_writer) = two_writers(&a, &b, "pair");
+    ok(cli(&b, &["base", "append", &base, "from b"], None));
+    sync(&b, &a, &base);
+    // c joins; d holds a plain clone of the base's first core only, so it
+    // serves that core and not b's.
+    sync(&a, &c, &base);
+    ok(cli(&c, &["base", "join", &base], None));
+    let seeder = seed(&a, &["--listen", "127.0.0.1:0"]);
+    ok(cli(&d, &["clone", &base, "--connect", &seeder.addr], None));
+    drop(seeder);
+    let seeder = seed(&d, &[&base, "--listen", "127.0.0.1:0"]);
+    let out = cli(
+        &c,
+        &[
+            "base",
+            "sync",
+            &base,
+            "--connect",
+            &seeder.addr,
+            "--timeout",
+            "2",
+        ],
+        None,
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("1 writer cores not served"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("no peer served writer core {b_writer}")),
+        "{stderr}"
+    );
 }

@@ -1,0 +1,181 @@
+//! `hyper-cli base sync`: fetching a base's writer cores from a peer at an
+//! address or from the peers the swarm finds.
+
+use std::time::Duration;
+
+use hyper_core::{Core, CoreKey, KeyPair, Store};
+use hyper_swarm::{JoinOptions, Swarm};
+use hyper_wire::{DownloadRange, Replication, ReplicationOptions};
+
+use crate::CliError;
+use crate::base_cmd::open_base;
+use crate::swarm_cmd::Discovery;
+
+/// Where `base sync` finds the base's peers.
+pub enum Source<'a> {
+    /// The peer at this address, over TCP.
+    Tcp(&'a str),
+    /// Whoever the swarm finds under each core's discovery key.
+    Swarm(Discovery<'a>),
+}
+
+impl Source<'_> {
+    /// The peers, as an error message names them.
+    fn name(&self) -> String {
+        match self {
+            Source::Tcp(addr) => (*addr).to_string(),
+            Source::Swarm(_) => "the swarm".to_string(),
+        }
+    }
+}
+
+/// Downloads every writer core of `base` (and of writers added on the way)
+/// from `source`: the base key's core first (its header), then each writer
+/// core the base reads, until a round adds no writer. This store's own
+/// writer cores are not fetched. The cores no peer served within
+/// `timeout`, in the order they were asked for.
+pub fn sync(
+    store: &Store,
+    base: &str,
+    source: &Source,
+    timeout: Duration,
+) -> Result<Vec<CoreKey>, CliError> {
+    let key = base.parse::<CoreKey>().ok();
+    crate::net_cmd::runtime()?.block_on(async {
+        let identity = KeyPair::generate()?;
+        let replication = Replication::new(
+            store.clone(),
+            identity.clone(),
+            ReplicationOptions::default(),
+        );
+        let first_key = match key {
+            Some(k) => k,
+            None => open_base(store, base)?.key(),
+        };
+        let first = store.replica(&first_key)?;
+        replication.add_core(&first);
+        // Either keeps the peers connected until the sync ends.
+        let (_connection, swarm) = match source {
+            Source::Tcp(addr) => (
+                Some(crate::net_cmd::connect_within(&replication, addr, timeout).await?),
+                None,
+            ),
+            Source::Swarm(discovery) => {
+                let swarm = Swarm::new(discovery.swarm_config(identity)?).await?;
+                if let (true, Some(why)) = (discovery.local, swarm.local_error()) {
+                    eprintln!("hyper-cli: local discovery is off: {why}");
+                }
+                swarm.replicate(replication.clone());
+                (None, Some(swarm))
+            }
+        };
+        let look_up = |core: &CoreKey| {
+            if let Some(swarm) = &swarm {
+                swarm.join(
+                    core.discovery_key().0,
+                    JoinOptions {
+                        server: false,
+                        client: true,
+                    },
+                );
+            }
+        };
+        look_up(&first_key);
+        // Without the first core's header there is no base to sync.
+        if !fetch(&replication, &first, source, swarm.as_ref(), timeout).await? || !first.has(0)? {
+            return Err(match source {
+                Source::Tcp(addr) => CliError::NotServed {
+                    addr: addr.to_string(),
+                    key: first_key.to_string(),
+                    seconds: timeout.as_secs(),
+                },
+                Source::Swarm(_) => CliError::NoPeers {
+                    key: first_key.to_string(),
+                    seconds: timeout.as_secs(),
+                },
+            });
+        }
+        let mut done: Vec<CoreKey> = vec![first_key];
+        let mut skipped = Vec::new();
+        loop {
+            let cores = match open_base(store, base) {
+                Ok(b) => b.cores(),
+                // Not a member here (yet): only the first core matters.
+                Err(CliError::NoSuchBase(_)) => vec![first_key],
+                Err(e) => return Err(e),
+            };
+            let new: Vec<CoreKey> = cores.into_iter().filter(|k| !done.contains(k)).collect();
+            if new.is_empty() {
+                store.flush()?;
+                return Ok(skipped);
+            }
+            let mut fetching = Vec::new();
+            for k in new {
+                done.push(k);
+                let core = store.replica(&k)?;
+                // This store wrote it: nobody has more of it.
+                if !core.writable()? {
+                    replication.add_core(&core);
+                    look_up(&k);
+                    fetching.push(core);
+                }
+            }
+            for core in fetching {
+                if !fetch(&replication, &core, source, swarm.as_ref(), timeout).await? {
+                    skipped.push(core.key());
+                }
+            }
+        }
+    })
+}
+
+/// How long, once one peer serves a core, a sync through the swarm waits
+/// for the other connected peers to say what they hold of it.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Downloads all of `core` that the connected peers have; whether a peer
+/// serves it (none within `timeout`: skipped). Through the swarm it first
+/// waits for the lookups and dials under the joined topics, and then for
+/// every connected peer to serve the core (at most [`SETTLE`] after the
+/// first did), so the download covers the longest of them.
+async fn fetch(
+    replication: &Replication,
+    core: &Core,
+    source: &Source<'_>,
+    swarm: Option<&Swarm>,
+    timeout: Duration,
+) -> Result<bool, CliError> {
+    let started = std::time::Instant::now();
+    if let Some(swarm) = swarm {
+        match tokio::time::timeout(timeout, swarm.flush()).await {
+            Ok(Err(e)) => tracing::debug!(error = %e, "the lookups failed"),
+            Err(_) => tracing::debug!("the lookups did not end in time"),
+            Ok(Ok(())) => {}
+        }
+    }
+    let mut first_served = None;
+    loop {
+        let synced = replication.synced_peers(core).await;
+        if synced > 0 {
+            let since = *first_served.get_or_insert_with(std::time::Instant::now);
+            if swarm.is_none()
+                || synced >= replication.peers().await.len()
+                || since.elapsed() > SETTLE
+            {
+                break;
+            }
+        } else if started.elapsed() > timeout {
+            tracing::debug!(core = %core.key(), "no peer serves it: skipped");
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    match tokio::time::timeout(timeout, replication.download(core, DownloadRange::all())).await {
+        Ok(result) => result.map(|()| true).map_err(CliError::from),
+        Err(_) => Err(CliError::NoAnswer {
+            addr: source.name(),
+            what: format!("core {} of the base", core.key()),
+            seconds: timeout.as_secs(),
+        }),
+    }
+}
