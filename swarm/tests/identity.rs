@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use hyper_core::{KeyPair, PublicKey};
-use hyper_swarm::{Swarm, SwarmConfig, topic_identity};
+use hyper_swarm::{Family, Swarm, SwarmConfig, topic_identity};
 use hyper_wire::{Replication, ReplicationOptions};
 
 mod common;
@@ -16,7 +16,8 @@ use common::{CLIENT, announced, bootstrap_node, dht_only, next_connection, rando
 
 /// The keys of the records `swarm`'s DHT finds under `topic`.
 async fn announced_keys(swarm: &Swarm, topic: [u8; 32]) -> HashSet<PublicKey> {
-    let (mut found, done) = swarm.dht().lookup(topic).expect("lookup");
+    let dht = swarm.dht(Family::V4).expect("an IPv4 DHT node");
+    let (mut found, done) = dht.lookup(topic).expect("lookup");
     let mut keys = HashSet::new();
     while let Some(record) = found.recv().await {
         keys.insert(record.public_key);

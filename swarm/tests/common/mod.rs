@@ -34,7 +34,22 @@ pub async fn bootstrap_node() -> Dht {
 /// A public relaying node on 127.0.0.1 with the test [`config`], then
 /// `tweak`ed.
 pub async fn public_node(tweak: impl FnOnce(&mut Config)) -> Dht {
-    let socket = std::net::UdpSocket::bind(localhost()).expect("bind");
+    public_node_at(localhost(), tweak).await
+}
+
+/// A public relaying node on `::1` (an IPv6-only socket) with the test
+/// [`config`], bootstrapped from `bootstrap` (none: the first node).
+pub async fn public_node_v6(bootstrap: Vec<SocketAddr>) -> Dht {
+    public_node_at(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)), |c| {
+        c.bootstrap = bootstrap;
+    })
+    .await
+}
+
+/// A public relaying node at `at` (port 0: a free one) with the test
+/// [`config`], then `tweak`ed.
+pub async fn public_node_at(at: SocketAddr, tweak: impl FnOnce(&mut Config)) -> Dht {
+    let socket = std::net::UdpSocket::bind(at).expect("bind");
     let addr = socket.local_addr().expect("addr");
     drop(socket);
     let mut config = Config {
