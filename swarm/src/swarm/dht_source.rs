@@ -149,12 +149,14 @@ pub(super) async fn topic_loop(
             .iter()
             .filter(|_| options.server)
             .map(|f| f.next_announce)
-            .chain([
-                options.server.then_some(next_keep_alive),
-                options.client.then_some(next_lookup),
-            ]
-            .into_iter()
-            .flatten())
+            .chain(
+                [
+                    options.server.then_some(next_keep_alive),
+                    options.client.then_some(next_lookup),
+                ]
+                .into_iter()
+                .flatten(),
+            )
             .min()
             .unwrap_or(now + LOOKUP_MAX);
         drop(swarm);
@@ -215,7 +217,7 @@ async fn announce(
     identity: &KeyPair,
 ) -> Result<Vec<SocketAddr>> {
     dht.bootstrapped().await?;
-    let status = dht.status().await?;    // The listening endpoint proves the swarm's key: a topic with its own
+    let status = dht.status().await?; // The listening endpoint proves the swarm's key: a topic with its own
     // identity names no LAN address to dial there.
     let local_addresses = if identity.public_key() == swarm.public_key() {
         swarm.record_addresses()

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use hyper_core::KeyPair;
 
-use super::{Inner, Swarm, lock, now_millis};
 use super::families::Dhts;
+use super::{Inner, Swarm, lock, now_millis};
 use crate::query::QueryKind;
 use crate::signing::sign_unannounce;
 
@@ -26,9 +26,7 @@ pub(super) enum State {
 /// announced under) from the DHT of every family, all at once.
 async fn unannounce_all(dhts: Dhts, topics: Vec<([u8; 32], KeyPair)>) {
     let mut requests = tokio::task::JoinSet::new();
-    for ((topic, keypair), (_, dht)) in topics
-        .iter()
-        .flat_map(|t| dhts.iter().map(move |d| (t, d)))
+    for ((topic, keypair), (_, dht)) in topics.iter().flat_map(|t| dhts.iter().map(move |d| (t, d)))
     {
         let request = sign_unannounce(keypair, topic, now_millis());
         let dht = dht.clone();

@@ -202,7 +202,12 @@ impl Swarm {
         let both_random = prepared.nat == NatKind::Random && nat_of(&theirs) == NatKind::Random;
         let relay = match (proposed, both_random) {
             (Some(relay), _) => Some(relay),
-            (None, true) => match dht.status().await.ok().and_then(|s| s.relays.first().copied()) {
+            (None, true) => match dht
+                .status()
+                .await
+                .ok()
+                .and_then(|s| s.relays.first().copied())
+            {
                 Some(relay) => Some(relay),
                 None => {
                     let _ = dht.answer_connect(token, None);
