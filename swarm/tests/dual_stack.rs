@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hyper_core::{KeyPair, PublicKey};
+use hyper_core::KeyPair;
 use hyper_swarm::{Dht, Family, FamilyCounts, JoinOptions, Swarm};
 
 mod common;
@@ -43,18 +43,6 @@ async fn swarm(bootstrap: Vec<SocketAddr>) -> Swarm {
     Swarm::new(dht_only(KeyPair::generate().expect("keys"), bootstrap))
         .await
         .expect("swarm")
-}
-
-/// The keys of the records `swarm`'s DHT of `family` finds under `topic`.
-async fn found_keys(swarm: &Swarm, family: Family, topic: [u8; 32]) -> HashSet<PublicKey> {
-    let dht = swarm.dht(family).expect("a DHT node of the family");
-    let (mut found, done) = dht.lookup(topic).expect("lookup");
-    let mut keys = HashSet::new();
-    while let Some(record) = found.recv().await {
-        keys.insert(record.public_key);
-    }
-    let _ = done.await;
-    keys
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,11 +111,11 @@ async fn single_family_swarms_do_not_find_each_other_through_the_other_family() 
     }
     // What each family's DHT holds: A and the single-family swarm of it.
     assert_eq!(
-        found_keys(&b, Family::V4, topic).await,
+        common::found_keys(&b, Family::V4, topic).await,
         HashSet::from([a.public_key(), b.public_key()])
     );
     assert_eq!(
-        found_keys(&c, Family::V6, topic).await,
+        common::found_keys(&c, Family::V6, topic).await,
         HashSet::from([a.public_key(), c.public_key()])
     );
     assert!(

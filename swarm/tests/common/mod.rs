@@ -251,3 +251,20 @@ pub fn lan_ipv6() -> Option<std::net::Ipv6Addr> {
             _ => None,
         })
 }
+
+/// The keys of the records `swarm`'s DHT node of `family` finds under
+/// `topic`.
+pub async fn found_keys(
+    swarm: &hyper_swarm::Swarm,
+    family: hyper_swarm::Family,
+    topic: [u8; 32],
+) -> std::collections::HashSet<hyper_core::PublicKey> {
+    let dht = swarm.dht(family).expect("a DHT node of the family");
+    let (mut found, done) = dht.lookup(topic).expect("lookup");
+    let mut keys = std::collections::HashSet::new();
+    while let Some(record) = found.recv().await {
+        keys.insert(record.public_key);
+    }
+    let _ = done.await;
+    keys
+}
