@@ -60,6 +60,24 @@ pub fn resolve(addr: &str) -> Result<SocketAddr, CliError> {
         .ok_or_else(|| bad("it resolves to no address".into()))
 }
 
+/// Resolves an [`address`] to one address of each family it has: an IP
+/// gives itself, a name resolving to IPv4 and IPv6 addresses gives the
+/// first of each (IPv4 first), so that a dual-stack swarm bootstraps both
+/// of its DHT nodes from it.
+pub fn resolve_each_family(addr: &str) -> Result<Vec<SocketAddr>, CliError> {
+    let first = resolve(addr)?;
+    if addr.trim().parse::<SocketAddr>().is_ok() {
+        return Ok(vec![first]);
+    }
+    let v6 = addr
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut all| all.find(SocketAddr::is_ipv6));
+    Ok(std::iter::once(first)
+        .chain(v6.filter(|_| first.is_ipv4()))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +114,10 @@ mod tests {
         assert_eq!(
             resolve("127.0.0.1:7").expect("resolves"),
             SocketAddr::from(([127, 0, 0, 1], 7))
+        );
+        assert_eq!(
+            resolve_each_family("[::1]:7").expect("resolves"),
+            vec![SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 7))]
         );
         let err = resolve("no-such-host.invalid:1").expect_err("does not resolve");
         assert!(err.to_string().contains("no-such-host.invalid:1"), "{err}");

@@ -449,13 +449,28 @@ pub fn status(dir: &Path, json: bool) -> Result<(), CliError> {
                     w.punch_failures,
                     w.address_changes
                 )?;
+                let families = if w.families.is_empty() {
+                    "none".to_string()
+                } else {
+                    w.families.join(", ")
+                };
+                writeln!(
+                    out,
+                    "swarm: DHT on {families}; made {} over ipv4, {} over ipv6",
+                    w.made_by_family.ipv4, w.made_by_family.ipv6
+                )?;
                 for t in &w.topics {
                     let role = match (t.server, t.client) {
                         (true, true) => "announced and looked up",
                         (true, false) => "announced",
                         (false, _) => "looked up",
                     };
-                    writeln!(out, "topic {}: {role}, {} peers", t.topic, t.peers)?;
+                    let on = if t.announced_on.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (on {})", t.announced_on.join(", "))
+                    };
+                    writeln!(out, "topic {}: {role}{on}, {} peers", t.topic, t.peers)?;
                 }
             }
             for (key, length, stored) in &s.cores {

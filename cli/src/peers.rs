@@ -18,6 +18,10 @@ pub struct PeerStatus {
     pub identity: String,
     /// The address the connection talks to (the relay's, if relayed).
     pub address: String,
+    /// `ipv4` or `ipv6`: the family of `address` (for a swarm peer found
+    /// on the DHT, the family its record was found on).
+    #[serde(default)]
+    pub family: String,
     /// `tcp` (a connection to `--listen`) or `quic` (through the swarm).
     pub transport: String,
     /// `direct` (TCP; or QUIC straight to the peer, hole punched or not:
@@ -44,6 +48,9 @@ pub struct TopicJson {
     pub client: bool,
     /// Announced and looked up on the DHT at least once.
     pub flushed: bool,
+    /// The families whose DHT nodes hold its announcement.
+    #[serde(default)]
+    pub announced_on: Vec<String>,
     /// Peers connected through it.
     pub peers: usize,
 }
@@ -69,15 +76,31 @@ impl From<hyper_swarm::PathCounts> for PathJson {
     }
 }
 
+/// Connection counts by address family.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FamilyJson {
+    /// Over IPv4.
+    pub ipv4: u64,
+    /// Over IPv6.
+    pub ipv6: u64,
+}
+
 /// The holder's swarm: its topics and counters since it started.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct SwarmJson {
+    /// The address families it runs a DHT node on (`ipv4`, `ipv6`): those
+    /// its bootstrap nodes name.
+    #[serde(default)]
+    pub families: Vec<String>,
     /// Each topic joined.
     pub topics: Vec<TopicJson>,
     /// Connection attempts started, by path.
     pub tried: PathJson,
     /// Connections kept (dialled or accepted), by path.
     pub made: PathJson,
+    /// Connections kept, by the family of the peer's address.
+    #[serde(default)]
+    pub made_by_family: FamilyJson,
     /// Hole-punching rounds run.
     pub punches: u64,
     /// Of them, rounds that found no path.
@@ -101,14 +124,20 @@ impl SwarmJson {
                 server: t.server,
                 client: t.client,
                 flushed: t.flushed,
+                announced_on: t.announced_on.iter().map(|f| f.as_str().into()).collect(),
                 peers: t.peers.len(),
             })
             .collect();
         let stats = swarm.stats();
         SwarmJson {
+            families: swarm.families().iter().map(|f| f.as_str().into()).collect(),
             topics,
             tried: stats.tried.into(),
             made: stats.made.into(),
+            made_by_family: FamilyJson {
+                ipv4: stats.made_by_family.ipv4,
+                ipv6: stats.made_by_family.ipv6,
+            },
             punches: stats.punches,
             punch_failures: stats.punch_failures,
             accepted: stats.accepted,
@@ -145,6 +174,7 @@ fn join(links: &[Link], moved: &HashMap<PublicKey, Transfer>) -> Vec<PeerStatus>
             PeerStatus {
                 identity: identity.to_string(),
                 address: address.to_string(),
+                family: hyper_swarm::Family::of(address).as_str().into(),
                 transport: (*transport).into(),
                 path: (*path).into(),
                 bytes_up: t.bytes_up,

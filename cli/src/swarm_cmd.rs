@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use hyper_core::KeyPair;
-use hyper_swarm::{Config, Dht, Reachability, SwarmConfig};
+use hyper_swarm::{Config, Dht, Family, Reachability, SwarmConfig};
 
 use serde::Serialize;
 
-use crate::args::{resolve, split_list};
+use crate::args::{resolve, resolve_each_family, split_list};
 use crate::core_cmd::open_core;
 use crate::output::json_line;
 use crate::store::{Access, open_durable};
@@ -33,15 +33,20 @@ pub const BOOTSTRAP_ENV: &str = "HYPER_BOOTSTRAP";
 pub enum DhtCommand {
     /// Run a DHT node until stopped: a bootstrap node for others, and with
     /// --relay a blind relay for peers that cannot punch through their NATs.
+    /// One node serves one address family; list an IPv4 and an IPv6
+    /// address to run one node of each (dual stack).
     Node {
-        /// UDP address to listen on (one).
-        #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:49737", value_parser = crate::args::address)]
+        /// UDP addresses to listen on, comma-separated, one node each
+        /// (e.g. 0.0.0.0:49737,[::]:49737 for both families; an IPv6
+        /// address binds IPv6 only).
+        #[arg(long, value_name = "IP:PORT,...", default_value = "0.0.0.0:49737", value_parser = crate::args::address_list)]
         listen: String,
         /// Also relay encrypted traffic for peers behind symmetric NATs.
         #[arg(long)]
         relay: bool,
-        /// Nodes to join, comma-separated [default: $HYPER_BOOTSTRAP; none:
-        /// this node starts a network and serves at once].
+        /// Nodes to join, comma-separated [default: $HYPER_BOOTSTRAP]; each
+        /// node joins those of its family (with none of its family, it
+        /// starts a network and serves at once).
         #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
         bootstrap: Option<String>,
     },
@@ -65,9 +70,23 @@ pub enum DhtCommand {
     },
 }
 
-/// Resolves a comma-separated list of `HOST:PORT`.
+/// Resolves a comma-separated list of `HOST:PORT` (a name to an address
+/// of each family it has).
 fn parse_list(list: &str) -> Result<Vec<SocketAddr>, CliError> {
-    split_list(list).map(resolve).collect()
+    let mut out = Vec::new();
+    for item in split_list(list) {
+        out.extend(resolve_each_family(item)?);
+    }
+    Ok(out)
+}
+
+/// Those of `nodes` of `family`.
+fn of_family(nodes: &[SocketAddr], family: Family) -> Vec<SocketAddr> {
+    nodes
+        .iter()
+        .filter(|a| Family::of(a) == family)
+        .copied()
+        .collect()
 }
 
 /// The bootstrap nodes: `flag`, else `$HYPER_BOOTSTRAP`, else
@@ -181,21 +200,51 @@ async fn lookup(
     nodes: &[SocketAddr],
     json: bool,
 ) -> Result<(), CliError> {
-    let config = Config {
-        bootstrap: nodes.to_vec(),
-        reachability: Reachability::Ephemeral,
-        ..Config::default()
-    };
-    let any = match nodes.first() {
-        Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
-        _ => SocketAddr::from(([0, 0, 0, 0], 0)),
-    };
-    let dht = Dht::bind(any, config).await?;
-    let status = dht.bootstrapped().await?;
-    tracing::debug!(table = status.table, "bootstrapped");
-    let outcome = dht
-        .query(hyper_swarm::QueryKind::Lookup(core_key.discovery_key().0))
-        .await?;
+    // One lookup per family the bootstrap nodes name, at once; a peer
+    // found on both is printed once (its record found first).
+    let mut lookups = tokio::task::JoinSet::new();
+    for family in [Family::V4, Family::V6] {
+        let bootstrap = of_family(nodes, family);
+        if bootstrap.is_empty() {
+            continue;
+        }
+        let any = match family {
+            Family::V4 => SocketAddr::from(([0, 0, 0, 0], 0)),
+            Family::V6 => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+        };
+        let config = Config {
+            bootstrap,
+            reachability: Reachability::Ephemeral,
+            ..Config::default()
+        };
+        let topic = core_key.discovery_key().0;
+        lookups.spawn(async move {
+            let dht = Dht::bind(any, config).await?;
+            let status = dht.bootstrapped().await?;
+            tracing::debug!(
+                family = family.as_str(),
+                table = status.table,
+                "bootstrapped"
+            );
+            dht.query(hyper_swarm::QueryKind::Lookup(topic)).await
+        });
+    }
+    let mut outcome = hyper_swarm::QueryOutcome::default();
+    while let Some(done) = lookups.join_next().await {
+        let Ok(found) = done else { continue };
+        let found = found?;
+        outcome.closest.extend(found.closest);
+        outcome.requests += found.requests;
+        for record in found.records {
+            if !outcome
+                .records
+                .iter()
+                .any(|r| r.public_key == record.public_key)
+            {
+                outcome.records.push(record);
+            }
+        }
+    }
     if outcome.closest.is_empty() && outcome.records.is_empty() {
         return Err(CliError::NoDhtNodes {
             nodes: names(nodes),
@@ -249,12 +298,49 @@ async fn lookup(
 }
 
 fn node(listen: &str, relay: bool, bootstrap: Option<&str>) -> Result<(), CliError> {
-    let listen = with_port(resolve(listen)?)?;
+    let listens = split_list(listen)
+        .map(|a| with_port(resolve(a)?))
+        .collect::<Result<Vec<SocketAddr>, CliError>>()?;
     let bootstrap = if dht_requested(bootstrap) {
         bootstrap_nodes(bootstrap)?
     } else {
         Vec::new()
     };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut nodes = Vec::new();
+        for listen in listens {
+            let bootstrap = of_family(&bootstrap, Family::of(&listen));
+            nodes.push(start_node(listen, relay, bootstrap).await?);
+        }
+        let started = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for node in &mut nodes {
+                node.check(started).await?;
+            }
+        }
+    })
+}
+
+/// One node of `dht node` and what it has said about itself.
+struct RunningNode {
+    dht: Dht,
+    /// Its bootstrap nodes, for messages.
+    bootstrap: String,
+    serving: bool,
+    warned: bool,
+}
+
+/// Starts a node on `listen` joining `bootstrap` (of its family) and prints
+/// `dht node listening on ADDR`.
+async fn start_node(
+    listen: SocketAddr,
+    relay: bool,
+    bootstrap: Vec<SocketAddr>,
+) -> Result<RunningNode, CliError> {
     // The first node of a network has nobody to prove itself to: it serves
     // at once, at the address it listens on if that is a specific one.
     let (reachability, public_address) = if bootstrap.is_empty() {
@@ -265,52 +351,54 @@ fn node(listen: &str, relay: bool, bootstrap: Option<&str>) -> Result<(), CliErr
     } else {
         (Reachability::Auto, None)
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let bootstrap_list = names(&bootstrap);
-    runtime.block_on(async {
-        let config = Config {
-            bootstrap,
-            reachability,
-            public_address,
-            relay,
-            ..Config::default()
-        };
-        let dht = Dht::bind(listen, config)
-            .await
-            .map_err(|e| CliError::Listen {
-                addr: listen.to_string(),
-                error: Box::new(e),
-            })?;
-        let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "dht node listening on {}{}",
-            dht.local_addr(),
-            if relay { " (relay)" } else { "" }
-        )?;
-        out.flush()?;
-        drop(out);
-        let mut serving = false;
-        let started = std::time::Instant::now();
-        let mut warned = bootstrap_list.is_empty();
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let status = dht.status().await?;
-            if !warned && status.table == 0 && started.elapsed() >= JOIN_WAIT {
-                warned = true;
-                eprintln!(
-                    "hyper-cli: no bootstrap node answered in {} s ({bootstrap_list}); still trying (check --bootstrap)",
-                    JOIN_WAIT.as_secs()
-                );
-            }
-            if let (false, Some(id), Some(addr)) = (serving, status.id, status.public_address) {
-                serving = true;
-                eprintln!("serving as node {} at {addr}", hex(&id.0[..8]));
-            }
-        }
+    let names = names(&bootstrap);
+    let config = Config {
+        bootstrap,
+        reachability,
+        public_address,
+        relay,
+        ..Config::default()
+    };
+    let dht = Dht::bind(listen, config)
+        .await
+        .map_err(|e| CliError::Listen {
+            addr: listen.to_string(),
+            error: Box::new(e),
+        })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "dht node listening on {}{}",
+        dht.local_addr(),
+        if relay { " (relay)" } else { "" }
+    )?;
+    out.flush()?;
+    Ok(RunningNode {
+        dht,
+        warned: names.is_empty(),
+        bootstrap: names,
+        serving: false,
     })
+}
+
+impl RunningNode {
+    /// Says once that no bootstrap node answered, and once that it serves.
+    async fn check(&mut self, started: std::time::Instant) -> Result<(), CliError> {
+        let status = self.dht.status().await?;
+        if !self.warned && status.table == 0 && started.elapsed() >= JOIN_WAIT {
+            self.warned = true;
+            eprintln!(
+                "hyper-cli: no bootstrap node answered in {} s ({}); still trying (check --bootstrap)",
+                JOIN_WAIT.as_secs(),
+                self.bootstrap
+            );
+        }
+        if let (false, Some(id), Some(addr)) = (self.serving, status.id, status.public_address) {
+            self.serving = true;
+            eprintln!("serving as node {} at {addr}", hex(&id.0[..8]));
+        }
+        Ok(())
+    }
 }
 
 /// `listen`, with a port chosen now if it names port 0: the first node

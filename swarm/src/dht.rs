@@ -96,13 +96,18 @@ pub struct Dht {
 impl Dht {
     /// Binds `addr` and starts a node with `config` (and bootstraps it).
     /// Must be called inside a tokio runtime.
+    ///
+    /// One node serves one address family: an IPv6 address (`[::]:port`
+    /// too) binds an IPv6-only socket, so that an IPv4 node may bind the
+    /// same port beside it and the two networks stay apart (a dual-stack
+    /// host runs one node per family, as [`Swarm`](crate::Swarm) does).
     pub async fn bind(addr: SocketAddr, mut config: Config) -> Result<Dht> {
-        let socket = UdpSocket::bind(addr).await?;
+        let socket = bind_one_family(addr)?;
         let local_addr = socket.local_addr()?;
         // A second port on the same IP that only answers pings: a client
         // that knows just this node still gets two observations of its
         // mapping.
-        let observer = UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).await?;
+        let observer = bind_one_family(SocketAddr::new(addr.ip(), 0))?;
         config.observer_port = Some(observer.local_addr()?.port());
         let bootstrap = Arc::new(config.bootstrap.clone());
         let seed = crate::punch::random_bytes()?;
@@ -279,6 +284,18 @@ impl Dht {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
+}
+
+/// A UDP socket bound to `addr`, IPv6-only for an IPv6 address.
+fn bind_one_family(addr: SocketAddr) -> Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(UdpSocket::from_std(socket.into())?)
 }
 
 struct Driver {

@@ -67,6 +67,7 @@ pub use quic::{QuicError, QuicStream};
 pub use records::Limits;
 pub use signing::{immutable_target, mutable_target, sign_mutable, sign_record, sign_unannounce};
 pub use swarm::{
-    AppStream, Firewall, JoinOptions, Path, PathCounts, PeerConnection, PeerStatus, Swarm,
-    SwarmConfig, SwarmEvent, SwarmStats, TopicStatus, peer_topic, topic_identity,
+    AppStream, Family, FamilyCounts, Firewall, JoinOptions, Path, PathCounts, PeerConnection,
+    PeerStatus, Swarm, SwarmConfig, SwarmEvent, SwarmStats, TopicStatus, peer_topic,
+    topic_identity,
 };

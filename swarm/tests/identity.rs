@@ -8,21 +8,15 @@
 use std::collections::HashSet;
 
 use hyper_core::{KeyPair, PublicKey};
-use hyper_swarm::{Swarm, SwarmConfig, topic_identity};
+use hyper_swarm::{Family, Swarm, SwarmConfig, topic_identity};
 use hyper_wire::{Replication, ReplicationOptions};
 
 mod common;
 use common::{CLIENT, announced, bootstrap_node, dht_only, next_connection, random_topic};
 
-/// The keys of the records `swarm`'s DHT finds under `topic`.
+/// The keys of the records `swarm`'s IPv4 DHT finds under `topic`.
 async fn announced_keys(swarm: &Swarm, topic: [u8; 32]) -> HashSet<PublicKey> {
-    let (mut found, done) = swarm.dht().lookup(topic).expect("lookup");
-    let mut keys = HashSet::new();
-    while let Some(record) = found.recv().await {
-        keys.insert(record.public_key);
-    }
-    let _ = done.await;
-    keys
+    common::found_keys(swarm, Family::V4, topic).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

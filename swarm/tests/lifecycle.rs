@@ -8,7 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use hyper_core::KeyPair;
-use hyper_swarm::{Dht, Path, QueryKind, Swarm, SwarmConfig};
+use hyper_swarm::{Dht, Family, Path, QueryKind, Swarm, SwarmConfig};
 use tokio::time::timeout;
 
 mod common;
@@ -149,7 +149,14 @@ async fn dropping_the_swarm_unannounces_and_stops_its_tasks() {
     .expect("server");
     let (_client, mut events) = connected_client(&boot, &server, topic).await;
     let server_key = server.public_key();
-    let dht_port = SocketAddr::from(([0, 0, 0, 0], server.dht().local_addr().port()));
+    let dht_port = SocketAddr::from((
+        [0, 0, 0, 0],
+        server
+            .dht(Family::V4)
+            .expect("IPv4 DHT")
+            .local_addr()
+            .port(),
+    ));
     let listen = server.listen_addr().expect("listen");
     assert!(
         !free(dht_port) && !free(listen),

@@ -3,6 +3,7 @@
 //! might be reached; the QUIC handshake proves the key.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use hyper_core::PublicKey;
 
@@ -23,8 +24,15 @@ pub(crate) struct Candidate {
 #[derive(Debug, Clone)]
 pub(crate) enum Hint {
     /// A signed record found on the DHT: connect through the node holding
-    /// it (hole punching, or a relay).
-    Dht(FoundRecord),
+    /// it (hole punching, or a relay), on the family of that node; if that
+    /// fails, through `others` (records of the same key the other
+    /// family's lookup found meanwhile).
+    Dht {
+        /// The record found first.
+        found: FoundRecord,
+        /// Records of the same key found later on another family.
+        others: Others,
+    },
     /// An announcement heard on the local link: dial these addresses
     /// straight from the listening endpoint.
     Local(Vec<SocketAddr>),
@@ -36,7 +44,13 @@ impl Candidate {
         Candidate {
             public_key: found.public_key,
             topic: found.topic,
-            hint: Hint::Dht(found),
+            hint: Hint::Dht {
+                found,
+                others: Others::default(),
+            },
         }
     }
 }
+
+/// Further records of a candidate's key, filled while it is dialled.
+pub(crate) type Others = Arc<Mutex<Vec<FoundRecord>>>;

@@ -1,6 +1,6 @@
 //! How a swarm runs and what it does for a topic.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::Arc;
 
 use hyper_core::{KeyPair, PublicKey};
@@ -16,10 +16,22 @@ pub type Firewall = Arc<dyn Fn(&PublicKey, Option<SocketAddr>) -> bool + Send + 
 pub struct SwarmConfig {
     /// This peer's identity: what its connections prove.
     pub keypair: KeyPair,
-    /// DHT nodes to start from.
+    /// DHT nodes to start from, of either family: the IPv4 ones bootstrap
+    /// the swarm's IPv4 DHT node, the IPv6 ones its IPv6 node (an
+    /// IPv4-mapped IPv6 address counts as IPv4). A family with none runs
+    /// no DHT node.
     pub bootstrap: Vec<SocketAddr>,
-    /// Where the DHT socket binds.
-    pub listen: SocketAddr,
+    /// Run a DHT node on IPv4 (if [`SwarmConfig::bootstrap`] names an IPv4
+    /// node). On by default; off restricts the DHT to IPv6.
+    pub ipv4: bool,
+    /// Run a DHT node on IPv6 (if [`SwarmConfig::bootstrap`] names an IPv6
+    /// node and this host can bind an IPv6 socket). On by default; off
+    /// restricts the DHT to IPv4.
+    pub ipv6: bool,
+    /// Where the IPv4 DHT socket binds (`0.0.0.0:0` by default).
+    pub listen_v4: SocketAddrV4,
+    /// Where the IPv6 DHT socket binds (`[::]:0` by default; IPv6 only).
+    pub listen_v6: SocketAddrV6,
     /// Connections at most; further peers are refused or not dialled.
     pub max_peers: usize,
     /// Refuses peers by key or address.
@@ -47,18 +59,17 @@ pub struct SwarmConfig {
 }
 
 impl SwarmConfig {
-    /// Defaults around `keypair`: a random port (IPv6 if the first
-    /// bootstrap node is, else IPv4), 64 peers, no firewall, the DHT and
-    /// local discovery both on.
+    /// Defaults around `keypair`: both address families (a DHT node on a
+    /// random port for each family `bootstrap` names), 64 peers, no
+    /// firewall, the DHT and local discovery both on.
     pub fn new(keypair: KeyPair, bootstrap: Vec<SocketAddr>) -> Self {
-        let listen = match bootstrap.first() {
-            Some(SocketAddr::V6(_)) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
-            _ => SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
         SwarmConfig {
             keypair,
             bootstrap,
-            listen,
+            ipv4: true,
+            ipv6: true,
+            listen_v4: super::families::any_v4(),
+            listen_v6: super::families::any_v6(),
             max_peers: 64,
             firewall: None,
             reachability: Reachability::Auto,

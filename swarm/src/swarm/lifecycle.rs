@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use hyper_core::KeyPair;
 
+use super::families::Dhts;
 use super::{Inner, Swarm, lock, now_millis};
-use crate::dht::Dht;
 use crate::query::QueryKind;
 use crate::signing::sign_unannounce;
 
@@ -23,11 +23,12 @@ pub(super) enum State {
 }
 
 /// Removes this peer's records for `topics` (each with the identity it was
-/// announced under) from the DHT, all at once.
-async fn unannounce_all(dht: Dht, topics: Vec<([u8; 32], KeyPair)>) {
+/// announced under) from the DHT of every family, all at once.
+async fn unannounce_all(dhts: Dhts, topics: Vec<([u8; 32], KeyPair)>) {
     let mut requests = tokio::task::JoinSet::new();
-    for (topic, keypair) in topics {
-        let request = sign_unannounce(&keypair, &topic, now_millis());
+    for ((topic, keypair), (_, dht)) in topics.iter().flat_map(|t| dhts.iter().map(move |d| (t, d)))
+    {
+        let request = sign_unannounce(keypair, topic, now_millis());
         let dht = dht.clone();
         requests.spawn(async move {
             let _ = tokio::time::timeout(
@@ -64,7 +65,7 @@ impl Inner {
         }
         self.listener.close(0u32.into(), b"swarm destroyed");
         lock(&self.connections).take();
-        if !self.config.dht {
+        if self.dhts.is_empty() {
             return Vec::new();
         }
         topics
@@ -86,7 +87,7 @@ impl Drop for Inner {
         if !announced.is_empty()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            runtime.spawn(unannounce_all(self.dht.clone(), announced));
+            runtime.spawn(unannounce_all(self.dhts.clone(), announced));
         }
     }
 }
@@ -105,7 +106,7 @@ impl Swarm {
     /// the last handle does the same.
     pub async fn destroy(&self) {
         let announced = self.inner.shut();
-        unannounce_all(self.inner.dht.clone(), announced).await;
+        unannounce_all(self.inner.dhts.clone(), announced).await;
     }
 
     /// Pauses the swarm (a laptop lid closing): stops every topic's

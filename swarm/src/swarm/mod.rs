@@ -18,9 +18,11 @@
 //!   key is announced at them;
 //! - `network`: what an address change (or a resume) does: stranded
 //!   connections closed, the DHT's public address and NAT re-learned,
-//!   every topic announced again.
+//!   every topic announced again;
+//! - `families`: dual stack, one DHT node per address family
+//!   ([`Family`]); a peer is reached on the family its record was found on.
 //!
-//! Who owns what: the [`Dht`] task owns the DHT socket; one task per joined
+//! Who owns what: each [`Dht`] task owns its DHT socket; one task per joined
 //! topic announces (server) and looks up (client) on a schedule; one task
 //! per connection attempt owns its fresh socket until QUIC takes it; the
 //! peer table (one live connection per remote key) is shared behind a
@@ -30,6 +32,7 @@
 mod candidate;
 mod config;
 mod dht_source;
+mod families;
 mod lifecycle;
 mod listener;
 mod local_source;
@@ -52,13 +55,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use config::{Firewall, JoinOptions, SwarmConfig};
+pub use families::Family;
 pub use peers::{Path, PeerConnection, SwarmEvent};
-pub use status::{PathCounts, PeerStatus, SwarmStats, TopicStatus};
+pub use status::{FamilyCounts, PathCounts, PeerStatus, SwarmStats, TopicStatus};
 pub use streams::AppStream;
 
 use crate::dht::Dht;
 use crate::error::{Error, Result};
-use crate::node::Config;
 use crate::query::QueryKind;
 use crate::signing::sign_unannounce;
 
@@ -76,6 +79,8 @@ struct Topic {
     /// The topic's own identity ([`Swarm::join_with`],
     /// [`SwarmConfig::identity_per_topic`]); `None`: the swarm's.
     identity: Option<KeyPair>,
+    /// The families whose DHT nodes stored its last announcement.
+    announced_on: Vec<Family>,
 }
 
 /// The topic a peer listening on its identity is announced under
@@ -96,7 +101,8 @@ pub fn topic_identity(keypair: &KeyPair, topic: &[u8; 32]) -> KeyPair {
 }
 
 struct Inner {
-    dht: Dht,
+    /// The DHT nodes, one per family at most (none with the DHT off).
+    dhts: families::Dhts,
     config: SwarmConfig,
     /// Live connections by (the key this side proved, the remote key).
     peers: Mutex<HashMap<(PublicKey, PublicKey), peers::Live>>,
@@ -168,22 +174,18 @@ fn now_millis() -> u64 {
 }
 
 impl Swarm {
-    /// Starts the DHT node and the handler of incoming connect requests,
-    /// the listening QUIC endpoint and, if [`SwarmConfig::local`], local
-    /// discovery (if multicast DNS cannot start, the swarm runs without it:
-    /// see [`Swarm::local_error`]).
+    /// Starts a DHT node per address family that has bootstrap nodes (see
+    /// [`SwarmConfig::bootstrap`]; a family with none, or whose socket
+    /// cannot be bound, stays off) and their handlers of incoming connect
+    /// requests, the listening QUIC endpoint and, if
+    /// [`SwarmConfig::local`], local discovery (if multicast DNS cannot
+    /// start, the swarm runs without it: see [`Swarm::local_error`]).
     pub async fn new(config: SwarmConfig) -> Result<Swarm> {
-        let dht = Dht::bind(
-            config.listen,
-            Config {
-                bootstrap: config.bootstrap.clone(),
-                reachability: config.reachability,
-                relay: config.relay,
-                ..Config::default()
-            },
-        )
-        .await?;
-        let incoming = dht.incoming();
+        let dhts = families::Dhts::start(&config).await?;
+        let incoming: Vec<_> = dhts
+            .iter()
+            .filter_map(|(_, dht)| Some((dht.clone(), dht.incoming()?)))
+            .collect();
         let listener = listener::bind(&config.keypair, config.listen_port)?;
         let (local, local_events, local_error) = if config.local {
             match local_source::LocalDiscovery::start(config.keypair.public_key()) {
@@ -197,7 +199,7 @@ impl Swarm {
         let (events, _) = broadcast::channel(256);
         let swarm = Swarm {
             inner: Arc::new(Inner {
-                dht,
+                dhts,
                 config,
                 peers: Mutex::new(HashMap::new()),
                 dialling: Mutex::new(HashSet::new()),
@@ -234,13 +236,14 @@ impl Swarm {
                 events,
             )));
         }
-        if let Some(mut incoming) = incoming {
+        for (dht, mut incoming) in incoming {
             let weak = Arc::downgrade(&swarm.inner);
             background.push(tokio::spawn(async move {
                 while let Some(request) = incoming.recv().await {
                     let Some(inner) = weak.upgrade() else { return };
                     let swarm = Swarm { inner };
-                    tokio::spawn(async move { swarm.accept(request).await });
+                    let dht = dht.clone();
+                    tokio::spawn(async move { swarm.accept(&dht, request).await });
                 }
             }));
         }
@@ -248,9 +251,15 @@ impl Swarm {
         Ok(swarm)
     }
 
-    /// The DHT node underneath.
-    pub fn dht(&self) -> &Dht {
-        &self.inner.dht
+    /// The DHT node of `family` underneath, if it runs.
+    pub fn dht(&self, family: Family) -> Option<&Dht> {
+        self.inner.dhts.get(family)
+    }
+
+    /// The families the swarm runs a DHT node on, IPv4 first (none with the
+    /// DHT off or no bootstrap node).
+    pub fn families(&self) -> Vec<Family> {
+        self.inner.dhts.iter().map(|(family, _)| family).collect()
     }
 
     /// This peer's identity.
@@ -422,13 +431,14 @@ impl Swarm {
             return;
         }
         let suspended = self.suspended();
-        let (flushed_tx, flushed) = watch::channel(!self.inner.config.dht);
+        let dht_on = !self.inner.dhts.is_empty();
+        let (flushed_tx, flushed) = watch::channel(!dht_on);
         let own_identity = identity.is_some();
         {
             // Held while the task starts, so that it finds the topic (and
             // its identity) in the table.
             let mut topics = lock(&self.inner.topics);
-            let task = (self.inner.config.dht && !suspended).then(|| {
+            let task = (dht_on && !suspended).then(|| {
                 let weak = Arc::downgrade(&self.inner);
                 let identity = identity
                     .clone()
@@ -447,6 +457,7 @@ impl Swarm {
                     only,
                     local_announced: false,
                     identity,
+                    announced_on: Vec::new(),
                 },
             );
             if let Some(task) = old.and_then(|old| old.task) {
@@ -478,7 +489,7 @@ impl Swarm {
     }
 
     /// Leaves `topic`: stops its lookups and announcements and removes the
-    /// announcement from the DHT.
+    /// announcement from the DHT (of every family).
     pub async fn leave(&self, topic: [u8; 32]) -> Result<()> {
         let Some(old) = lock(&self.inner.topics).remove(&topic) else {
             return Ok(());
@@ -489,16 +500,28 @@ impl Swarm {
         if let (true, Some(local)) = (old.server, &self.inner.local) {
             local.unannounce(&topic);
         }
-        if old.server && self.inner.config.dht {
+        if old.server {
             let identity = old.identity.as_ref().unwrap_or(&self.inner.config.keypair);
             let request = sign_unannounce(identity, &topic, now_millis());
-            self.inner.dht.query(QueryKind::Unannounce(request)).await?;
+            let outcomes = self
+                .inner
+                .dhts
+                .each(|_, dht| {
+                    let request = request.clone();
+                    async move { dht.query(QueryKind::Unannounce(request)).await }
+                })
+                .await;
+            for (_, outcome) in outcomes {
+                outcome?;
+            }
         }
         Ok(())
     }
 
     /// Waits until every joined topic has been announced once and looked up
-    /// once on the DHT (at once if the DHT is off), and then until every
+    /// once on the DHT (at once if no DHT node runs; with two families:
+    /// stored on at least one, tried on both, and looked up on both), and
+    /// then until every
     /// dial started by then (or while waiting) has ended, connected or not.
     pub async fn flush(&self) -> Result<()> {
         let waits: Vec<watch::Receiver<bool>> = lock(&self.inner.topics)

@@ -2,8 +2,9 @@
 //! (an address gained or lost, seen by polling the interfaces every 2 s)
 //! and when it resumes from [`Swarm::suspend`](super::Swarm::suspend).
 //!
-//! - **Sockets.** Every socket the swarm opens (the DHT socket with the
-//!   default [`SwarmConfig::listen`](super::SwarmConfig::listen), the
+//! - **Sockets.** Every socket the swarm opens (the DHT sockets with the
+//!   default [`SwarmConfig::listen_v4`](super::SwarmConfig::listen_v4)
+//!   and [`SwarmConfig::listen_v6`](super::SwarmConfig::listen_v6), the
 //!   listening endpoint, each punched connection's socket) is bound to
 //!   the unspecified address, so none loses its address: the kernel picks
 //!   the new source address for the next datagram. There is nothing to
@@ -20,8 +21,9 @@
 //!   address is gone are closed at once, so that the peer table forgets
 //!   them and their topics look up again. The peer sees its connection
 //!   time out, looks the topic up, and dials this side's new address.
-//! - **The NAT kind and public address.** The DHT node forgets its
-//!   observed address and the id bound to it and walks the network again
+//! - **The NAT kind and public address.** Each DHT node (one per family)
+//!   forgets its observed address and the id bound to it and walks its
+//!   network again
 //!   ([`Dht::network_changed`](crate::Dht::network_changed)); every punch
 //!   attempt classifies its NAT afresh on its fresh socket anyway.
 //! - **Announcements.** Every topic announces again (once the DHT's walk
@@ -56,6 +58,8 @@ impl Inner {
                 live.close(b"local address gone");
             }
         }
-        let _ = self.dht.network_changed();
+        for (_, dht) in self.dhts.iter() {
+            let _ = dht.network_changed();
+        }
     }
 }

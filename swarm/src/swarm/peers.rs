@@ -230,7 +230,7 @@ impl Swarm {
         if self.suspended() {
             return;
         }
-        let backoff = matches!(candidate.hint, Hint::Dht(_));
+        let backoff = matches!(candidate.hint, Hint::Dht { .. });
         let local = self.topic_key(&candidate.topic);
         if self.may_dial(&candidate.public_key, local, backoff) {
             let dialler = self.clone();
@@ -253,17 +253,7 @@ impl Swarm {
             return;
         }
         let result = match &candidate.hint {
-            Hint::Dht(found) => {
-                let punched = async {
-                    let mut result = timeout(CONNECT_TIMEOUT, self.dial_once(found, None)).await;
-                    if matches!(result, Ok(Err(Error::Unreachable)) | Err(_))
-                        && let Some(relay) = self.relay().await
-                    {
-                        // Punching failed: meet at a relay instead.
-                        result = timeout(CONNECT_TIMEOUT, self.dial_once(found, Some(relay))).await;
-                    }
-                    result
-                };
+            Hint::Dht { found, others } => {
                 // The listening endpoint proves the swarm's key: a topic
                 // with its own identity dials no LAN address from it.
                 let lan = if self.identity_for(&found.topic).public_key() == self.public_key() {
@@ -272,8 +262,8 @@ impl Swarm {
                     Vec::new()
                 };
                 self.inner.counters.tried(Path::Direct);
-                if lan.is_empty() {
-                    punched.await
+                let mut result = if lan.is_empty() {
+                    self.reach(found).await
                 } else {
                     self.inner.counters.tried(Path::Local);
                     // The record names addresses on our own networks: dial
@@ -284,8 +274,17 @@ impl Swarm {
                             .await
                             .unwrap_or(Err(Error::Unreachable))
                     };
-                    first_success(direct, punched).await
+                    first_success(direct, self.reach(found)).await
+                };
+                // The other family's lookup found the key too: try there.
+                while !matches!(result, Ok(Ok(_))) {
+                    let Some(next) = lock(others).pop() else {
+                        break;
+                    };
+                    self.inner.counters.tried(Path::Direct);
+                    result = self.reach(&next).await;
                 }
+                result
             }
             Hint::Local(addresses) => {
                 // A flood of announcements waits its turn here.
@@ -315,9 +314,25 @@ impl Swarm {
                 connection.topic = Some(candidate.topic);
                 self.register(connection);
             }
-            (_, Hint::Dht(_)) => self.failed(&key),
+            (_, Hint::Dht { .. }) => self.failed(&key),
             (_, Hint::Local(_)) => {}
         }
+    }
+
+    /// Reaches the announcer of `found` on the family of the node holding
+    /// it: hole punched, or, if that fails, through a relay of that family.
+    async fn reach(
+        &self,
+        found: &crate::query::FoundRecord,
+    ) -> Result<Result<PeerConnection>, tokio::time::error::Elapsed> {
+        let mut result = timeout(CONNECT_TIMEOUT, self.dial_once(found, None)).await;
+        if matches!(result, Ok(Err(Error::Unreachable)) | Err(_))
+            && let Some(relay) = self.relay(&found.holder).await
+        {
+            // Punching failed: meet at a relay instead.
+            result = timeout(CONNECT_TIMEOUT, self.dial_once(found, Some(relay))).await;
+        }
+        result
     }
 
     /// Keeps one connection per peer and identity of this side: of two,
@@ -372,9 +387,11 @@ impl Swarm {
                 },
             );
         }
-        self.inner
-            .counters
-            .made(connection.path, connection.initiator);
+        self.inner.counters.made(
+            connection.path,
+            connection.initiator,
+            super::Family::of(&connection.remote_address()),
+        );
         tokio::spawn(super::streams::accept_loop(
             Arc::downgrade(&self.inner),
             remote,

@@ -11,7 +11,7 @@ use tokio::time::timeout;
 use super::peers::{Path, PeerConnection};
 use super::{CONNECT_TIMEOUT, Swarm};
 use crate::codec::address;
-use crate::dht::IncomingConnect;
+use crate::dht::{Dht, IncomingConnect};
 use crate::error::{Error, Result};
 use crate::handshake::{Attempt, Ephemeral};
 use crate::messages::{Body, Connect, Holepunch, NatKind};
@@ -20,14 +20,15 @@ use crate::query::FoundRecord;
 use crate::quic;
 
 impl Swarm {
-    /// DHT nodes to learn a fresh socket's mapping from.
+    /// Nodes of `dht` (so of its family) to learn a fresh socket's
+    /// mapping from.
     ///
     /// Two are needed to tell a symmetric NAT (each sees another port) from
     /// a cone; the bootstrap nodes come first, then relays and table nodes,
     /// preferring a second observer on another IP.
-    async fn observers(&self) -> Vec<SocketAddr> {
-        let mut candidates: Vec<SocketAddr> = self.inner.dht.bootstrap_nodes().to_vec();
-        if let Ok(status) = self.inner.dht.status().await {
+    async fn observers(dht: &Dht) -> Vec<SocketAddr> {
+        let mut candidates: Vec<SocketAddr> = dht.bootstrap_nodes().to_vec();
+        if let Ok(status) = dht.status().await {
             candidates.extend(status.relays);
             candidates.extend(status.nodes);
         }
@@ -43,9 +44,9 @@ impl Swarm {
         observers
     }
 
-    /// A relay node the DHT knows, if any.
-    pub(super) async fn relay(&self) -> Option<SocketAddr> {
-        let status = self.inner.dht.status().await.ok()?;
+    /// A relay node the DHT of `near`'s family knows, if any.
+    pub(super) async fn relay(&self, near: &SocketAddr) -> Option<SocketAddr> {
+        let status = self.inner.dhts.for_addr(near)?.status().await.ok()?;
         status.relays.first().copied()
     }
 
@@ -69,14 +70,19 @@ impl Swarm {
         }
     }
 
-    /// One attempt to reach the announcer of `found`: punched, or through
-    /// `relay` when given.
+    /// One attempt to reach the announcer of `found`, on the family of the
+    /// node holding the record: punched, or through `relay` when given.
     pub(super) async fn dial_once(
         &self,
         found: &FoundRecord,
         relay: Option<SocketAddr>,
     ) -> Result<PeerConnection> {
-        let prepared = punch::prepare(&self.observers().await).await?;
+        let dht = self
+            .inner
+            .dhts
+            .for_addr(&found.holder)
+            .ok_or(Error::Unreachable)?;
+        let prepared = punch::prepare(&Self::observers(dht).await).await?;
         let identity = &self.identity_for(&found.topic);
         let attempt = Attempt {
             topic: found.topic,
@@ -91,11 +97,7 @@ impl Swarm {
             public_key: found.public_key.0.to_vec(),
             holepunch: Some(ours),
         };
-        let reply = self
-            .inner
-            .dht
-            .request(found.holder, Body::Connect(connect))
-            .await?;
+        let reply = dht.request(found.holder, Body::Connect(connect)).await?;
         let theirs = reply.holepunch.ok_or(Error::BadAnswer)?;
         if theirs.public_key != found.public_key.0 {
             return Err(Error::WrongPeer);
@@ -136,8 +138,9 @@ impl Swarm {
         })
     }
 
-    /// Handles a connect request passed on by the DHT.
-    pub(super) async fn accept(&self, request: IncomingConnect) {
+    /// Handles a connect request passed on by `dht` (and answers it there:
+    /// the punch runs on that family).
+    pub(super) async fn accept(&self, dht: &Dht, request: IncomingConnect) {
         let IncomingConnect {
             token,
             from,
@@ -145,14 +148,18 @@ impl Swarm {
             topic,
         } = request;
         let Some(key) = crate::codec::bytes32(&theirs.public_key).map(PublicKey) else {
-            let _ = self.inner.dht.answer_connect(token, None);
+            let _ = dht.answer_connect(token, None);
             return;
         };
         if self.suspended() || self.refused(&key, from) || self.full() {
-            let _ = self.inner.dht.answer_connect(token, None);
+            let _ = dht.answer_connect(token, None);
             return;
         }
-        let result = timeout(CONNECT_TIMEOUT, self.accept_once(token, key, topic, theirs)).await;
+        let result = timeout(
+            CONNECT_TIMEOUT,
+            self.accept_once(dht, token, key, topic, theirs),
+        )
+        .await;
         if let Ok(Ok(mut connection)) = result {
             connection.topic = Some(topic);
             self.register(connection);
@@ -161,6 +168,7 @@ impl Swarm {
 
     async fn accept_once(
         &self,
+        dht: &Dht,
         token: crate::node::ConnectToken,
         key: PublicKey,
         topic: [u8; 32],
@@ -175,18 +183,18 @@ impl Swarm {
         // Signed by the key the client claims, for us and this topic: a
         // node passing it on cannot have swapped the ephemeral.
         let Some(client_ephemeral) = attempt.verify_offer(&theirs) else {
-            let _ = self.inner.dht.answer_connect(token, None);
+            let _ = dht.answer_connect(token, None);
             return Err(Error::BadHandshake(key));
         };
         let ephemeral = Ephemeral::from_secret(punch::random_bytes()?);
         let Some(keys) = attempt.keys(&ephemeral, &client_ephemeral, false) else {
-            let _ = self.inner.dht.answer_connect(token, None);
+            let _ = dht.answer_connect(token, None);
             return Err(Error::BadHandshake(key));
         };
-        let prepared = match punch::prepare(&self.observers().await).await {
+        let prepared = match punch::prepare(&Self::observers(dht).await).await {
             Ok(p) => p,
             Err(e) => {
-                let _ = self.inner.dht.answer_connect(token, None);
+                let _ = dht.answer_connect(token, None);
                 return Err(e);
             }
         };
@@ -194,10 +202,15 @@ impl Swarm {
         let both_random = prepared.nat == NatKind::Random && nat_of(&theirs) == NatKind::Random;
         let relay = match (proposed, both_random) {
             (Some(relay), _) => Some(relay),
-            (None, true) => match self.relay().await {
+            (None, true) => match dht
+                .status()
+                .await
+                .ok()
+                .and_then(|s| s.relays.first().copied())
+            {
                 Some(relay) => Some(relay),
                 None => {
-                    let _ = self.inner.dht.answer_connect(token, None);
+                    let _ = dht.answer_connect(token, None);
                     return Err(Error::NoRelay);
                 }
             },
@@ -206,12 +219,12 @@ impl Swarm {
         if let Some(relay) = relay
             && let Err(e) = punch::register(&prepared.socket, relay, &keys.relay).await
         {
-            let _ = self.inner.dht.answer_connect(token, None);
+            let _ = dht.answer_connect(token, None);
             return Err(e);
         }
         let signature = attempt.sign_answer(identity, &client_ephemeral, &ephemeral);
         let ours = Self::holepunch(identity, &prepared, &ephemeral, signature, relay);
-        self.inner.dht.answer_connect(token, Some(ours))?;
+        dht.answer_connect(token, Some(ours))?;
         let (socket, path) = match relay {
             Some(_) => (prepared.socket.into_std()?, Path::Relay),
             None => {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper_core::PublicKey;
 
+use super::families::Family;
 use super::peers::Path;
 use super::{Swarm, lock};
 
@@ -21,6 +22,9 @@ pub struct TopicStatus {
     /// Announced on the DHT and looked up there at least once since the
     /// last join or resume (always `true` with the DHT off).
     pub flushed: bool,
+    /// The families whose DHT nodes hold its announcement (as the last
+    /// announcement on each went; IPv4 first).
+    pub announced_on: Vec<Family>,
     /// Announced on the local link now.
     pub local_announced: bool,
     /// Announcements of it heard on the local link.
@@ -34,8 +38,12 @@ pub struct TopicStatus {
 pub struct PeerStatus {
     /// The key the peer proved.
     pub public_key: PublicKey,
-    /// The address the connection talks to (the relay's, if relayed).
+    /// The address the connection talks to (the relay's, if relayed);
+    /// IPv4 written as such.
     pub address: SocketAddr,
+    /// The family of `address`: for a peer found on the DHT, the family
+    /// its record was found on.
+    pub family: Family,
     /// Direct, relayed or local.
     pub path: Path,
     /// Whether this side dialled.
@@ -60,6 +68,15 @@ pub struct PathCounts {
     pub local: u64,
 }
 
+/// Counts per address family.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FamilyCounts {
+    /// Over IPv4.
+    pub ipv4: u64,
+    /// Over IPv6.
+    pub ipv6: u64,
+}
+
 /// The swarm's counters since it started ([`Swarm::stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SwarmStats {
@@ -67,6 +84,8 @@ pub struct SwarmStats {
     pub tried: PathCounts,
     /// Connections kept (dialled or accepted), by path.
     pub made: PathCounts,
+    /// Connections kept, by the family of the peer's address.
+    pub made_by_family: FamilyCounts,
     /// Hole-punching rounds run (either side).
     pub punches: u64,
     /// Hole-punching rounds that got no path.
@@ -83,6 +102,7 @@ pub struct SwarmStats {
 pub(super) struct Counters {
     tried: [AtomicU64; 3],
     made: [AtomicU64; 3],
+    made_by_family: [AtomicU64; 2],
     punches: AtomicU64,
     punch_failures: AtomicU64,
     accepted: AtomicU64,
@@ -113,10 +133,15 @@ impl Counters {
         }
     }
 
-    pub(super) fn made(&self, path: Path, initiator: bool) {
+    pub(super) fn made(&self, path: Path, initiator: bool, family: Family) {
         if let Some(c) = self.made.get(slot(path)) {
             c.fetch_add(1, Ordering::Relaxed);
         }
+        let [ipv4, ipv6] = &self.made_by_family;
+        match family {
+            Family::V4 => ipv4.fetch_add(1, Ordering::Relaxed),
+            Family::V6 => ipv6.fetch_add(1, Ordering::Relaxed),
+        };
         if !initiator {
             self.accepted.fetch_add(1, Ordering::Relaxed);
         }
@@ -139,6 +164,13 @@ impl Counters {
         SwarmStats {
             tried: counts(&self.tried),
             made: counts(&self.made),
+            made_by_family: {
+                let [ipv4, ipv6] = &self.made_by_family;
+                FamilyCounts {
+                    ipv4: ipv4.load(Ordering::Relaxed),
+                    ipv6: ipv6.load(Ordering::Relaxed),
+                }
+            },
             punches: self.punches.load(Ordering::Relaxed),
             punch_failures: self.punch_failures.load(Ordering::Relaxed),
             accepted: self.accepted.load(Ordering::Relaxed),
@@ -156,10 +188,17 @@ impl Swarm {
 
     /// The state of `topic`, if joined.
     pub fn status(&self, topic: &[u8; 32]) -> Option<TopicStatus> {
-        let (server, client, flushed, local_announced) = {
+        let (server, client, flushed, local_announced, announced_on) = {
             let topics = lock(&self.inner.topics);
             let t = topics.get(topic)?;
-            (t.server, t.client, *t.flushed.borrow(), t.local_announced)
+            let flushed = *t.flushed.borrow();
+            (
+                t.server,
+                t.client,
+                flushed,
+                t.local_announced,
+                t.announced_on.clone(),
+            )
         };
         let peers = lock(&self.inner.peers)
             .iter()
@@ -171,6 +210,7 @@ impl Swarm {
             server,
             client,
             flushed,
+            announced_on,
             local_announced,
             local_heard: self.local_heard(topic),
             peers,
@@ -183,9 +223,11 @@ impl Swarm {
             .iter()
             .map(|((_, remote), live)| {
                 let stats = live.connection.stats();
+                let address = live.address();
                 PeerStatus {
                     public_key: *remote,
-                    address: live.address(),
+                    address,
+                    family: Family::of(&address),
                     path: live.path,
                     initiator: live.initiator_key != *remote,
                     topics: live.topics.iter().copied().collect(),
@@ -194,6 +236,13 @@ impl Swarm {
                 }
             })
             .collect()
+    }
+
+    /// Notes which families' DHT nodes hold `topic`'s announcement now.
+    pub(super) fn announced_on(&self, topic: &[u8; 32], families: Vec<Family>) {
+        if let Some(t) = lock(&self.inner.topics).get_mut(topic) {
+            t.announced_on = families;
+        }
     }
 
     /// The counters since the swarm started.

@@ -34,7 +34,22 @@ pub async fn bootstrap_node() -> Dht {
 /// A public relaying node on 127.0.0.1 with the test [`config`], then
 /// `tweak`ed.
 pub async fn public_node(tweak: impl FnOnce(&mut Config)) -> Dht {
-    let socket = std::net::UdpSocket::bind(localhost()).expect("bind");
+    public_node_at(localhost(), tweak).await
+}
+
+/// A public relaying node on `::1` (an IPv6-only socket) with the test
+/// [`config`], bootstrapped from `bootstrap` (none: the first node).
+pub async fn public_node_v6(bootstrap: Vec<SocketAddr>) -> Dht {
+    public_node_at(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)), |c| {
+        c.bootstrap = bootstrap;
+    })
+    .await
+}
+
+/// A public relaying node at `at` (port 0: a free one) with the test
+/// [`config`], then `tweak`ed.
+pub async fn public_node_at(at: SocketAddr, tweak: impl FnOnce(&mut Config)) -> Dht {
+    let socket = std::net::UdpSocket::bind(at).expect("bind");
     let addr = socket.local_addr().expect("addr");
     drop(socket);
     let mut config = Config {
@@ -235,4 +250,21 @@ pub fn lan_ipv6() -> Option<std::net::Ipv6Addr> {
             }
             _ => None,
         })
+}
+
+/// The keys of the records `swarm`'s DHT node of `family` finds under
+/// `topic`.
+pub async fn found_keys(
+    swarm: &hyper_swarm::Swarm,
+    family: hyper_swarm::Family,
+    topic: [u8; 32],
+) -> std::collections::HashSet<hyper_core::PublicKey> {
+    let dht = swarm.dht(family).expect("a DHT node of the family");
+    let (mut found, done) = dht.lookup(topic).expect("lookup");
+    let mut keys = std::collections::HashSet::new();
+    while let Some(record) = found.recv().await {
+        keys.insert(record.public_key);
+    }
+    let _ = done.await;
+    keys
 }
