@@ -18,22 +18,76 @@ fn corrupt() -> crate::Error {
     Corruption::Record { table: "blocks" }.into()
 }
 
-/// A chunk: its first block and its header.
+/// A chunk: its first block, its header, and where each block starts in
+/// its stream.
 pub(crate) struct Chunk {
     pub first: u64,
     pub header: Header,
+    /// Stream offset of each block, then the stream's end.
+    starts: Vec<usize>,
 }
 
 impl Chunk {
+    fn new(first: u64, header: Header) -> Chunk {
+        let mut starts = Vec::with_capacity(header.lengths.len() + 1);
+        let mut at = header.len();
+        starts.push(at);
+        for l in &header.lengths {
+            at += *l as usize;
+            starts.push(at);
+        }
+        Chunk {
+            first,
+            header,
+            starts,
+        }
+    }
+
+    /// Blocks in the chunk.
+    pub fn count(&self) -> usize {
+        self.header.lengths.len()
+    }
+
     fn end(&self) -> u64 {
-        self.first + self.header.lengths.len() as u64
+        self.first + self.count() as u64
+    }
+
+    /// Whether block `index` is in this chunk.
+    pub fn holds(&self, index: u64) -> bool {
+        self.first <= index && index < self.end()
+    }
+
+    /// The byte range of block `index` in the chunk's stream.
+    fn range(&self, index: u64) -> Result<std::ops::Range<usize>> {
+        let j = usize::try_from(index.wrapping_sub(self.first)).map_err(|_| corrupt())?;
+        match (self.starts.get(j), self.starts.get(j.wrapping_add(1))) {
+            (Some(start), Some(end)) => Ok(*start..*end),
+            _ => Err(corrupt()),
+        }
     }
 }
 
 fn header(t: &impl ReadableTable<BlockKey, &'static [u8]>, id: u64, first: u64) -> Result<Chunk> {
     let part0 = t.get((id, first, 0))?.ok_or_else(corrupt)?;
     let header = Header::decode(part0.value()).ok_or_else(corrupt)?;
-    Ok(Chunk { first, header })
+    Ok(Chunk::new(first, header))
+}
+
+/// Block `index`'s bytes as stored in `chunk` (which holds it), not yet
+/// checked against the tree: copied from the one or two parts it spans.
+pub(crate) fn read_in(
+    t: &impl ReadableTable<BlockKey, &'static [u8]>,
+    id: u64,
+    chunk: &Chunk,
+    index: u64,
+) -> Result<Vec<u8>> {
+    let range = chunk.range(index)?;
+    let mut out = Vec::with_capacity(range.len());
+    for (part, within) in chunk::spans(range) {
+        let bytes = t.get((id, chunk.first, part))?.ok_or_else(corrupt)?;
+        out.extend_from_slice(bytes.value().get(within).ok_or_else(corrupt)?);
+    }
+    Ok(out)
 }
 
 /// The chunk holding block `index`, if it is stored.
@@ -57,23 +111,9 @@ pub(crate) fn find(
 pub(crate) struct ChunkReader {
     chunk: Option<Chunk>,
     part: Option<(u64, u32, Vec<u8>)>,
-    /// Read parts in place, copying only the block's bytes, and keep none:
-    /// for a single read, where copying a whole part (up to
-    /// [`chunk::PART_MAX`] bytes) for a block of a few hundred would be
-    /// most of its cost.
-    single: bool,
 }
 
 impl ChunkReader {
-    /// A reader that keeps no part (only the last chunk's header): for
-    /// reads of scattered small blocks.
-    pub(crate) fn single() -> ChunkReader {
-        ChunkReader {
-            single: true,
-            ..ChunkReader::default()
-        }
-    }
-
     /// Block `index`'s bytes as stored, not yet checked against the tree.
     pub fn read(
         &mut self,
@@ -81,30 +121,20 @@ impl ChunkReader {
         id: u64,
         index: u64,
     ) -> Result<Option<Vec<u8>>> {
-        let cached = self
-            .chunk
-            .as_ref()
-            .is_some_and(|c| c.first <= index && index < c.end());
+        let cached = self.chunk.as_ref().is_some_and(|c| c.holds(index));
         if !cached {
             self.chunk = find(t, id, index)?;
         }
         let Some(chunk) = &self.chunk else {
             return Ok(None);
         };
-        let range = chunk
-            .header
-            .range((index - chunk.first) as usize)
-            .ok_or_else(corrupt)?;
+        let range = chunk.range(index)?;
         let mut out = Vec::with_capacity(range.len());
         for (part, within) in chunk::spans(range) {
             let hit =
                 matches!(&self.part, Some((first, p, _)) if *first == chunk.first && *p == part);
             if !hit {
                 let bytes = t.get((id, chunk.first, part))?.ok_or_else(corrupt)?;
-                if self.single {
-                    out.extend_from_slice(bytes.value().get(within).ok_or_else(corrupt)?);
-                    continue;
-                }
                 self.part = Some((chunk.first, part, bytes.value().to_vec()));
             }
             let bytes = self
@@ -116,14 +146,6 @@ impl ChunkReader {
         }
         Ok(Some(out))
     }
-}
-
-fn read_raw(
-    t: &impl ReadableTable<BlockKey, &'static [u8]>,
-    id: u64,
-    index: u64,
-) -> Result<Option<Vec<u8>>> {
-    ChunkReader::single().read(t, id, index)
 }
 
 /// Reads block `index` through `reader` (which keeps its place between
@@ -150,14 +172,20 @@ pub(crate) fn read_block_from(
     let Some(data) = reader.read(blocks, id, index)? else {
         return Ok(None);
     };
+    check_leaf(nodes, index, &data)?;
+    Ok(Some(data))
+}
+
+/// Checks block `index`'s bytes against its leaf node in `nodes`.
+pub(crate) fn check_leaf(nodes: &impl NodeSource, index: u64, data: &[u8]) -> Result<()> {
     let leaf_index = flat::leaf(index);
     let leaf = nodes
         .node(leaf_index)?
         .ok_or(Corruption::MissingNode { index: leaf_index })?;
-    if Node::leaf(index, &data) != leaf {
+    if Node::leaf(index, data) != leaf {
         return Err(Corruption::BlockHash { index }.into());
     }
-    Ok(Some(data))
+    Ok(())
 }
 
 /// Writes consecutive blocks starting at `first` as chunks.
@@ -229,11 +257,11 @@ pub(crate) fn remove_range(
     for first in firsts {
         let chunk = header(t, id, first)?;
         let keep_before: Vec<Vec<u8>> = (first..start.min(chunk.end()))
-            .map(|i| read_raw(t, id, i)?.ok_or_else(corrupt))
+            .map(|i| read_in(t, id, &chunk, i))
             .collect::<Result<_>>()?;
         let after_start = end.max(first);
         let keep_after: Vec<Vec<u8>> = (after_start..chunk.end())
-            .map(|i| read_raw(t, id, i)?.ok_or_else(corrupt))
+            .map(|i| read_in(t, id, &chunk, i))
             .collect::<Result<_>>()?;
         let kept: u64 = keep_before
             .iter()

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard}
 use redb::ReadOnlyTable;
 
 use crate::bitfield::Bitfield;
-use crate::blockstore::{BLOCKS, ChunkReader, read_block_with};
+use crate::blockstore::BLOCKS;
 use crate::encrypted::open_block;
 use crate::encryption::BlockCipher;
 use crate::error::{Error, Result};
@@ -211,9 +211,22 @@ impl Core {
     /// wrong key); through a plain handle the bytes as stored, which for an
     /// encrypted core held by a blind seeder is the ciphertext.
     pub fn get(&self, index: u64) -> Result<Vec<u8>> {
-        self.get_many(&[index])?
-            .pop()
-            .flatten()
+        let stored = {
+            let st = self.read_state()?;
+            check_bounds(index, st.header.length())?;
+            st.bitfield.get(index)
+        };
+        if !stored {
+            return Err(Error::NotAvailable { index });
+        }
+        self.plain_allowed()?;
+        // Cleared since the state was read: not stored.
+        self.inner
+            .shared
+            .view()?
+            .read_block(self.inner.id, index)?
+            .map(|b| open_block(self.cipher.as_deref(), self.inner.key, index, b))
+            .transpose()?
             .ok_or(Error::NotAvailable { index })
     }
 
@@ -234,9 +247,7 @@ impl Core {
             return Ok(vec![None; indices.len()]);
         }
         self.plain_allowed()?;
-        let txn = self.inner.shared.db.begin_read()?;
-        let (blocks, nodes) = (txn.open_table(BLOCKS)?, txn.open_table(NODES)?);
-        let mut reader = ChunkReader::single();
+        let view = self.inner.shared.view()?;
         indices
             .iter()
             .zip(stored)
@@ -245,7 +256,7 @@ impl Core {
                     return Ok(None);
                 }
                 // Cleared since the state was read: not stored.
-                read_block_with(&mut reader, &blocks, &nodes, self.inner.id, index)?
+                view.read_block(self.inner.id, index)?
                     .map(|b| open_block(self.cipher.as_deref(), self.inner.key, index, b))
                     .transpose()
             })
@@ -428,7 +439,7 @@ impl Core {
     pub(crate) fn finish(
         &self,
         mut st: RwLockWriteGuard<'_, CoreState>,
-        txn: redb::WriteTransaction,
+        txn: crate::view::WriteTxn<'_>,
         result: Result<()>,
         header: Header,
         events: &[Event],

@@ -76,6 +76,7 @@ mod transfer;
 mod tree;
 mod txn;
 mod verify;
+mod view;
 
 pub use crate::append::{AppendOutcome, MAX_BLOCK_SIZE};
 pub use crate::core::{Core, Info};

@@ -21,6 +21,7 @@ use crate::storage::{
     BITFIELD, CORE_IDS, DISCOVERY_KEYS, EVIDENCE, HEADERS, Header, META, NAMES, USER_DATA,
 };
 use crate::txn::CoreTables;
+use crate::view::{ReadView, Views, WriteTxn};
 
 /// When a commit reaches the disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -107,6 +108,8 @@ impl Db {
 }
 
 pub(crate) struct Shared {
+    /// Declared before `db`: the kept read view goes before the database.
+    pub views: Views,
     pub db: Db,
     pub durability: Durability,
     pub seed: [u8; 32],
@@ -116,7 +119,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn write(&self, durability: Durability) -> Result<WriteTransaction> {
+    /// A write transaction; every write of the store goes through one, so
+    /// that its commit drops the store's read view (see [`crate::view`]).
+    pub fn write(&self, durability: Durability) -> Result<WriteTxn<'_>> {
         let Db::Write(db) = &self.db else {
             return Err(Error::ReadOnlyStore);
         };
@@ -124,7 +129,12 @@ impl Shared {
         if durability == Durability::Eventual {
             txn.set_durability(redb::Durability::None)?;
         }
-        Ok(txn)
+        Ok(WriteTxn::new(txn, &self.views))
+    }
+
+    /// The read view gets share (see [`crate::view`]).
+    pub fn view(&self) -> Result<Arc<ReadView>> {
+        self.views.current(&self.db)
     }
 
     /// Records that core `id` is encrypted, with the key check of its key.
@@ -221,6 +231,7 @@ impl Store {
     fn with_db(db: Db, seed: [u8; 32], options: StoreOptions, dir: PathBuf) -> Self {
         Store {
             shared: Arc::new(Shared {
+                views: Views::default(),
                 db,
                 durability: options.durability,
                 seed,
@@ -551,6 +562,7 @@ impl Store {
         let shared = Arc::get_mut(&mut self.shared).ok_or(Error::InvalidArgument(
             "close every core and store clone before compacting",
         ))?;
+        shared.views.drop_view();
         match &mut shared.db {
             Db::Write(db) => Ok(db.compact()?),
             Db::Read(_) => Err(Error::ReadOnlyStore),
