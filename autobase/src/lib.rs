@@ -40,11 +40,14 @@
 //! let (a, b) = (CoreKey([1; 32]), CoreKey([2; 32]));
 //! let mut lin = Linearizer::new(&[a])?; // `a` is the one indexer
 //! lin.add_writer(b);
-//! lin.push(&b, Node::new(Some(b"hi from b".to_vec()), vec![], 0))?;
+//! // The node ending a batch states the batch's causal facts.
+//! let causal = lin.causal_for(&b, &[])?;
+//! lin.push(&b, Node::new(Some(b"hi from b".to_vec()), vec![], 0).with_causal(causal))?;
 //! // `a` saw b's node and answers it.
 //! let heads = lin.heads(&a);
 //! assert_eq!(heads, vec![Head { writer: b, length: 1 }]);
-//! lin.push(&a, Node::new(Some(b"hi from a".to_vec()), heads, 0))?;
+//! let causal = lin.causal_for(&a, &heads)?;
+//! lin.push(&a, Node::new(Some(b"hi from a".to_vec()), heads, 0).with_causal(causal))?;
 //! let update = lin.update();
 //! let values: Vec<_> = update.tip.iter().map(|batch| batch.values[0].clone()).collect();
 //! assert_eq!(values, [Some(b"hi from b".to_vec()), Some(b"hi from a".to_vec())]);
@@ -62,10 +65,10 @@ mod view;
 
 pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, RECORD_LAG, ViewInfo};
 pub use error::{Error, Result};
-pub use linearizer::{Batch, Linearizer, Update};
+pub use linearizer::{Batch, Frontier, FrontierWriter, Linearizer, Update};
 pub use node::{
-    Head, Header, MAX_BATCH, MAX_CHECKPOINT, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL, VERSION,
-    ViewSignature, writer_key_of,
+    Causal, Head, Header, MAX_BATCH, MAX_CHECKPOINT, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL,
+    VERSION, ViewSignature, writer_key_of,
 };
 pub use signed::MAX_REFUSALS;
 pub use view::View;
