@@ -12,6 +12,13 @@
 //! `autobase/examples/chat.rs` (`cargo run -p hyper-autobase --example chat
 //! -- --store DIR create`).
 //!
+//! Each batch's last node states the batch's [`Causal`] facts (depth,
+//! highest round, round set), checked by every peer. They let a
+//! [`Linearizer`] start from a [`Frontier`] of the indexed prefix
+//! ([`Linearizer::from_frontier`]) and order later batches as one that
+//! holds the whole history: the pure half of fast-forward. A `Base` does
+//! not fast-forward yet (no signed system core carries the frontier).
+//!
 //! # Checkpoints, trust and liveness
 //!
 //! Each view also has a *signed core* ([`Base::signed_view`]) whose
