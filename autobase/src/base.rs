@@ -347,16 +347,33 @@ impl<A: Apply> Base<A> {
         // An indexer signs the view states it reached; the first node of
         // the batch carries the signatures.
         let checkpoint = self.signed.checkpoint()?;
+        // The node ending the batch states its causal facts.
+        let me = self.local.key();
+        let causal = if self.writers.contains_key(&me) {
+            self.lin.causal_for(&me, &heads)?
+        } else {
+            // A candidate not added yet: its previous batch's facts are on
+            // the last node of its own core.
+            let length = self.local.info()?.length;
+            let previous = match length {
+                0 | 1 => None,
+                _ => Node::decode(&self.local.get(length - 1)?)?.causal,
+            };
+            self.lin.causal_for_unknown(previous, &heads)?
+        };
         let blocks: Vec<Vec<u8>> = values
             .into_iter()
             .enumerate()
             .map(|(i, v)| {
-                if i == 0 {
-                    Node::new(v, heads.clone(), (n - 1) as u32)
-                        .with_checkpoint(checkpoint.clone())
-                        .encode()
+                let node = if i == 0 {
+                    Node::new(v, heads.clone(), (n - 1) as u32).with_checkpoint(checkpoint.clone())
                 } else {
-                    Node::new(v, Vec::new(), (n - 1 - i) as u32).encode()
+                    Node::new(v, Vec::new(), (n - 1 - i) as u32)
+                };
+                if i + 1 == n {
+                    node.with_causal(causal).encode()
+                } else {
+                    node.encode()
                 }
             })
             .collect();

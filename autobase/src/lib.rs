@@ -12,6 +12,13 @@
 //! `autobase/examples/chat.rs` (`cargo run -p hyper-autobase --example chat
 //! -- --store DIR create`).
 //!
+//! Each batch's last node states the batch's [`Causal`] facts (depth,
+//! highest round, round set), checked by every peer. They let a
+//! [`Linearizer`] start from a [`Frontier`] of the indexed prefix
+//! ([`Linearizer::from_frontier`]) and order later batches as one that
+//! holds the whole history: the pure half of fast-forward. A `Base` does
+//! not fast-forward yet (no signed system core carries the frontier).
+//!
 //! # Checkpoints, trust and liveness
 //!
 //! Each view also has a *signed core* ([`Base::signed_view`]) whose
@@ -40,11 +47,14 @@
 //! let (a, b) = (CoreKey([1; 32]), CoreKey([2; 32]));
 //! let mut lin = Linearizer::new(&[a])?; // `a` is the one indexer
 //! lin.add_writer(b);
-//! lin.push(&b, Node::new(Some(b"hi from b".to_vec()), vec![], 0))?;
+//! // The node ending a batch states the batch's causal facts.
+//! let causal = lin.causal_for(&b, &[])?;
+//! lin.push(&b, Node::new(Some(b"hi from b".to_vec()), vec![], 0).with_causal(causal))?;
 //! // `a` saw b's node and answers it.
 //! let heads = lin.heads(&a);
 //! assert_eq!(heads, vec![Head { writer: b, length: 1 }]);
-//! lin.push(&a, Node::new(Some(b"hi from a".to_vec()), heads, 0))?;
+//! let causal = lin.causal_for(&a, &heads)?;
+//! lin.push(&a, Node::new(Some(b"hi from a".to_vec()), heads, 0).with_causal(causal))?;
 //! let update = lin.update();
 //! let values: Vec<_> = update.tip.iter().map(|batch| batch.values[0].clone()).collect();
 //! assert_eq!(values, [Some(b"hi from b".to_vec()), Some(b"hi from a".to_vec())]);
@@ -62,10 +72,10 @@ mod view;
 
 pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, RECORD_LAG, ViewInfo};
 pub use error::{Error, Result};
-pub use linearizer::{Batch, Linearizer, Update};
+pub use linearizer::{Batch, Frontier, FrontierWriter, Linearizer, Update};
 pub use node::{
-    Head, Header, MAX_BATCH, MAX_CHECKPOINT, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL, VERSION,
-    ViewSignature, writer_key_of,
+    Causal, Head, Header, MAX_BATCH, MAX_CHECKPOINT, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL,
+    VERSION, ViewSignature, writer_key_of,
 };
 pub use signed::MAX_REFUSALS;
 pub use view::View;

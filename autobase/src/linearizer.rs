@@ -49,13 +49,91 @@
 //!
 //! Liveness: finality needs a majority of the indexers appending (acks
 //! count); writes and the optimistic tip go on without them.
+//!
+//! # Causal facts: what a batch's past gives it
+//!
+//! A round depends on the batch's past only through three facts
+//! ([`Causal`]): its Lamport depth, the highest round `m` in its past and
+//! the set of indexers with a round-`m` batch there (the *round set*, a
+//! bit per indexer). They combine over the dependencies alone
+//! ([`Causal::after`]): the past of `b` is `b` and its dependencies' pasts,
+//! and a round-`m` batch can only be in the past of a dependency whose own
+//! highest round is `m`, so `b`'s round set before itself is the union of
+//! the round sets of its dependencies of round `m`. Each writer states its
+//! batch's facts on the node that ends it; every peer derives them and
+//! marks a writer that states other facts faulty (a forged clock).
+//!
+//! # Starting from a frontier (fast-forward)
+//!
+//! [`Linearizer::frontier`] is what a linearizer needs to go on without
+//! the indexed prefix: per writer its indexed length and the facts of the
+//! batch ending there, and the newest committed leader round.
+//! [`Linearizer::from_frontier`] starts from it and orders and commits the
+//! later batches exactly as a linearizer that holds the whole prefix:
+//!
+//! - the order is the indexed prefix, then the tip sorted by depth: a tip
+//!   batch's depth comes from its dependencies' facts, which are known for
+//!   batches below the frontier too (the frontier's, or the stated facts of
+//!   an older batch a head names, given with [`Linearizer::provide`];
+//!   stated facts inside a quorum-signed prefix were checked by the peers
+//!   that indexed it);
+//! - rounds come from the facts alone (above);
+//! - a vertex's vector clock is used only against batches that are not
+//!   indexed: votes and commits are about leaders of rounds above the
+//!   committed one, and an indexed batch is in the past of a committed
+//!   leader, so its round is at most the committed round. The indexed
+//!   prefix is causally closed, so a batch's past meets it inside the
+//!   frontier, and the clock of a dependency below the frontier is taken
+//!   as the frontier's lengths: it differs from the true clock only on
+//!   indexed batches;
+//! - votes for rounds above the committed one are cast by batches of
+//!   those rounds, which are not indexed, so they are counted again from
+//!   the batches after the frontier; an indexer's first batch of a round
+//!   is one whose round is above its previous batch's (rounds grow along
+//!   a writer's log).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use hyper_core::CoreKey;
 
 use crate::error::{Error, Result};
-use crate::node::{Head, Node};
+use crate::node::{Causal, Head, Node};
+
+mod frontier;
+pub use frontier::{Frontier, FrontierWriter};
+
+impl Causal {
+    /// The facts of a batch whose dependencies (the batch before it in its
+    /// writer's log and its heads) have the facts `deps`, written by the
+    /// indexer at position `indexer` in key order (`None`: not an
+    /// indexer), in a base whose indexer quorum is `quorum`.
+    pub fn after(deps: &[Causal], indexer: Option<usize>, quorum: usize) -> Causal {
+        let depth = deps.iter().map(|d| d.depth).max().unwrap_or(0) + 1;
+        let past = deps.iter().filter_map(|d| d.round).max();
+        let past_set = deps
+            .iter()
+            .filter(|d| d.round == past && past.is_some())
+            .fold(0u64, |set, d| set | d.round_set);
+        let Some(position) = indexer else {
+            return Causal {
+                depth,
+                round: past,
+                round_set: past_set,
+            };
+        };
+        let me = 1u64.checked_shl(position as u32).unwrap_or(0);
+        let (round, round_set) = match past {
+            None => (0, me),
+            Some(m) if past_set.count_ones() as usize >= quorum => (m + 1, me),
+            Some(m) => (m, past_set | me),
+        };
+        Causal {
+            depth,
+            round: Some(round),
+            round_set,
+        }
+    }
+}
 
 /// A batch as the order holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,12 +181,19 @@ struct Vertex {
     writer: usize,
     batch: Batch,
     /// For each writer (by local index), the length of its core that this
-    /// batch's causal past (itself included) covers.
+    /// batch's causal past (itself included) covers (below a frontier:
+    /// the frontier's lengths, see the module docs).
     clock: Vec<u64>,
-    /// 1 + the largest depth of its dependencies.
-    depth: u64,
-    /// The highest indexer round in its causal past, itself included.
-    max_round: Option<u64>,
+    /// Depth, highest round in its past and round set.
+    causal: Causal,
+}
+
+/// A dependency of a batch being inserted: a batch in the DAG, or one below
+/// the frontier (only its facts are known).
+#[derive(Debug, Clone, Copy)]
+enum Dep {
+    Vertex(VertexId),
+    Old(Causal),
 }
 
 impl Vertex {
@@ -117,7 +202,7 @@ impl Vertex {
     }
 
     fn sort_key(&self) -> (u64, CoreKey, u64) {
-        (self.depth, self.batch.writer, self.batch.start)
+        (self.causal.depth, self.batch.writer, self.batch.start)
     }
 }
 
@@ -131,16 +216,26 @@ struct Writer {
     open_heads: Vec<Head>,
     /// The open batch's last node's `batch_remaining`.
     open_remaining: u32,
-    /// Complete batches waiting for a dependency, in log order.
-    waiting: std::collections::VecDeque<(Batch, Vec<Head>)>,
+    /// Complete batches waiting for a dependency, in log order, with the
+    /// facts their writer stated.
+    waiting: std::collections::VecDeque<(Batch, Vec<Head>, Causal)>,
     /// Its core length as far as nodes have been pushed.
     pushed: u64,
     /// How much of its log is indexed.
     indexed: u64,
     /// `Some(position)` for an indexer: its place in key order.
     indexer: Option<usize>,
-    /// Its first batch of each round (indexers only), by round.
-    first_of_round: Vec<VertexId>,
+    /// Its first batch of each round it has one in (indexers only).
+    first_of_round: BTreeMap<u64, VertexId>,
+    /// The round of its newest batch (indexers only).
+    last_round: Option<u64>,
+    /// How much of its log lies below the frontier this linearizer started
+    /// from (not held), and the facts of its batch ending there.
+    floor: u64,
+    floor_causal: Option<Causal>,
+    /// Why it is faulty (the length of the node or batch refused, and the
+    /// reason): nothing more of its log is taken.
+    fault: Option<(u64, &'static str)>,
 }
 
 /// The linearizer of one base: see the crate docs and `linearizer.rs` (how the order and finality are decided).
@@ -167,6 +262,11 @@ pub struct Linearizer {
     committed_round: Option<u64>,
     /// The order as last reported by `update`.
     reported: Vec<VertexId>,
+    /// Facts of batches below the frontier that heads name, as given to
+    /// [`Linearizer::provide`] (`None`: that node does not end a batch).
+    old: HashMap<(usize, u64), Option<Causal>>,
+    /// Batches indexed before the frontier this linearizer started from.
+    skipped: u64,
 }
 
 impl Linearizer {
@@ -178,6 +278,9 @@ impl Linearizer {
         sorted.dedup();
         if sorted.is_empty() {
             return Err(Error::Malformed("a base needs at least one indexer"));
+        }
+        if sorted.len() > crate::node::MAX_INDEXERS {
+            return Err(Error::Malformed("more indexers than MAX_INDEXERS"));
         }
         let mut lin = Linearizer {
             quorum: sorted.len() / 2 + 1,
@@ -191,6 +294,8 @@ impl Linearizer {
             votes: HashMap::new(),
             committed_round: None,
             reported: Vec::new(),
+            old: HashMap::new(),
+            skipped: 0,
         };
         for (position, key) in sorted.iter().enumerate() {
             let w = lin.add_writer(*key);
@@ -223,7 +328,11 @@ impl Linearizer {
     /// Adds the next node of `writer`'s log (nodes of one writer come in
     /// log order; writers in any order). A batch enters the DAG once its
     /// last node and every batch it depends on are here. A node that breaks
-    /// the rules is refused and changes nothing.
+    /// the rules is refused and makes its writer faulty: nothing more of
+    /// its log is taken ([`Linearizer::faulty`]); so is a batch whose
+    /// stated causal facts are not its own, or whose head does not end a
+    /// batch, once its dependencies are here (which may be while another
+    /// writer's node is pushed: that push still succeeds).
     pub fn push(&mut self, writer: &CoreKey, node: Node) -> Result<()> {
         let w = *self
             .by_key
@@ -233,7 +342,52 @@ impl Linearizer {
             .writers
             .get(w)
             .ok_or(Error::Malformed("writer index"))?;
+        if let Some((length, reason)) = state.fault {
+            return Err(bad(writer, length, reason));
+        }
         let length = state.pushed + 1;
+        if let Err(e) = self.check_node(writer, length, &node) {
+            let reason = match &e {
+                Error::Malformed(m) | Error::BadNode { reason: m, .. } => m,
+                _ => "refused",
+            };
+            self.fault(w, length, reason);
+            return Err(e);
+        }
+        let first = self.writers.get(w).is_none_or(|s| s.open.is_empty());
+        let state = self
+            .writers
+            .get_mut(w)
+            .ok_or(Error::Malformed("writer index"))?;
+        state.pushed = length;
+        if first {
+            state.open_heads = node.heads;
+        }
+        state.open_remaining = node.batch_remaining;
+        state.open.push(node.value);
+        if let (0, Some(causal)) = (node.batch_remaining, node.causal) {
+            let values = std::mem::take(&mut state.open);
+            let batch = Batch {
+                writer: *writer,
+                start: length - values.len() as u64,
+                values,
+            };
+            let heads = std::mem::take(&mut state.open_heads);
+            state.waiting.push_back((batch, heads, causal));
+            self.insert_ready();
+        }
+        match self.writers.get(w).and_then(|s| s.fault) {
+            Some((length, reason)) => Err(bad(writer, length, reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// The rules a node keeps where it is: valid, heads only on a batch's
+    /// first node, a batch counting down, no head naming its own writer.
+    fn check_node(&self, writer: &CoreKey, length: u64, node: &Node) -> Result<()> {
+        let state = self
+            .writer(writer)
+            .ok_or(Error::Malformed("writer index"))?;
         node.validate()?;
         let first = state.open.is_empty();
         if !first && !node.heads.is_empty() {
@@ -245,28 +399,78 @@ impl Linearizer {
         if node.heads.iter().any(|h| h.writer == *writer) {
             return Err(bad(writer, length, "a head names its own writer"));
         }
-        let state = self
-            .writers
-            .get_mut(w)
-            .ok_or(Error::Malformed("writer index"))?;
-        state.pushed = length;
-        if first {
-            state.open_heads = node.heads;
-        }
-        state.open_remaining = node.batch_remaining;
-        state.open.push(node.value);
-        if node.batch_remaining == 0 {
-            let values = std::mem::take(&mut state.open);
-            let batch = Batch {
-                writer: *writer,
-                start: length - values.len() as u64,
-                values,
-            };
-            let heads = std::mem::take(&mut state.open_heads);
-            state.waiting.push_back((batch, heads));
-            self.insert_ready()?;
-        }
         Ok(())
+    }
+
+    /// Marks writer `w` faulty for the node or batch ending at `length`:
+    /// what waits of its log is dropped and nothing more is taken.
+    fn fault(&mut self, w: usize, length: u64, reason: &'static str) {
+        if let Some(state) = self.writers.get_mut(w)
+            && state.fault.is_none()
+        {
+            state.fault = Some((length, reason));
+            state.waiting.clear();
+            state.open.clear();
+            state.open_heads.clear();
+        }
+    }
+
+    /// The writers whose logs were refused, with the error (see
+    /// [`Linearizer::push`]).
+    pub fn faulty(&self) -> Vec<(CoreKey, Error)> {
+        let mut out: Vec<(CoreKey, Error)> = self
+            .by_key
+            .iter()
+            .filter_map(|(k, &w)| {
+                let (length, reason) = self.writers.get(w)?.fault?;
+                Some((*k, bad(k, length, reason)))
+            })
+            .collect();
+        out.sort_unstable_by_key(|(k, _)| *k);
+        out
+    }
+
+    /// The causal facts of a batch `writer` would append now naming
+    /// `heads` (what its node ending the batch must state). Every head must
+    /// end a batch in the DAG (or be a frontier's); [`Linearizer::heads`]
+    /// gives such heads.
+    pub fn causal_for(&self, writer: &CoreKey, heads: &[Head]) -> Result<Causal> {
+        let w = *self
+            .by_key
+            .get(writer)
+            .ok_or_else(|| bad(writer, 0, "not a writer of this base"))?;
+        let deps = self
+            .deps(w, heads)
+            .map_err(|reason| bad(writer, self.pushed(writer), reason))?
+            .ok_or_else(|| bad(writer, self.pushed(writer), "a head is not in the DAG"))?;
+        let facts: Vec<Causal> = deps.iter().filter_map(|d| self.dep_causal(*d)).collect();
+        let indexer = self.writers.get(w).and_then(|s| s.indexer);
+        Ok(Causal::after(&facts, indexer, self.quorum))
+    }
+
+    /// The causal facts of a batch of a writer this linearizer does not
+    /// know (a candidate, not added yet, so not an indexer) whose previous
+    /// batch has the facts `previous` (stated on the node that ends it),
+    /// naming `heads`, which must be known as for
+    /// [`Linearizer::causal_for`].
+    pub fn causal_for_unknown(&self, previous: Option<Causal>, heads: &[Head]) -> Result<Causal> {
+        let mut facts: Vec<Causal> = previous.into_iter().collect();
+        for h in heads {
+            let deps = self
+                .deps(usize::MAX, std::slice::from_ref(h))
+                .ok()
+                .flatten()
+                .ok_or_else(|| bad(&h.writer, h.length, "a head is not in the DAG"))?;
+            facts.extend(deps.iter().filter_map(|d| self.dep_causal(*d)));
+        }
+        Ok(Causal::after(&facts, None, self.quorum))
+    }
+
+    fn dep_causal(&self, dep: Dep) -> Option<Causal> {
+        match dep {
+            Dep::Vertex(v) => self.vertices.get(v).map(|x| x.causal),
+            Dep::Old(c) => Some(c),
+        }
     }
 
     /// The heads a new local node of `me` should name: the newest batch of
@@ -286,7 +490,7 @@ impl Linearizer {
             .filter_map(|w| w.batches.last())
             .filter_map(|&v| self.vertices.get(v))
             .collect();
-        latest
+        let mut heads: Vec<Head> = latest
             .iter()
             .filter(|v| {
                 !latest
@@ -297,7 +501,25 @@ impl Linearizer {
                 writer: v.batch.writer,
                 length: v.batch.end(),
             })
-            .collect()
+            .collect();
+        // A writer whose log after a frontier holds nothing yet: its batch
+        // ending at the frontier, unless a newer batch covers it.
+        for (k, &w) in &self.by_key {
+            let Some(state) = self.writers.get(w) else {
+                continue;
+            };
+            if state.batches.is_empty()
+                && state.floor > 0
+                && !latest.iter().any(|o| o.covers(w, state.floor))
+            {
+                heads.push(Head {
+                    writer: *k,
+                    length: state.floor,
+                });
+            }
+        }
+        heads.sort_unstable();
+        heads
     }
 
     /// Whether indexer `me` should append an ack now: a batch with a value
@@ -338,9 +560,8 @@ impl Linearizer {
     /// finality on (it is what a lone indexer needs; with the other
     /// indexers offline it is false, so timer acks stop).
     fn ack_advances(&self, newest: &Vertex) -> bool {
-        newest
-            .max_round
-            .is_none_or(|m| self.round_count(&newest.clock, m) >= self.quorum)
+        newest.causal.round.is_none()
+            || newest.causal.round_set.count_ones() as usize >= self.quorum
     }
 
     fn has_unindexed_values(&self) -> bool {
@@ -361,13 +582,15 @@ impl Linearizer {
         self.writers
             .iter()
             .filter_map(|w| {
-                let (batch, heads) = w.waiting.front()?;
+                let (batch, heads, _) = w.waiting.front()?;
                 let unmet = heads.iter().find(|h| {
                     self.writer(&h.writer).is_none_or(|o| {
-                        o.batches
+                        let known = o
+                            .batches
                             .last()
                             .and_then(|&v| self.vertices.get(v))
-                            .is_none_or(|v| v.batch.end() < h.length)
+                            .map_or(o.floor, |v| v.batch.end());
+                        known < h.length || self.old_unknown(h)
                     })
                 })?;
                 Some((batch.writer, *unmet))
@@ -375,7 +598,9 @@ impl Linearizer {
             .collect()
     }
 
-    /// How many batches are indexed (final).
+    /// How many batches are indexed (final), from the frontier this
+    /// linearizer started from on ([`Linearizer::skipped`] batches before
+    /// it are not counted).
     pub fn indexed_len(&self) -> usize {
         self.indexed.len()
     }
@@ -457,140 +682,165 @@ impl Linearizer {
         ids.sort_unstable_by_key(|&v| self.vertices.get(v).map(Vertex::sort_key));
     }
 
-    /// Inserts every waiting batch whose dependencies are all in the DAG.
-    fn insert_ready(&mut self) -> Result<()> {
+    /// Inserts every waiting batch whose dependencies are all in the DAG;
+    /// a batch that breaks the rules makes its writer faulty.
+    fn insert_ready(&mut self) {
         loop {
             let mut progress = false;
             for w in 0..self.writers.len() {
-                while let Some(deps) = self.ready(w)? {
-                    let Some((batch, _)) =
+                while let Some((batch, heads, _)) =
+                    self.writers.get(w).and_then(|s| s.waiting.front())
+                {
+                    let end = batch.end();
+                    let deps = match self.deps(w, heads) {
+                        Ok(Some(deps)) => deps,
+                        Ok(None) => break,
+                        Err(reason) => {
+                            self.fault(w, end, reason);
+                            break;
+                        }
+                    };
+                    let Some((batch, _, stated)) =
                         self.writers.get_mut(w).and_then(|s| s.waiting.pop_front())
                     else {
                         break;
                     };
-                    self.insert(w, batch, deps);
+                    if let Err(reason) = self.insert(w, batch, &deps, stated) {
+                        self.fault(w, end, reason);
+                        break;
+                    }
                     progress = true;
                 }
             }
             if !progress {
-                return Ok(());
+                return;
             }
         }
     }
 
-    /// The dependencies of writer `w`'s first waiting batch if they are all
-    /// in the DAG; an error if a head can never be met (it does not end a
-    /// batch of its writer).
-    fn ready(&self, w: usize) -> Result<Option<Vec<VertexId>>> {
-        let Some(state) = self.writers.get(w) else {
-            return Ok(None);
-        };
-        let Some((batch, heads)) = state.waiting.front() else {
-            return Ok(None);
-        };
-        let mut deps: Vec<VertexId> = state.batches.last().copied().into_iter().collect();
+    /// The dependencies of a batch of writer `w` naming `heads` (after its
+    /// newest batch) if they are all known; the reason a head can never
+    /// be met (it does not end a batch of its writer).
+    fn deps(&self, w: usize, heads: &[Head]) -> Result<Option<Vec<Dep>>, &'static str> {
+        let mut deps: Vec<Dep> = Vec::with_capacity(heads.len() + 1);
+        // (No writer `w`: the heads alone.)
+        if let Some(state) = self.writers.get(w) {
+            match (state.batches.last(), state.floor_causal) {
+                (Some(&v), _) => deps.push(Dep::Vertex(v)),
+                (None, Some(c)) => deps.push(Dep::Old(c)),
+                (None, None) => {}
+            }
+        }
         for h in heads {
             // A writer not registered yet may be added later (by a batch
             // that is applied first): wait for it.
-            let Some(other) = self.writer(&h.writer) else {
+            let Some(&o) = self.by_key.get(&h.writer) else {
                 return Ok(None);
             };
+            let Some(other) = self.writers.get(o) else {
+                return Ok(None);
+            };
+            if h.length <= other.floor {
+                let known = if h.length == other.floor {
+                    other.floor_causal.map(Some)
+                } else {
+                    self.old.get(&(o, h.length)).copied()
+                };
+                match known {
+                    Some(Some(c)) => deps.push(Dep::Old(c)),
+                    Some(None) => return Err("a head does not end a batch"),
+                    // Its facts are not given yet (`missing`).
+                    None => return Ok(None),
+                }
+                continue;
+            }
             match other.batches.binary_search_by_key(&h.length, |&v| {
                 self.vertices.get(v).map_or(0, |x| x.batch.end())
             }) {
-                Ok(i) => deps.extend(other.batches.get(i).copied()),
-                Err(i) if i < other.batches.len() => {
-                    return Err(bad(
-                        &batch.writer,
-                        batch.end(),
-                        "a head does not end a batch",
-                    ));
-                }
+                Ok(i) => deps.extend(other.batches.get(i).copied().map(Dep::Vertex)),
+                Err(i) if i < other.batches.len() => return Err("a head does not end a batch"),
                 Err(_) => return Ok(None),
             }
         }
         Ok(Some(deps))
     }
 
-    fn insert(&mut self, w: usize, batch: Batch, deps: Vec<VertexId>) {
+    /// Inserts writer `w`'s `batch`, whose dependencies are `deps`, if the
+    /// facts its writer `stated` are the ones its past gives.
+    fn insert(
+        &mut self,
+        w: usize,
+        batch: Batch,
+        deps: &[Dep],
+        stated: Causal,
+    ) -> Result<(), &'static str> {
         let mut clock = vec![0u64; self.writers.len()];
-        let mut depth = 0;
-        let mut max_round: Option<u64> = None;
-        for &d in &deps {
-            let Some(dep) = self.vertices.get(d) else {
-                continue;
+        let mut facts = Vec::with_capacity(deps.len());
+        for &d in deps {
+            let dep_clock = match d {
+                Dep::Vertex(v) => self.vertices.get(v).map(|x| x.clock.as_slice()),
+                Dep::Old(_) => None,
             };
-            for (c, &l) in clock.iter_mut().zip(&dep.clock) {
-                *c = (*c).max(l);
+            match dep_clock {
+                Some(dc) => {
+                    for (c, &l) in clock.iter_mut().zip(dc) {
+                        *c = (*c).max(l);
+                    }
+                }
+                // Below the frontier: its past is inside the frontier.
+                None => {
+                    for (c, s) in clock.iter_mut().zip(&self.writers) {
+                        *c = (*c).max(s.floor);
+                    }
+                }
             }
-            depth = depth.max(dep.depth);
-            max_round = max_round.max(dep.max_round);
+            facts.extend(self.dep_causal(d));
+        }
+        let indexer = self.writers.get(w).and_then(|s| s.indexer);
+        let causal = Causal::after(&facts, indexer, self.quorum);
+        if causal != stated {
+            return Err("the causal facts the writer states are not the batch's (a forged clock)");
         }
         if let Some(c) = clock.get_mut(w) {
             *c = batch.end();
         }
         let id = self.vertices.len();
-        let indexer = self.writers.get(w).and_then(|s| s.indexer);
-        let round = indexer.map(|_| match max_round {
-            None => 0,
-            Some(m) if self.round_count(&clock, m) >= self.quorum => m + 1,
-            Some(m) => m,
-        });
         self.vertices.push(Vertex {
             writer: w,
             batch,
             clock,
-            depth: depth + 1,
-            max_round: max_round.max(round),
+            causal,
         });
         let Some(state) = self.writers.get_mut(w) else {
-            return;
+            return Ok(());
         };
         state.batches.push(id);
         // In the tip before its vote, which may index it.
         self.enter_tip(id);
-        let Some(state) = self.writers.get_mut(w) else {
-            return;
+        let (Some(round), Some(position)) = (causal.round.filter(|_| indexer.is_some()), indexer)
+        else {
+            return Ok(());
         };
-        let (Some(round), Some(position)) = (round, indexer) else {
-            return;
+        let Some(state) = self.writers.get_mut(w) else {
+            return Ok(());
         };
         // Only an indexer's first batch of a round counts.
-        if state.first_of_round.len() as u64 > round {
-            return;
+        if state.last_round.is_some_and(|last| last >= round) {
+            return Ok(());
         }
-        while (state.first_of_round.len() as u64) <= round {
-            state.first_of_round.push(id);
-        }
+        state.last_round = Some(round);
+        state.first_of_round.insert(round, id);
         if round % 2 == 1 {
             self.vote(round - 1, position, id);
         }
-    }
-
-    /// How many indexers have a round-`round` batch inside `clock`.
-    fn round_count(&self, clock: &[u64], round: u64) -> usize {
-        self.indexer_states()
-            .filter(|(w, s)| {
-                self.first_of(s, round)
-                    .is_some_and(|v| clock.get(*w).is_some_and(|&l| l >= v.batch.end()))
-            })
-            .count()
-    }
-
-    fn indexer_states(&self) -> impl Iterator<Item = (usize, &Writer)> {
-        self.writers
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.indexer.is_some())
+        Ok(())
     }
 
     /// An indexer's first batch of `round`, if it has one in that round
     /// (a batch that jumped past the round does not count for it).
     fn first_of(&self, state: &Writer, round: u64) -> Option<&Vertex> {
-        let v = *state.first_of_round.get(usize::try_from(round).ok()?)?;
-        // A round the indexer skipped points at its first batch of a later
-        // round (an indexer batch's `max_round` is its own round).
-        self.vertices.get(v).filter(|x| x.max_round == Some(round))
+        let v = *state.first_of_round.get(&round)?;
+        self.vertices.get(v)
     }
 
     /// The leader batch of an even round.
@@ -598,7 +848,7 @@ impl Linearizer {
         let n = self.indexers.len() as u64;
         let key = self.indexers.get(((round / 2) % n) as usize)?;
         let state = self.writer(key)?;
-        let v = *state.first_of_round.get(usize::try_from(round).ok()?)?;
+        let v = *state.first_of_round.get(&round)?;
         let vertex = self.first_of(state, round)?;
         Some((v, vertex))
     }
@@ -606,6 +856,10 @@ impl Linearizer {
     /// Indexer `voter`'s first batch of round `round + 1` is `id`: if it
     /// holds the leader of `round`, it votes for it.
     fn vote(&mut self, round: u64, voter: usize, id: VertexId) {
+        if self.committed_round.is_some_and(|c| round <= c) {
+            // Decided already (and its leader may be below a frontier).
+            return;
+        }
         let Some((_, leader)) = self.leader(round) else {
             return;
         };

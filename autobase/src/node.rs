@@ -26,6 +26,19 @@ struct RawNode {
     batch_remaining: u32,
     #[prost(message, repeated, tag = "4")]
     checkpoint: Vec<RawViewSignature>,
+    #[prost(message, optional, tag = "5")]
+    causal: Option<RawCausal>,
+}
+
+/// The prost form of `Causal`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawCausal {
+    #[prost(uint64, tag = "1")]
+    depth: u64,
+    #[prost(uint64, optional, tag = "2")]
+    round: Option<u64>,
+    #[prost(fixed64, tag = "3")]
+    round_set: u64,
 }
 
 /// The prost form of `ViewSignature`.
@@ -202,10 +215,47 @@ pub struct ViewSignature {
     pub signature: Signature,
 }
 
+/// What a batch's causal past gives it, as the linearizer derives it and
+/// as the writer states it on the node that ends the batch: its Lamport
+/// depth, the highest indexer round in its past (itself included) and
+/// which indexers have a batch of that round there. Every peer that holds
+/// the batch's past derives the same facts and refuses a writer that
+/// states others (a forged clock); a peer that fast-forwarded past the
+/// batch (it is inside a quorum-signed indexed prefix) takes them as
+/// stated, so it orders later batches as a peer holding the whole history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Causal {
+    /// 1 + the largest depth among the batch's dependencies (at least 1).
+    pub depth: u64,
+    /// The highest round of an indexer batch in the batch's causal past,
+    /// itself included (`None`: that past holds no indexer batch).
+    pub round: Option<u64>,
+    /// Bit `i` set: the `i`-th indexer (in key order) has a batch of round
+    /// `round` in the past. Empty exactly when `round` is `None`.
+    pub round_set: u64,
+}
+
+impl Causal {
+    /// Checks the rules stated facts keep: depth at least 1, a round set
+    /// exactly when a round is.
+    pub fn validate(&self) -> Result<()> {
+        if self.depth == 0 {
+            return Err(Error::Malformed("causal depth is 0"));
+        }
+        if self.round.is_some() != (self.round_set != 0) {
+            return Err(Error::Malformed(
+                "causal round and round set disagree (one is empty)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One block of a writer core, validated: heads sorted by writer with at
 /// most one per writer and lengths of at least 1, a batch no larger than
 /// [`MAX_BATCH`], a checkpoint sorted by view with at most one signature per
-/// view.
+/// view, and [`Causal`] facts on the node that ends a batch and on no
+/// other.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     /// The application's value; `None` for an ack.
@@ -218,19 +268,31 @@ pub struct Node {
     /// The writer's signatures over views' states (an indexer's
     /// checkpoint); empty for most nodes. It plays no part in the order.
     pub checkpoint: Vec<ViewSignature>,
+    /// On the node that ends a batch (`batch_remaining` 0) only: the
+    /// batch's facts as its writer derived them (see [`Causal`]).
+    pub causal: Option<Causal>,
 }
 
 impl Node {
     /// A node holding `value`, with the writer's `heads` (sorted and
-    /// deduplicated here, keeping the longest length per writer) and no
-    /// checkpoint.
+    /// deduplicated here, keeping the longest length per writer), no
+    /// checkpoint and no causal facts (a node that ends a batch needs them:
+    /// [`Node::with_causal`]).
     pub fn new(value: Option<Vec<u8>>, heads: Vec<Head>, batch_remaining: u32) -> Self {
         Node {
             value,
             heads: canonical_heads(heads),
             batch_remaining,
             checkpoint: Vec::new(),
+            causal: None,
         }
+    }
+
+    /// The node with the batch's causal facts (for the node that ends a
+    /// batch: [`crate::Linearizer::causal_for`] derives them).
+    pub fn with_causal(mut self, causal: Causal) -> Self {
+        self.causal = Some(causal);
+        self
     }
 
     /// The node with `checkpoint` (sorted by view here, one per view,
@@ -264,6 +326,11 @@ impl Node {
                     signature: s.signature.0.to_vec(),
                 })
                 .collect(),
+            causal: self.causal.map(|c| RawCausal {
+                depth: c.depth,
+                round: c.round,
+                round_set: c.round_set,
+            }),
         }
         .encode_to_vec()
     }
@@ -306,6 +373,11 @@ impl Node {
             heads,
             batch_remaining: raw.batch_remaining,
             checkpoint,
+            causal: raw.causal.map(|c| Causal {
+                depth: c.depth,
+                round: c.round,
+                round_set: c.round_set,
+            }),
         };
         node.validate()?;
         Ok(node)
@@ -313,7 +385,8 @@ impl Node {
 
     /// Checks the rules every node keeps: heads sorted by writer, one per
     /// writer, each of length at least 1, at most [`MAX_HEADS`] of them; a
-    /// batch of at most [`MAX_BATCH`] nodes.
+    /// batch of at most [`MAX_BATCH`] nodes; valid [`Causal`] facts on the
+    /// node that ends a batch and none on another.
     pub fn validate(&self) -> Result<()> {
         if self.batch_remaining >= MAX_BATCH {
             return Err(Error::Malformed("batch larger than MAX_BATCH"));
@@ -336,7 +409,14 @@ impl Node {
         if !strictly_sorted(&self.checkpoint, |s| s.view) {
             return Err(Error::Malformed("checkpoint is not sorted by view"));
         }
-        Ok(())
+        match (&self.causal, self.batch_remaining) {
+            (None, 0) => Err(Error::Malformed(
+                "the node ending a batch has no causal facts",
+            )),
+            (Some(_), 1..) => Err(Error::Malformed("causal facts on a node inside a batch")),
+            (Some(c), _) => c.validate(),
+            (None, _) => Ok(()),
+        }
     }
 }
 
@@ -384,18 +464,35 @@ mod tests {
             "0a0268691224".to_string() + "0a20" + &"02".repeat(32) + "1005" + "1801"
         );
         assert_eq!(Node::decode(&node.encode()).ok(), Some(node));
-        // An ack with no heads is the empty message.
-        assert!(Node::new(None, vec![], 0).encode().is_empty());
-        // An ack carrying an indexer's checkpoint: field 4, one signature.
-        let ack = Node::new(None, vec![], 0).with_checkpoint(vec![ViewSignature {
-            view: key(7),
-            length: 3,
-            signature: Signature([9; 64]),
-        }]);
+        // An ack inside a batch, with no heads: only its batch place.
+        assert_eq!(Node::new(None, vec![], 2).encode(), [0x18, 0x02]);
+        // An ack ending its batch, carrying an indexer's checkpoint (field
+        // 4, one signature) and its causal facts (field 5: depth 7, round
+        // 2, round set 0b101 as fixed64).
+        let ack = Node::new(None, vec![], 0)
+            .with_checkpoint(vec![ViewSignature {
+                view: key(7),
+                length: 3,
+                signature: Signature([9; 64]),
+            }])
+            .with_causal(Causal {
+                depth: 7,
+                round: Some(2),
+                round_set: 0b101,
+            });
         let hex: String = ack.encode().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             hex,
-            "2266".to_string() + "0a20" + &"07".repeat(32) + "1003" + "1a40" + &"09".repeat(64)
+            "2266".to_string()
+                + "0a20"
+                + &"07".repeat(32)
+                + "1003"
+                + "1a40"
+                + &"09".repeat(64)
+                + "2a0d"
+                + "0807"
+                + "1002"
+                + "190500000000000000"
         );
         assert_eq!(Node::decode(&ack.encode()).ok(), Some(ack));
     }
@@ -492,12 +589,18 @@ mod tests {
 
     #[test]
     fn refuses_bad_nodes() {
+        let ok = Some(RawCausal {
+            depth: 1,
+            round: None,
+            round_set: 0,
+        });
         let raw = |heads: Vec<RawHead>, batch_remaining| {
             RawNode {
                 value: None,
                 heads,
                 batch_remaining,
                 checkpoint: Vec::new(),
+                causal: ok.clone(),
             }
             .encode_to_vec()
         };
@@ -507,6 +610,17 @@ mod tests {
                 heads: Vec::new(),
                 batch_remaining: 0,
                 checkpoint,
+                causal: None,
+            }
+            .encode_to_vec()
+        };
+        let causal = |batch_remaining, c: RawCausal| {
+            RawNode {
+                value: None,
+                heads: Vec::new(),
+                batch_remaining,
+                checkpoint: Vec::new(),
+                causal: Some(c),
             }
             .encode_to_vec()
         };
@@ -555,6 +669,54 @@ mod tests {
             ),
             (signed(vec![sig(1, 0, 64)]), "checkpoint length is 0"),
             (
+                signed(vec![]),
+                "the node ending a batch has no causal facts",
+            ),
+            (
+                causal(
+                    1,
+                    RawCausal {
+                        depth: 1,
+                        round: None,
+                        round_set: 0,
+                    },
+                ),
+                "causal facts on a node inside a batch",
+            ),
+            (
+                causal(
+                    0,
+                    RawCausal {
+                        depth: 0,
+                        round: None,
+                        round_set: 0,
+                    },
+                ),
+                "causal depth is 0",
+            ),
+            (
+                causal(
+                    0,
+                    RawCausal {
+                        depth: 1,
+                        round: Some(0),
+                        round_set: 0,
+                    },
+                ),
+                "causal round and round set disagree (one is empty)",
+            ),
+            (
+                causal(
+                    0,
+                    RawCausal {
+                        depth: 1,
+                        round: None,
+                        round_set: 1,
+                    },
+                ),
+                "causal round and round set disagree (one is empty)",
+            ),
+            (
                 signed(vec![sig(2, 1, 64), sig(1, 1, 64)]),
                 "checkpoint is not sorted by view",
             ),
@@ -577,8 +739,13 @@ mod tests {
             prop::collection::vec((any::<u8>(), 1u64..u64::MAX), 0..6),
             0..MAX_BATCH,
             prop::collection::vec((any::<u8>(), 1u64..u64::MAX, any::<u8>()), 0..3),
+            (
+                1u64..u64::MAX,
+                prop::option::of(any::<u64>()),
+                1u64..u64::MAX,
+            ),
         )
-            .prop_map(|(value, heads, batch, checkpoint)| {
+            .prop_map(|(value, heads, batch, checkpoint, (depth, round, set))| {
                 let heads = heads
                     .into_iter()
                     .map(|(w, length)| Head {
@@ -594,7 +761,16 @@ mod tests {
                         signature: Signature([s; 64]),
                     })
                     .collect();
-                Node::new(value, heads, batch).with_checkpoint(checkpoint)
+                let node = Node::new(value, heads, batch).with_checkpoint(checkpoint);
+                if batch == 0 {
+                    node.with_causal(Causal {
+                        depth,
+                        round,
+                        round_set: if round.is_some() { set } else { 0 },
+                    })
+                } else {
+                    node
+                }
             })
     }
 

@@ -1,7 +1,7 @@
 //! Bases on real stores: writers in three stores append offline, exchange
 //! their cores through real proofs, and reach the same views.
 
-use hyper_autobase::{Apply, Base, Batch, Head, Host, Node, Result, View};
+use hyper_autobase::{Apply, Base, Batch, Causal, Head, Host, Node, Result, View};
 use hyper_core::{CoreKey, NodeRequest, ProofRequest, Store, UpgradeRequest};
 
 /// A chat whose values are messages, or `add:KEY` / `remove:KEY` ops.
@@ -212,6 +212,12 @@ fn writers_breaking_the_rules_harm_only_themselves() {
     // Writer 2 appends, outside the base's API, a node whose head names a
     // writer that is not in the base, then a valid-looking message.
     let core = t.stores[2].named("chat").expect("core");
+    // (It never enters the DAG, so its stated facts are never checked.)
+    let facts = Causal {
+        depth: 100,
+        round: None,
+        round_set: 0,
+    };
     let bogus = Node::new(
         Some(b"evil".to_vec()),
         vec![Head {
@@ -219,10 +225,15 @@ fn writers_breaking_the_rules_harm_only_themselves() {
             length: 1,
         }],
         0,
-    );
+    )
+    .with_causal(facts);
     core.append(&bogus.encode()).expect("raw append");
-    core.append(&Node::new(Some(b"later".to_vec()), vec![], 0).encode())
-        .expect("raw append");
+    core.append(
+        &Node::new(Some(b"later".to_vec()), vec![], 0)
+            .with_causal(facts)
+            .encode(),
+    )
+    .expect("raw append");
     t.settle();
     let k2 = t.bases[2].writer_key();
     for base in &t.bases[..2] {
@@ -253,7 +264,8 @@ fn writers_breaking_the_rules_harm_only_themselves() {
             length: 1,
         }],
         0,
-    );
+    )
+    .with_causal(facts);
     core.append(&selfish.encode()).expect("raw append");
     t.settle();
     for base in [&t.bases[0], &t.bases[2]] {

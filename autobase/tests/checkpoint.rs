@@ -6,7 +6,10 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hyper_autobase::{Apply, Base, BaseInfo, Batch, Host, Node, Result, View, ViewSignature};
+use hyper_autobase::{
+    Apply, Base, BaseInfo, Batch, Causal, Host, Node, Result, View, ViewSignature,
+};
+use hyper_core::Core;
 use hyper_core::{CoreKey, KeyPair, PublicKey, Signature, Store};
 use hyper_wire::{
     Connection, DownloadRange, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp,
@@ -386,16 +389,15 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
         length: 1,
         signature: Signature([9; 64]),
     }]);
-    peers.stores[3]
-        .named(NAME)
-        .expect("writer")
-        .append(&replay.encode())
+    let indexers = honest[0].info().indexers;
+    let position = indexers.iter().position(|k| *k == peers.writers[2]);
+    let three = peers.stores[3].named(NAME).expect("writer");
+    three
+        .append(&replay.with_causal(next_causal(&three, None)).encode())
         .expect("append");
+    let two = peers.stores[2].named(NAME).expect("writer");
     for node in [forged, far, unknown_view] {
-        peers.stores[2]
-            .named(NAME)
-            .expect("writer")
-            .append(&node.encode())
+        two.append(&node.with_causal(next_causal(&two, position)).encode())
             .expect("append");
     }
     // The honest peers hold the hostile nodes before anything else is
@@ -457,6 +459,20 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
     assert_eq!(log(&honest[0]), log(&honest[1]));
     assert!(log(&honest[0]).contains(&b"3:replayed".to_vec()));
     assert!(log(&honest[0]).contains(&b"2:forged".to_vec()));
+}
+
+/// The causal facts of a batch with no heads appended next to `core` by the
+/// indexer at `position` (`None`: not an indexer) of a base of three
+/// indexers: its only dependency is the core's last batch.
+fn next_causal(core: &Core, position: Option<usize>) -> Causal {
+    let length = core.info().expect("info").length;
+    // Block 0 is the header: no batch before.
+    let last: Vec<Causal> = (length > 1)
+        .then(|| Node::decode(&core.get(length - 1).expect("block")).expect("node"))
+        .and_then(|n| n.causal)
+        .into_iter()
+        .collect();
+    Causal::after(&last, position, 2)
 }
 
 #[test]

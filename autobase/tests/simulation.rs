@@ -1,11 +1,15 @@
 //! A seeded simulation of many writers and peers: random batches, acks,
 //! partitions, merges and delivery orders, with the linearizer's
 //! guarantees checked after every step. `SIM_SEED=n` replays one seed;
-//! `SIM_SEEDS=n` runs more.
+//! `SIM_SEEDS=n` runs more. One peer's frontier is snapshotted at a random
+//! step; from then on, after every update of that peer, a linearizer
+//! started from the frontier and fed the peer's later nodes (writers in a
+//! random order, older batches' nodes given as it asks) must give the
+//! peer's order after the snapshot's indexed prefix, and as many indexed.
 
 use std::collections::HashMap;
 
-use hyper_autobase::{Batch, Linearizer, Node};
+use hyper_autobase::{Batch, Frontier, Linearizer, Node};
 use hyper_core::CoreKey;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -31,6 +35,8 @@ struct Sim {
     peers: Vec<Peer>,
     /// Group of each peer while partitioned.
     partition: Option<Vec<usize>>,
+    /// A peer and its frontier at some step (fast-forward checks).
+    snapshot: Option<(usize, Frontier)>,
 }
 
 fn id(b: &Batch) -> (CoreKey, u64) {
@@ -73,19 +79,26 @@ impl Sim {
             indexers,
             peers,
             partition: None,
+            snapshot: None,
         }
     }
 
     fn append(&mut self, p: usize, values: Vec<Option<Vec<u8>>>) {
         let peer = &self.peers[p];
         let heads = peer.lin.heads(&peer.key);
+        let causal = peer.lin.causal_for(&peer.key, &heads).expect("own facts");
         let n = values.len();
         let nodes: Vec<Node> = values
             .into_iter()
             .enumerate()
             .map(|(i, v)| {
                 let h = if i == 0 { heads.clone() } else { Vec::new() };
-                Node::new(v, h, (n - 1 - i) as u32)
+                let node = Node::new(v, h, (n - 1 - i) as u32);
+                if i + 1 == n {
+                    node.with_causal(causal)
+                } else {
+                    node
+                }
             })
             .collect();
         let key = self.peers[p].key;
@@ -145,6 +158,9 @@ impl Sim {
             _ => self.partition = None,
         }
         self.update(p);
+        if self.snapshot.is_none() && self.rng.random_bool(0.05) {
+            self.snapshot = Some((p, self.peers[p].lin.frontier()));
+        }
     }
 
     /// Takes peer `p`'s update and checks every guarantee.
@@ -177,6 +193,7 @@ impl Sim {
         );
         peer.indexed = indexed;
         self.check_causal(p);
+        self.check_fast_forward(p, &order, u.indexed);
         for q in 0..self.peers.len() {
             let (a, b) = (&self.peers[p].indexed, &self.peers[q].indexed);
             assert!(
@@ -205,6 +222,62 @@ impl Sim {
         }
         lin.update();
         lin.order().map(id).collect()
+    }
+
+    /// If peer `p`'s frontier was snapshotted: a linearizer started from it
+    /// and fed what `p` holds after it gives `p`'s order after the
+    /// snapshot's prefix, with as many batches indexed.
+    fn check_fast_forward(&mut self, p: usize, order: &[(CoreKey, u64)], indexed: usize) {
+        let Some((q, frontier)) = self.snapshot.clone() else {
+            return;
+        };
+        if q != p {
+            return;
+        }
+        let mut lin = Linearizer::from_frontier(&self.indexers, &frontier).expect("frontier");
+        let mut writers: Vec<usize> = (0..self.keys.len()).collect();
+        for i in (1..writers.len()).rev() {
+            writers.swap(i, self.rng.random_range(0..=i));
+        }
+        for w in writers {
+            let key = self.keys[w];
+            let from = lin.pushed(&key) as usize;
+            for node in &self.logs[w][from..self.peers[p].received[w]] {
+                lin.push(&key, node.clone()).expect("honest node");
+                // Older batches' nodes, as a fast-forwarded base reads them.
+                loop {
+                    let missing = lin.missing();
+                    if missing.is_empty() {
+                        break;
+                    }
+                    for h in missing {
+                        let o = self
+                            .keys
+                            .iter()
+                            .position(|k| *k == h.writer)
+                            .expect("writer");
+                        let old = self.logs[o][h.length as usize - 1].clone();
+                        lin.provide(&h.writer, h.length, &old).expect("provide");
+                    }
+                }
+            }
+        }
+        lin.update();
+        let skip = lin.skipped() as usize;
+        assert_eq!(skip as u64, frontier.batches);
+        let ff: Vec<(CoreKey, u64)> = lin.order().map(id).collect();
+        assert_eq!(
+            ff,
+            order[skip..],
+            "a linearizer from the frontier orders as the full peer"
+        );
+        assert_eq!(
+            skip + lin.indexed_len(),
+            indexed,
+            "a linearizer from the frontier indexes as the full peer"
+        );
+        assert_eq!(lin.frontier().batches, self.peers[p].lin.frontier().batches);
+        assert_eq!(lin.frontier(), self.peers[p].lin.frontier());
     }
 
     /// Every batch comes after the batch before it in its log and after
@@ -315,4 +388,43 @@ fn seeded_simulation() {
             "seed {seed} failed: replay with SIM_SEED={seed}"
         );
     }
+}
+
+#[test]
+fn a_forged_clock_makes_only_its_writer_faulty() {
+    let (a, b, c) = (CoreKey([1; 32]), CoreKey([2; 32]), CoreKey([3; 32]));
+    let mut lin = Linearizer::new(&[a]).expect("indexers");
+    lin.add_writer(b);
+    lin.add_writer(c);
+    let facts = lin.causal_for(&b, &[]).expect("facts");
+    lin.push(
+        &b,
+        Node::new(Some(b"b".to_vec()), vec![], 0).with_causal(facts),
+    )
+    .expect("honest");
+    // c names b's node but claims a shallower depth than its past gives.
+    let heads = lin.heads(&c);
+    let mut forged = lin.causal_for(&c, &heads).expect("facts");
+    forged.depth = 1;
+    let err = lin
+        .push(
+            &c,
+            Node::new(Some(b"c".to_vec()), heads, 0).with_causal(forged),
+        )
+        .expect_err("refused");
+    assert!(err.to_string().contains("forged clock"), "{err}");
+    assert_eq!(lin.faulty().len(), 1);
+    assert_eq!(lin.faulty()[0].0, c);
+    // Nothing more of c is taken; a and b go on.
+    assert!(lin.push(&c, Node::new(None, vec![], 0)).is_err());
+    let heads = lin.heads(&a);
+    let facts = lin.causal_for(&a, &heads).expect("facts");
+    lin.push(
+        &a,
+        Node::new(Some(b"a".to_vec()), heads, 0).with_causal(facts),
+    )
+    .expect("honest");
+    lin.update();
+    let order: Vec<CoreKey> = lin.order().map(|b| b.writer).collect();
+    assert_eq!(order, [b, a]);
 }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use hyper_autobase::{Head, Header as BaseHeader, Node as BaseNode};
+use hyper_autobase::{Causal, Head, Header as BaseHeader, Node as BaseNode};
 use hyper_core::{CoreKey, Durability, KeyPair, ProofRequest, Store, StoreOptions};
 use hyper_drive::messages::{
     ChunkList, Contiguous, Entry, Header as DriveHeader, Kind, Location, Run,
@@ -310,7 +310,12 @@ fn autobase_blocks() -> Vec<Vec<u8>> {
         ],
         2,
     );
-    let ack = BaseNode::new(None, vec![], 0);
+    // The node ending a batch states its causal facts.
+    let ack = BaseNode::new(None, vec![], 0).with_causal(Causal {
+        depth: 3,
+        round: Some(1),
+        round_set: 0b11,
+    });
     let tagged = |tag: u8, bytes: Vec<u8>| [vec![tag], bytes].concat();
     vec![
         tagged(0, first.encode()),

@@ -20,7 +20,12 @@ fuzz_target!(|data: &[u8]| {
         assert!(node.validate().is_ok());
         assert_eq!(Node::decode(&node.encode()).ok().as_ref(), Some(&node));
         // The constructor's canonical form of valid heads is the same.
-        let rebuilt = Node::new(node.value.clone(), node.heads.clone(), node.batch_remaining);
+        let mut rebuilt = Node::new(node.value.clone(), node.heads.clone(), node.batch_remaining)
+            .with_checkpoint(node.checkpoint.clone());
+        if let Some(causal) = node.causal {
+            assert!(causal.validate().is_ok());
+            rebuilt = rebuilt.with_causal(causal);
+        }
         assert_eq!(rebuilt, node);
     }
 });

@@ -1,0 +1,184 @@
+//! The linearizer's frontier: what it needs to go on without the indexed
+//! prefix (the module docs of `linearizer.rs` say why it is enough), and
+//! starting a linearizer from one. Pure, like the rest of the linearizer.
+
+use hyper_core::CoreKey;
+
+use super::{Linearizer, bad};
+use crate::error::{Error, Result};
+use crate::node::{Causal, Head, Node};
+
+/// One writer at a frontier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrontierWriter {
+    /// The writer's core key.
+    pub key: CoreKey,
+    /// How many of its nodes are indexed (a batch ends there).
+    pub length: u64,
+    /// The facts of its batch ending at `length` (`None` exactly when
+    /// `length` is 0).
+    pub causal: Option<Causal>,
+}
+
+/// What a linearizer needs to go on from an indexed point without the
+/// batches before it: see [`Linearizer::frontier`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Frontier {
+    /// How many batches the indexed prefix holds.
+    pub batches: u64,
+    /// The newest committed leader round (`None`: nothing committed yet).
+    pub committed_round: Option<u64>,
+    /// Every writer the linearizer knows, sorted by key.
+    pub writers: Vec<FrontierWriter>,
+}
+
+impl Frontier {
+    /// Checks what every frontier keeps: writers sorted and distinct, facts
+    /// exactly for a non-zero length, and valid.
+    pub fn validate(&self) -> Result<()> {
+        if !self.writers.windows(2).all(|w| w[0].key < w[1].key) {
+            return Err(Error::Malformed(
+                "frontier writers are not sorted and distinct",
+            ));
+        }
+        for w in &self.writers {
+            match (w.length, w.causal) {
+                (0, None) => {}
+                (1.., Some(c)) => c.validate()?,
+                _ => {
+                    return Err(Error::Malformed(
+                        "a frontier writer has facts exactly when its length is not 0",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Linearizer {
+    /// The frontier of the indexed prefix now: per writer its indexed
+    /// length and the facts of its batch ending there, and the newest
+    /// committed leader round. [`Linearizer::from_frontier`] given it (and
+    /// then the nodes after those lengths) orders and indexes every later
+    /// batch as this linearizer does. The same on every peer for the same
+    /// indexed prefix (the prefix grows a committed leader at a time).
+    pub fn frontier(&self) -> Frontier {
+        let mut writers: Vec<FrontierWriter> = self
+            .by_key
+            .iter()
+            .filter_map(|(key, &w)| {
+                let state = self.writers.get(w)?;
+                let causal = if state.indexed == state.floor {
+                    state.floor_causal
+                } else {
+                    state
+                        .batches
+                        .iter()
+                        .filter_map(|&v| self.vertices.get(v))
+                        .find(|v| v.batch.end() == state.indexed)
+                        .map(|v| v.causal)
+                };
+                Some(FrontierWriter {
+                    key: *key,
+                    length: state.indexed,
+                    causal,
+                })
+            })
+            .collect();
+        writers.sort_unstable_by_key(|w| w.key);
+        Frontier {
+            batches: self.skipped + self.indexed.len() as u64,
+            committed_round: self.committed_round,
+            writers,
+        }
+    }
+
+    /// A linearizer for a base whose indexers are `indexers`, started from
+    /// `frontier` (taken from [`Linearizer::frontier`] of a peer, or from a
+    /// quorum-signed system entry): it holds no batch of the prefix, each
+    /// writer's next node to push is the one after its frontier length, and
+    /// heads that name older batches wait until their nodes are given
+    /// ([`Linearizer::missing`], [`Linearizer::provide`]). Its order and
+    /// indexed counts start after the prefix ([`Linearizer::skipped`]).
+    pub fn from_frontier(indexers: &[CoreKey], frontier: &Frontier) -> Result<Self> {
+        frontier.validate()?;
+        let mut lin = Linearizer::new(indexers)?;
+        for fw in &frontier.writers {
+            let w = lin.add_writer(fw.key);
+            let Some(state) = lin.writers.get_mut(w) else {
+                continue;
+            };
+            state.floor = fw.length;
+            state.floor_causal = fw.causal;
+            state.indexed = fw.length;
+            state.pushed = fw.length;
+            if state.indexer.is_some() {
+                state.last_round = fw.causal.and_then(|c| c.round);
+            }
+        }
+        lin.committed_round = frontier.committed_round;
+        lin.skipped = frontier.batches;
+        Ok(lin)
+    }
+
+    /// How many batches were indexed before the frontier this linearizer
+    /// started from (0 for one started empty): its order and
+    /// [`Linearizer::indexed_len`] count from there.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The heads, named by waiting batches, of batches below the frontier
+    /// whose facts this linearizer does not have: give each one's node
+    /// (the node at that length of that writer's log) to
+    /// [`Linearizer::provide`]. Empty for a linearizer started empty.
+    pub fn missing(&self) -> Vec<Head> {
+        let mut out: Vec<Head> = self
+            .writers
+            .iter()
+            .filter(|s| s.fault.is_none())
+            .filter_map(|s| s.waiting.front())
+            .flat_map(|(_, heads, _)| heads.iter().filter(|h| self.old_unknown(h)).copied())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Whether `head` is below its writer's frontier and its facts are not
+    /// known.
+    pub(super) fn old_unknown(&self, head: &Head) -> bool {
+        self.by_key
+            .get(&head.writer)
+            .and_then(|&o| Some((o, self.writers.get(o)?)))
+            .is_some_and(|(o, other)| {
+                head.length < other.floor && !self.old.contains_key(&(o, head.length))
+            })
+    }
+
+    /// Gives `node`, the node at `length` of `writer`'s log, below that
+    /// writer's frontier (inside the indexed prefix the frontier came
+    /// with, so its stated facts are taken as they are: the peers that
+    /// indexed it checked them). A node that does not end a batch makes
+    /// the batches naming it refused, as a full linearizer refuses them.
+    pub fn provide(&mut self, writer: &CoreKey, length: u64, node: &Node) -> Result<()> {
+        let w = *self
+            .by_key
+            .get(writer)
+            .ok_or_else(|| bad(writer, length, "not a writer of this base"))?;
+        let floor = self.writers.get(w).map_or(0, |s| s.floor);
+        if length == 0 || length >= floor {
+            return Err(bad(writer, length, "not below the writer's frontier"));
+        }
+        node.validate()?;
+        let causal = if node.batch_remaining == 0 {
+            node.causal
+        } else {
+            None
+        };
+        self.old.insert((w, length), causal);
+        self.insert_ready();
+        Ok(())
+    }
+}
