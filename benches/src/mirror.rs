@@ -247,8 +247,10 @@ fn rsync(src: &Path, dst: &Path) -> Result<f64> {
     if !present() {
         let install =
             "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync";
+        // apt-get's lines go to stderr: stdout is the benchmark's JSON.
         let ok = std::process::Command::new("sh")
             .args(["-c", install])
+            .stdout(std::io::stderr())
             .status()
             .is_ok_and(|s| s.success());
         if !ok || !present() {
@@ -262,6 +264,7 @@ fn rsync(src: &Path, dst: &Path) -> Result<f64> {
         .arg("-a")
         .arg(&from)
         .arg(dst)
+        .stdout(std::io::stderr())
         .status()?;
     let secs = start.elapsed().as_secs_f64();
     if !status.success() {
