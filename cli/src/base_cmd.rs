@@ -107,20 +107,8 @@ pub enum BaseCommand {
     Sync {
         /// The base key or its name here.
         base: String,
-        /// A peer that seeds the base's cores (HOST:PORT); without it the
-        /// local network and the DHT find peers.
-        #[arg(long, value_name = "ADDR", conflicts_with = "bootstrap", value_parser = crate::args::address)]
-        connect: Option<String>,
-        /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP,
-        /// else 127.0.0.1:49737].
-        #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
-        bootstrap: Option<String>,
-        /// Do not look for peers on the local network (multicast DNS).
-        #[arg(long, conflicts_with = "connect")]
-        no_local: bool,
-        /// Do not look for peers on the DHT (only on the local network).
-        #[arg(long, conflicts_with_all = ["bootstrap", "connect", "no_local"])]
-        no_dht: bool,
+        #[command(flatten)]
+        peers: crate::swarm_cmd::PeerArgs,
         /// Give up on finding or connecting to a peer, or on a core, after
         /// this many seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
@@ -583,20 +571,12 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
         }
         BaseCommand::Sync {
             base,
-            connect,
-            bootstrap,
-            no_local,
-            no_dht,
+            peers,
             timeout,
         } => {
-            let source = match &connect {
+            let source = match &peers.connect {
                 Some(addr) => Source::Tcp(addr),
-                None => Source::Swarm(crate::swarm_cmd::Discovery {
-                    bootstrap: bootstrap.as_deref(),
-                    local: !no_local,
-                    dht: !no_dht,
-                    identity_per_topic: false,
-                }),
+                None => Source::Swarm(peers.discovery()),
             };
             let skipped =
                 crate::base_sync::sync(&store, &base, &source, Duration::from_secs(timeout))?;

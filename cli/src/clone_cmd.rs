@@ -18,7 +18,7 @@ use crate::output::json_line;
 use crate::peers::TcpPeers;
 use crate::progress::{Progress, Style, rate};
 use crate::store::{Access, open};
-use crate::swarm_cmd::Discovery;
+use crate::swarm_cmd::{Discovery, PeerArgs};
 use crate::ticket::Ticket;
 use crate::{CliError, Global};
 
@@ -28,20 +28,8 @@ pub struct CloneArgs {
     /// Core key (64 hex characters) or share ticket (which also says where
     /// to find the seeder); a drive's key clones both of its cores.
     key: String,
-    /// Address of a peer that seeds it over TCP (HOST:PORT; else the DHT
-    /// finds peers).
-    #[arg(long, value_name = "ADDR", conflicts_with = "bootstrap", value_parser = crate::args::address)]
-    connect: Option<String>,
-    /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP, else
-    /// 127.0.0.1:49737].
-    #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
-    bootstrap: Option<String>,
-    /// Do not look for peers on the local network (multicast DNS).
-    #[arg(long, conflicts_with = "connect")]
-    no_local: bool,
-    /// Do not look for peers on the DHT (only on the local network).
-    #[arg(long, conflicts_with_all = ["bootstrap", "connect", "no_local"])]
-    no_dht: bool,
+    #[command(flatten)]
+    peers: PeerArgs,
     /// After the download, keep following appends (runs until stopped).
     #[arg(long)]
     live: bool,
@@ -56,18 +44,6 @@ pub struct CloneArgs {
     /// for this many seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     retry_for: u64,
-}
-
-impl CloneArgs {
-    /// The ways to find peers without `--connect`.
-    fn discovery(&self) -> Discovery<'_> {
-        Discovery {
-            bootstrap: self.bootstrap.as_deref(),
-            local: !self.no_local,
-            dht: !self.no_dht,
-            identity_per_topic: false,
-        }
-    }
 }
 
 /// The download in progress, shared by both ways of finding peers.
@@ -140,7 +116,7 @@ pub fn clone(global: &Global, mut args: CloneArgs) -> Result<(), CliError> {
     // find the seeder wherever it is), else its direct address.
     if let Some(ticket) = Ticket::parse(&args.key)? {
         args.key = ticket.key.to_string();
-        crate::ticket::apply(&ticket, &mut args.connect, &mut args.bootstrap);
+        crate::ticket::apply(&ticket, &mut args.peers.connect, &mut args.peers.bootstrap);
     }
     let key = parse_key(&args.key)?;
     let store = open(global.store()?, Access::Write, Durability::Eventual)?;
@@ -251,7 +227,7 @@ fn clone_into(
             stall: Stall::new(retry_for),
             retry_for,
         };
-        let peers = match &args.connect {
+        let peers = match &args.peers.connect {
             Some(addr) => {
                 holder.replicating(store, &replication, None);
                 Peers {
@@ -261,9 +237,9 @@ fn clone_into(
                 }
             }
             None => {
-                let swarm = Swarm::new(args.discovery().swarm_config(identity)?).await?;
+                let swarm = Swarm::new(args.peers.discovery().swarm_config(identity)?).await?;
                 holder.replicating(store, &replication, Some(&swarm));
-                let peers = over_swarm(&mut download, &swarm, args.discovery()).await?;
+                let peers = over_swarm(&mut download, &swarm, args.peers.discovery()).await?;
                 // The swarm ends here (a drive's blobs core gets its own).
                 holder.replicating(store, &replication, None);
                 peers
@@ -277,7 +253,7 @@ fn clone_into(
         let fetched_bytes = info.bytes_stored - before.bytes_stored.min(info.bytes_stored);
         let mut out = std::io::stdout().lock();
         if args.json {
-            let through_swarm = args.connect.is_none();
+            let through_swarm = args.peers.connect.is_none();
             let o = CloneJson {
                 key: key.to_string(),
                 blocks: info.blocks_stored,

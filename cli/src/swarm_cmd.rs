@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use hyper_core::KeyPair;
 use hyper_swarm::{Config, Dht, Family, Reachability, SwarmConfig};
 
@@ -111,6 +111,38 @@ fn names(nodes: &[SocketAddr]) -> String {
         .map(SocketAddr::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Where a command that fetches (`clone`, `base sync`) finds its peers:
+/// one peer at `--connect ADDR`, or the local network and the DHT.
+#[derive(Args, Clone)]
+pub struct PeerArgs {
+    /// A peer that seeds it over TCP (HOST:PORT); without it the local
+    /// network and the DHT find peers.
+    #[arg(long, value_name = "ADDR", conflicts_with = "bootstrap", value_parser = crate::args::address)]
+    pub connect: Option<String>,
+    /// DHT bootstrap nodes, comma-separated [default: $HYPER_BOOTSTRAP, else
+    /// 127.0.0.1:49737].
+    #[arg(long, value_name = "IP:PORT,...", value_parser = crate::args::address_list)]
+    pub bootstrap: Option<String>,
+    /// Do not look for peers on the local network (multicast DNS).
+    #[arg(long, conflicts_with = "connect")]
+    pub no_local: bool,
+    /// Do not look for peers on the DHT (only on the local network).
+    #[arg(long, conflicts_with_all = ["bootstrap", "connect", "no_local"])]
+    pub no_dht: bool,
+}
+
+impl PeerArgs {
+    /// The ways to find peers without `--connect`.
+    pub fn discovery(&self) -> Discovery<'_> {
+        Discovery {
+            bootstrap: self.bootstrap.as_deref(),
+            local: !self.no_local,
+            dht: !self.no_dht,
+            identity_per_topic: false,
+        }
+    }
 }
 
 /// Which ways `seed` and `clone` find peers (`--no-local`, `--no-dht`,
@@ -301,6 +333,13 @@ fn node(listen: &str, relay: bool, bootstrap: Option<&str>) -> Result<(), CliErr
     let listens = split_list(listen)
         .map(|a| with_port(resolve(a)?))
         .collect::<Result<Vec<SocketAddr>, CliError>>()?;
+    if let [a, b, ..] = listens.as_slice()
+        && (listens.len() > 2 || Family::of(a) == Family::of(b))
+    {
+        return Err(CliError::Usage(format!(
+            "--listen {listen}: one address per family only (one IPv4, one IPv6)"
+        )));
+    }
     let bootstrap = if dht_requested(bootstrap) {
         bootstrap_nodes(bootstrap)?
     } else {

@@ -249,14 +249,19 @@ fn a_sparse_bee_says_how_to_fetch() {
 fn seed_of_an_empty_store_and_dht_commands_say_what_is_wrong() {
     let dir = tempfile::tempdir().expect("tempdir");
     ok(cli(dir.path(), &["core", "create", "--name", "x"], None));
-    // --store on dht node is refused; dht node --listen takes one address.
+    // --store on dht node is refused; dht node --listen takes one address
+    // per family.
     let err = fails(cli(dir.path(), &["dht", "node"], None));
     assert!(err.contains("--store does not apply"), "{err}");
     let out = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
         .args(["dht", "node", "--listen", "127.0.0.1:0,127.0.0.1:1"])
         .output()
         .expect("run");
-    assert!(fails(out).contains("one address only"));
+    let err = fails(out);
+    assert!(
+        err.contains("one address per family") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
     // Bootstrap nodes that never answer: lookup says so and fails.
     let started = Instant::now();
     let err = fails(cli(
