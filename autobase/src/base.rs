@@ -2,6 +2,7 @@
 //! view cores out. The I/O around the pure [`Linearizer`].
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use hyper_core::{Core, CoreKey, PublicKey, Store};
 
@@ -21,6 +22,15 @@ pub const RECORD_LAG: usize = 64;
 
 /// The most acks [`Base::ack_until_settled`] appends in one call.
 pub const MAX_ACKS: u32 = 16;
+
+/// How long after it last gave new nodes a writer whose core knows blocks
+/// not stored here yet counts as *downloading*. While one is, an update
+/// applies the optimistic tip only as far as that writer's next nodes
+/// cannot reorder it ([`Linearizer::settled_len`]): applying more would be
+/// undone as the download goes on, and a merge after a partition would cost
+/// each arriving chunk a rollback of the whole tip. A download that stalls
+/// for this long stops holding the tip back.
+pub const HOLD_BACK: Duration = Duration::from_millis(500);
 
 /// The application's function from ordered batches to views. It must be a
 /// pure function of the batch and the views (read them through `view`):
@@ -83,6 +93,10 @@ struct Writer {
     header_checked: bool,
     /// Why this writer's log is no longer read (it broke the rules).
     fault: Option<String>,
+    /// When a read last found new nodes while the core knew blocks past
+    /// them that are not stored here (`None`: it holds all it knows of, or
+    /// gave nothing new while it did not).
+    downloading: Option<Instant>,
 }
 
 /// What a base looks like now.
@@ -385,7 +399,11 @@ impl<A: Apply> Base<A> {
     /// Reads the nodes the writer cores hold that are not read yet, orders
     /// them and applies what changed to the views. A writer whose log breaks
     /// the rules is no longer read (see [`BaseInfo::faulty`]); the views do
-    /// not suffer.
+    /// not suffer. The indexed prefix is always applied; while a writer is
+    /// downloading (its core knows blocks not stored yet, see
+    /// [`HOLD_BACK`]) the optimistic tip is applied only as far as that
+    /// writer's next nodes cannot reorder it, and the returned `tip` is what
+    /// was applied.
     pub fn update(&mut self) -> Result<Update> {
         let mut total = Update {
             shared: self.applied.len(),
@@ -402,17 +420,28 @@ impl<A: Apply> Base<A> {
             let keep = u.shared.min(self.applied.len());
             // The linearizer's report holds the batches from its shared
             // prefix on: taken as they are unless a round stopped early.
-            let next: Vec<Batch> = if keep == u.shared {
+            let mut next: Vec<Batch> = if keep == u.shared {
                 u.tip
             } else {
                 self.lin.order_from(keep).cloned().collect()
             };
+            // What downloading writers can still reorder waits for them.
+            let downloading = self.downloading();
+            if !downloading.is_empty() {
+                let settled = self.lin.settled_len(&downloading);
+                next.truncate(settled.saturating_sub(keep));
+            }
             if keep == self.applied.len() && next.is_empty() {
                 // Recorded batches the order no longer reaches are gone.
                 self.leave_resume()?;
                 total.indexed = u.indexed;
                 if total.shared < self.applied.len() {
-                    total.tip = self.lin.order_from(total.shared).cloned().collect();
+                    total.tip = self
+                        .lin
+                        .order_from(total.shared)
+                        .take(self.applied.len() - total.shared)
+                        .cloned()
+                        .collect();
                 }
                 self.update_signed()?;
                 return Ok(total);
@@ -513,6 +542,7 @@ impl<A: Apply> Base<A> {
                 core,
                 header_checked: false,
                 fault: None,
+                downloading: None,
             },
         );
         Ok(())
@@ -549,6 +579,7 @@ impl<A: Apply> Base<A> {
         }
         // One read view for the run; nodes go in in order, up to the first
         // block not stored here.
+        let mut read = from;
         for block in w.core.blocks(from..length)? {
             let block = match block {
                 Ok((_, block)) => block,
@@ -567,8 +598,24 @@ impl<A: Apply> Base<A> {
                     break;
                 }
             }
+            read += 1;
+        }
+        if read < length && read > from {
+            w.downloading = Some(Instant::now());
+        } else if read == length {
+            w.downloading = None;
         }
         Ok(())
+    }
+
+    /// The writers still downloading (see [`HOLD_BACK`]).
+    fn downloading(&self) -> Vec<CoreKey> {
+        self.writers
+            .iter()
+            .filter(|(_, w)| w.fault.is_none())
+            .filter(|(_, w)| w.downloading.is_some_and(|at| at.elapsed() < HOLD_BACK))
+            .map(|(key, _)| *key)
+            .collect()
     }
 
     /// Each view's length now, staged entries included.

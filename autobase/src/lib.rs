@@ -70,7 +70,7 @@ mod signed;
 mod undo;
 mod view;
 
-pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, RECORD_LAG, ViewInfo};
+pub use base::{Apply, Base, BaseInfo, HOLD_BACK, Host, MAX_ACKS, RECORD_LAG, ViewInfo};
 pub use error::{Error, Result};
 pub use linearizer::{Batch, Frontier, FrontierWriter, Linearizer, Update};
 pub use node::{

@@ -621,6 +621,38 @@ impl Linearizer {
             .map(|v| &v.batch)
     }
 
+    /// How many batches of the order as last reported (by
+    /// [`Linearizer::update`]) cannot move when the next batches of
+    /// `writers` arrive: the indexed prefix, then the tip batches that sort
+    /// below the lowest place a next batch of any of `writers` can take (a
+    /// writer's next batch is at least one deeper than its newest batch
+    /// here, and sorts after every batch of that depth with a smaller
+    /// writer key). Batches of other writers can still land anywhere in
+    /// the tip: this is about the writers named, whose logs are known to go
+    /// on (e.g. still downloading). With no writers, the whole order.
+    /// Meant for right after an `update` (before more nodes are pushed).
+    /// Costs O(w + log t) for w writers and a tip of t batches.
+    pub fn settled_len(&self, writers: &[CoreKey]) -> usize {
+        let lowest = writers
+            .iter()
+            .filter_map(|key| {
+                let w = self.writer(key)?;
+                let depth = match w.batches.last() {
+                    Some(&v) => self.vertices.get(v).map(|v| v.causal.depth),
+                    None => w.floor_causal.map(|c| c.depth),
+                };
+                Some((depth.unwrap_or(0) + 1, *key, 0))
+            })
+            .min();
+        let Some(lowest) = lowest else {
+            return self.reported.len();
+        };
+        let indexed = self.indexed.len().min(self.reported.len());
+        let tip = self.reported.get(indexed..).unwrap_or_default();
+        indexed
+            + tip.partition_point(|&v| self.vertices.get(v).is_some_and(|v| v.sort_key() < lowest))
+    }
+
     /// Reports what changed in the order since the previous call. Costs
     /// O(c) for c batches from the first place the order may have changed
     /// (where a batch arrived in the tip, or where the indexed prefix grew)

@@ -8,7 +8,7 @@
 //! size of it; W7-mirror: mirroring a real source
 //! tree beside rsync, see `mirror.rs`; and, by name only, W7-mem: a 4 GiB
 //! file's peak memory through a mirror, see `mirror.rs`; W8-reorder: the
-//! merge of three writers' partitioned appends, see `reorder.rs`; S3: connect time
+//! merge of three writers' partitioned appends (`W8-reorder-1`, `-100`: one append shape only), see `reorder.rs`; S3: connect time
 //! per NAT pair in the namespace lab, root only, see `nat.rs`; L1 and L3: a
 //! big core and many cores, see `scale.rs`; L2 and L4: many readers and the
 //! soak, see `soak.rs`). `BENCH_SCALE=N`
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
     }
     if args.is_empty() || args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!(
-            "usage: hyper-bench all | W1 W2 W3 ... W7-mirror ... S1 S2 S4 | W7-mem W8-reorder S3 S4-1K S4-64K L1 L2 L3 L4  (BENCH_SCALE=N divides the counts)"
+            "usage: hyper-bench all | W1 W2 W3 ... W7-mirror ... S1 S2 S4 | W7-mem W8-reorder[-1|-100] S3 S4-1K S4-64K L1 L2 L3 L4  (BENCH_SCALE=N divides the counts)"
         );
         return ExitCode::from(2);
     }
@@ -110,7 +110,9 @@ fn main() -> ExitCode {
             "S4-1K" => swarm_clone::run_shapes(scale, &[workloads::Append::SMALL]),
             "S4-64K" => swarm_clone::run_shapes(scale, &[workloads::Append::LARGE]),
             "W8" => autobase::run(scale),
-            "W8-REORDER" => reorder::run(scale),
+            "W8-REORDER" => reorder::run(scale, None),
+            "W8-REORDER-1" => reorder::run(scale, Some(1)),
+            "W8-REORDER-100" => reorder::run(scale, Some(100)),
             "L1" => scale::big_core(scale),
             "L2" => soak::readers(scale),
             "L3" => scale::many_cores(scale),
@@ -118,7 +120,8 @@ fn main() -> ExitCode {
             other => {
                 eprintln!(
                     "hyper-bench: unknown workload {other}; runnable: {}",
-                    RUNNABLE.join(" ") + " W7-MEM W8-REORDER S3 S4-1K S4-64K L1 L2 L3 L4"
+                    RUNNABLE.join(" ")
+                        + " W7-MEM W8-REORDER W8-REORDER-1 W8-REORDER-100 S3 S4-1K S4-64K L1 L2 L3 L4"
                 );
                 return ExitCode::from(2);
             }

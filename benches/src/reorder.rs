@@ -31,13 +31,11 @@ use crate::autobase::{Log, Mesh, WRITERS, Writers, agree, fields, op, runtime};
 use crate::workloads::Result;
 
 /// (ops per append, ops each writer appends while partitioned), in the
-/// order they run. One op per append stops at 10,000: appending while
-/// partitioned re-sorts the whole unindexed tip on every append (see
-/// docs/BENCHMARKS.md), so 100,000 would take 10-30 minutes before the
-/// merge.
-const CONFIGS: [(usize, u64); 5] = [
+/// order they run: 1,000, 10,000 and 100,000 ops for both shapes.
+const CONFIGS: [(usize, u64); 6] = [
     (1, 1_000),
     (1, 10_000),
+    (1, 100_000),
     (100, 1_000),
     (100, 10_000),
     (100, 100_000),
@@ -48,10 +46,13 @@ const ACK_TIMER: Duration = Duration::from_millis(20);
 /// (a merge's line then says so).
 const TIMEOUT: Duration = Duration::from_secs(900);
 
-/// Runs W8-reorder for every configuration of [`CONFIGS`].
-pub fn run(scale: u64) -> Result<()> {
+/// Runs W8-reorder for every configuration of [`CONFIGS`], or for those
+/// of `only` ops per append (`hyper-bench W8-reorder-1`, `-100`).
+pub fn run(scale: u64, only: Option<usize>) -> Result<()> {
     for (batch, ops) in CONFIGS {
-        one(scale, batch, (ops / scale).max(1))?;
+        if only.is_none_or(|b| b == batch) {
+            one(scale, batch, (ops / scale).max(1))?;
+        }
     }
     Ok(())
 }
