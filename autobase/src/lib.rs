@@ -67,15 +67,17 @@ mod error;
 mod linearizer;
 mod node;
 mod signed;
+mod system;
 mod undo;
 mod view;
 
 pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, RECORD_LAG, ViewInfo};
 pub use error::{Error, Result};
-pub use linearizer::{Batch, Frontier, FrontierWriter, Linearizer, Update};
+pub use linearizer::{Batch, Commit, Frontier, FrontierWriter, Linearizer, Update};
 pub use node::{
     Causal, Head, Header, MAX_BATCH, MAX_CHECKPOINT, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL,
     VERSION, ViewSignature, writer_key_of,
 };
 pub use signed::MAX_REFUSALS;
+pub use system::{Member, SystemEntry, SystemInfo, ViewState};
 pub use view::View;

@@ -30,9 +30,9 @@ struct RawNode {
     causal: Option<RawCausal>,
 }
 
-/// The prost form of `Causal`.
+/// The prost form of `Causal` (also in system entries).
 #[derive(Clone, PartialEq, prost::Message)]
-struct RawCausal {
+pub(crate) struct RawCausal {
     #[prost(uint64, tag = "1")]
     depth: u64,
     #[prost(uint64, optional, tag = "2")]
@@ -326,11 +326,7 @@ impl Node {
                     signature: s.signature.0.to_vec(),
                 })
                 .collect(),
-            causal: self.causal.map(|c| RawCausal {
-                depth: c.depth,
-                round: c.round,
-                round_set: c.round_set,
-            }),
+            causal: self.causal.map(RawCausal::from),
         }
         .encode_to_vec()
     }
@@ -373,11 +369,7 @@ impl Node {
             heads,
             batch_remaining: raw.batch_remaining,
             checkpoint,
-            causal: raw.causal.map(|c| Causal {
-                depth: c.depth,
-                round: c.round,
-                round_set: c.round_set,
-            }),
+            causal: raw.causal.map(Causal::from),
         };
         node.validate()?;
         Ok(node)
@@ -420,8 +412,28 @@ impl Node {
     }
 }
 
+impl From<Causal> for RawCausal {
+    fn from(c: Causal) -> Self {
+        RawCausal {
+            depth: c.depth,
+            round: c.round,
+            round_set: c.round_set,
+        }
+    }
+}
+
+impl From<RawCausal> for Causal {
+    fn from(c: RawCausal) -> Self {
+        Causal {
+            depth: c.depth,
+            round: c.round,
+            round_set: c.round_set,
+        }
+    }
+}
+
 /// `bytes` as an array of exactly `N`, or `Malformed(why)`.
-fn fixed<const N: usize>(bytes: &[u8], why: &'static str) -> Result<[u8; N]> {
+pub(crate) fn fixed<const N: usize>(bytes: &[u8], why: &'static str) -> Result<[u8; N]> {
     <[u8; N]>::try_from(bytes).map_err(|_| Error::Malformed(why))
 }
 
