@@ -1,6 +1,9 @@
-//! Checkpoints, the pure part: which manifest a view's signed core has, and
-//! which arriving indexer signatures wait for a view state this peer does
-//! not hold yet. No I/O; `signed.rs` does the storage around it.
+//! Checkpoints, the pure part: which manifest a view's signed core (and
+//! the base's system core) has, and which arriving indexer signatures wait
+//! for a state this peer does not hold yet. No I/O; `signed.rs` does the
+//! storage around it. The system core ([`system_manifest`]) is signed,
+//! checked and trusted exactly as a view's core; below, "view" stands for
+//! either.
 //!
 //! # How checkpoints work
 //!

@@ -76,7 +76,8 @@ pub const VERSION: u32 = 1;
 /// The most indexers a base may have.
 pub const MAX_INDEXERS: usize = 64;
 
-/// The most view signatures one node's checkpoint may carry (one per view).
+/// The most signatures one node's checkpoint may carry (one per signed
+/// core: the views' and the system core).
 pub const MAX_CHECKPOINT: usize = 64;
 
 /// The writer core key of the writer whose signing key is `signer`: the
@@ -200,14 +201,15 @@ pub struct Head {
     pub length: u64,
 }
 
-/// An indexer's signature over one view's state, carried in the indexer's
-/// node: the view core `view` at `length` entries (its roots as this peer's
-/// own copy of the view has them), signed by the node's writer. The state
+/// An indexer's signature over the state of one signed core (a view's or
+/// the base's system core), carried in the indexer's node: the core `view`
+/// at `length` entries (its roots as this peer's own copy has them),
+/// signed by the node's writer. The state
 /// signed is the core's signable hash (core key, roots hash, length, fork
 /// 0): a view's signed cores never fork.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViewSignature {
-    /// The view core's key.
+    /// The signed core's key (a view's, or the system core's).
     pub view: CoreKey,
     /// The view length signed (at least 1).
     pub length: u64,

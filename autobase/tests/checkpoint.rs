@@ -138,22 +138,30 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
     let indexer_log = peers.stores[0].replica(&peers.writers[1]).expect("log");
     let genuine: ViewSignature = (1..indexer_log.info().expect("info").length)
         .filter_map(|i| Node::decode(&indexer_log.get(i).expect("block")).ok())
-        .find_map(|n| n.checkpoint.first().copied())
+        .find_map(|n| n.checkpoint.iter().find(|s| s.view == base_signed).copied())
         .expect("indexer 1 shipped a checkpoint");
-    assert_eq!(genuine.view, base_signed);
+    let system = bases[0].signed_system().expect("system").key();
+    let system_next = bases[0].info().system.length + 1;
     // Stores 2 and 3 turn hostile: they stop running their bases and append
     // crafted nodes to their own (signed) writer cores, which replicate.
     let mut honest: Vec<Base<Log>> = bases.drain(..2).collect();
     drop(bases);
     // The non-indexer replays the indexer's genuine signature as its own.
     let replay = Node::new(Some(b"3:replayed".to_vec()), vec![], 0).with_checkpoint(vec![genuine]);
-    // The indexer forges: garbage over the next state, and one far ahead.
-    let forged =
-        Node::new(Some(b"2:forged".to_vec()), vec![], 0).with_checkpoint(vec![ViewSignature {
+    // The indexer forges: garbage over the next state of the view and of
+    // the system core, and one far ahead.
+    let forged = Node::new(Some(b"2:forged".to_vec()), vec![], 0).with_checkpoint(vec![
+        ViewSignature {
             view: base_signed,
             length: 4,
             signature: Signature([7; 64]),
-        }]);
+        },
+        ViewSignature {
+            view: system,
+            length: system_next,
+            signature: Signature([6; 64]),
+        },
+    ]);
     let far = Node::new(None, vec![], 0).with_checkpoint(vec![ViewSignature {
         view: base_signed,
         length: 1_000_000,
@@ -222,6 +230,13 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
         assert!(
             text.contains(&format!(
                 "signature of indexer {} for view 'log' at length 4 refused",
+                peers.writers[2]
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "signature of indexer {} for the system core at length {system_next} refused",
                 peers.writers[2]
             )),
             "{text}"

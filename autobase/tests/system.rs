@@ -251,3 +251,45 @@ fn one_update_many_updates_and_a_reopen_write_the_same_system_core() {
     assert_eq!(system_blocks(&reopened), want);
     assert_eq!(reopened.info().system.signed_length, want.len() as u64);
 }
+
+#[test]
+fn a_writer_known_only_through_a_batch_not_indexed_is_in_no_entry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    // A lone indexer: its second batch commits its first.
+    let mut base = Base::create(&store, NAME, &[], &[VIEW], Log).expect("create");
+    let x = CoreKey([9; 32]);
+    base.append(&[b"v1"]).expect("append");
+    base.append(&[format!("add:{x}").as_bytes()])
+        .expect("append");
+    let info = base.info();
+    assert!(info.writers.contains(&x), "the add is applied");
+    assert!(base.cores().contains(&x), "and its core is read");
+    assert_eq!((info.indexed_batches, info.system.length), (1, 1));
+    let system = base.signed_system().expect("system").clone();
+    let entry = SystemEntry::decode(&system.get(0).expect("block")).expect("entry");
+    assert!(entry.frontier.writers.iter().all(|w| w.key != x));
+    assert!(entry.members.iter().all(|m| m.key != x));
+    assert_eq!(entry.views[0].length, 1);
+    // Once the add is indexed, the next entry names the writer: a member
+    // with no indexed node.
+    base.ack_until_settled(true).expect("ack");
+    let length = base.info().system.length;
+    assert!(length >= 2, "{length}");
+    let entry = SystemEntry::decode(&system.get(length - 1).expect("block")).expect("entry");
+    assert!(
+        entry
+            .members
+            .iter()
+            .any(|m| m.key == x && !m.indexer && !m.removed)
+    );
+    assert!(
+        entry
+            .frontier
+            .writers
+            .iter()
+            .any(|w| w.key == x && w.length == 0)
+    );
+    // A lone indexer signs alone.
+    assert_eq!(base.info().system.signed_length, length);
+}
