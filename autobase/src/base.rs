@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, VecDeque};
 use hyper_core::{Core, CoreKey, PublicKey, Store};
 
 use crate::error::{Error, Result};
+use crate::host::{Apply, Host};
 use crate::linearizer::{Batch, Linearizer, Update};
 use crate::node::{Header, MAX_INDEXERS, Node, writer_key_of};
 use crate::signed::SignedCores;
 use crate::system::{SystemEntry, SystemFollower, SystemInfo};
-use crate::undo::{Applied, BatchId, Change, Record, tree_hashes, truncate_view};
+use crate::undo::{Applied, BatchId, Record, tree_hashes, truncate_view};
 use crate::view::{Staged, View};
 
 /// How many applied batches the undo log may lag behind the views before an
@@ -22,60 +23,6 @@ pub const RECORD_LAG: usize = 64;
 
 /// The most acks [`Base::ack_until_settled`] appends in one call.
 pub const MAX_ACKS: u32 = 16;
-
-/// The application's function from ordered batches to views. It must be a
-/// pure function of the batch and the views (read them through `view`):
-/// after a reorder the views are rolled back and the tail is applied again,
-/// and every peer must reach the same views.
-pub trait Apply {
-    /// Applies one batch of a writer that is a member of the base.
-    fn apply(&mut self, batch: &Batch, view: &mut View<'_>, host: &mut Host<'_>) -> Result<()>;
-}
-
-/// What `apply` may change besides the views: the base's writers.
-pub struct Host<'a> {
-    members: &'a mut BTreeMap<CoreKey, bool>,
-    indexers: &'a [CoreKey],
-    changes: Vec<Change>,
-}
-
-impl Host<'_> {
-    /// Makes `key`'s core a writer of the base; its nodes are applied from
-    /// now on in the order.
-    pub fn add_writer(&mut self, key: CoreKey) {
-        if self.members.get(&key) != Some(&true) {
-            let before = self.members.insert(key, true);
-            self.changes.push(Change {
-                key,
-                before,
-                after: true,
-            });
-        }
-    }
-
-    /// Removes a writer: its nodes later in the order are never applied.
-    /// An indexer cannot be removed (the indexer set is fixed when the base
-    /// is created, in this version).
-    pub fn remove_writer(&mut self, key: CoreKey) -> Result<()> {
-        if self.indexers.contains(&key) {
-            return Err(Error::IndexerRemoval);
-        }
-        if self.members.get(&key) == Some(&true) {
-            let before = self.members.insert(key, false);
-            self.changes.push(Change {
-                key,
-                before,
-                after: false,
-            });
-        }
-        Ok(())
-    }
-
-    /// Whether `key` is a writer of the base at this point of the order.
-    pub fn is_writer(&self, key: &CoreKey) -> bool {
-        self.members.get(key) == Some(&true)
-    }
-}
 
 /// A writer core being read into the linearizer.
 struct Writer {

@@ -77,6 +77,7 @@
 mod base;
 pub mod checkpoint;
 mod error;
+mod host;
 mod linearizer;
 mod node;
 mod signed;
@@ -84,8 +85,9 @@ mod system;
 mod undo;
 mod view;
 
-pub use base::{Apply, Base, BaseInfo, Host, MAX_ACKS, RECORD_LAG, ViewInfo};
+pub use base::{Base, BaseInfo, MAX_ACKS, RECORD_LAG, ViewInfo};
 pub use error::{Error, Result};
+pub use host::{Apply, Host};
 pub use linearizer::{Batch, Commit, Frontier, FrontierWriter, Linearizer, Update};
 pub use node::{
     Causal, Head, Header, MAX_BATCH, MAX_CHECKPOINT, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL,
