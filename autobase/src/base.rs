@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 use hyper_core::{Core, CoreKey, PublicKey, Store};
 
 use crate::error::{Error, Result};
+use crate::host::{Apply, Host};
 use crate::linearizer::{Batch, Linearizer, Update};
 use crate::node::{Header, MAX_INDEXERS, Node, writer_key_of};
-use crate::signed::SignedViews;
-use crate::undo::{Applied, BatchId, Change, Record, tree_hashes, truncate_view};
+use crate::signed::SignedCores;
+use crate::system::{SystemEntry, SystemFollower, SystemInfo};
+use crate::undo::{Applied, BatchId, Record, tree_hashes, truncate_view};
 use crate::view::{Staged, View};
 
 /// How many applied batches the undo log may lag behind the views before an
@@ -31,60 +33,6 @@ pub const MAX_ACKS: u32 = 16;
 /// each arriving chunk a rollback of the whole tip. A download that stalls
 /// for this long stops holding the tip back.
 pub const HOLD_BACK: Duration = Duration::from_millis(500);
-
-/// The application's function from ordered batches to views. It must be a
-/// pure function of the batch and the views (read them through `view`):
-/// after a reorder the views are rolled back and the tail is applied again,
-/// and every peer must reach the same views.
-pub trait Apply {
-    /// Applies one batch of a writer that is a member of the base.
-    fn apply(&mut self, batch: &Batch, view: &mut View<'_>, host: &mut Host<'_>) -> Result<()>;
-}
-
-/// What `apply` may change besides the views: the base's writers.
-pub struct Host<'a> {
-    members: &'a mut BTreeMap<CoreKey, bool>,
-    indexers: &'a [CoreKey],
-    changes: Vec<Change>,
-}
-
-impl Host<'_> {
-    /// Makes `key`'s core a writer of the base; its nodes are applied from
-    /// now on in the order.
-    pub fn add_writer(&mut self, key: CoreKey) {
-        if self.members.get(&key) != Some(&true) {
-            let before = self.members.insert(key, true);
-            self.changes.push(Change {
-                key,
-                before,
-                after: true,
-            });
-        }
-    }
-
-    /// Removes a writer: its nodes later in the order are never applied.
-    /// An indexer cannot be removed (the indexer set is fixed when the base
-    /// is created, in this version).
-    pub fn remove_writer(&mut self, key: CoreKey) -> Result<()> {
-        if self.indexers.contains(&key) {
-            return Err(Error::IndexerRemoval);
-        }
-        if self.members.get(&key) == Some(&true) {
-            let before = self.members.insert(key, false);
-            self.changes.push(Change {
-                key,
-                before,
-                after: false,
-            });
-        }
-        Ok(())
-    }
-
-    /// Whether `key` is a writer of the base at this point of the order.
-    pub fn is_writer(&self, key: &CoreKey) -> bool {
-        self.members.get(key) == Some(&true)
-    }
-}
 
 /// A writer core being read into the linearizer.
 struct Writer {
@@ -125,6 +73,8 @@ pub struct BaseInfo {
     /// Why indexer signatures (checkpoints) were refused or dropped, the
     /// newest [`MAX_REFUSALS`](crate::MAX_REFUSALS), oldest first.
     pub refused_signatures: Vec<String>,
+    /// The system core's lengths, in system entries.
+    pub system: SystemInfo,
 }
 
 /// One view's lengths, in its own entries.
@@ -154,9 +104,13 @@ pub struct Base<A> {
     /// What the batches of the current update round appended to the views,
     /// written at the round's end.
     staged: Staged,
-    signed: SignedViews,
+    signed: SignedCores,
     /// Each view's signed length after the last update.
     signed_lengths: Vec<u64>,
+    /// Writes the system core's entries as the indexed prefix grows.
+    system: SystemFollower,
+    /// The system core's lengths after the last update.
+    system_info: SystemInfo,
     applied: Vec<Applied>,
     /// The undo log as stored: a prefix of what the views hold.
     record: Record,
@@ -248,7 +202,8 @@ impl<A: Apply> Base<A> {
         // The views resume where the undo log says they are (else it
         // empties them and they are rebuilt from the writer cores).
         let (record, resume) = Record::open(store, &key, &view_cores)?;
-        let signed = SignedViews::open(store, &key, views, signers, &indexers, &local)?;
+        let signed = SignedCores::open(store, &key, views, signers, &indexers, &local)?;
+        let system = SystemFollower::new(key, &indexers);
         let mut base = Base {
             key,
             local,
@@ -261,6 +216,8 @@ impl<A: Apply> Base<A> {
             views: view_cores,
             signed,
             signed_lengths: vec![0; views.len()],
+            system,
+            system_info: SystemInfo::default(),
             applied: Vec::new(),
             record,
             resume: resume.into(),
@@ -301,6 +258,28 @@ impl<A: Apply> Base<A> {
     /// are served only its signed part.
     pub fn signed_view(&self, name: &str) -> Option<&Core> {
         self.signed.by_name(name)
+    }
+
+    /// The base's system core: one [`SystemEntry`] per leader commit of
+    /// the indexed prefix that indexed a value, the same bytes on every
+    /// peer, signed up to [`SystemInfo::signed_length`] as views are. Its
+    /// key is the same on every peer (derived from the base key and the
+    /// indexers); peers are served only its signed part.
+    pub fn signed_system(&self) -> Option<&Core> {
+        self.signed.system()
+    }
+
+    /// The newest system entry a quorum of indexers signed, decoded (`None`
+    /// while none is signed): the frontier, membership and view states a
+    /// peer far behind can start from.
+    pub fn signed_state(&self) -> Result<Option<SystemEntry>> {
+        let Some(core) = self.signed.system() else {
+            return Ok(None);
+        };
+        match core.info()?.signed_length {
+            0 => Ok(None),
+            n => Ok(Some(SystemEntry::decode(&core.get(n - 1)?)?)),
+        }
     }
 
     /// The DAG's heads: each writer's newest node that no other writer's
@@ -467,19 +446,31 @@ impl<A: Apply> Base<A> {
         }
     }
 
-    /// Moves each view's indexed entries into its signed core and adds the
-    /// indexers' signatures this peer can check now.
+    /// Moves each view's indexed entries into its signed core, writes the
+    /// system entries of the new commits, and adds the indexers'
+    /// signatures this peer can check now.
     fn update_signed(&mut self) -> Result<()> {
         let indexed = self.lin.indexed_len().min(self.applied.len());
         for (i, (_, core)) in self.views.iter().enumerate() {
             let length = self.view_length_at(i, indexed);
             self.signed.follow(i, core, length)?;
         }
+        if let Some(core) = self.signed.system() {
+            self.system
+                .follow(&self.lin, &self.applied, &self.views, core)?;
+        }
         self.signed.assemble()?;
         for (i, signed) in self.signed_lengths.iter_mut().enumerate() {
             if let Some(core) = self.signed.core(i) {
                 *signed = core.info()?.signed_length;
             }
+        }
+        if let Some(core) = self.signed.system() {
+            let info = core.info()?;
+            self.system_info = SystemInfo {
+                length: info.length,
+                signed_length: info.signed_length,
+            };
         }
         Ok(())
     }
@@ -526,6 +517,7 @@ impl<A: Apply> Base<A> {
                 .filter_map(|(k, w)| w.fault.clone().map(|f| (*k, f)))
                 .collect(),
             refused_signatures: self.signed.refused(),
+            system: self.system_info,
         }
     }
 

@@ -1,6 +1,9 @@
-//! Checkpoints, the pure part: which manifest a view's signed core has, and
-//! which arriving indexer signatures wait for a view state this peer does
-//! not hold yet. No I/O; `signed.rs` does the storage around it.
+//! Checkpoints, the pure part: which manifest a view's signed core (and
+//! the base's system core) has, and which arriving indexer signatures wait
+//! for a state this peer does not hold yet. No I/O; `signed.rs` does the
+//! storage around it. The system core ([`system_manifest`]) is signed,
+//! checked and trusted exactly as a view's core; below, "view" stands for
+//! either.
 //!
 //! # How checkpoints work
 //!
@@ -54,16 +57,27 @@ pub const MAX_WAITING_SIGNATURES: usize = 8;
 /// `signers / 2 + 1`, and a zero-length prologue that binds the base and the
 /// name into the key (a prologue of length 0 constrains no block).
 pub fn view_manifest(base: &CoreKey, name: &str, signers: &[PublicKey]) -> Result<Manifest> {
+    let mut material = base.0.to_vec();
+    material.extend_from_slice(name.as_bytes());
+    signed_manifest("hyper-autobase 2026 view core", &material, signers)
+}
+
+/// The manifest of the system core of base `base` (see the module docs of
+/// `system.rs`): signed as the views' cores are, its prologue derived from
+/// the base key alone under its own context, so it differs from every
+/// view's and per base.
+pub fn system_manifest(base: &CoreKey, signers: &[PublicKey]) -> Result<Manifest> {
+    signed_manifest("hyper-autobase 2026 system core", &base.0, signers)
+}
+
+/// A quorum manifest of `signers` (quorum `n / 2 + 1`) whose zero-length
+/// prologue's hash is `BLAKE3-derive-key(context, material)`.
+fn signed_manifest(context: &str, material: &[u8], signers: &[PublicKey]) -> Result<Manifest> {
     let quorum = u8::try_from(signers.len() / 2 + 1)
         .map_err(|_| Error::Malformed("more indexers than a manifest holds"))?;
     let mut manifest = Manifest::quorum(signers.to_vec(), quorum)?;
-    let mut material = base.0.to_vec();
-    material.extend_from_slice(name.as_bytes());
     manifest.prologue = Some(Prologue {
-        hash: Hash(blake3::derive_key(
-            "hyper-autobase 2026 view core",
-            &material,
-        )),
+        hash: Hash(blake3::derive_key(context, material)),
         length: 0,
     });
     Ok(manifest)
@@ -170,6 +184,17 @@ mod tests {
             view_manifest(&CoreKey([2; 32]), "log", &signers)?.key()
         );
         assert_ne!(a.key(), view_manifest(&base, "log", &signers[..2])?.key());
+        // The system core: its own key per base, no view's.
+        let system = system_manifest(&base, &signers)?;
+        assert_eq!(system.quorum, 2);
+        assert_eq!(system.signers, signers);
+        assert_eq!(system.key(), system_manifest(&base, &signers)?.key());
+        assert_ne!(system.key(), a.key());
+        assert_ne!(system.key(), view_manifest(&base, "", &signers)?.key());
+        assert_ne!(
+            system.key(),
+            system_manifest(&CoreKey([2; 32]), &signers)?.key()
+        );
         for (n, q) in [(1, 1), (2, 2), (4, 3), (5, 3)] {
             let s: Vec<PublicKey> = (0..n).map(|i| PublicKey([i + 10; 32])).collect();
             assert_eq!(view_manifest(&base, "log", &s)?.quorum, q);

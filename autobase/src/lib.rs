@@ -16,8 +16,20 @@
 //! highest round, round set), checked by every peer. They let a
 //! [`Linearizer`] start from a [`Frontier`] of the indexed prefix
 //! ([`Linearizer::from_frontier`]) and order later batches as one that
-//! holds the whole history: the pure half of fast-forward. A `Base` does
-//! not fast-forward yet (no signed system core carries the frontier).
+//! holds the whole history: the pure half of fast-forward.
+//!
+//! # The system core
+//!
+//! Every base also has a *system core* ([`Base::signed_system`]), signed
+//! as the views' cores are: one [`SystemEntry`] per leader commit of the
+//! indexed prefix that indexed a value ([`Linearizer::commits`]), holding
+//! the [`Frontier`] just after it ([`Linearizer::frontier_at_commit`]),
+//! the membership ([`Member`]) and each view's state ([`ViewState`])
+//! there. Entries are a function of the indexed prefix alone, so every
+//! peer writes the same bytes, and a quorum of indexers signs them
+//! ([`SystemInfo::signed_length`]). [`Base::signed_state`] decodes the
+//! newest signed entry: what a peer far behind needs to start from. A
+//! `Base` does not open from it yet (no fast-forward of the I/O half).
 //!
 //! # Checkpoints, trust and liveness
 //!
@@ -38,7 +50,8 @@
 //! Liveness: writes and the optimistic view go on with any number of
 //! indexers offline; finality (`indexed_length`) and so `signed_length`
 //! need a majority of the indexers online and acking, and move again once a
-//! majority is back. The [`checkpoint`] module docs give the details.
+//! majority is back. The system core is signed and trusted the same way.
+//! The [`checkpoint`] module docs give the details.
 //!
 //! ```
 //! use hyper_autobase::{Head, Linearizer, Node};
@@ -64,18 +77,22 @@
 mod base;
 pub mod checkpoint;
 mod error;
+mod host;
 mod linearizer;
 mod node;
 mod signed;
+mod system;
 mod undo;
 mod view;
 
-pub use base::{Apply, Base, BaseInfo, HOLD_BACK, Host, MAX_ACKS, RECORD_LAG, ViewInfo};
+pub use base::{Base, BaseInfo, HOLD_BACK, MAX_ACKS, RECORD_LAG, ViewInfo};
 pub use error::{Error, Result};
-pub use linearizer::{Batch, Frontier, FrontierWriter, Linearizer, Update};
+pub use host::{Apply, Host};
+pub use linearizer::{Batch, Commit, Frontier, FrontierWriter, Linearizer, Update};
 pub use node::{
     Causal, Head, Header, MAX_BATCH, MAX_CHECKPOINT, MAX_HEADS, MAX_INDEXERS, Node, PROTOCOL,
     VERSION, ViewSignature, writer_key_of,
 };
 pub use signed::MAX_REFUSALS;
+pub use system::{Member, SystemEntry, SystemInfo, ViewState};
 pub use view::View;

@@ -100,7 +100,7 @@ use crate::error::{Error, Result};
 use crate::node::{Causal, Head, Node};
 
 mod frontier;
-pub use frontier::{Frontier, FrontierWriter};
+pub use frontier::{Commit, Frontier, FrontierWriter};
 
 impl Causal {
     /// The facts of a batch whose dependencies (the batch before it in its
@@ -186,6 +186,8 @@ struct Vertex {
     clock: Vec<u64>,
     /// Depth, highest round in its past and round set.
     causal: Causal,
+    /// Its position in the indexed prefix (`usize::MAX`: not indexed).
+    indexed_at: usize,
 }
 
 /// A dependency of a batch being inserted: a batch in the DAG, or one below
@@ -267,6 +269,8 @@ pub struct Linearizer {
     old: HashMap<(usize, u64), Option<Causal>>,
     /// Batches indexed before the frontier this linearizer started from.
     skipped: u64,
+    /// Every leader commit since this linearizer started, oldest first.
+    commits: Vec<Commit>,
 }
 
 impl Linearizer {
@@ -296,6 +300,7 @@ impl Linearizer {
             reported: Vec::new(),
             old: HashMap::new(),
             skipped: 0,
+            commits: Vec::new(),
         };
         for (position, key) in sorted.iter().enumerate() {
             let w = lin.add_writer(*key);
@@ -842,6 +847,7 @@ impl Linearizer {
             batch,
             clock,
             causal,
+            indexed_at: usize::MAX,
         });
         let Some(state) = self.writers.get_mut(w) else {
             return Ok(());
@@ -917,21 +923,21 @@ impl Linearizer {
         let Some((top, _)) = self.leader(round) else {
             return;
         };
-        let mut anchors = vec![top];
+        let mut anchors = vec![(top, round)];
         let mut r = round;
         let floor = self.committed_round.map_or(0, |c| c + 2);
         while r >= floor + 2 {
             r -= 2;
-            let Some(anchor) = anchors.last().and_then(|&a| self.vertices.get(a)) else {
+            let Some(anchor) = anchors.last().and_then(|&(a, _)| self.vertices.get(a)) else {
                 break;
             };
             if let Some((id, l)) = self.leader(r)
                 && anchor.covers(l.writer, l.batch.end())
             {
-                anchors.push(id);
+                anchors.push((id, r));
             }
         }
-        for &a in anchors.iter().rev() {
+        for &(a, anchor_round) in anchors.iter().rev() {
             let Some(clock) = self.vertices.get(a).map(|v| v.clock.clone()) else {
                 continue;
             };
@@ -955,7 +961,7 @@ impl Linearizer {
             }
             self.sort(&mut segment);
             self.changed_from = self.changed_from.min(self.indexed.len());
-            self.indexed.extend(segment);
+            self.record_commit(anchor_round, segment);
         }
         // The batches indexed now leave the tip (it stays sorted).
         let (vertices, writers) = (&self.vertices, &self.writers);

@@ -30,9 +30,9 @@ struct RawNode {
     causal: Option<RawCausal>,
 }
 
-/// The prost form of `Causal`.
+/// The prost form of `Causal` (also in system entries).
 #[derive(Clone, PartialEq, prost::Message)]
-struct RawCausal {
+pub(crate) struct RawCausal {
     #[prost(uint64, tag = "1")]
     depth: u64,
     #[prost(uint64, optional, tag = "2")]
@@ -76,7 +76,8 @@ pub const VERSION: u32 = 1;
 /// The most indexers a base may have.
 pub const MAX_INDEXERS: usize = 64;
 
-/// The most view signatures one node's checkpoint may carry (one per view).
+/// The most signatures one node's checkpoint may carry (one per signed
+/// core: the views' and the system core).
 pub const MAX_CHECKPOINT: usize = 64;
 
 /// The writer core key of the writer whose signing key is `signer`: the
@@ -200,14 +201,15 @@ pub struct Head {
     pub length: u64,
 }
 
-/// An indexer's signature over one view's state, carried in the indexer's
-/// node: the view core `view` at `length` entries (its roots as this peer's
-/// own copy of the view has them), signed by the node's writer. The state
+/// An indexer's signature over the state of one signed core (a view's or
+/// the base's system core), carried in the indexer's node: the core `view`
+/// at `length` entries (its roots as this peer's own copy has them),
+/// signed by the node's writer. The state
 /// signed is the core's signable hash (core key, roots hash, length, fork
 /// 0): a view's signed cores never fork.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViewSignature {
-    /// The view core's key.
+    /// The signed core's key (a view's, or the system core's).
     pub view: CoreKey,
     /// The view length signed (at least 1).
     pub length: u64,
@@ -326,11 +328,7 @@ impl Node {
                     signature: s.signature.0.to_vec(),
                 })
                 .collect(),
-            causal: self.causal.map(|c| RawCausal {
-                depth: c.depth,
-                round: c.round,
-                round_set: c.round_set,
-            }),
+            causal: self.causal.map(RawCausal::from),
         }
         .encode_to_vec()
     }
@@ -373,11 +371,7 @@ impl Node {
             heads,
             batch_remaining: raw.batch_remaining,
             checkpoint,
-            causal: raw.causal.map(|c| Causal {
-                depth: c.depth,
-                round: c.round,
-                round_set: c.round_set,
-            }),
+            causal: raw.causal.map(Causal::from),
         };
         node.validate()?;
         Ok(node)
@@ -420,8 +414,28 @@ impl Node {
     }
 }
 
+impl From<Causal> for RawCausal {
+    fn from(c: Causal) -> Self {
+        RawCausal {
+            depth: c.depth,
+            round: c.round,
+            round_set: c.round_set,
+        }
+    }
+}
+
+impl From<RawCausal> for Causal {
+    fn from(c: RawCausal) -> Self {
+        Causal {
+            depth: c.depth,
+            round: c.round,
+            round_set: c.round_set,
+        }
+    }
+}
+
 /// `bytes` as an array of exactly `N`, or `Malformed(why)`.
-fn fixed<const N: usize>(bytes: &[u8], why: &'static str) -> Result<[u8; N]> {
+pub(crate) fn fixed<const N: usize>(bytes: &[u8], why: &'static str) -> Result<[u8; N]> {
     <[u8; N]>::try_from(bytes).map_err(|_| Error::Malformed(why))
 }
 

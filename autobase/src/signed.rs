@@ -1,40 +1,64 @@
-//! The views' signed cores: the storage around [`crate::checkpoint`]. The
-//! module docs of `checkpoint` say how checkpoints work and what a peer
-//! trusts.
+//! The signed cores of a base (one per view, and the system core): the
+//! storage around [`crate::checkpoint`]. Views and the system core go
+//! through the same path: opened from a manifest of the indexers, grown
+//! by every peer as an unsigned tail, signed by each indexer in its next
+//! node, assembled from the signatures that arrive. The module docs of
+//! `checkpoint` say how checkpoints work and what a peer trusts.
 
 use std::collections::VecDeque;
+use std::fmt;
 
-use hyper_core::{Core, CoreKey, KeyPair, PublicKey, Store};
+use hyper_core::{Core, CoreKey, KeyPair, Manifest, PublicKey, Store};
 
-use crate::checkpoint::{Arrived, Pending, view_manifest};
+use crate::checkpoint::{Arrived, Pending, system_manifest, view_manifest};
 use crate::error::Result;
 use crate::node::{MAX_CHECKPOINT, ViewSignature};
 
 /// How many refusal reasons [`BaseInfo::refused_signatures`](crate::BaseInfo::refused_signatures) keeps (the newest).
 pub const MAX_REFUSALS: usize = 16;
 
-/// The signed cores of a base's views, the signatures on their way, and
-/// this store's own signing key when it is an indexer.
-pub(crate) struct SignedViews {
-    /// (name, signed core) per view, in the base's view order.
-    cores: Vec<(String, Core)>,
+/// What a signed core holds: a view's indexed entries, or the base's
+/// system entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Label {
+    View(String),
+    System,
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Label::View(name) => write!(f, "view '{name}'"),
+            Label::System => f.write_str("the system core"),
+        }
+    }
+}
+
+/// The signed cores of a base (its views', in the base's view order, then
+/// the system core), the signatures on their way, and this store's own
+/// signing key when it is an indexer.
+pub(crate) struct SignedCores {
+    /// (what it holds, signed core) per core: the views, then the system
+    /// core.
+    cores: Vec<(Label, Core)>,
     /// The indexers' signing keys, in the header's order.
     signers: Vec<PublicKey>,
     /// The indexers' writer core keys, same order.
     indexers: Vec<CoreKey>,
     /// This store's position among the indexers and its key pair.
     me: Option<(usize, KeyPair)>,
-    /// Per view, the longest length this store's writer has shipped a
+    /// Per core, the longest length this store's writer has shipped a
     /// signature for (read back from its own log at open).
     shipped: Vec<u64>,
     pending: Pending,
     refused: VecDeque<String>,
 }
 
-impl SignedViews {
+impl SignedCores {
     /// Opens (creating on first use) the signed core of each view in
-    /// `names` of base `base`, whose indexers sign with `signers` (writer
-    /// core keys `indexers`); `local` is this store's writer core.
+    /// `names` of base `base` and its system core, whose indexers sign with
+    /// `signers` (writer core keys `indexers`); `local` is this store's
+    /// writer core.
     pub(crate) fn open(
         store: &Store,
         base: &CoreKey,
@@ -54,18 +78,24 @@ impl SignedViews {
             }
             None => None,
         };
-        let cores = names
+        let mut manifests: Vec<(Label, Manifest)> = names
             .iter()
             .map(|name| {
-                let manifest = view_manifest(base, name, signers)?;
-                let keys = me.iter().map(|(_, p)| p.clone()).collect();
                 Ok((
-                    name.to_string(),
-                    store.create_with_manifest(manifest, keys)?,
+                    Label::View(name.to_string()),
+                    view_manifest(base, name, signers)?,
                 ))
             })
+            .collect::<Result<_>>()?;
+        manifests.push((Label::System, system_manifest(base, signers)?));
+        let cores = manifests
+            .into_iter()
+            .map(|(label, manifest)| {
+                let keys = me.iter().map(|(_, p)| p.clone()).collect();
+                Ok((label, store.create_with_manifest(manifest, keys)?))
+            })
             .collect::<Result<Vec<_>>>()?;
-        Ok(SignedViews {
+        Ok(SignedCores {
             shipped: vec![0; cores.len()],
             cores,
             signers: signers.to_vec(),
@@ -76,14 +106,25 @@ impl SignedViews {
         })
     }
 
-    /// The signed core of view `i`.
+    /// The system core.
+    pub(crate) fn system(&self) -> Option<&Core> {
+        self.cores
+            .iter()
+            .find(|(l, _)| *l == Label::System)
+            .map(|(_, c)| c)
+    }
+
+    /// The signed core of view `i` (`i` past the views: the system core).
     pub(crate) fn core(&self, i: usize) -> Option<&Core> {
         self.cores.get(i).map(|(_, c)| c)
     }
 
     /// The signed core of the view `name`.
     pub(crate) fn by_name(&self, name: &str) -> Option<&Core> {
-        self.cores.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+        self.cores
+            .iter()
+            .find(|(l, _)| matches!(l, Label::View(n) if n == name))
+            .map(|(_, c)| c)
     }
 
     /// Why signatures were refused or dropped, newest last.
@@ -118,10 +159,10 @@ impl SignedViews {
     }
 
     /// Takes in the checkpoint of a node of `writer`. A checkpoint of a
-    /// writer that is not an indexer, or naming no view of this base, is
-    /// refused; a signature at or below the view's signed length is stale
-    /// (nothing to do, as when a reopened base reads its history again);
-    /// the rest waits until this peer's view reaches it.
+    /// writer that is not an indexer, or a signature naming no signed core
+    /// of this base, is refused; a signature at or below the core's signed
+    /// length is stale (nothing to do, as when a reopened base reads its
+    /// history again); the rest waits until this peer's core reaches it.
     pub(crate) fn receive(&mut self, writer: &CoreKey, checkpoint: &[ViewSignature]) -> Result<()> {
         if checkpoint.is_empty() {
             return Ok(());
@@ -136,7 +177,8 @@ impl SignedViews {
         for s in checkpoint {
             let Some(view) = self.cores.iter().position(|(_, c)| c.key() == s.view) else {
                 self.refuse(format!(
-                    "signature of indexer {writer} refused: view {} is not a view of this base",
+                    "signature of indexer {writer} refused: core {} is not a view of this base \
+                     nor its system core",
                     s.view
                 ));
                 continue;
@@ -163,13 +205,13 @@ impl SignedViews {
         Ok(())
     }
 
-    /// Adds every waiting signature whose view length this peer holds now;
-    /// a signature that does not verify against this peer's view is
+    /// Adds every waiting signature whose core length this peer holds now;
+    /// a signature that does not verify against this peer's core is
     /// refused with the reason. The signed lengths move where a quorum
     /// signed.
     pub(crate) fn assemble(&mut self) -> Result<()> {
         for i in 0..self.cores.len() {
-            let Some((name, core)) = self.cores.get(i).cloned() else {
+            let Some((label, core)) = self.cores.get(i).cloned() else {
                 continue;
             };
             let info = core.info()?;
@@ -187,7 +229,7 @@ impl SignedViews {
                 let state = core.state_at(a.length)?;
                 if let Err(e) = core.add_signature(&state, key, &a.signature) {
                     self.refuse(format!(
-                        "signature of indexer {writer} for view '{name}' at length {} refused: {e}",
+                        "signature of indexer {writer} for {label} at length {} refused: {e}",
                         a.length
                     ));
                 }
@@ -196,9 +238,10 @@ impl SignedViews {
         Ok(())
     }
 
-    /// Whether this store is an indexer holding a view state longer than
-    /// the last it shipped a signature for: its next node should carry a
-    /// checkpoint, and an ack may be worth appending for it alone.
+    /// Whether this store is an indexer holding a signed core's state
+    /// longer than the last it shipped a signature for: its next node
+    /// should carry a checkpoint, and an ack may be worth appending for it
+    /// alone.
     pub(crate) fn unshipped(&self) -> Result<bool> {
         if self.me.is_none() {
             return Ok(false);
@@ -212,9 +255,9 @@ impl SignedViews {
     }
 
     /// This indexer's checkpoint for its next node: a signature over each
-    /// view state longer than the last shipped (at most
-    /// [`MAX_CHECKPOINT`], so the node stays valid), also added here at
-    /// once. Empty for a store that is not an indexer.
+    /// signed core's state longer than the last shipped (at most
+    /// [`MAX_CHECKPOINT`], so the node stays valid; the views first), also
+    /// added here at once. Empty for a store that is not an indexer.
     pub(crate) fn checkpoint(&mut self) -> Result<Vec<ViewSignature>> {
         let Some((_, pair)) = &self.me else {
             return Ok(Vec::new());
@@ -223,7 +266,7 @@ impl SignedViews {
         let mut out = Vec::new();
         for ((_, core), shipped) in self.cores.iter().zip(&self.shipped) {
             if out.len() == MAX_CHECKPOINT {
-                // The other views' signatures go in the next node.
+                // The other cores' signatures go in the next node.
                 break;
             }
             let length = core.info()?.length;

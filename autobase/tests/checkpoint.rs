@@ -3,227 +3,14 @@
 //! indexed, two of three still sign, one alone does not (while writes go
 //! on), and forged checkpoints are refused.
 
+mod common;
+
 use std::thread;
 use std::time::{Duration, Instant};
 
-use hyper_autobase::{
-    Apply, Base, BaseInfo, Batch, Causal, Host, Node, Result, View, ViewSignature,
-};
-use hyper_core::Core;
-use hyper_core::{CoreKey, KeyPair, PublicKey, Signature, Store};
-use hyper_wire::{
-    Connection, DownloadRange, Replication, ReplicationOptions, connect_tcp, listen_tcp, serve_tcp,
-};
-
-const NAME: &str = "chat";
-const VIEW: &str = "log";
-/// How long a test waits for the peers to settle.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Every value is a line of the log; `add:KEY` adds a writer.
-struct Log;
-
-impl Apply for Log {
-    fn apply(&mut self, batch: &Batch, view: &mut View<'_>, host: &mut Host<'_>) -> Result<()> {
-        for value in batch.values.iter().flatten() {
-            match String::from_utf8_lossy(value).strip_prefix("add:") {
-                Some(hex) => host.add_writer(hex.parse().expect("key")),
-                None => view.append(VIEW, value)?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Replications of some stores, each serving on loopback, connected in a
-/// full mesh, downloading the given writer cores live. Dropping it takes
-/// those stores offline.
-struct Mesh {
-    runtime: tokio::runtime::Runtime,
-    connections: Vec<Connection>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    _replications: Vec<Replication>,
-}
-
-impl Mesh {
-    fn new(stores: &[&Store], cores: &[CoreKey]) -> Mesh {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let mut mesh = Mesh {
-            connections: Vec::new(),
-            tasks: Vec::new(),
-            _replications: Vec::new(),
-            runtime,
-        };
-        let mut addrs = Vec::new();
-        for store in stores {
-            let (r, addr) = mesh.runtime.block_on(async {
-                let r = Replication::new(
-                    (*store).clone(),
-                    KeyPair::generate().expect("identity"),
-                    ReplicationOptions::default(),
-                );
-                let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
-                mesh.tasks.push(serve_tcp(&r, listener));
-                for key in cores {
-                    let core = store.replica(key).expect("replica");
-                    r.add_core(&core);
-                    if !core.writable().expect("writable") {
-                        let r = r.clone();
-                        mesh.tasks.push(tokio::spawn(async move {
-                            let _ = r.download(&core, DownloadRange::live()).await;
-                        }));
-                    }
-                }
-                for to in &addrs {
-                    mesh.connections
-                        .push(connect_tcp(&r, *to).await.expect("connect"));
-                }
-                (r, addr)
-            });
-            addrs.push(addr);
-            mesh._replications.push(r);
-        }
-        mesh
-    }
-}
-
-impl Drop for Mesh {
-    fn drop(&mut self) {
-        for c in &self.connections {
-            c.close();
-        }
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-/// Stores, their writer keys and signing keys; the base is created in
-/// store 0 with stores 0..indexers as its indexers.
-struct Peers {
-    _dir: tempfile::TempDir,
-    stores: Vec<Store>,
-    writers: Vec<CoreKey>,
-}
-
-impl Peers {
-    fn new(count: usize) -> Peers {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let stores: Vec<Store> = (0..count)
-            .map(|i| Store::open(dir.path().join(i.to_string())).expect("store"))
-            .collect();
-        let writers = stores
-            .iter()
-            .map(|s| s.named(NAME).expect("writer").key())
-            .collect();
-        Peers {
-            _dir: dir,
-            stores,
-            writers,
-        }
-    }
-
-    fn signer(&self, i: usize) -> PublicKey {
-        Base::<Log>::signing_key(&self.stores[i], NAME).expect("signing key")
-    }
-
-    /// A mesh of the stores `online`.
-    fn mesh(&self, online: &[usize]) -> Mesh {
-        let stores: Vec<&Store> = online.iter().map(|i| &self.stores[*i]).collect();
-        Mesh::new(&stores, &self.writers)
-    }
-
-    /// Creates the base in store 0 with `indexers` (store indexes besides
-    /// 0) and has every other store join once the header reached it.
-    fn bases(&self, indexers: &[usize]) -> Vec<Base<Log>> {
-        let signers: Vec<PublicKey> = indexers.iter().map(|i| self.signer(*i)).collect();
-        let first = Base::create(&self.stores[0], NAME, &signers, &[VIEW], Log).expect("create");
-        let key = first.key();
-        let mut bases = vec![first];
-        for store in &self.stores[1..] {
-            let header = store.replica(&key).expect("replica");
-            wait(|| header.has(0).expect("has"), "the base header");
-            bases.push(Base::join(store, key, NAME, &[VIEW], Log).expect("join"));
-        }
-        bases
-    }
-}
-
-/// Waits until `done`, failing the test after [`PATIENCE`].
-fn wait(mut done: impl FnMut() -> bool, what: &str) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < PATIENCE,
-            "{what}: not within {PATIENCE:?}"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Runs the bases (update, then ack as the ack policy says with the timer
-/// fired) until `done` holds for every base's info.
-fn drive(bases: &mut [Base<Log>], done: impl Fn(&BaseInfo) -> bool, what: &str) {
-    let started = Instant::now();
-    loop {
-        let mut infos = Vec::new();
-        for base in bases.iter_mut() {
-            base.update().expect("update");
-            base.ack_until_settled(true).expect("ack");
-            infos.push(base.info());
-        }
-        if infos.iter().all(&done) {
-            return;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "{what}: not within {PATIENCE:?}: {:#?}",
-            infos.iter().map(|i| &i.views).collect::<Vec<_>>()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Whether the log view's length, indexed length and signed length are all
-/// `n`.
-fn settled_at(n: u64) -> impl Fn(&BaseInfo) -> bool {
-    move |i| {
-        i.views
-            .first()
-            .is_some_and(|v| v.length == n && v.indexed_length == n && v.signed_length == n)
-    }
-}
-
-fn log(base: &Base<Log>) -> Vec<Vec<u8>> {
-    let view = base.view(VIEW).expect("view");
-    let length = view.info().expect("info").length;
-    (0..length).map(|i| view.get(i).expect("block")).collect()
-}
-
-fn append(base: &mut Base<Log>, who: usize, values: std::ops::Range<u32>) {
-    for v in values {
-        base.append(&[format!("{who}:{v}").as_bytes()])
-            .expect("append");
-    }
-}
-
-/// The positions among the indexers of the signers of the log view's
-/// signed state in `base`.
-fn signers_of(base: &Base<Log>) -> Vec<u8> {
-    let state = base
-        .signed_view(VIEW)
-        .expect("signed view")
-        .signed_state()
-        .expect("state");
-    let mut s: Vec<u8> = state.signatures.iter().map(|s| s.signer).collect();
-    s.sort_unstable();
-    s
-}
-
+use common::*;
+use hyper_autobase::{Base, Causal, Node, ViewSignature};
+use hyper_core::{Core, CoreKey, Signature, Store};
 #[test]
 fn three_indexers_sign_what_they_indexed() {
     let peers = Peers::new(4);
@@ -264,18 +51,6 @@ fn three_indexers_sign_what_they_indexed() {
             .expect("state"),
     );
     assert_eq!(ours.roots, theirs.roots);
-}
-
-/// Three indexers, online, one value each, all signed.
-fn three_signed_at_3() -> (Peers, Mesh, Vec<Base<Log>>) {
-    let peers = Peers::new(3);
-    let mesh = peers.mesh(&[0, 1, 2]);
-    let mut bases = peers.bases(&[1, 2]);
-    for (i, base) in bases.iter_mut().enumerate() {
-        append(base, i, 0..1);
-    }
-    drive(&mut bases, settled_at(3), "all three sign 3");
-    (peers, mesh, bases)
 }
 
 #[test]
@@ -363,22 +138,30 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
     let indexer_log = peers.stores[0].replica(&peers.writers[1]).expect("log");
     let genuine: ViewSignature = (1..indexer_log.info().expect("info").length)
         .filter_map(|i| Node::decode(&indexer_log.get(i).expect("block")).ok())
-        .find_map(|n| n.checkpoint.first().copied())
+        .find_map(|n| n.checkpoint.iter().find(|s| s.view == base_signed).copied())
         .expect("indexer 1 shipped a checkpoint");
-    assert_eq!(genuine.view, base_signed);
+    let system = bases[0].signed_system().expect("system").key();
+    let system_next = bases[0].info().system.length + 1;
     // Stores 2 and 3 turn hostile: they stop running their bases and append
     // crafted nodes to their own (signed) writer cores, which replicate.
     let mut honest: Vec<Base<Log>> = bases.drain(..2).collect();
     drop(bases);
     // The non-indexer replays the indexer's genuine signature as its own.
     let replay = Node::new(Some(b"3:replayed".to_vec()), vec![], 0).with_checkpoint(vec![genuine]);
-    // The indexer forges: garbage over the next state, and one far ahead.
-    let forged =
-        Node::new(Some(b"2:forged".to_vec()), vec![], 0).with_checkpoint(vec![ViewSignature {
+    // The indexer forges: garbage over the next state of the view and of
+    // the system core, and one far ahead.
+    let forged = Node::new(Some(b"2:forged".to_vec()), vec![], 0).with_checkpoint(vec![
+        ViewSignature {
             view: base_signed,
             length: 4,
             signature: Signature([7; 64]),
-        }]);
+        },
+        ViewSignature {
+            view: system,
+            length: system_next,
+            signature: Signature([6; 64]),
+        },
+    ]);
     let far = Node::new(None, vec![], 0).with_checkpoint(vec![ViewSignature {
         view: base_signed,
         length: 1_000_000,
@@ -447,6 +230,13 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
         assert!(
             text.contains(&format!(
                 "signature of indexer {} for view 'log' at length 4 refused",
+                peers.writers[2]
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "signature of indexer {} for the system core at length {system_next} refused",
                 peers.writers[2]
             )),
             "{text}"

@@ -2,14 +2,19 @@
 //! partitions, merges and delivery orders, with the linearizer's
 //! guarantees checked after every step. `SIM_SEED=n` replays one seed;
 //! `SIM_SEEDS=n` runs more. One peer's frontier is snapshotted at a random
-//! step; from then on, after every update of that peer, a linearizer
-//! started from the frontier and fed the peer's later nodes (writers in a
+//! step, and with it the frontier at one of its earlier leader commits,
+//! carried through a system entry's encoding as a system core holds it;
+//! from then on, after every update of that peer, a linearizer started
+//! from either frontier and fed the peer's later nodes (writers in a
 //! random order, older batches' nodes given as it asks) must give the
-//! peer's order after the snapshot's indexed prefix, and as many indexed.
+//! peer's order after that frontier's indexed prefix, and as many indexed.
+//! Every two peers' leader commits agree (one's are a prefix of the
+//! other's, with the same frontier at each), however many commits each
+//! made per update.
 
 use std::collections::HashMap;
 
-use hyper_autobase::{Batch, Frontier, Linearizer, Node};
+use hyper_autobase::{Batch, Frontier, Linearizer, Member, Node, SystemEntry};
 use hyper_core::CoreKey;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -35,8 +40,8 @@ struct Sim {
     peers: Vec<Peer>,
     /// Group of each peer while partitioned.
     partition: Option<Vec<usize>>,
-    /// A peer and its frontier at some step (fast-forward checks).
-    snapshot: Option<(usize, Frontier)>,
+    /// A peer and frontiers of it taken at some step (fast-forward checks).
+    snapshots: Vec<(usize, Frontier)>,
 }
 
 fn id(b: &Batch) -> (CoreKey, u64) {
@@ -79,7 +84,7 @@ impl Sim {
             indexers,
             peers,
             partition: None,
-            snapshot: None,
+            snapshots: Vec::new(),
         }
     }
 
@@ -158,8 +163,58 @@ impl Sim {
             _ => self.partition = None,
         }
         self.update(p);
-        if self.snapshot.is_none() && self.rng.random_bool(0.05) {
-            self.snapshot = Some((p, self.peers[p].lin.frontier()));
+        if self.snapshots.is_empty() && self.rng.random_bool(0.05) {
+            let lin = &self.peers[p].lin;
+            self.snapshots.push((p, lin.frontier()));
+            let commits = lin.commits().len();
+            if commits > 0 {
+                let i = self.rng.random_range(0..commits);
+                let frontier = lin.frontier_at_commit(i).expect("a commit");
+                self.snapshots.push((p, self.through_an_entry(frontier)));
+            }
+        }
+    }
+
+    /// `frontier` encoded in a system entry (every writer a member, as
+    /// every writer of the simulation is) and decoded again.
+    fn through_an_entry(&self, frontier: Frontier) -> Frontier {
+        let members = frontier
+            .writers
+            .iter()
+            .map(|w| Member {
+                key: w.key,
+                indexer: self.indexers.contains(&w.key),
+                removed: false,
+            })
+            .collect();
+        let entry = SystemEntry {
+            frontier,
+            members,
+            views: Vec::new(),
+        };
+        let decoded = SystemEntry::decode(&entry.encode()).expect("a valid entry");
+        assert_eq!(decoded, entry);
+        decoded.frontier
+    }
+
+    /// Peers `p` and `q` made the same leader commits as far as both got,
+    /// with the same frontier after each.
+    fn check_commits(&self, p: usize, q: usize) {
+        let (a, b) = (&self.peers[p].lin, &self.peers[q].lin);
+        let both = a.commits().len().min(b.commits().len());
+        assert_eq!(
+            a.commits()[..both],
+            b.commits()[..both],
+            "peers {p} and {q} disagree on the leader commits"
+        );
+        // The newest common commit's frontier (the others were checked
+        // when it was new).
+        if let Some(i) = both.checked_sub(1) {
+            assert_eq!(
+                a.frontier_at_commit(i),
+                b.frontier_at_commit(i),
+                "peers {p} and {q} disagree on the frontier at commit {i}"
+            );
         }
     }
 
@@ -200,6 +255,15 @@ impl Sim {
                 a.starts_with(b) || b.starts_with(a),
                 "peers {p} and {q} disagree on the indexed prefix"
             );
+            self.check_commits(p, q);
+        }
+        let lin = &self.peers[p].lin;
+        if let Some(last) = lin.commits().len().checked_sub(1) {
+            assert_eq!(
+                lin.frontier_at_commit(last),
+                Some(lin.frontier()),
+                "the frontier after the newest commit is the frontier now"
+            );
         }
     }
 
@@ -228,13 +292,24 @@ impl Sim {
     /// and fed what `p` holds after it gives `p`'s order after the
     /// snapshot's prefix, with as many batches indexed.
     fn check_fast_forward(&mut self, p: usize, order: &[(CoreKey, u64)], indexed: usize) {
-        let Some((q, frontier)) = self.snapshot.clone() else {
-            return;
-        };
-        if q != p {
-            return;
+        for (q, frontier) in self.snapshots.clone() {
+            if q == p {
+                self.fast_forward_from(p, &frontier, order, indexed);
+            }
         }
-        let mut lin = Linearizer::from_frontier(&self.indexers, &frontier).expect("frontier");
+    }
+
+    /// A linearizer started from `frontier` of peer `p` and fed what `p`
+    /// holds after it gives `p`'s order after it, as many indexed, and
+    /// `p`'s frontier now.
+    fn fast_forward_from(
+        &mut self,
+        p: usize,
+        frontier: &Frontier,
+        order: &[(CoreKey, u64)],
+        indexed: usize,
+    ) {
+        let mut lin = Linearizer::from_frontier(&self.indexers, frontier).expect("frontier");
         let mut writers: Vec<usize> = (0..self.keys.len()).collect();
         for i in (1..writers.len()).rev() {
             writers.swap(i, self.rng.random_range(0..=i));

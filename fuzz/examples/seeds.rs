@@ -6,8 +6,11 @@
 
 use std::path::Path;
 
-use hyper_autobase::{Causal, Head, Header as BaseHeader, Node as BaseNode};
-use hyper_core::{CoreKey, Durability, KeyPair, ProofRequest, Store, StoreOptions};
+use hyper_autobase::{
+    Causal, Frontier, FrontierWriter, Head, Header as BaseHeader, Member, Node as BaseNode,
+    SystemEntry, ViewState,
+};
+use hyper_core::{CoreKey, Durability, KeyPair, ProofRequest, PublicKey, Store, StoreOptions};
 use hyper_drive::messages::{
     ChunkList, Contiguous, Entry, Header as DriveHeader, Kind, Location, Run,
 };
@@ -41,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write("bee_nodes", &bee_scripts())?;
     write("drive_entries", &drive_entries())?;
     write("autobase_nodes", &autobase_blocks())?;
+    write("autobase_system", &system_entries())?;
     write("replicator", &replicator_scripts())?;
     write("dht_node", &dht_node_scripts())?;
     Ok(())
@@ -289,9 +293,63 @@ fn drive_entries() -> Vec<Vec<u8>> {
     seeds
 }
 
+/// System entries: one indexer alone; two indexers, a member with no
+/// indexed node, a removed one, two views.
+fn system_entries() -> Vec<Vec<u8>> {
+    let facts = |depth, round: Option<u64>, round_set| Causal {
+        depth,
+        round,
+        round_set,
+    };
+    let writer = |k: u8, length, causal| FrontierWriter {
+        key: CoreKey([k; 32]),
+        length,
+        causal,
+    };
+    let member = |k: u8, indexer, removed| Member {
+        key: CoreKey([k; 32]),
+        indexer,
+        removed,
+    };
+    let view = |name: &str, length| ViewState {
+        name: name.to_string(),
+        length,
+        tree_hash: [length as u8; 32],
+    };
+    let one = SystemEntry {
+        frontier: Frontier {
+            batches: 2,
+            committed_round: Some(0),
+            writers: vec![writer(1, 2, Some(facts(2, Some(0), 1)))],
+        },
+        members: vec![member(1, true, false)],
+        views: vec![view("log", 2)],
+    };
+    let more = SystemEntry {
+        frontier: Frontier {
+            batches: 5,
+            committed_round: Some(4),
+            writers: vec![
+                writer(1, 3, Some(facts(5, Some(4), 0b11))),
+                writer(2, 2, Some(facts(4, Some(4), 0b10))),
+                writer(3, 0, None),
+                writer(4, 1, Some(facts(1, None, 0))),
+            ],
+        },
+        members: vec![
+            member(1, true, false),
+            member(2, true, false),
+            member(3, false, false),
+            member(4, false, true),
+        ],
+        views: vec![view("kv", 0), view("log", 4)],
+    };
+    vec![one.encode(), more.encode()]
+}
+
 fn autobase_blocks() -> Vec<Vec<u8>> {
     let first = BaseHeader::First {
-        indexers: vec![CoreKey([1; 32]), CoreKey([2; 32])],
+        indexers: vec![PublicKey([1; 32]), PublicKey([2; 32])],
     };
     let writer = BaseHeader::Writer {
         base: CoreKey([3; 32]),

@@ -56,7 +56,49 @@ impl Frontier {
     }
 }
 
+/// One leader commit: the indexed prefix grew by the leader of `round` and
+/// the part of its causal past not indexed before. Every peer commits the
+/// same leaders in the same order and indexes the same batches at each
+/// (see the module docs of `linearizer.rs`), however many commits one
+/// update happens to make, so the commits are the points of the indexed
+/// prefix every peer passes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit {
+    /// The committed leader's round (even).
+    pub round: u64,
+    /// How many batches the indexed prefix holds after it, the batches
+    /// before this linearizer's frontier included.
+    pub batches: u64,
+    /// Whether a batch it indexed holds a value (is not an ack).
+    pub values: bool,
+}
+
 impl Linearizer {
+    /// Appends the `segment` the leader of `round` indexes (sorted) to the
+    /// indexed prefix and records the commit.
+    pub(super) fn record_commit(&mut self, round: u64, segment: Vec<super::VertexId>) {
+        let mut values = false;
+        for &v in &segment {
+            let at = self.indexed.len();
+            if let Some(x) = self.vertices.get_mut(v) {
+                x.indexed_at = at;
+                values |= !x.batch.is_ack();
+            }
+            self.indexed.push(v);
+        }
+        self.commits.push(Commit {
+            round,
+            batches: self.skipped + self.indexed.len() as u64,
+            values,
+        });
+    }
+
+    /// Every leader commit since this linearizer started (from empty or
+    /// from a frontier), oldest first: see [`Commit`].
+    pub fn commits(&self) -> &[Commit] {
+        &self.commits
+    }
+
     /// The frontier of the indexed prefix now: per writer its indexed
     /// length and the facts of its batch ending there, and the newest
     /// committed leader round. [`Linearizer::from_frontier`] given it (and
@@ -64,32 +106,52 @@ impl Linearizer {
     /// batch as this linearizer does. The same on every peer for the same
     /// indexed prefix (the prefix grows a committed leader at a time).
     pub fn frontier(&self) -> Frontier {
+        self.frontier_until(self.indexed.len(), self.committed_round)
+    }
+
+    /// The frontier just after commit `i` of [`Linearizer::commits`] (what
+    /// [`Linearizer::frontier`] gave right after that commit, for every
+    /// writer this linearizer knows now); `None` past the last commit.
+    /// Every peer that made commit `i` gets the same frontier for the
+    /// writers both know.
+    pub fn frontier_at_commit(&self, i: usize) -> Option<Frontier> {
+        let c = self.commits.get(i)?;
+        let held = usize::try_from(c.batches.checked_sub(self.skipped)?).ok()?;
+        Some(self.frontier_until(held, Some(c.round)))
+    }
+
+    /// The frontier when the indexed prefix held its first `held` batches
+    /// (after the skipped ones) and `committed_round` was committed.
+    fn frontier_until(&self, held: usize, committed_round: Option<u64>) -> Frontier {
         let mut writers: Vec<FrontierWriter> = self
             .by_key
             .iter()
             .filter_map(|(key, &w)| {
                 let state = self.writers.get(w)?;
-                let causal = if state.indexed == state.floor {
-                    state.floor_causal
-                } else {
-                    state
-                        .batches
-                        .iter()
-                        .filter_map(|&v| self.vertices.get(v))
-                        .find(|v| v.batch.end() == state.indexed)
-                        .map(|v| v.causal)
+                // A writer's indexed batches are a prefix of its log, in
+                // the order they were indexed.
+                let count = state.batches.partition_point(|&v| {
+                    self.vertices.get(v).is_some_and(|x| x.indexed_at < held)
+                });
+                let last = count
+                    .checked_sub(1)
+                    .and_then(|i| state.batches.get(i))
+                    .and_then(|&v| self.vertices.get(v));
+                let (length, causal) = match last {
+                    Some(v) => (v.batch.end(), Some(v.causal)),
+                    None => (state.floor, state.floor_causal),
                 };
                 Some(FrontierWriter {
                     key: *key,
-                    length: state.indexed,
+                    length,
                     causal,
                 })
             })
             .collect();
         writers.sort_unstable_by_key(|w| w.key);
         Frontier {
-            batches: self.skipped + self.indexed.len() as u64,
-            committed_round: self.committed_round,
+            batches: self.skipped + held as u64,
+            committed_round,
             writers,
         }
     }
