@@ -393,23 +393,19 @@ impl<A: Apply> Base<A> {
             for key in keys {
                 self.read_writer(key)?;
             }
-            let u = self.lin.update();
+            let u = self.lin.reorder();
             // What is applied of the order: the shared prefix, or less when
             // the previous round stopped early (below).
             let keep = u.shared.min(self.applied.len());
-            // The linearizer's report holds the batches from its shared
-            // prefix on: taken as they are unless a round stopped early.
-            let mut next: Vec<Batch> = if keep == u.shared {
-                u.tip
-            } else {
-                self.lin.order_from(keep).cloned().collect()
-            };
-            // What downloading writers can still reorder waits for them.
+            // What downloading writers can still reorder waits for them;
+            // only what is applied is copied out of the linearizer.
             let downloading = self.downloading();
-            if !downloading.is_empty() {
-                let settled = self.lin.settled_len(&downloading);
-                next.truncate(settled.saturating_sub(keep));
-            }
+            let limit = if downloading.is_empty() {
+                usize::MAX
+            } else {
+                self.lin.settled_len(&downloading).saturating_sub(keep)
+            };
+            let next: Vec<Batch> = self.lin.order_from(keep).take(limit).cloned().collect();
             if keep == self.applied.len() && next.is_empty() {
                 // Recorded batches the order no longer reaches are gone.
                 self.leave_resume()?;

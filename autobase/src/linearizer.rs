@@ -664,6 +664,17 @@ impl Linearizer {
     /// to its end, whatever the history: a batch that sorts last costs
     /// O(1).
     pub fn update(&mut self) -> Update {
+        let reorder = self.reorder();
+        Update {
+            tip: self.order_from(reorder.shared).cloned().collect(),
+            ..reorder
+        }
+    }
+
+    /// [`Linearizer::update`] without the batches: `tip` is left empty, and
+    /// [`Linearizer::order_from`] reads as many of them as the caller
+    /// wants (so a caller that applies part of the tip copies no more).
+    pub fn reorder(&mut self) -> Update {
         let from = self.changed_from.min(self.reported.len());
         self.changed_from = usize::MAX;
         let new: Vec<VertexId> = match self.indexed.get(from..) {
@@ -686,13 +697,7 @@ impl Linearizer {
         let update = Update {
             shared,
             undo: self.reported.len() - shared,
-            tip: new
-                .get(same..)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|&v| self.vertices.get(v))
-                .map(|v| v.batch.clone())
-                .collect(),
+            tip: Vec::new(),
             indexed: self.indexed.len(),
         };
         self.reported.truncate(shared);

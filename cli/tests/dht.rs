@@ -174,3 +174,63 @@ fn dht_lookup_shows_who_announces_a_core() {
     );
     assert!(lines[0].contains("\"addresses\":[\"127.0.0.1:"), "{json}");
 }
+
+#[test]
+fn a_dual_stack_dht_node_serves_clones_over_ipv4_and_over_ipv6() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hyper-cli"));
+    command
+        .args(["dht", "node", "--listen", "127.0.0.1:0,[::1]:0"])
+        .env_remove("HYPER_BOOTSTRAP");
+    let (_node, lines) = common::start_lines(command, "dht node listening on", 2);
+    let addrs: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("dht node listening on"))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    let v4 = addrs
+        .iter()
+        .find(|a| a.starts_with("127.0.0.1:"))
+        .expect("an IPv4 node");
+    let v6 = addrs
+        .iter()
+        .find(|a| a.starts_with("[::1]:"))
+        .expect("an IPv6 node");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = dir.path().join("w");
+    let key = writer(&w);
+    let ws = w.to_str().expect("path");
+    let both = format!("{v4},{v6}");
+    let (_seeder, _) = start(
+        &[
+            "--store",
+            ws,
+            "seed",
+            &key,
+            "--no-local",
+            "--bootstrap",
+            &both,
+        ],
+        &[],
+        "announced",
+    );
+    // One reader per family, each given the node of that family only.
+    for (name, bootstrap, family) in [("r4", v4, "ipv4"), ("r6", v6, "ipv6")] {
+        let json = ok(cli(
+            &dir.path().join(name),
+            &[
+                "clone",
+                &key,
+                "--no-local",
+                "--bootstrap",
+                bootstrap,
+                "--json",
+            ],
+            None,
+        ));
+        assert!(json.contains(&format!("\"family\":\"{family}\"")), "{json}");
+        let data = ok(cli(&dir.path().join(name), &["core", "cat", &key], None));
+        assert_eq!(data.lines().count(), 500, "{name}");
+        assert!(data.ends_with("line 499\n"), "{name}");
+    }
+}
