@@ -72,8 +72,8 @@ impl<F> Download<'_, F> {
 /// The peers a clone used.
 struct Peers {
     connections: u64,
-    /// Through the DHT: each peer's key and path.
-    found: Vec<(PublicKey, PeerPath)>,
+    /// Through the DHT: each peer's key, path and address.
+    found: Vec<(PublicKey, PeerPath, std::net::SocketAddr)>,
     /// Through the DHT: seconds from the start (lookup included) to the
     /// first authenticated connection.
     connect_seconds: Option<f64>,
@@ -84,6 +84,8 @@ struct Peers {
 struct PeerJson {
     key: String,
     path: &'static str,
+    /// Where the connection goes (the relay's address for a relayed one).
+    address: String,
 }
 
 /// `clone --json`.
@@ -268,9 +270,10 @@ fn clone_into(
                     peers
                         .found
                         .iter()
-                        .map(|(key, path)| PeerJson {
+                        .map(|(key, path, address)| PeerJson {
                             key: key.to_string(),
                             path: path.as_str(),
+                            address: address.to_string(),
                         })
                         .collect()
                 }),
@@ -497,8 +500,9 @@ where
                 peers
                     .connect_seconds
                     .get_or_insert_with(|| started.elapsed().as_secs_f64());
-                if !peers.found.iter().any(|(k, _)| *k == connection.remote) {
-                    peers.found.push((connection.remote, connection.path));
+                if !peers.found.iter().any(|(k, ..)| *k == connection.remote) {
+                    let address = connection.remote_address();
+                    peers.found.push((connection.remote, connection.path, address));
                 }
                 let replication = d.replication.clone();
                 tokio::spawn(async move {
