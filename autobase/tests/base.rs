@@ -603,11 +603,9 @@ fn a_bad_or_stale_undo_log_falls_back_to_a_rebuild() {
     assert_eq!(reopen_after(&store, &before, |_, _| {}), batches);
 }
 
-/// Store 1 and store 2 append `n` one-value batches each while apart; then
-/// store 1 gets store 2's writer core `chunk` blocks at a time (it knows
-/// the whole length from the first proof on), updating after each chunk.
-/// Returns the batches store 1 rolled back in all, and the three.
-fn merge_in_chunks(n: usize, chunk: u64) -> (usize, Three) {
+/// Three stores in step, then stores 1 and 2 append `n` one-value batches
+/// each while apart.
+fn apart(n: usize) -> Three {
     let mut t = Three::new();
     t.sync_all();
     for i in 0..n {
@@ -618,6 +616,15 @@ fn merge_in_chunks(n: usize, chunk: u64) -> (usize, Three) {
             .append(&[format!("c{i}").as_bytes()])
             .expect("append");
     }
+    t
+}
+
+/// Store 1 and store 2 append `n` one-value batches each while apart; then
+/// store 1 gets store 2's writer core `chunk` blocks at a time (it knows
+/// the whole length from the first proof on), updating after each chunk.
+/// Returns the batches store 1 rolled back in all, and the three.
+fn merge_in_chunks(n: usize, chunk: u64) -> (usize, Three) {
+    let mut t = apart(n);
     let key = t.bases[2].writer_key();
     let length = t.stores[2]
         .replica(&key)
@@ -658,16 +665,7 @@ fn a_download_in_chunks_rolls_the_tip_back_once_not_once_per_chunk() {
 #[test]
 fn a_stalled_download_stops_holding_the_tip_back() {
     let n = 50;
-    let mut t = Three::new();
-    t.sync_all();
-    for i in 0..n {
-        t.bases[1]
-            .append(&[format!("b{i}").as_bytes()])
-            .expect("append");
-        t.bases[2]
-            .append(&[format!("c{i}").as_bytes()])
-            .expect("append");
-    }
+    let mut t = apart(n);
     let key = t.bases[2].writer_key();
     // Half of store 2's log arrives, the rest is known but never comes.
     sync_blocks(&t.stores[2], &t.stores[1], &key, 0..n as u64 / 2);
