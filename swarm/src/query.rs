@@ -374,6 +374,11 @@ impl Node {
             if nid != NodeId::for_address(addr) || Some(nid) == local {
                 continue;
             }
+            // One node runs one family: an address of the other cannot be
+            // reached from this socket (a confused or hostile answer).
+            if addr.ip().to_canonical().is_ipv4() != from.ip().to_canonical().is_ipv4() {
+                continue;
+            }
             // At most MAX_PER_PREFIX candidates of one /24 or /64.
             if query.addrs.contains_key(&nid) {
                 closer.push(nid);

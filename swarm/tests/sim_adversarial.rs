@@ -1,7 +1,8 @@
 //! Adversarial nodes in the seeded simulator (`SIM_SEED=n` replays):
 //! requests with forged sources never put an address in a routing table,
 //! Sybils on one IP get one entry and those of one /24 at most two per
-//! bucket, per answer and per lookup result.
+//! bucket, per answer and per lookup result; a node naming closer nodes of
+//! the other address family is not followed there.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -459,5 +460,52 @@ fn unsolicited_packets_cast_no_vote_set_no_id_and_name_no_relay() {
             .iter()
             .all(|r| !r.ip().to_string().starts_with("203.0.113.")),
         "seed {seed}: relays {relays:?}"
+    );
+}
+
+#[test]
+fn addresses_of_the_other_family_in_answers_are_not_followed() {
+    let seed = seed();
+    let mut sim = Sim::public_network(
+        SimConfig {
+            seed: seed + 2,
+            ..SimConfig::default()
+        },
+        30,
+        Duration::from_secs(5),
+    );
+    // A node on IPv4 that names only IPv6 nodes as closer: an IPv4 DHT
+    // cannot reach them, so a lookup must not spend its requests there.
+    let liar = SocketAddr::from(([203, 0, 113, 9], 4000));
+    let v6: Vec<SocketAddr> = (1..=20u16)
+        .map(|i| SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, i], 4000)))
+        .collect();
+    sim.add_hostile(liar, sybil(liar, v6.clone()));
+    let honest = sim.addresses();
+    for (i, to) in honest.iter().enumerate() {
+        let id = NodeId::for_address(liar);
+        let find = packet(
+            i as u32,
+            id,
+            *to,
+            Body::FindNode(messages::FindNode {
+                target: id.0.to_vec(),
+            }),
+        );
+        sim.forge(vec![(liar, *to, find)]);
+    }
+    sim.run_for(Duration::from_secs(10));
+    for (addr, target) in honest.iter().take(10).zip(&v6) {
+        sim.query(*addr, QueryKind::FindNode(NodeId::for_address(*target)))
+            .expect("walk");
+    }
+    let sent: Vec<(SocketAddr, u64)> = v6
+        .iter()
+        .map(|a| (*a, sim.answers_to(a)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert!(
+        sent.is_empty(),
+        "seed {seed}: datagrams sent to IPv6 nodes an IPv4 liar named: {sent:?}"
     );
 }
