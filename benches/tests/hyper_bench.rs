@@ -187,7 +187,7 @@ fn refuses_what_it_cannot_run() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains(
-        "runnable: W1 W2 W3 W4 W5 W6 W7 W7-MIRROR W8 S1 S2 S4 W7-MEM W8-REORDER S3 S4-1K S4-64K L1 L2 L3 L4"
+        "runnable: W1 W2 W3 W4 W5 W6 W7 W7-MIRROR W8 S1 S2 S4 W7-MEM W8-REORDER W8-REORDER-1 W8-REORDER-100 S3 S4-1K S4-64K L1 L2 L3 L4"
     ));
 }
 
@@ -274,12 +274,17 @@ fn w8_reorder_runs_by_name() {
         [
             (1.0, 1.0),
             (1.0, 10.0),
+            (1.0, 100.0),
             (100.0, 1.0),
             (100.0, 10.0),
             (100.0, 100.0)
         ],
         "{stdout}"
     );
+    // One shape by name.
+    let hundred = bench_ok(&["W8-reorder-100"]);
+    let batches: Vec<f64> = hundred.lines().map(|l| field(l, "append_batch")).collect();
+    assert_eq!(batches, [100.0, 100.0, 100.0], "{hundred}");
     for l in &lines {
         assert!(
             l.starts_with("{\"workload\":\"W8-reorder\",\"impl\":\"rust\""),
