@@ -177,11 +177,8 @@ fn dht_lookup_shows_who_announces_a_core() {
 
 #[test]
 fn a_dual_stack_dht_node_serves_clones_over_ipv4_and_over_ipv6() {
-    // Under `timeout`: a node that printed one address only would hold the
-    // test forever; killed, its stdout ends and the test fails.
-    let mut command = Command::new("timeout");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hyper-cli"));
     command
-        .args(["120", env!("CARGO_BIN_EXE_hyper-cli")])
         .args(["dht", "node", "--listen", "127.0.0.1:0,[::1]:0"])
         .env_remove("HYPER_BOOTSTRAP");
     let (_node, lines) = common::start_lines(command, "dht node listening on", 2);

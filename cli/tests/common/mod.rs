@@ -9,7 +9,12 @@ pub mod base;
 pub mod lab_process;
 pub mod netlab;
 
-/// `hyper-cli --store STORE ARGS...` with `stdin` written to it.
+/// The longest one [`cli`] command may run: past it the process is killed
+/// and the test fails naming it, instead of hanging the suite.
+pub const COMMAND_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `hyper-cli --store STORE ARGS...` with `stdin` written to it. Panics if
+/// it runs past [`COMMAND_LIMIT`].
 pub fn cli(store: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hyper-cli"))
         .arg("--store")
@@ -25,7 +30,24 @@ pub fn cli(store: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
         .write_all(stdin.unwrap_or_default())
         .expect("write stdin");
     drop(input);
-    child.wait_with_output().expect("wait")
+    // A watchdog that kills the process at the limit; told to stop (the
+    // sender dropped) as soon as the process ends.
+    let pid = child.id().to_string();
+    let (finished, watch) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let fired =
+            watch.recv_timeout(COMMAND_LIMIT) == Err(std::sync::mpsc::RecvTimeoutError::Timeout);
+        if fired {
+            let _ = Command::new("kill").args(["-9", &pid]).status();
+        }
+        fired
+    });
+    let output = child.wait_with_output().expect("wait");
+    drop(finished);
+    if watchdog.join().unwrap_or(false) {
+        panic!("hyper-cli {args:?} ran past {COMMAND_LIMIT:?} and was killed");
+    }
+    output
 }
 
 /// The stdout of a command that must have succeeded.
@@ -103,9 +125,14 @@ pub fn start_until(command: Command, ready: &str) -> (Running, String) {
     (process, rest)
 }
 
+/// How long [`start_lines`] waits for a process's ready lines: past it
+/// the test fails naming the command, instead of hanging the suite.
+pub const READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Spawns `command` (stdout piped, stdin and stderr closed) and reads
 /// stdout until `count` lines have started with `last`; the process and
-/// every line up to there. Stdout keeps being drained afterwards.
+/// every line up to there. Stdout keeps being drained afterwards. Panics
+/// (killing the process) if they do not come within [`READY_LIMIT`].
 pub fn start_lines(mut command: Command, last: &str, count: usize) -> (Running, Vec<String>) {
     let mut child = command
         .stdin(Stdio::null())
@@ -115,16 +142,28 @@ pub fn start_lines(mut command: Command, last: &str, count: usize) -> (Running, 
         .expect("spawn hyper-cli");
     let stdout = child.stdout.take().expect("stdout");
     let process = Running(child);
-    let mut lines = BufReader::new(stdout).lines();
+    let (lines, received) = std::sync::mpsc::channel();
+    // Reads every line, also after the wait (a full pipe would block the
+    // process); nobody listens to them then.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + READY_LIMIT;
     let mut seen: Vec<String> = Vec::new();
     while seen.iter().filter(|l| l.starts_with(last)).count() < count {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("{command:?} ended before {last:?}: {seen:?}"))
-            .expect("utf-8");
-        seen.push(line);
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) => seen.push(line.expect("utf-8")),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("{command:?} printed no {last:?} within {READY_LIMIT:?}: {seen:?}")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("{command:?} ended before {last:?}: {seen:?}")
+            }
+        }
     }
-    std::thread::spawn(move || for _ in lines {});
     (process, seen)
 }
 
