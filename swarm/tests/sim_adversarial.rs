@@ -71,6 +71,21 @@ fn sybil(me: SocketAddr, fellows: Vec<SocketAddr>) -> Hostile {
     })
 }
 
+/// A FindNode of its own id from the hostile node at `from` to `to`, so
+/// `to` meets it (and checks it, then may take it into its table).
+fn introduce(sim: &mut Sim, tid: u32, from: SocketAddr, to: SocketAddr) {
+    let id = NodeId::for_address(from);
+    let find = packet(
+        tid,
+        id,
+        to,
+        Body::FindNode(messages::FindNode {
+            target: id.0.to_vec(),
+        }),
+    );
+    sim.forge(vec![(from, to, find)]);
+}
+
 /// Sybils at 203.0.113.{1..=hosts}, `ports` ports each, all in the sim.
 fn add_sybils(sim: &mut Sim, hosts: u8, ports: u16) -> Vec<SocketAddr> {
     let mut all = Vec::new();
@@ -158,18 +173,7 @@ fn sybils_of_one_ip_and_one_slash_24_take_few_places() {
     let sybils = add_sybils(&mut sim, 40, 20);
     let honest = sim.addresses();
     for (i, s) in sybils.iter().enumerate() {
-        let to = honest[i % honest.len()];
-        let id = NodeId::for_address(*s);
-        let find = packet(
-            i as u32,
-            id,
-            to,
-            Body::FindNode(messages::FindNode {
-                target: id.0.to_vec(),
-            }),
-        );
-        let out = vec![(*s, to, find)];
-        sim.forge(out);
+        introduce(&mut sim, i as u32, *s, honest[i % honest.len()]);
     }
     sim.run_for(Duration::from_secs(10));
     // A few refresh walks meet the Sybils' answers too.
@@ -483,16 +487,7 @@ fn addresses_of_the_other_family_in_answers_are_not_followed() {
     sim.add_hostile(liar, sybil(liar, v6.clone()));
     let honest = sim.addresses();
     for (i, to) in honest.iter().enumerate() {
-        let id = NodeId::for_address(liar);
-        let find = packet(
-            i as u32,
-            id,
-            *to,
-            Body::FindNode(messages::FindNode {
-                target: id.0.to_vec(),
-            }),
-        );
-        sim.forge(vec![(liar, *to, find)]);
+        introduce(&mut sim, i as u32, liar, *to);
     }
     sim.run_for(Duration::from_secs(10));
     for (addr, target) in honest.iter().take(10).zip(&v6) {
