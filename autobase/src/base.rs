@@ -12,8 +12,11 @@ use crate::linearizer::{Batch, Linearizer, Update};
 use crate::node::{Header, MAX_INDEXERS, Node, writer_key_of};
 use crate::signed::SignedCores;
 use crate::system::{SystemEntry, SystemFollower, SystemInfo};
-use crate::undo::{Applied, BatchId, Record, tree_hashes, truncate_view};
+use crate::undo::{Applied, BatchId, Record, Start, tree_hashes, truncate_view};
 use crate::view::{Staged, View};
+
+mod fast_forward;
+pub use fast_forward::{FAST_FORWARD_AFTER, Needed};
 
 /// How many applied batches the undo log may lag behind the views before an
 /// update writes it (it is also written when a [`Base`] is dropped): after
@@ -56,13 +59,18 @@ pub struct BaseInfo {
     pub indexers: Vec<CoreKey>,
     /// The writers (members) at the end of the order, in key order.
     pub writers: Vec<CoreKey>,
-    /// Batches in the order.
-    pub batches: usize,
+    /// Batches in the order (those before the start of
+    /// `fast_forwarded` included).
+    pub batches: u64,
     /// Batches of the order that are final.
-    pub indexed_batches: usize,
+    pub indexed_batches: u64,
+    /// Batches at the start of the order this base took from a
+    /// quorum-signed system entry instead of applying them (0 unless it
+    /// fast-forwarded, see [`Base::fast_forward`]).
+    pub fast_forwarded: u64,
     /// Batches of the order this base took from its undo log since it was
     /// opened instead of applying them again (the views held them).
-    pub resumed: usize,
+    pub resumed: u64,
     /// Each view, in the order they were named at open.
     pub views: Vec<ViewInfo>,
     /// Writers whose logs were refused, with the reason.
@@ -117,6 +125,9 @@ pub struct Base<A> {
     /// Entries of the record read at open that the order has not reached
     /// again yet (they follow `applied`; the views hold them).
     resume: VecDeque<Applied>,
+    /// The system entry the order starts after, when this base
+    /// fast-forwarded (`applied` counts from there).
+    start: Option<Start>,
     /// Batches taken from `resume`.
     resumed: usize,
     app: A,
@@ -188,8 +199,6 @@ impl<A: Apply> Base<A> {
         if local.key() != key {
             check_writer_header(&local, &key)?;
         }
-        let mut lin = Linearizer::new(&indexers)?;
-        lin.add_writer(key);
         let view_cores = views
             .iter()
             .map(|v| {
@@ -201,32 +210,32 @@ impl<A: Apply> Base<A> {
             .collect::<Result<Vec<_>>>()?;
         // The views resume where the undo log says they are (else it
         // empties them and they are rebuilt from the writer cores).
-        let (record, resume) = Record::open(store, &key, &view_cores)?;
+        let (record, resume, start) = Record::open(store, &key, &view_cores)?;
         let signed = SignedCores::open(store, &key, views, signers, &indexers, &local)?;
-        let system = SystemFollower::new(key, &indexers);
         let mut base = Base {
             key,
             local,
             store: store.clone(),
-            members: indexers.iter().chain([&key]).map(|k| (*k, true)).collect(),
+            lin: Linearizer::new(&indexers)?,
+            system: SystemFollower::new(key, &indexers),
+            members: BTreeMap::new(),
             indexers,
             writers: BTreeMap::new(),
-            lin,
             staged: Staged::new(view_cores.len()),
             views: view_cores,
             signed,
             signed_lengths: vec![0; views.len()],
-            system,
             system_info: SystemInfo::default(),
             applied: Vec::new(),
             record,
-            resume: resume.into(),
+            resume: VecDeque::new(),
+            start: None,
             resumed: 0,
             app,
         };
-        for k in base.members.keys().copied().collect::<Vec<_>>() {
-            base.open_writer(k)?;
-        }
+        base.restart(start)?;
+        base.resume = resume.into();
+        base.fast_forward_at_open()?;
         base.update()?;
         Ok(base)
     }
@@ -393,6 +402,7 @@ impl<A: Apply> Base<A> {
             for key in keys {
                 self.read_writer(key)?;
             }
+            self.provide_missing()?;
             let u = self.lin.reorder();
             // What is applied of the order: the shared prefix, or less when
             // the previous round stopped early (below).
@@ -473,11 +483,22 @@ impl<A: Apply> Base<A> {
 
     /// View `i`'s length after the first `batches` applied batches.
     fn view_length_at(&self, i: usize, batches: usize) -> u64 {
-        batches
-            .checked_sub(1)
-            .and_then(|b| self.applied.get(b))
-            .and_then(|a| a.lengths.get(i).copied())
-            .unwrap_or(0)
+        match batches.checked_sub(1) {
+            Some(b) => self
+                .applied
+                .get(b)
+                .and_then(|a| a.lengths.get(i).copied())
+                .unwrap_or(0),
+            None => self.start_length(i),
+        }
+    }
+
+    /// View `i`'s length at the start of the order.
+    fn start_length(&self, i: usize) -> u64 {
+        match (&self.start, self.views.get(i)) {
+            (Some(start), Some((name, _))) => start.view(name).0,
+            _ => 0,
+        }
     }
 
     /// What the base looks like now.
@@ -491,9 +512,10 @@ impl<A: Apply> Base<A> {
                 .filter(|(_, m)| **m)
                 .map(|(k, _)| *k)
                 .collect(),
-            batches: self.applied.len(),
-            indexed_batches: self.lin.indexed_len(),
-            resumed: self.resumed,
+            batches: self.lin.skipped() + self.applied.len() as u64,
+            indexed_batches: self.lin.skipped() + self.lin.indexed_len() as u64,
+            fast_forwarded: self.lin.skipped(),
+            resumed: self.resumed as u64,
             views: self
                 .views
                 .iter()
@@ -710,7 +732,9 @@ impl<A: Apply> Base<A> {
         }
         let lengths = match self.applied.last() {
             Some(a) => a.lengths.clone(),
-            None => vec![0; self.views.len()],
+            None => (0..self.views.len())
+                .map(|i| self.start_length(i))
+                .collect(),
         };
         for ((_, core), length) in self.views.iter().zip(lengths) {
             truncate_view(core, length)?;

@@ -37,6 +37,23 @@ pub enum Error {
     /// `remove_writer` named an indexer.
     #[error("an indexer cannot be removed (the indexer set is fixed when the base is created)")]
     IndexerRemoval,
+    /// A quorum-signed system entry names a view state its signed view
+    /// core does not hold: the entry is not adopted.
+    #[error(
+        "the quorum-signed system entry {entry} says view '{view}' has tree hash {expected} at length {length}; its signed core gives {found}: not adopted"
+    )]
+    SignedStateMismatch {
+        /// The entry's index in the system core.
+        entry: u64,
+        /// The view's name.
+        view: String,
+        /// The view length the entry names.
+        length: u64,
+        /// The tree hash the entry names (hex).
+        expected: String,
+        /// The tree hash of the copied view at that length (hex).
+        found: String,
+    },
     /// The application's [`Apply`](crate::Apply) failed.
     #[error("apply failed: {0}")]
     Apply(#[source] Box<dyn std::error::Error + Send + Sync>),

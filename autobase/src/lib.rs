@@ -85,7 +85,9 @@ mod system;
 mod undo;
 mod view;
 
-pub use base::{Base, BaseInfo, HOLD_BACK, MAX_ACKS, RECORD_LAG, ViewInfo};
+pub use base::{
+    Base, BaseInfo, FAST_FORWARD_AFTER, HOLD_BACK, MAX_ACKS, Needed, RECORD_LAG, ViewInfo,
+};
 pub use error::{Error, Result};
 pub use host::{Apply, Host};
 pub use linearizer::{Batch, Commit, Frontier, FrontierWriter, Linearizer, Update};

@@ -132,7 +132,7 @@ impl SignedCores {
         self.refused.iter().cloned().collect()
     }
 
-    fn refuse(&mut self, why: String) {
+    pub(crate) fn refuse(&mut self, why: String) {
         if self.refused.len() == MAX_REFUSALS {
             self.refused.pop_front();
         }

@@ -17,14 +17,41 @@
 //! checked against the views at open: a record that does not decode, names
 //! other views, or does not match the views is dropped and the views are
 //! rebuilt from the writer cores (never wrong views, at worst a slow open).
+//!
+//! A base that fast-forwarded to a quorum-signed [`SystemEntry`] holds no
+//! batch of the order before it: block 0 then also holds that entry (and
+//! its place in the system core), the start the entries count from, and
+//! with no entry after it the views are checked against the entry's view
+//! states instead.
 
 use hyper_core::{Core, CoreKey, Store};
 
 use crate::error::Result;
 use crate::linearizer::Batch;
+use crate::system::SystemEntry;
 
 /// What block 0 of the record says, besides the view names.
 const FORMAT: &str = "hyper-autobase undo log 1";
+
+/// Where a base's order starts: the quorum-signed system entry it
+/// fast-forwarded to, and that entry's place in the system core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Start {
+    pub(crate) entry: SystemEntry,
+    pub(crate) index: u64,
+}
+
+impl Start {
+    /// View `name`'s length and tree hash at the start (a view the entry
+    /// does not name: empty).
+    pub(crate) fn view(&self, name: &str) -> (u64, [u8; 32]) {
+        self.entry
+            .views
+            .iter()
+            .find(|v| v.name == name)
+            .map_or((0, empty_tree_hash()), |v| (v.length, v.tree_hash))
+    }
+}
 
 /// Which batch an entry is: its writer, its place in the writer's log and a
 /// hash of its values, so a batch read again at reopen is matched only if
@@ -85,6 +112,12 @@ struct HeaderMsg {
     format: String,
     #[prost(string, repeated, tag = "2")]
     views: Vec<String>,
+    /// The system entry the order starts after (fast-forward), encoded.
+    #[prost(bytes = "vec", optional, tag = "3")]
+    start: Option<Vec<u8>>,
+    /// Its index in the system core.
+    #[prost(uint64, tag = "4")]
+    start_index: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -187,12 +220,23 @@ pub(crate) fn tree_hashes(core: &Core, lengths: &[u64]) -> Result<Vec<[u8; 32]>>
         .collect())
 }
 
+/// The tree hash of an empty core (what [`tree_hashes`] gives at length 0).
+fn empty_tree_hash() -> [u8; 32] {
+    *blake3::hash(&0u64.to_le_bytes()).as_bytes()
+}
+
 /// The undo log of one base, as stored (see the module docs).
 pub(crate) struct Record {
     core: Core,
     /// Entries in the core (blocks after the header).
     recorded: usize,
+    /// The view names, in the base's order.
+    views: Vec<String>,
 }
+
+/// What [`Record::open`] found: the record, the entries the views hold
+/// (oldest first) and where the order starts.
+pub(crate) type Opened = (Record, Vec<Applied>, Option<Start>);
 
 impl Record {
     /// Opens the record of base `base` whose views are `views` (name and
@@ -201,44 +245,76 @@ impl Record {
     /// entry's lengths. A missing, unreadable or mismatched record is
     /// replaced by an empty one and the views are emptied: the base
     /// rebuilds them.
-    pub(crate) fn open(
-        store: &Store,
-        base: &CoreKey,
-        views: &[(String, Core)],
-    ) -> Result<(Self, Vec<Applied>)> {
+    pub(crate) fn open(store: &Store, base: &CoreKey, views: &[(String, Core)]) -> Result<Opened> {
         let core = store.named(&format!("autobase {base} undo"))?;
-        let header = prost::Message::encode_to_vec(&HeaderMsg {
-            format: FORMAT.to_string(),
+        let mut record = Record {
+            core,
+            recorded: 0,
             views: views.iter().map(|(n, _)| n.clone()).collect(),
-        });
-        let mut record = Record { core, recorded: 0 };
-        match record.read(&header, views)? {
-            Some(entries) => {
+        };
+        match record.read(views)? {
+            Some((entries, start)) => {
                 record.recorded = entries.len();
-                Ok((record, entries))
+                Ok((record, entries, start))
             }
             None => {
-                // The record goes first, then the views (see the module docs).
-                if record.core.info()?.length > 0 {
-                    record.core.truncate(0)?;
-                }
-                record.core.append_unsigned(&[header])?;
+                record.restart(None)?;
                 for (_, view) in views {
                     truncate_view(view, 0)?;
                 }
-                Ok((record, Vec::new()))
+                Ok((record, Vec::new(), None))
             }
         }
     }
 
-    /// The stored entries, if the record has `header` and its newest entry
-    /// matches the views; the views are cut to that entry's lengths (what
-    /// they hold past it is described by no entry).
-    fn read(&self, header: &[u8], views: &[(String, Core)]) -> Result<Option<Vec<Applied>>> {
+    /// Block 0 for an order starting at `start`.
+    fn header(&self, start: Option<&Start>) -> Vec<u8> {
+        prost::Message::encode_to_vec(&HeaderMsg {
+            format: FORMAT.to_string(),
+            views: self.views.clone(),
+            start: start.map(|s| s.entry.encode()),
+            start_index: start.map_or(0, |s| s.index),
+        })
+    }
+
+    /// Empties the record and starts it again at `start` (`None`: the
+    /// beginning of the order). The record goes first, then the views (see
+    /// the module docs): call it before the views change, and once more
+    /// when they hold the start's state.
+    pub(crate) fn restart(&mut self, start: Option<&Start>) -> Result<()> {
+        if self.core.info()?.length > 0 {
+            self.core.truncate(0)?;
+        }
+        self.core.append_unsigned(&[self.header(start)])?;
+        self.recorded = 0;
+        Ok(())
+    }
+
+    /// The stored entries and start, if the record names these views and
+    /// its newest entry (or, with none, its start) matches the views; the
+    /// views are cut to that entry's lengths (what they hold past it is
+    /// described by no entry).
+    fn read(&self, views: &[(String, Core)]) -> Result<Option<(Vec<Applied>, Option<Start>)>> {
         let length = self.core.info()?.length;
-        if length == 0 || self.core.get(0)? != header {
+        if length == 0 {
             return Ok(None);
         }
+        let Ok(header) = <HeaderMsg as prost::Message>::decode(self.core.get(0)?.as_slice()) else {
+            return Ok(None);
+        };
+        if header.format != FORMAT || header.views != self.views {
+            return Ok(None);
+        }
+        let start = match header.start {
+            Some(bytes) => match SystemEntry::decode(&bytes) {
+                Ok(entry) => Some(Start {
+                    entry,
+                    index: header.start_index,
+                }),
+                Err(_) => return Ok(None),
+            },
+            None => None,
+        };
         let mut entries = Vec::new();
         for block in self.core.blocks(1..length)? {
             let Ok((_, block)) = block else {
@@ -249,22 +325,28 @@ impl Record {
                 None => return Ok(None),
             }
         }
-        let zero = [0; 32];
-        for (i, (_, view)) in views.iter().enumerate() {
-            let last = entries.last();
-            let length = last.and_then(|a| a.lengths.get(i)).copied().unwrap_or(0);
-            let hash = last.and_then(|a| a.hashes.get(i)).unwrap_or(&zero);
+        for (i, (name, view)) in views.iter().enumerate() {
+            let (length, hash) = match entries.last() {
+                Some(a) => match (a.lengths.get(i), a.hashes.get(i)) {
+                    (Some(l), Some(h)) => (*l, *h),
+                    _ => return Ok(None),
+                },
+                None => match &start {
+                    Some(s) => s.view(name),
+                    None => (0, empty_tree_hash()),
+                },
+            };
             if view.info()?.length < length {
                 return Ok(None);
             }
             // A tree's hash is known at its length (the core keeps no
             // signed state below it), so the view is cut first.
             truncate_view(view, length)?;
-            if last.is_some() && tree_hashes(view, &[length])?.first() != Some(hash) {
+            if tree_hashes(view, &[length])?.first() != Some(&hash) {
                 return Ok(None);
             }
         }
-        Ok(Some(entries))
+        Ok(Some((entries, start)))
     }
 
     /// Drops the entries from `keep` on. Call it before the views lose
@@ -326,5 +408,16 @@ mod tests {
         assert_eq!(Applied::decode(&block, 2), Some(a));
         assert_eq!(Applied::decode(&block, 3), None, "another view count");
         assert_eq!(Applied::decode(&block[..block.len() - 1], 2), None);
+    }
+
+    #[test]
+    fn the_empty_tree_hash_is_what_an_empty_core_gives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let core = store.named("empty").expect("core");
+        assert_eq!(
+            tree_hashes(&core, &[0]).expect("hashes"),
+            vec![empty_tree_hash()]
+        );
     }
 }

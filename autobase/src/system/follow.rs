@@ -43,6 +43,19 @@ impl SystemFollower {
         }
     }
 
+    /// A follower for a base whose order starts after `entry`, entry
+    /// `index` of the system core (the base fast-forwarded to it): its
+    /// members are the entry's, and the next entry written is `index + 1`.
+    pub(crate) fn from_entry(indexers: &[CoreKey], entry: &SystemEntry, index: u64) -> Self {
+        SystemFollower {
+            indexers: indexers.to_vec(),
+            members: entry.members.iter().map(|m| (m.key, !m.removed)).collect(),
+            folded: 0,
+            seen: 0,
+            entries: index + 1,
+        }
+    }
+
     /// Appends to the system core `core` (in one append, as an unsigned
     /// tail) the entry of each commit of `lin` that indexed a value, whose
     /// batches are all in `applied` (the base's applied batches, views

@@ -99,6 +99,82 @@ impl Drop for Mesh {
     }
 }
 
+/// One store serving some cores on loopback and another fetching ranges
+/// of them from it on demand: a sparse peer.
+pub struct Fetcher {
+    runtime: tokio::runtime::Runtime,
+    server: Replication,
+    client: Replication,
+    from: Store,
+    to: Store,
+    _connection: Connection,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Fetcher {
+    /// `from` serving nothing yet to `to`.
+    pub fn new(from: &Store, to: &Store) -> Fetcher {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let replication = |store: &Store| {
+            Replication::new(
+                store.clone(),
+                KeyPair::generate().expect("identity"),
+                ReplicationOptions::default(),
+            )
+        };
+        let (server, client, task, connection) = runtime.block_on(async {
+            let (server, client) = (replication(from), replication(to));
+            let (listener, addr) = listen_tcp("127.0.0.1:0").await.expect("listen");
+            let task = serve_tcp(&server, listener);
+            let connection = connect_tcp(&client, addr).await.expect("connect");
+            (server, client, task, connection)
+        });
+        Fetcher {
+            runtime,
+            server,
+            client,
+            from: from.clone(),
+            to: to.clone(),
+            _connection: connection,
+            _task: task,
+        }
+    }
+
+    /// Downloads `start..end` of `key` (`end` `None`: as far as the server
+    /// holds it contiguously), the server serving it from now on.
+    pub fn fetch(&self, key: &CoreKey, start: u64, end: Option<u64>) {
+        let served = self.from.replica(key).expect("served");
+        self.server.add_core(&served);
+        let core = self.to.replica(key).expect("fetched");
+        self.client.add_core(&core);
+        let held = served.info().expect("info").contiguous_length;
+        let end = end.unwrap_or(held);
+        if start >= end {
+            return;
+        }
+        self.runtime.block_on(async {
+            let started = Instant::now();
+            while self.client.synced_peers(&core).await == 0 {
+                assert!(started.elapsed() < PATIENCE, "core {key} is not served");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let range = DownloadRange {
+                start,
+                end: Some(end),
+                live: false,
+            };
+            tokio::time::timeout(PATIENCE, self.client.download(&core, range))
+                .await
+                .expect("in time")
+                .expect("download");
+        });
+    }
+}
+
 /// Stores, their writer keys and signing keys; the base is created in
 /// store 0 with stores 0..indexers as its indexers.
 pub struct Peers {

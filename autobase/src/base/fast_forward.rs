@@ -1,0 +1,349 @@
+//! Fast-forward: a base that is new or far behind adopts the newest
+//! quorum-signed state this store holds (a system entry, and each view's
+//! signed core up to the length the entry names) instead of applying the
+//! batches before it, and goes on from the entry's frontier. What it needs
+//! of the writer cores after that is [`Base::needed`]: the nodes after the
+//! frontier and the few below it that later heads name.
+
+use hyper_core::{Core, CoreKey};
+
+use super::Base;
+use crate::error::{Error, Result};
+use crate::host::Apply;
+use crate::linearizer::Linearizer;
+use crate::node::Node;
+use crate::system::{SystemEntry, SystemFollower};
+use crate::undo::{Start, tree_hashes, truncate_view};
+
+/// How many batches past what a base's views hold a signed state must be
+/// before opening the base fast-forwards to it (a base holding no batch
+/// fast-forwards to any signed state). Below it, applying the batches is
+/// cheaper than starting again from the signed state.
+pub const FAST_FORWARD_AFTER: u64 = 256;
+
+/// How many of the newest signed system entries are tried for one whose
+/// views' signed cores this store holds that far.
+const ENTRIES_TRIED: u64 = 64;
+
+/// How many view entries one copy step moves (one read, one append).
+const COPY_CHUNK: u64 = 4096;
+
+/// Blocks of a core that a base needs to go on and does not hold: what a
+/// sync fetches from peers ([`Base::needed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Needed {
+    /// The writer core.
+    pub core: CoreKey,
+    /// The first block.
+    pub start: u64,
+    /// The end (exclusive); `None`: every block the peers have from
+    /// `start` on.
+    pub end: Option<u64>,
+}
+
+impl<A: Apply> Base<A> {
+    /// Jumps to the newest quorum-signed state this store holds when it
+    /// indexes more batches than this base has indexed: the views become
+    /// the signed views at the system entry's lengths (their common prefix
+    /// is kept, the rest copied from the signed cores and checked against
+    /// the entry's tree hashes), the linearizer starts from the entry's
+    /// frontier and the membership is the entry's; then the base updates
+    /// from there. The batches before the entry are never applied here
+    /// ([`BaseInfo::fast_forwarded`](super::BaseInfo::fast_forwarded)).
+    /// Returns whether it jumped. Opening a base does this on its own when
+    /// the base holds no batch, or at least [`FAST_FORWARD_AFTER`] fewer
+    /// than the signed state. A signed state whose views do not match it is
+    /// refused with [`Error::SignedStateMismatch`] and the views are
+    /// rebuilt from the writer cores.
+    pub fn fast_forward(&mut self) -> Result<bool> {
+        let held = self.lin.skipped() + self.lin.indexed_len().min(self.applied.len()) as u64;
+        if !self.fast_forward_past(held, 1)? {
+            return Ok(false);
+        }
+        self.update()?;
+        Ok(true)
+    }
+
+    /// The open-time fast-forward (see [`Base::fast_forward`]): a refused
+    /// signed state is reported in
+    /// [`BaseInfo::refused_signatures`](super::BaseInfo::refused_signatures)
+    /// and the base opens without it.
+    pub(super) fn fast_forward_at_open(&mut self) -> Result<()> {
+        let held = self.lin.skipped() + self.resume.len() as u64;
+        let margin = if held == 0 { 1 } else { FAST_FORWARD_AFTER };
+        match self.fast_forward_past(held, margin) {
+            Err(e @ Error::SignedStateMismatch { .. }) => {
+                self.signed.refuse(e.to_string());
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// Jumps when the newest usable signed state indexes at least `held +
+    /// margin` batches.
+    fn fast_forward_past(&mut self, held: u64, margin: u64) -> Result<bool> {
+        let Some(start) = self.usable_signed_state()? else {
+            return Ok(false);
+        };
+        if start.entry.frontier.batches < held.saturating_add(margin) {
+            return Ok(false);
+        }
+        if let Err(e) = self.jump(&start) {
+            // The views may be half copied: start again from nothing.
+            self.record.restart(None)?;
+            for (_, view) in &self.views {
+                truncate_view(view, 0)?;
+            }
+            self.restart(None)?;
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// The newest signed system entry (of the [`ENTRIES_TRIED`] newest)
+    /// stored here whose views' signed cores this store holds up to the
+    /// lengths it names.
+    fn usable_signed_state(&self) -> Result<Option<Start>> {
+        let Some(system) = self.signed.system() else {
+            return Ok(None);
+        };
+        let signed = system.info()?.signed_length;
+        for index in (signed.saturating_sub(ENTRIES_TRIED)..signed).rev() {
+            if !system.has(index)? {
+                continue;
+            }
+            // Indexers signed it; one this build cannot read is passed by.
+            let Ok(entry) = SystemEntry::decode(&system.get(index)?) else {
+                continue;
+            };
+            let start = Start { entry, index };
+            if self.views_held(&start)? {
+                return Ok(Some(start));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether every view's signed core is signed and stored here up to
+    /// the length `start` names.
+    fn views_held(&self, start: &Start) -> Result<bool> {
+        for (i, (name, _)) in self.views.iter().enumerate() {
+            let (length, _) = start.view(name);
+            if length == 0 {
+                continue;
+            }
+            let Some(core) = self.signed.core(i) else {
+                return Ok(false);
+            };
+            if core.info()?.signed_length < length || !core.has_range(0..length)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Makes the views the signed state `start` names and starts the base
+    /// from it. The record goes first (see `undo.rs`): it is emptied before
+    /// the views change and names the start once they hold it.
+    fn jump(&mut self, start: &Start) -> Result<()> {
+        self.record.restart(None)?;
+        for i in 0..self.views.len() {
+            self.adopt_view(i, start)?;
+        }
+        self.record.restart(Some(start))?;
+        self.restart(Some(start.clone()))
+    }
+
+    /// Makes view `i` its signed core's first entries up to the length
+    /// `start` names: what the view already holds of them is kept, the
+    /// rest copied; the result is checked against the entry's tree hash.
+    fn adopt_view(&mut self, i: usize, start: &Start) -> Result<()> {
+        let (Some((name, working)), Some(signed)) = (self.views.get(i), self.signed.core(i)) else {
+            return Ok(());
+        };
+        let (length, expected) = start.view(name);
+        let keep = common_prefix(working, signed, length)?;
+        truncate_view(working, keep)?;
+        let mut at = keep;
+        while at < length {
+            let end = length.min(at + COPY_CHUNK);
+            let blocks = signed
+                .blocks(at..end)?
+                .map(|b| b.map(|(_, block)| block))
+                .collect::<hyper_core::Result<Vec<_>>>()?;
+            working.append_batch(&blocks)?;
+            at = end;
+        }
+        let found = tree_hashes(working, &[length])?
+            .first()
+            .copied()
+            .unwrap_or_default();
+        if found != expected {
+            return Err(Error::SignedStateMismatch {
+                entry: start.index,
+                view: name.clone(),
+                length,
+                expected: hex(&expected),
+                found: hex(&found),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts the base's order again at `start` (`None`: at the beginning):
+    /// a linearizer from its frontier, its membership, a system follower
+    /// after it, every writer it names opened and none of their nodes read
+    /// yet, nothing applied. The views must hold the start's state.
+    pub(super) fn restart(&mut self, start: Option<Start>) -> Result<()> {
+        let mut writers: Vec<CoreKey> = match &start {
+            Some(s) => {
+                self.lin = Linearizer::from_frontier(&self.indexers, &s.entry.frontier)?;
+                self.members = s
+                    .entry
+                    .members
+                    .iter()
+                    .map(|m| (m.key, !m.removed))
+                    .collect();
+                self.system = SystemFollower::from_entry(&self.indexers, &s.entry, s.index);
+                s.entry.frontier.writers.iter().map(|w| w.key).collect()
+            }
+            None => {
+                self.lin = Linearizer::new(&self.indexers)?;
+                self.members = self
+                    .indexers
+                    .iter()
+                    .chain([&self.key])
+                    .map(|k| (*k, true))
+                    .collect();
+                self.system = SystemFollower::new(self.key, &self.indexers);
+                Vec::new()
+            }
+        };
+        self.lin.add_writer(self.key);
+        writers.extend(self.members.keys().copied());
+        writers.sort_unstable();
+        writers.dedup();
+        self.writers.clear();
+        self.applied.clear();
+        self.resume.clear();
+        self.resumed = 0;
+        self.start = start;
+        for key in writers {
+            self.open_writer(key)?;
+        }
+        Ok(())
+    }
+
+    /// Gives the linearizer the nodes below the frontier that waiting
+    /// batches name, as far as the writer cores hold them (each one given
+    /// may let more batches in, naming more). A block that is not a valid
+    /// node makes its writer faulty.
+    pub(super) fn provide_missing(&mut self) -> Result<()> {
+        loop {
+            let mut gave = false;
+            for head in self.lin.missing() {
+                let Some(w) = self.writers.get_mut(&head.writer) else {
+                    continue;
+                };
+                if w.fault.is_some() || !w.core.has(head.length)? {
+                    continue;
+                }
+                let node = w.core.get(head.length)?;
+                match Node::decode(&node)
+                    .and_then(|node| self.lin.provide(&head.writer, head.length, &node))
+                {
+                    Ok(()) => gave = true,
+                    Err(e) => w.fault = Some(e.to_string()),
+                }
+            }
+            if !gave {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The blocks of other writers' cores this base needs to go on and
+    /// does not hold: each writer's header (block 0) while it is not here,
+    /// every node after those read, and the nodes below a fast-forward's
+    /// frontier that waiting batches name. After a fast-forward this is
+    /// all a sync fetches of the history; without one it is every writer
+    /// core whole.
+    pub fn needed(&self) -> Result<Vec<Needed>> {
+        let me = self.local.key();
+        let mut out = Vec::new();
+        for (key, w) in &self.writers {
+            if *key == me || w.fault.is_some() {
+                continue;
+            }
+            if !w.header_checked && !w.core.has(0)? {
+                out.push(Needed {
+                    core: *key,
+                    start: 0,
+                    end: Some(1),
+                });
+            }
+            out.push(Needed {
+                core: *key,
+                start: self.lin.pushed(key) + 1,
+                end: None,
+            });
+        }
+        for head in self.lin.missing() {
+            if let Some(w) = self.writers.get(&head.writer)
+                && !w.core.has(head.length)?
+            {
+                out.push(Needed {
+                    core: head.writer,
+                    start: head.length,
+                    end: Some(head.length + 1),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The keys of the base's signed cores (each view's, then the system
+    /// core): what a peer fetches to fast-forward.
+    pub fn signed_cores(&self) -> Vec<CoreKey> {
+        self.views
+            .iter()
+            .enumerate()
+            .filter_map(|(i, _)| self.signed.core(i).map(Core::key))
+            .chain(self.signed.system().map(Core::key))
+            .collect()
+    }
+}
+
+/// How many first entries `working` and `signed` share, at most `length`
+/// (a tree's hash at a length names every entry before it, so the lengths
+/// where the two agree are a prefix of `0..=length`). A hash that cannot
+/// be read (tree nodes not stored) counts as a disagreement.
+fn common_prefix(working: &Core, signed: &Core, length: u64) -> Result<u64> {
+    let same = |n: u64| -> bool {
+        match (tree_hashes(working, &[n]), tree_hashes(signed, &[n])) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    };
+    let top = working.info()?.length.min(length);
+    if top == 0 || same(top) {
+        return Ok(top);
+    }
+    // `lo` agrees, `hi` does not.
+    let (mut lo, mut hi) = (0, top);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if same(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// Lower-case hex of a hash, for messages.
+fn hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,167 @@
+//! Fast-forward on real stores over real TCP loopback: a new peer that
+//! fetches the base's header, the signed views and the signed system core
+//! adopts the quorum-signed state at open without applying the history,
+//! then fetches only what its base says it needs (the nodes after the
+//! frontier and the few below it that later heads name), reaches the same
+//! view as the peers that applied everything, resumes from the adopted
+//! state after a reopen, and once added as a writer writes nodes the full
+//! peers accept.
+
+mod common;
+
+use common::*;
+use hyper_autobase::{Base, BaseInfo, HOLD_BACK};
+use hyper_core::Store;
+
+const ROUNDS: u32 = 40;
+
+/// Fetches what `base` says it needs from the fetcher's server and updates,
+/// until a round needs nothing new; returns how many rounds fetched.
+fn fetch_needed(fetcher: &Fetcher, base: &mut Base<Log>) -> usize {
+    let mut done = std::collections::HashSet::new();
+    let mut rounds = 0;
+    loop {
+        let needed: Vec<_> = base
+            .needed()
+            .expect("needed")
+            .into_iter()
+            .filter(|n| done.insert(*n))
+            .collect();
+        if needed.is_empty() {
+            return rounds;
+        }
+        rounds += 1;
+        for n in needed {
+            fetcher.fetch(&n.core, n.start, n.end);
+        }
+        base.update().expect("update");
+    }
+}
+
+fn stored(store: &Store, key: &hyper_core::CoreKey) -> (u64, u64) {
+    let info = store.replica(key).expect("core").info().expect("info");
+    (info.blocks_stored, info.length)
+}
+
+fn same_view(a: &BaseInfo, b: &BaseInfo) -> bool {
+    a.views.first().map(|v| v.length) == b.views.first().map(|v| v.length)
+}
+
+#[test]
+fn a_new_peer_adopts_the_signed_state_and_fetches_only_what_follows_it() {
+    let peers = Peers::new(4);
+    let mesh = peers.mesh(&[0, 1, 2]);
+    let signers = [peers.signer(1), peers.signer(2)];
+    let first = Base::create(&peers.stores[0], NAME, &signers, &[VIEW], Log).expect("create");
+    let key = first.key();
+    let mut bases = vec![first];
+    for store in &peers.stores[1..3] {
+        let header = store.replica(&key).expect("replica");
+        wait(|| header.has(0).expect("has"), "the base header");
+        bases.push(Base::join(store, key, NAME, &[VIEW], Log).expect("join"));
+    }
+    // Many rounds of all three writing: a long history of batches.
+    for round in 0..ROUNDS {
+        for (i, base) in bases.iter_mut().enumerate() {
+            append(base, i, round..round + 1);
+        }
+        drive(
+            &mut bases,
+            |i| {
+                i.views
+                    .first()
+                    .is_some_and(|v| v.length == 3 * (round as u64 + 1))
+            },
+            "a round reaches every peer",
+        );
+    }
+    let total = 3 * ROUNDS as u64;
+    drive(
+        &mut bases,
+        |i| settled_at(total)(i) && i.system.signed_length == i.system.length,
+        "all signed",
+    );
+    // Store 0 takes no more nodes: what it holds is what it serves.
+    // (A writer core whose last block did not arrive holds the tip back
+    // for HOLD_BACK.)
+    drop(mesh);
+    std::thread::sleep(HOLD_BACK);
+    bases[0].update().expect("update");
+    let full = bases[0].info();
+    let early = bases[0].signed_state().expect("state").expect("signed");
+    assert!(early.frontier.batches > 100, "{:?}", early.frontier);
+
+    // The new peer: the header, then the signed cores, nothing else.
+    let fresh = &peers.stores[3];
+    let fetcher = Fetcher::new(&peers.stores[0], fresh);
+    fetcher.fetch(&key, 0, Some(1));
+    let base = Base::join(fresh, key, NAME, &[VIEW], Log).expect("join");
+    assert_eq!(base.info().fast_forwarded, 0, "nothing signed is here yet");
+    for core in base.signed_cores() {
+        fetcher.fetch(&core, 0, None);
+    }
+    drop(base);
+    let mut base = Base::join(fresh, key, NAME, &[VIEW], Log).expect("reopen");
+    // The newest entry it fetched: the server's newest signed one.
+    let signed = base.signed_state().expect("state").expect("signed");
+    assert_eq!(
+        signed,
+        bases[0].signed_state().expect("state").expect("signed")
+    );
+    assert!(signed.frontier.batches >= early.frontier.batches);
+    assert_eq!(base.info().fast_forwarded, signed.frontier.batches);
+    let adopted = signed.views[0].length;
+    assert!(adopted > 0);
+    assert_eq!(
+        log(&base)[..adopted as usize],
+        log(&bases[0])[..adopted as usize]
+    );
+
+    // What follows the frontier, and nothing of the history before it.
+    let rounds = fetch_needed(&fetcher, &mut base);
+    assert!(rounds >= 1);
+    std::thread::sleep(HOLD_BACK);
+    base.update().expect("update");
+    let after = base.info();
+    assert_eq!(log(&base), log(&bases[0]), "the same view as a full peer");
+    assert_eq!(after.batches, full.batches);
+    assert_eq!(after.views[0].indexed_length, full.views[0].indexed_length);
+    for w in &peers.writers[..3] {
+        let (blocks, length) = stored(fresh, w);
+        assert!(
+            blocks < length / 2,
+            "writer {w}: {blocks} of {length} blocks fetched"
+        );
+    }
+
+    // A reopen starts from the same signed state and resumes its views.
+    drop(base);
+    let mut base = Base::join(fresh, key, NAME, &[VIEW], Log).expect("reopen");
+    std::thread::sleep(HOLD_BACK);
+    base.update().expect("update");
+    assert_eq!(base.info().fast_forwarded, signed.frontier.batches);
+    // (Resumed from its undo log: all of it unless a writer still
+    // downloading held the tip back at open.)
+    assert!(base.info().resumed > 0);
+    assert_eq!(base.info().batches, after.batches);
+    assert_eq!(log(&base), log(&bases[0]));
+
+    // Added as a writer, its nodes (heads at the frontier, causal facts
+    // from it) are taken by the peers that hold the whole history.
+    drop(fetcher);
+    let _mesh = peers.mesh(&[0, 1, 2, 3]);
+    let added = format!("add:{}", base.writer_key());
+    bases[0].append(&[added.as_bytes()]).expect("add");
+    bases.push(base);
+    drive(
+        &mut bases,
+        |i| i.writers.len() == 4,
+        "the new writer is added everywhere",
+    );
+    let n = bases.len() - 1;
+    append(&mut bases[n], 3, 0..3);
+    drive(&mut bases, settled_at(total + 3), "its values are final");
+    let logs: Vec<_> = bases.iter().map(log).collect();
+    assert!(logs.windows(2).all(|w| w[0] == w[1]));
+    assert!(bases.iter().all(|b| same_view(&b.info(), &bases[0].info())));
+}
