@@ -324,7 +324,8 @@ pub(crate) fn open_base(store: &Store, base: &str) -> Result<Base<CliApp>, CliEr
 
 /// The cores `seed BASE` serves when `base` names a base this store
 /// holds: every writer core it reads, this store's own writer core (a
-/// candidate not added yet included) and the signed views; `None` when
+/// candidate not added yet included), the signed views and the signed
+/// system core (what a peer fast-forwards from); `None` when
 /// `base` is not a base here (a plain core).
 pub fn served_cores(store: &Store, base: &str) -> Result<Option<Vec<CoreKey>>, CliError> {
     let base = match open_base(store, base) {
@@ -334,11 +335,7 @@ pub fn served_cores(store: &Store, base: &str) -> Result<Option<Vec<CoreKey>>, C
     };
     let mut keys = base.cores();
     keys.push(base.writer_key());
-    keys.extend(
-        [LOG, KV]
-            .iter()
-            .filter_map(|v| base.signed_view(v).map(Core::key)),
-    );
+    keys.extend(base.signed_cores());
     keys.sort();
     keys.dedup();
     Ok(Some(keys))
@@ -436,6 +433,8 @@ struct InfoJson {
     length: u64,
     indexed_length: u64,
     signed_length: u64,
+    /// Batches taken from a quorum-signed state instead of applied here.
+    fast_forwarded: u64,
     hash: String,
     faulty: Vec<String>,
 }
@@ -603,10 +602,14 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             };
             writeln!(
                 out,
-                "synced: {} writers, {} entries, {} indexed{}",
+                "synced: {} writers, {} entries, {} indexed{}{}",
                 info.writers.len(),
                 info.views.first().map_or(0, |v| v.length),
                 info.views.first().map_or(0, |v| v.indexed_length),
+                match info.fast_forwarded {
+                    0 => String::new(),
+                    n => format!(", {n} batches taken from the signed state"),
+                },
                 match skipped.len() {
                     0 => String::new(),
                     n => format!(", {n} writer cores not served"),
@@ -658,6 +661,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
                 length: log.map_or(0, |v| v.length),
                 indexed_length: log.map_or(0, |v| v.indexed_length),
                 signed_length: log.map_or(0, |v| v.signed_length),
+                fast_forwarded: info.fast_forwarded,
                 hash: hash.finalize().to_hex().to_string(),
                 faulty: info
                     .faulty

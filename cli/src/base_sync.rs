@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use hyper_autobase::Needed;
 use hyper_core::{Core, CoreKey, KeyPair, Store};
 use hyper_swarm::{JoinOptions, Swarm};
 use hyper_wire::{DownloadRange, Replication, ReplicationOptions};
@@ -29,11 +30,16 @@ impl Source<'_> {
     }
 }
 
-/// Downloads every writer core of `base` (and of writers added on the way)
-/// from `source`: the base key's core first (its header), then each writer
-/// core the base reads, until a round adds no writer. This store's own
-/// writer cores are not fetched. The cores no peer served within
-/// `timeout`, in the order they were asked for.
+/// Fetches what `base` needs from `source`: the base key's core's header,
+/// then the signed views and system core (with a quorum-signed state the
+/// base fast-forwards at open and applies none of the history before it),
+/// then, round by round, the blocks of writer cores the base says it needs
+/// ([`hyper_autobase::Base::needed`]: every node after the signed state's
+/// frontier, the few below it that later heads name, and writers added on
+/// the way; every writer core whole when nothing is signed yet), until a
+/// round needs nothing new. This store's own writer cores are not fetched.
+/// The cores no peer served within `timeout`, in the order they were asked
+/// for.
 pub fn sync(
     store: &Store,
     base: &str,
@@ -82,7 +88,18 @@ pub fn sync(
         };
         look_up(&first_key);
         // Without the first core's header there is no base to sync.
-        if !fetch(&replication, &first, source, swarm.as_ref(), timeout).await? || !first.has(0)? {
+        let header = DownloadRange::range(0..1);
+        if !fetch(
+            &replication,
+            &first,
+            header,
+            source,
+            swarm.as_ref(),
+            timeout,
+        )
+        .await?
+            || !first.has(0)?
+        {
             return Err(match source {
                 Source::Tcp(addr) => CliError::NotServed {
                     addr: addr.to_string(),
@@ -95,34 +112,75 @@ pub fn sync(
                 },
             });
         }
-        let mut done: Vec<CoreKey> = vec![first_key];
+        // The signed views and system core first: with them the base
+        // fast-forwards at open, and only what follows the signed state
+        // is fetched of the writer cores (Base::needed).
+        let mut served: Vec<CoreKey> = vec![first_key];
+        let mut asked: Vec<Needed> = Vec::new();
         let mut skipped = Vec::new();
+        let mut signed_fetched = false;
         loop {
-            let cores = match open_base(store, base) {
-                Ok(b) => b.cores(),
+            let base = match open_base(store, base) {
+                Ok(b) => b,
                 // Not a member here (yet): only the first core matters.
-                Err(CliError::NoSuchBase(_)) => vec![first_key],
+                Err(CliError::NoSuchBase(_)) => {
+                    store.flush()?;
+                    return Ok(skipped);
+                }
                 Err(e) => return Err(e),
             };
-            let new: Vec<CoreKey> = cores.into_iter().filter(|k| !done.contains(k)).collect();
-            if new.is_empty() {
+            let mut signed = Vec::new();
+            let wanted: Vec<(CoreKey, DownloadRange)> = if signed_fetched {
+                let new: Vec<Needed> = base
+                    .needed()?
+                    .into_iter()
+                    .filter(|n| !asked.contains(n))
+                    .collect();
+                asked.extend(&new);
+                new.into_iter()
+                    .map(|n| {
+                        let range = DownloadRange {
+                            start: n.start,
+                            end: n.end,
+                            live: false,
+                        };
+                        (n.core, range)
+                    })
+                    .collect()
+            } else {
+                signed_fetched = true;
+                signed = base.signed_cores();
+                signed
+                    .iter()
+                    .copied()
+                    .into_iter()
+                    .map(|k| (k, DownloadRange::all()))
+                    .collect()
+            };
+            drop(base);
+            if wanted.is_empty() {
                 store.flush()?;
                 return Ok(skipped);
             }
-            let mut fetching = Vec::new();
-            for k in new {
-                done.push(k);
+            for (k, range) in wanted {
+                if skipped.contains(&k) {
+                    continue;
+                }
                 let core = store.replica(&k)?;
                 // This store wrote it: nobody has more of it.
-                if !core.writable()? {
+                if core.writable()? {
+                    continue;
+                }
+                if !served.contains(&k) {
+                    served.push(k);
                     replication.add_core(&core);
                     look_up(&k);
-                    fetching.push(core);
                 }
-            }
-            for core in fetching {
-                if !fetch(&replication, &core, source, swarm.as_ref(), timeout).await? {
-                    skipped.push(core.key());
+                // A signed core no peer serves only means no fast-forward.
+                if !fetch(&replication, &core, range, source, swarm.as_ref(), timeout).await?
+                    && !signed.contains(&k)
+                {
+                    skipped.push(k);
                 }
             }
         }
@@ -133,7 +191,7 @@ pub fn sync(
 /// for the other connected peers to say what they hold of it.
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// Downloads all of `core` that the connected peers have; whether a peer
+/// Downloads `range` of `core` from the connected peers; whether a peer
 /// serves it (none within `timeout`: skipped). Through the swarm it first
 /// waits for the lookups and dials under the joined topics, and then for
 /// every connected peer to serve the core (at most [`SETTLE`] after the
@@ -141,6 +199,7 @@ const SETTLE: Duration = Duration::from_secs(2);
 async fn fetch(
     replication: &Replication,
     core: &Core,
+    range: DownloadRange,
     source: &Source<'_>,
     swarm: Option<&Swarm>,
     timeout: Duration,
@@ -170,11 +229,30 @@ async fn fetch(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    match tokio::time::timeout(timeout, replication.download(core, DownloadRange::all())).await {
+    // Nothing past what the peers have told of: ask for no more.
+    let known = core.info()?.length;
+    let mut range = range;
+    range.end = range.end.map(|end| end.min(known));
+    if range.start >= range.end.unwrap_or(known) {
+        return Ok(true);
+    }
+    let asked = range.clone();
+    match tokio::time::timeout(timeout, replication.download(core, range)).await {
         Ok(result) => result.map(|()| true).map_err(CliError::from),
         Err(_) => Err(CliError::NoAnswer {
             addr: source.name(),
-            what: format!("core {} of the base", core.key()),
+            what: match asked.end {
+                Some(end) => format!(
+                    "blocks {}..{end} of core {} of the base",
+                    asked.start,
+                    core.key()
+                ),
+                None => format!(
+                    "blocks {}.. of core {} of the base",
+                    asked.start,
+                    core.key()
+                ),
+            },
             seconds: timeout.as_secs(),
         }),
     }

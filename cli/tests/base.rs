@@ -227,3 +227,39 @@ fn base_sync_names_a_writer_core_no_peer_serves() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_new_member_fast_forwards_to_the_signed_state_on_sync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b] = ["a", "b"].map(|n| dir.path().join(n));
+    let created = ok(cli(&a, &["base", "create", "--name", "long"], None));
+    let base = field(&created, "base").to_string();
+    for round in 0..5 {
+        let values: Vec<String> = (0..20).map(|i| format!("v{round}.{i}")).collect();
+        let mut args = vec!["base", "append", "long"];
+        args.extend(values.iter().map(String::as_str));
+        ok(cli(&a, &args, None));
+    }
+    let full = info(&a, "long");
+    assert_eq!(full["signed_length"], 100, "{full}");
+    sync(&a, &b, &base);
+    ok(cli(&b, &["base", "join", &base], None));
+    let seeder = seed(&a, &["--listen", "127.0.0.1:0"]);
+    let out = ok(cli(
+        &b,
+        &["base", "sync", &base, "--connect", &seeder.addr],
+        None,
+    ));
+    assert!(out.contains("batches taken from the signed state"), "{out}");
+    drop(seeder);
+    let fresh = info(&b, &base);
+    assert!(
+        fresh["fast_forwarded"].as_u64().is_some_and(|n| n > 0),
+        "{fresh}"
+    );
+    assert_eq!(fresh["hash"], full["hash"]);
+    assert_eq!(
+        ok(cli(&b, &["base", "view", &base], None)),
+        ok(cli(&a, &["base", "view", "long"], None))
+    );
+}
