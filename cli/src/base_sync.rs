@@ -153,7 +153,6 @@ pub fn sync(
                 signed
                     .iter()
                     .copied()
-                    .into_iter()
                     .map(|k| (k, DownloadRange::all()))
                     .collect()
             };
