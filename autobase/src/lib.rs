@@ -28,8 +28,20 @@
 //! there. Entries are a function of the indexed prefix alone, so every
 //! peer writes the same bytes, and a quorum of indexers signs them
 //! ([`SystemInfo::signed_length`]). [`Base::signed_state`] decodes the
-//! newest signed entry: what a peer far behind needs to start from. A
-//! `Base` does not open from it yet (no fast-forward of the I/O half).
+//! newest signed entry: what a peer far behind needs to start from.
+//!
+//! # Fast-forward
+//!
+//! A base that holds none of the order (or [`FAST_FORWARD_AFTER`] batches
+//! less than a signed state this store holds) opens from the newest
+//! signed system entry whose views' signed cores are stored that far: its
+//! views become the signed views at the entry's lengths (checked against
+//! the entry's tree hashes), its linearizer starts from the entry's
+//! frontier, and the batches before it are never applied here
+//! ([`BaseInfo::fast_forwarded`]); a reopen resumes from the same start.
+//! What it needs of the writer cores after that is [`Base::needed`]: a
+//! sync fetches the base's [`Base::signed_cores`] first, then only those
+//! blocks. [`Base::fast_forward`] jumps a live base.
 //!
 //! # Checkpoints, trust and liveness
 //!
