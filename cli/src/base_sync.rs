@@ -175,10 +175,23 @@ pub fn sync(
                     replication.add_core(&core);
                     look_up(&k);
                 }
-                // A signed core no peer serves only means no fast-forward.
-                if !fetch(&replication, &core, range, source, swarm.as_ref(), timeout).await?
-                    && !signed.contains(&k)
-                {
+                if signed.contains(&k) {
+                    // A signed core that holds an unsigned tail here is
+                    // this base's own indexed entries: the base applies,
+                    // it does not fast-forward. One no peer serves (or
+                    // that fails) only means no fast-forward.
+                    let info = core.info()?;
+                    if info.length > info.signed_length {
+                        continue;
+                    }
+                    let fetched =
+                        fetch(&replication, &core, range, source, swarm.as_ref(), timeout).await;
+                    if let Err(e) = fetched {
+                        tracing::debug!(core = %k, error = %e, "a signed core was not fetched");
+                    }
+                    continue;
+                }
+                if !fetch(&replication, &core, range, source, swarm.as_ref(), timeout).await? {
                     skipped.push(k);
                 }
             }
