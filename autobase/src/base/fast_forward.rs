@@ -83,12 +83,9 @@ impl<A: Apply> Base<A> {
     /// Jumps when the newest usable signed state indexes at least `held +
     /// margin` batches.
     fn fast_forward_past(&mut self, held: u64, margin: u64) -> Result<bool> {
-        let Some(start) = self.usable_signed_state()? else {
+        let Some(start) = self.usable_signed_state(held.saturating_add(margin))? else {
             return Ok(false);
         };
-        if start.entry.frontier.batches < held.saturating_add(margin) {
-            return Ok(false);
-        }
         if let Err(e) = self.jump(&start) {
             // The views may be half copied: start again from nothing.
             self.record.restart(None)?;
@@ -102,9 +99,12 @@ impl<A: Apply> Base<A> {
     }
 
     /// The newest signed system entry (of the [`ENTRIES_TRIED`] newest)
-    /// stored here whose views' signed cores this store holds up to the
-    /// lengths it names.
-    fn usable_signed_state(&self) -> Result<Option<Start>> {
+    /// stored here that indexes at least `batches` batches and whose
+    /// views' signed cores this store holds up to the lengths it names.
+    /// Entries index more batches the newer they are, so the search stops
+    /// at the first one below `batches`: a base that is not behind decodes
+    /// one entry at open.
+    fn usable_signed_state(&self, batches: u64) -> Result<Option<Start>> {
         let Some(system) = self.signed.system() else {
             return Ok(None);
         };
@@ -117,6 +117,9 @@ impl<A: Apply> Base<A> {
             let Ok(entry) = SystemEntry::decode(&system.get(index)?) else {
                 continue;
             };
+            if entry.frontier.batches < batches {
+                return Ok(None);
+            }
             let start = Start { entry, index };
             if self.views_held(&start)? {
                 return Ok(Some(start));
@@ -184,8 +187,8 @@ impl<A: Apply> Base<A> {
                 entry: start.index,
                 view: name.clone(),
                 length,
-                expected: hex(&expected),
-                found: hex(&found),
+                expected: blake3::Hash::from(expected).to_hex().to_string(),
+                found: blake3::Hash::from(found).to_hex().to_string(),
             });
         }
         Ok(())
@@ -199,28 +202,18 @@ impl<A: Apply> Base<A> {
         let mut writers: Vec<CoreKey> = match &start {
             Some(s) => {
                 self.lin = Linearizer::from_frontier(&self.indexers, &s.entry.frontier)?;
-                self.members = s
-                    .entry
-                    .members
-                    .iter()
-                    .map(|m| (m.key, !m.removed))
-                    .collect();
                 self.system = SystemFollower::from_entry(&self.indexers, &s.entry, s.index);
                 s.entry.frontier.writers.iter().map(|w| w.key).collect()
             }
             None => {
                 self.lin = Linearizer::new(&self.indexers)?;
-                self.members = self
-                    .indexers
-                    .iter()
-                    .chain([&self.key])
-                    .map(|k| (*k, true))
-                    .collect();
                 self.system = SystemFollower::new(self.key, &self.indexers);
                 Vec::new()
             }
         };
-        self.lin.add_writer(self.key);
+        // The membership at the start is what the follower starts from
+        // (it always holds the first writer).
+        self.members = self.system.members().clone();
         writers.extend(self.members.keys().copied());
         writers.sort_unstable();
         writers.dedup();
@@ -341,9 +334,4 @@ fn common_prefix(working: &Core, signed: &Core, length: u64) -> Result<u64> {
         }
     }
     Ok(lo)
-}
-
-/// Lower-case hex of a hash, for messages.
-fn hex(bytes: &[u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -56,6 +56,12 @@ impl SystemFollower {
         }
     }
 
+    /// The membership after the batches folded so far (at the start: the
+    /// base's first members, or the entry's).
+    pub(crate) fn members(&self) -> &BTreeMap<CoreKey, bool> {
+        &self.members
+    }
+
     /// Appends to the system core `core` (in one append, as an unsigned
     /// tail) the entry of each commit of `lin` that indexed a value, whose
     /// batches are all in `applied` (the base's applied batches, views

@@ -213,11 +213,16 @@ impl Peers {
     /// Creates the base in store 0 with `indexers` (store indexes besides
     /// 0) and has every other store join once the header reached it.
     pub fn bases(&self, indexers: &[usize]) -> Vec<Base<Log>> {
+        self.bases_of(self.stores.len(), indexers)
+    }
+
+    /// [`Peers::bases`] for the first `count` stores only.
+    pub fn bases_of(&self, count: usize, indexers: &[usize]) -> Vec<Base<Log>> {
         let signers: Vec<PublicKey> = indexers.iter().map(|i| self.signer(*i)).collect();
         let first = Base::create(&self.stores[0], NAME, &signers, &[VIEW], Log).expect("create");
         let key = first.key();
         let mut bases = vec![first];
-        for store in &self.stores[1..] {
+        for store in &self.stores[1..count] {
             let header = store.replica(&key).expect("replica");
             wait(|| header.has(0).expect("has"), "the base header");
             bases.push(Base::join(store, key, NAME, &[VIEW], Log).expect("join"));
