@@ -243,8 +243,9 @@ fn run() -> Result<(), Failure> {
         }
     };
     // Served even before a writer adds it, so that one can fetch it.
-    net.follow(&store, base.writer_key())?;
-    println!("writer {}", base.writer_key());
+    let me = base.writer_key().ok_or("a joined room has a writer core")?;
+    net.follow(&store, me)?;
+    println!("writer {me}");
     std::io::stdout().flush()?;
 
     let (lines, input) = mpsc::channel::<String>();

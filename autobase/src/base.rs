@@ -102,7 +102,8 @@ pub struct ViewInfo {
 /// A base: see the crate docs.
 pub struct Base<A> {
     key: CoreKey,
-    local: Core,
+    /// This store's writer core; `None` for a reader ([`Base::read`]).
+    local: Option<Core>,
     store: Store,
     indexers: Vec<CoreKey>,
     writers: BTreeMap<CoreKey, Writer>,
@@ -169,7 +170,7 @@ impl<A: Apply> Base<A> {
             local.append(&Header::First { indexers: all }.encode())?;
         }
         let key = local.key();
-        Self::open(store, key, local, views, app)
+        Self::open(store, key, Some(local), views, app)
     }
 
     /// Joins the base `key` with this store's core named `name` as a
@@ -181,10 +182,28 @@ impl<A: Apply> Base<A> {
         if local.key() != key && local.info()?.length == 0 {
             local.append(&Header::Writer { base: key }.encode())?;
         }
-        Self::open(store, key, local, views, app)
+        Self::open(store, key, Some(local), views, app)
     }
 
-    fn open(store: &Store, key: CoreKey, local: Core, views: &[&str], app: A) -> Result<Self> {
+    /// Opens the base `key` as a reader: it replicates, orders and applies
+    /// every writer's nodes, and appends and checks indexer signatures on
+    /// the signed cores like any peer (so it can serve them), but has no
+    /// writer core of its own and writes nothing anyone else reads:
+    /// [`Base::append`] fails with [`Error::NotAWriter`] and [`Base::ack`]
+    /// never acks. Block 0 of the base's first core must be stored here.
+    /// [`Base::join`] later turns the store into a writer without losing
+    /// what the reader applied (the views and undo log are the same).
+    pub fn read(store: &Store, key: CoreKey, views: &[&str], app: A) -> Result<Self> {
+        Self::open(store, key, None, views, app)
+    }
+
+    fn open(
+        store: &Store,
+        key: CoreKey,
+        local: Option<Core>,
+        views: &[&str],
+        app: A,
+    ) -> Result<Self> {
         let first = store.replica(&key)?;
         if !first.has(0)? {
             return Err(Error::BaseHeaderMissing(key.to_string()));
@@ -196,8 +215,8 @@ impl<A: Apply> Base<A> {
             ));
         };
         let indexers = header.indexer_keys();
-        if local.key() != key {
-            check_writer_header(&local, &key)?;
+        if let Some(local) = local.as_ref().filter(|l| l.key() != key) {
+            check_writer_header(local, &key)?;
         }
         let view_cores = views
             .iter()
@@ -211,7 +230,7 @@ impl<A: Apply> Base<A> {
         // The views resume where the undo log says they are (else it
         // empties them and they are rebuilt from the writer cores).
         let (record, resume, start) = Record::open(store, &key, &view_cores)?;
-        let signed = SignedCores::open(store, &key, views, signers, &indexers, &local)?;
+        let signed = SignedCores::open(store, &key, views, signers, &indexers, local.as_ref())?;
         let mut base = Base {
             key,
             local,
@@ -245,9 +264,10 @@ impl<A: Apply> Base<A> {
         self.key
     }
 
-    /// This store's writer core key (the one to add as a writer).
-    pub fn writer_key(&self) -> CoreKey {
-        self.local.key()
+    /// This store's writer core key (the one to add as a writer); `None`
+    /// for a reader ([`Base::read`]).
+    pub fn writer_key(&self) -> Option<CoreKey> {
+        self.local.as_ref().map(Core::key)
     }
 
     /// The writer core keys this base reads (members and former members):
@@ -315,7 +335,9 @@ impl<A: Apply> Base<A> {
     /// checkpoint, so `signed_length` follows `indexed_length`). Returns
     /// whether it acked.
     pub fn ack(&mut self, timer: bool) -> Result<bool> {
-        let me = self.local.key();
+        let Some(me) = self.writer_key() else {
+            return Ok(false);
+        };
         if self.writers.get(&me).is_some_and(|w| w.fault.is_some()) {
             // Its acks would never be read back: never ack in a loop.
             return Ok(false);
@@ -341,7 +363,11 @@ impl<A: Apply> Base<A> {
     }
 
     fn append_nodes(&mut self, values: Vec<Option<Vec<u8>>>) -> Result<Update> {
-        let heads = self.lin.heads(&self.local.key());
+        let Some(local) = self.local.clone() else {
+            return Err(Error::NotAWriter(self.key.to_string()));
+        };
+        let me = local.key();
+        let heads = self.lin.heads(&me);
         let n = values.len();
         if n == 0 {
             return self.update();
@@ -350,16 +376,15 @@ impl<A: Apply> Base<A> {
         // the batch carries the signatures.
         let checkpoint = self.signed.checkpoint()?;
         // The node ending the batch states its causal facts.
-        let me = self.local.key();
         let causal = if self.writers.contains_key(&me) {
             self.lin.causal_for(&me, &heads)?
         } else {
             // A candidate not added yet: its previous batch's facts are on
             // the last node of its own core.
-            let length = self.local.info()?.length;
+            let length = local.info()?.length;
             let previous = match length {
                 0 | 1 => None,
-                _ => Node::decode(&self.local.get(length - 1)?)?.causal,
+                _ => Node::decode(&local.get(length - 1)?)?.causal,
             };
             self.lin.causal_for_unknown(previous, &heads)?
         };
@@ -379,7 +404,7 @@ impl<A: Apply> Base<A> {
                 }
             })
             .collect();
-        self.local.append_batch(&blocks)?;
+        local.append_batch(&blocks)?;
         self.signed.shipped(&checkpoint);
         self.update()
     }
@@ -540,10 +565,9 @@ impl<A: Apply> Base<A> {
     }
 
     fn open_writer(&mut self, key: CoreKey) -> Result<()> {
-        let core = if key == self.local.key() {
-            self.local.clone()
-        } else {
-            self.store.replica(&key)?
+        let core = match &self.local {
+            Some(local) if local.key() == key => local.clone(),
+            _ => self.store.replica(&key)?,
         };
         self.lin.add_writer(key);
         self.writers.insert(

@@ -31,6 +31,11 @@ pub enum Error {
         "block 0 of base {0} is not stored here: fetch the base's first core from a peer first (hyper-cli: `base sync BASE`, with `--connect ADDR` for a peer at a known address)"
     )]
     BaseHeaderMissing(String),
+    /// An append to a base opened as a reader ([`Base::read`](crate::Base::read)).
+    #[error(
+        "this store only reads base {0}: it has no writer core of it (hyper-cli: `base join BASE`, then a writer runs `base add-writer BASE WRITER`)"
+    )]
+    NotAWriter(String),
     /// `apply` named a view the base was not opened with.
     #[error("no view named '{0}' was opened with this base")]
     NoSuchView(String),

@@ -18,6 +18,11 @@
 //! ([`Linearizer::from_frontier`]) and order later batches as one that
 //! holds the whole history: the pure half of fast-forward.
 //!
+//! A store that only reads a base (a device before it joins, a mirror
+//! or seeder of a base it does not write) opens it with [`Base::read`]:
+//! no writer core of its own, the same order and views as any peer, and
+//! signed cores it can serve.
+//!
 //! # The system core
 //!
 //! Every base also has a *system core* ([`Base::signed_system`]), signed

@@ -58,17 +58,17 @@ impl SignedCores {
     /// Opens (creating on first use) the signed core of each view in
     /// `names` of base `base` and its system core, whose indexers sign with
     /// `signers` (writer core keys `indexers`); `local` is this store's
-    /// writer core.
+    /// writer core (`None` for a reader).
     pub(crate) fn open(
         store: &Store,
         base: &CoreKey,
         names: &[&str],
         signers: &[PublicKey],
         indexers: &[CoreKey],
-        local: &Core,
+        local: Option<&Core>,
     ) -> Result<Self> {
-        let me = match indexers.iter().position(|k| *k == local.key()) {
-            Some(i) => {
+        let me = match local.and_then(|l| Some((l, indexers.iter().position(|k| *k == l.key())?))) {
+            Some((local, i)) => {
                 let mine = signers.get(i).copied();
                 local
                     .export_key_pairs()?

@@ -86,7 +86,10 @@ impl Three {
             sync(&stores[0], store, &key);
             bases.push(Base::join(store, key, "chat", &["log"], Chat).expect("join"));
         }
-        let (k1, k2) = (bases[1].writer_key(), bases[2].writer_key());
+        let (k1, k2) = (
+            bases[1].writer_key().expect("a writer"),
+            bases[2].writer_key().expect("a writer"),
+        );
         bases[0]
             .append(&[
                 format!("add:{k1}").as_bytes(),
@@ -106,7 +109,7 @@ impl Three {
             .bases
             .iter()
             .flat_map(|b| b.cores())
-            .chain(self.bases.iter().map(|b| b.writer_key()))
+            .chain(self.bases.iter().map(|b| b.writer_key().expect("a writer")))
             .collect();
         for from in 0..3 {
             for to in 0..3 {
@@ -165,6 +168,53 @@ fn three_writers_appending_offline_converge() {
 }
 
 #[test]
+fn a_reader_applies_and_signs_what_the_writers_wrote_and_writes_nothing() {
+    let mut t = Three::new();
+    t.sync_all();
+    t.bases[0].append(&[b"a1"]).expect("append");
+    t.bases[1].append(&[b"b1"]).expect("append");
+    t.settle();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let key = t.bases[0].key();
+    assert!(
+        matches!(
+            Base::read(&store, key, &["log"], Chat),
+            Err(hyper_autobase::Error::BaseHeaderMissing(_))
+        ),
+        "a reader needs the base's first block"
+    );
+    sync(&t.stores[0], &store, &key);
+    let mut reader = Base::read(&store, key, &["log"], Chat).expect("read");
+    assert_eq!(reader.writer_key(), None);
+    for writer in t.bases[0].cores() {
+        sync(&t.stores[0], &store, &writer);
+    }
+    reader.update().expect("update");
+    assert_eq!(log(&reader), log(&t.bases[0]));
+    let (ours, theirs) = (reader.info(), t.bases[0].info());
+    assert_eq!(ours.writers, theirs.writers);
+    // The indexers' signatures check against the reader's own copy: its
+    // signed view can serve peers.
+    assert_eq!(ours.views[0].signed_length, theirs.views[0].signed_length);
+    assert!(ours.views[0].signed_length > 0, "{ours:?}");
+    let cores_before: Vec<CoreKey> = store.list().expect("list").iter().map(|e| e.key).collect();
+    assert!(matches!(
+        reader.append(&[b"nope"]),
+        Err(hyper_autobase::Error::NotAWriter(k)) if k == key.to_string()
+    ));
+    assert!(!reader.ack(true).expect("ack"), "a reader never acks");
+    let cores_after: Vec<CoreKey> = store.list().expect("list").iter().map(|e| e.key).collect();
+    assert_eq!(cores_before, cores_after, "no writer core was made");
+    assert_eq!(log(&reader), log(&t.bases[0]));
+    // Joining later keeps what it applied and gives it a writer core.
+    drop(reader);
+    let joined = Base::join(&store, key, "chat", &["log"], Chat).expect("join");
+    assert!(joined.writer_key().is_some());
+    assert_eq!(log(&joined), log(&t.bases[0]));
+}
+
+#[test]
 fn views_are_rebuilt_the_same_after_reopen() {
     let mut t = Three::new();
     t.sync_all();
@@ -194,7 +244,7 @@ fn a_removed_writer_is_not_applied_after_its_removal() {
     t.sync_all();
     t.bases[1].append(&[b"before"]).expect("append");
     t.sync_all();
-    let k1 = t.bases[1].writer_key();
+    let k1 = t.bases[1].writer_key().expect("a writer");
     t.bases[0]
         .append(&[format!("remove:{k1}").as_bytes()])
         .expect("remove");
@@ -241,7 +291,7 @@ fn writers_breaking_the_rules_harm_only_themselves() {
     )
     .expect("raw append");
     t.settle();
-    let k2 = t.bases[2].writer_key();
+    let k2 = t.bases[2].writer_key().expect("a writer");
     for base in &t.bases[..2] {
         let lines = log(base);
         assert!(lines.iter().any(|l| l.ends_with(":fine")));
@@ -262,7 +312,7 @@ fn writers_breaking_the_rules_harm_only_themselves() {
     }
     // A node that names its own writer as a head breaks the rules for good.
     let core = t.stores[1].named("chat").expect("core");
-    let k1 = t.bases[1].writer_key();
+    let k1 = t.bases[1].writer_key().expect("a writer");
     let selfish = Node::new(
         Some(b"me".to_vec()),
         vec![Head {
@@ -300,7 +350,7 @@ fn a_core_written_for_another_base_is_refused() {
         let mut stranger =
             Base::join(&other, elsewhere.key(), "member", &["log"], Chat).expect("join");
         stranger.append(&[b"wrong base"]).expect("append");
-        stranger.writer_key()
+        stranger.writer_key().expect("a writer")
     };
     sync(&other, &t.stores[0], &stranger_key);
     t.bases[0]
@@ -508,12 +558,22 @@ fn a_reorder_after_reopen_rolls_back_the_resumed_views() {
     let mut t = Three::new();
     t.settle();
     // Two concurrent batches: the lower writer key sorts first.
-    let (k1, k2) = (t.bases[1].writer_key(), t.bases[2].writer_key());
+    let (k1, k2) = (
+        t.bases[1].writer_key().expect("a writer"),
+        t.bases[2].writer_key().expect("a writer"),
+    );
     let (low, high) = if k1 < k2 { (1, 2) } else { (2, 1) };
     t.bases[low].append(&[b"low"]).expect("append");
     t.bases[high].append(&[b"high"]).expect("append");
-    let (key, low_key) = (t.bases[0].key(), t.bases[low].writer_key());
-    sync(&t.stores[high], &t.stores[0], &t.bases[high].writer_key());
+    let (key, low_key) = (
+        t.bases[0].key(),
+        t.bases[low].writer_key().expect("a writer"),
+    );
+    sync(
+        &t.stores[high],
+        &t.stores[0],
+        &t.bases[high].writer_key().expect("a writer"),
+    );
     t.bases[0].update().expect("update");
     assert!(
         log(&t.bases[0])
@@ -632,7 +692,7 @@ fn apart(n: usize) -> Three {
 /// Returns the batches store 1 rolled back in all, and the three.
 fn merge_in_chunks(n: usize, chunk: u64) -> (usize, Three) {
     let mut t = apart(n);
-    let key = t.bases[2].writer_key();
+    let key = t.bases[2].writer_key().expect("a writer");
     let length = t.stores[2]
         .replica(&key)
         .expect("core")
@@ -673,7 +733,7 @@ fn a_download_in_chunks_rolls_the_tip_back_once_not_once_per_chunk() {
 fn a_stalled_download_stops_holding_the_tip_back() {
     let n = 50;
     let mut t = apart(n);
-    let key = t.bases[2].writer_key();
+    let key = t.bases[2].writer_key().expect("a writer");
     // Half of store 2's log arrives, the rest is known but never comes.
     sync_blocks(&t.stores[2], &t.stores[1], &key, 0..n as u64 / 2);
     t.bases[1].update().expect("update");

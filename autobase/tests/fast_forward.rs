@@ -139,7 +139,7 @@ fn a_new_peer_adopts_the_signed_state_and_fetches_only_what_follows_it() {
     // from it) are taken by the peers that hold the whole history.
     drop(fetcher);
     let _mesh = peers.mesh(&[0, 1, 2, 3]);
-    let added = format!("add:{}", base.writer_key());
+    let added = format!("add:{}", base.writer_key().expect("a writer"));
     bases[0].append(&[added.as_bytes()]).expect("add");
     bases.push(base);
     drive(

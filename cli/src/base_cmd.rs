@@ -293,7 +293,16 @@ fn parse_key<K: std::str::FromStr>(text: &str, what: &'static str) -> Result<K, 
     })
 }
 
-/// Opens the base `base` (a key, or the name it was created under here).
+/// This store's writer core of a base it created or joined.
+fn writer_of(base: &Base<CliApp>) -> Result<CoreKey, CliError> {
+    Ok(base
+        .writer_key()
+        .ok_or_else(|| hyper_autobase::Error::NotAWriter(base.key().to_string()))?)
+}
+
+/// Opens the base `base` (a key, or the name it was created under here):
+/// as its writer when this store created or joined it, else as a reader
+/// when the base's first block is stored here.
 pub(crate) fn open_base(store: &Store, base: &str) -> Result<Base<CliApp>, CliError> {
     let views = [LOG, KV];
     let Ok(key) = base.parse::<CoreKey>() else {
@@ -310,16 +319,23 @@ pub(crate) fn open_base(store: &Store, base: &str) -> Result<Base<CliApp>, CliEr
     if let Some(name) = joined_signer(store, &key)? {
         return Ok(Base::join(store, key, &name, &views, CliApp::default())?);
     }
-    let created = store
-        .list()?
-        .into_iter()
-        .find(|e| e.key == key)
-        .and_then(|e| e.name)
-        .filter(|n| n.starts_with(PREFIX));
-    match created {
-        Some(name) => Ok(Base::create(store, &name, &[], &views, CliApp::default())?),
-        None => Err(CliError::NoSuchBase(base.to_string())),
+    let Some(entry) = store.list()?.into_iter().find(|e| e.key == key) else {
+        return Err(CliError::NoSuchBase(base.to_string()));
+    };
+    if let Some(name) = entry.name.filter(|n| n.starts_with(PREFIX)) {
+        return Ok(Base::create(store, &name, &[], &views, CliApp::default())?);
     }
+    // The base's first block is here but this store never joined: it reads.
+    let first = store.replica(&key)?;
+    let is_base = first.has(0)?
+        && matches!(
+            hyper_autobase::Header::decode(&first.get(0)?),
+            Ok(hyper_autobase::Header::First { .. })
+        );
+    if !is_base {
+        return Err(CliError::NoSuchBase(base.to_string()));
+    }
+    Ok(Base::read(store, key, &views, CliApp::default())?)
 }
 
 /// The cores `seed BASE` serves when `base` names a base this store
@@ -334,7 +350,7 @@ pub fn served_cores(store: &Store, base: &str) -> Result<Option<Vec<CoreKey>>, C
         Err(e) => return Err(e),
     };
     let mut keys = base.cores();
-    keys.push(base.writer_key());
+    keys.extend(base.writer_key());
     keys.extend(base.signed_cores());
     keys.sort();
     keys.dedup();
@@ -426,7 +442,8 @@ struct EntryJson {
 #[derive(Serialize)]
 struct InfoJson {
     key: String,
-    writer: String,
+    /// This store's writer core; `null` when it only reads the base.
+    writer: Option<String>,
     writers: Vec<String>,
     indexers: Vec<String>,
     heads: Vec<HeadJson>,
@@ -491,7 +508,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             }
             let base = Base::create(&store, &full, &indexers, &[LOG, KV], CliApp::default())?;
             writeln!(out, "base {}", base.key())?;
-            writeln!(out, "writer {}", base.writer_key())?;
+            writeln!(out, "writer {}", writer_of(&base)?)?;
         }
         BaseCommand::Signer { name } => {
             crate::core_cmd::check_name(&name)?;
@@ -516,8 +533,9 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             }
             let name = join_name(&store, &key, signer.as_deref())?;
             let base = Base::join(&store, key, &name, &[LOG, KV], CliApp::default())?;
-            writeln!(out, "writer {}", base.writer_key())?;
-            if base.info().indexers.contains(&base.writer_key()) {
+            let writer = writer_of(&base)?;
+            writeln!(out, "writer {writer}")?;
+            if base.info().indexers.contains(&writer) {
                 writeln!(
                     out,
                     "indexer: the base names this writer (signer core '{}') as an indexer; no add-writer needed",
@@ -584,22 +602,10 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
                     "hyper-cli: no peer served writer core {key} within {timeout} s: skipped, its values are not in the view"
                 );
             }
-            let info = match open_base(&store, &base) {
-                Ok(mut b) => {
-                    // An indexer acks what it received so it becomes final.
-                    b.ack_until_settled(true)?;
-                    b.info()
-                }
-                // The base's first core is here now: `base join` can follow.
-                Err(CliError::NoSuchBase(_)) => {
-                    writeln!(
-                        out,
-                        "fetched the base's first core: run `hyper-cli base join {base}`"
-                    )?;
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            };
+            let mut b = open_base(&store, &base)?;
+            // An indexer acks what it received so it becomes final.
+            b.ack_until_settled(true)?;
+            let (info, reads) = (b.info(), b.writer_key().is_none());
             writeln!(
                 out,
                 "synced: {} writers, {} entries, {} indexed{}{}",
@@ -615,6 +621,12 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
                     n => format!(", {n} writer cores not served"),
                 }
             )?;
+            if reads {
+                eprintln!(
+                    "hyper-cli: this store reads base {} (`hyper-cli base join {}` to write)",
+                    info.key, info.key
+                );
+            }
         }
         BaseCommand::View { base, json } => {
             let base = open_base(&store, &base)?;
@@ -647,7 +659,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             }
             let o = InfoJson {
                 key: info.key.to_string(),
-                writer: base.writer_key().to_string(),
+                writer: base.writer_key().map(|k| k.to_string()),
                 writers: info.writers.iter().map(CoreKey::to_string).collect(),
                 indexers: info.indexers.iter().map(CoreKey::to_string).collect(),
                 heads: base
@@ -673,7 +685,13 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
                 json_line(&mut out, &o)?;
             } else {
                 writeln!(out, "base:           {}", o.key)?;
-                writeln!(out, "this writer:    {}", o.writer)?;
+                match &o.writer {
+                    Some(w) => writeln!(out, "this writer:    {w}")?,
+                    None => writeln!(
+                        out,
+                        "this writer:    none (this store reads the base: `hyper-cli base join` to write)"
+                    )?,
+                }
                 writeln!(out, "writers:        {}", o.writers.join(", "))?;
                 writeln!(out, "indexers:       {}", o.indexers.join(", "))?;
                 writeln!(out, "length:         {}", o.length)?;

@@ -120,12 +120,14 @@ pub fn sync(
         let mut skipped = Vec::new();
         let mut signed_fetched = false;
         loop {
+            // A store that never joined the base opens it as a reader.
             let base = match open_base(store, base) {
                 Ok(b) => b,
-                // Not a member here (yet): only the first core matters.
                 Err(CliError::NoSuchBase(_)) => {
-                    store.flush()?;
-                    return Ok(skipped);
+                    return Err(hyper_autobase::Error::NotABase(
+                        "the base key's core is not a base's first writer",
+                    )
+                    .into());
                 }
                 Err(e) => return Err(e),
             };
@@ -204,7 +206,8 @@ pub fn sync(
 const SETTLE: Duration = Duration::from_secs(2);
 
 /// Downloads `range` of `core` from the connected peers; whether a peer
-/// serves it (none within `timeout`: skipped). Through the swarm it first
+/// serves it (none within `timeout`, or none holds a block of a range
+/// with an end: skipped). Through the swarm it first
 /// waits for the lookups and dials under the joined topics, and then for
 /// every connected peer to serve the core (at most [`SETTLE`] after the
 /// first did), so the download covers the longest of them.
@@ -241,8 +244,15 @@ async fn fetch(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Nothing past what the peers have told of: ask for no more.
+    // Nothing past what the peers have told of: ask for no more. Blocks
+    // asked by number that no peer holds are not served (a reader peer
+    // serves a writer core it holds none of); an open end past the known
+    // length is only nothing new.
     let known = core.info()?.length;
+    if range.end.is_some() && range.start >= known {
+        tracing::debug!(core = %core.key(), known, "no peer holds the blocks asked for");
+        return Ok(false);
+    }
     let mut range = range;
     range.end = range.end.map(|end| end.min(known));
     if range.start >= range.end.unwrap_or(known) {

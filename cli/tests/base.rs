@@ -177,9 +177,7 @@ fn base_sync_finds_the_writers_through_the_dht_with_no_address() {
         "--timeout",
         "20",
     ];
-    let first = ok(cli(&c, &sync_args, None));
-    assert!(first.contains("base join"), "{first}");
-    ok(cli(&c, &["base", "join", &base], None));
+    // c never joined: it reads the base.
     let synced = ok(cli(&c, &sync_args, None));
     assert!(synced.contains("2 writers, 2 entries"), "{synced}");
     drop(seeders);
@@ -195,10 +193,8 @@ fn base_sync_names_a_writer_core_no_peer_serves() {
     let (base, _, b_writer) = two_writers(&a, &b, "pair");
     ok(cli(&b, &["base", "append", &base, "from b"], None));
     sync(&b, &a, &base);
-    // c joins; d holds a plain clone of the base's first core only, so it
-    // serves that core and not b's.
-    sync(&a, &c, &base);
-    ok(cli(&c, &["base", "join", &base], None));
+    // d holds a plain clone of the base's first core only, so it serves
+    // that core and not b's (c reads the base).
     let seeder = seed(&a, &["--listen", "127.0.0.1:0"]);
     ok(cli(&d, &["clone", &base, "--connect", &seeder.addr], None));
     drop(seeder);
@@ -261,5 +257,59 @@ fn a_new_member_fast_forwards_to_the_signed_state_on_sync() {
     assert_eq!(
         ok(cli(&b, &["base", "view", &base], None)),
         ok(cli(&a, &["base", "view", "long"], None))
+    );
+}
+
+#[test]
+fn a_store_that_never_joined_reads_the_base_and_serves_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, r, m] = ["a", "b", "r", "m"].map(|n| dir.path().join(n));
+    let (base, _, _) = two_writers(&a, &b, "pair");
+    ok(cli(
+        &a,
+        &["base", "append", "pair", "from a", "put k v"],
+        None,
+    ));
+    ok(cli(&b, &["base", "append", &base, "from b"], None));
+    sync(&b, &a, &base);
+    let full = info(&a, "pair");
+    // r syncs with no `base join`: it reads every writer's values.
+    let seeder = seed(&a, &["--listen", "127.0.0.1:0"]);
+    let out = cli(
+        &r,
+        &["base", "sync", &base, "--connect", &seeder.addr],
+        None,
+    );
+    drop(seeder);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("reads base {base}")), "{stderr}");
+    let read = info(&r, &base);
+    assert_eq!(read["writer"], serde_json::Value::Null, "{read}");
+    assert_eq!(read["hash"], full["hash"], "{read} {full}");
+    assert_eq!(read["writers"], full["writers"]);
+    assert_eq!(ok(cli(&r, &["base", "get", &base, "k"], None)), "v\n");
+    // It writes nothing: an append is refused and names the base.
+    let out = cli(&r, &["base", "append", &base, "nope"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("only reads base {base}")),
+        "{stderr}"
+    );
+    assert_eq!(info(&r, &base)["hash"], full["hash"]);
+    // A reader seeds the base: m gets every writer's values from r alone.
+    sync(&r, &m, &base);
+    assert_eq!(info(&m, &base)["hash"], full["hash"]);
+    // Joining later keeps what it read and makes it a candidate writer.
+    let joined = ok(cli(&r, &["base", "join", &base], None));
+    let writer = field(&joined, "writer").to_string();
+    ok(cli(&a, &["base", "add-writer", "pair", &writer], None));
+    sync(&a, &r, &base);
+    ok(cli(&r, &["base", "append", &base, "from r"], None));
+    let view = ok(cli(&r, &["base", "view", &base], None));
+    assert!(
+        view.ends_with("from r\n") && view.contains("from b"),
+        "{view}"
     );
 }

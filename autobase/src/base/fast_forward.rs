@@ -263,10 +263,10 @@ impl<A: Apply> Base<A> {
     /// all a sync fetches of the history; without one it is every writer
     /// core whole.
     pub fn needed(&self) -> Result<Vec<Needed>> {
-        let me = self.local.key();
+        let me = self.writer_key();
         let mut out = Vec::new();
         for (key, w) in &self.writers {
-            if *key == me || w.fault.is_some() {
+            if Some(*key) == me || w.fault.is_some() {
                 continue;
             }
             if !w.header_checked && !w.core.has(0)? {
