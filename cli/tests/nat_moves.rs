@@ -254,7 +254,7 @@ fn clone_survives_a_move(mover: Mover, seeder_nat: Option<Nat>, reader_nat: Opti
     if mover == Mover::Seeder {
         // The connection the seeder accepted is stranded on the lost
         // address (a QUIC server cannot migrate): the seeder drops it at
-        // once instead of holding it until the idle timeout (30 s).
+        // once instead of holding it until the idle timeout (15 s).
         let mut peers = usize::MAX;
         let asked = Instant::now();
         while asked.elapsed() < Duration::from_secs(10) {

@@ -56,12 +56,17 @@ pub(crate) const ALPN: &[u8] = b"hyper/1";
 const SERVER_NAME_SUFFIX: &str = "hyper";
 
 /// Keep-alive ping interval: well under the ~30 s after which many NATs
-/// forget a UDP mapping.
-const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// forget a UDP mapping, and a third of [`MAX_IDLE_TIMEOUT_MS`], so two
+/// pings (each retransmitted on loss) may go unanswered before a live
+/// path is given up.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A connection with no traffic (keep-alives included) for this long is
-/// dropped, in milliseconds.
-const MAX_IDLE_TIMEOUT_MS: u32 = 30_000;
+/// dropped, in milliseconds. It bounds how long a connection stranded by a
+/// network change (its peer accepted it and moved, and a QUIC server cannot
+/// migrate; or a NAT gave the peer a new mapping) holds up a transfer
+/// before this side looks the topic up and dials the peer's new address.
+const MAX_IDLE_TIMEOUT_MS: u32 = 15_000;
 
 /// How many bytes a peer may send ahead on one stream (8 MiB).
 const STREAM_RECEIVE_WINDOW: u32 = 8 << 20;
