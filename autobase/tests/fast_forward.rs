@@ -5,7 +5,9 @@
 //! frontier and the few below it that later heads name), reaches the same
 //! view as the peers that applied everything, resumes from the adopted
 //! state after a reopen, and once added as a writer writes nodes the full
-//! peers accept.
+//! peers accept. A base far behind keeps the view prefix it holds; a
+//! signed state whose view hash its signed view does not match is refused
+//! and the view rebuilt.
 
 mod common;
 
@@ -152,4 +154,119 @@ fn a_new_peer_adopts_the_signed_state_and_fetches_only_what_follows_it() {
     drive(&mut bases, settled_at(total + 3), "its values are final");
     let logs: Vec<_> = bases.iter().map(log).collect();
     assert!(logs.windows(2).all(|w| w[0] == w[1]));
+}
+
+/// A lone-indexer base in `peers` store 0 with `batches` values, each
+/// its own batch, all final and signed.
+fn signed_solo(peers: &Peers, batches: u32) -> Base<Log> {
+    let mut base = Base::create(&peers.stores[0], NAME, &[], &[VIEW], Log).expect("create");
+    grow(&mut base, 0..batches);
+    base
+}
+
+/// Appends the values `values` one batch each and acks until signed.
+fn grow(base: &mut Base<Log>, values: std::ops::Range<u32>) {
+    for v in values {
+        append(base, 0, v..v + 1);
+    }
+    base.ack_until_settled(true).expect("acks");
+    let info = base.info();
+    assert_eq!(
+        info.views[0].signed_length, info.views[0].length,
+        "{info:?}"
+    );
+    assert_eq!(info.system.signed_length, info.system.length, "{info:?}");
+}
+
+#[test]
+fn a_base_far_behind_keeps_its_view_prefix_and_jumps_to_the_signed_state() {
+    let peers = Peers::new(2);
+    let mut full = signed_solo(&peers, 10);
+    let key = full.key();
+    let reader = &peers.stores[1];
+    let fetcher = Fetcher::new(&peers.stores[0], reader);
+    // The reader applies the first 10 values itself (nothing signed is
+    // here yet, so it does not jump).
+    fetcher.fetch(&key, 0, None);
+    let base = Base::read(reader, key, &[VIEW], Log).expect("read");
+    assert_eq!(base.info().fast_forwarded, 0);
+    assert_eq!(log(&base), log(&full));
+    let signed_cores = base.signed_cores();
+    drop(base);
+    // It falls FAST_FORWARD_AFTER batches behind the signed state.
+    let far = hyper_autobase::FAST_FORWARD_AFTER as u32 + 20;
+    grow(&mut full, 10..10 + far);
+    for core in &signed_cores {
+        fetcher.fetch(core, 0, None);
+    }
+    let mut base = Base::read(reader, key, &[VIEW], Log).expect("reopen");
+    let state = base.signed_state().expect("state").expect("signed");
+    assert_eq!(base.info().fast_forwarded, state.frontier.batches);
+    assert!(state.frontier.batches >= 10 + u64::from(far), "{state:?}");
+    let adopted = state.views[0].length as usize;
+    assert_eq!(
+        log(&base),
+        log(&full)[..adopted],
+        "the signed view, kept prefix included"
+    );
+    assert!(base.info().refused_signatures.is_empty());
+    // What follows the state comes from the writer core.
+    fetch_needed(&fetcher, &mut base);
+    std::thread::sleep(HOLD_BACK);
+    base.update().expect("update");
+    assert_eq!(log(&base), log(&full));
+    assert_eq!(base.info().batches, full.info().batches);
+}
+
+#[test]
+fn a_signed_state_whose_view_hash_is_forged_is_refused_and_the_view_rebuilt() {
+    let peers = Peers::new(3);
+    let full = signed_solo(&peers, 30);
+    let key = full.key();
+    let system = full.signed_system().expect("system core");
+    let length = system.info().expect("info").signed_length;
+    // The indexer's key signs an entry naming a view hash its signed view
+    // does not have (a quorum that lies, or a bug): a forger's copy of
+    // the system core, its newest entry altered.
+    let forger = &peers.stores[2];
+    let keys = peers.stores[0]
+        .named(NAME)
+        .expect("writer")
+        .export_key_pairs()
+        .expect("keys");
+    let manifest = system.manifest().expect("manifest").expect("signed core");
+    let forged = forger
+        .create_with_manifest(manifest, keys)
+        .expect("forged core");
+    assert_eq!(forged.key(), system.key());
+    let mut entries: Vec<Vec<u8>> = (0..length).map(|i| system.get(i).expect("entry")).collect();
+    let mut newest =
+        hyper_autobase::SystemEntry::decode(entries.last().expect("one")).expect("decode");
+    newest.views[0].tree_hash = [7; 32];
+    *entries.last_mut().expect("one") = newest.encode();
+    forged
+        .append_batch(&entries)
+        .expect("signed forged entries");
+
+    // The victim has the writer core and the real signed view from the
+    // indexer, the system core from the forger.
+    let victim = &peers.stores[1];
+    let honest = Fetcher::new(&peers.stores[0], victim);
+    honest.fetch(&key, 0, None);
+    honest.fetch(&full.signed_view(VIEW).expect("signed view").key(), 0, None);
+    Fetcher::new(forger, victim).fetch(&forged.key(), 0, None);
+    let base = Base::read(victim, key, &[VIEW], Log).expect("read");
+    let info = base.info();
+    assert_eq!(info.fast_forwarded, 0, "the forged state is not adopted");
+    assert!(
+        info.refused_signatures
+            .iter()
+            .any(|r| r.contains("not adopted")
+                && r.contains(blake3::Hash::from([7; 32]).to_hex().as_str())),
+        "{:?}",
+        info.refused_signatures
+    );
+    // The view is rebuilt from the writer core: the same as the indexer's.
+    assert_eq!(log(&base), log(&full));
+    assert_eq!(info.batches, full.info().batches);
 }
