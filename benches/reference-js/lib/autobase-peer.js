@@ -13,15 +13,22 @@
 //           {type:'writable'}                     once this peer may append
 //           {type:'progress', appended, viewLength} every 5 s after 'go'
 //           {type:'appended'}                     after its own ops are appended
-//           {type:'view', length, hash}           whenever the view length
+//           {type:'view', length, hash, signed}   whenever the view length
 //                                                 reaches the target, or its
-//                                                 hash changes after that
+//                                                 hash or signed length (the
+//                                                 view core's signedLength)
+//                                                 changes after that
+//           {type:'disconnected'}                 after 'disconnect'
 // commands: {cmd:'connect', ports:[...]}  dial these peers (TCP loopback)
 //           {cmd:'add', keys:[hex,...]}   append addWriter ops (indexers)
-//           {cmd:'go', ops:N, target:T, batch:B}
-//                                         append N ops, B per base.append()
+//           {cmd:'go', ops:N, target:T, batch:B, from:F}
+//                                         append N ops (numbered from F,
+//                                         default 0), B per base.append()
 //                                         call (B=1: one op per call); report
 //                                         the view once it holds T entries
+//           {cmd:'disconnect'}            close every connection (a
+//                                         partition: nobody dials again
+//                                         until the next 'connect')
 //           {cmd:'stop'}                  close and exit
 
 const net = require('net')
@@ -81,7 +88,7 @@ async function main() {
   })
 
   let target = -1
-  let lastHash = null
+  let lastReport = null
   let checking = false
   let recheck = false
 
@@ -100,9 +107,11 @@ async function main() {
         const length = base.view.length
         if (length < target) continue
         const hash = (await base.view.treeHash(length)).toString('hex')
-        if (hash !== lastHash) {
-          lastHash = hash
-          send({ type: 'view', length, hash })
+        const signed = base.view.signedLength
+        const report = hash + ' ' + signed
+        if (report !== lastReport) {
+          lastReport = report
+          send({ type: 'view', length, hash, signed })
         }
       } while (recheck)
     } finally {
@@ -147,12 +156,13 @@ async function main() {
       }, 5000)
       const t = Date.now()
       while (appended < msg.ops) {
+        const from = msg.from || 0
         if (batch === 1) {
-          await base.append({ w: index, i: appended })
+          await base.append({ w: index, i: from + appended })
           appended++
         } else {
           const ops = []
-          for (let i = appended; i < Math.min(msg.ops, appended + batch); i++) ops.push({ w: index, i })
+          for (let i = appended; i < Math.min(msg.ops, appended + batch); i++) ops.push({ w: index, i: from + i })
           await base.append(ops)
           appended += ops.length
         }
@@ -163,6 +173,10 @@ async function main() {
       )
       send({ type: 'appended' })
       await checkView()
+    } else if (msg.cmd === 'disconnect') {
+      for (const s of sockets) s.destroy()
+      sockets.clear()
+      send({ type: 'disconnected' })
     } else if (msg.cmd === 'stop') {
       break
     }

@@ -197,4 +197,4 @@ async function W8() {
   }
 }
 
-module.exports = { W8 }
+module.exports = { W8, Peer, WRITERS }
