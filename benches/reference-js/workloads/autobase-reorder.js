@@ -22,8 +22,7 @@
 // gives up on a merge after S seconds: the line then has "timed_out": true
 // and no figure.
 
-const path = require('path')
-const { Peer, WRITERS } = require('./autobase')
+const { WRITERS, setUp, connectMesh } = require('./autobase')
 const { scaled, log, emit, now, round, makeTmpDir, removeDir } = require('../lib/common')
 
 const CONFIGS = [
@@ -34,13 +33,6 @@ const CONFIGS = [
   [100, 100000]
 ]
 const TIMEOUT_S = Number(process.env.W8R_TIMEOUT_S || 900)
-
-async function mesh(peers, ready) {
-  for (let i = 0; i < peers.length; i++) {
-    peers[i].send({ cmd: 'connect', ports: ready.slice(0, i).map((r) => r.port) })
-    await peers[i].wait('connected')
-  }
-}
 
 // Resolves with { agreed, signed }: when every peer first reported a view
 // of `target` entries with one hash, and when each also had a signed length
@@ -74,17 +66,7 @@ async function one(batch, opsPerWriter) {
   const fields = { writers: WRITERS, indexers: WRITERS, ops_per_writer: opsPerWriter, append_batch: batch }
   try {
     for (let i = 0; i < WRITERS; i++) dirs.push(makeTmpDir('w8r-peer' + i))
-    peers.push(new Peer(0, dirs[0], null))
-    const first = await peers[0].wait('ready')
-    const ready = [first]
-    for (let i = 1; i < WRITERS; i++) {
-      peers.push(new Peer(i, dirs[i], first.key))
-      ready.push(await peers[i].wait('ready'))
-    }
-    await mesh(peers, ready)
-    peers[0].send({ cmd: 'add', keys: ready.slice(1).map((r) => r.localKey), indexer: true })
-    await peers[0].wait('added')
-    for (const p of peers) await p.wait('writable')
+    const ready = await setUp(peers, dirs, true)
 
     // One op each, agreed (not necessarily signed) before the partition.
     let agreed = converged(peers, WRITERS, 0, TIMEOUT_S)
@@ -104,7 +86,7 @@ async function one(batch, opsPerWriter) {
 
     const start = now()
     agreed = converged(peers, target, target, TIMEOUT_S)
-    await mesh(peers, ready)
+    await connectMesh(peers, ready)
     const end = await agreed
     if (end === 'timeout') {
       log('W8-reorder: no signed agreement within ' + TIMEOUT_S + ' s (no figure)')

@@ -97,6 +97,33 @@ class Peer {
   }
 }
 
+// Starts one peer per folder of `dirs` into `peers` (peer 0 bootstraps the
+// base, the others open it by key), connects the full mesh, and has peer 0
+// add the others (as indexers when `indexers`); resolves once all are
+// writable with each peer's 'ready' event.
+async function setUp(peers, dirs, indexers) {
+  peers.push(new Peer(0, dirs[0], null))
+  const first = await peers[0].wait('ready')
+  const ready = [first]
+  for (let i = 1; i < dirs.length; i++) {
+    peers.push(new Peer(i, dirs[i], first.key))
+    ready.push(await peers[i].wait('ready'))
+  }
+  await connectMesh(peers, ready)
+  peers[0].send({ cmd: 'add', keys: ready.slice(1).map((r) => r.localKey), indexer: indexers })
+  await peers[0].wait('added')
+  for (const p of peers) await p.wait('writable')
+  return ready
+}
+
+// The full mesh: peer i dials every peer j < i.
+async function connectMesh(peers, ready) {
+  for (let i = 0; i < peers.length; i++) {
+    peers[i].send({ cmd: 'connect', ports: ready.slice(0, i).map((r) => r.port) })
+    await peers[i].wait('connected')
+  }
+}
+
 async function W8() {
   const opsPerWriter = scaled(10000)
   const target = opsPerWriter * WRITERS
@@ -107,23 +134,7 @@ async function W8() {
     for (let i = 0; i < WRITERS; i++) dirs.push(makeTmpDir('w8-peer' + i))
 
     log('W8: setting up ' + WRITERS + ' writers')
-    peers.push(new Peer(0, dirs[0], null))
-    const first = await peers[0].wait('ready')
-    const ready = [first]
-    for (let i = 1; i < WRITERS; i++) {
-      peers.push(new Peer(i, dirs[i], first.key))
-      ready.push(await peers[i].wait('ready'))
-    }
-
-    // full mesh: peer i dials every peer j < i
-    for (let i = 0; i < WRITERS; i++) {
-      peers[i].send({ cmd: 'connect', ports: ready.slice(0, i).map((r) => r.port) })
-      await peers[i].wait('connected')
-    }
-
-    peers[0].send({ cmd: 'add', keys: ready.slice(1).map((r) => r.localKey), indexer: INDEXERS === 'all' })
-    await peers[0].wait('added')
-    for (const p of peers) await p.wait('writable')
+    await setUp(peers, dirs, INDEXERS === 'all')
 
     // latest reported view of each peer
     const views = new Array(WRITERS).fill(null)
@@ -197,4 +208,4 @@ async function W8() {
   }
 }
 
-module.exports = { W8, Peer, WRITERS }
+module.exports = { W8, WRITERS, setUp, connectMesh }
