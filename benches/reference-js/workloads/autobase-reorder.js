@@ -36,7 +36,7 @@ const TIMEOUT_S = Number(process.env.W8R_TIMEOUT_S || 900)
 
 // Resolves with { agreed, signed }: when every peer first reported a view
 // of `target` entries with one hash, and when each also had a signed length
-// of at least `signed` (or 'timeout' after `seconds`).
+// of at least `signed` (`signed: null` after `seconds`).
 function converged(peers, target, signed, seconds) {
   const views = new Array(peers.length).fill(null)
   let agreed = null
@@ -54,7 +54,7 @@ function converged(peers, target, signed, seconds) {
       })
     }),
     new Promise((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), seconds * 1000)
+      timer = setTimeout(() => resolve({ agreed, signed: null }), seconds * 1000)
     })
   ]).finally(() => clearTimeout(timer))
 }
@@ -72,7 +72,7 @@ async function one(batch, opsPerWriter) {
     let agreed = converged(peers, WRITERS, 0, TIMEOUT_S)
     for (const p of peers) p.send({ cmd: 'go', ops: 1, target: WRITERS, batch: 1, from: 0 })
     for (const p of peers) await p.wait('appended')
-    if ((await agreed) === 'timeout') throw new Error('W8-reorder: the writers never agreed on their first ops')
+    if ((await agreed).signed === null) throw new Error('W8-reorder: the writers never agreed on their first ops')
 
     for (const p of peers) {
       p.send({ cmd: 'disconnect' })
@@ -88,11 +88,12 @@ async function one(batch, opsPerWriter) {
     agreed = converged(peers, target, target, TIMEOUT_S)
     await connectMesh(peers, ready)
     const end = await agreed
-    if (end === 'timeout') {
+    if (end.signed === null) {
       log('W8-reorder: no signed agreement within ' + TIMEOUT_S + ' s (no figure)')
       emit('W8-reorder', {
         ...fields,
         partition_seconds: round(partitionSeconds, 3),
+        agreed_seconds: end.agreed === null ? null : round((end.agreed - start) / 1000, 3),
         timed_out: true,
         seconds: TIMEOUT_S
       })
