@@ -124,10 +124,7 @@ pub fn sync(
             let base = match open_base(store, base) {
                 Ok(b) => b,
                 Err(CliError::NoSuchBase(_)) => {
-                    return Err(hyper_autobase::Error::NotABase(
-                        "the base key's core is not a base's first writer",
-                    )
-                    .into());
+                    return Err(CliError::NotABaseCore(first_key.to_string()));
                 }
                 Err(e) => return Err(e),
             };

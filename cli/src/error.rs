@@ -61,11 +61,17 @@ pub enum CliError {
     /// The base failed (a writer's log, a view, the store).
     #[error(transparent)]
     Base(#[from] hyper_autobase::Error),
-    /// BASE names no base this store created or joined.
+    /// BASE names no base this store created, joined or holds the first
+    /// block of.
     #[error(
-        "no base '{0}' in this store (create one with `hyper-cli base create`, or join it with `hyper-cli base join BASEKEY`)"
+        "no base '{0}' in this store (create one with `hyper-cli base create`, or fetch one with `hyper-cli base sync BASEKEY`)"
     )]
     NoSuchBase(String),
+    /// `base sync KEY` fetched block 0 of core KEY and it is not a base's.
+    #[error(
+        "core {0} is not a base: its first block is not a base's header (a plain core is fetched with `hyper-cli clone`)"
+    )]
+    NotABaseCore(String),
     /// `base join --signer LABEL` of a label `base signer` never made here.
     #[error(
         "no base signer '{0}' in this store (make one with `hyper-cli base signer --name {0}`)"

@@ -119,6 +119,24 @@ fn bad_base_arguments_are_clear_errors() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&key) && err.contains(&seeder.addr), "{err}");
+    drop(seeder);
+    // A plain core given as a base: fetched, then named as not a base.
+    let plain = ok(cli(&other, &["core", "create", "--name", "p"], None))
+        .trim()
+        .to_string();
+    ok(cli(&other, &["core", "append", "p", "hello"], None));
+    let seeder = seed(&other, &["--listen", "127.0.0.1:0"]);
+    let out = cli(
+        &store,
+        &["base", "sync", &plain, "--connect", &seeder.addr],
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("core {plain} is not a base")),
+        "{err}"
+    );
 }
 
 #[test]
