@@ -325,13 +325,17 @@ pub(crate) fn open_base(store: &Store, base: &str) -> Result<Base<CliApp>, CliEr
     if let Some(name) = entry.name.filter(|n| n.starts_with(PREFIX)) {
         return Ok(Base::create(store, &name, &[], &views, CliApp::default())?);
     }
-    // The base's first block is here but this store never joined: it reads.
+    // The base's first block is here but this store never joined: it
+    // reads. A block 0 that cannot be read here (an encrypted core without
+    // its key) or is no base header is a plain core's.
     let first = store.replica(&key)?;
     let is_base = first.has(0)?
-        && matches!(
-            hyper_autobase::Header::decode(&first.get(0)?),
-            Ok(hyper_autobase::Header::First { .. })
-        );
+        && first.get(0).ok().is_some_and(|block| {
+            matches!(
+                hyper_autobase::Header::decode(&block),
+                Ok(hyper_autobase::Header::First { .. })
+            )
+        });
     if !is_base {
         return Err(CliError::NoSuchBase(base.to_string()));
     }
