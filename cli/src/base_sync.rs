@@ -203,8 +203,8 @@ pub fn sync(
 const SETTLE: Duration = Duration::from_secs(2);
 
 /// Downloads `range` of `core` from the connected peers; whether a peer
-/// serves it (none within `timeout`, or none holds a block of a range
-/// with an end: skipped). Through the swarm it first
+/// serves it (none within `timeout`, or none that told what it holds has
+/// a block of a range with an end: skipped). Through the swarm it first
 /// waits for the lookups and dials under the joined topics, and then for
 /// every connected peer to serve the core (at most [`SETTLE`] after the
 /// first did), so the download covers the longest of them.
@@ -227,7 +227,15 @@ async fn fetch(
     let mut first_served = None;
     loop {
         let synced = replication.synced_peers(core).await;
-        if synced > 0 {
+        // A range with an end names blocks: a peer that told it holds
+        // none of them does not serve it (a reader seeds writer cores it
+        // holds none of); through the swarm another peer may yet.
+        let holds = range.end.is_none() || core.info()?.length > range.start;
+        if synced > 0 && !holds && swarm.is_none() {
+            tracing::debug!(core = %core.key(), "the peer holds none of the blocks asked for");
+            return Ok(false);
+        }
+        if synced > 0 && holds {
             let since = *first_served.get_or_insert_with(std::time::Instant::now);
             if swarm.is_none()
                 || synced >= replication.peers().await.len()
@@ -241,15 +249,8 @@ async fn fetch(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Nothing past what the peers have told of: ask for no more. Blocks
-    // asked by number that no peer holds are not served (a reader peer
-    // serves a writer core it holds none of); an open end past the known
-    // length is only nothing new.
+    // Nothing past what the peers have told of: ask for no more.
     let known = core.info()?.length;
-    if range.end.is_some() && range.start >= known {
-        tracing::debug!(core = %core.key(), known, "no peer holds the blocks asked for");
-        return Ok(false);
-    }
     let mut range = range;
     range.end = range.end.map(|end| end.min(known));
     if range.start >= range.end.unwrap_or(known) {
