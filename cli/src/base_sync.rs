@@ -227,10 +227,11 @@ async fn fetch(
     let mut first_served = None;
     loop {
         let synced = replication.synced_peers(core).await;
-        // A range with an end names blocks: a peer that told it holds
-        // none of them does not serve it (a reader seeds writer cores it
-        // holds none of); through the swarm another peer may yet.
-        let holds = range.end.is_none() || core.info()?.length > range.start;
+        // A range with an end names blocks: a peer whose core is not that
+        // long does not serve it (a reader seeds writer cores it holds
+        // none of); through the swarm another peer may yet.
+        let told = told_length(replication, core).await?;
+        let holds = range.end.is_none() || told > range.start;
         if synced > 0 && !holds && swarm.is_none() {
             tracing::debug!(core = %core.key(), "the peer holds none of the blocks asked for");
             return Ok(false);
@@ -249,8 +250,10 @@ async fn fetch(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Nothing past what the peers have told of: ask for no more.
-    let known = core.info()?.length;
+    // Nothing past what the peers have told of: ask for no more (their
+    // word, not the length here, which follows only once the upgrade
+    // proof has landed).
+    let known = told_length(replication, core).await?;
     let mut range = range;
     range.end = range.end.map(|end| end.min(known));
     if range.start >= range.end.unwrap_or(known) {
@@ -276,4 +279,11 @@ async fn fetch(
             seconds: timeout.as_secs(),
         }),
     }
+}
+
+/// The longest of `core` here and what the connected peers said they hold.
+async fn told_length(replication: &Replication, core: &Core) -> Result<u64, CliError> {
+    let peers = replication.stats(core).await.peers;
+    let told = peers.iter().map(|p| p.length).max().unwrap_or(0);
+    Ok(told.max(core.info()?.length))
 }
