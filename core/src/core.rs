@@ -14,7 +14,7 @@ use crate::keys::{CoreKey, DiscoveryKey};
 use crate::manifest::Manifest;
 use crate::notify::{self, Event, Events, Listeners, Subscription};
 use crate::proof::{self, SignedState};
-use crate::storage::{BITFIELD, CachedNodes, Header, NODES, TableNodes, USER_DATA};
+use crate::storage::{BITFIELD, CachedNodes, Header, NODES, USER_DATA};
 use crate::store::Shared;
 use crate::tree;
 use crate::txn::CoreTables;
@@ -354,20 +354,18 @@ impl Core {
             &CachedNodes<'_, ReadOnlyTable<(u64, u64), &'static [u8]>>,
         ) -> Result<T>,
     ) -> Result<T> {
-        // The read view is opened under the state lock, so the state and the
-        // tree it reads belong together (a truncation cannot slip between).
-        let (state, txn) = {
+        // The store's read view is taken under the state lock, so the state
+        // and the tree it reads belong together: a commit of this core
+        // drops the view before it installs its new state (a truncation
+        // cannot slip between).
+        let (state, view) = {
             let st = self.read_state()?;
-            (state(&st.header), self.inner.shared.db.begin_read()?)
+            (state(&st.header), self.inner.shared.view()?)
         };
-        let nodes = txn.open_table(NODES)?;
         f(
             &state,
             &CachedNodes {
-                nodes: TableNodes {
-                    table: &nodes,
-                    id: self.inner.id,
-                },
+                nodes: view.nodes(self.inner.id),
                 pages: Default::default(),
             },
         )

@@ -2,13 +2,13 @@
 //! ([`Core::proofs`]), what it asks them for ([`Core::missing_nodes`]),
 //! and verifying and storing what they send ([`Core::apply`]).
 
-use crate::blockstore::{self, BLOCKS, ChunkReader, read_block_from};
+use crate::blockstore;
 use crate::core::Core;
 use crate::error::{Error, Result, VerifyError};
 use crate::flat;
 use crate::notify::Event;
 use crate::proof::{self, NodeSource, Proof, ProofRequest};
-use crate::storage::{CachedNodes, NODES, TableNodes};
+use crate::storage::{CachedNodes, TableNodes};
 use crate::tree::Node;
 use crate::txn::CoreTables;
 use crate::verify::{Verified, Verifier};
@@ -26,31 +26,31 @@ impl Core {
     /// requests uses. One result per request, in order; the outer error is
     /// a failure to open the read view.
     pub fn proofs(&self, requests: &[ProofRequest]) -> Result<Vec<Result<Proof>>> {
-        // State and read view taken together, under the state lock.
-        let (state, manifest, truncations, txn) = {
+        // State and read view taken together, under the state lock: a
+        // commit of this core drops the store's view before it installs
+        // its new state, so the view is at least as new as the state, and
+        // no commit of this core comes between.
+        let (state, manifest, truncations, view) = {
             let st = self.read_state()?;
             (
                 st.header.state.clone(),
                 st.header.manifest.clone(),
                 st.header.truncations.clone(),
-                self.inner.shared.db.begin_read()?,
+                self.inner.shared.view()?,
             )
         };
         let manifest = manifest.ok_or(Error::InvalidArgument("the manifest is not known yet"))?;
-        let nodes = txn.open_table(NODES)?;
-        let blocks = txn.open_table(BLOCKS)?;
         let id = self.inner.id;
         let source = CachedNodes {
-            nodes: TableNodes { table: &nodes, id },
+            nodes: view.nodes(id),
             pages: Default::default(),
         };
-        let mut reader = ChunkReader::default();
         Ok(requests
             .iter()
             .map(|request| {
                 let value = match request.block {
                     Some(b) if b.index < state.length => {
-                        read_block_from(&mut reader, &blocks, &source, id, b.index)?
+                        view.read_block_checked(id, b.index, &source)?
                     }
                     _ => None,
                 };
@@ -72,22 +72,25 @@ impl Core {
     /// peer for that many. `u64::MAX` when the block is past the known tree.
     pub fn missing_nodes(&self, index: u64) -> Result<u64> {
         Ok(self
-            .missing_nodes_of(&[index])?
+            .missing_nodes_within(&[(index, u64::MAX)])?
             .first()
             .copied()
             .unwrap_or(u64::MAX))
     }
 
-    /// [`Core::missing_nodes`] of several blocks, from one read view.
-    pub fn missing_nodes_of(&self, indexes: &[u64]) -> Result<Vec<u64>> {
+    /// [`Core::missing_nodes`] of several blocks, from one read view, each
+    /// at most its given bound: a requester that knows a lower node is on
+    /// its way (an earlier request brings it) stops there, and the walk
+    /// reads no more of the tree than that.
+    pub fn missing_nodes_within(&self, blocks: &[(u64, u64)]) -> Result<Vec<u64>> {
         self.with_tree(
             |h| h.state.clone(),
             |state, source| {
-                indexes
+                blocks
                     .iter()
-                    .map(|&index| {
+                    .map(|&(index, bound)| {
                         let mut cur = flat::leaf(index);
-                        for count in 0..62 {
+                        for count in 0..62.min(bound) {
                             if state.roots.iter().any(|r| r.index == cur)
                                 || source.node(cur)?.is_some()
                             {
@@ -95,7 +98,7 @@ impl Core {
                             }
                             cur = flat::parent(cur);
                         }
-                        Ok(u64::MAX)
+                        Ok(if bound <= 62 { bound } else { u64::MAX })
                     })
                     .collect()
             },
@@ -114,28 +117,27 @@ impl Core {
         }
         let id = self.inner.id;
         let verified = {
-            let txn = self.inner.shared.db.begin_read()?;
-            let nodes = txn.open_table(NODES)?;
+            // Taken under this core's write lock: no commit of it between.
+            let view = self.inner.shared.view()?;
             let mut verifier = Verifier::new(
                 self.inner.key,
                 st.header.manifest.clone(),
                 st.header.state.clone(),
                 CachedNodes {
-                    nodes: TableNodes { table: &nodes, id },
+                    nodes: view.nodes(id),
                     pages: Default::default(),
                 },
             );
-            let verified = proofs
+            proofs
                 .iter()
                 .map(|p| verifier.verify(p))
-                .collect::<Result<Vec<_>>>();
-            match verified {
-                Err(Error::Verify(VerifyError::Equivocation(evidence))) => {
-                    drop((nodes, txn));
-                    return Err(self.keep_evidence(evidence));
-                }
-                other => other?,
+                .collect::<Result<Vec<_>>>()
+        };
+        let verified = match verified {
+            Err(Error::Verify(VerifyError::Equivocation(evidence))) => {
+                return Err(self.keep_evidence(evidence));
             }
+            other => other?,
         };
         let mut header = st.header.clone();
         // Events in order: truncations, the new length, the blocks stored.

@@ -330,29 +330,32 @@ impl<T: ReadableTable<(u64, u64), &'static [u8]>> NodeSource for TableNodes<'_, 
     }
 }
 
-/// [`TableNodes`] that keeps the node pages it read, for many lookups in
-/// one read transaction (serving a batch of proofs).
+/// [`TableNodes`] that keeps the node pages it read (redb's guards on
+/// them, not copies), for many lookups in one read transaction (serving
+/// a batch of proofs, walking a path).
 pub(crate) struct CachedNodes<'t, T> {
     pub nodes: TableNodes<'t, T>,
-    pub pages: std::cell::RefCell<std::collections::HashMap<u64, Option<Vec<u8>>>>,
+    pub pages: std::cell::RefCell<PageGuards<'t>>,
 }
 
-impl<T: ReadableTable<(u64, u64), &'static [u8]>> NodeSource for CachedNodes<'_, T> {
+/// The node pages a [`CachedNodes`] read, by page number (`None`: absent).
+pub(crate) type PageGuards<'t> =
+    std::collections::HashMap<u64, Option<redb::AccessGuard<'t, &'static [u8]>>>;
+
+impl<'t, T: ReadableTable<(u64, u64), &'static [u8]>> NodeSource for CachedNodes<'t, T> {
     fn node(&self, index: u64) -> Result<Option<Node>> {
         let (page, _) = nodepage::locate(index);
         let mut pages = self.pages.borrow_mut();
-        let bytes = match pages.entry(page) {
+        let guard = match pages.entry(page) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                self.nodes
-                    .table
-                    .get((self.nodes.id, page))?
-                    .map(|v| v.value().to_vec()),
-            ),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let table: &'t T = self.nodes.table;
+                e.insert(table.get((self.nodes.id, page))?)
+            }
         };
-        match bytes.as_deref() {
+        match guard {
             None => Ok(None),
-            Some(bytes) => nodepage::get(bytes, index)
+            Some(g) => nodepage::get(g.value(), index)
                 .map_err(|()| Corruption::Record { table: "nodes" }.into()),
         }
     }

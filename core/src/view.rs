@@ -25,6 +25,7 @@ use redb::{ReadOnlyTable, WriteTransaction};
 
 use crate::blockstore::{self, BLOCKS, BlockKey, Chunk};
 use crate::error::Result;
+use crate::proof::NodeSource;
 use crate::storage::{NODES, TableNodes};
 use crate::store::Db;
 
@@ -98,19 +99,32 @@ impl ReadView {
     /// Block `index` of core `id` checked against its leaf hash; `None` if
     /// it is not stored.
     pub fn read_block(&self, id: u64, index: u64) -> Result<Option<Vec<u8>>> {
+        self.read_block_checked(id, index, &self.nodes(id))
+    }
+
+    /// Block `index` of core `id` checked against its leaf hash as `nodes`
+    /// gives it (a cache over [`ReadView::nodes`]); `None` if it is not
+    /// stored.
+    pub fn read_block_checked(
+        &self,
+        id: u64,
+        index: u64,
+        nodes: &impl NodeSource,
+    ) -> Result<Option<Vec<u8>>> {
         let Some(chunk) = self.chunk(id, index)? else {
             return Ok(None);
         };
         let data = blockstore::read_in(&self.blocks, id, &chunk, index)?;
-        blockstore::check_leaf(
-            &TableNodes {
-                table: &self.nodes,
-                id,
-            },
-            index,
-            &data,
-        )?;
+        blockstore::check_leaf(nodes, index, &data)?;
         Ok(Some(data))
+    }
+
+    /// Core `id`'s tree nodes as this view sees them.
+    pub fn nodes(&self, id: u64) -> TableNodes<'_, ReadOnlyTable<(u64, u64), &'static [u8]>> {
+        TableNodes {
+            table: &self.nodes,
+            id,
+        }
     }
 }
 

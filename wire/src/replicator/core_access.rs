@@ -33,9 +33,9 @@ pub trait CoreAccess {
     /// The stored and missing blocks of `range` as alternating run lengths,
     /// stored first.
     fn stored_runs(&self, range: Range<u64>) -> Vec<u64>;
-    /// Sibling levels to ask for with each of blocks `indexes` (see
-    /// [`Core::missing_nodes`]).
-    fn missing_nodes(&self, indexes: &[u64]) -> hyper_core::Result<Vec<u64>>;
+    /// Sibling levels to ask for with each of `blocks` (index, at most
+    /// this many; see [`Core::missing_nodes_within`]).
+    fn missing_nodes(&self, blocks: &[(u64, u64)]) -> hyper_core::Result<Vec<u64>>;
     /// The proofs answering `requests`, one result each, built from one
     /// read view (see [`Core::proofs`]).
     fn proofs(
@@ -71,8 +71,8 @@ impl CoreAccess for Core {
         Core::stored_runs(self, range).unwrap_or_default()
     }
 
-    fn missing_nodes(&self, indexes: &[u64]) -> hyper_core::Result<Vec<u64>> {
-        Core::missing_nodes_of(self, indexes)
+    fn missing_nodes(&self, blocks: &[(u64, u64)]) -> hyper_core::Result<Vec<u64>> {
+        Core::missing_nodes_within(self, blocks)
     }
 
     fn proofs(

@@ -1,7 +1,7 @@
 //! The fetching side: handling what peers send on a channel, choosing which
 //! requests go to which peer, and noticing when gets and downloads are done.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use hyper_core::{CoreKey, NodeRequest, ProofRequest, UpgradeRequest, flat};
@@ -439,7 +439,13 @@ impl<C: CoreAccess> Replicator<C> {
             if picks.is_empty() {
                 continue;
             }
-            let Ok(stored_levels) = local.core.missing_nodes(&picks) else {
+            // Where a node an earlier request to this peer brings stops each
+            // path: the tree walk need not look above it.
+            let bounded: Vec<(u64, u64)> = picks
+                .iter()
+                .map(|&index| (index, provided_level(&remote.provides, index)))
+                .collect();
+            let Ok(stored_levels) = local.core.missing_nodes(&bounded) else {
                 for index in picks {
                     local.requested.remove(&index);
                     local.retry.insert(index);
@@ -696,4 +702,19 @@ impl<C: CoreAccess> Replicator<C> {
                 .retain(|_, provider| !ids.contains(provider));
         }
     }
+}
+
+/// One more than the level of the lowest node on block `index`'s path
+/// that an earlier request brings (`provides`), the bound of the stored
+/// tree walk that decides how many nodes to ask for; `u64::MAX` when no
+/// request brings one.
+fn provided_level(provides: &HashMap<u64, u64>, index: u64) -> u64 {
+    let mut cur = flat::leaf(index);
+    for level in 0..62 {
+        if provides.contains_key(&cur) {
+            return level + 1;
+        }
+        cur = flat::parent(cur);
+    }
+    u64::MAX
 }
