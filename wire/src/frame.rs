@@ -96,6 +96,23 @@ impl FrameDecoder {
 
     /// Adds bytes read from the stream.
     pub fn push(&mut self, bytes: &[u8]) {
+        self.compact();
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Whether bytes of an unfinished frame are held.
+    /// The buffer to append incoming bytes to (after the unread ones,
+    /// moved to its front when that frees at least half of it): what
+    /// [`FrameDecoder::push`] does, for a caller that reads or decrypts
+    /// into the buffer itself.
+    pub fn unfilled(&mut self) -> &mut Vec<u8> {
+        self.compact();
+        &mut self.buf
+    }
+
+    /// Drops the bytes already decoded, or moves the rest to the front
+    /// when that frees at least half of the buffer.
+    fn compact(&mut self) {
         if self.start >= self.buf.len() {
             self.buf.clear();
             self.start = 0;
@@ -106,10 +123,8 @@ impl FrameDecoder {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        self.buf.extend_from_slice(bytes);
     }
 
-    /// Whether bytes of an unfinished frame are held.
     pub fn is_partial(&self) -> bool {
         self.start < self.buf.len()
     }

@@ -42,6 +42,7 @@ mod frame;
 pub mod fuzzing;
 mod limits;
 pub mod messages;
+mod noise;
 mod ranges;
 mod replicator;
 mod session;

@@ -8,7 +8,10 @@
 //! connection). Noise proves possession of the static key; the signature
 //! binds it to the identity. On the wire every Noise message is a 2-byte
 //! big-endian length, then the message (at most 65,535 bytes); a frame
-//! larger than one Noise message is split across several.
+//! larger than one Noise message is split across several. After the
+//! handshake the transport messages are sealed and opened in place
+//! (`noise.rs`): frames are encoded once into the buffer that is written,
+//! and read straight into the frame decoder's buffer and decrypted there.
 //!
 //! On a transport that already encrypts and authenticates both peers'
 //! ed25519 keys (the swarm's QUIC connections, TLS 1.3 with raw public
@@ -19,7 +22,6 @@
 use hyper_core::{KeyPair, PublicKey, Signature};
 use prost::Message as _;
 use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -28,17 +30,17 @@ use crate::capability::Capabilities;
 use crate::error::{Error, Result};
 use crate::frame::{self, DEFAULT_MAX_FRAME, FrameDecoder};
 use crate::messages::{Handshake, Message};
+use crate::noise::{Direction, TAG};
 
 /// The Noise protocol name.
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_AESGCM_SHA256";
 /// What an identity signs, before its Noise static key.
 pub const IDENTITY_CONTEXT: &[u8] = b"hyper-wire 2026 noise static key";
 const NOISE_MAX: usize = 65_535;
-const TAG: usize = 16;
 /// Plaintext bytes per Noise transport message.
 const PLAIN_MAX: usize = NOISE_MAX - TAG;
 
-fn builder() -> Result<snow::Builder<'static>> {
+pub(crate) fn builder() -> Result<snow::Builder<'static>> {
     let params = NOISE_PARAMS.parse().map_err(Error::Noise)?;
     Ok(snow::Builder::with_resolver(
         params,
@@ -109,10 +111,9 @@ pub(crate) fn check_identity(payload: &[u8], remote_static: Option<&[u8]>) -> Re
 /// Seals outgoing frames: the sending direction of a Noise transport, or
 /// plain frames on an already secured transport (`noise: None`).
 struct Sealer {
-    noise: Option<Arc<snow::StatelessTransportState>>,
-    nonce: u64,
-    plain: Vec<u8>,
-    cipher: Vec<u8>,
+    noise: Option<Direction>,
+    /// What one send writes: for Noise, each message's length, ciphertext
+    /// and tag; else the frames.
     out: Vec<u8>,
 }
 
@@ -123,70 +124,84 @@ impl Sealer {
         io: &mut W,
         messages: &[Message],
     ) -> Result<()> {
-        self.plain.clear();
-        for m in messages {
-            frame::encode_into(m, &mut self.plain);
-        }
-        let Some(noise) = self.noise.as_ref() else {
-            io.write_all(&self.plain).await?;
-            io.flush().await?;
-            if self.plain.capacity() > 4 * NOISE_MAX {
-                self.plain = Vec::new();
-            }
-            return Ok(());
-        };
         self.out.clear();
-        self.cipher.resize(NOISE_MAX, 0);
-        for piece in self.plain.chunks(PLAIN_MAX) {
-            let n = noise
-                .write_message(self.nonce, piece, &mut self.cipher)
-                .map_err(Error::Noise)?;
-            self.nonce += 1;
-            let len = u16::try_from(n)
-                .map_err(|_| Error::Malformed("noise message over 65,535 bytes"))?;
-            self.out.extend_from_slice(&len.to_be_bytes());
-            self.out
-                .extend_from_slice(self.cipher.get(..n).unwrap_or_default());
+        if self.noise.is_some() {
+            // Room for the first Noise message's length.
+            self.out.extend_from_slice(&[0, 0]);
+        }
+        for m in messages {
+            frame::encode_into(m, &mut self.out);
+        }
+        self.seal_and_write(io).await
+    }
+
+    /// Sends a keep-alive: an empty frame, which the peer's decoder skips.
+    async fn keep_alive<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> Result<()> {
+        self.out.clear();
+        if self.noise.is_some() {
+            self.out.extend_from_slice(&[0, 0]);
+        }
+        self.out.push(0);
+        self.seal_and_write(io).await
+    }
+
+    /// Seals the frames in `out` (after its 2 reserved bytes, when Noise is
+    /// on) into Noise messages of at most [`PLAIN_MAX`] plaintext bytes, in
+    /// place, and writes them.
+    async fn seal_and_write<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> Result<()> {
+        if let Some(noise) = self.noise.as_mut() {
+            seal_in_place(noise, &mut self.out)?;
         }
         io.write_all(&self.out).await?;
         io.flush().await?;
-        if self.plain.capacity() > 4 * NOISE_MAX {
-            self.plain = Vec::new();
+        if self.out.capacity() > 4 * NOISE_MAX {
             self.out = Vec::new();
         }
         Ok(())
     }
 }
 
-impl Sealer {
-    /// Sends a keep-alive: an empty frame, which the peer's decoder skips.
-    async fn keep_alive<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> Result<()> {
-        self.plain.clear();
-        self.plain.push(0);
-        let Some(noise) = self.noise.as_ref() else {
-            io.write_all(&self.plain).await?;
-            io.flush().await?;
-            return Ok(());
-        };
-        self.cipher.resize(NOISE_MAX, 0);
-        let n = noise
-            .write_message(self.nonce, &self.plain, &mut self.cipher)
-            .map_err(Error::Noise)?;
-        self.nonce += 1;
-        write_noise(io, self.cipher.get(..n).unwrap_or_default()).await?;
-        io.flush().await?;
-        Ok(())
+/// Turns `buf` (2 reserved bytes, then plaintext) into Noise messages on
+/// the wire: the plaintext cut into pieces of [`PLAIN_MAX`], each after
+/// its 2-byte big-endian length and followed by its tag. Pieces move to
+/// their places last first, so each byte moves at most once (the first
+/// piece, all of a small send, does not move).
+fn seal_in_place(noise: &mut Direction, buf: &mut Vec<u8>) -> Result<()> {
+    let plain = buf.len().saturating_sub(2);
+    let pieces = plain.div_ceil(PLAIN_MAX);
+    if pieces == 0 {
+        buf.clear();
+        return Ok(());
     }
+    let stride = PLAIN_MAX + 2 + TAG;
+    let last = plain - (pieces - 1) * PLAIN_MAX;
+    buf.resize((pieces - 1) * stride + 2 + last + TAG, 0);
+    for i in (1..pieces).rev() {
+        let len = if i + 1 == pieces { last } else { PLAIN_MAX };
+        let from = 2 + i * PLAIN_MAX;
+        buf.copy_within(from..from + len, i * stride + 2);
+    }
+    for i in 0..pieces {
+        let len = if i + 1 == pieces { last } else { PLAIN_MAX };
+        let at = i * stride;
+        let sealed = u16::try_from(len + TAG)
+            .map_err(|_| Error::Malformed("noise message over 65,535 bytes"))?;
+        let message = buf
+            .get_mut(at..at + 2 + len + TAG)
+            .ok_or(Error::Malformed("a sealed piece is out of its buffer"))?;
+        let (length, rest) = message.split_at_mut(2);
+        length.copy_from_slice(&sealed.to_be_bytes());
+        let (text, tag) = rest.split_at_mut(len);
+        tag.copy_from_slice(&noise.seal(text)?);
+    }
+    Ok(())
 }
 
 /// Opens incoming frames: the receiving direction of a Noise transport, or
 /// plain frames on an already secured transport (`noise: None`).
 struct Opener {
-    noise: Option<Arc<snow::StatelessTransportState>>,
-    nonce: u64,
+    noise: Option<Direction>,
     decoder: FrameDecoder,
-    cipher: Vec<u8>,
-    plain: Vec<u8>,
     /// A read that waits longer than this ends the stream.
     idle: Option<Duration>,
 }
@@ -202,17 +217,42 @@ async fn within<T>(idle: Option<Duration>, read: impl Future<Output = Result<T>>
     }
 }
 
+/// Reads exactly `len` more bytes onto the end of `buf` (into its spare
+/// capacity, no zeroing); `false` on a clean end of stream before the
+/// first of them.
+async fn read_onto<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut Vec<u8>,
+    len: usize,
+) -> Result<bool> {
+    use bytes::BufMut as _;
+    buf.reserve(len);
+    let mut limited = (&mut *buf).limit(len);
+    let mut got = 0;
+    while got < len {
+        let n = io.read_buf(&mut limited).await?;
+        if n == 0 {
+            return if got == 0 {
+                Ok(false)
+            } else {
+                Err(Error::Malformed("the stream ended inside a noise message"))
+            };
+        }
+        got += n;
+    }
+    Ok(true)
+}
+
 impl Opener {
     async fn recv<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<Option<(Message, usize)>> {
         loop {
             if let Some(frame) = self.decoder.next_frame()? {
                 return Ok(Some(frame));
             }
-            let Some(noise) = self.noise.as_ref() else {
-                if self.plain.len() < NOISE_MAX {
-                    self.plain.resize(NOISE_MAX, 0);
-                }
-                let n = within(self.idle, async { Ok(io.read(&mut self.plain).await?) }).await?;
+            let buf = self.decoder.unfilled();
+            let Some(noise) = self.noise.as_mut() else {
+                buf.reserve(NOISE_MAX);
+                let n = within(self.idle, async { Ok(io.read_buf(buf).await?) }).await?;
                 if n == 0 {
                     return if self.decoder.is_partial() {
                         Err(Error::Malformed("the stream ended inside a frame"))
@@ -220,17 +260,29 @@ impl Opener {
                         Ok(None)
                     };
                 }
-                self.decoder.push(self.plain.get(..n).unwrap_or_default());
                 continue;
             };
-            let Some(message) = within(self.idle, read_noise(io, &mut self.cipher)).await? else {
+            let at = buf.len();
+            let read = within(self.idle, async {
+                let mut len = [0u8; 2];
+                match io.read_exact(&mut len).await {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+                    Err(e) => return Err(e.into()),
+                }
+                let len = usize::from(u16::from_be_bytes(len));
+                if !read_onto(io, buf, len).await? {
+                    return Err(Error::Malformed("the stream ended inside a noise message"));
+                }
+                Ok(true)
+            })
+            .await?;
+            if !read {
                 return Ok(None);
-            };
-            let n = noise
-                .read_message(self.nonce, message, &mut self.plain)
-                .map_err(Error::Noise)?;
-            self.nonce += 1;
-            self.decoder.push(self.plain.get(..n).unwrap_or_default());
+            }
+            let message = buf.get_mut(at..).unwrap_or_default();
+            let plain = noise.open(message)?;
+            buf.truncate(at + plain);
         }
     }
 }
@@ -304,10 +356,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
             .get_handshake_hash()
             .try_into()
             .map_err(|_| Error::Malformed("handshake hash is not 32 bytes"))?;
-        let noise = Arc::new(hs.into_stateless_transport_mode().map_err(Error::Noise)?);
+        if !hs.is_handshake_finished() {
+            return Err(Error::Malformed("the noise handshake did not finish"));
+        }
+        // The first key seals the initiator's messages, the second the
+        // responder's.
+        let (first, second) = hs.dangerously_get_raw_split();
+        let (send, receive) = if initiator {
+            (first, second)
+        } else {
+            (second, first)
+        };
         Ok(Self::framed(
             io,
-            Some(noise),
+            Some((Direction::new(&send)?, Direction::new(&receive)?)),
             remote,
             Capabilities::new(handshake_hash, initiator),
         ))
@@ -325,25 +387,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> EncryptedStream<S> {
 
     fn framed(
         io: S,
-        noise: Option<Arc<snow::StatelessTransportState>>,
+        noise: Option<(Direction, Direction)>,
         remote: PublicKey,
         capabilities: Capabilities,
     ) -> Self {
+        let (send, receive) = noise.unzip();
         EncryptedStream {
             io,
             sealer: Sealer {
-                noise: noise.clone(),
-                nonce: 0,
-                plain: Vec::new(),
-                cipher: Vec::new(),
+                noise: send,
                 out: Vec::new(),
             },
             opener: Opener {
-                noise,
-                nonce: 0,
+                noise: receive,
                 decoder: FrameDecoder::new(DEFAULT_MAX_FRAME),
-                cipher: Vec::with_capacity(NOISE_MAX),
-                plain: vec![0u8; NOISE_MAX],
                 idle: None,
             },
             remote,

@@ -50,6 +50,33 @@ async fn both_sides_learn_the_remote_identity_and_exchange_messages() {
 }
 
 #[tokio::test]
+async fn batches_cut_at_every_noise_message_boundary_arrive_whole_and_in_order() {
+    let (a, b) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
+    let (mut sa, mut sb) = pair(&a, &b).await;
+    // Frames whose ends fall just before, on and after the 65,519-byte
+    // plaintext boundaries of one send, and a send of many small ones.
+    let batches: Vec<Vec<Message>> = vec![
+        vec![ext(65_400), ext(100), ext(5)],
+        vec![ext(65_500)],
+        vec![ext(65_510), ext(131_000), ext(1)],
+        (0..300).map(|i| ext(i * 7)).collect(),
+        vec![],
+    ];
+    for batch in &batches {
+        let receive = async {
+            let mut got = Vec::new();
+            for _ in 0..batch.len() {
+                got.push(sb.recv().await.expect("recv").expect("a message"));
+            }
+            got
+        };
+        let (sent, got) = tokio::join!(sa.send_all(batch), receive);
+        sent.expect("send");
+        assert_eq!(&got, batch);
+    }
+}
+
+#[tokio::test]
 async fn capabilities_prove_the_key_and_cannot_be_reflected() {
     let (a, b) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
     let (sa, sb) = pair(&a, &b).await;
