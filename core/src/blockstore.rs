@@ -197,8 +197,9 @@ pub(crate) fn write_run<B: AsRef<[u8]>>(
 ) -> Result<()> {
     for (i, run) in blocks.chunks(CHUNK_BLOCKS).enumerate() {
         let start = first + (i * CHUNK_BLOCKS) as u64;
-        for (part, bytes) in chunk::encode(run).iter().enumerate() {
-            t.insert((id, start, part as u32), bytes.as_slice())?;
+        let stream = chunk::encode(run);
+        for (part, bytes) in chunk::parts(&stream).enumerate() {
+            t.insert((id, start, part as u32), bytes)?;
         }
     }
     Ok(())

@@ -70,8 +70,9 @@ impl Header {
 }
 
 /// Encodes a run of blocks (1 to [`CHUNK_BLOCKS`], each under 4 GiB) into
-/// its parts.
-pub fn encode<B: AsRef<[u8]>>(blocks: &[B]) -> Vec<Vec<u8>> {
+/// its stream (header, then the blocks): one copy of the blocks; the
+/// parts to store are slices of it ([`parts`]).
+pub fn encode<B: AsRef<[u8]>>(blocks: &[B]) -> Vec<u8> {
     let total = 4 + 4 * blocks.len() + blocks.iter().map(|b| b.as_ref().len()).sum::<usize>();
     let mut stream = Vec::with_capacity(total);
     stream.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
@@ -81,7 +82,12 @@ pub fn encode<B: AsRef<[u8]>>(blocks: &[B]) -> Vec<Vec<u8>> {
     for b in blocks {
         stream.extend_from_slice(b.as_ref());
     }
-    stream.chunks(PART_MAX).map(<[u8]>::to_vec).collect()
+    stream
+}
+
+/// A chunk's stream cut into its parts, in order.
+pub fn parts(stream: &[u8]) -> std::slice::Chunks<'_, u8> {
+    stream.chunks(PART_MAX)
 }
 
 /// The pieces of stream bytes `range`: for each part it touches, the part
@@ -111,7 +117,8 @@ mod tests {
         #[test]
         fn every_block_reads_back(sizes in prop::collection::vec(0usize..70_000, 1..12)) {
             let blocks: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, s)| vec![i as u8 + 1; *s]).collect();
-            let parts = encode(&blocks);
+            let stream = encode(&blocks);
+            let parts: Vec<&[u8]> = parts(&stream).collect();
             prop_assert!(parts.iter().all(|p| p.len() <= PART_MAX && !p.is_empty()));
             let header = Header::decode(&parts[0]).expect("header");
             prop_assert_eq!(header.parts() as usize, parts.len());
@@ -134,10 +141,10 @@ mod tests {
 
     #[test]
     fn snapshot_of_a_two_block_chunk() {
-        let parts = encode(&[b"ab".as_slice(), b"c".as_slice()]);
+        let stream = encode(&[b"ab".as_slice(), b"c".as_slice()]);
         assert_eq!(
-            parts,
-            vec![vec![2, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, b'a', b'b', b'c']]
+            parts(&stream).collect::<Vec<_>>(),
+            vec![&[2, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, b'a', b'b', b'c'][..]]
         );
     }
 }

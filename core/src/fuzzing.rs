@@ -140,7 +140,7 @@ pub fn sample_records() -> Vec<Vec<u8>> {
         header.encode(),
         Manifest::single(KeyPair::from_seed([1; 32]).public_key()).encode(),
         page,
-        chunk::encode(&[b"ab".as_slice(), b"cde".as_slice()]).concat(),
+        chunk::encode(&[b"ab".as_slice(), b"cde".as_slice()]),
         vec![0xa5; PAGE_BYTES],
     ]
 }
