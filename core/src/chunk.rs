@@ -120,7 +120,7 @@ mod tests {
             let stream = encode(&blocks);
             let parts: Vec<&[u8]> = parts(&stream).collect();
             prop_assert!(parts.iter().all(|p| p.len() <= PART_MAX && !p.is_empty()));
-            let header = Header::decode(&parts[0]).expect("header");
+            let header = Header::decode(parts[0]).expect("header");
             prop_assert_eq!(header.parts() as usize, parts.len());
             for (j, b) in blocks.iter().enumerate() {
                 let range = header.range(j).expect("range");
