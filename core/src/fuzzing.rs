@@ -13,7 +13,9 @@ use crate::tree::Node;
 use crate::verify::Equivocation;
 use crate::{chunk, nodepage};
 
-pub use crate::chunk::{PART_MAX, encode as encode_chunk, spans as chunk_spans};
+pub use crate::chunk::{
+    PART_MAX, encode as encode_chunk, parts as chunk_parts, spans as chunk_spans,
+};
 pub use crate::nodepage::{PAGE_NODES, encode as encode_node_page};
 
 /// A corrupt node page, as the storage reports it.

@@ -8,7 +8,7 @@
 use hyper_core::Manifest;
 use hyper_core::bitfield::{Bitfield, PAGE_BYTES};
 use hyper_core::fuzzing::{
-    PAGE_NODES, PART_MAX, chunk_layout, chunk_spans, decode_evidence, encode_chunk,
+    PAGE_NODES, PART_MAX, chunk_layout, chunk_parts, chunk_spans, decode_evidence, encode_chunk,
     encode_evidence, encode_node_page, node_page_get, node_page_nodes, reencode_header,
 };
 use libfuzzer_sys::fuzz_target;
@@ -91,9 +91,10 @@ fn chunk_header(data: &[u8]) {
             .iter()
             .map(|&l| vec![7u8; l as usize])
             .collect();
-        let parts = encode_chunk(&blocks);
+        let stream = encode_chunk(&blocks);
+        let parts: Vec<&[u8]> = chunk_parts(&stream).collect();
         assert_eq!(parts.len(), layout.parts as usize);
-        assert_eq!(chunk_layout(&parts[0]), Some(layout));
+        assert_eq!(chunk_layout(parts[0]), Some(layout));
     }
 }
 
