@@ -105,7 +105,7 @@ impl FrameDecoder {
     /// moved to its front when that frees at least half of it): what
     /// [`FrameDecoder::push`] does, for a caller that reads or decrypts
     /// into the buffer itself.
-    pub fn unfilled(&mut self) -> &mut Vec<u8> {
+    pub(crate) fn unfilled(&mut self) -> &mut Vec<u8> {
         self.compact();
         &mut self.buf
     }

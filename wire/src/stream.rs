@@ -218,13 +218,8 @@ async fn within<T>(idle: Option<Duration>, read: impl Future<Output = Result<T>>
 }
 
 /// Reads exactly `len` more bytes onto the end of `buf` (into its spare
-/// capacity, no zeroing); `false` on a clean end of stream before the
-/// first of them.
-async fn read_onto<R: AsyncRead + Unpin>(
-    io: &mut R,
-    buf: &mut Vec<u8>,
-    len: usize,
-) -> Result<bool> {
+/// capacity, no zeroing); the stream ending first is an error.
+async fn read_onto<R: AsyncRead + Unpin>(io: &mut R, buf: &mut Vec<u8>, len: usize) -> Result<()> {
     use bytes::BufMut as _;
     buf.reserve(len);
     let mut limited = (&mut *buf).limit(len);
@@ -232,15 +227,11 @@ async fn read_onto<R: AsyncRead + Unpin>(
     while got < len {
         let n = io.read_buf(&mut limited).await?;
         if n == 0 {
-            return if got == 0 {
-                Ok(false)
-            } else {
-                Err(Error::Malformed("the stream ended inside a noise message"))
-            };
+            return Err(Error::Malformed("the stream ended inside a noise message"));
         }
         got += n;
     }
-    Ok(true)
+    Ok(())
 }
 
 impl Opener {
@@ -271,9 +262,7 @@ impl Opener {
                     Err(e) => return Err(e.into()),
                 }
                 let len = usize::from(u16::from_be_bytes(len));
-                if !read_onto(io, buf, len).await? {
-                    return Err(Error::Malformed("the stream ended inside a noise message"));
-                }
+                read_onto(io, buf, len).await?;
                 Ok(true)
             })
             .await?;

@@ -352,3 +352,41 @@ async fn secured_streams_carry_frames_as_they_are_and_refuse_a_cut_frame() {
     drop(raw);
     assert!(matches!(b.recv().await, Err(Error::Malformed(_))));
 }
+
+#[tokio::test]
+async fn a_stream_cut_inside_a_noise_message_is_an_error() {
+    let (a, b) = (KeyPair::from_seed([1; 32]), KeyPair::from_seed([2; 32]));
+    // A <-> cutter <-> B: the cutter forwards B's bytes, and A's only up to
+    // offset 700 (inside A's first 2 KB transport message), then closes.
+    let (a_io, a_mid) = duplex(1 << 16);
+    let (b_io, b_mid) = duplex(1 << 16);
+    let (mut a_read, mut a_write) = tokio::io::split(a_mid);
+    let (mut b_read, mut b_write) = tokio::io::split(b_mid);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        let mut offset = 0usize;
+        while offset < 700 {
+            let n = match a_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n.min(700 - offset),
+            };
+            offset += n;
+            if b_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        // Dropping one half of a split duplex does not close it while the
+        // other half lives: shut the write side down so B reads the end.
+        let _ = b_write.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut b_read, &mut a_write).await;
+    });
+    let (sa, sb) = tokio::join!(
+        EncryptedStream::handshake(a_io, &a, true),
+        EncryptedStream::handshake(b_io, &b, false)
+    );
+    let (mut sa, mut sb) = (sa.expect("initiator"), sb.expect("responder"));
+    sa.send(&ext(2_000)).await.expect("send");
+    assert!(matches!(sb.recv().await, Err(Error::Malformed(_))));
+}

@@ -460,7 +460,9 @@ impl<C: CoreAccess> Replicator<C> {
                 self.next_request += 1;
                 let request_id = self.next_request;
                 // Stop at a node an earlier request to this peer brings, if
-                // that is lower than the nearest stored node or root.
+                // that is lower than the nearest stored node or root. Walked
+                // again here (not taken from the bound above): the picks
+                // before this one in the batch added to `provides`.
                 let mut cur = flat::leaf(index);
                 let mut nodes = 0;
                 let mut depends_on = None;
