@@ -63,6 +63,34 @@
 //! batch's facts on the node that ends it; every peer derives them and
 //! marks a writer that states other facts faulty (a forged clock).
 //!
+//! # Changing the indexers
+//!
+//! The indexers may change, but only at a commit: whether a batch changes
+//! them is up to the application's `apply`, so a linearizer told to
+//! ([`Linearizer::confirm_each_commit`]) stops after each commit that
+//! indexes a value until its caller has applied the indexed prefix and
+//! [`Linearizer::confirm`]s the indexers after it. The indexed prefix is
+//! the same on every peer, so every peer confirms the same sets at the same
+//! commits. A new set starts a new **epoch** right after that commit:
+//! leaders of the old epoch not committed yet never will be, and rounds,
+//! leaders and votes count again from round 0 among the new indexers'
+//! batches *of the new epoch*. The batches left in the tip are indexed
+//! by the new epoch's commits, as the causal pasts of its leaders.
+//!
+//! A batch states its epoch in its [`Causal`] facts: at least every
+//! dependency's (refused otherwise), and its round facts count only the
+//! dependencies of that epoch, with that epoch's indexer positions and
+//! quorum. A writer states the epoch its own linearizer is in; a batch of
+//! an epoch this linearizer has not reached waits, with the rest of its
+//! writer's log, until it has (a batch of an epoch that never comes stalls
+//! only its writer, who never saw that epoch start). A batch of an older
+//! epoch than the current one is ordered as any other but drives nothing.
+//! Why two peers still agree: within an epoch the argument above holds as
+//! it is (its batches and rounds are a function of their pasts), and every
+//! peer ends each epoch at the same commit. Liveness: the new epoch needs a
+//! majority of the new indexers appending; an indexer whose newest batch
+//! is of an older epoch acks once to enter it ([`Linearizer::should_ack`]).
+//!
 //! # Starting from a frontier (fast-forward)
 //!
 //! [`Linearizer::frontier`] is what a linearizer needs to go on without
@@ -104,20 +132,23 @@ mod frontier;
 pub use frontier::{Commit, Frontier, FrontierWriter};
 
 impl Causal {
-    /// The facts of a batch whose dependencies (the batch before it in its
-    /// writer's log and its heads) have the facts `deps`, written by the
-    /// indexer at position `indexer` in key order (`None`: not an
-    /// indexer), in a base whose indexer quorum is `quorum`.
-    pub fn after(deps: &[Causal], indexer: Option<usize>, quorum: usize) -> Causal {
+    /// The facts of a batch of epoch `epoch` whose dependencies (the batch
+    /// before it in its writer's log and its heads) have the facts `deps`
+    /// (none of a later epoch), written by the indexer at position
+    /// `indexer` in that epoch's key order (`None`: not one of its
+    /// indexers), when that epoch's indexer quorum is `quorum`. Only
+    /// dependencies of the same epoch give it rounds.
+    pub fn after(deps: &[Causal], epoch: u64, indexer: Option<usize>, quorum: usize) -> Causal {
         let depth = deps.iter().map(|d| d.depth).max().unwrap_or(0) + 1;
-        let past = deps.iter().filter_map(|d| d.round).max();
-        let past_set = deps
-            .iter()
+        let same = || deps.iter().filter(|d| d.epoch == epoch);
+        let past = same().filter_map(|d| d.round).max();
+        let past_set = same()
             .filter(|d| d.round == past && past.is_some())
             .fold(0u64, |set, d| set | d.round_set);
         let Some(position) = indexer else {
             return Causal {
                 depth,
+                epoch,
                 round: past,
                 round_set: past_set,
             };
@@ -130,9 +161,41 @@ impl Causal {
         };
         Causal {
             depth,
+            epoch,
             round: Some(round),
             round_set,
         }
+    }
+}
+
+/// One indexer set of the base's history: the first one, or one a
+/// confirmed commit changed to (see "Changing the indexers").
+#[derive(Debug, Clone)]
+struct Epoch {
+    /// Sorted and distinct, at least one.
+    indexers: Vec<CoreKey>,
+    quorum: usize,
+}
+
+impl Epoch {
+    fn new(indexers: &[CoreKey]) -> Result<Epoch> {
+        let mut sorted = indexers.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.is_empty() {
+            return Err(Error::Malformed("a base needs at least one indexer"));
+        }
+        if sorted.len() > crate::node::MAX_INDEXERS {
+            return Err(Error::Malformed("more indexers than MAX_INDEXERS"));
+        }
+        Ok(Epoch {
+            quorum: sorted.len() / 2 + 1,
+            indexers: sorted,
+        })
+    }
+
+    fn position(&self, key: &CoreKey) -> Option<usize> {
+        self.indexers.binary_search(key).ok()
     }
 }
 
@@ -244,8 +307,15 @@ struct Writer {
 /// The linearizer of one base: see the crate docs and `linearizer.rs` (how the order and finality are decided).
 #[derive(Debug)]
 pub struct Linearizer {
-    indexers: Vec<CoreKey>,
-    quorum: usize,
+    /// The indexer set finality counts in now.
+    epoch: Epoch,
+    /// The sets before it, oldest first: `epoch` is number `earlier.len()`.
+    earlier: Vec<Epoch>,
+    /// Whether a commit that indexes a value waits for
+    /// [`Linearizer::confirm`] ([`Linearizer::confirm_each_commit`]).
+    confirming: bool,
+    /// A commit waits for [`Linearizer::confirm`]: no later one is made.
+    awaiting: bool,
     writers: Vec<Writer>,
     by_key: HashMap<CoreKey, usize>,
     vertices: Vec<Vertex>,
@@ -278,18 +348,12 @@ impl Linearizer {
     /// A linearizer for a base whose indexers are `indexers` (at least
     /// one); each is also registered as a writer.
     pub fn new(indexers: &[CoreKey]) -> Result<Self> {
-        let mut sorted = indexers.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
-        if sorted.is_empty() {
-            return Err(Error::Malformed("a base needs at least one indexer"));
-        }
-        if sorted.len() > crate::node::MAX_INDEXERS {
-            return Err(Error::Malformed("more indexers than MAX_INDEXERS"));
-        }
+        let epoch = Epoch::new(indexers)?;
         let mut lin = Linearizer {
-            quorum: sorted.len() / 2 + 1,
-            indexers: sorted.clone(),
+            epoch: epoch.clone(),
+            earlier: Vec::new(),
+            confirming: false,
+            awaiting: false,
             writers: Vec::new(),
             by_key: HashMap::new(),
             vertices: Vec::new(),
@@ -303,7 +367,7 @@ impl Linearizer {
             skipped: 0,
             commits: Vec::new(),
         };
-        for (position, key) in sorted.iter().enumerate() {
+        for (position, key) in epoch.indexers.iter().enumerate() {
             let w = lin.add_writer(*key);
             if let Some(writer) = lin.writers.get_mut(w) {
                 writer.indexer = Some(position);
@@ -321,9 +385,115 @@ impl Linearizer {
         })
     }
 
-    /// The indexers, in key order.
+    /// The indexers finality counts now, in key order.
     pub fn indexers(&self) -> &[CoreKey] {
-        &self.indexers
+        &self.epoch.indexers
+    }
+
+    /// The number of the indexer set finality counts in now: 0 for the
+    /// first, one more after each change ([`Linearizer::confirm`]).
+    pub fn epoch(&self) -> u64 {
+        self.earlier.len() as u64
+    }
+
+    /// The indexer set of epoch `epoch` (`None`: not reached yet).
+    fn epoch_at(&self, epoch: u64) -> Option<&Epoch> {
+        match usize::try_from(epoch).ok()? {
+            e if e == self.earlier.len() => Some(&self.epoch),
+            e => self.earlier.get(e),
+        }
+    }
+
+    /// The indexer sets after the first, oldest first, up to epoch
+    /// `epoch` (what a [`Frontier`] carries).
+    fn later_sets(&self, epoch: u64) -> Vec<Vec<CoreKey>> {
+        (1..=epoch)
+            .filter_map(|e| self.epoch_at(e))
+            .map(|e| e.indexers.clone())
+            .collect()
+    }
+
+    /// From now on every commit that indexes a batch with a value waits
+    /// for [`Linearizer::confirm`] before any later commit is made: what a
+    /// base does, whose application may change the indexers in any batch
+    /// it applies. Off by default (the indexers never change).
+    pub fn confirm_each_commit(&mut self) {
+        self.confirming = true;
+    }
+
+    /// Whether the newest commit waits for [`Linearizer::confirm`].
+    pub fn awaiting(&self) -> bool {
+        self.awaiting
+    }
+
+    /// Confirms the commit that waits ([`Linearizer::awaiting`]): after
+    /// the indexed prefix it ended, the indexers are `indexers` (at least
+    /// one, at most [`crate::MAX_INDEXERS`]). The same set goes on to the
+    /// next commit; another one starts a new epoch right after this
+    /// commit: rounds, leaders and votes count among the new indexers'
+    /// batches of the new epoch, from round 0, and the leaders of the old
+    /// epoch not committed yet never will be (their batches are indexed by
+    /// the new epoch's commits). Every peer confirms the same sets at the
+    /// same commits (they are a function of the indexed prefix), so every
+    /// peer changes epochs at the same points.
+    pub fn confirm(&mut self, indexers: &[CoreKey]) -> Result<()> {
+        if !self.awaiting {
+            return Err(Error::Malformed("no commit waits for confirmation"));
+        }
+        let next = Epoch::new(indexers)?;
+        self.awaiting = false;
+        if next.indexers == self.epoch.indexers {
+            // Commit what was held back: the highest round with a quorum
+            // of votes (its past holds the leaders below it).
+            let top = self
+                .votes
+                .iter()
+                .filter(|(r, v)| {
+                    v.len() >= self.epoch.quorum && self.committed_round.is_none_or(|c| **r > c)
+                })
+                .map(|(r, _)| *r)
+                .max();
+            if let Some(round) = top {
+                self.commit(round);
+            }
+        } else {
+            self.switch(next);
+        }
+        self.insert_ready();
+        Ok(())
+    }
+
+    /// Starts epoch `next` after the newest commit.
+    fn switch(&mut self, next: Epoch) {
+        for key in &next.indexers {
+            self.add_writer(*key);
+        }
+        let before = std::mem::replace(&mut self.epoch, next);
+        self.earlier.push(before);
+        if let Some(c) = self.commits.last_mut() {
+            c.switches = true;
+        }
+        self.votes.clear();
+        self.committed_round = None;
+        for (key, &w) in &self.by_key {
+            if let Some(state) = self.writers.get_mut(w) {
+                state.indexer = self.epoch.position(key);
+                state.first_of_round.clear();
+                state.last_round = None;
+            }
+        }
+    }
+
+    /// The indexed prefix from batch `from` on (after the frontier this
+    /// linearizer started from), as it is now: unlike
+    /// [`Linearizer::order_from`], not as last reported by an update.
+    pub fn indexed_from(&self, from: usize) -> impl Iterator<Item = &Batch> {
+        self.indexed
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|&v| self.vertices.get(v))
+            .map(|v| &v.batch)
     }
 
     /// How many nodes of `writer`'s log have been pushed.
@@ -451,7 +621,12 @@ impl Linearizer {
             .ok_or_else(|| bad(writer, self.pushed(writer), "a head is not in the DAG"))?;
         let facts: Vec<Causal> = deps.iter().filter_map(|d| self.dep_causal(*d)).collect();
         let indexer = self.writers.get(w).and_then(|s| s.indexer);
-        Ok(Causal::after(&facts, indexer, self.quorum))
+        Ok(Causal::after(
+            &facts,
+            self.epoch(),
+            indexer,
+            self.epoch.quorum,
+        ))
     }
 
     /// The causal facts of a batch of a writer this linearizer does not
@@ -469,7 +644,7 @@ impl Linearizer {
                 .ok_or_else(|| bad(&h.writer, h.length, "a head is not in the DAG"))?;
             facts.extend(deps.iter().filter_map(|d| self.dep_causal(*d)));
         }
-        Ok(Causal::after(&facts, None, self.quorum))
+        Ok(Causal::after(&facts, self.epoch(), None, self.epoch.quorum))
     }
 
     fn dep_causal(&self, dep: Dep) -> Option<Causal> {
@@ -566,8 +741,9 @@ impl Linearizer {
     /// finality on (it is what a lone indexer needs; with the other
     /// indexers offline it is false, so timer acks stop).
     fn ack_advances(&self, newest: &Vertex) -> bool {
-        newest.causal.round.is_none()
-            || newest.causal.round_set.count_ones() as usize >= self.quorum
+        newest.causal.epoch < self.epoch()
+            || newest.causal.round.is_none()
+            || newest.causal.round_set.count_ones() as usize >= self.epoch.quorum
     }
 
     fn has_unindexed_values(&self) -> bool {
@@ -731,9 +907,14 @@ impl Linearizer {
         loop {
             let mut progress = false;
             for w in 0..self.writers.len() {
-                while let Some((batch, heads, _)) =
+                while let Some((batch, heads, stated)) =
                     self.writers.get(w).and_then(|s| s.waiting.front())
                 {
+                    if stated.epoch > self.epoch() {
+                        // Its writer saw the indexers change: wait until
+                        // this linearizer confirms the same change.
+                        break;
+                    }
                     let end = batch.end();
                     let deps = match self.deps(w, heads) {
                         Ok(Some(deps)) => deps,
@@ -839,8 +1020,21 @@ impl Linearizer {
             }
             facts.extend(self.dep_causal(d));
         }
-        let indexer = self.writers.get(w).and_then(|s| s.indexer);
-        let causal = Causal::after(&facts, indexer, self.quorum);
+        if facts.iter().any(|f| f.epoch > stated.epoch) {
+            return Err("a batch's epoch is below one of its dependencies'");
+        }
+        // (The caller holds a batch of a later epoch back until it starts.)
+        let epoch = self
+            .epoch_at(stated.epoch)
+            .ok_or("a batch of an epoch not reached")?;
+        let key = batch.writer;
+        let causal = Causal::after(&facts, stated.epoch, epoch.position(&key), epoch.quorum);
+        // Only the current epoch's batches count for rounds and votes.
+        let indexer = self
+            .writers
+            .get(w)
+            .and_then(|s| s.indexer)
+            .filter(|_| stated.epoch == self.epoch());
         if causal != stated {
             return Err("the causal facts the writer states are not the batch's (a forged clock)");
         }

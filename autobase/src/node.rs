@@ -39,6 +39,8 @@ pub(crate) struct RawCausal {
     round: Option<u64>,
     #[prost(fixed64, tag = "3")]
     round_set: u64,
+    #[prost(uint64, tag = "4")]
+    epoch: u64,
 }
 
 /// The prost form of `ViewSignature`.
@@ -229,6 +231,10 @@ pub struct ViewSignature {
 pub struct Causal {
     /// 1 + the largest depth among the batch's dependencies (at least 1).
     pub depth: u64,
+    /// The indexer set the round facts count in: 0 for the base's first
+    /// indexers, one more after each change of them (see `linearizer.rs`,
+    /// "Changing the indexers"). At least every dependency's.
+    pub epoch: u64,
     /// The highest round of an indexer batch in the batch's causal past,
     /// itself included (`None`: that past holds no indexer batch).
     pub round: Option<u64>,
@@ -420,6 +426,7 @@ impl From<Causal> for RawCausal {
             depth: c.depth,
             round: c.round,
             round_set: c.round_set,
+            epoch: c.epoch,
         }
     }
 }
@@ -428,6 +435,7 @@ impl From<RawCausal> for Causal {
     fn from(c: RawCausal) -> Self {
         Causal {
             depth: c.depth,
+            epoch: c.epoch,
             round: c.round,
             round_set: c.round_set,
         }
@@ -491,6 +499,7 @@ mod tests {
             }])
             .with_causal(Causal {
                 depth: 7,
+                epoch: 0,
                 round: Some(2),
                 round_set: 0b101,
             });
@@ -607,6 +616,7 @@ mod tests {
             depth: 1,
             round: None,
             round_set: 0,
+            epoch: 0,
         });
         let raw = |heads: Vec<RawHead>, batch_remaining| {
             RawNode {
@@ -693,6 +703,7 @@ mod tests {
                         depth: 1,
                         round: None,
                         round_set: 0,
+                        epoch: 0,
                     },
                 ),
                 "causal facts on a node inside a batch",
@@ -704,6 +715,7 @@ mod tests {
                         depth: 0,
                         round: None,
                         round_set: 0,
+                        epoch: 0,
                     },
                 ),
                 "causal depth is 0",
@@ -715,6 +727,7 @@ mod tests {
                         depth: 1,
                         round: Some(0),
                         round_set: 0,
+                        epoch: 0,
                     },
                 ),
                 "causal round and round set disagree (one is empty)",
@@ -726,6 +739,7 @@ mod tests {
                         depth: 1,
                         round: None,
                         round_set: 1,
+                        epoch: 0,
                     },
                 ),
                 "causal round and round set disagree (one is empty)",
@@ -779,6 +793,7 @@ mod tests {
                 if batch == 0 {
                     node.with_causal(Causal {
                         depth,
+                        epoch: 0,
                         round,
                         round_set: if round.is_some() { set } else { 0 },
                     })

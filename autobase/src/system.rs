@@ -28,6 +28,15 @@ struct RawSystemEntry {
     members: Vec<RawMember>,
     #[prost(message, repeated, tag = "5")]
     views: Vec<RawViewState>,
+    #[prost(message, repeated, tag = "6")]
+    epochs: Vec<RawIndexerSet>,
+}
+
+/// The prost form of one indexer set of a frontier.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawIndexerSet {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    indexers: Vec<Vec<u8>>,
 }
 
 /// The prost form of `FrontierWriter`.
@@ -150,6 +159,14 @@ impl SystemEntry {
                     tree_hash: v.tree_hash.to_vec(),
                 })
                 .collect(),
+            epochs: self
+                .frontier
+                .epochs
+                .iter()
+                .map(|set| RawIndexerSet {
+                    indexers: set.iter().map(|k| k.0.to_vec()).collect(),
+                })
+                .collect(),
         }
         .encode_to_vec()
     }
@@ -192,11 +209,22 @@ impl SystemEntry {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let epochs = raw
+            .epochs
+            .into_iter()
+            .map(|set| {
+                set.indexers
+                    .iter()
+                    .map(|k| key(k, "an indexer key is not 32 bytes"))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
         let entry = SystemEntry {
             frontier: Frontier {
                 batches: raw.batches,
                 committed_round: raw.committed_round,
                 writers,
+                epochs,
             },
             members,
             views,
@@ -210,7 +238,9 @@ impl SystemEntry {
     pub fn validate(&self) -> Result<()> {
         let f = &self.frontier;
         f.validate()?;
-        if f.committed_round.is_none() {
+        // Only the commit that changed the indexers leaves its (new)
+        // epoch with nothing committed.
+        if f.committed_round.is_none() && f.epochs.is_empty() {
             return Err(Error::Malformed("a system entry has no committed round"));
         }
         let nodes = f
@@ -234,6 +264,18 @@ impl SystemEntry {
         }
         if !self.members.iter().any(|m| m.indexer) {
             return Err(Error::Malformed("a system entry names no indexer"));
+        }
+        if let Some(set) = f.epochs.last()
+            && !self
+                .members
+                .iter()
+                .filter(|m| m.indexer)
+                .map(|m| &m.key)
+                .eq(set.iter())
+        {
+            return Err(Error::Malformed(
+                "a system entry's indexers are not its frontier's",
+            ));
         }
         let is_member = |k: &CoreKey| self.members.binary_search_by_key(k, |m| m.key).is_ok();
         let is_writer = |k: &CoreKey| f.writers.binary_search_by_key(k, |w| w.key).is_ok();

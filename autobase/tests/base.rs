@@ -271,6 +271,7 @@ fn writers_breaking_the_rules_harm_only_themselves() {
     // (It never enters the DAG, so its stated facts are never checked.)
     let facts = Causal {
         depth: 100,
+        epoch: 0,
         round: None,
         round_set: 0,
     };

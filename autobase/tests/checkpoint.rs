@@ -262,7 +262,7 @@ fn next_causal(core: &Core, position: Option<usize>) -> Causal {
         .and_then(|n| n.causal)
         .into_iter()
         .collect();
-    Causal::after(&last, position, 2)
+    Causal::after(&last, 0, position, 2)
 }
 
 #[test]

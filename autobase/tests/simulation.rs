@@ -10,7 +10,11 @@
 //! peer's order after that frontier's indexed prefix, and as many indexed.
 //! Every two peers' leader commits agree (one's are a prefix of the
 //! other's, with the same frontier at each), however many commits each
-//! made per update.
+//! made per update. Some values change the indexers when they are applied
+//! in the indexed prefix (make a writer an indexer or not, never leaving
+//! none), as an application's `apply` does through its host: every
+//! linearizer confirms each commit with the indexers after it, so the
+//! indexer set changes at the same commits on every peer.
 
 use std::collections::HashMap;
 
@@ -48,6 +52,52 @@ fn id(b: &Batch) -> (CoreKey, u64) {
     (b.writer, b.start)
 }
 
+/// The first byte of a value that sets whether writer `value[1]` (mod the
+/// writer count) is an indexer (`value[2]` odd) when it is applied.
+const SET_INDEXER: u8 = 0xee;
+
+/// The indexers after `batches`, starting from `indexers`: every
+/// [`SET_INDEXER`] value in them applied in order (one that would leave no
+/// indexer changes nothing).
+fn indexers_after<'a>(
+    keys: &[CoreKey],
+    indexers: &[CoreKey],
+    batches: impl Iterator<Item = &'a Batch>,
+) -> Vec<CoreKey> {
+    let mut set: Vec<CoreKey> = indexers.to_vec();
+    for value in batches.flat_map(|b| b.values.iter().flatten()) {
+        if let [SET_INDEXER, w, on] = value[..] {
+            let key = keys[w as usize % keys.len()];
+            set.retain(|k| *k != key);
+            // Off, unless that would leave none.
+            if on % 2 == 1 || set.is_empty() {
+                set.push(key);
+            }
+            set.sort();
+        }
+    }
+    set
+}
+
+/// Confirms every commit `lin` holds back, with the indexers after the
+/// indexed prefix (it started from `first`, its indexers at the start).
+fn confirm_all(lin: &mut Linearizer, keys: &[CoreKey], first: &[CoreKey]) {
+    while lin.awaiting() {
+        let set = indexers_after(keys, first, lin.indexed_from(0));
+        lin.confirm(&set).expect("a valid indexer set");
+    }
+}
+
+/// A linearizer that confirms each commit, every key a writer.
+fn linearizer(indexers: &[CoreKey], keys: &[CoreKey]) -> Linearizer {
+    let mut lin = Linearizer::new(indexers).expect("indexers");
+    lin.confirm_each_commit();
+    for &k in keys {
+        lin.add_writer(k);
+    }
+    lin
+}
+
 impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
@@ -64,10 +114,7 @@ impl Sim {
         let peers = keys
             .iter()
             .map(|&key| {
-                let mut lin = Linearizer::new(&indexers).expect("indexers");
-                for &k in &keys {
-                    lin.add_writer(k);
-                }
+                let lin = linearizer(&indexers, &keys);
                 Peer {
                     key,
                     lin,
@@ -89,6 +136,7 @@ impl Sim {
     }
 
     fn append(&mut self, p: usize, values: Vec<Option<Vec<u8>>>) {
+        confirm_all(&mut self.peers[p].lin, &self.keys, &self.indexers);
         let peer = &self.peers[p];
         let heads = peer.lin.heads(&peer.key);
         let causal = peer.lin.causal_for(&peer.key, &heads).expect("own facts");
@@ -112,6 +160,7 @@ impl Sim {
             self.peers[p].lin.push(&key, node).expect("own node");
             self.peers[p].received[p] += 1;
         }
+        confirm_all(&mut self.peers[p].lin, &self.keys, &self.indexers);
     }
 
     fn connected(&self, a: usize, b: usize) -> bool {
@@ -130,6 +179,7 @@ impl Sim {
             self.peers[p].lin.push(&key, node).expect("honest node");
         }
         self.peers[p].received[w] = to;
+        confirm_all(&mut self.peers[p].lin, &self.keys, &self.indexers);
     }
 
     fn step(&mut self) {
@@ -138,7 +188,10 @@ impl Sim {
             0..25 => {
                 let n = self.rng.random_range(1..=3);
                 let values = (0..n)
-                    .map(|_| Some(vec![self.rng.random::<u8>()]))
+                    .map(|_| match self.rng.random_range(0..12) {
+                        0 => Some(vec![SET_INDEXER, self.rng.random(), self.rng.random()]),
+                        _ => Some(vec![self.rng.random::<u8>()]),
+                    })
                     .collect();
                 self.append(p, values);
             }
@@ -178,12 +231,13 @@ impl Sim {
     /// `frontier` encoded in a system entry (every writer a member, as
     /// every writer of the simulation is) and decoded again.
     fn through_an_entry(&self, frontier: Frontier) -> Frontier {
+        let indexers = frontier.epochs.last().unwrap_or(&self.indexers);
         let members = frontier
             .writers
             .iter()
             .map(|w| Member {
                 key: w.key,
-                indexer: self.indexers.contains(&w.key),
+                indexer: indexers.contains(&w.key),
                 removed: false,
             })
             .collect();
@@ -220,6 +274,7 @@ impl Sim {
 
     /// Takes peer `p`'s update and checks every guarantee.
     fn update(&mut self, p: usize) {
+        confirm_all(&mut self.peers[p].lin, &self.keys, &self.indexers);
         let peer = &mut self.peers[p];
         let u = peer.lin.update();
         assert_eq!(
@@ -270,10 +325,7 @@ impl Sim {
     /// The order a new linearizer computes from the nodes peer `p` holds,
     /// pushed writer by writer, then updated once.
     fn fresh_order(&self, p: usize) -> Vec<(CoreKey, u64)> {
-        let mut lin = Linearizer::new(&self.indexers).expect("indexers");
-        for &k in &self.keys {
-            lin.add_writer(k);
-        }
+        let mut lin = linearizer(&self.indexers, &self.keys);
         for ((key, log), &n) in self
             .keys
             .iter()
@@ -284,6 +336,7 @@ impl Sim {
                 lin.push(key, node.clone()).expect("honest node");
             }
         }
+        confirm_all(&mut lin, &self.keys, &self.indexers);
         lin.update();
         lin.order().map(id).collect()
     }
@@ -310,6 +363,8 @@ impl Sim {
         indexed: usize,
     ) {
         let mut lin = Linearizer::from_frontier(&self.indexers, frontier).expect("frontier");
+        lin.confirm_each_commit();
+        let first = frontier.epochs.last().unwrap_or(&self.indexers).clone();
         let mut writers: Vec<usize> = (0..self.keys.len()).collect();
         for i in (1..writers.len()).rev() {
             writers.swap(i, self.rng.random_range(0..=i));
@@ -337,6 +392,7 @@ impl Sim {
                 }
             }
         }
+        confirm_all(&mut lin, &self.keys, &first);
         lin.update();
         let skip = lin.skipped() as usize;
         assert_eq!(skip as u64, frontier.batches);
@@ -410,7 +466,8 @@ impl Sim {
     }
 }
 
-fn run(seed: u64) {
+/// Runs one seed; how many times the indexers changed.
+fn run(seed: u64) -> u64 {
     let mut sim = Sim::new(seed);
     let steps = sim.rng.random_range(50..400);
     for _ in 0..steps {
@@ -428,41 +485,47 @@ fn run(seed: u64) {
     }
     // A fresh peer fed every log writer by writer, last writer first,
     // computes the same order from scratch.
-    let indexers = sim.peers[0].lin.indexers().to_vec();
-    let mut fresh = Linearizer::new(&indexers).expect("indexers");
-    for &k in &sim.keys {
-        fresh.add_writer(k);
-    }
+    let mut fresh = linearizer(&sim.indexers, &sim.keys);
     for (w, log) in sim.logs.iter().enumerate().rev() {
         for node in log {
             fresh.push(&sim.keys[w], node.clone()).expect("replay");
         }
     }
+    confirm_all(&mut fresh, &sim.keys, &sim.indexers);
     fresh.update();
     let replayed: Vec<_> = fresh.order().cloned().collect();
     assert_eq!(
         replayed, first,
         "a replay from scratch gives the same order"
     );
+    assert_eq!(fresh.epoch(), sim.peers[0].lin.epoch());
+    fresh.epoch()
 }
 
 #[test]
 fn seeded_simulation() {
     if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        run(seed);
+        let changes = run(seed);
+        println!("seed {seed}: the indexers changed {changes} times");
         return;
     }
     let seeds: u64 = std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
+    let mut changed = 0;
     for seed in 0..seeds {
         let outcome = std::panic::catch_unwind(|| run(seed));
-        assert!(
-            outcome.is_ok(),
-            "seed {seed} failed: replay with SIM_SEED={seed}"
-        );
+        match outcome {
+            Ok(changes) => changed += u64::from(changes > 0),
+            Err(_) => panic!("seed {seed} failed: replay with SIM_SEED={seed}"),
+        }
     }
+    // The indexer changes are exercised, not only generated.
+    assert!(
+        changed * 4 >= seeds,
+        "only {changed} of {seeds} seeds changed the indexers"
+    );
 }
 
 #[test]

@@ -294,10 +294,12 @@ fn drive_entries() -> Vec<Vec<u8>> {
 }
 
 /// System entries: one indexer alone; two indexers, a member with no
-/// indexed node, a removed one, two views.
+/// indexed node, a removed one, two views; the same right after the
+/// indexers changed.
 fn system_entries() -> Vec<Vec<u8>> {
     let facts = |depth, round: Option<u64>, round_set| Causal {
         depth,
+        epoch: 0,
         round,
         round_set,
     };
@@ -321,6 +323,7 @@ fn system_entries() -> Vec<Vec<u8>> {
             batches: 2,
             committed_round: Some(0),
             writers: vec![writer(1, 2, Some(facts(2, Some(0), 1)))],
+            epochs: Vec::new(),
         },
         members: vec![member(1, true, false)],
         views: vec![view("log", 2)],
@@ -335,6 +338,7 @@ fn system_entries() -> Vec<Vec<u8>> {
                 writer(3, 0, None),
                 writer(4, 1, Some(facts(1, None, 0))),
             ],
+            epochs: Vec::new(),
         },
         members: vec![
             member(1, true, false),
@@ -344,7 +348,18 @@ fn system_entries() -> Vec<Vec<u8>> {
         ],
         views: vec![view("kv", 0), view("log", 4)],
     };
-    vec![one.encode(), more.encode()]
+    // Right after the indexers changed to {2}: nothing committed in the
+    // new epoch yet.
+    let mut switched = more.clone();
+    switched.frontier.committed_round = None;
+    switched.frontier.epochs = vec![vec![CoreKey([2; 32])]];
+    switched.members = vec![
+        member(1, false, false),
+        member(2, true, false),
+        member(3, false, false),
+        member(4, false, true),
+    ];
+    vec![one.encode(), more.encode(), switched.encode()]
 }
 
 fn autobase_blocks() -> Vec<Vec<u8>> {
@@ -371,6 +386,7 @@ fn autobase_blocks() -> Vec<Vec<u8>> {
     // The node ending a batch states its causal facts.
     let ack = BaseNode::new(None, vec![], 0).with_causal(Causal {
         depth: 3,
+        epoch: 0,
         round: Some(1),
         round_set: 0b11,
     });

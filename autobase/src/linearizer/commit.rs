@@ -15,8 +15,8 @@ impl Linearizer {
 
     /// The leader batch of an even round.
     fn leader(&self, round: u64) -> Option<(VertexId, &Vertex)> {
-        let n = self.indexers.len() as u64;
-        let key = self.indexers.get(((round / 2) % n) as usize)?;
+        let indexers = &self.epoch.indexers;
+        let key = indexers.get(((round / 2) % indexers.len() as u64) as usize)?;
         let state = self.writer(key)?;
         let v = *state.first_of_round.get(&round)?;
         let vertex = self.first_of(state, round)?;
@@ -44,14 +44,17 @@ impl Linearizer {
         if !votes.contains(&voter) {
             votes.push(voter);
         }
-        if votes.len() >= self.quorum && self.committed_round.is_none_or(|c| round > c) {
+        if votes.len() >= self.epoch.quorum
+            && !self.awaiting
+            && self.committed_round.is_none_or(|c| round > c)
+        {
             self.commit(round);
         }
     }
 
     /// Commits the leader of `round` and, through it, the uncommitted
     /// leaders before it.
-    fn commit(&mut self, round: u64) {
+    pub(super) fn commit(&mut self, round: u64) {
         let Some((top, _)) = self.leader(round) else {
             return;
         };
@@ -69,6 +72,7 @@ impl Linearizer {
                 anchors.push((id, r));
             }
         }
+        let mut committed = round;
         for &(a, anchor_round) in anchors.iter().rev() {
             let Some(clock) = self.vertices.get(a).map(|v| v.clock.clone()) else {
                 continue;
@@ -94,6 +98,13 @@ impl Linearizer {
             self.sort(&mut segment);
             self.changed_from = self.changed_from.min(self.indexed.len());
             self.record_commit(anchor_round, segment);
+            if self.confirming && self.commits.last().is_some_and(|c| c.values) {
+                // Its batches may change the indexers: the leaders above
+                // wait for `confirm`.
+                committed = anchor_round;
+                self.awaiting = true;
+                break;
+            }
         }
         // The batches indexed now leave the tip (it stays sorted).
         let (vertices, writers) = (&self.vertices, &self.writers);
@@ -104,7 +115,7 @@ impl Linearizer {
                     .is_some_and(|w| x.batch.end() > w.indexed)
             })
         });
-        self.committed_round = Some(round);
-        self.votes.retain(|&r, _| r > round);
+        self.committed_round = Some(committed);
+        self.votes.retain(|&r, _| r > committed);
     }
 }

@@ -26,10 +26,15 @@ pub struct FrontierWriter {
 pub struct Frontier {
     /// How many batches the indexed prefix holds.
     pub batches: u64,
-    /// The newest committed leader round (`None`: nothing committed yet).
+    /// The newest committed leader round of the epoch the frontier is in
+    /// (`None`: nothing committed in it yet).
     pub committed_round: Option<u64>,
     /// Every writer the linearizer knows, sorted by key.
     pub writers: Vec<FrontierWriter>,
+    /// The indexer sets the indexers changed to, oldest first (each sorted
+    /// and distinct): the frontier is in epoch `epochs.len()`; the base's
+    /// first indexers are epoch 0's.
+    pub epochs: Vec<Vec<CoreKey>>,
 }
 
 impl Frontier {
@@ -41,7 +46,23 @@ impl Frontier {
                 "frontier writers are not sorted and distinct",
             ));
         }
+        for set in &self.epochs {
+            if set.is_empty()
+                || set.len() > crate::node::MAX_INDEXERS
+                || !set.windows(2).all(|w| w[0] < w[1])
+            {
+                return Err(Error::Malformed(
+                    "a frontier's indexer set is empty, too large, or not sorted and distinct",
+                ));
+            }
+        }
+        let epoch = self.epochs.len() as u64;
         for w in &self.writers {
+            if w.causal.is_some_and(|c| c.epoch > epoch) {
+                return Err(Error::Malformed(
+                    "a frontier writer's facts are of a later epoch than the frontier",
+                ));
+            }
             match (w.length, w.causal) {
                 (0, None) => {}
                 (1.., Some(c)) => c.validate()?,
@@ -64,13 +85,18 @@ impl Frontier {
 /// prefix every peer passes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Commit {
-    /// The committed leader's round (even).
+    /// The epoch the leader was committed in ([`Linearizer::epoch`]).
+    pub epoch: u64,
+    /// The committed leader's round (even), in that epoch.
     pub round: u64,
     /// How many batches the indexed prefix holds after it, the batches
     /// before this linearizer's frontier included.
     pub batches: u64,
     /// Whether a batch it indexed holds a value (is not an ack).
     pub values: bool,
+    /// Whether the indexers changed right after it: the next epoch starts
+    /// here ([`Linearizer::confirm`]).
+    pub switches: bool,
 }
 
 impl Linearizer {
@@ -87,9 +113,11 @@ impl Linearizer {
             self.indexed.push(v);
         }
         self.commits.push(Commit {
+            epoch: self.epoch(),
             round,
             batches: self.skipped + self.indexed.len() as u64,
             values,
+            switches: false,
         });
     }
 
@@ -106,7 +134,7 @@ impl Linearizer {
     /// batch as this linearizer does. The same on every peer for the same
     /// indexed prefix (the prefix grows a committed leader at a time).
     pub fn frontier(&self) -> Frontier {
-        self.frontier_until(self.indexed.len(), self.committed_round)
+        self.frontier_until(self.indexed.len(), self.committed_round, self.epoch())
     }
 
     /// The frontier just after commit `i` of [`Linearizer::commits`] (what
@@ -117,12 +145,17 @@ impl Linearizer {
     pub fn frontier_at_commit(&self, i: usize) -> Option<Frontier> {
         let c = self.commits.get(i)?;
         let held = usize::try_from(c.batches.checked_sub(self.skipped)?).ok()?;
-        Some(self.frontier_until(held, Some(c.round)))
+        Some(match c.switches {
+            // The next epoch starts with nothing committed in it.
+            true => self.frontier_until(held, None, c.epoch + 1),
+            false => self.frontier_until(held, Some(c.round), c.epoch),
+        })
     }
 
     /// The frontier when the indexed prefix held its first `held` batches
-    /// (after the skipped ones) and `committed_round` was committed.
-    fn frontier_until(&self, held: usize, committed_round: Option<u64>) -> Frontier {
+    /// (after the skipped ones), in epoch `epoch` with `committed_round`
+    /// committed in it.
+    fn frontier_until(&self, held: usize, committed_round: Option<u64>, epoch: u64) -> Frontier {
         let mut writers: Vec<FrontierWriter> = self
             .by_key
             .iter()
@@ -153,10 +186,11 @@ impl Linearizer {
             batches: self.skipped + held as u64,
             committed_round,
             writers,
+            epochs: self.later_sets(epoch),
         }
     }
 
-    /// A linearizer for a base whose indexers are `indexers`, started from
+    /// A linearizer for a base whose first indexers are `indexers`, started from
     /// `frontier` (taken from [`Linearizer::frontier`] of a peer, or from a
     /// quorum-signed system entry): it holds no batch of the prefix, each
     /// writer's next node to push is the one after its frontier length, and
@@ -166,6 +200,10 @@ impl Linearizer {
     pub fn from_frontier(indexers: &[CoreKey], frontier: &Frontier) -> Result<Self> {
         frontier.validate()?;
         let mut lin = Linearizer::new(indexers)?;
+        for set in &frontier.epochs {
+            let next = super::Epoch::new(set)?;
+            lin.switch(next);
+        }
         for fw in &frontier.writers {
             let w = lin.add_writer(fw.key);
             let Some(state) = lin.writers.get_mut(w) else {
@@ -176,7 +214,10 @@ impl Linearizer {
             state.indexed = fw.length;
             state.pushed = fw.length;
             if state.indexer.is_some() {
-                state.last_round = fw.causal.and_then(|c| c.round);
+                state.last_round = fw
+                    .causal
+                    .filter(|c| c.epoch == frontier.epochs.len() as u64)
+                    .and_then(|c| c.round);
             }
         }
         lin.committed_round = frontier.committed_round;

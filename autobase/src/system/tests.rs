@@ -20,10 +20,12 @@ fn small() -> SystemEntry {
                 length: 3,
                 causal: Some(Causal {
                     depth: 2,
+                    epoch: 0,
                     round: Some(2),
                     round_set: 1,
                 }),
             }],
+            epochs: Vec::new(),
         },
         members: vec![Member {
             key: key(1),
@@ -94,6 +96,7 @@ fn refuses_bad_entries() {
             depth: 1,
             round: None,
             round_set: 0,
+            epoch: 0,
         }))
     };
     let view = |name: &str, hash_len| RawViewState {
@@ -140,6 +143,7 @@ fn refuses_bad_entries() {
                         depth: 1,
                         round: None,
                         round_set: 1,
+                        epoch: 0,
                     })),
                 ))
             }),
@@ -219,6 +223,7 @@ fn arb_causal() -> impl Strategy<Value = Causal> {
     )
         .prop_map(|(depth, round, set)| Causal {
             depth,
+            epoch: 0,
             round,
             round_set: if round.is_some() { set } else { 0 },
         })
@@ -261,6 +266,7 @@ fn arb_entry() -> impl Strategy<Value = SystemEntry> {
                     batches: 1 + batches % nodes,
                     committed_round: Some(round),
                     writers: frontier_writers,
+                    epochs: Vec::new(),
                 },
                 members,
                 views: views
