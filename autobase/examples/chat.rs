@@ -55,7 +55,7 @@ impl Apply for Room {
             if let Some(key) = text.strip_prefix("/add ") {
                 // A key that does not parse adds nobody.
                 if let Ok(key) = key.trim().parse::<CoreKey>() {
-                    host.add_writer(key);
+                    host.add_writer(key, false)?;
                 }
                 continue;
             }

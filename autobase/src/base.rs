@@ -7,7 +7,7 @@ use std::time::Duration;
 use hyper_core::{Core, CoreKey, PublicKey, Store};
 
 use crate::error::{Error, Result};
-use crate::host::{Apply, Host};
+use crate::host::{Apply, Host, Role};
 use crate::linearizer::{Batch, Linearizer, Update};
 use crate::node::{Header, MAX_INDEXERS, Node, writer_key_of};
 use crate::signed::SignedCores;
@@ -96,7 +96,7 @@ pub struct Base<A> {
     store: Store,
     indexers: Vec<CoreKey>,
     writers: BTreeMap<CoreKey, Writer>,
-    members: BTreeMap<CoreKey, bool>,
+    members: BTreeMap<CoreKey, Role>,
     lin: Linearizer,
     views: Vec<(String, Core)>,
     /// What the batches of the current update round appended to the views,
@@ -431,6 +431,10 @@ impl<A: Apply> Base<A> {
             };
             let next: Vec<Batch> = self.lin.order_from(keep).take(limit).cloned().collect();
             if keep == self.applied.len() && next.is_empty() {
+                if self.confirm_indexers()? {
+                    // The linearizer may commit more, or start an epoch.
+                    continue;
+                }
                 // Recorded batches the order no longer reaches are gone.
                 self.leave_resume()?;
                 total.indexed = u.indexed;
@@ -449,6 +453,7 @@ impl<A: Apply> Base<A> {
             total.undo = self.applied.len() - total.shared;
             self.undo_to(keep)?;
             self.apply_round(&next)?;
+            self.confirm_indexers()?;
             // The views hold the new batches now: record them once enough
             // wait (and when the base is dropped).
             self.record.extend(&self.applied, RECORD_LAG)?;
@@ -466,33 +471,119 @@ impl<A: Apply> Base<A> {
         }
     }
 
-    /// Moves each view's indexed entries into its signed core, writes the
+    /// Confirms the commit the linearizer holds back once the batches it
+    /// indexed are applied, with the indexers after them (see
+    /// `linearizer.rs`, "Changing the indexers"); whether it did.
+    fn confirm_indexers(&mut self) -> Result<bool> {
+        let indexed = self.lin.indexed_len();
+        if !self.lin.awaiting() || indexed > self.applied.len() {
+            return Ok(false);
+        }
+        let set = self.system.indexers_after(&self.applied, indexed);
+        self.lin.confirm(&set)?;
+        Ok(true)
+    }
+
+    /// Moves each view's indexed entries into its signed cores, writes the
     /// system entries of the new commits, and adds the indexers'
     /// signatures this peer can check now.
     fn update_signed(&mut self) -> Result<()> {
+        self.end_epochs()?;
+        self.enter_epochs()?;
         let indexed = self.lin.indexed_len().min(self.applied.len());
         for (i, (_, core)) in self.views.iter().enumerate() {
             let length = self.view_length_at(i, indexed);
             self.signed.follow(i, core, length)?;
         }
-        if let Some(core) = self.signed.system() {
-            self.system
-                .follow(&self.lin, &self.applied, &self.views, core)?;
+        if let Some(core) = self.signed.system().cloned() {
+            let signed = &self.signed;
+            let ends = self
+                .system
+                .follow(&self.lin, &self.applied, &self.views, &core, |e| {
+                    signed.signers_of(e).map(<[PublicKey]>::to_vec)
+                })?;
+            for (epoch, end) in ends {
+                self.signed.end_system(epoch, end);
+            }
+            self.signed.follow_system()?;
         }
         self.signed.assemble()?;
         for (i, signed) in self.signed_lengths.iter_mut().enumerate() {
-            if let Some(core) = self.signed.core(i) {
-                *signed = core.info()?.signed_length;
-            }
+            *signed = self.signed.signed_length(i)?;
         }
         if let Some(core) = self.signed.system() {
-            let info = core.info()?;
             self.system_info = SystemInfo {
-                length: info.length,
-                signed_length: info.signed_length,
+                length: core.info()?.length,
+                signed_length: self.signed.signed_length(self.views.len())?,
             };
         }
         Ok(())
+    }
+
+    /// Sets where each ended epoch's view cores stop: the views' lengths
+    /// at the commit after which the indexers changed (an epoch that ended
+    /// before this linearizer's start stops where its cores are).
+    fn end_epochs(&mut self) -> Result<()> {
+        for epoch in 0..self.lin.epoch().min(self.signed.epochs()) {
+            let switch = self
+                .lin
+                .commits()
+                .iter()
+                .find(|c| c.switches && c.epoch == epoch)
+                .and_then(|c| c.batches.checked_sub(self.lin.skipped()))
+                .and_then(|held| usize::try_from(held).ok());
+            let lengths = match switch {
+                Some(held) if held <= self.applied.len() => (0..self.views.len())
+                    .map(|i| self.view_length_at(i, held))
+                    .collect::<Vec<_>>(),
+                Some(_) => continue,
+                None => (0..self.views.len())
+                    .map(|i| match self.signed.core_at(epoch, i) {
+                        Some(core) => Ok(core.info()?.length),
+                        None => Ok(0),
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            };
+            self.signed.end_views(epoch, &lengths);
+        }
+        Ok(())
+    }
+
+    /// Opens the signed cores of each epoch the linearizer reached and
+    /// this store did not enter yet, as far as the new indexers' signing
+    /// keys are known here (from their writer cores' manifests).
+    fn enter_epochs(&mut self) -> Result<()> {
+        while self.signed.epochs() <= self.lin.epoch() {
+            let epoch = self.signed.epochs();
+            let Some(set) = self.lin.epoch_indexers(epoch).map(<[CoreKey]>::to_vec) else {
+                return Ok(());
+            };
+            let mut signers = Vec::with_capacity(set.len());
+            for key in &set {
+                match self.signer_of(key)? {
+                    Some(signer) => signers.push(signer),
+                    // Its core's manifest has not arrived yet.
+                    None => return Ok(()),
+                }
+            }
+            self.signed.enter(epoch, &set, &signers)?;
+            self.end_epochs()?;
+        }
+        Ok(())
+    }
+
+    /// The signing key of writer `key`, from its core's manifest (`None`
+    /// while the manifest is not here).
+    fn signer_of(&self, key: &CoreKey) -> Result<Option<PublicKey>> {
+        let Some(w) = self.writers.get(key) else {
+            return Ok(None);
+        };
+        let signer = w
+            .core
+            .manifest()?
+            .and_then(|m| m.signers.first().copied())
+            .filter(|s| writer_key_of(s) == *key);
+        Ok(signer)
     }
 
     /// View `i`'s length after the first `batches` applied batches.
@@ -519,11 +610,11 @@ impl<A: Apply> Base<A> {
     pub fn info(&self) -> BaseInfo {
         BaseInfo {
             key: self.key,
-            indexers: self.indexers.clone(),
+            indexers: self.lin.indexers().to_vec(),
             writers: self
                 .members
                 .iter()
-                .filter(|(_, m)| **m)
+                .filter(|(_, m)| m.is_writer())
                 .map(|(k, _)| *k)
                 .collect(),
             batches: self.lin.skipped() + self.applied.len() as u64,
@@ -679,7 +770,7 @@ impl<A: Apply> Base<A> {
             let mut unread = false;
             for c in &a.changes {
                 self.members.insert(c.key, c.after);
-                unread |= c.after && !self.writers.contains_key(&c.key);
+                unread |= c.after.is_writer() && !self.writers.contains_key(&c.key);
             }
             self.applied.push(a);
             self.resumed += 1;
@@ -688,7 +779,6 @@ impl<A: Apply> Base<A> {
         self.leave_resume()?;
         let mut host = Host {
             members: &mut self.members,
-            indexers: &self.indexers,
             changes: Vec::new(),
         };
         if host.is_writer(&batch.writer) && !batch.is_ack() {

@@ -14,6 +14,18 @@
 //! the same core key from block 0 of the base alone, and two views (or two
 //! bases with the same indexers) never share a key.
 //!
+//! When the indexers change (a new *epoch*, see `linearizer.rs`), every
+//! view and the system core get a new signed core whose manifest lists
+//! the new indexers' signing keys (in writer key order) and binds the
+//! epoch into the key. It holds the whole view again, from entry 0: the
+//! new indexers' signatures cover every entry, so it needs nothing of the
+//! old core to be trusted. The old core stops at the view's length at the
+//! commit that changed the indexers: its indexers sign up to there. The
+//! system entry of that commit (the last of the old system core, signed by
+//! the old indexers) names the new indexers and their signing keys, so a
+//! peer that trusts the old epoch learns the new epoch's core keys from
+//! it: the chain from the header's indexers to the newest ones.
+//!
 //! Every peer appends to its signed core, as an unsigned tail, the view
 //! entries of the indexed (final) prefix of the order. They never reorder,
 //! so the signed core is never truncated and every peer holds the same tree
@@ -52,22 +64,49 @@ use crate::error::{Error, Result};
 /// while this peer catches up, bounded against one that signs far ahead.
 pub const MAX_WAITING_SIGNATURES: usize = 8;
 
-/// The manifest of the signed core of view `name` of base `base`, whose
-/// indexers' signing keys are `signers`: those signers, quorum
-/// `signers / 2 + 1`, and a zero-length prologue that binds the base and the
-/// name into the key (a prologue of length 0 constrains no block).
-pub fn view_manifest(base: &CoreKey, name: &str, signers: &[PublicKey]) -> Result<Manifest> {
-    let mut material = base.0.to_vec();
+/// The manifest of the signed core of view `name` of base `base` in
+/// indexer epoch `epoch` (0: the indexers the base was created with; one
+/// more after each change), whose indexers' signing keys are `signers`:
+/// those signers, quorum `signers / 2 + 1`, and a zero-length prologue that
+/// binds the base, the name and the epoch into the key (a prologue of
+/// length 0 constrains no block).
+pub fn view_manifest(
+    base: &CoreKey,
+    name: &str,
+    signers: &[PublicKey],
+    epoch: u64,
+) -> Result<Manifest> {
+    let (context, mut material) = epoch_material("view", base, epoch);
     material.extend_from_slice(name.as_bytes());
-    signed_manifest("hyper-autobase 2026 view core", &material, signers)
+    signed_manifest(context, &material, signers)
 }
 
-/// The manifest of the system core of base `base` (see the module docs of
-/// `system.rs`): signed as the views' cores are, its prologue derived from
-/// the base key alone under its own context, so it differs from every
-/// view's and per base.
-pub fn system_manifest(base: &CoreKey, signers: &[PublicKey]) -> Result<Manifest> {
-    signed_manifest("hyper-autobase 2026 system core", &base.0, signers)
+/// The manifest of the system core of base `base` in epoch `epoch` (see
+/// the module docs of `system.rs`): signed as the views' cores are, its
+/// prologue derived from the base key and the epoch alone under its own
+/// context, so it differs from every view's and per base.
+pub fn system_manifest(base: &CoreKey, signers: &[PublicKey], epoch: u64) -> Result<Manifest> {
+    let (context, material) = epoch_material("system", base, epoch);
+    signed_manifest(context, &material, signers)
+}
+
+/// The key derivation context and material for a `kind` core of `base` in
+/// `epoch`: epoch 0 keeps the base key alone (the keys of bases whose
+/// indexers never changed); later epochs prefix it with the epoch, under
+/// their own context, so no two epochs share a key.
+fn epoch_material(kind: &str, base: &CoreKey, epoch: u64) -> (&'static str, Vec<u8>) {
+    let context = match (kind, epoch) {
+        ("view", 0) => "hyper-autobase 2026 view core",
+        ("view", _) => "hyper-autobase 2026 view core of a later indexer epoch",
+        (_, 0) => "hyper-autobase 2026 system core",
+        _ => "hyper-autobase 2026 system core of a later indexer epoch",
+    };
+    let mut material = Vec::with_capacity(40);
+    if epoch > 0 {
+        material.extend_from_slice(&epoch.to_le_bytes());
+    }
+    material.extend_from_slice(&base.0);
+    (context, material)
 }
 
 /// A quorum manifest of `signers` (quorum `n / 2 + 1`) whose zero-length
@@ -174,30 +213,39 @@ mod tests {
     fn manifest_is_deterministic_and_per_view() -> Result<()> {
         let base = CoreKey([1; 32]);
         let signers: Vec<PublicKey> = (1..=3).map(|i| PublicKey([i; 32])).collect();
-        let a = view_manifest(&base, "log", &signers)?;
+        let a = view_manifest(&base, "log", &signers, 0)?;
         assert_eq!(a.quorum, 2);
         assert_eq!(a.signers, signers);
-        assert_eq!(a.key(), view_manifest(&base, "log", &signers)?.key());
-        assert_ne!(a.key(), view_manifest(&base, "kv", &signers)?.key());
+        assert_eq!(a.key(), view_manifest(&base, "log", &signers, 0)?.key());
+        assert_ne!(a.key(), view_manifest(&base, "kv", &signers, 0)?.key());
         assert_ne!(
             a.key(),
-            view_manifest(&CoreKey([2; 32]), "log", &signers)?.key()
+            view_manifest(&CoreKey([2; 32]), "log", &signers, 0)?.key()
         );
-        assert_ne!(a.key(), view_manifest(&base, "log", &signers[..2])?.key());
+        assert_ne!(
+            a.key(),
+            view_manifest(&base, "log", &signers[..2], 0)?.key()
+        );
         // The system core: its own key per base, no view's.
-        let system = system_manifest(&base, &signers)?;
+        let system = system_manifest(&base, &signers, 0)?;
         assert_eq!(system.quorum, 2);
         assert_eq!(system.signers, signers);
-        assert_eq!(system.key(), system_manifest(&base, &signers)?.key());
+        assert_eq!(system.key(), system_manifest(&base, &signers, 0)?.key());
         assert_ne!(system.key(), a.key());
-        assert_ne!(system.key(), view_manifest(&base, "", &signers)?.key());
+        assert_ne!(system.key(), view_manifest(&base, "", &signers, 0)?.key());
         assert_ne!(
             system.key(),
-            system_manifest(&CoreKey([2; 32]), &signers)?.key()
+            system_manifest(&CoreKey([2; 32]), &signers, 0)?.key()
         );
+        // Each epoch its own keys, for the same signers too.
+        let later = view_manifest(&base, "log", &signers, 1)?;
+        assert_ne!(later.key(), a.key());
+        assert_ne!(later.key(), view_manifest(&base, "log", &signers, 2)?.key());
+        assert_ne!(system_manifest(&base, &signers, 1)?.key(), system.key());
+        assert_ne!(system_manifest(&base, &signers, 1)?.key(), later.key());
         for (n, q) in [(1, 1), (2, 2), (4, 3), (5, 3)] {
             let s: Vec<PublicKey> = (0..n).map(|i| PublicKey([i + 10; 32])).collect();
-            assert_eq!(view_manifest(&base, "log", &s)?.quorum, q);
+            assert_eq!(view_manifest(&base, "log", &s, 0)?.quorum, q);
         }
         Ok(())
     }

@@ -39,9 +39,12 @@ pub enum Error {
     /// `apply` named a view the base was not opened with.
     #[error("no view named '{0}' was opened with this base")]
     NoSuchView(String),
-    /// `remove_writer` named an indexer.
-    #[error("an indexer cannot be removed (the indexer set is fixed when the base is created)")]
-    IndexerRemoval,
+    /// `remove_writer` or `add_writer(key, false)` named the last indexer.
+    #[error("writer {0} is the base's last indexer: a base keeps at least one")]
+    LastIndexer(String),
+    /// `add_writer(key, true)` past [`MAX_INDEXERS`](crate::MAX_INDEXERS).
+    #[error("writer {0} cannot be made an indexer: the base has MAX_INDEXERS (64) already")]
+    TooManyIndexers(String),
     /// A quorum-signed system entry names a view state its signed view
     /// core does not hold: the entry is not adopted.
     #[error(

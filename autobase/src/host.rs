@@ -1,5 +1,5 @@
 //! What an application implements ([`Apply`]) and what it may change
-//! besides the views ([`Host`]: the base's writers).
+//! besides the views ([`Host`]: the base's writers and indexers).
 
 use std::collections::BTreeMap;
 
@@ -19,47 +19,94 @@ pub trait Apply {
     fn apply(&mut self, batch: &Batch, view: &mut View<'_>, host: &mut Host<'_>) -> Result<()>;
 }
 
-/// What `apply` may change besides the views: the base's writers.
+/// What a key is to a base at a point of the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A writer was removed: its later batches are not applied.
+    Removed,
+    /// A writer.
+    Writer,
+    /// A writer whose batches drive finality (once the batch that made it
+    /// one is indexed: see `linearizer.rs`, "Changing the indexers").
+    Indexer,
+}
+
+impl Role {
+    /// The role (writer or not, indexer or not) as the undo log and system
+    /// entries store it; an indexer is always a writer.
+    pub(crate) fn of(writer: bool, indexer: bool) -> Role {
+        match (writer, indexer) {
+            (_, true) => Role::Indexer,
+            (true, false) => Role::Writer,
+            (false, false) => Role::Removed,
+        }
+    }
+
+    pub(crate) fn is_writer(self) -> bool {
+        self != Role::Removed
+    }
+}
+
+/// What `apply` may change besides the views: the base's writers and
+/// indexers. A change to the indexers takes effect for finality once the
+/// batch that made it is indexed (every peer then counts the new
+/// indexers from the same point); for `is_writer` and later batches'
+/// application at once.
 pub struct Host<'a> {
-    pub(crate) members: &'a mut BTreeMap<CoreKey, bool>,
-    pub(crate) indexers: &'a [CoreKey],
+    pub(crate) members: &'a mut BTreeMap<CoreKey, Role>,
     pub(crate) changes: Vec<Change>,
 }
 
 impl Host<'_> {
-    /// Makes `key`'s core a writer of the base; its nodes are applied from
-    /// now on in the order.
-    pub fn add_writer(&mut self, key: CoreKey) {
-        if self.members.get(&key) != Some(&true) {
-            let before = self.members.insert(key, true);
-            self.changes.push(Change {
-                key,
-                before,
-                after: true,
-            });
+    /// Makes `key`'s core a writer of the base (its nodes are applied from
+    /// now on in the order), an indexer when `indexer`, else a writer that
+    /// is not one (an indexer named with `false` stops being one). Fails,
+    /// changing nothing, when that would leave no indexer, or make more
+    /// than [`crate::MAX_INDEXERS`].
+    pub fn add_writer(&mut self, key: CoreKey, indexer: bool) -> Result<()> {
+        let role = Role::of(true, indexer);
+        let before = self.members.get(&key).copied();
+        if before == Some(role) {
+            return Ok(());
         }
+        if indexer && self.indexers() >= crate::node::MAX_INDEXERS {
+            return Err(Error::TooManyIndexers(key.to_string()));
+        }
+        self.set(key, before, role)
     }
 
     /// Removes a writer: its nodes later in the order are never applied.
-    /// An indexer cannot be removed (the indexer set is fixed when the base
-    /// is created, in this version).
+    /// An indexer stops being one; the last indexer cannot be removed.
     pub fn remove_writer(&mut self, key: CoreKey) -> Result<()> {
-        if self.indexers.contains(&key) {
-            return Err(Error::IndexerRemoval);
+        match self.members.get(&key).copied() {
+            Some(before) if before.is_writer() => self.set(key, Some(before), Role::Removed),
+            _ => Ok(()),
         }
-        if self.members.get(&key) == Some(&true) {
-            let before = self.members.insert(key, false);
-            self.changes.push(Change {
-                key,
-                before,
-                after: false,
-            });
+    }
+
+    fn set(&mut self, key: CoreKey, before: Option<Role>, after: Role) -> Result<()> {
+        if before == Some(Role::Indexer) && self.indexers() == 1 {
+            return Err(Error::LastIndexer(key.to_string()));
         }
+        self.members.insert(key, after);
+        self.changes.push(Change { key, before, after });
         Ok(())
+    }
+
+    fn indexers(&self) -> usize {
+        self.members
+            .values()
+            .filter(|r| **r == Role::Indexer)
+            .count()
     }
 
     /// Whether `key` is a writer of the base at this point of the order.
     pub fn is_writer(&self, key: &CoreKey) -> bool {
-        self.members.get(key) == Some(&true)
+        self.members.get(key).is_some_and(|r| r.is_writer())
+    }
+
+    /// Whether `key` is an indexer at this point of the order.
+    pub fn is_indexer(&self, key: &CoreKey) -> bool {
+        self.members.get(key) == Some(&Role::Indexer)
     }
 }

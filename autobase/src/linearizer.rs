@@ -396,6 +396,12 @@ impl Linearizer {
         self.earlier.len() as u64
     }
 
+    /// The indexers of epoch `epoch`, in key order (`None`: not reached
+    /// yet).
+    pub fn epoch_indexers(&self, epoch: u64) -> Option<&[CoreKey]> {
+        self.epoch_at(epoch).map(|e| e.indexers.as_slice())
+    }
+
     /// The indexer set of epoch `epoch` (`None`: not reached yet).
     fn epoch_at(&self, epoch: u64) -> Option<&Epoch> {
         match usize::try_from(epoch).ok()? {

@@ -1,9 +1,10 @@
-//! The signed cores of a base (one per view, and the system core): the
-//! storage around [`crate::checkpoint`]. Views and the system core go
-//! through the same path: opened from a manifest of the indexers, grown
-//! by every peer as an unsigned tail, signed by each indexer in its next
-//! node, assembled from the signatures that arrive. The module docs of
-//! `checkpoint` say how checkpoints work and what a peer trusts.
+//! The signed cores of a base (one per view, and the system core, in each
+//! indexer epoch): the storage around [`crate::checkpoint`]. Views and the
+//! system core go through the same path: opened from a manifest of an
+//! epoch's indexers, grown by every peer as an unsigned tail, signed by
+//! each indexer in its next node, assembled from the signatures that
+//! arrive. The module docs of `checkpoint` say how checkpoints work, what a
+//! peer trusts, and how the cores of one epoch follow those of the last.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -11,7 +12,7 @@ use std::fmt;
 use hyper_core::{Core, CoreKey, KeyPair, Manifest, PublicKey, Store};
 
 use crate::checkpoint::{Arrived, Pending, system_manifest, view_manifest};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::node::{MAX_CHECKPOINT, ViewSignature};
 
 /// How many refusal reasons [`BaseInfo::refused_signatures`](crate::BaseInfo::refused_signatures) keeps (the newest).
@@ -34,28 +35,41 @@ impl fmt::Display for Label {
     }
 }
 
-/// The signed cores of a base (its views', in the base's view order, then
-/// the system core), the signatures on their way, and this store's own
-/// signing key when it is an indexer.
-pub(crate) struct SignedCores {
-    /// (what it holds, signed core) per core: the views, then the system
-    /// core.
-    cores: Vec<(Label, Core)>,
-    /// The indexers' signing keys, in the header's order.
+/// The signed cores of one indexer epoch (its views', in the base's view
+/// order, then its system core) and who signs them.
+struct EpochCores {
+    /// The indexers' signing keys, in manifest order.
     signers: Vec<PublicKey>,
     /// The indexers' writer core keys, same order.
     indexers: Vec<CoreKey>,
     /// This store's position among the indexers and its key pair.
     me: Option<(usize, KeyPair)>,
+    cores: Vec<(Label, Core)>,
     /// Per core, the longest length this store's writer has shipped a
     /// signature for (read back from its own log at open).
     shipped: Vec<u64>,
+    /// Per core, the length it stops at: where the next epoch started
+    /// (`None` while it is not known, or this is the newest epoch).
+    ends: Vec<Option<u64>>,
+}
+
+/// The signed cores of a base in every epoch this store entered, the
+/// signatures on their way, and this store's signing keys.
+pub(crate) struct SignedCores {
+    store: Store,
+    base: CoreKey,
+    names: Vec<String>,
+    /// This store's writer core key and its key pairs (`None`: a reader).
+    local: Option<(CoreKey, Vec<KeyPair>)>,
+    /// Epoch 0 first; the last is the newest.
+    epochs: Vec<EpochCores>,
+    /// Arrivals, by core number (`epoch * per_epoch + core`).
     pending: Pending,
     refused: VecDeque<String>,
 }
 
 impl SignedCores {
-    /// Opens (creating on first use) the signed core of each view in
+    /// Opens (creating on first use) epoch 0's signed core of each view in
     /// `names` of base `base` and its system core, whose indexers sign with
     /// `signers` (writer core keys `indexers`); `local` is this store's
     /// writer core (`None` for a reader).
@@ -67,64 +81,179 @@ impl SignedCores {
         indexers: &[CoreKey],
         local: Option<&Core>,
     ) -> Result<Self> {
-        let me = match local.and_then(|l| Some((l, indexers.iter().position(|k| *k == l.key())?))) {
-            Some((local, i)) => {
-                let mine = signers.get(i).copied();
-                local
-                    .export_key_pairs()?
-                    .into_iter()
-                    .find(|p| Some(p.public_key()) == mine)
-                    .map(|p| (i, p))
-            }
+        let local = match local {
+            Some(core) => Some((core.key(), core.export_key_pairs()?)),
             None => None,
         };
-        let mut manifests: Vec<(Label, Manifest)> = names
+        let mut cores = SignedCores {
+            store: store.clone(),
+            base: *base,
+            names: names.iter().map(|n| n.to_string()).collect(),
+            local,
+            epochs: Vec::new(),
+            pending: Pending::default(),
+            refused: VecDeque::new(),
+        };
+        cores.open_epoch(signers, indexers)?;
+        Ok(cores)
+    }
+
+    /// Opens the cores of the next epoch, whose indexers are `indexers`
+    /// signing with `signers` (same order).
+    fn open_epoch(&mut self, signers: &[PublicKey], indexers: &[CoreKey]) -> Result<()> {
+        let epoch = self.epochs.len() as u64;
+        let me = self.local.as_ref().and_then(|(key, pairs)| {
+            let i = indexers.iter().position(|k| k == key)?;
+            let mine = signers.get(i)?;
+            let pair = pairs.iter().find(|p| p.public_key() == *mine)?;
+            Some((i, pair.clone()))
+        });
+        let mut manifests: Vec<(Label, Manifest)> = self
+            .names
             .iter()
             .map(|name| {
                 Ok((
-                    Label::View(name.to_string()),
-                    view_manifest(base, name, signers)?,
+                    Label::View(name.clone()),
+                    view_manifest(&self.base, name, signers, epoch)?,
                 ))
             })
             .collect::<Result<_>>()?;
-        manifests.push((Label::System, system_manifest(base, signers)?));
+        manifests.push((Label::System, system_manifest(&self.base, signers, epoch)?));
         let cores = manifests
             .into_iter()
             .map(|(label, manifest)| {
                 let keys = me.iter().map(|(_, p)| p.clone()).collect();
-                Ok((label, store.create_with_manifest(manifest, keys)?))
+                Ok((label, self.store.create_with_manifest(manifest, keys)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(SignedCores {
-            shipped: vec![0; cores.len()],
-            cores,
+        self.epochs.push(EpochCores {
             signers: signers.to_vec(),
             indexers: indexers.to_vec(),
             me,
-            pending: Pending::default(),
-            refused: VecDeque::new(),
-        })
+            shipped: vec![0; cores.len()],
+            ends: vec![None; cores.len()],
+            cores,
+        });
+        Ok(())
     }
 
-    /// The system core.
+    /// How many epochs this store entered (at least 1).
+    pub(crate) fn epochs(&self) -> u64 {
+        self.epochs.len() as u64
+    }
+
+    /// Enters epoch `epoch` (the next one; a no-op for one entered
+    /// already), whose indexers are `indexers` signing with `signers`
+    /// (same order, writer key order). Its system core starts as a copy of
+    /// the newest one's entries.
+    pub(crate) fn enter(
+        &mut self,
+        epoch: u64,
+        indexers: &[CoreKey],
+        signers: &[PublicKey],
+    ) -> Result<()> {
+        if epoch < self.epochs() {
+            return Ok(());
+        }
+        if epoch > self.epochs() {
+            return Err(Error::Malformed("an indexer epoch entered out of order"));
+        }
+        let entries = match self.system() {
+            Some(core) => copy_of(core, 0, core.info()?.length)?,
+            None => Vec::new(),
+        };
+        self.open_epoch(signers, indexers)?;
+        if let Some(core) = self.system()
+            && !entries.is_empty()
+            && core.info()?.length == 0
+        {
+            core.append_unsigned(&entries)?;
+        }
+        Ok(())
+    }
+
+    /// The signing keys of epoch `epoch`'s indexers (`None`: not entered).
+    pub(crate) fn signers_of(&self, epoch: u64) -> Option<&[PublicKey]> {
+        let e = self.epochs.get(usize::try_from(epoch).ok()?)?;
+        Some(&e.signers)
+    }
+
+    /// Sets where epoch `epoch`'s view cores stop (`lengths`, one per view)
+    /// once the next epoch started; set once.
+    pub(crate) fn end_views(&mut self, epoch: u64, lengths: &[u64]) {
+        if let Some(e) = usize::try_from(epoch)
+            .ok()
+            .and_then(|e| self.epochs.get_mut(e))
+        {
+            for (end, length) in e.ends.iter_mut().zip(lengths) {
+                end.get_or_insert(*length);
+            }
+        }
+    }
+
+    /// Sets where epoch `epoch`'s system core stops (`length` entries);
+    /// set once.
+    pub(crate) fn end_system(&mut self, epoch: u64, length: u64) {
+        if let Some(e) = usize::try_from(epoch)
+            .ok()
+            .and_then(|e| self.epochs.get_mut(e))
+            && let Some(end) = e.ends.last_mut()
+        {
+            end.get_or_insert(length);
+        }
+    }
+
+    /// The newest epoch's system core.
     pub(crate) fn system(&self) -> Option<&Core> {
-        self.cores
+        self.system_at(self.epochs().checked_sub(1)?)
+    }
+
+    /// Epoch `epoch`'s system core.
+    pub(crate) fn system_at(&self, epoch: u64) -> Option<&Core> {
+        let e = self.epochs.get(usize::try_from(epoch).ok()?)?;
+        e.cores
             .iter()
             .find(|(l, _)| *l == Label::System)
             .map(|(_, c)| c)
     }
 
-    /// The signed core of view `i` (`i` past the views: the system core).
+    /// The newest epoch's signed core of view `i` (`i` past the views: the
+    /// system core).
     pub(crate) fn core(&self, i: usize) -> Option<&Core> {
-        self.cores.get(i).map(|(_, c)| c)
+        self.core_at(self.epochs().checked_sub(1)?, i)
     }
 
-    /// The signed core of the view `name`.
+    /// Epoch `epoch`'s signed core of view `i`.
+    pub(crate) fn core_at(&self, epoch: u64, i: usize) -> Option<&Core> {
+        let e = self.epochs.get(usize::try_from(epoch).ok()?)?;
+        e.cores.get(i).map(|(_, c)| c)
+    }
+
+    /// The newest epoch's signed core of the view `name`.
     pub(crate) fn by_name(&self, name: &str) -> Option<&Core> {
-        self.cores
+        let i = self.names.iter().position(|n| n == name)?;
+        self.core(i)
+    }
+
+    /// Every signed core of every epoch entered (per epoch: the views',
+    /// then the system core's).
+    pub(crate) fn keys(&self) -> Vec<CoreKey> {
+        self.epochs
             .iter()
-            .find(|(l, _)| matches!(l, Label::View(n) if n == name))
-            .map(|(_, c)| c)
+            .flat_map(|e| e.cores.iter().map(|(_, c)| c.key()))
+            .collect()
+    }
+
+    /// The longest signed length of view `i`'s cores (`i` past the views:
+    /// the system core's) over the epochs: they are prefixes of one view.
+    pub(crate) fn signed_length(&self, i: usize) -> Result<u64> {
+        let mut longest = 0;
+        for e in &self.epochs {
+            if let Some((_, core)) = e.cores.get(i) {
+                longest = longest.max(core.info()?.signed_length);
+            }
+        }
+        Ok(longest)
     }
 
     /// Why signatures were refused or dropped, newest last.
@@ -139,62 +268,89 @@ impl SignedCores {
         self.refused.push_back(why);
     }
 
-    /// Appends to view `i`'s signed core (as an unsigned tail) the entries
+    /// Appends to view `i`'s signed cores (as an unsigned tail) the entries
     /// of `working` up to `indexed`, the view's length at the end of the
-    /// indexed prefix. They are final, so the signed core only grows.
+    /// indexed prefix (an ended epoch's core no further than its end). They
+    /// are final, so a signed core only grows.
     pub(crate) fn follow(&mut self, i: usize, working: &Core, indexed: u64) -> Result<()> {
-        let Some(core) = self.core(i) else {
-            return Ok(());
-        };
-        let have = core.info()?.length;
-        if indexed <= have {
-            return Ok(());
+        for e in &self.epochs {
+            let (Some((_, core)), Some(end)) = (e.cores.get(i), e.ends.get(i)) else {
+                continue;
+            };
+            let target = end.map_or(indexed, |end| end.min(indexed));
+            let have = core.info()?.length;
+            if target > have {
+                core.append_unsigned(&copy_of(working, have, target)?)?;
+            }
         }
-        let blocks = working
-            .blocks(have..indexed)?
-            .map(|b| b.map(|(_, block)| block))
-            .collect::<hyper_core::Result<Vec<_>>>()?;
-        core.append_unsigned(&blocks)?;
         Ok(())
     }
 
-    /// Takes in the checkpoint of a node of `writer`. A checkpoint of a
-    /// writer that is not an indexer, or a signature naming no signed core
-    /// of this base, is refused; a signature at or below the core's signed
+    /// Has every ended epoch's system core follow the newest one (where the
+    /// entries are written) up to its end.
+    pub(crate) fn follow_system(&mut self) -> Result<()> {
+        let Some(newest) = self.system().cloned() else {
+            return Ok(());
+        };
+        let newest_length = newest.info()?.length;
+        for e in self.epochs.iter().rev().skip(1) {
+            let (Some((_, core)), Some(Some(end))) = (e.cores.last(), e.ends.last()) else {
+                continue;
+            };
+            let target = (*end).min(newest_length);
+            let have = core.info()?.length;
+            if target > have {
+                core.append_unsigned(&copy_of(&newest, have, target)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes in the checkpoint of a node of `writer`. A signature naming
+    /// no signed core of this base, or a core of an epoch `writer` is no
+    /// indexer of, is refused; a signature at or below the core's signed
     /// length is stale (nothing to do, as when a reopened base reads its
     /// history again); the rest waits until this peer's core reaches it.
     pub(crate) fn receive(&mut self, writer: &CoreKey, checkpoint: &[ViewSignature]) -> Result<()> {
-        if checkpoint.is_empty() {
-            return Ok(());
-        }
-        let Some(signer) = self.indexers.iter().position(|k| k == writer) else {
-            self.refuse(format!(
-                "checkpoint of writer {writer} refused: it is not an indexer"
-            ));
-            return Ok(());
-        };
-        let mine = self.me.as_ref().is_some_and(|(i, _)| *i == signer);
+        let per = self.names.len() + 1;
         for s in checkpoint {
-            let Some(view) = self.cores.iter().position(|(_, c)| c.key() == s.view) else {
+            let found = self.epochs.iter().enumerate().find_map(|(n, e)| {
+                let i = e.cores.iter().position(|(_, c)| c.key() == s.view)?;
+                Some((n, i))
+            });
+            let Some((n, i)) = found else {
                 self.refuse(format!(
-                    "signature of indexer {writer} refused: core {} is not a view of this base \
+                    "signature of writer {writer} refused: core {} is not a view of this base \
                      nor its system core",
                     s.view
                 ));
                 continue;
             };
-            if mine && let Some(shipped) = self.shipped.get_mut(view) {
+            let Some(e) = self.epochs.get_mut(n) else {
+                continue;
+            };
+            let Some(signer) = e.indexers.iter().position(|k| k == writer) else {
+                self.refuse(format!(
+                    "checkpoint of writer {writer} refused: it is not an indexer (of epoch {n}, \
+                     whose core {} it signs)",
+                    s.view
+                ));
+                continue;
+            };
+            if e.me.as_ref().is_some_and(|(m, _)| *m == signer)
+                && let Some(shipped) = e.shipped.get_mut(i)
+            {
                 *shipped = (*shipped).max(s.length);
             }
-            let stale = match self.core(view) {
-                Some(core) => s.length <= core.info()?.signed_length,
+            let stale = match e.cores.get(i) {
+                Some((_, core)) => s.length <= core.info()?.signed_length,
                 None => true,
             };
             if stale {
                 continue;
             }
             if let Some(why) = self.pending.keep(Arrived {
-                view,
+                view: n * per + i,
                 signer,
                 length: s.length,
                 signature: s.signature,
@@ -210,83 +366,88 @@ impl SignedCores {
     /// refused with the reason. The signed lengths move where a quorum
     /// signed.
     pub(crate) fn assemble(&mut self) -> Result<()> {
-        for i in 0..self.cores.len() {
-            let Some((label, core)) = self.cores.get(i).cloned() else {
-                continue;
-            };
-            let info = core.info()?;
-            for a in self.pending.take_ready(i, info.length) {
-                let signed = core.info()?.signed_length;
-                if a.length <= signed {
-                    continue;
-                }
-                let (Some(key), Some(writer)) = (
-                    self.signers.get(a.signer),
-                    self.indexers.get(a.signer).copied(),
-                ) else {
-                    continue;
-                };
-                let state = core.state_at(a.length)?;
-                if let Err(e) = core.add_signature(&state, key, &a.signature) {
-                    self.refuse(format!(
-                        "signature of indexer {writer} for {label} at length {} refused: {e}",
-                        a.length
-                    ));
+        let per = self.names.len() + 1;
+        let mut refusals = Vec::new();
+        for (n, e) in self.epochs.iter().enumerate() {
+            for (i, (label, core)) in e.cores.iter().enumerate() {
+                let info = core.info()?;
+                for a in self.pending.take_ready(n * per + i, info.length) {
+                    if a.length <= core.info()?.signed_length {
+                        continue;
+                    }
+                    let (Some(key), Some(writer)) =
+                        (e.signers.get(a.signer), e.indexers.get(a.signer))
+                    else {
+                        continue;
+                    };
+                    let state = core.state_at(a.length)?;
+                    if let Err(err) = core.add_signature(&state, key, &a.signature) {
+                        refusals.push(format!(
+                            "signature of indexer {writer} for {label} of epoch {n} at length {} \
+                             refused: {err}",
+                            a.length
+                        ));
+                    }
                 }
             }
+        }
+        for why in refusals {
+            self.refuse(why);
         }
         Ok(())
     }
 
-    /// Whether this store is an indexer holding a signed core's state
-    /// longer than the last it shipped a signature for: its next node
-    /// should carry a checkpoint, and an ack may be worth appending for it
-    /// alone.
+    /// Whether this store is an indexer of an epoch holding a signed core's
+    /// state longer than the last it shipped a signature for: its next
+    /// node should carry a checkpoint, and an ack may be worth appending
+    /// for it alone.
     pub(crate) fn unshipped(&self) -> Result<bool> {
-        if self.me.is_none() {
-            return Ok(false);
-        }
-        for ((_, core), shipped) in self.cores.iter().zip(&self.shipped) {
-            if core.info()?.length > *shipped {
-                return Ok(true);
+        for e in self.epochs.iter().filter(|e| e.me.is_some()) {
+            for ((_, core), shipped) in e.cores.iter().zip(&e.shipped) {
+                if core.info()?.length > *shipped {
+                    return Ok(true);
+                }
             }
         }
         Ok(false)
     }
 
     /// This indexer's checkpoint for its next node: a signature over each
-    /// signed core's state longer than the last shipped (at most
-    /// [`MAX_CHECKPOINT`], so the node stays valid; the views first), also
-    /// added here at once. Empty for a store that is not an indexer.
+    /// signed core's state longer than the last shipped, in every epoch it
+    /// is an indexer of (at most [`MAX_CHECKPOINT`], so the node stays
+    /// valid; the newest epoch and the views first), also added here at
+    /// once. Empty for a store that is no indexer.
     pub(crate) fn checkpoint(&mut self) -> Result<Vec<ViewSignature>> {
-        let Some((_, pair)) = &self.me else {
-            return Ok(Vec::new());
-        };
-        let mine = pair.public_key();
         let mut out = Vec::new();
-        for ((_, core), shipped) in self.cores.iter().zip(&self.shipped) {
-            if out.len() == MAX_CHECKPOINT {
-                // The other cores' signatures go in the next node.
-                break;
-            }
-            let length = core.info()?.length;
-            if length <= *shipped {
-                continue;
-            }
-            let state = core.state_at(length)?;
-            let Some((_, signature)) = core
-                .sign_local(&state)?
-                .into_iter()
-                .find(|(k, _)| *k == mine)
-            else {
+        for e in self.epochs.iter().rev() {
+            let Some((_, pair)) = &e.me else {
                 continue;
             };
-            core.add_signature(&state, &mine, &signature)?;
-            out.push(ViewSignature {
-                view: core.key(),
-                length,
-                signature,
-            });
+            let mine = pair.public_key();
+            for ((_, core), shipped) in e.cores.iter().zip(&e.shipped) {
+                if out.len() == MAX_CHECKPOINT {
+                    // The other cores' signatures go in the next node.
+                    return Ok(out);
+                }
+                let length = core.info()?.length;
+                if length <= *shipped {
+                    continue;
+                }
+                let state = core.state_at(length)?;
+                let Some((_, signature)) = core
+                    .sign_local(&state)?
+                    .into_iter()
+                    .find(|(k, _)| *k == mine)
+                else {
+                    continue;
+                };
+                core.add_signature(&state, &mine, &signature)?;
+                out.push(ViewSignature {
+                    view: core.key(),
+                    length,
+                    signature,
+                });
+            }
         }
         Ok(out)
     }
@@ -294,11 +455,24 @@ impl SignedCores {
     /// Records that `checkpoint` went out in a node of this store's writer.
     pub(crate) fn shipped(&mut self, checkpoint: &[ViewSignature]) {
         for s in checkpoint {
-            if let Some(i) = self.cores.iter().position(|(_, c)| c.key() == s.view)
-                && let Some(shipped) = self.shipped.get_mut(i)
-            {
-                *shipped = (*shipped).max(s.length);
+            for e in &mut self.epochs {
+                if let Some(i) = e.cores.iter().position(|(_, c)| c.key() == s.view)
+                    && let Some(shipped) = e.shipped.get_mut(i)
+                {
+                    *shipped = (*shipped).max(s.length);
+                }
             }
         }
     }
+}
+
+/// Blocks `from..to` of `core`.
+fn copy_of(core: &Core, from: u64, to: u64) -> Result<Vec<Vec<u8>>> {
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    Ok(core
+        .blocks(from..to)?
+        .map(|b| b.map(|(_, block)| block))
+        .collect::<hyper_core::Result<Vec<_>>>()?)
 }

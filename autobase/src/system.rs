@@ -5,12 +5,12 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use hyper_core::CoreKey;
+use hyper_core::{CoreKey, PublicKey};
 use prost::Message;
 
 use crate::error::{Error, Result};
 use crate::linearizer::{Frontier, FrontierWriter};
-use crate::node::{Causal, RawCausal, fixed};
+use crate::node::{Causal, RawCausal, fixed, writer_key_of};
 
 mod follow;
 pub(crate) use follow::SystemFollower;
@@ -37,6 +37,8 @@ struct RawSystemEntry {
 struct RawIndexerSet {
     #[prost(bytes = "vec", repeated, tag = "1")]
     indexers: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    signers: Vec<Vec<u8>>,
 }
 
 /// The prost form of `FrontierWriter`.
@@ -123,6 +125,10 @@ pub struct SystemEntry {
     pub members: Vec<Member>,
     /// Every view, sorted by name.
     pub views: Vec<ViewState>,
+    /// Per indexer set of `frontier.epochs`, the indexers' signing keys in
+    /// the same order (each gives its writer key, [`writer_key_of`]): the
+    /// manifests of that epoch's signed cores.
+    pub signers: Vec<Vec<PublicKey>>,
 }
 
 impl SystemEntry {
@@ -163,8 +169,10 @@ impl SystemEntry {
                 .frontier
                 .epochs
                 .iter()
-                .map(|set| RawIndexerSet {
+                .zip(&self.signers)
+                .map(|(set, signers)| RawIndexerSet {
                     indexers: set.iter().map(|k| k.0.to_vec()).collect(),
+                    signers: signers.iter().map(|k| k.0.to_vec()).collect(),
                 })
                 .collect(),
         }
@@ -211,11 +219,21 @@ impl SystemEntry {
             .collect::<Result<Vec<_>>>()?;
         let epochs = raw
             .epochs
-            .into_iter()
+            .iter()
             .map(|set| {
                 set.indexers
                     .iter()
                     .map(|k| key(k, "an indexer key is not 32 bytes"))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let signers = raw
+            .epochs
+            .iter()
+            .map(|set| {
+                set.signers
+                    .iter()
+                    .map(|k| fixed(k, "a signing key is not 32 bytes").map(PublicKey))
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
@@ -228,6 +246,7 @@ impl SystemEntry {
             },
             members,
             views,
+            signers,
         };
         entry.validate()?;
         Ok(entry)
@@ -264,6 +283,16 @@ impl SystemEntry {
         }
         if !self.members.iter().any(|m| m.indexer) {
             return Err(Error::Malformed("a system entry names no indexer"));
+        }
+        if self.signers.len() != f.epochs.len()
+            || !f.epochs.iter().zip(&self.signers).all(|(set, signers)| {
+                set.len() == signers.len()
+                    && set.iter().zip(signers).all(|(k, s)| writer_key_of(s) == *k)
+            })
+        {
+            return Err(Error::Malformed(
+                "a system entry's signing keys do not give its indexer sets",
+            ));
         }
         if let Some(set) = f.epochs.last()
             && !self

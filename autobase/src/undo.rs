@@ -27,6 +27,7 @@
 use hyper_core::{Core, CoreKey, Store};
 
 use crate::error::Result;
+use crate::host::Role;
 use crate::linearizer::Batch;
 use crate::system::SystemEntry;
 
@@ -88,12 +89,12 @@ impl BatchId {
 }
 
 /// One membership change: the writer, what it was before (`None`: not
-/// known to the base) and what it became (member or removed).
+/// known to the base) and what it became.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Change {
     pub(crate) key: CoreKey,
-    pub(crate) before: Option<bool>,
-    pub(crate) after: bool,
+    pub(crate) before: Option<Role>,
+    pub(crate) after: Role,
 }
 
 /// One applied batch: which it was, the views' lengths and tree hashes
@@ -144,6 +145,12 @@ struct ChangeMsg {
     before: Option<bool>,
     #[prost(bool, tag = "3")]
     after: bool,
+    /// Whether it was an indexer before (only with `before`).
+    #[prost(bool, tag = "4")]
+    before_indexer: bool,
+    /// Whether it became one.
+    #[prost(bool, tag = "5")]
+    after_indexer: bool,
 }
 
 impl Applied {
@@ -159,8 +166,10 @@ impl Applied {
                 .iter()
                 .map(|c| ChangeMsg {
                     key: c.key.0.to_vec(),
-                    before: c.before,
-                    after: c.after,
+                    before: c.before.map(Role::is_writer),
+                    after: c.after.is_writer(),
+                    before_indexer: c.before == Some(Role::Indexer),
+                    after_indexer: c.after == Role::Indexer,
                 })
                 .collect(),
         })
@@ -191,8 +200,8 @@ impl Applied {
                 .map(|c| {
                     Some(Change {
                         key: CoreKey::from_slice(&c.key)?,
-                        before: c.before,
-                        after: c.after,
+                        before: c.before.map(|w| Role::of(w, c.before_indexer)),
+                        after: Role::of(c.after, c.after_indexer),
                     })
                 })
                 .collect::<Option<_>>()?,
@@ -398,11 +407,23 @@ mod tests {
             },
             lengths: vec![4, 0],
             hashes: vec![[1; 32], [2; 32]],
-            changes: vec![Change {
-                key: CoreKey([8; 32]),
-                before: None,
-                after: true,
-            }],
+            changes: vec![
+                Change {
+                    key: CoreKey([8; 32]),
+                    before: None,
+                    after: Role::Indexer,
+                },
+                Change {
+                    key: CoreKey([9; 32]),
+                    before: Some(Role::Indexer),
+                    after: Role::Writer,
+                },
+                Change {
+                    key: CoreKey([10; 32]),
+                    before: Some(Role::Writer),
+                    after: Role::Removed,
+                },
+            ],
         };
         let block = a.encode();
         assert_eq!(Applied::decode(&block, 2), Some(a));

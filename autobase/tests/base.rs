@@ -12,7 +12,7 @@ impl Apply for Chat {
         for value in batch.values.iter().flatten() {
             let text = String::from_utf8_lossy(value);
             if let Some(hex) = text.strip_prefix("add:") {
-                host.add_writer(hex.parse().expect("key"));
+                host.add_writer(hex.parse().expect("key"), false)?;
             } else if let Some(hex) = text.strip_prefix("remove:") {
                 host.remove_writer(hex.parse().expect("key"))?;
             } else {
@@ -403,7 +403,7 @@ impl Apply for Picky {
             };
             view.append("log", &entry)?;
             if value.as_slice() == b"bad" {
-                host.add_writer(CoreKey([9; 32]));
+                host.add_writer(CoreKey([9; 32]), false)?;
                 view.append("nowhere", value)?;
             }
         }

@@ -229,14 +229,14 @@ fn forged_checkpoints_are_refused_without_harming_the_view() {
         );
         assert!(
             text.contains(&format!(
-                "signature of indexer {} for view 'log' at length 4 refused",
+                "signature of indexer {} for view 'log' of epoch 0 at length 4 refused",
                 peers.writers[2]
             )),
             "{text}"
         );
         assert!(
             text.contains(&format!(
-                "signature of indexer {} for the system core at length {system_next} refused",
+                "signature of indexer {} for the system core of epoch 0 at length {system_next} refused",
                 peers.writers[2]
             )),
             "{text}"

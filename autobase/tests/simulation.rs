@@ -18,8 +18,8 @@
 
 use std::collections::HashMap;
 
-use hyper_autobase::{Batch, Frontier, Linearizer, Member, Node, SystemEntry};
-use hyper_core::CoreKey;
+use hyper_autobase::{Batch, Frontier, Linearizer, Member, Node, SystemEntry, writer_key_of};
+use hyper_core::{CoreKey, PublicKey};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -38,6 +38,8 @@ struct Peer {
 struct Sim {
     rng: StdRng,
     keys: Vec<CoreKey>,
+    /// Each writer's signing key.
+    signers: HashMap<CoreKey, PublicKey>,
     indexers: Vec<CoreKey>,
     /// Every writer's log: the truth.
     logs: Vec<Vec<Node>>,
@@ -102,7 +104,13 @@ impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rng = StdRng::seed_from_u64(seed);
         let writers = rng.random_range(2..=6);
-        let mut keys: Vec<CoreKey> = (0..writers).map(|_| CoreKey(rng.random())).collect();
+        // Writer keys as a base derives them from signing keys (system
+        // entries name both).
+        let signers: HashMap<CoreKey, PublicKey> = (0..writers)
+            .map(|_| PublicKey(rng.random()))
+            .map(|s| (writer_key_of(&s), s))
+            .collect();
+        let mut keys: Vec<CoreKey> = signers.keys().copied().collect();
         keys.sort();
         let indexer_count = rng.random_range(1..=writers.min(4));
         // Indexers are a random subset, not always the lowest keys.
@@ -128,6 +136,7 @@ impl Sim {
             rng,
             logs: vec![Vec::new(); writers],
             keys,
+            signers,
             indexers,
             peers,
             partition: None,
@@ -241,10 +250,16 @@ impl Sim {
                 removed: false,
             })
             .collect();
+        let signers = frontier
+            .epochs
+            .iter()
+            .map(|set| set.iter().map(|k| self.signers[k]).collect())
+            .collect();
         let entry = SystemEntry {
             frontier,
             members,
             views: Vec::new(),
+            signers,
         };
         let decoded = SystemEntry::decode(&entry.encode()).expect("a valid entry");
         assert_eq!(decoded, entry);

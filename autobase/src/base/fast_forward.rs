@@ -83,6 +83,7 @@ impl<A: Apply> Base<A> {
     /// Jumps when the newest usable signed state indexes at least `held +
     /// margin` batches.
     fn fast_forward_past(&mut self, held: u64, margin: u64) -> Result<bool> {
+        self.enter_signed_epochs()?;
         let Some(start) = self.usable_signed_state(held.saturating_add(margin))? else {
             return Ok(false);
         };
@@ -105,41 +106,86 @@ impl<A: Apply> Base<A> {
     /// at the first one below `batches`: a base that is not behind decodes
     /// one entry at open.
     fn usable_signed_state(&self, batches: u64) -> Result<Option<Start>> {
-        let Some(system) = self.signed.system() else {
-            return Ok(None);
-        };
-        let signed = system.info()?.signed_length;
-        for index in (signed.saturating_sub(ENTRIES_TRIED)..signed).rev() {
-            if !system.has(index)? {
-                continue;
-            }
-            // Indexers signed it; one this build cannot read is passed by.
-            let Ok(entry) = SystemEntry::decode(&system.get(index)?) else {
+        for epoch in (0..self.signed.epochs()).rev() {
+            let Some(system) = self.signed.system_at(epoch) else {
                 continue;
             };
-            if entry.frontier.batches < batches {
-                return Ok(None);
-            }
-            let start = Start { entry, index };
-            if self.views_held(&start)? {
-                return Ok(Some(start));
+            let signed = system.info()?.signed_length;
+            for index in (signed.saturating_sub(ENTRIES_TRIED)..signed).rev() {
+                if !system.has(index)? {
+                    continue;
+                }
+                // Indexers signed it; one this build cannot read is passed by.
+                let Ok(entry) = SystemEntry::decode(&system.get(index)?) else {
+                    continue;
+                };
+                if entry.frontier.batches < batches {
+                    // Older entries, and older epochs', index fewer.
+                    return Ok(None);
+                }
+                let start = Start { entry, index };
+                if self.views_held(&start)? {
+                    return Ok(Some(start));
+                }
             }
         }
         Ok(None)
     }
 
-    /// Whether every view's signed core is signed and stored here up to
+    /// Enters every later epoch the newest signed entry of the newest
+    /// epoch's system core names, with the signing keys it names: the old
+    /// indexers' quorum vouches for them (see [`crate::checkpoint`]).
+    fn enter_signed_epochs(&mut self) -> Result<()> {
+        loop {
+            let entered = self.signed.epochs();
+            let Some(entry) = self.newest_signed_entry()? else {
+                return Ok(());
+            };
+            let epochs = &entry.frontier.epochs;
+            for (epoch, (set, signers)) in epochs.iter().zip(&entry.signers).enumerate() {
+                let epoch = epoch as u64 + 1;
+                if epoch == self.signed.epochs() {
+                    self.signed.enter(epoch, set, signers)?;
+                }
+            }
+            if self.signed.epochs() == entered {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The newest signed entry of the newest epoch's system core.
+    fn newest_signed_entry(&self) -> Result<Option<SystemEntry>> {
+        let Some(system) = self.signed.system() else {
+            return Ok(None);
+        };
+        let signed = system.info()?.signed_length;
+        match signed.checked_sub(1) {
+            Some(last) if system.has(last)? => Ok(SystemEntry::decode(&system.get(last)?).ok()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Of view `i`'s signed cores (newest epoch first), one signed and
+    /// stored here up to `length`.
+    fn signed_view_holding(&self, i: usize, length: u64) -> Result<Option<&Core>> {
+        for epoch in (0..self.signed.epochs()).rev() {
+            let Some(core) = self.signed.core_at(epoch, i) else {
+                continue;
+            };
+            if core.info()?.signed_length >= length && core.has_range(0..length)? {
+                return Ok(Some(core));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether every view has a signed core signed and stored here up to
     /// the length `start` names.
     fn views_held(&self, start: &Start) -> Result<bool> {
         for (i, (name, _)) in self.views.iter().enumerate() {
             let (length, _) = start.view(name);
-            if length == 0 {
-                continue;
-            }
-            let Some(core) = self.signed.core(i) else {
-                return Ok(false);
-            };
-            if core.info()?.signed_length < length || !core.has_range(0..length)? {
+            if length > 0 && self.signed_view_holding(i, length)?.is_none() {
                 return Ok(false);
             }
         }
@@ -162,10 +208,13 @@ impl<A: Apply> Base<A> {
     /// `start` names: what the view already holds of them is kept, the
     /// rest copied; the result is checked against the entry's tree hash.
     fn adopt_view(&mut self, i: usize, start: &Start) -> Result<()> {
-        let (Some((name, working)), Some(signed)) = (self.views.get(i), self.signed.core(i)) else {
+        let Some((name, working)) = self.views.get(i) else {
             return Ok(());
         };
         let (length, expected) = start.view(name);
+        let Some(signed) = self.signed_view_holding(i, length)? else {
+            return Ok(());
+        };
         let keep = common_prefix(working, signed, length)?;
         truncate_view(working, keep)?;
         let mut at = keep;
@@ -202,7 +251,7 @@ impl<A: Apply> Base<A> {
         let mut writers: Vec<CoreKey> = match &start {
             Some(s) => {
                 self.lin = Linearizer::from_frontier(&self.indexers, &s.entry.frontier)?;
-                self.system = SystemFollower::from_entry(&self.indexers, &s.entry, s.index);
+                self.system = SystemFollower::from_entry(&s.entry, s.index);
                 s.entry.frontier.writers.iter().map(|w| w.key).collect()
             }
             None => {
@@ -211,6 +260,9 @@ impl<A: Apply> Base<A> {
                 Vec::new()
             }
         };
+        // The application may change the indexers in any batch: each
+        // commit waits until the base has applied it (`Base::update`).
+        self.lin.confirm_each_commit();
         // The membership at the start is what the follower starts from
         // (it always holds the first writer).
         self.members = self.system.members().clone();
@@ -296,15 +348,13 @@ impl<A: Apply> Base<A> {
         Ok(out)
     }
 
-    /// The keys of the base's signed cores (each view's, then the system
-    /// core): what a peer fetches to fast-forward.
+    /// The keys of the base's signed cores in every indexer epoch this
+    /// store knows of (per epoch, each view's, then the system core's):
+    /// what a peer fetches to fast-forward. A signed system entry that
+    /// names a later epoch adds that epoch's cores (see
+    /// [`crate::checkpoint`]): fetch again until no new key appears.
     pub fn signed_cores(&self) -> Vec<CoreKey> {
-        self.views
-            .iter()
-            .enumerate()
-            .filter_map(|(i, _)| self.signed.core(i).map(Core::key))
-            .chain(self.signed.system().map(Core::key))
-            .collect()
+        self.signed.keys()
     }
 }
 

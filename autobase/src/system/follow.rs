@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use hyper_core::{Core, CoreKey};
+use hyper_core::{Core, CoreKey, PublicKey};
 
 use super::{Member, SystemEntry, ViewState};
 use crate::error::{Error, Result};
+use crate::host::Role;
 use crate::linearizer::Linearizer;
 use crate::undo::Applied;
 
@@ -15,10 +16,8 @@ use crate::undo::Applied;
 /// indexed prefix as far as it was folded, and how far the linearizer's
 /// commits were looked at.
 pub(crate) struct SystemFollower {
-    indexers: Vec<CoreKey>,
-    /// The membership after the first `folded` applied batches (`false`:
-    /// removed).
-    members: BTreeMap<CoreKey, bool>,
+    /// The membership after the first `folded` applied batches.
+    members: BTreeMap<CoreKey, Role>,
     folded: usize,
     /// How many of the linearizer's commits were looked at.
     seen: usize,
@@ -30,13 +29,10 @@ impl SystemFollower {
     /// A follower for a base whose first writer is `first` and whose
     /// indexers are `indexers`: they are the members before any batch.
     pub(crate) fn new(first: CoreKey, indexers: &[CoreKey]) -> Self {
+        let mut members: BTreeMap<CoreKey, Role> = [(first, Role::Writer)].into();
+        members.extend(indexers.iter().map(|k| (*k, Role::Indexer)));
         SystemFollower {
-            indexers: indexers.to_vec(),
-            members: indexers
-                .iter()
-                .chain([&first])
-                .map(|k| (*k, true))
-                .collect(),
+            members,
             folded: 0,
             seen: 0,
             entries: 0,
@@ -46,10 +42,13 @@ impl SystemFollower {
     /// A follower for a base whose order starts after `entry`, entry
     /// `index` of the system core (the base fast-forwarded to it): its
     /// members are the entry's, and the next entry written is `index + 1`.
-    pub(crate) fn from_entry(indexers: &[CoreKey], entry: &SystemEntry, index: u64) -> Self {
+    pub(crate) fn from_entry(entry: &SystemEntry, index: u64) -> Self {
         SystemFollower {
-            indexers: indexers.to_vec(),
-            members: entry.members.iter().map(|m| (m.key, !m.removed)).collect(),
+            members: entry
+                .members
+                .iter()
+                .map(|m| (m.key, Role::of(!m.removed, m.indexer)))
+                .collect(),
             folded: 0,
             seen: 0,
             entries: index + 1,
@@ -58,25 +57,53 @@ impl SystemFollower {
 
     /// The membership after the batches folded so far (at the start: the
     /// base's first members, or the entry's).
-    pub(crate) fn members(&self) -> &BTreeMap<CoreKey, bool> {
+    pub(crate) fn members(&self) -> &BTreeMap<CoreKey, Role> {
         &self.members
+    }
+
+    /// The indexers after the first `held` applied batches (`applied`, as
+    /// for [`SystemFollower::follow`]; `held` at least what was folded):
+    /// what the linearizer confirms a commit with.
+    pub(crate) fn indexers_after(&mut self, applied: &[Applied], held: usize) -> Vec<CoreKey> {
+        self.fold(applied, held);
+        self.members
+            .iter()
+            .filter(|(_, r)| **r == Role::Indexer)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Takes the membership changes of the applied batches up to `held`.
+    fn fold(&mut self, applied: &[Applied], held: usize) {
+        for a in applied.get(self.folded..held).unwrap_or_default() {
+            for c in &a.changes {
+                self.members.insert(c.key, c.after);
+            }
+        }
+        self.folded = self.folded.max(held);
     }
 
     /// Appends to the system core `core` (in one append, as an unsigned
     /// tail) the entry of each commit of `lin` that indexed a value, whose
     /// batches are all in `applied` (the base's applied batches, views
-    /// `views` in the base's order) and that `core` does not hold yet.
-    /// Entries are a function of the indexed prefix alone: a writer known
-    /// only through batches after the commit is in no entry.
+    /// `views` in the base's order) and that `core` does not hold yet, as
+    /// far as `signers` gives the signing keys of the epochs they name
+    /// (`None`: not known yet). Entries are a function of the indexed
+    /// prefix alone: a writer known only through batches after the commit
+    /// is in no entry. Returns, for each commit after which the indexers
+    /// changed, its epoch and how many entries the system core holds
+    /// through its entry (where that epoch's system core stops).
     pub(crate) fn follow(
         &mut self,
         lin: &Linearizer,
         applied: &[Applied],
         views: &[(String, Core)],
         core: &Core,
-    ) -> Result<()> {
+        signers: impl Fn(u64) -> Option<Vec<PublicKey>>,
+    ) -> Result<Vec<(u64, u64)>> {
         let have = core.info()?.length;
         let mut blocks = Vec::new();
+        let mut ends = Vec::new();
         while let Some(commit) = lin.commits().get(self.seen) {
             let held = commit
                 .batches
@@ -85,31 +112,38 @@ impl SystemFollower {
                 .ok_or(Error::Malformed(
                     "a commit before the linearizer's frontier",
                 ))?;
-            if held > applied.len() {
-                // Not applied yet (a round stopped early, or apply failed).
+            if held > applied.len() || (lin.awaiting() && self.seen + 1 == lin.commits().len()) {
+                // Not applied yet (a round stopped early, or apply failed),
+                // or its indexers not confirmed yet.
                 break;
             }
             let i = self.seen;
-            self.seen += 1;
             if !commit.values {
+                self.seen += 1;
                 continue;
             }
+            if self.entries + 1 > have {
+                let Some(entry) = self.entry(lin, i, applied, held, views, &signers)? else {
+                    // An epoch's signing keys are not known yet.
+                    break;
+                };
+                entry.validate()?;
+                blocks.push(entry.encode());
+            }
+            self.seen += 1;
             self.entries += 1;
-            if self.entries <= have {
-                continue;
+            if commit.switches {
+                ends.push((commit.epoch, self.entries));
             }
-            let entry = self.entry(lin, i, applied, held, views)?;
-            entry.validate()?;
-            blocks.push(entry.encode());
         }
         if !blocks.is_empty() {
             core.append_unsigned(&blocks)?;
         }
-        Ok(())
+        Ok(ends)
     }
 
     /// The entry of commit `i`, after which the first `held` applied
-    /// batches are indexed.
+    /// batches are indexed (`None` while `signers` lacks an epoch's keys).
     fn entry(
         &mut self,
         lin: &Linearizer,
@@ -117,16 +151,18 @@ impl SystemFollower {
         applied: &[Applied],
         held: usize,
         views: &[(String, Core)],
-    ) -> Result<SystemEntry> {
-        for a in applied.get(self.folded..held).unwrap_or_default() {
-            for c in &a.changes {
-                self.members.insert(c.key, c.after);
-            }
-        }
-        self.folded = self.folded.max(held);
+        signers: &impl Fn(u64) -> Option<Vec<PublicKey>>,
+    ) -> Result<Option<SystemEntry>> {
         let mut frontier = lin
             .frontier_at_commit(i)
             .ok_or(Error::Malformed("a commit the linearizer does not hold"))?;
+        let Some(keys) = (1..=frontier.epochs.len() as u64)
+            .map(signers)
+            .collect::<Option<Vec<_>>>()
+        else {
+            return Ok(None);
+        };
+        self.fold(applied, held);
         // Writers the linearizer knows only through later batches (added
         // by an optimistic batch, say) are no part of this prefix.
         frontier
@@ -135,10 +171,10 @@ impl SystemFollower {
         let members = self
             .members
             .iter()
-            .map(|(key, member)| Member {
+            .map(|(key, role)| Member {
                 key: *key,
-                indexer: self.indexers.contains(key),
-                removed: !member,
+                indexer: *role == Role::Indexer,
+                removed: *role == Role::Removed,
             })
             .collect();
         let last = held
@@ -161,10 +197,11 @@ impl SystemFollower {
             .collect();
         views.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         views.dedup_by(|a, b| a.name == b.name);
-        Ok(SystemEntry {
+        Ok(Some(SystemEntry {
             frontier,
             members,
             views,
-        })
+            signers: keys,
+        }))
     }
 }

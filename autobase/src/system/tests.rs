@@ -37,7 +37,71 @@ fn small() -> SystemEntry {
             length: 2,
             tree_hash: [7; 32],
         }],
+        signers: Vec::new(),
     }
+}
+
+#[test]
+fn an_entry_after_the_indexers_changed_round_trips_and_mismatches_are_refused() {
+    use crate::node::writer_key_of;
+    use hyper_core::PublicKey;
+    let (s1, s2) = (PublicKey([21; 32]), PublicKey([22; 32]));
+    let mut keyed = [(writer_key_of(&s1), s1), (writer_key_of(&s2), s2)];
+    keyed.sort();
+    let mut entry = small();
+    // Key 1 stays the first indexer's writer; the new set is the two
+    // writers derived from s1 and s2.
+    for (k, _) in keyed {
+        entry.frontier.writers.push(FrontierWriter {
+            key: k,
+            length: 0,
+            causal: None,
+        });
+        entry.members.push(Member {
+            key: k,
+            indexer: true,
+            removed: false,
+        });
+    }
+    entry.frontier.writers.sort_by_key(|w| w.key);
+    entry.members.sort_by_key(|m| m.key);
+    if let Some(first) = entry.members.iter_mut().find(|m| m.key == key(1)) {
+        first.indexer = false;
+    }
+    entry.frontier.committed_round = None;
+    entry.frontier.epochs = vec![keyed.iter().map(|(k, _)| *k).collect()];
+    entry.signers = vec![keyed.iter().map(|(_, s)| *s).collect()];
+    assert_eq!(SystemEntry::decode(&entry.encode()).expect("valid"), entry);
+
+    let mut swapped = entry.clone();
+    if let Some(set) = swapped.signers.first_mut() {
+        set.reverse();
+    }
+    assert!(
+        SystemEntry::decode(&swapped.encode()).is_err(),
+        "keys in the wrong order"
+    );
+    let mut short = entry.clone();
+    short.signers.clear();
+    assert!(
+        SystemEntry::decode(&short.encode()).is_err(),
+        "keys missing"
+    );
+    let mut flags = entry.clone();
+    if let Some(first) = flags.members.iter_mut().find(|m| m.key == key(1)) {
+        first.indexer = true;
+    }
+    assert!(
+        SystemEntry::decode(&flags.encode()).is_err(),
+        "an indexer flag the set does not name"
+    );
+    let mut unrounded = entry;
+    unrounded.frontier.epochs.clear();
+    unrounded.signers.clear();
+    assert!(
+        SystemEntry::decode(&unrounded.encode()).is_err(),
+        "no round in epoch 0"
+    );
 }
 
 #[test]
@@ -277,6 +341,7 @@ fn arb_entry() -> impl Strategy<Value = SystemEntry> {
                         tree_hash,
                     })
                     .collect(),
+                signers: Vec::new(),
             }
         })
 }

@@ -24,7 +24,7 @@ impl Apply for Log {
     fn apply(&mut self, batch: &Batch, view: &mut View<'_>, host: &mut Host<'_>) -> Result<()> {
         for value in batch.values.iter().flatten() {
             match String::from_utf8_lossy(value).strip_prefix("add:") {
-                Some(hex) => host.add_writer(hex.parse().expect("key")),
+                Some(hex) => host.add_writer(hex.parse().expect("key"), false)?,
                 None => view.append(VIEW, value)?,
             }
         }
