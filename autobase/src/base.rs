@@ -479,7 +479,31 @@ impl<A: Apply> Base<A> {
         if !self.lin.awaiting() || indexed > self.applied.len() {
             return Ok(false);
         }
-        let set = self.system.indexers_after(&self.applied, indexed);
+        // The set confirmed last holds after the commit before this one
+        // (commits in between indexed acks alone, which change nothing).
+        let commits = self.lin.commits();
+        let from = commits
+            .len()
+            .checked_sub(2)
+            .and_then(|i| commits.get(i))
+            .and_then(|c| c.batches.checked_sub(self.lin.skipped()))
+            .and_then(|held| usize::try_from(held).ok())
+            .unwrap_or(0);
+        let mut set: std::collections::BTreeSet<CoreKey> =
+            self.lin.indexers().iter().copied().collect();
+        for change in self
+            .applied
+            .get(from..indexed)
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|a| &a.changes)
+        {
+            match change.after {
+                Role::Indexer => set.insert(change.key),
+                _ => set.remove(&change.key),
+            };
+        }
+        let set: Vec<CoreKey> = set.into_iter().collect();
         self.lin.confirm(&set)?;
         Ok(true)
     }

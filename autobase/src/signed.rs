@@ -18,6 +18,12 @@ use crate::node::{MAX_CHECKPOINT, ViewSignature};
 /// How many refusal reasons [`BaseInfo::refused_signatures`](crate::BaseInfo::refused_signatures) keeps (the newest).
 pub const MAX_REFUSALS: usize = 16;
 
+/// How many signatures naming no core this store knows are kept (the
+/// newest), to be tried again once it enters a later epoch: an indexer
+/// that entered an epoch first signs that epoch's cores before the others
+/// know their keys.
+const MAX_UNPLACED: usize = 64;
+
 /// What a signed core holds: a view's indexed entries, or the base's
 /// system entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +72,9 @@ pub(crate) struct SignedCores {
     /// Arrivals, by core number (`epoch * per_epoch + core`).
     pending: Pending,
     refused: VecDeque<String>,
+    /// Signatures naming no known core, with their writer: see
+    /// [`MAX_UNPLACED`].
+    unplaced: VecDeque<(CoreKey, ViewSignature)>,
 }
 
 impl SignedCores {
@@ -93,6 +102,7 @@ impl SignedCores {
             epochs: Vec::new(),
             pending: Pending::default(),
             refused: VecDeque::new(),
+            unplaced: VecDeque::new(),
         };
         cores.open_epoch(signers, indexers)?;
         Ok(cores)
@@ -168,6 +178,11 @@ impl SignedCores {
             && core.info()?.length == 0
         {
             core.append_unsigned(&entries)?;
+        }
+        // Signatures that came before this store knew the new cores.
+        let unplaced = std::mem::take(&mut self.unplaced);
+        for (writer, signature) in unplaced {
+            self.receive_one(&writer, &signature, false)?;
         }
         Ok(())
     }
@@ -312,51 +327,64 @@ impl SignedCores {
     /// length is stale (nothing to do, as when a reopened base reads its
     /// history again); the rest waits until this peer's core reaches it.
     pub(crate) fn receive(&mut self, writer: &CoreKey, checkpoint: &[ViewSignature]) -> Result<()> {
-        let per = self.names.len() + 1;
         for s in checkpoint {
-            let found = self.epochs.iter().enumerate().find_map(|(n, e)| {
-                let i = e.cores.iter().position(|(_, c)| c.key() == s.view)?;
-                Some((n, i))
-            });
-            let Some((n, i)) = found else {
+            self.receive_one(writer, s, true)?;
+        }
+        Ok(())
+    }
+
+    /// [`SignedCores::receive`] for one signature; `first`: it was not
+    /// tried before (a signature tried again is not refused twice).
+    fn receive_one(&mut self, writer: &CoreKey, s: &ViewSignature, first: bool) -> Result<()> {
+        let per = self.names.len() + 1;
+        let found = self.epochs.iter().enumerate().find_map(|(n, e)| {
+            let i = e.cores.iter().position(|(_, c)| c.key() == s.view)?;
+            Some((n, i))
+        });
+        let Some((n, i)) = found else {
+            if first {
                 self.refuse(format!(
                     "signature of writer {writer} refused: core {} is not a view of this base \
-                     nor its system core",
+                     nor its system core (kept in case it is a later epoch's)",
                     s.view
                 ));
-                continue;
-            };
-            let Some(e) = self.epochs.get_mut(n) else {
-                continue;
-            };
-            let Some(signer) = e.indexers.iter().position(|k| k == writer) else {
-                self.refuse(format!(
-                    "checkpoint of writer {writer} refused: it is not an indexer (of epoch {n}, \
-                     whose core {} it signs)",
-                    s.view
-                ));
-                continue;
-            };
-            if e.me.as_ref().is_some_and(|(m, _)| *m == signer)
-                && let Some(shipped) = e.shipped.get_mut(i)
-            {
-                *shipped = (*shipped).max(s.length);
             }
-            let stale = match e.cores.get(i) {
-                Some((_, core)) => s.length <= core.info()?.signed_length,
-                None => true,
-            };
-            if stale {
-                continue;
+            if self.unplaced.len() == MAX_UNPLACED {
+                self.unplaced.pop_front();
             }
-            if let Some(why) = self.pending.keep(Arrived {
-                view: n * per + i,
-                signer,
-                length: s.length,
-                signature: s.signature,
-            }) {
-                self.refuse(why);
-            }
+            self.unplaced.push_back((*writer, *s));
+            return Ok(());
+        };
+        let Some(e) = self.epochs.get_mut(n) else {
+            return Ok(());
+        };
+        let Some(signer) = e.indexers.iter().position(|k| k == writer) else {
+            self.refuse(format!(
+                "checkpoint of writer {writer} refused: it is not an indexer (of epoch {n}, \
+                 whose core {} it signs)",
+                s.view
+            ));
+            return Ok(());
+        };
+        if e.me.as_ref().is_some_and(|(m, _)| *m == signer)
+            && let Some(shipped) = e.shipped.get_mut(i)
+        {
+            *shipped = (*shipped).max(s.length);
+        }
+        let stale = match e.cores.get(i) {
+            Some((_, core)) => s.length <= core.info()?.signed_length,
+            None => true,
+        };
+        if stale {
+            return Ok(());
+        }
+        if let Some(why) = self.pending.keep(Arrived {
+            view: n * per + i,
+            signer,
+            length: s.length,
+            signature: s.signature,
+        }) {
+            self.refuse(why);
         }
         Ok(())
     }

@@ -61,18 +61,6 @@ impl SystemFollower {
         &self.members
     }
 
-    /// The indexers after the first `held` applied batches (`applied`, as
-    /// for [`SystemFollower::follow`]; `held` at least what was folded):
-    /// what the linearizer confirms a commit with.
-    pub(crate) fn indexers_after(&mut self, applied: &[Applied], held: usize) -> Vec<CoreKey> {
-        self.fold(applied, held);
-        self.members
-            .iter()
-            .filter(|(_, r)| **r == Role::Indexer)
-            .map(|(k, _)| *k)
-            .collect()
-    }
-
     /// Takes the membership changes of the applied batches up to `held`.
     fn fold(&mut self, applied: &[Applied], held: usize) {
         for a in applied.get(self.folded..held).unwrap_or_default() {

@@ -17,15 +17,30 @@ pub const VIEW: &str = "log";
 /// How long a test waits for the peers to settle.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Every value is a line of the log; `add:KEY` adds a writer.
+/// Every value is a line of the log; `add:KEY` adds a writer,
+/// `indexer:KEY` makes one an indexer, `writer:KEY` a writer that is not
+/// one, `remove:KEY` removes one (a refused change is logged as `refused`).
 pub struct Log;
 
 impl Apply for Log {
     fn apply(&mut self, batch: &Batch, view: &mut View<'_>, host: &mut Host<'_>) -> Result<()> {
         for value in batch.values.iter().flatten() {
-            match String::from_utf8_lossy(value).strip_prefix("add:") {
-                Some(hex) => host.add_writer(hex.parse().expect("key"), false)?,
-                None => view.append(VIEW, value)?,
+            let text = String::from_utf8_lossy(value);
+            let key = |hex: &str| hex.parse::<CoreKey>().expect("key");
+            let changed = if let Some(hex) = text.strip_prefix("add:") {
+                host.add_writer(key(hex), false)
+            } else if let Some(hex) = text.strip_prefix("indexer:") {
+                host.add_writer(key(hex), true)
+            } else if let Some(hex) = text.strip_prefix("writer:") {
+                host.add_writer(key(hex), false)
+            } else if let Some(hex) = text.strip_prefix("remove:") {
+                host.remove_writer(key(hex))
+            } else {
+                view.append(VIEW, value)?;
+                continue;
+            };
+            if changed.is_err() {
+                view.append(VIEW, b"refused")?;
             }
         }
         Ok(())
