@@ -514,23 +514,32 @@ impl<A: Apply> Base<A> {
     fn update_signed(&mut self) -> Result<()> {
         self.end_epochs()?;
         self.enter_epochs()?;
+        // The epochs this base's order reached: it fills their cores; it
+        // fetches those of later epochs it only learned of.
+        let reached = self.lin.epoch().min(self.signed.epochs().saturating_sub(1));
+        // (A base that only adopted a signed state indexed nothing itself:
+        // the cores hold that state signed, or are fetched.)
         let indexed = self.lin.indexed_len().min(self.applied.len());
         for (i, (_, core)) in self.views.iter().enumerate() {
-            let length = self.view_length_at(i, indexed);
-            self.signed.follow(i, core, length)?;
+            if indexed > 0 {
+                let length = self.view_length_at(i, indexed);
+                self.signed.follow(i, core, length, reached)?;
+            }
         }
-        if let Some(core) = self.signed.system().cloned() {
-            let signed = &self.signed;
-            let ends = self
-                .system
-                .follow(&self.lin, &self.applied, &self.views, &core, |e| {
+        let have = self.signed.system_entries()?;
+        let signed = &self.signed;
+        let (blocks, ends) =
+            self.system
+                .follow(&self.lin, &self.applied, &self.views, have, |e| {
                     signed.signers_of(e).map(<[PublicKey]>::to_vec)
                 })?;
-            for (epoch, end) in ends {
-                self.signed.end_system(epoch, end);
-            }
-            self.signed.follow_system()?;
+        if !blocks.is_empty() {
+            self.signed.append_system(reached, have, &blocks)?;
         }
+        for (epoch, end) in ends {
+            self.signed.end_system(epoch, end);
+        }
+        self.signed.follow_system(reached)?;
         self.signed.assemble()?;
         for (i, signed) in self.signed_lengths.iter_mut().enumerate() {
             *signed = self.signed.signed_length(i)?;

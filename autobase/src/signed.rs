@@ -154,8 +154,9 @@ impl SignedCores {
 
     /// Enters epoch `epoch` (the next one; a no-op for one entered
     /// already), whose indexers are `indexers` signing with `signers`
-    /// (same order, writer key order). Its system core starts as a copy of
-    /// the newest one's entries.
+    /// (same order, writer key order). Its cores start empty: a base that
+    /// applies fills them (see [`SignedCores::append_system`]), a peer
+    /// that fast-forwards fetches them.
     pub(crate) fn enter(
         &mut self,
         epoch: u64,
@@ -168,22 +169,55 @@ impl SignedCores {
         if epoch > self.epochs() {
             return Err(Error::Malformed("an indexer epoch entered out of order"));
         }
-        let entries = match self.system() {
-            Some(core) => copy_of(core, 0, core.info()?.length)?,
-            None => Vec::new(),
-        };
         self.open_epoch(signers, indexers)?;
-        if let Some(core) = self.system()
-            && !entries.is_empty()
-            && core.info()?.length == 0
-        {
-            core.append_unsigned(&entries)?;
-        }
         // Signatures that came before this store knew the new cores.
         let unplaced = std::mem::take(&mut self.unplaced);
         for (writer, signature) in unplaced {
             self.receive_one(&writer, &signature, false)?;
         }
+        Ok(())
+    }
+
+    /// How many system entries the longest of the system cores holds: they
+    /// are prefixes of one log of entries.
+    pub(crate) fn system_entries(&self) -> Result<u64> {
+        let mut longest = 0;
+        for epoch in 0..self.epochs() {
+            if let Some(core) = self.system_at(epoch) {
+                longest = longest.max(core.info()?.length);
+            }
+        }
+        Ok(longest)
+    }
+
+    /// Appends the system entries `blocks`, numbered from `have` on, to
+    /// epoch `epoch`'s system core, first copying the entries before them
+    /// it lacks from another epoch's system core (entries are final: the
+    /// copies are every peer's same bytes).
+    pub(crate) fn append_system(
+        &mut self,
+        epoch: u64,
+        have: u64,
+        blocks: &[Vec<u8>],
+    ) -> Result<()> {
+        let Some(core) = self.system_at(epoch).cloned() else {
+            return Ok(());
+        };
+        let length = core.info()?.length;
+        if length < have {
+            let mut source = None;
+            for other in (0..self.epochs()).filter_map(|e| self.system_at(e)) {
+                if other.info()?.length >= have && other.has_range(length..have)? {
+                    source = Some(other);
+                    break;
+                }
+            }
+            let source = source.ok_or(Error::Malformed(
+                "no system core holds the entries the base wrote",
+            ))?;
+            core.append_unsigned(&copy_of(source, length, have)?)?;
+        }
+        core.append_unsigned(blocks)?;
         Ok(())
     }
 
@@ -283,12 +317,20 @@ impl SignedCores {
         self.refused.push_back(why);
     }
 
-    /// Appends to view `i`'s signed cores (as an unsigned tail) the entries
-    /// of `working` up to `indexed`, the view's length at the end of the
-    /// indexed prefix (an ended epoch's core no further than its end). They
-    /// are final, so a signed core only grows.
-    pub(crate) fn follow(&mut self, i: usize, working: &Core, indexed: u64) -> Result<()> {
-        for e in &self.epochs {
+    /// Appends to view `i`'s signed cores of the epochs up to `reached`
+    /// (the epochs this base's own order reached: a later one's cores are
+    /// left to be fetched) the entries of `working` up to `indexed`, the
+    /// view's length at the end of the indexed prefix, as an unsigned
+    /// tail (an ended epoch's core no further than its end). They are
+    /// final, so a signed core only grows.
+    pub(crate) fn follow(
+        &mut self,
+        i: usize,
+        working: &Core,
+        indexed: u64,
+        reached: u64,
+    ) -> Result<()> {
+        for e in self.epochs.iter().take(reached.saturating_add(1) as usize) {
             let (Some((_, core)), Some(end)) = (e.cores.get(i), e.ends.get(i)) else {
                 continue;
             };
@@ -301,14 +343,14 @@ impl SignedCores {
         Ok(())
     }
 
-    /// Has every ended epoch's system core follow the newest one (where the
-    /// entries are written) up to its end.
-    pub(crate) fn follow_system(&mut self) -> Result<()> {
-        let Some(newest) = self.system().cloned() else {
+    /// Has every ended epoch's system core before `reached` follow
+    /// epoch `reached`'s (where the entries are written) up to its end.
+    pub(crate) fn follow_system(&mut self, reached: u64) -> Result<()> {
+        let Some(newest) = self.system_at(reached).cloned() else {
             return Ok(());
         };
         let newest_length = newest.info()?.length;
-        for e in self.epochs.iter().rev().skip(1) {
+        for e in self.epochs.iter().take(reached as usize) {
             let (Some((_, core)), Some(Some(end))) = (e.cores.last(), e.ends.last()) else {
                 continue;
             };

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{Log, PATIENCE, Peers, VIEW, append, drive, log, settled_at};
+use common::{Fetcher, Log, NAME, PATIENCE, Peers, VIEW, append, drive, log, settled_at};
 use hyper_autobase::Base;
 
 /// Runs the bases (update, then ack with the timer fired) until `done`
@@ -49,10 +49,10 @@ fn ops(base: &mut Base<Log>, ops: &[String]) {
 
 #[test]
 fn new_indexers_index_and_sign_once_the_creator_left() {
-    let peers = Peers::new(3);
+    let peers = Peers::new(4);
     let (w0, w1, w2) = (peers.writers[0], peers.writers[1], peers.writers[2]);
     let mesh = peers.mesh(&[0, 1, 2]);
-    let mut bases = peers.bases(&[]);
+    let mut bases = peers.bases_of(3, &[]);
     let first_signed = bases[0].signed_view(VIEW).expect("view core").key();
     // The creator, alone an indexer, makes 1 and 2 writers, then
     // indexers, then steps down to a plain writer.
@@ -131,14 +131,56 @@ fn new_indexers_index_and_sign_once_the_creator_left() {
     let tail = log(&rest[1]);
     assert_eq!(&tail[7..], [b"refused".to_vec(), b"d".to_vec()]);
     assert_eq!(rest[1].info().writers.len(), 2, "writer 1 is removed");
+    until(
+        &mut rest,
+        |b| newest_signed(b) == 9 && b.info().system.signed_length == b.info().system.length,
+        "the last indexer signs its epoch's cores",
+    );
+
+    // A new peer trusts the first indexer alone (the header), and follows
+    // the signed system entries that changed the indexers from epoch to
+    // epoch: it fetches each epoch's signed cores as it learns their keys,
+    // then adopts the newest signed state.
+    let key = rest[1].key();
+    let fresh = &peers.stores[3];
+    let fetcher = Fetcher::new(&peers.stores[2], fresh);
+    fetcher.fetch(&key, 0, Some(1));
+    let mut fetched = Vec::new();
+    let mut late = loop {
+        let base = Base::read(fresh, key, &[VIEW], Log).expect("read");
+        let new: Vec<_> = base
+            .signed_cores()
+            .into_iter()
+            .filter(|k| !fetched.contains(k))
+            .collect();
+        if new.is_empty() {
+            break base;
+        }
+        for core in new {
+            fetcher.fetch(&core, 0, None);
+            fetched.push(core);
+        }
+    };
+    assert_eq!(fetched, rest[1].signed_cores(), "every epoch's cores");
+    // (A reopen jumps only far ahead, FAST_FORWARD_AFTER; a sync would
+    // fetch the writers' nodes after the state it holds.)
+    late.fast_forward().expect("fast-forward");
+    let info = late.info();
+    assert!(info.fast_forwarded > 0, "{info:?}");
+    assert_eq!(info.indexers, [w2]);
+    assert_eq!(log(&late), tail, "the signed view");
+    assert_eq!(
+        late.signed_state().expect("state"),
+        rest[1].signed_state().expect("state")
+    );
+    drop(late);
 
     // Reopened, a base is where it was: same view, indexers and signed
     // length.
     let before = rest[1].info();
     let store = peers.stores[2].clone();
-    let key = rest[1].key();
     rest.truncate(1);
-    let reopened = Base::join(&store, key, common::NAME, &[VIEW], Log).expect("reopen");
+    let reopened = Base::join(&store, key, NAME, &[VIEW], Log).expect("reopen");
     let after = reopened.info();
     assert_eq!(after.indexers, before.indexers);
     assert_eq!(after.views, before.views);

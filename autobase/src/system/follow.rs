@@ -71,25 +71,26 @@ impl SystemFollower {
         self.folded = self.folded.max(held);
     }
 
-    /// Appends to the system core `core` (in one append, as an unsigned
-    /// tail) the entry of each commit of `lin` that indexed a value, whose
-    /// batches are all in `applied` (the base's applied batches, views
-    /// `views` in the base's order) and that `core` does not hold yet, as
-    /// far as `signers` gives the signing keys of the epochs they name
-    /// (`None`: not known yet). Entries are a function of the indexed
-    /// prefix alone: a writer known only through batches after the commit
-    /// is in no entry. Returns, for each commit after which the indexers
-    /// changed, its epoch and how many entries the system core holds
-    /// through its entry (where that epoch's system core stops).
+    /// The entries, encoded, of each commit of `lin` that indexed a value,
+    /// whose batches are all in `applied` (the base's applied batches,
+    /// views `views` in the base's order) and that the system log does
+    /// not hold yet (it holds `have` entries), as far as `signers` gives
+    /// the signing keys of the epochs they name (`None`: not known yet):
+    /// the next entries to append, numbered from `have` on. Entries are a
+    /// function of the indexed prefix alone: a writer known only through
+    /// batches after the commit is in no entry. Also, for each commit
+    /// after which the indexers changed, its epoch and how many entries
+    /// the log holds through its entry (where that epoch's system core
+    /// stops).
+    #[allow(clippy::type_complexity)]
     pub(crate) fn follow(
         &mut self,
         lin: &Linearizer,
         applied: &[Applied],
         views: &[(String, Core)],
-        core: &Core,
+        have: u64,
         signers: impl Fn(u64) -> Option<Vec<PublicKey>>,
-    ) -> Result<Vec<(u64, u64)>> {
-        let have = core.info()?.length;
+    ) -> Result<(Vec<Vec<u8>>, Vec<(u64, u64)>)> {
         let mut blocks = Vec::new();
         let mut ends = Vec::new();
         while let Some(commit) = lin.commits().get(self.seen) {
@@ -124,10 +125,7 @@ impl SystemFollower {
                 ends.push((commit.epoch, self.entries));
             }
         }
-        if !blocks.is_empty() {
-            core.append_unsigned(&blocks)?;
-        }
-        Ok(ends)
+        Ok((blocks, ends))
     }
 
     /// The entry of commit `i`, after which the first `held` applied
