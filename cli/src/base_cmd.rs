@@ -44,9 +44,9 @@ pub enum BaseCommand {
         #[arg(long, default_value = "base")]
         name: String,
         /// Signing keys (ed25519, 64 hex characters) of further indexers'
-        /// writer cores, as `base signer` prints them in their stores (the
-        /// indexer set is fixed at creation; this store's writer is always
-        /// one). They sign the views' checkpoints.
+        /// writer cores, as `base signer` prints them in their stores (this
+        /// store's writer is always one; `base add-writer --indexer` adds
+        /// more later). They sign the views' checkpoints.
         #[arg(long, value_name = "SIGNER")]
         indexer: Vec<String>,
     },
@@ -72,18 +72,22 @@ pub enum BaseCommand {
         #[arg(long, value_name = "LABEL")]
         signer: Option<String>,
     },
-    /// Make WRITER a writer of BASE (appends the operation).
+    /// Make WRITER a writer of BASE (appends the operation): an indexer
+    /// with `--indexer`, else a writer that is not one (an indexer named
+    /// without `--indexer` stops being one). The indexers change once the
+    /// operation is indexed, on every peer at the same point.
     AddWriter {
         /// The base key or its name here.
         base: String,
         /// The writer key `base join` printed.
         writer: String,
-        /// Make it an indexer (not possible yet: indexers are fixed when
-        /// the base is created).
+        /// Make it an indexer: its nodes drive finality and it signs the
+        /// views' checkpoints.
         #[arg(long)]
         indexer: bool,
     },
-    /// Remove WRITER from BASE: its later values are never applied.
+    /// Remove WRITER from BASE: its later values are never applied (an
+    /// indexer stops being one; the base keeps at least one).
     RemoveWriter {
         /// The base key or its name here.
         base: String,
@@ -147,7 +151,7 @@ pub enum BaseCommand {
 /// The CLI's value format.
 #[derive(Clone, PartialEq, prost::Message)]
 struct Op {
-    #[prost(oneof = "Kind", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "Kind", tags = "1, 2, 3, 4, 5, 6")]
     kind: Option<Kind>,
 }
 
@@ -156,9 +160,12 @@ enum Kind {
     /// A value for the log.
     #[prost(bytes, tag = "1")]
     Value(Vec<u8>),
-    /// A writer core key to add.
+    /// A writer core key to add (or to make a writer that is no indexer).
     #[prost(bytes, tag = "2")]
     AddWriter(Vec<u8>),
+    /// A writer core key to add as an indexer (or to make one).
+    #[prost(bytes, tag = "6")]
+    AddIndexer(Vec<u8>),
     /// A writer core key to remove.
     #[prost(bytes, tag = "3")]
     RemoveWriter(Vec<u8>),
@@ -205,15 +212,22 @@ impl Apply for CliApp {
             let seq = batch.start + 1 + i as u64;
             let op = <Op as prost::Message>::decode(value.as_slice()).ok();
             let logged = match op.and_then(|o| o.kind) {
+                // A change the host refuses (the last indexer, too many)
+                // does nothing.
                 Some(Kind::AddWriter(k)) => {
                     if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
-                        host.add_writer(CoreKey(k));
+                        let _ = host.add_writer(CoreKey(k), false);
+                    }
+                    None
+                }
+                Some(Kind::AddIndexer(k)) => {
+                    if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
+                        let _ = host.add_writer(CoreKey(k), true);
                     }
                     None
                 }
                 Some(Kind::RemoveWriter(k)) => {
                     if let Ok(k) = <[u8; 32]>::try_from(k.as_slice()) {
-                        // Removing an indexer is refused: the op does nothing.
                         let _ = host.remove_writer(CoreKey(k));
                     }
                     None
@@ -552,21 +566,24 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
             writer,
             indexer,
         } => {
-            if indexer {
-                return Err(CliError::IndexersFixed);
-            }
             let writer = parse_key::<CoreKey>(&writer, "writer")?;
             let mut base = open_base(&store, &base)?;
-            base.append(&[&encode(&Op {
-                kind: Some(Kind::AddWriter(writer.0.to_vec())),
-            })])?;
+            if !indexer && base.info().indexers == [writer] {
+                return Err(CliError::LastIndexer(writer.to_string()));
+            }
+            let key = writer.0.to_vec();
+            let kind = match indexer {
+                true => Kind::AddIndexer(key),
+                false => Kind::AddWriter(key),
+            };
+            base.append(&[&encode(&Op { kind: Some(kind) })])?;
             base.ack_until_settled(true)?;
         }
         BaseCommand::RemoveWriter { base, writer } => {
             let writer = parse_key::<CoreKey>(&writer, "writer")?;
             let mut base = open_base(&store, &base)?;
-            if base.info().indexers.contains(&writer) {
-                return Err(CliError::IndexersFixed);
+            if base.info().indexers == [writer] {
+                return Err(CliError::LastIndexer(writer.to_string()));
             }
             base.append(&[&encode(&Op {
                 kind: Some(Kind::RemoveWriter(writer.0.to_vec())),

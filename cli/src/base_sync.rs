@@ -118,7 +118,9 @@ pub fn sync(
         let mut served: Vec<CoreKey> = vec![first_key];
         let mut asked: Vec<Needed> = Vec::new();
         let mut skipped = Vec::new();
-        let mut signed_fetched = false;
+        // Each epoch's signed cores: a signed system entry that changed the
+        // indexers names the next epoch's (the base adds them at open).
+        let mut signed_fetched: Vec<CoreKey> = Vec::new();
         loop {
             // A store that never joined the base opens it as a reader.
             let base = match open_base(store, base) {
@@ -128,8 +130,12 @@ pub fn sync(
                 }
                 Err(e) => return Err(e),
             };
-            let mut signed = Vec::new();
-            let wanted: Vec<(CoreKey, DownloadRange)> = if signed_fetched {
+            let signed: Vec<CoreKey> = base
+                .signed_cores()
+                .into_iter()
+                .filter(|k| !signed_fetched.contains(k))
+                .collect();
+            let wanted: Vec<(CoreKey, DownloadRange)> = if signed.is_empty() {
                 let new: Vec<Needed> = base
                     .needed()?
                     .into_iter()
@@ -147,8 +153,7 @@ pub fn sync(
                     })
                     .collect()
             } else {
-                signed_fetched = true;
-                signed = base.signed_cores();
+                signed_fetched.extend(&signed);
                 signed
                     .iter()
                     .copied()

@@ -98,11 +98,12 @@ pub enum CliError {
         /// The argument.
         text: String,
     },
-    /// Indexers cannot be added or removed after creation (yet).
+    /// `base remove-writer` or `base add-writer` without `--indexer` named
+    /// the base's only indexer.
     #[error(
-        "the indexer set is fixed when the base is created (`base create --indexer SIGNER`, the key `base signer` prints); adding or removing an indexer later is not supported yet"
+        "writer {0} is the base's only indexer: a base keeps one (`base add-writer BASE OTHER --indexer` first)"
     )]
-    IndexersFixed,
+    LastIndexer(String),
     /// A block of the log view that is not a log entry.
     #[error("entry {0} of the base's log view is damaged")]
     BadLogEntry(u64),

@@ -92,10 +92,10 @@ fn bad_base_arguments_are_clear_errors() {
     let key = "ab".repeat(32);
     let out = cli(
         &store,
-        &["base", "add-writer", "base", &key, "--indexer"],
+        &["base", "add-writer", "nosuch", &key, "--indexer"],
         None,
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("indexer set is fixed"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no base 'nosuch'"));
     let out = cli(&store, &["base", "join", &key], None);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("`base sync BASE`"), "{err}");

@@ -161,3 +161,72 @@ fn signer_and_join_arguments_are_clear_errors() {
     let view = ok(cli(&a, &["base", "view", "base"], None));
     assert_eq!(view, "from b\n");
 }
+
+#[test]
+fn an_indexer_added_later_takes_over_from_the_creator() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [a, b, c] = ["a", "b", "c"].map(|n| dir.path().join(n));
+    let created = ok(cli(&a, &["base", "create", "--name", "room"], None));
+    let base = field(&created, "base").to_string();
+    let a_writer = field(&created, "writer").to_string();
+    sync(&a, &b, &base);
+    let b_writer = field(&ok(cli(&b, &["base", "join", &base], None)), "writer").to_string();
+    // The only indexer cannot leave, nor stop being one.
+    for args in [
+        vec!["base", "remove-writer", "room", a_writer.as_str()],
+        vec!["base", "add-writer", "room", a_writer.as_str()],
+    ] {
+        let out = cli(&a, &args, None);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("only indexer"), "{err}");
+    }
+    ok(cli(&a, &["base", "append", "room", "from a"], None));
+    ok(cli(
+        &a,
+        &["base", "add-writer", "room", &b_writer, "--indexer"],
+        None,
+    ));
+    sync(&a, &b, &base);
+    // Now that b is one too, a leaves the base.
+    ok(cli(&a, &["base", "remove-writer", "room", &a_writer], None));
+    ok(cli(&a, &["base", "append", "room", "a, removed"], None));
+    // b applies a's removal once its order holds it; a's later value is
+    // never applied. b, alone an indexer now, indexes and signs by itself.
+    let mut rounds = 0;
+    let i = loop {
+        rounds += 1;
+        sync(&a, &b, &base);
+        ok(cli(
+            &b,
+            &["base", "append", &base, &format!("from b {rounds}")],
+            None,
+        ));
+        sync(&b, &a, &base);
+        let i = info(&b, &base);
+        if i["indexers"] == serde_json::json!([b_writer]) || rounds == 6 {
+            break i;
+        }
+    };
+    assert_eq!(i["indexers"], serde_json::json!([b_writer]), "{i}");
+    assert_eq!(i["writers"], serde_json::json!([b_writer]), "{i}");
+    ok(cli(&b, &["base", "append", &base, "b alone"], None));
+    let i = info(&b, &base);
+    assert_eq!(i["indexed_length"], i["length"], "{i}");
+    assert_eq!(i["signed_length"], i["length"], "{i}");
+    let view = ok(cli(&b, &["base", "view", &base], None));
+    assert!(
+        view.starts_with("from a\n") && view.ends_with("b alone\n"),
+        "{view}"
+    );
+    assert!(!view.contains("a, removed"), "{view}");
+
+    // A store that never joined follows the signed entries from the
+    // creator's epoch to b's and reads the same signed view.
+    sync(&b, &c, &base);
+    let late = info(&c, &base);
+    assert_eq!(late["indexers"], i["indexers"], "{late}");
+    assert_eq!(late["signed_length"], i["signed_length"], "{late}");
+    assert_eq!(late["hash"], i["hash"], "{late}");
+    assert_eq!(ok(cli(&c, &["base", "view", &base], None)), view);
+}
