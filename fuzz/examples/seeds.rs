@@ -8,7 +8,7 @@ use std::path::Path;
 
 use hyper_autobase::{
     Causal, Frontier, FrontierWriter, Head, Header as BaseHeader, Member, Node as BaseNode,
-    SystemEntry, ViewState,
+    SystemEntry, ViewState, writer_key_of,
 };
 use hyper_core::{CoreKey, Durability, KeyPair, ProofRequest, PublicKey, Store, StoreOptions};
 use hyper_drive::messages::{
@@ -327,6 +327,7 @@ fn system_entries() -> Vec<Vec<u8>> {
         },
         members: vec![member(1, true, false)],
         views: vec![view("log", 2)],
+        signers: Vec::new(),
     };
     let more = SystemEntry {
         frontier: Frontier {
@@ -347,18 +348,32 @@ fn system_entries() -> Vec<Vec<u8>> {
             member(4, false, true),
         ],
         views: vec![view("kv", 0), view("log", 4)],
+        signers: Vec::new(),
     };
-    // Right after the indexers changed to {2}: nothing committed in the
-    // new epoch yet.
+    // Right after the indexers changed to one new writer's: nothing
+    // committed in the new epoch yet, its signing key named.
+    let signer = PublicKey([9; 32]);
+    let newcomer = writer_key_of(&signer);
     let mut switched = more.clone();
     switched.frontier.committed_round = None;
-    switched.frontier.epochs = vec![vec![CoreKey([2; 32])]];
-    switched.members = vec![
-        member(1, false, false),
-        member(2, true, false),
-        member(3, false, false),
-        member(4, false, true),
-    ];
+    switched.frontier.writers.push(FrontierWriter {
+        key: newcomer,
+        length: 0,
+        causal: None,
+    });
+    switched.frontier.writers.sort_by_key(|w| w.key);
+    for m in &mut switched.members {
+        m.indexer = false;
+    }
+    switched.members.push(Member {
+        key: newcomer,
+        indexer: true,
+        removed: false,
+    });
+    switched.members.sort_by_key(|m| m.key);
+    switched.frontier.epochs = vec![vec![newcomer]];
+    switched.signers = vec![vec![signer]];
+    assert!(switched.validate().is_ok(), "a valid seed");
     vec![one.encode(), more.encode(), switched.encode()]
 }
 
