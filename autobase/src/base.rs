@@ -44,7 +44,8 @@ pub const HOLD_BACK: Duration = Duration::from_millis(500);
 pub struct BaseInfo {
     /// The base key.
     pub key: CoreKey,
-    /// The indexers, in key order.
+    /// The indexers finality counts now (the current epoch's), in key
+    /// order: the base's first ones until a change is indexed.
     pub indexers: Vec<CoreKey>,
     /// The writers (members) at the end of the order, in key order.
     pub writers: Vec<CoreKey>,

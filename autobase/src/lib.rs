@@ -48,11 +48,29 @@
 //! sync fetches the base's [`Base::signed_cores`] first, then only those
 //! blocks. [`Base::fast_forward`] jumps a live base.
 //!
+//! # Changing the indexers
+//!
+//! The application's `apply` adds and removes indexers as it does writers
+//! ([`Host::add_writer`]`(key, true)`, [`Host::remove_writer`]; the base
+//! always keeps one). A change takes effect for finality at the commit
+//! that indexes the batch that made it, the same point on every peer: the
+//! base's [`Linearizer`] waits after each commit that indexes a value
+//! until the base has applied it and confirmed the indexers after it
+//! ([`Linearizer::confirm`]), and a new set starts a new *epoch*, whose
+//! rounds count only the new indexers' batches of that epoch (the
+//! linearizer's module docs say why peers still agree). Each epoch has
+//! signed cores of its own, signed by its indexers; the system entry of
+//! the commit that changed them, signed by the old ones, names the new
+//! indexers and their signing keys, so a peer that trusts only block 0 of
+//! the base follows the chain to the newest epoch ([`Base::signed_cores`]
+//! grows as it does). [`BaseInfo::indexers`] is the current set.
+//!
 //! # Checkpoints, trust and liveness
 //!
 //! Each view also has a *signed core* ([`Base::signed_view`]) whose
-//! manifest lists the indexers' signing keys (from block 0 of the base)
-//! with quorum `n / 2 + 1`: the same key on every peer. Every peer appends
+//! manifest lists the indexers' signing keys (from block 0 of the base,
+//! or from the system entry that changed them) with quorum `n / 2 + 1`:
+//! the same key on every peer. Every peer appends
 //! the view's indexed (final) entries to it as an unsigned tail; each
 //! indexer signs the state it reached and ships the signature in the
 //! checkpoint of its next node ([`ViewSignature`]); any peer adds the
