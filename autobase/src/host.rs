@@ -62,7 +62,11 @@ impl Host<'_> {
     /// now on in the order), an indexer when `indexer`, else a writer that
     /// is not one (an indexer named with `false` stops being one). Fails,
     /// changing nothing, when that would leave no indexer, or make more
-    /// than [`crate::MAX_INDEXERS`].
+    /// than [`crate::MAX_INDEXERS`]. An indexer counts in the quorum from
+    /// the change on, so name only writer cores that exist and will append
+    /// (a key no device writes holds finality back like an offline
+    /// indexer), and the new epoch's signed cores wait until its core's
+    /// manifest (its signing key) has reached the peer.
     pub fn add_writer(&mut self, key: CoreKey, indexer: bool) -> Result<()> {
         let role = Role::of(true, indexer);
         let before = self.members.get(&key).copied();
