@@ -238,10 +238,18 @@ fn s3_measures_each_nat_pair_or_says_why_not() {
         (lines[3], "symmetric-cone", "direct"),
         (lines[4], "symmetric-symmetric", "relay"),
     ] {
-        assert!(
-            line.contains(&format!("\"pair\":\"{pair}\",\"path\":\"{path}\"")),
-            "{line}"
-        );
+        let on = |path: &str| line.contains(&format!("\"pair\":\"{pair}\",\"path\":\"{path}\""));
+        // A birthday search (one symmetric side) is bounded by the punch
+        // timeout; on a loaded machine it can run out, and the swarm falls
+        // back to the relay as designed. The NAT matrix (cli/tests/nat.rs)
+        // holds these pairs to the direct path; here only a fallback after
+        // the whole timeout passes.
+        let fell_back = pair.contains("symmetric")
+            && path == "direct"
+            && on("relay")
+            && field(line, "first_block_ms_max")
+                >= hyper_swarm::PUNCH_TIMEOUT.as_secs_f64() * 1000.0;
+        assert!(on(path) || fell_back, "{line}");
         assert!(line.contains("\"first_block_ms_median\":"), "{line}");
     }
 }

@@ -62,6 +62,7 @@ pub use node::{
     Config, ConnectToken, Event, Node, QueryId, RateLimit, Reachability, RequestError, RequestId,
     Transmit,
 };
+pub use punch::PUNCH_TIMEOUT;
 pub use query::{FoundRecord, QueryKind, QueryOutcome};
 pub use quic::{QuicError, QuicStream};
 pub use records::Limits;
