@@ -16,7 +16,9 @@
 //! A screen shows a message once it is final (indexed by the room's
 //! indexer), so no screen ever shows two messages in another order than
 //! another screen: `NAME: TEXT`, NAME the first 8 hex characters of the
-//! writer's key. Values are `/add KEY` (add a writer) or a message.
+//! writer's key. Values are `/add KEY` (add a writer), `/indexer KEY`
+//! (make a writer one of the room's indexers, so the room goes on
+//! finalizing when the creator is away) or a message.
 //! Stdin closed, the peer keeps serving the room until it is stopped.
 
 use std::collections::BTreeSet;
@@ -39,8 +41,8 @@ const ACK_EVERY: Duration = Duration::from_millis(300);
 
 type Failure = Box<dyn std::error::Error>;
 
-/// The room's application: `/add KEY` adds a writer, anything else is a
-/// message.
+/// The room's application: `/add KEY` adds a writer, `/indexer KEY` an
+/// indexer, anything else is a message.
 struct Room;
 
 impl Apply for Room {
@@ -52,10 +54,16 @@ impl Apply for Room {
     ) -> hyper_autobase::Result<()> {
         for value in batch.values.iter().flatten() {
             let text = String::from_utf8_lossy(value);
-            if let Some(key) = text.strip_prefix("/add ") {
-                // A key that does not parse adds nobody.
+            let command = match (text.strip_prefix("/add "), text.strip_prefix("/indexer ")) {
+                (Some(key), _) => Some((key, false)),
+                (_, Some(key)) => Some((key, true)),
+                _ => None,
+            };
+            if let Some((key, indexer)) = command {
+                // A key that does not parse adds nobody; a change the
+                // host refuses (too many indexers) changes nothing.
                 if let Ok(key) = key.trim().parse::<CoreKey>() {
-                    host.add_writer(key, false)?;
+                    let _ = host.add_writer(key, indexer);
                 }
                 continue;
             }

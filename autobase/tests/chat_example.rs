@@ -176,6 +176,15 @@ fn three_members_chat_and_see_one_order() {
     assert!(pos("hey from carol") < pos("and again from carol"));
     assert_eq!(screens[1], screens[0]);
     assert_eq!(screens[2], screens[0]);
+    // Bob becomes an indexer: from then on a message is final only once
+    // alice and bob (two of two) both saw it, and the room goes on.
+    alice.say(&format!("/indexer {bob_key}"));
+    alice.say("bob indexes too");
+    bob.wait(has("bob indexes too"));
+    bob.say("as an indexer");
+    for member in [&mut alice, &mut bob, &mut carol] {
+        member.wait(has("as an indexer"));
+    }
     // A member who was never added writes nothing anyone shows.
     let mut eve = Member::start(
         &exe,
