@@ -47,6 +47,10 @@ pub struct BaseInfo {
     /// The indexers finality counts now (the current epoch's), in key
     /// order: the base's first ones until a change is indexed.
     pub indexers: Vec<CoreKey>,
+    /// Writers made indexers that do not count yet: each joins the
+    /// indexers at the first commit after a batch of it is indexed (see
+    /// [`crate::Host::add_writer`]), in key order.
+    pub pending_indexers: Vec<CoreKey>,
     /// The writers (members) at the end of the order, in key order.
     pub writers: Vec<CoreKey>,
     /// Batches in the order (those before the start of
@@ -98,6 +102,13 @@ pub struct Base<A> {
     indexers: Vec<CoreKey>,
     writers: BTreeMap<CoreKey, Writer>,
     members: BTreeMap<CoreKey, Role>,
+    /// Writers made indexers that do not count yet, with their indexed
+    /// length when they were made one: they join at the first confirmed
+    /// commit after more of their log is indexed (see `confirm_indexers`).
+    pending: BTreeMap<CoreKey, u64>,
+    /// The writers that are indexers by role after the indexed prefix as
+    /// last confirmed (counting, pending, not leaving ones).
+    roles: std::collections::BTreeSet<CoreKey>,
     lin: Linearizer,
     views: Vec<(String, Core)>,
     /// What the batches of the current update round appended to the views,
@@ -228,6 +239,8 @@ impl<A: Apply> Base<A> {
             lin: Linearizer::new(&indexers)?,
             system: SystemFollower::new(key, &indexers),
             members: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            roles: Default::default(),
             indexers,
             writers: BTreeMap::new(),
             staged: Staged::new(view_cores.len()),
@@ -280,7 +293,7 @@ impl<A: Apply> Base<A> {
     }
 
     /// The base's system core: one [`SystemEntry`] per leader commit of
-    /// the indexed prefix that indexed a value, the same bytes on every
+    /// the indexed prefix that indexed a value or changed the indexers, the same bytes on every
     /// peer, signed up to [`SystemInfo::signed_length`] as views are. Its
     /// key is the same on every peer (derived from the base key and the
     /// indexers); peers are served only its signed part.
@@ -332,7 +345,13 @@ impl<A: Apply> Base<A> {
             // Its acks would never be read back: never ack in a loop.
             return Ok(false);
         }
-        let wanted = self.lin.should_ack(&me, timer) || (timer && self.signed.unshipped()?);
+        // A pending indexer appends once, so a batch of it can be indexed
+        // and it starts to count.
+        let pending =
+            self.pending.contains_key(&me) && self.lin.pushed(&me) <= self.lin.indexed_length(&me);
+        let wanted = self.lin.should_ack(&me, timer)
+            || (timer && self.signed.unshipped()?)
+            || (timer && pending);
         if !wanted {
             return Ok(false);
         }
@@ -490,8 +509,11 @@ impl<A: Apply> Base<A> {
             .and_then(|c| c.batches.checked_sub(self.lin.skipped()))
             .and_then(|held| usize::try_from(held).ok())
             .unwrap_or(0);
-        let mut set: std::collections::BTreeSet<CoreKey> =
+        let current: std::collections::BTreeSet<CoreKey> =
             self.lin.indexers().iter().copied().collect();
+        // Who is an indexer by role after the commit: those after the last
+        // confirmed one, with the role changes since.
+        let mut roles = std::mem::take(&mut self.roles);
         for change in self
             .applied
             .get(from..indexed)
@@ -500,11 +522,37 @@ impl<A: Apply> Base<A> {
             .flat_map(|a| &a.changes)
         {
             match change.after {
-                Role::Indexer => set.insert(change.key),
-                _ => set.remove(&change.key),
+                Role::Indexer => roles.insert(change.key),
+                _ => roles.remove(&change.key),
             };
         }
+        // A new indexer counts once a batch of it is indexed after it was
+        // made one: a key no device writes never holds finality back.
+        self.pending.retain(|k, _| roles.contains(k));
+        let mut set = roles.clone();
+        for key in roles.iter().filter(|k| !current.contains(k)) {
+            let length = self.lin.indexed_length(key);
+            match self.pending.get(key) {
+                Some(&at) if length > at => {
+                    self.pending.remove(key);
+                }
+                Some(_) => {
+                    set.remove(key);
+                }
+                None => {
+                    self.pending.insert(*key, length);
+                    set.remove(key);
+                }
+            }
+        }
+        // Leaving indexers go only once another counts.
+        if set.is_empty() {
+            set = current;
+        }
+        self.roles = roles;
         let set: Vec<CoreKey> = set.into_iter().collect();
+        let watched: Vec<CoreKey> = self.pending.keys().copied().collect();
+        self.lin.watch(&watched);
         self.lin.confirm(&set)?;
         Ok(true)
     }
@@ -645,6 +693,7 @@ impl<A: Apply> Base<A> {
         BaseInfo {
             key: self.key,
             indexers: self.lin.indexers().to_vec(),
+            pending_indexers: self.pending.keys().copied().collect(),
             writers: self
                 .members
                 .iter()

@@ -61,12 +61,16 @@ impl Host<'_> {
     /// Makes `key`'s core a writer of the base (its nodes are applied from
     /// now on in the order), an indexer when `indexer`, else a writer that
     /// is not one (an indexer named with `false` stops being one). Fails,
-    /// changing nothing, when that would leave no indexer, or make more
-    /// than [`crate::MAX_INDEXERS`]. An indexer counts in the quorum from
-    /// the change on, so name only writer cores that exist and will append
-    /// (a key no device writes holds finality back like an offline
-    /// indexer), and the new epoch's signed cores wait until its core's
-    /// manifest (its signing key) has reached the peer.
+    /// changing nothing, when that would leave no indexer (pending ones
+    /// count here), or make more than [`crate::MAX_INDEXERS`]. A new
+    /// indexer is *pending* until a batch of it is indexed after the one
+    /// that made it (it acks for that, [`crate::Base::ack`]): it counts
+    /// from the commit that indexes that batch on, so a key no device
+    /// writes never holds finality back ([`crate::BaseInfo::pending_indexers`]).
+    /// An indexer that leaves while every other one is pending still
+    /// counts until one of them does. The new epoch's signed cores wait
+    /// until the new indexer's core manifest (its signing key) reached the
+    /// peer.
     pub fn add_writer(&mut self, key: CoreKey, indexer: bool) -> Result<()> {
         let role = Role::of(true, indexer);
         let before = self.members.get(&key).copied();

@@ -27,7 +27,7 @@
 //!
 //! Every base also has a *system core* ([`Base::signed_system`]), signed
 //! as the views' cores are: one [`SystemEntry`] per leader commit of the
-//! indexed prefix that indexed a value ([`Linearizer::commits`]), holding
+//! indexed prefix that indexed a value or changed the indexers ([`Linearizer::commits`]), holding
 //! the [`Frontier`] just after it ([`Linearizer::frontier_at_commit`]),
 //! the membership ([`Member`]) and each view's state ([`ViewState`])
 //! there. Entries are a function of the indexed prefix alone, so every
@@ -53,7 +53,10 @@
 //! The application's `apply` adds and removes indexers as it does writers
 //! ([`Host::add_writer`]`(key, true)`, [`Host::remove_writer`]; the base
 //! always keeps one). A change takes effect for finality at the commit
-//! that indexes the batch that made it, the same point on every peer: the
+//! that indexes the batch that made it (a new indexer at the commit that
+//! indexes a batch of its own after that: until then it is pending, so a
+//! key no device writes never holds finality back), the same point on
+//! every peer: the
 //! base's [`Linearizer`] waits after each commit that indexes a value
 //! until the base has applied it and confirmed the indexers after it
 //! ([`Linearizer::confirm`]), and a new set starts a new *epoch*, whose

@@ -316,6 +316,9 @@ pub struct Linearizer {
     confirming: bool,
     /// A commit waits for [`Linearizer::confirm`]: no later one is made.
     awaiting: bool,
+    /// Writers (local indexes) a commit that indexes a batch of also waits
+    /// for confirmation ([`Linearizer::watch`]).
+    watched: std::collections::HashSet<usize>,
     writers: Vec<Writer>,
     by_key: HashMap<CoreKey, usize>,
     vertices: Vec<Vertex>,
@@ -354,6 +357,7 @@ impl Linearizer {
             earlier: Vec::new(),
             confirming: false,
             awaiting: false,
+            watched: std::collections::HashSet::new(),
             writers: Vec::new(),
             by_key: HashMap::new(),
             vertices: Vec::new(),
@@ -425,6 +429,14 @@ impl Linearizer {
     /// it applies. Off by default (the indexers never change).
     pub fn confirm_each_commit(&mut self) {
         self.confirming = true;
+    }
+
+    /// With [`Linearizer::confirm_each_commit`], a commit that indexes a
+    /// batch of one of `writers` waits for confirmation too, values or not
+    /// (a base watches its pending indexers: their first indexed batch
+    /// makes them count). Replaces the writers watched before.
+    pub fn watch(&mut self, writers: &[CoreKey]) {
+        self.watched = writers.iter().map(|k| self.add_writer(*k)).collect();
     }
 
     /// Whether the newest commit waits for [`Linearizer::confirm`].
@@ -500,6 +512,11 @@ impl Linearizer {
             .iter()
             .filter_map(|&v| self.vertices.get(v))
             .map(|v| &v.batch)
+    }
+
+    /// How many nodes of `writer`'s log are indexed.
+    pub fn indexed_length(&self, writer: &CoreKey) -> u64 {
+        self.writer(writer).map_or(0, |w| w.indexed)
     }
 
     /// How many nodes of `writer`'s log have been pushed.
@@ -710,7 +727,7 @@ impl Linearizer {
     }
 
     /// Whether indexer `me` should append an ack now: a batch with a value
-    /// is not indexed yet, and `me` has seen a batch its own newest batch
+    /// (or of a watched writer) is not indexed yet, and `me` has seen a batch its own newest batch
     /// does not cover (new information), or, with `timer` (its ack timer
     /// fired), an ack would move it to a later round. So a lone indexer
     /// acks its own head until it is indexed, acks stop when nothing is
@@ -724,7 +741,8 @@ impl Linearizer {
             return false;
         };
         let (w, state) = w;
-        if state.indexer.is_none() || !self.has_unindexed_values() {
+        if state.indexer.is_none() || !(self.has_unindexed_values() || self.has_unindexed_watched())
+        {
             return false;
         }
         let newest = state.batches.last().and_then(|&v| self.vertices.get(v));
@@ -750,6 +768,19 @@ impl Linearizer {
         newest.causal.epoch < self.epoch()
             || newest.causal.round.is_none()
             || newest.causal.round_set.count_ones() as usize >= self.epoch.quorum
+    }
+
+    /// Whether a watched writer ([`Linearizer::watch`]) has a batch not
+    /// indexed yet: the indexers ack for it as for a value.
+    fn has_unindexed_watched(&self) -> bool {
+        self.watched.iter().any(|&w| {
+            self.writers.get(w).is_some_and(|s| {
+                s.batches
+                    .last()
+                    .and_then(|&v| self.vertices.get(v))
+                    .is_some_and(|v| v.batch.end() > s.indexed)
+            })
+        })
     }
 
     fn has_unindexed_values(&self) -> bool {

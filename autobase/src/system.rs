@@ -61,6 +61,10 @@ struct RawMember {
     indexer: bool,
     #[prost(bool, tag = "3")]
     removed: bool,
+    #[prost(bool, tag = "4")]
+    pending: bool,
+    #[prost(bool, tag = "5")]
+    leaving: bool,
 }
 
 /// The prost form of `ViewState`.
@@ -91,10 +95,19 @@ pub struct SystemInfo {
 pub struct Member {
     /// The writer's core key.
     pub key: CoreKey,
-    /// Whether it is an indexer (named in the base's header).
+    /// Whether it is an indexer finality counts (named in the base's
+    /// header, or made one and active since).
     pub indexer: bool,
     /// Whether it was removed (its later batches are not applied).
     pub removed: bool,
+    /// Whether it was made an indexer but has not counted yet: it joins the
+    /// indexers at the first commit after one of its batches is indexed
+    /// (see [`crate::Host::add_writer`]).
+    pub pending: bool,
+    /// Whether it stopped being an indexer (or was removed) but still
+    /// counts: no other indexer counted yet when it left. Only with
+    /// `indexer`.
+    pub leaving: bool,
 }
 
 /// One view's state at a point of the order.
@@ -154,6 +167,8 @@ impl SystemEntry {
                     key: m.key.0.to_vec(),
                     indexer: m.indexer,
                     removed: m.removed,
+                    pending: m.pending,
+                    leaving: m.leaving,
                 })
                 .collect(),
             views: self
@@ -203,6 +218,8 @@ impl SystemEntry {
                     key: key(&m.key, "member key is not 32 bytes")?,
                     indexer: m.indexer,
                     removed: m.removed,
+                    pending: m.pending,
+                    leaving: m.leaving,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -278,8 +295,14 @@ impl SystemEntry {
         {
             return Err(Error::Malformed("members are not sorted and distinct"));
         }
-        if self.members.iter().any(|m| m.indexer && m.removed) {
-            return Err(Error::Malformed("an indexer is marked removed"));
+        if self
+            .members
+            .iter()
+            .any(|m| m.pending && (m.indexer || m.removed))
+        {
+            return Err(Error::Malformed(
+                "a pending indexer is marked an indexer or removed",
+            ));
         }
         if !self.members.iter().any(|m| m.indexer) {
             return Err(Error::Malformed("a system entry names no indexer"));

@@ -248,6 +248,8 @@ impl Sim {
                 key: w.key,
                 indexer: indexers.contains(&w.key),
                 removed: false,
+                pending: false,
+                leaving: false,
             })
             .collect();
         let signers = frontier

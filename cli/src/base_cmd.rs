@@ -27,6 +27,15 @@ use crate::output::json_line;
 use crate::store::{Access, open_durable};
 use crate::{CliError, Global};
 
+/// Whether `writer` is the base's only indexer, counting the pending ones
+/// (one that is leaving counts until a pending one joins).
+fn only_indexer(info: &hyper_autobase::BaseInfo, writer: &CoreKey) -> bool {
+    info.indexers
+        .iter()
+        .chain(&info.pending_indexers)
+        .all(|k| k == writer)
+}
+
 /// The view of every applied value.
 const LOG: &str = "log";
 /// The key/value view.
@@ -464,6 +473,8 @@ struct InfoJson {
     writer: Option<String>,
     writers: Vec<String>,
     indexers: Vec<String>,
+    /// Made indexers, counted once a batch of each is indexed.
+    pending_indexers: Vec<String>,
     heads: Vec<HeadJson>,
     length: u64,
     indexed_length: u64,
@@ -568,7 +579,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
         } => {
             let writer = parse_key::<CoreKey>(&writer, "writer")?;
             let mut base = open_base(&store, &base)?;
-            if !indexer && base.info().indexers == [writer] {
+            if !indexer && only_indexer(&base.info(), &writer) {
                 return Err(CliError::LastIndexer(writer.to_string()));
             }
             let key = writer.0.to_vec();
@@ -582,7 +593,7 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
         BaseCommand::RemoveWriter { base, writer } => {
             let writer = parse_key::<CoreKey>(&writer, "writer")?;
             let mut base = open_base(&store, &base)?;
-            if base.info().indexers == [writer] {
+            if only_indexer(&base.info(), &writer) {
                 return Err(CliError::LastIndexer(writer.to_string()));
             }
             base.append(&[&encode(&Op {
@@ -683,6 +694,11 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
                 writer: base.writer_key().map(|k| k.to_string()),
                 writers: info.writers.iter().map(CoreKey::to_string).collect(),
                 indexers: info.indexers.iter().map(CoreKey::to_string).collect(),
+                pending_indexers: info
+                    .pending_indexers
+                    .iter()
+                    .map(CoreKey::to_string)
+                    .collect(),
                 heads: base
                     .heads()
                     .iter()
@@ -715,6 +731,9 @@ pub fn run(global: &Global, cmd: BaseCommand) -> Result<(), CliError> {
                 }
                 writeln!(out, "writers:        {}", o.writers.join(", "))?;
                 writeln!(out, "indexers:       {}", o.indexers.join(", "))?;
+                if !o.pending_indexers.is_empty() {
+                    writeln!(out, "pending:        {}", o.pending_indexers.join(", "))?;
+                }
                 writeln!(out, "length:         {}", o.length)?;
                 writeln!(out, "indexed length: {}", o.indexed_length)?;
                 writeln!(out, "signed length:  {}", o.signed_length)?;

@@ -204,7 +204,7 @@ fn an_indexer_added_later_takes_over_from_the_creator() {
         ));
         sync(&b, &a, &base);
         let i = info(&b, &base);
-        if i["indexers"] == serde_json::json!([b_writer]) || rounds == 6 {
+        if i["indexers"] == serde_json::json!([b_writer]) || rounds == 12 {
             break i;
         }
     };

@@ -312,6 +312,8 @@ fn system_entries() -> Vec<Vec<u8>> {
         key: CoreKey([k; 32]),
         indexer,
         removed,
+        pending: false,
+        leaving: false,
     };
     let view = |name: &str, length| ViewState {
         name: name.to_string(),
@@ -369,6 +371,8 @@ fn system_entries() -> Vec<Vec<u8>> {
         key: newcomer,
         indexer: true,
         removed: false,
+        pending: false,
+        leaving: false,
     });
     switched.members.sort_by_key(|m| m.key);
     switched.frontier.epochs = vec![vec![newcomer]];

@@ -251,12 +251,40 @@ impl<A: Apply> Base<A> {
         let mut writers: Vec<CoreKey> = match &start {
             Some(s) => {
                 self.lin = Linearizer::from_frontier(&self.indexers, &s.entry.frontier)?;
-                self.system = SystemFollower::from_entry(&s.entry, s.index);
+                self.system = SystemFollower::from_entry(&self.indexers, &s.entry, s.index);
+                // Pending indexers count from their next indexed batch.
+                self.pending = s
+                    .entry
+                    .members
+                    .iter()
+                    .filter(|m| m.pending)
+                    .map(|m| {
+                        let length = s
+                            .entry
+                            .frontier
+                            .writers
+                            .iter()
+                            .find(|w| w.key == m.key)
+                            .map_or(0, |w| w.length);
+                        (m.key, length)
+                    })
+                    .collect();
+                let watched: Vec<CoreKey> = self.pending.keys().copied().collect();
+                self.lin.watch(&watched);
+                self.roles = s
+                    .entry
+                    .members
+                    .iter()
+                    .filter(|m| !m.removed && ((m.indexer && !m.leaving) || m.pending))
+                    .map(|m| m.key)
+                    .collect();
                 s.entry.frontier.writers.iter().map(|w| w.key).collect()
             }
             None => {
                 self.lin = Linearizer::new(&self.indexers)?;
                 self.system = SystemFollower::new(self.key, &self.indexers);
+                self.pending.clear();
+                self.roles = self.indexers.iter().copied().collect();
                 Vec::new()
             }
         };

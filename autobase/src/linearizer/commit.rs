@@ -97,10 +97,10 @@ impl Linearizer {
             }
             self.sort(&mut segment);
             self.changed_from = self.changed_from.min(self.indexed.len());
-            self.record_commit(anchor_round, segment);
-            if self.confirming && self.commits.last().is_some_and(|c| c.values) {
-                // Its batches may change the indexers: the leaders above
-                // wait for `confirm`.
+            let watched = self.record_commit(anchor_round, segment);
+            if self.confirming && (watched || self.commits.last().is_some_and(|c| c.values)) {
+                // Its batches may change the indexers (or a pending one's
+                // may make it count): the leaders above wait for `confirm`.
                 committed = anchor_round;
                 self.awaiting = true;
                 break;

@@ -102,13 +102,17 @@ pub struct Commit {
 impl Linearizer {
     /// Appends the `segment` the leader of `round` indexes (sorted) to the
     /// indexed prefix and records the commit.
-    pub(super) fn record_commit(&mut self, round: u64, segment: Vec<super::VertexId>) {
+    /// Whether it indexed a batch of a watched writer
+    /// ([`Linearizer::watch`]).
+    pub(super) fn record_commit(&mut self, round: u64, segment: Vec<super::VertexId>) -> bool {
         let mut values = false;
+        let mut watched = false;
         for &v in &segment {
             let at = self.indexed.len();
             if let Some(x) = self.vertices.get_mut(v) {
                 x.indexed_at = at;
                 values |= !x.batch.is_ack();
+                watched |= self.watched.contains(&x.writer);
             }
             self.indexed.push(v);
         }
@@ -119,6 +123,7 @@ impl Linearizer {
             values,
             switches: false,
         });
+        watched
     }
 
     /// Every leader commit since this linearizer started (from empty or

@@ -1,5 +1,5 @@
 //! Following the indexed prefix into the system core: one entry per
-//! leader commit that indexed a value, built from the linearizer's commits
+//! leader commit that indexed a value or changed the indexers, built from the linearizer's commits
 //! and the applied batches, the same bytes on every peer.
 
 use std::collections::BTreeMap;
@@ -16,6 +16,8 @@ use crate::undo::Applied;
 /// indexed prefix as far as it was folded, and how far the linearizer's
 /// commits were looked at.
 pub(crate) struct SystemFollower {
+    /// The base's first indexers (epoch 0's).
+    first_indexers: Vec<CoreKey>,
     /// The membership after the first `folded` applied batches.
     members: BTreeMap<CoreKey, Role>,
     folded: usize,
@@ -32,6 +34,7 @@ impl SystemFollower {
         let mut members: BTreeMap<CoreKey, Role> = [(first, Role::Writer)].into();
         members.extend(indexers.iter().map(|k| (*k, Role::Indexer)));
         SystemFollower {
+            first_indexers: indexers.to_vec(),
             members,
             folded: 0,
             seen: 0,
@@ -42,12 +45,18 @@ impl SystemFollower {
     /// A follower for a base whose order starts after `entry`, entry
     /// `index` of the system core (the base fast-forwarded to it): its
     /// members are the entry's, and the next entry written is `index + 1`.
-    pub(crate) fn from_entry(entry: &SystemEntry, index: u64) -> Self {
+    pub(crate) fn from_entry(indexers: &[CoreKey], entry: &SystemEntry, index: u64) -> Self {
         SystemFollower {
+            first_indexers: indexers.to_vec(),
             members: entry
                 .members
                 .iter()
-                .map(|m| (m.key, Role::of(!m.removed, m.indexer)))
+                .map(|m| {
+                    (
+                        m.key,
+                        Role::of(!m.removed, !m.removed && (m.indexer || m.pending)),
+                    )
+                })
                 .collect(),
             folded: 0,
             seen: 0,
@@ -71,7 +80,7 @@ impl SystemFollower {
         self.folded = self.folded.max(held);
     }
 
-    /// The entries, encoded, of each commit of `lin` that indexed a value,
+    /// The entries, encoded, of each commit of `lin` that indexed a value or changed the indexers,
     /// whose batches are all in `applied` (the base's applied batches,
     /// views `views` in the base's order) and that the system log does
     /// not hold yet (it holds `have` entries), as far as `signers` gives
@@ -107,7 +116,7 @@ impl SystemFollower {
                 break;
             }
             let i = self.seen;
-            if !commit.values {
+            if !commit.values && !commit.switches {
                 self.seen += 1;
                 continue;
             }
@@ -154,13 +163,22 @@ impl SystemFollower {
         frontier
             .writers
             .retain(|w| w.length > 0 || self.members.contains_key(&w.key));
+        // Who counts is the frontier's epoch's set; an indexer by role
+        // outside it is pending, and one that left but still counts (no
+        // other had joined yet) is flagged an indexer too.
+        let active = frontier.epochs.last().unwrap_or(&self.first_indexers);
         let members = self
             .members
             .iter()
-            .map(|(key, role)| Member {
-                key: *key,
-                indexer: *role == Role::Indexer,
-                removed: *role == Role::Removed,
+            .map(|(key, role)| {
+                let indexer = active.contains(key);
+                Member {
+                    key: *key,
+                    indexer,
+                    removed: *role == Role::Removed,
+                    pending: *role == Role::Indexer && !indexer,
+                    leaving: indexer && *role != Role::Indexer,
+                }
             })
             .collect();
         let last = held

@@ -31,6 +31,8 @@ fn small() -> SystemEntry {
             key: key(1),
             indexer: true,
             removed: false,
+            pending: false,
+            leaving: false,
         }],
         views: vec![ViewState {
             name: "log".to_string(),
@@ -61,6 +63,8 @@ fn an_entry_after_the_indexers_changed_round_trips_and_mismatches_are_refused() 
             key: k,
             indexer: true,
             removed: false,
+            pending: false,
+            leaving: false,
         });
     }
     entry.frontier.writers.sort_by_key(|w| w.key);
@@ -149,6 +153,8 @@ fn refuses_bad_entries() {
         key: vec![k; 32],
         indexer,
         removed,
+        pending: false,
+        leaving: false,
     };
     let writer = |k: u8, length, causal: Option<RawCausal>| RawFrontierWriter {
         key: vec![k; 32],
@@ -230,8 +236,13 @@ fn refuses_bad_entries() {
             "a system entry names no indexer",
         ),
         (
-            raw(&|r| r.members = vec![member(1, true, true)]),
-            "an indexer is marked removed",
+            raw(&|r| {
+                r.members = vec![RawMember {
+                    pending: true,
+                    ..member(1, true, false)
+                }]
+            }),
+            "a pending indexer is marked an indexer or removed",
         ),
         (
             raw(&|r| r.members.push(member(1, false, false))),
@@ -321,6 +332,8 @@ fn arb_entry() -> impl Strategy<Value = SystemEntry> {
                         key: key(k),
                         indexer: role == 1,
                         removed: role == 3,
+                        pending: false,
+                        leaving: false,
                     });
                 }
             }
