@@ -293,8 +293,8 @@ impl<A: Apply> Base<A> {
     }
 
     /// The base's system core: one [`SystemEntry`] per leader commit of
-    /// the indexed prefix that indexed a value or changed the indexers, the same bytes on every
-    /// peer, signed up to [`SystemInfo::signed_length`] as views are. Its
+    /// the indexed prefix that indexed a value or changed the indexers, the
+    /// same bytes on every peer, signed up to [`SystemInfo::signed_length`] as views are. Its
     /// key is the same on every peer (derived from the base key and the
     /// indexers); peers are served only its signed part.
     pub fn signed_system(&self) -> Option<&Core> {
@@ -607,6 +607,10 @@ impl<A: Apply> Base<A> {
     /// before this linearizer's start stops where its cores are).
     fn end_epochs(&mut self) -> Result<()> {
         for epoch in 0..self.lin.epoch().min(self.signed.epochs()) {
+            if self.signed.views_ended(epoch) {
+                // Set once: no walk of the commits on every update.
+                continue;
+            }
             let switch = self
                 .lin
                 .commits()

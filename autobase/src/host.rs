@@ -118,3 +118,44 @@ impl Host<'_> {
         self.members.get(key) == Some(&Role::Indexer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(members: &mut BTreeMap<CoreKey, Role>) -> Host<'_> {
+        Host {
+            members,
+            changes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_last_indexer_stays_and_indexers_are_bounded() {
+        let (a, b) = (CoreKey([1; 32]), CoreKey([2; 32]));
+        let mut members = BTreeMap::from([(a, Role::Indexer), (b, Role::Writer)]);
+        let mut h = host(&mut members);
+        assert!(matches!(h.remove_writer(a), Err(Error::LastIndexer(_))));
+        assert!(matches!(h.add_writer(a, false), Err(Error::LastIndexer(_))));
+        assert!(h.changes.is_empty(), "a refused change records nothing");
+        // With a second indexer (pending ones count here) the first may go.
+        h.add_writer(b, true).expect("b an indexer");
+        h.remove_writer(a).expect("a leaves");
+        assert!(!h.is_writer(&a) && h.is_indexer(&b));
+        assert_eq!(h.changes.len(), 2);
+        // Removing someone who is not a writer changes nothing.
+        h.remove_writer(CoreKey([9; 32])).expect("no-op");
+        assert_eq!(h.changes.len(), 2);
+
+        let mut full: BTreeMap<CoreKey, Role> = (0..crate::node::MAX_INDEXERS as u8)
+            .map(|i| (CoreKey([i; 32]), Role::Indexer))
+            .collect();
+        let mut h = host(&mut full);
+        let more = CoreKey([200; 32]);
+        assert!(matches!(
+            h.add_writer(more, true),
+            Err(Error::TooManyIndexers(_))
+        ));
+        h.add_writer(more, false).expect("a plain writer is fine");
+    }
+}

@@ -227,6 +227,15 @@ impl SignedCores {
         Some(&e.signers)
     }
 
+    /// Whether epoch `epoch`'s view cores have their ends set
+    /// ([`SignedCores::end_views`]).
+    pub(crate) fn views_ended(&self, epoch: u64) -> bool {
+        usize::try_from(epoch)
+            .ok()
+            .and_then(|e| self.epochs.get(e))
+            .is_some_and(|e| e.ends.iter().take(self.names.len()).all(Option::is_some))
+    }
+
     /// Sets where epoch `epoch`'s view cores stop (`lengths`, one per view)
     /// once the next epoch started; set once.
     pub(crate) fn end_views(&mut self, epoch: u64, lengths: &[u64]) {

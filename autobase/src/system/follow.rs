@@ -1,6 +1,7 @@
 //! Following the indexed prefix into the system core: one entry per
-//! leader commit that indexed a value or changed the indexers, built from the linearizer's commits
-//! and the applied batches, the same bytes on every peer.
+//! leader commit that indexed a value or changed the indexers, built from
+//! the linearizer's commits and the applied batches, the same bytes on
+//! every peer.
 
 use std::collections::BTreeMap;
 
